@@ -1,0 +1,351 @@
+"""Domain models passed between pollwatch's stages.
+
+These are plain pydantic models: what a Prefect task takes and returns, what the interchange
+formats (docs/formats.md) serialize, and what the store persists. The store's SQL tables live in
+`pollwatch.store`; they carry these models' fields but are not these classes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from datetime import datetime, timezone
+from enum import StrEnum
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+
+def utc(dt: datetime) -> datetime:
+    """Return `dt` as an aware UTC datetime; naive datetimes are refused."""
+    if dt.tzinfo is None:
+        raise ValueError("datetime has no time zone; write it in ISO 8601 with a zone, e.g. 2019-06-09T05:00:00Z")
+    return dt.astimezone(timezone.utc)
+
+
+def iso(dt: datetime | None) -> str | None:
+    """ISO 8601 in UTC with a trailing Z, the interchange format's time notation."""
+    if dt is None:
+        return None
+    return dt.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def stable_id(*parts: Any, length: int = 16) -> str:
+    """A short deterministic id from its parts (same inputs, same id: replays stay idempotent)."""
+    digest = hashlib.sha256("\x1f".join(str(p) for p in parts).encode()).hexdigest()
+    return digest[:length]
+
+
+class IncidentKind(StrEnum):
+    nationwide_outage = "nationwide_outage"
+    regional_outage = "regional_outage"
+    network_outage = "network_outage"
+    service_block = "service_block"
+    circumvention_block = "circumvention_block"
+    throttling = "throttling"
+
+
+class Cause(StrEnum):
+    government_directed = "government_directed"
+    power_outage = "power_outage"
+    cable_cut = "cable_cut"
+    weather_or_disaster = "weather_or_disaster"
+    technical = "technical"
+    unknown = "unknown"
+
+
+class Family(StrEnum):
+    """What a signal measures; anomalies of one family group into one incident."""
+
+    connectivity = "connectivity"  # bgp, active probing, telescope, connectivity index, diffscan
+    service = "service"  # a named service's test failure rate
+    circumvention = "circumvention"  # a circumvention tool's test failure rate
+    performance = "performance"  # latency / transfer time
+
+
+class Entity(BaseModel):
+    """What a series is about: a country, a region, a network (ASN) or a service on a network."""
+
+    model_config = ConfigDict(frozen=True)
+
+    country: str
+    region: str | None = None
+    asn: int | None = None
+    service: str | None = None
+
+    @property
+    def key(self) -> str:
+        return entity_key(self.country, self.region, self.asn, self.service)
+
+    @property
+    def level(self) -> str:
+        if self.service is not None:
+            return "service"
+        if self.asn is not None:
+            return "asn"
+        if self.region is not None:
+            return "region"
+        return "country"
+
+
+def entity_key(country: str, region: str | None, asn: int | None, service: str | None) -> str:
+    """The canonical text key of an entity, e.g. `KZ`, `KZ/region=KZ-ALA`, `KZ/asn=9198/service=whatsapp`."""
+    key = country
+    if region is not None:
+        key += f"/region={region}"
+    if asn is not None:
+        key += f"/asn={asn}"
+    if service is not None:
+        key += f"/service={service}"
+    return key
+
+
+class Provenance(BaseModel):
+    """Where an observation came from: the request that fetched it, when, and a hash of the payload."""
+
+    request: str | None = None
+    fetched_at: datetime | None = None
+    payload_hash: str | None = None
+
+
+class Observation(BaseModel):
+    """One value of one signal for one entity at one time. `value=None` means no data (never an outage)."""
+
+    time: datetime
+    source: str
+    signal: str
+    country: str
+    region: str | None = None
+    asn: int | None = None
+    service: str | None = None
+    value: float | None = None
+    count: int | None = Field(default=None, ge=0, description="measurements behind a rate")
+    provenance: Provenance | None = None
+
+    @field_validator("time")
+    @classmethod
+    def _utc(cls, v: datetime) -> datetime:
+        return utc(v)
+
+    @field_validator("value")
+    @classmethod
+    def _finite(cls, v: float | None) -> float | None:
+        if v is not None and not math.isfinite(v):
+            raise ValueError("value must be a finite number or null (no data)")
+        return v
+
+    @field_validator("country")
+    @classmethod
+    def _country_upper(cls, v: str) -> str:
+        return v.upper()
+
+    @property
+    def entity(self) -> Entity:
+        return Entity(country=self.country, region=self.region, asn=self.asn, service=self.service)
+
+    @property
+    def entity_key(self) -> str:
+        return entity_key(self.country, self.region, self.asn, self.service)
+
+    @property
+    def series_key(self) -> str:
+        return series_key(self.source, self.signal, self.entity_key)
+
+
+def series_key(source: str, signal: str, entity: str) -> str:
+    return f"{source}:{signal}:{entity}"
+
+
+class Gap(BaseModel):
+    """A span where a source should have produced data for an entity and did not."""
+
+    source: str
+    signal: str | None = None
+    entity: str
+    start: datetime
+    end: datetime
+    reason: str
+
+
+class NoticeLevel(StrEnum):
+    info = "info"
+    warning = "warning"
+    error = "error"
+
+
+class Notice(BaseModel):
+    """A message for operators (source down, data gap, vantage offline), never a shutdown alert."""
+
+    time: datetime
+    level: NoticeLevel = NoticeLevel.warning
+    source: str
+    message: str
+    watch: str | None = None
+
+
+class Baseline(BaseModel):
+    """Expected value and spread of one series, with the window it came from and its coverage."""
+
+    source: str
+    signal: str
+    entity: str
+    expected: float | None
+    spread: float | None
+    window_start: datetime
+    window_end: datetime
+    points: int
+    coverage: float = Field(description="share of the window's expected points that had data")
+    usable: bool
+    reason: str = ""
+
+
+class Direction(StrEnum):
+    drop = "drop"  # value below baseline (connectivity lost)
+    rise = "rise"  # value above baseline (failure rate or latency up)
+
+
+class Anomaly(BaseModel):
+    """A series beyond its baseline's thresholds, from start to end (None while open)."""
+
+    id: str
+    watch: str
+    source: str
+    signal: str
+    family: Family
+    entity: Entity
+    direction: Direction
+    start: datetime
+    end: datetime | None = None
+    detected_at: datetime
+    level: str = "critical"  # warning | critical
+    expected: float | None = None
+    observed: float | None = None
+    depth: float = 0.0  # fraction below (drop) or relative rise above (rise) the expectation
+    severity: float = 0.0  # sum of depth% x minutes
+    points: int = 0
+    evidence: dict[str, Any] = Field(default_factory=dict)
+
+
+class AnomalyEvent(BaseModel):
+    """A change to an anomaly at a tick: opened, updated (deeper or longer) or closed."""
+
+    tick: datetime
+    change: str  # opened | updated | closed
+    anomaly: Anomaly
+
+
+class Evidence(BaseModel):
+    """One reason behind an attribution, with the numbers that support it."""
+
+    name: str
+    supports: Cause
+    weight: float
+    detail: str
+    numbers: dict[str, Any] = Field(default_factory=dict)
+
+
+class Scope(BaseModel):
+    """What an incident covers."""
+
+    regions: list[str] = Field(default_factory=list)
+    asns: list[int] = Field(default_factory=list)
+    providers: list[str] = Field(default_factory=list)
+    services: list[str] = Field(default_factory=list)
+    signals: list[str] = Field(default_factory=list)
+    share: float = 0.0  # share of the country's providers (or regions) affected
+    network_types: list[str] = Field(default_factory=list)  # mobile / fixed
+
+
+class Incident(BaseModel):
+    """Anomalies grouped into one event, classified and attributed."""
+
+    id: str
+    watch: str
+    country: str
+    family: Family
+    kind: IncidentKind
+    scope: Scope = Field(default_factory=Scope)
+    start: datetime
+    end: datetime | None = None
+    detected_at: datetime
+    updated_at: datetime
+    status: str = "open"  # open | resolved
+    severity: float = 0.0
+    depth: float = 0.0
+    cause: Cause = Cause.unknown
+    cause_confidence: float = 0.0
+    evidence: list[Evidence] = Field(default_factory=list)
+    anomaly_ids: list[str] = Field(default_factory=list)
+    kind_history: list[dict[str, Any]] = Field(default_factory=list)
+    override: dict[str, Any] | None = None
+    version: int = 1
+
+    @property
+    def regions(self) -> list[str]:
+        return self.scope.regions
+
+    @property
+    def asns(self) -> list[int]:
+        return self.scope.asns
+
+    @property
+    def services(self) -> list[str]:
+        return self.scope.services
+
+    def to_public(self) -> dict[str, Any]:
+        """The incident JSON of docs/formats.md."""
+        return {
+            "id": self.id,
+            "watch": self.watch,
+            "kind": self.kind.value,
+            "country": self.country,
+            "regions": self.scope.regions,
+            "asns": self.scope.asns,
+            "providers": self.scope.providers,
+            "services": self.scope.services,
+            "signals": self.scope.signals,
+            "share": round(self.scope.share, 4),
+            "start": iso(self.start),
+            "end": iso(self.end),
+            "detected_at": iso(self.detected_at),
+            "status": self.status,
+            "severity": round(self.severity, 2),
+            "depth": round(self.depth, 4),
+            "cause": self.cause.value,
+            "cause_confidence": round(self.cause_confidence, 3),
+            "evidence": [e.detail for e in self.evidence],
+            "kind_history": self.kind_history,
+            "override": self.override,
+        }
+
+
+class IncidentEvent(BaseModel):
+    """A change to an incident at a tick; each one may become an alert."""
+
+    tick: datetime
+    change: str  # opened | updated | resolved
+    reasons: list[str] = Field(default_factory=list)
+    incident: Incident
+
+
+class AlertState(StrEnum):
+    pending = "pending"
+    sent = "sent"
+    failed = "failed"
+
+
+class Alert(BaseModel):
+    """One notification about an incident event to one destination (kept in the outbox)."""
+
+    id: str
+    watch: str
+    incident_id: str
+    event: str  # start | update | end
+    sequence: int
+    destination: str
+    idempotency_key: str
+    created_at: datetime
+    text: str
+    payload: dict[str, Any] = Field(default_factory=dict)
+    state: AlertState = AlertState.pending
+    attempts: int = 0

@@ -1,0 +1,426 @@
+"""Playbook schema and loader.
+
+A *template* (`playbooks/rapid-response.yaml`) holds the methodology: phases relative to
+election day, signals with detector thresholds, classification, attribution and alert routing.
+A *watch* file (`playbooks/watches/<country>-<year>-<election>.yaml`) names a template and adds
+the country, date, time zone, providers, regions, services and milestones; any template key it
+repeats overrides the template's value (mappings merge key by key, lists replace).
+
+Every error names the file, the line and the field path, and says what was expected. Unknown
+keys are errors. YAML is loaded with the safe loader only.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+from datetime import date, datetime, time, timedelta
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import pendulum
+import pycountry
+import yaml
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer, ValidationError, field_validator, model_validator
+
+from pollwatch.models import Direction, Family
+from pollwatch.timeutil import format_duration, parse_duration
+
+PLAYBOOKS_DIR = Path(__file__).resolve().parent.parent / "playbooks"
+
+
+Duration = Annotated[timedelta, BeforeValidator(parse_duration), PlainSerializer(format_duration, return_type=str)]
+
+
+class PlaybookError(ValueError):
+    """A playbook failed to load; `problems` holds one `file:line: field: message` per issue."""
+
+    def __init__(self, problems: list[str]):
+        self.problems = problems
+        super().__init__("invalid playbook:\n  " + "\n  ".join(problems))
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+
+class Phase(_Strict):
+    name: str
+    start: Duration = Field(description="offset from election day 00:00 local, e.g. -28d")
+    end: Duration
+    cadence: Duration
+
+    @model_validator(mode="after")
+    def _order(self) -> "Phase":
+        if self.end <= self.start:
+            raise ValueError(f"phase {self.name!r} ends ({format_duration(self.end)}) before it starts ({format_duration(self.start)})")
+        if self.cadence <= timedelta(0):
+            raise ValueError("cadence must be positive")
+        return self
+
+
+class SignalConfig(_Strict):
+    """How one signal is collected and judged. Thresholds follow DESIGN.md's anchors."""
+
+    source: str
+    family: Family = Family.connectivity
+    direction: Direction = Direction.drop
+    step: Duration = timedelta(minutes=5)
+    lag: Duration = timedelta(0)
+    detector: Literal["moving_median", "seasonal", "cusum", "threshold"] = "moving_median"
+    window: Duration = timedelta(hours=24)
+    warm_up: Duration = timedelta(hours=6)
+    # drop signals: value/expected below `warning` (or `critical`) is anomalous.
+    # rise signals: value above expected by `warning` (ratio mode: value/expected above it).
+    warning: float = 0.99
+    critical: float = 0.5
+    mode: Literal["ratio", "delta"] = "ratio"
+    min_prediction: float = 0.0
+    min_count: int = 0
+    min_duration: Duration = timedelta(0)
+    recovery: Duration = timedelta(minutes=10)
+    inpaint_max: Duration = timedelta(days=7)
+    options: dict[str, Any] = Field(default_factory=dict)
+
+
+class SourceConfig(_Strict):
+    enabled: bool = True
+    base_url: str | None = None
+    timeout: Duration = timedelta(seconds=20)
+    options: dict[str, Any] = Field(default_factory=dict)
+
+
+class Provider(_Strict):
+    asn: int = Field(gt=0, lt=2**32)
+    name: str
+    type: Literal["mobile", "fixed", "mixed"] = "mixed"
+    regions: list[str] = Field(default_factory=list)
+
+
+class Region(_Strict):
+    code: str
+    name: str
+
+
+class Service(_Strict):
+    name: str
+    test: str = "web_connectivity"
+    domains: list[str] = Field(default_factory=list)
+    urls: list[str] = Field(default_factory=list)
+
+
+class Milestone(_Strict):
+    name: str
+    at: str = Field(description="local time: 'HH:MM' on election day, or 'YYYY-MM-DDTHH:MM'")
+
+
+class Vantage(_Strict):
+    name: str
+    work_pool: str
+    asn: int | None = None
+    location: str | None = None
+
+
+class Classification(_Strict):
+    nationwide_share: float = Field(default=0.5, gt=0, le=1)
+    recovery: Duration = timedelta(minutes=30)
+    join_gap: Duration = timedelta(minutes=30)
+
+
+class Attribution(_Strict):
+    weights: dict[str, float] = Field(default_factory=dict)
+    min_confidence: float = 0.5
+
+
+class AlertRouting(_Strict):
+    channel: str = "#pollwatch-alerts"
+    ops_channel: str = "#pollwatch-ops"
+    mention_critical: str | None = "@here"
+    critical_severity: float = 5000.0
+    min_severity: float = 0.0
+    max_updates_per_hour: int = 6
+    per_provider: bool = False
+
+
+class Playbook(_Strict):
+    """A template merged with a watch: everything a run needs to know."""
+
+    name: str
+    description: str = ""
+    template: str | None = None
+    country: str | None = None
+    election: str | None = None
+    election_date: date | None = None
+    timezone: str = "UTC"
+    phases: list[Phase] = Field(default_factory=list)
+    signals: dict[str, SignalConfig] = Field(default_factory=dict)
+    sources: dict[str, SourceConfig] = Field(default_factory=dict)
+    providers: list[Provider] = Field(default_factory=list)
+    regions: list[Region] = Field(default_factory=list)
+    services: list[Service] = Field(default_factory=list)
+    circumvention: list[Service] = Field(default_factory=list)
+    milestones: list[Milestone] = Field(default_factory=list)
+    vantages: list[Vantage] = Field(default_factory=list)
+    classification: Classification = Field(default_factory=Classification)
+    attribution: Attribution = Field(default_factory=Attribution)
+    alerts: AlertRouting = Field(default_factory=AlertRouting)
+
+    @field_validator("country")
+    @classmethod
+    def _country(cls, v: str | None) -> str | None:
+        if v is None:
+            return v
+        if pycountry.countries.get(alpha_2=v.upper()) is None:
+            raise ValueError(f"unknown country {v!r}: expected an ISO 3166-1 alpha-2 code such as 'KZ'")
+        return v.upper()
+
+    @field_validator("timezone")
+    @classmethod
+    def _tz(cls, v: str) -> str:
+        try:
+            pendulum.timezone(v)
+        except Exception:
+            raise ValueError(f"unknown time zone {v!r}: expected an IANA name such as 'Asia/Almaty'") from None
+        return v
+
+    @model_validator(mode="after")
+    def _cross(self) -> "Playbook":
+        for svc in self.services + self.circumvention:
+            if not svc.name:
+                raise ValueError("a service needs a name")
+        return self
+
+
+class Watch(Playbook):
+    """A concrete election watch: a playbook with a country, a date and a time zone."""
+
+    source_file: str | None = Field(default=None, exclude=True)
+    content_hash: str | None = Field(default=None, exclude=True)
+
+    @model_validator(mode="after")
+    def _required(self) -> "Watch":
+        missing = [f for f in ("country", "election_date") if getattr(self, f) is None]
+        if missing:
+            raise ValueError(f"a watch needs {', '.join(missing)}")
+        return self
+
+    # --- derived views --------------------------------------------------------------------
+    @property
+    def tz(self) -> Any:
+        return pendulum.timezone(self.timezone)
+
+    @property
+    def election_midnight(self) -> datetime:
+        d = self.election_date
+        assert d is not None
+        return pendulum.datetime(d.year, d.month, d.day, tz=self.tz)
+
+    def at_offset(self, offset: timedelta) -> datetime:
+        """Election day 00:00 local plus an offset; whole days move on the local calendar (DST-safe)."""
+        base = self.election_midnight
+        days = int(offset / timedelta(days=1))
+        rest = offset - timedelta(days=days)
+        return base.add(days=days) + rest
+
+    def resolved_phases(self) -> list["ResolvedPhase"]:
+        return [
+            ResolvedPhase(name=p.name, start=self.at_offset(p.start), end=self.at_offset(p.end), cadence=p.cadence, timezone=self.timezone)
+            for p in self.phases
+        ]
+
+    def phase_at(self, when: datetime) -> "ResolvedPhase | None":
+        for phase in self.resolved_phases():
+            if phase.start <= when < phase.end:
+                return phase
+        return None
+
+    def milestone_times(self) -> dict[str, datetime]:
+        out = {}
+        for m in self.milestones:
+            out[m.name] = self.milestone_time(m)
+        return out
+
+    def milestone_time(self, m: Milestone) -> datetime:
+        text = m.at.strip()
+        d = self.election_date
+        assert d is not None
+        if "T" in text or len(text) > 8:
+            parsed = pendulum.parse(text, tz=self.tz, exact=False)
+            return parsed  # type: ignore[return-value]
+        t = time.fromisoformat(text)
+        return pendulum.datetime(d.year, d.month, d.day, t.hour, t.minute, tz=self.tz)
+
+    def provider(self, asn: int | None) -> Provider | None:
+        return next((p for p in self.providers if p.asn == asn), None)
+
+    def provider_name(self, asn: int) -> str:
+        p = self.provider(asn)
+        return p.name if p else f"AS{asn}"
+
+    @property
+    def circumvention_names(self) -> set[str]:
+        return {c.name for c in self.circumvention}
+
+    def family_of(self, signal: str, service: str | None) -> Family:
+        cfg = self.signals.get(signal)
+        if service is not None and service in self.circumvention_names:
+            return Family.circumvention
+        return cfg.family if cfg else Family.connectivity
+
+
+class ResolvedPhase(BaseModel):
+    name: str
+    start: datetime
+    end: datetime
+    cadence: Duration
+    timezone: str
+
+    def ticks(self) -> list[datetime]:
+        from pollwatch.timeutil import tick_grid
+
+        return tick_grid(self.start, self.end - timedelta(microseconds=1), self.cadence)
+
+
+# --- loading ---------------------------------------------------------------------------------
+
+LineMap = dict[tuple[Any, ...], tuple[str, int]]
+
+
+def _load_yaml(path: Path) -> tuple[Any, LineMap]:
+    """Safe-load YAML and remember the file:line of every key and list item."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise PlaybookError([f"{path}: file not found"]) from None
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}" if mark else str(path)
+        raise PlaybookError([f"{where}: not valid YAML: {getattr(exc, 'problem', exc)}"]) from None
+    lines: LineMap = {}
+
+    def walk(n: Any, p: tuple[Any, ...]) -> None:
+        if isinstance(n, yaml.MappingNode):
+            for k, v in n.value:
+                key = k.value
+                lines[p + (key,)] = (str(path), k.start_mark.line + 1)
+                walk(v, p + (key,))
+        elif isinstance(n, yaml.SequenceNode):
+            for i, v in enumerate(n.value):
+                lines[p + (i,)] = (str(path), v.start_mark.line + 1)
+                walk(v, p + (i,))
+
+    if node is not None:
+        walk(node, ())
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:  # pragma: no cover - compose already parsed it
+        raise PlaybookError([f"{path}: not valid YAML: {exc}"]) from None
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise PlaybookError([f"{path}:1: expected a mapping of playbook fields at the top level, got {type(data).__name__}"])
+    return data, lines
+
+
+def _merge(base: Any, over: Any) -> Any:
+    if isinstance(base, dict) and isinstance(over, dict):
+        out = dict(base)
+        for k, v in over.items():
+            out[k] = _merge(base[k], v) if k in base else v
+        return out
+    return copy.deepcopy(over)
+
+
+def _where(lines: LineMap, loc: tuple[Any, ...], fallback: str) -> str:
+    probe = tuple(loc)
+    while probe:
+        if probe in lines:
+            f, ln = lines[probe]
+            return f"{f}:{ln}"
+        probe = probe[:-1]
+    return f"{fallback}:1"
+
+
+def _problems(exc: ValidationError, lines: LineMap, fallback: str) -> list[str]:
+    problems = []
+    for err in exc.errors():
+        loc = tuple(x for x in err["loc"] if not (isinstance(x, str) and x.startswith("function-")))
+        field = ".".join(str(x) for x in loc) or "(top level)"
+        msg = err["msg"]
+        if err["type"] == "extra_forbidden":
+            msg = "unknown key (check its spelling; allowed keys are in docs/playbooks.md)"
+        elif err["type"] == "missing":
+            msg = "required field is missing"
+        msg = msg.removeprefix("Value error, ")
+        problems.append(f"{_where(lines, loc, fallback)}: {field}: {msg}")
+    return problems
+
+
+def _resolve_template(name: str, relative_to: Path) -> Path:
+    candidates = [relative_to.parent / name, PLAYBOOKS_DIR / name, PLAYBOOKS_DIR / f"{name}.yaml"]
+    for c in candidates:
+        if c.is_file():
+            return c
+    return candidates[-1]
+
+
+def load_playbook(path: str | Path) -> Playbook | Watch:
+    """Load a template or a watch file; a watch is merged over the template it names."""
+    path = Path(path)
+    data, lines = _load_yaml(path)
+    raw = path.read_bytes()
+    template_name = data.get("template")
+    merged, merged_lines = data, dict(lines)
+    digest = hashlib.sha256(raw)
+    if template_name is not None:
+        if not isinstance(template_name, str):
+            f, ln = lines.get(("template",), (str(path), 1))
+            raise PlaybookError([f"{f}:{ln}: template: expected the template's file name, e.g. rapid-response.yaml"])
+        tpath = _resolve_template(template_name, path)
+        if not tpath.is_file():
+            f, ln = lines.get(("template",), (str(path), 1))
+            raise PlaybookError([f"{f}:{ln}: template: no template {template_name!r} next to the watch or in {PLAYBOOKS_DIR}"])
+        tdata, tlines = _load_yaml(tpath)
+        if "template" in tdata:
+            f, ln = tlines[("template",)]
+            raise PlaybookError([f"{f}:{ln}: template: a template cannot itself name a template"])
+        digest.update(tpath.read_bytes())
+        merged = _merge(tdata, data)
+        merged_lines = {**tlines, **lines}
+    is_watch = "country" in data or "election_date" in data
+    model = Watch if is_watch else Playbook
+    try:
+        pb = model.model_validate(merged)
+    except ValidationError as exc:
+        raise PlaybookError(_problems(exc, merged_lines, str(path))) from None
+    if isinstance(pb, Watch):
+        pb.source_file = str(path)
+        pb.content_hash = digest.hexdigest()
+    return pb
+
+
+def load_watch(path: str | Path) -> Watch:
+    """Load a watch file (it must name a country and an election date)."""
+    pb = load_playbook(path)
+    if not isinstance(pb, Watch):
+        raise PlaybookError([f"{path}:1: a watch needs 'country' and 'election_date' (this looks like a template)"])
+    return pb
+
+
+def find_watch(name_or_path: str | Path) -> Path:
+    """Accept a path or a bare watch name (`kz-2019-presidential`) from playbooks/watches/."""
+    p = Path(name_or_path)
+    if p.is_file():
+        return p
+    for cand in (PLAYBOOKS_DIR / "watches" / f"{name_or_path}.yaml", PLAYBOOKS_DIR / "watches" / str(name_or_path)):
+        if cand.is_file():
+            return cand
+    raise PlaybookError([f"{name_or_path}: no such watch file (give a path, or a name from {PLAYBOOKS_DIR / 'watches'})"])
+
+
+def watch_json(watch: Watch) -> str:
+    """A canonical JSON of the watch (for hashing, passing to flows and recording)."""
+    return json.dumps(watch.model_dump(mode="json"), sort_keys=True)

@@ -1,0 +1,35 @@
+"""Settings from the environment (prefix POLLWATCH_) and an optional `.env` file.
+
+Secrets are typed `SecretStr` so they never print; flows may also read them from Prefect Secret
+blocks (see `tasks/secrets.py`), which take precedence.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="POLLWATCH_", env_file=".env", extra="ignore")
+
+    home: Path = Field(default=Path.home() / ".pollwatch", description="where the embedded store lives")
+    database_url: str | None = Field(default=None, description="SQLAlchemy URL; default SQLite in `home`")
+    slack_bot_token: SecretStr | None = None
+    slack_webhook_url: SecretStr | None = None
+    slack_base_url: str | None = None
+    radar_api_token: SecretStr | None = None
+
+    @property
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        self.home.mkdir(parents=True, exist_ok=True)
+        return f"sqlite:///{self.home / 'pollwatch.sqlite'}"
+
+
+def get_settings() -> Settings:
+    """Read the settings now (cheap; the environment may change between calls in tests)."""
+    return Settings()

@@ -1,0 +1,295 @@
+"""Scenario simulator: realistic observations for a watch, with injected events and their labels.
+
+The country is modelled as cells (region x provider), each with a number of routed /24 blocks.
+Country, region and provider series are sums over cells, so a regional outage also shows, less
+deeply, in the country and in every provider serving the region, as it does in IODA's data.
+Signals: `bgp` (routed /24s, near-constant), `active_probing` (responsive /24s, diurnal),
+`telescope` (unsolicited traffic, noisy), per provider and service an hourly OONI-style
+`service_failure_rate` with its measurement count, and a web-probe `rtt_ms`. Points go missing
+at random (value null) and OONI hours with no measurements are null: missing data, not outages.
+
+Events of every kind in DESIGN.md's vocabulary can be injected; each comes back as a Label
+(kind, scope, start, end, cause) for evaluation.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from datetime import datetime, timedelta, timezone
+
+from pydantic import BaseModel, Field
+
+from pollwatch.models import Cause, IncidentKind, Observation, iso, stable_id
+from pollwatch.playbook import Watch
+from pollwatch.timeutil import floor_time
+
+CONNECTIVITY_SIGNALS = ("bgp", "active_probing", "telescope")
+
+
+class EventSpec(BaseModel):
+    """An event to inject. Empty scope lists mean 'all' for the dimension the kind acts on."""
+
+    kind: IncidentKind
+    start: datetime
+    end: datetime
+    cause: Cause = Cause.unknown
+    regions: list[str] = Field(default_factory=list)
+    asns: list[int] = Field(default_factory=list)
+    services: list[str] = Field(default_factory=list)
+    depth: float = 0.95  # share of connectivity lost, or failure probability for blocks
+    factor: float = 6.0  # latency multiplier for throttling
+
+
+class Label(BaseModel):
+    """Ground truth for one injected event."""
+
+    id: str
+    kind: IncidentKind
+    country: str
+    regions: list[str] = Field(default_factory=list)
+    asns: list[int] = Field(default_factory=list)
+    services: list[str] = Field(default_factory=list)
+    start: datetime
+    end: datetime
+    cause: Cause
+
+    def to_public(self) -> dict:
+        d = self.model_dump(mode="json")
+        d["start"], d["end"] = iso(self.start), iso(self.end)
+        return d
+
+
+class Scenario(BaseModel):
+    watch: str
+    start: datetime
+    end: datetime
+    seed: int
+    observations: list[Observation]
+    labels: list[Label]
+
+
+def _label(watch: Watch, ev: EventSpec) -> Label:
+    asns = ev.asns
+    services = ev.services
+    if ev.kind in (IncidentKind.nationwide_outage,):
+        asns = [p.asn for p in watch.providers]
+    if ev.kind is IncidentKind.service_block and not services:
+        services = [s.name for s in watch.services]
+    if ev.kind is IncidentKind.circumvention_block and not services:
+        services = [s.name for s in watch.circumvention]
+    return Label(
+        id=stable_id(watch.name, ev.kind, iso(ev.start), *ev.regions, *ev.asns, *ev.services, length=12),
+        kind=ev.kind, country=watch.country or "", regions=ev.regions, asns=asns, services=services,
+        start=ev.start, end=ev.end, cause=ev.cause,
+    )
+
+
+def election_day_events(watch: Watch) -> list[EventSpec]:
+    """One event of every kind on election day, timed like the Kazakhstan 2019 playbook case."""
+    at = watch.at_offset
+    h = timedelta(hours=1)
+    regions = [r.code for r in watch.regions]
+    mobile = [p.asn for p in watch.providers if p.type == "mobile"] or [p.asn for p in watch.providers]
+    fixed = [p.asn for p in watch.providers if p.type == "fixed"] or [p.asn for p in watch.providers]
+    services = [s.name for s in watch.services]
+    return [
+        EventSpec(kind=IncidentKind.regional_outage, start=at(3 * h), end=at(5.5 * h), regions=regions[-1:], cause=Cause.power_outage),
+        EventSpec(kind=IncidentKind.circumvention_block, start=at(8 * h), end=at(22 * h), services=[c.name for c in watch.circumvention], cause=Cause.government_directed, depth=0.9),
+        EventSpec(kind=IncidentKind.service_block, start=at(9 * h), end=at(18 * h), services=services[:1], cause=Cause.government_directed, depth=0.9),
+        EventSpec(kind=IncidentKind.network_outage, start=at(timedelta(hours=11, minutes=15)), end=at(timedelta(hours=12, minutes=5)), asns=fixed[-1:], cause=Cause.technical),
+        EventSpec(kind=IncidentKind.throttling, start=at(15 * h), end=at(18 * h), services=services[-2:-1] or services[:1], asns=mobile, cause=Cause.government_directed, factor=6.0),
+        EventSpec(kind=IncidentKind.nationwide_outage, start=at(20 * h), end=at(21 * h), cause=Cause.government_directed, depth=0.97),
+    ]
+
+
+def random_events(watch: Watch, start: datetime, end: datetime, n: int, seed: int) -> list[EventSpec]:
+    """`n` non-overlapping events of random kinds between start and end (for evaluation suites)."""
+    rng = random.Random(seed)
+    kinds = list(IncidentKind)
+    span = (end - start) / max(n, 1)
+    out = []
+    regions = [r.code for r in watch.regions]
+    asns = [p.asn for p in watch.providers]
+    services = [s.name for s in watch.services]
+    tools = [c.name for c in watch.circumvention]
+    for i in range(n):
+        kind = kinds[i % len(kinds)] if i < len(kinds) else rng.choice(kinds)
+        slot = start + span * i
+        onset = floor_time(slot + span * rng.uniform(0.25, 0.45), timedelta(minutes=5))
+        hours = rng.uniform(1.0, min(6.0, span / timedelta(hours=1) * 0.4))
+        ev_end = onset + timedelta(hours=hours)
+        kw: dict = {}
+        if kind is IncidentKind.regional_outage:
+            kw["regions"] = rng.sample(regions, 1)
+        elif kind is IncidentKind.network_outage:
+            kw["asns"] = rng.sample(asns, 1)
+        elif kind is IncidentKind.service_block:
+            kw["services"] = rng.sample(services, rng.randint(1, min(3, len(services))))
+        elif kind is IncidentKind.circumvention_block:
+            kw["services"] = tools
+        elif kind is IncidentKind.throttling:
+            kw["services"] = rng.sample(services, 1)
+            kw["asns"] = asns
+        cause = Cause.government_directed if kind in (IncidentKind.nationwide_outage, IncidentKind.service_block, IncidentKind.circumvention_block, IncidentKind.throttling) else rng.choice([Cause.technical, Cause.power_outage])
+        out.append(EventSpec(kind=kind, start=onset, end=ev_end, cause=cause, **kw))
+    return out
+
+
+def _cells(watch: Watch, rng: random.Random) -> dict[tuple[str, int], float]:
+    """/24 blocks per (region, provider): fixed providers are large, mobile ones smaller."""
+    regions = [r.code for r in watch.regions] or [f"{watch.country}-ALL"]
+    cells = {}
+    for p in watch.providers:
+        size = 900.0 if p.type == "fixed" else 350.0
+        weights = [rng.uniform(0.5, 1.5) for _ in regions]
+        total = sum(weights)
+        for region, w in zip(regions, weights):
+            cells[(region, p.asn)] = size * w / total
+    return cells
+
+
+def simulate(
+    watch: Watch,
+    start: datetime,
+    end: datetime,
+    events: list[EventSpec] | None = None,
+    seed: int = 1,
+    missing_rate: float = 0.005,
+) -> Scenario:
+    """Generate observations for [start, end) with the given events injected."""
+    rng = random.Random(seed)
+    events = events or []
+    country = watch.country or "XX"
+    cells = _cells(watch, rng)
+    regions = sorted({r for r, _ in cells})
+    asns = sorted({a for _, a in cells})
+    tz_offset_h = watch.election_midnight.utcoffset().total_seconds() / 3600  # type: ignore[union-attr]
+    obs: list[Observation] = []
+    ooni_blind = {a for a in asns if rng.random() < 0.0}  # every network has some tests by default
+    rtt_base = {(a, s.name): rng.uniform(60, 220) for a in asns for s in watch.services}
+
+    def active(t: datetime, kinds: tuple[IncidentKind, ...]) -> list[EventSpec]:
+        return [e for e in events if e.kind in kinds and e.start <= t < e.end]
+
+    def cell_factor(t: datetime, region: str, asn: int) -> float:
+        f = 1.0
+        for e in active(t, (IncidentKind.nationwide_outage, IncidentKind.regional_outage, IncidentKind.network_outage)):
+            if e.kind is IncidentKind.nationwide_outage and (not e.asns or asn in e.asns):
+                f *= 1 - e.depth
+            elif e.kind is IncidentKind.regional_outage and region in e.regions:
+                f *= 1 - e.depth
+            elif e.kind is IncidentKind.network_outage and asn in e.asns:
+                f *= 1 - e.depth
+        return f
+
+    def diurnal(t: datetime, amp: float) -> float:
+        local_h = (t.hour + t.minute / 60 + tz_offset_h) % 24
+        return 1 + amp * math.sin((local_h - 9) / 24 * 2 * math.pi)
+
+    def emit(t: datetime, signal: str, value: float | None, region: str | None = None, asn: int | None = None,
+             service: str | None = None, count: int | None = None, source: str = "ioda") -> None:
+        if value is not None and rng.random() < missing_rate:
+            value = None
+        obs.append(Observation(time=t, source=source, signal=signal, country=country, region=region, asn=asn,
+                               service=service, value=value, count=count))
+
+    # connectivity (IODA-like)
+    steps = {"bgp": timedelta(minutes=5), "active_probing": timedelta(minutes=10), "telescope": timedelta(minutes=5)}
+    for signal in CONNECTIVITY_SIGNALS:
+        cfg = watch.signals.get(signal)
+        if cfg is None:
+            continue
+        step = cfg.step or steps[signal]
+        t = floor_time(start, step)
+        if t < start:
+            t += step
+        while t < end:
+            factors = {c: cell_factor(t, *c) for c in cells}
+            if signal == "bgp":
+                scale, noise, amp = 1.0, 0.001, 0.0
+            elif signal == "active_probing":
+                scale, noise, amp = 0.6, 0.015, 0.05
+            else:
+                scale, noise, amp = 40.0, 0.08, 0.15
+            d = diurnal(t, amp)
+
+            def val(total: float) -> float:
+                return round(max(0.0, total * scale * d * (1 + rng.gauss(0, noise))), 3)
+
+            emit(t, signal, val(sum(cells[c] * factors[c] for c in cells)))
+            if signal != "telescope":
+                for r in regions:
+                    emit(t, signal, val(sum(cells[c] * factors[c] for c in cells if c[0] == r)), region=r)
+                for a in asns:
+                    emit(t, signal, val(sum(cells[c] * factors[c] for c in cells if c[1] == a)), asn=a)
+            t += step
+
+    def asn_connectivity(t: datetime, asn: int) -> float:
+        total = sum(v for (r, a), v in cells.items() if a == asn)
+        return sum(v * cell_factor(t, r, a) for (r, a), v in cells.items() if a == asn) / total
+
+    # service and circumvention tests (OONI-like), hourly per provider
+    if "service_failure_rate" in watch.signals:
+        t = floor_time(start, timedelta(hours=1))
+        if t < start:
+            t += timedelta(hours=1)
+        while t < end:
+            for a in asns:
+                conn = asn_connectivity(t + timedelta(minutes=30), a)
+                for svc, rate, circ in [(s.name, 8, False) for s in watch.services] + [(c.name, 4, True) for c in watch.circumvention]:
+                    n = 0 if a in ooni_blind else _poisson(rng, rate * diurnal(t, 0.4) * conn)
+                    if n == 0:
+                        emit(t, "service_failure_rate", None, asn=a, service=svc, count=0, source="ooni")
+                        continue
+                    p_fail = 0.02
+                    kinds = (IncidentKind.circumvention_block,) if circ else (IncidentKind.service_block,)
+                    for e in active(t + timedelta(minutes=30), kinds):
+                        if svc in e.services and (not e.asns or a in e.asns):
+                            p_fail = e.depth
+                    fails = sum(1 for _ in range(n) if rng.random() < p_fail)
+                    obs.append(Observation(time=t, source="ooni", signal="service_failure_rate", country=country, asn=a,
+                                           service=svc, value=round(fails / n, 4), count=n))
+            t += timedelta(hours=1)
+
+    # web-probe latency per provider and service
+    if "rtt_ms" in watch.signals:
+        step = watch.signals["rtt_ms"].step
+        t = floor_time(start, step)
+        if t < start:
+            t += step
+        while t < end:
+            for a in asns:
+                up = asn_connectivity(t, a) > 0.5
+                for s in watch.services:
+                    if not up:
+                        emit(t, "rtt_ms", None, asn=a, service=s.name, source="webprobe")
+                        continue
+                    f = 1.0
+                    for e in active(t, (IncidentKind.throttling,)):
+                        if s.name in e.services and (not e.asns or a in e.asns):
+                            f *= e.factor
+                    blocked = any(s.name in e.services and (not e.asns or a in e.asns) for e in active(t, (IncidentKind.service_block,)))
+                    value = None if blocked else round(rtt_base[(a, s.name)] * f * diurnal(t, 0.1) * math.exp(rng.gauss(0, 0.08)), 1)
+                    emit(t, "rtt_ms", value, asn=a, service=s.name, source="webprobe")
+            t += step
+
+    obs.sort(key=lambda o: (o.time, o.source, o.signal, o.entity_key))
+    return Scenario(watch=watch.name, start=start, end=end, seed=seed, observations=obs, labels=[_label(watch, e) for e in events])
+
+
+def _poisson(rng: random.Random, lam: float) -> int:
+    if lam <= 0:
+        return 0
+    limit, k, p = math.exp(-lam), 0, 1.0
+    while True:
+        p *= rng.random()
+        if p <= limit:
+            return k
+        k += 1
+
+
+def demo_range(watch: Watch) -> tuple[datetime, datetime, datetime]:
+    """(history start, election day 00:00 local, day after 00:00 local) as UTC datetimes."""
+    day = watch.at_offset(timedelta(0)).astimezone(timezone.utc)
+    return day - timedelta(days=3), day, watch.at_offset(timedelta(days=1)).astimezone(timezone.utc)

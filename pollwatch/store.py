@@ -1,0 +1,584 @@
+"""pollwatch's own store: SQLModel tables on SQLite (embedded default) or PostgreSQL.
+
+The schema is created and changed by Alembic migrations (`pollwatch/migrations/`), never by
+`create_all`: `open_store()` upgrades the database to the newest revision before use. On SQLite
+the connection runs in WAL mode with a busy timeout and foreign keys on, and writers take the
+lock up front (`BEGIN IMMEDIATE`) so concurrent ticks wait instead of failing half-way.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import JSON, Column, Index, UniqueConstraint, event, func, select
+from sqlalchemy.engine import Engine
+from sqlalchemy.types import DateTime, TypeDecorator
+from sqlmodel import Field, Session, SQLModel, create_engine
+
+from pollwatch.models import Alert, AlertState, Anomaly, Entity, Gap, Incident, Notice, Observation, Provenance
+
+MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
+
+
+class UTCDateTime(TypeDecorator):
+    """Timestamps stored timezone-aware on PostgreSQL and as UTC on SQLite; always read back aware UTC."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to the store")
+        value = value.astimezone(timezone.utc)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=timezone.utc)
+        return value.astimezone(timezone.utc)
+
+
+def _ts(**kw: Any) -> Any:
+    return Field(sa_column=Column(UTCDateTime(), **kw))
+
+
+def _json(**kw: Any) -> Any:
+    return Field(default=None, sa_column=Column(JSON, **kw))
+
+
+# --- tables ----------------------------------------------------------------------------------
+
+
+class ObservationRow(SQLModel, table=True):
+    __tablename__ = "observation"
+    __table_args__ = (
+        UniqueConstraint("source", "signal", "entity", "time", name="uq_observation_series_time"),
+        Index("ix_observation_country_time", "country", "time"),
+    )
+    id: int | None = Field(default=None, primary_key=True)
+    source: str = Field(max_length=64)
+    signal: str = Field(max_length=64)
+    entity: str = Field(max_length=255)
+    country: str = Field(max_length=2)
+    region: str | None = Field(default=None, max_length=128)
+    asn: int | None = Field(default=None)
+    service: str | None = Field(default=None, max_length=128)
+    time: datetime = _ts(nullable=False)
+    value: float | None = None
+    count: int | None = None
+    request: str | None = None
+    fetched_at: datetime | None = _ts(nullable=True)
+    payload_hash: str | None = Field(default=None, max_length=64)
+
+
+class GapRow(SQLModel, table=True):
+    __tablename__ = "gap"
+    __table_args__ = (UniqueConstraint("watch", "source", "entity", "start", name="uq_gap"),)
+    id: int | None = Field(default=None, primary_key=True)
+    watch: str = Field(index=True, max_length=128)
+    source: str = Field(max_length=64)
+    signal: str | None = Field(default=None, max_length=64)
+    entity: str = Field(max_length=255)
+    start: datetime = _ts(nullable=False)
+    end: datetime = _ts(nullable=False)
+    reason: str
+
+
+class NoticeRow(SQLModel, table=True):
+    __tablename__ = "notice"
+    id: int | None = Field(default=None, primary_key=True)
+    watch: str | None = Field(default=None, index=True, max_length=128)
+    time: datetime = _ts(nullable=False)
+    level: str = Field(max_length=16)
+    source: str = Field(max_length=64)
+    message: str
+
+
+class BaselineRow(SQLModel, table=True):
+    __tablename__ = "baseline"
+    __table_args__ = (UniqueConstraint("watch", "source", "signal", "entity", name="uq_baseline"),)
+    id: int | None = Field(default=None, primary_key=True)
+    watch: str = Field(index=True, max_length=128)
+    source: str = Field(max_length=64)
+    signal: str = Field(max_length=64)
+    entity: str = Field(max_length=255)
+    computed_at: datetime = _ts(nullable=False)
+    expected: float | None = None
+    spread: float | None = None
+    window_start: datetime = _ts(nullable=False)
+    window_end: datetime = _ts(nullable=False)
+    points: int = 0
+    coverage: float = 0.0
+    usable: bool = False
+    reason: str = ""
+
+
+class AnomalyRow(SQLModel, table=True):
+    __tablename__ = "anomaly"
+    id: str = Field(primary_key=True, max_length=64)
+    watch: str = Field(index=True, max_length=128)
+    source: str = Field(max_length=64)
+    signal: str = Field(max_length=64)
+    entity: str = Field(max_length=255)
+    start: datetime = _ts(nullable=False)
+    end: datetime | None = _ts(nullable=True)
+    detected_at: datetime = _ts(nullable=False)
+    data: dict[str, Any] | None = _json(nullable=False)
+
+
+class IncidentRow(SQLModel, table=True):
+    __tablename__ = "incident"
+    id: str = Field(primary_key=True, max_length=64)
+    watch: str = Field(index=True, max_length=128)
+    country: str = Field(max_length=2)
+    kind: str = Field(max_length=32)
+    status: str = Field(max_length=16)
+    start: datetime = _ts(nullable=False)
+    end: datetime | None = _ts(nullable=True)
+    detected_at: datetime = _ts(nullable=False)
+    updated_at: datetime = _ts(nullable=False)
+    severity: float = 0.0
+    cause: str = Field(max_length=32)
+    cause_confidence: float = 0.0
+    data: dict[str, Any] | None = _json(nullable=False)
+
+
+class AlertRow(SQLModel, table=True):
+    __tablename__ = "alert"
+    id: str = Field(primary_key=True, max_length=64)
+    watch: str = Field(index=True, max_length=128)
+    incident_id: str = Field(index=True, max_length=64)
+    event: str = Field(max_length=16)
+    sequence: int = 0
+    destination: str = Field(max_length=128)
+    idempotency_key: str = Field(unique=True, max_length=128)
+    created_at: datetime = _ts(nullable=False)
+    text: str
+    payload: dict[str, Any] | None = _json(nullable=True)
+    state: str = Field(default="pending", max_length=16)
+    attempts: int = 0
+    sent_at: datetime | None = _ts(nullable=True)
+    remote_ref: str | None = Field(default=None, max_length=255)
+    last_error: str | None = None
+
+
+class WatchStateRow(SQLModel, table=True):
+    """The detectors' and the incident grouper's state between ticks (a tick costs O(new data))."""
+
+    __tablename__ = "watch_state"
+    watch: str = Field(primary_key=True, max_length=128)
+    last_tick: datetime | None = _ts(nullable=True)
+    state: dict[str, Any] | None = _json(nullable=False)
+    updated_at: datetime = _ts(nullable=False)
+
+
+class TickRow(SQLModel, table=True):
+    """One row per (watch, scheduled tick) that completed: a re-run of a done tick changes nothing."""
+
+    __tablename__ = "tick"
+    __table_args__ = (UniqueConstraint("watch", "tick", name="uq_tick"),)
+    id: int | None = Field(default=None, primary_key=True)
+    watch: str = Field(max_length=128)
+    tick: datetime = _ts(nullable=False)
+    completed_at: datetime = _ts(nullable=False)
+    flow_run_id: str | None = Field(default=None, max_length=64)
+    summary: dict[str, Any] | None = _json(nullable=True)
+
+
+class AuditRow(SQLModel, table=True):
+    """Append-only, hash-chained audit log (see pollwatch.audit)."""
+
+    __tablename__ = "audit_entry"
+    seq: int = Field(primary_key=True)
+    time: datetime = _ts(nullable=False)
+    kind: str = Field(max_length=32, index=True)
+    watch: str | None = Field(default=None, max_length=128, index=True)
+    subject: str | None = Field(default=None, max_length=128)
+    payload: dict[str, Any] | None = _json(nullable=False)
+    prev_hash: str = Field(max_length=64)
+    hash: str = Field(max_length=64)
+
+
+# --- engine ----------------------------------------------------------------------------------
+
+_engines: dict[str, Engine] = {}
+_engines_lock = threading.Lock()
+
+
+def _setup_sqlite(engine: Engine) -> None:
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+        dbapi_conn.isolation_level = None  # let SQLAlchemy's begin event issue BEGIN itself
+        cur = dbapi_conn.cursor()
+        cur.execute("PRAGMA journal_mode=WAL")
+        cur.execute("PRAGMA synchronous=NORMAL")
+        cur.execute("PRAGMA foreign_keys=ON")
+        cur.execute("PRAGMA busy_timeout=30000")
+        cur.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Any) -> None:
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def database_url(url: str | None = None) -> str:
+    from pollwatch.settings import get_settings
+
+    url = url or get_settings().resolved_database_url
+    if url.startswith("postgresql://"):
+        url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
+    return url
+
+
+def get_engine(url: str | None = None) -> Engine:
+    """One engine per URL per process, migrated to the newest schema on first use."""
+    url = database_url(url)
+    with _engines_lock:
+        engine = _engines.get(url)
+        if engine is None:
+            if url.startswith("sqlite"):
+                path = url.split("///", 1)[-1]
+                if path and path != ":memory:":
+                    Path(path).parent.mkdir(parents=True, exist_ok=True)
+                engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+                _setup_sqlite(engine)
+            else:
+                engine = create_engine(url, pool_pre_ping=True)
+            migrate(engine)
+            _engines[url] = engine
+    return engine
+
+
+def dispose_engines() -> None:
+    with _engines_lock:
+        for engine in _engines.values():
+            engine.dispose()
+        _engines.clear()
+
+
+def migrate(engine: Engine, revision: str = "head") -> None:
+    """Upgrade the database to `revision` with Alembic."""
+    from alembic import command
+    from alembic.config import Config
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
+    with engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, revision)
+
+
+def current_revision(engine: Engine) -> str | None:
+    from alembic.migration import MigrationContext
+
+    with engine.connect() as conn:
+        return MigrationContext.configure(conn).get_current_revision()
+
+
+@contextmanager
+def session_scope(url: str | None = None) -> Iterator[Session]:
+    """A session that commits on success and rolls back everything on error (no partial writes)."""
+    with Session(get_engine(url), expire_on_commit=False) as session:
+        try:
+            yield session
+            session.commit()
+        except BaseException:
+            session.rollback()
+            raise
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+# --- observations ----------------------------------------------------------------------------
+
+
+def _obs_values(o: Observation) -> dict[str, Any]:
+    prov = o.provenance or Provenance()
+    return {
+        "source": o.source,
+        "signal": o.signal,
+        "entity": o.entity_key,
+        "country": o.country,
+        "region": o.region,
+        "asn": o.asn,
+        "service": o.service,
+        "time": o.time,
+        "value": o.value,
+        "count": o.count,
+        "request": prov.request,
+        "fetched_at": prov.fetched_at,
+        "payload_hash": prov.payload_hash,
+    }
+
+
+def upsert_observations(session: Session, observations: Iterable[Observation], chunk: int = 2000) -> int:
+    """Insert or update observations on (source, signal, entity, time); returns how many were written.
+
+    Importing the same data twice stores each observation once. A later value for the same key
+    replaces an earlier one (a source may revise a point), keeping the newest provenance.
+    """
+    dialect = session.get_bind().dialect.name
+    if dialect == "sqlite":
+        from sqlalchemy.dialects.sqlite import insert
+    else:
+        from sqlalchemy.dialects.postgresql import insert  # type: ignore[assignment]
+    table = ObservationRow.__table__
+    written = 0
+    batch: dict[tuple[Any, ...], dict[str, Any]] = {}
+
+    def flush() -> None:
+        nonlocal written
+        if not batch:
+            return
+        rows = list(batch.values())
+        stmt = insert(table).values(rows)
+        stmt = stmt.on_conflict_do_update(
+            index_elements=["source", "signal", "entity", "time"],
+            set_={k: stmt.excluded[k] for k in ("value", "count", "request", "fetched_at", "payload_hash")},
+        )
+        session.execute(stmt)
+        written += len(rows)
+        batch.clear()
+
+    for o in observations:
+        v = _obs_values(o)
+        batch[(v["source"], v["signal"], v["entity"], v["time"])] = v  # last one wins inside a batch
+        if len(batch) >= chunk:
+            flush()
+    flush()
+    return written
+
+
+def _row_to_observation(r: Any) -> Observation:
+    prov = None
+    if r.request or r.fetched_at or r.payload_hash:
+        prov = Provenance(request=r.request, fetched_at=r.fetched_at, payload_hash=r.payload_hash)
+    return Observation(
+        time=r.time, source=r.source, signal=r.signal, country=r.country, region=r.region,
+        asn=r.asn, service=r.service, value=r.value, count=r.count, provenance=prov,
+    )
+
+
+def query_observations(
+    session: Session,
+    country: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    source: str | None = None,
+    signal: str | None = None,
+) -> list[Observation]:
+    """Observations in [since, until), ordered by time."""
+    t = ObservationRow.__table__.c
+    stmt = select(ObservationRow.__table__)
+    if country:
+        stmt = stmt.where(t.country == country)
+    if since:
+        stmt = stmt.where(t.time >= since)
+    if until:
+        stmt = stmt.where(t.time < until)
+    if source:
+        stmt = stmt.where(t.source == source)
+    if signal:
+        stmt = stmt.where(t.signal == signal)
+    stmt = stmt.order_by(t.time, t.source, t.signal, t.entity)
+    return [_row_to_observation(r) for r in session.execute(stmt)]
+
+
+def count_observations(session: Session) -> int:
+    return session.execute(select(func.count()).select_from(ObservationRow)).scalar_one()
+
+
+# --- gaps and notices ------------------------------------------------------------------------
+
+
+def add_gaps(session: Session, watch: str, gaps: Iterable[Gap]) -> int:
+    n = 0
+    for g in gaps:
+        existing = session.execute(
+            select(GapRow).where(GapRow.watch == watch, GapRow.source == g.source, GapRow.entity == g.entity, GapRow.start == g.start)
+        ).scalar_one_or_none()
+        if existing is None:
+            session.add(GapRow(watch=watch, source=g.source, signal=g.signal, entity=g.entity, start=g.start, end=g.end, reason=g.reason))
+            n += 1
+        else:
+            existing.end = max(existing.end, g.end)
+    return n
+
+
+def add_notices(session: Session, notices: Iterable[Notice]) -> int:
+    n = 0
+    for x in notices:
+        session.add(NoticeRow(watch=x.watch, time=x.time, level=x.level.value, source=x.source, message=x.message))
+        n += 1
+    return n
+
+
+def list_gaps(session: Session, watch: str) -> list[Gap]:
+    rows = session.execute(select(GapRow).where(GapRow.watch == watch).order_by(GapRow.start)).scalars()
+    return [Gap(source=r.source, signal=r.signal, entity=r.entity, start=r.start, end=r.end, reason=r.reason) for r in rows]
+
+
+def list_notices(session: Session, watch: str | None = None) -> list[Notice]:
+    stmt = select(NoticeRow).order_by(NoticeRow.time, NoticeRow.id)
+    if watch:
+        stmt = stmt.where(NoticeRow.watch == watch)
+    return [Notice(time=r.time, level=r.level, source=r.source, message=r.message, watch=r.watch) for r in session.execute(stmt).scalars()]
+
+
+# --- anomalies, incidents, alerts -----------------------------------------------------------
+
+
+def save_anomalies(session: Session, anomalies: Iterable[Anomaly]) -> None:
+    for a in anomalies:
+        row = session.get(AnomalyRow, a.id)
+        data = a.model_dump(mode="json")
+        if row is None:
+            session.add(AnomalyRow(id=a.id, watch=a.watch, source=a.source, signal=a.signal, entity=a.entity.key,
+                                   start=a.start, end=a.end, detected_at=a.detected_at, data=data))
+        else:
+            row.end, row.data = a.end, data
+
+
+def list_anomalies(session: Session, watch: str) -> list[Anomaly]:
+    rows = session.execute(select(AnomalyRow).where(AnomalyRow.watch == watch).order_by(AnomalyRow.start)).scalars()
+    return [Anomaly.model_validate(r.data) for r in rows]
+
+
+def save_incidents(session: Session, incidents: Iterable[Incident]) -> None:
+    for inc in incidents:
+        row = session.get(IncidentRow, inc.id)
+        fields = dict(
+            watch=inc.watch, country=inc.country, kind=inc.kind.value, status=inc.status, start=inc.start, end=inc.end,
+            detected_at=inc.detected_at, updated_at=inc.updated_at, severity=inc.severity, cause=inc.cause.value,
+            cause_confidence=inc.cause_confidence, data=inc.model_dump(mode="json"),
+        )
+        if row is None:
+            session.add(IncidentRow(id=inc.id, **fields))
+        else:
+            for k, v in fields.items():
+                setattr(row, k, v)
+
+
+def get_incident(session: Session, incident_id: str) -> Incident | None:
+    row = session.get(IncidentRow, incident_id)
+    return Incident.model_validate(row.data) if row else None
+
+
+def list_incidents(session: Session, watch: str | None = None, since: datetime | None = None, until: datetime | None = None) -> list[Incident]:
+    stmt = select(IncidentRow).order_by(IncidentRow.start, IncidentRow.id)
+    if watch:
+        stmt = stmt.where(IncidentRow.watch == watch)
+    if until:
+        stmt = stmt.where(IncidentRow.start < until)
+    rows = session.execute(stmt).scalars()
+    out = [Incident.model_validate(r.data) for r in rows]
+    if since:
+        out = [i for i in out if i.end is None or i.end >= since]
+    return out
+
+
+def enqueue_alerts(session: Session, alerts: Iterable[Alert]) -> list[Alert]:
+    """Put alerts in the outbox before anything is sent; an alert already there is not added again."""
+    added = []
+    for a in alerts:
+        exists = session.execute(select(AlertRow.id).where(AlertRow.idempotency_key == a.idempotency_key)).first()
+        if exists:
+            continue
+        session.add(AlertRow(
+            id=a.id, watch=a.watch, incident_id=a.incident_id, event=a.event, sequence=a.sequence, destination=a.destination,
+            idempotency_key=a.idempotency_key, created_at=a.created_at, text=a.text, payload=a.payload, state=a.state.value,
+            attempts=a.attempts,
+        ))
+        added.append(a)
+    return added
+
+
+def _row_to_alert(r: AlertRow) -> Alert:
+    return Alert(
+        id=r.id, watch=r.watch, incident_id=r.incident_id, event=r.event, sequence=r.sequence, destination=r.destination,
+        idempotency_key=r.idempotency_key, created_at=r.created_at, text=r.text, payload=r.payload or {},
+        state=AlertState(r.state), attempts=r.attempts,
+    )
+
+
+def pending_alerts(session: Session, watch: str | None = None) -> list[Alert]:
+    """Undelivered alerts in the order they were created."""
+    stmt = select(AlertRow).where(AlertRow.state != AlertState.sent.value).order_by(AlertRow.created_at, AlertRow.sequence, AlertRow.id)
+    if watch:
+        stmt = stmt.where(AlertRow.watch == watch)
+    return [_row_to_alert(r) for r in session.execute(stmt).scalars()]
+
+
+def list_alerts(session: Session, watch: str | None = None, incident_id: str | None = None) -> list[Alert]:
+    stmt = select(AlertRow).order_by(AlertRow.created_at, AlertRow.sequence, AlertRow.id)
+    if watch:
+        stmt = stmt.where(AlertRow.watch == watch)
+    if incident_id:
+        stmt = stmt.where(AlertRow.incident_id == incident_id)
+    return [_row_to_alert(r) for r in session.execute(stmt).scalars()]
+
+
+def mark_alert(session: Session, alert_id: str, state: AlertState, remote_ref: str | None = None, error: str | None = None) -> None:
+    row = session.get(AlertRow, alert_id)
+    if row is None:
+        raise KeyError(f"no alert {alert_id} in the outbox")
+    row.attempts += 1
+    row.state = state.value
+    if state is AlertState.sent:
+        row.sent_at = _now()
+        row.remote_ref = remote_ref
+        row.last_error = None
+    else:
+        row.last_error = error
+
+
+# --- watch state and ticks ------------------------------------------------------------------
+
+
+def load_watch_state(session: Session, watch: str) -> tuple[dict[str, Any] | None, datetime | None]:
+    row = session.get(WatchStateRow, watch)
+    if row is None:
+        return None, None
+    return row.state, row.last_tick
+
+
+def save_watch_state(session: Session, watch: str, state: dict[str, Any], last_tick: datetime) -> None:
+    row = session.get(WatchStateRow, watch)
+    if row is None:
+        session.add(WatchStateRow(watch=watch, state=state, last_tick=last_tick, updated_at=_now()))
+    else:
+        row.state, row.last_tick, row.updated_at = state, last_tick, _now()
+
+
+def tick_done(session: Session, watch: str, tick: datetime) -> bool:
+    return session.execute(select(TickRow.id).where(TickRow.watch == watch, TickRow.tick == tick)).first() is not None
+
+
+def mark_tick_done(session: Session, watch: str, tick: datetime, flow_run_id: str | None, summary: dict[str, Any]) -> None:
+    session.add(TickRow(watch=watch, tick=tick, completed_at=_now(), flow_run_id=flow_run_id, summary=json.loads(json.dumps(summary, default=str))))
+
+
+def list_ticks(session: Session, watch: str) -> list[TickRow]:
+    return list(session.execute(select(TickRow).where(TickRow.watch == watch).order_by(TickRow.tick)).scalars())
+
+
+def entity_from_key(key: str) -> Entity:
+    """Parse an entity key back (`KZ/asn=9198/service=whatsapp`)."""
+    parts = key.split("/")
+    kw: dict[str, Any] = {"country": parts[0]}
+    for p in parts[1:]:
+        k, _, v = p.partition("=")
+        kw[k] = int(v) if k == "asn" else v
+    return Entity(**kw)

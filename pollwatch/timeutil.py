@@ -1,0 +1,78 @@
+"""Durations and clocks: the playbook's duration notation (`-28d`, `5m`, `1h30m`) and tick grids."""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime, timedelta, timezone
+
+import pendulum
+
+_DURATION = re.compile(
+    r"^\s*(?:E\s*)?(?P<sign>[+-])?\s*(?:(?P<w>\d+)w)?(?:(?P<d>\d+)d)?(?:(?P<h>\d+)h)?"
+    r"(?:(?P<m>\d+)m)?(?:(?P<s>\d+)s)?\s*$"
+)
+
+
+def parse_duration(text: str | int | float | timedelta) -> timedelta:
+    """Parse `-28d`, `E+3d`, `5m`, `1h30m`, `90s`, `2w` (or a number of seconds) into a timedelta."""
+    if isinstance(text, timedelta):
+        return text
+    if isinstance(text, bool):
+        raise ValueError(f"expected a duration such as '5m', '-28d' or '1h30m', got {text!r}")
+    if isinstance(text, (int, float)):
+        return timedelta(seconds=float(text))
+    match = _DURATION.match(str(text))
+    if not match or not any(match.group(k) for k in "wdhms"):
+        raise ValueError(f"expected a duration such as '5m', '-28d' or '1h30m', got {text!r}")
+    parts = {k: int(match.group(k) or 0) for k in "wdhms"}
+    delta = timedelta(weeks=parts["w"], days=parts["d"], hours=parts["h"], minutes=parts["m"], seconds=parts["s"])
+    return -delta if match.group("sign") == "-" else delta
+
+
+def format_duration(delta: timedelta) -> str:
+    """The inverse of parse_duration, e.g. `-1d`, `5m`, `1h30m`."""
+    total = int(delta.total_seconds())
+    sign = "-" if total < 0 else ""
+    total = abs(total)
+    out = ""
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
+        n, total = divmod(total, size)
+        if n:
+            out += f"{n}{unit}"
+    return sign + (out or "0s")
+
+
+def parse_time(text: str | datetime) -> datetime:
+    """Parse an ISO 8601 time with zone (or a datetime) into aware UTC; a bare date means 00:00 UTC."""
+    if isinstance(text, datetime):
+        dt = text
+    else:
+        try:
+            dt = pendulum.parse(str(text))  # type: ignore[assignment]
+        except Exception as exc:  # pendulum raises several parser errors
+            raise ValueError(f"not an ISO 8601 time: {text!r}") from exc
+        if not isinstance(dt, datetime):
+            raise ValueError(f"not an ISO 8601 time: {text!r}")
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=timezone.utc)
+    return datetime.fromtimestamp(dt.timestamp(), tz=timezone.utc)
+
+
+def floor_time(dt: datetime, step: timedelta) -> datetime:
+    """Round `dt` down to a multiple of `step` since the Unix epoch."""
+    seconds = int(step.total_seconds())
+    ts = int(dt.timestamp())
+    return datetime.fromtimestamp(ts - ts % seconds, tz=timezone.utc)
+
+
+def tick_grid(start: datetime, end: datetime, cadence: timedelta) -> list[datetime]:
+    """Tick times from `start` (rounded up to the cadence) to `end` inclusive."""
+    first = floor_time(start, cadence)
+    if first < start:
+        first += cadence
+    ticks = []
+    t = first
+    while t <= end:
+        ticks.append(t)
+        t += cadence
+    return ticks
