@@ -1,0 +1,477 @@
+"""The audit log: an append-only, hash-chained record of every run, observation batch, decision,
+alert and override, kept in the store's `audit_entry` table.
+
+Each entry's hash is SHA-256 over a canonical JSON document of its own fields (seq, time, kind,
+watch, subject, payload) and the previous entry's hash, so changing, deleting or reordering any
+entry breaks the chain at that entry, and `verify()` names the first one that broke. Cutting
+entries off the end leaves a valid shorter chain; `export_head()` writes the head (seq and hash)
+to a file kept elsewhere, and `verify(head=...)` then proves the log still reaches that head.
+
+Appends are serialized across processes: on SQLite every store transaction starts with
+`BEGIN IMMEDIATE` (the write lock is taken before the head is read); on PostgreSQL `append()`
+takes a transaction-scoped advisory lock first. Write the entry in the same session as the
+data it describes, so both commit together or neither does.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta, timezone
+from enum import Enum, StrEnum
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel
+from sqlalchemy import func, select, text
+from sqlmodel import Session
+
+from pollwatch import __version__
+from pollwatch.store import AuditRow
+
+GENESIS = "0" * 64
+HEAD_FORMAT = "pollwatch-audit-head/1"
+_PG_LOCK_KEY = 0x706F6C6C  # "poll": one advisory lock for the audit chain
+
+
+class AuditKind(StrEnum):
+    run_start = "run.start"  # a flow run began: id, flow, deployment, parameters, playbook hash, version
+    run_end = "run.end"  # a flow run finished: state and summary
+    observations = "observations"  # one batch from one source: request, payload hash, count, gaps
+    anomaly = "anomaly"  # a detector decision: thresholds and inputs, expected vs observed
+    incident = "incident"  # a grouping/classification/attribution decision with its evidence
+    alert = "alert"  # an alert queued, sent or failed: destination, channel, ts, attempts
+    override = "override"  # a responder changed a decision: who, why, what
+    report = "report"  # a report or export was produced: file name and its SHA-256
+
+
+class AuditEntry(BaseModel):
+    """One entry of the audit log as read back from the store."""
+
+    seq: int
+    time: datetime
+    kind: str
+    watch: str | None = None
+    subject: str | None = None
+    payload: dict[str, Any]
+    prev_hash: str
+    hash: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {**self.model_dump(mode="json"), "time": format_time(self.time)}
+
+
+# --- canonical form and hashing -------------------------------------------------------------
+
+
+def format_time(dt: datetime) -> str:
+    """UTC with microseconds and a Z: the one spelling of a time inside hashed documents."""
+    return dt.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _plain(value: Any) -> Any:
+    """Turn models, enums, times and sets into JSON values, the same way every time."""
+    if isinstance(value, BaseModel):
+        return _plain(value.model_dump(mode="json"))
+    if isinstance(value, Enum):
+        return _plain(value.value)
+    if isinstance(value, datetime):
+        if value.tzinfo is None:
+            raise ValueError("naive datetime in an audit payload; give it a time zone")
+        return format_time(value)
+    if isinstance(value, date):
+        return value.isoformat()
+    if isinstance(value, timedelta):
+        return value.total_seconds()
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (set, frozenset)):
+        return sorted((_plain(v) for v in value), key=lambda v: json.dumps(v, sort_keys=True))
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, float) and not math.isfinite(value):
+        return None  # JSON has no NaN/inf; "no value" is what it means here
+    if value is None or isinstance(value, (str, int, float, bool)):
+        return value
+    if isinstance(value, Path):
+        return str(value)
+    raise TypeError(f"cannot put a {type(value).__name__} into an audit payload")
+
+
+def canonical_json(value: Any) -> str:
+    """Sorted keys, no spaces, UTF-8 text: equal documents give equal strings."""
+    return json.dumps(_plain(value), sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+
+
+def sha256_hex(data: bytes | str) -> str:
+    if isinstance(data, str):
+        data = data.encode("utf-8")
+    return hashlib.sha256(data).hexdigest()
+
+
+def entry_hash(seq: int, time: datetime, kind: str, watch: str | None, subject: str | None,
+               payload: Any, prev_hash: str) -> str:
+    """The hash an entry must carry: SHA-256 over the canonical JSON of its fields and prev_hash."""
+    doc = {"seq": seq, "time": format_time(time), "kind": kind, "watch": watch, "subject": subject,
+           "payload": payload, "prev_hash": prev_hash}
+    return sha256_hex(canonical_json(doc))
+
+
+def _row_entry(r: AuditRow) -> AuditEntry:
+    return AuditEntry(seq=r.seq, time=r.time, kind=r.kind, watch=r.watch, subject=r.subject,
+                      payload=r.payload or {}, prev_hash=r.prev_hash, hash=r.hash)
+
+
+# --- appending --------------------------------------------------------------------------------
+
+
+def _lock_chain(session: Session) -> None:
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PG_LOCK_KEY})
+    # SQLite: the session's transaction already began with BEGIN IMMEDIATE (pollwatch.store).
+
+
+def head(session: Session) -> AuditEntry | None:
+    """The newest entry, or None for an empty log."""
+    row = session.execute(select(AuditRow).order_by(AuditRow.seq.desc()).limit(1)).scalar_one_or_none()
+    return _row_entry(row) if row else None
+
+
+def append(session: Session, kind: AuditKind | str, watch: str | None, subject: str | None,
+           payload: Mapping[str, Any] | BaseModel, *, at: datetime | None = None) -> AuditEntry:
+    """Append one entry to the chain (in the caller's transaction) and return it.
+
+    `at` is the entry's time (default: now, UTC, microseconds). The payload is stored exactly in
+    its canonical form, so what is read back hashes to what was written.
+    """
+    kind = kind.value if isinstance(kind, AuditKind) else str(kind)
+    if len(kind) > 32:
+        raise ValueError(f"audit kind {kind!r} is longer than 32 characters")
+    doc = json.loads(canonical_json(payload))
+    if not isinstance(doc, dict):
+        raise TypeError("an audit payload must be a JSON object")
+    when = (at or datetime.now(timezone.utc)).astimezone(timezone.utc)
+    _lock_chain(session)
+    last = session.execute(select(AuditRow.seq, AuditRow.hash).order_by(AuditRow.seq.desc()).limit(1)).first()
+    seq, prev = (last[0] + 1, last[1]) if last else (1, GENESIS)
+    digest = entry_hash(seq, when, kind, watch, subject, doc, prev)
+    row = AuditRow(seq=seq, time=when, kind=kind, watch=watch, subject=subject, payload=doc, prev_hash=prev, hash=digest)
+    session.add(row)
+    session.flush()
+    return _row_entry(row)
+
+
+# --- verifying --------------------------------------------------------------------------------
+
+
+@dataclass
+class Problem:
+    """One break in the chain, at the entry `seq` (the first entry that is not as written)."""
+
+    seq: int
+    what: str  # altered | deleted | reordered | inserted | truncated
+    message: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {"seq": self.seq, "what": self.what, "message": self.message}
+
+
+@dataclass
+class Verification:
+    entries: int = 0
+    head_seq: int | None = None
+    head_hash: str | None = None
+    problems: list[Problem] = field(default_factory=list)
+    checked_head: dict[str, Any] | None = None
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    @property
+    def first(self) -> Problem | None:
+        return self.problems[0] if self.problems else None
+
+    def to_json(self) -> dict[str, Any]:
+        return {"ok": self.ok, "entries": self.entries, "head": {"seq": self.head_seq, "hash": self.head_hash},
+                "checked_head": self.checked_head, "first_problem": self.first.to_json() if self.first else None,
+                "problems": [p.to_json() for p in self.problems]}
+
+
+def _iter_rows(session: Session, batch: int = 2000) -> Iterator[AuditRow]:
+    after = None
+    while True:
+        stmt = select(AuditRow).order_by(AuditRow.seq).limit(batch)
+        if after is not None:
+            stmt = stmt.where(AuditRow.seq > after)
+        rows = list(session.execute(stmt).scalars())
+        if not rows:
+            return
+        yield from rows
+        after = rows[-1].seq
+        session.expunge_all()
+
+
+def verify(session: Session, head_doc: Mapping[str, Any] | None = None, max_problems: int = 20) -> Verification:
+    """Walk the chain from the first entry; report where it was altered, deleted or reordered.
+
+    With `head_doc` (from `export_head`), also check that the log still reaches that head, so
+    entries cut from the end are noticed.
+    """
+    result = Verification()
+    # Where each stored hash sits, to tell an entry moved elsewhere from one changed in place.
+    position = {h: s for s, h in session.execute(select(AuditRow.seq, AuditRow.hash))}
+    expected_seq, prev = 1, GENESIS
+
+    def problem(seq: int, what: str, message: str) -> None:
+        if len(result.problems) < max_problems:
+            result.problems.append(Problem(seq, what, message))
+
+    for r in _iter_rows(session):
+        result.entries += 1
+        content_ok = entry_hash(r.seq, r.time, r.kind, r.watch, r.subject, r.payload or {}, r.prev_hash) == r.hash
+        if r.seq > expected_seq:
+            gap = f"{expected_seq}" if r.seq == expected_seq + 1 else f"{expected_seq}..{r.seq - 1}"
+            problem(expected_seq, "deleted", f"entry {gap} missing: the log jumps from {expected_seq - 1} to {r.seq}")
+        elif r.seq < expected_seq:  # cannot happen with a primary key, but a copied log might
+            problem(r.seq, "reordered", f"entry {r.seq} appears again after entry {expected_seq - 1}")
+        if not content_ok:
+            moved_from = position.get(r.prev_hash)
+            if moved_from is not None and moved_from != r.seq - 1:
+                problem(r.seq, "reordered", f"entry {r.seq} holds the entry that was written after the one now at {moved_from}: entries were reordered")
+            elif moved_from is None and r.prev_hash != GENESIS:
+                problem(r.seq, "deleted", f"entry {r.seq} was written after an entry that is no longer in the log: entries were deleted and the rest renumbered")
+            else:
+                problem(r.seq, "altered", f"entry {r.seq} ({r.kind}, {r.subject or '-'}) does not match its hash: its content was altered")
+        elif r.prev_hash != prev and r.seq == expected_seq:
+            # This entry is intact, so the one before it was rewritten (hash recomputed) or replaced.
+            problem(r.seq - 1, "altered", f"entry {r.seq - 1} was rewritten: entry {r.seq} no longer links to it (prev_hash differs)")
+        prev, expected_seq = r.hash, r.seq + 1
+        result.head_seq, result.head_hash = r.seq, r.hash
+    if head_doc is not None:
+        result.checked_head = dict(head_doc)
+        want_seq, want_hash = int(head_doc["seq"]), str(head_doc["hash"])
+        if result.head_seq is None or result.head_seq < want_seq:
+            problem(result.head_seq + 1 if result.head_seq else 1, "truncated",
+                    f"the log ends at entry {result.head_seq or 0} but the exported head is entry {want_seq}: "
+                    f"{want_seq - (result.head_seq or 0)} entries were cut from the end")
+        else:
+            stored = position.get(want_hash)
+            if stored != want_seq:
+                problem(want_seq, "altered", f"entry {want_seq} no longer carries the exported head hash {want_hash[:12]}…")
+    return result
+
+
+def export_head(session: Session, path: str | Path | None = None) -> dict[str, Any]:
+    """The chain head as a small JSON document (written to `path` if given): keep it elsewhere."""
+    last = head(session)
+    doc = {
+        "format": HEAD_FORMAT,
+        "seq": last.seq if last else 0,
+        "hash": last.hash if last else GENESIS,
+        "time": format_time(last.time) if last else None,
+        "exported_at": format_time(datetime.now(timezone.utc)),
+        "pollwatch_version": __version__,
+    }
+    if path is not None:
+        Path(path).write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")
+    return doc
+
+
+def load_head(path: str | Path) -> dict[str, Any]:
+    try:
+        doc = json.loads(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ValueError(f"{path}: no such head file (write one with `pollwatch audit export-head FILE`)") from None
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{path}:{exc.lineno}: not a head file: {exc.msg}") from None
+    if not isinstance(doc, dict) or doc.get("format") != HEAD_FORMAT or "seq" not in doc or "hash" not in doc:
+        raise ValueError(f"{path}: not a pollwatch audit head file (expected format {HEAD_FORMAT!r} with seq and hash)")
+    return doc
+
+
+# --- reading ----------------------------------------------------------------------------------
+
+
+def entries(session: Session, kind: str | Iterable[str] | None = None, watch: str | None = None,
+            subject: str | Iterable[str] | None = None, since: datetime | None = None,
+            until: datetime | None = None) -> list[AuditEntry]:
+    """Entries in chain order, filtered by kind(s), watch, subject(s) and entry time [since, until)."""
+    stmt = select(AuditRow).order_by(AuditRow.seq)
+    if kind is not None:
+        kinds = [kind] if isinstance(kind, str) else list(kind)
+        stmt = stmt.where(AuditRow.kind.in_(kinds))
+    if watch:
+        stmt = stmt.where(AuditRow.watch == watch)
+    if subject is not None:
+        subjects = [subject] if isinstance(subject, str) else list(subject)
+        stmt = stmt.where(AuditRow.subject.in_(subjects))
+    if since:
+        stmt = stmt.where(AuditRow.time >= since)
+    if until:
+        stmt = stmt.where(AuditRow.time < until)
+    return [_row_entry(r) for r in session.execute(stmt).scalars()]
+
+
+def count(session: Session) -> int:
+    return session.execute(select(func.count()).select_from(AuditRow)).scalar_one()
+
+
+# --- what to record (payload builders used by tasks/record.py and the CLI) -------------------
+
+
+def record_run_start(session: Session, *, watch: str | None, flow_run_id: str | None, flow: str,
+                     deployment: str | None, parameters: Mapping[str, Any], playbook_hash: str | None,
+                     at: datetime | None = None) -> AuditEntry:
+    """A flow run began: what ran, with which inputs and which playbook content."""
+    return append(session, AuditKind.run_start, watch, flow_run_id, {
+        "flow_run_id": flow_run_id, "flow": flow, "deployment": deployment, "parameters": _safe_params(parameters),
+        "playbook_hash": playbook_hash, "pollwatch_version": __version__,
+    }, at=at)
+
+
+def record_run_end(session: Session, *, watch: str | None, flow_run_id: str | None, flow: str,
+                   state: str, summary: Mapping[str, Any] | None = None, at: datetime | None = None) -> AuditEntry:
+    return append(session, AuditKind.run_end, watch, flow_run_id, {
+        "flow_run_id": flow_run_id, "flow": flow, "state": state, "summary": dict(summary or {}),
+    }, at=at)
+
+
+_SECRET_WORDS = ("token", "secret", "password", "webhook", "key")
+
+
+def _safe_params(parameters: Mapping[str, Any]) -> dict[str, Any]:
+    """Flow parameters for the record, with anything that looks like a credential masked."""
+    out: dict[str, Any] = {}
+    for k, v in parameters.items():
+        if any(w in k.lower() for w in _SECRET_WORDS) and v is not None:
+            out[k] = "***"
+        elif hasattr(v, "get_secret_value"):
+            out[k] = "***"
+        else:
+            try:
+                out[k] = json.loads(canonical_json(v))
+            except TypeError:
+                out[k] = repr(v)
+    return out
+
+
+def observation_batch_payload(source: str, observations: Iterable[Any], gaps: Iterable[Any] = (),
+                              requests: Iterable[str] | None = None, window: tuple[datetime, datetime] | None = None) -> dict[str, Any]:
+    """Summarize one source's batch: requests, payload hashes, counts per signal, time span, gaps.
+
+    The batch's own hash is SHA-256 over the canonical JSON of its observations, so the stored
+    observations can later be checked against the record.
+    """
+    obs = list(observations)
+    signals: dict[str, int] = {}
+    reqs: set[str] = set(requests or ())
+    hashes: set[str] = set()
+    nulls = 0
+    for o in obs:
+        signals[o.signal] = signals.get(o.signal, 0) + 1
+        if o.value is None:
+            nulls += 1
+        if o.provenance is not None:
+            if o.provenance.request:
+                reqs.add(o.provenance.request)
+            if o.provenance.payload_hash:
+                hashes.add(o.provenance.payload_hash)
+    times = [o.time for o in obs]
+    docs = sorted(canonical_json({k: v for k, v in o.model_dump(mode="json").items() if k != "provenance"}) for o in obs)
+    payload: dict[str, Any] = {
+        "source": source,
+        "count": len(obs),
+        "no_data": nulls,
+        "signals": signals,
+        "first": min(times) if times else None,
+        "last": max(times) if times else None,
+        "requests": sorted(reqs)[:50],
+        "requests_total": len(reqs),
+        "payload_hashes": sorted(hashes)[:50],
+        "observations_hash": sha256_hex("\n".join(docs)),
+        "gaps": [_plain(g) for g in gaps],
+    }
+    if window:
+        payload["window"] = {"from": window[0], "until": window[1]}
+    return payload
+
+
+def record_observations(session: Session, *, watch: str | None, source: str, observations: Iterable[Any],
+                        gaps: Iterable[Any] = (), requests: Iterable[str] | None = None,
+                        window: tuple[datetime, datetime] | None = None, at: datetime | None = None) -> AuditEntry:
+    payload = observation_batch_payload(source, observations, gaps, requests, window)
+    return append(session, AuditKind.observations, watch, source, payload, at=at)
+
+
+def _signal_thresholds(watch_cfg: Any, signal: str) -> dict[str, Any] | None:
+    cfg = getattr(watch_cfg, "signals", {}).get(signal) if watch_cfg is not None else None
+    return cfg.model_dump(mode="json") if cfg is not None else None
+
+
+def record_anomaly_event(session: Session, *, event: Any, watch_cfg: Any = None, at: datetime | None = None) -> AuditEntry:
+    """A detector decision (AnomalyEvent): the anomaly, its inputs, and the thresholds in force."""
+    a = event.anomaly
+    return append(session, AuditKind.anomaly, a.watch, a.id, {
+        "change": event.change,
+        "tick": event.tick,
+        "anomaly": a.model_dump(mode="json"),
+        "thresholds": _signal_thresholds(watch_cfg, a.signal),
+    }, at=at)
+
+
+def record_incident_event(session: Session, *, event: Any, watch_cfg: Any = None, at: datetime | None = None) -> AuditEntry:
+    """A grouping/classification/attribution decision (IncidentEvent) with its evidence and rules."""
+    inc = event.incident
+    rules = None
+    if watch_cfg is not None:
+        rules = {"classification": watch_cfg.classification.model_dump(mode="json"),
+                 "attribution": watch_cfg.attribution.model_dump(mode="json")}
+    return append(session, AuditKind.incident, inc.watch, inc.id, {
+        "change": event.change,
+        "tick": event.tick,
+        "reasons": list(event.reasons),
+        "incident": inc.model_dump(mode="json"),
+        "rules": rules,
+    }, at=at)
+
+
+def record_alert(session: Session, *, alert: Any, action: str, channel: str | None = None, ts: str | None = None,
+                 attempts: int | None = None, error: str | None = None, at: datetime | None = None) -> AuditEntry:
+    """An alert was queued, sent or failed: destination, Slack channel and ts, attempts, error."""
+    return append(session, AuditKind.alert, alert.watch, alert.incident_id, {
+        "action": action,  # queued | sent | failed
+        "alert_id": alert.id,
+        "incident_id": alert.incident_id,
+        "event": alert.event,
+        "sequence": alert.sequence,
+        "destination": alert.destination,
+        "created_at": alert.created_at,
+        "channel": channel,
+        "ts": ts,
+        "attempts": alert.attempts if attempts is None else attempts,
+        "error": error,
+        "text_hash": sha256_hex(alert.text),
+        "text": alert.text[:2000],
+    }, at=at)
+
+
+def record_override(session: Session, *, watch: str, incident_id: str, who: str, why: str,
+                    changes: Mapping[str, Any], at: datetime | None = None) -> AuditEntry:
+    """A responder overrode a decision: who, why and what changed (field: [before, after])."""
+    if not who.strip() or not why.strip():
+        raise ValueError("an override needs who made it and why")
+    return append(session, AuditKind.override, watch, incident_id,
+                  {"who": who, "why": why, "changes": dict(changes)}, at=at)
+
+
+def record_report(session: Session, *, watch: str | None, path: str | Path, what: str,
+                  params: Mapping[str, Any] | None = None, at: datetime | None = None) -> AuditEntry:
+    """A report or export was written: its name and SHA-256, so a shared copy can be checked."""
+    data = Path(path).read_bytes()
+    return append(session, AuditKind.report, watch, what, {
+        "file": Path(path).name, "sha256": sha256_hex(data), "bytes": len(data), "params": dict(params or {}),
+    }, at=at)
