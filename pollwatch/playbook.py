@@ -108,6 +108,11 @@ class Service(_Strict):
     test: str = "web_connectivity"
     domains: list[str] = Field(default_factory=list)
     urls: list[str] = Field(default_factory=list)
+    # web probe (docs/probes.md): a small fixed-size object whose fetch time shows throttling, and
+    # what the real page looks like (a reply unlike it is a blockpage)
+    transfer_url: str | None = None
+    expect_status: list[int] = Field(default_factory=list, description="statuses of the real page; empty: any 2xx/3xx")
+    expect_contains: str | None = Field(default=None, description="text the real page contains")
 
 
 class Milestone(_Strict):
@@ -120,6 +125,7 @@ class Vantage(_Strict):
     work_pool: str
     asn: int | None = None
     location: str | None = None
+    resolver: str | None = Field(default=None, description="DNS resolver the web probe asks, 'address[:port]'; default the source's")
 
 
 class Classification(_Strict):
