@@ -15,11 +15,11 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
-from datetime import date, datetime, time, timedelta
+from datetime import date, datetime, time, timedelta, timezone
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-import pendulum
 import pycountry
 import yaml
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer, ValidationError, field_validator, model_validator
@@ -185,8 +185,8 @@ class Playbook(_Strict):
     @classmethod
     def _tz(cls, v: str) -> str:
         try:
-            pendulum.timezone(v)
-        except Exception:
+            ZoneInfo(v)
+        except (ZoneInfoNotFoundError, ValueError):
             raise ValueError(f"unknown time zone {v!r}: expected an IANA name such as 'Asia/Almaty'") from None
         return v
 
@@ -213,21 +213,24 @@ class Watch(Playbook):
 
     # --- derived views --------------------------------------------------------------------
     @property
-    def tz(self) -> Any:
-        return pendulum.timezone(self.timezone)
+    def tz(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
 
     @property
     def election_midnight(self) -> datetime:
         d = self.election_date
         assert d is not None
-        return pendulum.datetime(d.year, d.month, d.day, tz=self.tz)
+        return datetime(d.year, d.month, d.day, tzinfo=self.tz)
 
     def at_offset(self, offset: timedelta) -> datetime:
-        """Election day 00:00 local plus an offset; whole days move on the local calendar (DST-safe)."""
-        base = self.election_midnight
+        """Election day 00:00 local plus an offset, in UTC; whole days move on the local calendar (DST-safe)."""
+        d = self.election_date
+        assert d is not None
         days = int(offset / timedelta(days=1))
         rest = offset - timedelta(days=days)
-        return base.add(days=days) + rest
+        day = d + timedelta(days=days)
+        midnight = datetime(day.year, day.month, day.day, tzinfo=self.tz)
+        return midnight.astimezone(timezone.utc) + rest
 
     def resolved_phases(self) -> list["ResolvedPhase"]:
         return [
@@ -241,6 +244,26 @@ class Watch(Playbook):
                 return phase
         return None
 
+    def tick_times(self, start: datetime, end: datetime) -> list[datetime]:
+        """Tick times in [start, end) at each phase's cadence (the heightened cadence outside phases)."""
+        from pollwatch.timeutil import tick_grid
+
+        fallback = min((p.cadence for p in self.phases), default=timedelta(minutes=5))
+        ticks: set[datetime] = set()
+        covered: list[tuple[datetime, datetime]] = []
+        for phase in self.resolved_phases():
+            lo, hi = max(start, phase.start), min(end, phase.end)
+            if lo < hi:
+                ticks.update(t for t in tick_grid(lo, hi, phase.cadence) if t < hi)
+                covered.append((lo, hi))
+        # stretches no phase covers still tick, at the finest cadence
+        cursor = start
+        for lo, hi in sorted(covered) + [(end, end)]:
+            if cursor < lo:
+                ticks.update(t for t in tick_grid(cursor, lo, fallback) if t < lo)
+            cursor = max(cursor, hi)
+        return sorted(ticks)
+
     def milestone_times(self) -> dict[str, datetime]:
         out = {}
         for m in self.milestones:
@@ -252,10 +275,12 @@ class Watch(Playbook):
         d = self.election_date
         assert d is not None
         if "T" in text or len(text) > 8:
-            parsed = pendulum.parse(text, tz=self.tz, exact=False)
-            return parsed  # type: ignore[return-value]
+            local = datetime.fromisoformat(text)
+            if local.tzinfo is None:
+                local = local.replace(tzinfo=self.tz)
+            return local.astimezone(timezone.utc)
         t = time.fromisoformat(text)
-        return pendulum.datetime(d.year, d.month, d.day, t.hour, t.minute, tz=self.tz)
+        return datetime(d.year, d.month, d.day, t.hour, t.minute, tzinfo=self.tz).astimezone(timezone.utc)
 
     def provider(self, asn: int | None) -> Provider | None:
         return next((p for p in self.providers if p.asn == asn), None)

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import math
 import random
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 
 from pydantic import BaseModel, Field
 
@@ -290,6 +290,6 @@ def _poisson(rng: random.Random, lam: float) -> int:
 
 
 def demo_range(watch: Watch) -> tuple[datetime, datetime, datetime]:
-    """(history start, election day 00:00 local, day after 00:00 local) as UTC datetimes."""
-    day = watch.at_offset(timedelta(0)).astimezone(timezone.utc)
-    return day - timedelta(days=3), day, watch.at_offset(timedelta(days=1)).astimezone(timezone.utc)
+    """(history start, election day 00:00 local, the next day 06:00 local) as UTC datetimes."""
+    day = watch.at_offset(timedelta(0))
+    return day - timedelta(days=3), day, watch.at_offset(timedelta(days=1, hours=6))

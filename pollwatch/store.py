@@ -513,11 +513,13 @@ def _row_to_alert(r: AlertRow) -> Alert:
     )
 
 
-def pending_alerts(session: Session, watch: str | None = None) -> list[Alert]:
+def pending_alerts(session: Session, watch: str | None = None, destination: str | None = None) -> list[Alert]:
     """Undelivered alerts in the order they were created."""
     stmt = select(AlertRow).where(AlertRow.state != AlertState.sent.value).order_by(AlertRow.created_at, AlertRow.sequence, AlertRow.id)
     if watch:
         stmt = stmt.where(AlertRow.watch == watch)
+    if destination:
+        stmt = stmt.where(AlertRow.destination == destination)
     return [_row_to_alert(r) for r in session.execute(stmt).scalars()]
 
 
@@ -582,3 +584,28 @@ def entity_from_key(key: str) -> Entity:
         k, _, v = p.partition("=")
         kw[k] = int(v) if k == "asn" else v
     return Entity(**kw)
+
+
+# --- baselines -------------------------------------------------------------------------------
+
+
+def save_baselines(session: Session, watch: str, baselines: Iterable[Any]) -> int:
+    """Replace each (watch, source, signal, entity) baseline with the newest one."""
+    n = 0
+    for b in baselines:
+        row = session.execute(select(BaselineRow).where(
+            BaselineRow.watch == watch, BaselineRow.source == b.source, BaselineRow.signal == b.signal, BaselineRow.entity == b.entity,
+        )).scalar_one_or_none()
+        fields = dict(computed_at=_now(), expected=b.expected, spread=b.spread, window_start=b.window_start, window_end=b.window_end,
+                      points=b.points, coverage=b.coverage, usable=b.usable, reason=b.reason)
+        if row is None:
+            session.add(BaselineRow(watch=watch, source=b.source, signal=b.signal, entity=b.entity, **fields))
+        else:
+            for k, v in fields.items():
+                setattr(row, k, v)
+        n += 1
+    return n
+
+
+def list_baselines(session: Session, watch: str) -> list[BaselineRow]:
+    return list(session.execute(select(BaselineRow).where(BaselineRow.watch == watch).order_by(BaselineRow.signal, BaselineRow.entity)).scalars())

@@ -1,0 +1,112 @@
+"""Alerts: incident events turned into notifications, and the console sink.
+
+Each incident event becomes one Alert with an idempotency key `(incident, event, version)`, so a
+retried tick produces the same alert and the outbox (pollwatch.store.enqueue_alerts) keeps it
+once. Delivery is a sink: the console sink prints the same content Slack would show.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+from datetime import datetime
+from typing import IO, Protocol
+
+from pollwatch.models import Alert, AlertState, Incident, IncidentEvent, IncidentKind, stable_id
+from pollwatch.playbook import Watch
+
+EVENT_NAMES = {"opened": "start", "updated": "update", "resolved": "end"}
+
+KIND_TITLES = {
+    IncidentKind.nationwide_outage: "Nationwide internet outage",
+    IncidentKind.regional_outage: "Regional internet outage",
+    IncidentKind.network_outage: "Network outage",
+    IncidentKind.service_block: "Service blocked",
+    IncidentKind.circumvention_block: "Circumvention tools blocked",
+    IncidentKind.throttling: "Throttling",
+}
+
+
+def _fmt_time(watch: Watch, dt: datetime | None) -> str:
+    if dt is None:
+        return "ongoing"
+    local = dt.astimezone(watch.tz)
+    return f"{dt:%Y-%m-%d %H:%M} UTC ({local:%H:%M} {watch.timezone})"
+
+
+def _duration(inc: Incident) -> str:
+    if inc.end is None:
+        return "ongoing"
+    minutes = int((inc.end - inc.start).total_seconds() // 60)
+    return f"{minutes // 60} h {minutes % 60:02d} min" if minutes >= 60 else f"{minutes} min"
+
+
+def scope_line(inc: Incident) -> str:
+    parts = []
+    if inc.scope.providers:
+        parts.append("providers: " + ", ".join(f"{n} (AS{a})" for n, a in zip(inc.scope.providers, inc.scope.asns)))
+    if inc.scope.regions:
+        parts.append("regions: " + ", ".join(inc.scope.regions))
+    if inc.scope.services:
+        parts.append("services: " + ", ".join(inc.scope.services))
+    if inc.scope.network_types:
+        parts.append("networks: " + "/".join(inc.scope.network_types))
+    return "; ".join(parts) or "whole country"
+
+
+def render_text(watch: Watch, event: IncidentEvent) -> str:
+    """The plain-text alert (also Slack's `text` fallback)."""
+    inc = event.incident
+    name = EVENT_NAMES.get(event.change, event.change)
+    title = KIND_TITLES[inc.kind]
+    head = {"start": "STARTED", "update": "UPDATE", "end": "RESOLVED"}[name]
+    lines = [f"[{head}] {title} in {inc.country} — {watch.name} (incident {inc.id})"]
+    lines.append(f"  scope: {scope_line(inc)}")
+    lines.append(f"  start: {_fmt_time(watch, inc.start)}")
+    if name == "end":
+        lines.append(f"  end: {_fmt_time(watch, inc.end)}; duration {_duration(inc)}")
+    depth_word = "rise" if inc.kind in (IncidentKind.service_block, IncidentKind.circumvention_block, IncidentKind.throttling) else "drop"
+    lines.append(f"  depth: {depth_word} {inc.depth:.0%}; signals: {', '.join(inc.scope.signals) or '-'}; severity {inc.severity:,.0f}")
+    cause = f"{inc.cause.value} ({inc.cause_confidence:.0%})"
+    if inc.override:
+        cause += f", set by {inc.override.get('by')}: {inc.override.get('why')}"
+    lines.append(f"  cause: {cause}")
+    for ev in inc.evidence[:3]:
+        lines.append(f"    - {ev.detail}")
+    if event.reasons and name != "start":
+        lines.append("  why this alert: " + "; ".join(event.reasons))
+    return "\n".join(lines)
+
+
+def build_alerts(watch: Watch, events: Sequence[IncidentEvent]) -> list[Alert]:
+    """One alert per incident event, to the watch's channel, keyed for exactly-once delivery."""
+    alerts = []
+    for ev in events:
+        inc = ev.incident
+        name = EVENT_NAMES.get(ev.change, ev.change)
+        key = f"{watch.name}:{inc.id}:{name}:{inc.version}"
+        alerts.append(Alert(
+            id=stable_id(key), watch=watch.name, incident_id=inc.id, event=name, sequence=inc.version,
+            destination=watch.alerts.channel, idempotency_key=key, created_at=ev.tick, text=render_text(watch, ev),
+            payload={"change": ev.change, "reasons": ev.reasons, "incident": inc.model_dump(mode="json")},
+        ))
+    return alerts
+
+
+class Sink(Protocol):
+    def deliver(self, alert: Alert) -> tuple[AlertState, str | None]:
+        """Send one alert; return its new state and a remote reference (e.g. Slack channel/ts)."""
+
+
+class ConsoleSink:
+    """Prints alerts: the embedded default when no Slack credentials are configured."""
+
+    name = "console"
+
+    def __init__(self, stream: IO[str] | None = None):
+        self.stream = stream or sys.stdout
+
+    def deliver(self, alert: Alert) -> tuple[AlertState, str | None]:
+        self.stream.write(alert.text + "\n\n")  # not print(): flows with log_prints would turn it into a log line
+        self.stream.flush()
+        return AlertState.sent, f"console:{alert.id}"

@@ -1,0 +1,287 @@
+"""The `pollwatch` command line: the shell around the core (the one core module that may reach flows).
+
+Flows are imported inside the commands that run them, so `pollwatch playbook validate` and the
+other pure commands start fast and work without Prefect configured.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from datetime import datetime
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from pollwatch import __version__
+
+app = typer.Typer(help="pollwatch: catch, explain and report election internet shutdowns.", no_args_is_help=True,
+                  pretty_exceptions_enable=False)
+playbook_app = typer.Typer(help="Validate and inspect playbooks and watches.", no_args_is_help=True)
+observations_app = typer.Typer(help="Import and export observations (JSON Lines, docs/formats.md).", no_args_is_help=True)
+app.add_typer(playbook_app, name="playbook")
+app.add_typer(observations_app, name="observations")
+
+
+def _quiet_prefect() -> None:
+    """No telemetry, and Prefect's own logs at WARNING unless the user asked otherwise."""
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    os.environ.setdefault("DO_NOT_TRACK", "1")
+    os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+
+
+def fail(message: str, code: int = 2) -> None:
+    typer.secho(message, err=True, fg=typer.colors.RED)
+    raise typer.Exit(code)
+
+
+def _time(value: Optional[str], what: str) -> Optional[datetime]:
+    if value is None:
+        return None
+    from pollwatch.timeutil import parse_time
+
+    try:
+        return parse_time(value)
+    except ValueError as exc:
+        fail(f"{what}: {exc}")
+    return None
+
+
+def _watch(name: str):  # type: ignore[no-untyped-def]
+    from pollwatch.playbook import PlaybookError, find_watch, load_watch
+
+    try:
+        return load_watch(find_watch(name))
+    except PlaybookError as exc:
+        fail(str(exc))
+
+
+@app.callback()
+def _root(version: bool = typer.Option(False, "--version", help="Print the version and exit.")) -> None:
+    if version:
+        typer.echo(f"pollwatch {__version__}")
+        raise typer.Exit()
+
+
+# --- playbooks -------------------------------------------------------------------------------
+
+
+@playbook_app.command("validate")
+def playbook_validate(files: list[Path] = typer.Argument(..., help="Template or watch files.")) -> None:
+    """Check playbook files; errors name the file, line and field."""
+    from pollwatch.playbook import PlaybookError, load_playbook
+
+    bad = 0
+    for f in files:
+        try:
+            pb = load_playbook(f)
+            typer.echo(f"{f}: ok ({type(pb).__name__.lower()} {pb.name})")
+        except PlaybookError as exc:
+            bad += 1
+            for p in exc.problems:
+                typer.secho(p, err=True, fg=typer.colors.RED)
+    if bad:
+        raise typer.Exit(1)
+
+
+@playbook_app.command("show")
+def playbook_show(file: Path, as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
+    """Show a watch with its phases resolved to absolute times (local and UTC)."""
+    from pollwatch.models import iso
+    from pollwatch.timeutil import format_duration
+
+    w = _watch(str(file))
+    phases = [{"phase": p.name, "start_local": p.start.astimezone(w.tz).isoformat(), "start_utc": iso(p.start),
+               "end_local": p.end.astimezone(w.tz).isoformat(), "end_utc": iso(p.end), "cadence": format_duration(p.cadence),
+               "ticks": len(p.ticks())} for p in w.resolved_phases()]
+    milestones = {k: {"local": v.astimezone(w.tz).isoformat(), "utc": iso(v)} for k, v in w.milestone_times().items()}
+    if as_json:
+        typer.echo(json.dumps({"watch": w.name, "country": w.country, "timezone": w.timezone, "phases": phases,
+                               "milestones": milestones}, indent=2))
+        return
+    typer.echo(f"{w.name}: {w.election or 'election'} in {w.country} on {w.election_date} ({w.timezone})")
+    typer.echo(f"providers: {', '.join(f'{p.name} (AS{p.asn}, {p.type})' for p in w.providers) or '-'}")
+    typer.echo(f"services: {', '.join(s.name for s in w.services) or '-'}; circumvention: {', '.join(c.name for c in w.circumvention) or '-'}")
+    typer.echo("phases:")
+    for p in phases:
+        typer.echo(f"  {p['phase']:<12} {p['start_local']} -> {p['end_local']}  (UTC {p['start_utc']} -> {p['end_utc']})  every {p['cadence']}, {p['ticks']} ticks")
+    typer.echo("milestones:")
+    for k, v in milestones.items():
+        typer.echo(f"  {k:<20} {v['local']}  (UTC {v['utc']})")
+
+
+# --- observations ----------------------------------------------------------------------------
+
+
+@observations_app.command("import")
+def observations_import(file: Path) -> None:
+    """Import observations into the store (idempotent: the same file twice stores each once)."""
+    from pollwatch import store
+    from pollwatch.jsonl import FormatError, read_observations
+
+    try:
+        obs = read_observations(file)
+    except (FormatError, FileNotFoundError) as exc:
+        fail(str(exc))
+    with store.session_scope() as s:
+        before = store.count_observations(s)
+        store.upsert_observations(s, obs)
+        after = store.count_observations(s)
+    typer.echo(f"{file}: {len(obs)} observations read, {after - before} new, {len(obs) - (after - before)} already stored")
+
+
+@observations_app.command("export")
+def observations_export(
+    out: Path = typer.Option(..., "--out", help="JSON Lines file to write."),
+    country: Optional[str] = typer.Option(None, help="ISO 3166-1 alpha-2 code."),
+    since: Optional[str] = typer.Option(None, "--from", help="ISO 8601 start (inclusive)."),
+    until: Optional[str] = typer.Option(None, "--until", help="ISO 8601 end (exclusive)."),
+) -> None:
+    """Export stored observations as JSON Lines."""
+    from pollwatch import store
+    from pollwatch.jsonl import write_observations
+
+    with store.session_scope() as s:
+        obs = store.query_observations(s, country=country.upper() if country else None, since=_time(since, "--from"), until=_time(until, "--until"))
+    n = write_observations(obs, out)
+    typer.echo(f"{out}: {n} observations written")
+
+
+# --- simulation, replay, ticks ------------------------------------------------------------------
+
+
+@app.command("simulate")
+def simulate_cmd(
+    watch: str = typer.Argument(..., help="Watch file or name."),
+    out: Path = typer.Option(..., "--out", help="Observations JSON Lines to write."),
+    labels: Optional[Path] = typer.Option(None, "--labels", help="Ground-truth labels JSON to write."),
+    seed: int = typer.Option(1, "--seed"),
+    since: Optional[str] = typer.Option(None, "--from", help="Start (default: 3 days before election day)."),
+    until: Optional[str] = typer.Option(None, "--until", help="End (default: the morning after election day)."),
+    events: str = typer.Option("election-day", help="'election-day' (one event of every kind), 'none', or 'random:N'."),
+) -> None:
+    """Generate realistic observations for a watch, with injected events and their labels."""
+    from pollwatch.jsonl import write_observations
+    from pollwatch.simulate import demo_range, election_day_events, random_events, simulate
+
+    w = _watch(watch)
+    h0, _, d1 = demo_range(w)
+    start, end = _time(since, "--from") or h0, _time(until, "--until") or d1
+    if events == "election-day":
+        specs = election_day_events(w)
+    elif events == "none":
+        specs = []
+    elif events.startswith("random:"):
+        specs = random_events(w, start, end, int(events.split(":", 1)[1]), seed)
+    else:
+        fail(f"--events: expected 'election-day', 'none' or 'random:N', got {events!r}")
+    sc = simulate(w, start, end, specs, seed=seed)
+    write_observations(sc.observations, out)
+    if labels:
+        labels.parent.mkdir(parents=True, exist_ok=True)
+        labels.write_text(json.dumps([lb.to_public() for lb in sc.labels], indent=2))
+    typer.echo(f"{out}: {len(sc.observations)} observations, {len(sc.labels)} injected events")
+
+
+@app.command("replay")
+def replay_cmd(
+    watch: str = typer.Argument(..., help="Watch file or name."),
+    observations: Path = typer.Option(..., "--observations", help="Observations JSON Lines."),
+    since: Optional[str] = typer.Option(None, "--from"),
+    until: Optional[str] = typer.Option(None, "--until"),
+    incidents_json: Optional[Path] = typer.Option(None, "--json", help="Write the incidents as JSON here."),
+    quiet: bool = typer.Option(False, "--quiet", help="Do not print the alerts."),
+) -> None:
+    """Replay a watch over past observations through the real flows; print the alerts it would send."""
+    _quiet_prefect()
+    from flows.replay import replay
+
+    w = _watch(watch)
+    if not observations.is_file():
+        fail(f"{observations}: no such file")
+    result = replay(str(w.source_file), str(observations), _time(since, "--from"), _time(until, "--until"),
+                    str(incidents_json) if incidents_json else None)
+    incidents = result["incidents"]
+    if not quiet:
+        for text in result["alerts"]:
+            typer.echo(text + "\n")
+    typer.echo(f"{len(incidents)} incident(s)" + (f" written to {incidents_json}" if incidents_json else ""))
+
+
+@app.command("tick")
+def tick_cmd(
+    watch: str = typer.Argument(..., help="Watch file or name."),
+    at: Optional[str] = typer.Option(None, "--at", help="Scheduled time of the tick (default: now)."),
+    observations: Optional[Path] = typer.Option(None, "--observations", help="Collect from this JSON Lines file."),
+) -> None:
+    """Run one watch tick now (what a deployment runs on its schedule)."""
+    _quiet_prefect()
+    from flows.watch_tick import watch_tick
+
+    w = _watch(watch)
+    result = watch_tick(str(w.source_file), _time(at, "--at"), str(observations) if observations else None)
+    typer.echo(json.dumps(result))
+
+
+@app.command("demo")
+def demo_cmd(
+    workdir: Optional[Path] = typer.Option(None, help="Where to write the demo's files (default: $POLLWATCH_HOME/demo)."),
+    seed: int = typer.Option(1, "--seed"),
+) -> None:
+    """Replay a simulated election day in Kazakhstan (2019) through the real flows, with no setup."""
+    _quiet_prefect()
+    from pollwatch.jsonl import write_observations
+    from pollwatch.playbook import PLAYBOOKS_DIR
+    from pollwatch.settings import get_settings
+    from pollwatch.simulate import demo_range, election_day_events, simulate
+
+    t0 = time.monotonic()
+    settings = get_settings()
+    workdir = workdir or settings.home / "demo"
+    workdir.mkdir(parents=True, exist_ok=True)
+    w = _watch(str(PLAYBOOKS_DIR / "watches" / "kz-2019-presidential.yaml"))
+    h0, day, end = demo_range(w)
+    sc = simulate(w, h0, end, election_day_events(w), seed=seed)
+    obs_path, labels_path, inc_path = workdir / "observations.jsonl", workdir / "labels.json", workdir / "incidents.json"
+    write_observations(sc.observations, obs_path)
+    labels_path.write_text(json.dumps([lb.to_public() for lb in sc.labels], indent=2))
+    typer.secho(f"pollwatch demo: {w.name}, election day {w.election_date} ({w.timezone})", bold=True)
+    typer.echo(f"simulated {len(sc.observations)} observations with {len(sc.labels)} injected events -> {obs_path}")
+    typer.echo("replaying election day through the Prefect flows (ephemeral API, SQLite store, console alerts)...\n")
+
+    from flows.replay import replay
+
+    result = replay(str(w.source_file), str(obs_path), day, end, str(inc_path))
+    incidents = result["incidents"]
+    for text in result["alerts"]:
+        typer.echo(text + "\n")
+    kinds_found = {i["kind"] for i in incidents}
+    typer.secho("injected event -> detected", bold=True)
+    missed = 0
+    for lb in sc.labels:
+        hit = next((i for i in incidents if i["kind"] == lb.kind.value and i["start"] <= lb.end.isoformat().replace("+00:00", "Z")
+                    and (i["end"] or "9999") >= lb.start.isoformat().replace("+00:00", "Z")), None)
+        missed += hit is None
+        mark = f"detected at {hit['detected_at']}" if hit else "MISSED"
+        typer.echo(f"  {lb.kind.value:<20} {lb.start:%H:%M}-{lb.end:%H:%M} UTC  {mark}")
+    typer.echo(f"\n{len(incidents)} incidents ({', '.join(sorted(kinds_found))}); incidents JSON: {inc_path}")
+    typer.echo(f"store: {settings.resolved_database_url}")
+    typer.echo("run history: `prefect flow-run ls` (or `prefect server start` and open http://127.0.0.1:4200);"
+               " audit: `pollwatch audit incidents`")
+    typer.echo(f"done in {time.monotonic() - t0:.1f} s")
+    if missed:
+        raise typer.Exit(1)
+
+
+def main() -> None:
+    try:
+        app()
+    except KeyboardInterrupt:  # pragma: no cover
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

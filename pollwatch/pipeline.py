@@ -1,0 +1,69 @@
+"""The analysis stages composed without an orchestrator, and the state a watch keeps between ticks.
+
+`flows/` compose the same core functions as Prefect tasks; `analyse()` composes them directly,
+for benchmarks (orchestration overhead) and for tests that compare both paths.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from pollwatch.alerts import build_alerts
+from pollwatch.attribute import attribute
+from pollwatch.classify import GroupState, classify
+from pollwatch.detect import DetectorState, detect
+from pollwatch.models import Alert, Anomaly, Gap, Incident, IncidentEvent, Observation
+from pollwatch.playbook import Watch
+
+
+class WatchState(BaseModel):
+    """Everything a watch remembers between ticks (persisted in the store's watch_state table)."""
+
+    detector: DetectorState = Field(default_factory=DetectorState)
+    grouper: GroupState = Field(default_factory=GroupState)
+
+    @classmethod
+    def from_stored(cls, data: dict[str, Any] | None) -> "WatchState":
+        return cls.model_validate(data) if data else cls()
+
+
+class Outcome(BaseModel):
+    state: WatchState
+    anomalies: list[Anomaly] = Field(default_factory=list)  # every anomaly touched, newest version
+    events: list[IncidentEvent] = Field(default_factory=list)
+    incidents: list[Incident] = Field(default_factory=list)  # newest version of each incident touched
+    alerts: list[Alert] = Field(default_factory=list)
+    gaps: list[Gap] = Field(default_factory=list)
+
+
+def latest_anomalies(events: Sequence[Any]) -> list[Anomaly]:
+    """The newest version of each anomaly in a sequence of AnomalyEvents."""
+    latest: dict[str, Anomaly] = {}
+    for ev in events:
+        latest[ev.anomaly.id] = ev.anomaly
+    return list(latest.values())
+
+
+def latest_incidents(events: Sequence[IncidentEvent]) -> list[Incident]:
+    latest: dict[str, Incident] = {}
+    for ev in events:
+        latest[ev.incident.id] = ev.incident
+    return list(latest.values())
+
+
+def analyse(watch: Watch, state: WatchState | None, ticks: Sequence[datetime], observations: Sequence[Observation],
+            known: dict[str, Incident] | None = None) -> Outcome:
+    """Detect, classify, attribute and build alerts for `ticks`, with no Prefect involved."""
+    state = state or WatchState()
+    det = detect(watch, state.detector, ticks, observations)
+    anomalies = latest_anomalies(det.events)
+    cls = classify(watch, state.grouper, ticks, det.events)
+    events = attribute(watch, cls.events, known, anomalies + list(cls.state.anomalies.values()))
+    return Outcome(
+        state=WatchState(detector=det.state, grouper=cls.state), anomalies=anomalies, events=events,
+        incidents=latest_incidents(events), alerts=build_alerts(watch, events), gaps=det.gaps,
+    )

@@ -1,0 +1,66 @@
+"""Record stage: everything a tick saw and decided goes to pollwatch's store, in one transaction."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from prefect import task
+from prefect.cache_policies import NO_CACHE
+
+from pollwatch import store
+from pollwatch.models import Anomaly, Gap, Incident, Notice, Observation
+from pollwatch.pipeline import WatchState
+
+
+@task(name="record-observations", cache_policy=NO_CACHE, retries=3, retry_delay_seconds=[1, 2, 5])
+def record_observations(observations: list[Observation]) -> int:
+    """Upsert observations (idempotent on source, signal, entity, time)."""
+    with store.session_scope() as s:
+        return store.upsert_observations(s, observations)
+
+
+@task(name="load-observations", cache_policy=NO_CACHE, retries=3, retry_delay_seconds=[1, 2, 5])
+def load_observations(country: str, since: datetime, until: datetime) -> list[Observation]:
+    """Observations of a country in [since, until) from the store."""
+    with store.session_scope() as s:
+        return store.query_observations(s, country=country, since=since, until=until)
+
+
+@task(name="load-watch-state", cache_policy=NO_CACHE, retries=3, retry_delay_seconds=[1, 2, 5])
+def load_watch_state(watch: str) -> tuple[WatchState, datetime | None, dict[str, Incident]]:
+    """The watch's detector/grouper state, its last tick, and its open incidents as last recorded."""
+    with store.session_scope() as s:
+        data, last = store.load_watch_state(s, watch)
+        state = WatchState.from_stored(data)
+        known = {i: store.get_incident(s, i) for i in state.grouper.incidents}
+        return state, last, {k: v for k, v in known.items() if v is not None}
+
+
+@task(name="record-outcome", cache_policy=NO_CACHE, retries=3, retry_delay_seconds=[1, 2, 5])
+def record_outcome(
+    watch: str,
+    anomalies: list[Anomaly],
+    incidents: list[Incident],
+    gaps: list[Gap],
+    notices: list[Notice],
+    state: WatchState | None = None,
+    tick: datetime | None = None,
+    flow_run_id: str | None = None,
+    summary: dict[str, Any] | None = None,
+) -> None:
+    """Save decisions, gaps, notices and (for live ticks) the watch state and the tick, atomically."""
+    with store.session_scope() as s:
+        store.save_anomalies(s, anomalies)
+        store.save_incidents(s, incidents)
+        store.add_gaps(s, watch, gaps)
+        store.add_notices(s, notices)
+        if state is not None and tick is not None:
+            store.save_watch_state(s, watch, state.model_dump(mode="json"), tick)
+            store.mark_tick_done(s, watch, tick, flow_run_id, summary or {})
+
+
+@task(name="tick-done", cache_policy=NO_CACHE, retries=3, retry_delay_seconds=[1, 2, 5])
+def tick_already_done(watch: str, tick: datetime) -> bool:
+    with store.session_scope() as s:
+        return store.tick_done(s, watch, tick)

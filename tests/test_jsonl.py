@@ -1,0 +1,84 @@
+"""Observation JSON Lines: round trip, clear errors, idempotent import."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from pollwatch import store
+from pollwatch.cli import app
+from pollwatch.jsonl import FormatError, read_observations, write_observations
+from pollwatch.models import Observation, Provenance
+
+T0 = datetime(2019, 6, 9, 5, 0, tzinfo=timezone.utc)
+
+
+def _sample() -> list[Observation]:
+    return [
+        Observation(time=T0, source="ioda", signal="bgp", country="KZ", value=1523.0),
+        Observation(time=T0, source="ioda", signal="bgp", country="KZ", region="KZ-ALA", value=None),
+        Observation(time=T0 + timedelta(hours=1), source="ooni", signal="service_failure_rate", country="KZ", asn=9198,
+                    service="whatsapp", value=0.25, count=8,
+                    provenance=Provenance(request="https://api.ooni.io/api/v1/aggregation?probe_cc=KZ", fetched_at=T0, payload_hash="ab" * 32)),
+    ]
+
+
+def test_round_trip_keeps_every_field(tmp_path: Path):
+    f = tmp_path / "obs.jsonl"
+    write_observations(_sample(), f)
+    first = json.loads(f.read_text().splitlines()[0])
+    assert first == {"time": "2019-06-09T05:00:00Z", "source": "ioda", "signal": "bgp", "country": "KZ",
+                     "region": None, "asn": None, "service": None, "value": 1523.0}
+    assert read_observations(f) == _sample()
+
+
+@pytest.mark.parametrize("line,message", [
+    ('{"time": "2019-06-09T05:00:00", "source": "ioda", "signal": "bgp", "country": "KZ", "value": 1}', "no time zone"),
+    ('{"time": "2019-06-09T05:00:00Z", "source": "ioda", "signal": "bgp", "country": "KZ", "value": "many"}', "value"),
+    ('{"time": "2019-06-09T05:00:00Z", "source": "ioda", "signal": "bgp", "country": "KZ", "colour": 1}', "unknown field"),
+    ('{"time": "2019-06-09T05:00:00Z", "source": "ioda", "signal": "bgp", "country": "KZ", "value": NaN}', "finite"),
+    ('{"time": "2019-06-09T05:00:00Z", "source": "ioda"', "not valid JSON"),
+])
+def test_bad_lines_name_file_and_line(tmp_path: Path, line: str, message: str):
+    f = tmp_path / "bad.jsonl"
+    good = '{"time": "2019-06-09T05:00:00Z", "source": "ioda", "signal": "bgp", "country": "KZ", "value": 1}'
+    f.write_text(good + "\n" + line + "\n")
+    with pytest.raises(FormatError) as err:
+        read_observations(f)
+    assert str(err.value).startswith(f"{f}:2:")
+    assert message in str(err.value)
+
+
+def test_import_twice_stores_each_observation_once(tmp_path: Path):
+    f = tmp_path / "obs.jsonl"
+    write_observations(_sample(), f)
+    runner = CliRunner()
+    first = runner.invoke(app, ["observations", "import", str(f)])
+    assert first.exit_code == 0, first.output
+    assert "3 new" in first.output
+    second = runner.invoke(app, ["observations", "import", str(f)])
+    assert "0 new, 3 already stored" in second.output
+    with store.session_scope() as s:
+        assert store.count_observations(s) == 3
+    out = tmp_path / "export.jsonl"
+    exported = runner.invoke(app, ["observations", "export", "--out", str(out), "--country", "kz"])
+    assert exported.exit_code == 0
+    assert sorted(read_observations(out), key=lambda o: o.series_key) == sorted(_sample(), key=lambda o: o.series_key)
+
+
+def test_bad_import_loses_nothing_already_recorded(tmp_path: Path):
+    good = tmp_path / "good.jsonl"
+    write_observations(_sample(), good)
+    runner = CliRunner()
+    runner.invoke(app, ["observations", "import", str(good)])
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text(good.read_text() + "{not json}\n")
+    result = runner.invoke(app, ["observations", "import", str(bad)])
+    assert result.exit_code == 2
+    assert "bad.jsonl:4: not valid JSON" in result.output
+    with store.session_scope() as s:
+        assert store.count_observations(s) == 3
