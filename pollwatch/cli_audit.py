@@ -1,0 +1,277 @@
+"""`pollwatch audit ...`, `pollwatch report` and `pollwatch export keepiton`: the auditor's commands.
+
+Registered into the root app of `pollwatch.cli` as a nameless group, so the commands appear at
+the top level. Every listing prints a readable table, or JSON with `--json`.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any, Optional
+
+import typer
+
+app = typer.Typer(no_args_is_help=True)
+audit_app = typer.Typer(help="Inspect and verify the hash-chained audit log.", no_args_is_help=True)
+export_app = typer.Typer(help="Export incidents for sharing.", no_args_is_help=True)
+app.add_typer(audit_app, name="audit")
+app.add_typer(export_app, name="export")
+
+WATCH = typer.Option(None, "--watch", "-w", help="Only this watch (its name).")
+FROM = typer.Option(None, "--from", help="From this time (ISO 8601; a bare date is 00:00 UTC).")
+UNTIL = typer.Option(None, "--until", help="Until this time, exclusive (ISO 8601).")
+JSON = typer.Option(False, "--json", help="Print JSON instead of a table.")
+
+
+def _fail(message: str, code: int = 2) -> None:
+    typer.secho(message, err=True, fg=typer.colors.RED)
+    raise typer.Exit(code)
+
+
+def _time(value: Optional[str], what: str) -> Optional[datetime]:
+    if value is None:
+        return None
+    from pollwatch.timeutil import parse_time
+
+    try:
+        return parse_time(value)
+    except ValueError as exc:
+        _fail(f"{what}: {exc}")
+    return None
+
+
+def _load_watch(name: str):  # type: ignore[no-untyped-def]
+    from pollwatch.playbook import PlaybookError, find_watch, load_watch
+
+    try:
+        return load_watch(find_watch(name))
+    except (PlaybookError, FileNotFoundError, ValueError) as exc:
+        _fail(str(exc))
+
+
+def _iso(v: Any) -> Any:
+    from pollwatch.audit import format_time
+
+    return format_time(v)[:-8] + "Z" if isinstance(v, datetime) else v
+
+
+def _dump(obj: Any) -> None:
+    typer.echo(json.dumps(obj, indent=2, default=lambda v: _iso(v) if isinstance(v, datetime) else str(v), ensure_ascii=False))
+
+
+def _table(headers: list[str], rows: list[list[Any]], empty: str = "(none)") -> None:
+    if not rows:
+        typer.echo(empty)
+        return
+    cells = [[("-" if c is None else str(_iso(c))) for c in r] for r in rows]
+    widths = [max(len(h), *(len(r[i]) for r in cells)) for i, h in enumerate(headers)]
+    typer.echo("  ".join(h.ljust(w) for h, w in zip(headers, widths)).rstrip())
+    typer.echo("  ".join("-" * w for w in widths))
+    for r in cells:
+        typer.echo("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip())
+
+
+# --- audit ----------------------------------------------------------------------------------------
+
+
+@audit_app.command("verify")
+def verify_cmd(head: Optional[Path] = typer.Option(None, "--head", help="A head file from `audit export-head`: also prove nothing was cut from the end."),
+               as_json: bool = JSON) -> None:
+    """Check the whole chain; exit 1 naming the first altered, deleted or reordered entry."""
+    from pollwatch import audit, store
+
+    head_doc = None
+    if head is not None:
+        try:
+            head_doc = audit.load_head(head)
+        except ValueError as exc:
+            _fail(str(exc))
+    with store.session_scope() as s:
+        v = audit.verify(s, head_doc)
+    if as_json:
+        _dump(v.to_json())
+    elif v.ok:
+        extra = f"; reaches the exported head (entry {head_doc['seq']})" if head_doc else ""
+        typer.echo(f"audit log OK: {v.entries} entries, head {v.head_seq or 0} {v.head_hash or audit.GENESIS}{extra}")
+    else:
+        first = v.first
+        assert first is not None
+        typer.secho(f"audit log BROKEN at entry {first.seq} ({first.what}): {first.message}", fg=typer.colors.RED)
+        for p in v.problems[1:]:
+            typer.echo(f"  also entry {p.seq} ({p.what}): {p.message}")
+    raise typer.Exit(0 if v.ok else 1)
+
+
+@audit_app.command("export-head")
+def export_head_cmd(file: Path = typer.Argument(..., help="Where to write the head (keep a copy outside this machine).")) -> None:
+    """Write the chain head (last entry and its hash) so a later `verify --head FILE` proves nothing was cut."""
+    from pollwatch import audit, store
+
+    with store.session_scope() as s:
+        doc = audit.export_head(s, file)
+    typer.echo(f"wrote head entry {doc['seq']} {doc['hash']} to {file}")
+
+
+@audit_app.command("runs")
+def runs_cmd(watch: Optional[str] = WATCH, since: Optional[str] = FROM, until: Optional[str] = UNTIL, as_json: bool = JSON) -> None:
+    """Flow runs: id, flow, deployment, state, playbook hash, pollwatch version."""
+    from pollwatch import audit, store
+
+    with store.session_scope() as s:
+        rows = audit.runs(s, watch, _time(since, "--from"), _time(until, "--until"))
+    if as_json:
+        _dump(rows)
+        return
+    _table(["started", "ended", "flow run", "flow", "deployment", "watch", "state", "playbook", "version"],
+           [[r["started"], r["ended"], r["flow_run_id"], r["flow"], r["deployment"], r["watch"], r["state"],
+             (r["playbook_hash"] or "-")[:12], r["pollwatch_version"]] for r in rows], "no runs recorded")
+
+
+@audit_app.command("incidents")
+def incidents_cmd(watch: Optional[str] = WATCH, since: Optional[str] = FROM, until: Optional[str] = UNTIL, as_json: bool = JSON) -> None:
+    """Incidents as last decided in the log, with their decisions, alerts and overrides counted."""
+    from pollwatch import audit, store
+
+    with store.session_scope() as s:
+        rows = audit.incidents(s, watch, _time(since, "--from"), _time(until, "--until"))
+    if as_json:
+        _dump(rows)
+        return
+    _table(["incident", "kind", "start", "end", "status", "cause", "conf", "decisions", "alerts", "overrides"],
+           [[r["id"], r["kind"], r["start"], r["end"] or "ongoing", r["status"], r["cause"],
+             f"{(r['cause_confidence'] or 0):.0%}", r["decisions"],
+             f"{r['alerts_sent']}" + (f" (+{r['alerts_failed']} failed)" if r["alerts_failed"] else ""), r["overrides"]]
+            for r in rows], "no incidents recorded")
+
+
+@audit_app.command("alerts")
+def alerts_cmd(watch: Optional[str] = WATCH, since: Optional[str] = FROM, until: Optional[str] = UNTIL,
+               incident: Optional[str] = typer.Option(None, "--incident", help="Only this incident's alerts."),
+               as_json: bool = JSON) -> None:
+    """Alerts queued, sent and failed: destination, Slack channel and ts, attempts."""
+    from pollwatch import audit, store
+
+    with store.session_scope() as s:
+        rows = audit.alerts(s, watch, _time(since, "--from"), _time(until, "--until"), incident)
+    if as_json:
+        _dump(rows)
+        return
+    _table(["entry", "created", "recorded", "action", "event", "incident", "destination", "channel", "ts", "attempts", "error"],
+           [[r["seq"], r["created_at"], r["time"], r["action"], r["event"], r["incident_id"], r["destination"], r["channel"],
+             r["ts"], r["attempts"], r["error"]] for r in rows], "no alerts recorded")
+
+
+def _describe(e: Any) -> str:
+    p = e.payload
+    if e.kind == "observations":
+        return (f"{p.get('count')} observations from {p.get('source')} {_iso(p.get('first'))}..{_iso(p.get('last'))}"
+                f", {p.get('no_data', 0)} without data, {len(p.get('gaps', []))} gaps, hash {str(p.get('observations_hash'))[:12]}")
+    if e.kind == "anomaly":
+        a = p.get("anomaly", {})
+        ent = a.get("entity", {})
+        key = "/".join(str(v) for v in (ent.get("country"), ent.get("region"), ent.get("asn"), ent.get("service")) if v)
+        thr = p.get("thresholds") or {}
+        return (f"anomaly {p.get('change')}: {a.get('source')}/{a.get('signal')} {key} {a.get('level')} from {a.get('start')}, "
+                f"expected {a.get('expected')} observed {a.get('observed')} depth {a.get('depth')} "
+                f"(warning {thr.get('warning')}, critical {thr.get('critical')}, {thr.get('mode')})")
+    if e.kind == "incident":
+        i = p.get("incident", {})
+        return (f"incident {p.get('change')}: {i.get('kind')} {i.get('status')} {i.get('start')}..{i.get('end') or 'ongoing'}, "
+                f"cause {i.get('cause')} ({i.get('cause_confidence')}); " + "; ".join(p.get("reasons", [])))
+    if e.kind == "alert":
+        where = f" channel {p.get('channel')} ts {p.get('ts')}" if p.get("channel") else ""
+        err = f" error: {p.get('error')}" if p.get("error") else ""
+        return f"alert {p.get('action')}: {p.get('event')} to {p.get('destination')}{where}, attempts {p.get('attempts')}{err}"
+    if e.kind == "override":
+        return f"override by {p.get('who')}: {p.get('why')} {json.dumps(p.get('changes'), default=str)}"
+    return json.dumps(p, default=str)[:200]
+
+
+@audit_app.command("show")
+def show_cmd(incident: str = typer.Argument(..., help="Incident id."), as_json: bool = JSON) -> None:
+    """One incident's timeline: observations that opened it, decisions, alerts sent, overrides."""
+    from pollwatch import audit, store
+
+    with store.session_scope() as s:
+        timeline = audit.incident_timeline(s, incident)
+        evidence = None
+        current = store.get_incident(s, incident)
+    if not timeline and current is None:
+        _fail(f"no incident {incident!r} in the audit log (list them with `pollwatch audit incidents`)", 1)
+    if as_json:
+        _dump({"incident": current.to_public() if current else None, "timeline": [e.to_json() for e in timeline]})
+        return
+    if current is not None:
+        typer.echo(f"incident {current.id}: {current.kind.value}, {current.status}, {_iso(current.start)} .. "
+                   f"{_iso(current.end) or 'ongoing'}; cause {current.cause.value} ({current.cause_confidence:.0%})")
+        evidence = current.evidence
+        for ev in evidence:
+            typer.echo(f"  evidence: {ev.detail} [{ev.supports.value} {ev.weight:+.2f}]")
+    _table(["entry", "recorded", "kind", "what"], [[e.seq, e.time, e.kind, _describe(e)] for e in timeline], "no audit entries")
+
+
+# --- report and export ----------------------------------------------------------------------------
+
+
+def _range(w: Any, since: Optional[str], until: Optional[str]) -> tuple[datetime, datetime]:
+    """The requested range, by default the watch's heightened phase (the finest cadence)."""
+    from pollwatch.timeutil import parse_time
+
+    lo, hi = _time(since, "--from"), _time(until, "--until")
+    if lo is None or hi is None:
+        phases = w.resolved_phases()
+        if phases:
+            p = min(phases, key=lambda p: p.cadence)
+            d_lo, d_hi = parse_time(p.start), parse_time(p.end)
+        else:
+            d_lo, d_hi = parse_time(w.at_offset(timedelta(days=-1))), parse_time(w.at_offset(timedelta(days=3)))
+        lo, hi = lo or d_lo, hi or d_hi
+    if hi <= lo:
+        _fail(f"--until ({_iso(hi)}) must be after --from ({_iso(lo)})")
+    return lo, hi
+
+
+@app.command("report")
+def report_cmd(watch: str = typer.Argument(..., help="Watch name or file."), since: Optional[str] = FROM, until: Optional[str] = UNTIL,
+               out: Optional[Path] = typer.Option(None, "--out", "-o", help="HTML file (default reports/<watch>-<from>.html)."),
+               max_charts: int = typer.Option(24, "--max-charts", help="At most this many signal charts."),
+               as_json: bool = JSON) -> None:
+    """Write a self-contained HTML report (opens offline) for a watch and time range.
+
+    The Prefect flow `flows/report.py` does the same and also publishes artifacts.
+    """
+    from pollwatch import report
+
+    w = _load_watch(watch)
+    lo, hi = _range(w, since, until)
+    result = report.build_report(w, lo, hi, out, max_charts=max_charts)
+    if as_json:
+        _dump(result.model_dump(mode="json", exclude={"markdown", "table"}))
+    else:
+        typer.echo(f"wrote {result.path}: {result.incidents} incidents, {result.alerts} alerts, "
+                   f"{result.charts} charts; audit chain {'intact' if result.audit_ok else 'BROKEN'}; sha256 {result.sha256}")
+
+
+@export_app.command("keepiton")
+def keepiton_cmd(watch: str = typer.Argument(..., help="Watch name or file."), since: Optional[str] = FROM, until: Optional[str] = UNTIL,
+                 out: Optional[Path] = typer.Option(None, "--out", "-o", help="CSV file (default: standard output)."),
+                 shutdowns_only: bool = typer.Option(False, "--shutdowns-only", help="Only incidents attributed to a government order.")) -> None:
+    """Incidents as CSV in the #KeepItOn STOP vocabulary (shutdown_type, shutdown_extent, affected_network, ...)."""
+    from pollwatch import audit, report, store
+
+    w = _load_watch(watch)
+    lo, hi = _time(since, "--from"), _time(until, "--until")
+    with store.session_scope() as s:
+        incidents = store.list_incidents(s, watch=w.name, since=lo, until=hi)
+    rows = report.keepiton_rows(w, incidents, shutdowns_only=shutdowns_only)
+    if out is None:
+        report.write_keepiton_csv(rows, sys.stdout)
+        return
+    report.write_keepiton_csv(rows, out)
+    with store.session_scope() as s:
+        audit.record_report(s, watch=w.name, path=out, what="keepiton-csv",
+                            params={"from": lo, "until": hi, "shutdowns_only": shutdowns_only})
+    typer.echo(f"wrote {len(rows)} incidents to {out}", err=True)
