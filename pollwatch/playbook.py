@@ -85,9 +85,16 @@ class SignalConfig(_Strict):
 
 
 class SourceConfig(_Strict):
+    """How pollwatch talks to one observatory API (see docs/sources.md); `options` holds source-specific settings."""
+
     enabled: bool = True
     base_url: str | None = None
     timeout: Duration = timedelta(seconds=20)
+    retries: int = Field(default=3, ge=0, le=10, description="retries after the first attempt (connection errors, 429, 5xx)")
+    backoff: float = Field(default=0.5, ge=0, description="first retry delay in seconds; doubles per attempt, with jitter")
+    max_backoff: float = Field(default=30.0, ge=0, description="longest wait between attempts, Retry-After included")
+    rate_limit: float = Field(default=20.0, ge=0, description="requests per second per host (0 = unlimited)")
+    max_concurrency: int = Field(default=10, ge=1, description="requests in flight at once")
     options: dict[str, Any] = Field(default_factory=dict)
 
 

@@ -1,0 +1,228 @@
+"""The Source interface: what every observatory client returns for a time range of a watch.
+
+A source's `collect(watch, start, end)` never raises. What it could not fetch comes back as
+explicit `Gap`s for the entities and signals it should have covered, plus an operator `Notice`
+saying what went wrong; what it did fetch comes back as `Observation`s with provenance.
+Outage records that other observatories publish (IODA alerts and events, Cloudflare Radar
+annotations and anomalies) come back as `Corroboration`s: evidence, not measurements.
+"""
+
+from __future__ import annotations
+
+import time as _time
+from abc import ABC, abstractmethod
+from collections import Counter
+from datetime import datetime, timezone
+from typing import Any, ClassVar
+
+import httpx
+from pydantic import BaseModel, Field
+
+from pollwatch.models import Gap, Notice, NoticeLevel, Observation, Provenance, entity_key, utc
+from pollwatch.playbook import SourceConfig, Watch
+from pollwatch.sources.http import FetchError, HttpClient, Sleep
+
+
+class ShapeError(ValueError):
+    """A response that parsed as JSON but is not the shape the API documents."""
+
+
+def shape_failure(exc: ShapeError) -> FetchError:
+    """A shape error as a failed fetch of kind `shape` (it becomes gaps and a notice like any other)."""
+    return FetchError("shape", f"unexpected response shape: {exc}")
+
+
+class Corroboration(BaseModel):
+    """An outage record published by an observatory (an alert, an event, an annotation).
+
+    Kept with the observatory's own labels (`level`, `cause`, `outage_type`, `status`) so that
+    attribution can cite them; `entity` is pollwatch's entity key when the record could be
+    mapped to the watch's country, region or network.
+    """
+
+    source: str
+    kind: str  # ioda_alert | ioda_event | radar_annotation | radar_anomaly
+    id: str
+    country: str
+    entity: str
+    entity_type: str | None = None  # country | region | asn | ...
+    entity_code: str | None = None
+    datasource: str | None = None
+    start: datetime
+    end: datetime | None = None
+    level: str | None = None
+    status: str | None = None
+    cause: str | None = None
+    outage_type: str | None = None
+    score: float | None = None
+    value: float | None = None
+    expected: float | None = None
+    description: str | None = None
+    url: str | None = None
+    provenance: Provenance | None = None
+
+
+class CollectResult(BaseModel):
+    """What one source produced for one range: data, the holes in it, and what operators should know."""
+
+    source: str
+    observations: list[Observation] = Field(default_factory=list)
+    gaps: list[Gap] = Field(default_factory=list)
+    notices: list[Notice] = Field(default_factory=list)
+    corroborations: list[Corroboration] = Field(default_factory=list)
+    requests: int = 0  # logical requests (one per API call)
+    attempts: int = 0  # HTTP attempts, retries included
+    failed_requests: int = 0
+    seconds: float = 0.0
+
+    def merge(self, other: "CollectResult") -> "CollectResult":
+        """Another result's records appended to this one's (same source or a combined view)."""
+        self.observations.extend(other.observations)
+        self.gaps.extend(other.gaps)
+        self.notices.extend(other.notices)
+        self.corroborations.extend(other.corroborations)
+        self.requests += other.requests
+        self.attempts += other.attempts
+        self.failed_requests += other.failed_requests
+        return self
+
+
+def now_utc() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class Source(ABC):
+    """An observatory client: `await source.collect(watch, start, end)` -> CollectResult.
+
+    Construct with the watch's `SourceConfig` (base URL, timeouts, retries, rate limit,
+    concurrency, options); `transport=` injects an httpx transport (tests) and `sleep=` the
+    coroutine used for backoff waits.
+    """
+
+    name: ClassVar[str]
+    default_base_url: ClassVar[str]
+
+    def __init__(
+        self,
+        config: SourceConfig | None = None,
+        *,
+        base_url: str | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
+        sleep: Sleep | None = None,
+    ) -> None:
+        self.config = config or SourceConfig()
+        self.base_url = (base_url or self.config.base_url or self.default_base_url).rstrip("/")
+        self.transport = transport
+        self.sleep = sleep
+        self.options: dict[str, Any] = dict(self.config.options)
+
+    def client(self, headers: dict[str, str] | None = None, secrets: list[str] | None = None) -> HttpClient:
+        """A fresh HTTP client for one collect (one per call: tasks never share clients)."""
+        c = self.config
+        return HttpClient(
+            self.base_url,
+            timeout=c.timeout.total_seconds(),
+            retries=c.retries,
+            backoff=c.backoff,
+            max_backoff=c.max_backoff,
+            rate_limit=c.rate_limit,
+            max_concurrency=c.max_concurrency,
+            headers=headers,
+            transport=self.transport,
+            sleep=self.sleep,
+            secrets=secrets,
+        )
+
+    async def collect(self, watch: Watch, start: datetime, end: datetime) -> CollectResult:
+        """Fetch [start, end) for `watch`; failures become gaps and notices, never exceptions."""
+        start, end = utc(start), utc(end)
+        began = _time.perf_counter()
+        run = _Run(self.name, watch, start, end)
+        try:
+            if end <= start:
+                raise ValueError(f"empty range: end {end.isoformat()} is not after start {start.isoformat()}")
+            await self._collect(run)
+        except Exception as exc:  # failure is data: anything unexpected still becomes gaps + a notice
+            run.fail_everything(f"{type(exc).__name__}: {exc}")
+        run.result.seconds = _time.perf_counter() - began
+        run.finish()
+        return run.result
+
+    @abstractmethod
+    async def _collect(self, run: "_Run") -> None:
+        """Fill `run` (observations, gaps, corroborations) and register what was expected."""
+
+    def expected(self, watch: Watch) -> list[tuple[str, str | None]]:
+        """(entity key, signal) pairs this source should cover for `watch` (used for whole-source failures)."""
+        return [(watch.country or "", None)]
+
+
+class _Run:
+    """Book-keeping for one collect: results, expected coverage and failure tallies for the notice."""
+
+    def __init__(self, source: str, watch: Watch, start: datetime, end: datetime) -> None:
+        self.source = source
+        self.watch = watch
+        self.start = start
+        self.end = end
+        self.result = CollectResult(source=source)
+        self.failures: Counter[str] = Counter()
+        self.first_error: dict[str, str] = {}
+        self.expected: list[tuple[str, str | None]] = []
+        self.info: list[str] = []
+        self.gapped: set[tuple[str, str | None]] = set()
+
+    @property
+    def country(self) -> str:
+        return self.watch.country or ""
+
+    def gap(self, entity: str, signal: str | None, reason: str, start: datetime | None = None, end: datetime | None = None) -> None:
+        key = (entity, signal)
+        if start is None and end is None:
+            if key in self.gapped:
+                return
+            self.gapped.add(key)
+        self.result.gaps.append(Gap(source=self.source, signal=signal, entity=entity, start=start or self.start, end=end or self.end, reason=reason))
+
+    def failed(self, err: FetchError | Exception, what: str) -> str:
+        """Count a failed request (or unusable payload) and return the reason text for its gaps."""
+        kind = err.kind if isinstance(err, FetchError) else "unexpected"
+        self.failures[kind] += 1
+        reason = f"{what}: {err}"
+        self.first_error.setdefault(kind, reason)
+        return reason
+
+    def fail_everything(self, reason: str) -> None:
+        self.failures["crash"] += 1
+        self.first_error.setdefault("crash", reason)
+        for entity, signal in self.expected or [(self.country, None)]:
+            self.gap(entity, signal, f"source failed: {reason}")
+
+    def account(self, http: HttpClient) -> None:
+        """Add a client's request counts to the result."""
+        self.result.requests += http.calls
+        self.result.attempts += http.requests
+
+    def notice(self, message: str, level: NoticeLevel = NoticeLevel.warning) -> None:
+        self.result.notices.append(Notice(time=now_utc(), level=level, source=self.source, message=message, watch=self.watch.name))
+
+    def finish(self) -> None:
+        self.result.failed_requests = sum(v for k, v in self.failures.items() if k not in ("shape", "empty"))
+        if self.failures:
+            total = sum(self.failures.values())
+            kinds = ", ".join(f"{k}: {v}" for k, v in sorted(self.failures.items()))
+            first = "; ".join(self.first_error[k] for k in sorted(self.first_error))
+            everything = self.result.requests and self.result.failed_requests >= self.result.requests
+            level = NoticeLevel.error if everything or "crash" in self.failures else NoticeLevel.warning
+            self.notice(
+                f"{self.source}: {total} problem(s) fetching {self.start:%Y-%m-%dT%H:%MZ}..{self.end:%Y-%m-%dT%H:%MZ} "
+                f"({kinds}); {len(self.result.gaps)} gap(s) recorded. First errors: {first}",
+                level,
+            )
+        for text in self.info:
+            self.notice(f"{self.source}: {text}", NoticeLevel.info)
+
+
+def entity_of(country: str, region: str | None = None, asn: int | None = None, service: str | None = None) -> str:
+    return entity_key(country, region, asn, service)
+

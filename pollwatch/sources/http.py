@@ -1,0 +1,244 @@
+"""The HTTP layer every source shares: polite, bounded, retrying JSON GETs with provenance.
+
+`HttpClient` wraps one `httpx.AsyncClient` with
+- timeouts (connect/read/write/pool),
+- retries with exponential backoff and jitter on connection errors, timeouts, 429 and 5xx,
+  honouring `Retry-After` (seconds or an HTTP date) up to `max_backoff`,
+- a per-host rate limit (a token bucket allowing short bursts) and bounded concurrency,
+- a User-Agent naming pollwatch and its version,
+- an injectable `transport=` (tests) and `sleep=` (backoff waits).
+
+`get_json` returns a `Fetched` (parsed payload, request URL without secrets, fetch time and
+SHA-256 of the raw bytes) or raises `FetchError` whose `kind` says what went wrong. Secrets go
+in headers only and never appear in URLs, errors or provenance.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import hashlib
+import json
+import random
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any
+
+import httpx
+
+from pollwatch import __version__
+from pollwatch.models import Provenance
+
+Sleep = Callable[[float], Awaitable[Any]]
+
+USER_AGENT = f"pollwatch/{__version__} (election internet-shutdown monitoring; httpx/{httpx.__version__})"
+
+# Query parameters that may carry credentials; dropped from every URL we record or print.
+SECRET_PARAMS = frozenset({"token", "api_key", "apikey", "key", "access_token", "auth", "password", "secret"})
+
+
+class FetchError(Exception):
+    """A request that did not yield usable JSON. `kind`: timeout, connection, http, rate_limited, malformed."""
+
+    def __init__(self, kind: str, message: str, url: str = "", status: int | None = None, attempts: int = 1) -> None:
+        self.kind = kind
+        self.url = url
+        self.status = status
+        self.attempts = attempts
+        super().__init__(f"{message} ({url}, {attempts} attempt{'s' if attempts != 1 else ''})" if url else message)
+
+
+@dataclass
+class Fetched:
+    """One successful response: the parsed JSON and where it came from."""
+
+    payload: Any
+    url: str
+    fetched_at: datetime
+    payload_hash: str
+    status: int
+    attempts: int
+    size: int
+
+    def provenance(self) -> Provenance:
+        return Provenance(request=self.url, fetched_at=self.fetched_at, payload_hash=self.payload_hash)
+
+
+def redact_url(url: httpx.URL | str) -> str:
+    """The URL without user info and without query parameters that may hold secrets."""
+    u = httpx.URL(str(url))
+    params = [(k, v) for k, v in u.params.multi_items() if k.lower() not in SECRET_PARAMS]
+    u = u.copy_with(username=None, password=None, query=None) if u.userinfo else u.copy_with(query=None)
+    return str(u.copy_merge_params(params)) if params else str(u)
+
+
+def parse_retry_after(value: str | None, now: float | None = None) -> float | None:
+    """Seconds to wait from a Retry-After header (delta-seconds or HTTP date); None if absent/invalid."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when is None:
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=timezone.utc)
+    return max(0.0, when.timestamp() - (now if now is not None else time.time()))
+
+
+class RateLimiter:
+    """A token bucket (GCRA form): `rate` requests per second on average, bursts of up to `burst`."""
+
+    def __init__(self, rate: float, burst: int | None = None) -> None:
+        self.rate = rate
+        self.interval = 1.0 / rate if rate > 0 else 0.0
+        self.burst = max(1, int(burst if burst is not None else max(1, rate)))
+        self._tat = 0.0  # theoretical arrival time of the next request
+
+    def reserve(self, now: float | None = None) -> float:
+        """Book the next slot; returns how long to wait before sending (0 when within the burst)."""
+        if self.interval == 0:
+            return 0.0
+        now = time.monotonic() if now is None else now
+        tat = max(self._tat, now)
+        wait = max(0.0, tat - now - (self.burst - 1) * self.interval)
+        self._tat = tat + self.interval
+        return wait
+
+
+class HttpClient:
+    """One source's connection to one API base URL; use as `async with HttpClient(...) as http:`."""
+
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        timeout: float = 20.0,
+        retries: int = 3,
+        backoff: float = 0.5,
+        max_backoff: float = 30.0,
+        rate_limit: float = 20.0,
+        burst: int | None = None,
+        max_concurrency: int = 10,
+        headers: dict[str, str] | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
+        sleep: Sleep | None = None,
+        rng: random.Random | None = None,
+        secrets: list[str] | None = None,
+    ) -> None:
+        self._secrets = [x for x in (secrets or []) if x]
+        self.base_url = base_url.rstrip("/")
+        self.retries = retries
+        self.backoff = backoff
+        self.max_backoff = max_backoff
+        self.rate_limit = rate_limit
+        self.burst = burst
+        self.sleep: Sleep = sleep or asyncio.sleep
+        self.rng = rng or random.Random()
+        self.calls = 0  # get_json calls (logical requests)
+        self.requests = 0  # HTTP attempts sent (retries included)
+        self._sem = asyncio.Semaphore(max_concurrency)
+        self._limiters: dict[str, RateLimiter] = {}
+        self._client = httpx.AsyncClient(
+            timeout=httpx.Timeout(timeout),
+            headers={"User-Agent": USER_AGENT, "Accept": "application/json", **(headers or {})},
+            transport=transport,
+            limits=httpx.Limits(max_connections=max_concurrency, max_keepalive_connections=max_concurrency),
+            follow_redirects=True,
+        )
+
+    async def __aenter__(self) -> "HttpClient":
+        return self
+
+    async def __aexit__(self, *exc: Any) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
+
+    def url(self, path: str) -> str:
+        return path if path.startswith(("http://", "https://")) else f"{self.base_url}/{path.lstrip('/')}"
+
+    async def _wait_for_slot(self, host: str) -> None:
+        limiter = self._limiters.get(host)
+        if limiter is None:
+            limiter = self._limiters[host] = RateLimiter(self.rate_limit, self.burst)
+        wait = limiter.reserve()
+        if wait > 0:
+            await asyncio.sleep(wait)  # the rate limit always waits for real, even with an injected sleep
+
+    def _delay(self, attempt: int, retry_after: float | None) -> float:
+        base = min(self.max_backoff, self.backoff * (2**attempt))
+        delay = base / 2 + self.rng.uniform(0, base / 2)  # "equal jitter": never zero, never synchronized
+        if retry_after is not None:
+            delay = max(delay, retry_after)
+        return delay
+
+    def scrub(self, text: str) -> str:
+        """`text` with every configured secret replaced by `***` (a server may echo what it was sent)."""
+        for secret in self._secrets:
+            text = text.replace(secret, "***")
+        return text
+
+    async def get_json(self, path: str, params: dict[str, Any] | None = None) -> Fetched:
+        """GET `path` (relative to the base URL) and parse JSON, retrying transient failures."""
+        self.calls += 1
+        try:
+            return await self._get_json(path, params)
+        except FetchError as exc:
+            if self._secrets and self.scrub(str(exc)) != str(exc):
+                raise FetchError(exc.kind, self.scrub(str(exc)), status=exc.status, attempts=exc.attempts) from None
+            raise
+
+    async def _get_json(self, path: str, params: dict[str, Any] | None) -> Fetched:
+        clean_params = {k: v for k, v in (params or {}).items() if v is not None}
+        full = httpx.URL(self.url(path)).copy_merge_params(clean_params)  # keeps a query already in `path`
+        shown = redact_url(full)
+        host = full.netloc.decode()
+        async with self._sem:
+            attempt = 0
+            while True:
+                await self._wait_for_slot(host)
+                self.requests += 1
+                retry_after: float | None = None
+                try:
+                    resp = await self._client.get(full)
+                except httpx.TimeoutException as exc:
+                    err = FetchError("timeout", f"timed out ({type(exc).__name__})", shown, attempts=attempt + 1)
+                except httpx.TransportError as exc:
+                    err = FetchError("connection", f"connection failed ({type(exc).__name__}: {exc})", shown, attempts=attempt + 1)
+                else:
+                    status = resp.status_code
+                    if status == 429 or status >= 500:
+                        retry_after = parse_retry_after(resp.headers.get("Retry-After"))
+                        kind = "rate_limited" if status == 429 else "http"
+                        err = FetchError(kind, f"HTTP {status}", shown, status=status, attempts=attempt + 1)
+                    elif status >= 400:
+                        snippet = resp.text[:200].replace("\n", " ")
+                        raise FetchError("http", f"HTTP {status}: {snippet}", shown, status=status, attempts=attempt + 1)
+                    else:
+                        return self._parse(resp, shown, attempt + 1)
+                if attempt >= self.retries:
+                    raise err
+                if retry_after is not None and retry_after > self.max_backoff:
+                    raise FetchError(err.kind, f"HTTP {err.status} with Retry-After {retry_after:.0f}s (longer than max_backoff {self.max_backoff:.0f}s)", shown, status=err.status, attempts=attempt + 1)
+                await self.sleep(self._delay(attempt, retry_after))
+                attempt += 1
+
+    @staticmethod
+    def _parse(resp: httpx.Response, shown: str, attempts: int) -> Fetched:
+        raw = resp.content
+        digest = hashlib.sha256(raw).hexdigest()
+        try:
+            payload = json.loads(raw)
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise FetchError("malformed", f"response is not valid JSON ({exc.__class__.__name__}: {exc}; {len(raw)} bytes)", shown, status=resp.status_code, attempts=attempts) from None
+        return Fetched(payload=payload, url=shown, fetched_at=datetime.now(timezone.utc), payload_hash=digest, status=resp.status_code, attempts=attempts, size=len(raw))

@@ -1,0 +1,296 @@
+"""IODA v2: connectivity signals for a country, its regions and its networks, plus IODA's own outage records.
+
+Signals come from `GET /signals/raw/{entityType}/{entityCode}?from=&until=&datasource=` (unix
+seconds; IODA refuses ranges of 100 days or more, so longer ranges are split). Several entity
+codes go in one request, comma separated (`options.entities_per_request`, default 25). The
+response envelope is `{type, metadata, requestParameters, error, perf, data, copyright}` where
+`data` holds, per entity, a list of series `{entityType, entityCode, datasource, from, until,
+step, nativeStep, values}`; value i is at `from + i*step` and `null` means no data.
+
+Datasources map to pollwatch signals: bgp -> bgp, ping-slash24 -> active_probing,
+merit-nt -> telescope, gtr -> gtr (Google traffic, only when configured). By default the
+datasources are those whose signal the watch's playbook assigns to source `ioda`;
+`options.datasources` overrides. IODA region codes are numeric: map the watch's ISO 3166-2
+codes with `options.region_codes: {KZ-ALA: "1234"}` (unmapped codes are sent as they are).
+
+`/outages/alerts/{type}[/{code}]` and `/outages/events/{type}[/{code}]` (country, and the
+country's regions and networks via `relatedTo=country/CC`) become `Corroboration` records.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from pollwatch.models import Observation, entity_key
+from pollwatch.playbook import Watch
+from pollwatch.sources.base import Corroboration, ShapeError, Source, _Run, shape_failure
+from pollwatch.sources.http import FetchError, Fetched, HttpClient
+from pollwatch.timeutil import floor_time
+
+DATASOURCE_SIGNALS = {"bgp": "bgp", "ping-slash24": "active_probing", "merit-nt": "telescope", "gtr": "gtr"}
+DEFAULT_DATASOURCES = ("bgp", "ping-slash24", "merit-nt")
+MAX_RANGE = timedelta(days=90)  # IODA refuses >= 100 days; keep a margin
+
+
+class IodaSeries(BaseModel):
+    """One series of a /signals/raw response."""
+
+    model_config = ConfigDict(extra="ignore", populate_by_name=True)
+
+    entityType: str
+    entityCode: str
+    datasource: str
+    subtype: str | None = None
+    from_: int = Field(alias="from")
+    until: int | None = None
+    step: int = Field(gt=0)
+    nativeStep: int | None = None
+    values: list[float | None]
+
+
+def _envelope_data(payload: Any) -> Any:
+    if not isinstance(payload, dict) or "data" not in payload:
+        keys = sorted(payload)[:6] if isinstance(payload, dict) else type(payload).__name__
+        raise ShapeError(f"expected IODA's envelope with a 'data' field, got {keys}")
+    if payload.get("error"):
+        raise ShapeError(f"IODA reported an error: {str(payload['error'])[:200]}")
+    return payload["data"]
+
+
+def parse_signals(payload: Any) -> list[IodaSeries]:
+    """The series of a /signals/raw response (data is a list per entity of lists of series)."""
+    data = _envelope_data(payload)
+    if data is None:
+        return []
+    if not isinstance(data, list):
+        raise ShapeError(f"'data' should be a list of per-entity series lists, got {type(data).__name__}")
+    out = []
+    for group in data:
+        items = group if isinstance(group, list) else [group]
+        for item in items:
+            try:
+                out.append(IodaSeries.model_validate(item))
+            except ValidationError as exc:
+                err = exc.errors()[0]
+                raise ShapeError(f"series field {'.'.join(str(x) for x in err['loc'])}: {err['msg']}") from None
+    return out
+
+
+def _ts(value: Any) -> datetime | None:
+    if value is None or value == "":
+        return None
+    try:
+        return datetime.fromtimestamp(float(value), tz=timezone.utc)
+    except (TypeError, ValueError, OverflowError):
+        return None
+
+
+class IodaSource(Source):
+    """IODA v2 client (see the module docstring)."""
+
+    name = "ioda"
+    default_base_url = "https://api.ioda.inetintel.cc.gatech.edu/v2"
+
+    # --- what to ask for ------------------------------------------------------------------
+    def datasources(self, watch: Watch) -> list[str]:
+        configured = self.options.get("datasources")
+        if configured:
+            return [str(d) for d in configured]
+        wanted = [ds for ds, sig in DATASOURCE_SIGNALS.items() if sig in watch.signals and watch.signals[sig].source == self.name]
+        return wanted or list(DEFAULT_DATASOURCES)
+
+    def entities(self, watch: Watch) -> list[tuple[str, str, str]]:
+        """(IODA entity type, IODA code, pollwatch entity key) for the country, its regions and networks."""
+        cc = watch.country or ""
+        region_codes = {str(k): str(v) for k, v in (self.options.get("region_codes") or {}).items()}
+        out = [("country", cc, cc)]
+        out += [("region", region_codes.get(r.code, r.code), entity_key(cc, r.code, None, None)) for r in watch.regions]
+        out += [("asn", str(p.asn), entity_key(cc, None, p.asn, None)) for p in watch.providers]
+        return out
+
+    def expected(self, watch: Watch) -> list[tuple[str, str | None]]:
+        return [(key, DATASOURCE_SIGNALS.get(ds, ds)) for _, _, key in self.entities(watch) for ds in self.datasources(watch)]
+
+    # --- collection -----------------------------------------------------------------------
+    async def _collect(self, run: _Run) -> None:
+        watch = run.watch
+        run.expected = self.expected(watch)
+        entities = self.entities(watch)
+        per_request = max(1, int(self.options.get("entities_per_request", 25)))
+        chunks = _time_chunks(run.start, run.end, MAX_RANGE)
+        jobs = []
+        for ds in self.datasources(watch):
+            for etype in ("country", "region", "asn"):
+                group = [e for e in entities if e[0] == etype]
+                for i in range(0, len(group), per_request):
+                    for c_start, c_end in chunks:
+                        jobs.append((ds, etype, group[i : i + per_request], c_start, c_end))
+        async with self.client() as http:
+            tasks = [self._signals(http, run, *job) for job in jobs]
+            if self.options.get("corroboration", True):
+                tasks.append(self._corroboration(http, run))
+            await asyncio.gather(*tasks)
+            run.account(http)
+
+    async def _signals(self, http: HttpClient, run: _Run, ds: str, etype: str, group: list[tuple[str, str, str]], start: datetime, end: datetime) -> None:
+        signal = DATASOURCE_SIGNALS.get(ds, ds)
+        codes = ",".join(code for _, code, _ in group)
+        keys = {code: key for _, code, key in group}
+        path = f"/signals/raw/{etype}/{codes}"
+        try:
+            fetched = await http.get_json(path, {"from": int(start.timestamp()), "until": int(end.timestamp()), "datasource": ds})
+            series = parse_signals(fetched.payload)
+        except (FetchError, ShapeError) as exc:
+            if isinstance(exc, ShapeError):
+                exc = shape_failure(exc)
+            reason = run.failed(exc, f"{ds} {etype}")
+            for key in keys.values():
+                run.gap(key, signal, reason, start, end)
+            return
+        seen: set[str] = set()
+        prov = fetched.provenance()
+        for s in series:
+            key = keys.get(s.entityCode)
+            if key is None or s.datasource != ds:
+                continue  # IODA may add entities or datasources we did not ask for
+            seen.add(s.entityCode)
+            sig = DATASOURCE_SIGNALS.get(s.datasource, s.datasource)
+            if s.subtype and s.datasource == "gtr":
+                sig = f"gtr.{s.subtype}"
+            if s.nativeStep and s.step != s.nativeStep:
+                run.info.append(f"{ds} {etype} {s.entityCode}: values aggregated to {s.step}s (native step {s.nativeStep}s)")
+            self._points(run, key, sig, s, start if start > run.start else floor_time(start, timedelta(seconds=s.step)), end, prov)
+        missing = [code for code in keys if code not in seen]
+        if missing:
+            if not series:
+                run.failures["empty"] += 1
+                run.first_error.setdefault("empty", f"{ds} {etype}: no series returned ({fetched.url})")
+            for code in missing:
+                run.gap(keys[code], signal, f"{ds}: IODA returned no series for {etype} {code}", start, end)
+
+    @staticmethod
+    def _points(run: _Run, key: str, signal: str, s: IodaSeries, lo: datetime, end: datetime, prov: Any) -> None:
+        """Points in [lo, end): value i is at from + i*step; the first chunk keeps the point whose step covers its start."""
+        country, region, asn = run.country, None, None
+        if "/region=" in key:
+            region = key.split("/region=", 1)[1]
+        elif "/asn=" in key:
+            asn = int(key.split("/asn=", 1)[1])
+        for i, v in enumerate(s.values):
+            t = datetime.fromtimestamp(s.from_ + i * s.step, tz=timezone.utc)
+            if t < lo or t >= end:
+                continue
+            run.result.observations.append(
+                Observation(time=t, source="ioda", signal=signal, country=country, region=region, asn=asn, value=None if v is None else float(v), provenance=prov)
+            )
+
+    async def _corroboration(self, http: HttpClient, run: _Run) -> None:
+        cc = run.country
+        params = {"from": int(run.start.timestamp()), "until": int(run.end.timestamp())}
+        requests = [
+            ("alerts", "/outages/alerts/country/" + cc, params),
+            ("events", "/outages/events/country/" + cc, params),
+            ("alerts", "/outages/alerts/region", {**params, "relatedTo": f"country/{cc}"}),
+            ("events", "/outages/events/region", {**params, "relatedTo": f"country/{cc}"}),
+            ("alerts", "/outages/alerts/asn", {**params, "relatedTo": f"country/{cc}"}),
+            ("events", "/outages/events/asn", {**params, "relatedTo": f"country/{cc}"}),
+        ]
+        results = await asyncio.gather(*(self._records(http, run, kind, path, p) for kind, path, p in requests))
+        seen: set[str] = set()
+        for recs in results:
+            for rec in recs:
+                if rec.id not in seen:
+                    seen.add(rec.id)
+                    run.result.corroborations.append(rec)
+
+    async def _records(self, http: HttpClient, run: _Run, kind: str, path: str, params: dict[str, Any]) -> list[Corroboration]:
+        try:
+            fetched = await http.get_json(path, params)
+            data = _envelope_data(fetched.payload)
+            if data is None:
+                return []
+            if not isinstance(data, list):
+                raise ShapeError(f"'data' should be a list of {kind}, got {type(data).__name__}")
+            parse = self._alert if kind == "alerts" else self._event
+            return [rec for item in data if (rec := parse(run, item, fetched)) is not None]
+        except (FetchError, ShapeError) as exc:
+            if isinstance(exc, ShapeError):
+                exc = shape_failure(exc)
+            run.failed(exc, f"outages {kind}")
+            return []
+
+    def _entity(self, run: _Run, etype: str | None, code: str | None) -> str:
+        cc = run.country
+        if etype == "asn" and code and code.isdigit():
+            return entity_key(cc, None, int(code), None)
+        if etype == "region" and code:
+            back = {str(v): str(k) for k, v in (self.options.get("region_codes") or {}).items()}
+            return entity_key(cc, back.get(code, code), None, None)
+        return cc
+
+    def _alert(self, run: _Run, item: Any, fetched: Fetched) -> Corroboration | None:
+        if not isinstance(item, dict):
+            raise ShapeError(f"an alert should be an object, got {type(item).__name__}")
+        ent = item.get("entity") or {}
+        etype = ent.get("type") if isinstance(ent, dict) else None
+        if isinstance(etype, dict):
+            etype = etype.get("type")
+        code = str(ent.get("code")) if isinstance(ent, dict) and ent.get("code") is not None else None
+        when = _ts(item.get("time"))
+        if when is None:
+            raise ShapeError("an alert has no readable 'time'")
+        ds = item.get("datasource")
+        rid = f"ioda-alert:{etype}/{code}:{ds}:{int(when.timestamp())}:{item.get('level')}"
+        return Corroboration(
+            source="ioda", kind="ioda_alert", id=rid, country=run.country, entity=self._entity(run, etype, code),
+            entity_type=etype, entity_code=code, datasource=ds, start=when, level=item.get("level"),
+            status=item.get("condition"), value=_num(item.get("value")), expected=_num(item.get("historyValue")),
+            description=item.get("method"), provenance=fetched.provenance(),
+        )
+
+    def _event(self, run: _Run, item: Any, fetched: Fetched) -> Corroboration | None:
+        if not isinstance(item, dict):
+            raise ShapeError(f"an event should be an object, got {type(item).__name__}")
+        if "location" in item:  # codf format (the default)
+            etype, _, code = str(item.get("location")).partition("/")
+            start = _ts(item.get("start"))
+            duration = _num(item.get("duration"))
+            end = start + timedelta(seconds=duration) if start and duration is not None else None
+            name = item.get("location_name")
+        else:  # ioda format
+            ent = item.get("entity") or {}
+            etype = ent.get("type") if isinstance(ent, dict) else None
+            if isinstance(etype, dict):
+                etype = etype.get("type")
+            code = str(ent.get("code")) if isinstance(ent, dict) and ent.get("code") is not None else ""
+            start, end = _ts(item.get("from")), _ts(item.get("until"))
+            name = ent.get("name") if isinstance(ent, dict) else None
+        if start is None:
+            raise ShapeError("an event has no readable start")
+        ds = item.get("datasource")
+        rid = f"ioda-event:{etype}/{code}:{ds}:{int(start.timestamp())}"
+        return Corroboration(
+            source="ioda", kind="ioda_event", id=rid, country=run.country, entity=self._entity(run, etype, code or None),
+            entity_type=etype, entity_code=code or None, datasource=ds, start=start, end=end,
+            score=_num(item.get("score")), description=name or item.get("method"), provenance=fetched.provenance(),
+        )
+
+
+def _num(v: Any) -> float | None:
+    try:
+        return None if v is None else float(v)
+    except (TypeError, ValueError):
+        return None
+
+
+def _time_chunks(start: datetime, end: datetime, size: timedelta) -> list[tuple[datetime, datetime]]:
+    out = []
+    t = start
+    while t < end:
+        out.append((t, min(end, t + size)))
+        t += size
+    return out

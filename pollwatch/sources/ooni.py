@@ -1,0 +1,209 @@
+"""OONI: hourly service-test failure rates per network from the aggregation API.
+
+`GET /api/v1/aggregation?probe_cc=&probe_asn=AS1,AS2&test_name=&domain=&since=&until=
+&time_grain=hour&axis_x=measurement_start_day&axis_y=probe_asn` returns rows of
+`anomaly_count, confirmed_count, failure_count, ok_count, measurement_count` per hour and ASN.
+One request covers one test (and, for `web_connectivity`, one domain) for many ASNs
+(`options.asns_per_request`, default 100); a service with several domains sums their counts.
+`since`/`until` are dates and the API allows hourly grain for at most 7 days, so longer ranges
+are split into weeks.
+
+Each (service, ASN, hour) becomes a `service_failure_rate` observation with
+value = (anomaly + confirmed + failure) / measurements and `count` = measurements: a rate from
+2 measurements is not a rate from 200. An hour without measurements is `value=None, count=0`
+(no data; never a 0.0 rate). When the playbook defines `service_anomaly_rate`, it is emitted
+too: (anomaly + confirmed) / (measurements - failures), the share of completed tests that saw
+interference.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from collections import defaultdict
+from datetime import date, datetime, timedelta, timezone
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from pollwatch.models import Observation, Provenance, entity_key
+from pollwatch.playbook import Service, Watch
+from pollwatch.sources.base import ShapeError, Source, _Run, shape_failure
+from pollwatch.sources.http import FetchError, Fetched, HttpClient
+from pollwatch.timeutil import floor_time
+
+FAILURE_RATE = "service_failure_rate"
+ANOMALY_RATE = "service_anomaly_rate"
+HOUR = timedelta(hours=1)
+MAX_HOURLY_RANGE = timedelta(days=7)
+
+
+class OoniRow(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    anomaly_count: int
+    confirmed_count: int
+    failure_count: int
+    ok_count: int = 0
+    measurement_count: int
+    measurement_start_day: str
+    probe_asn: int | str
+
+
+def parse_aggregation(payload: Any) -> list[OoniRow]:
+    """The rows of an /api/v1/aggregation response with axis_x=measurement_start_day, axis_y=probe_asn."""
+    if not isinstance(payload, dict):
+        raise ShapeError(f"expected a JSON object with 'result', got {type(payload).__name__}")
+    if payload.get("error"):
+        raise ShapeError(f"OONI reported an error: {str(payload['error'])[:200]}")
+    if "result" not in payload:
+        raise ShapeError(f"expected a 'result' field, got {sorted(payload)[:6]}")
+    result = payload["result"]
+    if isinstance(result, dict):
+        result = [result]
+    if not isinstance(result, list):
+        raise ShapeError(f"'result' should be a list of rows, got {type(result).__name__}")
+    rows = []
+    for item in result:
+        try:
+            rows.append(OoniRow.model_validate(item))
+        except ValidationError as exc:
+            err = exc.errors()[0]
+            raise ShapeError(f"row field {'.'.join(str(x) for x in err['loc'])}: {err['msg']}") from None
+    return rows
+
+
+def _hour_of(text: str) -> datetime:
+    t = text.strip()
+    if len(t) == 10:  # a day grain came back
+        d = date.fromisoformat(t)
+        return datetime(d.year, d.month, d.day, tzinfo=timezone.utc)
+    dt = datetime.fromisoformat(t.replace("Z", "+00:00"))
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=timezone.utc)
+    return floor_time(dt.astimezone(timezone.utc), HOUR)
+
+
+def _asn_of(v: int | str) -> int:
+    s = str(v).upper().removeprefix("AS")
+    return int(s)
+
+
+class OoniSource(Source):
+    """OONI aggregation API client (see the module docstring)."""
+
+    name = "ooni"
+    default_base_url = "https://api.ooni.io"
+
+    def services(self, watch: Watch) -> list[Service]:
+        return list(watch.services) + list(watch.circumvention)
+
+    def asns(self, watch: Watch) -> list[int]:
+        extra = [int(a) for a in self.options.get("asns", [])]
+        return list(dict.fromkeys([p.asn for p in watch.providers] + extra))
+
+    def signals(self, watch: Watch) -> list[str]:
+        return [FAILURE_RATE] + ([ANOMALY_RATE] if ANOMALY_RATE in watch.signals or self.options.get("anomaly_rate") else [])
+
+    def expected(self, watch: Watch) -> list[tuple[str, str | None]]:
+        cc = watch.country or ""
+        return [(entity_key(cc, None, a, s.name), sig) for s in self.services(watch) for a in self.asns(watch) for sig in self.signals(watch)]
+
+    async def _collect(self, run: _Run) -> None:
+        watch = run.watch
+        run.expected = self.expected(watch)
+        asns = self.asns(watch)
+        if not asns or not self.services(watch):
+            run.info.append("no providers or no services in the watch: nothing to ask OONI for")
+            return
+        per_request = max(1, int(self.options.get("asns_per_request", 100)))
+        asn_groups = [asns[i : i + per_request] for i in range(0, len(asns), per_request)]
+        windows = _date_windows(run.start, run.end)
+        jobs = []
+        for svc in self.services(watch):
+            domains = (svc.domains or [None]) if svc.test == "web_connectivity" else [None]
+            for group in asn_groups:
+                for w in windows:
+                    jobs.append((svc, tuple(group), w, domains))
+        async with self.client() as http:
+            await asyncio.gather(*(self._one(http, run, *job) for job in jobs))
+            run.account(http)
+
+    async def _one(self, http: HttpClient, run: _Run, svc: Service, asns: tuple[int, ...], window: tuple[date, date], domains: list[str | None]) -> None:
+        cc = run.country
+        since, until = window
+        counts: dict[tuple[int, datetime], list[int]] = defaultdict(lambda: [0, 0, 0, 0])
+        fetched_all: list[Fetched] = []
+        for domain in domains:
+            params = {
+                "probe_cc": cc, "probe_asn": ",".join(f"AS{a}" for a in asns), "test_name": svc.test, "domain": domain,
+                "since": since.isoformat(), "until": until.isoformat(), "time_grain": "hour",
+                "axis_x": "measurement_start_day", "axis_y": "probe_asn",
+            }
+            try:
+                fetched = await http.get_json("/api/v1/aggregation", params)
+                rows = parse_aggregation(fetched.payload)
+            except (FetchError, ShapeError) as exc:
+                if isinstance(exc, ShapeError):
+                    exc = shape_failure(exc)
+                reason = run.failed(exc, f"{svc.name} ({svc.test}{' ' + domain if domain else ''})")
+                lo = max(run.start, datetime(since.year, since.month, since.day, tzinfo=timezone.utc))
+                hi = min(run.end, datetime(until.year, until.month, until.day, tzinfo=timezone.utc))
+                for a in asns:
+                    for sig in self.signals(run.watch):
+                        run.gap(entity_key(cc, None, a, svc.name), sig, reason, lo, hi)
+                return
+            fetched_all.append(fetched)
+            wanted = set(asns)
+            for r in rows:
+                try:
+                    asn, hour = _asn_of(r.probe_asn), _hour_of(r.measurement_start_day)
+                except ValueError as exc:
+                    run.failed(shape_failure(ShapeError(f"unreadable row key: {exc}")), svc.name)
+                    continue
+                if asn not in wanted:
+                    continue
+                c = counts[(asn, hour)]
+                c[0] += r.anomaly_count + r.confirmed_count
+                c[1] += r.failure_count
+                c[2] += r.measurement_count
+                c[3] += 1
+        prov = _combined(fetched_all)
+        signals = self.signals(run.watch)
+        lo = max(floor_time(run.start, HOUR), datetime(since.year, since.month, since.day, tzinfo=timezone.utc))
+        hi = min(run.end, datetime(until.year, until.month, until.day, tzinfo=timezone.utc))
+        hour = lo
+        while hour < hi:
+            for a in asns:
+                anomalies, failures, total, _ = counts.get((a, hour), (0, 0, 0, 0))
+                base = dict(time=hour, source="ooni", country=cc, asn=a, service=svc.name, provenance=prov)
+                if total <= 0:
+                    for sig in signals:
+                        run.result.observations.append(Observation(signal=sig, value=None, count=0, **base))
+                    continue
+                run.result.observations.append(Observation(signal=FAILURE_RATE, value=(anomalies + failures) / total, count=total, **base))
+                if ANOMALY_RATE in signals:
+                    done = total - failures
+                    run.result.observations.append(Observation(signal=ANOMALY_RATE, value=(anomalies / done) if done > 0 else None, count=max(done, 0), **base))
+            hour += HOUR
+
+
+def _combined(fetched: list[Fetched]) -> Provenance | None:
+    if not fetched:
+        return None
+    if len(fetched) == 1:
+        return fetched[0].provenance()
+    digest = hashlib.sha256("".join(f.payload_hash for f in fetched).encode()).hexdigest()
+    return Provenance(request=" | ".join(f.url for f in fetched), fetched_at=max(f.fetched_at for f in fetched), payload_hash=digest)
+
+
+def _date_windows(start: datetime, end: datetime) -> list[tuple[date, date]]:
+    """[since, until) date windows of at most 7 days covering [start, end) (OONI's hourly-grain limit)."""
+    first = start.date()
+    last = (end - timedelta(microseconds=1)).date() + timedelta(days=1)
+    out = []
+    d = first
+    while d < last:
+        out.append((d, min(last, d + MAX_HOURLY_RANGE)))
+        d += MAX_HOURLY_RANGE
+    return out

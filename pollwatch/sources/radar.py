@@ -1,0 +1,154 @@
+"""Cloudflare Radar: verified outage annotations and traffic anomalies, kept with their labels.
+
+Used only when an API token is configured: passed in (`token=`), or `POLLWATCH_RADAR_API_TOKEN`
+through `pollwatch.settings` (Prefect flows may load it from a Secret block and pass it in).
+The token travels in the `Authorization: Bearer` header only; it never appears in URLs,
+provenance, notices, gaps, errors or logs (the HTTP layer scrubs it from error text).
+
+- `GET /radar/annotations/outages?location=CC&dateStart=&dateEnd=&limit=` ->
+  `result.annotations[]` with `outage.outageCause` / `outage.outageType`, `scope`, `asns`,
+  `locations`, `startDate`, `endDate`, `description`, `linkedUrl`.
+- `GET /radar/traffic_anomalies?location=CC&dateStart=&dateEnd=&limit=` ->
+  `result.trafficAnomalies[]` with `type` (LOCATION, AS), `status` (VERIFIED, UNVERIFIED),
+  `asnDetails`, `locationDetails`, `startDate`, `endDate`.
+Both arrive in Cloudflare's envelope `{success, errors, messages, result}` and become
+`Corroboration` records (cause and type labels for attribution), not observations.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import datetime, timezone
+from typing import Any
+
+import httpx
+from pydantic import SecretStr
+
+from pollwatch.models import entity_key
+from pollwatch.playbook import SourceConfig, Watch
+from pollwatch.settings import get_settings
+from pollwatch.sources.base import Corroboration, ShapeError, Source, _Run, shape_failure
+from pollwatch.sources.http import FetchError, Fetched, HttpClient, Sleep
+
+ANNOTATIONS = "outage_annotations"
+ANOMALIES = "traffic_anomalies"
+
+
+def _result(payload: Any, key: str) -> list[Any]:
+    if not isinstance(payload, dict) or "result" not in payload:
+        got = sorted(payload)[:6] if isinstance(payload, dict) else type(payload).__name__
+        raise ShapeError(f"expected Cloudflare's envelope with 'result', got {got}")
+    if payload.get("success") is False:
+        errs = "; ".join(str(e.get("message", e)) if isinstance(e, dict) else str(e) for e in payload.get("errors") or [])
+        raise ShapeError(f"Cloudflare reported failure: {errs[:200]}")
+    result = payload["result"]
+    if not isinstance(result, dict) or not isinstance(result.get(key), list):
+        raise ShapeError(f"'result.{key}' should be a list")
+    return result[key]
+
+
+def _time(text: Any) -> datetime | None:
+    if not text:
+        return None
+    try:
+        dt = datetime.fromisoformat(str(text).replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return dt.replace(tzinfo=timezone.utc) if dt.tzinfo is None else dt.astimezone(timezone.utc)
+
+
+def _iso(dt: datetime) -> str:
+    return dt.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+class RadarSource(Source):
+    """Cloudflare Radar client (see the module docstring)."""
+
+    name = "radar"
+    default_base_url = "https://api.cloudflare.com/client/v4"
+
+    def __init__(
+        self,
+        config: SourceConfig | None = None,
+        *,
+        token: SecretStr | str | None = None,
+        base_url: str | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
+        sleep: Sleep | None = None,
+    ) -> None:
+        super().__init__(config, base_url=base_url, transport=transport, sleep=sleep)
+        if isinstance(token, str):
+            token = SecretStr(token)
+        self._token: SecretStr | None = token if token is not None else get_settings().radar_api_token
+
+    def __repr__(self) -> str:
+        return f"RadarSource(base_url={self.base_url!r}, token={'set' if self.configured else 'unset'})"
+
+    @property
+    def configured(self) -> bool:
+        return bool(self._token and self._token.get_secret_value())
+
+    def expected(self, watch: Watch) -> list[tuple[str, str | None]]:
+        return [(watch.country or "", ANNOTATIONS), (watch.country or "", ANOMALIES)]
+
+    async def _collect(self, run: _Run) -> None:
+        if not self.configured:
+            run.info.append("no API token configured (POLLWATCH_RADAR_API_TOKEN): Cloudflare Radar skipped")
+            return
+        run.expected = self.expected(run.watch)
+        assert self._token is not None
+        secret = self._token.get_secret_value()
+        limit = int(self.options.get("limit", 100))
+        params = {"location": run.country, "dateStart": _iso(run.start), "dateEnd": _iso(run.end), "limit": limit, "format": "json"}
+        async with self.client(headers={"Authorization": f"Bearer {secret}"}, secrets=[secret]) as http:
+            await asyncio.gather(
+                self._fetch(http, run, "/radar/annotations/outages", params, "annotations", ANNOTATIONS, self._annotation),
+                self._fetch(http, run, "/radar/traffic_anomalies", params, "trafficAnomalies", ANOMALIES, self._anomaly),
+            )
+            run.account(http)
+
+    async def _fetch(self, http: HttpClient, run: _Run, path: str, params: dict[str, Any], key: str, signal: str, parse: Any) -> None:
+        try:
+            fetched = await http.get_json(path, params)
+            items = _result(fetched.payload, key)
+            records = [parse(run, item, fetched) for item in items]
+        except (FetchError, ShapeError) as exc:
+            err = shape_failure(exc) if isinstance(exc, ShapeError) else exc
+            reason = http.scrub(run.failed(err, signal))
+            run.gap(run.country, signal, reason)
+            return
+        run.result.corroborations.extend(r for r in records if r is not None)
+
+    def _annotation(self, run: _Run, item: Any, fetched: Fetched) -> Corroboration | None:
+        if not isinstance(item, dict):
+            raise ShapeError(f"an annotation should be an object, got {type(item).__name__}")
+        start = _time(item.get("startDate"))
+        if start is None:
+            raise ShapeError("an annotation has no readable startDate")
+        outage = item.get("outage") or {}
+        asns = [int(a) for a in item.get("asns") or [] if str(a).isdigit()]
+        entity = entity_key(run.country, None, asns[0], None) if len(asns) == 1 else run.country
+        return Corroboration(
+            source=self.name, kind="radar_annotation", id=f"radar-annotation:{item.get('id')}", country=run.country, entity=entity,
+            entity_type=(item.get("scope") or ("asn" if len(asns) == 1 else "location")), entity_code=",".join(str(a) for a in asns) or None,
+            datasource=item.get("dataSource"), start=start, end=_time(item.get("endDate")),
+            cause=outage.get("outageCause") if isinstance(outage, dict) else None,
+            outage_type=outage.get("outageType") if isinstance(outage, dict) else None,
+            status=item.get("eventType"), description=item.get("description"), url=item.get("linkedUrl"), provenance=fetched.provenance(),
+        )
+
+    def _anomaly(self, run: _Run, item: Any, fetched: Fetched) -> Corroboration | None:
+        if not isinstance(item, dict):
+            raise ShapeError(f"a traffic anomaly should be an object, got {type(item).__name__}")
+        start = _time(item.get("startDate"))
+        if start is None:
+            raise ShapeError("a traffic anomaly has no readable startDate")
+        asn_details = item.get("asnDetails") or {}
+        asn = str(asn_details.get("asn", "")) if isinstance(asn_details, dict) else ""
+        entity = entity_key(run.country, None, int(asn), None) if asn.isdigit() else run.country
+        return Corroboration(
+            source=self.name, kind="radar_anomaly", id=f"radar-anomaly:{item.get('uuid')}", country=run.country, entity=entity,
+            entity_type=item.get("type"), entity_code=asn or (item.get("locationDetails") or {}).get("code"),
+            start=start, end=_time(item.get("endDate")), status=item.get("status"),
+            description=(asn_details.get("name") if isinstance(asn_details, dict) else None), provenance=fetched.provenance(),
+        )

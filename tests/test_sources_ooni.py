@@ -1,0 +1,91 @@
+"""OONI client against the fake aggregation API: rates with counts, no-data hours, domains, windows."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+from datetime import datetime, timedelta, timezone
+
+import pytest
+from fakes.observatories import OoniFake, Sleeps, fast_config
+
+from pollwatch.sources import OoniSource
+
+T0 = datetime(2019, 6, 9, 0, 0, tzinfo=timezone.utc)
+T1 = T0 + timedelta(hours=6)
+
+
+@pytest.fixture
+def ooni():
+    with OoniFake() as fake:
+        yield fake
+
+
+def collect(fake, watch, start=T0, end=T1, **options):
+    src = OoniSource(fast_config(fake.url, options=options), sleep=Sleeps())
+    return asyncio.run(src.collect(watch, start, end))
+
+
+def test_failure_rates_per_service_asn_and_hour_keep_their_counts(ooni, kz_watch):
+    ooni.block("whatsapp", T0 + timedelta(hours=2), T0 + timedelta(hours=4), share=0.8, asn=9198)
+    res = collect(ooni, kz_watch)
+    assert res.gaps == []
+    services = {s.name for s in kz_watch.services + kz_watch.circumvention}
+    assert {o.service for o in res.observations} == services
+    assert len(res.observations) == len(services) * len(kz_watch.providers) * 6
+    wa = {o.time: o for o in res.observations if o.service == "whatsapp" and o.asn == 9198}
+    assert wa[T0 + timedelta(hours=2)].value == pytest.approx(0.8) and wa[T0 + timedelta(hours=2)].count == 10
+    assert wa[T0 + timedelta(hours=4)].value <= 0.1
+    other = [o for o in res.observations if o.service == "whatsapp" and o.asn == 35168]
+    assert all(o.value is not None and o.value <= 0.1 and o.count == 10 for o in other)
+    assert all(o.signal == "service_failure_rate" and o.source == "ooni" for o in res.observations)
+    assert all(o.provenance and "/api/v1/aggregation?" in o.provenance.request for o in res.observations)
+
+
+def test_hours_without_measurements_are_no_data_never_a_zero_rate(ooni, kz_watch):
+    ooni.silent.add(29355)
+    res = collect(ooni, kz_watch)
+    kcell = [o for o in res.observations if o.asn == 29355]
+    assert kcell and all(o.value is None and o.count == 0 for o in kcell)
+    assert res.gaps == []
+
+
+def test_one_request_per_test_covers_all_networks(ooni, kz_watch):
+    collect(ooni, kz_watch)
+    by_test = Counter(r.query["test_name"] for r in ooni.requests)
+    # periscope has two domains, instagram/youtube/twitter one each: 5 web_connectivity requests
+    assert by_test["web_connectivity"] == 5 and by_test["whatsapp"] == 1 and by_test["tor"] == 1
+    r = next(r for r in ooni.requests if r.query["test_name"] == "whatsapp")
+    assert r.query["probe_asn"] == "AS9198,AS35168,AS29355,AS21299,AS48503"
+    assert r.query["time_grain"] == "hour" and r.query["axis_x"] == "measurement_start_day" and r.query["axis_y"] == "probe_asn"
+    assert r.query["since"] == "2019-06-09" and r.query["until"] == "2019-06-10" and "domain" not in r.query
+
+
+def test_web_connectivity_is_asked_per_domain_and_summed_per_service(ooni, kz_watch):
+    ooni.block("web_connectivity", T0, T1, share=1.0, domain="periscope.tv")
+    res = collect(ooni, kz_watch)
+    domains = sorted(r.query["domain"] for r in ooni.requests if r.query["test_name"] == "web_connectivity")
+    assert domains == ["periscope.tv", "pscp.tv", "twitter.com", "www.instagram.com", "www.youtube.com"]
+    p = [o for o in res.observations if o.service == "periscope"]
+    assert all(o.count == 20 for o in p)  # two domains x 10 measurements
+    assert all(0.5 <= o.value <= 0.55 for o in p)  # one domain fully blocked, the other not
+
+
+def test_ranges_over_a_week_are_split_into_weekly_windows(ooni, kz_watch):
+    w = kz_watch.model_copy(update={"services": kz_watch.services[1:2], "circumvention": []})
+    res = collect(ooni, w, T0, T0 + timedelta(days=9))
+    windows = sorted((r.query["since"], r.query["until"]) for r in ooni.requests)
+    assert windows == [("2019-06-09", "2019-06-16"), ("2019-06-16", "2019-06-18")]
+    hours = {o.time for o in res.observations}
+    assert len(hours) == 9 * 24
+
+
+def test_anomaly_rate_only_when_the_playbook_defines_it(ooni, kz_watch):
+    assert {o.signal for o in collect(ooni, kz_watch).observations} == {"service_failure_rate"}
+    res = collect(ooni, kz_watch, anomaly_rate=True)
+    assert {o.signal for o in res.observations} == {"service_failure_rate", "service_anomaly_rate"}
+
+
+def test_partial_hour_range_is_floored_to_the_hour(ooni, kz_watch):
+    res = collect(ooni, kz_watch, T0 + timedelta(minutes=35), T0 + timedelta(minutes=50))
+    assert {o.time for o in res.observations} == {T0}
