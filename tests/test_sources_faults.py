@@ -6,7 +6,7 @@ import asyncio
 from datetime import datetime, timedelta, timezone
 
 import pytest
-from fakes.observatories import Sleeps, fast_config, observatories, radar_annotation
+from tests.fakes.observatories import Sleeps, fast_config, observatories, radar_annotation
 
 from pollwatch.models import NoticeLevel
 from pollwatch.sources import collect_sources, make_source

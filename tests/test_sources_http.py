@@ -8,7 +8,7 @@ import socket
 
 import httpx
 import pytest
-from fakes.observatories import OoniFake, Sleeps
+from tests.fakes.observatories import OoniFake, Sleeps
 
 from pollwatch import __version__
 from pollwatch.sources.http import FetchError, HttpClient, RateLimiter, parse_retry_after, redact_url

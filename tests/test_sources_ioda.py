@@ -7,7 +7,7 @@ from collections import Counter
 from datetime import datetime, timedelta, timezone
 
 import pytest
-from fakes.observatories import IodaFake, Sleeps, fast_config, ioda_alert, ioda_event
+from tests.fakes.observatories import IodaFake, Sleeps, fast_config, ioda_alert, ioda_event
 
 from pollwatch.models import NoticeLevel
 from pollwatch.sources import IodaSource, make_source

@@ -7,7 +7,7 @@ from collections import Counter
 from datetime import datetime, timedelta, timezone
 
 import pytest
-from fakes.observatories import OoniFake, Sleeps, fast_config
+from tests.fakes.observatories import OoniFake, Sleeps, fast_config
 
 from pollwatch.sources import OoniSource
 

@@ -7,7 +7,7 @@ import logging
 from datetime import datetime, timedelta, timezone
 
 import pytest
-from fakes.observatories import RadarFake, Sleeps, fast_config, radar_annotation, radar_anomaly
+from tests.fakes.observatories import RadarFake, Sleeps, fast_config, radar_annotation, radar_anomaly
 
 from pollwatch.sources import RadarSource, collect_sources, make_source
 

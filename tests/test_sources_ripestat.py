@@ -7,7 +7,7 @@ import json
 from datetime import datetime, timedelta, timezone
 
 import pytest
-from fakes.observatories import RipestatFake, Sleeps, fast_config
+from tests.fakes.observatories import RipestatFake, Sleeps, fast_config
 
 from pollwatch.sources import RipestatSource
 
