@@ -10,7 +10,7 @@ import pytest
 from pollwatch.playbook import Service, SourceConfig, Vantage
 from pollwatch.probes.dns import DnsStatus, is_bogon, parse_resolver, resolve
 from pollwatch.probes.webprobe import OutageType, WebprobeOptions, options_for, run_webprobes, service_urls, webprobe_observations
-from probe_fakes import BLOCKPAGE_TEXT, PAGE_TEXT, FakeDns, FakeWeb, make_pki
+from tests.probe_fakes import BLOCKPAGE_TEXT, PAGE_TEXT, FakeDns, FakeWeb, make_pki
 
 DOMAIN = "pollwatch.test"
 BLOCKPAGE_IP = "127.0.0.66"
