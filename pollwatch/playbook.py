@@ -152,8 +152,10 @@ class AlertRouting(_Strict):
     mention_critical: str | None = "@here"
     critical_severity: float = 5000.0
     min_severity: float = 0.0
-    max_updates_per_hour: int = 6
-    per_provider: bool = False
+    max_updates_per_hour: int = Field(default=6, ge=1)
+    per_provider: bool = False  # alert on incidents confined to one provider (network level)?
+    per_provider_asns: list[int] = Field(default_factory=list, description="providers opted in even when per_provider is off")
+    chart: bool = True  # upload a PNG of the signals against their baseline into the thread
 
 
 class Playbook(_Strict):

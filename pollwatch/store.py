@@ -546,6 +546,34 @@ def mark_alert(session: Session, alert_id: str, state: AlertState, remote_ref: s
         row.last_error = error
 
 
+IN_FLIGHT = "in flight: sent or not, unknown until marked"
+
+
+def begin_alert_attempt(session: Session, alert_id: str) -> AlertRow:
+    """Mark an alert as being sent, before it goes out; return its row as it was before.
+
+    Commit this before calling the destination: if the worker dies after the destination accepted
+    the alert but before `mark_alert`, the next attempt sees the mark and looks the message up
+    instead of sending it again.
+    """
+    row = session.get(AlertRow, alert_id)
+    if row is None:
+        raise KeyError(f"no alert {alert_id} in the outbox")
+    before = AlertRow.model_validate(row.model_dump())
+    row.last_error = IN_FLIGHT
+    return before
+
+
+def alert_rows(session: Session, incident_id: str | None = None, watch: str | None = None) -> list[AlertRow]:
+    """Outbox rows with their delivery details (remote_ref, attempts, last_error), in creation order."""
+    stmt = select(AlertRow).order_by(AlertRow.created_at, AlertRow.sequence, AlertRow.id)
+    if incident_id:
+        stmt = stmt.where(AlertRow.incident_id == incident_id)
+    if watch:
+        stmt = stmt.where(AlertRow.watch == watch)
+    return list(session.execute(stmt).scalars())
+
+
 # --- watch state and ticks ------------------------------------------------------------------
 
 

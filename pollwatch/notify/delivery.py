@@ -1,0 +1,408 @@
+"""Delivering the outbox: every stored alert reaches its channel once, in order.
+
+The outbox (pollwatch.store: enqueue_alerts, pending_alerts, mark_alert) holds every alert before
+anything is sent. `deliver_outbox` walks the pending alerts of a watch channel by channel in the
+order they were created and, for each one:
+
+1. marks it *in flight* in its own committed transaction (`begin_alert_attempt`);
+2. if an earlier attempt may have reached Slack (a crash, a timeout after Slack accepted, a 5xx),
+   looks the message up by its metadata (idempotency key, or incident id for the root) with
+   conversations.history / conversations.replies before posting anything;
+3. posts / edits / uploads, then marks it sent with the remote reference
+   (`slack:<channel>:<root ts>[:<reply ts>]`), or `skipped:<why>` / `held:<channel>:<root ts>`
+   when routing says it should not produce a message of its own.
+
+A channel that fails (Slack unreachable, 5xx, rate limit after retries) stops at that alert so that
+nothing overtakes it; the next tick starts again from the oldest. The operations channel is told
+when a channel gets stuck and again when its backlog has been delivered.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+
+from pollwatch import store
+from pollwatch.models import Alert, AlertState, Anomaly, Incident, Notice, NoticeLevel, iso, stable_id
+from pollwatch.notify import render, routing
+from pollwatch.notify.render import Links, Message
+from pollwatch.notify.transports import DeliveryError, Scrubber, Transport
+from pollwatch.playbook import Watch
+
+log = logging.getLogger("pollwatch.notify")
+
+NOTICE_EVENT = "notice"
+OPS_INCIDENT = "-"  # incident_id of operator notices in the outbox
+
+ChartFn = Callable[[Watch, Incident, str], "bytes | None"]
+
+
+@dataclass
+class DeliveryReport:
+    """What one delivery run did (plain data, fit for a Prefect task's return value)."""
+
+    transport: str
+    posted: int = 0  # messages posted (roots, replies, notices, charts)
+    edited: int = 0
+    sent: list[str] = field(default_factory=list)  # alert ids whose delivery is done (posted, held or skipped)
+    held: int = 0
+    skipped: int = 0
+    recovered: int = 0  # alerts found already posted by an earlier attempt (not posted again)
+    waiting: dict[str, int] = field(default_factory=dict)  # channel -> alerts still pending
+    errors: dict[str, str] = field(default_factory=dict)  # channel -> last error (secrets scrubbed)
+    auth_failed: bool = False
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors
+
+
+def notice_alerts(watch: Watch, notices: Sequence[Notice]) -> list[Alert]:
+    """Operator notices as outbox alerts for the watch's operations channel (never the incident channel)."""
+    out = []
+    for i, n in enumerate(notices):
+        key = f"{watch.name}:notice:{stable_id(n.source, n.level.value, n.message, iso(n.time))}"
+        out.append(Alert(
+            id=stable_id(key), watch=watch.name, incident_id=OPS_INCIDENT, event=NOTICE_EVENT, sequence=i,
+            destination=watch.alerts.ops_channel, idempotency_key=key, created_at=n.time,
+            text=f"[{n.level.value}] {n.source}: {n.message}", payload={"notice": n.model_dump(mode="json")},
+        ))
+    return out
+
+
+# --- remote references ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Ref:
+    transport: str
+    channel: str
+    root_ts: str
+    reply_ts: str | None = None
+    alert_key: str | None = field(default=None, compare=False)  # set when found by this alert's own key
+
+    def __str__(self) -> str:
+        return ":".join(x for x in (self.transport, self.channel, self.root_ts, self.reply_ts) if x)
+
+    @classmethod
+    def parse(cls, text: str | None) -> "Ref | None":
+        if not text:
+            return None
+        parts = text.split(":")
+        if parts[0] in ("skipped", "held") or len(parts) not in (3, 4):
+            return None
+        return cls(*parts)  # type: ignore[arg-type]
+
+
+def _held_root(text: str | None) -> bool:
+    return bool(text) and text.startswith("held:")
+
+
+# --- charts ------------------------------------------------------------------------------------
+
+
+def store_chart(url: str | None = None) -> ChartFn:
+    """A chart function reading the incident's anomalies and observations from the store."""
+
+    def make(watch: Watch, inc: Incident, stage: str) -> bytes | None:
+        from pollwatch.charts import incident_chart
+
+        with store.session_scope(url) as s:
+            anomalies = _anomalies(s, watch, inc)
+            start, end = incident_chart_window(inc)
+            obs = store.query_observations(s, country=inc.country, since=start, until=end)
+        return incident_chart(watch, inc, anomalies, obs)
+
+    return make
+
+
+def incident_chart_window(inc: Incident) -> tuple[datetime, datetime]:
+    from datetime import timedelta
+
+    end = inc.end or inc.updated_at
+    span = max(end - inc.start, timedelta(hours=1))
+    return inc.start - max(span * 2, timedelta(hours=6)), end + max(span / 2, timedelta(hours=1))
+
+
+def _anomalies(session: Any, watch: Watch, inc: Incident) -> list[Anomaly]:
+    if not inc.anomaly_ids:
+        return []
+    wanted = set(inc.anomaly_ids)
+    return [a for a in store.list_anomalies(session, watch.name) if a.id in wanted]
+
+
+# --- the delivery run ------------------------------------------------------------------------------
+
+
+class OutboxDelivery:
+    """Delivers a watch's pending alerts through one transport (see the module docstring)."""
+
+    def __init__(self, watch: Watch, transport: Transport, *, url: str | None = None, links: Links | None = None,
+                 chart: ChartFn | None = None, retry_delays: Sequence[float] = (1.0, 3.0),
+                 now: Callable[[], datetime] | None = None):
+        self.watch, self.t, self.url = watch, transport, url
+        self.routing = watch.alerts
+        self.links = links or Links()
+        self.chart = chart if chart is not None else (store_chart(url) if watch.alerts.chart else None)
+        self.retry_delays = list(retry_delays)
+        self.now = now or (lambda: datetime.now(timezone.utc))
+        self.scrub: Scrubber = getattr(transport, "scrub", Scrubber())
+        self.report = DeliveryReport(transport=transport.name)
+        self._roots: dict[str, Ref] = {}
+
+    # --- entry ---------------------------------------------------------------------------
+    def run(self) -> DeliveryReport:
+        ops = self.routing.ops_channel
+        with store.session_scope(self.url) as s:
+            pending = store.pending_alerts(s, self.watch.name)
+        channels: list[str] = []
+        for a in pending:
+            if a.destination not in channels and a.destination != ops:
+                channels.append(a.destination)
+        for ch in channels:
+            if self.report.auth_failed:
+                break
+            self._run_channel(ch)
+        if not self.report.auth_failed:
+            self._run_channel(ops)  # last: it also carries the notices this run produced
+        with store.session_scope(self.url) as s:
+            for a in store.pending_alerts(s, self.watch.name):
+                self.report.waiting[a.destination] = self.report.waiting.get(a.destination, 0) + 1
+        return self.report
+
+    def _pending(self, channel: str) -> list[Alert]:
+        with store.session_scope(self.url) as s:
+            return [a for a in store.pending_alerts(s, self.watch.name) if a.destination == channel]
+
+    def _run_channel(self, channel: str) -> None:
+        queue = self._pending(channel)
+        if not queue:
+            return
+        backlog_head = queue[0] if queue[0].attempts > 0 else None  # it failed before: the channel was stuck
+        delivered = 0
+        for a in queue:
+            try:
+                self._deliver(a)
+                delivered += 1
+            except DeliveryError as exc:
+                msg = self.scrub(exc)
+                self._mark(a, AlertState.failed, error=msg)
+                self.report.errors[channel] = msg
+                log.error("alert %s to %s not delivered: %s", a.id, channel, msg)
+                if exc.kind == "auth":
+                    self.report.auth_failed = True
+                if exc.kind == "rejected":
+                    continue  # this payload will never be taken; do not hold the channel behind it
+                if channel != self.routing.ops_channel:
+                    self._tell_ops(channel, a, exc, msg)
+                return
+        if backlog_head is not None and delivered and channel != self.routing.ops_channel:
+            n = delivered
+            self._ops_notice(
+                key=f"{self.watch.name}:slack-recovered:{channel}:{backlog_head.id}", level=NoticeLevel.info,
+                message=f"delivery to {channel} works again: {n} alert(s) that waited since "
+                        f"{iso(backlog_head.created_at)} were delivered in order, none twice",
+            )
+
+    # --- one alert -------------------------------------------------------------------------
+    def _deliver(self, a: Alert) -> None:
+        with store.session_scope(self.url) as s:
+            before = store.begin_alert_attempt(s, a.id)
+        suspect = before.attempts > 0 or before.last_error is not None
+        delays = list(self.retry_delays)
+        while True:
+            try:
+                ref = self._send(a, suspect)
+                self._mark(a, AlertState.sent, ref=ref)
+                self.report.sent.append(a.id)
+                return
+            except DeliveryError as exc:
+                if exc.kind != "unavailable" or not delays:
+                    raise
+                suspect = suspect or exc.ambiguous
+                log.warning("alert %s: %s; retrying in %.1f s", a.id, self.scrub(exc), delays[0])
+                time.sleep(delays.pop(0))
+
+    def _mark(self, a: Alert, state: AlertState, ref: str | None = None, error: str | None = None) -> None:
+        with store.session_scope(self.url) as s:
+            store.mark_alert(s, a.id, state, remote_ref=ref, error=error)
+
+    def _send(self, a: Alert, suspect: bool) -> str:
+        if a.event == NOTICE_EVENT:
+            return self._send_notice(a, suspect)
+        inc = Incident.model_validate(a.payload["incident"])
+        root = self._root(a, inc, suspect)
+        if root is not None and root.alert_key == a.idempotency_key:
+            # an earlier attempt of this very alert opened the thread, and its answer was lost
+            self._upload_chart(inc, root, "start", suspect=True)
+            if a.event != "end":
+                return str(root)
+        elif root is None:
+            ok, why = routing.alertable(self.routing, inc)
+            if not ok:
+                self.report.skipped += 1
+                return f"skipped:{why}"[:255]
+            root = self._open_thread(a, inc, suspect)
+            if a.event != "end":
+                return str(root)
+        return self._follow_up(a, inc, root, suspect)
+
+    def _send_notice(self, a: Alert, suspect: bool) -> str:
+        notice = Notice.model_validate(a.payload["notice"])
+        msg = render.notice_message(self.watch, notice, key=a.idempotency_key)
+        found = self.t.find(a.destination, key=a.idempotency_key) if suspect else None
+        if found:
+            self.report.recovered += 1
+            return str(Ref(self.t.name, *found))
+        cid, ts = self.t.post(a.destination, msg)
+        self.report.posted += 1
+        return str(Ref(self.t.name, cid, ts))
+
+    # --- incident threads ----------------------------------------------------------------------
+    def _rows(self, incident_id: str) -> list[store.AlertRow]:
+        with store.session_scope(self.url) as s:
+            return store.alert_rows(s, incident_id=incident_id, watch=self.watch.name)
+
+    def _root(self, a: Alert, inc: Incident, suspect: bool) -> Ref | None:
+        """The incident's thread: from this run, from the outbox, or (after a lost answer) from Slack."""
+        if inc.id in self._roots:
+            return self._roots[inc.id]
+        for row in self._rows(inc.id):
+            ref = Ref.parse(row.remote_ref) if row.state == AlertState.sent.value else None
+            if ref is not None and ref.transport == self.t.name:
+                root = Ref(ref.transport, ref.channel, ref.root_ts)
+                self._roots[inc.id] = root
+                return root
+        if suspect and self.t.threads:
+            for key in (a.idempotency_key, None):
+                found = self.t.find(a.destination, key=key, incident_id=inc.id, role="root")
+                if found:
+                    root = Ref(self.t.name, *found)
+                    self._roots[inc.id] = root
+                    self.report.recovered += 1
+                    return Ref(root.transport, root.channel, root.root_ts, alert_key=key)
+        return None
+
+    def _anoms(self, inc: Incident) -> list[Anomaly]:
+        with store.session_scope(self.url) as s:
+            return _anomalies(s, self.watch, inc)
+
+    def _mention(self, inc: Incident) -> str | None:
+        return render.mention_markup(self.routing.mention_critical) if routing.critical(self.routing, inc) else None
+
+    def _root_msg(self, a: Alert, inc: Incident, mention: str | None = None) -> Message:
+        return render.root_message(self.watch, inc, key=a.idempotency_key, anomalies=self._anoms(inc), links=self.links,
+                                   mention=mention)
+
+    def _open_thread(self, a: Alert, inc: Incident, suspect: bool) -> Ref:
+        cid, ts = self.t.post(a.destination, self._root_msg(a, inc, self._mention(inc)))
+        self.report.posted += 1
+        root = Ref(self.t.name, cid, ts)
+        self._roots[inc.id] = root
+        self._upload_chart(inc, root, "start", suspect=False)
+        return root
+
+    def _follow_up(self, a: Alert, inc: Incident, root: Ref, suspect: bool) -> str:
+        rows = self._rows(inc.id)
+        mine = next((i for i, r in enumerate(rows) if r.id == a.id), len(rows))
+        earlier = [r for r in rows[:mine] if r.state == AlertState.sent.value]
+        # the root always shows the current state
+        if self.t.threads:
+            self.t.update(root.channel, root.root_ts, self._root_msg(a, inc))
+            self.report.edited += 1
+        held = self._held_since_last_post(earlier)
+        if a.event == "end":
+            found = self.t.find(root.channel, key=a.idempotency_key, thread_ts=root.root_ts) if suspect and self.t.threads else None
+            if found:
+                self.report.recovered += 1
+                ref = Ref(self.t.name, root.channel, root.root_ts, found[1])
+            else:
+                msg = render.end_message(self.watch, inc, key=a.idempotency_key, held=held)
+                ref = self._reply(root, msg, broadcast=True)
+            self._upload_chart(inc, root, "end", suspect=suspect)
+            return str(ref)
+        # an update: escalation to critical is always posted (with the mention); the rest is rate-limited
+        was_critical = any(routing.critical(self.routing, Incident.model_validate(r.payload["incident"]))
+                           for r in earlier if r.payload and "incident" in r.payload)
+        escalated = routing.critical(self.routing, inc) and not was_critical
+        posted_times = [r.created_at for r in earlier if r.event == "update" and (Ref.parse(r.remote_ref) or Ref("", "", "")).reply_ts]
+        if not escalated and routing.over_update_limit(self.routing, posted_times, a.created_at):
+            self.report.held += 1
+            return f"held:{root.channel}:{root.root_ts}"
+        found = self.t.find(root.channel, key=a.idempotency_key, thread_ts=root.root_ts) if suspect and self.t.threads else None
+        if found:
+            self.report.recovered += 1
+            return str(Ref(self.t.name, root.channel, root.root_ts, found[1]))
+        reasons = list((a.payload or {}).get("reasons") or [])
+        if escalated:
+            reasons.append(f"severity {inc.severity:,.0f} reached the critical level {self.routing.critical_severity:,.0f}")
+        msg = render.update_message(self.watch, inc, key=a.idempotency_key, reasons=reasons, held=held,
+                                    anomalies=self._anoms(inc), mention=self._mention(inc) if escalated else None)
+        return str(self._reply(root, msg, broadcast=escalated))
+
+    def _held_since_last_post(self, earlier: list[store.AlertRow]) -> list[list[str]]:
+        held: list[list[str]] = []
+        for r in earlier:
+            if _held_root(r.remote_ref):
+                held.append(list((r.payload or {}).get("reasons") or []))
+            elif Ref.parse(r.remote_ref) is not None:
+                held = []
+        return held
+
+    def _reply(self, root: Ref, msg: Message, broadcast: bool = False) -> Ref:
+        thread = root.root_ts if self.t.threads else None
+        cid, ts = self.t.post(root.channel, msg, thread_ts=thread, broadcast=broadcast)
+        self.report.posted += 1
+        return Ref(self.t.name, root.channel, root.root_ts, ts)
+
+    def _upload_chart(self, inc: Incident, root: Ref, stage: str, suspect: bool) -> None:
+        if self.chart is None or not getattr(self.t, "files", self.t.threads):
+            return
+        filename = f"pollwatch-{inc.id}-{stage}.png"
+        try:
+            if suspect and self.t.has_file(root.channel, root.root_ts, filename):
+                return
+            data = self.chart(self.watch, inc, stage)
+            if not data:
+                return
+            title = f"{render.KIND_TITLES[inc.kind]} in {inc.country}: signals against their baseline"
+            self.t.upload(root.channel, root.root_ts, filename, title, data)
+            self.report.posted += 1
+        except DeliveryError as exc:
+            if exc.kind in ("auth", "channel"):
+                raise
+            log.warning("chart for incident %s not uploaded: %s", inc.id, self.scrub(exc))
+        except Exception as exc:  # a chart must never hold an alert back
+            log.warning("chart for incident %s not drawn: %s", inc.id, self.scrub(exc))
+
+    # --- operator notices -------------------------------------------------------------------------
+    def _tell_ops(self, channel: str, a: Alert, exc: DeliveryError, msg: str) -> None:
+        waiting = len(self._pending(channel))
+        what = {"auth": "Slack refuses pollwatch's credentials", "channel": f"Slack cannot post to {channel}",
+                "unavailable": "Slack is unreachable"}.get(exc.kind, "Slack delivery fails")
+        self._ops_notice(
+            key=f"{self.watch.name}:slack-trouble:{channel}:{a.id}", level=NoticeLevel.error,
+            message=f"{what} ({msg}); {waiting} alert(s) for {channel} wait in the outbox and will be delivered in order "
+                    f"once it works again",
+        )
+
+    def _ops_notice(self, *, key: str, level: NoticeLevel, message: str) -> None:
+        notice = Notice(time=self.now(), level=level, source="slack", message=message, watch=self.watch.name)
+        alert = Alert(id=stable_id(key), watch=self.watch.name, incident_id=OPS_INCIDENT, event=NOTICE_EVENT, sequence=0,
+                      destination=self.routing.ops_channel, idempotency_key=key, created_at=notice.time,
+                      text=f"[{level.value}] slack: {message}", payload={"notice": notice.model_dump(mode="json")})
+        with store.session_scope(self.url) as s:
+            if store.enqueue_alerts(s, [alert]):
+                store.add_notices(s, [notice])
+                (log.info if level is NoticeLevel.info else log.error)("ops notice: %s", message)
+
+
+def deliver_outbox(watch: Watch, transport: Transport, *, url: str | None = None, flow_run_url: str | None = None,
+                   chart: ChartFn | None = None, retry_delays: Sequence[float] = (1.0, 3.0)) -> DeliveryReport:
+    """Deliver every pending alert of `watch` through `transport`, in order, each once."""
+    return OutboxDelivery(watch, transport, url=url, links=Links(flow_run_url=flow_run_url), chart=chart,
+                          retry_delays=retry_delays).run()

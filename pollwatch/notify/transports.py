@@ -1,0 +1,360 @@
+"""Where messages go: the Slack Web API (threads, edits, uploads), an incoming webhook (plain
+messages only), or the console.
+
+Every transport paces its posts (about one message per channel per second), turns failures into
+a `DeliveryError` that says whether the message may have been accepted anyway (`ambiguous`), and
+never lets a secret into a log line, a stored error or an exception text (`Scrubber`).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import socket
+import sys
+import threading
+import time
+from collections.abc import Iterable
+from pathlib import Path
+from typing import IO, Any, Protocol
+from urllib.error import URLError
+
+from pydantic import SecretStr
+
+from pollwatch.notify.render import METADATA_EVENT, Message
+
+log = logging.getLogger("pollwatch.notify")
+
+_SECRET_PATTERNS = [
+    re.compile(r"xox[a-z]-[A-Za-z0-9-]+"),
+    re.compile(r"xapp-[A-Za-z0-9-]+"),
+    re.compile(r"https://hooks\.slack\.com/\S+"),
+]
+
+
+class Scrubber:
+    """Replaces known secrets (and anything shaped like a Slack token or webhook URL) with `***`."""
+
+    def __init__(self, secrets: Iterable[SecretStr | str | None] = ()):
+        self.secrets = [s.get_secret_value() if isinstance(s, SecretStr) else s for s in secrets if s]
+        self.secrets = [s for s in self.secrets if len(s) >= 6]
+
+    def __call__(self, text: Any) -> str:
+        out = str(text)
+        for s in self.secrets:
+            out = out.replace(s, "***")
+        for p in _SECRET_PATTERNS:
+            out = p.sub("***", out)
+        return out
+
+
+class _ScrubFilter(logging.Filter):
+    def __init__(self, scrub: Scrubber):
+        super().__init__()
+        self.scrub = scrub
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.msg = self.scrub(record.getMessage())
+        record.args = ()
+        return True
+
+
+class DeliveryError(Exception):
+    """A message did not go out. `kind`: auth | channel | rejected | unavailable.
+
+    `ambiguous` means the destination may have accepted it (timeout, dropped connection, 5xx):
+    look it up before trying again. `auth` and `channel` stop delivery until an operator acts;
+    `unavailable` is retried on the next tick; `rejected` means this payload will never be taken.
+    """
+
+    def __init__(self, kind: str, message: str, *, ambiguous: bool = False, channel: str | None = None):
+        super().__init__(message)
+        self.kind, self.ambiguous, self.channel = kind, ambiguous, channel
+
+
+AUTH_ERRORS = {"invalid_auth", "not_authed", "account_inactive", "token_revoked", "token_expired", "no_permission",
+               "missing_scope", "invalid_token", "ekm_access_denied", "org_login_required", "team_access_not_granted"}
+CHANNEL_ERRORS = {"channel_not_found", "not_in_channel", "is_archived", "channel_is_archived", "no_service",
+                  "action_prohibited", "posting_to_general_channel_denied", "restricted_action"}
+
+
+def classify_api_error(error: str, status: int | None, channel: str | None) -> DeliveryError:
+    if error in AUTH_ERRORS:
+        return DeliveryError("auth", f"Slack refused the credentials ({error}): check the bot token / webhook URL", channel=channel)
+    if error in CHANNEL_ERRORS:
+        return DeliveryError("channel", f"Slack cannot post to {channel} ({error}): invite the bot or fix the channel", channel=channel)
+    if status is not None and (status == 429 or status >= 500):
+        # 429 after the retry handler gave up was not accepted; a 5xx may have been
+        return DeliveryError("unavailable", f"Slack answered HTTP {status} ({error or 'no body'})",
+                             ambiguous=status >= 500, channel=channel)
+    if error in ("ratelimited", "fatal_error", "internal_error", "service_unavailable", "request_timeout"):
+        return DeliveryError("unavailable", f"Slack is unavailable ({error})", ambiguous=error != "ratelimited", channel=channel)
+    return DeliveryError("rejected", f"Slack rejected the message ({error})", channel=channel)
+
+
+class Transport(Protocol):
+    name: str
+    threads: bool  # can reply in threads, edit messages and upload files
+
+    def post(self, channel: str, msg: Message, *, thread_ts: str | None = None, broadcast: bool = False) -> tuple[str, str]:
+        """Post a message; return (channel id, ts)."""
+
+    def update(self, channel: str, ts: str, msg: Message) -> None: ...
+
+    def find(self, channel: str, *, key: str | None = None, incident_id: str | None = None, role: str | None = None,
+             thread_ts: str | None = None) -> tuple[str, str] | None:
+        """Look up a message pollwatch posted (by metadata); return (channel id, ts) or None."""
+
+    def has_file(self, channel: str, thread_ts: str, filename: str) -> bool: ...
+
+    def upload(self, channel: str, thread_ts: str, filename: str, title: str, data: bytes) -> None: ...
+
+    def channel_id(self, channel: str) -> str: ...
+
+
+class _Pacer:
+    """At most one post per channel per `interval` seconds (Slack's guidance for chat.postMessage)."""
+
+    def __init__(self, interval: float):
+        self.interval = interval
+        self._last: dict[str, float] = {}
+        self._lock = threading.Lock()
+
+    def wait(self, channel: str) -> None:
+        with self._lock:
+            now = time.monotonic()
+            due = self._last.get(channel, -1e9) + self.interval
+            if due > now:
+                time.sleep(due - now)
+            self._last[channel] = time.monotonic()
+
+
+class SlackTransport:
+    """The Slack Web API through slack_sdk's `WebClient` (threads, edits, metadata look-ups, uploads)."""
+
+    name = "slack"
+    threads = True
+    files = True
+
+    def __init__(self, token: SecretStr, *, base_url: str | None = None, timeout: float = 10.0, pace: float = 1.0,
+                 max_rate_limit_retries: int = 3, history_pages: int = 10):
+        from slack_sdk import WebClient
+        from slack_sdk.http_retry.builtin_handlers import RateLimitErrorRetryHandler
+
+        self.scrub = Scrubber([token])
+        sdk_log = logging.getLogger("pollwatch.notify.slack_sdk")
+        if not any(isinstance(f, _ScrubFilter) for f in sdk_log.filters):
+            sdk_log.addFilter(_ScrubFilter(self.scrub))
+        # Only 429s are retried inside the SDK (they were not accepted). Connection errors and 5xx
+        # come back to us: a blind resend after an accepted-but-unanswered post would duplicate it.
+        self.client = WebClient(
+            token=token.get_secret_value(), base_url=base_url or "https://slack.com/api/", timeout=timeout, logger=sdk_log,
+            retry_handlers=[RateLimitErrorRetryHandler(max_retry_count=max_rate_limit_retries)],
+        )
+        self.pacer = _Pacer(pace)
+        self.history_pages = history_pages
+        self._channels: dict[str, str] = {}
+
+    def __repr__(self) -> str:
+        return f"SlackTransport(base_url={self.client.base_url!r})"
+
+    # --- calls -------------------------------------------------------------------------------
+    def _call(self, method: str, where: str | None, **kw: Any) -> Any:
+        from slack_sdk.errors import SlackApiError, SlackRequestError
+
+        fn = getattr(self.client, method)
+        try:
+            return fn(**kw)
+        except SlackApiError as exc:
+            resp = exc.response
+            error = (resp.get("error") if isinstance(resp.data, dict) else None) or ""
+            raise classify_api_error(error, resp.status_code, where) from None
+        except (TimeoutError, socket.timeout) as exc:
+            raise DeliveryError("unavailable", f"Slack did not answer {method} in time ({self.scrub(exc)})",
+                                ambiguous=True, channel=where) from None
+        except (URLError, ConnectionError, OSError) as exc:
+            reason = getattr(exc, "reason", exc)
+            ambiguous = not isinstance(reason, ConnectionRefusedError)
+            raise DeliveryError("unavailable", f"Slack unreachable during {method} ({self.scrub(type(reason).__name__)}: "
+                                f"{self.scrub(reason)})", ambiguous=ambiguous, channel=where) from None
+        except SlackRequestError as exc:
+            raise DeliveryError("rejected", f"bad request to Slack ({self.scrub(exc)})", channel=where) from None
+
+    def check(self) -> dict[str, Any]:
+        """auth.test: who the token is (raises DeliveryError kind=auth on a bad token)."""
+        r = self._call("auth_test", None)
+        return {k: r.get(k) for k in ("team", "team_id", "user", "user_id", "bot_id")}
+
+    def channel_id(self, channel: str) -> str:
+        """A channel id from `#name`, `name` or an id (looked up once with conversations.list)."""
+        if re.fullmatch(r"[CGD][A-Z0-9]{6,}", channel):
+            return channel
+        name = channel.lstrip("#")
+        if name in self._channels:
+            return self._channels[name]
+        cursor = None
+        for _ in range(50):
+            r = self._call("conversations_list", channel, types="public_channel,private_channel", exclude_archived=True,
+                           limit=200, cursor=cursor)
+            for c in r.get("channels", []):
+                self._channels[c["name"]] = c["id"]
+            cursor = (r.get("response_metadata") or {}).get("next_cursor")
+            if name in self._channels or not cursor:
+                break
+        if name not in self._channels:
+            raise DeliveryError("channel", f"no channel {channel} visible to the bot: create it or invite the bot", channel=channel)
+        return self._channels[name]
+
+    def post(self, channel: str, msg: Message, *, thread_ts: str | None = None, broadcast: bool = False) -> tuple[str, str]:
+        cid = self.channel_id(channel)
+        self.pacer.wait(cid)
+        kw: dict[str, Any] = {"channel": cid, "text": msg.text, "blocks": msg.blocks or None, "metadata": msg.metadata,
+                              "unfurl_links": False, "unfurl_media": False}
+        if thread_ts:
+            kw["thread_ts"] = thread_ts
+            kw["reply_broadcast"] = broadcast
+        r = self._call("chat_postMessage", channel, **kw)
+        return r["channel"], r["ts"]
+
+    def update(self, channel: str, ts: str, msg: Message) -> None:
+        cid = self.channel_id(channel)
+        self.pacer.wait(cid)
+        self._call("chat_update", channel, channel=cid, ts=ts, text=msg.text, blocks=msg.blocks or None, metadata=msg.metadata)
+
+    def _messages(self, method: str, where: str, **kw: Any) -> Iterable[dict[str, Any]]:
+        cursor = None
+        for _ in range(self.history_pages):
+            r = self._call(method, where, limit=200, cursor=cursor, include_all_metadata=True, **kw)
+            yield from r.get("messages", [])
+            cursor = (r.get("response_metadata") or {}).get("next_cursor")
+            if not cursor:
+                return
+
+    def find(self, channel: str, *, key: str | None = None, incident_id: str | None = None, role: str | None = None,
+             thread_ts: str | None = None) -> tuple[str, str] | None:
+        cid = self.channel_id(channel)
+        if thread_ts:
+            msgs = self._messages("conversations_replies", channel, channel=cid, ts=thread_ts)
+        else:
+            msgs = self._messages("conversations_history", channel, channel=cid)
+        for m in msgs:
+            meta = m.get("metadata") or {}
+            if meta.get("event_type") != METADATA_EVENT:
+                continue
+            p = meta.get("event_payload") or {}
+            if key is not None and p.get("idempotency_key") != key:
+                continue
+            if incident_id is not None and p.get("incident_id") != incident_id:
+                continue
+            if role is not None and p.get("role") != role:
+                continue
+            return cid, m["ts"]
+        return None
+
+    def has_file(self, channel: str, thread_ts: str, filename: str) -> bool:
+        cid = self.channel_id(channel)
+        for m in self._messages("conversations_replies", channel, channel=cid, ts=thread_ts):
+            if any(f.get("name") == filename for f in m.get("files") or []):
+                return True
+        return False
+
+    def upload(self, channel: str, thread_ts: str, filename: str, title: str, data: bytes) -> None:
+        cid = self.channel_id(channel)
+        self.pacer.wait(cid)
+        self._call("files_upload_v2", channel, channel=cid, thread_ts=thread_ts, filename=filename, title=title, content=data)
+
+
+class WebhookTransport:
+    """An incoming webhook: one fixed channel, plain messages only (no threads, edits, look-ups or files).
+
+    Without look-ups a post whose answer was lost cannot be checked, so an ambiguous failure is
+    retried: at least once, not exactly once (docs/alerts.md).
+    """
+
+    name = "webhook"
+    threads = False
+    files = False
+
+    def __init__(self, url: SecretStr, *, timeout: float = 10.0, pace: float = 1.0, max_rate_limit_retries: int = 3):
+        from slack_sdk.http_retry.builtin_handlers import RateLimitErrorRetryHandler
+        from slack_sdk.webhook import WebhookClient
+
+        self.scrub = Scrubber([url])
+        sdk_log = logging.getLogger("pollwatch.notify.slack_sdk")
+        if not any(isinstance(f, _ScrubFilter) for f in sdk_log.filters):
+            sdk_log.addFilter(_ScrubFilter(self.scrub))
+        self.client = WebhookClient(url.get_secret_value(), timeout=int(max(1, timeout)), logger=sdk_log,
+                                    retry_handlers=[RateLimitErrorRetryHandler(max_retry_count=max_rate_limit_retries)])
+        self.pacer = _Pacer(pace)
+        self._n = 0
+
+    def __repr__(self) -> str:
+        return "WebhookTransport(url=***)"
+
+    def channel_id(self, channel: str) -> str:
+        return "webhook"
+
+    def post(self, channel: str, msg: Message, *, thread_ts: str | None = None, broadcast: bool = False) -> tuple[str, str]:
+        self.pacer.wait("webhook")
+        try:
+            r = self.client.send(text=msg.text, blocks=msg.blocks or None, unfurl_links=False, unfurl_media=False)
+        except (TimeoutError, socket.timeout) as exc:
+            raise DeliveryError("unavailable", f"the webhook did not answer in time ({self.scrub(exc)})", ambiguous=True) from None
+        except (URLError, ConnectionError, OSError) as exc:
+            raise DeliveryError("unavailable", f"the webhook is unreachable ({self.scrub(getattr(exc, 'reason', exc))})",
+                                ambiguous=True) from None
+        if r.status_code != 200:
+            raise classify_api_error(str(r.body or "").strip(), r.status_code, channel)
+        self._n += 1
+        return "webhook", f"{time.time():.6f}"
+
+    def update(self, channel: str, ts: str, msg: Message) -> None:  # webhooks cannot edit
+        return None
+
+    def find(self, channel: str, **kw: Any) -> tuple[str, str] | None:
+        return None
+
+    def has_file(self, channel: str, thread_ts: str, filename: str) -> bool:
+        return True
+
+    def upload(self, channel: str, thread_ts: str, filename: str, title: str, data: bytes) -> None:
+        return None
+
+
+class ConsoleTransport:
+    """Prints what Slack would show (the default when no Slack credentials are set); charts go to files."""
+
+    name = "console"
+    threads = False
+    files = True  # charts are written to `chart_dir`
+
+    def __init__(self, stream: IO[str] | None = None, chart_dir: Path | None = None):
+        self.stream = stream or sys.stdout
+        self.chart_dir = chart_dir
+        self._n = 0
+
+    def channel_id(self, channel: str) -> str:
+        return channel
+
+    def post(self, channel: str, msg: Message, *, thread_ts: str | None = None, broadcast: bool = False) -> tuple[str, str]:
+        self._n += 1
+        where = f"{channel} (thread {thread_ts})" if thread_ts else channel
+        print(f"--- {where} ---\n{msg.plain()}", file=self.stream, flush=True)
+        return channel, f"{time.time():.6f}"
+
+    def update(self, channel: str, ts: str, msg: Message) -> None:
+        return None
+
+    def find(self, channel: str, **kw: Any) -> tuple[str, str] | None:
+        return None
+
+    def has_file(self, channel: str, thread_ts: str, filename: str) -> bool:
+        return False
+
+    def upload(self, channel: str, thread_ts: str, filename: str, title: str, data: bytes) -> None:
+        if self.chart_dir is None:
+            return
+        self.chart_dir.mkdir(parents=True, exist_ok=True)
+        path = self.chart_dir / filename
+        path.write_bytes(data)
+        print(f"    chart: {path}", file=self.stream, flush=True)

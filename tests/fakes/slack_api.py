@@ -1,0 +1,426 @@
+"""A real local fake of the Slack Web API for tests: an HTTP server on 127.0.0.1, port 0.
+
+It speaks the documented JSON of the methods pollwatch uses (auth.test, conversations.list,
+chat.postMessage, chat.update, conversations.history, conversations.replies,
+files.getUploadURLExternal, the upload URL it hands out, files.completeUploadExternal), keeps
+what was posted so tests can assert on it, and injects faults on demand:
+
+- ``ratelimit``: HTTP 429 with a ``Retry-After`` header (nothing stored);
+- ``server_error``: HTTP 500 (nothing stored);
+- ``timeout``: the request is *accepted and stored*, then the answer is delayed past the client's
+  timeout (the case that makes naive retries post twice);
+- ``invalid_auth`` / ``channel_not_found``: ``{"ok": false, "error": ...}`` with HTTP 200;
+- ``unreachable``: the connection is closed without an answer (Slack down).
+
+Use it with the real ``slack_sdk.WebClient(base_url=fake.base_url)``.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import threading
+import time
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+FAULT_KINDS = {"ratelimit", "server_error", "timeout", "invalid_auth", "channel_not_found", "unreachable"}
+
+
+@dataclass
+class Fault:
+    method: str  # Slack method name, "upload", or "*" for every method
+    kind: str
+    times: int | None = 1  # None: until cleared
+    retry_after: int = 0
+    delay: float = 1.0  # for "timeout": how long to hold the answer back
+
+
+@dataclass
+class Call:
+    method: str
+    params: dict[str, Any]
+    at: float
+    token: str | None
+    fault: str | None = None
+
+
+@dataclass
+class FakeSlack:
+    token: str = "xoxb-fake-token"
+    channels: dict[str, str] = field(default_factory=lambda: {
+        "pollwatch-kz": "C0KZ0ALERT", "pollwatch-alerts": "C0ALERTS01", "pollwatch-ops": "C0OPS00001",
+    })
+    page_size: int = 100  # messages per conversations.history / replies page (small, to exercise cursors)
+    webhook_secret: str = "T0000TEST/B0000HOOK/fakewebhooksecret0001"  # the incoming webhook's URL path
+    webhook_channel: str = "pollwatch-kz"
+
+    def __post_init__(self) -> None:
+        self.messages: dict[str, list[dict[str, Any]]] = {cid: [] for cid in self.channels.values()}
+        self.calls: list[Call] = []
+        self.files: dict[str, dict[str, Any]] = {}
+        self.faults: list[Fault] = []
+        self._lock = threading.RLock()
+        self._seq = itertools.count(1)
+        self._server: ThreadingHTTPServer | None = None
+        self._thread: threading.Thread | None = None
+
+    # --- lifecycle ---------------------------------------------------------------------------
+    def start(self) -> "FakeSlack":
+        fake = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args: Any) -> None:  # keep test output clean
+                pass
+
+            def do_GET(self) -> None:
+                fake._handle(self)
+
+            def do_POST(self) -> None:
+                fake._handle(self)
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.02}, name="fake-slack", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+
+    def __enter__(self) -> "FakeSlack":
+        return self.start()
+
+    def __exit__(self, *exc: Any) -> None:
+        self.stop()
+
+    @property
+    def port(self) -> int:
+        assert self._server is not None, "start() the fake first"
+        return self._server.server_address[1]
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/api/"
+
+    # --- faults ------------------------------------------------------------------------------
+    def fail(self, method: str, kind: str, times: int | None = 1, retry_after: int = 0, delay: float = 1.0) -> None:
+        if kind not in FAULT_KINDS:
+            raise ValueError(f"unknown fault {kind!r}; one of {sorted(FAULT_KINDS)}")
+        with self._lock:
+            self.faults.append(Fault(method, kind, times, retry_after, delay))
+
+    def clear_faults(self) -> None:
+        with self._lock:
+            self.faults.clear()
+
+    def _take_fault(self, method: str) -> Fault | None:
+        with self._lock:
+            for f in self.faults:
+                if f.method in (method, "*"):
+                    if f.times is not None:
+                        f.times -= 1
+                        if f.times <= 0:
+                            self.faults.remove(f)
+                    return f
+        return None
+
+    # --- views for assertions ----------------------------------------------------------------
+    def channel_id(self, name: str) -> str:
+        return self.channels[name.lstrip("#")]
+
+    def roots(self, channel: str) -> list[dict[str, Any]]:
+        """Top-level messages of a channel (by name or id), oldest first."""
+        cid = self.channels.get(channel.lstrip("#"), channel)
+        with self._lock:
+            return [m for m in self.messages[cid] if m.get("thread_ts") in (None, m["ts"])]
+
+    def thread(self, channel: str, ts: str) -> list[dict[str, Any]]:
+        """Replies in the thread of `ts` (without the root), oldest first."""
+        cid = self.channels.get(channel.lstrip("#"), channel)
+        with self._lock:
+            return [m for m in self.messages[cid] if m.get("thread_ts") == ts and m["ts"] != ts]
+
+    def calls_to(self, method: str) -> list[Call]:
+        with self._lock:
+            return [c for c in self.calls if c.method == method]
+
+    # --- HTTP --------------------------------------------------------------------------------
+    def _params(self, req: BaseHTTPRequestHandler, body: bytes) -> dict[str, Any]:
+        params: dict[str, Any] = {k: v[-1] for k, v in parse_qs(urlsplit(req.path).query).items()}
+        ctype = req.headers.get("Content-Type", "")
+        if body and ctype.startswith("application/json"):
+            params.update(json.loads(body))
+        elif body and ctype.startswith("application/x-www-form-urlencoded"):
+            params.update({k: v[-1] for k, v in parse_qs(body.decode()).items()})
+        return params
+
+    def _send(self, req: BaseHTTPRequestHandler, status: int, payload: dict[str, Any], headers: dict[str, str] | None = None) -> None:
+        data = json.dumps(payload).encode()
+        try:
+            req.send_response(status)
+            req.send_header("Content-Type", "application/json; charset=utf-8")
+            req.send_header("Content-Length", str(len(data)))
+            for k, v in (headers or {}).items():
+                req.send_header(k, v)
+            req.end_headers()
+            req.wfile.write(data)
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # the client gave up (timeout fault)
+
+    def _handle(self, req: BaseHTTPRequestHandler) -> None:
+        path = urlsplit(req.path).path
+        length = int(req.headers.get("Content-Length") or 0)
+        body = req.rfile.read(length) if length else b""
+        if path.startswith("/services/"):
+            return self._webhook(req, path, body)
+        if path.startswith("/upload/"):
+            method, params = "upload", {"file_id": path.rsplit("/", 1)[-1], "bytes": len(body)}
+        else:
+            method, params = path.removeprefix("/api/"), self._params(req, body)
+        auth = req.headers.get("Authorization", "")
+        token = auth.removeprefix("Bearer ") if auth.startswith("Bearer ") else params.get("token")
+        fault = self._take_fault(method)
+        with self._lock:
+            self.calls.append(Call(method, params, time.monotonic(), token, fault.kind if fault else None))
+        if fault is not None and fault.kind == "unreachable":
+            req.close_connection = True
+            try:
+                req.connection.shutdown(2)
+            except OSError:
+                pass
+            return
+        if fault is not None and fault.kind == "ratelimit":
+            return self._send(req, 429, {"ok": False, "error": "ratelimited"}, {"Retry-After": str(fault.retry_after)})
+        if fault is not None and fault.kind == "server_error":
+            return self._send(req, 500, {"ok": False, "error": "internal_error"})
+        if fault is not None and fault.kind in ("invalid_auth", "channel_not_found"):
+            return self._send(req, 200, {"ok": False, "error": fault.kind})
+        if method != "upload" and token != self.token:
+            return self._send(req, 200, {"ok": False, "error": "invalid_auth" if token else "not_authed"})
+        handler = getattr(self, "_m_" + method.replace(".", "_"), None)
+        if handler is None:
+            return self._send(req, 200, {"ok": False, "error": "unknown_method"})
+        if method == "upload":
+            self._store_upload(params["file_id"], body)
+        status, payload = handler(params)
+        if fault is not None and fault.kind == "timeout":
+            time.sleep(fault.delay)  # accepted and stored; the answer comes too late
+        self._send(req, status, payload)
+
+    def _send_text(self, req: BaseHTTPRequestHandler, status: int, text: str) -> None:
+        data = text.encode()
+        try:
+            req.send_response(status)
+            req.send_header("Content-Type", "text/plain; charset=utf-8")
+            req.send_header("Content-Length", str(len(data)))
+            req.end_headers()
+            req.wfile.write(data)
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+
+    @property
+    def webhook_url(self) -> str:
+        """An incoming-webhook URL for the channel `webhook_channel` (the secret is its path)."""
+        return f"http://127.0.0.1:{self.port}/services/{self.webhook_secret}"
+
+    def _webhook(self, req: BaseHTTPRequestHandler, path: str, body: bytes) -> None:
+        """Incoming webhooks answer plain text: `ok`, or an error word with a 4xx/5xx status."""
+        params = json.loads(body or b"{}")
+        fault = self._take_fault("webhook")
+        with self._lock:
+            self.calls.append(Call("webhook", params, time.monotonic(), None, fault.kind if fault else None))
+        if fault is not None and fault.kind == "unreachable":
+            try:
+                req.connection.shutdown(2)
+            except OSError:
+                pass
+            return
+        if fault is not None and fault.kind == "ratelimit":
+            req.send_response(429)
+            req.send_header("Retry-After", str(fault.retry_after))
+            req.send_header("Content-Length", "11")
+            req.end_headers()
+            req.wfile.write(b"rate_limited")
+            return
+        if fault is not None and fault.kind == "server_error":
+            return self._send_text(req, 500, "internal_error")
+        if fault is not None and fault.kind == "channel_not_found":
+            return self._send_text(req, 404, "channel_not_found")
+        if fault is not None and fault.kind == "invalid_auth" or path != "/services/" + self.webhook_secret:
+            return self._send_text(req, 403, "invalid_token")
+        if not params.get("text") and not params.get("blocks"):
+            return self._send_text(req, 400, "no_text")
+        with self._lock:
+            cid = self.channels[self.webhook_channel]
+            self.messages[cid].append({"type": "message", "subtype": "bot_message", "ts": self._next_ts(), "webhook": True,
+                                       "text": params.get("text", ""), **({"blocks": params["blocks"]} if params.get("blocks") else {})})
+        if fault is not None and fault.kind == "timeout":
+            time.sleep(fault.delay)
+        return self._send_text(req, 200, "ok")
+
+    # --- methods -----------------------------------------------------------------------------
+    def _next_ts(self) -> str:
+        n = next(self._seq)
+        return f"{1_700_000_000 + n}.{n:06d}"
+
+    def _resolve(self, channel: str | None) -> str | None:
+        if not channel:
+            return None
+        if channel in self.messages:
+            return channel
+        return self.channels.get(channel.lstrip("#"))
+
+    @staticmethod
+    def _err(error: str) -> tuple[int, dict[str, Any]]:
+        return 200, {"ok": False, "error": error}
+
+    def _m_auth_test(self, p: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+        return 200, {"ok": True, "url": "https://pollwatch-test.slack.com/", "team": "pollwatch test", "user": "pollwatch",
+                     "team_id": "T0000TEST", "user_id": "U0000BOT1", "bot_id": "B0000BOT1", "is_enterprise_install": False}
+
+    def _m_conversations_list(self, p: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+        chans = [{"id": cid, "name": name, "is_channel": True, "is_private": False, "is_archived": False, "is_member": True}
+                 for name, cid in sorted(self.channels.items())]
+        return 200, {"ok": True, "channels": chans, "response_metadata": {"next_cursor": ""}}
+
+    def _message_fields(self, p: dict[str, Any]) -> dict[str, Any]:
+        blocks = p.get("blocks")
+        if isinstance(blocks, str):
+            blocks = json.loads(blocks)
+        metadata = p.get("metadata")
+        if isinstance(metadata, str):
+            metadata = json.loads(metadata)
+        out: dict[str, Any] = {"text": p.get("text") or ""}
+        if blocks is not None:
+            out["blocks"] = blocks
+        if metadata is not None:
+            out["metadata"] = metadata
+        return out
+
+    def _m_chat_postMessage(self, p: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+        cid = self._resolve(p.get("channel"))
+        if cid is None:
+            return self._err("channel_not_found")
+        if not p.get("text") and not p.get("blocks"):
+            return self._err("no_text")
+        with self._lock:
+            ts = self._next_ts()
+            msg = {"type": "message", "subtype": "bot_message", "bot_id": "B0000BOT1", "user": "U0000BOT1", "ts": ts,
+                   **self._message_fields(p)}
+            thread_ts = p.get("thread_ts")
+            if thread_ts:
+                if not any(m["ts"] == thread_ts for m in self.messages[cid]):
+                    return self._err("thread_not_found")
+                msg["thread_ts"] = thread_ts
+                if self._flag(p.get("reply_broadcast")):
+                    msg["subtype"] = "thread_broadcast"
+            self.messages[cid].append(msg)
+        public = {k: v for k, v in msg.items() if k != "metadata"}
+        return 200, {"ok": True, "channel": cid, "ts": ts, "message": public}
+
+    def _m_chat_update(self, p: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+        cid = self._resolve(p.get("channel"))
+        if cid is None:
+            return self._err("channel_not_found")
+        with self._lock:
+            msg = next((m for m in self.messages[cid] if m["ts"] == p.get("ts")), None)
+            if msg is None:
+                return self._err("message_not_found")
+            msg.update(self._message_fields(p))
+            msg["edited"] = {"user": "U0000BOT1", "ts": self._next_ts()}
+            msg["edits"] = msg.get("edits", 0) + 1
+        return 200, {"ok": True, "channel": cid, "ts": msg["ts"], "text": msg["text"],
+                     "message": {k: v for k, v in msg.items() if k not in ("metadata", "edits")}}
+
+    def _page(self, items: list[dict[str, Any]], p: dict[str, Any], key: str, include_meta: bool) -> dict[str, Any]:
+        limit = min(int(p.get("limit") or self.page_size), self.page_size)
+        start = int(p.get("cursor") or 0)
+        page = items[start:start + limit]
+        if not include_meta:
+            page = [{k: v for k, v in m.items() if k != "metadata"} for m in page]
+        page = [{k: v for k, v in m.items() if k != "edits"} for m in page]
+        more = start + limit < len(items)
+        return {"ok": True, key: page, "has_more": more, "response_metadata": {"next_cursor": str(start + limit) if more else ""}}
+
+    @staticmethod
+    def _flag(v: Any) -> bool:
+        return str(v).lower() in ("1", "true")
+
+    def _m_conversations_history(self, p: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+        cid = self._resolve(p.get("channel"))
+        if cid is None or cid != p.get("channel"):
+            return self._err("channel_not_found")  # the real API wants an id, not a name
+        with self._lock:
+            top = [m for m in self.messages[cid] if m.get("thread_ts") in (None, m["ts"])]
+            top = list(reversed(top))  # newest first
+            return 200, self._page(top, p, "messages", self._flag(p.get("include_all_metadata")))
+
+    def _m_conversations_replies(self, p: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+        cid = self._resolve(p.get("channel"))
+        if cid is None or cid != p.get("channel"):
+            return self._err("channel_not_found")
+        with self._lock:
+            root = next((m for m in self.messages[cid] if m["ts"] == p.get("ts")), None)
+            if root is None:
+                return self._err("thread_not_found")
+            items = [root] + [m for m in self.messages[cid] if m.get("thread_ts") == root["ts"] and m["ts"] != root["ts"]]
+            return 200, self._page(items, p, "messages", self._flag(p.get("include_all_metadata")))
+
+    def _m_files_getUploadURLExternal(self, p: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+        if not p.get("filename") or not p.get("length"):
+            return self._err("invalid_arguments")
+        with self._lock:
+            file_id = f"F{next(self._seq):09d}"
+            self.files[file_id] = {"id": file_id, "name": p["filename"], "length": int(p["length"]), "data": None, "completed": False}
+        return 200, {"ok": True, "upload_url": f"http://127.0.0.1:{self.port}/upload/{file_id}", "file_id": file_id}
+
+    def _store_upload(self, file_id: str, body: bytes) -> None:
+        with self._lock:
+            if file_id in self.files:
+                self.files[file_id]["data"] = body
+
+    def _m_upload(self, p: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+        if p["file_id"] not in self.files:
+            return 404, {"ok": False, "error": "file_not_found"}
+        return 200, {"ok": True}
+
+    def _m_files_completeUploadExternal(self, p: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+        files = p.get("files")
+        if isinstance(files, str):
+            files = json.loads(files)
+        if not files:
+            return self._err("invalid_arguments")
+        cid = self._resolve(p.get("channel_id")) if p.get("channel_id") else None
+        if p.get("channel_id") and cid is None:
+            return self._err("channel_not_found")
+        out = []
+        with self._lock:
+            for f in files:
+                rec = self.files.get(f.get("id"))
+                if rec is None or rec["data"] is None:
+                    return self._err("file_not_found")
+                rec["completed"] = True
+                rec["title"] = f.get("title") or rec["name"]
+                out.append({"id": rec["id"], "name": rec["name"], "title": rec["title"], "mimetype": "image/png",
+                            "size": len(rec["data"])})
+            if cid is not None:
+                ts = self._next_ts()
+                msg = {"type": "message", "subtype": "bot_message", "bot_id": "B0000BOT1", "user": "U0000BOT1", "ts": ts,
+                       "text": p.get("initial_comment") or "", "files": out, "upload": True}
+                if p.get("thread_ts"):
+                    msg["thread_ts"] = p["thread_ts"]
+                self.messages[cid].append(msg)
+        return 200, {"ok": True, "files": [{"id": f["id"], "title": f["title"]} for f in out]}
+
+
+def serve(**kw: Any) -> FakeSlack:
+    """Start a fake on a free port (stop it with `.stop()`)."""
+    return FakeSlack(**kw).start()

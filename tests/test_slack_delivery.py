@@ -1,0 +1,241 @@
+"""Delivery through the real slack_sdk WebClient against a local fake of the Slack Web API."""
+
+from __future__ import annotations
+
+import io
+import json
+from collections.abc import Iterator
+
+import pytest
+from pydantic import SecretStr
+from slack_sdk.models.blocks import Block
+
+from fakes.slack_api import FakeSlack
+from fakes.slack_scenarios import alerts_for, anomalies_and_observations, nationwide, network_outage, service_block, story
+from pollwatch import store
+from pollwatch.models import Notice, NoticeLevel
+from pollwatch.notify import ConsoleTransport, SlackTransport, WebhookTransport, choose_transport, deliver_outbox, notice_alerts
+
+TOKEN = "xoxb-canary-1111-2222-DO-NOT-LEAK"
+TINY_PNG = b"\x89PNG\r\n\x1a\n" + b"0" * 64
+
+
+def tiny_chart(watch, inc, stage):
+    return TINY_PNG
+
+
+@pytest.fixture
+def fake() -> Iterator[FakeSlack]:
+    with FakeSlack(token=TOKEN) as f:
+        yield f
+
+
+@pytest.fixture
+def slack(fake) -> SlackTransport:
+    return SlackTransport(SecretStr(TOKEN), base_url=fake.base_url, timeout=0.5, pace=0.0)
+
+
+def enqueue(alerts) -> None:
+    with store.session_scope() as s:
+        store.enqueue_alerts(s, alerts)
+
+
+def deliver(watch, transport, **kw):
+    kw.setdefault("chart", tiny_chart)
+    kw.setdefault("retry_delays", (0.01, 0.01))
+    return deliver_outbox(watch, transport, **kw)
+
+
+def outbox():
+    with store.session_scope() as s:
+        return store.alert_rows(s)
+
+
+def assert_valid_blocks(fake: FakeSlack) -> None:
+    for c in fake.calls:
+        if c.method in ("chat.postMessage", "chat.update"):
+            assert c.params.get("text"), "every message carries a text fallback"
+            for b in c.params.get("blocks") or []:
+                Block.parse(b).validate_json()
+
+
+def test_one_thread_per_incident_root_edited_to_current_state(kz_watch, fake, slack):
+    inc = nationwide(kz_watch)
+    anomalies, obs = anomalies_and_observations(kz_watch, inc)
+    with store.session_scope() as s:
+        store.save_anomalies(s, anomalies)
+        store.upsert_observations(s, obs)
+    enqueue(alerts_for(kz_watch, story(inc, updates=2)))
+    report = deliver(kz_watch, slack, chart=None, flow_run_url="http://127.0.0.1:4200/runs/flow-run/f1")  # store-backed chart
+    assert report.ok and len(report.sent) == 4 and not report.waiting
+
+    roots = fake.roots("pollwatch-kz")
+    assert len(roots) == 1
+    root = roots[0]
+    replies = fake.thread("pollwatch-kz", root["ts"])
+    texts = [m["text"] for m in replies]
+    assert [m.get("files", [{}])[0].get("name") for m in replies if m.get("files")] == [
+        f"pollwatch-{inc.id}-start.png", f"pollwatch-{inc.id}-end.png"]
+    assert sum(t.startswith("Update:") for t in texts) == 2
+    assert sum(t.startswith("Recovered:") for t in texts) == 1
+    end = next(m for m in replies if m["text"].startswith("Recovered:"))
+    assert end["subtype"] == "thread_broadcast"  # recovery also shows in the channel
+    assert root["text"].startswith("<!here> ONGOING") is False  # edited: the root shows the final state
+    assert "RESOLVED" in root["text"] and root["edits"] == 3
+    assert "runs/flow-run/f1" in json.dumps(root["blocks"])
+    assert fake.files and all(f["data"].startswith(b"\x89PNG") for f in fake.files.values())
+    assert_valid_blocks(fake)
+    refs = [r.remote_ref for r in outbox()]
+    assert refs[0] == f"slack:C0KZ0ALERT:{root['ts']}" and all(r.startswith(f"slack:C0KZ0ALERT:{root['ts']}:") for r in refs[1:])
+    # ops channel untouched
+    assert fake.roots("pollwatch-ops") == []
+
+
+def test_critical_start_mentions_and_noncritical_does_not(kz_watch, fake, slack):
+    enqueue(alerts_for(kz_watch, story(nationwide(kz_watch), updates=0, end=False)))
+    enqueue(alerts_for(kz_watch, story(service_block(kz_watch), updates=0, end=False)))
+    deliver(kz_watch, slack)
+    first, second = fake.roots("pollwatch-kz")
+    assert first["text"].startswith("<!here>") and "<!here>" in first["blocks"][1]["text"]["text"]
+    assert "<!here>" not in second["text"]
+
+
+def test_retried_tick_and_repeated_delivery_send_nothing_twice(kz_watch, fake, slack):
+    alerts = alerts_for(kz_watch, story(nationwide(kz_watch), updates=2))
+    enqueue(alerts[:2])
+    deliver(kz_watch, slack)
+    enqueue(alerts[:2])  # the same tick again
+    enqueue(alerts)
+    deliver(kz_watch, slack)
+    deliver(kz_watch, slack)
+    posts = fake.calls_to("chat.postMessage")
+    assert len(posts) == 4  # root + 2 updates + end
+    assert len(fake.roots("pollwatch-kz")) == 1
+
+
+def test_worker_crash_after_slack_accepted_does_not_post_again(kz_watch, fake, slack, monkeypatch):
+    alerts = alerts_for(kz_watch, story(nationwide(kz_watch), updates=1))
+    enqueue(alerts)
+    real_mark = store.mark_alert
+    crashed: set[str] = set()
+
+    def die_once_per_alert(session, alert_id, state, remote_ref=None, error=None):
+        if alert_id in (alerts[0].id, alerts[1].id) and alert_id not in crashed:
+            crashed.add(alert_id)  # Slack took it; the worker dies before the outbox knows
+            raise SystemExit("worker killed")
+        return real_mark(session, alert_id, state, remote_ref=remote_ref, error=error)
+
+    monkeypatch.setattr(store, "mark_alert", die_once_per_alert)
+    recovered = 0
+    for _ in range(3):
+        try:
+            recovered += deliver(kz_watch, slack).recovered
+        except SystemExit:
+            pass
+    assert crashed == {alerts[0].id, alerts[1].id}
+    report = deliver(kz_watch, slack)
+    assert report.ok and not report.sent  # nothing left
+    roots = fake.roots("pollwatch-kz")
+    assert len(roots) == 1
+    replies = [m for m in fake.thread("pollwatch-kz", roots[0]["ts"]) if not m.get("files")]
+    assert [m["text"].split(":")[0] for m in replies] == ["Update", "Recovered"]
+    assert len([m for m in fake.thread("pollwatch-kz", roots[0]["ts"]) if m.get("files")]) == 2  # no second chart either
+    assert all(r.state == "sent" for r in outbox())
+
+
+@pytest.mark.parametrize("method", ["chat.postMessage", "files.completeUploadExternal"])
+def test_timeout_after_slack_accepted_is_looked_up_not_reposted(kz_watch, fake, slack, method):
+    enqueue(alerts_for(kz_watch, story(nationwide(kz_watch), updates=1)))
+    fake.fail(method, "timeout", times=1, delay=1.0)
+    report = deliver(kz_watch, slack)
+    assert report.ok, report.errors
+    roots = fake.roots("pollwatch-kz")
+    assert len(roots) == 1
+    replies = fake.thread("pollwatch-kz", roots[0]["ts"])
+    assert len([m for m in replies if m["text"].startswith("Update:")]) == 1
+    assert len([m for m in replies if m.get("files")]) == 2
+    if method == "chat.postMessage":
+        assert report.recovered == 1 and fake.calls_to("conversations.history")
+
+
+def test_timeout_on_a_thread_reply_is_looked_up_in_the_thread(kz_watch, fake, slack):
+    alerts = alerts_for(kz_watch, story(nationwide(kz_watch), updates=1))
+    enqueue(alerts[:1])
+    deliver(kz_watch, slack)
+    enqueue(alerts)
+    fake.fail("chat.postMessage", "timeout", times=1, delay=1.0)
+    report = deliver(kz_watch, slack)
+    assert report.ok and report.recovered == 1 and fake.calls_to("conversations.replies")
+    root = fake.roots("pollwatch-kz")[0]
+    assert len([m for m in fake.thread("pollwatch-kz", root["ts"]) if m["text"].startswith("Update:")]) == 1
+
+
+def test_rate_limit_honours_retry_after(kz_watch, fake, slack):
+    enqueue(alerts_for(kz_watch, story(nationwide(kz_watch), updates=0, end=False)))
+    fake.fail("chat.postMessage", "ratelimit", times=1, retry_after=1)
+    report = deliver(kz_watch, slack)
+    assert report.ok
+    posts = fake.calls_to("chat.postMessage")
+    assert [c.fault for c in posts] == ["ratelimit", None]
+    assert posts[1].at - posts[0].at >= 1.0  # waited at least Retry-After before trying again
+    assert len(fake.roots("pollwatch-kz")) == 1
+
+
+def test_server_error_is_retried_without_duplicates(kz_watch, fake, slack):
+    enqueue(alerts_for(kz_watch, story(nationwide(kz_watch), updates=1)))
+    fake.fail("chat.postMessage", "server_error", times=2)
+    report = deliver(kz_watch, slack)
+    assert report.ok
+    assert len(fake.roots("pollwatch-kz")) == 1
+    root = fake.roots("pollwatch-kz")[0]
+    assert len([m for m in fake.thread("pollwatch-kz", root["ts"]) if not m.get("files")]) == 2
+
+
+def test_pacing_keeps_about_one_message_per_channel_per_second(kz_watch, fake):
+    paced = SlackTransport(SecretStr(TOKEN), base_url=fake.base_url, timeout=0.5, pace=0.3)
+    enqueue(alerts_for(kz_watch, story(nationwide(kz_watch), updates=1, end=False)))
+    deliver(kz_watch, paced, chart=lambda *a: None)
+    writes = [c for c in fake.calls if c.method in ("chat.postMessage", "chat.update")]
+    assert len(writes) == 3
+    # the pacer spaces the sends by 0.3 s; the fake stamps arrivals, so allow for loopback jitter
+    assert all(b.at - a.at >= 0.28 for a, b in zip(writes, writes[1:]))
+
+
+def test_console_prints_the_same_content_without_credentials(kz_watch):
+    out = io.StringIO()
+    transport = choose_transport(None, None, stream=out)
+    assert isinstance(transport, ConsoleTransport)
+    enqueue(alerts_for(kz_watch, story(nationwide(kz_watch), updates=1)))
+    report = deliver(kz_watch, transport)
+    text = out.getvalue()
+    assert report.ok and len(report.sent) == 3
+    assert "Nationwide internet outage in Kazakhstan" in text and "Kazakhtelecom (AS9198)" in text
+    assert "Update" in text and "Recovered" in text and "lasted" in text
+    assert all(r.remote_ref.startswith("console:") for r in outbox())
+
+
+def test_webhook_fallback_posts_plain_messages(kz_watch, fake):
+    transport = choose_transport(None, SecretStr(fake.webhook_url), pace=0.0, timeout=1)
+    assert isinstance(transport, WebhookTransport)
+    enqueue(alerts_for(kz_watch, story(nationwide(kz_watch), updates=1)))
+    report = deliver(kz_watch, transport)
+    assert report.ok
+    msgs = fake.roots("pollwatch-kz")
+    assert [m["text"].split(":")[0].split(" ")[-1] for m in msgs] == ["ONGOING", "Update", "Recovered"]
+    for m in msgs:
+        for b in m["blocks"]:
+            Block.parse(b).validate_json()
+
+
+def test_operator_notices_go_to_the_ops_channel_only(kz_watch, fake, slack):
+    from fakes.slack_scenarios import T0
+
+    notices = [Notice(time=T0, level=NoticeLevel.warning, source="ioda", message="IODA answered 503 for 3 requests", watch=kz_watch.name),
+               Notice(time=T0, level=NoticeLevel.error, source="webprobe", message="vantage almaty-1 offline", watch=kz_watch.name)]
+    enqueue(notice_alerts(kz_watch, notices))
+    enqueue(alerts_for(kz_watch, story(nationwide(kz_watch), updates=0, end=False)))
+    deliver(kz_watch, slack)
+    ops = fake.roots("pollwatch-ops")
+    assert [m["text"] for m in ops] == ["[warning] ioda: IODA answered 503 for 3 requests", "[error] webprobe: vantage almaty-1 offline"]
+    assert len(fake.roots("pollwatch-kz")) == 1
+    assert all("ioda" not in m["text"].split(":")[0] for m in fake.roots("pollwatch-kz"))
