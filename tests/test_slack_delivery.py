@@ -10,8 +10,8 @@ import pytest
 from pydantic import SecretStr
 from slack_sdk.models.blocks import Block
 
-from fakes.slack_api import FakeSlack
-from fakes.slack_scenarios import alerts_for, anomalies_and_observations, nationwide, network_outage, service_block, story
+from tests.fakes.slack_api import FakeSlack
+from tests.fakes.slack_scenarios import alerts_for, anomalies_and_observations, nationwide, network_outage, service_block, story
 from pollwatch import store
 from pollwatch.models import Notice, NoticeLevel
 from pollwatch.notify import ConsoleTransport, SlackTransport, WebhookTransport, choose_transport, deliver_outbox, notice_alerts
@@ -228,7 +228,7 @@ def test_webhook_fallback_posts_plain_messages(kz_watch, fake):
 
 
 def test_operator_notices_go_to_the_ops_channel_only(kz_watch, fake, slack):
-    from fakes.slack_scenarios import T0
+    from tests.fakes.slack_scenarios import T0
 
     notices = [Notice(time=T0, level=NoticeLevel.warning, source="ioda", message="IODA answered 503 for 3 requests", watch=kz_watch.name),
                Notice(time=T0, level=NoticeLevel.error, source="webprobe", message="vantage almaty-1 offline", watch=kz_watch.name)]

@@ -11,8 +11,8 @@ import pytest
 from pydantic import SecretStr
 from sqlalchemy import text
 
-from fakes.slack_api import FakeSlack
-from fakes.slack_scenarios import T0, alerts_for, nationwide, service_block, story
+from tests.fakes.slack_api import FakeSlack
+from tests.fakes.slack_scenarios import T0, alerts_for, nationwide, service_block, story
 from pollwatch import store
 from pollwatch.notify import DeliveryError, SlackTransport, WebhookTransport, deliver_outbox
 

@@ -6,7 +6,7 @@ from datetime import timedelta
 
 from slack_sdk.models.blocks import Block
 
-from fakes.slack_scenarios import T0, anomalies_and_observations, nationwide, network_outage, service_block, story
+from tests.fakes.slack_scenarios import T0, anomalies_and_observations, nationwide, network_outage, service_block, story
 from pollwatch.charts import incident_chart
 from pollwatch.models import Notice, NoticeLevel
 from pollwatch.notify import render, routing

@@ -7,8 +7,8 @@ from collections.abc import Iterator
 import pytest
 from pydantic import SecretStr
 
-from fakes.slack_api import FakeSlack
-from fakes.slack_scenarios import alerts_for, nationwide, network_outage, service_block, story
+from tests.fakes.slack_api import FakeSlack
+from tests.fakes.slack_scenarios import alerts_for, nationwide, network_outage, service_block, story
 from pollwatch import store
 from pollwatch.notify import SlackTransport, deliver_outbox
 
