@@ -335,6 +335,12 @@ def upsert_observations(session: Session, observations: Iterable[Observation], c
     else:
         from sqlalchemy.dialects.postgresql import insert  # type: ignore[assignment]
     table = ObservationRow.__table__
+    stmt = insert(table)
+    # one compiled statement, executed for many rows (SQLAlchemy batches them: "insertmanyvalues")
+    stmt = stmt.on_conflict_do_update(
+        index_elements=["source", "signal", "entity", "time"],
+        set_={k: stmt.excluded[k] for k in ("value", "count", "request", "fetched_at", "payload_hash")},
+    )
     written = 0
     batch: dict[tuple[Any, ...], dict[str, Any]] = {}
 
@@ -343,12 +349,7 @@ def upsert_observations(session: Session, observations: Iterable[Observation], c
         if not batch:
             return
         rows = list(batch.values())
-        stmt = insert(table).values(rows)
-        stmt = stmt.on_conflict_do_update(
-            index_elements=["source", "signal", "entity", "time"],
-            set_={k: stmt.excluded[k] for k in ("value", "count", "request", "fetched_at", "payload_hash")},
-        )
-        session.execute(stmt)
+        session.execute(stmt, rows)
         written += len(rows)
         batch.clear()
 
