@@ -121,6 +121,22 @@ class FakeDns:
                 return
 
 
+# --- silent drops on loopback --------------------------------------------------------------------
+
+def full_listener(host: str, port: int = 0) -> tuple[int, list[socket.socket]]:
+    """A listener whose accept queue is full: the kernel silently drops further SYNs to host:port.
+
+    Returns the port and the sockets to keep open (closing them ends the drop).
+    """
+    lst = socket.socket()
+    lst.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    lst.bind((host, port))
+    lst.listen(0)
+    port = lst.getsockname()[1]
+    filler = socket.create_connection((host, port), timeout=2)
+    return port, [lst, filler]
+
+
 # --- web servers ----------------------------------------------------------------------------------
 
 def _reset(writer: asyncio.StreamWriter) -> None:
@@ -208,13 +224,8 @@ class FakeWeb:
             self.ports[name] = server.sockets[0].getsockname()[1]
 
     def _full_listener(self) -> int:
-        """A listener with a full accept queue: the kernel drops further SYNs (a real silent drop)."""
-        lst = socket.socket()
-        lst.bind(("127.0.0.1", 0))
-        lst.listen(0)
-        port = lst.getsockname()[1]
-        filler = socket.create_connection(("127.0.0.1", port), timeout=2)
-        self._keep += [lst, filler]
+        port, socks = full_listener("127.0.0.1")
+        self._keep += socks
         return port
 
     async def _stop(self) -> None:
