@@ -8,6 +8,20 @@ resolves when all its anomalies have stayed closed for the playbook's recovery t
 
 Connectivity scope counts *critical* anomalies: a regional outage also dents the country total
 and every provider serving the region, but only the region falls past the critical threshold.
+
+Grouping: an anomaly joins an open incident of its family in its country when their scopes are
+related (the same provider, region or service; a provider serving the region; either covers the
+whole country) or when it started within the playbook's `join_gap` of one of the incident's
+anomalies (a shutdown takes providers down within minutes of each other). A service or latency
+anomaly on a network that is itself down belongs to that connectivity incident, not to a
+separate service block ("connectivity normal while named services fail"). Otherwise it opens a
+new incident.
+
+The share of the country affected is the largest of: the providers' share, the regions' share,
+and the depth of a country-level BGP/active-probing drop (the share of the country's address
+space gone). It is `nationwide_outage` once that share reaches `classification.nationwide_share`
+(default 0.5: a majority). Mobile-only versus fixed-line comes from the watch's provider table
+(`scope.network_types`).
 """
 
 from __future__ import annotations
@@ -40,18 +54,20 @@ class ClassifyResult(BaseModel):
 
 def connectivity_scope(watch: Watch, anomalies: list[Anomaly]) -> tuple[IncidentKind, Scope]:
     """Kind and scope of a connectivity incident from its (open) anomalies."""
-    crit = [a for a in anomalies if a.level == "critical"]
-    basis = crit or anomalies
+    conn = [a for a in anomalies if a.family is Family.connectivity] or list(anomalies)
+    crit = [a for a in conn if a.level == "critical"]
+    basis = crit or conn
     asns = sorted({a.entity.asn for a in basis if a.entity.asn is not None})
     regions = sorted({a.entity.region for a in basis if a.entity.region is not None})
     country_hit = any(a.entity.level == "country" for a in basis)
-    n_prov = max(len(watch.providers), 1)
-    n_reg = max(len(watch.regions), 1)
-    share = max(len(asns) / n_prov if watch.providers else 0.0, len(regions) / n_reg if watch.regions else 0.0)
+    share = affected_share(watch, asns, regions, conn)
     if crit:
-        if any(a.entity.level == "country" for a in crit) or share >= watch.classification.nationwide_share:
+        country_crit = any(a.entity.level == "country" for a in crit)
+        if share >= watch.classification.nationwide_share:
             kind = IncidentKind.nationwide_outage
-            share = max(share, 1.0 if any(a.entity.level == "country" for a in crit) else share)
+        elif country_crit and not asns and not regions:
+            # the country total fell past critical with no finer series to say where: nationwide
+            kind = IncidentKind.nationwide_outage
         elif regions:
             kind = IncidentKind.regional_outage
         else:
@@ -65,6 +81,33 @@ def connectivity_scope(watch: Watch, anomalies: list[Anomaly]) -> tuple[Incident
             kind = IncidentKind.nationwide_outage if country_hit else IncidentKind.network_outage
     scope = Scope(regions=regions, asns=asns, share=round(min(share, 1.0), 4))
     return kind, scope
+
+
+def affected_share(watch: Watch, asns: list[int], regions: list[str], anomalies: list[Anomaly]) -> float:
+    """Share of the country affected: providers, regions, or address space (country-level drop depth)."""
+    provider_share = len(asns) / len(watch.providers) if watch.providers else 0.0
+    region_share = len(regions) / len(watch.regions) if watch.regions else 0.0
+    address_share = max((a.depth for a in anomalies if a.family is Family.connectivity and a.entity.level == "country"
+                         and a.direction.value == "drop"), default=0.0)
+    return max(provider_share, region_share, address_share)
+
+
+def network_types(watch: Watch, asns: list[int]) -> list[str]:
+    """`mobile`, `fixed` (or `mixed`) networks among the affected providers, from the watch's provider table."""
+    return sorted({p.type for p in watch.providers if p.asn in asns})
+
+
+def network_label(watch: Watch, asns: list[int]) -> str:
+    """'mobile-only', 'fixed-line only', 'mobile and fixed' or '' when unknown."""
+    types = set(network_types(watch, asns))
+    if not types or "mixed" in types:
+        return ""
+    if types == {"mobile"}:
+        all_mobile = {p.asn for p in watch.providers if p.type == "mobile"}
+        return "mobile-only" + (" (every mobile network)" if all_mobile <= set(asns) else "")
+    if types == {"fixed"}:
+        return "fixed-line only"
+    return "mobile and fixed"
 
 
 def _scope(watch: Watch, family: Family, anomalies: list[Anomaly]) -> tuple[IncidentKind, Scope]:
@@ -81,7 +124,7 @@ def _scope(watch: Watch, family: Family, anomalies: list[Anomaly]) -> tuple[Inci
         )
     scope.providers = [watch.provider_name(a) for a in scope.asns]
     scope.signals = sorted({a.signal for a in anomalies})
-    scope.network_types = sorted({p.type for p in watch.providers if p.asn in scope.asns})
+    scope.network_types = network_types(watch, scope.asns)
     return kind, scope
 
 
@@ -92,12 +135,17 @@ def _refresh(watch: Watch, inc: Incident, members: list[Anomaly]) -> list[str]:
     reasons = []
     if kind != inc.kind:
         reasons.append(f"kind changed from {inc.kind.value} to {kind.value}")
-        inc.kind_history.append({"at": iso(inc.updated_at), "from": inc.kind.value, "to": kind.value})
+        inc.kind_history.append({"at": iso(inc.updated_at), "from": inc.kind.value, "to": kind.value,
+                                 "share": scope.share})
         inc.kind = kind
-    grew = (set(scope.asns) - set(inc.scope.asns)) or (set(scope.regions) - set(inc.scope.regions)) or (set(scope.services) - set(inc.scope.services))
-    if grew:
-        added = sorted(map(str, (set(scope.asns) - set(inc.scope.asns)) | (set(scope.regions) - set(inc.scope.regions)) | (set(scope.services) - set(inc.scope.services))))
-        reasons.append(f"scope grew: {', '.join(added)}")
+    before = set(map(str, inc.scope.asns)) | set(inc.scope.regions) | set(inc.scope.services)
+    after = set(map(str, scope.asns)) | set(scope.regions) | set(scope.services)
+    if after - before:
+        names = {str(a): f"{watch.provider_name(a)} (AS{a})" for a in scope.asns}
+        reasons.append(f"scope grew: {', '.join(names.get(x, x) for x in sorted(after - before))}")
+    if before - after and open_members:
+        names = {str(a): f"{watch.provider_name(a)} (AS{a})" for a in inc.scope.asns}
+        reasons.append(f"scope shrank: {', '.join(names.get(x, x) for x in sorted(before - after))} recovered")
     inc.scope = scope
     inc.start = min(a.start for a in members)
     inc.depth = round(max((a.depth for a in members), default=0.0), 4)
@@ -109,6 +157,45 @@ def _refresh(watch: Watch, inc: Incident, members: list[Anomaly]) -> list[str]:
     inc.severity = round(severity * len(by_source), 2)
     inc.anomaly_ids = sorted(a.id for a in members)
     return reasons
+
+
+def _members(state: GroupState, inc_id: str) -> list[Anomaly]:
+    return [state.anomalies[x] for x, i in state.membership.items() if i == inc_id and x in state.anomalies]
+
+
+def _served_regions(watch: Watch, asn: int | None) -> set[str]:
+    p = watch.provider(asn)
+    return set(p.regions) if p else set()
+
+
+def related(watch: Watch, a: Anomaly, members: Sequence[Anomaly]) -> bool:
+    """Whether anomaly `a` belongs with an incident's anomalies (same family and country assumed)."""
+    gap = watch.classification.join_gap
+    if any(abs(a.start - m.start) <= gap for m in members):
+        return True  # onsets within minutes of each other: one event
+    if a.entity.level == "country" or any(m.entity.level == "country" for m in members):
+        return True
+    if a.family is Family.circumvention:
+        return True  # circumvention tools are blocked together
+    asns = {m.entity.asn for m in members if m.entity.asn is not None}
+    regions = {m.entity.region for m in members if m.entity.region is not None}
+    services = {m.entity.service for m in members if m.entity.service is not None}
+    e = a.entity
+    if e.asn in asns or e.region in regions or e.service in services:
+        return True
+    if e.asn is not None and _served_regions(watch, e.asn) & regions:
+        return True
+    return e.region is not None and any(e.region in _served_regions(watch, x) for x in asns)
+
+
+def find_incident(watch: Watch, state: GroupState, a: Anomaly) -> str | None:
+    """The open incident a new anomaly joins, or None for a new incident."""
+    candidates = sorted((i for i in state.incidents.values() if i.country == a.entity.country and i.family is a.family),
+                        key=lambda i: (i.start, i.id))
+    for inc in candidates:
+        if related(watch, a, _members(state, inc.id)):
+            return inc.id
+    return None
 
 
 def classify(watch: Watch, state: GroupState | None, ticks: Sequence[datetime], anomaly_events: Sequence[AnomalyEvent]) -> ClassifyResult:
@@ -126,7 +213,7 @@ def classify(watch: Watch, state: GroupState | None, ticks: Sequence[datetime], 
             a = ev.anomaly
             inc_id = state.membership.get(a.id)
             if inc_id is None:
-                inc_id = next((i.id for i in state.incidents.values() if i.family is a.family and i.country == a.entity.country), None)
+                inc_id = find_incident(watch, state, a)
                 if inc_id is None:
                     inc_id = stable_id(watch.name, a.family.value, a.start.isoformat())
                     state.incidents[inc_id] = Incident(
@@ -143,11 +230,11 @@ def classify(watch: Watch, state: GroupState | None, ticks: Sequence[datetime], 
             state.anomalies[a.id] = a
         for inc_id, notes in changed.items():
             inc = state.incidents[inc_id]
-            members = [state.anomalies[x] for x, i in state.membership.items() if i == inc_id]
+            members = _members(state, inc_id)
             inc.updated_at = tick
             reasons = _refresh(watch, inc, members)
             if inc_id in opened:
-                inc.kind_history = [{"at": iso(tick), "from": None, "to": inc.kind.value}]
+                inc.kind_history = [{"at": iso(tick), "from": None, "to": inc.kind.value, "share": inc.scope.share}]
                 events.append(IncidentEvent(tick=tick, change="opened", reasons=notes, incident=inc.model_copy(deep=True)))
             elif reasons:
                 inc.version += 1

@@ -103,6 +103,7 @@ class Provider(_Strict):
     name: str
     type: Literal["mobile", "fixed", "mixed"] = "mixed"
     regions: list[str] = Field(default_factory=list)
+    upstreams: list[int] = Field(default_factory=list, description="ASNs of its transit providers (attribution: a single upstream)")
 
 
 class Region(_Strict):
@@ -125,6 +126,40 @@ class Service(_Strict):
 class Milestone(_Strict):
     name: str
     at: str = Field(description="local time: 'HH:MM' on election day, or 'YYYY-MM-DDTHH:MM'")
+
+
+ContextEventType = Literal["protest", "announcement", "political", "power_outage", "weather", "disaster", "cable_cut",
+                           "neighbour_outage", "radar_outage"]
+
+
+class ContextEvent(_Strict):
+    """Something the coordinator recorded that bears on attribution (docs/attribution.md).
+
+    `protest`, `announcement`, `political` count like milestones (for a government-directed
+    cause); `power_outage`, `weather`, `disaster`, `cable_cut`, `neighbour_outage` count against
+    it; `radar_outage` carries Cloudflare Radar's cause label in `cause`.
+    """
+
+    name: str
+    type: ContextEventType
+    at: str = Field(description="local time: 'HH:MM' on election day, or 'YYYY-MM-DDTHH:MM'")
+    end: str | None = Field(default=None, description="local time, as `at`; default: `at` plus two hours")
+    regions: list[str] = Field(default_factory=list)
+    country: str | None = Field(default=None, description="for neighbour_outage: the other country")
+    cause: str | None = Field(default=None, description="for radar_outage: Radar's outageCause label")
+    source: str = "coordinator"
+
+    @field_validator("at", "end")
+    @classmethod
+    def _local_time(cls, v: str | None) -> str | None:
+        if v is None:
+            return v
+        text = v.strip()
+        try:
+            datetime.fromisoformat(text) if ("T" in text or len(text) > 8) else time.fromisoformat(text)
+        except ValueError:
+            raise ValueError(f"expected a local time 'HH:MM' or 'YYYY-MM-DDTHH:MM', got {v!r}") from None
+        return text
 
 
 class Vantage(_Strict):
@@ -176,6 +211,7 @@ class Playbook(_Strict):
     services: list[Service] = Field(default_factory=list)
     circumvention: list[Service] = Field(default_factory=list)
     milestones: list[Milestone] = Field(default_factory=list)
+    events: list[ContextEvent] = Field(default_factory=list)
     vantages: list[Vantage] = Field(default_factory=list)
     classification: Classification = Field(default_factory=Classification)
     attribution: Attribution = Field(default_factory=Attribution)
@@ -280,7 +316,11 @@ class Watch(Playbook):
         return out
 
     def milestone_time(self, m: Milestone) -> datetime:
-        text = m.at.strip()
+        return self.local_time(m.at)
+
+    def local_time(self, text: str) -> datetime:
+        """'HH:MM' on election day or 'YYYY-MM-DDTHH:MM' (local unless it has a zone), as UTC."""
+        text = text.strip()
         d = self.election_date
         assert d is not None
         if "T" in text or len(text) > 8:
