@@ -27,9 +27,10 @@ from tasks.collect import collect_file
 from tasks.detect import detect_task
 from tasks.notify import notify_task
 from tasks.record import record_observations, record_outcome
+from tasks.record_audit import AUDIT_HOOKS
 
 
-@flow(name="replay", flow_run_name="replay-{watch}", log_prints=True)
+@flow(name="replay", flow_run_name="replay-{watch}", log_prints=True, **AUDIT_HOOKS)
 def replay(watch: str, observations: str, start: datetime | None = None, end: datetime | None = None,
            incidents_json: str | None = None) -> dict:
     """Replay `watch` over [start, end) using a JSON Lines file; returns incident JSON and alert texts."""
@@ -41,7 +42,7 @@ def replay(watch: str, observations: str, start: datetime | None = None, end: da
     start = start or obs[0].time
     end = end or obs[-1].time
     # quote(): big inputs are passed as they are, not walked by Prefect looking for futures
-    record_observations(quote(obs))
+    record_observations(quote(obs), w.name)
     baseline_task(w, quote([o for o in obs if o.time < start]), start)
     ticks = w.tick_times(start, end)
     logger.info("replaying %s: %d ticks from %s to %s over %d observations", w.name, len(ticks), iso(start), iso(end), len(obs))
@@ -51,7 +52,8 @@ def replay(watch: str, observations: str, start: datetime | None = None, end: da
     events = attribute_task(w, quote(cls.events), {}, quote(anomalies + list(cls.state.anomalies.values())))
     alerts = notify_task(w, quote(events), replay=True)
     incidents = latest_incidents(events)
-    record_outcome(w.name, quote(anomalies), quote(incidents), quote(det.gaps), [])
+    record_outcome(w.name, quote(anomalies), quote(incidents), quote(det.gaps), [],
+                   anomaly_events=quote(det.events), incident_events=quote(events), watch_cfg=w)
     public = [i.to_public() for i in incidents]
     if incidents_json:
         Path(incidents_json).parent.mkdir(parents=True, exist_ok=True)

@@ -21,9 +21,10 @@ from tasks.collect import collect_file
 from tasks.detect import detect_task
 from tasks.notify import notify_task
 from tasks.record import load_observations, load_watch_state, record_observations, record_outcome, tick_already_done
+from tasks.record_audit import AUDIT_HOOKS
 
 
-@flow(name="watch-tick", flow_run_name="tick-{watch}-{tick}", log_prints=True)
+@flow(name="watch-tick", flow_run_name="tick-{watch}-{tick}", log_prints=True, **AUDIT_HOOKS)
 def watch_tick(watch: str, tick: datetime | None = None, observations: str | None = None) -> dict:
     """Run one tick of `watch` for scheduled time `tick` (default: now, rounded down to the cadence).
 
@@ -47,7 +48,7 @@ def watch_tick(watch: str, tick: datetime | None = None, observations: str | Non
 
     if observations:
         collected = collect_file(observations, since, tick)
-        record_observations(quote(collected))
+        record_observations(quote(collected), w.name)
     visible = load_observations(w.country, since, tick + timedelta(seconds=1))
 
     # quote(): big inputs are passed as they are, not walked by Prefect looking for futures
@@ -60,6 +61,7 @@ def watch_tick(watch: str, tick: datetime | None = None, observations: str | Non
     record_outcome(
         w.name, quote(anomalies), quote([e.incident for e in events]), quote(det.gaps), notices,
         state=quote(WatchState(detector=det.state, grouper=cls.state)), tick=tick, flow_run_id=current_flow_run_id(), summary=summary,
+        anomaly_events=quote(det.events), incident_events=quote(events), watch_cfg=w,
     )
     logger.info("tick %s of %s: %s", tick, w.name, summary)
     return {"watch": w.name, "tick": tick.isoformat(), "skipped": False, **summary}

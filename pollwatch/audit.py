@@ -359,12 +359,20 @@ def _safe_params(parameters: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
+def observations_hash(observations: Iterable[Any]) -> str:
+    """SHA-256 over observations, one line each, sorted: unix time, source, signal, entity key,
+    repr(value), count, separated by U+001F. Order-independent; stored rows give the same hash."""
+    lines = sorted(f"{o.time.timestamp():.0f}\x1f{o.source}\x1f{o.signal}\x1f{o.entity_key}\x1f{o.value!r}\x1f{o.count}"
+                   for o in observations)
+    return sha256_hex("\n".join(lines))
+
+
 def observation_batch_payload(source: str, observations: Iterable[Any], gaps: Iterable[Any] = (),
                               requests: Iterable[str] | None = None, window: tuple[datetime, datetime] | None = None) -> dict[str, Any]:
     """Summarize one source's batch: requests, payload hashes, counts per signal, time span, gaps.
 
-    The batch's own hash is SHA-256 over the canonical JSON of its observations, so the stored
-    observations can later be checked against the record.
+    `observations_hash` is SHA-256 over the batch's observations, one line each (sorted), so the
+    stored observations can later be checked against the record (see `observations_hash`).
     """
     obs = list(observations)
     signals: dict[str, int] = {}
@@ -381,7 +389,6 @@ def observation_batch_payload(source: str, observations: Iterable[Any], gaps: It
             if o.provenance.payload_hash:
                 hashes.add(o.provenance.payload_hash)
     times = [o.time for o in obs]
-    docs = sorted(canonical_json({k: v for k, v in o.model_dump(mode="json").items() if k != "provenance"}) for o in obs)
     payload: dict[str, Any] = {
         "source": source,
         "count": len(obs),
@@ -392,7 +399,7 @@ def observation_batch_payload(source: str, observations: Iterable[Any], gaps: It
         "requests": sorted(reqs)[:50],
         "requests_total": len(reqs),
         "payload_hashes": sorted(hashes)[:50],
-        "observations_hash": sha256_hex("\n".join(docs)),
+        "observations_hash": observations_hash(obs),
         "gaps": [_plain(g) for g in gaps],
     }
     if window:
@@ -439,23 +446,42 @@ def record_incident_event(session: Session, *, event: Any, watch_cfg: Any = None
     }, at=at)
 
 
-def record_alert(session: Session, *, alert: Any, action: str, channel: str | None = None, ts: str | None = None,
-                 attempts: int | None = None, error: str | None = None, at: datetime | None = None) -> AuditEntry:
-    """An alert was queued, sent or failed: destination, Slack channel and ts, attempts, error."""
+def split_remote_ref(ref: str | None) -> tuple[str | None, str | None, str | None]:
+    """(transport, channel, ts) from a delivery reference such as `slack:C123:1718.0001[:1718.0002]`.
+
+    The ts is the message's own (the reply's when the alert went into a thread).
+    """
+    if not ref:
+        return None, None, None
+    parts = ref.split(":")
+    if len(parts) in (3, 4):
+        return parts[0], parts[1], parts[-1]
+    return parts[0], None, None
+
+
+def record_alert(session: Session, *, alert: Any, action: str, remote_ref: str | None = None, channel: str | None = None,
+                 ts: str | None = None, attempts: int | None = None, error: str | None = None,
+                 at: datetime | None = None) -> AuditEntry:
+    """An alert was queued, sent or failed: destination, Slack channel and ts, attempts, error.
+
+    `alert` is an Alert or the store's alert row (anything with the Alert fields).
+    """
+    transport, ref_channel, ref_ts = split_remote_ref(remote_ref)
     return append(session, AuditKind.alert, alert.watch, alert.incident_id, {
-        "action": action,  # queued | sent | failed
+        "action": action,  # queued | sent | failed | retry
         "alert_id": alert.id,
         "incident_id": alert.incident_id,
         "event": alert.event,
         "sequence": alert.sequence,
         "destination": alert.destination,
         "created_at": alert.created_at,
-        "channel": channel,
-        "ts": ts,
+        "transport": transport,
+        "channel": channel or ref_channel,
+        "ts": ts or ref_ts,
+        "remote_ref": remote_ref,
         "attempts": alert.attempts if attempts is None else attempts,
         "error": error,
-        "text_hash": sha256_hex(alert.text),
-        "text": alert.text[:2000],
+        "text_hash": sha256_hex(alert.text or ""),
     }, at=at)
 
 

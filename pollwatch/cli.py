@@ -24,6 +24,8 @@ playbook_app = typer.Typer(help="Validate and inspect playbooks and watches.", n
 observations_app = typer.Typer(help="Import and export observations (JSON Lines, docs/formats.md).", no_args_is_help=True)
 app.add_typer(playbook_app, name="playbook")
 app.add_typer(observations_app, name="observations")
+from pollwatch.cli_audit import app as audit_cli  # noqa: E402 (audit, report, export keepiton)
+app.add_typer(audit_cli)
 
 
 def _quiet_prefect() -> None:

@@ -27,29 +27,21 @@ JSON = typer.Option(False, "--json", help="Print JSON instead of a table.")
 
 
 def _fail(message: str, code: int = 2) -> None:
-    typer.secho(message, err=True, fg=typer.colors.RED)
-    raise typer.Exit(code)
+    from pollwatch.cli import fail
+
+    fail(message, code)
 
 
 def _time(value: Optional[str], what: str) -> Optional[datetime]:
-    if value is None:
-        return None
-    from pollwatch.timeutil import parse_time
+    from pollwatch.cli import _time as parse_option_time
 
-    try:
-        return parse_time(value)
-    except ValueError as exc:
-        _fail(f"{what}: {exc}")
-    return None
+    return parse_option_time(value, what)
 
 
 def _load_watch(name: str):  # type: ignore[no-untyped-def]
-    from pollwatch.playbook import PlaybookError, find_watch, load_watch
+    from pollwatch.cli import _watch
 
-    try:
-        return load_watch(find_watch(name))
-    except (PlaybookError, FileNotFoundError, ValueError) as exc:
-        _fail(str(exc))
+    return _watch(name)
 
 
 def _iso(v: Any) -> Any:

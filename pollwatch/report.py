@@ -26,18 +26,11 @@ from sqlalchemy import select
 from sqlmodel import Session
 
 from pollwatch import __version__, audit, store
+from pollwatch.alerts import KIND_TITLES, scope_line
 from pollwatch.models import Alert, Anomaly, Direction, Gap, Incident, IncidentKind, Notice, iso
 from pollwatch.playbook import Watch
 from pollwatch.timeutil import format_duration
 
-KIND_TITLES = {
-    IncidentKind.nationwide_outage: "Nationwide internet outage",
-    IncidentKind.regional_outage: "Regional internet outage",
-    IncidentKind.network_outage: "Network outage",
-    IncidentKind.service_block: "Service blocked",
-    IncidentKind.circumvention_block: "Circumvention tools blocked",
-    IncidentKind.throttling: "Throttling",
-}
 KIND_COLORS = {
     IncidentKind.nationwide_outage: "#c0392b",
     IncidentKind.regional_outage: "#e67e22",
@@ -339,18 +332,6 @@ def write_keepiton_csv(rows: list[dict[str, str]], out: TextIO | str | Path) -> 
 # --- summaries for Prefect artifacts -------------------------------------------------------------
 
 
-def scope_text(watch: Watch, inc: Incident) -> str:
-    parts = []
-    if inc.scope.providers or inc.scope.asns:
-        names = inc.scope.providers or [watch.provider_name(a) for a in inc.scope.asns]
-        parts.append("providers: " + ", ".join(names))
-    if inc.scope.regions:
-        parts.append("regions: " + ", ".join(inc.scope.regions))
-    if inc.scope.services:
-        parts.append("services: " + ", ".join(inc.scope.services))
-    return "; ".join(parts) or "whole country"
-
-
 def incident_table(data: ReportData) -> list[dict[str, Any]]:
     """One plain row per incident (for a Prefect table artifact or JSON)."""
     sent = defaultdict(int)
@@ -358,7 +339,7 @@ def incident_table(data: ReportData) -> list[dict[str, Any]]:
         if a.alert.state.value == "sent":
             sent[a.alert.incident_id] += 1
     return [{
-        "id": i.id, "kind": i.kind.value, "scope": scope_text(data.watch, i), "start": iso(i.start), "end": iso(i.end),
+        "id": i.id, "kind": i.kind.value, "scope": scope_line(i), "start": iso(i.start), "end": iso(i.end),
         "status": i.status, "cause": i.cause.value, "confidence": round(i.cause_confidence, 2),
         "severity": round(i.severity), "alerts_sent": sent[i.id],
     } for i in data.incidents]
@@ -383,7 +364,7 @@ def markdown_summary(data: ReportData, html_path: str | None = None) -> str:
         lines.append(f"- HTML report: `{html_path}`")
     lines += ["", "| kind | start (UTC) | end (UTC) | scope | cause |", "|---|---|---|---|---|"]
     for i in data.incidents:
-        lines.append(f"| {KIND_TITLES[i.kind]} | {iso(i.start)} | {iso(i.end) or 'ongoing'} | {scope_text(w, i)} | "
+        lines.append(f"| {KIND_TITLES[i.kind]} | {iso(i.start)} | {iso(i.end) or 'ongoing'} | {scope_line(i)} | "
                      f"{i.cause.value} ({i.cause_confidence:.0%}) |")
     if not data.incidents:
         lines.append("| none | | | | |")
@@ -499,7 +480,7 @@ def timeline_svg(data: ReportData) -> str:
         parts.append(f"<text x='{left - 6}' y='{y + 14}' font-size='11' text-anchor='end'>{_e(inc.kind.value)}</text>")
         parts.append(f"<rect x='{x0}' y='{y + 3}' width='{round(x1 - x0, 1)}' height='{row - 6}' fill='{color}' rx='2'>"
                      f"<title>{_e(KIND_TITLES[inc.kind])} {_e(iso(inc.start))} → {_e(iso(inc.end) or 'ongoing')}: "
-                     f"{_e(scope_text(w, inc))}</title></rect>")
+                     f"{_e(scope_line(inc))}</title></rect>")
     if not data.incidents:
         parts.append(f"<text x='{left}' y='{top + 14}' font-size='12' fill='#777'>no incidents in this range</text>")
     parts.append(f"<text x='{left - 6}' y='{gap_row + 10}' font-size='11' text-anchor='end' fill='#777'>data gaps</text>")
@@ -600,7 +581,7 @@ def _incident_card(data: ReportData, inc: Incident) -> str:
 <div><span class="kind">{_e(KIND_TITLES[inc.kind])}</span> <span class="mono">{_e(inc.id)}</span>
  <span class="muted">({_e(inc.kind.value)}, {_e(inc.status)})</span></div>
 <div>From {_t(inc.start, w)} to {_t(inc.end, w)}; detected {_t(inc.detected_at, w)}</div>
-<div>Scope: {_e(scope_text(w, inc))}; signals {_e(', '.join(inc.scope.signals) or '-')}; share {inc.scope.share:.0%};
+<div>Scope: {_e(scope_line(inc))}; signals {_e(', '.join(inc.scope.signals) or '-')}; share {inc.scope.share:.0%};
  depth {inc.depth:.0%}; severity {inc.severity:,.0f}</div>
 <div>Cause: <b>{_e(inc.cause.value)}</b>, confidence {inc.cause_confidence:.0%}</div>
 {override}
@@ -649,7 +630,7 @@ def render_html(data: ReportData) -> str:
         counts[i.kind] += 1
     kinds = ", ".join(f"{n} {KIND_TITLES[k].lower()}" for k, n in counts.items()) or "none"
     inc_rows = [[f"<a href='#incident-{_e(i.id)}'>{_e(i.id)}</a>", _e(i.kind.value), _t(i.start, w), _t(i.end, w),
-                 _e(scope_text(w, i)), _e(f"{i.cause.value} ({i.cause_confidence:.0%})"), _e(f"{i.severity:,.0f}")]
+                 _e(scope_line(i)), _e(f"{i.cause.value} ({i.cause_confidence:.0%})"), _e(f"{i.severity:,.0f}")]
                 for i in data.incidents]
     alert_rows = [[_t(a.alert.created_at, w), _t(a.sent_at, w) if a.sent_at else "–", _e(a.alert.event),
                    f"<a href='#incident-{_e(a.alert.incident_id)}'>{_e(a.alert.incident_id)}</a>", _e(a.alert.destination),

@@ -503,6 +503,7 @@ def enqueue_alerts(session: Session, alerts: Iterable[Alert]) -> list[Alert]:
             attempts=a.attempts,
         ))
         added.append(a)
+        _audit_alert(session, a, "queued")
     return added
 
 
@@ -545,6 +546,14 @@ def mark_alert(session: Session, alert_id: str, state: AlertState, remote_ref: s
         row.last_error = None
     else:
         row.last_error = error
+    _audit_alert(session, row, {"sent": "sent", "failed": "failed"}.get(row.state, "retry"), remote_ref, error)
+
+
+def _audit_alert(session: Session, alert: Any, action: str, remote_ref: str | None = None, error: str | None = None) -> None:
+    """Every alert queued, sent or failed goes into the audit log in the same transaction."""
+    from pollwatch import audit  # audit builds on this module
+
+    audit.record_alert(session, alert=alert, action=action, remote_ref=remote_ref, error=error)
 
 
 IN_FLIGHT = "in flight: sent or not, unknown until marked"

@@ -8,16 +8,23 @@ from typing import Any
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from pollwatch import store
-from pollwatch.models import Anomaly, Gap, Incident, Notice, Observation
+from pollwatch import audit, store
+from pollwatch.models import Anomaly, AnomalyEvent, Gap, Incident, IncidentEvent, Notice, Observation
 from pollwatch.pipeline import WatchState
+from pollwatch.playbook import Watch
 
 
 @task(name="record-observations", cache_policy=NO_CACHE, retries=3, retry_delay_seconds=[1, 2, 5])
-def record_observations(observations: list[Observation]) -> int:
-    """Upsert observations (idempotent on source, signal, entity, time)."""
+def record_observations(observations: list[Observation], watch: str | None = None) -> int:
+    """Upsert observations (idempotent on source, signal, entity, time); one audit entry per source batch."""
     with store.session_scope() as s:
-        return store.upsert_observations(s, observations)
+        n = store.upsert_observations(s, observations)
+        by_source: dict[str, list[Observation]] = {}
+        for o in observations:
+            by_source.setdefault(o.source, []).append(o)
+        for source, batch in sorted(by_source.items()):
+            audit.record_observations(s, watch=watch, source=source, observations=batch)
+        return n
 
 
 @task(name="load-observations", cache_policy=NO_CACHE, retries=3, retry_delay_seconds=[1, 2, 5])
@@ -48,9 +55,20 @@ def record_outcome(
     tick: datetime | None = None,
     flow_run_id: str | None = None,
     summary: dict[str, Any] | None = None,
+    anomaly_events: list[AnomalyEvent] | None = None,
+    incident_events: list[IncidentEvent] | None = None,
+    watch_cfg: Watch | None = None,
 ) -> None:
-    """Save decisions, gaps, notices and (for live ticks) the watch state and the tick, atomically."""
+    """Save decisions, gaps, notices and (for live ticks) the watch state and the tick, atomically.
+
+    Each anomaly and incident event also goes into the audit log, with the thresholds and rules
+    of `watch_cfg` that produced it, in the same transaction.
+    """
     with store.session_scope() as s:
+        for aev in anomaly_events or []:
+            audit.record_anomaly_event(s, event=aev, watch_cfg=watch_cfg)
+        for iev in incident_events or []:
+            audit.record_incident_event(s, event=iev, watch_cfg=watch_cfg)
         store.save_anomalies(s, anomalies)
         store.save_incidents(s, incidents)
         store.add_gaps(s, watch, gaps)

@@ -71,9 +71,7 @@ def populate(watch: Watch) -> dict:
                               destination=watch.alerts.channel, idempotency_key=f"{inc.id}:{ev}", created_at=at,
                               text=f"[{ev}] {lab.kind.value} <script>alert(1)</script>")
                 store.enqueue_alerts(s, [alert])
-                store.mark_alert(s, alert.id, AlertState.sent, remote_ref="C123/1560060000.000100")
-                audit.record_alert(s, alert=alert, action="queued", at=at)
-                audit.record_alert(s, alert=alert, action="sent", channel="C123", ts="1560060000.000100", attempts=1, at=at)
+                store.mark_alert(s, alert.id, AlertState.sent, remote_ref="slack:C123:1560060000.000100")  # both audited
         store.add_gaps(s, watch.name, [Gap(source="ioda", signal="telescope", entity=watch.country, start=day + timedelta(hours=2),
                                            end=day + timedelta(hours=3), reason="no data from the source for this series")])
         audit.record_override(s, watch=watch.name, incident_id=incidents[0].id, who="alice", why="power company confirmed a grid failure",
