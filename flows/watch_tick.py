@@ -12,7 +12,7 @@ from prefect import flow, get_run_logger
 from prefect.utilities.annotations import quote
 
 from flows.common import current_flow_run_id, resolve_watch
-from pollwatch.models import Notice
+from pollwatch.models import Gap, Notice
 from pollwatch.pipeline import WatchState, latest_anomalies
 from pollwatch.timeutil import floor_time
 from tasks.attribute import attribute_task
@@ -20,6 +20,7 @@ from tasks.classify import classify_task
 from tasks.collect import collect_file
 from tasks.detect import detect_task
 from tasks.notify import notify_task
+from tasks.probe import probe_vantages, vantage_timeout
 from tasks.record import load_observations, load_watch_state, record_observations, record_outcome, tick_already_done
 from tasks.record_audit import AUDIT_HOOKS
 
@@ -49,6 +50,15 @@ def watch_tick(watch: str, tick: datetime | None = None, observations: str | Non
     if observations:
         collected = collect_file(observations, since, tick)
         record_observations(quote(collected), w.name)
+
+    # --- own vantage points (docs/probes.md): the probe flow on every vantage's work pool ------
+    probe_gaps: list[Gap] = []
+    if w.vantages:
+        probed = probe_vantages.submit(w, tick, vantage_timeout(w, cadence), cadence).result()
+        record_observations(quote(probed.observations), w.name)
+        probe_gaps, notices = probed.gaps, notices + probed.notices
+    # --- end of own vantage points -----------------------------------------------------------
+
     visible = load_observations(w.country, since, tick + timedelta(seconds=1))
 
     # quote(): big inputs are passed as they are, not walked by Prefect looking for futures
@@ -59,7 +69,7 @@ def watch_tick(watch: str, tick: datetime | None = None, observations: str | Non
     alerts = notify_task(w, quote(events))
     summary = {"observations": len(visible), "anomaly_events": len(det.events), "incident_events": len(events), "alerts": len(alerts)}
     record_outcome(
-        w.name, quote(anomalies), quote([e.incident for e in events]), quote(det.gaps), notices,
+        w.name, quote(anomalies), quote([e.incident for e in events]), quote(det.gaps + probe_gaps), notices,
         state=quote(WatchState(detector=det.state, grouper=cls.state)), tick=tick, flow_run_id=current_flow_run_id(), summary=summary,
         anomaly_events=quote(det.events), incident_events=quote(events), watch_cfg=w,
     )

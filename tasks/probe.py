@@ -81,6 +81,14 @@ async def diffscan_task(watch: Watch, vantage: Vantage, tick: datetime, rebuild_
     return DiffscanOutcome(observations=obs, result=result, message=msg)
 
 
+def vantage_timeout(watch: Watch, cadence: timedelta) -> float:
+    """Seconds the tick waits for its vantages: `sources.vantages.timeout`, else 60% of the cadence (at most 4 min)."""
+    cfg = watch.sources.get("vantages")
+    if cfg is not None:
+        return cfg.timeout.total_seconds()
+    return min(0.6 * cadence.total_seconds(), 240.0)
+
+
 def deployment_name(vantage: Vantage) -> str:
     """`<flow>/<deployment>` of a vantage's probe deployment (one deployment per vantage)."""
     return f"{PROBE_FLOW}/{vantage.name}"

@@ -107,3 +107,27 @@ async def test_a_worker_on_the_vantage_pool_answers_the_tick(kz_watch, web):
     rates = {o.service: o.value for o in out.observations if o.signal == "probe_success_rate"}
     assert rates == {"whatsapp": 1.0, "periscope": 0.0}
     assert all(o.asn == 9198 and o.source == "webprobe" and o.time == TICK for o in out.observations)
+
+
+def test_the_watch_tick_turns_an_unreachable_vantage_into_gaps_and_a_notice(kz_watch, tmp_path):
+    import yaml
+
+    from flows.watch_tick import watch_tick
+    from pollwatch import store
+    from tests.conftest import KZ_WATCH
+
+    data = yaml.safe_load(KZ_WATCH.read_text())
+    data["template"] = str(KZ_WATCH.parent.parent / "rapid-response.yaml")
+    data["vantages"] = [{"name": "offline-1", "work_pool": "nowhere", "asn": 9198}]
+    data["sources"] = {"vantages": {"timeout": "2s"}}
+    path = tmp_path / "kz-with-vantage.yaml"
+    path.write_text(yaml.safe_dump(data))
+    out = watch_tick(str(path), TICK)
+    assert out["skipped"] is False
+    with store.session_scope() as s:
+        notices = store.list_notices(s, kz_watch.name)
+        gaps = store.list_gaps(s, kz_watch.name)
+    assert [n.source for n in notices if "offline-1" in n.message] == ["vantage"]
+    assert {g.entity for g in gaps if "offline-1" in g.reason} == {f"KZ/asn=9198/service={svc.name}" for svc in kz_watch.services}
+    with store.session_scope() as s:
+        assert store.list_incidents(s, kz_watch.name) == []  # a silent vantage is never an outage
