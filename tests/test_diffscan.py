@@ -226,3 +226,50 @@ async def test_time_budget_stops_new_probes_and_says_so(loopback_net):
     assert not result.complete
     country = next(g for g in result.groups if g.asn is None and g.region is None)
     assert country.up + country.down < country.blocks  # unprobed blocks stay uncertain, never down
+
+
+# --- targets from RIPEstat (a local fake of its Data API; nothing here is probed) ---------------
+
+def _ripestat_fake():
+    from tests.fakes.observatories import RipestatFake
+
+    class Ripe(RipestatFake):
+        announced = {"AS9198": ["2.72.0.0/14", "2a00:1b60::/32"], "AS29355": ["2.76.0.0/15"]}
+
+        def respond(self, path, query, headers, empty):
+            if path == "/data/announced-prefixes/data.json":
+                prefixes = [{"prefix": p, "timelines": []} for p in self.announced.get(query["resource"], [])]
+                return 200, self._envelope("announced-prefixes", {"prefixes": prefixes, "resource": query["resource"]})
+            if path == "/data/whats-my-ip/data.json":
+                return 200, self._envelope("whats-my-ip", {"ip": "192.0.2.10"})
+            if path == "/data/network-info/data.json":
+                return 200, self._envelope("network-info", {"asns": ["9198"], "prefix": "192.0.2.0/24"})
+            return super().respond(path, query, headers, empty)
+
+    fake = Ripe()
+    fake.resources["KZ"] = {"asn": ["9198", "29355"], "ipv4": ["2.72.0.0/13", "5.34.0.0/22"], "ipv6": []}
+    return fake
+
+
+async def test_targets_come_from_ripestat_with_provider_asns(kz_watch):
+    from pollwatch.probes.targets import diffscan_targets, vantage_asn
+    from pollwatch.sources import RipestatSource
+    from tests.fakes.observatories import fast_config
+
+    with _ripestat_fake() as fake:
+        source = RipestatSource(fast_config(fake.url))
+        targets = await diffscan_targets(kz_watch, DiffscanOptions(), source=source)
+        assert await vantage_asn(source) == (9198, "192.0.2.10")
+        requests = len(fake.requests)
+        again = await diffscan_targets(kz_watch, DiffscanOptions(), source=source)
+        assert again == targets and len(fake.requests) == requests  # cached for a day
+    assert [(t.prefix, t.asn) for t in targets] == [
+        ("2.72.0.0/14", 9198), ("2.76.0.0/15", 29355), ("2.72.0.0/13", None), ("5.34.0.0/22", None),
+    ]
+    table = build_blocks(targets, None, DiffscanOptions())
+    asn_of = {table.nets[i] >> 8: table.asn[i] for i in range(len(table))}
+    assert len(table) == 2048 + 4  # the /13 once, its more-specific parts tagged with their ASNs
+    assert asn_of[(2 << 16) | (72 << 8)] == 9198 and asn_of[(2 << 16) | (77 << 8) | 255] == 29355
+    assert asn_of[(2 << 16) | (78 << 8)] == 0 and asn_of[(5 << 16) | (34 << 8)] == 0
+    explicit = [PrefixTarget(prefix="127.0.0.0/24", asn=1)]
+    assert await diffscan_targets(kz_watch, DiffscanOptions(prefixes=explicit)) == explicit
