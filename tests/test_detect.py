@@ -1,0 +1,218 @@
+"""Detectors on small hand-made series: IODA moving median with inpainting, Radar seasonal,
+OONI two-sided CUSUM, fixed thresholds; missing data, gaps, debounce, and live ticks == replay."""
+
+from __future__ import annotations
+
+import math
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from pollwatch.detect import DetectorState, combined_severity, detect, wilson_lower
+from pollwatch.models import Anomaly, Entity, Family, Observation
+from pollwatch.playbook import SignalConfig, Watch
+
+T0 = datetime(2024, 3, 1, tzinfo=timezone.utc)
+
+
+def make_watch(**signals: dict) -> Watch:
+    return Watch(name="t", country="KZ", election_date="2024-03-10", timezone="UTC",
+                 signals={k: SignalConfig(**v) for k, v in signals.items()})
+
+
+def series(signal: str, values, step=timedelta(minutes=5), start=T0, counts=None, source="ioda", **entity) -> list[Observation]:
+    return [Observation(time=start + i * step, source=source, signal=signal, country="KZ", value=v,
+                        count=None if counts is None else counts[i], **entity) for i, v in enumerate(values)]
+
+
+def run(watch: Watch, obs: list[Observation], step=timedelta(minutes=5)):
+    ticks = sorted({o.time for o in obs})
+    return detect(watch, None, ticks, obs)
+
+
+def changes(res):
+    return [(e.change, e.anomaly.start, e.anomaly.end) for e in res.events]
+
+
+BGP = dict(source="ioda", step="5m", window="2h", warm_up="1h", warning=0.99, critical=0.5, recovery="10m")
+
+
+def test_moving_median_opens_on_the_first_point_and_closes_after_recovery():
+    w = make_watch(bgp=BGP)
+    vals = [1000.0] * 30 + [100.0] * 6 + [1000.0] * 10
+    res = run(w, series("bgp", vals))
+    opened = [e for e in res.events if e.change == "opened"]
+    closed = [e for e in res.events if e.change == "closed"]
+    assert len(opened) == 1 and len(closed) == 1
+    a = opened[0].anomaly
+    assert a.start == T0 + 30 * timedelta(minutes=5) and a.detected_at == a.start  # within the native step
+    assert a.level == "critical" and a.depth == pytest.approx(0.9)
+    assert closed[0].anomaly.end == T0 + 36 * timedelta(minutes=5)
+    assert closed[0].tick == T0 + 38 * timedelta(minutes=5)  # after `recovery`
+    assert closed[0].anomaly.severity == pytest.approx(6 * 90 * 5)  # drop % x minutes
+
+
+def test_inpainting_keeps_the_expectation_then_a_level_shift_becomes_normal():
+    cfg = dict(BGP, inpaint_max="1h", warning=0.9)
+    w = make_watch(bgp=cfg)
+    vals = [1000.0] * 30 + [600.0] * 60
+    res = run(w, series("bgp", vals))
+    opened = [e for e in res.events if e.change == "opened"]
+    closed = [e for e in res.events if e.change == "closed"]
+    assert len(opened) == 1 and len(closed) == 1
+    # the expectation stays 1000 while inpainting (1 h), then the new level fills the 2 h window
+    assert opened[0].anomaly.expected == 1000.0
+    end = closed[0].anomaly.end
+    assert T0 + timedelta(minutes=150 + 60) < end <= T0 + timedelta(minutes=150 + 60 + 70)
+    s = res.state.series["ioda:bgp:KZ"]
+    assert len(s.hist) <= 24 + 1  # bounded: the 2 h window at 5 min
+
+
+def test_min_prediction_and_warm_up_suppress_judgement():
+    w = make_watch(bgp=dict(BGP, min_prediction=50))
+    assert run(w, series("bgp", [10.0] * 30 + [0.0] * 5)).events == []  # expectation too small
+    w2 = make_watch(bgp=BGP)
+    assert run(w2, series("bgp", [1000.0] * 5 + [10.0] * 3)).events == []  # still warming up
+
+
+def test_debounce_min_duration():
+    w = make_watch(bgp=dict(BGP, min_duration="10m"))
+    res = run(w, series("bgp", [1000.0] * 30 + [100.0] * 2 + [1000.0] * 5))
+    assert res.events == []  # two bad points (5 min apart) are shorter than 10 min
+    res = run(w, series("bgp", [1000.0] * 30 + [100.0] * 4 + [1000.0] * 5))
+    assert [e.change for e in res.events] == ["opened", "closed"]
+    assert res.events[0].anomaly.start == T0 + 30 * timedelta(minutes=5)
+
+
+def test_hysteresis_exit_threshold():
+    w = make_watch(bgp=dict(BGP, warning=0.8, critical=0.5, options={"exit": 0.95}))
+    # falls to 40%, comes back only to 90% (above enter 0.8, below exit 0.95): stays open
+    res = run(w, series("bgp", [1000.0] * 30 + [400.0] * 3 + [900.0] * 6 + [1000.0] * 4))
+    assert [e.change for e in res.events] == ["opened", "closed"]
+    assert res.events[1].anomaly.end == T0 + 39 * timedelta(minutes=5)
+
+
+def test_missing_data_never_opens_and_long_gaps_are_reported():
+    w = make_watch(bgp=BGP)
+    vals = [1000.0] * 30 + [None] * 20 + [1000.0] * 5
+    res = run(w, series("bgp", vals))
+    assert res.events == []
+    assert len(res.gaps) == 1
+    g = res.gaps[0]
+    assert g.start == T0 + 30 * timedelta(minutes=5) and g.end == T0 + 49 * timedelta(minutes=5)
+
+
+def test_rates_from_too_few_measurements_are_missing_data():
+    w = make_watch(sfr=dict(source="ooni", family="service", direction="rise", step="1h", detector="threshold", mode="delta",
+                            warning=0.3, critical=0.5, min_count=3, recovery="1h"))
+    obs = series("sfr", [0.0] * 5 + [1.0, 1.0] + [0.0] * 3, step=timedelta(hours=1), counts=[5] * 5 + [2, 1] + [5] * 3,
+                 source="ooni", asn=1, service="x")
+    assert run(w, obs).events == []
+
+
+OONI = dict(source="ooni", family="service", direction="rise", step="1h", detector="cusum", mode="delta", warning=0.3,
+            critical=0.5, min_count=1, window="7d", options={"fast": False})
+
+
+def _rates(rates, counts):
+    return series("sfr", rates, step=timedelta(hours=1), counts=counts, source="ooni", asn=33771, service="telegram")
+
+
+def test_cusum_block_and_unblock_weighted_by_count():
+    w = make_watch(sfr=OONI)
+    rates = [0.0] * 10 + [0.8] * 4 + [0.0] * 6
+    res = run(w, _rates(rates, [5] * 20))
+    assert [e.change for e in res.events] == ["opened", "closed"]
+    opened, closed = res.events
+    # each blocked hour adds 5 x (0.8 - 0.35) = 2.25: h = 7 is crossed on the 4th hour
+    assert opened.tick == T0 + timedelta(hours=13)
+    assert opened.anomaly.start == T0 + timedelta(hours=10)  # where the accumulator left zero
+    # each clean hour adds 5 x 0.35 = 1.75 to the downward accumulator: 4 hours to unblock
+    assert closed.tick == T0 + timedelta(hours=17) and closed.anomaly.end == T0 + timedelta(hours=14)
+    # the same rates from 1 measurement an hour are not enough evidence
+    assert run(w, _rates(rates, [1] * 20)).events == []
+
+
+def test_cusum_accumulators_decay_after_a_day_without_data():
+    w = make_watch(sfr=OONI)
+    obs = _rates([0.9] * 2, [5, 5]) + _rates([0.9] * 2, [5, 5])
+    for o in obs[2:]:
+        o.time += timedelta(days=4)  # 0.5 ** (4 d / 48 h) = 1/4 of the evidence survives
+    res = run(w, obs)
+    assert res.events == []
+    s = res.state.series["ooni:sfr:KZ/asn=33771/service=telegram"]
+    assert s.up == pytest.approx(2.75 * 2 * 0.5 ** (95 / 48) + 2.75 * 2)  # 95 h without data
+    w_nodecay = make_watch(sfr=dict(OONI, options={"fast": False, "decay_after": 10 ** 7}))
+    assert [e.change for e in run(w_nodecay, obs).events] == ["opened"]
+
+
+def test_cusum_fast_path_for_a_clear_block():
+    w = make_watch(sfr=dict(OONI, options={}))
+    res = run(w, _rates([0.0] * 5 + [1.0], [8] * 6))
+    assert [e.change for e in res.events] == ["opened"]
+    assert res.events[0].anomaly.evidence["fast_path"] is True
+
+
+def test_threshold_detector_fixed_expectation():
+    w = make_watch(psr=dict(source="webprobe", family="service", step="5m", detector="threshold", warning=0.8, critical=0.5,
+                            recovery="5m"))
+    res = run(w, series("psr", [1.0, 0.95, 0.3, 0.2, 1.0, 1.0], source="webprobe", asn=1, service="x"))
+    assert [e.change for e in res.events] == ["opened", "closed"]
+
+
+SEASONAL = dict(source="radar", step="1h", detector="seasonal", warm_up="3d", window="28d", warning=0.7, critical=0.4,
+                recovery="1h", options={"k": 3, "min_days": 3})
+
+
+def _diurnal(days: int, dip_at: int | None = None) -> list[float]:
+    out = []
+    for h in range(days * 24):
+        v = 100 * (1 + 0.6 * math.sin(h / 24 * 2 * math.pi))
+        if dip_at is not None and dip_at <= h < dip_at + 3:
+            v *= 0.2
+        out.append(round(v, 3))
+    return out
+
+
+def test_seasonal_follows_the_day_and_catches_a_drop():
+    w = make_watch(radar=SEASONAL)
+    clean = run(w, series("radar", _diurnal(8), step=timedelta(hours=1), source="radar"))
+    assert clean.events == []
+    # a moving median over the same data alarms every night
+    mm = make_watch(radar=dict(SEASONAL, detector="moving_median", window="24h", warm_up="1d", options={}))
+    assert any(e.change == "opened" for e in run(mm, series("radar", _diurnal(8), step=timedelta(hours=1), source="radar")).events)
+    res = run(w, series("radar", _diurnal(8, dip_at=6 * 24 + 10), step=timedelta(hours=1), source="radar"))
+    assert [e.change for e in res.events] == ["opened", "closed"]
+    assert res.events[0].anomaly.start == T0 + timedelta(hours=6 * 24 + 10)
+    s = res.state.series["radar:radar:KZ"]
+    assert len(s.days) <= 29
+
+
+@pytest.mark.parametrize("kind", ["bgp", "sfr", "radar"])
+def test_live_ticks_through_json_equal_one_replay(kind):
+    if kind == "bgp":
+        w = make_watch(bgp=dict(BGP, inpaint_max="30m"))
+        obs = series("bgp", [1000.0] * 30 + [100.0] * 6 + [None] * 5 + [1000.0] * 10 + [700.0] * 20 + [1000.0] * 5)
+    elif kind == "sfr":
+        w = make_watch(sfr=dict(OONI, options={}))
+        obs = _rates([0.0] * 5 + [0.6] * 5 + [0.0] * 5 + [1.0] + [0.0] * 6, [4] * 22)
+    else:
+        w = make_watch(radar=SEASONAL)
+        obs = series("radar", _diurnal(7, dip_at=5 * 24 + 3), step=timedelta(hours=1), source="radar")
+    ticks = sorted({o.time for o in obs})
+    whole = detect(w, None, ticks, obs)
+    state, live = DetectorState(), []
+    for tick in ticks:
+        out = detect(w, state, [tick], [o for o in obs if tick - timedelta(hours=2) <= o.time <= tick])
+        state = DetectorState.model_validate_json(out.state.model_dump_json())
+        live += out.events
+    assert [e.model_dump() for e in live] == [e.model_dump() for e in whole.events]
+    assert whole.events
+
+
+def test_helpers():
+    assert wilson_lower(1.0, 8) > 0.6 > wilson_lower(1 / 3, 3)
+    ent = Entity(country="KZ")
+    mk = lambda src, sev: Anomaly(id=src + str(sev), watch="t", source=src, signal="s", family=Family.connectivity,  # noqa: E731
+                                  entity=ent, direction="drop", start=T0, detected_at=T0, severity=sev)
+    assert combined_severity([mk("ioda", 10), mk("ioda", 20), mk("ooni", 3)]) == 90
