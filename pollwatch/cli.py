@@ -280,6 +280,10 @@ def demo_cmd(
         raise typer.Exit(1)
 
 
+from pollwatch.cli_evaluate import evaluate_cmd  # noqa: E402  (issue 5: detection quality)
+app.command("evaluate")(evaluate_cmd)
+
+
 def main() -> None:
     try:
         app()

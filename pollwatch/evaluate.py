@@ -1,0 +1,299 @@
+"""Evaluation: replay labeled scenarios through the analysis stages and score the incidents.
+
+Scores per scenario and overall (docs/detection.md):
+- event-level recall: a label counts as detected when an incident of the same country and the
+  same family (connectivity for nationwide/regional/network outages, service, circumvention,
+  performance for throttling) overlaps it in time;
+- precision: the share of incidents that overlap some label of their country and family;
+- false alerts per watch-week: incidents opened on event-free (clean) data, per 7 days watched;
+- time to detect: detected_at minus the labeled start (median, p95), and for nationwide outages
+  in native steps of the finest connectivity signal;
+- kind accuracy and cause accuracy over the detected labels.
+
+Inputs: seeded simulator scenarios (`generated_suite`, `clean_suite`) and, when the shared real
+data exists, the real events through `pollwatch.adapters` (`real_suite`).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Sequence
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from pollwatch.models import Anomaly, Cause, Family, Incident, IncidentKind, Observation, iso
+from pollwatch.pipeline import analyse
+from pollwatch.playbook import Watch, load_watch
+from pollwatch.simulate import Label, random_events, simulate
+from pollwatch.timeutil import tick_grid
+
+KIND_FAMILY = {
+    IncidentKind.nationwide_outage: Family.connectivity,
+    IncidentKind.regional_outage: Family.connectivity,
+    IncidentKind.network_outage: Family.connectivity,
+    IncidentKind.service_block: Family.service,
+    IncidentKind.circumvention_block: Family.circumvention,
+    IncidentKind.throttling: Family.performance,
+}
+REPO = Path(__file__).resolve().parent.parent
+EVAL_PLAYBOOKS = REPO / "playbooks" / "evaluation"
+
+
+def default_real_root() -> Path | None:
+    """$POLLWATCH_REAL_DATA, else ../shared/data/real beside the repository (or beside its worktree folder)."""
+    env = os.environ.get("POLLWATCH_REAL_DATA")
+    candidates = [Path(env)] if env else []
+    candidates += [REPO.parent / "shared" / "data" / "real", REPO.parent.parent / "shared" / "data" / "real"]
+    return next((c for c in candidates if c.is_dir()), None)
+
+
+class LabelOutcome(BaseModel):
+    label: Label
+    detected: bool
+    incident_id: str | None = None
+    detected_at: datetime | None = None
+    ttd_min: float | None = None
+    kind: IncidentKind | None = None
+    kind_at: datetime | None = None  # when an overlapping incident was first classified as the label's kind
+    cause: Cause | None = None
+
+
+class ScenarioResult(BaseModel):
+    name: str
+    clean: bool = False
+    hours: float  # hours watched (ticks' span)
+    labels: list[LabelOutcome] = Field(default_factory=list)
+    incidents: int = 0
+    matched_incidents: int = 0
+    false_alerts: int = 0  # incidents overlapping no label
+    notes: list[str] = Field(default_factory=list)
+    extra: dict[str, Any] = Field(default_factory=dict)
+
+
+def overlaps(incident: Incident, label: Label) -> bool:
+    end = incident.end or datetime.max.replace(tzinfo=timezone.utc)
+    return incident.country == label.country and incident.family is KIND_FAMILY[label.kind] and incident.start <= label.end and end >= label.start
+
+
+def _kind_at(incidents: Sequence[Incident], kind: IncidentKind) -> datetime | None:
+    times = []
+    for i in incidents:
+        for h in i.kind_history:
+            if h.get("to") == kind.value and h.get("at"):
+                times.append(datetime.fromisoformat(str(h["at"]).replace("Z", "+00:00")))
+        if i.kind is kind and not i.kind_history:
+            times.append(i.detected_at)
+    return min(times) if times else None
+
+
+def score(name: str, labels: Sequence[Label], incidents: Sequence[Incident], start: datetime, end: datetime,
+          clean: bool = False) -> ScenarioResult:
+    """Match incidents to labels (same country, family, overlapping time)."""
+    outcomes = []
+    for lb in labels:
+        hits = sorted((i for i in incidents if overlaps(i, lb)), key=lambda i: (i.kind is not lb.kind, i.detected_at))
+        if not hits:
+            outcomes.append(LabelOutcome(label=lb, detected=False))
+            continue
+        first = min(hits, key=lambda i: i.detected_at)
+        best = hits[0]
+        outcomes.append(LabelOutcome(label=lb, detected=True, incident_id=best.id, detected_at=first.detected_at,
+                                     ttd_min=round((first.detected_at - lb.start).total_seconds() / 60, 1), kind=best.kind,
+                                     kind_at=_kind_at(hits, lb.kind), cause=best.cause))
+    matched = [i for i in incidents if any(overlaps(i, lb) for lb in labels)]
+    return ScenarioResult(name=name, clean=clean, hours=round((end - start).total_seconds() / 3600, 2), labels=outcomes,
+                          incidents=len(incidents), matched_incidents=len(matched), false_alerts=len(incidents) - len(matched))
+
+
+def run_watch(watch: Watch, observations: Sequence[Observation], start: datetime, end: datetime,
+              cadence: timedelta = timedelta(minutes=5)) -> tuple[list[Incident], list[Anomaly]]:
+    """Replay [start, end) at `cadence` (whatever the playbook's phases say) and return the incidents and anomalies."""
+    ticks = [t for t in tick_grid(start, end, cadence) if t < end]
+    out = analyse(watch, None, ticks, list(observations))
+    anomalies: dict[str, Anomaly] = {a.id: a for a in out.anomalies}
+    return out.incidents, list(anomalies.values())
+
+
+# --- suites ----------------------------------------------------------------------------------
+
+
+def generated_suite(watch: Watch, scenarios: int = 6, events: int = 10, seed: int = 100, history: timedelta = timedelta(days=2),
+                    spacing: timedelta = timedelta(hours=12)) -> list[ScenarioResult]:
+    """Seeded simulator scenarios, each `events` random events (all kinds) after `history` of warm-up."""
+    results = []
+    base = watch.at_offset(timedelta(days=-10))
+    for i in range(scenarios):
+        s = seed + i
+        start = base  # the same calendar span; the seeds differ
+        watch_start = start + history
+        end = watch_start + spacing * events
+        specs = random_events(watch, watch_start, end, events, s)
+        sc = simulate(watch, start, end, specs, seed=s)
+        incidents, _ = run_watch(watch, sc.observations, watch_start, end)
+        results.append(score(f"generated-{s}", sc.labels, incidents, watch_start, end))
+    return results
+
+
+def clean_suite(watch: Watch, weeks: int = 2, seed: int = 500, history: timedelta = timedelta(days=2)) -> list[ScenarioResult]:
+    """Event-free weeks: every incident is a false alert."""
+    results = []
+    base = watch.at_offset(timedelta(days=-30))
+    for i in range(weeks):
+        start = base + timedelta(days=9 * i)
+        watch_start = start + history
+        end = watch_start + timedelta(days=7)
+        sc = simulate(watch, start, end, [], seed=seed + i)
+        incidents, _ = run_watch(watch, sc.observations, watch_start, end)
+        results.append(score(f"clean-{seed + i}", [], incidents, watch_start, end, clean=True))
+    return results
+
+
+def _visible_onset(obs: Sequence[Observation], label_start: datetime, fraction: float = 0.9) -> datetime | None:
+    """First hour, from 12 h before the label on, when the mean over regions falls below `fraction` x its median
+    over the preceding 24 h: the onset as it shows in the data."""
+    by_time: dict[datetime, list[float]] = {}
+    for o in obs:
+        if o.value is not None:
+            by_time.setdefault(o.time, []).append(o.value)
+    times = sorted(by_time)
+    means = {t: sum(v) / len(v) for t, v in by_time.items()}
+    for t in times:
+        if t < label_start - timedelta(hours=12):
+            continue
+        past = sorted(means[u] for u in times if t - timedelta(hours=24) <= u < t)
+        if len(past) < 6:
+            continue
+        med = past[len(past) // 2]
+        if means[t] < fraction * med:
+            return t
+    return None
+
+
+def _with_regions(watch: Watch, obs: Sequence[Observation]) -> Watch:
+    from pollwatch.playbook import Region
+
+    names = sorted({o.region for o in obs if o.region})
+    return watch.model_copy(update={"regions": [Region(code=n, name=n) for n in names]})
+
+
+def real_suite(root: str | Path) -> list[ScenarioResult]:
+    """The real events in `root` (shared/data/real) through the adapters; skips files that are absent."""
+    from pollwatch.adapters import ioda_labels, kenya_telegram_label, read_monash, read_ooni_hourly
+
+    root = Path(root)
+    ts, gt = root / "timeseries", root / "ground_truth" / "ioda_curated_outages_2018_2020.csv"
+    results: list[ScenarioResult] = []
+    for fname, watch_file, cc in (("irn-2019-11-11_gif.csv", "ir-2019-shutdown.yaml", "IR"),
+                                  ("ven-2019-07-22_gif.csv", "ve-2019-blackout.yaml", "VE")):
+        path = ts / fname
+        if not path.is_file() or not gt.is_file():
+            continue
+        watch = load_watch(EVAL_PLAYBOOKS / watch_file)
+        obs = read_monash(path, watch.timezone)
+        watch = _with_regions(watch, obs)
+        start, end = obs[0].time, obs[-1].time + timedelta(hours=1)
+        labels = [lb for lb in ioda_labels(gt, cc, start, end) if lb.kind is IncidentKind.nationwide_outage]
+        incidents, _ = run_watch(watch, obs, start, end)  # 5-min ticks: a point is judged as soon as it is published
+        res = score(f"real-{watch.name}", labels, incidents, start, end)
+        for lo in res.labels:
+            onset = _visible_onset(obs, lo.label.start)
+            lo_extra: dict[str, Any] = {"label_start": iso(lo.label.start), "visible_onset": iso(onset)}
+            if onset and lo.detected_at:
+                lo_extra["detected_min_after_visible_onset"] = round((lo.detected_at - onset).total_seconds() / 60, 1)
+            if onset and lo.kind_at:
+                lo_extra["nationwide_min_after_visible_onset"] = round((lo.kind_at - onset).total_seconds() / 60, 1)
+            lo_extra["classified_as_label_kind_at"] = iso(lo.kind_at)
+            early = [i for i in incidents if i.start < min(lo.label.start, onset or lo.label.start) and not overlaps(i, lo.label)]
+            lo_extra["alerts_before_onset"] = [f"{i.kind.value} {', '.join(i.scope.regions[:3])} from {iso(i.start)}" for i in early]
+            res.extra[lo.label.id] = lo_extra
+        results.append(res)
+    path = ts / "ke-telegram-2023_hourly_by_asn.csv"
+    if path.is_file():
+        watch = load_watch(EVAL_PLAYBOOKS / "ke-2023-telegram.yaml")
+        obs, names = read_ooni_hourly(path, "KE", "telegram")
+        start, end = obs[0].time, obs[-1].time + timedelta(hours=1)
+        label = kenya_telegram_label()
+        incidents, anomalies = run_watch(watch, obs, start, end)
+        res = score(f"real-{watch.name}", [label], incidents, start, end)
+        flagged = sorted({a.entity.asn for a in anomalies if a.entity.asn is not None})
+        affected = set(label.asns)
+        early = [a for a in anomalies if a.start < label.start]
+        res.extra[label.id] = {
+            "asns_flagged": flagged, "asns_expected": sorted(affected),
+            "missed_asns": sorted(affected - set(flagged)), "unaffected_flagged": sorted(set(flagged) - affected),
+            "anomalies": [f"AS{a.entity.asn} {names.get(a.entity.asn or 0, '')}: {iso(a.start)} -> {iso(a.end)} (detected {iso(a.detected_at)})"
+                          for a in sorted(anomalies, key=lambda a: a.start)],
+            "alerts_before_onset": [f"AS{a.entity.asn} from {iso(a.start)}" for a in early],
+        }
+        results.append(res)
+    return results
+
+
+# --- summaries -------------------------------------------------------------------------------
+
+
+def _pct(values: list[float], q: float) -> float | None:
+    if not values:
+        return None
+    v = sorted(values)
+    idx = min(len(v) - 1, max(0, math.ceil(q * len(v)) - 1))
+    return v[idx]
+
+
+def summarize(results: Sequence[ScenarioResult], native_step_min: float = 5.0) -> dict[str, Any]:
+    """Overall figures over scenarios (clean ones count towards false alerts per watch-week only)."""
+    outcomes = [lo for r in results if not r.clean for lo in r.labels]
+    detected = [lo for lo in outcomes if lo.detected]
+    by_kind: dict[str, dict[str, Any]] = {}
+    for kind in IncidentKind:
+        ks = [lo for lo in outcomes if lo.label.kind is kind]
+        if ks:
+            det = [lo for lo in ks if lo.detected]
+            ttd = [lo.ttd_min for lo in det if lo.ttd_min is not None]
+            by_kind[kind.value] = {"labels": len(ks), "detected": len(det), "recall": round(len(det) / len(ks), 4),
+                                   "ttd_median_min": _pct(ttd, 0.5), "ttd_p95_min": _pct(ttd, 0.95),
+                                   "kind_accuracy": round(sum(lo.kind is kind for lo in det) / len(det), 4) if det else None}
+    ttd = [lo.ttd_min for lo in detected if lo.ttd_min is not None]
+    clean = [r for r in results if r.clean]
+    clean_weeks = sum(r.hours for r in clean) / 168
+    event_weeks = sum(r.hours for r in results if not r.clean) / 168
+    incidents = sum(r.incidents for r in results if not r.clean)
+    matched = sum(r.matched_incidents for r in results if not r.clean)
+    nationwide = [lo for lo in detected if lo.label.kind is IncidentKind.nationwide_outage and lo.ttd_min is not None]
+
+    def group_recall(kinds: tuple[IncidentKind, ...]) -> float | None:
+        g = [lo for lo in outcomes if lo.label.kind in kinds]
+        return round(sum(lo.detected for lo in g) / len(g), 4) if g else None
+
+    return {
+        "labels": len(outcomes), "detected": len(detected),
+        "recall": round(len(detected) / len(outcomes), 4) if outcomes else None,
+        "recall_nationwide_regional": group_recall((IncidentKind.nationwide_outage, IncidentKind.regional_outage)),
+        "recall_service_block": group_recall((IncidentKind.service_block,)),
+        "precision": round(matched / incidents, 4) if incidents else None,
+        "incidents": incidents,
+        "false_alerts_in_event_scenarios_per_week": round((incidents - matched) / event_weeks, 3) if event_weeks else None,
+        "clean_weeks": round(clean_weeks, 2),
+        "false_alerts_per_watch_week": round(sum(r.false_alerts for r in clean) / clean_weeks, 3) if clean_weeks else None,
+        "ttd_median_min": _pct(ttd, 0.5), "ttd_p95_min": _pct(ttd, 0.95),
+        "nationwide_max_ttd_steps": round(max(lo.ttd_min for lo in nationwide) / native_step_min, 2) if nationwide else None,  # type: ignore[type-var]
+        "kind_accuracy": round(sum(lo.kind is lo.label.kind for lo in detected) / len(detected), 4) if detected else None,
+        "cause_accuracy": round(sum(lo.cause is lo.label.cause for lo in detected) / len(detected), 4) if detected else None,
+        "by_kind": by_kind,
+    }
+
+
+def scenario_line(r: ScenarioResult) -> str:
+    if r.clean:
+        return f"{r.name:<28} clean {r.hours / 24:.1f} d: {r.incidents} false alert(s)"
+    det = sum(lo.detected for lo in r.labels)
+    ttd = [lo.ttd_min for lo in r.labels if lo.ttd_min is not None]
+    kind_ok = sum(lo.kind is lo.label.kind for lo in r.labels if lo.detected)
+    cause_ok = sum(lo.cause is lo.label.cause for lo in r.labels if lo.detected)
+    prec = f"{r.matched_incidents / r.incidents:.2f}" if r.incidents else "-"
+    return (f"{r.name:<28} recall {det}/{len(r.labels)}  precision {prec} ({r.incidents} incidents)  "
+            f"ttd median {_pct(ttd, 0.5)} min p95 {_pct(ttd, 0.95)} min  kind {kind_ok}/{det}  cause {cause_ok}/{det}")
