@@ -197,6 +197,9 @@ class Baseline(BaseModel):
     coverage: float = Field(description="share of the window's expected points that had data")
     usable: bool
     reason: str = ""
+    hours_covered: int | None = Field(default=None, description="hours of the week (or of the day, for windows under 7 days) with data")
+    hours_possible: int | None = None
+    detector: str | None = None
 
 
 class Direction(StrEnum):

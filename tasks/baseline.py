@@ -1,7 +1,9 @@
-"""Baseline stage: expected level, spread and coverage per series, persisted with a health artifact."""
+"""Baseline stage: expected level, spread and coverage per series, persisted with a health artifact;
+and the history fetch of the pre-election phase."""
 
 from __future__ import annotations
 
+import asyncio
 from datetime import datetime
 
 from prefect import task
@@ -9,8 +11,8 @@ from prefect.artifacts import create_table_artifact
 from prefect.cache_policies import NO_CACHE
 
 from pollwatch import store
-from pollwatch.baseline import compute_baselines
-from pollwatch.models import Baseline, Observation
+from pollwatch.baseline import compute_baselines, health_rows
+from pollwatch.models import Baseline, Gap, Notice, Observation
 from pollwatch.playbook import Watch
 
 
@@ -20,12 +22,20 @@ def baseline_task(watch: Watch, observations: list[Observation], window_end: dat
     baselines = compute_baselines(watch, observations, window_end)
     with store.session_scope() as s:
         store.save_baselines(s, watch.name, baselines)
-    rows = [
-        {"entity": b.entity, "signal": b.signal, "points": b.points, "expected": None if b.expected is None else round(b.expected, 3),
-         "spread": None if b.spread is None else round(b.spread, 3), "coverage": f"{b.coverage:.0%}",
-         "usable": "yes" if b.usable else "no", "why": b.reason}
-        for b in baselines
-    ]
-    create_table_artifact(key=f"baseline-health-{watch.name}", table=rows,
-                          description=f"Baselines of {watch.name} for the window ending {window_end:%Y-%m-%d %H:%M} UTC")
+    usable = sum(b.usable for b in baselines)
+    create_table_artifact(key=f"baseline-health-{watch.name}", table=health_rows(baselines),
+                          description=f"Baselines of {watch.name} for the window ending {window_end:%Y-%m-%d %H:%M} UTC: "
+                                      f"{usable} of {len(baselines)} series usable")
     return baselines
+
+
+@task(name="fetch-history", cache_policy=NO_CACHE, retries=1, retry_delay_seconds=5)
+def fetch_history(watch: Watch, start: datetime, end: datetime) -> tuple[list[Observation], list[Gap], list[Notice]]:
+    """The watch's enabled sources over [start, end) (each source chunks and rate-limits itself)."""
+    from pollwatch.sources import collect_sources
+
+    results = asyncio.run(collect_sources(watch, start, end))
+    obs = [o for r in results.values() for o in r.observations]
+    gaps = [g for r in results.values() for g in r.gaps]
+    notices = [n for r in results.values() for n in r.notices]
+    return obs, gaps, notices

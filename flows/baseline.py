@@ -1,0 +1,53 @@
+"""baseline: the pre-election phase. Fetch each signal's history window, compute every series'
+baseline with its coverage, persist them, and publish the baseline-health table artifact.
+
+History comes from the watch's enabled sources, or from a JSON Lines file (air-gapped use,
+demos, tests). Observations are recorded, so the first watch tick finds its history in the
+store and the detectors warm up from it.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+from prefect import flow, get_run_logger
+from prefect.utilities.annotations import quote
+
+from flows.common import resolve_watch
+from pollwatch.models import iso
+from tasks.baseline import baseline_task, fetch_history
+from tasks.collect import collect_file
+from tasks.record import record_observations, record_outcome
+
+
+@flow(name="baseline", flow_run_name="baseline-{watch}", log_prints=True)
+def baseline(watch: str, window_end: datetime | None = None, observations: str | None = None) -> dict:
+    """Baseline `watch` over the windows ending at `window_end` (default: now, at most election day - 1 day)."""
+    logger = get_run_logger()
+    w = resolve_watch(watch)
+    end = (window_end or min(datetime.now(timezone.utc), w.at_offset(timedelta(days=-1)))).astimezone(timezone.utc)
+    longest = max((s.window for s in w.signals.values()), default=timedelta(days=7))
+    start = end - longest
+    gaps, notices = [], []
+    if observations:
+        obs = [o for o in collect_file(observations, start, end) if o.time < end]
+    else:
+        obs, gaps, notices = fetch_history(w, start, end)
+    record_observations(quote(obs))
+    baselines = baseline_task(w, quote(obs), end)
+    if gaps or notices:
+        record_outcome(w.name, [], [], quote(gaps), quote(notices))
+    blind = [b for b in baselines if not b.usable]
+    logger.info("baselined %s for %s -> %s: %d series, %d usable, %d blind spots, %d gaps",
+                w.name, iso(start), iso(end), len(baselines), len(baselines) - len(blind), len(blind), len(gaps))
+    return {
+        "watch": w.name, "window_start": iso(start), "window_end": iso(end), "observations": len(obs),
+        "series": len(baselines), "usable": len(baselines) - len(blind),
+        "blind": [f"{b.signal} {b.entity}: {b.reason}" for b in blind], "gaps": len(gaps),
+    }
+
+
+if __name__ == "__main__":
+    import sys
+
+    baseline(sys.argv[1] if len(sys.argv) > 1 else "kz-2019-presidential")
