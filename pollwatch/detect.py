@@ -43,7 +43,7 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime, timezone
 from typing import Any
 
-from pydantic import BaseModel, Field, PrivateAttr
+from pydantic import BaseModel, Field
 
 from pollwatch.models import Anomaly, AnomalyEvent, Direction, Gap, Observation, entity_key, series_key, stable_id
 from pollwatch.playbook import SignalConfig, Watch
@@ -99,12 +99,62 @@ class SeriesState(BaseModel):
     similar: list[int] | None = None  # chosen similar days for `similar_at`
     similar_at: list[int] | None = None  # [day, bucket]
 
-    _sorted: list[float] | None = PrivateAttr(default=None)
+
+_FIELDS = tuple(SeriesState.model_fields)
+
+
+class _Work:
+    """A series' state while `detect()` runs: plain attributes (pydantic's are slow per point) and
+    the window's values kept sorted for an O(log n) running median; written back at the end."""
+
+    __slots__ = _FIELDS + ("srt",)
+
+    def __init__(self, s: SeriesState | None):
+        d = s.__dict__ if s is not None else SeriesState().__dict__
+        for f in _FIELDS:
+            v = d[f]
+            setattr(self, f, v.copy() if isinstance(v, (list, dict)) else v)
+        if self.open is not None:
+            self.open = dict(self.open)
+        if self.days:
+            self.days = {k: list(v) for k, v in self.days.items()}
+        self.srt: list[float] | None = None
 
     def sorted_values(self) -> list[float]:
-        if self._sorted is None:
-            self._sorted = sorted(v for v in self.hist if v is not None)
-        return self._sorted
+        if self.srt is None:
+            self.srt = sorted(v for v in self.hist if v is not None)
+        return self.srt
+
+    def to_state(self) -> SeriesState:
+        return SeriesState.model_construct(**{f: getattr(self, f) for f in _FIELDS})
+
+
+class _Cfg:
+    """A signal's configuration with its durations in seconds and its options resolved."""
+
+    def __init__(self, cfg: SignalConfig):
+        self.cfg = cfg
+        self.detector = cfg.detector
+        self.direction = cfg.direction
+        self.drop = cfg.direction is Direction.drop
+        self.mode = cfg.mode
+        self.warning, self.critical = cfg.warning, cfg.critical
+        self.min_prediction, self.min_count = cfg.min_prediction, cfg.min_count
+        self.step = cfg.step.total_seconds()
+        self.step_min = self.step / 60
+        self.lag = cfg.lag.total_seconds()
+        self.window = cfg.window.total_seconds()
+        self.wslots = max(int(self.window // self.step), 1)
+        self.warm_up = cfg.warm_up.total_seconds()
+        self.min_duration = cfg.min_duration.total_seconds()
+        self.recovery = cfg.recovery.total_seconds()
+        self.inpaint_max = cfg.inpaint_max.total_seconds()
+        self.opts = options(cfg)
+        self.gap = float(self.opts.get("gap_steps", 3)) * self.step
+        ex = self.opts.get("exit")
+        if ex is None:
+            ex = (1 + cfg.warning) / 2 if (cfg.detector == "seasonal" and self.drop) else cfg.warning
+        self.exit = float(ex)
 
 
 class DetectorState(BaseModel):
@@ -129,7 +179,7 @@ def wilson_lower(rate: float, n: int, z: float = 1.96) -> float:
     return max(0.0, (centre - margin) / denom)
 
 
-def _judge(cfg: SignalConfig, value: float, expected: float, count: int | None = None,
+def _judge(cfg: SignalConfig | _Cfg, value: float, expected: float, count: int | None = None,
            warning: float | None = None) -> tuple[str | None, float]:
     """(level or None, depth) of one point against its expectation.
 
@@ -140,7 +190,7 @@ def _judge(cfg: SignalConfig, value: float, expected: float, count: int | None =
     warn = cfg.warning if warning is None else warning
     if cfg.direction is Direction.drop:
         ratio = value / expected if expected > 0 else 1.0
-        depth = max(0.0, 1.0 - ratio)
+        depth = 1.0 - ratio if ratio < 1.0 else 0.0
         if ratio < cfg.critical:
             return "critical", depth
         if ratio < warn:
@@ -164,35 +214,15 @@ def _judge(cfg: SignalConfig, value: float, expected: float, count: int | None =
     return None, depth
 
 
-def _exit_ok(cfg: SignalConfig, opts: dict[str, Any], value: float, expected: float, count: int | None) -> bool:
-    """Whether a point is back to normal by the exit threshold (hysteresis)."""
-    ex = opts.get("exit")
-    if ex is None:
-        if cfg.detector == "seasonal":
-            ex = (1 + cfg.warning) / 2 if cfg.direction is Direction.drop else cfg.warning
-        else:
-            ex = cfg.warning
-    level, _ = _judge(cfg, value, expected, count, warning=ex)
-    return level is None
-
-
-def _usable(cfg: SignalConfig, value: float | None, count: int | None) -> bool:
-    if value is None:
-        return False
-    if cfg.min_count and (count is None or count < cfg.min_count):
-        return False
-    return True
-
-
 def _median(vals: list[float]) -> float:
     n = len(vals)
     mid = n // 2
     return vals[mid] if n % 2 else (vals[mid - 1] + vals[mid]) / 2
 
 
-def _pct(cfg: SignalConfig, depth: float) -> float:
+def _pct(c: SignalConfig | _Cfg, depth: float) -> float:
     """Depth as a percentage for severity (drop %, or rise % of the expectation / of the rate)."""
-    if cfg.direction is Direction.drop:
+    if c.direction is Direction.drop:
         return depth * 100
     return min(depth, 10.0) * 100
 
@@ -214,10 +244,10 @@ def combined_severity(anomalies: Iterable[Anomaly]) -> float:
 class _Series:
     """One series' points for this call, in time order, with what it needs to build anomalies."""
 
-    __slots__ = ("key", "meta", "cfg", "opts", "points", "idx")
+    __slots__ = ("key", "meta", "c", "points", "idx")
 
-    def __init__(self, key: str, meta: Observation, cfg: SignalConfig, opts: dict[str, Any]):
-        self.key, self.meta, self.cfg, self.opts = key, meta, cfg, opts
+    def __init__(self, key: str, meta: Observation, c: _Cfg):
+        self.key, self.meta, self.c = key, meta, c
         self.points: list[tuple[float, float | None, int | None]] = []
         self.idx = 0
 
@@ -233,113 +263,122 @@ def detect(
     An observation is visible at a tick when `time + lag <= tick`. Observations already
     processed (at or before a series' last processed time) are ignored, so feeding overlapping
     batches is harmless. Within a tick, events come in order of the observation's visible time,
-    then series key (the same whether the tick runs alone or inside a replay).
+    then series key (the same whether the tick runs alone or inside a replay). The input state
+    is not modified.
     """
-    state = state.model_copy(deep=True) if state else DetectorState()
+    old = state.series if state else {}
+    work: dict[str, _Work] = {}
     events: list[AnomalyEvent] = []
     gaps: list[Gap] = []
     judged = 0
     by_key: dict[tuple[Any, ...], _Series] = {}
-    opts_cache: dict[str, dict[str, Any]] = {}
+    cfgs: dict[str, _Cfg] = {}
     signals = watch.signals
     for o in observations:
-        cfg = signals.get(o.signal)
-        if cfg is None:
-            continue
-        k = (o.source, o.signal, o.country, o.region, o.asn, o.service)
+        sig = o.signal
+        c = cfgs.get(sig)
+        if c is None:
+            cfg = signals.get(sig)
+            if cfg is None:
+                continue
+            c = cfgs[sig] = _Cfg(cfg)
+        k = (o.source, sig, o.country, o.region, o.asn, o.service)
         ser = by_key.get(k)
         if ser is None:
-            if o.signal not in opts_cache:
-                opts_cache[o.signal] = options(cfg)
-            ser = by_key[k] = _Series(series_key(o.source, o.signal, entity_key(o.country, o.region, o.asn, o.service)), o, cfg,
-                                      opts_cache[o.signal])
+            ser = by_key[k] = _Series(series_key(o.source, sig, entity_key(o.country, o.region, o.asn, o.service)), o, c)
         ser.points.append((o.time.timestamp(), o.value, o.count))
-    series = sorted(by_key.values(), key=lambda s: s.key)
+    series = sorted(by_key.values(), key=lambda x: x.key)
     for ser in series:
         ser.points.sort(key=lambda p: p[0])
-    lags = {name: cfg.lag.total_seconds() for name, cfg in signals.items()}
+    last_tick = state.last_tick if state else None
     for tick in ticks:
-        tick_ts = _ts(tick)
+        tick_ts = tick.timestamp()
         tick_events: list[tuple[float, str, int, AnomalyEvent]] = []
         tick_gaps: list[tuple[float, str, Gap]] = []
         for ser in series:
             pts = ser.points
-            if ser.idx >= len(pts):
+            i, n = ser.idx, len(pts)
+            c = ser.c
+            lag = c.lag
+            if i >= n or pts[i][0] + lag > tick_ts:
                 continue
-            lag = lags[ser.meta.signal]
-            if pts[ser.idx][0] + lag > tick_ts:
-                continue
-            s = state.series.get(ser.key)
+            s = work.get(ser.key)
             if s is None:
-                s = state.series[ser.key] = SeriesState()
-            cfg = ser.cfg
-            step = cfg.step.total_seconds()
-            while ser.idx < len(pts) and pts[ser.idx][0] + lag <= tick_ts:
-                t, value, count = pts[ser.idx]
-                ser.idx += 1
+                s = work[ser.key] = _Work(old.get(ser.key))
+            step_fn = STEPPERS[c.detector]
+            min_count = c.min_count
+            while i < n and pts[i][0] + lag <= tick_ts:
+                t, value, count = pts[i]
+                i += 1
                 if s.last_time is not None and t <= s.last_time:
                     continue
                 s.last_time = t
-                if not _usable(cfg, value, count):
-                    continue
+                if value is None or (min_count and (count is None or count < min_count)):
+                    continue  # missing data: never an anomaly by itself
                 judged += 1
-                if s.last_data is not None and t - s.last_data > ser.opts.get("gap_steps", 3) * step:
+                if s.last_data is not None and t - s.last_data > c.gap:
                     tick_gaps.append((t + lag, ser.key, Gap(
-                        source=ser.meta.source, signal=ser.meta.signal, entity=ser.meta.entity_key, start=_dt(s.last_data + step),
-                        end=_dt(t - step), reason="no data from the source for this series")))
+                        source=ser.meta.source, signal=ser.meta.signal, entity=ser.meta.entity_key, start=_dt(s.last_data + c.step),
+                        end=_dt(t - c.step), reason="no data from the source for this series")))
                 if s.first_seen is None:
                     s.first_seen = t
                 out: list[AnomalyEvent] = []
-                STEPPERS[cfg.detector](watch, ser, s, t, float(value), count, tick, out)  # type: ignore[arg-type]
+                step_fn(watch, ser, s, t, float(value), count, tick, out)
                 s.last_data = t
                 for ev in out:
                     tick_events.append((t + lag, ser.key, len(tick_events), ev))
-        tick_events.sort(key=lambda x: (x[0], x[1], x[2]))
-        events.extend(ev for *_, ev in tick_events)
-        tick_gaps.sort(key=lambda x: (x[0], x[1]))
-        gaps.extend(g for *_, g in tick_gaps)
-        state.last_tick = tick
-    return DetectResult(state=state, events=events, gaps=gaps, judged=judged)
+            ser.idx = i
+        if tick_events:
+            tick_events.sort(key=lambda x: (x[0], x[1], x[2]))
+            events.extend(ev for *_, ev in tick_events)
+        if tick_gaps:
+            tick_gaps.sort(key=lambda x: (x[0], x[1]))
+            gaps.extend(g for *_, g in tick_gaps)
+        last_tick = tick
+    new_series = dict(old)
+    for key, w in work.items():
+        new_series[key] = w.to_state()
+    return DetectResult(state=DetectorState(series=new_series, last_tick=last_tick), events=events, gaps=gaps, judged=judged)
 
 
 # --- anomaly lifecycle shared by the detectors -----------------------------------------------
 
 
-def _open(watch: Watch, ser: _Series, s: SeriesState, start: float, tick: datetime, level: str, expected: float | None,
+def _open(watch: Watch, ser: _Series, s: _Work, start: float, tick: datetime, level: str, expected: float | None,
           value: float, depth: float, count: int | None, out: list[AnomalyEvent], **evidence: Any) -> None:
-    cfg, o = ser.cfg, ser.meta
-    step_min = cfg.step.total_seconds() / 60
+    c, o = ser.c, ser.meta
     anomaly = Anomaly(
         id=stable_id(watch.name, ser.key, start),
         watch=watch.name, source=o.source, signal=o.signal, family=watch.family_of(o.signal, o.service),
-        entity=o.entity, direction=cfg.direction, start=_dt(start), detected_at=tick, level=level,
-        expected=expected, observed=value, depth=round(depth, 4), severity=round(_pct(cfg, depth) * step_min, 2),
-        points=1, evidence={"detector": cfg.detector, "threshold": cfg.critical if level == "critical" else cfg.warning,
-                            "mode": cfg.mode, "count": count, **evidence},
+        entity=o.entity, direction=c.direction, start=_dt(start), detected_at=tick, level=level,
+        expected=expected, observed=value, depth=round(depth, 4), severity=round(_pct(c, depth) * c.step_min, 2),
+        points=1, evidence={"detector": c.detector, "threshold": c.critical if level == "critical" else c.warning,
+                            "mode": c.mode, "count": count, **evidence},
     )
     s.open = anomaly.model_dump(mode="json")
     out.append(AnomalyEvent(tick=tick, change="opened", anomaly=anomaly))
 
 
-def _extend(ser: _Series, s: SeriesState, tick: datetime, level: str | None, expected: float | None, value: float,
+def _extend(ser: _Series, s: _Work, tick: datetime, level: str | None, expected: float | None, value: float,
             depth: float, out: list[AnomalyEvent]) -> None:
     """Another anomalous point of the open anomaly: deeper, longer, maybe escalated."""
     assert s.open is not None
-    cfg = ser.cfg
+    c = ser.c
     a = s.open
     escalated = level == "critical" and a["level"] != "critical"
     if escalated:
         a["level"] = "critical"
-    a["depth"] = round(max(a["depth"], depth), 4)
+    if depth > a["depth"]:
+        a["depth"] = round(depth, 4)
     a["observed"] = value
     a["expected"] = expected
-    a["severity"] = round(a["severity"] + _pct(cfg, depth) * cfg.step.total_seconds() / 60, 2)
+    a["severity"] = round(a["severity"] + _pct(c, depth) * c.step_min, 2)
     a["points"] += 1
     if escalated:
         out.append(AnomalyEvent(tick=tick, change="updated", anomaly=Anomaly.model_validate(a)))
 
 
-def _close(s: SeriesState, end: float, tick: datetime, value: float, out: list[AnomalyEvent]) -> None:
+def _close(s: _Work, end: float, tick: datetime, value: float, out: list[AnomalyEvent]) -> None:
     assert s.open is not None
     anomaly = Anomaly.model_validate(s.open)
     anomaly.end = _dt(end)
@@ -349,16 +388,16 @@ def _close(s: SeriesState, end: float, tick: datetime, value: float, out: list[A
     out.append(AnomalyEvent(tick=tick, change="closed", anomaly=anomaly))
 
 
-def _debounce(watch: Watch, ser: _Series, s: SeriesState, t: float, tick: datetime, level: str | None, recovered: bool,
+def _debounce(watch: Watch, ser: _Series, s: _Work, t: float, tick: datetime, level: str | None, recovered: bool,
               expected: float | None, value: float, depth: float, count: int | None, out: list[AnomalyEvent]) -> None:
     """Open after `min_duration` of anomalous points, close after `recovery` of recovered ones."""
-    cfg = ser.cfg
+    c = ser.c
     if level is not None:
         s.good_since = None
         if s.bad_since is None:
             s.bad_since = t
         if s.open is None:
-            if t - s.bad_since >= cfg.min_duration.total_seconds():
+            if t - s.bad_since >= c.min_duration:
                 _open(watch, ser, s, s.bad_since, tick, level, expected, value, depth, count, out)
         else:
             _extend(ser, s, tick, level, expected, value, depth, out)
@@ -372,27 +411,37 @@ def _debounce(watch: Watch, ser: _Series, s: SeriesState, t: float, tick: dateti
         return
     if s.good_since is None:
         s.good_since = t
-    if t - s.good_since >= cfg.recovery.total_seconds():
+    if t - s.good_since >= c.recovery:
         _close(s, s.good_since, tick, value, out)
 
 
-def _inpaint(cfg: SignalConfig, opts: dict[str, Any], s: SeriesState, t: float, value: float, expected: float | None,
-             level: str | None) -> float:
+def _judge_point(c: _Cfg, value: float, expected: float, count: int | None) -> tuple[str | None, float, bool]:
+    """(level, depth, recovered): the enter thresholds, and the exit threshold for hysteresis."""
+    level, depth = _judge(c, value, expected, count)
+    if level is not None:
+        return level, depth, False
+    if c.exit == c.warning:
+        return None, depth, True
+    back, _ = _judge(c, value, expected, count, warning=c.exit)
+    return None, depth, back is None
+
+
+def _inpaint(c: _Cfg, s: _Work, t: float, value: float, expected: float | None, level: str | None) -> float:
     """The value to remember: the expectation instead of an anomalous point, for at most `inpaint_max`."""
     if expected is None:
         s.paint_since = None
         return value
-    if cfg.mode == "delta":
+    if c.mode == "delta":
         odd = level is not None
     else:
         ratio = value / expected if expected > 0 else 1.0
-        odd = level is not None or ratio < opts["inpaint_low"] or ratio > opts["inpaint_high"]
+        odd = level is not None or ratio < c.opts["inpaint_low"] or ratio > c.opts["inpaint_high"]
     if not odd:
         s.paint_since = None
         return value
     if s.paint_since is None:
         s.paint_since = t
-    if t - s.paint_since < cfg.inpaint_max.total_seconds():
+    if t - s.paint_since < c.inpaint_max:
         return expected
     return value  # anomalous for longer than inpaint_max: the level shift becomes the new normal
 
@@ -400,48 +449,53 @@ def _inpaint(cfg: SignalConfig, opts: dict[str, Any], s: SeriesState, t: float, 
 # --- moving median (IODA) --------------------------------------------------------------------
 
 
-def _step_moving_median(watch: Watch, ser: _Series, s: SeriesState, t: float, value: float, count: int | None,
+def _step_moving_median(watch: Watch, ser: _Series, s: _Work, t: float, value: float, count: int | None,
                         tick: datetime, out: list[AnomalyEvent]) -> None:
-    cfg, opts = ser.cfg, ser.opts
-    step = cfg.step.total_seconds()
-    slot = int(t // step)
-    wslots = max(int(cfg.window.total_seconds() // step), 1)
+    c = ser.c
+    slot = int(t // c.step)
+    wslots = c.wslots
     srt = s.sorted_values()
-    if s.h0 is None or slot - s.h0 - len(s.hist) > wslots:
-        s.h0, s.hist = slot, []
+    hist = s.hist
+    if s.h0 is None or slot - s.h0 - len(hist) > wslots:
+        s.h0 = slot
+        hist.clear()
         srt.clear()
-    elif slot < s.h0 + len(s.hist):  # a second point in the newest slot replaces the first
-        old = s.hist.pop()
+    elif slot < s.h0 + len(hist):  # a second point in the newest slot replaces the first
+        old = hist.pop()
         if old is not None:
             del srt[bisect.bisect_left(srt, old)]
     else:
-        s.hist.extend([None] * (slot - s.h0 - len(s.hist)))
+        missing = slot - s.h0 - len(hist)
+        if missing:
+            hist.extend([None] * missing)
     # the window is the `wslots` slots before this one
     drop = slot - wslots - s.h0
     if drop > 0:
-        for old in s.hist[:drop]:
+        for old in hist[:drop]:
             if old is not None:
                 del srt[bisect.bisect_left(srt, old)]
-        del s.hist[:drop]
+        del hist[:drop]
         s.h0 += drop
-    warmed = t - (s.first_seen or t) >= cfg.warm_up.total_seconds() and len(srt) >= 3
-    expected = _median(srt) if warmed else None
+    expected = None
+    if len(srt) >= 3 and t - s.first_seen >= c.warm_up:
+        expected = _median(srt)
+        if expected < c.min_prediction:
+            expected = None  # the expectation is too small to judge
     level, depth, recovered = None, 0.0, True
-    if expected is not None and expected >= cfg.min_prediction:
-        level, depth = _judge(cfg, value, expected, count)
-        recovered = level is None and _exit_ok(cfg, opts, value, expected, count)
-    else:
-        expected = None if expected is None or expected < cfg.min_prediction else expected
-    remembered = _inpaint(cfg, opts, s, t, value, expected, level)
-    s.hist.append(remembered)
+    if expected is not None:
+        level, depth, recovered = _judge_point(c, value, expected, count)
+    remembered = _inpaint(c, s, t, value, expected, level)
+    hist.append(remembered)
     bisect.insort(srt, remembered)
+    if level is None and s.open is None and s.bad_since is None:
+        return  # the common case: nothing to debounce
     _debounce(watch, ser, s, t, tick, level, recovered, expected, value, depth, count, out)
 
 
 # --- seasonal (Cloudflare Radar) -------------------------------------------------------------
 
 
-def _similar_days(s: SeriesState, day: int, bucket: int, nb: int, ndays: int, k: int) -> list[int]:
+def _similar_days(s: _Work, day: int, bucket: int, nb: int, ndays: int, k: int) -> list[int]:
     """The k past days whose 24 h before this bucket looked most like the last 24 h."""
 
     def window(d: int) -> list[float | None]:
@@ -463,9 +517,10 @@ def _similar_days(s: SeriesState, day: int, bucket: int, nb: int, ndays: int, k:
     return sorted(d for _, _, d in scored[:k])
 
 
-def _step_seasonal(watch: Watch, ser: _Series, s: SeriesState, t: float, value: float, count: int | None,
+def _step_seasonal(watch: Watch, ser: _Series, s: _Work, t: float, value: float, count: int | None,
                    tick: datetime, out: list[AnomalyEvent]) -> None:
-    cfg, opts = ser.cfg, ser.opts
+    c = ser.c
+    opts = c.opts
     bsize = float(opts["bucket"])
     nb = max(int(DAY // bsize), 1)
     ndays = int(opts["days"])
@@ -482,16 +537,14 @@ def _step_seasonal(watch: Watch, ser: _Series, s: SeriesState, t: float, value: 
         s.similar = _similar_days(s, day, bucket, nb, ndays, int(opts["k"]))
         s.similar_at = [day, bucket]
     chosen = [s.days[str(d)][bucket] for d in (s.similar or []) if str(d) in s.days and s.days[str(d)][bucket] is not None]
-    warmed = t - (s.first_seen or t) >= cfg.warm_up.total_seconds() and len(chosen) >= int(opts["min_days"])
-    if warmed:
+    if t - s.first_seen >= c.warm_up and len(chosen) >= int(opts["min_days"]):
         expected = _median(sorted(chosen))  # type: ignore[arg-type]
+        if expected < c.min_prediction:
+            expected = None
     level, depth, recovered = None, 0.0, True
-    if expected is not None and expected >= cfg.min_prediction:
-        level, depth = _judge(cfg, value, expected, count)
-        recovered = level is None and _exit_ok(cfg, opts, value, expected, count)
-    else:
-        expected = None
-    remembered = _inpaint(cfg, opts, s, t, value, expected, level)
+    if expected is not None:
+        level, depth, recovered = _judge_point(c, value, expected, count)
+    remembered = _inpaint(c, s, t, value, expected, level)
     if s.acc is None:
         s.acc = [day, bucket, 0.0, 0]
     s.acc[2] += remembered
@@ -502,9 +555,10 @@ def _step_seasonal(watch: Watch, ser: _Series, s: SeriesState, t: float, value: 
 # --- two-sided CUSUM (OONI) ------------------------------------------------------------------
 
 
-def _step_cusum(watch: Watch, ser: _Series, s: SeriesState, t: float, value: float, count: int | None,
+def _step_cusum(watch: Watch, ser: _Series, s: _Work, t: float, value: float, count: int | None,
                 tick: datetime, out: list[AnomalyEvent]) -> None:
-    cfg, opts = ser.cfg, ser.opts
+    c = ser.c
+    opts = c.opts
     mu0, mu1, v, h = float(opts["mu0"]), float(opts["mu1"]), float(opts["v"]), float(opts["h"])
     if s.last_data is not None and t - s.last_data > float(opts["decay_after"]):
         f = 0.5 ** ((t - s.last_data) / float(opts["half_life"]))
@@ -512,7 +566,7 @@ def _step_cusum(watch: Watch, ser: _Series, s: SeriesState, t: float, value: flo
         s.down *= f
     weight = float(count) if opts["weight_by_count"] and count else 1.0
     inc = weight * (mu1 - mu0) / v * (value - (mu0 + mu1) / 2)
-    level, depth = _judge(cfg, value, mu0, count)
+    level, _ = _judge(c, value, mu0, count)
     depth = max(value - mu0, 0.0)
     if s.open is None:
         s.up = max(0.0, s.up + inc)
@@ -522,7 +576,7 @@ def _step_cusum(watch: Watch, ser: _Series, s: SeriesState, t: float, value: flo
             s.up_since = t
         fast = bool(opts["fast"]) and level is not None
         if s.up >= h or fast:
-            lvl = "critical" if value >= cfg.critical else "warning"
+            lvl = "critical" if value >= c.critical else "warning"
             _open(watch, ser, s, s.up_since if s.up_since is not None else t, tick, lvl, mu0, value, depth, count, out,
                   cusum=round(s.up, 3), h=h, fast_path=fast and s.up < h)
             s.down, s.down_since = 0.0, None
@@ -537,22 +591,20 @@ def _step_cusum(watch: Watch, ser: _Series, s: SeriesState, t: float, value: flo
         s.up, s.up_since, s.down, s.down_since = 0.0, None, 0.0, None
         return
     if s.down_since is None or value >= (mu0 + mu1) / 2:
-        _extend(ser, s, tick, "critical" if value >= cfg.critical else None, mu0, value, depth, out)
+        _extend(ser, s, tick, "critical" if value >= c.critical else None, mu0, value, depth, out)
 
 
 # --- fixed thresholds ------------------------------------------------------------------------
 
 
-def _step_threshold(watch: Watch, ser: _Series, s: SeriesState, t: float, value: float, count: int | None,
+def _step_threshold(watch: Watch, ser: _Series, s: _Work, t: float, value: float, count: int | None,
                     tick: datetime, out: list[AnomalyEvent]) -> None:
-    cfg, opts = ser.cfg, ser.opts
-    expected = opts.get("expected")
+    c = ser.c
+    expected = c.opts.get("expected")
     if expected is None:
-        expected = 0.0 if (cfg.direction is Direction.rise and cfg.mode == "delta") else 1.0
-    expected = float(expected)
-    level, depth = _judge(cfg, value, expected, count)
-    recovered = level is None and _exit_ok(cfg, opts, value, expected, count)
-    _debounce(watch, ser, s, t, tick, level, recovered, expected, value, depth, count, out)
+        expected = 0.0 if (not c.drop and c.mode == "delta") else 1.0
+    level, depth, recovered = _judge_point(c, value, float(expected), count)
+    _debounce(watch, ser, s, t, tick, level, recovered, float(expected), value, depth, count, out)
 
 
 STEPPERS = {
