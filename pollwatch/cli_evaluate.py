@@ -15,6 +15,7 @@ def evaluate_cmd(
     events: int = typer.Option(10, "--events", help="Random events per scenario (all kinds, 12 h apart)."),
     clean_weeks: int = typer.Option(2, "--clean-weeks", help="Event-free simulated weeks (false alerts)."),
     seed: int = typer.Option(100, "--seed"),
+    hard: bool = typer.Option(False, "--hard", help="Partial outages and blocks, milder throttling, 3 % missing points."),
     real: Optional[Path] = typer.Option(None, "--real", help="Real data folder (default ../shared/data/real when it exists)."),
     no_real: bool = typer.Option(False, "--no-real", help="Skip the real data."),
     out: Optional[Path] = typer.Option(None, "--json", help="Write every figure as JSON here."),
@@ -28,8 +29,9 @@ def evaluate_cmd(
     except PlaybookError as exc:
         typer.secho(str(exc), err=True, fg=typer.colors.RED)
         raise typer.Exit(2)
-    typer.secho(f"generated suite: {scenarios} scenario(s) x {events} events, {clean_weeks} clean week(s), watch {w.name}", bold=True)
-    results = generated_suite(w, scenarios=scenarios, events=events, seed=seed) if scenarios and events else []
+    typer.secho(f"generated suite{' (hard)' if hard else ''}: {scenarios} scenario(s) x {events} events, {clean_weeks} clean week(s),"
+                f" watch {w.name}", bold=True)
+    results = generated_suite(w, scenarios=scenarios, events=events, seed=seed, hard=hard) if scenarios and events else []
     results += clean_suite(w, weeks=clean_weeks, seed=seed + 400) if clean_weeks else []
     for r in results:
         typer.echo(scenario_line(r))

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import math
 import os
+import random
 from collections.abc import Sequence
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -28,7 +29,7 @@ from pydantic import BaseModel, Field
 from pollwatch.models import Anomaly, Cause, Family, Incident, IncidentKind, Observation, iso
 from pollwatch.pipeline import analyse
 from pollwatch.playbook import Watch, load_watch
-from pollwatch.simulate import Label, random_events, simulate
+from pollwatch.simulate import EventSpec, Label, random_events, simulate
 from pollwatch.timeutil import tick_grid
 
 KIND_FAMILY = {
@@ -121,9 +122,27 @@ def run_watch(watch: Watch, observations: Sequence[Observation], start: datetime
 # --- suites ----------------------------------------------------------------------------------
 
 
+def harden(specs: list[EventSpec], seed: int) -> list[EventSpec]:
+    """Harder variants of random events: partial outages (60-95 % lost), partial blocks (50-90 % of
+    tests fail), milder throttling (x2.5-5)."""
+    rng = random.Random(seed * 7919)
+    out = []
+    for e in specs:
+        if KIND_FAMILY[e.kind] is Family.connectivity:
+            e = e.model_copy(update={"depth": round(rng.uniform(0.6, 0.95), 3)})
+        elif e.kind is IncidentKind.throttling:
+            e = e.model_copy(update={"factor": round(rng.uniform(2.5, 5.0), 2)})
+        else:
+            e = e.model_copy(update={"depth": round(rng.uniform(0.5, 0.9), 3)})
+        out.append(e)
+    return out
+
+
 def generated_suite(watch: Watch, scenarios: int = 6, events: int = 10, seed: int = 100, history: timedelta = timedelta(days=2),
-                    spacing: timedelta = timedelta(hours=12)) -> list[ScenarioResult]:
-    """Seeded simulator scenarios, each `events` random events (all kinds) after `history` of warm-up."""
+                    spacing: timedelta = timedelta(hours=12), hard: bool = False) -> list[ScenarioResult]:
+    """Seeded simulator scenarios, each `events` random events (all kinds) after `history` of warm-up.
+
+    `hard`: partial depths (see `harden`) and 3 % of points missing instead of 0.5 %."""
     results = []
     base = watch.at_offset(timedelta(days=-10))
     for i in range(scenarios):
@@ -132,9 +151,11 @@ def generated_suite(watch: Watch, scenarios: int = 6, events: int = 10, seed: in
         watch_start = start + history
         end = watch_start + spacing * events
         specs = random_events(watch, watch_start, end, events, s)
-        sc = simulate(watch, start, end, specs, seed=s)
+        if hard:
+            specs = harden(specs, s)
+        sc = simulate(watch, start, end, specs, seed=s, missing_rate=0.03 if hard else 0.005)
         incidents, _ = run_watch(watch, sc.observations, watch_start, end)
-        results.append(score(f"generated-{s}", sc.labels, incidents, watch_start, end))
+        results.append(score(f"{'hard' if hard else 'generated'}-{s}", sc.labels, incidents, watch_start, end))
     return results
 
 

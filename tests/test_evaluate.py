@@ -110,3 +110,19 @@ def test_real_events():
     assert ve_extra["alerts_before_onset"] == []
     (ke_extra,) = ke.extra.values()
     assert ke_extra["missed_asns"] == []
+
+
+def test_evaluate_command_prints_and_writes_figures(tmp_path: Path):
+    from typer.testing import CliRunner
+
+    from pollwatch.cli import app
+
+    out = tmp_path / "figures.json"
+    res = CliRunner().invoke(app, ["evaluate", "--scenarios", "1", "--events", "1", "--clean-weeks", "0", "--no-real",
+                                   "--json", str(out)])
+    assert res.exit_code == 0, res.output
+    assert "recall 1/1" in res.output and "false_alerts_per_watch_week" in res.output
+    import json
+
+    figures = json.loads(out.read_text())
+    assert figures["generated"]["overall"]["by_kind"]["nationwide_outage"]["recall"] == 1.0
