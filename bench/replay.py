@@ -15,10 +15,12 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import random
 import sys
 import time
 from datetime import datetime, timedelta, timezone
+from collections.abc import Iterator
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -32,27 +34,43 @@ from pollwatch.timeutil import tick_grid  # noqa: E402
 SIGNALS = {"bgp": (5, 1.0, 0.001, 0.0), "active_probing": (10, 0.6, 0.015, 0.05), "telescope": (5, 40.0, 0.08, 0.15)}
 
 
-def generate(entities: int, start: datetime, end: datetime, outages: list[tuple[int, datetime, datetime]], seed: int = 1) -> list[Observation]:
-    rng = random.Random(seed)
-    sizes = [rng.uniform(50, 2000) for _ in range(entities)]
-    out: list[Observation] = []
-    construct = Observation.model_construct
-    for signal, (step_min, scale, noise, amp) in SIGNALS.items():
-        step = timedelta(minutes=step_min)
-        t = start
-        while t < end:
-            local_h = (t.hour + t.minute / 60 + 6) % 24
-            d = 1 + amp * math.sin((local_h - 9) / 24 * 2 * math.pi)
-            down = {a for a, s, e in outages if s <= t < e}
-            for i in range(entities):
-                v = sizes[i] * scale * d * (1 + rng.gauss(0, noise))
-                if i in down:
-                    v *= 0.05
-                out.append(construct(time=t, source="ioda", signal=signal, country="KZ", region=None, asn=64512 + i, service=None,
-                                     value=round(v, 3), count=None, provenance=None))
-            t += step
-    out.sort(key=lambda o: o.time)
-    return out
+class Data:
+    """Raw values per (signal, entity) on each signal's grid (compact); Observations are built per
+    chunk, as a store query would return them, so memory stays bounded."""
+
+    def __init__(self, entities: int, start: datetime, end: datetime, outages: list[tuple[int, datetime, datetime]], seed: int = 1):
+        rng = random.Random(seed)
+        self.start, self.entities = start, entities
+        sizes = [rng.uniform(50, 2000) for _ in range(entities)]
+        self.values: dict[str, list[list[float]]] = {}
+        for signal, (step_min, scale, noise, amp) in SIGNALS.items():
+            step = timedelta(minutes=step_min)
+            n = int((end - start) / step)
+            rows = []
+            for k in range(n):
+                t = start + k * step
+                local_h = (t.hour + t.minute / 60 + 6) % 24
+                d = 1 + amp * math.sin((local_h - 9) / 24 * 2 * math.pi)
+                down = {a for a, s, e in outages if s <= t < e}
+                gauss = rng.gauss
+                rows.append([round(sizes[i] * scale * d * (1 + gauss(0, noise)) * (0.05 if i in down else 1.0), 3) for i in range(entities)])
+            self.values[signal] = rows
+
+    def points(self) -> int:
+        return sum(len(rows) * self.entities for rows in self.values.values())
+
+    def observations(self, t_from: datetime, t_to: datetime) -> Iterator[Observation]:
+        construct = Observation.model_construct
+        for signal, (step_min, *_rest) in SIGNALS.items():
+            step = timedelta(minutes=step_min)
+            rows = self.values[signal]
+            k0 = max(0, math.ceil((t_from - self.start) / step))
+            k1 = min(len(rows), math.ceil((t_to - self.start) / step))
+            for k in range(k0, k1):
+                t = self.start + k * step
+                for i, v in enumerate(rows[k]):
+                    yield construct(time=t, source="ioda", signal=signal, country="KZ", region=None, asn=64512 + i, service=None,
+                                    value=v, count=None, provenance=None)
 
 
 def main() -> None:
@@ -73,51 +91,67 @@ def main() -> None:
     outages = [(i * 17 % args.entities, watch_start + timedelta(hours=10 + 19 * i), watch_start + timedelta(hours=12 + 19 * i))
                for i in range(args.watch_days * 24 // 19)]
     t0 = time.perf_counter()
-    obs = generate(args.entities, start, end, outages)
-    history = [o for o in obs if o.time < watch_start]
-    print(f"generated {len(obs):,} observations ({args.entities} entities x {len(SIGNALS)} signals, {args.days} + {args.watch_days} days)"
+    data = Data(args.entities, start, end, outages)
+    print(f"generated {data.points():,} values ({args.entities} entities x {len(SIGNALS)} signals, {args.days} + {args.watch_days} days)"
           f" in {time.perf_counter() - t0:.1f} s (not timed)")
 
-    t1 = time.perf_counter()
-    baselines = compute_baselines(w, history, watch_start)
-    t_baseline = time.perf_counter() - t1
-    print(f"baseline phase: {len(baselines)} baselines ({sum(b.usable for b in baselines)} usable) from {len(history):,} points"
-          f" in {t_baseline:.1f} s")
+    # the baseline phase reads each signal's window from the history (as flows/baseline.py fetches it)
+    history_from = watch_start - max(s.window for s in w.signals.values())
+    wall, cpu = time.perf_counter(), time.process_time()
+    baselines = compute_baselines(w, data.observations(history_from, watch_start), watch_start)
+    t_baseline, c_baseline = time.perf_counter() - wall, time.process_time() - cpu
+    print(f"baseline phase: {len(baselines)} baselines ({sum(b.usable for b in baselines)} usable) from"
+          f" the last {watch_start - history_from} of {args.days} days of history"
+          f" in {t_baseline:.1f} s wall, {c_baseline:.1f} s CPU")
 
+    # the watch: the detectors warm up on the longest window before it (what a first tick loads),
+    # then 5-minute ticks; fed one day at a time with the state carried over (bounded memory)
     longest = max(s.window + s.warm_up for s in w.signals.values())
-    feed = [o for o in obs if o.time >= watch_start - longest]
-    ticks = [t for t in tick_grid(watch_start, end, timedelta(minutes=5)) if t < end]
-    t2 = time.perf_counter()
-    out = analyse(w, None, ticks, feed)
-    t_watch = time.perf_counter() - t2
-    judged = len(feed)
-    print(f"watch replay: {len(ticks)} ticks, {judged:,} points judged (history window {longest} included),"
-          f" {len(out.anomalies)} anomalies, {len(out.incidents)} incidents (injected {len(outages)} network outages)"
-          f" in {t_watch:.1f} s ({t_watch / judged * 1e6:.1f} us/point)")
-    total = t_baseline + t_watch
+    wall, cpu = time.perf_counter(), time.process_time()
+    state: WatchState | None = None
+    known: dict = {}
+    fed = anomalies = 0
+    incidents: dict = {}
+    ticks_total = 0
+    t = watch_start - longest
+    while t < end:
+        nxt = min(t + timedelta(days=1), end)
+        chunk = list(data.observations(t, nxt))
+        fed += len(chunk)
+        ticks = [x for x in tick_grid(max(t, watch_start), nxt, timedelta(minutes=5)) if x < nxt] if nxt > watch_start else [nxt - timedelta(seconds=1)]
+        ticks_total += len(ticks) if nxt > watch_start else 0
+        out = analyse(w, state, ticks, chunk, known)
+        state = out.state
+        anomalies += len(out.anomalies)
+        incidents.update({i.id: i for i in out.incidents})
+        known.update({i.id: i for i in out.incidents})
+        t = nxt
+    t_watch, c_watch = time.perf_counter() - wall, time.process_time() - cpu
+    print(f"watch: {ticks_total} ticks of 5 min over {args.watch_days} days, {fed:,} points judged (warm-up window {longest} included),"
+          f" {len(incidents)} incidents (injected {len(outages)} network outages) in {t_watch:.1f} s wall, {c_watch:.1f} s CPU"
+          f" ({c_watch / fed * 1e6:.1f} us CPU/point)")
 
-    # live: a few hours of ticks, state loaded from and saved to JSON each time
-    day0 = watch_start + timedelta(days=1)
-    warm = analyse(w, None, [day0], [o for o in feed if o.time <= day0])
-    state_json = json.dumps(warm.state.model_dump(mode="json"))
-    times = [o.time for o in obs]
-    import bisect
-
-    live_ticks = ticks[bisect.bisect_left(ticks, day0) + 1:][:24]
-    t3 = time.perf_counter()
-    sizes = []
+    # live: ticks that each load and save the whole watch state as JSON
+    assert state is not None
+    state_json = json.dumps(state.model_dump(mode="json"))
+    live_ticks = [end + timedelta(minutes=5 * k) for k in range(1, 7)]
+    extra = Data(args.entities, end, end + timedelta(hours=1), [], seed=2)
+    wall_l, cpu_l = time.perf_counter(), time.process_time()
     for tick in live_ticks:
-        state = WatchState.model_validate_json(state_json)
-        lo, hi = bisect.bisect_left(times, tick - timedelta(minutes=10)), bisect.bisect_right(times, tick)
-        res = analyse(w, state, [tick], obs[lo:hi])
+        st = WatchState.model_validate_json(state_json)
+        res = analyse(w, st, [tick], list(extra.observations(tick - timedelta(minutes=10), tick + timedelta(seconds=1))), known)
         state_json = json.dumps(res.state.model_dump(mode="json"))
-        sizes.append(len(state_json))
-    per_tick = (time.perf_counter() - t3) / max(len(live_ticks), 1)
-    print(f"live ticks: {per_tick:.2f} s per tick including JSON state load/save ({sizes[-1] / 1e6:.1f} MB state,"
-          f" {sizes[-1] / (args.entities * len(SIGNALS) + 1) / 1e3:.1f} kB per series)")
-    print(f"total (baseline + watch replay): {total:.1f} s")
-    print(f"RESULT name=replay figure={total:.1f}s goal=<60s met={'yes' if total < 60 else 'no'}")
-    print(f"RESULT name=replay_live_tick figure={per_tick:.2f}s goal=<300s_cadence met={'yes' if per_tick < 300 else 'no'}")
+    per_tick = (time.perf_counter() - wall_l) / len(live_ticks)
+    per_tick_cpu = (time.process_time() - cpu_l) / len(live_ticks)
+    n_series = args.entities * len(SIGNALS)
+    print(f"live tick: {per_tick:.2f} s wall ({per_tick_cpu:.2f} s CPU) including loading and saving the JSON state of"
+          f" {len(state_json) / 1e6:.1f} MB ({len(state_json) / n_series / 1e3:.1f} kB per series)")
+    total, total_cpu = t_baseline + t_watch, c_baseline + c_watch
+    print(f"total (baseline + watch): {total:.1f} s wall, {total_cpu:.1f} s CPU; load average now {os.getloadavg()[0]:.1f}"
+          " on this machine (wall time includes other users' work)")
+    print(f"RESULT name=replay figure={total_cpu:.1f}s_cpu goal=<60s met={'yes' if total_cpu < 60 else 'no'}")
+    print(f"RESULT name=replay_wall figure={total:.1f}s goal=<60s met={'yes' if total < 60 else 'no'}")
+    print(f"RESULT name=replay_live_tick figure={per_tick:.2f}s goal=<300s met={'yes' if per_tick < 300 else 'no'}")
 
 
 if __name__ == "__main__":

@@ -22,7 +22,7 @@ from collections.abc import Iterable
 from datetime import datetime, timedelta
 from statistics import median
 
-from pollwatch.models import Baseline, Observation
+from pollwatch.models import Baseline, Observation, entity_key
 from pollwatch.playbook import Watch
 
 DAYS_NAMES = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
@@ -52,14 +52,18 @@ def _blind_hours(covered: set[int], possible: int) -> str:
 def compute_baselines(watch: Watch, observations: Iterable[Observation], window_end: datetime,
                       min_coverage: float = 0.5, min_hours: float = 0.9) -> list[Baseline]:
     """One Baseline per (source, signal, entity) seen in the observations, over each signal's window."""
-    series: dict[tuple[str, str, str], list[Observation]] = defaultdict(list)
+    lows = {name: window_end - cfg.window for name, cfg in watch.signals.items()}
+    series: dict[tuple, list[Observation]] = defaultdict(list)
     for o in observations:
-        cfg = watch.signals.get(o.signal)
-        if cfg is None or o.time >= window_end or o.time < window_end - cfg.window:
+        lo = lows.get(o.signal)
+        if lo is None or o.time >= window_end or o.time < lo:
             continue
-        series[(o.source, o.signal, o.entity_key)].append(o)
+        series[(o.source, o.signal, o.country, o.region, o.asn, o.service)].append(o)
+    tz = watch.tz
+    hour_of: dict[datetime, tuple[int, int]] = {}  # time -> (hour of week, hour of day), local time
     out = []
-    for (source, signal, entity), obs in sorted(series.items()):
+    for (source, signal, *ent), obs in sorted(series.items(), key=lambda kv: (kv[0][0], kv[0][1], entity_key(*kv[0][2:]))):
+        entity = entity_key(*ent)
         cfg = watch.signals[signal]
         window_start = window_end - cfg.window
         good = [o for o in obs if o.value is not None and (not cfg.min_count or (o.count or 0) >= cfg.min_count)]
@@ -68,8 +72,13 @@ def compute_baselines(watch: Watch, observations: Iterable[Observation], window_
         coverage = min(len(values) / promised, 1.0)
         weekly = cfg.window >= timedelta(days=7)
         possible = 168 if weekly else 24
-        local = [o.time.astimezone(watch.tz) for o in good]
-        covered = {(t.weekday() * 24 + t.hour) if weekly else t.hour for t in local}
+        covered = set()
+        for o in good:
+            h = hour_of.get(o.time)
+            if h is None:
+                lt = o.time.astimezone(tz)
+                h = hour_of[o.time] = (lt.weekday() * 24 + lt.hour, lt.hour)
+            covered.add(h[0] if weekly else h[1])
         # hours the window cannot contain (a window shorter than a week/day) do not count against it
         span_h = int(cfg.window.total_seconds() // 3600)
         reachable = min(possible, max(span_h, 1))
