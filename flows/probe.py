@@ -20,6 +20,7 @@ from pollwatch.models import Notice, NoticeLevel
 from pollwatch.playbook import Vantage, Watch
 from pollwatch.probes import diffscan as ds
 from pollwatch.probes import webprobe as wp
+from pollwatch.probes.targets import vantage_asn
 from tasks.probe import PROBE_FLOW, diffscan_task, enabled, webprobe_task
 
 
@@ -40,6 +41,13 @@ async def probe_flow(watch: str | dict[str, Any], vantage: str, tick: datetime |
     logger = get_run_logger()
     w = _watch(watch)
     v = _vantage(w, vantage)
+    if v.asn is None:  # observations are per vantage ASN: ask RIPEstat which network we are on
+        try:
+            asn, address = await vantage_asn(watch=w)
+            v = v.model_copy(update={"asn": asn})
+            logger.info("vantage %s is at %s in AS%s (RIPEstat)", v.name, address, asn)
+        except Exception as exc:  # the probes still run; their observations carry no ASN
+            logger.warning("vantage %s: ASN look-up failed (%s); set `asn` in the playbook", v.name, exc)
     tick = (tick or datetime.now(timezone.utc)).astimezone(timezone.utc)
     observations: list[dict[str, Any]] = []
     notices: list[Notice] = []

@@ -63,6 +63,10 @@ async def diffscan_task(watch: Watch, vantage: Vantage, tick: datetime, rebuild_
     """Sweep the country's prefixes from this vantage against its baseline (building one first if needed)."""
     logger = get_run_logger()
     opts = ds.options_for(watch.sources)
+    if opts.time_budget is None:  # the sweep must end before the tick stops waiting for this vantage
+        phase = watch.phase_at(tick)
+        cadence = phase.cadence if phase else timedelta(minutes=5)
+        opts = opts.model_copy(update={"time_budget": max(0.75 * vantage_timeout(watch, cadence) - opts.timeout, 1.0)})
     targets = await diffscan_targets(watch, opts)
     path = baseline_path(get_settings().home, watch.name, vantage.name)
     baseline = None if rebuild_baseline else ds.DiffscanBaseline.load(path)
@@ -71,6 +75,8 @@ async def diffscan_task(watch: Watch, vantage: Vantage, tick: datetime, rebuild_
         built = ds.baseline_from(table, opts, tick)
         built.save(path)
         msg = f"diffscan baseline from {vantage.name}: {len(built.blocks)} responsive /24s of {len(table)} probed ({result.probes} probes)"
+        if not result.complete:
+            msg += "; the time budget ran out, so blocks not reached are left out of the baseline (rebuild it with a larger time_budget)"
         logger.info(msg)
         # a baseline sweep has nothing to be compared with yet: no observations this tick
         return DiffscanOutcome(result=result, baseline_built=True, message=msg)

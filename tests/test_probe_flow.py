@@ -131,3 +131,23 @@ def test_the_watch_tick_turns_an_unreachable_vantage_into_gaps_and_a_notice(kz_w
     assert {g.entity for g in gaps if "offline-1" in g.reason} == {f"KZ/asn=9198/service={svc.name}" for svc in kz_watch.services}
     with store.session_scope() as s:
         assert store.list_incidents(s, kz_watch.name) == []  # a silent vantage is never an outage
+
+
+async def test_the_probe_flow_builds_a_diffscan_baseline_then_sweeps_against_it(kz_watch, tmp_path):
+    from flows.probe import probe_flow
+    from pollwatch.probes.targets import baseline_path
+    from pollwatch.settings import get_settings
+
+    options = {"prefixes": [{"prefix": "127.33.0.0/23", "asn": 9198, "region": "KZ-ALA"}], "ports": [9], "timeout": 0.5, "baseline_per_block": 4}
+    watch = kz_watch.model_copy(update={
+        "services": [], "vantages": [Vantage(name="almaty-2", work_pool="unused", asn=9198)],
+        "sources": {**kz_watch.sources, "diffscan": SourceConfig(options=options)},
+    })
+    first = await probe_flow(watch.model_dump(mode="json"), "almaty-2", TICK)
+    assert first["observations"] == [] and "baseline" in first["notices"][0]["message"]
+    assert baseline_path(get_settings().home, watch.name, "almaty-2").is_file()
+    second = await probe_flow(watch.model_dump(mode="json"), "almaty-2", TICK + timedelta(minutes=5))
+    by = {(o["signal"], o["asn"], o["region"]): o for o in second["observations"]}
+    assert by[("diffscan", None, None)]["value"] == 1.0 and by[("diffscan", None, None)]["count"] == 2
+    assert by[("diffscan", 9198, None)]["value"] == 1.0 and by[("diffscan", None, "KZ-ALA")]["source"] == "diffscan"
+    assert second["notices"] == []
