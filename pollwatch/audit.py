@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel
-from sqlalchemy import func, select, text
+from sqlalchemy import func, insert, select, text
 from sqlmodel import Session
 
 from pollwatch import __version__
@@ -114,10 +114,14 @@ def sha256_hex(data: bytes | str) -> str:
 
 def entry_hash(seq: int, time: datetime, kind: str, watch: str | None, subject: str | None,
                payload: Any, prev_hash: str) -> str:
-    """The hash an entry must carry: SHA-256 over the canonical JSON of its fields and prev_hash."""
+    """The hash an entry must carry: SHA-256 over the canonical JSON of its fields and prev_hash.
+
+    `payload` must already be plain JSON (as stored); `append()` canonicalizes it first.
+    """
     doc = {"seq": seq, "time": format_time(time), "kind": kind, "watch": watch, "subject": subject,
            "payload": payload, "prev_hash": prev_hash}
-    return sha256_hex(canonical_json(doc))
+    text = json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
 def _row_entry(r: AuditRow) -> AuditEntry:
@@ -154,14 +158,33 @@ def append(session: Session, kind: AuditKind | str, watch: str | None, subject: 
     if not isinstance(doc, dict):
         raise TypeError("an audit payload must be a JSON object")
     when = (at or datetime.now(timezone.utc)).astimezone(timezone.utc)
+    seq, prev = _next_link(session)
+    digest = entry_hash(seq, when, kind, watch, subject, doc, prev)
+    session.execute(_INSERT, {"seq": seq, "time": when, "kind": kind, "watch": watch, "subject": subject,
+                              "payload": doc, "prev_hash": prev, "hash": digest})
+    session.info[_HEAD_KEY] = (_txn(session), seq, digest)
+    return AuditEntry(seq=seq, time=when, kind=kind, watch=watch, subject=subject, payload=doc, prev_hash=prev, hash=digest)
+
+
+_HEAD_KEY = "pollwatch.audit.head"
+
+
+def _txn(session: Session) -> Any:
+    """The innermost transaction: a rolled-back savepoint must not leave a stale cached head."""
+    return session.get_nested_transaction() or session.get_transaction()
+
+_INSERT = insert(AuditRow.__table__)  # built once: compiling a fresh statement per entry costs more than the insert
+
+
+def _next_link(session: Session) -> tuple[int, str]:
+    """(seq, prev_hash) for the next entry. The chain lock is held until the transaction ends, so
+    the head read once per transaction stays the head for this transaction's later appends."""
+    cached = session.info.get(_HEAD_KEY)
+    if cached is not None and cached[0] is not None and cached[0] is _txn(session):
+        return cached[1] + 1, cached[2]
     _lock_chain(session)
     last = session.execute(select(AuditRow.seq, AuditRow.hash).order_by(AuditRow.seq.desc()).limit(1)).first()
-    seq, prev = (last[0] + 1, last[1]) if last else (1, GENESIS)
-    digest = entry_hash(seq, when, kind, watch, subject, doc, prev)
-    row = AuditRow(seq=seq, time=when, kind=kind, watch=watch, subject=subject, payload=doc, prev_hash=prev, hash=digest)
-    session.add(row)
-    session.flush()
-    return _row_entry(row)
+    return (last[0] + 1, last[1]) if last else (1, GENESIS)
 
 
 # --- verifying --------------------------------------------------------------------------------
@@ -201,18 +224,19 @@ class Verification:
                 "problems": [p.to_json() for p in self.problems]}
 
 
-def _iter_rows(session: Session, batch: int = 2000) -> Iterator[AuditRow]:
+def _iter_rows(session: Session, batch: int = 5000) -> Iterator[Any]:
+    """All entries in seq order as plain rows, a batch at a time (the log may be large)."""
+    table = AuditRow.__table__
     after = None
     while True:
-        stmt = select(AuditRow).order_by(AuditRow.seq).limit(batch)
+        stmt = select(table).order_by(table.c.seq).limit(batch)
         if after is not None:
-            stmt = stmt.where(AuditRow.seq > after)
-        rows = list(session.execute(stmt).scalars())
+            stmt = stmt.where(table.c.seq > after)
+        rows = session.execute(stmt).all()
         if not rows:
             return
         yield from rows
         after = rows[-1].seq
-        session.expunge_all()
 
 
 def verify(session: Session, head_doc: Mapping[str, Any] | None = None, max_problems: int = 20) -> Verification:
@@ -492,6 +516,31 @@ def record_override(session: Session, *, watch: str, incident_id: str, who: str,
         raise ValueError("an override needs who made it and why")
     return append(session, AuditKind.override, watch, incident_id,
                   {"who": who, "why": why, "changes": dict(changes)}, at=at)
+
+
+def override_incident(session: Session, incident_id: str, cause: str, who: str, why: str,
+                      at: datetime | None = None) -> Any:
+    """A responder sets an incident's cause: saved on the incident (later ticks keep it) and logged."""
+    from pollwatch import store
+    from pollwatch.attribute import apply_override
+    from pollwatch.models import Cause
+
+    inc = store.get_incident(session, incident_id)
+    if inc is None:
+        raise KeyError(f"no incident {incident_id!r} (list them with `pollwatch audit incidents`)")
+    try:
+        new_cause = Cause(cause)
+    except ValueError:
+        raise ValueError(f"unknown cause {cause!r}: expected one of {', '.join(c.value for c in Cause)}") from None
+    when = at or datetime.now(timezone.utc)
+    updated = apply_override(inc, new_cause, who, why, when)
+    store.save_incidents(session, [updated])
+    record_override(session, watch=inc.watch, incident_id=inc.id, who=who, why=why, at=when, changes={
+        "cause": [inc.cause.value, updated.cause.value],
+        "cause_confidence": [inc.cause_confidence, updated.cause_confidence],
+        "version": [inc.version, updated.version],
+    })
+    return updated
 
 
 def record_report(session: Session, *, watch: str | None, path: str | Path, what: str,

@@ -219,3 +219,15 @@ def test_postgres_chain_with_concurrent_writers(pg_url):
     _sql("UPDATE audit_entry SET payload = CAST(:p AS json) WHERE seq = 7", url=pg_url, p=json.dumps({"x": 1}))
     v = _verify(url=pg_url)
     assert (v.first.seq, v.first.what) == (7, "altered")
+
+
+def test_rolled_back_savepoint_does_not_leave_a_gap():
+    _fill(2)
+    with store.session_scope() as s:
+        audit.append(s, "observations", "kz", "x", {"i": 1})
+        nested = s.begin_nested()
+        audit.append(s, "observations", "kz", "y", {"i": 2})
+        nested.rollback()
+        audit.append(s, "observations", "kz", "z", {"i": 3})
+    v = _verify()
+    assert v.ok and v.entries == 4

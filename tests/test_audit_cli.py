@@ -104,3 +104,18 @@ def test_report_and_keepiton_export(stored, tmp_path):
         assert [e.subject for e in reports] == ["html-report", "keepiton-csv"]
         assert audit.verify(s).ok
     run("report", "no-such-watch", code=2)
+
+
+def test_override_is_saved_and_logged(stored):
+    inc = stored["incidents"][1]
+    out = run("override", inc.id, "--cause", "cable_cut", "--who", "bob", "--why", "operator confirmed a cut")
+    assert "cable_cut" in out
+    with store.session_scope() as s:
+        saved = store.get_incident(s, inc.id)
+    assert saved.cause.value == "cable_cut" and saved.override["by"] == "bob"
+    shown = run("audit", "show", inc.id)
+    assert "override by bob: operator confirmed a cut" in shown
+    assert run("audit", "verify").startswith("audit log OK")
+    assert "unknown cause" in run("override", inc.id, "--cause", "aliens", "--who", "x", "--why", "y", code=2)
+    assert "no incident" in run("override", "nope", "--cause", "technical", "--who", "x", "--why", "y", code=1)
+    assert "needs who" in run("override", inc.id, "--cause", "technical", "--who", " ", "--why", "y", code=2)
