@@ -14,10 +14,11 @@ from prefect.utilities.annotations import quote
 from flows.common import current_flow_run_id, resolve_watch
 from pollwatch.models import Gap, Notice
 from pollwatch.pipeline import WatchState, latest_anomalies
+from pollwatch.sources import enabled_sources
 from pollwatch.timeutil import floor_time
 from tasks.attribute import attribute_task
 from tasks.classify import classify_task
-from tasks.collect import collect_file
+from tasks.collect import collect_file, collect_source, coverage_artifact
 from tasks.detect import detect_task
 from tasks.notify import notify_task
 from tasks.probe import probe_vantages, vantage_timeout
@@ -26,10 +27,12 @@ from tasks.record_audit import AUDIT_HOOKS
 
 
 @flow(name="watch-tick", flow_run_name="tick-{watch}-{tick}", log_prints=True, **AUDIT_HOOKS)
-def watch_tick(watch: str, tick: datetime | None = None, observations: str | None = None) -> dict:
+def watch_tick(watch: str, tick: datetime | None = None, observations: str | None = None, base_urls: dict[str, str] | None = None) -> dict:
     """Run one tick of `watch` for scheduled time `tick` (default: now, rounded down to the cadence).
 
-    `observations` optionally names a JSON Lines file to collect from (demos, tests, air-gapped use).
+    `observations` optionally names a JSON Lines file to collect from (demos, tests, air-gapped use);
+    without it the tick collects from the observatories the playbook's `sources` enable, one task
+    per source, and `base_urls` may point some of them at mirrors (or test servers).
     """
     logger = get_run_logger()
     w = resolve_watch(watch)
@@ -47,9 +50,23 @@ def watch_tick(watch: str, tick: datetime | None = None, observations: str | Non
     since = (last_tick - lag - cadence) if last_tick else tick - longest
     notices: list[Notice] = []
 
+    source_gaps: list[Gap] = []
+    source_summary: dict[str, dict[str, int]] = {}
     if observations:
         collected = collect_file(observations, since, tick)
         record_observations(quote(collected), w.name)
+    else:
+        # one task run per enabled source, running side by side; a failing source only adds gaps and notices
+        futures = [collect_source.submit(name, w, since, tick, (base_urls or {}).get(name)) for name in enabled_sources(w)]
+        results = [f.result() for f in futures]
+        collected = [o for r in results for o in r.observations]
+        if collected:
+            record_observations(quote(collected), w.name)
+        for result in results:
+            source_gaps += result.gaps
+            notices += result.notices
+            source_summary[result.source] = {"observations": len(result.observations), "gaps": len(result.gaps),
+                                             "records": len(result.corroborations), "requests": result.requests}
 
     # --- own vantage points (docs/probes.md): the probe flow on every vantage's work pool ------
     probe_gaps: list[Gap] = []
@@ -60,6 +77,8 @@ def watch_tick(watch: str, tick: datetime | None = None, observations: str | Non
     # --- end of own vantage points -----------------------------------------------------------
 
     visible = load_observations(w.country, since, tick + timedelta(seconds=1))
+    if not observations:
+        coverage_artifact(w, quote(visible), quote(source_gaps + probe_gaps))
 
     # quote(): big inputs are passed as they are, not walked by Prefect looking for futures
     det = detect_task(w, quote(state.detector), [tick], quote(visible))
@@ -68,8 +87,10 @@ def watch_tick(watch: str, tick: datetime | None = None, observations: str | Non
     events = attribute_task(w, quote(cls.events), quote(known), quote(anomalies + list(cls.state.anomalies.values())))
     alerts = notify_task(w, quote(events))
     summary = {"observations": len(visible), "anomaly_events": len(det.events), "incident_events": len(events), "alerts": len(alerts)}
+    if source_summary:
+        summary["sources"] = source_summary
     record_outcome(
-        w.name, quote(anomalies), quote([e.incident for e in events]), quote(det.gaps + probe_gaps), notices,
+        w.name, quote(anomalies), quote([e.incident for e in events]), quote(det.gaps + source_gaps + probe_gaps), notices,
         state=quote(WatchState(detector=det.state, grouper=cls.state)), tick=tick, flow_run_id=current_flow_run_id(), summary=summary,
         anomaly_events=quote(det.events), incident_events=quote(events), watch_cfg=w,
     )

@@ -26,6 +26,8 @@ app.add_typer(playbook_app, name="playbook")
 app.add_typer(observations_app, name="observations")
 from pollwatch.cli_audit import app as audit_cli  # noqa: E402 (audit, report, export keepiton)
 app.add_typer(audit_cli)
+from pollwatch.cli_sources import app as sources_app  # noqa: E402  (`pollwatch fetch`, `pollwatch coverage`)
+app.add_typer(sources_app)
 
 
 def _quiet_prefect() -> None:

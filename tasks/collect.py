@@ -2,13 +2,22 @@
 
 from __future__ import annotations
 
+import asyncio
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
+from typing import Any
 
-from prefect import task
+from prefect import get_run_logger, task
+from prefect.artifacts import create_table_artifact
 from prefect.cache_policies import NO_CACHE
+from pydantic import SecretStr
 
 from pollwatch.jsonl import read_observations
-from pollwatch.models import Observation
+from pollwatch.models import Gap, Observation
+from pollwatch.playbook import Watch
+from pollwatch.settings import get_settings
+from pollwatch.sources import CollectResult, make_source
+from pollwatch.sources.coverage import CoverageRow, blind_spots, coverage_report
 
 
 @task(name="collect-file", cache_policy=NO_CACHE, retries=1, retry_delay_seconds=2)
@@ -16,3 +25,53 @@ def collect_file(path: str, since: datetime | None = None, until: datetime | Non
     """Read observations in [since, until] from a JSON Lines file (replays, demos, imports)."""
     out = read_observations(path)
     return [o for o in out if (since is None or o.time >= since) and (until is None or o.time <= until)]
+
+
+def _run_async(coro):  # type: ignore[no-untyped-def]
+    """Run a coroutine from sync code, also when the calling thread already runs an event loop."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(coro)
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(asyncio.run, coro).result()
+
+
+def radar_token() -> SecretStr | None:
+    """The Cloudflare Radar token: the Prefect Secret block `pollwatch-radar-api-token`, else POLLWATCH_RADAR_API_TOKEN."""
+    try:
+        from prefect.blocks.system import Secret
+
+        value = Secret.load("pollwatch-radar-api-token").get()  # type: ignore[union-attr]
+        if value:
+            return SecretStr(str(value))
+    except Exception:  # no such block (the usual case in development): fall back to the environment
+        pass
+    return get_settings().radar_api_token
+
+
+@task(name="collect-source", task_run_name="collect-{source}-{until:%Y%m%dT%H%M}", cache_policy=NO_CACHE)
+def collect_source(source: str, watch: Watch, since: datetime, until: datetime, base_url: str | None = None) -> CollectResult:
+    """Collect [since, until) from one observatory; its failures come back as gaps and notices, not exceptions."""
+    kwargs: dict[str, Any] = {"token": radar_token()} if source == "radar" else {}
+    src = make_source(source, watch, base_url=base_url, **kwargs)
+    result = _run_async(src.collect(watch, since, until))
+    logger = get_run_logger()
+    logger.info("%s: %d observation(s), %d gap(s), %d outage record(s), %d request(s) in %.2f s",
+                source, len(result.observations), len(result.gaps), len(result.corroborations), result.requests, result.seconds)
+    for notice in result.notices:
+        (logger.warning if notice.level != "info" else logger.info)("%s", notice.message)
+    return result
+
+
+@task(name="coverage-report", cache_policy=NO_CACHE)
+def coverage_artifact(watch: Watch, observations: list[Observation], gaps: list[Gap]) -> list[CoverageRow]:
+    """Publish which regions, providers and services have data from which source (a table artifact)."""
+    rows = coverage_report(watch, observations, gaps)
+    spots = blind_spots(rows)
+    create_table_artifact(
+        key=f"coverage-{watch.name}".lower().replace("_", "-"),
+        table=[r.table_row() for r in rows],
+        description=f"Coverage of {watch.name}: {len(spots)} blind spot(s)" + ("".join(f"\n- {s}" for s in spots[:20])),
+    )
+    return rows

@@ -1,0 +1,149 @@
+"""`pollwatch fetch` and `pollwatch coverage`: the observatory sources from the command line.
+
+Registered into the root app of `pollwatch.cli` as a nameless group, so both commands appear at
+the top level.
+
+    pollwatch fetch --source ioda --watch kz-2019-presidential --from 2019-06-09 --until 2019-06-10 --out kz.jsonl
+    pollwatch coverage --watch kz-2019-presidential --from 2019-06-09
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+app = typer.Typer(no_args_is_help=True)
+
+
+def _fail(message: str, code: int = 2) -> None:
+    typer.secho(message, err=True, fg=typer.colors.RED)
+    raise typer.Exit(code)
+
+
+def _time(value: Optional[str], what: str) -> Optional[datetime]:
+    if value is None:
+        return None
+    from pollwatch.timeutil import parse_time
+
+    try:
+        return parse_time(value)
+    except ValueError as exc:
+        _fail(f"{what}: {exc}")
+    return None
+
+
+def _watch(name: str):  # type: ignore[no-untyped-def]
+    from pollwatch.playbook import PlaybookError, find_watch, load_watch
+
+    try:
+        return load_watch(find_watch(name))
+    except PlaybookError as exc:
+        _fail(str(exc))
+
+
+@app.command("fetch")
+def fetch_cmd(
+    source: str = typer.Option(..., "--source", "-s", help="ioda, ooni, ripestat or radar."),
+    watch: str = typer.Option(..., "--watch", "-w", help="Watch file or name."),
+    from_: str = typer.Option(..., "--from", help="Start (ISO 8601; a bare date is 00:00 UTC)."),
+    until: Optional[str] = typer.Option(None, "--until", help="End, exclusive (default: now)."),
+    base_url: Optional[str] = typer.Option(None, "--base-url", help="API base URL (a mirror or a test server)."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Write observations here as JSON Lines (default: stdout)."),
+    records: Optional[Path] = typer.Option(None, "--records", help="Write corroborating outage records here as JSON Lines."),
+    save: bool = typer.Option(False, "--store", help="Also upsert observations, gaps and notices into pollwatch's store."),
+) -> None:
+    """Fetch one source's data for a watch and a time range (coordinators, replays of real history).
+
+    Problems do not abort the fetch: they are reported as gaps and notices on stderr, and the
+    exit code is 1 when the source reported an error.
+    """
+    from pollwatch.jsonl import write_observations
+    from pollwatch.sources import SOURCES, make_source
+
+    if source not in SOURCES:
+        _fail(f"--source: unknown source {source!r}; expected one of {', '.join(SOURCES)}")
+    w = _watch(watch)
+    start = _time(from_, "--from")
+    end = _time(until, "--until") or datetime.now(timezone.utc)
+    assert start is not None
+    if end <= start:
+        _fail(f"--until ({end.isoformat()}) must be after --from ({start.isoformat()})")
+    src = make_source(source, w, base_url=base_url)
+    result = asyncio.run(src.collect(w, start, end))
+
+    if out is not None:
+        n = write_observations(result.observations, out)
+    else:
+        n = write_observations(result.observations, sys.stdout)
+    if records is not None:
+        records.parent.mkdir(parents=True, exist_ok=True)
+        records.write_text("".join(c.model_dump_json() + "\n" for c in result.corroborations), encoding="utf-8")
+    if save:
+        from pollwatch import store
+
+        with store.session_scope() as s:
+            store.upsert_observations(s, result.observations)
+            store.add_gaps(s, w.name, result.gaps)
+            store.add_notices(s, result.notices)
+    err = sys.stderr
+    print(f"{source}: {n} observation(s){' -> ' + str(out) if out else ''}, {len(result.gaps)} gap(s), "
+          f"{len(result.corroborations)} outage record(s), {result.requests} request(s) ({result.attempts} attempts) "
+          f"in {result.seconds:.1f} s", file=err)
+    for notice in result.notices:
+        print(f"  [{notice.level.value}] {notice.message}", file=err)
+    for gap in result.gaps[:10]:
+        print(f"  gap {gap.entity} {gap.signal or ''} {gap.start:%Y-%m-%dT%H:%MZ}..{gap.end:%Y-%m-%dT%H:%MZ}: {gap.reason}", file=err)
+    if len(result.gaps) > 10:
+        print(f"  ... and {len(result.gaps) - 10} more gap(s)", file=err)
+    if any(x.level.value == "error" for x in result.notices):
+        raise typer.Exit(1)
+
+
+@app.command("coverage")
+def coverage_cmd(
+    watch: str = typer.Option(..., "--watch", "-w", help="Watch file or name."),
+    from_: Optional[str] = typer.Option(None, "--from", help="From this time (default: 7 days before --until)."),
+    until: Optional[str] = typer.Option(None, "--until", help="Until this time, exclusive (default: the newest observation)."),
+    observations: Optional[Path] = typer.Option(None, "--observations", help="Read a JSON Lines file instead of the store."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON rows instead of a table."),
+) -> None:
+    """Which providers, regions and services have data from which source, and the blind spots."""
+    from pollwatch.jsonl import FormatError, read_observations
+    from pollwatch.sources.coverage import blind_spots, coverage_report, render_table
+
+    w = _watch(watch)
+    start, end = _time(from_, "--from"), _time(until, "--until")
+    gaps = []
+    if observations is not None:
+        try:
+            obs = read_observations(observations)
+        except (FormatError, OSError) as exc:
+            _fail(str(exc))
+    else:
+        from pollwatch import store
+
+        with store.session_scope() as s:
+            obs = store.query_observations(s, country=w.country, since=start, until=end)
+            gaps = store.list_gaps(s, w.name)
+    if end is None:
+        end = max((o.time for o in obs), default=datetime.now(timezone.utc)) + timedelta(seconds=1)
+    if start is None:
+        start = end - timedelta(days=7)
+    obs = [o for o in obs if start <= o.time < end]
+    gaps = [g for g in gaps if g.start < end and g.end > start]
+    rows = coverage_report(w, obs, gaps)
+    if as_json:
+        typer.echo(json.dumps([{**r.model_dump(mode="json"), "share": round(r.share, 4)} for r in rows], indent=2))
+        return
+    typer.echo(f"coverage of {w.name} ({w.country}) from {start:%Y-%m-%dT%H:%MZ} to {end:%Y-%m-%dT%H:%MZ}: {len(obs)} observation(s), {len(gaps)} gap(s)\n")
+    typer.echo(render_table(rows))
+    spots = blind_spots(rows)
+    typer.echo(f"\nblind spots ({len(spots)}):" if spots else "\nno blind spots")
+    for line in spots:
+        typer.echo(f"  - {line}")
