@@ -207,7 +207,7 @@ class _Run:
         self.result.notices.append(Notice(time=now_utc(), level=level, source=self.source, message=message, watch=self.watch.name))
 
     def finish(self) -> None:
-        self.result.failed_requests = sum(v for k, v in self.failures.items() if k not in ("shape", "empty"))
+        self.result.failed_requests = sum(v for k, v in self.failures.items() if k not in ("empty", "crash"))
         if self.failures:
             total = sum(self.failures.values())
             kinds = ", ".join(f"{k}: {v}" for k, v in sorted(self.failures.items()))
