@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from typing import Any
@@ -70,7 +71,7 @@ def coverage_artifact(watch: Watch, observations: list[Observation], gaps: list[
     rows = coverage_report(watch, observations, gaps)
     spots = blind_spots(rows)
     create_table_artifact(
-        key=f"coverage-{watch.name}".lower().replace("_", "-"),
+        key=re.sub(r"[^a-z0-9-]+", "-", f"coverage-{watch.name}".lower()),  # artifact keys allow a-z, 0-9 and dashes
         table=[r.table_row() for r in rows],
         description=f"Coverage of {watch.name}: {len(spots)} blind spot(s)" + ("".join(f"\n- {s}" for s in spots[:20])),
     )
