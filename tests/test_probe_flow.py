@@ -119,7 +119,8 @@ def test_the_watch_tick_turns_an_unreachable_vantage_into_gaps_and_a_notice(kz_w
     data = yaml.safe_load(KZ_WATCH.read_text())
     data["template"] = str(KZ_WATCH.parent.parent / "rapid-response.yaml")
     data["vantages"] = [{"name": "offline-1", "work_pool": "nowhere", "asn": 9198}]
-    data["sources"] = {"vantages": {"timeout": "2s"}}
+    # the observatories stay off: a tick without an observations file would otherwise fetch from them
+    data["sources"] = {"vantages": {"timeout": "2s"}, **{name: {"enabled": False} for name in ("ioda", "ooni", "ripestat", "radar")}}
     path = tmp_path / "kz-with-vantage.yaml"
     path.write_text(yaml.safe_dump(data))
     out = watch_tick(str(path), TICK)
