@@ -25,7 +25,8 @@ detector its signal names in the playbook (`SignalConfig.detector`, thresholds a
   delta mode and 1 in ratio mode), no history.
 
 Debounce and hysteresis: an anomaly opens after `min_duration` of consecutive anomalous points
-and closes after `recovery` of points back past the exit threshold (`options.exit`, default
+(`options.warning_min_duration`, if longer, while they are only warnings: a noisy series must
+stay below warning for that long, while a critical drop opens at once) and closes after `recovery` of points back past the exit threshold (`options.exit`, default
 the warning threshold for moving_median/threshold). Severity of an anomaly = sum over its
 points of (drop % x minutes); `combined_severity()` multiplies the per-source sums.
 
@@ -47,17 +48,18 @@ from pydantic import BaseModel, Field
 
 from pollwatch.models import Anomaly, AnomalyEvent, Direction, Gap, Observation, entity_key, series_key, stable_id
 from pollwatch.playbook import SignalConfig, Watch
+from pollwatch.timeutil import parse_duration
 
 DAY = 86400.0
 
 # Detector options and their defaults (SignalConfig.options); docs/detection.md explains each.
 DEFAULT_OPTIONS: dict[str, dict[str, Any]] = {
-    "moving_median": {"inpaint_low": 0.8, "inpaint_high": 2.0, "exit": None, "gap_steps": 3},
-    "seasonal": {"k": 6, "days": 28, "bucket": 3600, "min_days": 3, "exit": None, "inpaint_low": 0.8, "inpaint_high": 2.0,
-                 "gap_steps": 3},
+    "moving_median": {"warning_min_duration": None, "inpaint_low": 0.8, "inpaint_high": 2.0, "exit": None, "gap_steps": 3},
+    "seasonal": {"warning_min_duration": None, "k": 6, "days": 28, "bucket": 3600, "min_days": 3, "exit": None,
+                 "inpaint_low": 0.8, "inpaint_high": 2.0, "gap_steps": 3},
     "cusum": {"mu0": 0.0, "mu1": 0.7, "v": 0.7, "h": 7.0, "decay_after": 86400, "half_life": 172800, "weight_by_count": True,
               "fast": True, "gap_steps": 3},
-    "threshold": {"expected": None, "exit": None, "gap_steps": 3},
+    "threshold": {"warning_min_duration": None, "expected": None, "exit": None, "gap_steps": 3},
 }
 
 
@@ -147,9 +149,11 @@ class _Cfg:
         self.wslots = max(int(self.window // self.step), 1)
         self.warm_up = cfg.warm_up.total_seconds()
         self.min_duration = cfg.min_duration.total_seconds()
+        self.opts = options(cfg)
+        wmd = self.opts.get("warning_min_duration")
+        self.warning_min_duration = self.min_duration if wmd is None else parse_duration(wmd).total_seconds()
         self.recovery = cfg.recovery.total_seconds()
         self.inpaint_max = cfg.inpaint_max.total_seconds()
-        self.opts = options(cfg)
         self.gap = float(self.opts.get("gap_steps", 3)) * self.step
         ex = self.opts.get("exit")
         if ex is None:
@@ -397,7 +401,7 @@ def _debounce(watch: Watch, ser: _Series, s: _Work, t: float, tick: datetime, le
         if s.bad_since is None:
             s.bad_since = t
         if s.open is None:
-            if t - s.bad_since >= c.min_duration:
+            if t - s.bad_since >= (c.min_duration if level == "critical" else max(c.min_duration, c.warning_min_duration)):
                 _open(watch, ser, s, s.bad_since, tick, level, expected, value, depth, count, out)
         else:
             _extend(ser, s, tick, level, expected, value, depth, out)

@@ -216,3 +216,13 @@ def test_helpers():
     mk = lambda src, sev: Anomaly(id=src + str(sev), watch="t", source=src, signal="s", family=Family.connectivity,  # noqa: E731
                                   entity=ent, direction="drop", start=T0, detected_at=T0, severity=sev)
     assert combined_severity([mk("ioda", 10), mk("ioda", 20), mk("ooni", 3)]) == 90
+
+
+def test_warnings_can_need_longer_than_criticals():
+    w = make_watch(bgp=dict(BGP, warning=0.8, critical=0.5, options={"warning_min_duration": "10m"}))
+    # a lone warning-level point is not an anomaly; a warning that lasts is; a critical point opens at once
+    vals = [1000.0] * 30 + [700.0] + [1000.0] * 5 + [700.0] * 3 + [1000.0] * 5 + [100.0] + [1000.0] * 5
+    res = run(w, series("bgp", vals))
+    opened = [e.anomaly for e in res.events if e.change == "opened"]
+    assert [(a.start, a.level) for a in opened] == [(T0 + 36 * timedelta(minutes=5), "warning"), (T0 + 44 * timedelta(minutes=5), "critical")]
+    assert opened[0].detected_at == T0 + 38 * timedelta(minutes=5) and opened[1].detected_at == opened[1].start
