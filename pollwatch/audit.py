@@ -289,6 +289,58 @@ def verify(session: Session, head_doc: Mapping[str, Any] | None = None, max_prob
     return result
 
 
+def check_data(session: Session, watch: str | None = None, max_problems: int = 50) -> list[Problem]:
+    """Compare the store's outbox and incident tables with what the log says they should hold.
+
+    The chain proves the log itself; this proves the tables it describes were not changed behind
+    its back: every logged alert is in the outbox with the same text (SHA-256), destination and
+    incident, and every logged incident is stored with the kind, start and cause last decided
+    (or last set by an override).
+    """
+    from pollwatch.store import AlertRow, IncidentRow
+
+    problems: list[Problem] = []
+
+    def problem(seq: int, message: str) -> None:
+        if len(problems) < max_problems:
+            problems.append(Problem(seq, "data", message))
+
+    for e in entries(session, kind=AuditKind.alert.value, watch=watch):
+        if e.payload.get("action") != "queued":
+            continue
+        row = session.get(AlertRow, e.payload.get("alert_id"))
+        if row is None:
+            problem(e.seq, f"alert {e.payload.get('alert_id')} (entry {e.seq}) is missing from the outbox")
+        elif sha256_hex(row.text or "") != e.payload.get("text_hash"):
+            problem(e.seq, f"alert {row.id}: its text in the outbox differs from what entry {e.seq} recorded")
+        elif (row.destination, row.incident_id) != (e.payload.get("destination"), e.payload.get("incident_id")):
+            problem(e.seq, f"alert {row.id}: destination or incident differs from entry {e.seq}")
+    last: dict[str, tuple[int, dict[str, Any]]] = {}
+    cause_set: dict[str, tuple[int, str]] = {}
+    for e in entries(session, kind=[AuditKind.incident.value, AuditKind.override.value], watch=watch):
+        if e.subject is None:
+            continue
+        if e.kind == AuditKind.incident.value:
+            last[e.subject] = (e.seq, e.payload.get("incident", {}))
+            cause_set.pop(e.subject, None)  # a later decision carries any override in its own cause
+        else:
+            change = (e.payload.get("changes") or {}).get("cause")
+            if isinstance(change, list) and len(change) == 2:
+                cause_set[e.subject] = (e.seq, change[1])
+    for inc_id, (seq, inc) in last.items():
+        row = session.get(IncidentRow, inc_id)
+        if row is None:
+            problem(seq, f"incident {inc_id} (entry {seq}) is missing from the incident table")
+            continue
+        want_cause = cause_set.get(inc_id, (seq, inc.get("cause")))
+        start = _parse(inc.get("start"))
+        if row.kind != inc.get("kind") or (start is not None and row.start != start):
+            problem(seq, f"incident {inc_id}: kind or start in the table differs from entry {seq}")
+        elif row.cause != want_cause[1]:
+            problem(want_cause[0], f"incident {inc_id}: cause {row.cause!r} in the table, but entry {want_cause[0]} says {want_cause[1]!r}")
+    return problems
+
+
 def export_head(session: Session, path: str | Path | None = None) -> dict[str, Any]:
     """The chain head as a small JSON document (written to `path` if given): keep it elsewhere."""
     last = head(session)

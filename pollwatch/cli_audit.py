@@ -71,6 +71,7 @@ def _table(headers: list[str], rows: list[list[Any]], empty: str = "(none)") -> 
 
 @audit_app.command("verify")
 def verify_cmd(head: Optional[Path] = typer.Option(None, "--head", help="A head file from `audit export-head`: also prove nothing was cut from the end."),
+               data: bool = typer.Option(False, "--data", help="Also check the outbox and incident tables against the log."),
                as_json: bool = JSON) -> None:
     """Check the whole chain; exit 1 naming the first altered, deleted or reordered entry."""
     from pollwatch import audit, store
@@ -83,10 +84,13 @@ def verify_cmd(head: Optional[Path] = typer.Option(None, "--head", help="A head 
             _fail(str(exc))
     with store.session_scope() as s:
         v = audit.verify(s, head_doc)
+        if data:
+            v.problems.extend(audit.check_data(s))
     if as_json:
         _dump(v.to_json())
     elif v.ok:
         extra = f"; reaches the exported head (entry {head_doc['seq']})" if head_doc else ""
+        extra += "; alerts and incidents in the store match it" if data else ""
         typer.echo(f"audit log OK: {v.entries} entries, head {v.head_seq or 0} {v.head_hash or audit.GENESIS}{extra}")
     else:
         first = v.first

@@ -119,3 +119,16 @@ def test_override_is_saved_and_logged(stored):
     assert "unknown cause" in run("override", inc.id, "--cause", "aliens", "--who", "x", "--why", "y", code=2)
     assert "no incident" in run("override", "nope", "--cause", "technical", "--who", "x", "--why", "y", code=1)
     assert "needs who" in run("override", inc.id, "--cause", "technical", "--who", " ", "--why", "y", code=2)
+
+
+def test_verify_data_catches_tables_changed_behind_the_log(stored):
+    assert "match it" in run("audit", "verify", "--data")
+    inc = stored["incidents"][0]
+    run("override", inc.id, "--cause", "technical", "--who", "carol", "--why", "utility report")
+    run("audit", "verify", "--data")  # an override through pollwatch keeps table and log in step
+    with store.get_engine().begin() as conn:
+        conn.exec_driver_sql("UPDATE alert SET text = 'nothing happened' WHERE id = (SELECT MIN(id) FROM alert)")
+        conn.exec_driver_sql(f"UPDATE incident SET cause = 'unknown' WHERE id = '{inc.id}'")
+    out = run("audit", "verify", "--data", code=1)
+    assert "its text in the outbox differs" in out and f"incident {inc.id}: cause 'unknown'" in out
+    assert run("audit", "verify").startswith("audit log OK")  # the chain itself is untouched
