@@ -648,7 +648,7 @@ def incidents(session: Session, watch: str | None = None, since: datetime | None
     for e in entries(session, kind=[AuditKind.incident.value, AuditKind.alert.value, AuditKind.override.value], watch=watch):
         if e.subject is None:
             continue
-        row = out.setdefault(e.subject, {"id": e.subject, "watch": e.watch, "decisions": 0, "alerts_sent": 0,
+        row = out.setdefault(e.subject, {"id": e.subject, "watch": e.watch, "decisions": 0, "alerts_queued": 0, "alerts_sent": 0,
                                          "alerts_failed": 0, "overrides": 0, "first_entry": e.seq, "last_entry": e.seq})
         row["last_entry"] = e.seq
         if e.kind == AuditKind.incident.value:
@@ -659,7 +659,9 @@ def incidents(session: Session, watch: str | None = None, since: datetime | None
                        scope=inc.get("scope", {}), last_change=e.payload.get("change"), decided_at=e.time)
         elif e.kind == AuditKind.alert.value:
             action = e.payload.get("action")
-            if action == "sent":
+            if action == "queued":
+                row["alerts_queued"] += 1
+            elif action == "sent":
                 row["alerts_sent"] += 1
             elif action == "failed":
                 row["alerts_failed"] += 1

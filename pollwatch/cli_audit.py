@@ -136,10 +136,11 @@ def incidents_cmd(watch: Optional[str] = WATCH, since: Optional[str] = FROM, unt
     if as_json:
         _dump(rows)
         return
-    _table(["incident", "kind", "start", "end", "status", "cause", "conf", "decisions", "alerts", "overrides"],
+    _table(["incident", "kind", "start", "end", "status", "cause", "conf", "decisions", "alerts queued/sent", "overrides"],
            [[r["id"], r["kind"], r["start"], r["end"] or "ongoing", r["status"], r["cause"],
              f"{(r['cause_confidence'] or 0):.0%}", r["decisions"],
-             f"{r['alerts_sent']}" + (f" (+{r['alerts_failed']} failed)" if r["alerts_failed"] else ""), r["overrides"]]
+             f"{r['alerts_queued']}/{r['alerts_sent']}" + (f" ({r['alerts_failed']} failed)" if r["alerts_failed"] else ""),
+             r["overrides"]]
             for r in rows], "no incidents recorded")
 
 
@@ -167,8 +168,10 @@ def _describe(e: Any) -> str:
                 f", {p.get('no_data', 0)} without data, {len(p.get('gaps', []))} gaps, hash {str(p.get('observations_hash'))[:12]}")
     if e.kind == "anomaly":
         a = p.get("anomaly", {})
+        from pollwatch.models import entity_key
+
         ent = a.get("entity", {})
-        key = "/".join(str(v) for v in (ent.get("country"), ent.get("region"), ent.get("asn"), ent.get("service")) if v)
+        key = entity_key(ent.get("country", "?"), ent.get("region"), ent.get("asn"), ent.get("service"))
         thr = p.get("thresholds") or {}
         return (f"anomaly {p.get('change')}: {a.get('source')}/{a.get('signal')} {key} {a.get('level')} from {a.get('start')}, "
                 f"expected {a.get('expected')} observed {a.get('observed')} depth {a.get('depth')} "

@@ -271,6 +271,8 @@ def _geo_scope(watch: Watch, inc: Incident) -> tuple[str, str]:
     if inc.kind is IncidentKind.regional_outage or inc.scope.regions:
         names = [region_names.get(r, r) for r in inc.scope.regions]
         return ("Multi-regional" if len(names) > 1 else "Regional"), ", ".join(names)
+    if inc.scope.asns and watch.providers and set(inc.scope.asns) >= {p.asn for p in watch.providers}:
+        return "National", "Nationwide"
     if inc.scope.providers or inc.scope.asns:
         nets = inc.scope.providers or [watch.provider_name(a) for a in inc.scope.asns]
         return "National", "Networks: " + ", ".join(nets)
@@ -380,6 +382,7 @@ h1{font-size:24px;margin:8px 0 4px}h2{font-size:19px;border-bottom:2px solid #ee
 h3{font-size:15px;margin:18px 0 6px}
 table{border-collapse:collapse;width:100%;margin:8px 0;font-size:13px}
 th,td{border:1px solid #ddd;padding:4px 6px;text-align:left;vertical-align:top}th{background:#f3f3f3}
+.scroll{overflow-x:auto}.mono{word-break:break-all}
 .meta{color:#555}.ok{color:#1e7e34;font-weight:600}.bad{color:#b00020;font-weight:700}
 .card{border:1px solid #ddd;border-left:6px solid #999;padding:8px 12px;margin:10px 0;border-radius:3px}
 .kind{font-weight:700}.muted{color:#777}.mono{font-family:ui-monospace,Consolas,monospace;font-size:12px}
@@ -555,7 +558,7 @@ def _table(headers: list[str], rows: list[list[str]], empty: str) -> str:
         return f"<p class='muted'>{_e(empty)}</p>"
     head = "".join(f"<th>{_e(h)}</th>" for h in headers)
     body = "".join("<tr>" + "".join(f"<td>{c}</td>" for c in r) + "</tr>" for r in rows)
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+    return f"<div class='scroll'><table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div>"
 
 
 def _incident_card(data: ReportData, inc: Incident) -> str:

@@ -59,7 +59,7 @@ def test_runs_incidents_alerts_tables_and_json(stored):
     for inc in stored["incidents"]:
         assert inc.id in out
     rows = json.loads(run("audit", "incidents", "--json"))
-    assert len(rows) == 6 and all(r["decisions"] == 1 and r["alerts_sent"] == 2 for r in rows)
+    assert len(rows) == 6 and all(r["decisions"] == 1 and r["alerts_queued"] == 2 and r["alerts_sent"] == 2 for r in rows)
     assert sum(r["overrides"] for r in rows) == 1
     # the range filter is on the incident's own window
     day = stored["day"]
