@@ -15,14 +15,19 @@ from prefect.utilities.annotations import quote
 
 from flows.common import resolve_watch
 from pollwatch.models import iso
-from tasks.baseline import baseline_task, fetch_history
-from tasks.collect import collect_file
+from pollwatch.sources import enabled_sources
+from tasks.baseline import baseline_task
+from tasks.collect import collect_file, collect_source
 from tasks.record import record_observations, record_outcome
 
 
 @flow(name="baseline", flow_run_name="baseline-{watch}", log_prints=True)
-def baseline(watch: str, window_end: datetime | None = None, observations: str | None = None) -> dict:
-    """Baseline `watch` over the windows ending at `window_end` (default: now, at most election day - 1 day)."""
+def baseline(watch: str, window_end: datetime | None = None, observations: str | None = None,
+             base_urls: dict[str, str] | None = None) -> dict:
+    """Baseline `watch` over the windows ending at `window_end` (default: now, at most election day - 1 day).
+
+    History comes from `observations` (a JSON Lines file) when given, else from every enabled source
+    (one collect task each, side by side; `base_urls` may point some at mirrors or test servers)."""
     logger = get_run_logger()
     w = resolve_watch(watch)
     end = (window_end or min(datetime.now(timezone.utc), w.at_offset(timedelta(days=-1)))).astimezone(timezone.utc)
@@ -32,8 +37,12 @@ def baseline(watch: str, window_end: datetime | None = None, observations: str |
     if observations:
         obs = [o for o in collect_file(observations, start, end) if o.time < end]
     else:
-        obs, gaps, notices = fetch_history(w, start, end)
-    record_observations(quote(obs))
+        futures = [collect_source.submit(name, w, start, end, (base_urls or {}).get(name)) for name in enabled_sources(w)]
+        results = [f.result() for f in futures]
+        obs = [o for r in results for o in r.observations]
+        gaps = [g for r in results for g in r.gaps]
+        notices = [n for r in results for n in r.notices]
+    record_observations(quote(obs), w.name)
     baselines = baseline_task(w, quote(obs), end)
     if gaps or notices:
         record_outcome(w.name, [], [], quote(gaps), quote(notices))

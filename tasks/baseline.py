@@ -1,9 +1,7 @@
-"""Baseline stage: expected level, spread and coverage per series, persisted with a health artifact;
-and the history fetch of the pre-election phase."""
+"""Baseline stage: expected level, spread and coverage per series, persisted with a health artifact."""
 
 from __future__ import annotations
 
-import asyncio
 from datetime import datetime
 
 from prefect import task
@@ -12,7 +10,7 @@ from prefect.cache_policies import NO_CACHE
 
 from pollwatch import store
 from pollwatch.baseline import compute_baselines, health_rows
-from pollwatch.models import Baseline, Gap, Notice, Observation
+from pollwatch.models import Baseline, Observation
 from pollwatch.playbook import Watch
 
 
@@ -27,15 +25,3 @@ def baseline_task(watch: Watch, observations: list[Observation], window_end: dat
                           description=f"Baselines of {watch.name} for the window ending {window_end:%Y-%m-%d %H:%M} UTC: "
                                       f"{usable} of {len(baselines)} series usable")
     return baselines
-
-
-@task(name="fetch-history", cache_policy=NO_CACHE, retries=1, retry_delay_seconds=5)
-def fetch_history(watch: Watch, start: datetime, end: datetime) -> tuple[list[Observation], list[Gap], list[Notice]]:
-    """The watch's enabled sources over [start, end) (each source chunks and rate-limits itself)."""
-    from pollwatch.sources import collect_sources
-
-    results = asyncio.run(collect_sources(watch, start, end))
-    obs = [o for r in results.values() for o in r.observations]
-    gaps = [g for r in results.values() for g in r.gaps]
-    notices = [n for r in results.values() for n in r.notices]
-    return obs, gaps, notices

@@ -70,3 +70,53 @@ def test_baseline_flow_persists_and_publishes(history, tmp_path: Path):
 
     keys = [a.key for a in asyncio.run(artifact())]
     assert f"baseline-health-{w.name}" in keys
+
+
+SOURCES_WATCH = """
+template: rapid-response.yaml
+name: kz-baseline-sources
+country: KZ
+election_date: 2019-06-12
+timezone: Asia/Almaty
+providers:
+  - {asn: 9198, name: Kazakhtelecom, type: fixed}
+  - {asn: 29355, name: Kcell, type: mobile}
+regions:
+  - {code: KZ-ALA, name: Almaty}
+services:
+  - {name: whatsapp, test: whatsapp}
+signals:
+  bgp: {window: 3h, warm_up: 1h}
+  active_probing: {window: 3h, warm_up: 1h}
+  telescope: {window: 3h, warm_up: 1h}
+  service_failure_rate: {window: 3h, warm_up: 1h}
+  rtt_ms: {window: 3h, warm_up: 1h}
+sources:
+  radar: {enabled: false}
+  ioda: {retries: 0, timeout: 2s}
+  ooni: {retries: 0, timeout: 2s}
+  ripestat: {retries: 0, timeout: 2s}
+"""
+
+
+@pytest.mark.usefixtures("prefect_harness")
+def test_baseline_flow_fetches_history_from_the_sources(tmp_path: Path):
+    from datetime import datetime, timezone
+
+    from flows.baseline import baseline
+    from tests.fakes.observatories import observatories
+
+    watch_file = tmp_path / "kz-baseline-sources.yaml"
+    watch_file.write_text(SOURCES_WATCH)
+    end = datetime(2019, 6, 9, 6, 0, tzinfo=timezone.utc)
+    with observatories() as obs:
+        obs.ripestat.resources["KZ"] = {"asn": ["9198", "29355"], "ipv4": ["2.72.0.0/13"], "ipv6": []}
+        obs.ioda.fail("500", path="/signals/raw/asn")
+        result = baseline(str(watch_file), end, None, obs.base_urls())
+    assert result["series"] > 0 and result["gaps"] > 0  # the failing IODA ASN queries are gaps, not errors
+    with store.session_scope() as s:
+        rows = store.list_baselines(s, "kz-baseline-sources")
+        assert {r.source for r in rows} >= {"ioda", "ooni"}
+        assert all(r.window_end == end for r in rows)
+        gaps = store.list_gaps(s, "kz-baseline-sources")
+        assert {g.entity for g in gaps if g.source == "ioda"} == {"KZ/asn=9198", "KZ/asn=29355"}
