@@ -83,6 +83,8 @@ def iter_observations(path: str | Path) -> Iterator[Observation]:
                 continue
             try:
                 yield observation_from_dict(json.loads(line))
+            except RecursionError:
+                raise FormatError(f"{path}:{lineno}: not valid JSON: nested too deeply") from None
             except json.JSONDecodeError as exc:
                 raise FormatError(f"{path}:{lineno}: not valid JSON: {exc.msg} at column {exc.colno}") from None
             except ValidationError as exc:

@@ -450,6 +450,13 @@ def _resolve_template(name: str, relative_to: Path) -> Path:
 def load_playbook(path: str | Path) -> Playbook | Watch:
     """Load a template or a watch file; a watch is merged over the template it names."""
     path = Path(path)
+    try:
+        return _load_playbook(path)
+    except RecursionError:  # a YAML alias that contains itself, or absurd nesting
+        raise PlaybookError([f"{path}:1: the document refers to itself (recursive YAML alias) or is nested too deeply"]) from None
+
+
+def _load_playbook(path: Path) -> Playbook | Watch:
     data, lines = _load_yaml(path)
     raw = path.read_bytes()
     template_name = data.get("template")

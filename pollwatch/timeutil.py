@@ -20,12 +20,18 @@ def parse_duration(text: str | int | float | timedelta) -> timedelta:
     if isinstance(text, bool):
         raise ValueError(f"expected a duration such as '5m', '-28d' or '1h30m', got {text!r}")
     if isinstance(text, (int, float)):
-        return timedelta(seconds=float(text))
+        try:
+            return timedelta(seconds=float(text))
+        except (OverflowError, ValueError):  # inf, nan, or beyond timedelta's range
+            raise ValueError(f"duration {text!r} is not a finite number of seconds within range") from None
     match = _DURATION.match(str(text))
     if not match or not any(match.group(k) for k in "wdhms"):
         raise ValueError(f"expected a duration such as '5m', '-28d' or '1h30m', got {text!r}")
     parts = {k: int(match.group(k) or 0) for k in "wdhms"}
-    delta = timedelta(weeks=parts["w"], days=parts["d"], hours=parts["h"], minutes=parts["m"], seconds=parts["s"])
+    try:
+        delta = timedelta(weeks=parts["w"], days=parts["d"], hours=parts["h"], minutes=parts["m"], seconds=parts["s"])
+    except OverflowError:
+        raise ValueError(f"duration {text!r} is out of range (at most 999999999 days)") from None
     return -delta if match.group("sign") == "-" else delta
 
 
