@@ -116,7 +116,7 @@ class Observation(BaseModel):
     signal: str
     country: str
     region: str | None = None
-    asn: int | None = None
+    asn: int | None = Field(default=None, ge=0, lt=2**32, description="a 32-bit AS number")
     service: str | None = None
     value: float | None = None
     count: int | None = Field(default=None, ge=0, description="measurements behind a rate")
