@@ -85,8 +85,10 @@ def connectivity_scope(watch: Watch, anomalies: list[Anomaly]) -> tuple[Incident
 
 def affected_share(watch: Watch, asns: list[int], regions: list[str], anomalies: list[Anomaly]) -> float:
     """Share of the country affected: providers, regions, or address space (country-level drop depth)."""
-    provider_share = len(asns) / len(watch.providers) if watch.providers else 0.0
-    region_share = len(regions) / len(watch.regions) if watch.regions else 0.0
+    # only the watch's own providers and regions count (data may name networks the watch does not list)
+    known_regions = {r.code for r in watch.regions} | {r.name for r in watch.regions}
+    provider_share = len([a for a in asns if watch.provider(a) is not None]) / len(watch.providers) if watch.providers else 0.0
+    region_share = len([r for r in regions if r in known_regions]) / len(watch.regions) if watch.regions else 0.0
     address_share = max((a.depth for a in anomalies if a.family is Family.connectivity and a.entity.level == "country"
                          and a.direction.value == "drop"), default=0.0)
     return max(provider_share, region_share, address_share)
