@@ -319,6 +319,8 @@ def detect(
                 s.last_time = t
                 if value is None or (min_count and (count is None or count < min_count)):
                     continue  # missing data: never an anomaly by itself
+                if (value < 0 and c.mode == "ratio") or (min_count and not 0.0 <= value <= 1.0):
+                    continue  # a negative count, or a rate outside [0, 1], is garbage from the source: no data, not an outage
                 judged += 1
                 if s.last_data is not None and t - s.last_data > c.gap:
                     tick_gaps.append((t + lag, ser.key, Gap(
