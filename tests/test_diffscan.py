@@ -172,13 +172,15 @@ _IN_NAMESPACE = """
 import asyncio, json, sys
 from pollwatch.probes.diffscan import DiffscanOptions, PrefixTarget, run_diffscan
 targets = [PrefixTarget(prefix="198.18.1.0/24", asn=1), PrefixTarget(prefix="198.18.2.0/24", asn=2)]
-opts = DiffscanOptions(ports=[443], timeout=0.3, baseline_per_block=8, max_probes=8)
+opts = DiffscanOptions(method=sys.argv[1], ports=[443], timeout=0.3, baseline_per_block=8, max_probes=8)
 result, _ = asyncio.run(run_diffscan(targets, opts))
 print(result.model_dump_json())
 """
 
 
-def test_silent_drops_in_a_network_namespace():
+@pytest.fixture(scope="module")
+def namespace():
+    """A network namespace: 198.18.1.0/24 is local (answers), 198.18.2.0/24 is routed into a black hole."""
     reason = _netns_available()
     if reason:
         pytest.skip(reason)
@@ -190,7 +192,7 @@ def test_silent_drops_in_a_network_namespace():
     subprocess.run(["ip", "netns", "add", ns], check=True)
     try:
         ip("link", "set", "lo", "up")
-        ip("addr", "add", "198.18.1.0/24", "dev", "lo")  # a whole /24 of local hosts: resets, alive
+        ip("addr", "add", "198.18.1.0/24", "dev", "lo")  # a whole /24 of local hosts: resets and echo replies
         # a veth pair whose far end has no address: packets routed into it vanish (silent drop)
         ip("link", "add", "pwa", "type", "veth", "peer", "name", "pwb")
         ip("addr", "add", "198.18.0.1/30", "dev", "pwa")
@@ -198,13 +200,20 @@ def test_silent_drops_in_a_network_namespace():
         ip("link", "set", "pwb", "up")
         ip("neigh", "add", "198.18.0.2", "lladdr", "02:00:00:00:00:02", "dev", "pwa", "nud", "permanent")
         ip("route", "add", "198.18.2.0/24", "via", "198.18.0.2", "dev", "pwa")
-        run = subprocess.run(
-            ["ip", "netns", "exec", ns, sys.executable, "-c", _IN_NAMESPACE], capture_output=True, text=True, timeout=60
-        )
-        assert run.returncode == 0, run.stderr
-        result = json.loads(run.stdout)
+        # this namespace's own ICMP rate limit (the kernel's default, 1000/s with bursts of 50, would drop echo replies)
+        subprocess.run(["ip", "netns", "exec", ns, "sysctl", "-q", "-w", "net.ipv4.icmp_msgs_per_sec=1000000", "net.ipv4.icmp_msgs_burst=1000000"], capture_output=True)
+        yield ns
     finally:
         subprocess.run(["ip", "netns", "del", ns], capture_output=True)
+
+
+@pytest.mark.parametrize("method", ["tcp", "icmp"])
+def test_silent_drops_in_a_network_namespace(namespace, method):
+    run = subprocess.run(
+        ["ip", "netns", "exec", namespace, sys.executable, "-c", _IN_NAMESPACE, method], capture_output=True, text=True, timeout=60
+    )
+    assert run.returncode == 0, run.stderr
+    result = json.loads(run.stdout)
     assert result["down_blocks"] == ["198.18.2.0/24"]
     by_asn = {g["asn"]: g for g in result["groups"]}
     assert (by_asn[1]["up"], by_asn[1]["down"]) == (1, 0)

@@ -32,6 +32,7 @@ import json
 import select
 import socket
 import struct
+import sys
 import time
 from array import array
 from collections import deque
@@ -39,7 +40,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -68,6 +69,7 @@ class DiffscanOptions(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     prefixes: list[PrefixTarget] = Field(default_factory=list, description="targets; empty: the country's from RIPEstat")
+    method: Literal["tcp", "icmp"] = Field(default="tcp", description="tcp: connect to `ports`; icmp: echo requests (needs root or CAP_NET_RAW)")
     ports: list[int] = Field(default_factory=lambda: [80, 443], min_length=1)
     per_block: int = Field(default=4, ge=1, le=254, description="addresses per /24 in each round")
     max_probes: int = Field(default=16, ge=1, le=254, description="addresses per /24 at most (re-probing included)")
@@ -311,6 +313,158 @@ async def tcp_sweep(
     return stats
 
 
+def _checksum(data: bytes) -> int:
+    if len(data) % 2:
+        data += b"\0"
+    words = array("H", data)
+    if sys.byteorder == "little":
+        words.byteswap()  # the Internet checksum sums big-endian 16-bit words
+    total = sum(words)
+    total = (total >> 16) + (total & 0xFFFF)
+    total += total >> 16
+    return ~total & 0xFFFF
+
+
+def icmp_available() -> str | None:
+    """None when this process may send ICMP echo requests over a raw socket, else why not."""
+    try:
+        socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP).close()
+        return None
+    except OSError as exc:
+        return f"no raw ICMP socket ({exc.strerror or exc}): run as root or grant CAP_NET_RAW, or use method tcp"
+
+
+async def icmp_sweep(
+    probes: Iterable[tuple[int, int, int]],
+    record: Callable[[int, bool], None],
+    *,
+    concurrency: int = 1024,
+    timeout: float = 1.5,
+    rate: float | None = None,
+    budget: float | None = None,
+) -> EngineStats:
+    """Like `tcp_sweep`, with ICMP echo requests over one raw socket (the port is ignored).
+
+    The probe's tag travels in the echo payload and comes back in the reply, so a reply is
+    matched to its probe without per-probe state beyond a dict entry; only an echo reply from
+    the probed address is an answer.
+    """
+    loop = asyncio.get_running_loop()
+    sock = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP)
+    sock.setblocking(False)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4 << 20)
+    ident = _hash32(id(sock), int(time.time())) & 0xFFFF
+    it = iter(probes)
+    stats = EngineStats()
+    pending: dict[int, int] = {}  # tag -> address
+    deadlines: deque[tuple[float, int]] = deque()
+    held: list[tuple[int, int, int]] = []  # a probe the socket buffer refused, sent again later
+    launched = 0
+    exhausted = False
+    done: asyncio.Future[None] = loop.create_future()
+    started = time.monotonic()
+    stop_at = started + budget if budget is not None else None
+    tick = min(max(timeout / 8, 0.005), 0.1)
+    seq = 0
+
+    def finish_if_idle() -> None:
+        if exhausted and not pending and not held and not done.done():
+            done.set_result(None)
+
+    def launch() -> None:
+        nonlocal exhausted, launched, seq
+        slots = concurrency - len(pending)
+        if rate is not None:
+            slots = min(slots, int((time.monotonic() - started) * rate) + 1 - launched)
+        now = time.monotonic()
+        if stop_at is not None and now >= stop_at and not exhausted:
+            exhausted = True
+            stats.complete = False
+            held.clear()
+            finish_if_idle()
+            return
+        while slots > 0:
+            if held:
+                addr, _, tag = held.pop()
+            else:
+                try:
+                    addr, _, tag = next(it)
+                except StopIteration:
+                    exhausted = True
+                    finish_if_idle()
+                    return
+            seq = (seq + 1) & 0xFFFF
+            payload = struct.pack("!Q", tag)
+            header = struct.pack("!BBHHH", 8, 0, 0, ident, seq)
+            packet = struct.pack("!BBHHH", 8, 0, _checksum(header + payload), ident, seq) + payload
+            try:
+                sock.sendto(packet, (_ntoa(addr), 0))
+            except BlockingIOError:
+                held.append((addr, 0, tag))  # the send buffer is full: retry on the next timer tick
+                return
+            except OSError as exc:
+                launched += 1
+                if exc.errno in _LOCAL_ERRNOS:
+                    stats.local_errors += 1
+                else:  # no route, network unreachable: nothing answers there
+                    stats.probes += 1
+                    record(tag, False)
+                continue
+            launched += 1
+            pending[tag] = addr
+            deadlines.append((now + timeout, tag))
+            slots -= 1
+
+    def on_readable() -> None:
+        while True:
+            try:
+                data, (source, _) = sock.recvfrom(2048)
+            except (BlockingIOError, InterruptedError):
+                break
+            ihl = (data[0] & 0x0F) * 4
+            if len(data) < ihl + 16 or data[ihl] != 0:  # echo replies only (type 0)
+                continue
+            if struct.unpack_from("!H", data, ihl + 4)[0] != ident:
+                continue
+            tag = struct.unpack_from("!Q", data, ihl + 8)[0]
+            addr = pending.get(tag)
+            if addr is None or _ntoa(addr) != source:
+                continue  # late, duplicate, or not from the probed address
+            del pending[tag]
+            stats.probes += 1
+            stats.answers += 1
+            record(tag, True)
+        launch()
+        finish_if_idle()
+
+    def expire() -> None:
+        now = time.monotonic()
+        while deadlines and (deadlines[0][0] <= now or deadlines[0][1] not in pending):
+            _, tag = deadlines.popleft()
+            if pending.pop(tag, None) is None:
+                continue
+            stats.probes += 1
+            stats.timeouts += 1
+            record(tag, False)
+        launch()
+        finish_if_idle()
+        if not done.done():
+            timer[0] = loop.call_later(tick, expire)
+
+    loop.add_reader(sock.fileno(), on_readable)
+    timer: list[asyncio.TimerHandle] = [loop.call_later(tick, expire)]
+    try:
+        launch()
+        await done
+    finally:
+        timer[0].cancel()
+        loop.remove_reader(sock.fileno())
+        sock.close()
+    stats.elapsed = time.monotonic() - started
+    return stats
+
+
 # --- targets, blocks and beliefs -----------------------------------------------------------------
 
 
@@ -467,7 +621,8 @@ async def run_diffscan(
     blocks: Iterable[int] = range(len(t))
     for rounds in range(1, opts.rounds + 1):
         left = None if opts.time_budget is None else opts.time_budget - total.elapsed
-        stats = await tcp_sweep(
+        sweep = icmp_sweep if opts.method == "icmp" else tcp_sweep
+        stats = await sweep(
             _round_probes(t, blocks, per_block, max_probes, opts), record,
             concurrency=opts.concurrency, timeout=opts.timeout, rate=opts.rate, budget=left,
         )
