@@ -41,6 +41,7 @@ class AuditKind(StrEnum):
     run_start = "run.start"  # a flow run began: id, flow, deployment, parameters, playbook hash, version
     run_end = "run.end"  # a flow run finished: state and summary
     observations = "observations"  # one batch from one source: request, payload hash, count, gaps
+    gaps = "gaps"  # spans without data (never outages by themselves) and operator notices
     anomaly = "anomaly"  # a detector decision: thresholds and inputs, expected vs observed
     incident = "incident"  # a grouping/classification/attribution decision with its evidence
     alert = "alert"  # an alert queued, sent or failed: destination, channel, ts, attempts
@@ -488,6 +489,16 @@ def record_observations(session: Session, *, watch: str | None, source: str, obs
                         window: tuple[datetime, datetime] | None = None, at: datetime | None = None) -> AuditEntry:
     payload = observation_batch_payload(source, observations, gaps, requests, window)
     return append(session, AuditKind.observations, watch, source, payload, at=at)
+
+
+def record_gaps(session: Session, *, watch: str | None, gaps: Iterable[Any] = (), notices: Iterable[Any] = (),
+                at: datetime | None = None) -> AuditEntry:
+    """Data gaps found (a source silent for an entity) and operator notices, as one entry."""
+    gaps, notices = list(gaps), list(notices)
+    return append(session, AuditKind.gaps, watch, None, {
+        "gaps": [_plain(g) for g in gaps], "notices": [_plain(n) for n in notices],
+        "sources": sorted({g.source for g in gaps} | {n.source for n in notices}),
+    }, at=at)
 
 
 def _signal_thresholds(watch_cfg: Any, signal: str) -> dict[str, Any] | None:

@@ -166,6 +166,8 @@ def _describe(e: Any) -> str:
     if e.kind == "observations":
         return (f"{p.get('count')} observations from {p.get('source')} {_iso(p.get('first'))}..{_iso(p.get('last'))}"
                 f", {p.get('no_data', 0)} without data, {len(p.get('gaps', []))} gaps, hash {str(p.get('observations_hash'))[:12]}")
+    if e.kind == "gaps":
+        return f"{len(p.get('gaps', []))} data gaps, {len(p.get('notices', []))} notices from {', '.join(p.get('sources', []))}"
     if e.kind == "anomaly":
         a = p.get("anomaly", {})
         from pollwatch.models import entity_key

@@ -124,10 +124,15 @@ def collect(session: Session, watch: Watch, since: datetime, until: datetime, ma
 def _collect_series(session: Session, watch: Watch, since: datetime, until: datetime, anomalies: dict[str, Anomaly],
                     incidents: list[Incident], max_charts: int, max_points: int) -> tuple[list[Series], int]:
     longest = max((s.window for s in watch.signals.values()), default=timedelta(days=1))
-    obs = store.query_observations(session, country=watch.country, since=since - longest, until=until)
+    # Plain rows, not Observation models: a report reads every point of weeks of data.
+    t = store.ObservationRow.__table__.c
+    rows = session.execute(
+        select(t.source, t.signal, t.entity, t.time, t.value)
+        .where(t.country == watch.country, t.time >= since - longest, t.time < until).order_by(t.time)
+    )
     by_series: dict[tuple[str, str, str], list[tuple[datetime, float | None]]] = defaultdict(list)
-    for o in obs:
-        by_series[(o.source, o.signal, o.entity_key)].append((o.time, o.value))
+    for source, signal, entity, time, value in rows:
+        by_series[(source, signal, entity)].append((time, value))
     anomalous: dict[tuple[str, str, str], set[str]] = defaultdict(set)
     for inc in incidents:
         for aid in inc.anomaly_ids:

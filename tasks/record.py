@@ -73,6 +73,8 @@ def record_outcome(
         store.save_incidents(s, incidents)
         store.add_gaps(s, watch, gaps)
         store.add_notices(s, notices)
+        if gaps or notices:
+            audit.record_gaps(s, watch=watch, gaps=gaps, notices=notices)
         if state is not None and tick is not None:
             store.save_watch_state(s, watch, state.model_dump(mode="json"), tick)
             store.mark_tick_done(s, watch, tick, flow_run_id, summary or {})

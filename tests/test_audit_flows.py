@@ -67,6 +67,9 @@ def test_replay_is_on_record_and_in_the_report(small_watch, tmp_path: Path):
         batches = audit.entries(s, kind="observations", watch=kz_watch.name)
         assert {b.subject for b in batches} == {o.source for o in sc.observations}
         assert sum(b.payload["count"] for b in batches) == len(sc.observations)
+        stored_gaps = store.list_gaps(s, kz_watch.name)
+        logged_gaps = [g for e in audit.entries(s, kind="gaps", watch=kz_watch.name) for g in e.payload["gaps"]]
+        assert len(logged_gaps) >= len(stored_gaps)  # every gap the run found is on record
         anomalies = audit.entries(s, kind="anomaly", watch=kz_watch.name)
         assert anomalies and all(a.payload["thresholds"]["critical"] is not None for a in anomalies)
         decided = audit.incidents(s, kz_watch.name)
