@@ -112,7 +112,7 @@ def test_other_sources_carry_on_when_one_is_down(obs, kz_watch, tmp_path):
 def test_an_unexpected_crash_is_still_a_gap_and_a_notice(obs, kz_watch, monkeypatch):
     from pollwatch.sources import ooni
 
-    def boom(payload):
+    def boom(*args):
         raise RuntimeError("parser exploded")
 
     monkeypatch.setattr(ooni, "parse_aggregation", boom)

@@ -75,6 +75,13 @@ class CollectResult(BaseModel):
     failed_requests: int = 0
     seconds: float = 0.0
 
+    def __repr__(self) -> str:
+        # short on purpose: asyncio and loggers repr results, and a full repr of thousands of observations costs seconds
+        return (f"CollectResult(source={self.source!r}, observations={len(self.observations)}, gaps={len(self.gaps)}, "
+                f"notices={len(self.notices)}, corroborations={len(self.corroborations)}, requests={self.requests})")
+
+    __str__ = __repr__
+
     def merge(self, other: "CollectResult") -> "CollectResult":
         """Another result's records appended to this one's (same source or a combined view)."""
         self.observations.extend(other.observations)

@@ -18,15 +18,17 @@ from __future__ import annotations
 import asyncio
 import email.utils
 import hashlib
-import json
 import random
+import ssl
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
+import certifi
 import httpx
+import orjson
 
 from pollwatch import __version__
 from pollwatch.models import Provenance
@@ -114,6 +116,17 @@ class RateLimiter:
         return wait
 
 
+_SSL_CONTEXT: ssl.SSLContext | None = None
+
+
+def ssl_context() -> ssl.SSLContext:
+    """One verifying TLS context per process: loading the CA bundle costs ~80 ms of CPU per client otherwise."""
+    global _SSL_CONTEXT
+    if _SSL_CONTEXT is None:
+        _SSL_CONTEXT = ssl.create_default_context(cafile=certifi.where())
+    return _SSL_CONTEXT
+
+
 class HttpClient:
     """One source's connection to one API base URL; use as `async with HttpClient(...) as http:`."""
 
@@ -151,6 +164,7 @@ class HttpClient:
             timeout=httpx.Timeout(timeout),
             headers={"User-Agent": USER_AGENT, "Accept": "application/json", **(headers or {})},
             transport=transport,
+            verify=ssl_context(),
             limits=httpx.Limits(max_connections=max_concurrency, max_keepalive_connections=max_concurrency),
             follow_redirects=True,
         )
@@ -238,7 +252,7 @@ class HttpClient:
         raw = resp.content
         digest = hashlib.sha256(raw).hexdigest()
         try:
-            payload = json.loads(raw)
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            payload = orjson.loads(raw)  # several times faster than json on OONI's large aggregation answers
+        except orjson.JSONDecodeError as exc:
             raise FetchError("malformed", f"response is not valid JSON ({exc.__class__.__name__}: {exc}; {len(raw)} bytes)", shown, status=resp.status_code, attempts=attempts) from None
         return Fetched(payload=payload, url=shown, fetched_at=datetime.now(timezone.utc), payload_hash=digest, status=resp.status_code, attempts=attempts, size=len(raw))

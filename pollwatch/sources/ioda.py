@@ -2,7 +2,7 @@
 
 Signals come from `GET /signals/raw/{entityType}/{entityCode}?from=&until=&datasource=` (unix
 seconds; IODA refuses ranges of 100 days or more, so longer ranges are split). Several entity
-codes go in one request, comma separated (`options.entities_per_request`, default 25). The
+codes go in one request, comma separated (`options.entities_per_request`, default 50). The
 response envelope is `{type, metadata, requestParameters, error, perf, data, copyright}` where
 `data` holds, per entity, a list of series `{entityType, entityCode, datasource, from, until,
 step, nativeStep, values}`; value i is at `from + i*step` and `null` means no data.
@@ -120,7 +120,7 @@ class IodaSource(Source):
         watch = run.watch
         run.expected = self.expected(watch)
         entities = self.entities(watch)
-        per_request = max(1, int(self.options.get("entities_per_request", 25)))
+        per_request = max(1, int(self.options.get("entities_per_request", 50)))
         chunks = _time_chunks(run.start, run.end, MAX_RANGE)
         jobs = []
         for ds in self.datasources(watch):

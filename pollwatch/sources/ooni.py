@@ -4,7 +4,7 @@
 &time_grain=hour&axis_x=measurement_start_day&axis_y=probe_asn` returns rows of
 `anomaly_count, confirmed_count, failure_count, ok_count, measurement_count` per hour and ASN.
 One request covers one test (and, for `web_connectivity`, one domain) for many ASNs
-(`options.asns_per_request`, default 100); a service with several domains sums their counts.
+(`options.asns_per_request`, default 250); a service with several domains sums their counts.
 `since`/`until` are dates and the API allows hourly grain for at most 7 days, so longer ranges
 are split into weeks.
 
@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+from functools import lru_cache
 from collections import defaultdict
 from datetime import date, datetime, timedelta, timezone
 from typing import Any
@@ -53,8 +54,12 @@ class OoniRow(BaseModel):
 _ROWS = TypeAdapter(list[OoniRow])
 
 
-def parse_aggregation(payload: Any) -> list[OoniRow]:
-    """The rows of an /api/v1/aggregation response with axis_x=measurement_start_day, axis_y=probe_asn."""
+def parse_aggregation(payload: Any, hours: tuple[datetime, datetime] | None = None) -> list[OoniRow]:
+    """The rows of an /api/v1/aggregation response with axis_x=measurement_start_day, axis_y=probe_asn.
+
+    With `hours=(lo, hi)`, rows of other hours are dropped before validation (OONI answers whole
+    days; a tick needs an hour or two of them).
+    """
     if not isinstance(payload, dict):
         raise ShapeError(f"expected a JSON object with 'result', got {type(payload).__name__}")
     if payload.get("error"):
@@ -66,6 +71,20 @@ def parse_aggregation(payload: Any) -> list[OoniRow]:
         result = [result]
     if not isinstance(result, list):
         raise ShapeError(f"'result' should be a list of rows, got {type(result).__name__}")
+    if hours is not None:
+        lo, hi = hours
+        kept = []
+        for item in result:
+            if not isinstance(item, dict):
+                raise ShapeError(f"a row should be an object, got {type(item).__name__}")
+            day = item.get("measurement_start_day")
+            try:
+                if isinstance(day, str) and not lo <= _hour_of(day) < hi:
+                    continue
+            except ValueError:
+                pass  # validation below reports it
+            kept.append(item)
+        result = kept
     try:
         return _ROWS.validate_python(result)  # one call for all rows: thousands per response
     except ValidationError as exc:
@@ -73,6 +92,7 @@ def parse_aggregation(payload: Any) -> list[OoniRow]:
         raise ShapeError(f"row {'.'.join(str(x) for x in err['loc'])}: {err['msg']}") from None
 
 
+@lru_cache(maxsize=4096)
 def _hour_of(text: str) -> datetime:
     t = text.strip()
     if len(t) == 10:  # a day grain came back
@@ -116,7 +136,7 @@ class OoniSource(Source):
         if not asns or not self.services(watch):
             run.info.append("no providers or no services in the watch: nothing to ask OONI for")
             return
-        per_request = max(1, int(self.options.get("asns_per_request", 100)))
+        per_request = max(1, int(self.options.get("asns_per_request", 250)))
         asn_groups = [asns[i : i + per_request] for i in range(0, len(asns), per_request)]
         windows = _date_windows(run.start, run.end)
         jobs = []
@@ -142,7 +162,7 @@ class OoniSource(Source):
             }
             try:
                 fetched = await http.get_json("/api/v1/aggregation", params)
-                rows = parse_aggregation(fetched.payload)
+                rows = parse_aggregation(fetched.payload, (floor_time(run.start, HOUR), run.end))
             except (FetchError, ShapeError) as exc:
                 if isinstance(exc, ShapeError):
                     exc = shape_failure(exc)

@@ -12,7 +12,8 @@ Each fake serves the documented response shapes from small data the tests set th
 Fault modes: "500", "429" (with Retry-After: `retry_after`), "hang" (sleeps `hang_seconds`,
 then answers), "truncated" (half a JSON body, HTTP 200), "wrong_shape" (valid JSON, wrong
 structure), "empty" (a valid, empty result), "echo_auth" (HTTP 400 echoing the Authorization
-header, to prove secrets are scrubbed). `latency` delays every response (benchmarks).
+header, to prove secrets are scrubbed). `latency` delays every response and `cache_responses`
+serves repeated queries from memory (benchmarks: the API's own work is not what they measure).
 Every request is recorded in `requests` (path, query, headers).
 """
 
@@ -64,6 +65,8 @@ class FakeAPI:
         self.retry_after = "1"
         self.hang_seconds = 5.0
         self.requests: list[Recorded] = []
+        self.cache_responses = False  # benchmarks: serve repeated queries from memory, like a warm API
+        self._cache: dict[str, tuple[int, bytes]] = {}
         self._faults: list[_Fault] = []
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -155,12 +158,16 @@ class FakeAPI:
             status, body = 400, json.dumps({"error": f"bad request with Authorization {h.headers.get('Authorization')}"}).encode()
         elif fault == "wrong_shape":
             body = json.dumps({"unexpected": [1, 2, 3], "note": "not the documented shape"}).encode()
+        elif fault is None and self.cache_responses and h.path in self._cache:
+            status, body = self._cache[h.path]
         else:
             try:
                 status, payload = self.respond(path, query, h.headers, empty=(fault == "empty"))
             except Exception as exc:  # a bug in the fake must show up as a 500, not a hung client
                 status, payload = 500, {"error": f"fake crashed: {exc!r}"}
             body = json.dumps(payload).encode()
+            if fault is None and self.cache_responses:
+                self._cache[h.path] = (status, body)
             if fault == "truncated":
                 body = body[: max(1, len(body) // 2)]
         try:
