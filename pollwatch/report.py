@@ -364,7 +364,7 @@ def markdown_summary(data: ReportData, html_path: str | None = None) -> str:
         f"blind spots: {len(data.blind_spots)}",
         f"- Audit chain: {chain.get('entries', 0)} entries, "
         + ("verified intact" if chain.get("ok") else f"**BROKEN**: {chain.get('first_problem')}")
-        + (f", head {chain.get('head_seq')} `{(chain.get('head_hash') or '')[:16]}`" if chain.get("head_seq") else ""),
+        + (f", head entry {chain.get('head_seq')} `{chain.get('head_hash')}`" if chain.get("head_seq") else ""),
         f"- Playbook content hash `{(w.content_hash or '-')[:16]}`, pollwatch {data.version}",
     ]
     if html_path:

@@ -104,6 +104,10 @@ def test_report_and_keepiton_export(stored, tmp_path):
         assert [e.subject for e in reports] == ["html-report", "keepiton-csv"]
         assert audit.verify(s).ok
     run("report", "no-such-watch", code=2)
+    # without a range: the watch's heightened phase (E-1d .. E+3d), which holds election day
+    doc = json.loads(run("report", "kz-2019-presidential", "-o", str(tmp_path / "d.html"), "--json"))
+    assert doc["incidents"] == 6 and doc["path"].endswith("d.html")
+    assert "must be after" in run("report", "kz-2019-presidential", "--from", until, "--until", since, code=2)
 
 
 def test_override_is_saved_and_logged(stored):
