@@ -50,6 +50,11 @@ def test_untouched_log_verifies_and_links():
 def test_empty_log_verifies():
     v = _verify()
     assert v.ok and v.entries == 0
+    with store.session_scope() as s:
+        head = audit.export_head(s)
+    assert head["seq"] == 0 and _verify(head).ok
+    _fill(2)
+    assert _verify(head).ok
 
 
 def test_canonical_json_is_order_independent():
