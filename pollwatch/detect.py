@@ -32,7 +32,8 @@ points of (drop % x minutes); `combined_severity()` multiplies the per-source su
 
 Missing data (value null, or a rate from fewer than `min_count` measurements) never opens or
 closes an anomaly and never enters a history; silence longer than `options.gap_steps` (3)
-native steps is reported as a Gap. The state is compact JSON: bounded histories on a grid of
+native steps is reported as a Gap: once while it lasts (end = the tick), and complete when data
+resumes (same start, so the store merges them). The state is compact JSON: bounded histories on a grid of
 slots (no timestamps), running accumulators, the open anomaly.
 """
 
@@ -46,7 +47,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from pollwatch.models import Anomaly, AnomalyEvent, Direction, Gap, Observation, entity_key, series_key, stable_id
+from pollwatch.models import Anomaly, AnomalyEvent, Direction, Gap, Observation, entity_key, iso, series_key, stable_id
 from pollwatch.playbook import SignalConfig, Watch
 from pollwatch.timeutil import parse_duration
 
@@ -82,6 +83,7 @@ class SeriesState(BaseModel):
     first_seen: float | None = None
     last_time: float | None = None  # newest point processed (with or without data)
     last_data: float | None = None  # newest point with usable data
+    silent: bool = False  # a running silence has been reported as a gap
     # moving median: the (inpainted) history on the native-step grid, hist[i] is slot h0 + i
     h0: int | None = None
     hist: list[float | None] = Field(default_factory=list)
@@ -326,6 +328,7 @@ def detect(
                     tick_gaps.append((t + lag, ser.key, Gap(
                         source=ser.meta.source, signal=ser.meta.signal, entity=ser.meta.entity_key, start=_dt(s.last_data + c.step),
                         end=_dt(t - c.step), reason="no data from the source for this series")))
+                s.silent = False
                 if s.first_seen is None:
                     s.first_seen = t
                 out: list[AnomalyEvent] = []
@@ -334,6 +337,22 @@ def detect(
                 for ev in out:
                     tick_events.append((t + lag, ser.key, len(tick_events), ev))
             ser.idx = i
+        # a series that has gone silent is reported once, while silent (and again, complete, when data resumes)
+        for key in _known_keys(old, work):
+            st = work.get(key) or old[key]
+            if st.last_data is None or st.silent:
+                continue
+            c = cfgs.get(key.split(":", 2)[1]) or _cfg_for(cfgs, signals, key)
+            if c is None or tick_ts - c.lag - st.last_data <= c.gap:
+                continue
+            w = work.get(key)
+            if w is None:
+                w = work[key] = _Work(old[key])
+            w.silent = True
+            source, signal, entity = key.split(":", 2)
+            tick_gaps.append((tick_ts, key, Gap(
+                source=source, signal=signal, entity=entity, start=_dt(st.last_data + c.step), end=_dt(tick_ts - c.lag),
+                reason=f"no data from the source for this series since {iso(_dt(st.last_data))} (still silent)")))
         if tick_events:
             tick_events.sort(key=lambda x: (x[0], x[1], x[2]))
             events.extend(ev for *_, ev in tick_events)
@@ -345,6 +364,19 @@ def detect(
     for key, w in work.items():
         new_series[key] = w.to_state()
     return DetectResult(state=DetectorState(series=new_series, last_tick=last_tick), events=events, gaps=gaps, judged=judged)
+
+
+def _known_keys(old: dict[str, SeriesState], work: dict[str, _Work]) -> list[str]:
+    return sorted(set(old) | set(work)) if work.keys() - old.keys() else sorted(old)
+
+
+def _cfg_for(cfgs: dict[str, _Cfg], signals: dict[str, SignalConfig], key: str) -> _Cfg | None:
+    signal = key.split(":", 2)[1]
+    cfg = signals.get(signal)
+    if cfg is None:
+        return None
+    c = cfgs[signal] = _Cfg(cfg)
+    return c
 
 
 # --- anomaly lifecycle shared by the detectors -----------------------------------------------
