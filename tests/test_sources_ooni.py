@@ -86,6 +86,10 @@ def test_anomaly_rate_only_when_the_playbook_defines_it(ooni, kz_watch):
     assert {o.signal for o in res.observations} == {"service_failure_rate", "service_anomaly_rate"}
 
 
-def test_partial_hour_range_is_floored_to_the_hour(ooni, kz_watch):
-    res = collect(ooni, kz_watch, T0 + timedelta(minutes=35), T0 + timedelta(minutes=50))
+def test_only_complete_hours_are_emitted(ooni, kz_watch):
+    # a 5-minute tick at 01:05 re-reads 00:55-01:05: the 00:00 hour is complete, 01:00 is still filling up
+    res = collect(ooni, kz_watch, T0 + timedelta(minutes=55), T0 + timedelta(hours=1, minutes=5))
+    assert {o.time for o in res.observations} == {T0}
+    assert collect(ooni, kz_watch, T0 + timedelta(minutes=35), T0 + timedelta(minutes=50)).observations == []
+    res = collect(ooni, kz_watch, T0 + timedelta(minutes=35), T0 + timedelta(minutes=50), partial_hours=True)
     assert {o.time for o in res.observations} == {T0}

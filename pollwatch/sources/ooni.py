@@ -8,7 +8,8 @@ One request covers one test (and, for `web_connectivity`, one domain) for many A
 `since`/`until` are dates and the API allows hourly grain for at most 7 days, so longer ranges
 are split into weeks.
 
-Each (service, ASN, hour) becomes a `service_failure_rate` observation with
+Only complete hours are emitted (an hour whose end is after the range's end is left for a later
+tick; `options.partial_hours: true` emits it anyway). Each (service, ASN, hour) becomes a `service_failure_rate` observation with
 value = (anomaly + confirmed + failure) / measurements and `count` = measurements: a rate from
 2 measurements is not a rate from 200. An hour without measurements is `value=None, count=0`
 (no data; never a 0.0 rate). When the playbook defines `service_anomaly_rate`, it is emitted
@@ -192,8 +193,11 @@ class OoniSource(Source):
         signals = self.signals(run.watch)
         lo = max(floor_time(run.start, HOUR), datetime(since.year, since.month, since.day, tzinfo=timezone.utc))
         hi = min(run.end, datetime(until.year, until.month, until.day, tzinfo=timezone.utc))
+        partial = bool(self.options.get("partial_hours", False))
         hour = lo
         while hour < hi:
+            if not partial and hour + HOUR > run.end:
+                break  # an hour still filling up is left for the tick that completes it (detectors judge a time once)
             for a in asns:
                 anomalies, failures, total, _ = counts.get((a, hour), (0, 0, 0, 0))
                 base = dict(time=hour, source="ooni", country=cc, asn=a, service=svc.name, provenance=prov)
