@@ -1,27 +1,70 @@
-"""Notify stage: alerts into the outbox first, then delivered in order by a sink."""
+"""Notify stage: alerts into the outbox first, then delivered in order, each once.
+
+Delivery goes to Slack when credentials exist (a bot token: threads, edits, charts; else an
+incoming webhook), otherwise to the console with the same content. Credentials are read here,
+not in the core: Prefect Secret blocks `slack-bot-token` / `slack-webhook-url` first, then
+POLLWATCH_SLACK_BOT_TOKEN / POLLWATCH_SLACK_WEBHOOK_URL. They are passed on as SecretStr only.
+"""
 
 from __future__ import annotations
 
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
+from pydantic import SecretStr
 
 from pollwatch import store
-from pollwatch.alerts import ConsoleSink, Sink, build_alerts
-from pollwatch.models import Alert, AlertState, IncidentEvent
+from pollwatch.alerts import build_alerts
+from pollwatch.models import Alert, AlertState, Anomaly, IncidentEvent, Notice
+from pollwatch.notify import ConsoleTransport, DeliveryReport, Transport, choose_transport, deliver_outbox, notice_alerts
 from pollwatch.playbook import Watch
-
-
-def default_sink() -> Sink:
-    """The console, until Slack credentials are configured."""
-    return ConsoleSink()
-
+from pollwatch.settings import get_settings
 
 REPLAY = "replay"
+BOT_TOKEN_BLOCK = "slack-bot-token"
+WEBHOOK_BLOCK = "slack-webhook-url"
+
+
+def _secret_block(name: str) -> SecretStr | None:
+    """The value of a Prefect Secret block, or None when there is no such block (or no API to ask)."""
+    from prefect.blocks.system import Secret
+
+    try:
+        value = Secret.load(name, _sync=True).get()  # type: ignore[call-arg]
+    except Exception:  # missing block, no server: fall back to the environment
+        return None
+    return SecretStr(str(value)) if value else None
+
+
+def slack_credentials() -> tuple[SecretStr | None, SecretStr | None]:
+    """(bot token, webhook URL): Secret blocks take precedence over the environment."""
+    settings = get_settings()
+    token = _secret_block(BOT_TOKEN_BLOCK) or settings.slack_bot_token
+    webhook = None if token else (_secret_block(WEBHOOK_BLOCK) or settings.slack_webhook_url)
+    return token, webhook
+
+
+def default_transport() -> Transport:
+    """Slack when credentials are configured, else the console (charts written under POLLWATCH_HOME/charts)."""
+    settings = get_settings()
+    token, webhook = slack_credentials()
+    transport = choose_transport(token, webhook, base_url=settings.slack_base_url)
+    if isinstance(transport, ConsoleTransport):
+        transport.chart_dir = settings.home / "charts"
+    return transport
+
+
+def _flow_run_url() -> str | None:
+    from prefect.runtime import flow_run
+    from prefect.settings import PREFECT_UI_URL
+
+    run_id, ui = flow_run.get_id(), PREFECT_UI_URL.value()
+    return f"{ui}/runs/flow-run/{run_id}" if run_id and ui and str(ui).startswith("http") else None
 
 
 @task(name="notify", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=[2, 10])
-def notify_task(watch: Watch, events: list[IncidentEvent], replay: bool = False) -> list[Alert]:
-    """Store an alert per incident event in the outbox, then deliver everything pending for the watch.
+def notify_task(watch: Watch, events: list[IncidentEvent], replay: bool = False, notices: list[Notice] | None = None,
+                anomalies: list[Anomaly] | None = None) -> list[Alert]:
+    """Store an alert per incident event (and per operator notice) in the outbox, then deliver everything pending.
 
     A replay records the alerts that would have been sent (destination `replay`, never delivered).
     Returns the alerts built from `events`, whether or not an earlier run already delivered them.
@@ -31,30 +74,20 @@ def notify_task(watch: Watch, events: list[IncidentEvent], replay: bool = False)
         alerts = [a.model_copy(update={"destination": REPLAY, "idempotency_key": f"{REPLAY}:{a.idempotency_key}",
                                        "id": f"r{a.id[1:]}", "state": AlertState.sent}) for a in alerts]
     with store.session_scope() as s:
-        store.enqueue_alerts(s, alerts)
+        store.enqueue_alerts(s, alerts + ([] if replay else notice_alerts(watch, notices or [])))
     if not replay:
-        deliver_pending(watch.name, watch.alerts.channel)
+        deliver_pending(watch, anomalies=anomalies)
     return alerts
 
 
-def deliver_pending(watch: str, destination: str, sink: Sink | None = None) -> int:
-    """Send every undelivered alert of the watch to `destination`, oldest first; stop at the first failure to keep order."""
-    sink = sink or default_sink()
+def deliver_pending(watch: Watch, transport: Transport | None = None, anomalies: list[Anomaly] | None = None) -> DeliveryReport:
+    """Send every undelivered alert of the watch, oldest first per channel; Slack trouble leaves them pending."""
     logger = get_run_logger()
-    sent = 0
-    with store.session_scope() as s:
-        pending = store.pending_alerts(s, watch, destination)
-    for alert in pending:
-        try:
-            state, ref = sink.deliver(alert)
-        except Exception as exc:  # delivery trouble is recorded, the alert stays pending
-            with store.session_scope() as s:
-                store.mark_alert(s, alert.id, AlertState.pending, error=type(exc).__name__)
-            logger.warning("alert %s not delivered yet: %s", alert.id, type(exc).__name__)
-            break
-        with store.session_scope() as s:
-            store.mark_alert(s, alert.id, state, remote_ref=ref)
-        if state is not AlertState.sent:
-            break
-        sent += 1
-    return sent
+    transport = transport or default_transport()
+    report = deliver_outbox(watch, transport, flow_run_url=_flow_run_url(), anomalies=anomalies)
+    logger.info("alerts via %s: %d delivered (%d posts, %d edits, %d held for the hourly limit, %d below thresholds, "
+                "%d found already posted)", report.transport, len(report.sent), report.posted, report.edited, report.held,
+                report.skipped, report.recovered)
+    for channel, error in report.errors.items():
+        logger.warning("alerts for %s not delivered yet (%d waiting): %s", channel, report.waiting.get(channel, 0), error)
+    return report

@@ -53,10 +53,10 @@ def test_watch_tick_is_idempotent_and_alerts_once(kz_watch, tmp_path: Path, caps
     assert first["skipped"] is False
     second = watch_tick(str(KZ_WATCH), start, str(obs))
     assert second["incident_events"] == 1
-    assert "[STARTED] Nationwide internet outage in KZ" in capsys.readouterr().out
+    assert "ONGOING: Nationwide internet outage in Kazakhstan (KZ)" in capsys.readouterr().out  # the console sink
     again = watch_tick(str(KZ_WATCH), start, str(obs))
     assert again["skipped"] is True
-    assert "[STARTED]" not in capsys.readouterr().out
+    assert "Nationwide internet outage" not in capsys.readouterr().out
     with store.session_scope() as s:
         alerts = store.list_alerts(s, kz_watch.name)
         assert [a.event for a in alerts] == ["start"] and alerts[0].state.value == "sent"

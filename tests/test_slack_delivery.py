@@ -20,7 +20,7 @@ TOKEN = "xoxb-canary-1111-2222-DO-NOT-LEAK"
 TINY_PNG = b"\x89PNG\r\n\x1a\n" + b"0" * 64
 
 
-def tiny_chart(watch, inc, stage):
+def tiny_chart(watch, inc, anomalies):
     return TINY_PNG
 
 

@@ -38,7 +38,7 @@ log = logging.getLogger("pollwatch.notify")
 NOTICE_EVENT = "notice"
 OPS_INCIDENT = "-"  # incident_id of operator notices in the outbox
 
-ChartFn = Callable[[Watch, Incident, str], "bytes | None"]
+ChartFn = Callable[[Watch, Incident, list[Anomaly]], "bytes | None"]  # PNG of an incident, or None
 
 
 @dataclass
@@ -108,11 +108,10 @@ def _held_root(text: str | None) -> bool:
 def store_chart(url: str | None = None) -> ChartFn:
     """A chart function reading the incident's anomalies and observations from the store."""
 
-    def make(watch: Watch, inc: Incident, stage: str) -> bytes | None:
+    def make(watch: Watch, inc: Incident, anomalies: list[Anomaly]) -> bytes | None:
         from pollwatch.charts import incident_chart
 
         with store.session_scope(url) as s:
-            anomalies = _anomalies(s, watch, inc)
             start, end = incident_chart_window(inc)
             obs = store.query_observations(s, country=inc.country, since=start, until=end)
         return incident_chart(watch, inc, anomalies, obs)
@@ -143,7 +142,7 @@ class OutboxDelivery:
 
     def __init__(self, watch: Watch, transport: Transport, *, url: str | None = None, links: Links | None = None,
                  chart: ChartFn | None = None, retry_delays: Sequence[float] = (1.0, 3.0),
-                 now: Callable[[], datetime] | None = None):
+                 now: Callable[[], datetime] | None = None, anomalies: Sequence[Anomaly] | None = None):
         self.watch, self.t, self.url = watch, transport, url
         self.routing = watch.alerts
         self.links = links or Links()
@@ -153,6 +152,7 @@ class OutboxDelivery:
         self.scrub: Scrubber = getattr(transport, "scrub", Scrubber())
         self.report = DeliveryReport(transport=transport.name)
         self._roots: dict[str, Ref] = {}
+        self._known = {a.id: a for a in anomalies or []}  # this tick's anomalies, maybe not stored yet
 
     # --- entry ---------------------------------------------------------------------------
     def run(self) -> DeliveryReport:
@@ -289,7 +289,9 @@ class OutboxDelivery:
 
     def _anoms(self, inc: Incident) -> list[Anomaly]:
         with store.session_scope(self.url) as s:
-            return _anomalies(s, self.watch, inc)
+            found = {a.id: a for a in _anomalies(s, self.watch, inc)}
+        found.update({i: self._known[i] for i in inc.anomaly_ids if i in self._known})
+        return list(found.values())
 
     def _mention(self, inc: Incident) -> str | None:
         return render.mention_markup(self.routing.mention_critical) if routing.critical(self.routing, inc) else None
@@ -366,7 +368,7 @@ class OutboxDelivery:
         try:
             if suspect and self.t.has_file(root.channel, root.root_ts, filename):
                 return
-            data = self.chart(self.watch, inc, stage)
+            data = self.chart(self.watch, inc, self._anoms(inc))
             if not data:
                 return
             title = f"{render.KIND_TITLES[inc.kind]} in {inc.country}: signals against their baseline"
@@ -402,7 +404,8 @@ class OutboxDelivery:
 
 
 def deliver_outbox(watch: Watch, transport: Transport, *, url: str | None = None, flow_run_url: str | None = None,
-                   chart: ChartFn | None = None, retry_delays: Sequence[float] = (1.0, 3.0)) -> DeliveryReport:
+                   chart: ChartFn | None = None, retry_delays: Sequence[float] = (1.0, 3.0),
+                   anomalies: Sequence[Anomaly] | None = None) -> DeliveryReport:
     """Deliver every pending alert of `watch` through `transport`, in order, each once."""
     return OutboxDelivery(watch, transport, url=url, links=Links(flow_run_url=flow_run_url), chart=chart,
-                          retry_delays=retry_delays).run()
+                          retry_delays=retry_delays, anomalies=anomalies).run()

@@ -339,7 +339,7 @@ class ConsoleTransport:
     def post(self, channel: str, msg: Message, *, thread_ts: str | None = None, broadcast: bool = False) -> tuple[str, str]:
         self._n += 1
         where = f"{channel} (thread {thread_ts})" if thread_ts else channel
-        print(f"--- {where} ---\n{msg.plain()}", file=self.stream, flush=True)
+        self._write(f"--- {where} ---\n{msg.plain()}")
         return channel, f"{time.time():.6f}"
 
     def update(self, channel: str, ts: str, msg: Message) -> None:
@@ -357,4 +357,10 @@ class ConsoleTransport:
         self.chart_dir.mkdir(parents=True, exist_ok=True)
         path = self.chart_dir / filename
         path.write_bytes(data)
-        print(f"    chart: {path}", file=self.stream, flush=True)
+        self._write(f"    chart: {path}")
+
+    def _write(self, text: str) -> None:
+        # written, not print()ed: inside a Prefect run with log_prints, print() becomes a log record
+        self.stream.write(text + "\n")
+        self.stream.flush()
+        log.info("%s", text)
