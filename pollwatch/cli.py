@@ -28,6 +28,8 @@ from pollwatch.cli_audit import app as audit_cli  # noqa: E402 (audit, report, e
 app.add_typer(audit_cli)
 from pollwatch.cli_sources import app as sources_app  # noqa: E402  (`pollwatch fetch`, `pollwatch coverage`)
 app.add_typer(sources_app)
+from pollwatch.cli_alerts import app as alerts_cli  # noqa: E402 (alerts check, outbox, deliver)
+app.add_typer(alerts_cli, name="alerts")
 
 
 def _quiet_prefect() -> None:

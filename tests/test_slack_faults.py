@@ -154,3 +154,20 @@ def test_500_on_every_try_leaves_it_for_the_next_tick(kz_watch, fake):
     report = deliver(kz_watch, transport(fake))
     assert report.ok and len(fake.roots("pollwatch-kz")) == 1
     assert len(fake.roots("pollwatch-ops")) == 2
+
+
+def test_rejected_blocks_fall_back_to_text_and_a_deleted_root_does_not_block(kz_watch, fake):
+    alerts = alerts_for(kz_watch, story(nationwide(kz_watch), updates=1))
+    enqueue(alerts[:1])
+    fake.fail("chat.postMessage", "api_error", error="invalid_blocks")
+    assert deliver(kz_watch, transport(fake)).ok
+    root = fake.roots("pollwatch-kz")[0]
+    assert "blocks" not in root and root["text"].startswith("<!here> ONGOING")
+    fake.messages["C0KZ0ALERT"].remove(root)  # a responder deleted the root message
+    fake.messages["C0KZ0ALERT"].append({**root, "text": "(deleted)", "metadata": None, "ts": root["ts"] + "9"})
+    enqueue(alerts)
+    fake.fail("chat.update", "api_error", times=None, error="message_not_found")
+    fake.fail("chat.postMessage", "api_error", times=None, error="thread_not_found")
+    report = deliver(kz_watch, transport(fake))
+    assert "thread_not_found" in report.errors["#pollwatch-kz"]
+    assert report.waiting["#pollwatch-kz"] == 2  # kept in the outbox and reported, not silently dropped

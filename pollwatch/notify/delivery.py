@@ -195,10 +195,10 @@ class OutboxDelivery:
                 log.error("alert %s to %s not delivered: %s", a.id, channel, msg)
                 if exc.kind == "auth":
                     self.report.auth_failed = True
-                if exc.kind == "rejected":
-                    continue  # this payload will never be taken; do not hold the channel behind it
                 if channel != self.routing.ops_channel:
                     self._tell_ops(channel, a, exc, msg)
+                if exc.kind == "rejected":
+                    continue  # this payload will never be taken; do not hold the channel behind it
                 return
         if backlog_head is not None and delivered and channel != self.routing.ops_channel:
             n = delivered
@@ -314,8 +314,14 @@ class OutboxDelivery:
         earlier = [r for r in rows[:mine] if r.state == AlertState.sent.value]
         # the root always shows the current state
         if self.t.threads:
-            self.t.update(root.channel, root.root_ts, self._root_msg(a, inc))
-            self.report.edited += 1
+            try:
+                self.t.update(root.channel, root.root_ts, self._root_msg(a, inc))
+                self.report.edited += 1
+            except DeliveryError as exc:
+                if exc.kind != "rejected":
+                    raise
+                # e.g. someone deleted the root message: the thread replies still carry the news
+                log.warning("root message of incident %s not edited: %s", inc.id, self.scrub(exc))
         held = self._held_since_last_post(earlier)
         if a.event == "end":
             found = self.t.find(root.channel, key=a.idempotency_key, thread_ts=root.root_ts) if suspect and self.t.threads else None

@@ -213,7 +213,14 @@ class SlackTransport:
         if thread_ts:
             kw["thread_ts"] = thread_ts
             kw["reply_broadcast"] = broadcast
-        r = self._call("chat_postMessage", channel, **kw)
+        try:
+            r = self._call("chat_postMessage", channel, **kw)
+        except DeliveryError as exc:
+            if exc.kind != "rejected" or not msg.blocks:
+                raise
+            # Slack refused the blocks (size, a limit we missed): the text alone still informs
+            log.warning("Slack rejected the blocks of a message (%s); posting its text only", exc)
+            r = self._call("chat_postMessage", channel, **{**kw, "blocks": None})
         return r["channel"], r["ts"]
 
     def update(self, channel: str, ts: str, msg: Message) -> None:

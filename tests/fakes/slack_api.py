@@ -10,7 +10,8 @@ what was posted so tests can assert on it, and injects faults on demand:
 - ``timeout``: the request is *accepted and stored*, then the answer is delayed past the client's
   timeout (the case that makes naive retries post twice);
 - ``invalid_auth`` / ``channel_not_found``: ``{"ok": false, "error": ...}`` with HTTP 200;
-- ``unreachable``: the connection is closed without an answer (Slack down).
+- ``unreachable``: the connection is closed without an answer (Slack down);
+- ``api_error``: ``{"ok": false, "error": <error>}`` for any other documented error word.
 
 Use it with the real ``slack_sdk.WebClient(base_url=fake.base_url)``.
 """
@@ -26,7 +27,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-FAULT_KINDS = {"ratelimit", "server_error", "timeout", "invalid_auth", "channel_not_found", "unreachable"}
+FAULT_KINDS = {"ratelimit", "server_error", "timeout", "invalid_auth", "channel_not_found", "unreachable", "api_error"}
 
 
 @dataclass
@@ -36,6 +37,7 @@ class Fault:
     times: int | None = 1  # None: until cleared
     retry_after: int = 0
     delay: float = 1.0  # for "timeout": how long to hold the answer back
+    error: str = "invalid_arguments"  # for "api_error"
 
 
 @dataclass
@@ -111,11 +113,12 @@ class FakeSlack:
         return f"http://127.0.0.1:{self.port}/api/"
 
     # --- faults ------------------------------------------------------------------------------
-    def fail(self, method: str, kind: str, times: int | None = 1, retry_after: int = 0, delay: float = 1.0) -> None:
+    def fail(self, method: str, kind: str, times: int | None = 1, retry_after: int = 0, delay: float = 1.0,
+             error: str = "invalid_arguments") -> None:
         if kind not in FAULT_KINDS:
             raise ValueError(f"unknown fault {kind!r}; one of {sorted(FAULT_KINDS)}")
         with self._lock:
-            self.faults.append(Fault(method, kind, times, retry_after, delay))
+            self.faults.append(Fault(method, kind, times, retry_after, delay, error))
 
     def clear_faults(self) -> None:
         with self._lock:
@@ -203,6 +206,8 @@ class FakeSlack:
             return self._send(req, 500, {"ok": False, "error": "internal_error"})
         if fault is not None and fault.kind in ("invalid_auth", "channel_not_found"):
             return self._send(req, 200, {"ok": False, "error": fault.kind})
+        if fault is not None and fault.kind == "api_error":
+            return self._send(req, 200, {"ok": False, "error": fault.error})
         if method != "upload" and token != self.token:
             return self._send(req, 200, {"ok": False, "error": "invalid_auth" if token else "not_authed"})
         handler = getattr(self, "_m_" + method.replace(".", "_"), None)

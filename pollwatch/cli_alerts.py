@@ -1,0 +1,92 @@
+"""`pollwatch alerts ...`: check Slack credentials, look into the outbox, deliver it now.
+
+Credentials come from POLLWATCH_SLACK_BOT_TOKEN / POLLWATCH_SLACK_WEBHOOK_URL, or with
+`--blocks` from the Prefect Secret blocks the flows use. Secrets are never printed.
+"""
+
+from __future__ import annotations
+
+import json
+
+import typer
+
+app = typer.Typer(help="Slack alerts: check credentials, inspect and deliver the outbox (docs/alerts.md).", no_args_is_help=True)
+
+BLOCKS = typer.Option(False, "--blocks", help="Read credentials from Prefect Secret blocks (slack-bot-token, slack-webhook-url) first.")
+
+
+def _transport(blocks: bool):  # type: ignore[no-untyped-def]
+    from pollwatch.notify import choose_transport
+    from pollwatch.settings import get_settings
+
+    settings = get_settings()
+    token, webhook = settings.slack_bot_token, settings.slack_webhook_url
+    if blocks:
+        from pollwatch.cli import _quiet_prefect
+
+        _quiet_prefect()
+        from tasks.notify import slack_credentials
+
+        token, webhook = slack_credentials()
+    return choose_transport(token, webhook, base_url=settings.slack_base_url)
+
+
+@app.command("check")
+def check(watch: str = typer.Argument(..., help="Watch name or path."), blocks: bool = BLOCKS) -> None:
+    """Check that the credentials work and the bot can post to the watch's alert and ops channels."""
+    from pollwatch.cli import _watch, fail
+    from pollwatch.notify import DeliveryError, SlackTransport
+
+    w = _watch(watch)
+    t = _transport(blocks)
+    typer.echo(f"transport: {t.name}")
+    if not isinstance(t, SlackTransport):
+        typer.echo("no bot token: threads, edits, charts and exactly-once look-ups are unavailable"
+                   + ("" if t.name == "webhook" else "; alerts go to the console"))
+        return
+    try:
+        who = t.check()
+        typer.echo(f"bot: {who.get('user')} ({who.get('user_id')}) in {who.get('team')} ({who.get('team_id')})")
+        for label, channel in (("alerts", w.alerts.channel), ("ops", w.alerts.ops_channel)):
+            typer.echo(f"{label} channel {channel}: {t.channel_id(channel)}")
+    except DeliveryError as exc:
+        fail(f"Slack check failed: {exc}")
+
+
+@app.command("outbox")
+def outbox(watch: str = typer.Argument(..., help="Watch name or path."),
+           pending: bool = typer.Option(False, "--pending", help="Only alerts not delivered yet."),
+           as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
+    """List the watch's alerts with their delivery state, attempts and Slack reference."""
+    from pollwatch import store
+    from pollwatch.cli import _watch
+    from pollwatch.models import iso
+
+    w = _watch(watch)
+    with store.session_scope() as s:
+        rows = [r for r in store.alert_rows(s, watch=w.name) if not pending or r.state != "sent"]
+    items = [{"created_at": iso(r.created_at), "event": r.event, "incident": r.incident_id, "destination": r.destination,
+              "state": r.state, "attempts": r.attempts, "remote_ref": r.remote_ref, "last_error": r.last_error} for r in rows]
+    if as_json:
+        typer.echo(json.dumps(items, indent=2))
+        return
+    for i in items:
+        line = f"{i['created_at']}  {i['event']:<6} {i['incident']:<18} {i['destination']:<18} {i['state']:<7} x{i['attempts']}  {i['remote_ref'] or ''}"
+        typer.echo(line + (f"  ({i['last_error']})" if i["last_error"] else ""))
+    typer.echo(f"{len(items)} alert(s)")
+
+
+@app.command("deliver")
+def deliver(watch: str = typer.Argument(..., help="Watch name or path."), blocks: bool = BLOCKS) -> None:
+    """Deliver the watch's pending alerts now, in order, each once."""
+    from pollwatch.cli import _watch, fail
+    from pollwatch.notify import deliver_outbox
+
+    w = _watch(watch)
+    report = deliver_outbox(w, _transport(blocks))
+    typer.echo(f"{report.transport}: {len(report.sent)} delivered ({report.posted} posts, {report.edited} edits, "
+               f"{report.held} held, {report.skipped} below thresholds, {report.recovered} found already posted)")
+    for channel, error in report.errors.items():
+        typer.echo(f"{channel}: {report.waiting.get(channel, 0)} waiting: {error}", err=True)
+    if report.errors:
+        fail("some alerts are still waiting", code=1)
