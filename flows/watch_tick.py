@@ -85,7 +85,7 @@ def watch_tick(watch: str, tick: datetime | None = None, observations: str | Non
     cls = classify_task(w, quote(state.grouper), [tick], quote(det.events))
     anomalies = latest_anomalies(det.events)
     events = attribute_task(w, quote(cls.events), quote(known), quote(anomalies + list(cls.state.anomalies.values())))
-    alerts = notify_task(w, quote(events), notices=notices, anomalies=quote(anomalies))
+    alerts = notify_task(w, quote(events), notices=notices, anomalies=quote(anomalies), gaps=quote(det.gaps))
     summary = {"observations": len(visible), "anomaly_events": len(det.events), "incident_events": len(events), "alerts": len(alerts)}
     if source_summary:
         summary["sources"] = source_summary

@@ -14,8 +14,8 @@ from pydantic import SecretStr
 
 from pollwatch import store
 from pollwatch.alerts import build_alerts
-from pollwatch.models import Alert, AlertState, Anomaly, IncidentEvent, Notice
-from pollwatch.notify import ConsoleTransport, DeliveryReport, Transport, choose_transport, deliver_outbox, notice_alerts
+from pollwatch.models import Alert, AlertState, Anomaly, Gap, IncidentEvent, Notice
+from pollwatch.notify import ConsoleTransport, DeliveryReport, Transport, choose_transport, deliver_outbox, gap_notices, notice_alerts
 from pollwatch.playbook import Watch
 from pollwatch.settings import get_settings
 
@@ -63,8 +63,8 @@ def _flow_run_url() -> str | None:
 
 @task(name="notify", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=[2, 10])
 def notify_task(watch: Watch, events: list[IncidentEvent], replay: bool = False, notices: list[Notice] | None = None,
-                anomalies: list[Anomaly] | None = None) -> list[Alert]:
-    """Store an alert per incident event (and per operator notice) in the outbox, then deliver everything pending.
+                anomalies: list[Anomaly] | None = None, gaps: list[Gap] | None = None) -> list[Alert]:
+    """Store an alert per incident event (and per operator notice or data gap) in the outbox, then deliver everything pending.
 
     A replay records the alerts that would have been sent (destination `replay`, never delivered).
     Returns the alerts built from `events`, whether or not an earlier run already delivered them.
@@ -74,7 +74,8 @@ def notify_task(watch: Watch, events: list[IncidentEvent], replay: bool = False,
         alerts = [a.model_copy(update={"destination": REPLAY, "idempotency_key": f"{REPLAY}:{a.idempotency_key}",
                                        "id": f"r{a.id[1:]}", "state": AlertState.sent}) for a in alerts]
     with store.session_scope() as s:
-        store.enqueue_alerts(s, alerts + ([] if replay else notice_alerts(watch, notices or [])))
+        ops = [] if replay else notice_alerts(watch, list(notices or []) + gap_notices(watch, gaps or []))
+        store.enqueue_alerts(s, alerts + ops)
     if not replay:
         deliver_pending(watch, anomalies=anomalies)
     return alerts

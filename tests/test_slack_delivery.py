@@ -239,3 +239,23 @@ def test_operator_notices_go_to_the_ops_channel_only(kz_watch, fake, slack):
     assert [m["text"] for m in ops] == ["[warning] ioda: IODA answered 503 for 3 requests", "[error] webprobe: vantage almaty-1 offline"]
     assert len(fake.roots("pollwatch-kz")) == 1
     assert all("ioda" not in m["text"].split(":")[0] for m in fake.roots("pollwatch-kz"))
+
+
+def test_data_gaps_become_one_ops_notice_per_signal(kz_watch, fake, slack):
+    from datetime import timedelta
+
+    from pollwatch.models import Gap
+    from pollwatch.notify import gap_notices
+    from tests.fakes.slack_scenarios import T0
+
+    gaps = [Gap(source="ioda", signal="bgp", entity=f"KZ/asn={a}", start=T0, end=T0 + timedelta(minutes=30), reason="no data from the source for this series")
+            for a in (9198, 35168, 29355, 21299, 48503, 1, 2)]
+    gaps.append(Gap(source="ooni", signal="service_failure_rate", entity="KZ/asn=9198/service=whatsapp", start=T0, end=T0 + timedelta(hours=2), reason="no measurements"))
+    notices = gap_notices(kz_watch, gaps)
+    assert len(notices) == 2
+    enqueue(notice_alerts(kz_watch, notices))
+    enqueue(notice_alerts(kz_watch, gap_notices(kz_watch, gaps)))  # a retried tick: nothing new
+    deliver(kz_watch, slack)
+    ops = [m["text"] for m in fake.roots("pollwatch-ops")]
+    assert len(ops) == 2 and "no bgp from ioda for 7 series" in ops[0] and "and 2 more" in ops[0]
+    assert fake.roots("pollwatch-kz") == []

@@ -27,7 +27,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from pollwatch import store
-from pollwatch.models import Alert, AlertState, Anomaly, Incident, Notice, NoticeLevel, iso, stable_id
+from pollwatch.models import Alert, AlertState, Anomaly, Gap, Incident, Notice, NoticeLevel, iso, stable_id
 from pollwatch.notify import render, routing
 from pollwatch.notify.render import Links, Message
 from pollwatch.notify.transports import DeliveryError, Scrubber, Transport
@@ -70,6 +70,24 @@ def notice_alerts(watch: Watch, notices: Sequence[Notice]) -> list[Alert]:
             id=stable_id(key), watch=watch.name, incident_id=OPS_INCIDENT, event=NOTICE_EVENT, sequence=i,
             destination=watch.alerts.ops_channel, idempotency_key=key, created_at=n.time,
             text=f"[{n.level.value}] {n.source}: {n.message}", payload={"notice": n.model_dump(mode="json")},
+        ))
+    return out
+
+
+def gap_notices(watch: Watch, gaps: Sequence[Gap]) -> list[Notice]:
+    """Data gaps as operator notices: one per (source, signal), naming how many series and which span."""
+    groups: dict[tuple[str, str | None], list[Gap]] = {}
+    for g in gaps:
+        groups.setdefault((g.source, g.signal), []).append(g)
+    out = []
+    for (source, signal), gs in sorted(groups.items(), key=lambda kv: (kv[0][0], kv[0][1] or "")):
+        entities = sorted({g.entity for g in gs})
+        start, end = min(g.start for g in gs), max(g.end for g in gs)
+        shown = ", ".join(entities[:5]) + (f" and {len(entities) - 5} more" if len(entities) > 5 else "")
+        out.append(Notice(
+            time=end, level=NoticeLevel.warning, source=source, watch=watch.name,
+            message=f"data gap: no {signal or 'data'} from {source} for {len(entities)} series ({shown}) "
+                    f"from {render.fmt_when(watch, start)} to {render.fmt_when(watch, end)}; {gs[0].reason}",
         ))
     return out
 
