@@ -15,7 +15,7 @@ from pydantic import SecretStr
 from pollwatch import store
 from pollwatch.alerts import build_alerts
 from pollwatch.models import Alert, AlertState, Anomaly, Gap, IncidentEvent, Notice
-from pollwatch.notify import ConsoleTransport, DeliveryReport, Transport, choose_transport, deliver_outbox, gap_notices, notice_alerts
+from pollwatch.notify import ConsoleTransport, DeliveryReport, Transport, choose_transport, deliver_outbox, gap_alerts, notice_alerts
 from pollwatch.playbook import Watch
 from pollwatch.settings import get_settings
 
@@ -74,7 +74,7 @@ def notify_task(watch: Watch, events: list[IncidentEvent], replay: bool = False,
         alerts = [a.model_copy(update={"destination": REPLAY, "idempotency_key": f"{REPLAY}:{a.idempotency_key}",
                                        "id": f"r{a.id[1:]}", "state": AlertState.sent}) for a in alerts]
     with store.session_scope() as s:
-        ops = [] if replay else notice_alerts(watch, list(notices or []) + gap_notices(watch, gaps or []))
+        ops = [] if replay else notice_alerts(watch, notices or []) + gap_alerts(watch, gaps or [])
         store.enqueue_alerts(s, alerts + ops)
     if not replay:
         deliver_pending(watch, anomalies=anomalies)

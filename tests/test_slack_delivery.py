@@ -245,16 +245,17 @@ def test_data_gaps_become_one_ops_notice_per_signal(kz_watch, fake, slack):
     from datetime import timedelta
 
     from pollwatch.models import Gap
-    from pollwatch.notify import gap_notices
+    from pollwatch.notify import gap_alerts, gap_notices
     from tests.fakes.slack_scenarios import T0
 
     gaps = [Gap(source="ioda", signal="bgp", entity=f"KZ/asn={a}", start=T0, end=T0 + timedelta(minutes=30), reason="no data from the source for this series")
             for a in (9198, 35168, 29355, 21299, 48503, 1, 2)]
     gaps.append(Gap(source="ooni", signal="service_failure_rate", entity="KZ/asn=9198/service=whatsapp", start=T0, end=T0 + timedelta(hours=2), reason="no measurements"))
-    notices = gap_notices(kz_watch, gaps)
-    assert len(notices) == 2
-    enqueue(notice_alerts(kz_watch, notices))
-    enqueue(notice_alerts(kz_watch, gap_notices(kz_watch, gaps)))  # a retried tick: nothing new
+    assert len(gap_notices(kz_watch, gaps)) == 2
+    enqueue(gap_alerts(kz_watch, gaps))
+    enqueue(gap_alerts(kz_watch, gaps))  # a retried tick: nothing new
+    later = [g.model_copy(update={"entity": g.entity + "/x", "end": g.end + timedelta(minutes=5)}) for g in gaps]
+    enqueue(gap_alerts(kz_watch, later))  # more gaps within the same hour: no second notice
     deliver(kz_watch, slack)
     ops = [m["text"] for m in fake.roots("pollwatch-ops")]
     assert len(ops) == 2 and "no bgp from ioda for 7 series" in ops[0] and "and 2 more" in ops[0]

@@ -23,7 +23,7 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from pollwatch import store
@@ -32,6 +32,7 @@ from pollwatch.notify import render, routing
 from pollwatch.notify.render import Links, Message
 from pollwatch.notify.transports import DeliveryError, Scrubber, Transport
 from pollwatch.playbook import Watch
+from pollwatch.timeutil import floor_time
 
 log = logging.getLogger("pollwatch.notify")
 
@@ -61,17 +62,28 @@ class DeliveryReport:
         return not self.errors
 
 
-def notice_alerts(watch: Watch, notices: Sequence[Notice]) -> list[Alert]:
-    """Operator notices as outbox alerts for the watch's operations channel (never the incident channel)."""
+def notice_alerts(watch: Watch, notices: Sequence[Notice], keys: Sequence[str] | None = None) -> list[Alert]:
+    """Operator notices as outbox alerts for the watch's operations channel (never the incident channel).
+
+    A notice's idempotency key is its content unless `keys` gives one per notice.
+    """
     out = []
     for i, n in enumerate(notices):
-        key = f"{watch.name}:notice:{stable_id(n.source, n.level.value, n.message, iso(n.time))}"
+        key = keys[i] if keys else f"{watch.name}:notice:{stable_id(n.source, n.level.value, n.message, iso(n.time))}"
         out.append(Alert(
             id=stable_id(key), watch=watch.name, incident_id=OPS_INCIDENT, event=NOTICE_EVENT, sequence=i,
             destination=watch.alerts.ops_channel, idempotency_key=key, created_at=n.time,
             text=f"[{n.level.value}] {n.source}: {n.message}", payload={"notice": n.model_dump(mode="json")},
         ))
     return out
+
+
+def gap_alerts(watch: Watch, gaps: Sequence[Gap]) -> list[Alert]:
+    """Gap notices as outbox alerts, at most one per (source, signal) per hour of gap end: sparse series stay quiet."""
+    notices = gap_notices(watch, gaps)
+    keys = [f"{watch.name}:gap:{n.source}:{stable_id(n.message.split(' for ')[0])}:{floor_time(n.time, timedelta(hours=1)):%Y%m%d%H}"
+            for n in notices]
+    return notice_alerts(watch, notices, keys=keys)
 
 
 def gap_notices(watch: Watch, gaps: Sequence[Gap]) -> list[Notice]:
@@ -138,8 +150,6 @@ def store_chart(url: str | None = None) -> ChartFn:
 
 
 def incident_chart_window(inc: Incident) -> tuple[datetime, datetime]:
-    from datetime import timedelta
-
     end = inc.end or inc.updated_at
     span = max(end - inc.start, timedelta(hours=1))
     return inc.start - max(span * 2, timedelta(hours=6)), end + max(span / 2, timedelta(hours=1))
