@@ -62,5 +62,4 @@ def test_watch_tick_is_idempotent_and_alerts_once(kz_watch, tmp_path: Path, caps
         alerts = [a for a in everything if a.event != "notice"]  # operator notices (data gaps) go to the ops channel
         assert [a.event for a in alerts] == ["start"] and alerts[0].state.value == "sent"
         assert all(a.destination == kz_watch.alerts.ops_channel for a in everything if a.event == "notice")
-        print("ops notices:", [a.text for a in everything if a.event == "notice"])
         assert len(store.list_ticks(s, kz_watch.name)) == 2

@@ -150,6 +150,7 @@ def test_500_on_every_try_leaves_it_for_the_next_tick(kz_watch, fake):
     fake.fail("chat.postMessage", "server_error", times=None)
     report = deliver(kz_watch, transport(fake))
     assert report.waiting == {"#pollwatch-kz": 1, "#pollwatch-ops": 1}  # the ops notice waits too (same Slack)
+    assert not [c for c in fake.calls_to("chat.postMessage") if c.params["channel"] == "C0OPS00001"]  # not even tried
     fake.clear_faults()
     report = deliver(kz_watch, transport(fake))
     assert report.ok and len(fake.roots("pollwatch-kz")) == 1

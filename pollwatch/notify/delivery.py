@@ -181,6 +181,7 @@ class OutboxDelivery:
         self.report = DeliveryReport(transport=transport.name)
         self._roots: dict[str, Ref] = {}
         self._known = {a.id: a for a in anomalies or []}  # this tick's anomalies, maybe not stored yet
+        self._slack_down = False  # unreachable as a whole: the other channels wait for the next run too
 
     # --- entry ---------------------------------------------------------------------------
     def run(self) -> DeliveryReport:
@@ -192,10 +193,10 @@ class OutboxDelivery:
             if a.destination not in channels and a.destination != ops:
                 channels.append(a.destination)
         for ch in channels:
-            if self.report.auth_failed:
+            if self.report.auth_failed or self._slack_down:
                 break
             self._run_channel(ch)
-        if not self.report.auth_failed:
+        if not (self.report.auth_failed or self._slack_down):
             self._run_channel(ops)  # last: it also carries the notices this run produced
         with store.session_scope(self.url) as s:
             for a in store.pending_alerts(s, self.watch.name):
@@ -223,6 +224,8 @@ class OutboxDelivery:
                 log.error("alert %s to %s not delivered: %s", a.id, channel, msg)
                 if exc.kind == "auth":
                     self.report.auth_failed = True
+                if exc.kind == "unavailable":
+                    self._slack_down = True
                 if channel != self.routing.ops_channel:
                     self._tell_ops(channel, a, exc, msg)
                 if exc.kind == "rejected":
