@@ -6,6 +6,7 @@ throw-away store. Prints its figures and one RESULT line per goal.
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 import tempfile
@@ -35,6 +36,7 @@ def result(name: str, figure: float | int, goal: str, met: bool) -> None:
 
 
 def main() -> None:
+    logging.disable(logging.ERROR)  # the outage phase logs every failed attempt; the figures are what matter here
     watch = load_watch(REPO / "playbooks" / "watches" / "kz-2019-presidential.yaml")
     watch = watch.model_copy(update={"alerts": watch.alerts.model_copy(update={"max_updates_per_hour": 60})})
 
