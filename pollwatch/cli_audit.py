@@ -186,9 +186,50 @@ def _describe(e: Any) -> str:
         where = f" channel {p.get('channel')} ts {p.get('ts')}" if p.get("channel") else ""
         err = f" error: {p.get('error')}" if p.get("error") else ""
         return f"alert {p.get('action')}: {p.get('event')} to {p.get('destination')}{where}, attempts {p.get('attempts')}{err}"
+    if e.kind in ("run.start", "run.end"):
+        if e.kind == "run.start":
+            return f"{p.get('flow')} started; deployment {p.get('deployment') or '-'}; playbook {str(p.get('playbook_hash'))[:12]}"
+        return f"{p.get('flow')} {p.get('state')}"
+    if e.kind == "report":
+        return f"{p.get('file')} sha256 {str(p.get('sha256'))[:16]} ({p.get('bytes')} bytes)"
     if e.kind == "override":
         return f"override by {p.get('who')}: {p.get('why')} {json.dumps(p.get('changes'), default=str)}"
     return json.dumps(p, default=str)[:200]
+
+
+@audit_app.command("log")
+def log_cmd(kind: Optional[str] = typer.Option(None, "--kind", help="run.start, run.end, observations, gaps, anomaly, incident, alert, override or report."),
+            watch: Optional[str] = WATCH, since: Optional[str] = FROM, until: Optional[str] = UNTIL,
+            last: int = typer.Option(50, "--last", help="Only the newest N entries (0: all)."), as_json: bool = JSON) -> None:
+    """The raw entries, oldest first, filtered by kind, watch and entry time."""
+    from pollwatch import audit, store
+
+    with store.session_scope() as s:
+        rows = audit.entries(s, kind=kind, watch=watch, since=_time(since, "--from"), until=_time(until, "--until"))
+    rows = rows[-last:] if last else rows
+    if as_json:
+        _dump([e.to_json() for e in rows])
+        return
+    _table(["entry", "recorded", "kind", "watch", "subject", "what", "hash"],
+           [[e.seq, e.time, e.kind, e.watch, e.subject, _describe(e)[:120], e.hash[:12]] for e in rows], "no entries")
+
+
+@audit_app.command("check-file")
+def check_file_cmd(file: Path = typer.Argument(..., help="A report or export someone shared.")) -> None:
+    """Is this file, byte for byte, a report or export pollwatch wrote? (SHA-256 against the log)"""
+    from pollwatch import audit, store
+
+    try:
+        digest = audit.sha256_hex(file.read_bytes())
+    except OSError as exc:
+        _fail(f"{file}: {exc.strerror}")
+    with store.session_scope() as s:
+        found = [e for e in audit.entries(s, kind=audit.AuditKind.report.value) if e.payload.get("sha256") == digest]
+    if not found:
+        typer.secho(f"{file}: sha256 {digest} matches no report or export in the audit log", fg=typer.colors.RED)
+        raise typer.Exit(1)
+    e = found[0]
+    typer.echo(f"{file}: matches entry {e.seq} ({e.subject} for {e.watch}, written {_iso(e.time)} as {e.payload.get('file')})")
 
 
 @audit_app.command("show")

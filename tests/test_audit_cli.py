@@ -136,3 +136,16 @@ def test_verify_data_catches_tables_changed_behind_the_log(stored):
     out = run("audit", "verify", "--data", code=1)
     assert "its text in the outbox differs" in out and f"incident {inc.id}: cause 'unknown'" in out
     assert run("audit", "verify").startswith("audit log OK")  # the chain itself is untouched
+
+
+def test_log_and_check_file(stored, tmp_path):
+    out = run("audit", "log", "--kind", "override")
+    assert "override by alice" in out
+    entries = json.loads(run("audit", "log", "--json", "--last", "0"))
+    assert [e["seq"] for e in entries] == list(range(1, len(entries) + 1))
+    assert len(json.loads(run("audit", "log", "--json", "--last", "3"))) == 3
+    html = tmp_path / "r.html"
+    run("report", "kz-2019-presidential", "-o", str(html))
+    assert "matches entry" in run("audit", "check-file", str(html))
+    html.write_text(html.read_text().replace("Kazakhtelecom", "Kazakhtelekom"))
+    assert "matches no report" in run("audit", "check-file", str(html), code=1)
