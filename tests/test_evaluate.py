@@ -126,3 +126,13 @@ def test_evaluate_command_prints_and_writes_figures(tmp_path: Path):
 
     figures = json.loads(out.read_text())
     assert figures["generated"]["overall"]["by_kind"]["nationwide_outage"]["recall"] == 1.0
+
+
+def test_evaluation_watches_load():
+    from pollwatch.evaluate import EVAL_PLAYBOOKS
+    from pollwatch.playbook import load_watch
+
+    ir, ve, ke = (load_watch(EVAL_PLAYBOOKS / f) for f in ("ir-2019-shutdown.yaml", "ve-2019-blackout.yaml", "ke-2023-telegram.yaml"))
+    assert ir.signals["connectivity_index"].source == "monash" and ve.timezone == "America/Caracas"
+    sfr = ke.signals["service_failure_rate"]
+    assert sfr.detector == "cusum" and sfr.min_count == 1 and sfr.options == {"fast": False}
