@@ -147,5 +147,13 @@ def test_live_watch_tick_collects_from_every_enabled_source(obs, tmp_path, prefe
         notices = store.list_notices(s, "kz-sources-test")
         assert any(n.source == "ioda" and n.level == "warning" for n in notices)
         assert TOKEN not in json.dumps([n.message for n in notices] + [g.reason for g in gaps])
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+
+    with get_client(sync_client=True) as client:
+        arts = client.read_artifacts(artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=["coverage-kz-sources-test"])))
+    assert arts and arts[0].type == "table"
+    table = str(arts[0].data)
+    assert "Kcell (AS29355, mobile)" in table and "blind spot" in table and "Kcell" in (arts[0].description or "")
     again = watch_tick(str(watch_file), tick, None, obs.base_urls())
     assert again["skipped"] is True
