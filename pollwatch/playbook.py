@@ -365,6 +365,7 @@ class ResolvedPhase(BaseModel):
 # --- loading ---------------------------------------------------------------------------------
 
 LineMap = dict[tuple[Any, ...], tuple[str, int]]
+MAX_YAML_NODES = 100_000  # a real playbook has a few hundred
 
 
 def _load_yaml(path: Path) -> tuple[Any, LineMap]:
@@ -380,8 +381,13 @@ def _load_yaml(path: Path) -> tuple[Any, LineMap]:
         where = f"{path}:{mark.line + 1}" if mark else str(path)
         raise PlaybookError([f"{where}: not valid YAML: {getattr(exc, 'problem', exc)}"]) from None
     lines: LineMap = {}
+    budget = [MAX_YAML_NODES]
 
     def walk(n: Any, p: tuple[Any, ...]) -> None:
+        budget[0] -= 1
+        if budget[0] < 0:  # aliases can make a small file expand to billions of nodes ("billion laughs")
+            raise PlaybookError([f"{path}:1: the document expands to more than {MAX_YAML_NODES} values "
+                                 "(YAML aliases repeating aliases?); write the values out"])
         if isinstance(n, yaml.MappingNode):
             for k, v in n.value:
                 key = k.value
