@@ -22,7 +22,7 @@ from tasks.collect import collect_file, collect_source, coverage_artifact
 from tasks.detect import detect_task
 from tasks.notify import notify_task
 from tasks.probe import probe_vantages, vantage_timeout
-from tasks.record import load_observations, load_watch_state, record_observations, record_outcome, tick_already_done
+from tasks.record import claim_tick, load_observations, load_watch_state, record_observations, record_outcome
 from tasks.record_audit import AUDIT_HOOKS
 
 
@@ -40,8 +40,9 @@ def watch_tick(watch: str, tick: datetime | None = None, observations: str | Non
     phase = w.phase_at(tick or now)
     cadence = phase.cadence if phase else timedelta(minutes=5)
     tick = floor_time(tick or now, cadence) if tick is None else tick.astimezone(timezone.utc)
-    if tick_already_done(w.name, tick):
-        logger.info("tick %s of %s already completed; nothing to do", tick, w.name)
+    # claimed before any work, so a second run of the same tick started meanwhile skips instead of racing
+    if not claim_tick(w.name, tick, current_flow_run_id()):
+        logger.info("tick %s of %s already completed or running; nothing to do", tick, w.name)
         return {"watch": w.name, "tick": tick.isoformat(), "skipped": True}
 
     state, last_tick, known = load_watch_state(w.name)

@@ -12,12 +12,13 @@ import json
 import threading
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import JSON, Column, Index, UniqueConstraint, event, func, select
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.types import DateTime, TypeDecorator
 from sqlmodel import Field, Session, SQLModel, create_engine
 
@@ -602,12 +603,47 @@ def save_watch_state(session: Session, watch: str, state: dict[str, Any], last_t
         row.state, row.last_tick, row.updated_at = state, last_tick, _now()
 
 
+TICK_RUNNING = "running"
+
+
 def tick_done(session: Session, watch: str, tick: datetime) -> bool:
+    """True when the tick completed, or a run has claimed it (see claim_tick)."""
     return session.execute(select(TickRow.id).where(TickRow.watch == watch, TickRow.tick == tick)).first() is not None
 
 
+def claim_tick(session: Session, watch: str, tick: datetime, flow_run_id: str | None,
+               stale_after: timedelta = timedelta(minutes=15)) -> bool:
+    """Claim (watch, tick) before doing any of its work; False when it is done or another run holds it.
+
+    The claim is the tick's row, marked running (`completed_at` holds the claim time) until
+    mark_tick_done completes it, so two runs of one tick started at once cannot both run the
+    stages. The same flow run may claim again (a Prefect retry); a claim older than `stale_after`
+    (a worker killed mid-tick) may be taken over. Commit the claim in its own transaction.
+    """
+    row = session.execute(select(TickRow).where(TickRow.watch == watch, TickRow.tick == tick)).scalar_one_or_none()
+    now = _now()
+    if row is None:
+        try:
+            with session.begin_nested():  # a concurrent claim on PostgreSQL surfaces here as a unique violation
+                session.add(TickRow(watch=watch, tick=tick, completed_at=now, flow_run_id=flow_run_id, summary={"status": TICK_RUNNING}))
+        except IntegrityError:
+            return False
+        return True
+    if (row.summary or {}).get("status") != TICK_RUNNING:
+        return False
+    if (flow_run_id is not None and row.flow_run_id == flow_run_id) or now - row.completed_at > stale_after:
+        row.completed_at, row.flow_run_id = now, flow_run_id
+        return True
+    return False
+
+
 def mark_tick_done(session: Session, watch: str, tick: datetime, flow_run_id: str | None, summary: dict[str, Any]) -> None:
-    session.add(TickRow(watch=watch, tick=tick, completed_at=_now(), flow_run_id=flow_run_id, summary=json.loads(json.dumps(summary, default=str))))
+    summary = json.loads(json.dumps(summary, default=str))
+    row = session.execute(select(TickRow).where(TickRow.watch == watch, TickRow.tick == tick)).scalar_one_or_none()
+    if row is None:
+        session.add(TickRow(watch=watch, tick=tick, completed_at=_now(), flow_run_id=flow_run_id, summary=summary))
+    else:  # completing this run's claim
+        row.completed_at, row.flow_run_id, row.summary = _now(), flow_run_id, summary
 
 
 def list_ticks(session: Session, watch: str) -> list[TickRow]:

@@ -84,3 +84,10 @@ def record_outcome(
 def tick_already_done(watch: str, tick: datetime) -> bool:
     with store.session_scope() as s:
         return store.tick_done(s, watch, tick)
+
+
+@task(name="claim-tick", cache_policy=NO_CACHE, retries=3, retry_delay_seconds=[1, 2, 5])
+def claim_tick(watch: str, tick: datetime, flow_run_id: str | None) -> bool:
+    """Claim the tick for this run in its own transaction; False when it is done or running elsewhere."""
+    with store.session_scope() as s:
+        return store.claim_tick(s, watch, tick, flow_run_id)
