@@ -1,0 +1,138 @@
+"""The worker killed with SIGKILL in the middle of a tick: the next tick completes the work.
+
+A tick runs in a subprocess against the session's Prefect API and the test's store. A stage is
+slowed down in that subprocess (it writes a marker file, then sleeps); once the marker appears the
+test kills the process with SIGKILL. The next tick, run normally, must leave every observation
+stored, the incident recorded once and its alert delivered once.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from pollwatch import store
+from pollwatch.jsonl import read_observations, write_observations
+from pollwatch.simulate import election_day_events, simulate
+from tests.conftest import KZ_WATCH, REPO
+
+pytestmark = pytest.mark.usefixtures("prefect_harness")
+
+STALL = {
+    # kill after the observations were recorded, while the detector runs
+    "detect": """
+import tasks.detect as stage
+real = stage.detect
+def stalled(*a, **k):
+    Path(MARKER).write_text("detect")
+    time.sleep(600)
+    return real(*a, **k)
+stage.detect = stalled
+""",
+    # kill after the alert went into the outbox, while it is being delivered (before anything is recorded as done)
+    "deliver": """
+import tasks.notify as stage
+class Stalled:
+    name = "stalled"
+    def deliver(self, alert):
+        Path(MARKER).write_text("deliver " + alert.id)
+        time.sleep(600)
+stage.default_sink = lambda: Stalled()
+""",
+}
+
+RUNNER = """
+import sys, time
+from datetime import datetime
+from pathlib import Path
+MARKER = sys.argv[4]
+{stall}
+from flows.watch_tick import watch_tick
+watch_tick(sys.argv[1], datetime.fromisoformat(sys.argv[2]), sys.argv[3])
+"""
+
+
+@pytest.fixture(scope="module")
+def scenario(tmp_path_factory):
+    from pollwatch.playbook import load_watch
+
+    w = load_watch(KZ_WATCH)
+    nationwide = [e for e in election_day_events(w) if e.kind.value == "nationwide_outage"]
+    start = nationwide[0].start
+    sc = simulate(w, start - timedelta(hours=26), start + timedelta(minutes=10), nationwide, seed=5)
+    path = tmp_path_factory.mktemp("reliability-kill") / "obs.jsonl"
+    write_observations(sc.observations, path)
+    return w, start, path
+
+
+def _kill_mid_tick(stage: str, tick, obs: Path, tmp_path: Path) -> str:
+    from prefect.settings import PREFECT_API_URL
+
+    marker = tmp_path / f"stalled-{stage}"
+    script = tmp_path / f"tick_{stage}.py"
+    script.write_text(RUNNER.format(stall=STALL[stage]))
+    env = {**os.environ, "PREFECT_API_URL": str(PREFECT_API_URL.value()), "PYTHONPATH": str(REPO)}
+    proc = subprocess.Popen([sys.executable, str(script), str(KZ_WATCH), tick.isoformat(), str(obs), str(marker)],
+                            cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + 240
+    while not marker.exists():
+        if proc.poll() is not None:
+            pytest.fail(f"the tick ended before reaching {stage}: {proc.stdout.read().decode()[-2000:]}")
+        if time.monotonic() > deadline:
+            proc.kill()
+            pytest.fail(f"the tick never reached {stage}")
+        time.sleep(0.1)
+    os.kill(proc.pid, signal.SIGKILL)
+    assert proc.wait(30) == -signal.SIGKILL
+    return marker.read_text()
+
+
+def test_sigkill_mid_tick_then_the_next_tick_completes_the_work(scenario, tmp_path, capsys):
+    from flows.watch_tick import watch_tick
+
+    w, start, obs = scenario
+    assert watch_tick(str(KZ_WATCH), start - timedelta(minutes=5), str(obs))["skipped"] is False
+    capsys.readouterr()
+
+    def done_ticks() -> list:
+        with store.session_scope() as s:
+            return [t.tick for t in store.list_ticks(s, w.name) if (t.summary or {}).get("status") != store.TICK_RUNNING]
+
+    # the tick where the outage begins is killed while detecting ...
+    _kill_mid_tick("detect", start, obs, tmp_path)
+    assert done_ticks() == [start - timedelta(minutes=5)]  # the killed tick is not done
+    with store.session_scope() as s:
+        assert store.list_incidents(s, w.name) == [] and store.list_alerts(s, w.name) == []  # and decided nothing
+    # ... and the next one while delivering the alert (it caught up on the killed tick's data)
+    what = _kill_mid_tick("deliver", start + timedelta(minutes=5), obs, tmp_path)
+    assert done_ticks() == [start - timedelta(minutes=5)]
+    with store.session_scope() as s:
+        assert [a.id for a in store.pending_alerts(s, w.name)] == [what.split()[1]]  # the alert waits in the outbox
+        assert store.list_incidents(s, w.name) == []  # the incident itself was never recorded
+
+    last = start + timedelta(minutes=10)
+    assert watch_tick(str(KZ_WATCH), last, str(obs))["skipped"] is False
+    assert capsys.readouterr().out.count("[STARTED] Nationwide internet outage in KZ") == 1
+
+    # running the killed ticks again sends nothing again (they are skipped or find nothing new)
+    for t in (start, start + timedelta(minutes=5)):
+        watch_tick(str(KZ_WATCH), t, str(obs))
+    assert "[STARTED]" not in capsys.readouterr().out
+
+    with store.session_scope() as s:
+        incidents = store.list_incidents(s, w.name)
+        alerts = store.list_alerts(s, w.name)
+        stored = {(o.source, o.signal, o.entity_key, o.time) for o in store.query_observations(s, country="KZ")}
+    assert [i.kind.value for i in incidents] == ["nationwide_outage"]
+    assert [(a.event, a.state.value) for a in alerts] == [("start", "sent")]
+    assert last in done_ticks()
+    in_file = {(o.source, o.signal, o.entity_key, o.time) for o in read_observations(obs) if o.time <= last}
+    first_since = start - timedelta(minutes=5) - max(s.window for s in w.signals.values())
+    assert {k for k in in_file if k[3] >= first_since} <= stored  # no observation lost
