@@ -94,8 +94,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--watch", default=str(PLAYBOOKS_DIR / "watches" / "kz-2019-presidential.yaml"))
     ap.add_argument("--full", action="store_true", help="the whole watch (default: a slim copy, 2 providers/regions/services)")
     ap.add_argument("--no-db", action="store_true", help="do not write to a SQLite store")
-    ap.add_argument("--db-every", type=int, default=60,
-                    help="write to the store every N ticks in one transaction, with a tick row per tick (default 60; 1 = every tick)")
+    ap.add_argument("--db-every", type=int, default=240,
+                    help="write to the store every N ticks in one transaction, with a tick row per tick (default 240; 1 = every tick)")
     ap.add_argument("--budget", type=float, default=170.0, help="stop after this many seconds of wall time (default 170)")
     ap.add_argument("--seed", type=int, default=7)
     args = ap.parse_args(argv)
@@ -137,12 +137,14 @@ def main(argv: list[str] | None = None) -> int:
     prev: datetime | None = None
     done = 0
     pending: list = []
-    db_seconds = 0.0
+    db_seconds = sim_seconds = 0.0
     for i in range(n_ticks):
         tick = start + (i + 1) * cadence
         day0 = start + timedelta(days=int((tick - start) / timedelta(days=1)))
         if loaded_day != day0:  # one simulated day at a time keeps the input's memory flat
+            t_sim = time.perf_counter()
             day_obs = flapping_day(watch, day0, args.seed)
+            sim_seconds += time.perf_counter() - t_sim
             day_times = [o.time for o in day_obs]
             loaded_day = day0
         lo = bisect.bisect_right(day_times, prev) if prev and prev >= day0 else 0
@@ -193,16 +195,23 @@ def main(argv: list[str] | None = None) -> int:
 
     days_done = done / ticks_per_day
     peak = peak_rss_mb()
-    # bounded = the second half of the run grows no more than a little (windows are full after 7 days)
-    half = [r for r in per_day if r["day"] >= days_done / 2] or per_day
-    rss_growth = (per_day[-1]["rss"] - half[0]["rss"]) / half[0]["rss"] if half[0]["rss"] else 0.0
-    state_growth = (per_day[-1]["state_kb"] - half[0]["state_kb"]) / half[0]["state_kb"] if half[0]["state_kb"] else 0.0
+    # bounded = no growth once the longest detector window is full (before that, history fills up by design)
+    full_after = max(c.window for c in watch.signals.values()).total_seconds() / 86400 + 1
+    steady = [r for r in per_day if r["day"] >= full_after]
+    if len(steady) >= 2:
+        rss_growth = (steady[-1]["rss"] - steady[0]["rss"]) / steady[0]["rss"]
+        state_growth = (steady[-1]["state_kb"] - steady[0]["state_kb"]) / steady[0]["state_kb"]
+        steady_note = f"from day {steady[0]['day']:g} to day {steady[-1]['day']:g}"
+    else:
+        rss_growth = state_growth = float("nan")
+        steady_note = f"n/a (windows full after day {full_after:g}; ran {days_done:.1f} days)"
     db_per_day = (per_day[-1]["db_mb"] / days_done) if days_done and store is not None else 0.0
+    print(f"growth once the windows are full {steady_note}: rss {100 * rss_growth:+.1f}%, state {100 * state_growth:+.1f}%")
     mean_ms = 1000 * statistics.fmean(tick_seconds)
     p99_ms = 1000 * sorted(tick_seconds)[int(0.99 * (len(tick_seconds) - 1))]
     print(f"{done} ticks in {time.perf_counter() - began:.1f} s: mean {mean_ms:.1f} ms, p99 {p99_ms:.1f} ms per tick; "
           f"peak RSS {peak:.0f} MB; state {per_day[-1]['state_kb']:.0f} KB; db {per_day[-1]['db_mb']:.1f} MB "
-          f"({db_per_day:.1f} MB/day, {db_seconds:.1f} s writing); {len(all_incidents)} incidents (none injected), {gaps} gaps")
+          f"({db_per_day:.1f} MB/day, {db_seconds:.1f} s writing, {sim_seconds:.1f} s simulating input); {len(all_incidents)} incidents (none injected), {gaps} gaps")
 
     def result(name: str, figure: str, goal: str, met: bool) -> None:
         print(f"RESULT name={name} figure={figure} goal={goal} met={'yes' if met else 'no'}")
@@ -210,8 +219,9 @@ def main(argv: list[str] | None = None) -> int:
     result("soak_days", f"{days_done:.2f}", f">={args.days:g}", days_done >= args.days - 1e-9)
     result("soak_false_incidents", str(len(all_incidents)), "0", not all_incidents)
     result("soak_peak_rss_mb", f"{peak:.0f}", "<=1024", peak <= 1024)
-    result("soak_rss_growth_second_half_pct", f"{100 * rss_growth:.1f}", "<=10", rss_growth <= 0.10)
-    result("soak_state_kb", f"{per_day[-1]['state_kb']:.0f}", "growth<=5%_second_half", state_growth <= 0.05)
+    result("soak_rss_growth_steady_pct", f"{100 * rss_growth:.1f}", "<=10", rss_growth <= 0.10)
+    result("soak_state_growth_steady_pct", f"{100 * state_growth:.1f}", "<=5", state_growth <= 0.05)
+    result("soak_state_kb", f"{per_day[-1]['state_kb']:.0f}", "<=1024", per_day[-1]["state_kb"] <= 1024)
     if store is not None:
         result("soak_db_mb_per_day", f"{db_per_day:.1f}", "<=100", db_per_day <= 100)
     result("soak_tick_ms_p99", f"{p99_ms:.1f}", f"<{cadence.total_seconds() * 1000 / 10:.0f}", p99_ms < cadence.total_seconds() * 100)
