@@ -1,43 +1,31 @@
-"""Alerts while the alert channel is down, then back: every alert delivered once, in order.
+"""Slack down, then back, through the notify stage: every alert delivered once, in order.
 
 The alerts of a whole simulated election day (several incidents opening, updating, resolving) go
-into the outbox; the sink the notify stage uses raises for the first deliveries of every tick for
-a while (the channel is down), then recovers. tasks.notify.deliver_pending runs once per tick, as
-watch_tick does. What finally arrives is each alert exactly once, in the order they were created.
+into the outbox; Slack (the real SlackTransport against the local fake Slack Web API) is
+unreachable for three ticks, during which tasks.notify.deliver_pending runs as watch_tick does;
+then Slack is back. What finally reaches Slack is each alert at most once (held updates are
+folded into the next post by design), in the order of the outbox, and nothing stays pending.
 """
 
 from __future__ import annotations
 
 import pytest
+from pydantic import SecretStr
 
 from pollwatch import store
-from pollwatch.models import AlertState
 from pollwatch.pipeline import analyse
 from pollwatch.simulate import demo_range, election_day_events, simulate
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")
+TOKEN = "xoxb-reliability-0000-TEST"
 
 
-class FlakySink:
-    """Down for the first `down` delivery attempts, then up; remembers what it delivered."""
-
-    def __init__(self, down: int):
-        self.down = down
-        self.attempts = 0
-        self.delivered: list[str] = []
-
-    def deliver(self, alert):
-        self.attempts += 1
-        if self.attempts <= self.down:
-            raise ConnectionError("channel unreachable")
-        self.delivered.append(alert.id)
-        return AlertState.sent, f"flaky:{alert.id}"
-
-
-def test_channel_down_then_back_delivers_everything_once_in_order(kz_watch):
+def test_slack_down_then_back_delivers_everything_once_in_order(kz_watch):
     from prefect import flow
 
+    from pollwatch.notify import SlackTransport
     from tasks.notify import deliver_pending
+    from tests.fakes.slack_api import FakeSlack
 
     w = kz_watch
     h0, day, end = demo_range(w)
@@ -46,18 +34,25 @@ def test_channel_down_then_back_delivers_everything_once_in_order(kz_watch):
     assert len(out.alerts) >= 8
     with store.session_scope() as s:
         store.enqueue_alerts(s, out.alerts)
-        expected = [a.id for a in store.pending_alerts(s, w.name, w.alerts.channel)]
-    sink = FlakySink(down=6)
+        expected = [a.idempotency_key for a in store.pending_alerts(s, w.name, w.alerts.channel)]
 
-    @flow(name="deliver-ticks")
-    def ticks(n: int) -> list[int]:
-        return [deliver_pending(w.name, w.alerts.channel, sink) for _ in range(n)]
+    with FakeSlack(token=TOKEN) as fake:
+        transport = SlackTransport(SecretStr(TOKEN), base_url=fake.base_url, timeout=0.5, pace=0.0)
 
-    sent_per_tick = ticks(len(expected) + 8)
-    assert sent_per_tick[:6] == [0] * 6  # down: each tick stops at the oldest alert, nothing overtakes it
-    assert sink.delivered == expected  # back: everything, once, in creation order
+        @flow(name="notify-ticks")
+        def ticks(n: int) -> list[int]:
+            return [len(deliver_pending(w, transport).sent) for _ in range(n)]
+
+        fake.fail("*", "unreachable", times=None)
+        assert ticks(3) == [0, 0, 0]  # down: nothing sent, nothing lost
+        with store.session_scope() as s:
+            assert [a.idempotency_key for a in store.pending_alerts(s, w.name, w.alerts.channel)] == expected
+        fake.clear_faults()
+        ticks(2)
+        posted = [c.params["metadata"]["event_payload"]["idempotency_key"] for c in fake.calls_to("chat.postMessage")
+                  if c.fault is None and (c.params.get("metadata") or {}).get("event_payload", {}).get("idempotency_key") in expected]
+
+    assert posted and len(posted) == len(set(posted))  # once each
+    assert posted == [k for k in expected if k in set(posted)]  # in the outbox's order
     with store.session_scope() as s:
         assert store.pending_alerts(s, w.name) == []
-        alerts = store.list_alerts(s, w.name)
-    first = next(a for a in alerts if a.id == expected[0])
-    assert first.attempts == 7 and all(a.state is AlertState.sent for a in alerts)
