@@ -9,7 +9,7 @@ recorded with destination `replay` and printed, never delivered.
 from __future__ import annotations
 
 import json
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from prefect import flow, get_run_logger
@@ -26,7 +26,7 @@ from tasks.classify import classify_task
 from tasks.collect import collect_file
 from tasks.detect import detect_task
 from tasks.notify import notify_task
-from tasks.record import record_observations, record_outcome
+from tasks.record import load_attribution_context, load_incidents, record_observations, record_outcome
 from tasks.record_audit import AUDIT_HOOKS
 
 
@@ -49,7 +49,10 @@ def replay(watch: str, observations: str, start: datetime | None = None, end: da
     det = detect_task(w, None, ticks, quote(obs))
     cls = classify_task(w, None, ticks, quote(det.events))
     anomalies = latest_anomalies(det.events)
-    events = attribute_task(w, quote(cls.events), {}, quote(anomalies + list(cls.state.anomalies.values())))
+    # earlier incidents of the country (recurrence) come from the store; those inside the range from the replay itself
+    context = load_attribution_context(w.name, w.country, start - timedelta(days=8), start, end)
+    known = load_incidents(w.name, start, end)  # as recorded before, with any responder's override
+    events = attribute_task(w, quote(cls.events), quote(known), quote(det.events), quote(context))
     alerts = notify_task(w, quote(events), replay=True)
     incidents = latest_incidents(events)
     record_outcome(w.name, quote(anomalies), quote(incidents), quote(det.gaps), [],

@@ -22,7 +22,7 @@ from tasks.collect import collect_file, collect_source, coverage_artifact
 from tasks.detect import detect_task
 from tasks.notify import notify_task
 from tasks.probe import probe_vantages, vantage_timeout
-from tasks.record import claim_tick, load_observations, load_watch_state, record_observations, record_outcome
+from tasks.record import claim_tick, load_attribution_context, load_observations, load_watch_state, record_observations, record_outcome
 from tasks.record_audit import AUDIT_HOOKS
 
 
@@ -85,7 +85,10 @@ def watch_tick(watch: str, tick: datetime | None = None, observations: str | Non
     det = detect_task(w, quote(state.detector), [tick], quote(visible))
     cls = classify_task(w, quote(state.grouper), [tick], quote(det.events))
     anomalies = latest_anomalies(det.events)
-    events = attribute_task(w, quote(cls.events), quote(known), quote(anomalies + list(cls.state.anomalies.values())))
+    context = load_attribution_context(w.name, w.country, tick - timedelta(days=8), tick + timedelta(seconds=1))
+    # the incidents' anomalies: from earlier ticks (the old state) and this one's events
+    members = list(state.grouper.anomalies.values()) + list(det.events)
+    events = attribute_task(w, quote(cls.events), quote(known), quote(members), quote(context))
     alerts = notify_task(w, quote(events), notices=notices, anomalies=quote(anomalies), gaps=quote(det.gaps))
     summary = {"observations": len(visible), "anomaly_events": len(det.events), "incident_events": len(events), "alerts": len(alerts)}
     if source_summary:

@@ -31,7 +31,7 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from pollwatch.classify import network_label
-from pollwatch.models import Anomaly, Cause, Evidence, Family, Incident, IncidentEvent, IncidentKind, iso
+from pollwatch.models import Anomaly, AnomalyEvent, Cause, Evidence, Family, Incident, IncidentEvent, IncidentKind, iso
 from pollwatch.playbook import Watch
 
 # --- weights ----------------------------------------------------------------------------------
@@ -115,6 +115,16 @@ class AttributionContext(BaseModel):
     past: list[Incident] = Field(default_factory=list)  # earlier incidents of this watch / country
     others: list[Incident] = Field(default_factory=list)  # incidents in other countries (neighbours)
     events: list[ExternalEvent] = Field(default_factory=list)  # from sources (e.g. Cloudflare Radar)
+
+
+def events_from_corroborations(records: Iterable[Any]) -> list[ExternalEvent]:
+    """Cloudflare Radar annotations (pollwatch.sources' Corroboration records) as events carrying Radar's cause label."""
+    out = []
+    for r in records:
+        if getattr(r, "kind", None) == "radar_annotation" and getattr(r, "cause", None):
+            out.append(ExternalEvent(name=getattr(r, "description", None) or r.id, type="radar_outage", start=r.start, end=r.end,
+                                     country=r.country, cause=r.cause, source="radar"))
+    return out
 
 
 def watch_events(watch: Watch) -> list[ExternalEvent]:
@@ -439,10 +449,30 @@ def attribute_incident(watch: Watch, incident: Incident, anomalies: Sequence[Ano
     return inc
 
 
+def _as_of(history: Sequence[Anomaly | AnomalyEvent]) -> dict[str, list[tuple[datetime | None, Anomaly]]]:
+    """Versions of each anomaly with the tick they are from (None: from before every tick given)."""
+    out: dict[str, list[tuple[datetime | None, Anomaly]]] = {}
+    for item in history:
+        tick, a = (item.tick, item.anomaly) if isinstance(item, AnomalyEvent) else (None, item)
+        out.setdefault(a.id, []).append((tick, a))
+    return out
+
+
+def _version_at(versions: list[tuple[datetime | None, Anomaly]], tick: datetime) -> Anomaly | None:
+    """The newest version of an anomaly as it was known at `tick` (live ticks and a replay see the same)."""
+    best = None
+    for t, a in versions:
+        if t is None or t <= tick:
+            best = a
+    return best
+
+
 def attribute(watch: Watch, events: Sequence[IncidentEvent], known: dict[str, Incident] | None = None,
-              anomalies: Sequence[Anomaly] = (), context: AttributionContext | None = None) -> list[IncidentEvent]:
+              anomalies: Sequence[Anomaly | AnomalyEvent] = (), context: AttributionContext | None = None) -> list[IncidentEvent]:
     """Attribute every incident event; an attribution change is noted as a reason on the event.
 
+    `anomalies` are the incidents' anomalies: AnomalyEvents (each event is attributed with the
+    versions known at its tick, so a replay says what live ticks said) and/or Anomalies from before.
     `known` holds the incidents as last recorded (with any responder override), by id;
     `context.past` earlier incidents (for recurrence); incidents met earlier in `events` count too.
     """
@@ -450,18 +480,15 @@ def attribute(watch: Watch, events: Sequence[IncidentEvent], known: dict[str, In
     ctx = context.model_copy() if context else AttributionContext()
     past = {i.id: i for i in ctx.past}
     past.update(known)
-    by_id: dict[str, Anomaly] = {}
-    for a in anomalies:  # the newest version of each anomaly
-        prev = by_id.get(a.id)
-        if prev is None or (prev.end is None and a.end is not None) or a.points >= prev.points:
-            by_id[a.id] = a
+    versions = _as_of(anomalies)
     out = []
     for ev in events:
         inc = ev.incident
         prior = known.get(inc.id)
         if prior is not None and prior.override and not inc.override:
-            inc = inc.model_copy(update={"override": prior.override})
-        members = [by_id[aid] for aid in inc.anomaly_ids if aid in by_id]
+            # the override bumped the stored version: stay ahead of it, so this alert is not taken for that one
+            inc = inc.model_copy(update={"override": prior.override, "version": max(inc.version, prior.version + 1)})
+        members = [a for aid in inc.anomaly_ids if aid in versions and (a := _version_at(versions[aid], ev.tick)) is not None]
         ctx.past = [i for i in past.values() if i.id != inc.id]
         inc = attribute_incident(watch, inc, members, ctx)
         reasons = list(ev.reasons)

@@ -130,10 +130,33 @@ def _scope(watch: Watch, family: Family, anomalies: list[Anomaly]) -> tuple[Inci
     return kind, scope
 
 
-def _refresh(watch: Watch, inc: Incident, members: list[Anomaly]) -> list[str]:
-    """Recompute an incident from its anomalies; return the reasons it changed (empty if none)."""
+def _refresh(watch: Watch, inc: Incident, members: list[Anomaly], shrink_only: bool = False) -> list[str]:
+    """Recompute an incident from its anomalies; return the reasons it changed (empty if none).
+
+    Only growth (an anomaly joining or turning critical) changes the kind. When anomalies only end,
+    the scope shrinks to what is still down and the kind stays: a recovery's tail (a warning that
+    outlives the critical drops, a signal with a longer recovery window) is not a new kind.
+    """
     open_members = [a for a in members if a.end is None]
-    kind, scope = _scope(watch, inc.family, open_members or members)
+    if not open_members and inc.anomaly_ids:
+        # everything has recovered: keep the kind; the scope is everything it covered (resolution follows)
+        kind, scope = inc.kind, _scope(watch, inc.family, members)[1]
+    else:
+        kind, scope = _scope(watch, inc.family, open_members or members)
+        if shrink_only and inc.anomaly_ids:
+            kind = inc.kind
+            still = {a.entity.asn for a in open_members} | {a.entity.region for a in open_members} | {a.entity.service for a in open_members}
+            if any(a.entity.level == "country" and a.level == "critical" for a in open_members) and kind is IncidentKind.nationwide_outage:
+                still |= set(inc.scope.asns) | set(inc.scope.regions)
+            if not still & (set(inc.scope.asns) | set(inc.scope.regions) | set(inc.scope.services)):
+                still = set(inc.scope.asns) | set(inc.scope.regions) | set(inc.scope.services)  # only tails remain
+            scope.asns = [a for a in inc.scope.asns if a in still]
+            scope.regions = [r for r in inc.scope.regions if r in still]
+            scope.services = [x for x in inc.scope.services if x in still]
+            scope.providers = [watch.provider_name(a) for a in scope.asns]
+            scope.network_types = network_types(watch, scope.asns)
+            if inc.family is Family.connectivity:
+                scope.share = round(min(affected_share(watch, scope.asns, scope.regions, open_members), 1.0), 4)
     reasons = []
     if kind != inc.kind:
         reasons.append(f"kind changed from {inc.kind.value} to {kind.value}")
@@ -142,6 +165,8 @@ def _refresh(watch: Watch, inc: Incident, members: list[Anomaly]) -> list[str]:
         inc.kind = kind
     before = set(map(str, inc.scope.asns)) | set(inc.scope.regions) | set(inc.scope.services)
     after = set(map(str, scope.asns)) | set(scope.regions) | set(scope.services)
+    if not open_members and inc.anomaly_ids:
+        before = after  # all recovered: the resolution says so, not a change of scope
     if after - before:
         names = {str(a): f"{watch.provider_name(a)} (AS{a})" for a in scope.asns}
         reasons.append(f"scope grew: {', '.join(names.get(x, x) for x in sorted(after - before))}")
@@ -211,6 +236,7 @@ def classify(watch: Watch, state: GroupState | None, ticks: Sequence[datetime], 
     for tick in sorted(set(ticks) | set(by_tick)):
         changed: dict[str, list[str]] = {}
         opened: set[str] = set()
+        grew: set[str] = set()
         for ev in by_tick.get(tick, []):
             a = ev.anomaly
             inc_id = state.membership.get(a.id)
@@ -225,8 +251,10 @@ def classify(watch: Watch, state: GroupState | None, ticks: Sequence[datetime], 
                     opened.add(inc_id)
                 state.membership[a.id] = inc_id
                 changed.setdefault(inc_id, []).append(f"{a.signal} {a.level} on {a.entity.key}")
+                grew.add(inc_id)
             elif ev.change == "updated":
                 changed.setdefault(inc_id, []).append(f"{a.signal} on {a.entity.key} became {a.level}")
+                grew.add(inc_id)
             else:
                 changed.setdefault(inc_id, [])
             state.anomalies[a.id] = a
@@ -234,7 +262,7 @@ def classify(watch: Watch, state: GroupState | None, ticks: Sequence[datetime], 
             inc = state.incidents[inc_id]
             members = _members(state, inc_id)
             inc.updated_at = tick
-            reasons = _refresh(watch, inc, members)
+            reasons = _refresh(watch, inc, members, shrink_only=inc_id not in grew)
             if inc_id in opened:
                 inc.kind_history = [{"at": iso(tick), "from": None, "to": inc.kind.value, "share": inc.scope.share}]
                 events.append(IncidentEvent(tick=tick, change="opened", reasons=notes, incident=inc.model_copy(deep=True)))

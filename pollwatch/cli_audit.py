@@ -255,22 +255,11 @@ def show_cmd(incident: str = typer.Argument(..., help="Incident id."), as_json: 
     _table(["entry", "recorded", "kind", "what"], [[e.seq, e.time, e.kind, _describe(e)] for e in timeline], "no audit entries")
 
 
-@app.command("override")
-def override_cmd(incident: str = typer.Argument(..., help="Incident id."),
-                 cause: str = typer.Option(..., "--cause", help="government_directed, power_outage, cable_cut, weather_or_disaster, technical or unknown."),
-                 who: str = typer.Option(..., "--who", help="Who decides (name or handle)."),
-                 why: str = typer.Option(..., "--why", help="Why: the source or reasoning.")) -> None:
-    """Set an incident's cause as a responder; kept on the incident and in the audit log with who and why."""
-    from pollwatch import audit, store
+# `pollwatch override`: a responder sets a cause (pollwatch/cli_override.py; recorded through
+# audit.override_incident, with the update alert queued)
+from pollwatch.cli_override import override as override_cmd  # noqa: E402
 
-    try:
-        with store.session_scope() as s:
-            inc = audit.override_incident(s, incident, cause, who, why)
-    except KeyError as exc:
-        _fail(str(exc.args[0]), 1)
-    except ValueError as exc:
-        _fail(str(exc))
-    typer.echo(f"incident {inc.id}: cause set to {inc.cause.value} by {who}")
+app.command("override")(override_cmd)
 
 
 # --- report and export ----------------------------------------------------------------------------

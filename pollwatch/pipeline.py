@@ -13,7 +13,7 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from pollwatch.alerts import build_alerts
-from pollwatch.attribute import attribute
+from pollwatch.attribute import AttributionContext, attribute
 from pollwatch.classify import GroupState, classify
 from pollwatch.detect import DetectorState, detect
 from pollwatch.models import Alert, Anomaly, Gap, Incident, IncidentEvent, Observation
@@ -56,13 +56,14 @@ def latest_incidents(events: Sequence[IncidentEvent]) -> list[Incident]:
 
 
 def analyse(watch: Watch, state: WatchState | None, ticks: Sequence[datetime], observations: Sequence[Observation],
-            known: dict[str, Incident] | None = None) -> Outcome:
+            known: dict[str, Incident] | None = None, context: AttributionContext | None = None) -> Outcome:
     """Detect, classify, attribute and build alerts for `ticks`, with no Prefect involved."""
     state = state or WatchState()
     det = detect(watch, state.detector, ticks, observations)
     anomalies = latest_anomalies(det.events)
     cls = classify(watch, state.grouper, ticks, det.events)
-    events = attribute(watch, cls.events, known, anomalies + list(cls.state.anomalies.values()))
+    # each incident event is attributed with its anomalies as they were at its tick
+    events = attribute(watch, cls.events, known, list(state.grouper.anomalies.values()) + list(det.events), context)
     return Outcome(
         state=WatchState(detector=det.state, grouper=cls.state), anomalies=anomalies, events=events,
         incidents=latest_incidents(events), alerts=build_alerts(watch, events), gaps=det.gaps,

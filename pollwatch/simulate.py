@@ -39,6 +39,8 @@ class EventSpec(BaseModel):
     services: list[str] = Field(default_factory=list)
     depth: float = 0.95  # share of connectivity lost, or failure probability for blocks
     factor: float = 6.0  # latency multiplier for throttling
+    ramp: timedelta = timedelta(0)  # outages: reach full depth over this long, and recover over it (0: a switch)
+    bgp: bool = True  # outages: routes withdrawn too (False: data-plane-only loss, BGP stays up)
 
 
 class Label(BaseModel):
@@ -172,15 +174,20 @@ def simulate(
     def active(t: datetime, kinds: tuple[IncidentKind, ...]) -> list[EventSpec]:
         return [e for e in events if e.kind in kinds and e.start <= t < e.end]
 
-    def cell_factor(t: datetime, region: str, asn: int) -> float:
+    def cell_factor(t: datetime, region: str, asn: int, signal: str | None = None) -> float:
         f = 1.0
         for e in active(t, (IncidentKind.nationwide_outage, IncidentKind.regional_outage, IncidentKind.network_outage)):
+            if signal == "bgp" and not e.bgp:
+                continue
+            depth = e.depth
+            if e.ramp > timedelta(0):
+                depth *= min(1.0, (t - e.start) / e.ramp, (e.end - t) / e.ramp)
             if e.kind is IncidentKind.nationwide_outage and (not e.asns or asn in e.asns):
-                f *= 1 - e.depth
+                f *= 1 - depth
             elif e.kind is IncidentKind.regional_outage and region in e.regions:
-                f *= 1 - e.depth
+                f *= 1 - depth
             elif e.kind is IncidentKind.network_outage and asn in e.asns:
-                f *= 1 - e.depth
+                f *= 1 - depth
         return f
 
     def diurnal(t: datetime, amp: float) -> float:
@@ -205,7 +212,7 @@ def simulate(
         if t < start:
             t += step
         while t < end:
-            factors = {c: cell_factor(t, *c) for c in cells}
+            factors = {c: cell_factor(t, *c, signal=signal) for c in cells}
             if signal == "bgp":
                 scale, noise, amp = 1.0, 0.001, 0.0
             elif signal == "active_probing":

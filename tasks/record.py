@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from pollwatch import audit, store
+from pollwatch.attribute import AttributionContext
 from pollwatch.models import Anomaly, AnomalyEvent, Gap, Incident, IncidentEvent, Notice, Observation
 from pollwatch.pipeline import WatchState
 from pollwatch.playbook import Watch
@@ -42,6 +43,25 @@ def load_watch_state(watch: str) -> tuple[WatchState, datetime | None, dict[str,
         state = WatchState.from_stored(data)
         known = {i: store.get_incident(s, i) for i in state.grouper.incidents}
         return state, last, {k: v for k, v in known.items() if v is not None}
+
+
+@task(name="load-attribution-context", cache_policy=NO_CACHE, retries=3, retry_delay_seconds=[1, 2, 5])
+def load_attribution_context(watch: str, country: str, since: datetime, until: datetime,
+                             others_until: datetime | None = None) -> AttributionContext:
+    """Incidents attribution compares with: this country's earlier ones (recurrence), started in [since, until),
+    and other countries' ones (affected at the same time), started in [since, others_until or until)."""
+    with store.session_scope() as s:
+        incidents = store.list_incidents(s, since=since, until=max(until, others_until or until))
+    past = [i for i in incidents if i.country == country and i.start < until and (i.end or i.start) >= since]
+    others = [i for i in incidents if i.country != country and i.start >= since - timedelta(hours=1)]
+    return AttributionContext(past=past, others=others)
+
+
+@task(name="load-incidents", cache_policy=NO_CACHE, retries=3, retry_delay_seconds=[1, 2, 5])
+def load_incidents(watch: str, since: datetime, until: datetime) -> dict[str, Incident]:
+    """The watch's recorded incidents overlapping [since, until), by id (a replay keeps their overrides)."""
+    with store.session_scope() as s:
+        return {i.id: i for i in store.list_incidents(s, watch, since=since, until=until)}
 
 
 @task(name="record-outcome", cache_policy=NO_CACHE, retries=3, retry_delay_seconds=[1, 2, 5])

@@ -1,0 +1,72 @@
+"""A responder confirms or overrides an incident's attribution (the CLI and the review flow both call this).
+
+The override is kept on the incident (`Incident.override`: cause, by, why, at, and the
+attribution it replaced) in the incident's row, written to the audit log in the same
+transaction, and announced: an `update` alert for the incident goes into the outbox at once, and
+every later alert for it shows the override (attribution carries it forward from the store).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+from pollwatch import audit, store
+from pollwatch.alerts import build_alerts
+from pollwatch.models import Alert, Cause, Incident, IncidentEvent
+from pollwatch.playbook import PlaybookError, Watch, find_watch, load_watch
+
+
+class OverrideError(ValueError):
+    """The override could not be applied (unknown cause, ambiguous id, missing who/why)."""
+
+
+class UnknownIncident(OverrideError):
+    """No incident with that id (or id prefix) in the store."""
+
+
+def find_incident(session: object, incident: str) -> Incident:
+    """An incident by id, or by a unique id prefix (as responders copy it from an alert)."""
+    found = store.get_incident(session, incident)  # type: ignore[arg-type]
+    if found is not None:
+        return found
+    matches = [i for i in store.list_incidents(session) if i.id.startswith(incident)] if len(incident) >= 4 else []  # type: ignore[arg-type]
+    if len(matches) == 1:
+        return matches[0]
+    if matches:
+        raise OverrideError(f"incident id {incident!r} is ambiguous: {', '.join(i.id for i in matches[:5])}")
+    raise UnknownIncident(f"no incident {incident!r} in the store (list them with `pollwatch audit incidents`)")
+
+
+def _watch_for(name: str) -> Watch | None:
+    try:
+        return load_watch(find_watch(name))
+    except PlaybookError:
+        return None
+
+
+def override_incident(incident: str, cause: Cause | str, who: str, why: str, *, at: datetime | None = None,
+                      watch: Watch | None = None, url: str | None = None) -> tuple[Incident, list[Alert]]:
+    """Set the incident's cause on a responder's word; return the incident and the alert queued for it.
+
+    `watch` renders the alert (default: the watch the incident belongs to, looked up by name);
+    when it cannot be found the override is still recorded, and the next alert shows it.
+    """
+    try:
+        cause = Cause(cause)
+    except ValueError:
+        raise OverrideError(f"unknown cause {cause!r}: expected one of {', '.join(c.value for c in Cause)}") from None
+    if not who.strip() or not why.strip():
+        raise OverrideError("an override needs who made it (--by) and why (--why)")
+    at = (at or datetime.now(timezone.utc)).astimezone(timezone.utc)
+    with store.session_scope(url) as s:
+        before = find_incident(s, incident)
+        # saved on the incident and written to the audit log, in this transaction
+        after = audit.override_incident(s, before.id, cause.value, who.strip(), why.strip(), at)
+        w = watch or _watch_for(before.watch)
+        alerts: list[Alert] = []
+        if w is not None:
+            verb = "confirmed" if before.cause is cause else f"changed from {before.cause.value} to {cause.value}"
+            event = IncidentEvent(tick=at, change="updated", incident=after,
+                                  reasons=[f"attribution {verb} by {who.strip()}: {why.strip()}"])
+            alerts = store.enqueue_alerts(s, build_alerts(w, [event]))
+    return after, alerts

@@ -1,0 +1,185 @@
+"""Classification: grouping anomalies into incidents, kind and scope, kind changes, growth, shrinkage, resolution."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from pollwatch.classify import classify, network_label
+from pollwatch.models import Anomaly, AnomalyEvent, Direction, Entity, Family, IncidentKind, stable_id
+from pollwatch.pipeline import analyse
+from pollwatch.simulate import EventSpec, demo_range, election_day_events, simulate
+
+T0 = datetime(2019, 6, 9, 14, 0, tzinfo=timezone.utc)  # 20:00 in Almaty
+MIN = timedelta(minutes=1)
+
+
+def anomaly(start: datetime, *, region: str | None = None, asn: int | None = None, service: str | None = None,
+            signal: str = "bgp", family: Family = Family.connectivity, level: str = "critical", depth: float = 0.9,
+            end: datetime | None = None, direction: Direction = Direction.drop, **kw) -> Anomaly:
+    entity = Entity(country="KZ", region=region, asn=asn, service=service)
+    return Anomaly(id=stable_id(signal, entity.key, start), watch="kz-2019-presidential", source=kw.pop("source", "ioda"), signal=signal,
+                   family=family, entity=entity, direction=direction, start=start, end=end, detected_at=start, level=level,
+                   depth=depth, **kw)
+
+
+def ev(tick: datetime, change: str, a: Anomaly) -> AnomalyEvent:
+    return AnomalyEvent(tick=tick, change=change, anomaly=a)
+
+
+def closed(a: Anomaly, end: datetime) -> Anomaly:
+    return a.model_copy(update={"end": end})
+
+
+# --- scenario: every kind on the simulated election day -----------------------------------------
+
+
+@pytest.fixture(scope="module")
+def election_day():
+    from pollwatch.playbook import load_watch
+    from tests.conftest import KZ_WATCH
+
+    w = load_watch(KZ_WATCH)
+    _, day, end = demo_range(w)
+    sc = simulate(w, day - timedelta(hours=30), end, election_day_events(w), seed=3)
+    out = analyse(w, None, w.tick_times(day, end), sc.observations)
+    return w, sc, out
+
+
+def _hit(out, label):
+    return [i for i in out.incidents if i.kind is label.kind and i.start <= label.end and (i.end or label.end) >= label.start]
+
+
+def test_every_kind_with_its_scope(election_day):
+    w, sc, out = election_day
+    assert sorted(i.kind.value for i in out.incidents) == sorted(lb.kind.value for lb in sc.labels)
+    by_kind = {i.kind: i for i in out.incidents}
+    nation = by_kind[IncidentKind.nationwide_outage]
+    assert nation.scope.share == 1.0 and nation.scope.asns == sorted(p.asn for p in w.providers)
+    assert nation.scope.network_types == ["fixed", "mobile"] and len(nation.scope.regions) == len(w.regions)
+    region = by_kind[IncidentKind.regional_outage]
+    assert region.scope.regions == ["KZ-YUZ"] and 0 < region.scope.share < w.classification.nationwide_share
+    network = by_kind[IncidentKind.network_outage]
+    assert network.scope.providers == ["Transtelecom"] and network.scope.asns == [35168] and network.scope.network_types == ["fixed"]
+    service = by_kind[IncidentKind.service_block]
+    assert service.scope.services == ["periscope"] and len(service.scope.asns) >= 3
+    throttle = by_kind[IncidentKind.throttling]
+    assert throttle.scope.network_types == ["mobile"] and throttle.scope.services == ["twitter"]
+    assert network_label(w, throttle.scope.asns).startswith("mobile-only")
+    circ = by_kind[IncidentKind.circumvention_block]
+    assert set(circ.scope.services) <= {"tor", "psiphon", "openvpn"}
+    for inc in out.incidents:
+        assert inc.kind_history[0]["to"] == inc.kind_history[-1]["to"] == inc.kind.value or len(inc.kind_history) > 1
+        assert inc.status == "resolved" or inc.kind is IncidentKind.circumvention_block
+
+
+def test_regional_outage_grows_into_nationwide_in_simulation(kz_watch):
+    w = kz_watch
+    day = w.at_offset(timedelta(0))
+    start = w.at_offset(timedelta(hours=19))
+    events = [
+        EventSpec(kind=IncidentKind.regional_outage, start=start, end=start + timedelta(hours=2), regions=["KZ-ALA"]),
+        EventSpec(kind=IncidentKind.nationwide_outage, start=start + timedelta(minutes=40), end=start + timedelta(hours=1, minutes=30)),
+    ]
+    sc = simulate(w, day - timedelta(hours=26), start + timedelta(hours=3), events, seed=11)
+    out = analyse(w, None, w.tick_times(start - timedelta(minutes=30), start + timedelta(hours=3)), sc.observations)
+    assert len(out.incidents) == 1
+    inc = out.incidents[0]
+    kinds = [h["to"] for h in inc.kind_history]
+    assert kinds[0] == "regional_outage" and "nationwide_outage" in kinds
+    changed = [e for e in out.events if e.change == "updated" and any("kind changed from regional_outage to nationwide_outage" in r for r in e.reasons)]
+    assert len(changed) == 1
+    assert inc.status == "resolved"
+
+
+# --- grouping rules on hand-made anomalies ----------------------------------------------------
+
+
+def test_kind_change_recorded_and_scope_grows_then_shrinks(kz_watch):
+    w = kz_watch
+    reg = anomaly(T0, region="KZ-ALA")
+    asns = [anomaly(T0 + 20 * MIN, asn=p.asn) for p in w.providers[:3]]
+    ticks = [T0, T0 + 20 * MIN, T0 + 60 * MIN, T0 + 70 * MIN, T0 + 200 * MIN]
+    events = [ev(T0, "opened", reg)] + [ev(T0 + 20 * MIN, "opened", a) for a in asns]
+    events += [ev(T0 + 60 * MIN, "closed", closed(a, T0 + 55 * MIN)) for a in asns]
+    events += [ev(T0 + 70 * MIN, "closed", closed(reg, T0 + 65 * MIN))]
+    res = classify(w, None, ticks, events)
+    changes = [(e.change, e.incident.kind.value) for e in res.events]
+    # growth changes the kind; recovery only shrinks the scope (the kind stays what the incident became)
+    assert changes == [("opened", "regional_outage"), ("updated", "nationwide_outage"), ("updated", "nationwide_outage"),
+                       ("resolved", "nationwide_outage")]
+    grown = res.events[1]
+    assert any(r.startswith("kind changed from regional_outage to nationwide_outage") for r in grown.reasons)
+    assert any(r.startswith("scope grew") and "Kazakhtelecom (AS9198)" in r for r in grown.reasons)
+    assert grown.incident.scope.share == 0.6 and grown.incident.version == 2
+    shrunk = res.events[2]
+    assert any(r.startswith("scope shrank") and "Kazakhtelecom (AS9198)" in r for r in shrunk.reasons)
+    assert shrunk.incident.scope.asns == [] and shrunk.incident.scope.regions == ["KZ-ALA"] and shrunk.incident.scope.share == 0.2
+    final = res.events[-1].incident
+    assert [(h["from"], h["to"]) for h in final.kind_history] == [(None, "regional_outage"), ("regional_outage", "nationwide_outage")]
+    assert final.scope.asns == sorted(p.asn for p in w.providers[:3]) and final.scope.regions == ["KZ-ALA"]  # everything it covered
+
+
+def test_resolved_only_after_recovery_time(kz_watch):
+    w = kz_watch
+    a = anomaly(T0, asn=9198)
+    end = T0 + 30 * MIN
+    recovery = w.classification.recovery
+    ticks = [T0, end + 5 * MIN, end + recovery - 5 * MIN, end + recovery]
+    res = classify(w, None, ticks, [ev(T0, "opened", a), ev(end + 5 * MIN, "closed", closed(a, end))])
+    assert [e.change for e in res.events] == ["opened", "resolved"]
+    assert res.events[-1].tick == end + recovery and res.events[-1].incident.end == end
+    assert res.state.incidents == {}
+
+
+def test_unrelated_networks_apart_related_ones_together(kz_watch):
+    w = kz_watch
+    first = anomaly(T0, asn=9198)
+    later_other = anomaly(T0 + 3 * timedelta(hours=1), asn=29355)  # another network, hours later, while the first is still down
+    soon_other = anomaly(T0 + 10 * MIN, asn=48503)  # another network within minutes: one event
+    same_net = anomaly(T0 + 4 * timedelta(hours=1), asn=9198, signal="active_probing")  # same network, another signal
+    ticks = sorted({T0, T0 + 10 * MIN, T0 + 3 * timedelta(hours=1), T0 + 4 * timedelta(hours=1)})
+    res = classify(w, None, ticks, [ev(T0, "opened", first), ev(T0 + 10 * MIN, "opened", soon_other),
+                                    ev(T0 + 3 * timedelta(hours=1), "opened", later_other),
+                                    ev(T0 + 4 * timedelta(hours=1), "opened", same_net)])
+    assert len(res.state.incidents) == 2
+    groups = sorted(sorted(i.anomaly_ids) for i in res.state.incidents.values())
+    assert sorted([sorted([first.id, soon_other.id, same_net.id]), [later_other.id]]) == groups
+
+
+def test_families_stay_apart_and_region_relates_to_its_providers(kz_watch):
+    w = kz_watch.model_copy(deep=True)
+    w.providers[0].regions = ["KZ-ALA"]
+    reg = anomaly(T0, region="KZ-ALA")
+    prov = anomaly(T0 + 2 * timedelta(hours=1), asn=w.providers[0].asn)  # serves the region: same incident
+    svc = anomaly(T0 + 5 * MIN, asn=9198, service="whatsapp", signal="service_failure_rate", family=Family.service,
+                  direction=Direction.rise, source="ooni")
+    ticks = [T0, T0 + 5 * MIN, T0 + 2 * timedelta(hours=1)]
+    res = classify(w, None, ticks, [ev(T0, "opened", reg), ev(T0 + 5 * MIN, "opened", svc), ev(T0 + 2 * timedelta(hours=1), "opened", prov)])
+    kinds = sorted(i.kind.value for i in res.state.incidents.values())
+    assert kinds == ["regional_outage", "service_block"]
+
+
+@pytest.mark.parametrize("share,kind", [(0.5, "nationwide_outage"), (0.7, "network_outage")])
+def test_nationwide_share_is_configurable(kz_watch, share, kind):
+    w = kz_watch.model_copy(update={"classification": kz_watch.classification.model_copy(update={"nationwide_share": share})})
+    events = [ev(T0, "opened", anomaly(T0, asn=p.asn)) for p in w.providers[:3]]
+    res = classify(w, None, [T0], events)
+    (inc,) = res.state.incidents.values()
+    assert inc.kind.value == kind and inc.scope.share == 0.6
+
+
+def test_address_space_share_from_country_depth(kz_watch):
+    # the country's BGP total lost 70% of its /24s: nationwide even though no finer series is down
+    events = [ev(T0, "opened", anomaly(T0, depth=0.7)), ev(T0, "opened", anomaly(T0, asn=9198))]
+    (inc,) = classify(kz_watch, None, [T0], events).state.incidents.values()
+    assert inc.kind is IncidentKind.nationwide_outage and inc.scope.share == 0.7
+
+
+def test_mobile_only_and_fixed_only_labels(kz_watch):
+    mobile = [p.asn for p in kz_watch.providers if p.type == "mobile"]
+    assert network_label(kz_watch, mobile) == "mobile-only (every mobile network)"
+    assert network_label(kz_watch, mobile[:1]) == "mobile-only"
+    assert network_label(kz_watch, [9198]) == "fixed-line only"
+    assert network_label(kz_watch, [9198, mobile[0]]) == "mobile and fixed"
