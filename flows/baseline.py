@@ -19,9 +19,10 @@ from pollwatch.sources import enabled_sources
 from tasks.baseline import baseline_task
 from tasks.collect import collect_file, collect_source
 from tasks.record import record_observations, record_outcome
+from tasks.record_audit import AUDIT_HOOKS
 
 
-@flow(name="baseline", flow_run_name="baseline-{watch}", log_prints=True)
+@flow(name="baseline", flow_run_name="baseline-{watch}", log_prints=True, **AUDIT_HOOKS)
 def baseline(watch: str, window_end: datetime | None = None, observations: str | None = None,
              base_urls: dict[str, str] | None = None) -> dict:
     """Baseline `watch` over the windows ending at `window_end` (default: now, at most election day - 1 day).
