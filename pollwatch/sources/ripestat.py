@@ -79,6 +79,9 @@ def parse_resource_list(payload: Any, country: str) -> tuple[list[int], list[str
     res = data.get("resources")
     if not isinstance(res, dict):
         raise ShapeError("country-resource-list: 'data.resources' should be an object with asn/ipv4/ipv6 lists")
+    for key in ("asn", "ipv4", "ipv6"):
+        if not isinstance(res.get(key) or [], list):
+            raise ShapeError(f"country-resource-list: 'data.resources.{key}' should be a list, got {type(res[key]).__name__}")
     try:
         asns = sorted({int(str(a).upper().removeprefix("AS")) for a in res.get("asn") or []})
     except ValueError as exc:
