@@ -133,7 +133,7 @@ def test_a_watch_with_flapping_data_source_stays_quiet(clean):
 # --- at the boundary: the model refuses what the detector must never see -------------------------
 
 
-@settings(max_examples=50, deadline=None)
+@settings(max_examples=50, deadline=None, derandomize=True)
 @given(value=st.floats(allow_nan=True, allow_infinity=True), count=st.integers(min_value=-(10**6), max_value=10**6),
        asn=st.integers(min_value=-(10**25), max_value=10**25))
 def test_observation_accepts_only_sane_values(value: float, count: int, asn: int):
