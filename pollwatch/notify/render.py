@@ -19,7 +19,6 @@ from slack_sdk.models.blocks import (
     Block,
     ButtonElement,
     ContextBlock,
-    DividerBlock,
     HeaderBlock,
     MarkdownTextObject,
     PlainTextObject,
@@ -59,12 +58,13 @@ class Message:
     text: str
     blocks: list[dict[str, Any]] = field(default_factory=list)
     metadata: dict[str, Any] | None = None
+    headline: str | None = None  # the console's first line, e.g. `[STARTED] Nationwide internet outage in KZ — watch (incident id)`
 
     def plain(self) -> str:
-        """The blocks as plain text (what the console and plain webhooks show)."""
+        """The blocks as plain text (what the console and plain webhooks show), after the headline."""
+        lines: list[str] = [self.headline] if self.headline else []
         if not self.blocks:
-            return self.text
-        lines: list[str] = []
+            return "\n".join(lines + [self.text])
         for b in self.blocks:
             t = b.get("type")
             if t == "header":
@@ -278,6 +278,11 @@ class Links:
     flow_run_url: str | None = None
 
 
+def headline(watch: Watch, inc: Incident, tag: str) -> str:
+    """`[STARTED] Nationwide internet outage in KZ — kz-2019-presidential (incident 3f2a...)` (pollwatch.alerts' head line)."""
+    return f"[{tag}] {KIND_TITLES[inc.kind]} in {inc.country} — {watch.name} (incident {inc.id})"
+
+
 def _title(inc: Incident) -> str:
     emoji = ":white_check_mark:" if inc.status == "resolved" else ":red_circle:"
     state = "RESOLVED" if inc.status == "resolved" else "ONGOING"
@@ -327,7 +332,8 @@ def root_message(watch: Watch, inc: Incident, *, key: str, anomalies: list[Anoma
            f"{depth_lines(inc, list(anomalies))[0]}; cause {cause_text(inc)}"
     if mention:
         text = f"{mention} {text}"
-    return Message(text=_cut(text, 3900), blocks=_blocks(blocks), metadata=metadata(watch, key=key, role="root", incident_id=inc.id))
+    return Message(text=_cut(text, 3900), blocks=_blocks(blocks), metadata=metadata(watch, key=key, role="root", incident_id=inc.id),
+                   headline=headline(watch, inc, "STARTED"))
 
 
 def update_message(watch: Watch, inc: Incident, *, key: str, reasons: list[str], held: list[list[str]] = (),
@@ -350,7 +356,8 @@ def update_message(watch: Watch, inc: Incident, *, key: str, reasons: list[str],
     text = f"Update: {KIND_TITLES[inc.kind]} in {inc.country} — {why}"
     if mention:
         text = f"{mention} {text}"
-    return Message(text=_cut(text, 3900), blocks=_blocks(blocks), metadata=metadata(watch, key=key, role="update", incident_id=inc.id))
+    return Message(text=_cut(text, 3900), blocks=_blocks(blocks), metadata=metadata(watch, key=key, role="update", incident_id=inc.id),
+                   headline=headline(watch, inc, "UPDATE"))
 
 
 def end_message(watch: Watch, inc: Incident, *, key: str, held: list[list[str]] = ()) -> Message:
@@ -369,7 +376,8 @@ def end_message(watch: Watch, inc: Incident, *, key: str, held: list[list[str]] 
         earlier = ["; ".join(r) or "details changed" for r in held]
         blocks.append(ContextBlock(elements=[_md("Also changed before the end: " + _esc(" | ".join(earlier)))]))
     text = f"{word}: {KIND_TITLES[inc.kind]} in {inc.country} ended after {dur} ({fmt_when(watch, inc.start)} to {fmt_when(watch, end)})"
-    return Message(text=_cut(text, 3900), blocks=_blocks(blocks), metadata=metadata(watch, key=key, role="end", incident_id=inc.id))
+    return Message(text=_cut(text, 3900), blocks=_blocks(blocks), metadata=metadata(watch, key=key, role="end", incident_id=inc.id),
+                   headline=headline(watch, inc, "RESOLVED"))
 
 
 NOTICE_EMOJI = {"info": ":information_source:", "warning": ":warning:", "error": ":rotating_light:"}
@@ -384,8 +392,6 @@ def notice_message(watch: Watch, notice: Notice, *, key: str) -> Message:
         ContextBlock(elements=[_md(f"watch `{notice.watch or watch.name}` · {fmt_when(watch, notice.time)} · operator notice")]),
     ]
     text = f"[{notice.level.value}] {notice.source}: {notice.message}"
-    return Message(text=_cut(text, 3900), blocks=_blocks(blocks), metadata=metadata(watch, key=key, role="notice"))
+    return Message(text=_cut(text, 3900), blocks=_blocks(blocks), metadata=metadata(watch, key=key, role="notice"),
+                   headline=f"[NOTICE] {notice.source}: {notice.level.value}")
 
-
-def divider() -> dict[str, Any]:
-    return DividerBlock().to_dict()
