@@ -13,7 +13,7 @@ from prefect.cache_policies import NO_CACHE
 from pydantic import SecretStr
 
 from pollwatch import store
-from pollwatch.alerts import Sink, build_alerts
+from pollwatch.alerts import build_alerts
 from pollwatch.models import Alert, AlertState, Anomaly, Gap, IncidentEvent, Notice
 from pollwatch.notify import ConsoleTransport, DeliveryReport, Transport, choose_transport, deliver_outbox, gap_alerts, notice_alerts
 from pollwatch.playbook import Watch
@@ -77,11 +77,11 @@ def notify_task(watch: Watch, events: list[IncidentEvent], replay: bool = False,
         ops = [] if replay else notice_alerts(watch, notices or []) + gap_alerts(watch, gaps or [])
         store.enqueue_alerts(s, alerts + ops)
     if not replay:
-        deliver_alerts(watch, anomalies=anomalies)
+        deliver_pending(watch, anomalies=anomalies)
     return alerts
 
 
-def deliver_alerts(watch: Watch, transport: Transport | None = None, anomalies: list[Anomaly] | None = None) -> DeliveryReport:
+def deliver_pending(watch: Watch, transport: Transport | None = None, anomalies: list[Anomaly] | None = None) -> DeliveryReport:
     """Send every undelivered alert of the watch, oldest first per channel; Slack trouble leaves them pending."""
     logger = get_run_logger()
     transport = transport or default_transport()
@@ -92,29 +92,3 @@ def deliver_alerts(watch: Watch, transport: Transport | None = None, anomalies: 
     for channel, error in report.errors.items():
         logger.warning("alerts for %s not delivered yet (%d waiting): %s", channel, report.waiting.get(channel, 0), error)
     return report
-
-
-def deliver_pending(watch: str, destination: str, sink: Sink) -> int:
-    """Send the undelivered alerts of one destination through a plain `Sink` (deliver(alert) -> state, ref), oldest first.
-
-    Stops at the first failure to keep order. The notify task uses `deliver_alerts` (Slack or console, threads,
-    routing, look-ups); this is the simple path for any other sink.
-    """
-    logger = get_run_logger()
-    sent = 0
-    with store.session_scope() as s:
-        pending = store.pending_alerts(s, watch, destination)
-    for alert in pending:
-        try:
-            state, ref = sink.deliver(alert)
-        except Exception as exc:  # delivery trouble is recorded, the alert stays pending
-            with store.session_scope() as s:
-                store.mark_alert(s, alert.id, AlertState.pending, error=type(exc).__name__)
-            logger.warning("alert %s not delivered yet: %s", alert.id, type(exc).__name__)
-            break
-        with store.session_scope() as s:
-            store.mark_alert(s, alert.id, state, remote_ref=ref)
-        if state is not AlertState.sent:
-            break
-        sent += 1
-    return sent
