@@ -30,6 +30,8 @@ from pollwatch.cli_sources import app as sources_app  # noqa: E402  (`pollwatch 
 app.add_typer(sources_app)
 from pollwatch.cli_alerts import app as alerts_cli  # noqa: E402 (alerts check, outbox, deliver)
 app.add_typer(alerts_cli, name="alerts")
+from pollwatch.cli_probes import app as probes_app  # noqa: E402  (`pollwatch probe web|deploy`)
+app.add_typer(probes_app, name="probe")
 
 
 def _quiet_prefect() -> None:

@@ -31,7 +31,7 @@ def _watch(kz_watch, web, pools: dict[str, str]):
         Service(name="whatsapp", urls=[f"https://svc.pollwatch.test:{port}/"], transfer_url=f"https://svc.pollwatch.test:{port}/object"),
         Service(name="periscope", urls=[f"https://gone.pollwatch.test:{port}/"]),
     ]
-    options = {"attempts": 2, "step_timeout": 2.0, "ca_file": str(pki["ca"]), "bogon_exempt": ["127.0.0.0/8"], "resolver": dns_server.address}
+    options = {"attempts": 2, "step_timeout": 10.0, "ca_file": str(pki["ca"]), "bogon_exempt": ["127.0.0.0/8"], "resolver": dns_server.address}
     vantages = [Vantage(name=name, work_pool=pool, asn=9198, location="KZ-ALA") for name, pool in pools.items()]
     return kz_watch.model_copy(update={"services": services, "vantages": vantages, "sources": {**kz_watch.sources, "webprobe": SourceConfig(options=options)}})
 

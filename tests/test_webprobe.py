@@ -63,11 +63,17 @@ CASES = [
 ]
 
 
+TIMING_OUT = {"dns_timeout", "syn_dropped", "hang_in_tls"}
+
+
 async def test_every_outage_type_is_produced_and_detected(servers):
     dns_server, web, pki = servers
     services = [Service(name=name, urls=[url.format(d=DOMAIN, p=web.ports)]) for name, url, _ in CASES]
-    results = await run_webprobes(services, _opts(pki), resolver=dns_server.address)
-    got = {r.service: r for r in results}
+    # cases that must time out get a short step timeout; the others a long one, so that a busy
+    # machine cannot turn a slow answer into a timeout
+    slow = await run_webprobes([s for s in services if s.name in TIMING_OUT], _opts(pki), resolver=dns_server.address)
+    rest = await run_webprobes([s for s in services if s.name not in TIMING_OUT], _opts(pki, step_timeout=10.0), resolver=dns_server.address)
+    got = {r.service: r for r in slow + rest}
     for name, _, expected in CASES:
         assert got[name].outage is expected, (name, got[name].outage, got[name].detail)
     assert {e for _, _, e in CASES} == set(OutageType)
@@ -91,7 +97,7 @@ async def test_reply_unlike_the_control_is_a_blockpage(servers):
         Service(name="blockpage_200", urls=[f"https://ok.{DOMAIN}:{web.ports['blockpage']}/"], expect_contains=PAGE_TEXT),
     ]
     # no fingerprints configured: the blockpage is recognised by not looking like the real page
-    results = await run_webprobes(services, _opts(pki, blockpage_fingerprints=[]), resolver=dns_server.address)
+    results = await run_webprobes(services, _opts(pki, blockpage_fingerprints=[], step_timeout=10.0), resolver=dns_server.address)
     got = {r.service: r.outage for r in results}
     assert got == {
         "matches": OutageType.ok,
@@ -106,7 +112,7 @@ async def test_observations_per_vantage_and_service(servers, kz_watch):
     good = Service(name="whatsapp", urls=[f"https://ok.{DOMAIN}:{web.ports['ok']}/"], transfer_url=f"https://ok.{DOMAIN}:{web.ports['ok']}/object")
     blocked = Service(name="periscope", domains=[f"nx.{DOMAIN}"])
     assert service_urls(blocked) == [(f"https://nx.{DOMAIN}/", "page")]
-    results = await run_webprobes([good, blocked], _opts(pki, attempts=3, concurrency=4), resolver=dns_server.address)
+    results = await run_webprobes([good, blocked], _opts(pki, attempts=3, concurrency=4, step_timeout=10.0), resolver=dns_server.address)
     assert len(results) == 3 * 2 + 3
     transfer = [r for r in results if r.kind == "transfer"]
     assert all(r.outage is OutageType.ok and r.body_bytes == 32 * 1024 for r in transfer)
@@ -131,9 +137,9 @@ async def test_observations_per_vantage_and_service(servers, kz_watch):
 
 async def test_dns_helper_against_the_local_resolver(servers):
     dns_server, _, _ = servers
-    ok = await resolve(f"ok.{DOMAIN}", dns_server.address, 1.0)
+    ok = await resolve(f"ok.{DOMAIN}", dns_server.address, 10.0)
     assert ok.status is DnsStatus.ok and ok.addresses == ["127.0.0.1"] and ok.elapsed_ms > 0
-    assert (await resolve(f"nx.{DOMAIN}", dns_server.address, 1.0)).status is DnsStatus.nxdomain
+    assert (await resolve(f"nx.{DOMAIN}", dns_server.address, 10.0)).status is DnsStatus.nxdomain
     assert (await resolve(f"slow.{DOMAIN}", dns_server.address, 0.2)).status is DnsStatus.timeout
 
 
@@ -157,6 +163,34 @@ def test_options_from_the_playbook(kz_watch):
 def test_sync_callers_can_run_probes(servers):
     dns_server, web, pki = servers
     svc = Service(name="ok", urls=[f"https://ok.{DOMAIN}:{web.ports['ok']}/"])
-    results = asyncio.run(run_webprobes([svc], _opts(pki), resolver=dns_server.address))
+    results = asyncio.run(run_webprobes([svc], _opts(pki, step_timeout=10.0), resolver=dns_server.address))
     assert [r.outage for r in results] == [OutageType.ok]
     assert BLOCKPAGE_TEXT not in PAGE_TEXT
+
+
+def test_cli_probes_a_watch_from_this_machine(servers, tmp_path):
+    import yaml
+    from typer.testing import CliRunner
+
+    from pollwatch.cli import app
+    from tests.conftest import KZ_WATCH
+
+    dns_server, web, pki = servers
+    data = yaml.safe_load(KZ_WATCH.read_text())
+    data["template"] = str(KZ_WATCH.parent.parent / "rapid-response.yaml")
+    data["services"] = [
+        {"name": "whatsapp", "urls": [f"https://ok.{DOMAIN}:{web.ports['ok']}/"]},
+        {"name": "periscope", "urls": [f"https://ok.{DOMAIN}:{web.ports['blockpage']}/"]},
+    ]
+    data["sources"] = {"webprobe": {"options": {"attempts": 1, "ca_file": str(pki["ca"]), "bogon_exempt": ["127.0.0.0/8"],
+                                                "blockpage_fingerprints": ["restricted by order of"]}}}
+    path = tmp_path / "watch.yaml"
+    path.write_text(yaml.safe_dump(data))
+    out = CliRunner().invoke(app, ["probe", "web", str(path), "--resolver", dns_server.address])
+    assert out.exit_code == 0, out.output
+    lines = {line.split()[0]: line.split()[1] for line in out.output.splitlines()}
+    assert lines == {"whatsapp": "ok", "periscope": "http_blockpage"}
+    as_json = CliRunner().invoke(app, ["probe", "web", str(path), "--resolver", dns_server.address, "--json", "-s", "whatsapp"])
+    assert [__import__("json").loads(x)["outage"] for x in as_json.output.splitlines()] == ["ok"]
+    missing = CliRunner().invoke(app, ["probe", "deploy", str(path)])
+    assert missing.exit_code == 2 and "no vantages" in missing.output

@@ -267,16 +267,24 @@ async def tcp_sweep(
             record(tag, alive)
         sock.close()  # also removes it from the epoll set
 
+    def drain() -> None:
+        while True:
+            events = ep.poll(0, 4096)
+            for fd, _ in events:
+                entry = pending.pop(fd, None)
+                if entry is not None:
+                    sock, tag = entry
+                    conclude(sock, tag, sock.getsockopt(sol, so_error))
+            if len(events) < 4096:
+                return
+
     def on_events() -> None:
-        for fd, _ in ep.poll(0, 4096):
-            entry = pending.pop(fd, None)
-            if entry is not None:
-                sock, tag = entry
-                conclude(sock, tag, sock.getsockopt(sol, so_error))
+        drain()
         launch()
         finish_if_idle()
 
     def expire() -> None:
+        drain()  # answers the kernel already has are answers, however late this loop got to them
         now = time.monotonic()
         expired = 0
         while deadlines and (deadlines[0][0] <= now or pending.get(deadlines[0][1], (None,))[0] is not deadlines[0][2]):
@@ -416,12 +424,12 @@ async def icmp_sweep(
             deadlines.append((now + timeout, tag))
             slots -= 1
 
-    def on_readable() -> None:
+    def drain() -> None:
         while True:
             try:
                 data, (source, _) = sock.recvfrom(2048)
             except (BlockingIOError, InterruptedError):
-                break
+                return
             ihl = (data[0] & 0x0F) * 4
             if len(data) < ihl + 16 or data[ihl] != 0:  # echo replies only (type 0)
                 continue
@@ -435,10 +443,14 @@ async def icmp_sweep(
             stats.probes += 1
             stats.answers += 1
             record(tag, True)
+
+    def on_readable() -> None:
+        drain()
         launch()
         finish_if_idle()
 
     def expire() -> None:
+        drain()  # replies already received are answers, however late this loop got to them
         now = time.monotonic()
         while deadlines and (deadlines[0][0] <= now or deadlines[0][1] not in pending):
             _, tag = deadlines.popleft()

@@ -187,7 +187,8 @@ async def _connect(address: str, port: int, ctx: _Context, result: ProbeResult) 
     sock.setblocking(False)
     start = time.perf_counter()
     try:
-        await asyncio.wait_for(loop.sock_connect(sock, (address, port)), ctx.opts.step_timeout)
+        async with asyncio.timeout(ctx.opts.step_timeout):  # no extra Task per step (unlike wait_for)
+            await loop.sock_connect(sock, (address, port))
     except BaseException as exc:
         sock.close()
         if isinstance(exc, ConnectionRefusedError):
@@ -209,10 +210,8 @@ async def _open_stream(sock: socket.socket, host: str, https: bool, ctx: _Contex
     start = time.perf_counter()
     timeout = ctx.opts.step_timeout
     try:
-        stream = await asyncio.wait_for(
-            asyncio.open_connection(sock=sock, ssl=ctx.ssl, server_hostname=host, ssl_handshake_timeout=timeout, limit=ctx.opts.max_body),
-            timeout + 0.5,
-        )
+        async with asyncio.timeout(timeout + 0.5):
+            stream = await asyncio.open_connection(sock=sock, ssl=ctx.ssl, server_hostname=host, ssl_handshake_timeout=timeout, limit=ctx.opts.max_body)
     except ssl.SSLCertVerificationError as exc:
         raise _Failed(OutageType.tls_failure, f"{host}: certificate not valid for the service: {exc.verify_message}") from None
     except ssl.SSLError as exc:
@@ -243,12 +242,14 @@ async def _http_get(
     start = time.perf_counter()
     try:
         writer.write(request)
-        await asyncio.wait_for(writer.drain(), timeout)
-        head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), timeout)
+        async with asyncio.timeout(timeout):
+            await writer.drain()
+            head = await reader.readuntil(b"\r\n\r\n")
         got_bytes = True
         result.http_ms = (time.perf_counter() - start) * 1000
         status, headers = _parse_head(head)
-        body = await asyncio.wait_for(_read_body(reader, headers, ctx.opts.max_body), timeout)
+        async with asyncio.timeout(timeout):
+            body = await _read_body(reader, headers, ctx.opts.max_body)
         result.fetch_ms = (time.perf_counter() - start) * 1000
         return status, head, body
     except (ConnectionResetError, BrokenPipeError) as exc:

@@ -1,0 +1,71 @@
+"""`pollwatch probe ...`: run the own-vantage instruments by hand and deploy them to vantages.
+
+- `pollwatch probe web WATCH` runs the web probes of a watch's services from this machine and
+  prints one line per URL (outage type, step times); no Prefect involved.
+- `pollwatch probe deploy WATCH` creates the `vantage-probe/<vantage>` deployment of every vantage
+  on its work pool (flows/probe.py; the only command here that imports flows, lazily).
+See docs/probes.md.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+app = typer.Typer(help="Own vantage points: web probes and diffscans (docs/probes.md).", no_args_is_help=True)
+
+
+def _load(watch: str):  # type: ignore[no-untyped-def]
+    from pollwatch.cli import _watch
+
+    return _watch(watch)
+
+
+@app.command("web")
+def probe_web(
+    watch: str = typer.Argument(..., help="Watch name or file."),
+    vantage: Optional[str] = typer.Option(None, "--vantage", help="Probe as this vantage of the watch (its resolver, ASN, location)."),
+    service: Optional[list[str]] = typer.Option(None, "--service", "-s", help="Only these services."),
+    resolver: Optional[str] = typer.Option(None, "--resolver", help="DNS resolver 'address[:port]' (overrides the watch)."),
+    as_json: bool = typer.Option(False, "--json", help="Print the probe results as JSON lines."),
+) -> None:
+    """Probe the watch's services from this machine: DNS → TCP → TLS → HTTP, one line per probe."""
+    from pollwatch.cli import fail
+    from pollwatch.probes.webprobe import options_for, run_webprobes
+
+    w = _load(watch)
+    services = [s for s in w.services if not service or s.name in service]
+    if not services:
+        fail(f"no services to probe in {w.name}" + (f" named {', '.join(service)}" if service else ""))
+    v = next((x for x in w.vantages if x.name == vantage), None)
+    if vantage and v is None:
+        fail(f"watch {w.name} has no vantage {vantage!r}")
+    results = asyncio.run(run_webprobes(services, options_for(w), resolver=resolver or (v.resolver if v else None)))
+    for r in results:
+        if as_json:
+            typer.echo(r.model_dump_json())
+            continue
+        steps = " ".join(f"{k}={getattr(r, k + '_ms'):.0f}ms" for k in ("dns", "tcp", "tls", "http", "fetch") if getattr(r, k + "_ms") is not None)
+        typer.echo(f"{r.service:<12} {r.outage.value:<15} {r.url}  {steps}  {r.detail}".rstrip())
+
+
+@app.command("deploy")
+def probe_deploy(
+    watch: str = typer.Argument(..., help="Watch name or file."),
+    working_dir: Optional[Path] = typer.Option(None, "--working-dir", help="Where the vantages keep their checkout of pollwatch (default: this one's path)."),
+) -> None:
+    """Create or update the probe deployment of every vantage of the watch on its work pool."""
+    from pollwatch.cli import _quiet_prefect, fail
+
+    w = _load(watch)
+    if not w.vantages:
+        fail(f"watch {w.name} lists no vantages (add `vantages:` with name and work_pool)")
+    _quiet_prefect()
+    from flows.probe import deploy_vantages
+
+    ids = deploy_vantages(w, working_dir=working_dir)
+    typer.echo(json.dumps({v.name: {"work_pool": v.work_pool, "deployment": f"vantage-probe/{v.name}", "id": i} for v, i in zip(w.vantages, ids)}, indent=2))
