@@ -16,7 +16,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import JSON, Column, Index, UniqueConstraint, event, func, select
+from sqlalchemy import JSON, BigInteger, Column, Index, UniqueConstraint, event, func, select
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.types import DateTime, TypeDecorator
@@ -72,11 +72,11 @@ class ObservationRow(SQLModel, table=True):
     entity: str = Field(max_length=255)
     country: str = Field(max_length=2)
     region: str | None = Field(default=None, max_length=128)
-    asn: int | None = Field(default=None)
+    asn: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))  # 4-byte ASNs reach 2**32-1
     service: str | None = Field(default=None, max_length=128)
     time: datetime = _ts(nullable=False)
     value: float | None = None
-    count: int | None = None
+    count: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))
     request: str | None = None
     fetched_at: datetime | None = _ts(nullable=True)
     payload_hash: str | None = Field(default=None, max_length=64)

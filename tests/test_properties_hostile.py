@@ -186,9 +186,10 @@ def test_store_keeps_hostile_values_postgres(pg_url):
 
 
 @pytest.mark.postgres
-@pytest.mark.xfail(reason="observation.asn and .count are 32-bit INTEGER columns: 4-byte ASNs from 2**31 up "
-                          "(e.g. private 4200000000-4294967294) overflow on PostgreSQL; needs a BIGINT migration", strict=True)
 def test_store_keeps_asns_above_2_to_the_31_postgres(pg_url):
-    o = Observation(time=datetime(2019, 6, 9, tzinfo=timezone.utc), source="ioda", signal="bgp", country="KZ", asn=4_200_000_000, value=1.0)
+    o = Observation(time=datetime(2019, 6, 9, tzinfo=timezone.utc), source="ioda", signal="bgp", country="KZ", asn=4_200_000_000,
+                    service="whatsapp", value=0.5, count=3_000_000_000)
     with store.session_scope(pg_url) as s:
         store.upsert_observations(s, [o])
+    with store.session_scope(pg_url) as s:
+        assert store.query_observations(s, country="KZ") == [o]
