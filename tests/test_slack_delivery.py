@@ -197,8 +197,10 @@ def test_pacing_keeps_about_one_message_per_channel_per_second(kz_watch, fake):
     deliver(kz_watch, paced, chart=lambda *a: None)
     writes = [c for c in fake.calls if c.method in ("chat.postMessage", "chat.update")]
     assert len(writes) == 3
-    # the pacer spaces the sends by 0.3 s; the fake stamps arrivals, so allow for loopback jitter
-    assert all(b.at - a.at >= 0.28 for a, b in zip(writes, writes[1:]))
+    # the pacer spaces the sends by 0.3 s (unpaced, they arrive milliseconds apart). The fake stamps
+    # arrivals, which a busy machine can delay one by one, so bound each gap loosely and the span tightly.
+    assert all(b.at - a.at >= 0.15 for a, b in zip(writes, writes[1:]))
+    assert writes[-1].at - writes[0].at >= 0.55
 
 
 def test_console_prints_the_same_content_without_credentials(kz_watch):
