@@ -19,6 +19,7 @@ from pollwatch.playbook import Watch
 from pollwatch.settings import get_settings
 from pollwatch.sources import CollectResult, make_source
 from pollwatch.sources.coverage import CoverageRow, blind_spots, coverage_report
+from tasks.secrets import secret_block
 
 
 @task(name="collect-file", cache_policy=NO_CACHE, retries=1, retry_delay_seconds=2)
@@ -40,15 +41,7 @@ def _run_async(coro):  # type: ignore[no-untyped-def]
 
 def radar_token() -> SecretStr | None:
     """The Cloudflare Radar token: the Prefect Secret block `pollwatch-radar-api-token`, else POLLWATCH_RADAR_API_TOKEN."""
-    try:
-        from prefect.blocks.system import Secret
-
-        value = Secret.load("pollwatch-radar-api-token").get()  # type: ignore[union-attr]
-        if value:
-            return SecretStr(str(value))
-    except Exception:  # no such block (the usual case in development): fall back to the environment
-        pass
-    return get_settings().radar_api_token
+    return secret_block("pollwatch-radar-api-token") or get_settings().radar_api_token
 
 
 @task(name="collect-source", task_run_name="collect-{source}-{until:%Y%m%dT%H%M}", cache_policy=NO_CACHE)

@@ -18,28 +18,18 @@ from pollwatch.models import Alert, AlertState, Anomaly, Gap, IncidentEvent, Not
 from pollwatch.notify import ConsoleTransport, DeliveryReport, Transport, choose_transport, deliver_outbox, gap_alerts, notice_alerts
 from pollwatch.playbook import Watch
 from pollwatch.settings import get_settings
+from tasks.secrets import secret_block
 
 REPLAY = "replay"
 BOT_TOKEN_BLOCK = "slack-bot-token"
 WEBHOOK_BLOCK = "slack-webhook-url"
 
 
-def _secret_block(name: str) -> SecretStr | None:
-    """The value of a Prefect Secret block, or None when there is no such block (or no API to ask)."""
-    from prefect.blocks.system import Secret
-
-    try:
-        value = Secret.load(name, _sync=True).get()  # type: ignore[call-arg]
-    except Exception:  # missing block, no server: fall back to the environment
-        return None
-    return SecretStr(str(value)) if value else None
-
-
 def slack_credentials() -> tuple[SecretStr | None, SecretStr | None]:
     """(bot token, webhook URL): Secret blocks take precedence over the environment."""
     settings = get_settings()
-    token = _secret_block(BOT_TOKEN_BLOCK) or settings.slack_bot_token
-    webhook = None if token else (_secret_block(WEBHOOK_BLOCK) or settings.slack_webhook_url)
+    token = secret_block(BOT_TOKEN_BLOCK) or settings.slack_bot_token
+    webhook = None if token else (secret_block(WEBHOOK_BLOCK) or settings.slack_webhook_url)
     return token, webhook
 
 
