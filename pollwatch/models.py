@@ -27,7 +27,9 @@ def iso(dt: datetime | None) -> str | None:
     """ISO 8601 in UTC with a trailing Z, the interchange format's time notation."""
     if dt is None:
         return None
-    return dt.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    d = dt.astimezone(timezone.utc)
+    # not strftime("%Y"): it does not pad years before 1000, which readers then refuse
+    return f"{d.year:04d}-{d.month:02d}-{d.day:02d}T{d.hour:02d}:{d.minute:02d}:{d.second:02d}Z"
 
 
 def stable_id(*parts: Any, length: int = 16) -> str:

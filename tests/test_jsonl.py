@@ -82,3 +82,11 @@ def test_bad_import_loses_nothing_already_recorded(tmp_path: Path):
     assert "bad.jsonl:4: not valid JSON" in result.output
     with store.session_scope() as s:
         assert store.count_observations(s) == 3
+
+
+def test_early_years_survive_the_round_trip(tmp_path: Path):
+    early = Observation(time=datetime(999, 1, 2, 3, 4, 5, tzinfo=timezone.utc), source="ioda", signal="bgp", country="KZ", value=1.0)
+    f = tmp_path / "early.jsonl"
+    write_observations([early], f)
+    assert json.loads(f.read_text())["time"] == "0999-01-02T03:04:05Z"
+    assert read_observations(f) == [early]
