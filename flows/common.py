@@ -1,6 +1,8 @@
-"""Helpers the flows share: loading a watch from a flow parameter, the current flow run id."""
+"""Helpers the flows share: loading a watch from a flow parameter, the current flow run and its schedule."""
 
 from __future__ import annotations
+
+from datetime import datetime, timezone
 
 from pollwatch.playbook import Watch, find_watch, load_watch
 
@@ -15,3 +17,14 @@ def current_flow_run_id() -> str | None:
 
     run_id = flow_run.get_id()
     return str(run_id) if run_id else None
+
+
+def scheduled_time() -> datetime | None:
+    """The scheduled start time of the current flow run when it belongs to a deployment, else None."""
+    from prefect.context import FlowRunContext
+
+    ctx = FlowRunContext.get()
+    run = ctx.flow_run if ctx else None
+    if run is None or run.deployment_id is None or run.expected_start_time is None:
+        return None
+    return run.expected_start_time.astimezone(timezone.utc)

@@ -1,7 +1,9 @@
 """watch_tick: one polling tick of one watch (collect, record, detect, classify, attribute, notify).
 
 Idempotent per (watch, scheduled time): a tick already completed returns at once and sends
-nothing. The detectors' state is loaded from and saved to the store, so a tick costs O(new data).
+nothing; a late tick older than the last completed one is recorded as covered by it. A tick
+collects from the last completed tick on, so one that follows missed ticks catches up on their
+data, and the outbox's idempotency keys keep alerts from being sent twice. The detectors' state is loaded from and saved to the store, so a tick costs O(new data).
 """
 
 from __future__ import annotations
@@ -9,11 +11,14 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 
 from prefect import flow, get_run_logger
+from prefect.concurrency.sync import concurrency
 from prefect.utilities.annotations import quote
 
-from flows.common import current_flow_run_id, resolve_watch
-from pollwatch.models import Gap, Notice
+from flows.common import current_flow_run_id, resolve_watch, scheduled_time
+from pollwatch.models import Gap, Notice, NoticeLevel
 from pollwatch.pipeline import WatchState, latest_anomalies
+from pollwatch.playbook import Watch
+from pollwatch.schedule import concurrency_limit_name
 from pollwatch.sources import enabled_sources
 from pollwatch.timeutil import floor_time
 from tasks.attribute import attribute_task
@@ -22,34 +27,58 @@ from tasks.collect import collect_file, collect_source, coverage_artifact
 from tasks.detect import detect_task
 from tasks.notify import notify_task
 from tasks.probe import probe_vantages, vantage_timeout
-from tasks.record import claim_tick, load_attribution_context, load_observations, load_watch_state, record_observations, record_outcome
+from tasks.record import claim_tick, load_attribution_context, load_observations, load_watch_state, record_observations, record_outcome, record_tick
 from tasks.record_audit import AUDIT_HOOKS
 
 
 @flow(name="watch-tick", flow_run_name="tick-{watch}-{tick}", log_prints=True, **AUDIT_HOOKS)
 def watch_tick(watch: str, tick: datetime | None = None, observations: str | None = None, base_urls: dict[str, str] | None = None) -> dict:
-    """Run one tick of `watch` for scheduled time `tick` (default: now, rounded down to the cadence).
+    """Run one tick of `watch` for scheduled time `tick`.
 
-    `observations` optionally names a JSON Lines file to collect from (demos, tests, air-gapped use);
-    without it the tick collects from the observatories the playbook's `sources` enable, one task
-    per source, and `base_urls` may point some of them at mirrors (or test servers).
+    Without `tick`, a run created by a deployment's schedule processes its own scheduled time
+    (so a late run still covers its tick), and any other run takes now; both rounded down to the
+    phase's cadence. `observations` optionally names a JSON Lines file to collect from (demos,
+    tests, air-gapped use); without it the tick collects from the observatories the playbook's
+    `sources` enable, one task per source, and `base_urls` may point some of them at mirrors (or
+    test servers). Ticks of one watch never overlap: each run of a deployment holds the watch's
+    global concurrency limit (one slot, created by `pollwatch schedule` and `serve`).
     """
-    logger = get_run_logger()
     w = resolve_watch(watch)
-    now = datetime.now(timezone.utc)
-    phase = w.phase_at(tick or now)
+    scheduled = scheduled_time()
+    if tick is None:
+        when = scheduled or datetime.now(timezone.utc)
+        phase = w.phase_at(when)
+        tick = floor_time(when, phase.cadence if phase else timedelta(minutes=5))
+    if scheduled is None:  # not a deployment's run (a manual tick, a test): no limit to hold
+        return _run_tick(w, tick.astimezone(timezone.utc), observations, base_urls)
+    with concurrency(concurrency_limit_name(w.name), occupy=1, strict=False):
+        return _run_tick(w, tick.astimezone(timezone.utc), observations, base_urls)
+
+
+def _run_tick(w: Watch, tick: datetime, observations: str | None, base_urls: dict[str, str] | None) -> dict:
+    logger = get_run_logger()
+    phase = w.phase_at(tick)
     cadence = phase.cadence if phase else timedelta(minutes=5)
-    tick = floor_time(tick or now, cadence) if tick is None else tick.astimezone(timezone.utc)
     # claimed before any work, so a second run of the same tick started meanwhile skips instead of racing
     if not claim_tick(w.name, tick, current_flow_run_id()):
         logger.info("tick %s of %s already completed or running; nothing to do", tick, w.name)
         return {"watch": w.name, "tick": tick.isoformat(), "skipped": True}
 
     state, last_tick, known = load_watch_state(w.name)
+    if last_tick is not None and tick < last_tick:
+        # a late run whose data a later tick already judged: record it as covered, send nothing
+        record_tick(w.name, tick, current_flow_run_id(), {"covered_by": last_tick.isoformat()})
+        logger.info("tick %s of %s was covered by the later tick %s", tick, w.name, last_tick)
+        return {"watch": w.name, "tick": tick.isoformat(), "skipped": True, "covered_by": last_tick.isoformat()}
     lag = max((s.lag for s in w.signals.values()), default=timedelta(0))
     longest = max((s.window for s in w.signals.values()), default=timedelta(days=1))
+    # from the last completed tick on, so ticks that were missed are caught up here
     since = (last_tick - lag - cadence) if last_tick else tick - longest
     notices: list[Notice] = []
+    if state.playbook_hash and w.content_hash and state.playbook_hash != w.content_hash:
+        notices.append(Notice(time=tick, level=NoticeLevel.warning, source="watch-tick", watch=w.name,
+                              message=f"playbook of {w.name} changed since the last tick (sha256 {state.playbook_hash[:12]} -> "
+                                      f"{w.content_hash[:12]})"))
 
     source_gaps: list[Gap] = []
     source_summary: dict[str, dict[str, int]] = {}
@@ -90,12 +119,14 @@ def watch_tick(watch: str, tick: datetime | None = None, observations: str | Non
     members = list(state.grouper.anomalies.values()) + list(det.events)
     events = attribute_task(w, quote(cls.events), quote(known), quote(members), quote(context))
     alerts = notify_task(w, quote(events), notices=notices, anomalies=quote(anomalies), gaps=quote(det.gaps))
-    summary = {"observations": len(visible), "anomaly_events": len(det.events), "incident_events": len(events), "alerts": len(alerts)}
+    summary = {"observations": len(visible), "anomaly_events": len(det.events), "incident_events": len(events), "alerts": len(alerts),
+               "since": since.isoformat(), "playbook_hash": w.content_hash}
     if source_summary:
         summary["sources"] = source_summary
     record_outcome(
         w.name, quote(anomalies), quote([e.incident for e in events]), quote(det.gaps + source_gaps + probe_gaps), notices,
-        state=quote(WatchState(detector=det.state, grouper=cls.state)), tick=tick, flow_run_id=current_flow_run_id(), summary=summary,
+        state=quote(WatchState(detector=det.state, grouper=cls.state, playbook_hash=w.content_hash)), tick=tick,
+        flow_run_id=current_flow_run_id(), summary=summary,
         anomaly_events=quote(det.events), incident_events=quote(events), watch_cfg=w,
     )
     logger.info("tick %s of %s: %s", tick, w.name, summary)

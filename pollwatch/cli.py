@@ -288,6 +288,8 @@ def demo_cmd(
 
 from pollwatch.cli_evaluate import evaluate_cmd  # noqa: E402  (issue 5: detection quality)
 app.command("evaluate")(evaluate_cmd)
+from pollwatch.cli_schedule import app as _schedule_app  # noqa: E402  (issue 8: schedule, unschedule, serve, pause, resume)
+app.add_typer(_schedule_app)
 
 
 def main() -> None:

@@ -16,7 +16,7 @@ from pollwatch.alerts import build_alerts
 from pollwatch.attribute import AttributionContext, attribute
 from pollwatch.classify import GroupState, classify
 from pollwatch.detect import DetectorState, detect
-from pollwatch.models import Alert, Anomaly, Gap, Incident, IncidentEvent, Observation
+from pollwatch.models import Alert, Anomaly, AnomalyEvent, Gap, Incident, IncidentEvent, Observation
 from pollwatch.playbook import Watch
 
 
@@ -25,6 +25,7 @@ class WatchState(BaseModel):
 
     detector: DetectorState = Field(default_factory=DetectorState)
     grouper: GroupState = Field(default_factory=GroupState)
+    playbook_hash: str | None = None  # the playbook the last tick ran with (a change mid-election is noticed)
 
     @classmethod
     def from_stored(cls, data: dict[str, Any] | None) -> "WatchState":
@@ -38,6 +39,7 @@ class Outcome(BaseModel):
     incidents: list[Incident] = Field(default_factory=list)  # newest version of each incident touched
     alerts: list[Alert] = Field(default_factory=list)
     gaps: list[Gap] = Field(default_factory=list)
+    anomaly_events: list[AnomalyEvent] = Field(default_factory=list)  # the detectors' decisions (the audit log records each)
 
 
 def latest_anomalies(events: Sequence[Any]) -> list[Anomaly]:
@@ -66,5 +68,5 @@ def analyse(watch: Watch, state: WatchState | None, ticks: Sequence[datetime], o
     events = attribute(watch, cls.events, known, list(state.grouper.anomalies.values()) + list(det.events), context)
     return Outcome(
         state=WatchState(detector=det.state, grouper=cls.state), anomalies=anomalies, events=events,
-        incidents=latest_incidents(events), alerts=build_alerts(watch, events), gaps=det.gaps,
+        incidents=latest_incidents(events), alerts=build_alerts(watch, events), gaps=det.gaps, anomaly_events=det.events,
     )

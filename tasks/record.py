@@ -111,3 +111,10 @@ def claim_tick(watch: str, tick: datetime, flow_run_id: str | None) -> bool:
     """Claim the tick for this run in its own transaction; False when it is done or running elsewhere."""
     with store.session_scope() as s:
         return store.claim_tick(s, watch, tick, flow_run_id)
+
+
+@task(name="record-tick", cache_policy=NO_CACHE, retries=3, retry_delay_seconds=[1, 2, 5])
+def record_tick(watch: str, tick: datetime, flow_run_id: str | None, summary: dict[str, Any]) -> None:
+    """Mark a tick done without touching the watch's state (a late tick a later one covered)."""
+    with store.session_scope() as s:
+        store.mark_tick_done(s, watch, tick, flow_run_id, summary)

@@ -1,0 +1,216 @@
+"""Tick benchmark: what Prefect adds to one heightened-cadence tick of a 200-provider country.
+
+A generated watch (the rapid-response template, 200 providers, 5 regions, 3 services and one
+circumvention tool) is warmed on 25 hours of simulated history; its detector state is saved to
+two fresh stores. Then the same ticks (5 minutes apart, a nationwide outage in the middle) run
+both ways, alternating so both see the same machine load:
+
+- flow:   the `watch-tick` Prefect flow and its tasks (embedded default: ephemeral API, SQLite store)
+- direct: the same work through the core functions with no Prefect: collect from the same JSON
+          Lines file, store, `pollwatch.pipeline.analyse`, outbox, record, and the same audit
+          entries (run start/end, observation batches, decisions).
+
+It prints per-tick medians, the ratio, and how many watches one analysis worker sustains at a
+5-minute cadence (in one long-lived process such as `pollwatch serve`, and with a process worker
+that starts a fresh Python per tick), then RESULT lines. Goal: orchestration adds < 25 %.
+
+    python bench/tick.py [--ticks 8] [--providers 200]
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+GOAL = 0.25  # orchestration overhead, as a share of the direct tick
+CADENCE = timedelta(minutes=5)
+
+
+def bench_watch(directory: Path, providers: int) -> Path:
+    import yaml
+
+    doc = {
+        "template": "rapid-response.yaml",
+        "name": f"bench-{providers}-providers",
+        "country": "KZ",
+        "election_date": "2019-06-09",
+        "timezone": "Asia/Almaty",
+        "providers": [{"asn": 64512 + i, "name": f"Provider {i}", "type": ("fixed", "mobile")[i % 2]} for i in range(providers)],
+        "regions": [{"code": c, "name": c} for c in ("KZ-ALA", "KZ-AST", "KZ-KAR", "KZ-VOS", "KZ-YUZ")],
+        "services": [{"name": "whatsapp", "test": "whatsapp"}, {"name": "facebook", "test": "facebook_messenger"},
+                     {"name": "youtube", "test": "web_connectivity", "domains": ["www.youtube.com"]}],
+        "circumvention": [{"name": "tor", "test": "tor"}],
+    }
+    path = directory / f"{doc['name']}.yaml"
+    path.write_text(yaml.safe_dump(doc, sort_keys=False))
+    return path
+
+
+def direct_tick(w, watch_path: Path, tick: datetime, observations: Path) -> dict:  # type: ignore[no-untyped-def]
+    """watch_tick's work through the core functions only (no Prefect), recording the same audit entries."""
+    from pollwatch import audit, store
+    from pollwatch.alerts import ConsoleSink
+    from pollwatch.jsonl import read_observations
+    from pollwatch.models import AlertState
+    from pollwatch.pipeline import WatchState, analyse
+    from pollwatch.playbook import load_watch
+
+    w = load_watch(watch_path)  # the flow loads its watch from the parameter too
+    params = {"watch": str(watch_path), "tick": tick, "observations": str(observations)}
+    with store.session_scope() as s:
+        audit.record_run_start(s, watch=w.name, flow_run_id=None, flow="watch-tick", deployment=None, parameters=params,
+                               playbook_hash=w.content_hash)
+    with store.session_scope() as s:
+        if store.tick_done(s, w.name, tick):
+            return {"skipped": True}
+        data, last_tick = store.load_watch_state(s, w.name)
+        state = WatchState.from_stored(data)
+        known = {i: store.get_incident(s, i) for i in state.grouper.incidents}
+    known = {k: v for k, v in known.items() if v is not None}
+    lag = max((c.lag for c in w.signals.values()), default=timedelta(0))
+    longest = max((c.window for c in w.signals.values()), default=timedelta(days=1))
+    since = (last_tick - lag - CADENCE) if last_tick else tick - longest
+    collected = [o for o in read_observations(observations) if since <= o.time <= tick]
+    with store.session_scope() as s:
+        store.upsert_observations(s, collected)
+        by_source: dict[str, list] = {}
+        for o in collected:
+            by_source.setdefault(o.source, []).append(o)
+        for source, batch in sorted(by_source.items()):
+            audit.record_observations(s, watch=w.name, source=source, observations=batch)
+    with store.session_scope() as s:
+        visible = store.query_observations(s, country=w.country, since=since, until=tick + timedelta(seconds=1))
+    out = analyse(w, state, [tick], visible, known)
+    with store.session_scope() as s:
+        store.enqueue_alerts(s, out.alerts)
+        pending = store.pending_alerts(s, w.name, w.alerts.channel)
+    sink = ConsoleSink()
+    for alert in pending:
+        st, ref = sink.deliver(alert)
+        with store.session_scope() as s:
+            store.mark_alert(s, alert.id, st, remote_ref=ref)
+        if st is not AlertState.sent:
+            break
+    with store.session_scope() as s:
+        for aev in out.anomaly_events:
+            audit.record_anomaly_event(s, event=aev, watch_cfg=w)
+        for iev in out.events:
+            audit.record_incident_event(s, event=iev, watch_cfg=w)
+        store.save_anomalies(s, out.anomalies)
+        store.save_incidents(s, out.incidents)
+        store.add_gaps(s, w.name, out.gaps)
+        out.state.playbook_hash = w.content_hash
+        store.save_watch_state(s, w.name, out.state.model_dump(mode="json"), tick)
+        store.mark_tick_done(s, w.name, tick, None, {"observations": len(visible)})
+    result = {"observations": len(visible), "incident_events": len(out.events), "alerts": len(out.alerts)}
+    with store.session_scope() as s:
+        audit.record_run_end(s, watch=w.name, flow_run_id=None, flow="watch-tick", state="Completed", summary=result)
+    return result
+
+
+def process_start_seconds(repeat: int = 3) -> float:
+    """What a process worker pays per flow run before the flow starts: a fresh Python importing the flow."""
+    times = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        subprocess.run([sys.executable, "-c", "import prefect.engine, flows.watch_tick"], cwd=REPO, check=True,
+                       env={**os.environ, "PYTHONPATH": str(REPO)})
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--ticks", type=int, default=8)
+    ap.add_argument("--providers", type=int, default=200)
+    ap.add_argument("--history-hours", type=float, default=25.0)
+    args = ap.parse_args()
+
+    work = Path(tempfile.mkdtemp(prefix="pollwatch-bench-tick-"))
+    os.environ.setdefault("PREFECT_HOME", str(work / "prefect"))
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    os.environ.setdefault("DO_NOT_TRACK", "1")
+    os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
+
+    from pollwatch import store
+    from pollwatch.jsonl import write_observations
+    from pollwatch.models import IncidentKind
+    from pollwatch.pipeline import analyse
+    from pollwatch.playbook import load_watch
+    from pollwatch.simulate import EventSpec, simulate
+
+    watch_path = bench_watch(work, args.providers)
+    w = load_watch(watch_path)
+    t0 = w.at_offset(timedelta(hours=9))  # election day, 09:00 local: inside the heightened phase
+    ticks = [t0 + i * CADENCE for i in range(args.ticks)]
+    outage = EventSpec(kind=IncidentKind.nationwide_outage, start=ticks[len(ticks) // 2] - timedelta(minutes=2), end=ticks[-1] + CADENCE)
+    clock = time.perf_counter()
+    sc = simulate(w, t0 - timedelta(hours=args.history_hours), ticks[-1] + timedelta(seconds=1), [outage], seed=7)
+    history = [o for o in sc.observations if o.time < t0 - CADENCE]
+    fresh = [o for o in sc.observations if o.time >= t0 - 2 * CADENCE]
+    obs_file = work / "ticks.jsonl"
+    write_observations(fresh, obs_file)
+    warm = analyse(w, None, [t0 - CADENCE], history)
+    per_tick = len([o for o in fresh if ticks[0] - CADENCE < o.time <= ticks[0]])
+    print(f"watch {w.name}: {len(w.providers)} providers, {len(w.signals)} signals; {len(sc.observations)} simulated observations "
+          f"({len(history)} history), ~{per_tick} new per tick; warm-up {time.perf_counter() - clock:.1f} s")
+
+    urls = {"direct": f"sqlite:///{work / 'direct.sqlite'}", "flow": f"sqlite:///{work / 'flow.sqlite'}"}
+    state = warm.state.model_dump(mode="json")
+    for url in urls.values():
+        with store.session_scope(url) as s:
+            store.save_watch_state(s, w.name, state, t0 - CADENCE)
+
+    from flows.watch_tick import watch_tick
+
+    def run(kind: str, tick: datetime) -> tuple[float, dict]:
+        os.environ["POLLWATCH_DATABASE_URL"] = urls[kind]
+        start = time.perf_counter()
+        with contextlib.redirect_stdout(io.StringIO()):  # console alerts
+            result = direct_tick(w, watch_path, tick, obs_file) if kind == "direct" else watch_tick(str(watch_path), tick, str(obs_file))
+        return time.perf_counter() - start, result
+
+    # one untimed tick a minute before the first, each way: Prefect's ephemeral API starts, imports settle
+    run("direct", ticks[0] - timedelta(minutes=1))
+    run("flow", ticks[0] - timedelta(minutes=1))
+    times: dict[str, list[float]] = {"direct": [], "flow": []}
+    for i, tick in enumerate(ticks):
+        order = ("direct", "flow") if i % 2 == 0 else ("flow", "direct")
+        results = {}
+        for kind in order:
+            seconds, results[kind] = run(kind, tick)
+            times[kind].append(seconds)
+        assert results["direct"].get("incident_events") == results["flow"].get("incident_events"), (tick, results)
+        print(f"  tick {tick:%H:%M}Z  direct {times['direct'][-1] * 1000:7.0f} ms  flow {times['flow'][-1] * 1000:7.0f} ms  "
+              f"observations {results['flow'].get('observations')}  incident events {results['flow'].get('incident_events')}")
+
+    direct, flow = statistics.median(times["direct"]), statistics.median(times["flow"])
+    overhead = flow / direct - 1
+    start_s = process_start_seconds()
+    period = CADENCE.total_seconds()
+    served = int(period // flow)
+    process_worker = int(period // (flow + start_s))
+    print(f"median tick: direct {direct * 1000:.0f} ms, as Prefect flow+tasks {flow * 1000:.0f} ms "
+          f"(ratio {flow / direct:.2f}, orchestration adds {overhead:.0%}; {(flow - direct) * 1000:.0f} ms per tick)")
+    print(f"process worker start per flow run (fresh Python importing prefect and the flow): {start_s:.1f} s")
+    print(f"watches one analysis worker sustains at a 5-minute cadence, one tick at a time: "
+          f"{served} in one long-lived process (pollwatch serve), {process_worker} with a process worker")
+    print(f"RESULT name=tick_orchestration_overhead figure={overhead:.3f} goal=<{GOAL} met={'yes' if overhead < GOAL else 'no'}")
+    print(f"RESULT name=tick_watches_per_worker figure={process_worker} goal=>=1 met={'yes' if process_worker >= 1 else 'no'}")
+
+
+if __name__ == "__main__":
+    main()

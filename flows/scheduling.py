@@ -1,0 +1,192 @@
+"""Scheduling: a watch's phases as Prefect deployments of the watch-tick flow, applied idempotently.
+
+`apply_schedule()` creates or updates one deployment per phase (`<watch>-<phase>`), each with the
+phase's bounded RRule schedules (pollwatch.schedule), `concurrency_limit=1`, the tags
+`pollwatch`, `watch:<name>` and `phase:<name>`, and the playbook's hash as its version. Prefect
+upserts a deployment by (flow, name) and replaces its schedules and future auto-scheduled runs,
+so re-applying after an edit leaves no duplicates; deployments of phases that no longer exist
+are deleted; a watch with vantages also gets its vantage-probe deployments, one per vantage on
+the vantage's work pool (flows/probe.py). A global concurrency limit named after the watch (one slot) keeps ticks of
+different phases, or a manual tick, from overlapping. Everything applied is recorded in
+pollwatch's audit log; a changed playbook is recorded as such.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from prefect.client.orchestration import get_client
+from prefect.client.schemas.actions import DeploymentScheduleCreate, WorkPoolCreate
+from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterTags
+from prefect.client.schemas.objects import ConcurrencyLimitStrategy, ConcurrencyOptions
+from prefect.client.schemas.schedules import RRuleSchedule
+from prefect.exceptions import ObjectNotFound
+
+from pollwatch import schedule as sched
+from pollwatch import store
+from pollwatch.playbook import Watch
+from pollwatch.timeutil import format_duration
+
+REPO = Path(__file__).resolve().parent.parent
+DEFAULT_POOL = "pollwatch-analysis"
+
+
+@dataclass
+class Applied:
+    """What `apply_schedule()` did."""
+
+    created: list[str] = field(default_factory=list)
+    updated: list[str] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)
+    previous_hash: str | None = None  # set when the playbook changed since it was last scheduled
+    work_pool_created: bool = False
+    vantages: list[str] = field(default_factory=list)  # vantage-probe deployments (one per vantage, on its pool)
+
+
+def watch_parameter(watch: Watch) -> str:
+    """How a deployment names its watch: a path relative to the project when it lives in it."""
+    path = Path(watch.source_file or watch.name).resolve()
+    try:
+        return str(path.relative_to(REPO))
+    except ValueError:
+        return str(path)
+
+
+def _schedules(spec: sched.PhaseSchedule) -> list[DeploymentScheduleCreate]:
+    return [
+        DeploymentScheduleCreate(schedule=RRuleSchedule(rrule=r.rrule, timezone=r.timezone), active=True,
+                                 slug=f"{spec.phase}-{i}")
+        for i, r in enumerate(spec.rules)
+    ]
+
+
+def _parameter_schema() -> dict[str, Any]:
+    from prefect.utilities.callables import parameter_schema
+
+    from flows.watch_tick import watch_tick
+
+    return parameter_schema(watch_tick).model_dump_for_openapi()
+
+
+def watch_deployments(client: Any, watch_name: str) -> list[Any]:
+    """The Prefect deployments that belong to a watch (by its tag)."""
+    return client.read_deployments(deployment_filter=DeploymentFilter(tags=DeploymentFilterTags(all_=[sched.watch_tag(watch_name)])))
+
+
+def ensure_work_pool(client: Any, name: str) -> bool:
+    """Create a process work pool when it does not exist yet; True if it was created."""
+    try:
+        client.read_work_pool(name)
+        return False
+    except ObjectNotFound:
+        client.create_work_pool(WorkPoolCreate(name=name, type="process", description="pollwatch analysis (watch ticks)"))
+        return True
+
+
+def apply_schedule(watch: Watch, work_pool: str = DEFAULT_POOL, observations: str | None = None,
+                   create_pool: bool = True) -> Applied:
+    """Create or update the watch's per-phase deployments and remove those of phases it no longer has."""
+    specs = sched.phase_schedules(watch)
+    result = Applied()
+    parameters: dict[str, Any] = {"watch": watch_parameter(watch)}
+    if observations:
+        parameters["observations"] = str(Path(observations).resolve())
+    with get_client(sync_client=True) as client:
+        if create_pool:
+            result.work_pool_created = ensure_work_pool(client, work_pool)
+        existing = {d.name: d for d in watch_deployments(client, watch.name)}
+        flow_id = client.create_flow_from_name(sched.FLOW_NAME)
+        schema = _parameter_schema()
+        for spec in specs:
+            before = existing.get(spec.deployment)
+            client.create_deployment(
+                flow_id=flow_id,
+                name=spec.deployment,
+                version=(watch.content_hash or "")[:12] or None,
+                description=(f"{watch.name}: {spec.phase} phase, every {format_duration(spec.cadence)}, "
+                             f"{spec.ticks} ticks from {spec.first_tick} to {spec.last_tick} (UTC)"),
+                schedules=_schedules(spec),
+                concurrency_limit=1,
+                concurrency_options=ConcurrencyOptions(collision_strategy=ConcurrencyLimitStrategy.ENQUEUE),
+                parameters=parameters,
+                work_pool_name=work_pool,
+                tags=["pollwatch", sched.watch_tag(watch.name), f"phase:{spec.phase}"],
+                path=str(REPO),
+                entrypoint=sched.ENTRYPOINT,
+                pull_steps=[{"prefect.deployments.steps.set_working_directory": {"directory": str(REPO)}}],
+                parameter_openapi_schema=schema,
+                enforce_parameter_schema=True,
+                paused=before.paused if before is not None else False,  # re-applying keeps a paused watch paused
+            )
+            (result.updated if before is not None else result.created).append(spec.deployment)
+        wanted = {s.deployment for s in specs}
+        for name, dep in existing.items():
+            if name not in wanted:
+                client.delete_deployment(dep.id)
+                result.removed.append(name)
+        client.upsert_global_concurrency_limit_by_name(sched.concurrency_limit_name(watch.name), limit=1)
+    if watch.vantages:  # the ticks start the probes on each vantage's own pool (flows/probe.py)
+        from flows.probe import deploy_vantages
+
+        deploy_vantages(watch)
+        result.vantages = [f"vantage-probe/{v.name}" for v in watch.vantages]
+    with store.session_scope() as s:
+        result.previous_hash = sched.record_applied(s, watch, specs, result.removed)
+    return result
+
+
+def remove_schedule(watch_name: str) -> list[str]:
+    """Delete every deployment of the watch and its concurrency limit; returns the deployments' names."""
+    removed = []
+    with get_client(sync_client=True) as client:
+        for dep in watch_deployments(client, watch_name):
+            client.delete_deployment(dep.id)
+            removed.append(dep.name)
+        try:
+            client.delete_global_concurrency_limit_by_name(sched.concurrency_limit_name(watch_name))
+        except ObjectNotFound:
+            pass
+    with store.session_scope() as s:
+        sched.record_action(s, sched.AUDIT_REMOVE, watch_name, removed)
+    return removed
+
+
+def set_paused(watch_name: str, paused: bool) -> list[str]:
+    """Pause (no new ticks are scheduled; queued ones are dropped) or resume every deployment of the watch."""
+    names = []
+    with get_client(sync_client=True) as client:
+        for dep in watch_deployments(client, watch_name):
+            (client.pause_deployment if paused else client.resume_deployment)(dep.id)
+            names.append(dep.name)
+    if names:
+        with store.session_scope() as s:
+            sched.record_action(s, sched.AUDIT_PAUSE if paused else sched.AUDIT_RESUME, watch_name, names)
+    return names
+
+
+def serve_watch(watch: Watch, observations: str | None = None, limit: int | None = None) -> None:
+    """Serve the watch's per-phase deployments from this process (the one-machine setup)."""
+    from prefect import serve
+    from prefect.schedules import RRule
+
+    from flows.watch_tick import watch_tick
+
+    parameters: dict[str, Any] = {"watch": str(Path(watch.source_file or watch.name).resolve())}
+    if observations:
+        parameters["observations"] = str(Path(observations).resolve())
+    deployments = [
+        watch_tick.to_deployment(
+            name=spec.deployment,
+            schedules=[RRule(r.rrule, timezone=r.timezone, slug=f"{spec.phase}-{i}") for i, r in enumerate(spec.rules)],
+            parameters=parameters,
+            concurrency_limit=1,
+            tags=["pollwatch", sched.watch_tag(watch.name), f"phase:{spec.phase}"],
+            version=(watch.content_hash or "")[:12] or None,
+        )
+        for spec in sched.phase_schedules(watch)
+    ]
+    with get_client(sync_client=True) as client:
+        client.upsert_global_concurrency_limit_by_name(sched.concurrency_limit_name(watch.name), limit=1)
+    serve(*deployments, limit=limit)

@@ -1,0 +1,123 @@
+"""`pollwatch schedule / unschedule / serve / pause / resume`: a watch's phases as Prefect deployments.
+
+Pure planning (`--dry-run`) needs no Prefect; the other commands talk to the Prefect API that
+PREFECT_API_URL names (the ephemeral one when unset) through `flows/scheduling.py`.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+app = typer.Typer()
+
+
+def _cli():  # type: ignore[no-untyped-def]
+    from pollwatch import cli
+
+    return cli
+
+
+def _watch_name(watch: str) -> str:
+    """A watch file or name gives its name; a bare name that is not a file is taken as it is (it may be gone)."""
+    from pollwatch.playbook import PlaybookError, find_watch, load_watch
+
+    try:
+        return load_watch(find_watch(watch)).name
+    except PlaybookError:
+        if Path(watch).suffix in (".yaml", ".yml"):
+            _cli().fail(f"{watch}: no such watch file")
+        return watch
+
+
+@app.command("schedule")
+def schedule_cmd(
+    watch: str = typer.Argument(..., help="Watch file or name."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Print the schedule; change nothing."),
+    work_pool: str = typer.Option("pollwatch-analysis", "--work-pool", help="Work pool that runs the ticks (created as a process pool if missing)."),
+    observations: Optional[Path] = typer.Option(None, "--observations", help="Ticks collect from this JSON Lines file (demos, tests)."),
+    as_json: bool = typer.Option(False, "--json", help="Print the schedule as JSON."),
+) -> None:
+    """Create or update one Prefect deployment per phase of the watch, each bounded to its window."""
+    from pollwatch.schedule import describe, phase_schedules
+
+    cli = _cli()
+    w = cli._watch(watch)
+    specs = phase_schedules(w)
+    rows = describe(w, specs)
+    if as_json:
+        typer.echo(json.dumps({"watch": w.name, "timezone": w.timezone, "phases": rows}, indent=2))
+    else:
+        typer.echo(f"{w.name}: {len(rows)} phase deployment(s) of flow watch-tick, time zone {w.timezone}")
+        for r in rows:
+            typer.echo(f"  {r['phase']:<12} every {r['cadence']:<5} {r['ticks']:>6} ticks  "
+                       f"first {r['first_local']} ({r['first_utc']})  last {r['last_local']} ({r['last_utc']})")
+            for rule in r["rules"]:
+                typer.echo(f"      [{rule['timezone']}, {rule['ticks']} ticks] " + rule["rrule"].replace("\n", " "))
+    if dry_run:
+        return
+    cli._quiet_prefect()
+    from flows.scheduling import apply_schedule
+
+    result = apply_schedule(w, work_pool=work_pool, observations=str(observations) if observations else None)
+    if result.work_pool_created:
+        typer.echo(f"created process work pool {work_pool}; start a worker: prefect worker start --pool {work_pool}")
+    if result.previous_hash:
+        typer.secho(f"playbook changed since it was last scheduled ({result.previous_hash[:12]} -> {(w.content_hash or '')[:12]}); recorded",
+                    fg=typer.colors.YELLOW)
+    typer.echo(f"created {result.created or '-'}, updated {result.updated or '-'}, removed {result.removed or '-'}")
+    if result.vantages:
+        typer.echo(f"vantage probes deployed: {', '.join(result.vantages)} (start a worker on each vantage's pool)")
+
+
+@app.command("unschedule")
+def unschedule_cmd(watch: str = typer.Argument(..., help="Watch file or name.")) -> None:
+    """Delete the watch's deployments (its recorded ticks, incidents and alerts stay)."""
+    cli = _cli()
+    name = _watch_name(watch)
+    cli._quiet_prefect()
+    from flows.scheduling import remove_schedule
+
+    removed = remove_schedule(name)
+    typer.echo(f"{name}: removed {', '.join(removed) if removed else 'nothing (no deployments)'}")
+
+
+def _pause(watch: str, paused: bool) -> None:
+    cli = _cli()
+    name = _watch_name(watch)
+    cli._quiet_prefect()
+    from flows.scheduling import set_paused
+
+    names = set_paused(name, paused)
+    if not names:
+        cli.fail(f"{name}: no deployments; schedule it first with `pollwatch schedule`", code=1)
+    typer.echo(f"{name}: {'paused' if paused else 'resumed'} {', '.join(names)}")
+
+
+@app.command("pause")
+def pause_cmd(watch: str = typer.Argument(..., help="Watch file or name.")) -> None:
+    """Pause a watch: no ticks run until it is resumed (the next tick then catches up)."""
+    _pause(watch, True)
+
+
+@app.command("resume")
+def resume_cmd(watch: str = typer.Argument(..., help="Watch file or name.")) -> None:
+    """Resume a paused watch."""
+    _pause(watch, False)
+
+
+@app.command("serve")
+def serve_cmd(
+    watch: str = typer.Argument(..., help="Watch file or name."),
+    observations: Optional[Path] = typer.Option(None, "--observations", help="Ticks collect from this JSON Lines file."),
+) -> None:
+    """Serve the watch's phase deployments from this one long-lived process (no worker needed)."""
+    cli = _cli()
+    w = cli._watch(watch)
+    cli._quiet_prefect()
+    from flows.scheduling import serve_watch
+
+    serve_watch(w, observations=str(observations) if observations else None)
