@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
-from pollwatch.playbook import Watch, find_watch, load_watch
+from pollwatch.playbook import Watch, find_watch, load_watch_cached
 
 
 def resolve_watch(watch: str) -> Watch:
     """A flow parameter names a watch by path or by its name under playbooks/watches/."""
-    return load_watch(find_watch(watch))
+    return load_watch_cached(find_watch(watch))
 
 
 def current_flow_run_id() -> str | None:

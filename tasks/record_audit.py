@@ -29,10 +29,10 @@ def _watch_of(parameters: dict[str, Any]) -> tuple[str | None, str | None]:
         return name.name, name.content_hash
     if not name:
         return None, None
-    from pollwatch.playbook import find_watch, load_watch
+    from pollwatch.playbook import find_watch, load_watch_cached
 
     try:
-        w = load_watch(find_watch(str(name)))
+        w = load_watch_cached(find_watch(str(name)))
         return w.name, w.content_hash
     except Exception:  # the flow itself will report a bad watch; the run is still recorded
         return str(name), None
