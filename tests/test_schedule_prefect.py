@@ -118,11 +118,11 @@ def test_missed_ticks_are_caught_up_and_a_late_tick_sends_nothing(tmp_path: Path
     assert watch_tick(str(path), ticks[0], str(obs))["incident_events"] == 0
     caught_up = watch_tick(str(path), ticks[5], str(obs))
     assert caught_up["incident_events"] == 1 and caught_up["since"] <= ticks[0].isoformat()
-    assert capsys.readouterr().out.count("[STARTED] Nationwide internet outage in KZ") == 1
+    assert capsys.readouterr().out.count("ONGOING: Nationwide internet outage in Kazakhstan (KZ)") == 1  # the console sink
     late = watch_tick(str(path), ticks[2], str(obs))
     assert late["skipped"] and late["covered_by"] == ticks[5].isoformat()
     assert watch_tick(str(path), ticks[6], str(obs))["alerts"] == 0
-    assert "[STARTED]" not in capsys.readouterr().out
+    assert "Nationwide internet outage" not in capsys.readouterr().out
     with store.session_scope() as s:
         alerts = store.list_alerts(s, w.name)
         incidents = store.list_incidents(s, w.name)
