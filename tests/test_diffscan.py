@@ -282,3 +282,14 @@ async def test_targets_come_from_ripestat_with_provider_asns(kz_watch):
     assert asn_of[(2 << 16) | (78 << 8)] == 0 and asn_of[(5 << 16) | (34 << 8)] == 0
     explicit = [PrefixTarget(prefix="127.0.0.0/24", asn=1)]
     assert await diffscan_targets(kz_watch, DiffscanOptions(prefixes=explicit)) == explicit
+
+
+async def test_engine_keeps_launching_when_the_timer_collects_the_answers():
+    # a timer tick every 5 ms drains answers before the loop's reader does: it must refill the
+    # freed slots itself (it once did not, and a sweep larger than `concurrency` stalled for ever)
+    base = int.from_bytes(bytes([127, 35, 0, 0]), "big")
+    seen = []
+    stats = await asyncio.wait_for(
+        tcp_sweep(((base + i, 9, i) for i in range(20000)), lambda tag, ok: seen.append(ok), concurrency=8, timeout=0.04), 60
+    )
+    assert stats.probes == 20000 and len(seen) == 20000 and stats.answers + stats.timeouts == 20000

@@ -286,7 +286,6 @@ async def tcp_sweep(
     def expire() -> None:
         drain()  # answers the kernel already has are answers, however late this loop got to them
         now = time.monotonic()
-        expired = 0
         while deadlines and (deadlines[0][0] <= now or pending.get(deadlines[0][1], (None,))[0] is not deadlines[0][2]):
             _, fd, sock = deadlines.popleft()
             entry = pending.get(fd)
@@ -296,10 +295,8 @@ async def tcp_sweep(
             sock.close()
             stats.probes += 1
             stats.timeouts += 1
-            expired += 1
             record(entry[1], False)
-        if expired:
-            launch()
+        launch()  # drain() or the expiries may have freed slots
         finish_if_idle()
         if not done.done():
             timer[0] = loop.call_later(tick, expire)
