@@ -17,6 +17,9 @@ from typing import Optional
 import typer
 
 from pollwatch import __version__
+from pollwatch.cli_common import fail
+from pollwatch.cli_common import option_time as _time
+from pollwatch.cli_common import option_watch as _watch
 
 app = typer.Typer(help="pollwatch: catch, explain and report election internet shutdowns.", no_args_is_help=True,
                   pretty_exceptions_enable=False)
@@ -41,32 +44,6 @@ def _quiet_prefect() -> None:
     os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
     # the first start of the ephemeral API migrates its database: give a slow or busy machine time
     os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
-
-
-def fail(message: str, code: int = 2) -> None:
-    typer.secho(message, err=True, fg=typer.colors.RED)
-    raise typer.Exit(code)
-
-
-def _time(value: Optional[str], what: str) -> Optional[datetime]:
-    if value is None:
-        return None
-    from pollwatch.timeutil import parse_time
-
-    try:
-        return parse_time(value)
-    except ValueError as exc:
-        fail(f"{what}: {exc}")
-    return None
-
-
-def _watch(name: str):  # type: ignore[no-untyped-def]
-    from pollwatch.playbook import PlaybookError, find_watch, load_watch
-
-    try:
-        return load_watch(find_watch(name))
-    except PlaybookError as exc:
-        fail(str(exc))
 
 
 @app.callback()

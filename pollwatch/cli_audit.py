@@ -14,6 +14,10 @@ from typing import Any, Optional
 
 import typer
 
+from pollwatch.cli_common import fail as _fail
+from pollwatch.cli_common import option_time as _time
+from pollwatch.cli_common import option_watch as _load_watch
+
 app = typer.Typer(no_args_is_help=True)
 audit_app = typer.Typer(help="Inspect and verify the hash-chained audit log.", no_args_is_help=True)
 export_app = typer.Typer(help="Export incidents for sharing.", no_args_is_help=True)
@@ -24,24 +28,6 @@ WATCH = typer.Option(None, "--watch", "-w", help="Only this watch (its name).")
 FROM = typer.Option(None, "--from", help="From this time (ISO 8601; a bare date is 00:00 UTC).")
 UNTIL = typer.Option(None, "--until", help="Until this time, exclusive (ISO 8601).")
 JSON = typer.Option(False, "--json", help="Print JSON instead of a table.")
-
-
-def _fail(message: str, code: int = 2) -> None:
-    from pollwatch.cli import fail
-
-    fail(message, code)
-
-
-def _time(value: Optional[str], what: str) -> Optional[datetime]:
-    from pollwatch.cli import _time as parse_option_time
-
-    return parse_option_time(value, what)
-
-
-def _load_watch(name: str):  # type: ignore[no-untyped-def]
-    from pollwatch.cli import _watch
-
-    return _watch(name)
 
 
 def _iso(v: Any) -> Any:

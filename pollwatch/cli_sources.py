@@ -18,33 +18,11 @@ from typing import Optional
 
 import typer
 
+from pollwatch.cli_common import fail as _fail
+from pollwatch.cli_common import option_time as _time
+from pollwatch.cli_common import option_watch as _watch
+
 app = typer.Typer(no_args_is_help=True)
-
-
-def _fail(message: str, code: int = 2) -> None:
-    typer.secho(message, err=True, fg=typer.colors.RED)
-    raise typer.Exit(code)
-
-
-def _time(value: Optional[str], what: str) -> Optional[datetime]:
-    if value is None:
-        return None
-    from pollwatch.timeutil import parse_time
-
-    try:
-        return parse_time(value)
-    except ValueError as exc:
-        _fail(f"{what}: {exc}")
-    return None
-
-
-def _watch(name: str):  # type: ignore[no-untyped-def]
-    from pollwatch.playbook import PlaybookError, find_watch, load_watch
-
-    try:
-        return load_watch(find_watch(name))
-    except PlaybookError as exc:
-        _fail(str(exc))
 
 
 @app.command("fetch")
