@@ -80,6 +80,7 @@ def _run_tick(w: Watch, tick: datetime, observations: str | None, base_urls: dic
                               message=f"playbook of {w.name} changed since the last tick (sha256 {state.playbook_hash[:12]} -> "
                                       f"{w.content_hash[:12]})"))
 
+    cfg = quote(w)  # the watch as it is: Prefect need not walk its providers and regions for every task
     source_gaps: list[Gap] = []
     source_summary: dict[str, dict[str, int]] = {}
     if observations:
@@ -87,7 +88,7 @@ def _run_tick(w: Watch, tick: datetime, observations: str | None, base_urls: dic
         record_observations(quote(collected), w.name)
     else:
         # one task run per enabled source, running side by side; a failing source only adds gaps and notices
-        futures = [collect_source.submit(name, w, since, tick, (base_urls or {}).get(name)) for name in enabled_sources(w)]
+        futures = [collect_source.submit(name, cfg, since, tick, (base_urls or {}).get(name)) for name in enabled_sources(w)]
         results = [f.result() for f in futures]
         collected = [o for r in results for o in r.observations]
         if collected:
@@ -101,24 +102,24 @@ def _run_tick(w: Watch, tick: datetime, observations: str | None, base_urls: dic
     # --- own vantage points (docs/probes.md): the probe flow on every vantage's work pool ------
     probe_gaps: list[Gap] = []
     if w.vantages:
-        probed = probe_vantages.submit(w, tick, vantage_timeout(w, cadence), cadence).result()
+        probed = probe_vantages.submit(cfg, tick, vantage_timeout(w, cadence), cadence).result()
         record_observations(quote(probed.observations), w.name)
         probe_gaps, notices = probed.gaps, notices + probed.notices
     # --- end of own vantage points -----------------------------------------------------------
 
     visible = load_observations(w.country, since, tick + timedelta(seconds=1))
     if not observations:
-        coverage_artifact(w, quote(visible), quote(source_gaps + probe_gaps))
+        coverage_artifact(cfg, quote(visible), quote(source_gaps + probe_gaps))
 
     # quote(): big inputs are passed as they are, not walked by Prefect looking for futures
-    det = detect_task(w, quote(state.detector), [tick], quote(visible))
-    cls = classify_task(w, quote(state.grouper), [tick], quote(det.events))
+    det = detect_task(cfg, quote(state.detector), [tick], quote(visible))
+    cls = classify_task(cfg, quote(state.grouper), [tick], quote(det.events))
     anomalies = latest_anomalies(det.events)
     context = load_attribution_context(w.name, w.country, tick - timedelta(days=8), tick + timedelta(seconds=1))
     # the incidents' anomalies: from earlier ticks (the old state) and this one's events
     members = list(state.grouper.anomalies.values()) + list(det.events)
-    events = attribute_task(w, quote(cls.events), quote(known), quote(members), quote(context))
-    alerts = notify_task(w, quote(events), notices=notices, anomalies=quote(anomalies), gaps=quote(det.gaps))
+    events = attribute_task(cfg, quote(cls.events), quote(known), quote(members), quote(context))
+    alerts = notify_task(cfg, quote(events), notices=quote(notices), anomalies=quote(anomalies), gaps=quote(det.gaps))
     summary = {"observations": len(visible), "anomaly_events": len(det.events), "incident_events": len(events), "alerts": len(alerts),
                "since": since.isoformat(), "playbook_hash": w.content_hash}
     if source_summary:
@@ -127,7 +128,7 @@ def _run_tick(w: Watch, tick: datetime, observations: str | None, base_urls: dic
         w.name, quote(anomalies), quote([e.incident for e in events]), quote(det.gaps + source_gaps + probe_gaps), notices,
         state=quote(WatchState(detector=det.state, grouper=cls.state, playbook_hash=w.content_hash)), tick=tick,
         flow_run_id=current_flow_run_id(), summary=summary,
-        anomaly_events=quote(det.events), incident_events=quote(events), watch_cfg=w,
+        anomaly_events=quote(det.events), incident_events=quote(events), watch_cfg=cfg,
     )
     logger.info("tick %s of %s: %s", tick, w.name, summary)
     return {"watch": w.name, "tick": tick.isoformat(), "skipped": False, **summary}

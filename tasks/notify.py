@@ -74,7 +74,11 @@ def notify_task(watch: Watch, events: list[IncidentEvent], replay: bool = False,
 def deliver_pending(watch: Watch, transport: Transport | None = None, anomalies: list[Anomaly] | None = None) -> DeliveryReport:
     """Send every undelivered alert of the watch, oldest first per channel; Slack trouble leaves them pending."""
     logger = get_run_logger()
-    transport = transport or default_transport()
+    if transport is None:
+        with store.session_scope() as s:
+            if not store.pending_alerts(s, watch.name):  # a quiet tick: no credentials to look up, no API calls
+                return DeliveryReport(transport="none")
+        transport = default_transport()
     report = deliver_outbox(watch, transport, flow_run_url=_flow_run_url(), anomalies=anomalies)
     logger.info("alerts via %s: %d delivered (%d posts, %d edits, %d held for the hourly limit, %d below thresholds, "
                 "%d found already posted)", report.transport, len(report.sent), report.posted, report.edited, report.held,
