@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -442,13 +442,26 @@ def list_notices(session: Session, watch: str | None = None) -> list[Notice]:
 # --- anomalies, incidents, alerts -----------------------------------------------------------
 
 
+def _rows_by_id(session: Session, model: Any, ids: Sequence[str], chunk: int = 500) -> dict[str, Any]:
+    """The stored rows among `ids`, looked up a chunk at a time (an outage tick updates hundreds at once)."""
+    found: dict[str, Any] = {}
+    unique = list(dict.fromkeys(ids))
+    for i in range(0, len(unique), chunk):
+        for row in session.execute(select(model).where(model.id.in_(unique[i:i + chunk]))).scalars():
+            found[row.id] = row
+    return found
+
+
 def save_anomalies(session: Session, anomalies: Iterable[Anomaly]) -> None:
+    anomalies = list(anomalies)
+    existing = _rows_by_id(session, AnomalyRow, [a.id for a in anomalies])
     for a in anomalies:
-        row = session.get(AnomalyRow, a.id)
+        row = existing.get(a.id)
         data = a.model_dump(mode="json")
         if row is None:
-            session.add(AnomalyRow(id=a.id, watch=a.watch, source=a.source, signal=a.signal, entity=a.entity.key,
-                                   start=a.start, end=a.end, detected_at=a.detected_at, data=data))
+            existing[a.id] = row = AnomalyRow(id=a.id, watch=a.watch, source=a.source, signal=a.signal, entity=a.entity.key,
+                                              start=a.start, end=a.end, detected_at=a.detected_at, data=data)
+            session.add(row)
         else:
             row.end, row.data = a.end, data
 
@@ -459,15 +472,18 @@ def list_anomalies(session: Session, watch: str) -> list[Anomaly]:
 
 
 def save_incidents(session: Session, incidents: Iterable[Incident]) -> None:
+    incidents = list(incidents)
+    existing = _rows_by_id(session, IncidentRow, [i.id for i in incidents])
     for inc in incidents:
-        row = session.get(IncidentRow, inc.id)
+        row = existing.get(inc.id)
         fields = dict(
             watch=inc.watch, country=inc.country, kind=inc.kind.value, status=inc.status, start=inc.start, end=inc.end,
             detected_at=inc.detected_at, updated_at=inc.updated_at, severity=inc.severity, cause=inc.cause.value,
             cause_confidence=inc.cause_confidence, data=inc.model_dump(mode="json"),
         )
         if row is None:
-            session.add(IncidentRow(id=inc.id, **fields))
+            existing[inc.id] = row = IncidentRow(id=inc.id, **fields)
+            session.add(row)
         else:
             for k, v in fields.items():
                 setattr(row, k, v)
