@@ -84,6 +84,10 @@ def deliver(watch: str = typer.Argument(..., help="Watch name or path."), blocks
 
     w = _watch(watch)
     report = deliver_outbox(w, _transport(blocks))
+    if report.busy:
+        typer.echo(f"another delivery run for {w.name} is under way (a tick, or another `alerts deliver`); "
+                   f"it delivers the pending alerts, so this run sent nothing")
+        return
     typer.echo(f"{report.transport}: {len(report.sent)} delivered ({report.posted} posts, {report.edited} edits, "
                f"{report.held} held, {report.skipped} below thresholds, {report.recovered} found already posted)")
     for channel, error in report.errors.items():

@@ -16,7 +16,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Column, Index, UniqueConstraint, event, func, select
+from sqlalchemy import JSON, BigInteger, Column, Index, UniqueConstraint, delete, event, func, or_, select, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.types import DateTime, TypeDecorator
@@ -194,6 +194,15 @@ class TickRow(SQLModel, table=True):
     completed_at: datetime = _ts(nullable=False)
     flow_run_id: str | None = Field(default=None, max_length=64)
     summary: dict[str, Any] | None = _json(nullable=True)
+
+
+class LeaseRow(SQLModel, table=True):
+    """A named claim that expires: while one process holds `deliver:<watch>`, no other delivers that watch's alerts."""
+
+    __tablename__ = "lease"
+    name: str = Field(primary_key=True, max_length=200)
+    holder: str = Field(max_length=200)
+    expires_at: datetime = _ts(nullable=False)
 
 
 class AuditRow(SQLModel, table=True):
@@ -664,6 +673,33 @@ def mark_tick_done(session: Session, watch: str, tick: datetime, flow_run_id: st
 
 def list_ticks(session: Session, watch: str) -> list[TickRow]:
     return list(session.execute(select(TickRow).where(TickRow.watch == watch).order_by(TickRow.tick)).scalars())
+
+
+def acquire_lease(session: Session, name: str, holder: str, ttl: timedelta) -> bool:
+    """Take or extend the lease `name` for `holder` until now + ttl; False while someone else holds it unexpired.
+
+    Taking an expired lease is one conditional UPDATE, so of two processes racing for it (on
+    PostgreSQL too) only one sees its row changed. Commit it in its own transaction.
+    """
+    now = _now()
+    taken = session.execute(
+        update(LeaseRow).where(LeaseRow.name == name, or_(LeaseRow.holder == holder, LeaseRow.expires_at < now))
+        .values(holder=holder, expires_at=now + ttl)
+    ).rowcount
+    if taken:
+        return True
+    if session.get(LeaseRow, name) is not None:
+        return False
+    try:
+        with session.begin_nested():  # a concurrent first claim surfaces here as a unique violation
+            session.add(LeaseRow(name=name, holder=holder, expires_at=now + ttl))
+    except IntegrityError:
+        return False
+    return True
+
+
+def release_lease(session: Session, name: str, holder: str) -> None:
+    session.execute(delete(LeaseRow).where(LeaseRow.name == name, LeaseRow.holder == holder))
 
 
 def entity_from_key(key: str) -> Entity:

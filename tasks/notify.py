@@ -83,6 +83,8 @@ def deliver_pending(watch: Watch, transport: Transport | None = None, anomalies:
     logger.info("alerts via %s: %d delivered (%d posts, %d edits, %d held for the hourly limit, %d below thresholds, "
                 "%d found already posted)", report.transport, len(report.sent), report.posted, report.edited, report.held,
                 report.skipped, report.recovered)
+    if report.busy:
+        logger.info("alerts of %s: another delivery run holds the watch's delivery lease and delivers them", watch.name)
     for channel, error in report.errors.items():
         logger.warning("alerts for %s not delivered yet (%d waiting): %s", channel, report.waiting.get(channel, 0), error)
     return report

@@ -262,3 +262,31 @@ def test_data_gaps_become_one_ops_notice_per_signal(kz_watch, fake, slack):
     ops = [m["text"] for m in fake.roots("pollwatch-ops")]
     assert len(ops) == 2 and "no bgp from ioda for 7 series" in ops[0] and "and 2 more" in ops[0]
     assert fake.roots("pollwatch-kz") == []
+
+
+def test_two_delivery_runs_at_once_post_each_alert_once(kz_watch, fake):
+    """A tick delivering while a responder runs `pollwatch alerts deliver`: one run holds the watch's
+    delivery lease, the other leaves the alerts to it, so nothing reaches Slack twice."""
+    import threading
+
+    alerts = alerts_for(kz_watch, story(nationwide(kz_watch), updates=3))
+    enqueue(alerts)
+    reports, start = [], threading.Barrier(2)
+
+    def run() -> None:
+        start.wait()
+        paced = SlackTransport(SecretStr(TOKEN), base_url=fake.base_url, timeout=0.5, pace=0.05)  # runs overlap
+        reports.append(deliver(kz_watch, paced))
+
+    threads = [threading.Thread(target=run) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    assert len(fake.calls_to("chat.postMessage")) == len(alerts)  # root, 3 updates, end: each once
+    assert len(fake.roots("pollwatch-kz")) == 1
+    assert len(fake.calls_to("files.completeUploadExternal")) == 2  # the start and end charts, each shared once
+    assert sorted(len(r.sent) for r in reports) == [0, len(alerts)]
+    busy = next(r for r in reports if not r.sent)
+    assert busy.busy and busy.waiting == {}  # it says another run holds the lease; nothing left waiting
+    assert all(r.state == "sent" for r in outbox())

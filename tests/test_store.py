@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
+
+import pytest
 
 from sqlalchemy import inspect
 
@@ -10,7 +12,7 @@ from pollwatch import store
 from pollwatch.models import Alert, Observation
 
 T0 = datetime(2019, 6, 9, 5, 0, tzinfo=timezone.utc)
-TABLES = {"observation", "gap", "notice", "baseline", "anomaly", "incident", "alert", "watch_state", "tick", "audit_entry", "alembic_version"}
+TABLES = {"observation", "gap", "notice", "baseline", "anomaly", "incident", "alert", "watch_state", "tick", "audit_entry", "lease", "alembic_version"}
 
 
 def _exercise(url: str) -> None:
@@ -45,3 +47,23 @@ def test_outbox_keeps_an_alert_once():
     with store.session_scope() as s:
         assert store.enqueue_alerts(s, [alert]) == []
         assert [a.id for a in store.pending_alerts(s, "w")] == ["a1"]
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgres"])
+def test_a_lease_has_one_holder_until_it_expires_or_is_released(backend: str, request) -> None:
+    url = request.getfixturevalue("isolated_store" if backend == "sqlite" else "pg_url")
+
+    def take(holder: str, ttl: timedelta = timedelta(minutes=2)) -> bool:
+        with store.session_scope(url) as s:
+            return store.acquire_lease(s, "deliver:kz", holder, ttl)
+
+    assert take("a") and not take("b")  # held
+    assert take("a")  # the holder renews
+    assert take("a", ttl=timedelta(seconds=-1))  # renewed into the past: as if a's process died long ago
+    assert take("b") and not take("a")  # b takes the expired lease, a cannot take it back
+    with store.session_scope(url) as s:
+        store.release_lease(s, "deliver:kz", "a")  # not a's to release: nothing happens
+    assert not take("c")
+    with store.session_scope(url) as s:
+        store.release_lease(s, "deliver:kz", "b")
+    assert take("c")

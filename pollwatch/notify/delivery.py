@@ -15,12 +15,20 @@ order they were created and, for each one:
 A channel that fails (Slack unreachable, 5xx, rate limit after retries) stops at that alert so that
 nothing overtakes it; the next tick starts again from the oldest. The operations channel is told
 when a channel gets stuck and again when its backlog has been delivered.
+
+One delivery run per watch at a time: a run first takes the store lease `deliver:<watch>`
+(renewed after every alert, released at the end, expiring after LEASE_TTL if its process dies).
+A run that finds it held (a tick while a responder runs `pollwatch alerts deliver`) sends nothing
+and says so (`DeliveryReport.busy`): the holder delivers those alerts, in order.
 """
 
 from __future__ import annotations
 
 import logging
+import os
+import socket
 import time
+import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
@@ -35,6 +43,8 @@ from pollwatch.playbook import Watch
 from pollwatch.timeutil import floor_time
 
 log = logging.getLogger("pollwatch.notify")
+
+LEASE_TTL = timedelta(minutes=2)  # how long a dead delivery run can hold a watch's alerts back
 
 NOTICE_EVENT = "notice"
 OPS_INCIDENT = "-"  # incident_id of operator notices in the outbox
@@ -56,6 +66,7 @@ class DeliveryReport:
     waiting: dict[str, int] = field(default_factory=dict)  # channel -> alerts still pending
     errors: dict[str, str] = field(default_factory=dict)  # channel -> last error (secrets scrubbed)
     auth_failed: bool = False
+    busy: bool = False  # another delivery run held the watch's lease: it delivers them, this run sent nothing
 
     @property
     def ok(self) -> bool:
@@ -182,9 +193,27 @@ class OutboxDelivery:
         self._roots: dict[str, Ref] = {}
         self._known = {a.id: a for a in anomalies or []}  # this tick's anomalies, maybe not stored yet
         self._slack_down = False  # unreachable as a whole: the other channels wait for the next run too
+        self._lease = f"deliver:{watch.name}"
+        self._holder = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
     # --- entry ---------------------------------------------------------------------------
     def run(self) -> DeliveryReport:
+        with store.session_scope(self.url) as s:
+            if not store.acquire_lease(s, self._lease, self._holder, LEASE_TTL):
+                self.report.busy = True
+                log.info("alerts of %s: another delivery run is under way; it delivers them", self.watch.name)
+                return self.report
+        try:
+            return self._run()
+        finally:
+            with store.session_scope(self.url) as s:
+                store.release_lease(s, self._lease, self._holder)
+
+    def _renew(self) -> None:
+        with store.session_scope(self.url) as s:
+            store.acquire_lease(s, self._lease, self._holder, LEASE_TTL)
+
+    def _run(self) -> DeliveryReport:
         ops = self.routing.ops_channel
         with store.session_scope(self.url) as s:
             pending = store.pending_alerts(s, self.watch.name)
@@ -250,6 +279,7 @@ class OutboxDelivery:
                 ref = self._send(a, suspect)
                 self._mark(a, AlertState.sent, ref=ref)
                 self.report.sent.append(a.id)
+                self._renew()
                 return
             except DeliveryError as exc:
                 if exc.kind != "unavailable" or not delays:
