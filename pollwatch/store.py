@@ -16,7 +16,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Column, Index, UniqueConstraint, delete, event, func, or_, select, update
+from sqlalchemy import JSON, BigInteger, Column, Index, UniqueConstraint, delete, event, func, or_, select, text, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.types import DateTime, TypeDecorator
@@ -84,7 +84,8 @@ class ObservationRow(SQLModel, table=True):
 
 class GapRow(SQLModel, table=True):
     __tablename__ = "gap"
-    __table_args__ = (UniqueConstraint("watch", "source", "entity", "start", name="uq_gap"),)
+    # a signal-less gap (a whole source down) counts as signal '' (NULLs would never collide)
+    __table_args__ = (Index("uq_gap_signal", "watch", "source", text("coalesce(signal, '')"), "entity", "start", unique=True),)
     id: int | None = Field(default=None, primary_key=True)
     watch: str = Field(index=True, max_length=128)
     source: str = Field(max_length=64)
@@ -417,8 +418,10 @@ def count_observations(session: Session) -> int:
 def add_gaps(session: Session, watch: str, gaps: Iterable[Gap]) -> int:
     n = 0
     for g in gaps:
+        same_signal = GapRow.signal.is_(None) if g.signal is None else GapRow.signal == g.signal  # type: ignore[union-attr]
         existing = session.execute(
-            select(GapRow).where(GapRow.watch == watch, GapRow.source == g.source, GapRow.entity == g.entity, GapRow.start == g.start)
+            select(GapRow).where(GapRow.watch == watch, GapRow.source == g.source, same_signal, GapRow.entity == g.entity,
+                                 GapRow.start == g.start)
         ).scalar_one_or_none()
         if existing is None:
             session.add(GapRow(watch=watch, source=g.source, signal=g.signal, entity=g.entity, start=g.start, end=g.end, reason=g.reason))

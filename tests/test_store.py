@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import inspect
 
 from pollwatch import store
-from pollwatch.models import Alert, Observation
+from pollwatch.models import Alert, Gap, Observation
 
 T0 = datetime(2019, 6, 9, 5, 0, tzinfo=timezone.utc)
 TABLES = {"observation", "gap", "notice", "baseline", "anomaly", "incident", "alert", "watch_state", "tick", "audit_entry", "lease", "alembic_version"}
@@ -67,3 +67,17 @@ def test_a_lease_has_one_holder_until_it_expires_or_is_released(backend: str, re
     with store.session_scope(url) as s:
         store.release_lease(s, "deliver:kz", "b")
     assert take("c")
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgres"])
+def test_gaps_of_two_signals_of_one_source_are_both_kept(backend: str, request) -> None:
+    url = request.getfixturevalue("isolated_store" if backend == "sqlite" else "pg_url")
+    end = T0 + timedelta(hours=1)
+    gaps = [Gap(source="ioda", signal=sig, entity="KZ", start=T0, end=end, reason="HTTP 503") for sig in ("bgp", "ping-slash24", None)]
+    with store.session_scope(url) as s:
+        assert store.add_gaps(s, "kz", gaps) == 3
+    with store.session_scope(url) as s:  # the same gaps again, one of them longer now: still three rows
+        assert store.add_gaps(s, "kz", gaps[:2] + [gaps[2].model_copy(update={"end": end + timedelta(hours=1)})]) == 0
+    with store.session_scope(url) as s:
+        kept = store.list_gaps(s, "kz")
+    assert sorted((g.signal or "", g.end) for g in kept) == [("", end + timedelta(hours=1)), ("bgp", end), ("ping-slash24", end)]
