@@ -91,8 +91,9 @@ def _run_tick(w: Watch, tick: datetime, observations: str | None, base_urls: dic
         futures = [collect_source.submit(name, cfg, since, tick, (base_urls or {}).get(name)) for name in enabled_sources(w)]
         results = [f.result() for f in futures]
         collected = [o for r in results for o in r.observations]
-        if collected:
-            record_observations(quote(collected), w.name)
+        records = [c for r in results for c in r.corroborations]  # IODA alerts/events, Radar annotations: for attribution
+        if collected or records:
+            record_observations(quote(collected), w.name, quote(records))
         for result in results:
             source_gaps += result.gaps
             notices += result.notices

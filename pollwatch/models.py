@@ -169,6 +169,36 @@ class Gap(BaseModel):
     reason: str
 
 
+class Corroboration(BaseModel):
+    """An outage record published by an observatory (an alert, an event, an annotation).
+
+    Kept with the observatory's own labels (`level`, `cause`, `outage_type`, `status`) so that
+    attribution can cite them; `entity` is pollwatch's entity key when the record could be
+    mapped to the watch's country, region or network.
+    """
+
+    source: str
+    kind: str  # ioda_alert | ioda_event | radar_annotation | radar_anomaly
+    id: str
+    country: str
+    entity: str
+    entity_type: str | None = None  # country | region | asn | ...
+    entity_code: str | None = None
+    datasource: str | None = None
+    start: datetime
+    end: datetime | None = None
+    level: str | None = None
+    status: str | None = None
+    cause: str | None = None
+    outage_type: str | None = None
+    score: float | None = None
+    value: float | None = None
+    expected: float | None = None
+    description: str | None = None
+    url: str | None = None
+    provenance: Provenance | None = None
+
+
 class NoticeLevel(StrEnum):
     info = "info"
     warning = "warning"

@@ -22,7 +22,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.types import DateTime, TypeDecorator
 from sqlmodel import Field, Session, SQLModel, create_engine
 
-from pollwatch.models import Alert, AlertState, Anomaly, Entity, Gap, Incident, Notice, Observation, Provenance
+from pollwatch.models import Alert, AlertState, Anomaly, Corroboration, Entity, Gap, Incident, Notice, Observation, Provenance
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 
@@ -204,6 +204,21 @@ class LeaseRow(SQLModel, table=True):
     name: str = Field(primary_key=True, max_length=200)
     holder: str = Field(max_length=200)
     expires_at: datetime = _ts(nullable=False)
+
+
+class CorroborationRow(SQLModel, table=True):
+    """An observatory's own outage record (pollwatch.models.Corroboration), kept for attribution and auditors."""
+
+    __tablename__ = "corroboration"
+    __table_args__ = (Index("ix_corroboration_country_start", "country", "start"),)
+    key: str = Field(primary_key=True, max_length=400)  # source:kind:id
+    source: str = Field(max_length=64)
+    kind: str = Field(max_length=64)
+    country: str = Field(max_length=8)
+    start: datetime = _ts(nullable=False)
+    end: datetime | None = _ts(nullable=True)
+    first_seen: datetime = _ts(nullable=False)
+    data: dict[str, Any] = _json(nullable=False)
 
 
 class AuditRow(SQLModel, table=True):
@@ -444,6 +459,32 @@ def list_gaps(session: Session, watch: str) -> list[Gap]:
     return [Gap(source=r.source, signal=r.signal, entity=r.entity, start=r.start, end=r.end, reason=r.reason) for r in rows]
 
 
+def save_corroborations(session: Session, records: Iterable[Corroboration]) -> int:
+    """Upsert observatories' outage records by (source, kind, id): a record seen again keeps its first sighting
+    and takes the newer content (an ongoing IODA alert gets its end). Returns how many were new."""
+    records = {f"{r.source}:{r.kind}:{r.id}": r for r in records}
+    existing = _rows_by_id(session, CorroborationRow, list(records), key=CorroborationRow.key)
+    new = 0
+    for key, r in records.items():
+        data = r.model_dump(mode="json")
+        row = existing.get(key)
+        if row is None:
+            session.add(CorroborationRow(key=key, source=r.source, kind=r.kind, country=r.country, start=r.start, end=r.end,
+                                         first_seen=_now(), data=data))
+            new += 1
+        else:
+            row.start, row.end, row.data = r.start, r.end, data
+    return new
+
+
+def list_corroborations(session: Session, country: str, since: datetime, until: datetime) -> list[Corroboration]:
+    """The country's records overlapping [since, until), oldest first."""
+    stmt = (select(CorroborationRow).where(CorroborationRow.country == country, CorroborationRow.start < until,
+                                           or_(CorroborationRow.end.is_(None), CorroborationRow.end >= since))  # type: ignore[union-attr]
+            .order_by(CorroborationRow.start, CorroborationRow.key))
+    return [Corroboration.model_validate(r.data) for r in session.execute(stmt).scalars()]
+
+
 def list_notices(session: Session, watch: str | None = None) -> list[Notice]:
     stmt = select(NoticeRow).order_by(NoticeRow.time, NoticeRow.id)
     if watch:
@@ -454,13 +495,15 @@ def list_notices(session: Session, watch: str | None = None) -> list[Notice]:
 # --- anomalies, incidents, alerts -----------------------------------------------------------
 
 
-def _rows_by_id(session: Session, model: Any, ids: Sequence[str], chunk: int = 500) -> dict[str, Any]:
-    """The stored rows among `ids`, looked up a chunk at a time (an outage tick updates hundreds at once)."""
+def _rows_by_id(session: Session, model: Any, ids: Sequence[str], chunk: int = 500, key: Any = None) -> dict[str, Any]:
+    """The stored rows among `ids` (primary key `key`, default `model.id`), looked up a chunk at a time
+    (an outage tick updates hundreds at once)."""
+    column = model.id if key is None else key
     found: dict[str, Any] = {}
     unique = list(dict.fromkeys(ids))
     for i in range(0, len(unique), chunk):
-        for row in session.execute(select(model).where(model.id.in_(unique[i:i + chunk]))).scalars():
-            found[row.id] = row
+        for row in session.execute(select(model).where(column.in_(unique[i:i + chunk]))).scalars():
+            found[getattr(row, column.key)] = row
     return found
 
 

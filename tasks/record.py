@@ -9,17 +9,19 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from pollwatch import audit, store
-from pollwatch.attribute import AttributionContext
-from pollwatch.models import Anomaly, AnomalyEvent, Gap, Incident, IncidentEvent, Notice, Observation
+from pollwatch.attribute import AttributionContext, events_from_corroborations
+from pollwatch.models import Anomaly, AnomalyEvent, Corroboration, Gap, Incident, IncidentEvent, Notice, Observation
 from pollwatch.pipeline import WatchState
 from pollwatch.playbook import Watch
 
 
 @task(name="record-observations", cache_policy=NO_CACHE, retries=3, retry_delay_seconds=[1, 2, 5])
-def record_observations(observations: list[Observation], watch: str | None = None) -> int:
-    """Upsert observations (idempotent on source, signal, entity, time); one audit entry per source batch."""
+def record_observations(observations: list[Observation], watch: str | None = None, records: list[Corroboration] | None = None) -> int:
+    """Upsert observations (idempotent on source, signal, entity, time) and the observatories' own outage
+    records that came with them; one audit entry per source batch."""
     with store.session_scope() as s:
         n = store.upsert_observations(s, observations)
+        store.save_corroborations(s, records or [])
         by_source: dict[str, list[Observation]] = {}
         for o in observations:
             by_source.setdefault(o.source, []).append(o)
@@ -49,12 +51,14 @@ def load_watch_state(watch: str) -> tuple[WatchState, datetime | None, dict[str,
 def load_attribution_context(watch: str, country: str, since: datetime, until: datetime,
                              others_until: datetime | None = None) -> AttributionContext:
     """Incidents attribution compares with: this country's earlier ones (recurrence), started in [since, until),
-    and other countries' ones (affected at the same time), started in [since, others_until or until)."""
+    and other countries' ones (affected at the same time), started in [since, others_until or until); and the
+    observatories' cause labels recorded for the country then (Cloudflare Radar annotations)."""
     with store.session_scope() as s:
         incidents = store.list_incidents(s, since=since, until=max(until, others_until or until))
+        records = store.list_corroborations(s, country, since, max(until, others_until or until))
     past = [i for i in incidents if i.country == country and i.start < until and (i.end or i.start) >= since]
     others = [i for i in incidents if i.country != country and i.start >= since - timedelta(hours=1)]
-    return AttributionContext(past=past, others=others)
+    return AttributionContext(past=past, others=others, events=events_from_corroborations(records))
 
 
 @task(name="load-incidents", cache_policy=NO_CACHE, retries=3, retry_delay_seconds=[1, 2, 5])

@@ -147,6 +147,13 @@ def test_live_watch_tick_collects_from_every_enabled_source(obs, tmp_path, prefe
         notices = store.list_notices(s, "kz-sources-test")
         assert any(n.source == "ioda" and n.level == "warning" for n in notices)
         assert TOKEN not in json.dumps([n.message for n in notices] + [g.reason for g in gaps])
+        records = store.list_corroborations(s, "KZ", T0 - timedelta(days=1), tick)
+    # Radar's annotation is kept, and attribution sees its cause label on this and later ticks
+    assert [(r.kind, r.cause) for r in records] == [("radar_annotation", "GOVERNMENT_DIRECTED")]
+    from tasks.record import load_attribution_context
+
+    ctx = load_attribution_context.fn("kz-sources-test", "KZ", tick - timedelta(days=8), tick)
+    assert [(e.type, e.cause, e.source, e.start) for e in ctx.events] == [("radar_outage", "GOVERNMENT_DIRECTED", "radar", T0)]
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
 

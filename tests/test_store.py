@@ -9,10 +9,10 @@ import pytest
 from sqlalchemy import inspect
 
 from pollwatch import store
-from pollwatch.models import Alert, Gap, Observation
+from pollwatch.models import Alert, Corroboration, Gap, Observation
 
 T0 = datetime(2019, 6, 9, 5, 0, tzinfo=timezone.utc)
-TABLES = {"observation", "gap", "notice", "baseline", "anomaly", "incident", "alert", "watch_state", "tick", "audit_entry", "lease", "alembic_version"}
+TABLES = {"observation", "gap", "notice", "baseline", "anomaly", "incident", "alert", "watch_state", "tick", "audit_entry", "lease", "corroboration", "alembic_version"}
 
 
 def _exercise(url: str) -> None:
@@ -81,3 +81,17 @@ def test_gaps_of_two_signals_of_one_source_are_both_kept(backend: str, request) 
     with store.session_scope(url) as s:
         kept = store.list_gaps(s, "kz")
     assert sorted((g.signal or "", g.end) for g in kept) == [("", end + timedelta(hours=1)), ("bgp", end), ("ping-slash24", end)]
+
+
+def test_an_observatory_record_seen_again_is_updated_not_duplicated() -> None:
+    ongoing = Corroboration(source="ioda", kind="ioda_alert", id="a1", country="KZ", entity="KZ", start=T0, level="critical")
+    ended = ongoing.model_copy(update={"end": T0 + timedelta(hours=2)})
+    other = Corroboration(source="radar", kind="radar_annotation", id="a1", country="KZ", entity="KZ", start=T0, cause="POWER_OUTAGE")
+    with store.session_scope() as s:
+        assert store.save_corroborations(s, [ongoing, other]) == 2
+    with store.session_scope() as s:
+        assert store.save_corroborations(s, [ended]) == 0
+    with store.session_scope() as s:
+        assert store.list_corroborations(s, "KZ", T0 + timedelta(hours=3), T0 + timedelta(hours=4)) == [other]  # ended before
+        got = store.list_corroborations(s, "KZ", T0, T0 + timedelta(hours=1))
+    assert [(r.source, r.end) for r in got] == [("ioda", T0 + timedelta(hours=2)), ("radar", None)]

@@ -18,7 +18,7 @@ from typing import Any, ClassVar
 import httpx
 from pydantic import BaseModel, Field
 
-from pollwatch.models import Gap, Notice, NoticeLevel, Observation, Provenance, entity_key, utc
+from pollwatch.models import Corroboration, Gap, Notice, NoticeLevel, Observation, Provenance, entity_key, utc
 from pollwatch.playbook import SourceConfig, Watch
 from pollwatch.sources.http import FetchError, HttpClient, Sleep
 
@@ -30,36 +30,6 @@ class ShapeError(ValueError):
 def shape_failure(exc: ShapeError) -> FetchError:
     """A shape error as a failed fetch of kind `shape` (it becomes gaps and a notice like any other)."""
     return FetchError("shape", f"unexpected response shape: {exc}")
-
-
-class Corroboration(BaseModel):
-    """An outage record published by an observatory (an alert, an event, an annotation).
-
-    Kept with the observatory's own labels (`level`, `cause`, `outage_type`, `status`) so that
-    attribution can cite them; `entity` is pollwatch's entity key when the record could be
-    mapped to the watch's country, region or network.
-    """
-
-    source: str
-    kind: str  # ioda_alert | ioda_event | radar_annotation | radar_anomaly
-    id: str
-    country: str
-    entity: str
-    entity_type: str | None = None  # country | region | asn | ...
-    entity_code: str | None = None
-    datasource: str | None = None
-    start: datetime
-    end: datetime | None = None
-    level: str | None = None
-    status: str | None = None
-    cause: str | None = None
-    outage_type: str | None = None
-    score: float | None = None
-    value: float | None = None
-    expected: float | None = None
-    description: str | None = None
-    url: str | None = None
-    provenance: Provenance | None = None
 
 
 class CollectResult(BaseModel):
