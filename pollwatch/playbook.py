@@ -110,6 +110,8 @@ class Provider(_Strict):
 class Region(_Strict):
     code: str
     name: str
+    # other names sources use for it (IODA names regions after Natural Earth: Nur-Sultan is "Astana"); tried first
+    aliases: list[str] = Field(default_factory=list)
 
 
 class Service(_Strict):

@@ -77,10 +77,10 @@ def test_entities_are_batched_per_request(ioda, kz_watch):
 def test_datasources_follow_the_playbook_or_options(ioda, kz_watch):
     w = kz_watch.model_copy(update={"signals": {k: v for k, v in kz_watch.signals.items() if k != "telescope"}})
     collect(source(ioda, corroboration=False), w)
-    assert {r.query["datasource"] for r in ioda.requests} == {"bgp", "ping-slash24"}
+    assert {r.query["datasource"] for r in ioda.requests if "/signals/" in r.path} == {"bgp", "ping-slash24"}
     ioda.requests.clear()
     res = collect(source(ioda, corroboration=False, datasources=["gtr"]), kz_watch)
-    assert {r.query["datasource"] for r in ioda.requests} == {"gtr"}
+    assert {r.query["datasource"] for r in ioda.requests if "/signals/" in r.path} == {"gtr"}
     assert {o.signal for o in res.observations} == {"gtr"}
 
 
@@ -134,3 +134,36 @@ def test_make_source_takes_the_playbook_config_and_a_base_url_override(ioda, kz_
     assert make_source("ioda", kz_watch).base_url == "https://api.ioda.inetintel.cc.gatech.edu/v2"
     with pytest.raises(ValueError, match="unknown source"):
         make_source("nope", kz_watch)
+
+
+def _region_code(fake: IodaFake, name: str) -> str:
+    return next(r["code"] for r in fake.regions["KZ"] if r["name"] == name)
+
+
+def test_regions_are_found_by_alias_then_name_in_iodas_entity_list(ioda, kz_watch):
+    res = collect(source(ioda, corroboration=False), kz_watch)
+    region_paths = [p for p in ioda.paths() if p.startswith("/signals/raw/region/")]
+    # KZ-ALA is the city: its alias "Almaty City" wins over the province that is also named "Almaty"
+    wanted = {_region_code(ioda, n) for n in ("Almaty City", "Astana", "Qaraghandy", "East Kazakhstan", "South Kazakhstan")}
+    assert region_paths and all(set(p.rsplit("/", 1)[1].split(",")) == wanted for p in region_paths)
+    city = [o for o in res.observations if o.region == "KZ-ALA" and o.signal == "bgp"]
+    assert city and city[0].value == ioda.value("region", _region_code(ioda, "Almaty City"), "bgp", int(city[0].time.timestamp()))
+    assert {o.region for o in res.observations if o.region} == {r.code for r in kz_watch.regions}
+    collect(source(ioda, corroboration=False), kz_watch)  # the list is looked up once a day, not every tick
+    assert sum(p == "/entities/query" for p in ioda.paths()) == 1
+
+
+def test_a_region_iodа_does_not_know_is_a_gap_and_one_notice_naming_iodas_regions(ioda, kz_watch):
+    ioda.regions["KZ"] = [r for r in ioda.regions["KZ"] if r["name"] != "South Kazakhstan"]
+    res = collect(source(ioda, corroboration=False), kz_watch)
+    assert {(g.entity, g.signal) for g in res.gaps} == {("KZ/region=KZ-YUZ", s) for s in ("bgp", "active_probing", "telescope")}
+    assert not any(o.region == "KZ-YUZ" for o in res.observations) and any(o.region == "KZ-VOS" for o in res.observations)
+    told = [n for n in res.notices if "KZ-YUZ (Turkistan)" in n.message]
+    assert len(told) == 1 and "region_codes" in told[0].message and "eastkazakhstan" in told[0].message
+
+
+def test_when_the_region_list_is_unavailable_codes_go_as_they_are(ioda, kz_watch):
+    ioda.fail("500", path="/entities/query")
+    res = collect(source(ioda, corroboration=False), kz_watch)
+    assert any(p.startswith("/signals/raw/region/KZ-ALA,") for p in ioda.paths())
+    assert any("entities" in n.message for n in res.notices) and {o.region for o in res.observations if o.region} == {r.code for r in kz_watch.regions}

@@ -10,8 +10,13 @@ step, nativeStep, values}`; value i is at `from + i*step` and `null` means no da
 Datasources map to pollwatch signals: bgp -> bgp, ping-slash24 -> active_probing,
 merit-nt -> telescope, gtr -> gtr (Google traffic, only when configured). By default the
 datasources are those whose signal the watch's playbook assigns to source `ioda`;
-`options.datasources` overrides. IODA region codes are numeric: map the watch's ISO 3166-2
-codes with `options.region_codes: {KZ-ALA: "1234"}` (unmapped codes are sent as they are).
+`options.datasources` overrides. IODA region codes are numeric (NetAcuity regions named after
+Natural Earth admin-1): `options.region_codes: {KZ-ALA: "1234"}` maps them explicitly; a region
+left unmapped is looked up by its playbook aliases, then its name, in `GET /entities/query?entityType=region&relatedTo=country/CC`
+(once a day per process; case, accents and words such as "oblysy", "province" or "region" are
+ignored). A region IODA does not know becomes a gap with one warning naming IODA's regions, not
+a request that comes back empty every tick; when the look-up itself fails the codes are sent as
+they are.
 
 `/outages/alerts/{type}[/{code}]` and `/outages/events/{type}[/{code}]` (country, and the
 country's regions and networks via `relatedTo=country/CC`) become `Corroboration` records.
@@ -20,6 +25,9 @@ country's regions and networks via `relatedTo=country/CC`) become `Corroboration
 from __future__ import annotations
 
 import asyncio
+import re
+import time
+import unicodedata
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
@@ -34,6 +42,31 @@ from pollwatch.timeutil import floor_time
 DATASOURCE_SIGNALS = {"bgp": "bgp", "ping-slash24": "active_probing", "merit-nt": "telescope", "gtr": "gtr"}
 DEFAULT_DATASOURCES = ("bgp", "ping-slash24", "merit-nt")
 MAX_RANGE = timedelta(days=90)  # IODA refuses >= 100 days; keep a margin
+REGION_LIST_TTL = 24 * 3600.0  # seconds a country's IODA region list is reused
+_REGION_LISTS: dict[tuple[str, str], tuple[float, dict[str, str]]] = {}  # (base URL, country) -> (fetched, name -> code)
+_GENERIC_WORDS = {"oblysy", "oblast", "oblys", "province", "region", "state", "governorate", "prefecture", "county", "district", "of", "the"}
+
+
+def region_name_key(name: str) -> str:
+    """A region name compared loosely: no accents or case, no words like 'oblysy' or 'province'."""
+    folded = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode().lower()
+    words = [w for w in re.split(r"[^a-z0-9]+", folded) if w and w not in _GENERIC_WORDS]
+    return "".join(words)
+
+
+def parse_regions(payload: Any) -> dict[str, str]:
+    """IODA region entities (`/entities/query`) as {loose name: code}."""
+    data = _envelope_data(payload)
+    if data is None:
+        return {}
+    if not isinstance(data, list):
+        raise ShapeError(f"entities: 'data' should be a list of entities, got {type(data).__name__}")
+    out: dict[str, str] = {}
+    for item in data:
+        if not isinstance(item, dict) or item.get("code") in (None, "") or not isinstance(item.get("name"), str):
+            raise ShapeError("entities: every entity needs a 'code' and a 'name'")
+        out.setdefault(region_name_key(item["name"]), str(item["code"]))
+    return out
 
 
 class IodaSeries(BaseModel):
@@ -103,14 +136,61 @@ class IodaSource(Source):
         wanted = [ds for ds, sig in DATASOURCE_SIGNALS.items() if sig in watch.signals and watch.signals[sig].source == self.name]
         return wanted or list(DEFAULT_DATASOURCES)
 
-    def entities(self, watch: Watch) -> list[tuple[str, str, str]]:
-        """(IODA entity type, IODA code, pollwatch entity key) for the country, its regions and networks."""
+    def entities(self, watch: Watch, region_codes: dict[str, str | None] | None = None) -> list[tuple[str, str, str]]:
+        """(IODA entity type, IODA code, pollwatch entity key) for the country, its regions and networks.
+
+        `region_codes` maps the watch's region codes to IODA's (None: IODA has no such region, left out);
+        without it the explicit `options.region_codes` apply and other codes are sent as they are."""
         cc = watch.country or ""
-        region_codes = {str(k): str(v) for k, v in (self.options.get("region_codes") or {}).items()}
+        codes = region_codes if region_codes is not None else self._explicit_region_codes()
         out = [("country", cc, cc)]
-        out += [("region", region_codes.get(r.code, r.code), entity_key(cc, r.code, None, None)) for r in watch.regions]
+        out += [("region", str(codes.get(r.code, r.code)), entity_key(cc, r.code, None, None)) for r in watch.regions
+                if codes.get(r.code, r.code) is not None]
         out += [("asn", str(p.asn), entity_key(cc, None, p.asn, None)) for p in watch.providers]
         return out
+
+    def _explicit_region_codes(self) -> dict[str, str | None]:
+        return {str(k): str(v) for k, v in (self.options.get("region_codes") or {}).items()}
+
+    async def region_codes(self, http: HttpClient, run: _Run) -> dict[str, str | None]:
+        """The watch's region codes -> IODA's: explicit ones, then looked up by name (see the module docstring)."""
+        codes = self._explicit_region_codes()
+        todo = [r for r in run.watch.regions if r.code not in codes and not r.code.isdigit()]
+        if not todo or self.options.get("resolve_regions", True) is False:
+            return codes
+        known = await self._region_list(http, run)
+        if known is None:
+            return codes  # the look-up failed (already a notice): send the codes as they are
+        unknown = []
+        for r in todo:
+            code = next((known[k] for k in map(region_name_key, [*r.aliases, r.name, r.code]) if k in known), None)
+            codes[r.code] = code
+            if code is None:
+                unknown.append(r)
+                for ds in self.datasources(run.watch):
+                    run.gap(entity_key(run.country, r.code, None, None), DATASOURCE_SIGNALS.get(ds, ds),
+                            f"IODA has no region named {r.name!r} in {run.country}")
+        if unknown:
+            names = ", ".join(sorted(known)) or "none"
+            run.notice(f"ioda: no IODA region for {', '.join(f'{r.code} ({r.name})' for r in unknown)}: map them in "
+                       f"sources.ioda.options.region_codes (IODA's regions of {run.country}, loosely named: {names})")
+        return codes
+
+    async def _region_list(self, http: HttpClient, run: _Run) -> dict[str, str] | None:
+        cache_key = (self.base_url, run.country)
+        cached = _REGION_LISTS.get(cache_key)
+        if cached and time.monotonic() - cached[0] < REGION_LIST_TTL:
+            return cached[1]
+        try:
+            fetched = await http.get_json("/entities/query", {"entityType": "region", "relatedTo": f"country/{run.country}"})
+            known = parse_regions(fetched.payload)
+            if not known:
+                raise ShapeError(f"entities: IODA listed no regions for {run.country}")
+        except (FetchError, ShapeError) as exc:
+            run.failed(shape_failure(exc) if isinstance(exc, ShapeError) else exc, "entities region")
+            return None
+        _REGION_LISTS[cache_key] = (time.monotonic(), known)
+        return known
 
     def expected(self, watch: Watch) -> list[tuple[str, str | None]]:
         return [(key, DATASOURCE_SIGNALS.get(ds, ds)) for _, _, key in self.entities(watch) for ds in self.datasources(watch)]
@@ -119,17 +199,18 @@ class IodaSource(Source):
     async def _collect(self, run: _Run) -> None:
         watch = run.watch
         run.expected = self.expected(watch)
-        entities = self.entities(watch)
         per_request = max(1, int(self.options.get("entities_per_request", 50)))
         chunks = _time_chunks(run.start, run.end, MAX_RANGE)
-        jobs = []
-        for ds in self.datasources(watch):
-            for etype in ("country", "region", "asn"):
-                group = [e for e in entities if e[0] == etype]
-                for i in range(0, len(group), per_request):
-                    for c_start, c_end in chunks:
-                        jobs.append((ds, etype, group[i : i + per_request], c_start, c_end))
         async with self.client() as http:
+            self._codes = await self.region_codes(http, run)
+            entities = self.entities(watch, self._codes)
+            jobs = []
+            for ds in self.datasources(watch):
+                for etype in ("country", "region", "asn"):
+                    group = [e for e in entities if e[0] == etype]
+                    for i in range(0, len(group), per_request):
+                        for c_start, c_end in chunks:
+                            jobs.append((ds, etype, group[i : i + per_request], c_start, c_end))
             tasks = [self._signals(http, run, *job) for job in jobs]
             if self.options.get("corroboration", True):
                 tasks.append(self._corroboration(http, run))
@@ -228,7 +309,8 @@ class IodaSource(Source):
         if etype == "asn" and code and code.isdigit():
             return entity_key(cc, None, int(code), None)
         if etype == "region" and code:
-            back = {str(v): str(k) for k, v in (self.options.get("region_codes") or {}).items()}
+            codes = getattr(self, "_codes", None) or self._explicit_region_codes()
+            back = {str(v): str(k) for k, v in codes.items() if v is not None}
             return entity_key(cc, back.get(code, code), None, None)
         return cc
 

@@ -215,6 +215,11 @@ class IodaFake(FakeAPI):
         self.alerts: list[dict[str, Any]] = []
         self.events: list[dict[str, Any]] = []
         self.max_range = 100 * 86400
+        # /entities/query regions per country: numeric codes, Natural Earth admin-1 style names (as IODA has them)
+        self.regions: dict[str, list[dict[str, Any]]] = {"KZ": [
+            {"code": str(4100 + i), "name": name, "type": "region", "attrs": {"country_code": "KZ", "fqid": f"geo.netacuity.AS.KZ.{4100 + i}"}}
+            for i, name in enumerate(["Almaty", "Almaty City", "Aqmola", "Astana", "East Kazakhstan", "Qaraghandy",
+                                      "South Kazakhstan", "Mangghystaū", "Pavlodar", "Zhambyl"])]}
 
     def drop(self, code: str, start: datetime, end: datetime, factor: float) -> None:
         self.drops.append((code, start, end, factor))
@@ -240,6 +245,9 @@ class IodaFake(FakeAPI):
         parts = [p for p in path.split("/") if p]
         if parts[:2] == ["signals", "raw"] and len(parts) == 4:
             return self._signals(parts[2], parts[3], query, empty)
+        if parts == ["entities", "query"] and query.get("entityType") == "region":
+            cc = query.get("relatedTo", "").partition("/")[2].upper()
+            return 200, self._envelope("entities", query, [] if empty else self.regions.get(cc, []))
         if parts[:1] == ["outages"] and len(parts) >= 3 and parts[1] in ("alerts", "events"):
             kind, etype = parts[1], parts[2]
             code = parts[3] if len(parts) > 3 else None
