@@ -19,6 +19,12 @@ It prints per-tick medians, the ratio, and how many watches one analysis worker 
 that starts a fresh Python per tick), then RESULT lines. Goal: orchestration adds < 25 %.
 
     python bench/tick.py [--ticks 8] [--providers 200]
+
+By default the flows talk to Prefect's ephemeral API (a temporary server on SQLite, which under
+back-to-back runs answers some writes with 503 "database is locked" and the client retries after
+about 2 s). Production runs against a Prefect server on PostgreSQL: start one
+(`PREFECT_API_DATABASE_CONNECTION_URL=postgresql+asyncpg://... prefect server start`) and run
+this with `PREFECT_API_URL=http://127.0.0.1:4200/api` to measure that.
 """
 
 from __future__ import annotations
