@@ -85,6 +85,26 @@ def ensure_work_pool(client: Any, name: str) -> bool:
         return True
 
 
+def coordinator_paused(watch_name: str) -> bool:
+    """Paused with `pollwatch pause` (pollwatch's audit log), whatever a stopped `serve` left in Prefect."""
+    with store.session_scope() as s:
+        return sched.watch_paused(s, watch_name)
+
+
+def sync_watch(client: Any, watch: Watch, specs: list[sched.PhaseSchedule]) -> tuple[dict[str, Any], list[str]]:
+    """The watch's deployments by name, after deleting those of phases it no longer has (their names
+    are returned too); and the watch's global concurrency limit (one slot), created or kept."""
+    existing = {d.name: d for d in watch_deployments(client, watch.name)}
+    wanted = {s.deployment for s in specs}
+    removed = []
+    for name, dep in existing.items():
+        if name not in wanted:
+            client.delete_deployment(dep.id)
+            removed.append(name)
+    client.upsert_global_concurrency_limit_by_name(sched.concurrency_limit_name(watch.name), limit=1)
+    return {n: d for n, d in existing.items() if n in wanted}, removed
+
+
 def apply_schedule(watch: Watch, work_pool: str = DEFAULT_POOL, observations: str | None = None,
                    create_pool: bool = True) -> Applied:
     """Create or update the watch's per-phase deployments and remove those of phases it no longer has."""
@@ -93,10 +113,11 @@ def apply_schedule(watch: Watch, work_pool: str = DEFAULT_POOL, observations: st
     parameters: dict[str, Any] = {"watch": watch_parameter(watch)}
     if observations:
         parameters["observations"] = str(Path(observations).resolve())
+    paused = coordinator_paused(watch.name)
     with get_client(sync_client=True) as client:
         if create_pool:
             result.work_pool_created = ensure_work_pool(client, work_pool)
-        existing = {d.name: d for d in watch_deployments(client, watch.name)}
+        existing, result.removed = sync_watch(client, watch, specs)
         flow_id = client.create_flow_from_name(sched.FLOW_NAME)
         schema = _parameter_schema()
         for spec in specs:
@@ -118,15 +139,9 @@ def apply_schedule(watch: Watch, work_pool: str = DEFAULT_POOL, observations: st
                 pull_steps=[{"prefect.deployments.steps.set_working_directory": {"directory": str(REPO)}}],
                 parameter_openapi_schema=schema,
                 enforce_parameter_schema=True,
-                paused=before.paused if before is not None else False,  # re-applying keeps a paused watch paused
+                paused=paused,  # re-applying keeps a paused watch paused (and resumes one a stopped `serve` paused)
             )
             (result.updated if before is not None else result.created).append(spec.deployment)
-        wanted = {s.deployment for s in specs}
-        for name, dep in existing.items():
-            if name not in wanted:
-                client.delete_deployment(dep.id)
-                result.removed.append(name)
-        client.upsert_global_concurrency_limit_by_name(sched.concurrency_limit_name(watch.name), limit=1)
     if watch.vantages:  # the ticks start the probes on each vantage's own pool (flows/probe.py)
         from flows.probe import deploy_vantages
 
@@ -166,27 +181,3 @@ def set_paused(watch_name: str, paused: bool) -> list[str]:
     return names
 
 
-def serve_watch(watch: Watch, observations: str | None = None, limit: int | None = None) -> None:
-    """Serve the watch's per-phase deployments from this process (the one-machine setup)."""
-    from prefect import serve
-    from prefect.schedules import RRule
-
-    from flows.watch_tick import watch_tick
-
-    parameters: dict[str, Any] = {"watch": str(Path(watch.source_file or watch.name).resolve())}
-    if observations:
-        parameters["observations"] = str(Path(observations).resolve())
-    deployments = [
-        watch_tick.to_deployment(
-            name=spec.deployment,
-            schedules=[RRule(r.rrule, timezone=r.timezone, slug=f"{spec.phase}-{i}") for i, r in enumerate(spec.rules)],
-            parameters=parameters,
-            concurrency_limit=1,
-            tags=["pollwatch", sched.watch_tag(watch.name), f"phase:{spec.phase}"],
-            version=(watch.content_hash or "")[:12] or None,
-        )
-        for spec in sched.phase_schedules(watch)
-    ]
-    with get_client(sync_client=True) as client:
-        client.upsert_global_concurrency_limit_by_name(sched.concurrency_limit_name(watch.name), limit=1)
-    serve(*deployments, limit=limit)

@@ -113,11 +113,37 @@ def resume_cmd(watch: str = typer.Argument(..., help="Watch file or name.")) -> 
 def serve_cmd(
     watch: str = typer.Argument(..., help="Watch file or name."),
     observations: Optional[Path] = typer.Option(None, "--observations", help="Ticks collect from this JSON Lines file."),
+    grace: float = typer.Option(60.0, "--grace", min=0, help="On SIGTERM/SIGINT, seconds a tick in progress may take to finish."),
 ) -> None:
-    """Serve the watch's phase deployments from this one long-lived process (no worker needed)."""
+    """Serve the watch's phase deployments from this one long-lived process (no work pool or worker needed).
+
+    Stop it with SIGTERM or Ctrl-C: no new tick starts, a tick in progress finishes (up to
+    --grace seconds), the deployments are paused until the next `serve` or `schedule`, exit 0.
+    """
+    from datetime import datetime, timezone
+
+    from pollwatch.schedule import phase_schedules
+
     cli = _cli()
     w = cli._watch(watch)
+    specs = phase_schedules(w)
+    last = max((s.last_tick for s in specs if s.last_tick), default=None)
+    if last is None or last < datetime.now(timezone.utc):
+        typer.echo(f"{w.name}: no ticks left to serve (the last phase ended {last.isoformat() if last else 'before it began'})")
+        return
     cli._quiet_prefect()
-    from flows.scheduling import serve_watch
+    from flows.serve import Served, serve_watch
 
-    serve_watch(w, observations=str(observations) if observations else None)
+    def announce(served: Served) -> None:
+        if served.removed:
+            typer.echo(f"removed deployments of phases the watch no longer has: {', '.join(served.removed)}")
+        if served.previous_hash:
+            typer.secho(f"playbook changed since it was last applied ({served.previous_hash[:12]} -> {(w.content_hash or '')[:12]}); recorded",
+                        fg=typer.colors.YELLOW)
+        state = "paused (`pollwatch resume` to start ticking)" if served.paused else "ticking"
+        typer.echo(f"{w.name}: serving {', '.join(served.deployments)}, {state}"
+                   + ("; no Prefect server configured: this process schedules the runs" if served.embedded_scheduler else ""))
+        typer.echo("stop with Ctrl-C or SIGTERM: a tick in progress finishes first")
+
+    serve_watch(w, observations=str(observations) if observations else None, grace=grace, announce=announce)
+    typer.echo(f"{w.name}: stopped serving; deployments paused until the next `pollwatch serve` or `schedule`")

@@ -203,6 +203,19 @@ def record_applied(session: Any, watch: Watch, schedules: list[PhaseSchedule], r
     return previous if changed else None
 
 
+def watch_paused(session: Any, watch: str) -> bool:
+    """Whether the watch was last paused with `pollwatch pause` (not resumed or unscheduled since).
+
+    pollwatch's audit log, not the deployments' paused flag, is what says so: `pollwatch serve`
+    pauses its deployments when it stops (so no runs pile up while nothing serves them), and the
+    next `serve` or `schedule` must resume those but keep a watch a coordinator paused paused.
+    """
+    from pollwatch import audit
+
+    actions = audit.entries(session, kind=[AUDIT_PAUSE, AUDIT_RESUME, AUDIT_REMOVE], watch=watch)
+    return bool(actions) and actions[-1].kind == AUDIT_PAUSE
+
+
 def record_action(session: Any, kind: str, watch: str, deployments: list[str], now: datetime | None = None) -> None:
     """Record unschedule/pause/resume of a watch's deployments."""
     from pollwatch import audit

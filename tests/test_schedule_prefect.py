@@ -84,13 +84,21 @@ phases:
     assert all(d.paused for d in _deployments(w.name).values())
     set_paused(w.name, False)
     assert not any(d.paused for d in _deployments(w.name).values())
+    # a stopped `pollwatch serve` leaves its deployments paused; scheduling resumes them (no coordinator paused it)
+    from prefect.client.orchestration import get_client
+
+    with get_client(sync_client=True) as client:
+        for d in _deployments(w.name).values():
+            client.pause_deployment(d.id)
+    apply_schedule(w2, work_pool=pool)
+    assert not any(d.paused for d in _deployments(w.name).values())
 
     assert sorted(remove_schedule(w.name)) == sorted(deps3)
     assert _deployments(w.name) == {} and _limit(concurrency_limit_name(w.name)) is None
     with store.session_scope() as s:
         kinds = [e.kind for e in audit.entries(s, watch=w.name)]
         assert audit.verify(s).ok
-    assert kinds == [AUDIT_APPLY, AUDIT_APPLY, AUDIT_CHANGE, AUDIT_APPLY, AUDIT_PAUSE, AUDIT_APPLY, AUDIT_RESUME, AUDIT_REMOVE]
+    assert kinds == [AUDIT_APPLY, AUDIT_APPLY, AUDIT_CHANGE, AUDIT_APPLY, AUDIT_PAUSE, AUDIT_APPLY, AUDIT_RESUME, AUDIT_APPLY, AUDIT_REMOVE]
 
 
 def test_cli_schedule_pause_resume_unschedule(tmp_path: Path):
