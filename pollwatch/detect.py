@@ -59,7 +59,8 @@ DEFAULT_OPTIONS: dict[str, dict[str, Any]] = {
     "seasonal": {"warning_min_duration": None, "k": 6, "days": 28, "bucket": 3600, "min_days": 3, "exit": None,
                  "inpaint_low": 0.8, "inpaint_high": 2.0, "gap_steps": 3},
     "cusum": {"mu0": 0.0, "mu1": 0.7, "v": 0.7, "h": 7.0, "decay_after": 86400, "half_life": 172800, "weight_by_count": True,
-              "fast": True, "gap_steps": 3},
+              "fast": True, "gap_steps": 3, "shift": None, "mu0_min": 0.01, "baseline_min_count": 24,
+              "baseline_half_life": 604800},
     "threshold": {"warning_min_duration": None, "expected": None, "exit": None, "gap_steps": 3},
 }
 
@@ -97,6 +98,11 @@ class SeriesState(BaseModel):
     down: float = 0.0
     up_since: float | None = None
     down_since: float | None = None
+    # cusum with `mu0: baseline`: measurement-weighted failures and measurements, decaying with age
+    base_f: float = 0.0
+    base_n: float = 0.0
+    pend_f: float = 0.0  # hours seen while the upward accumulator is above zero: the reference
+    pend_n: float = 0.0  # takes them once it returns to zero, and drops them if a block opens
     # seasonal: bucket profile per day (day index -> one value per bucket), the bucket being filled
     days: dict[str, list[float | None]] = Field(default_factory=dict)
     acc: list[float] | None = None  # [day, bucket, sum, n]
@@ -593,32 +599,90 @@ def _step_seasonal(watch: Watch, ser: _Series, s: _Work, t: float, value: float,
 # --- two-sided CUSUM (OONI) ------------------------------------------------------------------
 
 
+def cusum_levels(opts: dict[str, Any], s: SeriesState | _Work) -> tuple[float, float, float]:
+    """(mu0, mu1, v) for a series: fixed (OONI: 0.0, 0.7, 0.7), or relative to the series' own baseline.
+
+    `mu0: baseline`: the reference is the series' measurement-weighted failure rate (a network whose
+    tests of a service always fail 8 % of the time is not blocked at 10 %), floored at `mu0_min`;
+    until `baseline_min_count` measurements are in, the numeric fallback `mu0_fallback` (default 0.0).
+    `shift`: mu1 = mu0 + shift (the smallest block worth detecting). `v: binomial`: the variance of
+    one test at the reference level k = (mu0 + mu1) / 2, k (1 - k), which makes each increment
+    close to the log-likelihood ratio of a failure (or success) under a block versus the baseline.
+    """
+    mu0_opt = opts["mu0"]
+    if mu0_opt == "baseline":
+        if s.base_n >= float(opts["baseline_min_count"]):
+            mu0 = s.base_f / s.base_n
+        else:
+            mu0 = float(opts.get("mu0_fallback", 0.0))
+        mu0 = min(max(mu0, float(opts["mu0_min"])), 0.9)
+    else:
+        mu0 = float(mu0_opt)
+    shift = opts.get("shift")
+    mu1 = min(mu0 + float(shift), 0.999) if shift is not None else float(opts["mu1"])
+    v_opt = opts["v"]
+    if v_opt == "binomial":
+        k = (mu0 + mu1) / 2
+        v = max(k * (1 - k), 1e-3)
+    else:
+        v = float(v_opt)
+    return mu0, mu1, v
+
+
+def _learn_baseline(opts: dict[str, Any], s: _Work, value: float, count: int | None, gap: float, pending: bool = False) -> None:
+    """Add an hour to the series' reference failure rate (older hours fade with `baseline_half_life`).
+
+    `pending`: the accumulator is building, so the hour waits; it joins the reference (with the
+    others waiting) when the accumulator returns to zero, and is dropped if a block opens — a
+    slowly building block must not raise the level it is judged against."""
+    keep = 0.5 ** (gap / float(opts["baseline_half_life"]))
+    n = float(count) if count else 1.0
+    s.base_n *= keep
+    s.base_f *= keep
+    s.pend_n = s.pend_n * keep + n
+    s.pend_f = s.pend_f * keep + value * n
+    if not pending:
+        s.base_n += s.pend_n
+        s.base_f += s.pend_f
+        s.pend_n = s.pend_f = 0.0
+
+
 def _step_cusum(watch: Watch, ser: _Series, s: _Work, t: float, value: float, count: int | None,
                 tick: datetime, out: list[AnomalyEvent]) -> None:
     c = ser.c
     opts = c.opts
-    mu0, mu1, v, h = float(opts["mu0"]), float(opts["mu1"]), float(opts["v"]), float(opts["h"])
-    if s.last_data is not None and t - s.last_data > float(opts["decay_after"]):
-        f = 0.5 ** ((t - s.last_data) / float(opts["half_life"]))
+    h = float(opts["h"])
+    gap = t - s.last_data if s.last_data is not None else 0.0
+    if s.last_data is not None and gap > float(opts["decay_after"]):
+        f = 0.5 ** (gap / float(opts["half_life"]))
         s.up *= f
         s.down *= f
+    mu0, mu1, v = cusum_levels(opts, s)
+    if opts["mu0"] == "baseline" and s.open is None and (s.base_n < float(opts["baseline_min_count"])
+                                                         or t - (s.first_seen or t) < c.warm_up):
+        _learn_baseline(opts, s, value, count, gap)  # warm-up: no judgement before the series has a reference level
+        return
     weight = float(count) if opts["weight_by_count"] and count else 1.0
     inc = weight * (mu1 - mu0) / v * (value - (mu0 + mu1) / 2)
     level, _ = _judge(c, value, mu0, count)
     depth = max(value - mu0, 0.0)
     if s.open is None:
         s.up = max(0.0, s.up + inc)
+        if opts["mu0"] == "baseline":  # the reference learns only from hours that turned out normal
+            _learn_baseline(opts, s, value, count, gap, pending=s.up > 0.0)
         if s.up == 0.0:
             s.up_since = None
         elif s.up_since is None:
             s.up_since = t
-        fast = bool(opts["fast"]) and level is not None
+        fast = bool(opts["fast"]) and level is not None and (opts.get("fast_at", "warning") == "warning" or level == "critical")
         if s.up >= h or fast:
-            lvl = "critical" if value >= c.critical else "warning"
+            lvl = "critical" if value - mu0 >= c.critical else "warning"
             _open(watch, ser, s, s.up_since if s.up_since is not None else t, tick, lvl, mu0, value, depth, count, out,
-                  cusum=round(s.up, 3), h=h, fast_path=fast and s.up < h)
+                  cusum=round(s.up, 3), h=h, mu0=round(mu0, 4), mu1=round(mu1, 4), fast_path=fast and s.up < h)
             s.down, s.down_since = 0.0, None
+            s.pend_f = s.pend_n = 0.0  # the hours that built the block are not the network's normal
         return
+    expected = float(s.open.get("expected") or mu0)  # the reference the block was opened against
     s.down = max(0.0, s.down - inc)
     if s.down == 0.0:
         s.down_since = None
@@ -629,7 +693,7 @@ def _step_cusum(watch: Watch, ser: _Series, s: _Work, t: float, value: float, co
         s.up, s.up_since, s.down, s.down_since = 0.0, None, 0.0, None
         return
     if s.down_since is None or value >= (mu0 + mu1) / 2:
-        _extend(ser, s, tick, "critical" if value >= c.critical else None, mu0, value, depth, out)
+        _extend(ser, s, tick, "critical" if value - expected >= c.critical else None, expected, value, depth, out)
 
 
 # --- fixed thresholds ------------------------------------------------------------------------

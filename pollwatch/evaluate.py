@@ -122,8 +122,15 @@ def run_watch(watch: Watch, observations: Sequence[Observation], start: datetime
 # --- suites ----------------------------------------------------------------------------------
 
 
+# Realistic partial service blocks (Kenya 2023: 15-70 % of Safaricom's tests failed) and baseline
+# failure rates that differ by network and service (OONI's Kenya data: 0-10 % before the block).
+BLOCK_DEPTH = (0.2, 0.95)
+HARD_BLOCK_DEPTH = (0.2, 0.5)
+SERVICE_BASE = (0.0, 0.1)
+
+
 def harden(specs: list[EventSpec], seed: int) -> list[EventSpec]:
-    """Harder variants of random events: partial outages (60-95 % lost), partial blocks (50-90 % of
+    """Harder variants of random events: partial outages (60-95 % lost), partial blocks (20-50 % of
     tests fail), milder throttling (x2.5-5)."""
     rng = random.Random(seed * 7919)
     out = []
@@ -133,7 +140,7 @@ def harden(specs: list[EventSpec], seed: int) -> list[EventSpec]:
         elif e.kind is IncidentKind.throttling:
             e = e.model_copy(update={"factor": round(rng.uniform(2.5, 5.0), 2)})
         else:
-            e = e.model_copy(update={"depth": round(rng.uniform(0.5, 0.9), 3)})
+            e = e.model_copy(update={"depth": round(rng.uniform(*HARD_BLOCK_DEPTH), 3)})
         out.append(e)
     return out
 
@@ -142,7 +149,8 @@ def generated_suite(watch: Watch, scenarios: int = 6, events: int = 10, seed: in
                     spacing: timedelta = timedelta(hours=12), hard: bool = False) -> list[ScenarioResult]:
     """Seeded simulator scenarios, each `events` random events (all kinds) after `history` of warm-up.
 
-    `hard`: partial depths (see `harden`) and 3 % of points missing instead of 0.5 %."""
+    Service blocks fail `BLOCK_DEPTH` of the tests, on networks whose own failure rates are
+    `SERVICE_BASE`. `hard`: partial depths (see `harden`) and 3 % of points missing instead of 0.5 %."""
     results = []
     base = watch.at_offset(timedelta(days=-10))
     for i in range(scenarios):
@@ -150,10 +158,10 @@ def generated_suite(watch: Watch, scenarios: int = 6, events: int = 10, seed: in
         start = base  # the same calendar span; the seeds differ
         watch_start = start + history
         end = watch_start + spacing * events
-        specs = random_events(watch, watch_start, end, events, s)
+        specs = random_events(watch, watch_start, end, events, s, block_depth=BLOCK_DEPTH)
         if hard:
             specs = harden(specs, s)
-        sc = simulate(watch, start, end, specs, seed=s, missing_rate=0.03 if hard else 0.005)
+        sc = simulate(watch, start, end, specs, seed=s, missing_rate=0.03 if hard else 0.005, service_base=SERVICE_BASE, country_services=True)
         incidents, _ = run_watch(watch, sc.observations, watch_start, end)
         results.append(score(f"{'hard' if hard else 'generated'}-{s}", sc.labels, incidents, watch_start, end))
     return results
@@ -167,7 +175,7 @@ def clean_suite(watch: Watch, weeks: int = 2, seed: int = 500, history: timedelt
         start = base + timedelta(days=9 * i)
         watch_start = start + history
         end = watch_start + timedelta(days=7)
-        sc = simulate(watch, start, end, [], seed=seed + i)
+        sc = simulate(watch, start, end, [], seed=seed + i, service_base=SERVICE_BASE, country_services=True)
         incidents, _ = run_watch(watch, sc.observations, watch_start, end)
         results.append(score(f"clean-{seed + i}", [], incidents, watch_start, end, clean=True))
     return results

@@ -105,9 +105,15 @@ def election_day_events(watch: Watch) -> list[EventSpec]:
     ]
 
 
-def random_events(watch: Watch, start: datetime, end: datetime, n: int, seed: int) -> list[EventSpec]:
-    """`n` non-overlapping events of random kinds between start and end (for evaluation suites)."""
+def random_events(watch: Watch, start: datetime, end: datetime, n: int, seed: int,
+                  block_depth: tuple[float, float] | None = None) -> list[EventSpec]:
+    """`n` non-overlapping events of random kinds between start and end (for evaluation suites).
+
+    `block_depth` (low, high): service blocks fail that share of tests, drawn uniformly (partial
+    blocks, as on Safaricom in Kenya 2023: 15-70 %); None keeps EventSpec's default (0.95). The
+    depths come from their own random stream, so the events' kinds and times do not change."""
     rng = random.Random(seed)
+    depth_rng = random.Random(seed * 104729 + 1)
     kinds = list(IncidentKind)
     span = (end - start) / max(n, 1)
     out = []
@@ -128,6 +134,8 @@ def random_events(watch: Watch, start: datetime, end: datetime, n: int, seed: in
             kw["asns"] = rng.sample(asns, 1)
         elif kind is IncidentKind.service_block:
             kw["services"] = rng.sample(services, rng.randint(1, min(3, len(services))))
+            if block_depth is not None:
+                kw["depth"] = round(depth_rng.uniform(*block_depth), 3)
         elif kind is IncidentKind.circumvention_block:
             kw["services"] = tools
         elif kind is IncidentKind.throttling:
@@ -158,8 +166,16 @@ def simulate(
     events: list[EventSpec] | None = None,
     seed: int = 1,
     missing_rate: float = 0.005,
+    service_base: tuple[float, float] | None = None,
+    country_services: bool = False,
 ) -> Scenario:
-    """Generate observations for [start, end) with the given events injected."""
+    """Generate observations for [start, end) with the given events injected.
+
+    `service_base` (low, high): each network's tests of each service fail at a baseline rate
+    drawn uniformly from this range (flaky probes and networks; OONI's Kenya data shows 0-10 %),
+    varying hour to hour around it; None: every test fails with probability 0.02.
+    `country_services`: also the country's tests of each service, all networks together (asn None),
+    as the OONI source reports them."""
     rng = random.Random(seed)
     events = events or []
     country = watch.country or "XX"
@@ -170,6 +186,9 @@ def simulate(
     obs: list[Observation] = []
     ooni_blind = {a for a in asns if rng.random() < 0.0}  # every network has some tests by default
     rtt_base = {(a, s.name): rng.uniform(60, 220) for a in asns for s in watch.services}
+    base_rng = random.Random(seed * 7907 + 3)  # its own stream: the other signals do not change
+    fail_base = {(a, name): base_rng.uniform(*service_base) if service_base else 0.02
+                 for a in asns for name in [s.name for s in watch.services] + [c.name for c in watch.circumvention]}
 
     def active(t: datetime, kinds: tuple[IncidentKind, ...]) -> list[EventSpec]:
         return [e for e in events if e.kind in kinds and e.start <= t < e.end]
@@ -242,6 +261,7 @@ def simulate(
         if t < start:
             t += timedelta(hours=1)
         while t < end:
+            pooled: dict[str, list[int]] = {}
             for a in asns:
                 conn = asn_connectivity(t + timedelta(minutes=30), a)
                 for svc, rate, circ in [(s.name, 8, False) for s in watch.services] + [(c.name, 4, True) for c in watch.circumvention]:
@@ -249,13 +269,22 @@ def simulate(
                     if n == 0:
                         emit(t, "service_failure_rate", None, asn=a, service=svc, count=0, source="ooni")
                         continue
-                    p_fail = 0.02
+                    p_fail = fail_base[(a, svc)]
+                    if service_base:
+                        p_fail = min(1.0, p_fail * math.exp(base_rng.gauss(0, 0.5)))  # hour-to-hour variation
                     kinds = (IncidentKind.circumvention_block,) if circ else (IncidentKind.service_block,)
                     for e in active(t + timedelta(minutes=30), kinds):
                         if svc in e.services and (not e.asns or a in e.asns):
-                            p_fail = e.depth
+                            p_fail = e.depth if not service_base else e.depth + (1 - e.depth) * p_fail
                     fails = sum(1 for _ in range(n) if rng.random() < p_fail)
                     obs.append(Observation(time=t, source="ooni", signal="service_failure_rate", country=country, asn=a,
+                                           service=svc, value=round(fails / n, 4), count=n))
+                    tot = pooled.setdefault(svc, [0, 0])
+                    tot[0] += fails
+                    tot[1] += n
+            if country_services:
+                for svc, (fails, n) in sorted(pooled.items()):
+                    obs.append(Observation(time=t, source="ooni", signal="service_failure_rate", country=country,
                                            service=svc, value=round(fails / n, 4), count=n))
             t += timedelta(hours=1)
 

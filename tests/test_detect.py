@@ -154,6 +154,37 @@ def test_cusum_fast_path_for_a_clear_block():
     assert res.events[0].anomaly.evidence["fast_path"] is True
 
 
+BASELINE_CUSUM = dict(OONI, warm_up="1d", options={"fast": False, "mu0": "baseline", "shift": 0.2, "v": "binomial", "h": 9.0})
+
+
+def test_baseline_cusum_learns_a_networks_own_failure_rate_and_catches_a_partial_block():
+    import random
+
+    rng = random.Random(5)
+    w = make_watch(sfr=BASELINE_CUSUM)
+    counts = [10] * 96
+    # a network whose telegram tests fail 10 % of the time for three days: its normal, not a block
+    normal = [sum(rng.random() < 0.10 for _ in range(10)) / 10 for _ in range(72)]
+    assert run(w, _rates(normal, counts[:72])).events == []
+    # OONI's fixed reference (mu0 0) reads the same hours as a block once enough of them add up
+    assert run(make_watch(sfr=dict(OONI, options={"fast": False, "mu0": 0.0, "mu1": 0.2, "v": "binomial", "h": 9.0})),
+               _rates(normal, counts[:72])).events
+    # then 40 % of its tests fail (a partial block): opened within six hours, against mu0 ~ 0.1
+    # (each hour adds about 10 x 0.2 / v x (0.4 - (mu0 + mu1) / 2) ~ 2; the hours that build the
+    # block do not raise the reference)
+    partial = normal + [0.4] * 24
+    res = run(w, _rates(partial, counts))
+    (opened,) = [e for e in res.events if e.change == "opened"]
+    assert T0 + timedelta(hours=72) <= opened.anomaly.start and opened.tick <= T0 + timedelta(hours=78)
+    assert 0.05 <= opened.anomaly.evidence["mu0"] <= 0.15 and opened.anomaly.evidence["mu1"] == pytest.approx(opened.anomaly.evidence["mu0"] + 0.2)
+
+
+def test_baseline_cusum_waits_for_its_reference_level():
+    w = make_watch(sfr=BASELINE_CUSUM)
+    # a series that fails 50 % of the time from its first hour is chronic, not news: nothing during warm-up, nothing after
+    assert run(w, _rates([0.5] * 48, [10] * 48)).events == []
+
+
 def test_threshold_detector_fixed_expectation():
     w = make_watch(psr=dict(source="webprobe", family="service", step="5m", detector="threshold", warning=0.8, critical=0.5,
                             recovery="5m"))

@@ -15,6 +15,11 @@ value = (anomaly + confirmed + failure) / measurements and `count` = measurement
 (no data; never a 0.0 rate). When the playbook defines `service_anomaly_rate`, it is emitted
 too: (anomaly + confirmed) / (measurements - failures), the share of completed tests that saw
 interference.
+
+The country's tests of each service, all the watch's networks together, are a series too
+(`asn` None: the sums of the networks' measurements and failures per hour; `options.country_series:
+false` turns it off): a block that hits every network a little is plain in the pooled counts long
+before any one network's few tests an hour show it (docs/detection.md).
 """
 
 from __future__ import annotations
@@ -128,7 +133,13 @@ class OoniSource(Source):
 
     def expected(self, watch: Watch) -> list[tuple[str, str | None]]:
         cc = watch.country or ""
-        return [(entity_key(cc, None, a, s.name), sig) for s in self.services(watch) for a in self.asns(watch) for sig in self.signals(watch)]
+        out = [(entity_key(cc, None, a, s.name), sig) for s in self.services(watch) for a in self.asns(watch) for sig in self.signals(watch)]
+        if self._pooled():
+            out += [(entity_key(cc, None, None, s.name), FAILURE_RATE) for s in self.services(watch)]
+        return out
+
+    def _pooled(self) -> bool:
+        return bool(self.options.get("country_series", True))
 
     async def _collect(self, run: _Run) -> None:
         watch = run.watch
@@ -149,6 +160,8 @@ class OoniSource(Source):
         async with self.client() as http:
             await asyncio.gather(*(self._one(http, run, *job) for job in jobs))
             run.account(http)
+        if self._pooled():
+            run.result.observations.extend(country_series(run.result.observations, set(asns)))
 
     async def _one(self, http: HttpClient, run: _Run, svc: Service, asns: tuple[int, ...], window: tuple[date, date], domains: list[str | None]) -> None:
         cc = run.country
@@ -210,6 +223,24 @@ class OoniSource(Source):
                     done = total - failures
                     run.result.observations.append(Observation(signal=ANOMALY_RATE, value=(anomalies / done) if done > 0 else None, count=max(done, 0), **base))
             hour += HOUR
+
+
+def country_series(observations: list[Observation], asns: set[int]) -> list[Observation]:
+    """Per (service, hour): the failure rate of the listed networks' tests together, weighted by
+    their measurement counts (an hour with no measurements anywhere is no data)."""
+    sums: dict[tuple[datetime, str, str], list[Any]] = {}
+    for o in observations:
+        if o.signal != FAILURE_RATE or o.asn not in asns or o.service is None:
+            continue
+        acc = sums.setdefault((o.time, o.country, o.service), [0.0, 0, o.provenance])
+        if o.value is not None and o.count:
+            acc[0] += o.value * o.count
+            acc[1] += o.count
+    out = []
+    for (time, cc, svc), (failed, total, prov) in sorted(sums.items(), key=lambda kv: (kv[0][0], kv[0][2])):
+        out.append(Observation(time=time, source="ooni", signal=FAILURE_RATE, country=cc, service=svc, provenance=prov,
+                               value=round(failed / total, 6) if total else None, count=total))
+    return out
 
 
 def _combined(fetched: list[Fetched]) -> Provenance | None:
