@@ -186,6 +186,8 @@ class OoniSource(Source):
                 for a in asns:
                     for sig in self.signals(run.watch):
                         run.gap(entity_key(cc, None, a, svc.name), sig, reason, lo, hi)
+                if self._pooled():  # the country's pooled series misses these networks' tests too
+                    run.gap(entity_key(cc, None, None, svc.name), FAILURE_RATE, reason, lo, hi)
                 return
             fetched_all.append(fetched)
             wanted = set(asns)
