@@ -47,7 +47,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from pollwatch.models import Anomaly, AnomalyEvent, Direction, Gap, Observation, entity_key, iso, series_key, stable_id
+from pollwatch.models import Anomaly, AnomalyEvent, Direction, Family, Gap, Observation, entity_key, iso, series_key, stable_id
 from pollwatch.playbook import SignalConfig, Watch
 from pollwatch.timeutil import parse_duration
 
@@ -93,6 +93,7 @@ class SeriesState(BaseModel):
     bad_since: float | None = None
     good_since: float | None = None
     open: dict[str, Any] | None = None  # the open Anomaly, as JSON
+    held: list[Any] | None = None  # alone_min_duration: [level, expected, value, depth, count] of a drop waiting for corroboration
     # cusum accumulators (up: towards blocked, down: back to normal) and when each left zero
     up: float = 0.0
     down: float = 0.0
@@ -161,6 +162,9 @@ class _Cfg:
         wmd = self.opts.get("warning_min_duration")
         self.warning_min_duration = self.min_duration if wmd is None else parse_duration(wmd).total_seconds()
         self.recovery = cfg.recovery.total_seconds()
+        alone = self.opts.get("alone_min_duration")
+        self.alone = None if alone is None else parse_duration(alone).total_seconds()
+        self.corroborate_window = max(2 * self.step, 0.0)
         self.inpaint_max = cfg.inpaint_max.total_seconds()
         self.gap = float(self.opts.get("gap_steps", 3)) * self.step
         ex = self.opts.get("exit")
@@ -303,6 +307,7 @@ def detect(
     for ser in series:
         ser.points.sort(key=lambda p: p[0])
     last_tick = state.last_tick if state else None
+    held: dict[str, _Series] = {}  # series whose drop waits for corroboration (alone_min_duration)
     for tick in ticks:
         tick_ts = tick.timestamp()
         tick_events: list[tuple[float, str, int, AnomalyEvent]] = []
@@ -343,6 +348,12 @@ def detect(
                 for ev in out:
                     tick_events.append((t + lag, ser.key, len(tick_events), ev))
             ser.idx = i
+            if s.held is not None:
+                held[ser.key] = ser
+        if held:
+            _release_held(watch, tick, list(held.values()), work, old, signals, tick_events)
+            for key in [k for k, x in held.items() if work[k].held is None]:
+                del held[key]
         # a series that has gone silent is reported once, while silent (and again, complete, when data resumes)
         for key in _known_keys(old, work):
             st = work.get(key) or old[key]
@@ -370,6 +381,47 @@ def detect(
     for key, w in work.items():
         new_series[key] = w.to_state()
     return DetectResult(state=DetectorState(series=new_series, last_tick=last_tick), events=events, gaps=gaps, judged=judged)
+
+
+def _release_held(watch: Watch, tick: datetime, held: list[_Series], work: dict[str, _Work], old: dict[str, SeriesState],
+                  signals: dict[str, SignalConfig], tick_events: list[tuple[float, str, int, AnomalyEvent]]) -> None:
+    """Open the held drops (signals with `options.alone_min_duration`) that are no longer alone.
+
+    A drop is corroborated when another series of the same country and family started going bad
+    within two native steps of it (several places or signals falling together), or already has
+    an anomaly that started so; otherwise it opens on its own only when it is critical and has
+    lasted `alone_min_duration`. Decided after every series has taken this tick's points, so
+    the order of the series does not matter."""
+    bad: list[tuple[str, str, Family, float]] = []  # (key, country, family, since) of every series going or gone bad
+    for key in _known_keys(old, work):
+        st = work.get(key) or old[key]
+        since = st.bad_since
+        if st.open is not None:
+            since = _ts(datetime.fromisoformat(str(st.open["start"]).replace("Z", "+00:00")))
+        if since is None:
+            continue
+        _, signal, entity = key.split(":", 2)
+        service = next((p[8:] for p in entity.split("/") if p.startswith("service=")), None)
+        bad.append((key, entity.split("/", 1)[0], watch.family_of(signal, service), since))
+    for ser in held:
+        s = work[ser.key]
+        if s.held is None or s.bad_since is None or s.open is not None:
+            continue
+        c, o = ser.c, ser.meta
+        family = watch.family_of(o.signal, o.service)
+        level, expected, value, depth, count = s.held
+        window = c.corroborate_window
+        others = [k for k, cc, fam, since in bad
+                  if k != ser.key and cc == o.country and fam is family and abs(since - s.bad_since) <= window]
+        lasted = (s.last_time or s.bad_since) - s.bad_since
+        if not others and not (level == "critical" and lasted >= (c.alone or 0.0)):
+            continue
+        out: list[AnomalyEvent] = []
+        _open(watch, ser, s, s.bad_since, tick, level, expected, value, depth, count, out,
+              corroborated_by=others[:5] if others else None)
+        s.held = None
+        for ev in out:
+            tick_events.append(((s.last_time or s.bad_since) + c.lag, ser.key, len(tick_events), ev))
 
 
 def _known_keys(old: dict[str, SeriesState], work: dict[str, _Work]) -> list[str]:
@@ -442,11 +494,15 @@ def _debounce(watch: Watch, ser: _Series, s: _Work, t: float, tick: datetime, le
             s.bad_since = t
         if s.open is None:
             if t - s.bad_since >= (c.min_duration if level == "critical" else max(c.min_duration, c.warning_min_duration)):
-                _open(watch, ser, s, s.bad_since, tick, level, expected, value, depth, count, out)
+                if c.alone is not None:
+                    s.held = [level, expected, value, depth, count]  # opens once corroborated (detect() decides per tick)
+                else:
+                    _open(watch, ser, s, s.bad_since, tick, level, expected, value, depth, count, out)
         else:
             _extend(ser, s, tick, level, expected, value, depth, out)
         return
     s.bad_since = None
+    s.held = None
     if s.open is None:
         return
     if not recovered:  # between the enter and exit thresholds: still the same anomaly

@@ -52,6 +52,50 @@ def test_moving_median_opens_on_the_first_point_and_closes_after_recovery():
     assert closed[0].anomaly.severity == pytest.approx(6 * 90 * 5)  # drop % x minutes
 
 
+INDEX = dict(source="monash", step="1h", window="48h", warm_up="6h", warning=0.5, critical=0.3, recovery="2h",
+             options={"alone_min_duration": "3h"})
+H = timedelta(hours=1)
+
+
+def _county(region: str, vals: list[float]) -> list[Observation]:
+    return series("idx", vals, step=H, source="monash", region=region)
+
+
+def test_a_county_that_falls_alone_waits_to_be_critical_for_alone_min_duration():
+    w = make_watch(idx=INDEX)
+    flat = [100.0] * 12
+    # two hours at 20 then 40 and back, no other county falling: nothing (a drop of a noisy index)
+    short = _county("A", flat + [20, 20, 40] + [100.0] * 6) + _county("B", [100.0] * 21)
+    assert run(w, short, step=H).events == []
+    # 70 % down (warning) for ten hours, alone: still nothing; warnings alone never alert
+    warn = _county("A", flat + [35.0] * 10 + [100.0] * 4) + _county("B", [100.0] * 26)
+    assert run(w, warn, step=H).events == []
+    # critical for three hours, alone: opened then, starting where the drop began
+    long = _county("A", flat + [10.0] * 5) + _county("B", [100.0] * 17)
+    (ev,) = run(w, long, step=H).events
+    assert ev.anomaly.start == T0 + 12 * H and ev.tick == T0 + 15 * H
+
+
+def test_counties_falling_together_corroborate_each_other_at_once():
+    w = make_watch(idx=INDEX)
+    flat = [100.0] * 12
+    # A falls at hour 12 (a warning), B an hour later (critical): both open when B falls
+    obs = _county("A", flat + [40.0] * 4) + _county("B", flat + [100.0, 10.0, 10.0, 10.0]) + _county("C", [100.0] * 16)
+    res = run(w, obs, step=H)
+    opened = {e.anomaly.entity.region: e for e in res.events if e.change == "opened"}
+    assert set(opened) == {"A", "B"}
+    assert opened["A"].tick == opened["B"].tick == T0 + 13 * H
+    assert opened["A"].anomaly.start == T0 + 12 * H and opened["A"].anomaly.evidence["corroborated_by"]
+    # the same in live ticks, one hour at a time through the state's JSON, gives the same events
+    state, live = None, []
+    for i in range(16):
+        tick = T0 + i * H
+        r = detect(w, state, [tick], [o for o in obs if o.time == tick])
+        state = DetectorState.model_validate_json(r.state.model_dump_json())
+        live += r.events
+    assert [(e.tick, e.anomaly.id) for e in live] == [(e.tick, e.anomaly.id) for e in res.events]
+
+
 def test_inpainting_keeps_the_expectation_then_a_level_shift_becomes_normal():
     cfg = dict(BGP, inpaint_max="1h", warning=0.9)
     w = make_watch(bgp=cfg)
