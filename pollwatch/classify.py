@@ -27,7 +27,7 @@ space gone). It is `nationwide_outage` once that share reaches `classification.n
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from pydantic import BaseModel, Field
 
@@ -195,11 +195,18 @@ def _served_regions(watch: Watch, asn: int | None) -> set[str]:
     return set(p.regions) if p else set()
 
 
+def join_window(watch: Watch, a: Anomaly, b: Anomaly) -> timedelta:
+    """How far apart two onsets may be and still be one event: the playbook's `join_gap`, or two
+    native steps of the coarser signal (an hourly index shows counties falling an hour apart
+    that a 5-minute signal would show minutes apart)."""
+    steps = [watch.signals[x].step for x in (a.signal, b.signal) if x in watch.signals]
+    return max([watch.classification.join_gap] + [2 * st for st in steps])
+
+
 def related(watch: Watch, a: Anomaly, members: Sequence[Anomaly]) -> bool:
     """Whether anomaly `a` belongs with an incident's anomalies (same family and country assumed)."""
-    gap = watch.classification.join_gap
-    if any(abs(a.start - m.start) <= gap for m in members):
-        return True  # onsets within minutes of each other: one event
+    if any(abs(a.start - m.start) <= join_window(watch, a, m) for m in members):
+        return True  # onsets within minutes (or two native steps) of each other: one event
     if a.entity.level == "country" or any(m.entity.level == "country" for m in members):
         return True
     if a.family is Family.circumvention:

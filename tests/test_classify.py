@@ -148,6 +148,30 @@ def test_unrelated_networks_apart_related_ones_together(kz_watch):
     assert sorted([sorted([first.id, soon_other.id, same_net.id]), [later_other.id]]) == groups
 
 
+def test_regions_of_an_hourly_index_falling_hours_apart_are_one_incident_that_turns_nationwide(kz_watch):
+    from pollwatch.playbook import SignalConfig
+
+    w = kz_watch.model_copy(deep=True)
+    w.signals["connectivity_index"] = SignalConfig(source="monash", step="1h", warning=0.5, critical=0.3)
+    H = timedelta(hours=1)
+    regions = [r.code for r in w.regions]  # five regions
+    falls = [anomaly(T0 + i * H, region=r, signal="connectivity_index", source="monash") for i, r in enumerate(regions[:3])]
+    later = anomaly(T0 + 8 * H, region=regions[4], signal="connectivity_index", source="monash")  # six hours after the last
+    events = [ev(a.start, "opened", a) for a in falls + [later]]
+    res = classify(w, None, [a.start for a in falls + [later]], events)
+    incidents = sorted(res.state.incidents.values(), key=lambda i: i.start)
+    assert len(incidents) == 2
+    first = incidents[0]
+    # one hour apart on an hourly signal: one event, its scope lists the regions, nationwide at the third (3 of 5)
+    assert first.scope.regions == sorted(regions[:3]) and first.kind is IncidentKind.nationwide_outage
+    assert [h["to"] for h in first.kind_history] == ["regional_outage", "nationwide_outage"]
+    assert incidents[1].scope.regions == [regions[4]]
+    # a 5-minute signal keeps the playbook's 30 minutes: the same falls on BGP are three incidents
+    bgp = [anomaly(T0 + i * H, region=r) for i, r in enumerate(regions[:3])]
+    res = classify(w, None, [a.start for a in bgp], [ev(a.start, "opened", a) for a in bgp])
+    assert len(res.state.incidents) == 3
+
+
 def test_families_stay_apart_and_region_relates_to_its_providers(kz_watch):
     w = kz_watch.model_copy(deep=True)
     w.providers[0].regions = ["KZ-ALA"]
