@@ -109,8 +109,13 @@ def test_real_events():
     assert all(lo.detected for r in (ir, ve, ke) for lo in r.labels)
     (ir_extra,) = ir.extra.values()
     assert ir_extra["nationwide_min_after_visible_onset"] <= 60
+    # the single counties that dipped on 15 November (alone, not critical for 3 h) raise nothing;
+    # the counties falling on the 16th, an hour or two apart, are one incident that turns nationwide
+    assert ir_extra["alerts_before_onset"] == []
+    assert ir.incidents == 1 and ir.labels[0].kind is IncidentKind.nationwide_outage
     (ve_extra,) = ve.extra.values()
     assert ve_extra["alerts_before_onset"] == []
+    assert ve.incidents == 1
     (ke_extra,) = ke.extra.values()
     assert ke_extra["missed_asns"] == []
 
