@@ -31,6 +31,7 @@ from datetime import datetime, timedelta
 
 from pydantic import BaseModel, Field
 
+from pollwatch.detect import combined_severity
 from pollwatch.models import Anomaly, AnomalyEvent, Family, Incident, IncidentEvent, IncidentKind, Scope, iso, stable_id
 from pollwatch.playbook import Watch
 
@@ -176,12 +177,8 @@ def _refresh(watch: Watch, inc: Incident, members: list[Anomaly], shrink_only: b
     inc.scope = scope
     inc.start = min(a.start for a in members)
     inc.depth = round(max((a.depth for a in members), default=0.0), 4)
-    by_source: dict[str, float] = {}
-    for a in members:
-        by_source[a.source] = by_source.get(a.source, 0.0) + a.severity
-    severity = sum(by_source.values())
-    # corroborating independent sources rank higher (IODA multiplies per-source scores)
-    inc.severity = round(severity * len(by_source), 2)
+    # IODA's score: per source (signal) the sum of drop % x minutes, multiplied across corroborating sources
+    inc.severity = round(combined_severity(members), 2)
     inc.anomaly_ids = sorted(a.id for a in members)
     return reasons
 

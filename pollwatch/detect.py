@@ -245,10 +245,12 @@ def _pct(c: SignalConfig | _Cfg, depth: float) -> float:
 
 def combined_severity(anomalies: Iterable[Anomaly]) -> float:
     """IODA's event score: per source the sum of (drop % x minutes), multiplied across sources,
-    so agreement between independent sources ranks an incident higher."""
-    per_source: dict[str, float] = {}
+    so agreement between independent sources ranks an incident higher. A source is one signal of
+    one observatory (IODA's BGP, active probing and telescope are independent measurements)."""
+    per_source: dict[tuple[str, str], float] = {}
     for a in anomalies:
-        per_source[a.source] = per_source.get(a.source, 0.0) + a.severity
+        key = (a.source, a.signal)
+        per_source[key] = per_source.get(key, 0.0) + a.severity
     if not per_source:
         return 0.0
     out = 1.0

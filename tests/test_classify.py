@@ -172,6 +172,15 @@ def test_regions_of_an_hourly_index_falling_hours_apart_are_one_incident_that_tu
     assert len(res.state.incidents) == 3
 
 
+def test_severity_multiplies_corroborating_signals(kz_watch):
+    # the same drop seen by BGP and active probing outranks twice the drop seen by BGP alone
+    one = [anomaly(T0, asn=9198, severity=4000.0), anomaly(T0 + MIN, asn=35168, severity=4000.0)]
+    two = [anomaly(T0, asn=9198, severity=4000.0), anomaly(T0 + MIN, asn=9198, signal="active_probing", severity=4000.0)]
+    (alone,) = classify(kz_watch, None, [T0 + MIN], [ev(T0 + MIN, "opened", a) for a in one]).state.incidents.values()
+    (both,) = classify(kz_watch, None, [T0 + MIN], [ev(T0 + MIN, "opened", a) for a in two]).state.incidents.values()
+    assert alone.severity == 8000.0 and both.severity == 4000.0 * 4000.0
+
+
 def test_families_stay_apart_and_region_relates_to_its_providers(kz_watch):
     w = kz_watch.model_copy(deep=True)
     w.providers[0].regions = ["KZ-ALA"]
