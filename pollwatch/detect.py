@@ -17,7 +17,8 @@ detector its signal names in the playbook (`SignalConfig.detector`, thresholds a
   (`warning`) and exit (`options.exit`) thresholds. History is kept per `bucket` (1 h).
 - `cusum` (OONI's event detector) for failure rates: two-sided CUSUM with mu0 0.0, mu1 0.7,
   v 0.7, threshold h 7.0, each hour weighted by its measurement count, accumulators decaying by
-  0.5^(gap/48 h) after more than 24 h without data. Crossing h upwards opens a block anomaly
+  0.5^(gap/48 h) after more than 24 h without data. `mu0: baseline` judges each series against
+  its own failure rate (mu1 = mu0 + `shift`; `v: binomial`), see `cusum_levels()`. Crossing h upwards opens a block anomaly
   (start = when the accumulator last left zero); crossing it downwards closes it (unblock).
   Optional fast path (`options.fast`, default on): an hour whose failure rate's Wilson lower
   bound is already beyond `warning` opens the block at once.
@@ -29,6 +30,9 @@ Debounce and hysteresis: an anomaly opens after `min_duration` of consecutive an
 stay below warning for that long, while a critical drop opens at once) and closes after `recovery` of points back past the exit threshold (`options.exit`, default
 the warning threshold for moving_median/threshold). Severity of an anomaly = sum over its
 points of (drop % x minutes); `combined_severity()` multiplies the per-source sums.
+`options.alone_min_duration` (for a signal that is the only one covering its entities): a drop
+that no other series of the country and family corroborates (starting to fall within two native
+steps of it) waits, and opens alone only once critical for that long.
 
 Missing data (value null, or a rate from fewer than `min_count` measurements) never opens or
 closes an anomaly and never enters a history; silence longer than `options.gap_steps` (3)
