@@ -4,7 +4,9 @@ The deployments are the ones `pollwatch schedule` makes (one per phase, RRule sc
 to the phase, one run at a time per deployment, the watch's global concurrency limit), applied
 the same way: phases the watch no longer has are deleted, a watch paused with `pollwatch pause`
 stays paused, and the apply is recorded in the audit log. Running `serve` again updates the same
-deployments; it never adds any.
+deployments; it never adds any. A deployment `pollwatch schedule` put on a work pool is replaced
+(Prefect's upsert would keep its pool, path and pull steps, and its workers would still take its
+runs); its run history stays.
 
 What Prefect's own `serve()` does not:
 - Stopping (SIGTERM or SIGINT, e.g. Ctrl-C) drains: no new tick starts, a tick in progress may
@@ -55,6 +57,7 @@ class Served:
     paused: bool = False  # paused with `pollwatch pause`: served, but no ticks until `pollwatch resume`
     previous_hash: str | None = None  # set when the playbook changed since it was last applied
     embedded_scheduler: bool = False  # no server: this process schedules the runs
+    from_pools: dict[str, str] = field(default_factory=dict)  # deployment -> the work pool whose workers ran it until now (replaced)
 
 
 class _DrainingRunner(Runner):
@@ -156,7 +159,11 @@ def _serve(watch: Watch, observations: str | None, limit: int | None, grace: flo
     if observations:
         parameters["observations"] = str(Path(observations).resolve())
     with get_client(sync_client=True) as client:
-        _, result.removed = sync_watch(client, watch, specs)
+        existing, result.removed = sync_watch(client, watch, specs)
+        for name, dep in existing.items():
+            if dep.work_pool_name:  # made by `pollwatch schedule`: replaced, since an upsert keeps its pool, path and pull steps
+                client.delete_deployment(dep.id)
+                result.from_pools[name] = dep.work_pool_name
     # a run is started up to `prefetch` before its time and holds the deployment's one slot while it
     # waits: at most half the shortest cadence, so it never waits on the tick before it
     prefetch = min([10.0] + [s.cadence.total_seconds() / 2 for s in specs])

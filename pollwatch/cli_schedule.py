@@ -140,6 +140,9 @@ def serve_cmd(
         if served.previous_hash:
             typer.secho(f"playbook changed since it was last applied ({served.previous_hash[:12]} -> {(w.content_hash or '')[:12]}); recorded",
                         fg=typer.colors.YELLOW)
+        for name, pool in served.from_pools.items():
+            typer.secho(f"{name} was run by the workers of pool {pool}; replaced by a deployment this process runs "
+                        "(`pollwatch schedule` hands it back to the pool)", fg=typer.colors.YELLOW)
         state = "paused (`pollwatch resume` to start ticking)" if served.paused else "ticking"
         typer.echo(f"{w.name}: serving {', '.join(served.deployments)}, {state}"
                    + ("; no Prefect server configured: this process schedules the runs" if served.embedded_scheduler else ""))

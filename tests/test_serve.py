@@ -64,6 +64,11 @@ def test_serve_on_a_server_ticks_alerts_drains_on_sigterm_and_serves_again(tmp_p
         ticks = watch.resolved_phases()[0].ticks()
         obs = outage_observations(watch, tmp_path / "obs.jsonl", ticks[2], timedelta(minutes=1))
         tag = watch_tag(watch.name)
+        # scheduled for a work pool's workers first (none runs): serve replaces that deployment with its own and says so
+        scheduled = subprocess.run([sys.executable, "-m", "pollwatch.cli", "schedule", str(path), "--work-pool", "nobody"],
+                                   env=c.env, cwd=tmp_path, capture_output=True, text=True, timeout=120)
+        assert scheduled.returncode == 0, scheduled.stdout + scheduled.stderr
+        [dep0] = c.deployments(tag)
         serve = c.start("serve-1", _serve_args(path, obs))
 
         def ready() -> bool:
@@ -87,6 +92,8 @@ def test_serve_on_a_server_ticks_alerts_drains_on_sigterm_and_serves_again(tmp_p
         assert all(a[1] <= b[0] for a, b in zip(spans, spans[1:]))  # one tick of the watch at a time
         [dep] = c.deployments(tag)
         assert dep["paused"] and "stopped serving" in c.log("serve-1")  # nothing piles up while nothing serves it
+        assert dep0["work_pool_name"] == "nobody" and dep["work_pool_name"] is None
+        assert "was run by the workers of pool nobody" in c.log("serve-1", tail=10**7)
 
         # serving again: the same deployment and schedule, resumed, ticking; Ctrl-C (SIGINT to the group) drains too
         completed = len(c.flow_runs(tag, ["COMPLETED"]))
@@ -99,7 +106,7 @@ def test_serve_on_a_server_ticks_alerts_drains_on_sigterm_and_serves_again(tmp_p
         assert again.wait(timeout=90) == 0, c.log("serve-2")
         assert not c.flow_runs(tag, list(IN_FLIGHT))
         with store.session_scope(store_url) as s:
-            assert [e.kind for e in audit.entries(s, kind=AUDIT_APPLY, watch=watch.name)] == [AUDIT_APPLY] * 2
+            assert [e.kind for e in audit.entries(s, kind=AUDIT_APPLY, watch=watch.name)] == [AUDIT_APPLY] * 3
             assert [a.event for a in store.list_alerts(s, watch.name)] == ["start"]
 
 
