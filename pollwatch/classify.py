@@ -247,7 +247,9 @@ def classify(watch: Watch, state: GroupState | None, ticks: Sequence[datetime], 
             if inc_id is None:
                 inc_id = find_incident(watch, state, a)
                 if inc_id is None:
-                    inc_id = stable_id(watch.name, a.family.value, a.start.isoformat())
+                    # the first anomaly's id too: a CUSUM dates a late block back to when its accumulator
+                    # left zero, which can be the start of an incident already resolved
+                    inc_id = stable_id(watch.name, a.family.value, a.start.isoformat(), a.id)
                     state.incidents[inc_id] = Incident(
                         id=inc_id, watch=watch.name, country=a.entity.country, family=a.family,
                         kind=FAMILY_KIND.get(a.family, IncidentKind.network_outage), start=a.start, detected_at=tick, updated_at=tick,

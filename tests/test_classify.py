@@ -181,6 +181,18 @@ def test_severity_multiplies_corroborating_signals(kz_watch):
     assert alone.severity == 8000.0 and both.severity == 4000.0 * 4000.0
 
 
+def test_a_later_incident_dated_back_to_a_resolved_ones_start_is_another_incident(kz_watch):
+    H = timedelta(hours=1)
+    kw = dict(signal="service_failure_rate", family=Family.service, direction=Direction.rise, source="ooni")
+    pooled = anomaly(T0, service="telegram", **kw)
+    late = anomaly(T0, asn=9198, service="telegram", **kw)  # a slow CUSUM on one network, dated back to T0
+    events = [ev(T0, "opened", pooled), ev(T0 + 2 * H, "closed", closed(pooled, T0 + H)), ev(T0 + 17 * H, "opened", late)]
+    res = classify(kz_watch, None, [T0, T0 + 2 * H, T0 + 17 * H], events)
+    opened = [e.incident for e in res.events if e.change == "opened"]
+    assert [e.change for e in res.events] == ["opened", "resolved", "opened"]
+    assert opened[0].id != opened[1].id and opened[0].detected_at == T0  # the first alert keeps its own thread
+
+
 def test_families_stay_apart_and_region_relates_to_its_providers(kz_watch):
     w = kz_watch.model_copy(deep=True)
     w.providers[0].regions = ["KZ-ALA"]
