@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -721,11 +721,14 @@ def list_ticks(session: Session, watch: str) -> list[TickRow]:
     return list(session.execute(select(TickRow).where(TickRow.watch == watch).order_by(TickRow.tick)).scalars())
 
 
-def acquire_lease(session: Session, name: str, holder: str, ttl: timedelta) -> bool:
+def acquire_lease(session: Session, name: str, holder: str, ttl: timedelta,
+                  holder_dead: Callable[[str], bool] | None = None) -> bool:
     """Take or extend the lease `name` for `holder` until now + ttl; False while someone else holds it unexpired.
 
     Taking an expired lease is one conditional UPDATE, so of two processes racing for it (on
-    PostgreSQL too) only one sees its row changed. Commit it in its own transaction.
+    PostgreSQL too) only one sees its row changed. `holder_dead(other)` may say that the current
+    holder is gone (its process no longer exists): its lease is taken over at once the same way.
+    Commit it in its own transaction.
     """
     now = _now()
     taken = session.execute(
@@ -734,8 +737,13 @@ def acquire_lease(session: Session, name: str, holder: str, ttl: timedelta) -> b
     ).rowcount
     if taken:
         return True
-    if session.get(LeaseRow, name) is not None:
-        return False
+    current = session.execute(select(LeaseRow.holder).where(LeaseRow.name == name)).scalar_one_or_none()
+    if current is not None:
+        if holder_dead is None or not holder_dead(current):
+            return False
+        return bool(session.execute(
+            update(LeaseRow).where(LeaseRow.name == name, LeaseRow.holder == current).values(holder=holder, expires_at=now + ttl)
+        ).rowcount)
     try:
         with session.begin_nested():  # a concurrent first claim surfaces here as a unique violation
             session.add(LeaseRow(name=name, holder=holder, expires_at=now + ttl))

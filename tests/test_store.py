@@ -95,3 +95,22 @@ def test_an_observatory_record_seen_again_is_updated_not_duplicated() -> None:
         assert store.list_corroborations(s, "KZ", T0 + timedelta(hours=3), T0 + timedelta(hours=4)) == [other]  # ended before
         got = store.list_corroborations(s, "KZ", T0, T0 + timedelta(hours=1))
     assert [(r.source, r.end) for r in got] == [("ioda", T0 + timedelta(hours=2)), ("radar", None)]
+
+
+def test_a_lease_of_a_dead_holder_is_taken_over_at_once() -> None:
+    import socket
+    import subprocess
+    import sys
+
+    from pollwatch.notify.delivery import holder_dead, lease_holder
+
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True, check=True)
+    dead = f"{socket.gethostname()}:{gone.stdout.strip()}:nonce"
+    elsewhere = "another-host:1:nonce"
+    assert holder_dead(dead) and not holder_dead(lease_holder()) and not holder_dead(elsewhere)
+    for held_by in (dead, elsewhere):
+        with store.session_scope() as s:
+            assert store.acquire_lease(s, f"deliver:{held_by}", held_by, timedelta(minutes=2))
+    with store.session_scope() as s:
+        assert store.acquire_lease(s, f"deliver:{dead}", "me", timedelta(minutes=2), holder_dead=holder_dead)
+        assert not store.acquire_lease(s, f"deliver:{elsewhere}", "me", timedelta(minutes=2), holder_dead=holder_dead)

@@ -17,7 +17,8 @@ nothing overtakes it; the next tick starts again from the oldest. The operations
 when a channel gets stuck and again when its backlog has been delivered.
 
 One delivery run per watch at a time: a run first takes the store lease `deliver:<watch>`
-(renewed after every alert, released at the end, expiring after LEASE_TTL if its process dies).
+(renewed after every alert, released at the end; taken over at once when its process on this
+machine is gone, after LEASE_TTL when it died on another machine).
 A run that finds it held (a tick while a responder runs `pollwatch alerts deliver`) sends nothing
 and says so (`DeliveryReport.busy`): the holder delivers those alerts, in order.
 """
@@ -44,7 +45,26 @@ from pollwatch.timeutil import floor_time
 
 log = logging.getLogger("pollwatch.notify")
 
-LEASE_TTL = timedelta(minutes=2)  # how long a dead delivery run can hold a watch's alerts back
+LEASE_TTL = timedelta(minutes=2)  # how long a delivery run that died on another machine can hold a watch's alerts back
+
+
+def lease_holder() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+def holder_dead(holder: str) -> bool:
+    """True when `holder` (host:pid:nonce) was a process of this machine that no longer runs (a killed tick)."""
+    host, _, rest = holder.partition(":")
+    pid = rest.partition(":")[0]
+    if host != socket.gethostname() or not pid.isdigit() or int(pid) == os.getpid():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False  # it runs, as another user
+    return False
 
 NOTICE_EVENT = "notice"
 OPS_INCIDENT = "-"  # incident_id of operator notices in the outbox
@@ -194,12 +214,12 @@ class OutboxDelivery:
         self._known = {a.id: a for a in anomalies or []}  # this tick's anomalies, maybe not stored yet
         self._slack_down = False  # unreachable as a whole: the other channels wait for the next run too
         self._lease = f"deliver:{watch.name}"
-        self._holder = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self._holder = lease_holder()
 
     # --- entry ---------------------------------------------------------------------------
     def run(self) -> DeliveryReport:
         with store.session_scope(self.url) as s:
-            if not store.acquire_lease(s, self._lease, self._holder, LEASE_TTL):
+            if not store.acquire_lease(s, self._lease, self._holder, LEASE_TTL, holder_dead=holder_dead):
                 self.report.busy = True
                 log.info("alerts of %s: another delivery run is under way; it delivers them", self.watch.name)
                 return self.report
