@@ -19,7 +19,7 @@ from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from flows.common import resolve_watch
 from pollwatch.alerts import KIND_TITLES, scope_line
 from pollwatch.models import iso
-from pollwatch.pipeline import latest_anomalies, latest_incidents
+from pollwatch.pipeline import latest_anomalies, latest_incidents, with_observed_signals
 from tasks.attribute import attribute_task
 from tasks.baseline import baseline_task
 from tasks.classify import classify_task
@@ -50,7 +50,7 @@ def replay(watch: str, observations: str, start: datetime | None = None, end: da
     cls = classify_task(w, None, ticks, quote(det.events))
     anomalies = latest_anomalies(det.events)
     # earlier incidents of the country (recurrence) come from the store; those inside the range from the replay itself
-    context = load_attribution_context(w.name, w.country, start - timedelta(days=8), start, end)
+    context = with_observed_signals(load_attribution_context(w.name, w.country, start - timedelta(days=8), start, end), obs)
     known = load_incidents(w.name, start, end)  # as recorded before, with any responder's override
     events = attribute_task(w, quote(cls.events), quote(known), quote(det.events), quote(context))
     alerts = notify_task(w, quote(events), replay=True)

@@ -16,7 +16,7 @@ from prefect.utilities.annotations import quote
 
 from flows.common import current_flow_run_id, resolve_watch, scheduled_time
 from pollwatch.models import Gap, Notice, NoticeLevel
-from pollwatch.pipeline import WatchState, latest_anomalies
+from pollwatch.pipeline import WatchState, latest_anomalies, with_observed_signals
 from pollwatch.playbook import Watch
 from pollwatch.schedule import concurrency_limit_name
 from pollwatch.sources import enabled_sources
@@ -116,7 +116,8 @@ def _run_tick(w: Watch, tick: datetime, observations: str | None, base_urls: dic
     det = detect_task(cfg, quote(state.detector), [tick], quote(visible))
     cls = classify_task(cfg, quote(state.grouper), [tick], quote(det.events))
     anomalies = latest_anomalies(det.events)
-    context = load_attribution_context(w.name, w.country, tick - timedelta(days=8), tick + timedelta(seconds=1))
+    context = with_observed_signals(load_attribution_context(w.name, w.country, tick - timedelta(days=8), tick + timedelta(seconds=1)),
+                                    visible)
     # the incidents' anomalies: from earlier ticks (the old state) and this one's events
     members = list(state.grouper.anomalies.values()) + list(det.events)
     events = attribute_task(cfg, quote(cls.events), quote(known), quote(members), quote(context))

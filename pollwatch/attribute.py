@@ -115,6 +115,9 @@ class AttributionContext(BaseModel):
     past: list[Incident] = Field(default_factory=list)  # earlier incidents of this watch / country
     others: list[Incident] = Field(default_factory=list)  # incidents in other countries (neighbours)
     events: list[ExternalEvent] = Field(default_factory=list)  # from sources (e.g. Cloudflare Radar)
+    # signals the watch had data for (any non-null observation) when attributing; None: not known, the playbook's
+    # signals are taken as observed. A signal without data is no evidence: its silence says nothing.
+    observed_signals: set[str] | None = None
 
 
 def events_from_corroborations(records: Iterable[Any]) -> list[ExternalEvent]:
@@ -271,7 +274,9 @@ def gather_evidence(watch: Watch, incident: Incident, anomalies: Sequence[Anomal
                    + ("" if together else " (staggered, not one switch)"),
                    {"providers": len(firsts), "onset_spread_min": round(spread.total_seconds() / 60, 1)})
         # all signals agreeing
-        configured = sorted(s for s, c in watch.signals.items() if c.family is Family.connectivity and c.source == "ioda")
+        observed = ctx.observed_signals
+        configured = sorted(s for s, c in watch.signals.items() if c.family is Family.connectivity and c.source == "ioda"
+                            and (observed is None or s in observed))
         seen = sorted({a.signal for a in conn} & set(configured))
         if configured:
             agree = len(seen) == len(configured) and len(seen) >= 2
@@ -279,7 +284,7 @@ def gather_evidence(watch: Watch, incident: Incident, anomalies: Sequence[Anomal
                    f"{len(seen)} of {len(configured)} signals agree ({', '.join(seen) or '-'})",
                    {"signals": len(seen), "of": len(configured), "seen": seen})
         # BGP withdrawal versus data-plane-only loss
-        if "bgp" in watch.signals and conn:
+        if "bgp" in watch.signals and (observed is None or "bgp" in observed) and conn:
             bgp = [a for a in conn if a.signal == "bgp"]
             if bgp:
                 ev.add("bgp_withdrawal", 1.0, f"routes withdrawn: BGP-visible /24s fell {max(a.depth for a in bgp):.0%}",

@@ -57,6 +57,13 @@ def latest_incidents(events: Sequence[IncidentEvent]) -> list[Incident]:
     return list(latest.values())
 
 
+def with_observed_signals(context: AttributionContext | None, observations: Sequence[Observation]) -> AttributionContext:
+    """The attribution context, told which signals had data among `observations` (a silent signal is no evidence)."""
+    seen = {o.signal for o in observations if o.value is not None}
+    ctx = context or AttributionContext()
+    return ctx.model_copy(update={"observed_signals": seen | (ctx.observed_signals or set())})
+
+
 def analyse(watch: Watch, state: WatchState | None, ticks: Sequence[datetime], observations: Sequence[Observation],
             known: dict[str, Incident] | None = None, context: AttributionContext | None = None) -> Outcome:
     """Detect, classify, attribute and build alerts for `ticks`, with no Prefect involved."""
@@ -65,6 +72,7 @@ def analyse(watch: Watch, state: WatchState | None, ticks: Sequence[datetime], o
     anomalies = latest_anomalies(det.events)
     cls = classify(watch, state.grouper, ticks, det.events)
     # each incident event is attributed with its anomalies as they were at its tick
+    context = with_observed_signals(context, observations)
     events = attribute(watch, cls.events, known, list(state.grouper.anomalies.values()) + list(det.events), context)
     return Outcome(
         state=WatchState(detector=det.state, grouper=cls.state), anomalies=anomalies, events=events,

@@ -104,6 +104,17 @@ def test_all_signals_agree_and_bgp_withdrawal(kz_watch):
     assert got["data_plane_only"][0] == 1.0 and "bgp_withdrawal" not in got
 
 
+def test_a_signal_without_data_is_no_evidence(kz_watch):
+    """Data sets with no BGP at all (a connectivity index only): quiet routes cannot be claimed, nor a disagreeing signal."""
+    dark = shutdown(kz_watch, T0, signals=("active_probing", "telescope"))
+    inc = incident_of(kz_watch, dark)
+    got = items(kz_watch, inc, dark, AttributionContext(observed_signals={"active_probing", "telescope"}))
+    assert "data_plane_only" not in got and "bgp_withdrawal" not in got
+    assert got["all_signals_agree"][0] == 1.0 and got["all_signals_agree"][2]["of"] == 2
+    got = items(kz_watch, inc, dark, AttributionContext(observed_signals={"bgp", "active_probing", "telescope"}))
+    assert got["data_plane_only"][0] == 1.0  # BGP data was there and did not fall: that is evidence
+
+
 def test_recurrence_one_day_later_and_schedule(kz_watch):
     w = kz_watch
     anoms = [anomaly(T0, asn=9198)]
