@@ -43,7 +43,8 @@ def election_day():
     w = load_watch(KZ_WATCH)
     _, day, end = demo_range(w)
     sc = simulate(w, day - timedelta(hours=30), end, election_day_events(w), seed=3)
-    out = analyse(w, None, w.tick_times(day, end), sc.observations)
+    lag = max(c.lag for c in w.signals.values())  # ticks go on after the data ends, until its last hour is judged
+    out = analyse(w, None, w.tick_times(day, end + lag), sc.observations)
     return w, sc, out
 
 
