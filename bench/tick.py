@@ -74,7 +74,7 @@ def direct_tick(w, watch_path: Path, tick: datetime, observations: Path) -> dict
     from pollwatch.alerts import ConsoleSink
     from pollwatch.jsonl import read_observations
     from pollwatch.models import AlertState
-    from pollwatch.pipeline import WatchState, analyse
+    from pollwatch.pipeline import TickWindows, WatchState, analyse
     from pollwatch.playbook import load_watch
 
     w = load_watch(watch_path)  # the flow loads its watch from the parameter too
@@ -89,10 +89,9 @@ def direct_tick(w, watch_path: Path, tick: datetime, observations: Path) -> dict
         state = WatchState.from_stored(data)
         known = {i: store.get_incident(s, i) for i in state.grouper.incidents}
     known = {k: v for k, v in known.items() if v is not None}
-    lag = max((c.lag for c in w.signals.values()), default=timedelta(0))
-    longest = max((c.window for c in w.signals.values()), default=timedelta(days=1))
-    since = (last_tick - lag - CADENCE) if last_tick else tick - longest
-    collected = [o for o in read_observations(observations) if since <= o.time <= tick]
+    windows = TickWindows.of(w, last_tick, tick, CADENCE)
+    since = windows.earliest
+    collected = [o for o in read_observations(observations) if windows.keep(o) and o.time <= tick]
     with store.session_scope() as s:
         store.upsert_observations(s, collected)
         by_source: dict[str, list] = {}
@@ -101,7 +100,8 @@ def direct_tick(w, watch_path: Path, tick: datetime, observations: Path) -> dict
         for source, batch in sorted(by_source.items()):
             audit.record_observations(s, watch=w.name, source=source, observations=batch)
     with store.session_scope() as s:
-        visible = store.query_observations(s, country=w.country, since=since, until=tick + timedelta(seconds=1))
+        visible = store.query_observations(s, country=w.country, since=since, until=tick + timedelta(seconds=1),
+                                           since_by_signal=windows.since)
     out = analyse(w, state, [tick], visible, known)
     with store.session_scope() as s:
         store.enqueue_alerts(s, out.alerts)

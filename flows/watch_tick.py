@@ -16,7 +16,7 @@ from prefect.utilities.annotations import quote
 
 from flows.common import current_flow_run_id, resolve_watch, scheduled_time
 from pollwatch.models import Gap, Notice, NoticeLevel
-from pollwatch.pipeline import WatchState, latest_anomalies, with_observed_signals
+from pollwatch.pipeline import TickWindows, WatchState, latest_anomalies, with_observed_signals
 from pollwatch.playbook import Watch
 from pollwatch.schedule import concurrency_limit_name
 from pollwatch.sources import enabled_sources
@@ -70,10 +70,9 @@ def _run_tick(w: Watch, tick: datetime, observations: str | None, base_urls: dic
         record_tick(w.name, tick, current_flow_run_id(), {"covered_by": last_tick.isoformat()})
         logger.info("tick %s of %s was covered by the later tick %s", tick, w.name, last_tick)
         return {"watch": w.name, "tick": tick.isoformat(), "skipped": True, "covered_by": last_tick.isoformat()}
-    lag = max((s.lag for s in w.signals.values()), default=timedelta(0))
-    longest = max((s.window for s in w.signals.values()), default=timedelta(days=1))
-    # from the last completed tick on, so ticks that were missed are caught up here
-    since = (last_tick - lag - cadence) if last_tick else tick - longest
+    # each signal from the last completed tick less its lag, so ticks that were missed and late data are caught up here
+    windows = TickWindows.of(w, last_tick, tick, cadence)
+    since = windows.earliest
     notices: list[Notice] = []
     if state.playbook_hash and w.content_hash and state.playbook_hash != w.content_hash:
         notices.append(Notice(time=tick, level=NoticeLevel.warning, source="watch-tick", watch=w.name,
@@ -84,11 +83,11 @@ def _run_tick(w: Watch, tick: datetime, observations: str | None, base_urls: dic
     source_gaps: list[Gap] = []
     source_summary: dict[str, dict[str, int]] = {}
     if observations:
-        collected = collect_file(observations, since, tick)
+        collected = collect_file(observations, since, tick, windows.since)
         record_observations(quote(collected), w.name)
     else:
         # one task run per enabled source, running side by side; a failing source only adds gaps and notices
-        futures = [collect_source.submit(name, cfg, since, tick, (base_urls or {}).get(name)) for name in enabled_sources(w)]
+        futures = [collect_source.submit(name, cfg, windows.for_source(name, w), tick, (base_urls or {}).get(name)) for name in enabled_sources(w)]
         results = [f.result() for f in futures]
         collected = [o for r in results for o in r.observations]
         records = [c for r in results for c in r.corroborations]  # IODA alerts/events, Radar annotations: for attribution
@@ -108,7 +107,7 @@ def _run_tick(w: Watch, tick: datetime, observations: str | None, base_urls: dic
         probe_gaps, notices = probed.gaps, notices + probed.notices
     # --- end of own vantage points -----------------------------------------------------------
 
-    visible = load_observations(w.country, since, tick + timedelta(seconds=1))
+    visible = load_observations(w.country, since, tick + timedelta(seconds=1), windows.since)
     if not observations:
         coverage_artifact(cfg, quote(visible), quote(source_gaps + probe_gaps))
 

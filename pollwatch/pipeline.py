@@ -7,7 +7,7 @@ for benchmarks (orchestration overhead) and for tests that compare both paths.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from pydantic import BaseModel, Field
@@ -55,6 +55,33 @@ def latest_incidents(events: Sequence[IncidentEvent]) -> list[Incident]:
     for ev in events:
         latest[ev.incident.id] = ev.incident
     return list(latest.values())
+
+
+class TickWindows(BaseModel):
+    """From when a tick collects and loads each signal: its last tick less that signal's lag and one cadence, so
+    data that arrived late (and ticks that were missed) are caught up; on a first tick, the longest window."""
+
+    since: dict[str, datetime]
+
+    @classmethod
+    def of(cls, watch: Watch, last_tick: datetime | None, tick: datetime, cadence: timedelta) -> TickWindows:
+        if last_tick is None:
+            longest = max((c.window for c in watch.signals.values()), default=timedelta(days=1))
+            return cls(since={sig: tick - longest for sig in watch.signals})
+        return cls(since={sig: last_tick - c.lag - cadence for sig, c in watch.signals.items()})
+
+    @property
+    def earliest(self) -> datetime:
+        return min(self.since.values())
+
+    def for_source(self, source: str, watch: Watch) -> datetime:
+        """The earliest start over the signals the playbook takes from `source` (all signals' when it has none)."""
+        own = [self.since[sig] for sig, c in watch.signals.items() if c.source == source and sig in self.since]
+        return min(own, default=self.earliest)
+
+    def keep(self, o: Observation) -> bool:
+        """Whether a collected observation is inside its signal's window (signals the playbook lacks: the earliest)."""
+        return o.time >= self.since.get(o.signal, self.earliest)
 
 
 def with_observed_signals(context: AttributionContext | None, observations: Sequence[Observation]) -> AttributionContext:

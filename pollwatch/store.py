@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Column, Index, UniqueConstraint, delete, event, func, or_, select, text, update
+from sqlalchemy import JSON, BigInteger, Column, Index, UniqueConstraint, and_, delete, event, func, or_, select, text, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.types import DateTime, TypeDecorator
@@ -405,13 +405,22 @@ def query_observations(
     until: datetime | None = None,
     source: str | None = None,
     signal: str | None = None,
+    since_by_signal: Mapping[str, datetime] | None = None,
 ) -> list[Observation]:
-    """Observations in [since, until), ordered by time."""
+    """Observations in [since, until), ordered by time; `since_by_signal` starts each signal at its own time
+    (signals it does not name start at `since`, or at its earliest time)."""
     t = ObservationRow.__table__.c
     stmt = select(ObservationRow.__table__)
     if country:
         stmt = stmt.where(t.country == country)
-    if since:
+    if since_by_signal:
+        groups: dict[datetime, list[str]] = {}
+        for sig, start in since_by_signal.items():
+            groups.setdefault(start, []).append(sig)
+        rest = since or min(groups)
+        stmt = stmt.where(or_(*[and_(t.signal.in_(sigs), t.time >= start) for start, sigs in groups.items()],
+                              and_(t.signal.notin_(list(since_by_signal)), t.time >= rest)))
+    elif since:
         stmt = stmt.where(t.time >= since)
     if until:
         stmt = stmt.where(t.time < until)

@@ -31,10 +31,10 @@ def record_observations(observations: list[Observation], watch: str | None = Non
 
 
 @task(name="load-observations", cache_policy=NO_CACHE, retries=3, retry_delay_seconds=[1, 2, 5])
-def load_observations(country: str, since: datetime, until: datetime) -> list[Observation]:
-    """Observations of a country in [since, until) from the store."""
+def load_observations(country: str, since: datetime, until: datetime, since_by_signal: dict[str, datetime] | None = None) -> list[Observation]:
+    """Observations of a country in [since, until) from the store (each signal from its own time when given)."""
     with store.session_scope() as s:
-        return store.query_observations(s, country=country, since=since, until=until)
+        return store.query_observations(s, country=country, since=since, until=until, since_by_signal=since_by_signal)
 
 
 @task(name="load-watch-state", cache_policy=NO_CACHE, retries=3, retry_delay_seconds=[1, 2, 5])

@@ -114,3 +114,16 @@ def test_a_lease_of_a_dead_holder_is_taken_over_at_once() -> None:
     with store.session_scope() as s:
         assert store.acquire_lease(s, f"deliver:{dead}", "me", timedelta(minutes=2), holder_dead=holder_dead)
         assert not store.acquire_lease(s, f"deliver:{elsewhere}", "me", timedelta(minutes=2), holder_dead=holder_dead)
+
+
+def test_each_signal_is_loaded_from_its_own_start() -> None:
+    """A tick reloads an hourly OONI signal further back (its lag) than the five-minute IODA ones."""
+    obs = [Observation(time=T0 + timedelta(minutes=m), source=src, signal=sig, country="KZ", value=1.0)
+           for m in (0, 60, 90) for src, sig in (("ioda", "bgp"), ("ooni", "service_failure_rate"), ("radar", "http_requests"))]
+    with store.session_scope() as s:
+        store.upsert_observations(s, obs)
+        got = store.query_observations(s, country="KZ", since=T0 + timedelta(minutes=60), since_by_signal={
+            "bgp": T0 + timedelta(minutes=90), "service_failure_rate": T0})
+    assert sorted((o.signal, int((o.time - T0).total_seconds() // 60)) for o in got) == [
+        ("bgp", 90), ("http_requests", 60), ("http_requests", 90),
+        ("service_failure_rate", 0), ("service_failure_rate", 60), ("service_failure_rate", 90)]
