@@ -83,7 +83,7 @@ def _run_tick(w: Watch, tick: datetime, observations: str | None, base_urls: dic
     source_gaps: list[Gap] = []
     source_summary: dict[str, dict[str, int]] = {}
     if observations:
-        collected = collect_file(observations, since, tick, windows.since)
+        collected = collect_file(observations, since, tick, windows)
         record_observations(quote(collected), w.name)
     else:
         # one task run per enabled source, running side by side; a failing source only adds gaps and notices

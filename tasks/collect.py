@@ -15,6 +15,7 @@ from pydantic import SecretStr
 
 from pollwatch.jsonl import read_observations
 from pollwatch.models import Gap, Observation
+from pollwatch.pipeline import TickWindows
 from pollwatch.playbook import Watch
 from pollwatch.settings import get_settings
 from pollwatch.sources import CollectResult, make_source
@@ -24,13 +25,12 @@ from tasks.secrets import secret_block
 
 @task(name="collect-file", cache_policy=NO_CACHE, retries=1, retry_delay_seconds=2)
 def collect_file(path: str, since: datetime | None = None, until: datetime | None = None,
-                 since_by_signal: dict[str, datetime] | None = None) -> list[Observation]:
-    """Read observations in [since, until] from a JSON Lines file (replays, demos, imports); with `since_by_signal`
-    each signal from its own time (others from `since`)."""
-    starts = since_by_signal or {}
+                 windows: TickWindows | None = None) -> list[Observation]:
+    """Read observations in [since, until] from a JSON Lines file (replays, demos, imports); with a tick's
+    `windows`, each signal from its own start instead of `since`."""
     out = read_observations(path)
     return [o for o in out if (until is None or o.time <= until)
-            and (o.time >= starts[o.signal] if o.signal in starts else since is None or o.time >= since)]
+            and (windows.keep(o) if windows else since is None or o.time >= since)]
 
 
 def _run_async(coro):  # type: ignore[no-untyped-def]

@@ -77,3 +77,23 @@ def kz_watch():
     from pollwatch.playbook import load_watch
 
     return load_watch(KZ_WATCH)
+
+
+@pytest.fixture(scope="session")
+def nationwide_minutes(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+    """The KZ watch, the onset of its election-day nationwide outage, and a day of history plus the outage's
+    first minutes (simulated, seed 5), as observations and as a JSON Lines file. Read-only: shared by the
+    reliability tests."""
+    from datetime import timedelta
+
+    from pollwatch.jsonl import write_observations
+    from pollwatch.playbook import load_watch
+    from pollwatch.simulate import election_day_events, simulate
+
+    w = load_watch(KZ_WATCH)
+    nationwide = [e for e in election_day_events(w) if e.kind.value == "nationwide_outage"]
+    start = nationwide[0].start
+    sc = simulate(w, start - timedelta(hours=26), start + timedelta(minutes=10), nationwide, seed=5)
+    path = tmp_path_factory.mktemp("nationwide-minutes") / "obs.jsonl"
+    write_observations(sc.observations, path)
+    return w, start, sc.observations, path

@@ -13,23 +13,14 @@ from datetime import timedelta
 import pytest
 
 from pollwatch import store
-from pollwatch.jsonl import write_observations
-from pollwatch.simulate import election_day_events, simulate
 from tests.conftest import KZ_WATCH
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")
 
 
 @pytest.fixture(scope="module")
-def scenario(tmp_path_factory):
-    from pollwatch.playbook import load_watch
-
-    w = load_watch(KZ_WATCH)
-    nationwide = [e for e in election_day_events(w) if e.kind.value == "nationwide_outage"]
-    start = nationwide[0].start
-    sc = simulate(w, start - timedelta(hours=26), start + timedelta(minutes=10), nationwide, seed=5)
-    path = tmp_path_factory.mktemp("reliability-concurrency") / "obs.jsonl"
-    write_observations(sc.observations, path)
+def scenario(nationwide_minutes):
+    w, start, _, path = nationwide_minutes
     return w, start, path
 
 

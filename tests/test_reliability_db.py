@@ -11,30 +11,19 @@ from __future__ import annotations
 import sqlite3
 import threading
 from datetime import timedelta
-from pathlib import Path
 
 import pytest
 from sqlalchemy import text
 
 from pollwatch import store
-from pollwatch.jsonl import write_observations
 from pollwatch.pipeline import analyse
-from pollwatch.simulate import election_day_events, simulate
 from tests.conftest import KZ_WATCH, PG_HOST, PG_PORT
 
 
 @pytest.fixture(scope="module")
-def scenario(tmp_path_factory):
+def scenario(nationwide_minutes):
     """A day of history and the first minutes of the election-day nationwide outage, as a JSONL file."""
-    from pollwatch.playbook import load_watch
-
-    w = load_watch(KZ_WATCH)
-    nationwide = [e for e in election_day_events(w) if e.kind.value == "nationwide_outage"]
-    start = nationwide[0].start
-    sc = simulate(w, start - timedelta(hours=26), start + timedelta(minutes=10), nationwide, seed=5)
-    path = tmp_path_factory.mktemp("reliability-db") / "obs.jsonl"
-    write_observations(sc.observations, path)
-    return w, start, sc.observations, path
+    return nationwide_minutes
 
 
 def _sqlite_path(url: str) -> str:

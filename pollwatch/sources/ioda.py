@@ -127,6 +127,7 @@ class IodaSource(Source):
 
     name = "ioda"
     default_base_url = "https://api.ioda.inetintel.cc.gatech.edu/v2"
+    _codes: dict[str, str | None] | None = None  # the last collect's region codes, to map IODA's records back
 
     # --- what to ask for ------------------------------------------------------------------
     def datasources(self, watch: Watch) -> list[str]:
@@ -309,7 +310,7 @@ class IodaSource(Source):
         if etype == "asn" and code and code.isdigit():
             return entity_key(cc, None, int(code), None)
         if etype == "region" and code:
-            codes = getattr(self, "_codes", None) or self._explicit_region_codes()
+            codes = self._codes or self._explicit_region_codes()
             back = {str(v): str(k) for k, v in codes.items() if v is not None}
             return entity_key(cc, back.get(code, code), None, None)
         return cc
