@@ -44,6 +44,13 @@ def run(url: str, n: int, batch: int = 200) -> tuple[float, float]:
     return append_rate, verify_rate
 
 
+def report(backend: str, entries: int, append: float, verify: float) -> None:
+    name = "postgres" if backend == "postgresql" else backend
+    print(f"{backend}: {entries} entries; append {append:,.0f} entries/s; verify {verify:,.0f} entries/s")
+    print(f"RESULT name=audit_append_{name} figure={append:.0f} goal=1000 met={'yes' if append >= 1000 else 'no'}")
+    print(f"RESULT name=audit_verify_{name} figure={verify:.0f} goal=5000 met={'yes' if verify >= 5000 else 'no'}")
+
+
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--entries", type=int, default=20000)
@@ -52,9 +59,7 @@ def main() -> int:
         url = f"sqlite:///{os.path.join(d, 'bench.sqlite')}"
         a, v = run(url, args.entries)
         store.dispose_engines()
-    print(f"sqlite: {args.entries} entries; append {a:,.0f} entries/s; verify {v:,.0f} entries/s")
-    print(f"RESULT name=audit_append_sqlite figure={a:.0f} goal=1000 met={'yes' if a >= 1000 else 'no'}")
-    print(f"RESULT name=audit_verify_sqlite figure={v:.0f} goal=5000 met={'yes' if v >= 5000 else 'no'}")
+    report("sqlite", args.entries, a, v)
     try:
         socket.create_connection(("127.0.0.1", 5432), timeout=1).close()
     except OSError:
@@ -71,9 +76,7 @@ def main() -> int:
         url = f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}"
         a, v = run(url, args.entries)
         store.dispose_engines()
-        print(f"postgresql: {args.entries} entries; append {a:,.0f} entries/s; verify {v:,.0f} entries/s")
-        print(f"RESULT name=audit_append_postgres figure={a:.0f} goal=1000 met={'yes' if a >= 1000 else 'no'}")
-        print(f"RESULT name=audit_verify_postgres figure={v:.0f} goal=5000 met={'yes' if v >= 5000 else 'no'}")
+        report("postgresql", args.entries, a, v)
     finally:
         with psycopg.connect("host=127.0.0.1 port=5432 user=postgres dbname=test", autocommit=True) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

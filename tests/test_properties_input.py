@@ -22,6 +22,7 @@ from pollwatch.jsonl import FormatError, observation_to_dict, read_observations,
 from pollwatch.models import Observation
 from pollwatch.playbook import Playbook, PlaybookError, Watch, load_playbook
 from tests.conftest import KZ_WATCH
+from tests.mutations import parent_of, paths
 
 FAST = settings(max_examples=40, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 WORKDIR = Path(tempfile.mkdtemp(prefix="pollwatch-props-"))
@@ -45,27 +46,15 @@ yaml_values = st.recursive(
 )
 
 
-def _paths(node: Any, prefix: tuple = ()) -> list[tuple]:
-    out = [prefix]
-    if isinstance(node, dict):
-        for k, v in node.items():
-            out += _paths(v, prefix + (k,))
-    elif isinstance(node, list):
-        for i, v in enumerate(node):
-            out += _paths(v, prefix + (i,))
-    return out
-
 
 @st.composite
 def mutated(draw: st.DrawFn, base: dict[str, Any]) -> dict[str, Any]:
     """A valid document with one to three mutations: a value replaced, a key dropped or an unknown key added."""
     doc = json.loads(json.dumps(base, default=str))
     for _ in range(draw(st.integers(1, 3))):
-        paths = [p for p in _paths(doc) if p]
-        path = draw(st.sampled_from(paths))
-        parent = doc
-        for part in path[:-1]:
-            parent = parent[part]
+        candidates = [p for p in paths(doc) if p]
+        path = draw(st.sampled_from(candidates))
+        parent = parent_of(doc, path)
         op = draw(st.sampled_from(["replace", "drop", "add"]))
         if op == "replace":
             parent[path[-1]] = draw(yaml_values)

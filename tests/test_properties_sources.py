@@ -24,6 +24,7 @@ from pollwatch.sources.ioda import parse_signals  # noqa: E402
 from pollwatch.sources.ooni import parse_aggregation  # noqa: E402
 from pollwatch.sources.ripestat import parse_resource_list, parse_resource_stats  # noqa: E402
 from pollwatch.sources.radar import _result as radar_result  # noqa: E402
+from tests.mutations import parent_of, paths  # noqa: E402
 
 FAST = settings(max_examples=40, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 T0 = datetime(2019, 6, 9, 3, 0, tzinfo=timezone.utc)
@@ -51,28 +52,16 @@ VALID = {
 }
 
 
-def _paths(node: Any, prefix: tuple = ()) -> list[tuple]:
-    out = [prefix]
-    if isinstance(node, dict):
-        for k, v in node.items():
-            out += _paths(v, prefix + (k,))
-    elif isinstance(node, list):
-        for i, v in enumerate(node):
-            out += _paths(v, prefix + (i,))
-    return out
-
 
 @st.composite
 def mutated(draw: st.DrawFn, base: Any) -> Any:
     doc = json.loads(json.dumps(base))
     for _ in range(draw(st.integers(1, 3))):
-        paths = [p for p in _paths(doc) if p]
-        if not paths:
+        candidates = [p for p in paths(doc) if p]
+        if not candidates:
             break
-        path = draw(st.sampled_from(paths))
-        parent = doc
-        for part in path[:-1]:
-            parent = parent[part]
+        path = draw(st.sampled_from(candidates))
+        parent = parent_of(doc, path)
         if isinstance(parent, dict) and draw(st.booleans()):
             parent.pop(path[-1], None)
         else:
