@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Sequence
-from datetime import datetime
 from typing import IO, Protocol
 
 from pollwatch.models import Alert, AlertState, Incident, IncidentEvent, IncidentKind, stable_id
@@ -27,20 +26,6 @@ KIND_TITLES = {
 }
 
 
-def _fmt_time(watch: Watch, dt: datetime | None) -> str:
-    if dt is None:
-        return "ongoing"
-    local = dt.astimezone(watch.tz)
-    return f"{dt:%Y-%m-%d %H:%M} UTC ({local:%H:%M} {watch.timezone})"
-
-
-def _duration(inc: Incident) -> str:
-    if inc.end is None:
-        return "ongoing"
-    minutes = int((inc.end - inc.start).total_seconds() // 60)
-    return f"{minutes // 60} h {minutes % 60:02d} min" if minutes >= 60 else f"{minutes} min"
-
-
 def scope_line(inc: Incident) -> str:
     parts = []
     if inc.scope.providers:
@@ -55,24 +40,24 @@ def scope_line(inc: Incident) -> str:
 
 
 def render_text(watch: Watch, event: IncidentEvent) -> str:
-    """The plain-text alert (also Slack's `text` fallback)."""
+    """The plain-text alert (the console's, and what a replay records): times in UTC and local time,
+    providers by name, how many users from the measured share, the cause with its confidence."""
+    from pollwatch.notify.render import cause_text, fmt_duration, fmt_when, scope_text, top_evidence
+
     inc = event.incident
     name = EVENT_NAMES.get(event.change, event.change)
     title = KIND_TITLES[inc.kind]
     head = {"start": "STARTED", "update": "UPDATE", "end": "RESOLVED"}[name]
     lines = [f"[{head}] {title} in {inc.country} — {watch.name} (incident {inc.id})"]
-    lines.append(f"  scope: {scope_line(inc)}")
-    lines.append(f"  start: {_fmt_time(watch, inc.start)}")
-    if name == "end":
-        lines.append(f"  end: {_fmt_time(watch, inc.end)}; duration {_duration(inc)}")
+    lines.append(f"  scope: {scope_text(watch, inc)}")
+    lines.append(f"  start: {fmt_when(watch, inc.start)}")
+    if name == "end" and inc.end is not None:
+        lines.append(f"  end: {fmt_when(watch, inc.end)}; lasted {fmt_duration(inc.end - inc.start)}")
     depth_word = "rise" if inc.kind in (IncidentKind.service_block, IncidentKind.circumvention_block, IncidentKind.throttling) else "drop"
     lines.append(f"  depth: {depth_word} {inc.depth:.0%}; signals: {', '.join(inc.scope.signals) or '-'}; severity {inc.severity:,.0f}")
-    cause = f"{inc.cause.value} ({inc.cause_confidence:.0%})"
-    if inc.override:
-        cause += f", set by {inc.override.get('by')}: {inc.override.get('why')}"
-    lines.append(f"  cause: {cause}")
-    for ev in inc.evidence[:3]:
-        lines.append(f"    - {ev.detail}")
+    lines.append(f"  cause: {cause_text(inc)}")
+    for detail in top_evidence(inc):
+        lines.append(f"    - {detail}")
     if event.reasons and name != "start":
         lines.append("  why this alert: " + "; ".join(event.reasons))
     return "\n".join(lines)

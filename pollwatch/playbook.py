@@ -116,6 +116,7 @@ class Region(_Strict):
 
 class Service(_Strict):
     name: str
+    label: str | None = None  # how statements and alerts spell it ("WhatsApp"); default: the name
     test: str = "web_connectivity"
     domains: list[str] = Field(default_factory=list)
     urls: list[str] = Field(default_factory=list)
@@ -206,6 +207,7 @@ class Playbook(_Strict):
     election: str | None = None
     election_date: date | None = None
     timezone: str = "UTC"
+    timezone_abbreviation: str | None = None  # how local times are labelled ("ALMT"); default: the zone's own abbreviation
     phases: list[Phase] = Field(default_factory=list)
     signals: dict[str, SignalConfig] = Field(default_factory=dict)
     sources: dict[str, SourceConfig] = Field(default_factory=dict)
@@ -336,6 +338,28 @@ class Watch(Playbook):
 
     def provider(self, asn: int | None) -> Provider | None:
         return next((p for p in self.providers if p.asn == asn), None)
+
+    def local_label(self, dt: datetime) -> str:
+        """The label of local time at `dt`: the watch's `timezone_abbreviation`, else the zone's own
+        abbreviation when it is a word (EAT, CEST), else the offset (UTC+6)."""
+        if self.timezone_abbreviation:
+            return self.timezone_abbreviation
+        local = dt.astimezone(self.tz)
+        name = local.tzname() or ""
+        if name.isalpha():
+            return name
+        off = local.utcoffset() or timedelta(0)
+        minutes = int(off.total_seconds() // 60)
+        sign = "+" if minutes >= 0 else "-"
+        h, m = divmod(abs(minutes), 60)
+        return f"UTC{sign}{h}" + (f":{m:02d}" if m else "")
+
+    def service_label(self, name: str) -> str:
+        """A service's or circumvention tool's display name (its `label`, else its name)."""
+        for s in self.services + self.circumvention:
+            if s.name == name:
+                return s.label or s.name
+        return name
 
     def provider_name(self, asn: int) -> str:
         p = self.provider(asn)

@@ -84,7 +84,7 @@ def test_next_alert_for_the_incident_shows_the_override(kz_watch):
     assert update.incident.cause_confidence == 1.0
     assert update.incident.version > after.version  # not mistaken for the override's own alert
     (alert,) = build_alerts(kz_watch, events)
-    assert "cause: cable_cut (100%), set by carol: KazTransCom reports a fibre cut" in alert.text
+    assert "cause: cable cut (confidence 100%) — set by carol: KazTransCom reports a fibre cut" in alert.text
     with store.session_scope() as s:
         added = store.enqueue_alerts(s, [alert])
     assert len(added) == 1 and added[0].idempotency_key != queued[0].idempotency_key

@@ -107,7 +107,7 @@ def country_name(code: str) -> str:
 
 
 def fmt_when(watch: Watch, dt: datetime | None) -> str:
-    """`2019-06-09 05:00 UTC (11:00 Asia/Almaty, election day)`: UTC first, then the election's local time."""
+    """`2019-06-09 05:00 UTC (11:00 ALMT, election day)`: UTC first, then the election's local time."""
     if dt is None:
         return "ongoing"
     local = dt.astimezone(watch.tz)
@@ -117,7 +117,18 @@ def fmt_when(watch: Watch, dt: datetime | None) -> str:
         day = ", election day" if delta == 0 else f", E{delta:+d}d"
     same_day = local.date() == dt.date()
     local_txt = f"{local:%H:%M}" if same_day else f"{local:%Y-%m-%d %H:%M}"
-    return f"{dt:%Y-%m-%d %H:%M} UTC ({local_txt} {watch.timezone}{day})"
+    return f"{dt:%Y-%m-%d %H:%M} UTC ({local_txt} {watch.local_label(dt)}{day})"
+
+
+def reach_words(share: float) -> str:
+    """How many people an incident reaches, in words, from its measured share of the country
+    (address space, providers or regions): `most users` from 60 %, `many users` from 30 %, else
+    `some networks`."""
+    if share >= 0.6:
+        return "most users"
+    if share >= 0.3:
+        return "many users"
+    return "some networks"
 
 
 def fmt_duration(delta: timedelta) -> str:
@@ -206,11 +217,11 @@ def scope_text(watch: Watch, inc: Incident) -> str:
         names = {r.code: r.name for r in watch.regions}
         parts.append("regions: " + ", ".join(f"{names[r]} ({r})" if r in names else r for r in inc.scope.regions))
     if inc.scope.services:
-        parts.append("services: " + ", ".join(inc.scope.services))
+        parts.append("services: " + ", ".join(watch.service_label(x) for x in inc.scope.services))
     if inc.scope.network_types:
         parts.append("networks: " + "/".join(inc.scope.network_types))
     if inc.scope.share:
-        parts.append(f"{inc.scope.share:.0%} of the country's providers")
+        parts.append(f"{reach_words(inc.scope.share)} ({inc.scope.share:.0%} of the country measured)")
     return "; ".join(parts) or "whole country"
 
 
