@@ -204,13 +204,17 @@ def related(watch: Watch, a: Anomaly, members: Sequence[Anomaly]) -> bool:
     """Whether anomaly `a` belongs with an incident's anomalies (same family and country assumed)."""
     if any(abs(a.start - m.start) <= join_window(watch, a, m) for m in members):
         return True  # onsets within minutes (or two native steps) of each other: one event
+    services = {m.entity.service for m in members if m.entity.service is not None}
+    if a.family is Family.service and a.entity.service is not None and services:
+        # another service blocked later is another decision (Kazakhstan 2019: Periscope on 9 June,
+        # WhatsApp, Facebook and Instagram on 11 June), even on the same networks
+        return a.entity.service in services
     if a.entity.level == "country" or any(m.entity.level == "country" for m in members):
         return True
     if a.family is Family.circumvention:
         return True  # circumvention tools are blocked together
     asns = {m.entity.asn for m in members if m.entity.asn is not None}
     regions = {m.entity.region for m in members if m.entity.region is not None}
-    services = {m.entity.service for m in members if m.entity.service is not None}
     e = a.entity
     if e.asn in asns or e.region in regions or e.service in services:
         return True

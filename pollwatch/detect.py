@@ -103,6 +103,7 @@ class SeriesState(BaseModel):
     down: float = 0.0
     up_since: float | None = None
     down_since: float | None = None
+    above_since: float | None = None  # first hour of the current run of hours above the block/normal midpoint
     # cusum with `mu0: baseline`: measurement-weighted failures and measurements, decaying with age
     base_f: float = 0.0
     base_n: float = 0.0
@@ -736,10 +737,17 @@ def _step_cusum(watch: Watch, ser: _Series, s: _Work, t: float, value: float, co
             s.up_since = None
         elif s.up_since is None:
             s.up_since = t
+        if value <= (mu0 + mu1) / 2:
+            s.above_since = None
+        elif s.above_since is None and count and wilson_lower(value, int(count)) > (mu0 + mu1) / 2:
+            s.above_since = t  # only an hour clearly past the midpoint dates a block (one failed test of three does not)
         fast = bool(opts["fast"]) and level is not None and (opts.get("fast_at", "warning") == "warning" or level == "critical")
         if s.up >= h or fast:
             lvl = "critical" if value - mu0 >= c.critical else "warning"
-            _open(watch, ser, s, s.up_since if s.up_since is not None else t, tick, lvl, mu0, value, depth, count, out,
+            # onset: where the accumulator left zero, or later where the hours turned and stayed past the
+            # midpoint (noise can keep the accumulator above zero for hours before a block starts)
+            onset = max(x for x in (s.up_since, s.above_since, None) if x is not None) if (s.up_since or s.above_since) else t
+            _open(watch, ser, s, onset, tick, lvl, mu0, value, depth, count, out,
                   cusum=round(s.up, 3), h=h, mu0=round(mu0, 4), mu1=round(mu1, 4), fast_path=fast and s.up < h)
             s.down, s.down_since = 0.0, None
             s.pend_f = s.pend_n = 0.0  # the hours that built the block are not the network's normal
@@ -752,7 +760,7 @@ def _step_cusum(watch: Watch, ser: _Series, s: _Work, t: float, value: float, co
         s.down_since = t
     if s.down >= h:
         _close(s, s.down_since if s.down_since is not None else t, tick, value, out)
-        s.up, s.up_since, s.down, s.down_since = 0.0, None, 0.0, None
+        s.up, s.up_since, s.down, s.down_since, s.above_since = 0.0, None, 0.0, None, None
         return
     if s.down_since is None or value >= (mu0 + mu1) / 2:
         _extend(ser, s, tick, "critical" if value - expected >= c.critical else None, expected, value, depth, out)

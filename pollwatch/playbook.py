@@ -361,6 +361,13 @@ class Watch(Playbook):
                 return s.label or s.name
         return name
 
+    def region_name(self, code: str) -> str:
+        """A region's name from the watch's table (its code when the watch does not list it)."""
+        for r in self.regions:
+            if r.code == code:
+                return r.name
+        return code
+
     def provider_name(self, asn: int) -> str:
         p = self.provider(asn)
         return p.name if p else f"AS{asn}"
