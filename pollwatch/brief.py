@@ -19,6 +19,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Literal
 
+from sqlalchemy import func, select
 from sqlmodel import Session
 
 from pollwatch import __version__, store
@@ -68,11 +69,12 @@ class BriefData:
     incidents: list[Incident]
     anomalies: dict[str, Anomaly]
     observations: dict[str, list[Observation]] = field(default_factory=dict)  # per incident id, for its chart
+    as_of: datetime | None = None  # the newest observation of the country in the store: "ongoing" is as of then
     generated_at: datetime = field(default_factory=lambda: datetime.now(timezone.utc))
 
 
 def collect(session: Session, watch: Watch, *, incident: str | None = None, since: datetime | None = None,
-            until: datetime | None = None, charts: bool = True) -> BriefData:
+            until: datetime | None = None) -> BriefData:
     """The watch's incidents (one, by id or id prefix, or those overlapping [since, until)) and what is behind them."""
     if incident is not None:
         from pollwatch.override import find_incident
@@ -86,14 +88,19 @@ def collect(session: Session, watch: Watch, *, incident: str | None = None, sinc
     incidents.sort(key=lambda i: (i.start, i.id))
     wanted = {aid for i in incidents for aid in i.anomaly_ids}
     anomalies = {a.id: a for a in store.list_anomalies(session, watch.name) if a.id in wanted} if wanted else {}
-    observations: dict[str, list[Observation]] = {}
-    if charts:
-        from pollwatch.notify.delivery import incident_chart_window
+    observations: dict[str, list[Observation]] = {}  # the depth's figures and the charts come from these
+    from pollwatch.notify.delivery import incident_chart_window
 
-        for inc in incidents:
-            lo, hi = incident_chart_window(inc)
-            observations[inc.id] = store.query_observations(session, country=inc.country, since=lo, until=hi)
-    return BriefData(watch=watch, incidents=incidents, anomalies=anomalies, observations=observations)
+    for inc in incidents:
+        lo, hi = incident_chart_window(inc)
+        observations[inc.id] = store.query_observations(session, country=inc.country, since=lo, until=hi)
+    t = store.ObservationRow.__table__.c
+    q = select(func.max(t.time)).where(t.country == watch.country)
+    if until is not None:
+        q = q.where(t.time < until)
+    as_of = session.execute(q).scalar()
+    return BriefData(watch=watch, incidents=incidents, anomalies=anomalies, observations=observations,
+                     as_of=as_of.replace(tzinfo=timezone.utc) if as_of is not None and as_of.tzinfo is None else as_of)
 
 
 # --- the statement as blocks ---------------------------------------------------------------------
@@ -206,25 +213,42 @@ def headline(watch: Watch, incidents: list[Incident]) -> str:
     return f"{what} in {country} {when}"
 
 
-def _depth_items(watch: Watch, inc: Incident, anomalies: list[Anomaly]) -> list[str]:
-    """Per signal the deepest anomaly, in words: observed against expected."""
-    best: dict[str, Anomaly] = {}
+def _deepest(a: Anomaly, observations: list[Observation]) -> float | None:
+    """The anomaly's most extreme stored value over its span (lowest for a drop, highest for a rise)."""
+    key = a.entity.key
+    vals = [o.value for o in observations if o.value is not None and o.signal == a.signal and o.source == a.source
+            and o.entity_key == key and a.start <= o.time <= (a.end or o.time)]
+    if not vals:
+        return None
+    return min(vals) if a.direction is Direction.drop else max(vals)
+
+
+def _depth_items(watch: Watch, inc: Incident, anomalies: list[Anomaly], observations: list[Observation]) -> list[str]:
+    """Per signal the deepest anomaly, in words: its most extreme stored value against the expected level."""
+    best: dict[tuple[str, str], Anomaly] = {}  # per signal and service: the country's series first, else the deepest
     for a in anomalies:
-        cur = best.get(a.signal)
-        if cur is None or (a.entity.level == "country", a.depth) > (cur.entity.level == "country", cur.depth):
-            best[a.signal] = a
+        k = (a.signal, a.entity.service or "")
+        cur = best.get(k)
+        whole = lambda x: x.entity.asn is None and x.entity.region is None  # noqa: E731
+        if cur is None or (whole(a), a.depth) > (whole(cur), cur.depth):
+            best[k] = a
     out = []
-    for sig, a in sorted(best.items(), key=lambda kv: -kv[1].depth):
+    for (sig, _), a in sorted(best.items(), key=lambda kv: (-kv[1].depth, kv[0])):
         where = _entity_words(watch, a)
         what = SIGNAL_WORDS.get(sig, sig)
-        if a.observed is None or a.expected is None:
-            out.append(f"{what} ({where}): {a.depth:.0%} {'below' if a.direction is Direction.drop else 'above'} the expected level")
-        elif sig in ("service_failure_rate", "probe_success_rate") or (a.direction is Direction.rise and a.expected <= 1 and a.observed <= 1):
-            out.append(f"{what} ({where}): {a.observed:.0%}, against {a.expected:.0%} usually")
+        seen = _deepest(a, observations)
+        cfg = watch.signals.get(sig)
+        rate = cfg is not None and cfg.direction is Direction.rise and cfg.mode == "delta" and (a.expected or 0) <= 1
+        if seen is None or a.expected is None:
+            word = "below" if a.direction is Direction.drop else "above"
+            out.append(f"{what} ({where}): {a.depth:.0%} {word} the expected level at its deepest")
+        elif rate:
+            out.append(f"{what} ({where}): up to {seen:.0%}, against {a.expected:.0%} usually")
         elif a.direction is Direction.drop:
-            out.append(f"{what} ({where}): {_num(a.observed)} against {_num(a.expected)} expected, {a.depth:.0%} lower")
+            lower = 1 - seen / a.expected if a.expected else a.depth
+            out.append(f"{what} ({where}): down to {_num(seen)} against {_num(a.expected)} expected, {lower:.0%} lower")
         else:
-            out.append(f"{what} ({where}): {_num(a.observed)} against {_num(a.expected)} expected")
+            out.append(f"{what} ({where}): up to {_num(seen)} against {_num(a.expected)} expected")
     if not out:
         out.append(f"{inc.depth:.0%} {'above' if inc.kind in _RISE else 'below'} the expected level at its deepest")
     return out
@@ -267,14 +291,15 @@ def _what(watch: Watch, inc: Incident, anomalies: list[Anomaly]) -> str:
             f" ({reach_words(share)} by the measured share, {share:.0%} of providers).")
 
 
-def _when(watch: Watch, inc: Incident) -> str:
+def _when(watch: Watch, inc: Incident, as_of: datetime | None) -> str:
     day = _election_day_words(watch, inc.start)
     txt = f"It started on {when_text(watch, inc.start)}" + (f", {day}" if day else "") + "."
     if inc.end is not None and inc.status == "resolved":
         txt += f" It ended on {when_text(watch, inc.end)}, after {fmt_duration(inc.end - inc.start)}."
     else:
-        txt += (f" It was still ongoing at the last measurement, {when_text(watch, inc.updated_at)}, "
-                f"{fmt_duration(inc.updated_at - inc.start)} after it began.")
+        last = max(as_of or inc.updated_at, inc.updated_at)
+        txt += (f" It was still ongoing at the last measurement, {when_text(watch, last)}, "
+                f"{fmt_duration(last - inc.start)} after it began.")
     lag = inc.detected_at - inc.start
     txt += f" pollwatch detected it on {when_text(watch, inc.detected_at)}, {fmt_duration(lag)} after its onset."
     return txt
@@ -319,8 +344,9 @@ def _cause(watch: Watch, inc: Incident) -> tuple[str, list[str]]:
         txt = f"The cause could not be determined from the measurements (confidence in any one cause below {watch.attribution.min_confidence:.0%})."
     else:
         txt = f"The cause is {confidence_word(inc.cause_confidence)} a {words} (confidence {inc.cause_confidence:.0%})."
-    for_ = [e for e in inc.evidence if e.supports is inc.cause and e.weight > 0]
-    against = [e for e in inc.evidence if e.weight < 0 or (e.supports is not inc.cause and e.weight > 0)]
+    items_ = [e for e in inc.evidence if e.name != "score"]  # the scorer's sum, said above as the confidence
+    for_ = [e for e in items_ if e.supports is inc.cause and e.weight > 0]
+    against = [e for e in items_ if e.weight < 0 or (e.supports is not inc.cause and e.weight > 0)]
     items = [f"for: {_clean(e.detail)}" for e in sorted(for_, key=lambda e: -e.weight)[:5]]
     items += [f"against: {_clean(e.detail)}" for e in sorted(against, key=lambda e: -abs(e.weight))[:3]]
     return txt, items
@@ -362,13 +388,13 @@ def statement(data: BriefData) -> list[Block]:
     incs = data.incidents
     blocks = [Block("h1", headline(w, incs))]
     country = country_name(w.country or "")
-    election = f"{w.election} in {country}" if w.election else f"the election in {country}"
+    election = f"{country}, {w.election}" if w.election else f"{country}, election"
     if not incs:
-        blocks.append(Block("p", f"pollwatch recorded no incident for {election} in the range asked for."))
+        blocks.append(Block("p", f"{election}: pollwatch recorded no incident in the range asked for."))
         return blocks
     ongoing = [i for i in incs if i.status != "resolved" or i.end is None]
     kinds = [KIND_TITLES[i.kind].lower() for i in incs]
-    lead = (f"During {election} ({w.election_date.day} {w.election_date:%B %Y}), pollwatch recorded "
+    lead = (f"{election} of {w.election_date.day} {w.election_date:%B %Y}: pollwatch recorded "
             f"{len(incs)} incident{'s' if len(incs) != 1 else ''}: {_names(kinds, limit=8)}.") if w.election_date else \
         f"pollwatch recorded {len(incs)} incidents in {country}: {_names(kinds, limit=8)}."
     if ongoing:
@@ -377,8 +403,8 @@ def statement(data: BriefData) -> list[Block]:
     signals: list[str] = []
     for inc in incs:
         anoms = [data.anomalies[a] for a in inc.anomaly_ids if a in data.anomalies]
-        title = subject(w, inc)
-        blocks.append(Block("h2", f"{title[0].upper() + title[1:]}: {KIND_TITLES[inc.kind].lower()}, from {when_text(w, inc.start)}"))
+        title = KIND_TITLES[inc.kind] + (f": {_names(_services(w, inc))}" if inc.scope.services else "")
+        blocks.append(Block("h2", f"{title}, from {when_text(w, inc.start)}"))
         blocks.append(Block("p", _what(w, inc, anoms)))
         where = []
         if _providers(w, inc):
@@ -390,11 +416,11 @@ def statement(data: BriefData) -> list[Block]:
             where.append("The country as a whole.")
         if where:
             blocks.append(Block("p", "Where: " + " ".join(where)))
-        blocks.append(Block("p", "When: " + _when(w, inc)))
+        blocks.append(Block("p", "When: " + _when(w, inc, data.as_of)))
         if inc.scope.services:
             noun = "Circumvention tools" if inc.kind is IncidentKind.circumvention_block else "Services"
             blocks.append(Block("p", f"{noun}: {_names(_services(w, inc), limit=12)}."))
-        blocks.append(Block("ul", "How deep:", items=_depth_items(w, inc, anoms)))
+        blocks.append(Block("ul", "How deep:", items=_depth_items(w, inc, anoms, data.observations.get(inc.id, []))))
         blocks.append(Block("p", "How it was measured: " + _how_measured(w, inc, anoms)))
         cause, evidence = _cause(w, inc)
         blocks.append(Block("ul", "Likely cause: " + cause + (" The evidence:" if evidence else ""), items=evidence))
@@ -482,13 +508,14 @@ def _chart_png(data: BriefData, inc: Incident) -> bytes | None:
 
 
 def render(data: BriefData, fmt: Format = "md", out: str | Path | None = None) -> str:
-    """The draft in `fmt`. Markdown charts are written as PNG files beside `out` (none without `out`)."""
+    """The draft in `fmt`. Markdown charts are written as PNG files beside `out` (none without `out`);
+    HTML carries them inline."""
     blocks = statement(data)
     if fmt == "html":
-        pngs = {i.id: p for i in data.incidents if (p := _chart_png(data, i)) is not None} if data.observations else {}
+        pngs = {i.id: p for i in data.incidents if (p := _chart_png(data, i)) is not None}
         return render_html(blocks, pngs)
     refs: dict[str, str] = {}
-    if out is not None and data.observations:
+    if out is not None:
         out = Path(out)
         folder = out.with_name(out.stem + "-charts")
         for inc in data.incidents:
@@ -521,7 +548,7 @@ def write_brief(watch: Watch, out: str | Path, fmt: Format = "md", *, incident: 
 def incident_statement(watch: Watch, incident_id: str, *, url: str | None = None) -> str:
     """The Markdown draft for one incident (no charts): what a Slack thread or button shows."""
     with store.session_scope(url) as s:
-        data = collect(s, watch, incident=incident_id, charts=False)
+        data = collect(s, watch, incident=incident_id)
     return render_markdown(statement(data))
 
 

@@ -215,52 +215,101 @@ def tick_cmd(
 
 @app.command("demo")
 def demo_cmd(
-    workdir: Optional[Path] = typer.Option(None, help="Where to write the demo's files (default: $POLLWATCH_HOME/demo)."),
+    incidents_json: Optional[Path] = typer.Option(None, "--json", help="Write the incidents here (docs/formats.md)."),
+    brief_out: Optional[Path] = typer.Option(None, "--brief", help="Write the drafted public statement here (Markdown; .html for HTML)."),
+    workdir: Optional[Path] = typer.Option(None, help="Where to write the simulated observations (default: $POLLWATCH_HOME/demo)."),
+    scenario: Optional[Path] = typer.Option(None, help="A documented day (default: playbooks/scenarios/kz-2019-election-day.yaml)."),
     seed: int = typer.Option(1, "--seed"),
+    quiet: bool = typer.Option(False, "--quiet", help="Print the table only, not every alert."),
 ) -> None:
-    """Replay a simulated election day in Kazakhstan (2019) through the real flows, with no setup."""
+    """Tell election day in Kazakhstan (9-11 June 2019) as it was documented, through the real flows, with no setup.
+
+    The observations are simulated around the documented times and scopes (the days before are the
+    baseline); the replay runs the Prefect flows a live watch runs; the table at the end sets what
+    the report documented against what pollwatch alerted, when, and how long after onset.
+    Randomized scenarios: `pollwatch simulate`.
+    """
     _quiet_prefect()
+    from pollwatch import demo
     from pollwatch.jsonl import write_observations
-    from pollwatch.playbook import PLAYBOOKS_DIR
     from pollwatch.settings import get_settings
-    from pollwatch.simulate import demo_range, election_day_events, simulate
 
     t0 = time.monotonic()
     settings = get_settings()
+    try:
+        day = demo.load_scenario(scenario or demo.DEFAULT_SCENARIO)
+        w = _watch(day.watch)
+        sc = demo.simulate_day(w, day, seed=seed)
+    except demo.ScenarioError as exc:
+        fail(str(exc))
     workdir = workdir or settings.home / "demo"
     workdir.mkdir(parents=True, exist_ok=True)
-    w = _watch(str(PLAYBOOKS_DIR / "watches" / "kz-2019-presidential.yaml"))
-    h0, day, end = demo_range(w)
-    sc = simulate(w, h0, end, election_day_events(w), seed=seed)
-    obs_path, labels_path, inc_path = workdir / "observations.jsonl", workdir / "labels.json", workdir / "incidents.json"
+    obs_path = workdir / "observations.jsonl"
     write_observations(sc.observations, obs_path)
-    labels_path.write_text(json.dumps([lb.to_public() for lb in sc.labels], indent=2))
-    typer.secho(f"pollwatch demo: {w.name}, election day {w.election_date} ({w.timezone})", bold=True)
-    typer.echo(f"simulated {len(sc.observations)} observations with {len(sc.labels)} injected events -> {obs_path}")
-    typer.echo("replaying election day through the Prefect flows (ephemeral API, SQLite store, console alerts)...\n")
+    inc_path = incidents_json or workdir / "incidents.json"
+    typer.secho(f"pollwatch demo: {w.election or w.name} in {w.country}, {w.election_date} ({w.timezone})", bold=True)
+    typer.echo(f"documented by: {day.reference}")
+    typer.echo(f"simulated {len(sc.observations)} observations from {day.history_from:%d %b %H:%M} UTC (baseline) "
+               f"to {day.until:%d %b %H:%M} UTC -> {obs_path}")
+    typer.echo("replaying through the Prefect flows (ephemeral API, SQLite store, alerts to the console)...\n")
 
     from flows.replay import replay
 
-    result = replay(str(w.source_file), str(obs_path), day, end, str(inc_path))
+    result = replay(str(w.source_file), str(obs_path), day.replay_from, day.until, str(inc_path))
     incidents = result["incidents"]
-    for text in result["alerts"]:
-        typer.echo(text + "\n")
-    kinds_found = {i["kind"] for i in incidents}
-    typer.secho("injected event -> detected", bold=True)
-    missed = 0
-    for lb in sc.labels:
-        hit = next((i for i in incidents if i["kind"] == lb.kind.value and i["start"] <= lb.end.isoformat().replace("+00:00", "Z")
-                    and (i["end"] or "9999") >= lb.start.isoformat().replace("+00:00", "Z")), None)
-        missed += hit is None
-        mark = f"detected at {hit['detected_at']}" if hit else "MISSED"
-        typer.echo(f"  {lb.kind.value:<20} {lb.start:%H:%M}-{lb.end:%H:%M} UTC  {mark}")
-    typer.echo(f"\n{len(incidents)} incidents ({', '.join(sorted(kinds_found))}); incidents JSON: {inc_path}")
+    if not quiet:
+        for text in result["alerts"]:
+            typer.echo(text + "\n")
+    rows = demo.compare(w, day, incidents)
+    typer.secho("what the report documented -> what pollwatch alerted", bold=True)
+    typer.echo(demo.table(w, rows))
+    bad = [r for r in rows if not r.ok]
+    typer.echo(f"\n{len(incidents)} incidents; {sum(r.ok for r in rows)} of {len(day.events)} documented events alerted as documented, "
+               f"{sum(r.event is None for r in rows)} alerts the report does not mention; incidents JSON: {inc_path}")
+    if brief_out is not None:
+        from pollwatch import brief
+
+        brief.write_brief(w, brief_out, "html" if brief_out.suffix.lower() in (".html", ".htm") else "md",
+                          since=day.replay_from, until=day.until)
+        typer.echo(f"drafted statement: {brief_out} (`pollwatch brief {w.name}` redrafts it from the store)")
     typer.echo(f"store: {settings.resolved_database_url}")
-    typer.echo("run history: `prefect flow-run ls` (or `prefect server start` and open http://127.0.0.1:4200);"
-               " audit: `pollwatch audit incidents`")
+    typer.echo("run history: `prefect flow-run ls`; audit: `pollwatch audit incidents`")
     typer.echo(f"done in {time.monotonic() - t0:.1f} s")
-    if missed:
+    if bad:
         raise typer.Exit(1)
+
+
+@app.command("brief")
+def brief_cmd(
+    watch: str = typer.Argument(..., help="Watch file or name."),
+    incident: Optional[str] = typer.Option(None, "--incident", help="One incident (an id prefix is enough)."),
+    since: Optional[str] = typer.Option(None, "--from", help="Incidents overlapping from this time (default: the eve of election day)."),
+    until: Optional[str] = typer.Option(None, "--until", help="...to this time (default: three days after election day)."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="File to write (default: standard output, Markdown without charts)."),
+    fmt: str = typer.Option("md", "--format", help="md or html."),
+) -> None:
+    """Draft the public statement (headline, what, where, when, services, depth, how measured, likely cause, charts)
+    from the incidents and evidence in the store: nothing invented, overrides win."""
+    from pollwatch import brief, store
+    from pollwatch.override import OverrideError
+
+    if fmt not in ("md", "html"):
+        fail(f"--format: expected md or html, got {fmt!r}")
+    w = _watch(watch)
+    lo, hi = _time(since, "--from"), _time(until, "--until")
+    if incident is None and (lo is None or hi is None):
+        d_lo, d_hi = brief.default_range(w)
+        lo, hi = lo or d_lo, hi or d_hi
+    try:
+        if out is None:
+            with store.session_scope() as s:
+                data = brief.collect(s, w, incident=incident, since=lo, until=hi)
+            typer.echo(brief.render(data, fmt), nl=False)
+            return
+        data = brief.write_brief(w, out, fmt, incident=incident, since=lo, until=hi)
+    except (OverrideError, ValueError) as exc:
+        fail(str(exc))
+    typer.echo(f"wrote {out}: {len(data.incidents)} incident(s)", err=True)
 
 
 from pollwatch.cli_evaluate import evaluate_cmd  # noqa: E402  (issue 5: detection quality)
