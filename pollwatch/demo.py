@@ -77,6 +77,7 @@ class DocumentedDay(BaseModel):
     replay_from: datetime
     until: datetime
     noise: Noise = Field(default_factory=Noise)
+    signals: list[str] | None = None  # the signals the day had data for (default: every signal of the watch)
     events: list[DocumentedEvent]
 
     @field_validator("history_from", "replay_from", "until")
@@ -117,6 +118,11 @@ def event_specs(watch: Watch, day: DocumentedDay) -> list[EventSpec]:
 
 def simulate_day(watch: Watch, day: DocumentedDay, seed: int = 1) -> Scenario:
     """Observations from `history_from` to `until` with the documented events and the scenario's noise."""
+    if day.signals is not None:
+        unknown = sorted(set(day.signals) - set(watch.signals))
+        if unknown:
+            raise ScenarioError(f"signals: {', '.join(unknown)} not among watch {watch.name}'s signals ({', '.join(watch.signals)})")
+        watch = watch.model_copy(update={"signals": {k: v for k, v in watch.signals.items() if k in day.signals}})
     return simulate(watch, day.history_from, day.until, event_specs(watch, day), seed=seed,
                     missing_rate=day.noise.missing_rate, service_base=day.noise.service_base, country_services=True)
 
@@ -182,7 +188,8 @@ def compare(watch: Watch, day: DocumentedDay, incidents: list[dict[str, Any]]) -
 
 def _hm(watch: Watch, dt: datetime) -> str:
     local = dt.astimezone(watch.tz)
-    return f"{dt:%d %b %H:%M} UTC ({local:%H:%M} {watch.local_label(dt)})"
+    local_txt = f"{local:%H:%M}" if local.date() == dt.date() else f"{local:%d %b %H:%M}"
+    return f"{dt:%d %b %H:%M} UTC ({local_txt} {watch.local_label(dt)})"
 
 
 def _dur(delta: timedelta) -> str:
