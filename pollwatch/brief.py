@@ -88,19 +88,21 @@ def collect(session: Session, watch: Watch, *, incident: str | None = None, sinc
     incidents.sort(key=lambda i: (i.start, i.id))
     wanted = {aid for i in incidents for aid in i.anomaly_ids}
     anomalies = {a.id: a for a in store.list_anomalies(session, watch.name) if a.id in wanted} if wanted else {}
-    observations: dict[str, list[Observation]] = {}  # the depth's figures and the charts come from these
-    from pollwatch.notify.delivery import incident_chart_window
-
-    for inc in incidents:
-        lo, hi = incident_chart_window(inc)
-        observations[inc.id] = store.query_observations(session, country=inc.country, since=lo, until=hi)
     t = store.ObservationRow.__table__.c
     q = select(func.max(t.time)).where(t.country == watch.country)
     if until is not None:
         q = q.where(t.time < until)
     as_of = session.execute(q).scalar()
-    return BriefData(watch=watch, incidents=incidents, anomalies=anomalies, observations=observations,
-                     as_of=as_of.replace(tzinfo=timezone.utc) if as_of is not None and as_of.tzinfo is None else as_of)
+    if as_of is not None and as_of.tzinfo is None:
+        as_of = as_of.replace(tzinfo=timezone.utc)
+    observations: dict[str, list[Observation]] = {}  # the depth's figures and the charts come from these
+    from pollwatch.notify.delivery import incident_chart_window
+
+    for inc in incidents:
+        shown = inc if inc.end is not None or as_of is None else inc.model_copy(update={"updated_at": max(as_of, inc.updated_at)})
+        lo, hi = incident_chart_window(shown)
+        observations[inc.id] = store.query_observations(session, country=inc.country, since=lo, until=hi)
+    return BriefData(watch=watch, incidents=incidents, anomalies=anomalies, observations=observations, as_of=as_of)
 
 
 # --- the statement as blocks ---------------------------------------------------------------------
