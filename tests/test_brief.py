@@ -144,3 +144,12 @@ def test_cli_writes_markdown_with_charts_and_html(kz_watch, tmp_path):
     assert "Nationwide internet outage" in page and "Periscope" not in page
     res = runner.invoke(app, ["brief", str(kz_watch.source_file), "--incident", "nope"])
     assert res.exit_code != 0 and "no incident 'nope'" in res.output
+
+
+def test_nothing_recorded_and_an_unknown_cause_are_said_plainly(kz_watch):
+    assert _draft(kz_watch).startswith("# No internet disruption recorded in Kazakhstan\n")
+    cut, _ = _store_day(kz_watch)
+    with store.session_scope() as s:
+        store.save_incidents(s, [cut.model_copy(update={"cause": Cause.unknown, "cause_confidence": 0.0, "evidence": []})])
+    sec = _section(_draft(kz_watch), "Nationwide internet outage")
+    assert "The cause could not be determined from the measurements" in sec and "government" not in sec
