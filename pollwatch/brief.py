@@ -209,9 +209,11 @@ def headline(watch: Watch, incidents: list[Incident]) -> str:
     elif len(days) == 1:
         when = f"on {days[0].day} {days[0]:%B %Y}"
     else:
-        when = f"between {days[0].day} {days[0]:%B} and {days[-1].day} {days[-1]:%B %Y}"
+        first = f"{days[0].day}" if (days[0].year, days[0].month) == (days[-1].year, days[-1].month) else f"{days[0].day} {days[0]:%B}"
+        span = f"{first} to {days[-1].day} {days[-1]:%B %Y}"
+        when = f"between {span.replace(' to ', ' and ', 1)}"
         if watch.election_date is not None and days[0] <= watch.election_date <= days[-1]:
-            when = f"around election day ({when[len('between '):]})"
+            when = f"around election day ({span})"
     return f"{what} in {country} {when}"
 
 
