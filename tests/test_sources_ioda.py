@@ -125,7 +125,51 @@ def test_alerts_and_events_become_corroborations(ioda, kz_watch):
     assert asn_alert.entity_type == "asn" and asn_alert.datasource == "ping-slash24"
     event = next(c for c in res.corroborations if c.kind == "ioda_event")
     assert event.start == T0 + timedelta(minutes=40) and event.end == T0 + timedelta(hours=2) and event.score == 98765
-    assert event.provenance and event.provenance.request.startswith(ioda.url + "/outages/events/country/KZ")
+    assert event.provenance and event.provenance.request.startswith(ioda.url + "/outages/events?")
+    # the entity goes in query parameters (OutagesController.php routes /outages/alerts and /outages/events only)
+    outages = [r for r in ioda.requests if r.path.startswith("/outages/")]
+    assert {r.path for r in outages} == {"/outages/alerts", "/outages/events"} and len(outages) == 6
+    assert {(r.query.get("entityType"), r.query.get("entityCode"), r.query.get("relatedTo")) for r in outages} == {
+        ("country", "KZ", None), ("region", None, "country/KZ"), ("asn", None, "country/KZ")}
+    assert not any(n.level >= NoticeLevel.warning for n in res.notices)  # no 404 warnings every tick
+
+
+def test_outage_records_of_regions_and_networks_come_through_relatedto(ioda, kz_watch):
+    ioda.alerts.append(ioda_alert("region", "4101", T0 + timedelta(minutes=20)))  # Almaty City
+    ioda.events.append(ioda_event("asn", "29355", T0 + timedelta(minutes=30), T0 + timedelta(hours=1)))
+    ioda.alerts.append(ioda_alert("asn", "3320", T0 + timedelta(minutes=20), country="DE"))  # another country's network
+    res = collect(source(ioda), kz_watch)
+    assert sorted(c.entity for c in res.corroborations) == ["KZ/asn=29355", "KZ/region=KZ-ALA"]
+
+
+def test_outage_records_are_read_page_by_page(ioda, kz_watch):
+    for i in range(7):
+        ioda.alerts.append(ioda_alert("country", "KZ", T0 + timedelta(minutes=i)))
+    res = collect(source(ioda, records_per_page=3), kz_watch)
+    assert len([c for c in res.corroborations if c.kind == "ioda_alert"]) == 7
+    pages = [r.query["page"] for r in ioda.requests if r.path == "/outages/alerts" and r.query.get("entityType") == "country"]
+    assert pages == ["0", "1", "2"]
+    res = collect(source(ioda, records_per_page=3, record_pages=2), kz_watch)
+    assert len([c for c in res.corroborations if c.kind == "ioda_alert"]) == 6
+    assert any("more than 6 outage alerts" in n.message for n in res.notices)
+
+
+def test_the_entity_in_the_path_is_no_route_at_iodas(ioda):
+    """The paths pollwatch used to ask (the entity in the path) answer 404, as IODA's router does."""
+    import httpx
+
+    r = httpx.get(ioda.url + "/outages/alerts/country/KZ", params={"from": 0, "until": 10})
+    assert r.status_code == 404 and "No route" in r.json()["error"]
+    r = httpx.get(ioda.url + "/outages/events", params={"until": 10})
+    assert r.status_code == 400 and r.json()["error"] == "'from' timestamp must be set"
+
+
+def test_gtr_is_asked_for_the_country_only(ioda, kz_watch):
+    res = collect(source(ioda, corroboration=False, datasources=["gtr", "bgp"]), kz_watch)
+    gtr = [r.path for r in ioda.requests if r.query.get("datasource") == "gtr"]
+    assert gtr == ["/signals/raw/country/KZ"]
+    assert not any(g.signal == "gtr" for g in res.gaps)
+    assert {o.entity_key for o in res.observations if o.signal == "gtr"} == {"KZ"}
 
 
 def test_make_source_takes_the_playbook_config_and_a_base_url_override(ioda, kz_watch):

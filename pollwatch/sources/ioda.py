@@ -18,8 +18,15 @@ ignored). A region IODA does not know becomes a gap with one warning naming IODA
 a request that comes back empty every tick; when the look-up itself fails the codes are sent as
 they are.
 
-`/outages/alerts/{type}[/{code}]` and `/outages/events/{type}[/{code}]` (country, and the
-country's regions and networks via `relatedTo=country/CC`) become `Corroboration` records.
+IODA's own outage records: `GET /outages/alerts` and `GET /outages/events` with
+`entityType`, `entityCode` (the country) or `relatedTo=country/CC` (its regions, its networks),
+`from`, `until`, `limit`, `page` as query parameters (InetIntel/ioda-api
+src/Controller/OutagesController.php), become `Corroboration` records: alerts as
+src/Entity/OutagesAlertNormalizer.php writes them (`datasource, entity{type,code,name}, time,
+level, condition, value, historyValue, method`), events in the default `codf` format of
+src/Entity/OutagesEventNormalizer.php (`location` "type/code", `location_name`, `start`,
+`duration`, `method`, `datasource`, `score`, `overlaps_window`).
+`gtr` (Google traffic) is asked for the country only.
 """
 
 from __future__ import annotations
@@ -41,6 +48,9 @@ from pollwatch.timeutil import floor_time
 
 DATASOURCE_SIGNALS = {"bgp": "bgp", "ping-slash24": "active_probing", "merit-nt": "telescope", "gtr": "gtr"}
 DEFAULT_DATASOURCES = ("bgp", "ping-slash24", "merit-nt")
+OUTAGES_PAGE = 500  # IODA's default `limit` for /outages/alerts and /outages/events
+OUTAGES_PAGES = 4  # pages read per request before a notice says the rest were left
+COUNTRY_ONLY = {"gtr"}  # Google's traffic exists per country only (IODA has no gtr series for regions or networks)
 MAX_RANGE = timedelta(days=90)  # IODA refuses >= 100 days; keep a margin
 REGION_LIST_TTL = 24 * 3600.0  # seconds a country's IODA region list is reused
 _REGION_LISTS: dict[tuple[str, str], tuple[float, dict[str, str]]] = {}  # (base URL, country) -> (fetched, name -> code)
@@ -194,7 +204,8 @@ class IodaSource(Source):
         return known
 
     def expected(self, watch: Watch) -> list[tuple[str, str | None]]:
-        return [(key, DATASOURCE_SIGNALS.get(ds, ds)) for _, _, key in self.entities(watch) for ds in self.datasources(watch)]
+        return [(key, DATASOURCE_SIGNALS.get(ds, ds)) for etype, _, key in self.entities(watch) for ds in self.datasources(watch)
+                if etype == "country" or ds not in COUNTRY_ONLY]
 
     # --- collection -----------------------------------------------------------------------
     async def _collect(self, run: _Run) -> None:
@@ -207,7 +218,7 @@ class IodaSource(Source):
             entities = self.entities(watch, self._codes)
             jobs = []
             for ds in self.datasources(watch):
-                for etype in ("country", "region", "asn"):
+                for etype in ("country",) if ds in COUNTRY_ONLY else ("country", "region", "asn"):
                     group = [e for e in entities if e[0] == etype]
                     for i in range(0, len(group), per_request):
                         for c_start, c_end in chunks:
@@ -271,17 +282,18 @@ class IodaSource(Source):
             )
 
     async def _corroboration(self, http: HttpClient, run: _Run) -> None:
+        """IODA's own outage alerts and events for the country, its regions and its networks.
+
+        `/outages/alerts` and `/outages/events` take the entity as query parameters (entityType,
+        entityCode, relatedTo; InetIntel/ioda-api src/Controller/OutagesController.php): the entity
+        in the path is no route (404). Pages of `limit` records are followed while full."""
         cc = run.country
-        params = {"from": int(run.start.timestamp()), "until": int(run.end.timestamp())}
-        requests = [
-            ("alerts", "/outages/alerts/country/" + cc, params),
-            ("events", "/outages/events/country/" + cc, params),
-            ("alerts", "/outages/alerts/region", {**params, "relatedTo": f"country/{cc}"}),
-            ("events", "/outages/events/region", {**params, "relatedTo": f"country/{cc}"}),
-            ("alerts", "/outages/alerts/asn", {**params, "relatedTo": f"country/{cc}"}),
-            ("events", "/outages/events/asn", {**params, "relatedTo": f"country/{cc}"}),
-        ]
-        results = await asyncio.gather(*(self._records(http, run, kind, path, p) for kind, path, p in requests))
+        base = {"from": int(run.start.timestamp()), "until": int(run.end.timestamp())}
+        requests = []
+        for kind in ("alerts", "events"):
+            requests.append((kind, {**base, "entityType": "country", "entityCode": cc}))
+            requests += [(kind, {**base, "entityType": etype, "relatedTo": f"country/{cc}"}) for etype in ("region", "asn")]
+        results = await asyncio.gather(*(self._records(http, run, kind, p) for kind, p in requests))
         seen: set[str] = set()
         for recs in results:
             for rec in recs:
@@ -289,21 +301,30 @@ class IodaSource(Source):
                     seen.add(rec.id)
                     run.result.corroborations.append(rec)
 
-    async def _records(self, http: HttpClient, run: _Run, kind: str, path: str, params: dict[str, Any]) -> list[Corroboration]:
+    async def _records(self, http: HttpClient, run: _Run, kind: str, params: dict[str, Any]) -> list[Corroboration]:
+        limit = max(1, int(self.options.get("records_per_page", OUTAGES_PAGE)))
+        pages = max(1, int(self.options.get("record_pages", OUTAGES_PAGES)))
+        out: list[Corroboration] = []
         try:
-            fetched = await http.get_json(path, params)
-            data = _envelope_data(fetched.payload)
-            if data is None:
-                return []
-            if not isinstance(data, list):
-                raise ShapeError(f"'data' should be a list of {kind}, got {type(data).__name__}")
-            parse = self._alert if kind == "alerts" else self._event
-            return [rec for item in data if (rec := parse(run, item, fetched)) is not None]
+            for page in range(pages):
+                fetched = await http.get_json(f"/outages/{kind}", {**params, "limit": limit, "page": page})
+                data = _envelope_data(fetched.payload)
+                if data is None:
+                    break
+                if not isinstance(data, list):
+                    raise ShapeError(f"'data' should be a list of {kind}, got {type(data).__name__}")
+                parse = self._alert if kind == "alerts" else self._event
+                out += [rec for item in data if (rec := parse(run, item, fetched)) is not None]
+                if len(data) < limit:
+                    break
+            else:
+                run.notice(f"ioda: more than {pages * limit} outage {kind} for {params.get('entityType')} in {run.country}; "
+                           f"the rest were not read (sources.ioda.options.record_pages)")
         except (FetchError, ShapeError) as exc:
             if isinstance(exc, ShapeError):
                 exc = shape_failure(exc)
             run.failed(exc, f"outages {kind}")
-            return []
+        return out
 
     def _entity(self, run: _Run, etype: str | None, code: str | None) -> str:
         cc = run.country

@@ -9,12 +9,15 @@ One request covers one test (and, for `web_connectivity`, one domain) for many A
 are split into weeks.
 
 Only complete hours are emitted (an hour whose end is after the range's end is left for a later
-tick; `options.partial_hours: true` emits it anyway). Each (service, ASN, hour) becomes a `service_failure_rate` observation with
-value = (anomaly + confirmed + failure) / measurements and `count` = measurements: a rate from
-2 measurements is not a rate from 200. An hour without measurements is `value=None, count=0`
-(no data; never a 0.0 rate). When the playbook defines `service_anomaly_rate`, it is emitted
-too: (anomaly + confirmed) / (measurements - failures), the share of completed tests that saw
-interference.
+tick; `options.partial_hours: true` emits it anyway). Each (service, ASN, hour) becomes a
+`service_failure_rate` observation: the share of completed tests that saw interference,
+(anomaly + confirmed) / (measurements - failures), with `count` = completed tests (a rate from 2
+tests is not a rate from 200). OONI's `failure_count` counts measurements whose run failed
+(`msm_failure`: the probe could not complete the test; ooni/backend
+oonimeasurements/routers/v1/aggregation.py), and `anomaly_count`/`confirmed_count` exclude them:
+a failed run is no evidence of blocking. An hour where more than half the runs failed
+(`options.max_failed_share`) is a gap and a data-quality notice, never a rate; an hour without
+measurements is `value=None, count=0` (no data; never a 0.0 rate).
 
 The country's tests of each service, all the watch's networks together, are a series too
 (`asn` None: the sums of the networks' measurements and failures per hour; `options.country_series:
@@ -33,14 +36,14 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, TypeAdapter, ValidationError
 
-from pollwatch.models import Observation, Provenance, entity_key
+from pollwatch.models import NoticeLevel, Observation, Provenance, entity_key
 from pollwatch.playbook import Service, Watch
 from pollwatch.sources.base import ShapeError, Source, _Run, shape_failure
 from pollwatch.sources.http import FetchError, Fetched, HttpClient
 from pollwatch.timeutil import floor_time
 
 FAILURE_RATE = "service_failure_rate"
-ANOMALY_RATE = "service_anomaly_rate"
+MAX_FAILED_SHARE = 0.5  # an hour where more than this share of runs failed is a data-quality gap, not a rate
 HOUR = timedelta(hours=1)
 MAX_HOURLY_RANGE = timedelta(days=7)
 
@@ -128,12 +131,9 @@ class OoniSource(Source):
         extra = [int(a) for a in self.options.get("asns", [])]
         return list(dict.fromkeys([p.asn for p in watch.providers] + extra))
 
-    def signals(self, watch: Watch) -> list[str]:
-        return [FAILURE_RATE] + ([ANOMALY_RATE] if ANOMALY_RATE in watch.signals or self.options.get("anomaly_rate") else [])
-
     def expected(self, watch: Watch) -> list[tuple[str, str | None]]:
         cc = watch.country or ""
-        out = [(entity_key(cc, None, a, s.name), sig) for s in self.services(watch) for a in self.asns(watch) for sig in self.signals(watch)]
+        out = [(entity_key(cc, None, a, s.name), FAILURE_RATE) for s in self.services(watch) for a in self.asns(watch)]
         if self._pooled():
             out += [(entity_key(cc, None, None, s.name), FAILURE_RATE) for s in self.services(watch)]
         return out
@@ -184,8 +184,7 @@ class OoniSource(Source):
                 lo = max(run.start, datetime(since.year, since.month, since.day, tzinfo=timezone.utc))
                 hi = min(run.end, datetime(until.year, until.month, until.day, tzinfo=timezone.utc))
                 for a in asns:
-                    for sig in self.signals(run.watch):
-                        run.gap(entity_key(cc, None, a, svc.name), sig, reason, lo, hi)
+                    run.gap(entity_key(cc, None, a, svc.name), FAILURE_RATE, reason, lo, hi)
                 if self._pooled():  # the country's pooled series misses these networks' tests too
                     run.gap(entity_key(cc, None, None, svc.name), FAILURE_RATE, reason, lo, hi)
                 return
@@ -205,26 +204,33 @@ class OoniSource(Source):
                 c[2] += r.measurement_count
                 c[3] += 1
         prov = _combined(fetched_all)
-        signals = self.signals(run.watch)
         lo = max(floor_time(run.start, HOUR), datetime(since.year, since.month, since.day, tzinfo=timezone.utc))
         hi = min(run.end, datetime(until.year, until.month, until.day, tzinfo=timezone.utc))
         partial = bool(self.options.get("partial_hours", False))
+        most = float(self.options.get("max_failed_share", MAX_FAILED_SHARE))
+        failed_hours: list[str] = []
         hour = lo
         while hour < hi:
             if not partial and hour + HOUR > run.end:
                 break  # an hour still filling up is left for the tick that completes it (detectors judge a time once)
             for a in asns:
                 anomalies, failures, total, _ = counts.get((a, hour), (0, 0, 0, 0))
-                base = dict(time=hour, source="ooni", country=cc, asn=a, service=svc.name, provenance=prov)
-                if total <= 0:
-                    for sig in signals:
-                        run.result.observations.append(Observation(signal=sig, value=None, count=0, **base))
-                    continue
-                run.result.observations.append(Observation(signal=FAILURE_RATE, value=(anomalies + failures) / total, count=total, **base))
-                if ANOMALY_RATE in signals:
-                    done = total - failures
-                    run.result.observations.append(Observation(signal=ANOMALY_RATE, value=(anomalies / done) if done > 0 else None, count=max(done, 0), **base))
+                key = entity_key(cc, None, a, svc.name)
+                done = total - failures
+                if total > 0 and failures > most * total:
+                    # most runs could not complete the test (a probe bug, an OONI outage): no evidence either way
+                    run.gap(key, FAILURE_RATE, f"{svc.name}: {failures} of {total} OONI measurements failed to run "
+                                               f"(msm_failure) in AS{a} at {hour:%Y-%m-%dT%H:%MZ}", hour, hour + HOUR)
+                    failed_hours.append(f"AS{a} {hour:%H:%MZ} ({failures}/{total})")
+                    done = 0
+                run.result.observations.append(Observation(
+                    time=hour, source="ooni", signal=FAILURE_RATE, country=cc, asn=a, service=svc.name, provenance=prov,
+                    value=(anomalies / done) if done > 0 else None, count=max(done, 0)))
             hour += HOUR
+        if failed_hours:
+            shown = ", ".join(failed_hours[:6]) + (f" and {len(failed_hours) - 6} more" if len(failed_hours) > 6 else "")
+            run.notice(f"ooni: data quality: most {svc.name} measurements failed to run (OONI's failure_count; not a block) "
+                       f"for {shown}; those hours are gaps", NoticeLevel.warning)
 
 
 def country_series(observations: list[Observation], asns: set[int]) -> list[Observation]:

@@ -39,6 +39,39 @@ class Recorded:
     headers: dict[str, str]
 
 
+@dataclass(frozen=True)
+class Route:
+    """One route of the real service, as its own code declares it: path pattern ({name} is one path
+    segment), the query parameters it reads (`required` ones it refuses to go without) and the file."""
+
+    pattern: str
+    params: frozenset[str]
+    required: frozenset[str] = frozenset()
+    upstream: str = ""
+
+    def match(self, path: str) -> dict[str, str] | None:
+        want = [p for p in self.pattern.split("/") if p]
+        got = [p for p in path.split("/") if p]
+        if len(want) != len(got):
+            return None
+        out = {}
+        for w, g in zip(want, got):
+            if w.startswith("{") and w.endswith("}"):
+                out[w[1:-1]] = g
+            elif w != g:
+                return None
+        return out
+
+    def problems(self, query: dict[str, str]) -> list[str]:
+        """What a request's query does wrong by this route: parameters it does not read, required ones missing."""
+        out = [f"unknown parameter {k!r}" for k in sorted(query) if k not in self.params]
+        return out + [f"missing required parameter {k!r}" for k in sorted(self.required) if k not in query]
+
+
+def route(pattern: str, params: str = "", required: str = "", upstream: str = "") -> Route:
+    return Route(pattern, frozenset(params.split()) | frozenset(required.split()), frozenset(required.split()), upstream)
+
+
 @dataclass
 class _Fault:
     mode: str
@@ -184,6 +217,27 @@ class FakeAPI:
     def respond(self, path: str, query: dict[str, str], headers: Any, empty: bool) -> tuple[int, Any]:
         raise NotImplementedError
 
+    routes: tuple[Route, ...] = ()  # the service's routes, from its own code (see each fake's docstring)
+
+    def route_of(self, path: str) -> tuple[Route, dict[str, str]] | None:
+        """The route serving `path` (after the prefix) and its path parameters, or None (the service's 404)."""
+        for r in self.routes:
+            found = r.match(path)
+            if found is not None:
+                return r, found
+        return None
+
+    def contract_problems(self) -> list[str]:
+        """Every recorded request checked against the route table: no route, unknown or missing parameters."""
+        out = []
+        for req in self.requests:
+            hit = self.route_of(req.path)
+            if hit is None:
+                out.append(f"{req.path}: no such route")
+                continue
+            out += [f"{req.path}: {p}" for p in hit[0].problems(req.query)]
+        return out
+
     def paths(self, prefix: str = "") -> list[str]:
         return [r.path for r in self.requests if r.path.startswith(prefix)]
 
@@ -202,10 +256,30 @@ def _utc(text: str) -> datetime:
 IODA_STEPS = {"bgp": 300, "ping-slash24": 600, "merit-nt": 300, "gtr": 1800}
 
 
+IODA_CONTROLLERS = "InetIntel/ioda-api src/Controller/"
+OUTAGES_PARAMS = "datasource limit page relatedTo entityType entityCode ignoreMethods extendWindow"
+
+
 class IodaFake(FakeAPI):
-    """IODA v2: /signals/raw/{type}/{codes}, /outages/alerts/..., /outages/events/...."""
+    """IODA v2 as InetIntel/ioda-api's controllers route it (`routes` below; src/Controller/SignalsController.php,
+    EntitiesController.php, OutagesController.php): `/signals/raw/{entityType}/{entityCode}`,
+    `/entities/query`, `/outages/alerts` and `/outages/events` with the entity in query parameters
+    (entityType, entityCode, relatedTo), `limit` (default 500) and `page` (from 0, needs `limit`).
+    Alerts are served as src/Entity/OutagesAlertNormalizer.php writes them, events in the default
+    `codf` format of src/Entity/OutagesEventNormalizer.php. Errors are IODA's envelope with `error`
+    set and HTTP 400 (a missing `from`/`until`, a bad limit/page/format); a path no controller
+    routes, such as `/outages/alerts/country/KZ`, is a 404."""
 
     prefix = "/v2"
+    routes = (
+        route("/signals/raw/{entityType}/{entityCode}", "datasource maxPoints noinflux sourceParams", "from until",
+              IODA_CONTROLLERS + "SignalsController.php"),
+        route("/entities/query", "entityType entityCode relatedTo search limit page", "", IODA_CONTROLLERS + "EntitiesController.php"),
+        route("/outages/alerts", OUTAGES_PARAMS, "from until", IODA_CONTROLLERS + "OutagesController.php"),
+        route("/outages/events", OUTAGES_PARAMS + " includeAlerts format orderBy overall", "from until",
+              IODA_CONTROLLERS + "OutagesController.php"),
+        route("/outages/summary", OUTAGES_PARAMS + " orderBy", "from until", IODA_CONTROLLERS + "OutagesController.php"),
+    )
 
     def __init__(self, latency: float = 0.0) -> None:
         super().__init__(latency)
@@ -242,19 +316,50 @@ class IodaFake(FakeAPI):
         }
 
     def respond(self, path: str, query: dict[str, str], headers: Any, empty: bool) -> tuple[int, Any]:
-        parts = [p for p in path.split("/") if p]
-        if parts[:2] == ["signals", "raw"] and len(parts) == 4:
-            return self._signals(parts[2], parts[3], query, empty)
-        if parts == ["entities", "query"] and query.get("entityType") == "region":
+        hit = self.route_of(path)
+        if hit is None:
+            return 404, self._envelope("error", query, None, f"No route found for \"GET {self.prefix}{path}\"")
+        r, args = hit
+        if r.pattern.startswith("/signals/raw/"):
+            return self._signals(args["entityType"], args["entityCode"], query, empty)
+        if r.pattern == "/entities/query":
             cc = query.get("relatedTo", "").partition("/")[2].upper()
-            return 200, self._envelope("entities", query, [] if empty else self.regions.get(cc, []))
-        if parts[:1] == ["outages"] and len(parts) >= 3 and parts[1] in ("alerts", "events"):
-            kind, etype = parts[1], parts[2]
-            code = parts[3] if len(parts) > 3 else None
-            records = self.alerts if kind == "alerts" else self.events
-            out = [] if empty else [r for r in records if _rec_matches(r, kind, etype, code)]
-            return 200, self._envelope(f"outages.{kind}", query, out)
-        return 404, self._envelope("error", query, None, f"no route {path}")
+            regions = self.regions.get(cc, []) if query.get("entityType") == "region" else []
+            return 200, self._envelope("entities", query, [] if empty else regions)
+        kind = r.pattern.rsplit("/", 1)[1]
+        return self._outages(kind, query, empty)
+
+    def _outages(self, kind: str, query: dict[str, str], empty: bool) -> tuple[int, Any]:
+        """OutagesController::alerts / ::events: sanitizeInputs' checks, then the records of the entity, paged."""
+        typ = f"outages.{kind}"
+        frm, until = (_digits(query.get(k)) for k in ("from", "until"))
+        limit, page = _digits(query.get("limit", "500")), query.get("page")
+        problem = None
+        if frm is None:
+            problem = "'from' timestamp must be set"
+        elif until is None:
+            problem = "'until' timestamp must be set"
+        elif query.get("datasource") and query["datasource"] not in IODA_STEPS:
+            problem = f"invalid datasource {query['datasource']}"
+        elif kind == "events" and query.get("format", "codf") not in ("codf", "ioda"):
+            problem = f"invalid format {query['format']} (must be one of the following ['codf', 'ioda'])"
+        elif not limit:
+            problem = "limit must be greater than 0"
+        elif page is not None and (_digits(page) is None):
+            problem = "page must be greater than or equals to 0"
+        if problem:
+            return 400, self._envelope(typ, query, None, problem)
+        rel_type, _, rel_code = query.get("relatedTo", "").partition("/")
+        etype, codes = query.get("entityType"), query.get("entityCode")
+        records = self.alerts if kind == "alerts" else self.events
+        out = [] if empty else [{k: v for k, v in rec.items() if not k.startswith("_")} for rec in records
+                                if _rec_matches(rec, kind, etype, codes, rel_type, rel_code) and _rec_in(rec, kind, frm, until)]
+        if page is not None:
+            first = int(page) * int(limit)
+            out = out[first : first + int(limit)]
+        else:
+            out = out[: int(limit)]
+        return 200, self._envelope(typ, query, out)
 
     def _signals(self, etype: str, codes: str, query: dict[str, str], empty: bool) -> tuple[int, Any]:
         try:
@@ -280,65 +385,125 @@ class IodaFake(FakeAPI):
         return 200, self._envelope("signals", query, data)
 
 
-def _rec_matches(rec: dict[str, Any], kind: str, etype: str, code: str | None) -> bool:
+def _digits(text: str | None) -> int | None:
+    """OutagesController::parseTimestampParameter: a non-negative integer, else None."""
+    return int(text) if text is not None and text.isdigit() else None
+
+
+def _rec_entity(rec: dict[str, Any], kind: str) -> tuple[str | None, str]:
     if kind == "alerts":
         ent = rec.get("entity", {})
-        rtype, rcode = ent.get("type"), str(ent.get("code"))
-    else:
-        rtype, _, rcode = str(rec.get("location", "")).partition("/")
-    return rtype == etype and (code is None or rcode in code.split(","))
+        return ent.get("type"), str(ent.get("code"))
+    rtype, _, rcode = str(rec.get("location", "")).partition("/")
+    return rtype, rcode
 
 
-def ioda_alert(etype: str, code: str, when: datetime, ds: str = "bgp", level: str = "critical", value: float = 10.0, history: float = 1000.0) -> dict[str, Any]:
-    """An /outages/alerts record in IODA's shape."""
-    return {"datasource": ds, "entity": {"type": etype, "code": code, "name": f"{etype} {code}", "attrs": {}}, "time": _ts(when),
+def _rec_in(rec: dict[str, Any], kind: str, frm: int, until: int) -> bool:
+    """Alerts generated in [from, until); events active then (the events route looks 14 days around: extendWindow)."""
+    if kind == "alerts":
+        return frm <= int(rec["time"]) < until
+    return int(rec["start"]) < until and int(rec["start"]) + int(rec.get("duration") or 0) >= frm
+
+
+def _rec_matches(rec: dict[str, Any], kind: str, etype: str | None, codes: str | None, rel_type: str, rel_code: str) -> bool:
+    """The entity filters: entityType, entityCode (comma separated), relatedTo=type/code (a region or
+    network of a country: the fake's records carry their country in `entity.attrs.country_code`)."""
+    rtype, rcode = _rec_entity(rec, kind)
+    if etype and rtype != etype:
+        return False
+    if codes and rcode not in codes.split(","):
+        return False
+    if rel_type == "country" and rel_code:
+        return str(rec.get("_country", "")).upper() == rel_code.upper()
+    return True
+
+
+def ioda_alert(etype: str, code: str, when: datetime, ds: str = "bgp", level: str = "critical", value: float = 10.0, history: float = 1000.0,
+               country: str = "KZ") -> dict[str, Any]:
+    """An /outages/alerts record as src/Entity/OutagesAlertNormalizer.php writes it (`_country`: the fake's relatedTo)."""
+    return {"_country": country, "datasource": ds, "entity": {"type": etype, "code": code, "name": f"{etype} {code}", "attrs": {}}, "time": _ts(when),
             "level": level, "condition": "< 0.5", "value": value, "historyValue": history, "method": "median"}
 
 
-def ioda_event(etype: str, code: str, start: datetime, end: datetime, ds: str = "bgp", score: float = 1234.5) -> dict[str, Any]:
-    """An /outages/events record in IODA's default (codf) shape."""
-    return {"location": f"{etype}/{code}", "location_name": f"{etype} {code}", "start": _ts(start), "duration": _ts(end) - _ts(start),
+def ioda_event(etype: str, code: str, start: datetime, end: datetime, ds: str = "bgp", score: float = 1234.5, country: str = "KZ") -> dict[str, Any]:
+    """An /outages/events record in the codf format of src/Entity/OutagesEventNormalizer.php (`_country`: the fake's relatedTo)."""
+    return {"_country": country, "location": f"{etype}/{code}", "location_name": f"{etype} {code}", "start": _ts(start), "duration": _ts(end) - _ts(start),
             "uncertainty": None, "status": 0, "fraction": None, "score": score, "method": "median", "datasource": ds, "overlaps_window": False}
 
 
 # --- OONI ------------------------------------------------------------------------------------
 
 
+OONI_AGGREGATION = "ooni/backend ooniapi/services/oonimeasurements/src/oonimeasurements/routers/v1/aggregation.py"
+
+
 class OoniFake(FakeAPI):
-    """OONI /api/v1/aggregation with axis_x=measurement_start_day (hour grain), axis_y=probe_asn."""
+    """OONI's aggregation API as ooni/backend's oonimeasurements service routes it (`routes`;
+    oonimeasurements/routers/v1/aggregation.py), with axis_x=measurement_start_day at hour grain.
+
+    Counts as the service computes them: `failure_count` counts measurements whose run failed
+    (msm_failure), and `anomaly_count`/`confirmed_count`/`ok_count` count only the others; hours
+    are "%Y-%m-%dT%H:%M:%SZ". Errors as the code raises them: a bad ASN in probe_asn is 400
+    `{"detail": ...}` (HTTPException), a query parameter FastAPI cannot read (a date that is not
+    a date, a domain under 3 characters) 422 `{"detail": [...]}`, a time range the time grain does
+    not allow (hour: at most 7 days; since >= until) is an exception outside the handler's try:
+    500 "Internal Server Error"; an unknown path 404 `{"detail": "Not Found"}`. Quota: the API's
+    limiter (ooni/backend api/ooniapi/rate_limit_quotas.py) answers 429 with the text "429 error"
+    (fault "429"; `retry_after` adds a Retry-After header, which the limiter does not send)."""
+
+    routes = (
+        route("/api/v1/aggregation", "input domain category_code probe_cc probe_asn test_name ooni_run_link_id since until "
+              "time_grain axis_x axis_y format download", "", OONI_AGGREGATION),
+    )
 
     def __init__(self, latency: float = 0.0) -> None:
         super().__init__(latency)
         self.silent: set[int] = set()  # ASNs with no measurements at all (blind spots)
         self.blocks: list[tuple[str, str | None, int | None, datetime, datetime, float]] = []  # (test, domain, asn, start, end, share failing)
+        self.run_failures: list[tuple[str, int | None, datetime, datetime, float]] = []  # (test, asn, start, end, share of runs failed)
         self.per_hour = 10  # measurements per (asn, test, domain, hour) unless silent
 
     def block(self, test: str, start: datetime, end: datetime, share: float = 1.0, asn: int | None = None, domain: str | None = None) -> None:
         self.blocks.append((test, domain, asn, start, end, share))
 
+    def failing_runs(self, test: str, start: datetime, end: datetime, share: float = 1.0, asn: int | None = None) -> None:
+        """Probes that could not complete the test (msm_failure): a probe bug or an OONI outage, not a block."""
+        self.run_failures.append((test, asn, start, end, share))
+
     def counts(self, test: str, domain: str | None, asn: int, hour: datetime) -> dict[str, int]:
         n = 0 if asn in self.silent else self.per_hour
-        share = 0.0
+        share = failed_share = 0.0
         for b_test, b_domain, b_asn, s, e, sh in self.blocks:
             if b_test == test and (b_domain is None or b_domain == domain) and (b_asn is None or b_asn == asn) and s <= hour < e:
                 share = max(share, sh)
-        bad = round(n * share)
+        for f_test, f_asn, s, e, sh in self.run_failures:
+            if f_test == test and (f_asn is None or f_asn == asn) and s <= hour < e:
+                failed_share = max(failed_share, sh)
+        failure = round(n * failed_share) or (1 if n and not share and (asn + hour.hour) % 7 == 0 else 0)
+        bad = round((n - failure) * share)  # anomaly and confirmed exclude failed runs (countIf ... msm_failure = 'f')
         confirmed = bad // 3
-        failure = 1 if n and not bad and (asn + hour.hour) % 7 == 0 else 0
         anomaly = bad - confirmed
         return {"anomaly_count": anomaly, "confirmed_count": confirmed, "failure_count": failure,
                 "ok_count": n - anomaly - confirmed - failure, "measurement_count": n}
 
     def respond(self, path: str, query: dict[str, str], headers: Any, empty: bool) -> tuple[int, Any]:
-        if path != "/api/v1/aggregation":
+        if self.route_of(path) is None:
             return 404, {"detail": "Not Found"}
         try:
             since, until = date.fromisoformat(query["since"]), date.fromisoformat(query["until"])
-        except (KeyError, ValueError):
-            return 422, {"detail": "since/until must be dates"}
-        if query.get("time_grain") == "hour" and until - since > timedelta(days=7):
-            return 200, {"error": "Choose time_grain between day, week, auto for the given time range", "v": 0}
-        asns = [int(a.upper().removeprefix("AS")) for a in query.get("probe_asn", "").split(",") if a]
+        except KeyError:
+            return 400, {"detail": "the fake needs since and until (the service defaults them to six months)"}
+        except ValueError:
+            return 422, {"detail": [{"type": "date_from_datetime_parsing", "loc": ["query", "since"], "msg": "Input should be a valid date"}]}
+        if query.get("domain") is not None and len(query["domain"]) < 3:
+            return 422, {"detail": [{"type": "string_too_short", "loc": ["query", "domain"], "msg": "String should have at least 3 characters"}]}
+        grain = query.get("time_grain", "auto")
+        if until <= since or (grain == "hour" and until - since > timedelta(days=7)):
+            return 500, "Internal Server Error"  # _resolve_time_grain raises in where_by_date, outside the handler's try
+        try:
+            asns = [int(a[2:]) if a.startswith("AS") else int(a) for a in query.get("probe_asn", "").split(",") if a]
+        except ValueError:
+            return 400, {"detail": "Invalid ASN value in parameter probe_asn"}
         test = query.get("test_name", "")
         domains = query["domain"].split(",") if query.get("domain") else [None]
         rows = []
