@@ -33,6 +33,7 @@ from pydantic import BaseModel, Field
 from pollwatch.classify import network_label
 from pollwatch.models import Anomaly, AnomalyEvent, Cause, Evidence, Family, Incident, IncidentEvent, IncidentKind, iso
 from pollwatch.playbook import Watch
+from pollwatch.sources.ioda import DATASOURCE_SIGNALS
 
 # --- weights ----------------------------------------------------------------------------------
 
@@ -66,6 +67,7 @@ EXPERT_WEIGHTS: dict[str, float] = {
     "power_or_weather_event": -3.5,  # a recorded power cut, storm, earthquake
     "cable_event": -3.5,  # a recorded cable cut
     "radar_label": 3.0,  # Cloudflare Radar's cause label (sign from the label)
+    "ioda_record": 0.0,  # IODA's own detector recorded the outage: confirms it, says nothing of its cause (reported, not weighed)
 }
 
 DEFAULT_WEIGHTS: dict[str, float] = {**CALIBRATED_WEIGHTS, **EXPERT_WEIGHTS}
@@ -107,6 +109,8 @@ class ExternalEvent(BaseModel):
     country: str | None = None
     cause: str | None = None
     source: str = "coordinator"
+    signal: str | None = None  # the pollwatch signal an observatory's record is about (IODA: its datasource)
+    entity: str | None = None  # the pollwatch entity key of the record (country, region or network)
 
 
 class AttributionContext(BaseModel):
@@ -121,13 +125,30 @@ class AttributionContext(BaseModel):
 
 
 def events_from_corroborations(records: Iterable[Any]) -> list[ExternalEvent]:
-    """Cloudflare Radar annotations (pollwatch.sources' Corroboration records) as events carrying Radar's cause label."""
+    """The observatories' own outage records (pollwatch.sources' Corroboration records) as events: Cloudflare
+    Radar annotations carrying Radar's cause label, IODA's outage events and its warning or critical alerts
+    (`ioda_outage`, with the signal and entity they are about; an alert back to `normal` is a recovery)."""
     out = []
     for r in records:
-        if getattr(r, "kind", None) == "radar_annotation" and getattr(r, "cause", None):
+        kind = getattr(r, "kind", None)
+        if kind == "radar_annotation" and getattr(r, "cause", None):
             out.append(ExternalEvent(name=getattr(r, "description", None) or r.id, type="radar_outage", start=r.start, end=r.end,
                                      country=r.country, cause=r.cause, source="radar"))
+        elif kind == "ioda_event" or (kind == "ioda_alert" and str(getattr(r, "level", "") or "").lower() in ("warning", "critical")):
+            ds = getattr(r, "datasource", None) or ""
+            out.append(ExternalEvent(name=f"IODA {kind.removeprefix('ioda_')} {ds} {r.entity}", type="ioda_outage", start=r.start,
+                                     end=r.end, country=r.country, source="ioda", signal=DATASOURCE_SIGNALS.get(ds, ds or None),
+                                     entity=r.entity))
     return out
+
+
+def _in_scope(entity: str | None, incident: Incident) -> bool:
+    """Whether an entity key is the incident's country or one of its regions or networks."""
+    if not entity or entity == incident.country:
+        return True
+    part = entity.partition("/")[2]
+    kind, _, code = part.partition("=")
+    return (kind == "region" and code in incident.scope.regions) or (kind == "asn" and code.isdigit() and int(code) in incident.scope.asns)
 
 
 def watch_events(watch: Watch) -> list[ExternalEvent]:
@@ -273,16 +294,26 @@ def gather_evidence(watch: Watch, incident: Incident, anomalies: Sequence[Anomal
                    f"{len(firsts)} providers dropped within {spread.total_seconds() / 60:.0f} min of each other"
                    + ("" if together else " (staggered, not one switch)"),
                    {"providers": len(firsts), "onset_spread_min": round(spread.total_seconds() / 60, 1)})
-        # all signals agreeing
+        # IODA's own records of the outage (alerts, events) around the onset, for the country or the incident's scope
+        ioda_signals = {s for s, c in watch.signals.items() if c.family is Family.connectivity and c.source == "ioda"}
+        records = [e for e in ctx.events if e.type == "ioda_outage" and _in_scope(e.entity, incident)
+                   and abs(e.start - start) <= SAME_TIME_WINDOW]
+        by_ioda = sorted({e.signal for e in records if e.signal} & ioda_signals)
+        if records:
+            ev.add("ioda_record", 1.0, f"IODA's own detector recorded it: {len(records)} alert(s)/event(s) from "
+                   f"{min(e.start for e in records):%H:%MZ} ({', '.join(sorted({e.signal or '?' for e in records}))}; "
+                   f"{', '.join(sorted({e.entity or incident.country for e in records})[:5])})",
+                   {"records": len(records), "signals": sorted({e.signal or "?" for e in records})})
+        # all signals agreeing (a signal IODA's own records show falling counts, even where the watch's data missed it)
         observed = ctx.observed_signals
-        configured = sorted(s for s, c in watch.signals.items() if c.family is Family.connectivity and c.source == "ioda"
-                            and (observed is None or s in observed))
-        seen = sorted({a.signal for a in conn} & set(configured))
+        configured = sorted(s for s in ioda_signals if observed is None or s in observed or s in by_ioda)
+        seen = sorted(({a.signal for a in conn} | set(by_ioda)) & set(configured))
         if configured:
             agree = len(seen) == len(configured) and len(seen) >= 2
             ev.add("all_signals_agree", 1.0 if agree else 0.0,
-                   f"{len(seen)} of {len(configured)} signals agree ({', '.join(seen) or '-'})",
-                   {"signals": len(seen), "of": len(configured), "seen": seen})
+                   f"{len(seen)} of {len(configured)} signals agree ({', '.join(seen) or '-'})"
+                   + (f"; IODA's records show {', '.join(by_ioda)}" if by_ioda else ""),
+                   {"signals": len(seen), "of": len(configured), "seen": seen, "ioda_records": by_ioda})
         # BGP withdrawal versus data-plane-only loss
         if "bgp" in watch.signals and (observed is None or "bgp" in observed) and conn:
             bgp = [a for a in conn if a.signal == "bgp"]

@@ -21,6 +21,8 @@ class Settings(BaseSettings):
     slack_webhook_url: SecretStr | None = None
     slack_base_url: str | None = None
     radar_api_token: SecretStr | None = None
+    contact_url: str | None = Field(default=None, description="where observatories can reach this deployment's operators "
+                                                                "(a web page or mailto:), sent in every request's User-Agent")
 
     @property
     def resolved_database_url(self) -> str:

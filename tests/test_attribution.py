@@ -317,3 +317,41 @@ def test_live_ticks_attribute_as_a_replay_does(kz_watch):
                      [(x.name, x.weight) for x in e.incident.evidence])
     assert [key(e) for e in live] == [key(e) for e in replayed.events]
     assert len(live) >= 2
+
+
+def test_iodas_own_outage_records_reach_attribution(kz_watch):
+    """IODA's alerts and events, as the IODA client collects them, name the signals IODA saw fall: they complete
+    `all_signals_agree` where the watch's own detector missed one, and are reported (not weighed) as `ioda_record`."""
+    import asyncio
+
+    from tests.fakes.observatories import IodaFake, fast_config, ioda_alert, ioda_event
+
+    from pollwatch.attribute import events_from_corroborations
+    from pollwatch.sources import IodaSource
+
+    w = kz_watch
+    own = shutdown(w, T0, signals=("bgp", "active_probing"))  # the telescope drop stayed under the watch's threshold
+    inc = incident_of(w, own)
+    ctx = AttributionContext(observed_signals={"bgp", "active_probing", "telescope"})
+    assert items(w, inc, own, ctx)["all_signals_agree"][0] == 0.0
+    with IodaFake() as ioda:
+        ioda.events.append(ioda_event("country", "KZ", T0 + 5 * MIN, T0 + 2 * H, ds="merit-nt"))
+        ioda.alerts.append(ioda_alert("asn", "9198", T0 + 10 * MIN, ds="ping-slash24", level="critical"))
+        ioda.alerts.append(ioda_alert("country", "KZ", T0 + 3 * H, ds="bgp", level="normal"))  # the recovery: not an outage
+        ioda.alerts.append(ioda_alert("asn", "9198", T0 - 6 * H, ds="bgp"))  # hours before: another outage
+        res = asyncio.run(IodaSource(fast_config(ioda.url, options={"datasources": ["bgp"]})).collect(w, T0 - 7 * H, T0 + 4 * H))
+    assert len(res.corroborations) == 4
+    ctx = ctx.model_copy(update={"events": events_from_corroborations(res.corroborations)})
+    assert len(ctx.events) == 3
+    got = items(w, inc, own, ctx)
+    assert got["all_signals_agree"][0] == 1.0 and got["all_signals_agree"][2]["ioda_records"] == ["active_probing", "telescope"]
+    assert "IODA's records show active_probing, telescope" in got["all_signals_agree"][1]
+    assert got["ioda_record"][2]["records"] == 2 and got["ioda_record"][2]["signals"] == ["active_probing", "telescope"]
+    scored = attribute_incident(w, inc, own, ctx)
+    record = next(e for e in scored.evidence if e.name == "ioda_record")
+    assert record.weight == 0 and "IODA's own detector recorded it" in record.detail
+    agree = next(e for e in scored.evidence if e.name == "all_signals_agree")
+    assert agree.weight > 0
+    # a record about a network outside the incident says nothing about it
+    other = [e.model_copy(update={"entity": "KZ/asn=64500"}) for e in ctx.events if e.entity != "KZ"]
+    assert "ioda_record" not in items(w, inc, own, ctx.model_copy(update={"events": other}))

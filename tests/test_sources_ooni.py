@@ -95,7 +95,7 @@ def test_failed_runs_are_not_blocking(ooni, kz_watch):
     wa = [o for o in res.observations if o.service == "whatsapp" and o.asn is not None]
     assert wa and all(o.value == 0.0 and o.count == 7 for o in wa)
     ooni.block("whatsapp", T0, T1, share=1.0)
-    res = collect(ooni, kz_watch)
+    res = collect(ooni, kz_watch, cache=False)  # the same final hours, other data: not from the cache
     wa = [o for o in res.observations if o.service == "whatsapp" and o.asn is not None]
     assert all(o.value == 1.0 and o.count == 7 for o in wa)  # every completed test saw interference
 
@@ -121,3 +121,45 @@ def test_only_complete_hours_are_emitted(ooni, kz_watch):
     assert collect(ooni, kz_watch, T0 + timedelta(minutes=35), T0 + timedelta(minutes=50)).observations == []
     res = collect(ooni, kz_watch, T0 + timedelta(minutes=35), T0 + timedelta(minutes=50), partial_hours=True)
     assert {o.time for o in res.observations} == {T0}
+
+
+def test_a_final_hour_is_asked_once_then_read_from_the_cache(ooni, kz_watch):
+    first = collect(ooni, kz_watch)
+    keys = len(ooni.requests)
+    assert keys == 11  # one per test and domain
+    again = collect(ooni, kz_watch)  # a later tick re-reading the same hours (another process: the cache is on disk)
+    assert len(ooni.requests) == keys and again.requests == 0
+    pick = lambda res: sorted((o.time, o.asn or 0, o.service, o.value, o.count) for o in res.observations)  # noqa: E731
+    assert pick(again) == pick(first)
+    assert all(o.provenance and "/api/v1/aggregation?" in o.provenance.request for o in again.observations)
+    # the next hour is asked once (its day is asked again, the hours before it are not re-read)
+    collect(ooni, kz_watch, T0 + timedelta(hours=5), T1 + timedelta(hours=1))
+    collect(ooni, kz_watch, T0 + timedelta(hours=5), T1 + timedelta(hours=1, minutes=30))
+    assert len(ooni.requests) == 2 * keys
+
+
+def test_a_live_tick_leaves_a_settling_hour_for_the_tick_that_finds_it_final(ooni, kz_watch, monkeypatch):
+    import pollwatch.sources.ooni as mod
+
+    settle = kz_watch.signals["service_failure_rate"].lag - timedelta(hours=1)
+    assert settle == timedelta(minutes=20)  # the template judges an hour 20 min after it ends
+    for minute in (5, 10, 15):  # the hour 00:00 ended, late uploads still arriving: nothing to ask
+        now = T0 + timedelta(hours=1, minutes=minute)
+        monkeypatch.setattr(mod, "now_utc", lambda now=now: now)
+        res = collect(ooni, kz_watch, T0, now)
+        assert res.observations == [] and res.gaps == []
+    assert ooni.requests == []
+    for minute in (20, 25, 30):  # final at 01:20: asked once, then read from the cache
+        now = T0 + timedelta(hours=1, minutes=minute)
+        monkeypatch.setattr(mod, "now_utc", lambda now=now: now)
+        res = collect(ooni, kz_watch, T0 + timedelta(minutes=minute - 20), now)
+        assert {o.time for o in res.observations} == {T0}
+    assert len(ooni.requests) == 11
+
+
+def test_ooni_quota_429_is_waited_out_as_retry_after_says(ooni, kz_watch):
+    ooni.retry_after = "7"
+    ooni.fail("429", times=1)
+    src = OoniSource(fast_config(ooni.url, retries=2, max_backoff=30), sleep=(sleeps := Sleeps()))
+    res = asyncio.run(src.collect(kz_watch, T0, T1))
+    assert res.gaps == [] and sleeps.delays and max(sleeps.delays) >= 7

@@ -49,7 +49,7 @@ def test_annotations_and_anomalies_keep_their_labels(radar, kz_watch):
     an = [c for c in res.corroborations if c.kind == "radar_anomaly"]
     assert len(an) == 1 and an[0].entity == "KZ/asn=9198" and an[0].status == "VERIFIED" and an[0].end is None
     assert radar.requests[0].headers["Authorization"] == f"Bearer {TOKEN}"
-    assert radar.requests[0].query["location"] == "KZ" and radar.requests[0].query["dateStart"] == "2019-06-09T00:00:00Z"
+    assert radar.requests[0].query["location"] == "KZ" and radar.requests[0].query["dateStart"] == "2019-06-07T00:00:00Z"  # 48 h look-back
 
 
 def test_token_from_the_environment(radar, kz_watch, monkeypatch):
@@ -81,3 +81,20 @@ def test_collect_sources_passes_the_token_to_radar_only(radar, kz_watch):
     w = kz_watch.model_copy(update={"sources": {"radar": fast_config(radar.url)}})
     out = asyncio.run(collect_sources(w, T0, T1, token=TOKEN, sleep=Sleeps()))
     assert list(out) == ["radar"] and len(out["radar"].corroborations) == 2
+
+
+def test_a_late_annotation_with_an_earlier_start_is_picked_up_once(radar, kz_watch):
+    """Radar publishes annotations after the fact: the next collect looks back 48 h and keeps each id once."""
+    radar.annotations.clear()
+    tick = T0 + timedelta(hours=5)
+    first = asyncio.run(source(radar).collect(kz_watch, tick, tick + timedelta(minutes=5)))
+    assert [c for c in first.corroborations if c.kind == "radar_annotation"] == []
+    # published at 05:07 about a shutdown that began at 02:00 (and the same record listed twice over the pages)
+    late = radar_annotation("KZ", T0 + timedelta(hours=2), None, cause="GOVERNMENT_DIRECTED", id="late-1")
+    radar.annotations += [late, late]
+    res = asyncio.run(RadarSource(fast_config(radar.url, options={"limit": 1}), token=TOKEN, sleep=Sleeps())
+                      .collect(kz_watch, tick + timedelta(minutes=5), tick + timedelta(minutes=10)))
+    ann = [c for c in res.corroborations if c.kind == "radar_annotation"]
+    assert [(c.id, c.start) for c in ann] == [("radar-annotation:late-1", T0 + timedelta(hours=2))]
+    offsets = [r.query["offset"] for r in radar.requests if r.path.endswith("/outages")][-3:]
+    assert offsets == ["0", "1", "2"]  # pages of one, read while full

@@ -9,10 +9,12 @@ annotations and anomalies) come back as `Corroboration`s: evidence, not measurem
 
 from __future__ import annotations
 
+import os
 import time as _time
 from abc import ABC, abstractmethod
 from collections import Counter
 from datetime import datetime, timezone
+from pathlib import Path
 from typing import Any, ClassVar
 
 import httpx
@@ -20,7 +22,8 @@ from pydantic import BaseModel, Field
 
 from pollwatch.models import Corroboration, Gap, Notice, NoticeLevel, Observation, Provenance, entity_key, utc
 from pollwatch.playbook import SourceConfig, Watch
-from pollwatch.sources.http import FetchError, HttpClient, Sleep
+from pollwatch.settings import get_settings
+from pollwatch.sources.http import FetchError, HttpClient, Sleep, user_agent
 
 
 class ShapeError(ValueError):
@@ -68,6 +71,19 @@ def now_utc() -> datetime:
     return datetime.now(timezone.utc)
 
 
+def write_atomic(path: Path, text: str) -> bool:
+    """Write a cache file whole or not at all (a temporary file renamed over it); False when it cannot be
+    written (a read-only home only costs a refetch)."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        tmp.write_text(text, encoding="utf-8")
+        tmp.replace(path)
+        return True
+    except OSError:
+        return False
+
+
 class Source(ABC):
     """An observatory client: `await source.collect(watch, start, end)` -> CollectResult.
 
@@ -96,6 +112,8 @@ class Source(ABC):
     def client(self, headers: dict[str, str] | None = None, secrets: list[str] | None = None) -> HttpClient:
         """A fresh HTTP client for one collect (one per call: tasks never share clients)."""
         c = self.config
+        contact = self.options.get("contact_url") or get_settings().contact_url
+        headers = {"User-Agent": user_agent(str(contact).replace("\r", "").replace("\n", "")[:200] if contact else None), **(headers or {})}
         return HttpClient(
             self.base_url,
             timeout=c.timeout.total_seconds(),

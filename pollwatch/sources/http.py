@@ -37,6 +37,11 @@ Sleep = Callable[[float], Awaitable[Any]]
 
 USER_AGENT = f"pollwatch/{__version__} (election internet-shutdown monitoring; httpx/{httpx.__version__})"
 
+
+def user_agent(contact: str | None = None) -> str:
+    """pollwatch, its version and, when configured, a contact URL for the observatories' operators."""
+    return USER_AGENT if not contact else f"pollwatch/{__version__} (+{contact}; election internet-shutdown monitoring; httpx/{httpx.__version__})"
+
 # Query parameters that may carry credentials; dropped from every URL we record or print.
 SECRET_PARAMS = frozenset({"token", "api_key", "apikey", "key", "access_token", "auth", "password", "secret"})
 

@@ -29,23 +29,27 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import json
 from functools import lru_cache
 from collections import defaultdict
 from datetime import date, datetime, timedelta, timezone
+from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, TypeAdapter, ValidationError
 
-from pollwatch.models import NoticeLevel, Observation, Provenance, entity_key
+from pollwatch.models import NoticeLevel, Observation, Provenance, entity_key, iso
 from pollwatch.playbook import Service, Watch
-from pollwatch.sources.base import ShapeError, Source, _Run, shape_failure
-from pollwatch.sources.http import FetchError, Fetched, HttpClient
-from pollwatch.timeutil import floor_time
+from pollwatch.settings import get_settings
+from pollwatch.sources.base import ShapeError, Source, _Run, now_utc, shape_failure, write_atomic
+from pollwatch.sources.http import FetchError, HttpClient
+from pollwatch.timeutil import floor_time, parse_duration
 
 FAILURE_RATE = "service_failure_rate"
 MAX_FAILED_SHARE = 0.5  # an hour where more than this share of runs failed is a data-quality gap, not a rate
 HOUR = timedelta(hours=1)
 MAX_HOURLY_RANGE = timedelta(days=7)
+CACHE_DAYS = 16  # final hours kept on disk per key (a watch's longest window, 7 days, and then some)
 
 
 class OoniRow(BaseModel):
@@ -123,6 +127,7 @@ class OoniSource(Source):
 
     name = "ooni"
     default_base_url = "https://api.ooni.io"
+    _cache: "HourCache | None" = None
 
     def services(self, watch: Watch) -> list[Service]:
         return list(watch.services) + list(watch.circumvention)
@@ -157,62 +162,115 @@ class OoniSource(Source):
             for group in asn_groups:
                 for w in windows:
                     jobs.append((svc, tuple(group), w, domains))
+        self._cache = None if self.options.get("cache", True) is False else HourCache(
+            Path(self.options.get("cache_dir") or get_settings().home / "cache" / "ooni"), self.base_url)
         async with self.client() as http:
             await asyncio.gather(*(self._one(http, run, *job) for job in jobs))
             run.account(http)
         if self._pooled():
             run.result.observations.extend(country_series(run.result.observations, set(asns)))
 
+    def settle(self, watch: Watch) -> timedelta:
+        """How long after its end an hour's counts are final: the playbook's lag on the signal less the hour
+        (template: 1h20m -> 20 min, late uploads included); `options.settle` overrides."""
+        if self.options.get("settle") is not None:
+            return parse_duration(str(self.options["settle"]))
+        cfg = watch.signals.get(FAILURE_RATE)
+        lag = cfg.lag if cfg is not None and cfg.source == self.name else timedelta(0)
+        return max(timedelta(0), lag - HOUR)
+
+    def _ready_until(self, run: _Run) -> datetime:
+        """Hours starting before this are complete in the range (they end by its end) and final by the clock (they
+        ended `settle` ago): they are emitted, fetched once and cached. A live tick leaves a settling hour for the
+        tick that finds it final; a range in the past has every complete hour final."""
+        return min(floor_time(run.end, HOUR), floor_time(now_utc() - self.settle(run.watch), HOUR))
+
     async def _one(self, http: HttpClient, run: _Run, svc: Service, asns: tuple[int, ...], window: tuple[date, date], domains: list[str | None]) -> None:
         cc = run.country
         since, until = window
+        day_lo = datetime(since.year, since.month, since.day, tzinfo=timezone.utc)
+        day_hi = datetime(until.year, until.month, until.day, tzinfo=timezone.utc)
+        ready = self._ready_until(run)
+        lo = max(floor_time(run.start, HOUR), day_lo)
+        hi = min(run.end if self.options.get("partial_hours", False) else ready, day_hi)
+        if hi <= lo:
+            return  # no hour of this window is ready yet: nothing is asked
+        needed = []
+        t = lo
+        while t < hi:
+            needed.append(t)
+            t += HOUR
         counts: dict[tuple[int, datetime], list[int]] = defaultdict(lambda: [0, 0, 0, 0])
-        fetched_all: list[Fetched] = []
+        provs: list[Provenance] = []
         for domain in domains:
-            params = {
-                "probe_cc": cc, "probe_asn": ",".join(f"AS{a}" for a in asns), "test_name": svc.test, "domain": domain,
-                "since": since.isoformat(), "until": until.isoformat(), "time_grain": "hour",
-                "axis_x": "measurement_start_day", "axis_y": "probe_asn",
-            }
-            try:
-                fetched = await http.get_json("/api/v1/aggregation", params)
-                rows = parse_aggregation(fetched.payload, (floor_time(run.start, HOUR), run.end))
-            except (FetchError, ShapeError) as exc:
-                if isinstance(exc, ShapeError):
-                    exc = shape_failure(exc)
-                reason = run.failed(exc, f"{svc.name} ({svc.test}{' ' + domain if domain else ''})")
-                lo = max(run.start, datetime(since.year, since.month, since.day, tzinfo=timezone.utc))
-                hi = min(run.end, datetime(until.year, until.month, until.day, tzinfo=timezone.utc))
-                for a in asns:
-                    run.gap(entity_key(cc, None, a, svc.name), FAILURE_RATE, reason, lo, hi)
-                if self._pooled():  # the country's pooled series misses these networks' tests too
-                    run.gap(entity_key(cc, None, None, svc.name), FAILURE_RATE, reason, lo, hi)
-                return
-            fetched_all.append(fetched)
-            wanted = set(asns)
-            for r in rows:
+            key = (cc, svc.test, domain or "", ",".join(map(str, asns)))
+            cached = self._cache.get(key) if self._cache else None
+            if cached is not None and all(iso(h) in cached for h in needed):
+                hours = {h: cached[iso(h)] for h in needed}
+            else:
+                params = {
+                    "probe_cc": cc, "probe_asn": ",".join(f"AS{a}" for a in asns), "test_name": svc.test, "domain": domain,
+                    "since": since.isoformat(), "until": until.isoformat(), "time_grain": "hour",
+                    "axis_x": "measurement_start_day", "axis_y": "probe_asn",
+                }
                 try:
-                    asn, hour = _asn_of(r.probe_asn), _hour_of(r.measurement_start_day)
-                except ValueError as exc:
-                    run.failed(shape_failure(ShapeError(f"unreadable row key: {exc}")), svc.name)
-                    continue
-                if asn not in wanted:
-                    continue
-                c = counts[(asn, hour)]
-                c[0] += r.anomaly_count + r.confirmed_count
-                c[1] += r.failure_count
-                c[2] += r.measurement_count
-                c[3] += 1
-        prov = _combined(fetched_all)
-        lo = max(floor_time(run.start, HOUR), datetime(since.year, since.month, since.day, tzinfo=timezone.utc))
-        hi = min(run.end, datetime(until.year, until.month, until.day, tzinfo=timezone.utc))
-        partial = bool(self.options.get("partial_hours", False))
+                    fetched = await http.get_json("/api/v1/aggregation", params)
+                    # the answer covers the whole window: every final hour of it is kept for later ticks
+                    keep_lo = max(day_lo, floor_time(run.start, HOUR)) if self._cache is None else day_lo
+                    rows = parse_aggregation(fetched.payload, (keep_lo, hi))
+                except (FetchError, ShapeError) as exc:
+                    if isinstance(exc, ShapeError):
+                        exc = shape_failure(exc)
+                    reason = run.failed(exc, f"{svc.name} ({svc.test}{' ' + domain if domain else ''})")
+                    for a in asns:
+                        run.gap(entity_key(cc, None, a, svc.name), FAILURE_RATE, reason, lo, hi)
+                    if self._pooled():  # the country's pooled series misses these networks' tests too
+                        run.gap(entity_key(cc, None, None, svc.name), FAILURE_RATE, reason, lo, hi)
+                    return
+                prov = fetched.provenance()
+                fresh = self._hours(run, svc, rows, set(asns), prov, keep_lo, hi)
+                if self._cache is not None:
+                    self._cache.put(key, {iso(h): v for h, v in fresh.items() if h < ready}, hi)
+                hours = {h: fresh[h] for h in needed}
+            for h, per_asn in hours.items():
+                for a_text, c in per_asn["asns"].items():
+                    acc = counts[(int(a_text), h)]
+                    acc[0] += c[0]
+                    acc[1] += c[1]
+                    acc[2] += c[2]
+                    acc[3] += 1
+                provs.append(Provenance.model_validate(per_asn["provenance"]))
+        prov = _combined_provenance(provs)
+        self._emit(run, svc, asns, counts, prov, needed)
+
+    @staticmethod
+    def _hours(run: _Run, svc: Service, rows: list[OoniRow], wanted: set[int], prov: Provenance, lo: datetime, hi: datetime) -> dict[datetime, dict[str, Any]]:
+        """Per hour of [lo, hi): {asns: {asn: [anomalies, failures, measurements]}, provenance} (an hour without rows: none)."""
+        out: dict[datetime, dict[str, Any]] = {}
+        t = lo
+        while t < hi:
+            out[t] = {"asns": {}, "provenance": prov.model_dump(mode="json")}
+            t += HOUR
+        for r in rows:
+            try:
+                asn, hour = _asn_of(r.probe_asn), _hour_of(r.measurement_start_day)
+            except ValueError as exc:
+                run.failed(shape_failure(ShapeError(f"unreadable row key: {exc}")), svc.name)
+                continue
+            if asn not in wanted or hour not in out:
+                continue
+            c = out[hour]["asns"].setdefault(str(asn), [0, 0, 0])
+            c[0] += r.anomaly_count + r.confirmed_count
+            c[1] += r.failure_count
+            c[2] += r.measurement_count
+        return out
+
+    def _emit(self, run: _Run, svc: Service, asns: tuple[int, ...], counts: dict[tuple[int, datetime], list[int]], prov: Provenance | None,
+              hours: list[datetime]) -> None:
+        cc = run.country
         most = float(self.options.get("max_failed_share", MAX_FAILED_SHARE))
         failed_hours: list[str] = []
-        hour = lo
-        while hour < hi:
-            if not partial and hour + HOUR > run.end:
-                break  # an hour still filling up is left for the tick that completes it (detectors judge a time once)
+        for hour in hours:
             for a in asns:
                 anomalies, failures, total, _ = counts.get((a, hour), (0, 0, 0, 0))
                 key = entity_key(cc, None, a, svc.name)
@@ -226,7 +284,6 @@ class OoniSource(Source):
                 run.result.observations.append(Observation(
                     time=hour, source="ooni", signal=FAILURE_RATE, country=cc, asn=a, service=svc.name, provenance=prov,
                     value=(anomalies / done) if done > 0 else None, count=max(done, 0)))
-            hour += HOUR
         if failed_hours:
             shown = ", ".join(failed_hours[:6]) + (f" and {len(failed_hours) - 6} more" if len(failed_hours) > 6 else "")
             run.notice(f"ooni: data quality: most {svc.name} measurements failed to run (OONI's failure_count; not a block) "
@@ -251,13 +308,44 @@ def country_series(observations: list[Observation], asns: set[int]) -> list[Obse
     return out
 
 
-def _combined(fetched: list[Fetched]) -> Provenance | None:
-    if not fetched:
+def _combined_provenance(provs: list[Provenance]) -> Provenance | None:
+    """One provenance for counts summed from several answers (a service's domains; cached and fresh hours)."""
+    unique = list({(p.request, p.payload_hash): p for p in provs}.values())
+    if not unique:
         return None
-    if len(fetched) == 1:
-        return fetched[0].provenance()
-    digest = hashlib.sha256("".join(f.payload_hash for f in fetched).encode()).hexdigest()
-    return Provenance(request=" | ".join(f.url for f in fetched), fetched_at=max(f.fetched_at for f in fetched), payload_hash=digest)
+    if len(unique) == 1:
+        return unique[0]
+    digest = hashlib.sha256("".join(p.payload_hash or "" for p in unique).encode()).hexdigest()
+    return Provenance(request=" | ".join(p.request for p in unique), fetched_at=max(p.fetched_at for p in unique if p.fetched_at),
+                      payload_hash=digest)
+
+
+class HourCache:
+    """Final hours of OONI's answers on disk, per (country, test, domain, networks): a later tick (another
+    process under `serve`) reads them instead of asking OONI again. One JSON file per key under
+    `$POLLWATCH_HOME/cache/ooni/` (`options.cache_dir`); `options.cache: false` turns it off. Hours older
+    than `CACHE_DAYS` before the newest are dropped when a file is written."""
+
+    def __init__(self, base: Path, base_url: str) -> None:
+        self.base = base
+        self.base_url = base_url
+
+    def _path(self, key: tuple[str, ...]) -> Path:
+        digest = hashlib.sha256(json.dumps([self.base_url, *key]).encode()).hexdigest()[:32]
+        return self.base / f"{digest}.json"
+
+    def get(self, key: tuple[str, ...]) -> dict[str, Any] | None:
+        try:
+            data = json.loads(self._path(key).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return None
+        return data.get("hours") if isinstance(data, dict) and isinstance(data.get("hours"), dict) else None
+
+    def put(self, key: tuple[str, ...], hours: dict[str, Any], newest: datetime) -> None:
+        merged = {**(self.get(key) or {}), **hours}
+        oldest = iso(newest - timedelta(days=CACHE_DAYS))
+        merged = {h: v for h, v in merged.items() if h >= oldest}
+        write_atomic(self._path(key), json.dumps({"key": [self.base_url, *key], "hours": merged}))
 
 
 def _date_windows(start: datetime, end: datetime) -> list[tuple[date, date]]:

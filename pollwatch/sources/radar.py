@@ -5,10 +5,17 @@ through `pollwatch.settings` (Prefect flows may load it from a Secret block and 
 The token travels in the `Authorization: Bearer` header only; it never appears in URLs,
 provenance, notices, gaps, errors or logs (the HTTP layer scrubs it from error text).
 
-- `GET /radar/annotations/outages?location=CC&dateStart=&dateEnd=&limit=` ->
+Requests and parameters as cloudflare/api-schemas openapi.json declares them (operations
+radar-get-annotations-outages, radar-get-traffic-anomalies): `limit` and `offset` page, and
+pages are read while full (`options.limit`, 100; at most `options.pages`, 5). Annotations are
+often published hours after the outage began, so both are asked from the range's start less
+`options.lookback_hours` (48): an annotation published late, with an earlier start, is picked up
+by the next collect; records are kept once per id.
+
+- `GET /radar/annotations/outages?location=CC&dateStart=&dateEnd=&limit=&offset=` ->
   `result.annotations[]` with `outage.outageCause` / `outage.outageType`, `scope`, `asns`,
   `locations`, `startDate`, `endDate`, `description`, `linkedUrl`.
-- `GET /radar/traffic_anomalies?location=CC&dateStart=&dateEnd=&limit=` ->
+- `GET /radar/traffic_anomalies?location=CC&dateStart=&dateEnd=&limit=&offset=` ->
   `result.trafficAnomalies[]` with `type` (LOCATION, AS), `status` (VERIFIED, UNVERIFIED),
   `asnDetails`, `locationDetails`, `startDate`, `endDate`.
 Both arrive in Cloudflare's envelope `{success, errors, messages, result}` and become
@@ -18,7 +25,7 @@ Both arrive in Cloudflare's envelope `{success, errors, messages, result}` and b
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import httpx
@@ -32,6 +39,7 @@ from pollwatch.sources.http import FetchError, Fetched, HttpClient, Sleep
 
 ANNOTATIONS = "outage_annotations"
 ANOMALIES = "traffic_anomalies"
+LOOKBACK_HOURS = 48  # annotations are published late: each collect asks this far back before its range
 
 
 def _result(payload: Any, key: str) -> list[Any]:
@@ -98,8 +106,9 @@ class RadarSource(Source):
         run.expected = self.expected(run.watch)
         assert self._token is not None
         secret = self._token.get_secret_value()
-        limit = int(self.options.get("limit", 100))
-        params = {"location": run.country, "dateStart": _iso(run.start), "dateEnd": _iso(run.end), "limit": limit, "format": "json"}
+        # annotations are often published after the outage began: ask back `lookback_hours` so a late one is seen
+        lookback = timedelta(hours=float(self.options.get("lookback_hours", LOOKBACK_HOURS)))
+        params = {"location": run.country, "dateStart": _iso(run.start - lookback), "dateEnd": _iso(run.end), "format": "json"}
         async with self.client(headers={"Authorization": f"Bearer {secret}"}, secrets=[secret]) as http:
             await asyncio.gather(
                 self._fetch(http, run, "/radar/annotations/outages", params, "annotations", ANNOTATIONS, self._annotation),
@@ -108,16 +117,27 @@ class RadarSource(Source):
             run.account(http)
 
     async def _fetch(self, http: HttpClient, run: _Run, path: str, params: dict[str, Any], key: str, signal: str, parse: Any) -> None:
+        """Pages of `limit` records (`offset` onwards) while full, at most `options.pages`; each record once (by id)."""
+        limit = max(1, int(self.options.get("limit", 100)))
+        pages = max(1, int(self.options.get("pages", 5)))
+        seen = {c.id for c in run.result.corroborations}
         try:
-            fetched = await http.get_json(path, params)
-            items = _result(fetched.payload, key)
-            records = [parse(run, item, fetched) for item in items]
+            for page in range(pages):
+                fetched = await http.get_json(path, {**params, "limit": limit, "offset": page * limit})
+                items = _result(fetched.payload, key)
+                for item in items:
+                    rec = parse(run, item, fetched)
+                    if rec is not None and rec.id not in seen:
+                        seen.add(rec.id)
+                        run.result.corroborations.append(rec)
+                if len(items) < limit:
+                    break
+            else:
+                run.notice(f"radar: more than {pages * limit} {key} for {run.country}; the rest were not read (sources.radar.options.pages)")
         except (FetchError, ShapeError) as exc:
             err = shape_failure(exc) if isinstance(exc, ShapeError) else exc
             reason = http.scrub(run.failed(err, signal))
             run.gap(run.country, signal, reason)
-            return
-        run.result.corroborations.extend(r for r in records if r is not None)
 
     def _annotation(self, run: _Run, item: Any, fetched: Fetched) -> Corroboration | None:
         if not isinstance(item, dict):

@@ -9,7 +9,8 @@
   Each stat is valid for the periods of its `timeline`; it becomes observations of signals
   `ripe_visibility` (routed IPv4 prefixes) and `ripe_routed_asns`, one per resolution step.
 
-Every response has RIPEstat's envelope `{status, status_code, messages, data, query_id, time, ...}`.
+Every call carries `sourceapp` (RIPEstat asks clients to identify themselves; `options.sourceapp`,
+default "pollwatch"). Every response has RIPEstat's envelope `{status, status_code, messages, data, query_id, time, ...}`.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from pollwatch.models import Observation, Provenance
 from pollwatch.playbook import Watch
 from pollwatch.settings import get_settings
-from pollwatch.sources.base import ShapeError, Source, _Run, now_utc, shape_failure
+from pollwatch.sources.base import ShapeError, Source, _Run, now_utc, shape_failure, write_atomic
 from pollwatch.sources.http import FetchError, HttpClient
 from pollwatch.timeutil import parse_duration
 
@@ -119,6 +120,11 @@ class RipestatSource(Source):
     def expected(self, watch: Watch) -> list[tuple[str, str | None]]:
         return [(watch.country or "", VISIBILITY), (watch.country or "", ROUTED_ASNS)]
 
+    def _params(self, **params: Any) -> dict[str, Any]:
+        """A call's parameters with `sourceapp`, which RIPEstat asks every client to send (stat.ripe.net/docs/data_api):
+        `options.sourceapp`, default "pollwatch"."""
+        return {**params, "sourceapp": str(self.options.get("sourceapp") or "pollwatch")}
+
     def _cache_path(self, country: str) -> Path:
         base = Path(self.options.get("cache_dir") or get_settings().home / "cache" / "ripestat")
         return base / f"country-resource-list-{country}.json"
@@ -134,16 +140,10 @@ class RipestatSource(Source):
                     return cached
             except (ValueError, OSError):
                 pass  # unreadable cache: fetch again
-        fetched = await http.get_json("/data/country-resource-list/data.json", {"resource": country, "v4_format": "prefix"})
+        fetched = await http.get_json("/data/country-resource-list/data.json", self._params(resource=country, v4_format="prefix"))
         asns, ipv4, ipv6, qt = parse_resource_list(fetched.payload, country)
         res = CountryResources(country=country, asns=asns, ipv4=ipv4, ipv6=ipv6, query_time=qt, fetched_at=fetched.fetched_at, provenance=fetched.provenance())
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_suffix(".tmp")
-            tmp.write_text(res.model_dump_json(), encoding="utf-8")
-            tmp.replace(path)
-        except OSError:
-            pass  # a read-only home only costs a refetch next time
+        write_atomic(path, res.model_dump_json())  # a read-only home only costs a refetch next time
         return res
 
     async def _collect(self, run: _Run) -> None:
@@ -168,7 +168,8 @@ class RipestatSource(Source):
     async def _stats(self, http: HttpClient, run: _Run) -> None:
         res = self.resolution(run.start, run.end)
         step = parse_duration(res)
-        params = {"resource": run.country, "starttime": run.start.strftime("%Y-%m-%dT%H:%M:%S"), "endtime": run.end.strftime("%Y-%m-%dT%H:%M:%S"), "resolution": res}
+        params = self._params(resource=run.country, starttime=run.start.strftime("%Y-%m-%dT%H:%M:%S"),
+                              endtime=run.end.strftime("%Y-%m-%dT%H:%M:%S"), resolution=res)
         try:
             fetched = await http.get_json("/data/country-resource-stats/data.json", params)
             stats = parse_resource_stats(fetched.payload)

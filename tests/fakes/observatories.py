@@ -1,6 +1,9 @@
 """Fake IODA, OONI, RIPEstat and Cloudflare Radar APIs: real HTTP servers on 127.0.0.1, port 0.
 
-Each fake serves the documented response shapes from small data the tests set themselves
+Each fake follows its service's own code: a `routes` table (path, the query parameters the
+service reads, the required ones, the upstream file it is taken from), the service's status
+codes and error bodies, and `contract_problems()` checking every recorded request against the
+table (tests/test_sources_contract.py). Each serves the response shapes from small data the tests set themselves
 (deterministic levels, drops, nulls, blocked services, records), and can misbehave on demand:
 
     with IodaFake() as ioda:
@@ -525,8 +528,18 @@ class OoniFake(FakeAPI):
 # --- RIPEstat --------------------------------------------------------------------------------
 
 
+RIPESTAT_DOCS = "stat.ripe.net/docs/data_api (RIPEstat's server code is not public)"
+
+
 class RipestatFake(FakeAPI):
-    """RIPEstat /data/country-resource-list/data.json and /data/country-resource-stats/data.json."""
+    """RIPEstat's Data API as its documentation declares the two data calls (`routes`; stat.ripe.net/docs/data_api:
+    RIPE NCC publishes no server code): /data/country-resource-list/data.json and /data/country-resource-stats/data.json, each with
+    `sourceapp` (RIPEstat asks every client to name itself), in RIPEstat's envelope."""
+
+    routes = (
+        route("/data/country-resource-list/data.json", "time v4_format sourceapp", "resource", RIPESTAT_DOCS),
+        route("/data/country-resource-stats/data.json", "starttime endtime resolution sourceapp", "resource", RIPESTAT_DOCS),
+    )
 
     def __init__(self, latency: float = 0.0) -> None:
         super().__init__(latency)
@@ -564,10 +577,23 @@ class RipestatFake(FakeAPI):
 # --- Cloudflare Radar ------------------------------------------------------------------------
 
 
+RADAR_SCHEMA = "cloudflare/api-schemas openapi.json"
+RADAR_COMMON = "limit offset dateRange dateStart dateEnd asn location format"
+
+
 class RadarFake(FakeAPI):
-    """Cloudflare Radar /radar/annotations/outages and /radar/traffic_anomalies (Bearer token required)."""
+    """Cloudflare Radar's outage annotations and traffic anomalies as cloudflare/api-schemas openapi.json declares
+    them (operations radar-get-annotations-outages and radar-get-traffic-anomalies; `routes`): a Bearer token
+    (403 and Cloudflare's error envelope without it), `limit`/`offset` paging, `dateStart`/`dateEnd` selecting
+    records active in the range, results in `{success, errors, messages, result}`; other paths 404 with
+    code 7000. `annotations` may be added while a test runs: a late annotation with an earlier start."""
 
     prefix = "/client/v4"
+    routes = (
+        route("/radar/annotations/outages", RADAR_COMMON + " dataSource outageType outageCause tags query geoId origin tld ca log bot",
+              "", RADAR_SCHEMA + " radar-get-annotations-outages"),
+        route("/radar/traffic_anomalies", RADAR_COMMON + " status type", "", RADAR_SCHEMA + " radar-get-traffic-anomalies"),
+    )
 
     def __init__(self, token: str = "radar-test-token", latency: float = 0.0) -> None:
         super().__init__(latency)
@@ -578,8 +604,11 @@ class RadarFake(FakeAPI):
     def respond(self, path: str, query: dict[str, str], headers: Any, empty: bool) -> tuple[int, Any]:
         if headers.get("Authorization") != f"Bearer {self.token}":
             return 403, {"success": False, "errors": [{"code": 10000, "message": "Authentication error"}], "messages": [], "result": None}
+        if self.route_of(path) is None:
+            return 404, {"success": False, "errors": [{"code": 7000, "message": "No route for that URI"}], "messages": [], "result": None}
         start, end = _utc(query["dateStart"]), _utc(query["dateEnd"])
         loc = query.get("location", "").upper()
+        limit, offset = int(query.get("limit", "100")), int(query.get("offset", "0"))
 
         def keep(rec: dict[str, Any]) -> bool:
             s = _utc(rec["startDate"])
@@ -588,16 +617,15 @@ class RadarFake(FakeAPI):
 
         if path == "/radar/annotations/outages":
             out = [] if empty else [a for a in self.annotations if keep(a) and (not loc or loc in a.get("locations", []))]
-            return 200, {"success": True, "errors": [], "messages": [], "result": {"annotations": out}}
-        if path == "/radar/traffic_anomalies":
-            out = [] if empty else [a for a in self.anomalies if keep(a)]
-            return 200, {"success": True, "errors": [], "messages": [], "result": {"trafficAnomalies": out}}
-        return 404, {"success": False, "errors": [{"code": 7000, "message": "No route for that URI"}], "messages": [], "result": None}
+            return 200, {"success": True, "errors": [], "messages": [], "result": {"annotations": out[offset : offset + limit]}}
+        out = [] if empty else [a for a in self.anomalies if keep(a)]
+        return 200, {"success": True, "errors": [], "messages": [], "result": {"trafficAnomalies": out[offset : offset + limit]}}
 
 
-def radar_annotation(cc: str, start: datetime, end: datetime | None, cause: str = "GOVERNMENT_DIRECTED", typ: str = "NATIONWIDE", asns: list[int] | None = None) -> dict[str, Any]:
+def radar_annotation(cc: str, start: datetime, end: datetime | None, cause: str = "GOVERNMENT_DIRECTED", typ: str = "NATIONWIDE",
+                     asns: list[int] | None = None, id: str | None = None) -> dict[str, Any]:
     """An outage annotation in Radar's shape."""
-    return {"id": hashlib.sha1(f"{cc}{start}".encode()).hexdigest()[:8], "dataSource": "ALL", "description": "Internet shutdown",
+    return {"id": id or hashlib.sha1(f"{cc}{start}".encode()).hexdigest()[:8], "dataSource": "ALL", "description": "Internet shutdown",
             "eventType": "OUTAGE", "scope": None, "startDate": start.strftime("%Y-%m-%dT%H:%M:%SZ"),
             "endDate": end.strftime("%Y-%m-%dT%H:%M:%SZ") if end else None, "linkedUrl": "https://example.org/report",
             "locations": [cc], "locationsDetails": [{"code": cc, "name": cc}], "asns": asns or [],
