@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -15,6 +16,8 @@ from tests.fakes.slack_scenarios import alerts_for, anomalies_and_observations, 
 from pollwatch import store
 from pollwatch.models import Notice, NoticeLevel
 from pollwatch.notify import ConsoleTransport, SlackTransport, WebhookTransport, choose_transport, deliver_outbox, notice_alerts
+from pollwatch.notify.render import Message
+from pollwatch.notify.transports import DeliveryError
 
 TOKEN = "xoxb-canary-1111-2222-DO-NOT-LEAK"
 TINY_PNG = b"\x89PNG\r\n\x1a\n" + b"0" * 64
@@ -290,3 +293,53 @@ def test_two_delivery_runs_at_once_post_each_alert_once(kz_watch, fake):
     busy = next(r for r in reports if not r.sent)
     assert busy.busy and busy.waiting == {}  # it says another run holds the lease; nothing left waiting
     assert all(r.state == "sent" for r in outbox())
+
+
+def test_a_chart_upload_retried_after_a_timeout_is_shared_once(kz_watch, fake):
+    """Slack shares a completed upload asynchronously: the retry cannot see it in the thread yet. The transport
+    keeps the file id and asks files.info, so the chart appears once; an upload that never completed is completed."""
+    fake.share_delay = 1.5
+    slack = SlackTransport(SecretStr(TOKEN), base_url=fake.base_url, timeout=0.5, pace=0.0, upload_retry_delays=(0.01, 0.01))
+    enqueue(alerts_for(kz_watch, story(nationwide(kz_watch), updates=0, end=False)))
+    fake.fail("files.completeUploadExternal", "timeout", times=1, delay=1.0)  # completed, the answer lost
+    report = deliver(kz_watch, slack)
+    assert report.ok, report.errors
+    assert len(fake.calls_to("files.getUploadURLExternal")) == 1 and fake.calls_to("files.info")
+    time.sleep(2.0)
+    root = fake.roots("pollwatch-kz")[0]
+    assert len([m for m in fake.thread("pollwatch-kz", root["ts"]) if m.get("files")]) == 1
+    # the other way round: the completion never reached Slack (a 5xx before it was stored), the retry completes the same file
+    fake.share_delay = 0.0
+    other = SlackTransport(SecretStr(TOKEN), base_url=fake.base_url, timeout=0.5, pace=0.0, upload_retry_delays=(0.01,))
+    cid, ts = other.post("pollwatch-kz", Message(text="root"))
+    fake.fail("files.completeUploadExternal", "server_error", times=1)
+    other.upload("pollwatch-kz", ts, "chart.png", "a chart", TINY_PNG)
+    assert len(fake.calls_to("files.getUploadURLExternal")) == 2  # one per upload, none for the retry
+    assert len([m for m in fake.thread("pollwatch-kz", ts) if m.get("files")]) == 1
+
+
+def test_private_channels_by_id_and_by_name_and_clear_errors(kz_watch, fake):
+    fake.channels["pollwatch-kz-private"] = "G0PRIVATE1"
+    fake.messages["G0PRIVATE1"] = []
+    fake.private.add("pollwatch-kz-private")
+    fake.channels["pollwatch-kz-elsewhere"] = "C0NOTJOIND"
+    fake.messages["C0NOTJOIND"] = []
+    fake.not_member.add("pollwatch-kz-elsewhere")
+    for i in range(7):  # more public channels than a page holds
+        fake.channels[f"zz-other-{i}"] = f"C0OTHER00{i}"
+        fake.messages[f"C0OTHER00{i}"] = []
+    fake.list_page = 3
+    slack = SlackTransport(SecretStr(TOKEN), base_url=fake.base_url, timeout=0.5, pace=0.0)
+    assert slack.channel_id("G0PRIVATE1") == "G0PRIVATE1" and not fake.calls_to("conversations.list")  # an ID: no look-up
+    assert slack.channel_id("#pollwatch-kz-private") == "G0PRIVATE1"
+    asked = [c.params.get("types") for c in fake.calls_to("conversations.list")]
+    assert set(asked) == {"public_channel", "private_channel"} and asked.index("private_channel") > asked.index("public_channel")
+    assert slack.post("#pollwatch-kz-private", Message(text="hello"))[0] == "G0PRIVATE1"
+    with pytest.raises(DeliveryError, match="not a member of #pollwatch-kz-elsewhere") as err:
+        slack.channel_id("pollwatch-kz-elsewhere")
+    assert err.value.kind == "channel"
+    with pytest.raises(DeliveryError, match="no channel #pollwatch-nowhere visible to the bot") as err:
+        slack.channel_id("#pollwatch-nowhere")
+    assert err.value.kind == "channel" and err.value.channel == "#pollwatch-nowhere"
+    with pytest.raises(DeliveryError, match="not_in_channel"):  # an ID of a channel the bot was not invited to
+        slack.post("C0NOTJOIND", Message(text="hello"))

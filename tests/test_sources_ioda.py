@@ -94,7 +94,9 @@ def test_region_codes_map_to_iodas_numeric_codes(ioda, kz_watch):
 def test_long_ranges_are_split_under_100_days(ioda, kz_watch):
     w = kz_watch.model_copy(update={"regions": [], "providers": []})
     start, end = T0 - timedelta(days=150), T0
-    res = collect(source(ioda, datasources=["ping-slash24"], corroboration=False), w, start, end)
+    # 150 days of 10-minute points: a timeout that leaves room for a loaded machine (the subject is the split)
+    src = IodaSource(fast_config(ioda.url, timeout=timedelta(seconds=20), options={"datasources": ["ping-slash24"], "corroboration": False}))
+    res = collect(src, w, start, end)
     spans = [int(r.query["until"]) - int(r.query["from"]) for r in ioda.requests]
     assert len(spans) == 2 and all(s < 100 * 86400 for s in spans)
     times = [o.time for o in res.observations]
@@ -211,3 +213,14 @@ def test_when_the_region_list_is_unavailable_codes_go_as_they_are(ioda, kz_watch
     res = collect(source(ioda, corroboration=False), kz_watch)
     assert any(p.startswith("/signals/raw/region/KZ-ALA,") for p in ioda.paths())
     assert any("entities" in n.message for n in res.notices) and {o.region for o in res.observations if o.region} == {r.code for r in kz_watch.regions}
+
+
+def test_the_region_list_is_asked_once_a_day_across_processes(ioda, kz_watch):
+    from pollwatch.sources import ioda as mod
+
+    collect(source(ioda, corroboration=False), kz_watch)
+    assert len(ioda.paths("/entities/query")) == 1
+    mod._REGION_LISTS.clear()  # the next tick runs in a process of its own (serve): the list comes from disk
+    res = collect(source(ioda, corroboration=False), kz_watch)
+    assert len(ioda.paths("/entities/query")) == 1
+    assert any(o.region == "KZ-ALA" for o in res.observations)

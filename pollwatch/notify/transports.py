@@ -137,7 +137,7 @@ class SlackTransport:
     files = True
 
     def __init__(self, token: SecretStr, *, base_url: str | None = None, timeout: float = 10.0, pace: float = 1.0,
-                 max_rate_limit_retries: int = 3, history_pages: int = 10):
+                 max_rate_limit_retries: int = 3, history_pages: int = 10, upload_retry_delays: tuple[float, ...] = (2.0, 5.0)):
         from slack_sdk import WebClient
         from slack_sdk.http_retry.builtin_handlers import RateLimitErrorRetryHandler
 
@@ -154,6 +154,8 @@ class SlackTransport:
         self.pacer = _Pacer(pace)
         self.history_pages = history_pages
         self._channels: dict[str, str] = {}
+        self._uploads: dict[tuple[str, str, str], str] = {}  # (channel id, thread ts, file name) -> file id of our upload
+        self.upload_retry_delays = upload_retry_delays  # a chart upload that failed or timed out is retried (idempotently)
 
     def __repr__(self) -> str:
         return f"SlackTransport(base_url={self.client.base_url!r})"
@@ -186,24 +188,36 @@ class SlackTransport:
         return {k: r.get(k) for k in ("team", "team_id", "user", "user_id", "bot_id")}
 
     def channel_id(self, channel: str) -> str:
-        """A channel id from `#name`, `name` or an id (looked up once with conversations.list)."""
+        """A channel id from an id (preferred in playbooks: C..., G...), `#name` or `name`.
+
+        Names are looked up with conversations.list, one paginated listing per type (public channels, then
+        private ones: a combined `types=public_channel,private_channel` is reported to leave private channels
+        out, slack-ruby-client#397, bolt-python#424). A name that is not there, or a channel the bot is not a
+        member of, is a `channel` error naming it."""
         if re.fullmatch(r"[CGD][A-Z0-9]{6,}", channel):
             return channel
         name = channel.lstrip("#")
         if name in self._channels:
             return self._channels[name]
-        cursor = None
-        for _ in range(50):
-            r = self._call("conversations_list", channel, types="public_channel,private_channel", exclude_archived=True,
-                           limit=200, cursor=cursor)
-            for c in r.get("channels", []):
-                self._channels[c["name"]] = c["id"]
-            cursor = (r.get("response_metadata") or {}).get("next_cursor")
-            if name in self._channels or not cursor:
+        found = None
+        for kind in ("public_channel", "private_channel"):
+            cursor = None
+            for _ in range(self.history_pages * 5):
+                r = self._call("conversations_list", channel, types=kind, exclude_archived=True, limit=200, cursor=cursor)
+                found = next((c for c in r.get("channels", []) if c.get("name") == name), None)
+                cursor = (r.get("response_metadata") or {}).get("next_cursor")
+                if found is not None or not cursor:
+                    break
+            if found is not None:
                 break
-        if name not in self._channels:
-            raise DeliveryError("channel", f"no channel {channel} visible to the bot: create it or invite the bot", channel=channel)
-        return self._channels[name]
+        if found is None:
+            raise DeliveryError("channel", f"no channel #{name} visible to the bot (public and private channels looked up): "
+                                f"check the name, invite the bot, or give the channel's ID (C...) in the playbook", channel=channel)
+        if found.get("is_member") is False:
+            raise DeliveryError("channel", f"the bot is not a member of #{name} ({found['id']}): invite it (/invite @pollwatch)",
+                                channel=channel)
+        self._channels[name] = found["id"]
+        return found["id"]
 
     def post(self, channel: str, msg: Message, *, thread_ts: str | None = None, broadcast: bool = False) -> tuple[str, str]:
         cid = self.channel_id(channel)
@@ -260,15 +274,65 @@ class SlackTransport:
 
     def has_file(self, channel: str, thread_ts: str, filename: str) -> bool:
         cid = self.channel_id(channel)
+        fid = self._uploads.get((cid, thread_ts, filename))
+        if fid is not None and self._file_complete(fid, channel):
+            return True  # shared, or being shared (Slack shares uploaded files asynchronously)
         for m in self._messages("conversations_replies", channel, channel=cid, ts=thread_ts):
             if any(f.get("name") == filename for f in m.get("files") or []):
                 return True
         return False
 
+    def _file_complete(self, file_id: str, where: str) -> bool:
+        """Whether an upload this transport started was completed (files.info knows the file)."""
+        try:
+            self._call("files_info", where, file=file_id)
+        except DeliveryError as exc:
+            if exc.kind == "rejected" and "file_not_found" in str(exc):  # the earlier attempt never completed
+                return False
+            if exc.kind == "rejected":  # e.g. missing_scope (files:read): unknown, and a second copy is worse than none
+                log.warning("cannot tell whether chart upload %s completed (%s); not uploading it again", file_id, self.scrub(exc))
+                return True
+            raise
+        return True
+
     def upload(self, channel: str, thread_ts: str, filename: str, title: str, data: bytes) -> None:
+        """files.getUploadURLExternal, the bytes to the URL it gives, files.completeUploadExternal into the thread.
+
+        Slack shares a completed file asynchronously, so a retry after a timeout cannot look for it in the
+        thread yet: the file id of each upload is kept, and a retry completes that same file (or, when
+        files.info knows it completed, does nothing) instead of uploading a second copy."""
         cid = self.channel_id(channel)
-        self.pacer.wait(cid)
-        self._call("files_upload_v2", channel, channel=cid, thread_ts=thread_ts, filename=filename, title=title, content=data)
+        key = (cid, thread_ts, filename)
+        delays = list(self.upload_retry_delays)
+        while True:
+            try:
+                fid = self._uploads.get(key)
+                if fid is not None and self._file_complete(fid, channel):
+                    return
+                self.pacer.wait(cid)
+                if fid is None:
+                    r = self._call("files_getUploadURLExternal", channel, filename=filename, length=len(data))
+                    self._send_bytes(r["upload_url"], data, channel)
+                    fid = self._uploads[key] = r["file_id"]
+                self._call("files_completeUploadExternal", channel, files=[{"id": fid, "title": title}], channel_id=cid,
+                           thread_ts=thread_ts)
+                return
+            except DeliveryError as exc:
+                if exc.kind != "unavailable" or not delays:
+                    raise
+                log.warning("chart %s: %s; retrying in %.1f s", filename, self.scrub(exc), delays[0])
+                time.sleep(delays.pop(0))
+
+    def _send_bytes(self, url: str, data: bytes, where: str) -> None:
+        from urllib.request import Request, urlopen
+
+        try:
+            with urlopen(Request(url, data=data, method="POST", headers={"Content-Type": "application/octet-stream"}),
+                         timeout=self.client.timeout) as resp:
+                if resp.status != 200:
+                    raise DeliveryError("rejected", f"Slack refused the file's bytes (HTTP {resp.status})", channel=where)
+        except (TimeoutError, socket.timeout, URLError, ConnectionError, OSError) as exc:
+            raise DeliveryError("unavailable", f"the file's bytes did not reach Slack ({self.scrub(exc)})", channel=where) from None
 
 
 class WebhookTransport:

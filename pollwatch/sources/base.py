@@ -109,6 +109,10 @@ class Source(ABC):
         self.sleep = sleep
         self.options: dict[str, Any] = dict(self.config.options)
 
+    def cache_dir(self) -> Path:
+        """Where this source keeps what it need not ask again: `options.cache_dir`, else `$POLLWATCH_HOME/cache/<source>/`."""
+        return Path(self.options.get("cache_dir") or get_settings().home / "cache" / self.name)
+
     def client(self, headers: dict[str, str] | None = None, secrets: list[str] | None = None) -> HttpClient:
         """A fresh HTTP client for one collect (one per call: tasks never share clients)."""
         c = self.config

@@ -13,7 +13,7 @@ datasources are those whose signal the watch's playbook assigns to source `ioda`
 `options.datasources` overrides. IODA region codes are numeric (NetAcuity regions named after
 Natural Earth admin-1): `options.region_codes: {KZ-ALA: "1234"}` maps them explicitly; a region
 left unmapped is looked up by its playbook aliases, then its name, in `GET /entities/query?entityType=region&relatedTo=country/CC`
-(once a day per process; case, accents and words such as "oblysy", "province" or "region" are
+(once a day, kept in memory and under `$POLLWATCH_HOME/cache/ioda/`; case, accents and words such as "oblysy", "province" or "region" are
 ignored). A region IODA does not know becomes a gap with one warning naming IODA's regions, not
 a request that comes back empty every tick; when the look-up itself fails the codes are sent as
 they are.
@@ -32,17 +32,20 @@ src/Entity/OutagesEventNormalizer.php (`location` "type/code", `location_name`, 
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import json
 import re
 import time
 import unicodedata
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from pollwatch.models import Observation, entity_key
 from pollwatch.playbook import Watch
-from pollwatch.sources.base import Corroboration, ShapeError, Source, _Run, shape_failure
+from pollwatch.sources.base import Corroboration, ShapeError, Source, _Run, shape_failure, write_atomic
 from pollwatch.sources.http import FetchError, Fetched, HttpClient
 from pollwatch.timeutil import floor_time
 
@@ -192,6 +195,14 @@ class IodaSource(Source):
         cached = _REGION_LISTS.get(cache_key)
         if cached and time.monotonic() - cached[0] < REGION_LIST_TTL:
             return cached[1]
+        path = self._region_cache_path(run.country)
+        try:  # on disk too: under `serve` every tick is a process of its own
+            stored = json.loads(path.read_text(encoding="utf-8"))
+            if time.time() - float(stored["fetched"]) < REGION_LIST_TTL and isinstance(stored.get("regions"), dict) and stored["regions"]:
+                _REGION_LISTS[cache_key] = (time.monotonic(), stored["regions"])
+                return stored["regions"]
+        except (OSError, ValueError, KeyError, TypeError):
+            pass  # no or unreadable cache: ask IODA
         try:
             fetched = await http.get_json("/entities/query", {"entityType": "region", "relatedTo": f"country/{run.country}"})
             known = parse_regions(fetched.payload)
@@ -201,7 +212,11 @@ class IodaSource(Source):
             run.failed(shape_failure(exc) if isinstance(exc, ShapeError) else exc, "entities region")
             return None
         _REGION_LISTS[cache_key] = (time.monotonic(), known)
+        write_atomic(path, json.dumps({"base_url": self.base_url, "fetched": time.time(), "regions": known}))
         return known
+
+    def _region_cache_path(self, country: str) -> Path:
+        return self.cache_dir() / f"regions-{country}-{hashlib.sha256(self.base_url.encode()).hexdigest()[:12]}.json"
 
     def expected(self, watch: Watch) -> list[tuple[str, str | None]]:
         return [(key, DATASOURCE_SIGNALS.get(ds, ds)) for etype, _, key in self.entities(watch) for ds in self.datasources(watch)

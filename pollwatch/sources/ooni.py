@@ -40,7 +40,6 @@ from pydantic import BaseModel, ConfigDict, TypeAdapter, ValidationError
 
 from pollwatch.models import NoticeLevel, Observation, Provenance, entity_key, iso
 from pollwatch.playbook import Service, Watch
-from pollwatch.settings import get_settings
 from pollwatch.sources.base import ShapeError, Source, _Run, now_utc, shape_failure, write_atomic
 from pollwatch.sources.http import FetchError, HttpClient
 from pollwatch.timeutil import floor_time, parse_duration
@@ -162,8 +161,7 @@ class OoniSource(Source):
             for group in asn_groups:
                 for w in windows:
                     jobs.append((svc, tuple(group), w, domains))
-        self._cache = None if self.options.get("cache", True) is False else HourCache(
-            Path(self.options.get("cache_dir") or get_settings().home / "cache" / "ooni"), self.base_url)
+        self._cache = None if self.options.get("cache", True) is False else HourCache(self.cache_dir(), self.base_url)
         async with self.client() as http:
             await asyncio.gather(*(self._one(http, run, *job) for job in jobs))
             run.account(http)

@@ -25,7 +25,6 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from pollwatch.models import Observation, Provenance
 from pollwatch.playbook import Watch
-from pollwatch.settings import get_settings
 from pollwatch.sources.base import ShapeError, Source, _Run, now_utc, shape_failure, write_atomic
 from pollwatch.sources.http import FetchError, HttpClient
 from pollwatch.timeutil import parse_duration
@@ -126,8 +125,7 @@ class RipestatSource(Source):
         return {**params, "sourceapp": str(self.options.get("sourceapp") or "pollwatch")}
 
     def _cache_path(self, country: str) -> Path:
-        base = Path(self.options.get("cache_dir") or get_settings().home / "cache" / "ripestat")
-        return base / f"country-resource-list-{country}.json"
+        return self.cache_dir() / f"country-resource-list-{country}.json"
 
     async def country_resources(self, http: HttpClient, country: str, refresh: bool = False) -> CountryResources:
         """The country's ASNs and prefixes: from the on-disk cache while fresh, else from RIPEstat."""

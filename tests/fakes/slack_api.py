@@ -2,8 +2,12 @@
 
 It speaks the documented JSON of the methods pollwatch uses (auth.test, conversations.list,
 chat.postMessage, chat.update, conversations.history, conversations.replies,
-files.getUploadURLExternal, the upload URL it hands out, files.completeUploadExternal), keeps
-what was posted so tests can assert on it, and injects faults on demand:
+files.getUploadURLExternal, the upload URL it hands out, files.completeUploadExternal,
+files.info), as api.slack.com/methods documents them and slack-sdk (slack_sdk/web/client.py:
+files_upload_v2) calls them, keeps what was posted so tests can assert on it, and injects faults
+on demand. Channels may be `private` (listed only by `types=private_channel`, to members) or
+not joined (`not_member`: posting answers not_in_channel); `share_delay` makes a completed
+upload appear in its thread later, as Slack shares files asynchronously. Faults:
 
 - ``ratelimit``: HTTP 429 with a ``Retry-After`` header (nothing stored);
 - ``server_error``: HTTP 500 (nothing stored);
@@ -58,6 +62,10 @@ class FakeSlack:
     page_size: int = 100  # messages per conversations.history / replies page (small, to exercise cursors)
     webhook_secret: str = "T0000TEST/B0000HOOK/fakewebhooksecret0001"  # the incoming webhook's URL path
     webhook_channel: str = "pollwatch-kz"
+    private: set[str] = field(default_factory=set)  # names of private channels (listed only with types=private_channel)
+    not_member: set[str] = field(default_factory=set)  # names of channels the bot has not been invited to
+    list_page: int = 200  # conversations.list page size cap (Slack's limit is 1000; small pages exercise cursors)
+    share_delay: float = 0.0  # seconds before a completed upload shows in its channel (Slack shares files asynchronously)
 
     def __post_init__(self) -> None:
         self.messages: dict[str, list[dict[str, Any]]] = {cid: [] for cid in self.channels.values()}
@@ -292,9 +300,25 @@ class FakeSlack:
                      "team_id": "T0000TEST", "user_id": "U0000BOT1", "bot_id": "B0000BOT1", "is_enterprise_install": False}
 
     def _m_conversations_list(self, p: dict[str, Any]) -> tuple[int, dict[str, Any]]:
-        chans = [{"id": cid, "name": name, "is_channel": True, "is_private": False, "is_archived": False, "is_member": True}
-                 for name, cid in sorted(self.channels.items())]
-        return 200, {"ok": True, "channels": chans, "response_metadata": {"next_cursor": ""}}
+        """conversations.list: `types` (default public_channel), `limit`, `cursor`. Private channels are listed to
+        members only, and, as reported of Slack (slack-ruby-client#397, bolt-python#424), not when asked together
+        with public ones: only `types=private_channel` lists them."""
+        types = set(str(p.get("types") or "public_channel").split(","))
+        want_private = types == {"private_channel"}
+        chans = [{"id": cid, "name": name, "is_channel": name not in self.private, "is_group": name in self.private,
+                  "is_private": name in self.private, "is_archived": False, "is_member": name not in self.not_member}
+                 for name, cid in sorted(self.channels.items())
+                 if (name in self.private and want_private and name not in self.not_member)
+                 or (name not in self.private and "public_channel" in types)]
+        start = int(p.get("cursor") or 0)
+        size = max(1, min(int(p.get("limit") or 100), self.list_page))
+        page = chans[start : start + size]
+        more = start + size < len(chans)
+        return 200, {"ok": True, "channels": page, "response_metadata": {"next_cursor": str(start + size) if more else ""}}
+
+    def _member(self, cid: str) -> bool:
+        name = next((n for n, c in self.channels.items() if c == cid), None)
+        return name not in self.not_member
 
     def _message_fields(self, p: dict[str, Any]) -> dict[str, Any]:
         blocks = p.get("blocks")
@@ -314,6 +338,8 @@ class FakeSlack:
         cid = self._resolve(p.get("channel"))
         if cid is None:
             return self._err("channel_not_found")
+        if not self._member(cid):  # a private channel the bot is not in does not exist for it
+            return self._err("channel_not_found" if any(self.channels.get(n) == cid for n in self.private) else "not_in_channel")
         if not p.get("text") and not p.get("blocks"):
             return self._err("no_text")
         with self._lock:
@@ -412,18 +438,36 @@ class FakeSlack:
                 rec = self.files.get(f.get("id"))
                 if rec is None or rec["data"] is None:
                     return self._err("file_not_found")
+                if rec["completed"]:
+                    return self._err("invalid_arguments")  # completing a file twice: the client must not
                 rec["completed"] = True
                 rec["title"] = f.get("title") or rec["name"]
                 out.append({"id": rec["id"], "name": rec["name"], "title": rec["title"], "mimetype": "image/png",
                             "size": len(rec["data"])})
             if cid is not None:
-                ts = self._next_ts()
-                msg = {"type": "message", "subtype": "bot_message", "bot_id": "B0000BOT1", "user": "U0000BOT1", "ts": ts,
+                msg = {"type": "message", "subtype": "bot_message", "bot_id": "B0000BOT1", "user": "U0000BOT1",
                        "text": p.get("initial_comment") or "", "files": out, "upload": True}
                 if p.get("thread_ts"):
                     msg["thread_ts"] = p["thread_ts"]
-                self.messages[cid].append(msg)
+                if self.share_delay > 0:  # completed now, shared in the channel a little later
+                    timer = threading.Timer(self.share_delay, self._share, (cid, msg))
+                    timer.daemon = True
+                    timer.start()
+                else:
+                    self._share(cid, msg)
         return 200, {"ok": True, "files": [{"id": f["id"], "title": f["title"]} for f in out]}
+
+    def _share(self, cid: str, msg: dict[str, Any]) -> None:
+        with self._lock:
+            self.messages[cid].append({**msg, "ts": self._next_ts()})
+
+    def _m_files_info(self, p: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+        """files.info: a completed file (an upload never completed is not a file yet)."""
+        with self._lock:
+            rec = self.files.get(p.get("file") or "")
+            if rec is None or not rec["completed"]:
+                return self._err("file_not_found")
+            return 200, {"ok": True, "file": {"id": rec["id"], "name": rec["name"], "title": rec.get("title"), "size": len(rec["data"] or b"")}}
 
 
 def serve(**kw: Any) -> FakeSlack:
