@@ -42,13 +42,12 @@ def scope_line(inc: Incident) -> str:
 def render_text(watch: Watch, event: IncidentEvent) -> str:
     """The plain-text alert (the console's, and what a replay records): times in UTC and local time,
     providers by name, how many users from the measured share, the cause with its confidence."""
-    from pollwatch.notify.render import cause_text, fmt_duration, fmt_when, scope_text, top_evidence
+    from pollwatch.notify.render import cause_text, fmt_duration, fmt_when, headline, scope_text, top_evidence
 
     inc = event.incident
     name = EVENT_NAMES.get(event.change, event.change)
-    title = KIND_TITLES[inc.kind]
     head = {"start": "STARTED", "update": "UPDATE", "end": "RESOLVED"}[name]
-    lines = [f"[{head}] {title} in {inc.country} — {watch.name} (incident {inc.id})"]
+    lines = [headline(watch, inc, head)]
     lines.append(f"  scope: {scope_text(watch, inc)}")
     lines.append(f"  start: {fmt_when(watch, inc.start)}")
     if name == "end" and inc.end is not None:

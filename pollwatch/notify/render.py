@@ -290,8 +290,12 @@ class Links:
 
 
 def headline(watch: Watch, inc: Incident, tag: str) -> str:
-    """`[STARTED] Nationwide internet outage in KZ — kz-2019-presidential (incident 3f2a...)` (pollwatch.alerts' head line)."""
-    return f"[{tag}] {KIND_TITLES[inc.kind]} in {inc.country} — {watch.name} (incident {inc.id})"
+    """`[STARTED] Nationwide internet outage in KZ — kz-2019-presidential (incident 3f2a...)`, with the services of a
+    block named (`Service blocked in KZ: Periscope — ...`): pollwatch.alerts' head line."""
+    what = f"{KIND_TITLES[inc.kind]} in {inc.country}"
+    if inc.scope.services:
+        what += ": " + ", ".join(watch.service_label(x) for x in inc.scope.services)
+    return f"[{tag}] {what} — {watch.name} (incident {inc.id})"
 
 
 def _title(inc: Incident) -> str:
