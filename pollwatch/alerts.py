@@ -57,6 +57,8 @@ def render_text(watch: Watch, event: IncidentEvent) -> str:
     lines.append(f"  cause: {cause_text(inc)}")
     for detail in top_evidence(inc):
         lines.append(f"    - {detail}")
+    if inc.pattern is not None:
+        lines.append(f"  recurring: {inc.pattern.episodes} episodes, {inc.pattern.period} {inc.pattern.window} ({inc.pattern.timezone})")
     if event.reasons and name != "start":
         lines.append("  why this alert: " + "; ".join(event.reasons))
     return "\n".join(lines)

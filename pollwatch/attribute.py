@@ -34,6 +34,7 @@ from pollwatch.classify import network_label
 from pollwatch.models import Anomaly, AnomalyEvent, Cause, Evidence, Family, Incident, IncidentEvent, IncidentKind, iso
 from pollwatch.playbook import Watch
 from pollwatch.sources.ioda import DATASOURCE_SIGNALS
+from pollwatch.recurring import earlier_onsets
 
 # --- weights ----------------------------------------------------------------------------------
 
@@ -42,15 +43,16 @@ from pollwatch.sources.ioda import DATASOURCE_SIGNALS
 # L2-regularised logistic regression with balanced class weights). Re-fit and paste when the
 # feature definitions change; bench/attribution.py reports their cross-validated accuracy.
 CALIBRATED_WEIGHTS: dict[str, float] = {
-    "bias": -2.85,
-    "onset_on_the_hour": 1.24,
-    "onset_on_the_half_hour": 1.49,
-    "all_signals_agree": 0.72,
-    "nationwide_scope": 1.56,
-    "single_network": -0.86,
-    "recurrence_one_day": 1.91,
-    "recurrence_same_time": 2.17,
-    "other_countries_same_time": -1.71,
+    "bias": -2.88,
+    "onset_on_the_hour": 1.16,
+    "onset_on_the_half_hour": 1.47,
+    "all_signals_agree": 0.76,
+    "nationwide_scope": 1.5,
+    "single_network": -0.84,
+    "recurrence_one_day": 1.22,
+    "recurrence_same_time": 1.51,
+    "recurring_schedule": 1.7,
+    "other_countries_same_time": -1.76,
 }
 
 # Hand-set (the curated list cannot show these); sized against the calibrated ones.
@@ -207,6 +209,29 @@ def same_time_days(start: datetime, earlier: Iterable[datetime], tz: Any, tolera
     return best
 
 
+def schedule_episodes(start: datetime, earlier: Iterable[datetime], tz: Any, tolerance: timedelta = RECURRENCE_TOLERANCE,
+                      days: int = RECURRENCE_DAYS) -> int:
+    """How many earlier onsets form a chain with `start` at the same local time of day (within `tolerance`),
+    each 1..`days` local days before the next: 2 or more is a schedule."""
+    def minute(t: datetime) -> int:
+        lt = t.astimezone(tz)
+        return lt.hour * 60 + lt.minute
+
+    m0 = minute(start)
+    same = sorted((t for t in earlier if t < start and min(abs(minute(t) - m0), 1440 - abs(minute(t) - m0)) <= tolerance.total_seconds() / 60),
+                  reverse=True)
+    chain, last = 0, start.astimezone(tz).date()
+    for t in same:
+        day = t.astimezone(tz).date()
+        gap = (last - day).days
+        if gap == 0:
+            continue
+        if gap > days:
+            break
+        chain, last = chain + 1, day
+    return chain
+
+
 def sigmoid(z: float) -> float:
     if z >= 0:
         return 1 / (1 + math.exp(-z))
@@ -351,10 +376,20 @@ def gather_evidence(watch: Watch, incident: Incident, anomalies: Sequence[Anomal
         what = {Family.service: "services fail", Family.circumvention: "circumvention tools fail",
                 Family.performance: "services slowed down"}.get(incident.family, "services fail")
         label = network_label(watch, incident.scope.asns)
-        ev.add("service_specific", 1.0 if n_prov >= 2 or not watch.providers else 0.6,
-               f"connectivity normal while {what} ({', '.join(incident.scope.services) or '-'}) on {n_prov} provider(s)"
-               + (f", {label}" if label else ""),
-               {"services": incident.scope.services, "providers": n_prov, "networks": label or None})
+        observed = ctx.observed_signals
+        conn_signals = [s for s, c in watch.signals.items() if c.family is Family.connectivity and (observed is None or s in observed)]
+        missing = ("the watch lists no providers" if not watch.providers
+                   else f"no provider's series {what.split()[-1]}: only pooled series" if n_prov == 0
+                   else "the watch observed no connectivity signal" if not conn_signals else None)
+        if missing:
+            # evidence that needs providers or connectivity data the watch does not have is absent, not maximal
+            ev.add("service_specific", 0.0, f"could not judge whether connectivity stayed normal while {what}: {missing}",
+                   {"services": incident.scope.services, "providers": n_prov, "not_judged": missing})
+        else:
+            ev.add("service_specific", 1.0 if n_prov >= 2 else 0.6,
+                   f"connectivity normal while {what} ({', '.join(incident.scope.services) or '-'}) on {n_prov} provider(s)"
+                   + (f", {label}" if label else ""),
+                   {"services": incident.scope.services, "providers": n_prov, "networks": label or None})
 
     # interference consistent with censorship methods (web probes' outage types)
     methods: dict[str, set[int]] = {}
@@ -370,6 +405,8 @@ def gather_evidence(watch: Watch, incident: Incident, anomalies: Sequence[Anomal
     # recurrence exactly one day later
     earlier = [i.start for i in ctx.past if i.id != incident.id and i.country == incident.country and i.start < start
                and (i.family is incident.family)]
+    episodes = [t for t in earlier_onsets(incident) if t < start - timedelta(hours=1)]  # a recurring incident's own past
+    earlier += episodes
     hours = recurrence_days(start, earlier)
     if hours is not None:
         ev.add("recurrence_one_day", 1.0, f"a {incident.family.value} incident started {hours:.1f} h earlier, at the same time the day before",
@@ -379,6 +416,13 @@ def gather_evidence(watch: Watch, incident: Incident, anomalies: Sequence[Anomal
         if back is not None:
             ev.add("recurrence_same_time", 1.0, f"a {incident.family.value} incident started at the same local time {back} days earlier (a schedule)",
                    {"days_earlier": back})
+
+    # a schedule: two or more earlier episodes of this scope at the same local time within the last days
+    sched = schedule_episodes(start, earlier if not episodes else episodes, watch.tz)
+    if sched >= 2:
+        ev.add("recurring_schedule", 1.0, f"episode {sched + 1} at the same local time "
+               f"({start.astimezone(watch.tz):%H:%M}) within {RECURRENCE_DAYS} days of the one before: a schedule, not a failure",
+               {"earlier_episodes": sched})
 
     # proximity to the election's milestones and to political events the coordinator recorded
     nearest = None
@@ -463,9 +507,11 @@ def score(items: Sequence[tuple[str, float, str, dict[str, Any], Cause | None]],
     else:
         cause, confidence = Cause.unknown, 0.0
     evidence.sort(key=lambda e: -abs(e.weight))
+    unjudged = [f"{e.name} ({e.numbers['not_judged']})" for e in evidence if e.numbers.get("not_judged")]
     evidence.append(Evidence(
         name="score", supports=cause, weight=round(logit, 3),
-        detail=f"P(government-directed) = {p:.0%} from {sum(1 for e in evidence if e.weight)} weighed item(s)",
+        detail=f"P(government-directed) = {p:.0%} from {sum(1 for e in evidence if e.weight)} weighed item(s)"
+        + (f"; not judged: {', '.join(unjudged)}" if unjudged else ""),
         numbers={"p_government": round(p, 4), "logit": round(logit, 3), "against": {k.value: round(v, 3) for k, v in against.items()}},
     ))
     return cause, round(confidence, 4), evidence

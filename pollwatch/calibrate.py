@@ -34,7 +34,7 @@ from zoneinfo import ZoneInfo
 import pycountry
 
 from pollwatch.attribute import (CALIBRATED_WEIGHTS, DEFAULT_WEIGHTS, RECURRENCE_TOLERANCE, SAME_TIME_WINDOW, TOGETHER_WINDOW,
-                                 onset_alignment, recurrence_days, same_time_days, sigmoid)
+                                 onset_alignment, recurrence_days, same_time_days, schedule_episodes, sigmoid)
 
 CURATED = Path("ground_truth") / "ioda_curated_outages_2018_2020.csv"
 
@@ -58,7 +58,7 @@ def default_csv() -> Path | None:
 GOVERNMENT = {"Government-Ordered", "Exams"}
 UNKNOWN = {"", "Unknown"}
 FEATURES = ("onset_on_the_hour", "onset_on_the_half_hour", "all_signals_agree", "nationwide_scope", "single_network",
-            "recurrence_one_day", "recurrence_same_time", "other_countries_same_time")
+            "recurrence_one_day", "recurrence_same_time", "recurring_schedule", "other_countries_same_time")
 FIXED = ("providers_together",)  # expert-weighted items the list can also show
 EVENT_WINDOW = timedelta(minutes=30)
 
@@ -206,6 +206,8 @@ def _features(events: list[CuratedEvent]) -> None:
         f["recurrence_one_day"] = float(recurrence_days(e.start, earlier, RECURRENCE_TOLERANCE) is not None)
         if not f["recurrence_one_day"] and tz is not None:
             f["recurrence_same_time"] = float(same_time_days(e.start, earlier, tz) is not None)
+        if tz is not None:
+            f["recurring_schedule"] = float(schedule_episodes(e.start, earlier, tz) >= 2)
         # another country's nationwide outage within half an hour (a shared cable or upstream)
         f["other_countries_same_time"] = float(any(o.country != e.country and o.scope == "Country"
                                                    and abs(o.start - e.start) <= SAME_TIME_WINDOW for o in events))

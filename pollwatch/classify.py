@@ -34,6 +34,7 @@ from pydantic import BaseModel, Field
 from pollwatch.detect import combined_severity
 from pollwatch.models import Anomaly, AnomalyEvent, Family, Incident, IncidentEvent, IncidentKind, Scope, iso, stable_id
 from pollwatch.playbook import Watch
+from pollwatch.recurring import RecurringState, begin_episode, end_episode, match, missed, overrun
 
 FAMILY_KIND = {
     Family.service: IncidentKind.service_block,
@@ -46,6 +47,7 @@ class GroupState(BaseModel):
     incidents: dict[str, Incident] = Field(default_factory=dict)  # open incidents by id
     anomalies: dict[str, Anomaly] = Field(default_factory=dict)  # anomalies of open incidents
     membership: dict[str, str] = Field(default_factory=dict)  # anomaly id -> incident id
+    recurring: RecurringState = Field(default_factory=RecurringState)  # ended incidents a later episode may continue
 
 
 class ClassifyResult(BaseModel):
@@ -245,12 +247,22 @@ def classify(watch: Watch, state: GroupState | None, ticks: Sequence[datetime], 
         changed: dict[str, list[str]] = {}
         opened: set[str] = set()
         grew: set[str] = set()
+        resumed: dict[str, tuple[list[str], bool]] = {}  # recurring incidents whose next episode began: (reasons, post now)
+        for inc, why in missed(watch, state.recurring, tick):  # before this tick's anomalies: a late episode is noted late
+            events.append(IncidentEvent(tick=tick, change="updated", reasons=[why], incident=inc))
         for ev in by_tick.get(tick, []):
             a = ev.anomaly
             inc_id = state.membership.get(a.id)
             if inc_id is None:
                 inc_id = find_incident(watch, state, a)
-                if inc_id is None:
+                hit = match(watch, state.recurring, a) if inc_id is None else None
+                if hit is not None:
+                    # the same scope at about the same local time as an incident that ended: its next episode
+                    inc, why, post = begin_episode(watch, state.recurring, hit[0], a, tick, hit[1])
+                    inc_id = inc.id
+                    state.incidents[inc_id] = inc
+                    resumed[inc_id] = (why, post)
+                elif inc_id is None:
                     # the first anomaly's id too: a CUSUM dates a late block back to when its accumulator
                     # left zero, which can be the start of an incident already resolved
                     inc_id = stable_id(watch.name, a.family.value, a.start.isoformat(), a.id)
@@ -276,12 +288,23 @@ def classify(watch: Watch, state: GroupState | None, ticks: Sequence[datetime], 
             if inc_id in opened:
                 inc.kind_history = [{"at": iso(tick), "from": None, "to": inc.kind.value, "share": inc.scope.share}]
                 events.append(IncidentEvent(tick=tick, change="opened", reasons=notes, incident=inc.model_copy(deep=True)))
+            elif inc_id in resumed:
+                why, post = resumed[inc_id]
+                inc.version += 1
+                if post:
+                    events.append(IncidentEvent(tick=tick, change="updated", reasons=why + reasons, incident=inc.model_copy(deep=True)))
+            elif reasons and inc.pattern is not None and inc.kind in {e.kind for e in inc.episodes[:-1]}:
+                pass  # an episode of a known pattern growing into a scope its earlier episodes had: the episode's end says it
             elif reasons:
                 inc.version += 1
                 events.append(IncidentEvent(tick=tick, change="updated", reasons=reasons, incident=inc.model_copy(deep=True)))
         for inc_id in list(state.incidents):
             inc = state.incidents[inc_id]
             members = [state.anomalies[x] for x, i in state.membership.items() if i == inc_id]
+            if members and (note := overrun(watch, inc, tick)) is not None:
+                inc.version += 1
+                inc.updated_at = tick
+                events.append(IncidentEvent(tick=tick, change="updated", reasons=[note], incident=inc.model_copy(deep=True)))
             if not members or any(a.end is None for a in members):
                 continue
             last_end = max(a.end for a in members if a.end is not None)
@@ -290,7 +313,9 @@ def classify(watch: Watch, state: GroupState | None, ticks: Sequence[datetime], 
                 inc.status = "resolved"
                 inc.updated_at = tick
                 inc.version += 1
-                events.append(IncidentEvent(tick=tick, change="resolved", reasons=[f"all signals back to normal since {iso(last_end)}"], incident=inc.model_copy(deep=True)))
+                change, why = end_episode(watch, state.recurring, inc, tick)
+                events.append(IncidentEvent(tick=tick, change=change, reasons=why or [f"all signals back to normal since {iso(last_end)}"],
+                                            incident=inc.model_copy(deep=True)))
                 del state.incidents[inc_id]
                 for x in [x for x, i in state.membership.items() if i == inc_id]:
                     del state.membership[x]

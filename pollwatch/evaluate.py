@@ -76,8 +76,12 @@ class ScenarioResult(BaseModel):
 
 
 def overlaps(incident: Incident, label: Label) -> bool:
-    end = incident.end or datetime.max.replace(tzinfo=timezone.utc)
-    return incident.country == label.country and incident.family is KIND_FAMILY[label.kind] and incident.start <= label.end and end >= label.start
+    """Same country and family, and the incident (or one of a recurring incident's episodes) overlaps the label in time."""
+    if incident.country != label.country or incident.family is not KIND_FAMILY[label.kind]:
+        return False
+    never = datetime.max.replace(tzinfo=timezone.utc)
+    spans = [(incident.start, incident.end)] + [(e.start, e.end) for e in incident.episodes]
+    return any(s <= label.end and (e or never) >= label.start for s, e in spans)
 
 
 def _kind_at(incidents: Sequence[Incident], kind: IncidentKind) -> datetime | None:

@@ -291,6 +291,44 @@ class Scope(BaseModel):
     network_types: list[str] = Field(default_factory=list)  # mobile / fixed
 
 
+class Episode(BaseModel):
+    """One episode of a recurring incident (pollwatch.recurring): when it started and ended, in UTC and local time."""
+
+    start: datetime
+    end: datetime | None = None
+    kind: IncidentKind
+    local_start: str  # HH:MM in the watch's time zone
+    local_end: str | None = None
+    note: str = ""  # e.g. came at another time than usual
+    overran: bool = False  # ran past the pattern's usual end (noted once)
+
+    def to_public(self) -> dict[str, Any]:
+        return {"start": iso(self.start), "end": iso(self.end), "kind": self.kind.value, "local_start": self.local_start,
+                "local_end": self.local_end, "note": self.note}
+
+
+class Pattern(BaseModel):
+    """The usual local window and period of a recurring incident's episodes."""
+
+    local_start: str
+    local_end: str | None = None
+    period: str  # daily | every N days | irregular days
+    period_days: float = 1.0
+    timezone: str
+    episodes: int  # episodes seen (the incident's `episodes` list keeps the last few hundred)
+    missed: int = 0  # expected episodes of a daily pattern that did not come
+    missed_dates: list[str] = Field(default_factory=list)
+
+    @property
+    def window(self) -> str:
+        return f"{self.local_start}-{self.local_end or '?'} local"
+
+    def to_public(self) -> dict[str, Any]:
+        return {"local_start": self.local_start, "local_end": self.local_end, "period": self.period,
+                "period_days": self.period_days, "timezone": self.timezone, "episodes": self.episodes,
+                "missed": self.missed, "missed_dates": self.missed_dates}
+
+
 class Incident(BaseModel):
     """Anomalies grouped into one event, classified and attributed."""
 
@@ -314,6 +352,8 @@ class Incident(BaseModel):
     kind_history: list[dict[str, Any]] = Field(default_factory=list)
     override: dict[str, Any] | None = None
     version: int = 1
+    episodes: list[Episode] = Field(default_factory=list)  # a recurring incident's episodes (pollwatch.recurring)
+    pattern: Pattern | None = None
 
     @property
     def regions(self) -> list[str]:
@@ -351,6 +391,8 @@ class Incident(BaseModel):
             "evidence": [e.detail for e in self.evidence],
             "kind_history": self.kind_history,
             "override": self.override,
+            "episodes": [e.to_public() for e in self.episodes],
+            "pattern": self.pattern.to_public() if self.pattern else None,
         }
 
 

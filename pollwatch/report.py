@@ -349,6 +349,7 @@ def incident_table(data: ReportData) -> list[dict[str, Any]]:
         "id": i.id, "kind": i.kind.value, "scope": scope_line(i), "start": iso(i.start), "end": iso(i.end),
         "status": i.status, "cause": i.cause.value, "confidence": round(i.cause_confidence, 2),
         "severity": round(i.severity), "alerts_sent": sent[i.id],
+        "episodes": i.pattern.episodes if i.pattern else 1,
     } for i in data.incidents]
 
 
@@ -582,6 +583,15 @@ def _incident_card(data: ReportData, inc: Incident) -> str:
     override = ""
     if inc.override:
         override = f"<p><b>Override</b>: {_e(inc.override)}</p>"
+    recurring = ""
+    if inc.pattern is not None:
+        p = inc.pattern
+        ep_rows = [[str(n), _t(e.start, w), _t(e.end, w), _e(f"{e.local_start}-{e.local_end or '…'}"), _e(e.kind.value), _e(e.note)]
+                   for n, e in enumerate(inc.episodes, start=p.episodes - len(inc.episodes) + 1)]
+        missed = f"; expected but did not come: {_e(', '.join(p.missed_dates))}" if p.missed_dates else ""
+        recurring = (f"<h3>Recurring: {p.episodes} episodes, {_e(p.period)} {_e(p.window)} ({_e(p.timezone)})</h3>"
+                     f"<p class='muted'>One incident for the whole pattern{missed}.</p>"
+                     + _table(["#", "start", "end", "local window", "kind", "note"], ep_rows, "No episodes."))
     alert_list = "".join(f"<li>{_e(a.alert.event)} → {_e(a.alert.destination)} at {_t(a.sent_at or a.alert.created_at, w)} "
                          f"({_e(a.alert.state.value)})</li>" for a in alerts)
     return f"""
@@ -593,6 +603,7 @@ def _incident_card(data: ReportData, inc: Incident) -> str:
  depth {inc.depth:.0%}; severity {inc.severity:,.0f}</div>
 <div>Cause: <b>{_e(inc.cause.value)}</b>, confidence {inc.cause_confidence:.0%}</div>
 {override}
+{recurring}
 <h3>Evidence</h3>{_table(['evidence', 'supports', 'weight', 'detail', 'numbers'], ev_rows, 'No evidence recorded.')}
 <h3>Anomalies behind it</h3>{_table(['source', 'signal', 'entity', 'level', 'start', 'end', 'expected', 'observed', 'depth'], anomaly_rows, 'No anomalies recorded in this range.')}
 {f'<h3>Classification history</h3><ul>{history}</ul>' if history else ''}

@@ -355,3 +355,29 @@ def test_iodas_own_outage_records_reach_attribution(kz_watch):
     # a record about a network outside the incident says nothing about it
     other = [e.model_copy(update={"entity": "KZ/asn=64500"}) for e in ctx.events if e.entity != "KZ"]
     assert "ioda_record" not in items(w, inc, own, ctx.model_copy(update={"events": other}))
+
+
+def test_evidence_the_watch_does_not_have_is_absent_and_said(kz_watch):
+    """A regional latency rise in a watch without providers: 'services slowed down' is not judged, not maximal."""
+    from pollwatch.alerts import render_text
+    from pollwatch.models import IncidentEvent
+
+    w = kz_watch.model_copy(update={"providers": []})
+    rise = [anomaly(QUIET, region="KZ-KAR", signal="rtt_ms", family=Family.performance, direction=Direction.rise, depth=2.0)]
+    inc = incident_of(w, rise)
+    got = items(w, inc, rise)
+    assert got["service_specific"][0] == 0.0 and "could not judge" in got["service_specific"][1]
+    assert got["service_specific"][2]["not_judged"] == "the watch lists no providers"
+    scored = attribute_incident(w, inc, rise)
+    assert scored.cause is not Cause.government_directed
+    assert "not judged: service_specific (the watch lists no providers)" in scored.evidence[-1].detail
+    text = render_text(w, IncidentEvent(tick=QUIET, change="opened", incident=scored))
+    assert "    - not judged: could not judge whether connectivity stayed normal" in text and "0 provider(s)" not in text
+    # with providers but only the pooled country series moving, and with no connectivity data observed: absent too
+    pooled = [anomaly(QUIET, service="whatsapp", signal="service_failure_rate", family=Family.service, direction=Direction.rise)]
+    assert items(kz_watch, incident_of(kz_watch, pooled), pooled)["service_specific"][0] == 0.0
+    two = [anomaly(QUIET, asn=a, service="whatsapp", signal="service_failure_rate", family=Family.service, direction=Direction.rise)
+           for a in (29355, 21299)]
+    assert items(kz_watch, incident_of(kz_watch, two), two)["service_specific"][0] == 1.0
+    blind = AttributionContext(observed_signals={"service_failure_rate"})
+    assert items(kz_watch, incident_of(kz_watch, two), two, blind)["service_specific"][0] == 0.0

@@ -260,8 +260,10 @@ def cause_text(inc: Incident) -> str:
 
 
 def top_evidence(inc: Incident, n: int = 3) -> list[str]:
-    ranked = sorted(inc.evidence, key=lambda e: (e.supports != inc.cause, -e.weight))
-    return [e.detail for e in ranked[:n]]
+    """The strongest evidence for the cause, then what could not be judged (evidence the watch lacks data for)."""
+    judged = [e for e in inc.evidence if not e.numbers.get("not_judged")]
+    ranked = sorted(judged, key=lambda e: (e.supports != inc.cause, -e.weight))
+    return [e.detail for e in ranked[:n]] + [f"not judged: {e.detail}" for e in inc.evidence if e.numbers.get("not_judged")]
 
 
 def _md(text: str) -> MarkdownTextObject:

@@ -1,0 +1,261 @@
+"""Recurring shutdowns: episodes of one scope at about the same local time on successive days as one incident.
+
+A region cut every night 01:00-09:00 for ten weeks, or a country cut during exam hours on each exam
+day, is one deliberate event with many episodes, not seventy unrelated outages. Classification
+(`pollwatch.classify`) calls this module at two points:
+
+- when an anomaly would open a new incident, `match` looks for a recently ended incident of the
+  same country, family and scope (the same region, provider or service, a provider serving the
+  region, or the whole country) whose episodes started at about the same local time of day
+  (within `FORM_TOLERANCE`) 1 to `MAX_GAP_DAYS` local days earlier. The new episode continues
+  that incident (same id: one Slack thread) instead of opening another. An episode of a known
+  pattern that starts up to `OTHER_TIME` away from the pattern's usual time joins too, with a
+  note that it came at another time;
+- when an incident's signals recover, `end_episode` records the episode (start, end, local
+  window) and, for a recurring incident, turns the resolution into one update per episode
+  ("episode 23 of the daily cut: 01:00-09:10 local").
+
+Between episodes a recurring incident is `resolved` with `end` set to its last episode's end;
+its `start`/`end` are always the latest episode's, its `episodes` list has them all, and its
+`pattern` the usual local window and period. `missed` notes, once per day, an expected episode of
+a daily pattern that did not come by `OTHER_TIME` after its usual start.
+
+Expected episodes after the pattern is known (the third on) start silently: the update comes when
+the episode ends, or earlier when it runs `OVERRUN` past the pattern's usual end. Attribution
+counts the earlier episodes as recurrence evidence (`pollwatch.attribute`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import date, datetime, timedelta
+from statistics import median
+from zoneinfo import ZoneInfo
+
+from pydantic import BaseModel, Field
+
+from pollwatch.models import Anomaly, Episode, Incident, Pattern, iso
+from pollwatch.playbook import Watch
+
+FORM_TOLERANCE = timedelta(minutes=45)  # local onsets this close on different days are the same schedule
+OTHER_TIME = timedelta(hours=3)  # a known pattern's episode this far off its usual time still joins, with a note
+MAX_GAP_DAYS = 7  # exam days skip weekends and rest days; a week's silence ends the pattern
+OVERRUN = timedelta(hours=1)  # an episode this long past the usual end is news
+KEEP = timedelta(days=MAX_GAP_DAYS + 1)  # ended incidents kept as candidates this long
+MAX_RECENT = 500  # and never more than this many (the oldest go first)
+MAX_EPISODES = 400  # episodes listed on one incident (the oldest are summarised in the count)
+
+
+class RecurringState(BaseModel):
+    """Incidents that ended recently, which a later episode at the same local time may continue."""
+
+    recent: dict[str, Incident] = Field(default_factory=dict)
+
+
+def _minute(dt: datetime, tz: ZoneInfo) -> int:
+    local = dt.astimezone(tz)
+    return local.hour * 60 + local.minute
+
+
+def _hhmm(minute: float) -> str:
+    m = int(round(minute)) % 1440
+    return f"{m // 60:02d}:{m % 60:02d}"
+
+
+def _offset(a: float, b: float) -> float:
+    """Minutes between two times of day, around midnight."""
+    d = abs(a - b) % 1440
+    return min(d, 1440 - d)
+
+
+def _circular_median(minutes: list[int]) -> float:
+    """The median time of day, unwrapped around the first value (23:50 and 00:10 average to 00:00)."""
+    ref = minutes[0]
+    unwrapped = [ref + ((m - ref + 720) % 1440) - 720 for m in minutes]
+    return median(unwrapped) % 1440
+
+
+def episode_of(watch: Watch, inc: Incident, note: str = "") -> Episode:
+    tz = watch.tz
+    return Episode(start=inc.start, end=inc.end, kind=inc.kind, local_start=_hhmm(_minute(inc.start, tz)),
+                   local_end=_hhmm(_minute(inc.end, tz)) if inc.end else None, note=note)
+
+
+def pattern_of(watch: Watch, episodes: list[Episode], missed: int = 0, missed_dates: Iterable[str] = ()) -> Pattern:
+    """The usual local window and period of a list of episodes."""
+    tz = watch.tz
+    starts = [_minute(e.start, tz) for e in episodes]
+    ends = [_minute(e.end, tz) for e in episodes if e.end is not None]
+    days = [e.start.astimezone(tz).date() for e in episodes]
+    gaps = [(b - a).days for a, b in zip(days, days[1:]) if (b - a).days > 0]
+    if gaps and sum(g == 1 for g in gaps) >= 0.75 * len(gaps):  # a night without a cut does not end "daily"
+        period = "daily"
+    elif gaps and len(set(gaps)) == 1:
+        period = f"every {gaps[0]} days"
+    else:
+        period = "irregular days"
+    return Pattern(local_start=_hhmm(_circular_median(starts)), local_end=_hhmm(_circular_median(ends)) if ends else None,
+                   period=period, period_days=float(median(gaps)) if gaps else 1.0, timezone=watch.timezone,
+                   episodes=len(episodes), missed=missed, missed_dates=sorted(set(missed_dates)))
+
+
+def _related(watch: Watch, a: Anomaly, inc: Incident) -> bool:
+    """Whether anomaly `a` is about the scope of an earlier incident (time aside)."""
+    if a.entity.country != inc.country or a.family is not inc.family:
+        return False
+    if a.entity.level == "country" or inc.kind.value == "nationwide_outage" and not inc.scope.regions:
+        return True
+    e = a.entity
+    if e.asn is not None and e.asn in inc.scope.asns or e.region is not None and e.region in inc.scope.regions:
+        return True
+    if e.service is not None and e.service in inc.scope.services:
+        return True
+    p = watch.provider(e.asn)
+    if p is not None and set(p.regions) & set(inc.scope.regions):
+        return True
+    return e.region is not None and any(e.region in (q.regions if (q := watch.provider(x)) else []) for x in inc.scope.asns)
+
+
+def _usual_start(watch: Watch, inc: Incident) -> float:
+    if inc.pattern is not None:
+        h, m = inc.pattern.local_start.split(":")
+        return int(h) * 60 + int(m)
+    return _minute(inc.start, watch.tz)
+
+
+def match(watch: Watch, state: RecurringState, a: Anomaly) -> tuple[Incident, str] | None:
+    """The ended incident that anomaly `a` starts a new episode of, with a note when it came at another time."""
+    tz = watch.tz
+    day = a.start.astimezone(tz).date()
+    best: tuple[float, float, Incident, str] | None = None
+    for inc in state.recent.values():
+        if inc.end is None or inc.end > a.start or not _related(watch, a, inc):
+            continue
+        back = (day - inc.start.astimezone(tz).date()).days
+        if not 1 <= back <= MAX_GAP_DAYS:
+            continue
+        usual = _usual_start(watch, inc)
+        off = _offset(_minute(a.start, tz), usual)
+        if off <= FORM_TOLERANCE.total_seconds() / 60:
+            note = ""
+        elif inc.pattern is not None and off <= OTHER_TIME.total_seconds() / 60:
+            note = f"came at {_hhmm(_minute(a.start, tz))} local instead of the usual {_hhmm(usual)}"
+        else:
+            continue
+        key = (off, back)
+        if best is None or key < best[:2]:
+            best = (off, back, inc, note)
+    return None if best is None else (best[2], best[3])
+
+
+def begin_episode(watch: Watch, state: RecurringState, inc: Incident, a: Anomaly, tick: datetime, note: str) -> tuple[Incident, list[str], bool]:
+    """Continue ended incident `inc` with a new episode starting with anomaly `a`.
+
+    Returns the incident (open again, no anomalies yet), the reasons for an update, and whether
+    to post one now (a pattern just formed, an episode at another time or after a miss)."""
+    state.recent.pop(inc.id, None)
+    episodes = list(inc.episodes) or [episode_of(watch, inc)]
+    missed = inc.pattern.missed if inc.pattern else 0
+    missed_dates = inc.pattern.missed_dates if inc.pattern else []
+    came_after_miss = bool(missed_dates) and missed_dates[-1] >= episodes[-1].start.astimezone(watch.tz).date().isoformat()
+    new = Episode(start=a.start, kind=inc.kind, local_start=_hhmm(_minute(a.start, watch.tz)), note=note)
+    episodes = (episodes + [new])[-MAX_EPISODES:]
+    n = (inc.pattern.episodes if inc.pattern else 1) + 1
+    out = inc.model_copy(deep=True, update={
+        "episodes": episodes, "status": "open", "end": None, "start": a.start, "updated_at": tick, "anomaly_ids": [],
+        "pattern": pattern_of(watch, episodes, missed, missed_dates).model_copy(update={"episodes": n}),
+    })
+    pat = out.pattern
+    assert pat is not None
+    reasons = []
+    if n == 2:
+        first = episodes[0]
+        reasons.append(f"recurring: cut again at {new.local_start} local, {(new.start.astimezone(watch.tz).date() - first.start.astimezone(watch.tz).date()).days} "
+                       f"day(s) after the cut at {first.local_start}: one recurring incident from now on")
+    else:
+        reasons.append(f"episode {n} of the {pat.period} cut ({pat.window}) started at {new.local_start} local")
+    if note:
+        reasons.append(note)
+    return out, reasons, n == 2 or bool(note) or came_after_miss
+
+
+def end_episode(watch: Watch, state: RecurringState, inc: Incident, now: datetime) -> tuple[str, list[str]]:
+    """Record an incident that ended (as a candidate for later episodes); for a recurring incident,
+    close its episode and return ('updated', reasons) instead of ('resolved', ...)."""
+    _prune(state, now)
+    if not inc.episodes:
+        state.recent[inc.id] = inc.model_copy(deep=True)
+        return "resolved", []
+    last = inc.episodes[-1].model_copy(update={"end": inc.end, "local_end": _hhmm(_minute(inc.end, watch.tz)) if inc.end else None})
+    inc.episodes = inc.episodes[:-1] + [last]
+    n = inc.pattern.episodes if inc.pattern else len(inc.episodes)
+    pat = pattern_of(watch, inc.episodes, inc.pattern.missed if inc.pattern else 0, inc.pattern.missed_dates if inc.pattern else [])
+    inc.pattern = pat.model_copy(update={"episodes": n})
+    state.recent[inc.id] = inc.model_copy(deep=True)
+    dur = (inc.end - last.start) if inc.end else timedelta(0)
+    return "updated", [f"episode {n} of the {inc.pattern.period} cut: {last.local_start}-{last.local_end} local "
+                       f"({dur.total_seconds() / 3600:.1f} h; usually {inc.pattern.window})"]
+
+
+def overrun(watch: Watch, inc: Incident, tick: datetime) -> str | None:
+    """A note when an open episode of a known pattern runs `OVERRUN` past the pattern's usual end (once per episode)."""
+    pat = inc.pattern
+    if pat is None or pat.local_end is None or inc.end is not None or not inc.episodes or inc.episodes[-1].overran:
+        return None
+    ep = inc.episodes[-1]
+    usual = [e.end - e.start for e in inc.episodes[:-1] if e.end is not None]
+    if not usual:
+        return None
+    limit = ep.start + median(usual) + OVERRUN
+    if tick < limit:
+        return None
+    inc.episodes[-1] = ep.model_copy(update={"overran": True})
+    return (f"episode {pat.episodes} still going at {tick.astimezone(watch.tz):%H:%M} local, past the usual end "
+            f"({pat.local_end})")
+
+
+def missed(watch: Watch, state: RecurringState, tick: datetime) -> list[tuple[Incident, str]]:
+    """Daily patterns whose expected episode has not come `OTHER_TIME` after its usual start: one note per day,
+    at most two in a row (after that the pattern is taken to have stopped)."""
+    out = []
+    tz = watch.tz
+    for inc in state.recent.values():
+        pat = inc.pattern
+        if pat is None or pat.period != "daily" or not inc.episodes:
+            continue
+        last_day: date = inc.episodes[-1].start.astimezone(tz).date()
+        h, m = pat.local_start.split(":")
+        for k in (1, 2):
+            day = last_day + timedelta(days=k)
+            expected = datetime(day.year, day.month, day.day, int(h), int(m), tzinfo=tz)
+            if tick < expected + OTHER_TIME or day.isoformat() in pat.missed_dates:
+                continue
+            inc.pattern = pat = pat.model_copy(update={"missed": pat.missed + 1, "missed_dates": sorted([*pat.missed_dates, day.isoformat()])})
+            inc.version += 1
+            inc.updated_at = tick
+            out.append((inc.model_copy(deep=True), f"expected episode {pat.episodes + 1} around {pat.local_start} local on {day.isoformat()} "
+                                                   f"did not come (no cut by {(expected + OTHER_TIME).astimezone(tz):%H:%M})"))
+            break
+    return out
+
+
+def _prune(state: RecurringState, now: datetime) -> None:
+    for k in [k for k, i in state.recent.items() if i.end is not None and now - i.end > KEEP]:
+        del state.recent[k]
+    if len(state.recent) > MAX_RECENT:
+        for k in sorted(state.recent, key=lambda k: state.recent[k].end or now)[: len(state.recent) - MAX_RECENT]:
+            del state.recent[k]
+
+
+def earlier_onsets(inc: Incident) -> list[datetime]:
+    """The onsets of a recurring incident's earlier episodes (recurrence evidence for attribution)."""
+    return [e.start for e in inc.episodes[:-1]] if inc.episodes else []
+
+
+def describe(inc: Incident) -> str:
+    """One line for reports: 'recurring: 23 episodes, daily 01:00-09:10 Asia/Almaty, 1 missed'."""
+    pat = inc.pattern
+    if pat is None:
+        return ""
+    miss = f", {pat.missed} expected episode(s) missed" if pat.missed else ""
+    return f"recurring: {pat.episodes} episodes, {pat.period} {pat.window} ({pat.timezone}){miss}; last {iso(inc.episodes[-1].start) if inc.episodes else '-'}"

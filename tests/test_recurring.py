@@ -1,0 +1,146 @@
+"""Recurring shutdowns: nightly cuts of one region become one incident with its episodes and pattern."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from pollwatch.classify import classify
+from pollwatch.models import Cause, IncidentKind
+from pollwatch.pipeline import WatchState, analyse
+from pollwatch.simulate import EventSpec, simulate
+from tests.test_classify import anomaly, closed, ev
+
+MIN = timedelta(minutes=1)
+# 01:00 in Almaty (UTC+6) on 1 June 2019
+NIGHT = datetime(2019, 5, 31, 19, 0, tzinfo=timezone.utc)
+
+
+def _nights(w, nights: list[datetime], hours: float = 8, region: str = "KZ-KAR", shift: dict[int, timedelta] | None = None):
+    """Classify one regional critical drop per night (an anomaly opened at its start, closed at its end)."""
+    state = None
+    events = []
+    for i, start in enumerate(nights):
+        start = start + (shift or {}).get(i, timedelta(0))
+        a = anomaly(start, region=region, signal="active_probing")
+        end = start + timedelta(hours=hours)
+        ticks = [start, end + 5 * MIN, end + 40 * MIN]
+        res = classify(w, state, ticks, [ev(start, "opened", a), ev(end + 5 * MIN, "closed", closed(a, end))])
+        state, events = res.state, events + res.events
+    return state, events
+
+
+def test_nightly_cuts_are_one_incident_with_one_update_per_episode(kz_watch):
+    nights = [NIGHT + timedelta(days=d) for d in range(6)]
+    state, events = _nights(kz_watch, nights)
+    ids = {e.incident.id for e in events}
+    assert len(ids) == 1, "six nights of the same cut are one incident"
+    last = events[-1].incident
+    assert [e.local_start for e in last.episodes] == ["01:00"] * 6
+    assert [e.local_end for e in last.episodes] == ["09:00"] * 6
+    assert last.pattern is not None and last.pattern.period == "daily" and last.pattern.window == "01:00-09:00 local"
+    assert last.pattern.episodes == 6 and last.status == "resolved" and last.start == nights[-1]
+    # night 1: opened + resolved; night 2: the pattern forms (an update) + its end; nights 3..6: one update each
+    changes = [e.change for e in events]
+    assert changes[:2] == ["opened", "resolved"]
+    assert changes[2:] == ["updated"] * (2 + 4)
+    assert "one recurring incident" in events[2].reasons[0]
+    assert events[-1].reasons == ["episode 6 of the daily cut: 01:00-09:00 local (8.0 h; usually 01:00-09:00 local)"]
+    versions = [e.incident.version for e in events]
+    assert versions == sorted(versions) and len(set(versions)) == len(versions), "every alert is a new version of the thread"
+    public = last.to_public()
+    assert len(public["episodes"]) == 6 and public["episodes"][0]["start"] == "2019-05-31T19:00:00Z"
+    assert public["pattern"]["period"] == "daily"
+
+
+def test_an_episode_at_another_time_and_a_missed_night_are_noted(kz_watch):
+    nights = [NIGHT + timedelta(days=d) for d in (0, 1, 2, 4)]  # no cut on the fourth night
+    state, events = _nights(kz_watch, nights, shift={3: timedelta(hours=2)})
+    assert len({e.incident.id for e in events}) == 1
+    notes = [r for e in events for r in e.reasons]
+    assert any("did not come" in r and "2019-06-04" in r for r in notes), notes
+    assert any("came at 03:00 local instead of the usual 01:00" in r for r in notes), notes
+    last = events[-1].incident
+    assert last.pattern.missed == 1 and last.episodes[-1].note.startswith("came at 03:00")
+
+
+def test_other_times_other_regions_and_long_gaps_stay_separate(kz_watch):
+    # different local times (more than the tolerance apart) on successive days: separate incidents
+    _, ev1 = _nights(kz_watch, [NIGHT, NIGHT + timedelta(days=1, hours=5)])
+    assert len({e.incident.id for e in ev1}) == 2
+    # another region at the same time the next day: separate
+    s, a = _nights(kz_watch, [NIGHT], region="KZ-KAR")
+    _, b = _nights(kz_watch, [NIGHT + timedelta(days=1)], region="KZ-VOS")
+    res = classify(kz_watch, s, [NIGHT + timedelta(days=1)], [ev(NIGHT + timedelta(days=1), "opened",
+                                                                  anomaly(NIGHT + timedelta(days=1), region="KZ-VOS", signal="active_probing"))])
+    assert res.events[0].change == "opened" and res.events[0].incident.id != a[0].incident.id
+    # the same time eight days later: too long a gap
+    _, ev2 = _nights(kz_watch, [NIGHT, NIGHT + timedelta(days=8)])
+    assert len({e.incident.id for e in ev2}) == 2
+
+
+def test_recurring_state_survives_a_round_trip(kz_watch):
+    state, _ = _nights(kz_watch, [NIGHT, NIGHT + timedelta(days=1)])
+    stored = WatchState(grouper=state).model_dump(mode="json")
+    again = WatchState.from_stored(stored)
+    _, events = _nights(kz_watch, [NIGHT + timedelta(days=2)])  # a fresh state: a new incident
+    res = classify(kz_watch, again.grouper, [NIGHT + timedelta(days=2)],
+                   [ev(NIGHT + timedelta(days=2), "opened", anomaly(NIGHT + timedelta(days=2), region="KZ-KAR", signal="active_probing"))])
+    assert res.state.incidents and next(iter(res.state.incidents.values())).pattern.episodes == 3
+    assert events[0].change == "opened"
+
+
+@pytest.fixture(scope="module")
+def curfew(kz_watch_module):
+    """Five nights of a simulated regional curfew 01:00-07:00 local through the whole analysis."""
+    w = kz_watch_module
+    day0 = w.at_offset(timedelta(days=-12))
+    start = day0 - timedelta(days=2)
+    specs = [EventSpec(kind=IncidentKind.regional_outage, regions=["KZ-KAR"], start=day0 + timedelta(days=d, hours=1),
+                       end=day0 + timedelta(days=d, hours=7), cause=Cause.government_directed) for d in range(5)]
+    end = day0 + timedelta(days=5)
+    sc = simulate(w, start, end, specs, seed=11)
+    ticks = [t for t in w.tick_times(day0, end) if t < end]
+    ticks = [day0 + k * timedelta(minutes=15) for k in range(int((end - day0) / timedelta(minutes=15)))]
+    return w, specs, analyse(w, None, ticks, sc.observations)
+
+
+@pytest.fixture(scope="module")
+def kz_watch_module():
+    from pollwatch.playbook import load_watch
+    from tests.conftest import KZ_WATCH
+
+    return load_watch(KZ_WATCH)
+
+
+def test_a_simulated_curfew_is_one_incident_called_government_directed_from_night_three(curfew):
+    w, specs, out = curfew
+    conn = [i for i in out.incidents if i.family.value == "connectivity"]
+    assert len(conn) == 1, [(i.kind, i.start) for i in conn]
+    inc = conn[0]
+    assert len(inc.episodes) == 5 and inc.pattern.period == "daily"
+    for spec, ep in zip(specs, inc.episodes):
+        assert abs(ep.start - spec.start) <= timedelta(minutes=30) and abs(ep.end - spec.end) <= timedelta(minutes=60)
+    later = [e.incident for e in out.events if len(e.incident.episodes) >= 3]
+    assert later and all(i.cause is Cause.government_directed for i in later), [(len(i.episodes), i.cause, i.cause_confidence) for i in later]
+    alerts = [a for a in out.alerts if a.incident_id == inc.id]
+    assert len(alerts) <= 2 + 2 + 3, "one thread, about one alert per episode"
+
+
+def test_the_report_and_the_alert_show_the_episodes(kz_watch):
+    from pollwatch.alerts import render_text
+    from pollwatch.report import ReportData, incident_table, render_html
+
+    nights = [NIGHT + timedelta(days=d) for d in (0, 1, 2, 4)]
+    _, events = _nights(kz_watch, nights, shift={3: timedelta(hours=2)})
+    inc = events[-1].incident.model_copy(update={"episodes": [e.model_copy(update={"note": "<script>x</script>"}) if i == 1 else e
+                                                              for i, e in enumerate(events[-1].incident.episodes)]})
+    data = ReportData(watch=kz_watch, since=NIGHT - timedelta(days=1), until=NIGHT + timedelta(days=6), generated_at=NIGHT, incidents=[inc])
+    page = render_html(data)
+    assert "Recurring: 4 episodes" in page and "expected but did not come: 2019-06-04" in page
+    assert page.count("01:00-09:00") >= 3 and "03:00-11:00" in page
+    assert "<script>x</script>" not in page and "&lt;script&gt;" in page
+    assert incident_table(data)[0]["episodes"] == 4
+    text = render_text(kz_watch, events[-1])
+    assert "recurring: 4 episodes" in text and "why this alert: episode 4 of the" in text
