@@ -1,7 +1,13 @@
 """Detection quality against issue 5's goals: the generated suite (standard and --hard), clean
 weeks, and the real events when ../shared/data/real exists. Prints figures, then RESULT lines.
 
-    python bench/detection.py [--scenarios 6] [--events 10] [--clean-weeks 2] [--no-hard]
+    python bench/detection.py [--scenarios 6] [--events 10] [--clean-weeks 2] [--no-hard] [--no-recurring]
+    python bench/detection.py --only-recurring [--curfews 6] [--controls 4]
+
+The recurring suite (issue 17, pollwatch/evaluate_recurring.py): the recurring government-ordered
+and exam shutdowns of IODA's curated 2018-2020 list (their days and local hours as simulated
+signals, when ../shared/data/real exists), generated curfews and exam calendars, and control
+scenarios of unrelated outages.
 """
 
 from __future__ import annotations
@@ -27,7 +33,14 @@ def main() -> None:
     ap.add_argument("--events", type=int, default=10)
     ap.add_argument("--clean-weeks", type=int, default=2)
     ap.add_argument("--no-hard", action="store_true")
+    ap.add_argument("--no-recurring", action="store_true")
+    ap.add_argument("--only-recurring", action="store_true")
+    ap.add_argument("--curfews", type=int, default=6)
+    ap.add_argument("--controls", type=int, default=4)
     args = ap.parse_args()
+    if args.only_recurring:
+        recurring(args.curfews, args.controls)
+        return
     t0 = time.perf_counter()
     w = load_watch(find_watch("kz-2019-presidential"))
     std = generated_suite(w, args.scenarios, args.events)
@@ -80,6 +93,36 @@ def main() -> None:
         result("kenya_2023_safaricom_asns_detected", f"{found}/{len(x['asns_expected'])}", "2/2", not x["missed_asns"])
         result("kenya_2023_unaffected_asns_flagged", len(x["unaffected_flagged"]), "0", not x["unaffected_flagged"])
         result("kenya_2023_alerts_before_onset", len(x["alerts_before_onset"]), "0", not x["alerts_before_onset"])
+    if not args.no_recurring:
+        recurring(args.curfews, args.controls)
+
+
+def recurring(curfews: int, controls: int) -> None:
+    from pollwatch.calibrate import default_csv
+    from pollwatch.evaluate_recurring import control_runs, curated_patterns, generated_patterns, run_pattern, summarize_patterns
+
+    t0 = time.perf_counter()
+    w = load_watch(find_watch("kz-2019-presidential"))
+    csv = default_csv()
+    cases = (curated_patterns(csv) if csv else []) + generated_patterns(w, curfews)
+    results = []
+    for case in cases:
+        r = run_pattern(w, case)
+        results.append(r)
+        print(f"{r.name:<24} episodes {r.found}/{r.episodes} found, {r.incidents} incident(s), "
+              f"cause from episode 3: {r.cause_from_third} {' '.join(r.causes[:4])}{' ...' if len(r.causes) > 4 else ''}")
+    ctl = control_runs(w, controls)
+    for name, n, rec in ctl:
+        print(f"{name:<24} {n} incident(s) from unrelated events, {rec} recurring")
+    s = summarize_patterns(results, ctl)
+    print("recurring:", s, f"({time.perf_counter() - t0:.0f} s)")
+    n = s["patterns"] or 1
+    result("recurring_one_incident_per_pattern", f"{s['one_incident_per_pattern']}/{s['patterns']}", "all",
+           s["one_incident_per_pattern"] == s["patterns"])
+    result("recurring_episode_recall", s["episode_recall"], ">=0.95", (s["episode_recall"] or 0) >= 0.95)
+    result("recurring_cause_government_from_third_episode", f"{s['cause_government_from_third']}/{s['patterns']}", ">=0.9",
+           s["cause_government_from_third"] / n >= 0.9)
+    result("recurring_incidents_in_controls", s["control_recurring_incidents"], "0", s["control_recurring_incidents"] == 0)
 
 
 if __name__ == "__main__":

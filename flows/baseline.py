@@ -14,6 +14,7 @@ from prefect import flow, get_run_logger
 from prefect.utilities.annotations import quote
 
 from flows.common import resolve_watch
+from pollwatch.baseline import never_judged_notices
 from pollwatch.models import iso
 from pollwatch.sources import enabled_sources
 from tasks.baseline import baseline_task
@@ -45,6 +46,10 @@ def baseline(watch: str, window_end: datetime | None = None, observations: str |
         notices = [n for r in results for n in r.notices]
     record_observations(quote(obs), w.name)
     baselines = baseline_task(w, quote(obs), end)
+    unjudged = never_judged_notices(w, obs, end)
+    for n in unjudged:
+        logger.warning("%s", n.message)
+    notices += unjudged
     if gaps or notices:
         record_outcome(w.name, [], [], quote(gaps), quote(notices))
     blind = [b for b in baselines if not b.usable]
@@ -54,6 +59,7 @@ def baseline(watch: str, window_end: datetime | None = None, observations: str |
         "watch": w.name, "window_start": iso(start), "window_end": iso(end), "observations": len(obs),
         "series": len(baselines), "usable": len(baselines) - len(blind),
         "blind": [f"{b.signal} {b.entity}: {b.reason}" for b in blind], "gaps": len(gaps),
+        "never_judged": [n.message for n in unjudged],
     }
 
 

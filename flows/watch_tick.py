@@ -15,6 +15,7 @@ from prefect.concurrency.sync import concurrency
 from prefect.utilities.annotations import quote
 
 from flows.common import current_flow_run_id, resolve_watch, scheduled_time
+from pollwatch.baseline import never_judged_notices
 from pollwatch.models import Gap, Notice, NoticeLevel
 from pollwatch.pipeline import TickWindows, WatchState, latest_anomalies, with_observed_signals
 from pollwatch.playbook import Watch
@@ -108,6 +109,8 @@ def _run_tick(w: Watch, tick: datetime, observations: str | None, base_urls: dic
     # --- end of own vantage points -----------------------------------------------------------
 
     visible = load_observations(w.country, since, tick + timedelta(seconds=1), windows.since)
+    if last_tick is None:  # the first tick says which series it has data for but will never judge, and why
+        notices += never_judged_notices(w, visible, tick, source="watch-tick")
     if not observations:
         coverage_artifact(cfg, quote(visible), quote(source_gaps + probe_gaps))
 

@@ -22,7 +22,7 @@ from collections.abc import Iterable
 from datetime import datetime, timedelta
 from statistics import median
 
-from pollwatch.models import Baseline, Observation, entity_key
+from pollwatch.models import Baseline, Notice, NoticeLevel, Observation, entity_key
 from pollwatch.playbook import Watch
 
 DAYS_NAMES = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
@@ -123,3 +123,52 @@ def health_rows(baselines: Iterable[Baseline]) -> list[dict]:
          "usable": "yes" if b.usable else "no", "why": b.reason}
         for b in baselines
     ]
+
+
+def never_judged(watch: Watch, observations: Iterable[Observation]) -> list[tuple[str, str, str, str]]:
+    """Series that have data but that detection will not judge, and why: (signal, entity, setting, why).
+
+    - the level is below the signal's `min_prediction` (the detectors refuse to judge below it: a
+      0..10 index under `min_prediction: 10` is never judged);
+    - the data spans less than the signal's `warm_up` (nothing is judged before it);
+    - every value is the same (a stuck or placeholder series: no spread to judge against).
+    Series of signals the playbook does not configure are skipped (collection drops them)."""
+    series: dict[tuple[str, str], list[Observation]] = defaultdict(list)
+    for o in observations:
+        if o.value is not None and o.signal in watch.signals:
+            series[(o.signal, o.entity_key)].append(o)
+    out = []
+    for (signal, entity), obs in sorted(series.items()):
+        cfg = watch.signals[signal]
+        good = [o for o in obs if not cfg.min_count or (o.count or 0) >= cfg.min_count]
+        if not good:
+            out.append((signal, entity, f"signals.{signal}.min_count", f"no point has the {cfg.min_count} measurements min_count asks for"))
+            continue
+        values = [float(o.value) for o in good]  # type: ignore[arg-type]
+        level = median(values)
+        span = max(o.time for o in good) - min(o.time for o in good) + cfg.step
+        if cfg.detector != "cusum" and cfg.min_prediction > 0 and level < cfg.min_prediction:
+            out.append((signal, entity, f"signals.{signal}.min_prediction",
+                        f"its level ({level:g}) is below min_prediction ({cfg.min_prediction:g}): never judged"))
+        elif span < cfg.warm_up:
+            out.append((signal, entity, f"signals.{signal}.warm_up",
+                        f"only {span.total_seconds() / 3600:.1f} h of data, less than warm_up ({cfg.warm_up.total_seconds() / 3600:g} h): not judged yet"))
+        elif len(good) >= 3 and len(set(values)) == 1:
+            out.append((signal, entity, f"signals.{signal}", f"constant at {values[0]:g} over {len(good)} points (stuck or a placeholder?)"))
+    return out
+
+
+def never_judged_notices(watch: Watch, observations: Iterable[Observation], at: datetime, source: str = "baseline",
+                         max_named: int = 5) -> list[Notice]:
+    """One operator notice per setting that keeps series from being judged, naming the series (the first few)."""
+    groups: dict[str, list[tuple[str, str]]] = defaultdict(list)
+    for signal, entity, setting, why in never_judged(watch, observations):
+        groups[setting].append((entity, why))
+    out = []
+    for setting, items in sorted(groups.items()):
+        named = "; ".join(f"{e}: {w}" for e, w in items[:max_named])
+        more = f" (and {len(items) - max_named} more)" if len(items) > max_named else ""
+        level = NoticeLevel.info if setting.count(".") == 1 else NoticeLevel.warning
+        out.append(Notice(time=at, level=level, source=source, watch=watch.name,
+                          message=f"{len(items)} series with data not judged because of {setting}: {named}{more}"))
+    return out

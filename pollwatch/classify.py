@@ -313,7 +313,7 @@ def classify(watch: Watch, state: GroupState | None, ticks: Sequence[datetime], 
                 inc.status = "resolved"
                 inc.updated_at = tick
                 inc.version += 1
-                change, why = end_episode(watch, state.recurring, inc, tick)
+                change, why = end_episode(watch, state.recurring, inc, tick, members)
                 events.append(IncidentEvent(tick=tick, change=change, reasons=why or [f"all signals back to normal since {iso(last_end)}"],
                                             incident=inc.model_copy(deep=True)))
                 del state.incidents[inc_id]

@@ -50,6 +50,19 @@ class RecurringState(BaseModel):
     """Incidents that ended recently, which a later episode at the same local time may continue."""
 
     recent: dict[str, Incident] = Field(default_factory=dict)
+    # what each kept incident's anomalies were about, over all its episodes ('asn:9198', 'region:KZ-KAR', ...):
+    # a regional cut's next night may start on a provider serving the region, at warning level
+    touched: dict[str, list[str]] = Field(default_factory=dict)
+
+
+def _touches(a: Anomaly) -> set[str]:
+    e = a.entity
+    out = {f"asn:{e.asn}"} if e.asn is not None else set()
+    if e.region is not None:
+        out.add(f"region:{e.region}")
+    if e.service is not None:
+        out.add(f"service:{e.service}")
+    return out or {"country"}
 
 
 def _minute(dt: datetime, tz: ZoneInfo) -> int:
@@ -99,11 +112,13 @@ def pattern_of(watch: Watch, episodes: list[Episode], missed: int = 0, missed_da
                    episodes=len(episodes), missed=missed, missed_dates=sorted(set(missed_dates)))
 
 
-def _related(watch: Watch, a: Anomaly, inc: Incident) -> bool:
+def _related(watch: Watch, a: Anomaly, inc: Incident, touched: Iterable[str] = ()) -> bool:
     """Whether anomaly `a` is about the scope of an earlier incident (time aside)."""
     if a.entity.country != inc.country or a.family is not inc.family:
         return False
     if a.entity.level == "country" or inc.kind.value == "nationwide_outage" and not inc.scope.regions:
+        return True
+    if _touches(a) & set(touched):
         return True
     e = a.entity
     if e.asn is not None and e.asn in inc.scope.asns or e.region is not None and e.region in inc.scope.regions:
@@ -129,7 +144,7 @@ def match(watch: Watch, state: RecurringState, a: Anomaly) -> tuple[Incident, st
     day = a.start.astimezone(tz).date()
     best: tuple[float, float, Incident, str] | None = None
     for inc in state.recent.values():
-        if inc.end is None or inc.end > a.start or not _related(watch, a, inc):
+        if inc.end is None or inc.end > a.start or not _related(watch, a, inc, state.touched.get(inc.id, ())):
             continue
         back = (day - inc.start.astimezone(tz).date()).days
         if not 1 <= back <= MAX_GAP_DAYS:
@@ -179,10 +194,11 @@ def begin_episode(watch: Watch, state: RecurringState, inc: Incident, a: Anomaly
     return out, reasons, n == 2 or bool(note) or came_after_miss
 
 
-def end_episode(watch: Watch, state: RecurringState, inc: Incident, now: datetime) -> tuple[str, list[str]]:
+def end_episode(watch: Watch, state: RecurringState, inc: Incident, now: datetime, members: Iterable[Anomaly] = ()) -> tuple[str, list[str]]:
     """Record an incident that ended (as a candidate for later episodes); for a recurring incident,
     close its episode and return ('updated', reasons) instead of ('resolved', ...)."""
     _prune(state, now)
+    state.touched[inc.id] = sorted(set(state.touched.get(inc.id, ())).union(*(_touches(a) for a in members)))
     if not inc.episodes:
         state.recent[inc.id] = inc.model_copy(deep=True)
         return "resolved", []
@@ -245,6 +261,10 @@ def _prune(state: RecurringState, now: datetime) -> None:
     if len(state.recent) > MAX_RECENT:
         for k in sorted(state.recent, key=lambda k: state.recent[k].end or now)[: len(state.recent) - MAX_RECENT]:
             del state.recent[k]
+    # an incident in an episode is not in `recent` but keeps what it touched
+    live = set(state.recent) | {k for k in state.touched if k not in state.recent and len(state.touched) <= 2 * MAX_RECENT}
+    for k in [k for k in state.touched if k not in live]:
+        del state.touched[k]
 
 
 def earlier_onsets(inc: Incident) -> list[datetime]:

@@ -9,7 +9,7 @@ from prefect.artifacts import create_table_artifact
 from prefect.cache_policies import NO_CACHE
 
 from pollwatch import store
-from pollwatch.baseline import compute_baselines, health_rows
+from pollwatch.baseline import compute_baselines, health_rows, never_judged
 from pollwatch.models import Baseline, Observation
 from pollwatch.playbook import Watch
 
@@ -21,7 +21,13 @@ def baseline_task(watch: Watch, observations: list[Observation], window_end: dat
     with store.session_scope() as s:
         store.save_baselines(s, watch.name, baselines)
     usable = sum(b.usable for b in baselines)
-    create_table_artifact(key=f"baseline-health-{watch.name}", table=health_rows(baselines),
+    # series with data that detection will never judge (below min_prediction, shorter than warm_up, constant)
+    unjudged = {(signal, entity): f"{setting}: {why}" for signal, entity, setting, why in never_judged(watch, observations)}
+    rows = health_rows(baselines)
+    for row in rows:
+        row["never_judged"] = unjudged.get((row["signal"], row["entity"]), "")
+    create_table_artifact(key=f"baseline-health-{watch.name}", table=rows,
                           description=f"Baselines of {watch.name} for the window ending {window_end:%Y-%m-%d %H:%M} UTC: "
-                                      f"{usable} of {len(baselines)} series usable")
+                                      f"{usable} of {len(baselines)} series usable"
+                                      + (f"; {len(unjudged)} series with data never judged (see never_judged)" if unjudged else ""))
     return baselines
