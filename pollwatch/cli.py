@@ -104,13 +104,33 @@ def playbook_show(file: Path, as_json: bool = typer.Option(False, "--json", help
 
 
 @observations_app.command("import")
-def observations_import(file: Path) -> None:
+def observations_import(
+    file: Path,
+    fmt: str = typer.Option("jsonl", "--format", help="jsonl, monash, responsive, ooni-raw, ooni-hourly or ioda-signals (docs/formats.md)."),
+    watch: Optional[str] = typer.Option(None, "--watch", help="Watch name or file: its country, time zone and providers."),
+    country: Optional[str] = typer.Option(None, help="ISO 3166-1 alpha-2 code (else the watch's or the file's)."),
+    tz: Optional[str] = typer.Option(None, "--tz", help="IANA time zone of local times (monash time_e; else the watch's)."),
+    service: Optional[str] = typer.Option(None, help="Service the tests are about (OONI files; else the file's test_name)."),
+    scale: str = typer.Option("auto", help="monash index scale: auto, 10 or 100 (0..10 indices are multiplied by 10)."),
+) -> None:
     """Import observations into the store (idempotent: the same file twice stores each once)."""
     from pollwatch import store
-    from pollwatch.jsonl import FormatError, read_observations
+    from pollwatch.adapters import OBSERVATION_FORMATS, read_observations_as
+    from pollwatch.jsonl import FormatError
 
+    if fmt not in OBSERVATION_FORMATS:
+        fail(f"--format: unknown format {fmt!r}; one of {', '.join(OBSERVATION_FORMATS)}")
+    w = None
+    if watch:
+        from pollwatch.playbook import PlaybookError, find_watch, load_watch
+
+        try:
+            w = load_watch(find_watch(watch))
+        except (PlaybookError, FileNotFoundError) as exc:
+            fail(str(exc))
     try:
-        obs = read_observations(file)
+        with _file_progress(file) as progress:
+            obs = read_observations_as(fmt, file, watch=w, country=country, tz=tz, service=service, scale=scale, progress=progress)
     except (FormatError, FileNotFoundError) as exc:
         fail(str(exc))
     with store.session_scope() as s:
@@ -118,6 +138,36 @@ def observations_import(file: Path) -> None:
         store.upsert_observations(s, obs)
         after = store.count_observations(s)
     typer.echo(f"{file}: {len(obs)} observations read, {after - before} new, {len(obs) - (after - before)} already stored")
+
+
+PROGRESS_FROM = 8 << 20  # files this large show a progress bar (on a terminal)
+
+
+class _file_progress:
+    """A progress bar on stderr for files of PROGRESS_FROM bytes or more; yields the adapters' callback (or None)."""
+
+    def __init__(self, path: Path):
+        self.path, self.bar = path, None
+
+    def __enter__(self):  # type: ignore[no-untyped-def]
+        try:
+            big = self.path.stat().st_size >= PROGRESS_FROM
+        except OSError:
+            big = False
+        if not big:
+            return None
+        from rich.console import Console
+        from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn
+
+        self.bar = Progress("[progress.description]{task.description}", BarColumn(), DownloadColumn(), TimeRemainingColumn(),
+                            console=Console(stderr=True), transient=True)
+        self.bar.start()
+        task = self.bar.add_task(f"reading {self.path.name}", total=self.path.stat().st_size)
+        return lambda done, total: self.bar.update(task, completed=done, total=total)
+
+    def __exit__(self, *exc) -> None:  # type: ignore[no-untyped-def]
+        if self.bar is not None:
+            self.bar.stop()
 
 
 @observations_app.command("export")

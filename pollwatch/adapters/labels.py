@@ -8,11 +8,9 @@ before their start (typos in the source) are skipped.
 
 from __future__ import annotations
 
-import csv
 from datetime import datetime, timezone
 from pathlib import Path
 
-from pollwatch.adapters.monash import country_code
 from pollwatch.models import Cause, IncidentKind, stable_id
 from pollwatch.simulate import Label
 
@@ -25,42 +23,15 @@ CAUSES = {
 }
 
 
-def _utc(text: str) -> datetime | None:
-    text = (text or "").strip()
-    if not text:
-        return None
-    try:
-        dt = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return dt if dt.tzinfo else dt.replace(tzinfo=timezone.utc)
-
-
 def map_cause(text: str) -> Cause:
     return CAUSES.get((text or "").strip().lower(), Cause.unknown)
 
 
 def ioda_labels(path: str | Path, country: str | None = None, start: datetime | None = None, end: datetime | None = None) -> list[Label]:
-    """Labels from IODA's curated list, optionally for one country (ISO alpha-2) starting in [start, end)."""
-    out: list[Label] = []
-    with Path(path).open(newline="", encoding="utf-8") as fh:
-        for row in csv.DictReader(fh):
-            s, e = _utc(row["start_utc"]), _utc(row["end_utc"])
-            if s is None or e is None or e <= s:
-                continue
-            if (start and s < start) or (end and s >= end):
-                continue
-            try:
-                cc = country_code(row["country"])
-            except ValueError:
-                continue
-            if country and cc != country:
-                continue
-            kind = SCOPE_KIND.get((row.get("scope_level") or "").strip().lower(), IncidentKind.network_outage)
-            detail = (row.get("scope_detail") or "").strip()
-            out.append(Label(id=f"ioda-{row['id']}", kind=kind, country=cc, regions=[detail] if kind is IncidentKind.regional_outage and detail else [],
-                             start=s, end=e, cause=map_cause(row.get("cause", ""))))
-    return out
+    """Labels from IODA's curated list (pollwatch.adapters.ioda), optionally for one country (ISO alpha-2) starting in [start, end)."""
+    from pollwatch.adapters.ioda import read_ioda_outages
+
+    return [lb for lb in read_ioda_outages(path, country).labels if not (start and lb.start < start) and not (end and lb.start >= end)]
 
 
 def kenya_telegram_label() -> Label:
