@@ -120,14 +120,7 @@ def observations_import(
 
     if fmt not in OBSERVATION_FORMATS:
         fail(f"--format: unknown format {fmt!r}; one of {', '.join(OBSERVATION_FORMATS)}")
-    w = None
-    if watch:
-        from pollwatch.playbook import PlaybookError, find_watch, load_watch
-
-        try:
-            w = load_watch(find_watch(watch))
-        except (PlaybookError, FileNotFoundError) as exc:
-            fail(str(exc))
+    w = _watch(watch) if watch else None
     try:
         with _file_progress(file) as progress:
             obs = read_observations_as(fmt, file, watch=w, country=country, tz=tz, service=service, scale=scale, progress=progress)

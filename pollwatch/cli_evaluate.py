@@ -9,7 +9,54 @@ from typing import Optional
 import typer
 
 
+def _print_case(r) -> None:  # type: ignore[no-untyped-def]
+    from pollwatch.evaluate_cases import case_line
+
+    typer.echo(case_line(r))
+    for extra in r.extra.values():
+        for k, v in extra.items():
+            if isinstance(v, list):
+                typer.echo(f"    {k}: {len(v)}")
+                for item in v:
+                    typer.echo(f"      - {item}")
+            else:
+                typer.echo(f"    {k}: {v}")
+
+
+def run_case_files(cases: list[Path], real: Optional[Path], out: Optional[Path]) -> None:
+    """`pollwatch evaluate CASE.yaml ...`: each case's recall, false alerts, time to detect and cause accuracy."""
+    from pollwatch.evaluate import default_real_root, run_case, summarize
+    from pollwatch.evaluate_cases import CaseError, load_case, missing_files
+    from pollwatch.jsonl import FormatError
+
+    root = real or default_real_root()
+    results, skipped = [], []
+    for path in cases:
+        try:
+            case = load_case(path)
+            missing = missing_files(case, root)
+            if missing:
+                skipped.append(path)
+                typer.echo(f"{case.name:<28} skipped: {', '.join(missing)} not found")
+                continue
+            r = run_case(case, root)
+        except (CaseError, FormatError, ValueError) as exc:
+            typer.secho(str(exc), err=True, fg=typer.colors.RED)
+            raise typer.Exit(2)
+        results.append(r)
+        _print_case(r)
+    overall = summarize(results)
+    typer.echo(f"overall: {len(results)} case(s), {len(skipped)} skipped; recall {overall['recall']}, "
+               f"false alerts {sum(r.false_alerts for r in results)}, time to detect median {overall['ttd_median_min']} min, "
+               f"cause accuracy {overall['cause_accuracy']}")
+    if out:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps({"cases": [r.model_dump(mode="json") for r in results], "overall": overall}, indent=2, default=str))
+        typer.echo(f"figures written to {out}")
+
+
 def evaluate_cmd(
+    cases: Optional[list[Path]] = typer.Argument(None, help="Evaluation case files (docs/detection.md); none: the simulated suites and the built-in real cases."),
     watch: str = typer.Option("kz-2019-presidential", "--watch", help="Watch the simulated scenarios use."),
     scenarios: int = typer.Option(6, "--scenarios", help="Simulated scenarios with events."),
     events: int = typer.Option(10, "--events", help="Random events per scenario (all kinds, 12 h apart)."),
@@ -21,6 +68,9 @@ def evaluate_cmd(
     out: Optional[Path] = typer.Option(None, "--json", help="Write every figure as JSON here."),
 ) -> None:
     """Replay labeled scenarios; print recall, precision, false alerts per watch-week, time to detect, kind and cause accuracy."""
+    if cases:
+        run_case_files(cases, real, out)
+        return
     from pollwatch.evaluate import clean_suite, default_real_root, generated_suite, real_suite, scenario_line, summarize
     from pollwatch.playbook import PlaybookError, find_watch, load_watch
 
@@ -48,15 +98,7 @@ def evaluate_cmd(
         typer.secho(f"real data: {root}", bold=True)
         real_results = real_suite(root)
         for r in real_results:
-            typer.echo(scenario_line(r))
-            for label_id, extra in r.extra.items():
-                for k, v in extra.items():
-                    if isinstance(v, list):
-                        typer.echo(f"    {k}: {len(v)}")
-                        for item in v:
-                            typer.echo(f"      - {item}")
-                    else:
-                        typer.echo(f"    {k}: {v}")
+            _print_case(r)
         report["real"] = {"scenarios": [r.model_dump(mode="json") for r in real_results], "overall": summarize(real_results)}
     elif not no_real:
         typer.echo(f"real data: {root or '../shared/data/real'} not found, skipped")

@@ -28,7 +28,7 @@ from pydantic import BaseModel, Field
 
 from pollwatch.models import Anomaly, Cause, Family, Incident, IncidentKind, Observation, iso
 from pollwatch.pipeline import analyse
-from pollwatch.playbook import Watch, load_watch
+from pollwatch.playbook import Watch
 from pollwatch.simulate import EventSpec, Label, random_events, simulate
 from pollwatch.timeutil import tick_grid
 
@@ -213,64 +213,78 @@ def _with_regions(watch: Watch, obs: Sequence[Observation]) -> Watch:
     return watch.model_copy(update={"regions": [Region(code=n, name=n) for n in names]})
 
 
-def real_suite(root: str | Path) -> list[ScenarioResult]:
-    """The real events in `root` (shared/data/real) through the adapters; skips files that are absent."""
-    from pollwatch.adapters import ioda_labels, kenya_telegram_label, read_monash, read_ooni_hourly
-    from pollwatch.sources.ooni import country_series
+def real_suite(root: str | Path | None) -> list[ScenarioResult]:
+    """The built-in real-data cases (playbooks/evaluation/cases/) whose files exist under `root` (shared/data/real)."""
+    from pollwatch.evaluate_cases import builtin_cases, load_case, missing_files
 
-    root = Path(root)
-    ts, gt = root / "timeseries", root / "ground_truth" / "ioda_curated_outages_2018_2020.csv"
-    results: list[ScenarioResult] = []
-    for fname, watch_file, cc in (("irn-2019-11-11_gif.csv", "ir-2019-shutdown.yaml", "IR"),
-                                  ("ven-2019-07-22_gif.csv", "ve-2019-blackout.yaml", "VE")):
-        path = ts / fname
-        if not path.is_file() or not gt.is_file():
-            continue
-        watch = load_watch(EVAL_PLAYBOOKS / watch_file)
-        obs = read_monash(path, watch.timezone)
+    root = Path(root) if root else None
+    out = []
+    for path in builtin_cases():
+        case = load_case(path)
+        if not missing_files(case, root):
+            out.append(run_case(case, root))
+    return out
+
+
+def run_case(case: Any, real_root: Path | None = None) -> ScenarioResult:
+    """Replay one evaluation case (pollwatch.evaluate_cases) and score it with its criteria."""
+    from pollwatch.evaluate_cases import case_labels, case_observations, case_watch
+
+    watch = case_watch(case)
+    obs = case_observations(case, watch, real_root)
+    if not obs:
+        raise ValueError(f"{case.source_file}: the case's data files hold no observations")
+    if case.regions_from_data:
         watch = _with_regions(watch, obs)
-        start, end = obs[0].time, obs[-1].time + timedelta(hours=1)
-        labels = [lb for lb in ioda_labels(gt, cc, start, end) if lb.kind is IncidentKind.nationwide_outage]
-        incidents, _ = run_watch(watch, obs, start, end)  # 5-min ticks: a point is judged as soon as it is published
-        res = score(f"real-{watch.name}", labels, incidents, start, end)
-        for lo in res.labels:
-            onset = _visible_onset(obs, lo.label.start)
-            lo_extra: dict[str, Any] = {"label_start": iso(lo.label.start), "visible_onset": iso(onset)}
-            if onset and lo.detected_at:
-                lo_extra["detected_min_after_visible_onset"] = round((lo.detected_at - onset).total_seconds() / 60, 1)
-            if onset and lo.kind_at:
-                lo_extra["nationwide_min_after_visible_onset"] = round((lo.kind_at - onset).total_seconds() / 60, 1)
-            lo_extra["classified_as_label_kind_at"] = iso(lo.kind_at)
-            early = [i for i in incidents if i.start < min(lo.label.start, onset or lo.label.start) and not overlaps(i, lo.label)]
-            lo_extra["alerts_before_onset"] = [f"{i.kind.value} {', '.join(i.scope.regions[:3])} from {iso(i.start)}" for i in early]
-            res.extra[lo.label.id] = lo_extra
-        results.append(res)
-    path = ts / "ke-telegram-2023_hourly_by_asn.csv"
-    if path.is_file():
-        watch = load_watch(EVAL_PLAYBOOKS / "ke-2023-telegram.yaml")
-        obs, names = read_ooni_hourly(path, "KE", "telegram")
-        # the country's tests pooled over the watch's networks, as the OONI source reports them
-        obs = sorted(obs + country_series(obs, {p.asn for p in watch.providers}), key=lambda o: (o.time, o.asn or 0))
-        start, end = obs[0].time, obs[-1].time + timedelta(hours=1)
-        label = kenya_telegram_label()
-        incidents, anomalies = run_watch(watch, obs, start, end)
-        res = score(f"real-{watch.name}", [label], incidents, start, end)
-        flagged = sorted({a.entity.asn for a in anomalies if a.entity.asn is not None})
-        affected = set(label.asns)
-        early = [a for a in anomalies if a.start < label.start]
-        res.extra[label.id] = {
-            "asns_flagged": flagged, "asns_expected": sorted(affected),
-            "missed_asns": sorted(affected - set(flagged)), "unaffected_flagged": sorted(set(flagged) - affected),
-            "anomalies": [f"{_network(a)} {names.get(a.entity.asn or 0, '')}: {iso(a.start)} -> {iso(a.end)} (detected {iso(a.detected_at)})"
-                          for a in sorted(anomalies, key=lambda a: a.start)],
-            "alerts_before_onset": [f"{_network(a)} from {iso(a.start)}" for a in early],
-            # what the data says about each flagged network outside the label: its tests before the
-            # anomaly and during it (a real block on a network the label does not name, or noise?)
-            "unaffected_flagged_evidence": [_block_evidence(obs, a, names) for a in sorted(anomalies, key=lambda a: a.start)
-                                            if a.entity.asn is not None and a.entity.asn not in affected],
-        }
-        results.append(res)
-    return results
+    start, end = obs[0].time, obs[-1].time + timedelta(hours=1)
+    labels = case_labels(case, watch.country, start, end, real_root)
+    incidents, anomalies = run_watch(watch, obs, start, end)  # 5-min ticks: a point is judged as soon as it is published
+    res = score(case.name, labels, incidents, start, end)
+    if "visible_onset" in case.criteria:
+        _visible_onset_extras(res, obs, incidents)
+    if "networks" in case.criteria:
+        _network_extras(res, watch, obs, labels, anomalies)
+    return res
+
+
+def _visible_onset_extras(res: ScenarioResult, obs: Sequence[Observation], incidents: Sequence[Incident]) -> None:
+    for lo in res.labels:
+        onset = _visible_onset(obs, lo.label.start)
+        lo_extra: dict[str, Any] = {"label_start": iso(lo.label.start), "visible_onset": iso(onset)}
+        if onset and lo.detected_at:
+            lo_extra["detected_min_after_visible_onset"] = round((lo.detected_at - onset).total_seconds() / 60, 1)
+        if onset and lo.kind_at:
+            lo_extra["nationwide_min_after_visible_onset"] = round((lo.kind_at - onset).total_seconds() / 60, 1)
+        lo_extra["classified_as_label_kind_at"] = iso(lo.kind_at)
+        early = [i for i in incidents if i.start < min(lo.label.start, onset or lo.label.start) and not overlaps(i, lo.label)]
+        lo_extra["alerts_before_onset"] = [f"{i.kind.value} {', '.join(i.scope.regions[:3])} from {iso(i.start)}" for i in early]
+        res.extra[lo.label.id] = lo_extra
+
+
+def _network_extras(res: ScenarioResult, watch: Watch, obs: Sequence[Observation], labels: Sequence[Label],
+                    anomalies: Sequence[Anomaly]) -> None:
+    """Networks flagged against the labels' networks; anomalies before each network's labeled onset (the onset the
+    data shows); the tests of each flagged network outside the labels before and during its anomaly."""
+    names = {p.asn: p.name for p in watch.providers}
+    onset: dict[int, datetime] = {}
+    for lb in labels:
+        for a in lb.asns:
+            onset[a] = min(onset.get(a, lb.start), lb.start)
+    first = min((lb.start for lb in labels), default=None)
+    flagged = sorted({a.entity.asn for a in anomalies if a.entity.asn is not None})
+    affected = set(onset)
+    early = [a for a in anomalies if (a.entity.asn in onset and a.start < onset[a.entity.asn])
+             or (a.entity.asn is None and first is not None and a.start < first)]
+    res.extra["networks"] = {
+        "asns_flagged": flagged, "asns_expected": sorted(affected),
+        "onsets": {f"AS{a}": iso(t) for a, t in sorted(onset.items())},
+        "missed_asns": sorted(affected - set(flagged)), "unaffected_flagged": sorted(set(flagged) - affected),
+        "anomalies": [f"{_network(a)} {names.get(a.entity.asn or 0, '')}: {iso(a.start)} -> {iso(a.end)} (detected {iso(a.detected_at)})"
+                      for a in sorted(anomalies, key=lambda a: a.start)],
+        "alerts_before_onset": [f"{_network(a)} from {iso(a.start)}" for a in early],
+        "unaffected_flagged_evidence": [_block_evidence(obs, a, names) for a in sorted(anomalies, key=lambda a: a.start)
+                                        if a.entity.asn is not None and a.entity.asn not in affected],
+    }
 
 
 def _network(a: Anomaly) -> str:

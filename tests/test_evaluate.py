@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from pollwatch.adapters import ioda_labels, kenya_telegram_label, read_monash, read_ooni_hourly
+from pollwatch.adapters import ioda_labels, read_monash, read_ooni_hourly
 from pollwatch.evaluate import default_real_root, generated_suite, real_suite, score, summarize
 from pollwatch.models import Cause, Family, Incident, IncidentKind
 from pollwatch.simulate import Label
@@ -96,7 +96,6 @@ def test_ooni_hourly_adapter_and_labels(tmp_path: Path):
     assert [(lb.country, lb.kind, lb.cause) for lb in labels] == [
         ("IR", IncidentKind.nationwide_outage, Cause.government_directed), ("VE", IncidentKind.nationwide_outage, Cause.power_outage)]
     assert ioda_labels(g, "VE")[0].id == "ioda-B"
-    assert kenya_telegram_label().asns == [33771, 37061]
 
 
 REAL = default_real_root()
@@ -145,3 +144,50 @@ def test_evaluation_watches_load():
     sfr = ke.signals["service_failure_rate"]
     # the template's baseline-relative CUSUM, every measurement counting, no one-hour fast path
     assert sfr.detector == "cusum" and sfr.min_count == 1 and sfr.options["fast"] is False and sfr.options["mu0"] == "baseline"
+
+
+def test_evaluate_case_files_from_the_command_line(tmp_path: Path):
+    """A case file names a watch, data in a published format and labels: the command scores it per case."""
+    import json
+
+    from typer.testing import CliRunner
+
+    from pollwatch.cli import app
+    from pollwatch.evaluate_cases import builtin_cases, load_case
+
+    # 3 days of an hourly index for two counties; both fall to 5 % for 6 hours on the third day (on the hour, local 12:00)
+    t0 = int(datetime(2019, 11, 14, 0, 0, tzinfo=timezone.utc).timestamp())
+    rows = []
+    for h in range(72):
+        for county in ("Rey", "Shemiranat"):
+            down = 56 <= h < 62
+            rows.append(["IRN", "Tehran", county, t0 + 3600 * h, 5 if down else 95 + (h % 3)])
+    _write(tmp_path / "index.csv", ["iso", "name_1", "name_2", "time_e_utc", "connectivity"], rows)
+    case = tmp_path / "case.yaml"
+    case.write_text(f"""
+name: tiny-tehran
+watch: {(Path(__file__).resolve().parent.parent / "playbooks" / "evaluation" / "ir-2019-shutdown.yaml")}
+data:
+  - {{file: index.csv, format: monash}}
+labels:
+  - {{id: cut, kind: nationwide_outage, cause: government_directed, start: "2019-11-16T08:00:00Z", end: "2019-11-16T14:00:00Z"}}
+regions_from_data: true
+""")
+    out = tmp_path / "figures.json"
+    res = CliRunner().invoke(app, ["evaluate", str(case), "--json", str(out)])
+    assert res.exit_code == 0, res.output
+    assert "tiny-tehran" in res.output and "recall 1/1  false alerts 0 of 1 incident(s)" in res.output
+    figures = json.loads(out.read_text())
+    assert figures["overall"]["recall"] == 1.0 and figures["cases"][0]["labels"][0]["detected"]
+    # a case whose data is absent is skipped and said; a bad case names the file and the field
+    (tmp_path / "absent.yaml").write_text(case.read_text().replace("index.csv", "nowhere.csv"))
+    res = CliRunner().invoke(app, ["evaluate", str(tmp_path / "absent.yaml")])
+    assert res.exit_code == 0 and "skipped: nowhere.csv not found" in res.output
+    (tmp_path / "bad.yaml").write_text("name: x\nwatch: y\ndata: []\ncriteria: [vibes]\n")
+    res = CliRunner().invoke(app, ["evaluate", str(tmp_path / "bad.yaml")])
+    assert res.exit_code == 2 and "bad.yaml: data: List should have at least 1 item" in res.output
+    # the built-in real-data suite is such files
+    names = {load_case(p).name for p in builtin_cases()}
+    assert names == {"real-ir-2019-shutdown", "real-ve-2019-blackout", "real-ke-2023-telegram"}
+    ke = load_case(next(p for p in builtin_cases() if p.name.startswith("ke-")))
+    assert {a for lb in ke.labels for a in lb.asns} == {33771, 37061, 12455}, "Jambonet's block is in the label"

@@ -8,8 +8,7 @@ Observations (`pollwatch observations import --format NAME FILE`):
 - `ooni-hourly`: OONI hourly failure fractions per ASN;
 - `ioda-signals`: a saved IODA /signals/raw response;
 - `jsonl`: pollwatch's own JSON Lines.
-Labels (evaluation cases): `ioda-outages` (IODA's curated list) and `keepiton` (#KeepItOn rows);
-`kenya_telegram_label` for the Kenya 2023 case.
+Labels (evaluation cases): `ioda-outages` (IODA's curated list) and `keepiton` (#KeepItOn rows).
 
 The datasets themselves are not part of the project (see docs/detection.md): point the adapters at the files.
 """
@@ -21,7 +20,7 @@ from pathlib import Path
 from pollwatch.adapters.common import Progress
 from pollwatch.adapters.ioda import LabelFile, read_ioda_outages, read_ioda_signals
 from pollwatch.adapters.keepiton import read_keepiton
-from pollwatch.adapters.labels import ioda_labels, kenya_telegram_label
+from pollwatch.adapters.labels import ioda_labels
 from pollwatch.adapters.monash import read_monash
 from pollwatch.adapters.ooni_hourly import read_ooni_hourly
 from pollwatch.adapters.ooni_raw import read_ooni_raw
@@ -66,6 +65,6 @@ def read_labels_as(fmt: str, path: str | Path, country: str | None = None, progr
     raise FormatError(f"unknown label format {fmt!r}: one of {', '.join(LABEL_FORMATS)}")
 
 
-__all__ = ["LABEL_FORMATS", "OBSERVATION_FORMATS", "LabelFile", "ioda_labels", "kenya_telegram_label", "read_ioda_outages",
+__all__ = ["LABEL_FORMATS", "OBSERVATION_FORMATS", "LabelFile", "ioda_labels", "read_ioda_outages",
            "read_ioda_signals", "read_keepiton", "read_labels_as", "read_monash", "read_observations_as", "read_ooni_hourly",
            "read_ooni_raw", "read_responsive"]

@@ -1,4 +1,4 @@
-"""Ground-truth labels from IODA's curated outage list, and the Kenya 2023 Telegram block.
+"""Ground-truth labels from IODA's curated outage list (the cause vocabulary, and time-range filtering).
 
 IODA's list (columns id, start_utc, end_utc, country (a name), scope_level Country|Region|AS,
 cause ...) becomes Labels: Country -> nationwide_outage, Region -> regional_outage,
@@ -32,15 +32,3 @@ def ioda_labels(path: str | Path, country: str | None = None, start: datetime | 
     from pollwatch.adapters.ioda import read_ioda_outages
 
     return [lb for lb in read_ioda_outages(path, country).labels if not (start and lb.start < start) and not (end and lb.start >= end)]
-
-
-def kenya_telegram_label() -> Label:
-    """Telegram blocked on Safaricom (AS33771, AS37061) during the national exams, 13-24 November 2023.
-
-    There is no independent timestamped label: the span is the one OONI's report describes
-    (day resolution), so it starts at 2023-11-13T00:00Z and ends at 2023-11-25T00:00Z.
-    """
-    start = datetime(2023, 11, 13, tzinfo=timezone.utc)
-    end = datetime(2023, 11, 25, tzinfo=timezone.utc)
-    return Label(id=stable_id("ke-2023-telegram", length=12), kind=IncidentKind.service_block, country="KE", asns=[33771, 37061],
-                 services=["telegram"], start=start, end=end, cause=Cause.government_directed)
