@@ -8,8 +8,9 @@ Cases:
   watch is the KZ watch in the country's time zone, without milestones, services or tools;
 - generated curfews and exam calendars (`generated_patterns`): a region or the whole country cut
   nightly at a random hour for 5-8 nights, or during exam hours on days 1-3 apart;
-- controls (`control_runs`): random unrelated outages and blocks (`simulate.random_events`, every
-  kind, a random scope, 12 h apart) over nine days: any recurring incident there is a false one.
+- controls (`control_runs`): random unrelated outages and blocks (`simulate.random_events`: every
+  kind, a random scope, two a day, each at a random time of its day) over nine days: any recurring
+  incident there is a false one.
 
 Scores (`summarize_patterns`): incidents per pattern (goal: one, never one per night), episodes
 found (an incident or one of its episodes overlaps the episode), whether every alert from the third
@@ -166,7 +167,14 @@ def control_runs(watch: Watch, n: int = 4, seed: int = 700, days: int = 9, event
         start = watch.at_offset(timedelta(days=-30))
         watch_start = start + HISTORY
         end = watch_start + timedelta(days=days)
-        specs = random_events(watch, watch_start, end, events, s)
+        # unrelated outages come at any time of day: random_events spaces its slots 12 h apart, which would put
+        # every event at one of two local times; redraw each onset's time within its day (same duration)
+        rng = random.Random(s * 31 + 7)
+        specs = []
+        for sp in random_events(watch, watch_start, end, events, s):
+            day = sp.start.replace(hour=0, minute=0, second=0, microsecond=0)
+            onset = day + timedelta(minutes=5 * rng.randrange(288))
+            specs.append(sp.model_copy(update={"start": onset, "end": onset + (sp.end - sp.start)}))
         sc = simulate(watch, start, end, specs, seed=s, country_services=True, service_base=(0.0, 0.1))
         ticks = [watch_start + TICK * k for k in range(int((end - watch_start) / TICK))]
         res = analyse(watch, None, ticks, sc.observations)

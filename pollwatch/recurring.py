@@ -34,10 +34,10 @@ from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, Field
 
-from pollwatch.models import Anomaly, Episode, Incident, Pattern, iso
+from pollwatch.models import Anomaly, Episode, Family, Incident, IncidentKind, Pattern, iso
 from pollwatch.playbook import Watch
 
-FORM_TOLERANCE = timedelta(minutes=45)  # local onsets this close on different days are the same schedule
+FORM_TOLERANCE = timedelta(minutes=30)  # local onsets this close on different days are the same schedule ("exactly one day later")
 OTHER_TIME = timedelta(hours=3)  # a known pattern's episode this far off its usual time still joins, with a note
 MAX_GAP_DAYS = 7  # exam days skip weekends and rest days; a week's silence ends the pattern
 OVERRUN = timedelta(hours=1)  # an episode this long past the usual end is news
@@ -113,22 +113,32 @@ def pattern_of(watch: Watch, episodes: list[Episode], missed: int = 0, missed_da
 
 
 def _related(watch: Watch, a: Anomaly, inc: Incident, touched: Iterable[str] = ()) -> bool:
-    """Whether anomaly `a` is about the scope of an earlier incident (time aside)."""
+    """Whether anomaly `a` is about the same scope as an earlier incident (time aside): the same service
+    (blocks, throttling), the whole country again (any series of a nationwide cut), or the same region
+    or network, directly or through a provider serving the region."""
     if a.entity.country != inc.country or a.family is not inc.family:
         return False
-    if a.entity.level == "country" or inc.kind.value == "nationwide_outage" and not inc.scope.regions:
-        return True
-    if _touches(a) & set(touched):
-        return True
+    t = set(touched) | {f"service:{x}" for x in inc.scope.services} | {f"asn:{x}" for x in inc.scope.asns} \
+        | {f"region:{x}" for x in inc.scope.regions}
     e = a.entity
-    if e.asn is not None and e.asn in inc.scope.asns or e.region is not None and e.region in inc.scope.regions:
+    if inc.family is not Family.connectivity:
+        # the same service (or tool) again; on the same networks when both name networks
+        if e.service is None or f"service:{e.service}" not in t:
+            return False
+        nets = {x for x in t if x.startswith("asn:")}
+        return e.asn is None or not nets or f"asn:{e.asn}" in nets
+    if inc.kind is IncidentKind.nationwide_outage:
         return True
-    if e.service is not None and e.service in inc.scope.services:
+    if e.level == "country":
+        # a region's cut dents the country total too: its next night may show there first, if the earlier ones did
+        return "country" in t
+    if _touches(a) & t:
         return True
     p = watch.provider(e.asn)
-    if p is not None and set(p.regions) & set(inc.scope.regions):
+    if p is not None and {f"region:{r}" for r in p.regions} & t:
         return True
-    return e.region is not None and any(e.region in (q.regions if (q := watch.provider(x)) else []) for x in inc.scope.asns)
+    served = {r for x in t if x.startswith("asn:") and (q := watch.provider(int(x[4:]))) for r in q.regions}
+    return e.region is not None and e.region in served
 
 
 def _usual_start(watch: Watch, inc: Incident) -> float:
