@@ -255,7 +255,11 @@ def classify(watch: Watch, state: GroupState | None, ticks: Sequence[datetime], 
             inc_id = state.membership.get(a.id)
             if inc_id is None:
                 inc_id = find_incident(watch, state, a)
-                hit = match(watch, state.recurring, a) if inc_id is None else None
+                hit = None
+                if inc_id is None:
+                    together = [e.anomaly for e in by_tick.get(tick, []) if e.change == "opened" and e.anomaly.family is a.family
+                                and e.anomaly.entity.country == a.entity.country and abs(e.anomaly.start - a.start) <= watch.classification.join_gap]
+                    hit = match(watch, state.recurring, a, together)
                 if hit is not None:
                     # the same scope at about the same local time as an incident that ended: its next episode
                     inc, why, post = begin_episode(watch, state.recurring, hit[0], a, tick, hit[1])

@@ -7,7 +7,9 @@ day, is one deliberate event with many episodes, not seventy unrelated outages. 
 - when an anomaly would open a new incident, `match` looks for a recently ended incident of the
   same country, family and scope (the same region, provider or service, a provider serving the
   region, or the whole country) whose episodes started at about the same local time of day
-  (within `FORM_TOLERANCE`) 1 to `MAX_GAP_DAYS` local days earlier. The new episode continues
+  (within `FORM_TOLERANCE`) 1 to `FORM_GAP_DAYS` local days earlier (for an incident that is already
+  recurring: up to `MAX_GAP_DAYS`). Anomalies opening in the same tick count together (the next
+  night of a regional cut may show first on a provider at warning level). The new episode continues
   that incident (same id: one Slack thread) instead of opening another. An episode of a known
   pattern that starts up to `OTHER_TIME` away from the pattern's usual time joins too, with a
   note that it came at another time;
@@ -40,6 +42,7 @@ from pollwatch.playbook import Watch
 FORM_TOLERANCE = timedelta(minutes=30)  # local onsets this close on different days are the same schedule ("exactly one day later")
 OTHER_TIME = timedelta(hours=3)  # a known pattern's episode this far off its usual time still joins, with a note
 MAX_GAP_DAYS = 7  # exam days skip weekends and rest days; a week's silence ends the pattern
+FORM_GAP_DAYS = 4  # but a pattern forms only from two episodes at most 4 days apart (a lone pair further apart is chance)
 OVERRUN = timedelta(hours=1)  # an episode this long past the usual end is news
 KEEP = timedelta(days=MAX_GAP_DAYS + 1)  # ended incidents kept as candidates this long
 MAX_RECENT = 500  # and never more than this many (the oldest go first)
@@ -148,16 +151,21 @@ def _usual_start(watch: Watch, inc: Incident) -> float:
     return _minute(inc.start, watch.tz)
 
 
-def match(watch: Watch, state: RecurringState, a: Anomaly) -> tuple[Incident, str] | None:
-    """The ended incident that anomaly `a` starts a new episode of, with a note when it came at another time."""
+def match(watch: Watch, state: RecurringState, a: Anomaly, together: Iterable[Anomaly] = ()) -> tuple[Incident, str] | None:
+    """The ended incident that anomaly `a` starts a new episode of, with a note when it came at another time.
+
+    `together`: the anomalies opening at the same tick with `a` (one event's series: the next night of a
+    regional cut may show first on a provider serving the region, at warning level, with the region's
+    critical drop in the same tick); the scope matches when any of them is related."""
+    group = [a] + [b for b in together if b.id != a.id]
     tz = watch.tz
     day = a.start.astimezone(tz).date()
     best: tuple[float, float, Incident, str] | None = None
     for inc in state.recent.values():
-        if inc.end is None or inc.end > a.start or not _related(watch, a, inc, state.touched.get(inc.id, ())):
+        if inc.end is None or inc.end > a.start or not any(_related(watch, b, inc, state.touched.get(inc.id, ())) for b in group):
             continue
         back = (day - inc.start.astimezone(tz).date()).days
-        if not 1 <= back <= MAX_GAP_DAYS:
+        if not 1 <= back <= (MAX_GAP_DAYS if inc.pattern is not None else FORM_GAP_DAYS):
             continue
         usual = _usual_start(watch, inc)
         off = _offset(_minute(a.start, tz), usual)
@@ -208,7 +216,9 @@ def end_episode(watch: Watch, state: RecurringState, inc: Incident, now: datetim
     """Record an incident that ended (as a candidate for later episodes); for a recurring incident,
     close its episode and return ('updated', reasons) instead of ('resolved', ...)."""
     _prune(state, now)
-    state.touched[inc.id] = sorted(set(state.touched.get(inc.id, ())).union(*(_touches(a) for a in members)))
+    members = list(members)
+    basis = [a for a in members if a.level == "critical"] or members  # what was cut, not what dipped with it
+    state.touched[inc.id] = sorted(set(state.touched.get(inc.id, ())).union(*(_touches(a) for a in basis)))
     if not inc.episodes:
         state.recent[inc.id] = inc.model_copy(deep=True)
         return "resolved", []

@@ -75,9 +75,14 @@ def test_other_times_other_regions_and_long_gaps_stay_separate(kz_watch):
     res = classify(kz_watch, s, [NIGHT + timedelta(days=1)], [ev(NIGHT + timedelta(days=1), "opened",
                                                                   anomaly(NIGHT + timedelta(days=1), region="KZ-VOS", signal="active_probing"))])
     assert res.events[0].change == "opened" and res.events[0].incident.id != a[0].incident.id
-    # the same time eight days later: too long a gap
+    # the same time eight days later: too long a gap; five days: too far apart for a lone pair to form a pattern
     _, ev2 = _nights(kz_watch, [NIGHT, NIGHT + timedelta(days=8)])
     assert len({e.incident.id for e in ev2}) == 2
+    _, ev3 = _nights(kz_watch, [NIGHT, NIGHT + timedelta(days=5)])
+    assert len({e.incident.id for e in ev3}) == 2
+    # but an exam calendar that is already a pattern bridges a weekend and more
+    _, ev4 = _nights(kz_watch, [NIGHT, NIGHT + timedelta(days=1), NIGHT + timedelta(days=6)])
+    assert len({e.incident.id for e in ev4}) == 1 and ev4[-1].incident.pattern.period == "irregular days"
 
 
 def test_recurring_state_survives_a_round_trip(kz_watch):
