@@ -39,7 +39,7 @@ from pydantic import BaseModel, Field
 from pollwatch.models import Anomaly, Episode, Family, Incident, IncidentKind, Pattern, iso
 from pollwatch.playbook import Watch
 
-FORM_TOLERANCE = timedelta(minutes=30)  # local onsets this close on different days are the same schedule ("exactly one day later")
+FORM_TOLERANCE = timedelta(minutes=45)  # local onsets this close on different days are the same schedule (IODA lists exam cuts at 05:00 and 05:45)
 OTHER_TIME = timedelta(hours=3)  # a known pattern's episode this far off its usual time still joins, with a note
 MAX_GAP_DAYS = 7  # exam days skip weekends and rest days; a week's silence ends the pattern
 FORM_GAP_DAYS = 4  # but a pattern forms only from two episodes at most 4 days apart (a lone pair further apart is chance)
