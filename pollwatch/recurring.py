@@ -162,8 +162,11 @@ def match(watch: Watch, state: RecurringState, a: Anomaly, together: Iterable[An
     day = a.start.astimezone(tz).date()
     best: tuple[float, float, Incident, str] | None = None
     for inc in state.recent.values():
-        if inc.end is None or inc.end > a.start or not any(_related(watch, b, inc, state.touched.get(inc.id, ())) for b in group):
+        touched = state.touched.get(inc.id, ())
+        if inc.end is None or inc.end > a.start or not any(_related(watch, b, inc, touched) for b in group):
             continue
+        if inc.kind is not IncidentKind.nationwide_outage and not all(_related(watch, b, inc, touched) for b in group if b.level == "critical"):
+            continue  # a wider cut (the whole country, other networks or regions) is not the next episode of a narrower one
         back = (day - inc.start.astimezone(tz).date()).days
         if not 1 <= back <= (MAX_GAP_DAYS if inc.pattern is not None else FORM_GAP_DAYS):
             continue

@@ -149,3 +149,18 @@ def test_the_report_and_the_alert_show_the_episodes(kz_watch):
     assert incident_table(data)[0]["episodes"] == 4
     text = render_text(kz_watch, events[-1])
     assert "recurring: 4 episodes" in text and "why this alert: episode 4 of the" in text
+
+
+def test_a_wider_cut_at_the_same_time_is_not_the_next_episode_of_a_network_outage(kz_watch):
+    """Kazakhtelecom down at 01:00 one night, the whole country at 01:00 two nights later: two incidents."""
+    a = anomaly(NIGHT, asn=9198, signal="active_probing")
+    res = classify(kz_watch, None, [NIGHT, NIGHT + timedelta(hours=3, minutes=40)],
+                   [ev(NIGHT, "opened", a), ev(NIGHT + timedelta(hours=3, minutes=5), "closed", closed(a, NIGHT + timedelta(hours=3)))])
+    later = NIGHT + timedelta(days=2)
+    wide = [anomaly(later, signal="active_probing")] + [anomaly(later, asn=p.asn, signal="active_probing") for p in kz_watch.providers]
+    res2 = classify(kz_watch, res.state, [later], [ev(later, "opened", x) for x in wide])
+    assert res2.events[0].change == "opened" and res2.events[0].incident.id != res.events[0].incident.id
+    # the same network alone two nights later is its next episode
+    alone = anomaly(later, asn=9198, signal="bgp")
+    res3 = classify(kz_watch, res.state, [later], [ev(later, "opened", alone)])
+    assert res3.events[0].incident.id == res.events[0].incident.id and "one recurring incident" in res3.events[0].reasons[0]
