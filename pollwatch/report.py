@@ -29,6 +29,7 @@ from pollwatch import __version__, audit, store
 from pollwatch.alerts import KIND_TITLES, scope_line
 from pollwatch.models import Alert, Anomaly, Direction, Gap, Incident, IncidentKind, Notice, iso
 from pollwatch.playbook import Watch
+from pollwatch.sinks import csv_cell, output_file
 from pollwatch.timeutil import format_duration
 
 KIND_COLORS = {
@@ -327,13 +328,16 @@ def keepiton_rows(watch: Watch, incidents: list[Incident], shutdowns_only: bool 
 
 
 def write_keepiton_csv(rows: list[dict[str, str]], out: TextIO | str | Path) -> None:
+    """The rows as CSV; every cell goes through `csv_cell`, so no name can become a spreadsheet formula.
+
+    A path that cannot be written raises `OutputError` (one line)."""
     if isinstance(out, (str, Path)):
-        with open(out, "w", newline="", encoding="utf-8") as f:
+        with output_file(out, newline="") as f:
             write_keepiton_csv(rows, f)
         return
     w = csv.DictWriter(out, fieldnames=KEEPITON_COLUMNS, lineterminator="\n")
     w.writeheader()
-    w.writerows(rows)
+    w.writerows({k: csv_cell(v) for k, v in row.items()} for row in rows)
 
 
 # --- summaries for Prefect artifacts -------------------------------------------------------------

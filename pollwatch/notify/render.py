@@ -64,7 +64,7 @@ class Message:
         """The blocks as plain text (what the console and plain webhooks show), after the headline."""
         lines: list[str] = [self.headline] if self.headline else []
         if not self.blocks:
-            return "\n".join(lines + [self.text])
+            return "\n".join(lines + [_unmark(self.text)])
         for b in self.blocks:
             t = b.get("type")
             if t == "header":
@@ -89,12 +89,20 @@ def _unmark(s: str) -> str:
     s = re.sub(r"<!(here|channel|everyone)>", r"@\1", s)
     s = re.sub(r"<!subteam\^(\w+)>", r"@group:\1", s)
     s = re.sub(r"<@(\w+)>", r"@\1", s)
-    return s.replace("*", "")
+    return s.replace("*", "").replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
 
 
-def _esc(s: str) -> str:
-    """Escape the three characters Slack's mrkdwn treats as control characters."""
-    return s.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+def _esc(s: object) -> str:
+    """Outside text for any Slack field (mrkdwn or the `text` fallback): escape the three characters
+    Slack treats as control characters, so `<!channel>` or `<https://x|click>` stay text, and turn
+    backticks into U+02CB (mrkdwn cannot escape them; one would pair with a code span of ours)."""
+    return str(s).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace("`", "\u02cb")
+
+
+def _code(s: object) -> str:
+    """Outside text as an inline code span: without backticks (one would close the span) or line breaks."""
+    inner = _esc(str(s).replace("`", "").replace("\n", " ").replace("\r", " ")).strip()
+    return f"`{inner or '-'}`"
 
 
 def _cut(s: str, n: int) -> str:
@@ -154,13 +162,13 @@ def mention_markup(mention: str | None) -> str | None:
     if m.startswith("<") and m.endswith(">"):
         return m
     m = m.lstrip("@")
-    if m.startswith("subteam^"):
+    if m.startswith("subteam^") and m[8:].isalnum():
         return f"<!{m}>"
     if m[:1] == "S" and m[1:].isalnum() and m.isupper():
         return f"<!subteam^{m}>"
     if m[:1] in ("U", "W") and m[1:].isalnum() and m.isupper():
         return f"<@{m}>"
-    return f"@{m}"  # a handle Slack may not resolve; shown as text
+    return f"@{_esc(m)}"  # a handle Slack may not resolve; shown as text
 
 
 # --- links -----------------------------------------------------------------------------------
@@ -325,14 +333,14 @@ def root_message(watch: Watch, inc: Incident, *, key: str, anomalies: list[Anoma
     when = f"{fmt_when(watch, inc.start)}"
     if inc.end is not None:
         when += f"\nended {fmt_when(watch, inc.end)}, after {fmt_duration(inc.end - inc.start)}"
-    lead = f"*{KIND_TITLES[inc.kind]}* in {country_name(inc.country)} — watch `{watch.name}`"
+    lead = f"*{KIND_TITLES[inc.kind]}* in {_esc(country_name(inc.country))} — watch {_code(watch.name)}"
     if mention:
         lead = f"{mention} {lead}"
     fields = [
         _field("Scope", _esc(scope_text(watch, inc))),
         _field("Started" if inc.end is None else "Window", when),
         _field("Depth (current vs expected)", _esc("\n".join(depth_lines(inc, list(anomalies))[:4]))),
-        _field("Signals in agreement", ", ".join(inc.scope.signals) or "—"),
+        _field("Signals in agreement", _esc(", ".join(inc.scope.signals)) or "—"),
         _field("Likely cause", _esc(cause_text(inc))),
         _field("Severity", f"{inc.severity:,.0f} (drop % × minutes, corroboration-weighted)"),
     ]
@@ -344,9 +352,9 @@ def root_message(watch: Watch, inc: Incident, *, key: str, anomalies: list[Anoma
     if evidence:
         blocks.append(SectionBlock(text=_md("*Evidence*\n" + "\n".join(f"• {_esc(e)}" for e in evidence))))
     blocks.append(_link_buttons(watch, inc, links))
-    blocks.append(ContextBlock(elements=[_md(f"incident `{inc.id}` · version {inc.version} · updated {iso(inc.updated_at)} · pollwatch")]))
-    text = f"{emoji_free} — {scope_text(watch, inc)}; since {fmt_when(watch, inc.start)}; " \
-           f"{depth_lines(inc, list(anomalies))[0]}; cause {cause_text(inc)}"
+    blocks.append(ContextBlock(elements=[_md(f"incident {_code(inc.id)} · version {inc.version} · updated {iso(inc.updated_at)} · pollwatch")]))
+    text = f"{_esc(emoji_free)} — {_esc(scope_text(watch, inc))}; since {fmt_when(watch, inc.start)}; " \
+           f"{_esc(depth_lines(inc, list(anomalies))[0])}; cause {_esc(cause_text(inc))}"
     if mention:
         text = f"{mention} {text}"
     return Message(text=_cut(text, 3900), blocks=_blocks(blocks), metadata=metadata(watch, key=key, role="root", incident_id=inc.id),
@@ -370,7 +378,7 @@ def update_message(watch: Watch, inc: Incident, *, key: str, reasons: list[str],
         earlier = ["; ".join(r) or "details changed" for r in held]
         blocks.append(ContextBlock(elements=[_md(f"Also changed since the last update ({len(held)} batched by the "
                                                  f"{watch.alerts.max_updates_per_hour}/hour limit): " + _esc(" | ".join(earlier)))]))
-    text = f"Update: {KIND_TITLES[inc.kind]} in {inc.country} — {why}"
+    text = f"Update: {KIND_TITLES[inc.kind]} in {_esc(inc.country)} — {_esc(why)}"
     if mention:
         text = f"{mention} {text}"
     return Message(text=_cut(text, 3900), blocks=_blocks(blocks), metadata=metadata(watch, key=key, role="update", incident_id=inc.id),
@@ -382,7 +390,7 @@ def end_message(watch: Watch, inc: Incident, *, key: str, held: list[list[str]] 
     end = inc.end or inc.updated_at
     dur = fmt_duration(end - inc.start)
     word = "Unblocked" if inc.kind in (IncidentKind.service_block, IncidentKind.circumvention_block) else "Recovered"
-    lead = f":white_check_mark: *{word}* — {KIND_TITLES[inc.kind]} in {country_name(inc.country)} lasted *{dur}*"
+    lead = f":white_check_mark: *{word}* — {KIND_TITLES[inc.kind]} in {_esc(country_name(inc.country))} lasted *{dur}*"
     blocks: list[Block] = [SectionBlock(text=_md(lead), fields=[
         _field("From", fmt_when(watch, inc.start)),
         _field("To", fmt_when(watch, end)),
@@ -392,7 +400,7 @@ def end_message(watch: Watch, inc: Incident, *, key: str, held: list[list[str]] 
     if held:
         earlier = ["; ".join(r) or "details changed" for r in held]
         blocks.append(ContextBlock(elements=[_md("Also changed before the end: " + _esc(" | ".join(earlier)))]))
-    text = f"{word}: {KIND_TITLES[inc.kind]} in {inc.country} ended after {dur} ({fmt_when(watch, inc.start)} to {fmt_when(watch, end)})"
+    text = f"{word}: {KIND_TITLES[inc.kind]} in {_esc(inc.country)} ended after {dur} ({fmt_when(watch, inc.start)} to {fmt_when(watch, end)})"
     return Message(text=_cut(text, 3900), blocks=_blocks(blocks), metadata=metadata(watch, key=key, role="end", incident_id=inc.id),
                    headline=headline(watch, inc, "RESOLVED"))
 
@@ -403,12 +411,12 @@ NOTICE_EMOJI = {"info": ":information_source:", "warning": ":warning:", "error":
 def notice_message(watch: Watch, notice: Notice, *, key: str) -> Message:
     """An operator notice for the ops channel (source down, data gap, vantage offline, Slack trouble)."""
     emoji = NOTICE_EMOJI.get(notice.level.value, ":warning:")
-    lead = f"{emoji} *{notice.level.value.upper()}* `{notice.source}` — {_esc(notice.message)}"
+    lead = f"{emoji} *{notice.level.value.upper()}* {_code(notice.source)} — {_esc(notice.message)}"
     blocks: list[Block] = [
         SectionBlock(text=_md(lead)),
-        ContextBlock(elements=[_md(f"watch `{notice.watch or watch.name}` · {fmt_when(watch, notice.time)} · operator notice")]),
+        ContextBlock(elements=[_md(f"watch {_code(notice.watch or watch.name)} · {fmt_when(watch, notice.time)} · operator notice")]),
     ]
-    text = f"[{notice.level.value}] {notice.source}: {notice.message}"
+    text = f"[{notice.level.value}] {_esc(notice.source)}: {_esc(notice.message)}"
     return Message(text=_cut(text, 3900), blocks=_blocks(blocks), metadata=metadata(watch, key=key, role="notice"),
                    headline=f"[NOTICE] {notice.source}: {notice.level.value}")
 

@@ -1,0 +1,171 @@
+"""Hostile outside text reaching pollwatch's sinks and inputs (issue 16: sinks and input files).
+
+Names in a watch, observatories' error bodies and imported files are written by someone else.
+Each test here plays that someone and checks what a user would see: the requests the fake Slack
+server received, the cells of the CSV as the csv module reads them, the bytes on the console,
+the errors of `pollwatch` commands, and what `pollwatch audit verify` says after tampering.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from pydantic import SecretStr
+
+from pollwatch import report, store
+from pollwatch.models import Evidence, Notice, NoticeLevel
+from pollwatch.notify import ConsoleTransport, SlackTransport, WebhookTransport, deliver_outbox, notice_alerts
+from pollwatch.playbook import Provider, Region, Service
+from tests.fakes.slack_api import FakeSlack
+from tests.fakes.slack_scenarios import T0, alerts_for, nationwide, service_block, story
+
+TOKEN = "xoxb-sinks-test-0000"
+
+# what an attacker puts into names and error bodies, for Slack
+SLACK_HOSTILE = "<!channel> <!everyone> <https://evil.example/fix|click to fix> & <@U0ADMIN> `code` *x*"
+ALLOWED_MARKUP = {"<!here>"}  # the watch's own configured mention, nothing else
+
+
+def hostile_watch(watch: Any, name: str = "kz`<!channel>`x") -> Any:
+    """The KZ watch with every name a coordinator (or a copied template) could get wrong."""
+    providers = [p.model_copy(update={"name": f"{p.name} {SLACK_HOSTILE}"}) for p in watch.providers]
+    regions = [r.model_copy(update={"name": f"{r.name} {SLACK_HOSTILE}"}) for r in watch.regions]
+    return watch.model_copy(update={"name": name, "providers": providers, "regions": regions})
+
+
+def _mrkdwn_texts(blocks: list[dict[str, Any]]) -> Iterator[str]:
+    for b in blocks:
+        stack: list[Any] = [b]
+        while stack:
+            node = stack.pop()
+            if isinstance(node, dict):
+                if node.get("type") == "mrkdwn":
+                    yield node["text"]
+                stack.extend(node.values())
+            elif isinstance(node, list):
+                stack.extend(node)
+
+
+def _slack_fields(fake: FakeSlack) -> list[str]:
+    """Every text Slack would parse as markup: the `text` fallback and every mrkdwn object, of every request."""
+    out = []
+    for c in fake.calls:
+        if c.method in ("chat.postMessage", "chat.update", "webhook"):
+            out.append(c.params.get("text") or "")
+            blocks = c.params.get("blocks") or []
+            if isinstance(blocks, str):
+                import json
+
+                blocks = json.loads(blocks)
+            out.extend(_mrkdwn_texts(blocks))
+    return out
+
+
+def _assert_inert(fields: list[str]) -> None:
+    assert fields
+    for text in fields:
+        assert set(re.findall(r"<[^>]*>", text)) <= ALLOWED_MARKUP, text
+        assert text.count("`") % 2 == 0, f"a code span is left open: {text!r}"
+        for span in re.findall(r"`([^`]*)`", text):
+            assert "<" not in span and "\n" not in span, span
+
+
+@pytest.fixture
+def fake() -> Iterator[FakeSlack]:
+    with FakeSlack(token=TOKEN) as f:
+        yield f
+
+
+def _incident_story(w: Any) -> list[Any]:
+    inc = nationwide(w)
+    inc = inc.model_copy(update={
+        "evidence": [Evidence(name="x", supports=inc.cause, weight=0.5, detail=f"evidence {SLACK_HOSTILE}")],
+        "scope": inc.scope.model_copy(update={"services": [f"svc {SLACK_HOSTILE}"], "signals": ["bgp", f"sig{SLACK_HOSTILE}"]}),
+        "override": {"by": f"who {SLACK_HOSTILE}", "why": f"why {SLACK_HOSTILE}", "cause": inc.cause.value},
+    })
+    events = story(inc, updates=1)
+    events[1].reasons = [f"scope grew {SLACK_HOSTILE}"]
+    return alerts_for(w, events)
+
+
+@pytest.mark.parametrize("transport", ["api", "webhook"])
+def test_slack_requests_carry_outside_text_as_text(kz_watch, fake, transport):
+    """Incident root, update, end and an ops notice quoting an observatory's error body: in every
+    request the fake Slack received, the `text` fallback and every mrkdwn field hold no markup but
+    the watch's own mention, and no code span is broken open by a backtick."""
+    w = hostile_watch(kz_watch)
+    notice = Notice(time=T0, level=NoticeLevel.error, source="ioda`<!channel>", watch=w.name,
+                    message=f"IODA answered 500: {SLACK_HOSTILE}")
+    with store.session_scope() as s:
+        store.enqueue_alerts(s, _incident_story(w) + notice_alerts(w, [notice]))
+    if transport == "api":
+        t = SlackTransport(SecretStr(TOKEN), base_url=fake.base_url, timeout=2, pace=0.0)
+    else:
+        t = WebhookTransport(SecretStr(fake.webhook_url), timeout=2, pace=0.0)
+    rep = deliver_outbox(w, t, chart=None, retry_delays=(0.01,))
+    assert rep.ok and len(rep.sent) == 4, rep
+    fields = _slack_fields(fake)
+    _assert_inert(fields)
+    everything = "\n".join(fields)
+    # the words are still there for a reader, escaped
+    assert "&lt;!channel&gt;" in everything and "click to fix" in everything and "&amp;" in everything
+    assert "<!here>" in everything  # the configured mention still works (a critical incident)
+    assert "`kz&lt;!channel&gt;x`" in everything  # the watch name stays inside its code span
+
+
+def test_console_shows_outside_text_as_written(kz_watch):
+    """The console rendering of the same messages reads as plain text: entities are decoded again."""
+    w = hostile_watch(kz_watch)
+    buf = io.StringIO()
+    with store.session_scope() as s:
+        store.enqueue_alerts(s, _incident_story(w)[:1])
+    deliver_outbox(w, ConsoleTransport(buf), chart=None)
+    out = buf.getvalue()
+    assert "&lt;" not in out and "&amp;" not in out
+    assert "<!channel> <!everyone>" in out
+
+
+# --- CSV injection -------------------------------------------------------------------------------
+
+FORMULAS = ["=HYPERLINK(\"http://evil.example\",\"x\")", "+cmd|' /C calc'!A0", "-2+3+cmd|' /C calc'!A0", "@SUM(1+1)*cmd",
+            "\t=1+1", "\r=1+1", "\uff1d1+1"]
+DANGEROUS_START = ("=", "+", "-", "@", "\t", "\r", "\uff1d", "\uff0b", "\uff0d", "\uff20")
+
+
+def test_keepiton_csv_cells_never_start_a_formula(kz_watch, tmp_path):
+    """Provider, region, service and election names that are spreadsheet formulas: every cell of the
+    written CSV, read back with the csv module, starts with something a spreadsheet shows as text,
+    and the name is still there after the quote."""
+    from pollwatch.models import Cause, Family, Incident, IncidentKind, Scope
+
+    w = kz_watch.model_copy(update={
+        "election": FORMULAS[0],
+        "providers": [Provider(asn=64500 + i, name=f, type="mobile") for i, f in enumerate(FORMULAS)],
+        "regions": [Region(code=f"KZ-X{i}", name=f) for i, f in enumerate(FORMULAS)],
+        "services": [Service(name=f) for f in FORMULAS],
+    })
+    incs = [
+        Incident(id="r1", watch=w.name, country="KZ", family=Family.connectivity, kind=IncidentKind.regional_outage,
+                 scope=Scope(regions=["KZ-X0"]), start=T0, detected_at=T0, updated_at=T0, cause=Cause.government_directed),
+        Incident(id="n1", watch=w.name, country="KZ", family=Family.connectivity, kind=IncidentKind.network_outage,
+                 scope=Scope(asns=[64501], providers=[FORMULAS[1]]), start=T0, detected_at=T0, updated_at=T0),
+        *[Incident(id=f"s{i}", watch=w.name, country="KZ", family=Family.service, kind=IncidentKind.service_block,
+                   scope=Scope(services=[f]), start=T0, detected_at=T0, updated_at=T0) for i, f in enumerate(FORMULAS)],
+        Incident(id="c1", watch=w.name, country="KZ", family=Family.connectivity, kind=IncidentKind.regional_outage,
+                 scope=Scope(regions=["KZ-X1", "KZ-X2"]), start=T0, detected_at=T0, updated_at=T0),
+    ]
+    path = tmp_path / "keepiton.csv"
+    report.write_keepiton_csv(report.keepiton_rows(w, incs), path)
+    with open(path, newline="", encoding="utf-8") as f:
+        rows = list(csv.reader(f))
+    assert len(rows) == 1 + len(incs)
+    cells = [c for r in rows for c in r]
+    assert not [c for c in cells if c.startswith(DANGEROUS_START)], [c for c in cells if c.startswith(DANGEROUS_START)]
+    text = "\n".join(cells)
+    for f in FORMULAS:
+        assert "'" + f.replace("\r", "\n") in text  # neutralised, not dropped
