@@ -13,6 +13,7 @@ from typing import IO, Protocol
 
 from pollwatch.models import Alert, AlertState, Incident, IncidentEvent, IncidentKind, stable_id
 from pollwatch.playbook import Watch
+from pollwatch.sinks import terminal_safe
 
 EVENT_NAMES = {"opened": "start", "updated": "update", "resolved": "end"}
 
@@ -93,6 +94,6 @@ class ConsoleSink:
         self.stream = stream or sys.stdout
 
     def deliver(self, alert: Alert) -> tuple[AlertState, str | None]:
-        self.stream.write(alert.text + "\n\n")  # not print(): flows with log_prints would turn it into a log line
+        self.stream.write(terminal_safe(alert.text) + "\n\n")  # not print(): flows with log_prints would turn it into a log line
         self.stream.flush()
         return AlertState.sent, f"console:{alert.id}"

@@ -17,7 +17,7 @@ from typing import Optional
 import typer
 
 from pollwatch import __version__
-from pollwatch.cli_common import fail
+from pollwatch.cli_common import echo, fail
 from pollwatch.cli_common import option_time as _time
 from pollwatch.cli_common import option_watch as _watch
 
@@ -65,11 +65,11 @@ def playbook_validate(files: list[Path] = typer.Argument(..., help="Template or 
     for f in files:
         try:
             pb = load_playbook(f)
-            typer.echo(f"{f}: ok ({type(pb).__name__.lower()} {pb.name})")
+            echo(f"{f}: ok ({type(pb).__name__.lower()} {pb.name})")
         except PlaybookError as exc:
             bad += 1
             for p in exc.problems:
-                typer.secho(p, err=True, fg=typer.colors.RED)
+                echo(p, err=True, fg=typer.colors.RED)
     if bad:
         raise typer.Exit(1)
 
@@ -237,7 +237,7 @@ def replay_cmd(
     incidents = result["incidents"]
     if not quiet:
         for text in result["alerts"]:
-            typer.echo(text + "\n")
+            echo(text + "\n")
     typer.echo(f"{len(incidents)} incident(s)" + (f" written to {incidents_json}" if incidents_json else ""))
 
 
@@ -302,7 +302,7 @@ def demo_cmd(
     incidents = result["incidents"]
     if not quiet:
         for text in result["alerts"]:
-            typer.echo(text + "\n")
+            echo(text + "\n")
     rows = demo.compare(w, day, incidents)
     typer.secho("what the report documented -> what pollwatch alerted", bold=True)
     typer.echo(demo.table(w, rows))

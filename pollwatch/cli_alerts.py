@@ -10,6 +10,8 @@ import json
 
 import typer
 
+from pollwatch.cli_common import echo
+
 app = typer.Typer(help="Slack alerts: check credentials, inspect and deliver the outbox (docs/alerts.md).", no_args_is_help=True)
 
 BLOCKS = typer.Option(False, "--blocks", help="Read credentials from Prefect Secret blocks (slack-bot-token, slack-webhook-url) first.")
@@ -72,7 +74,7 @@ def outbox(watch: str = typer.Argument(..., help="Watch name or path."),
         return
     for i in items:
         line = f"{i['created_at']}  {i['event']:<6} {i['incident']:<18} {i['destination']:<18} {i['state']:<7} x{i['attempts']}  {i['remote_ref'] or ''}"
-        typer.echo(line + (f"  ({i['last_error']})" if i["last_error"] else ""))
+        echo(line + (f"  ({i['last_error']})" if i["last_error"] else ""))
     typer.echo(f"{len(items)} alert(s)")
 
 
@@ -91,6 +93,6 @@ def deliver(watch: str = typer.Argument(..., help="Watch name or path."), blocks
     typer.echo(f"{report.transport}: {len(report.sent)} delivered ({report.posted} posts, {report.edited} edits, "
                f"{report.held} held, {report.skipped} below thresholds, {report.recovered} found already posted)")
     for channel, error in report.errors.items():
-        typer.echo(f"{channel}: {report.waiting.get(channel, 0)} waiting: {error}", err=True)
+        echo(f"{channel}: {report.waiting.get(channel, 0)} waiting: {error}", err=True)
     if report.errors:
         fail("some alerts are still waiting", code=1)

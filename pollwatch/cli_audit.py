@@ -14,6 +14,7 @@ from typing import Any, Optional
 
 import typer
 
+from pollwatch.cli_common import echo
 from pollwatch.cli_common import fail as _fail
 from pollwatch.cli_common import option_time as _time
 from pollwatch.cli_common import option_watch as _load_watch
@@ -49,7 +50,7 @@ def _table(headers: list[str], rows: list[list[Any]], empty: str = "(none)") -> 
     typer.echo("  ".join(h.ljust(w) for h, w in zip(headers, widths)).rstrip())
     typer.echo("  ".join("-" * w for w in widths))
     for r in cells:
-        typer.echo("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip())
+        echo("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip())
 
 
 # --- audit ----------------------------------------------------------------------------------------
@@ -237,7 +238,7 @@ def show_cmd(incident: str = typer.Argument(..., help="Incident id."), as_json: 
                    f"{_iso(current.end) or 'ongoing'}; cause {current.cause.value} ({current.cause_confidence:.0%})")
         evidence = current.evidence
         for ev in evidence:
-            typer.echo(f"  evidence: {ev.detail} [{ev.supports.value} {ev.weight:+.2f}]")
+            echo(f"  evidence: {ev.detail} [{ev.supports.value} {ev.weight:+.2f}]")
     _table(["entry", "recorded", "kind", "what"], [[e.seq, e.time, e.kind, _describe(e)] for e in timeline], "no audit entries")
 
 

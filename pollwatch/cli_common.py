@@ -1,4 +1,4 @@
-"""Option helpers every `pollwatch` command module shares: a clean error exit, times, watches."""
+"""Option helpers every `pollwatch` command module shares: a clean error exit, console output, times, watches."""
 
 from __future__ import annotations
 
@@ -7,9 +7,16 @@ from typing import Optional
 
 import typer
 
+from pollwatch.sinks import terminal_safe
+
+
+def echo(message: object = "", *, err: bool = False, fg: Optional[str] = None) -> None:
+    """Print text that may hold outside text (names, server errors): control and bidi characters removed."""
+    typer.secho(terminal_safe(message), err=err, fg=fg)
+
 
 def fail(message: str, code: int = 2) -> None:
-    typer.secho(message, err=True, fg=typer.colors.RED)
+    echo(message, err=True, fg=typer.colors.RED)
     raise typer.Exit(code)
 
 

@@ -7,6 +7,7 @@ from typing import Optional
 
 import typer
 
+from pollwatch.cli_common import echo
 from pollwatch.models import Cause
 
 CAUSES = ", ".join(c.value for c in Cause)
@@ -28,7 +29,7 @@ def override(
         when = parse_time(at) if at else None
         inc, alerts = override_incident(incident, cause, by, why, at=when)
     except (OverrideError, ValueError) as exc:
-        typer.secho(str(exc), err=True, fg=typer.colors.RED)
+        echo(str(exc), err=True, fg=typer.colors.RED)
         raise typer.Exit(1 if isinstance(exc, UnknownIncident) else 2) from None
     if as_json:
         typer.echo(json.dumps(inc.to_public(), indent=2))

@@ -21,6 +21,7 @@ import typer
 from pollwatch.cli_common import fail as _fail
 from pollwatch.cli_common import option_time as _time
 from pollwatch.cli_common import option_watch as _watch
+from pollwatch.sinks import terminal_safe
 
 app = typer.Typer(no_args_is_help=True)
 
@@ -74,9 +75,9 @@ def fetch_cmd(
           f"{len(result.corroborations)} outage record(s), {result.requests} request(s) ({result.attempts} attempts) "
           f"in {result.seconds:.1f} s", file=err)
     for notice in result.notices:
-        print(f"  [{notice.level.value}] {notice.message}", file=err)
+        print(terminal_safe(f"  [{notice.level.value}] {notice.message}"), file=err)
     for gap in result.gaps[:10]:
-        print(f"  gap {gap.entity} {gap.signal or ''} {gap.start:%Y-%m-%dT%H:%MZ}..{gap.end:%Y-%m-%dT%H:%MZ}: {gap.reason}", file=err)
+        print(terminal_safe(f"  gap {gap.entity} {gap.signal or ''} {gap.start:%Y-%m-%dT%H:%MZ}..{gap.end:%Y-%m-%dT%H:%MZ}: {gap.reason}"), file=err)
     if len(result.gaps) > 10:
         print(f"  ... and {len(result.gaps) - 10} more gap(s)", file=err)
     if any(x.level.value == "error" for x in result.notices):

@@ -169,3 +169,47 @@ def test_keepiton_csv_cells_never_start_a_formula(kz_watch, tmp_path):
     text = "\n".join(cells)
     for f in FORMULAS:
         assert "'" + f.replace("\r", "\n") in text  # neutralised, not dropped
+
+
+# --- the terminal ---------------------------------------------------------------------------------
+
+# clear screen, set the window title, write the clipboard (OSC 52), rewrite the line, reverse the text
+TERMINAL_HOSTILE = "\x1b[2J\x1b]0;pwned\x07\x1b]52;c;Y3VybCBldmlsfHNo\x07\r\x9b31m OK \u202egnp.exe\u2066x\u2069\x00"
+TERMINAL_UNSAFE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+
+
+def test_console_alerts_and_notices_carry_no_terminal_controls(kz_watch):
+    """A watch name, provider names and a server's error body full of escape sequences and bidi
+    overrides: what the console transport prints holds none of them, and the words remain."""
+    w = hostile_watch(kz_watch, name=f"kz{TERMINAL_HOSTILE}")
+    w = w.model_copy(update={"providers": [p.model_copy(update={"name": p.name + TERMINAL_HOSTILE}) for p in w.providers]})
+    notice = Notice(time=T0, level=NoticeLevel.error, source="ioda", watch=w.name, message=f"IODA said: {TERMINAL_HOSTILE}")
+    with store.session_scope() as s:
+        store.enqueue_alerts(s, _incident_story(w) + notice_alerts(w, [notice]))
+    buf = io.StringIO()
+    rep = deliver_outbox(w, ConsoleTransport(buf), chart=None)
+    assert len(rep.sent) == 4
+    out = buf.getvalue()
+    assert not TERMINAL_UNSAFE.search(out), TERMINAL_UNSAFE.findall(out)
+    assert "IODA said:" in out and "gnp.exe" in out and "Kazakhtelecom" in out
+
+
+def test_cli_tables_and_errors_carry_no_terminal_controls(tmp_path):
+    """`pollwatch audit runs` listing a run of a hostile watch, and `pollwatch observations import`
+    failing on a path with escapes in its name: stdout and stderr hold no control characters."""
+    from typer.testing import CliRunner
+
+    from pollwatch import audit
+    from pollwatch.cli import app
+
+    with store.session_scope() as s:
+        audit.record_run_start(s, watch=f"kz{TERMINAL_HOSTILE}"[:100], flow_run_id="r1", flow=f"tick{TERMINAL_HOSTILE}",
+                               deployment=None, parameters={}, playbook_hash="0" * 64)
+    runner = CliRunner()
+    res = runner.invoke(app, ["audit", "runs"])
+    assert res.exit_code == 0 and "r1" in res.stdout
+    assert not TERMINAL_UNSAFE.search(res.stdout), repr(res.stdout)
+    bad = tmp_path / f"obs{TERMINAL_HOSTILE.replace(chr(0), '')}.jsonl"
+    res = runner.invoke(app, ["observations", "import", str(bad)])
+    assert res.exit_code != 0 and "obs" in res.stderr
+    assert not TERMINAL_UNSAFE.search(res.stderr.rstrip("\n")), repr(res.stderr)

@@ -22,6 +22,7 @@ from urllib.error import URLError
 from pydantic import SecretStr
 
 from pollwatch.notify.render import METADATA_EVENT, Message
+from pollwatch.sinks import terminal_safe
 
 log = logging.getLogger("pollwatch.notify")
 
@@ -432,6 +433,7 @@ class ConsoleTransport:
 
     def _write(self, text: str) -> None:
         # written, not print()ed: inside a Prefect run with log_prints, print() becomes a log record
+        text = terminal_safe(text)
         self.stream.write(text + "\n")
         self.stream.flush()
         log.info("%s", text)
