@@ -22,8 +22,32 @@ _PROVENANCE = ("request", "fetched_at", "payload_hash")
 _ALLOWED = set(_CORE) | {"count"} | set(_PROVENANCE)
 
 
+MAX_LINE = 16 * 1024  # bytes; a real line is a few hundred (docs/formats.md)
+
+# JSON types per field: no coercion (`asn: true`, `value: "1"` or `time: 1560056400` are errors)
+_TYPES: dict[str, tuple[tuple[type, ...], str]] = {
+    "time": ((str,), "an ISO 8601 time with a zone (a string)"),
+    "source": ((str,), "a string"), "signal": ((str,), "a string"), "country": ((str,), "a string"),
+    "region": ((str,), "a string or null"), "service": ((str,), "a string or null"),
+    "asn": ((int,), "an integer or null"), "count": ((int,), "an integer or null"),
+    "value": ((int, float), "a number or null"),
+    "request": ((str,), "a string or null"), "fetched_at": ((str,), "an ISO 8601 time or null"),
+    "payload_hash": ((str,), "a string or null"),
+}
+
+
 class FormatError(ValueError):
     """A line of an interchange file could not be read."""
+
+
+def _json_type(v: Any) -> str:
+    return {bool: "a boolean", int: "an integer", float: "a number", str: "a string", list: "a list",
+            dict: "an object"}.get(type(v), type(v).__name__)
+
+
+def _short(v: Any) -> str:
+    text = json.dumps(v, ensure_ascii=True)
+    return text if len(text) <= 40 else text[:37] + "..."
 
 
 def observation_to_dict(o: Observation) -> dict[str, Any]:
@@ -53,6 +77,10 @@ def observation_from_dict(d: dict[str, Any]) -> Observation:
     missing = [k for k in ("time", "source", "signal", "country") if d.get(k) in (None, "")]
     if missing:
         raise ValueError(f"missing field(s) {missing}")
+    for key, want in _TYPES.items():
+        v = d.get(key)
+        if v is not None and (not isinstance(v, want[0]) or isinstance(v, bool)):
+            raise ValueError(f"field {key!r}: expected {want[1]}, got {_json_type(v)} {_short(v)}")
     prov = None
     if any(d.get(k) for k in _PROVENANCE):
         prov = Provenance(request=d.get("request"), fetched_at=d.get("fetched_at"), payload_hash=d.get("payload_hash"))
@@ -75,24 +103,47 @@ def write_observations(observations: Iterable[Observation], out: str | Path | IO
     return n
 
 
+def _lines(path: str | Path) -> Iterator[tuple[int, str]]:
+    """(line number, text) of a UTF-8 file, each line at most MAX_LINE bytes (read no further)."""
+    try:
+        fh = open(path, "rb")
+    except IsADirectoryError:
+        raise FormatError(f"{path}: is a directory, not a JSON Lines file") from None
+    with fh:
+        lineno = 0
+        while True:
+            raw = fh.readline(MAX_LINE + 1)
+            if not raw:
+                return
+            lineno += 1
+            if len(raw) > MAX_LINE and not raw.endswith(b"\n"):
+                raise FormatError(f"{path}:{lineno}: line longer than {MAX_LINE} bytes (an observation takes a few hundred)")
+            try:
+                yield lineno, raw.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                raise FormatError(f"{path}:{lineno}: not UTF-8 (byte 0x{raw[exc.start]:02x} at column {exc.start + 1})") from None
+
+
 def iter_observations(path: str | Path) -> Iterator[Observation]:
     """Read observations lazily; raises FormatError naming file:line on the first bad line."""
-    with open(path, encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, start=1):
-            if not line.strip():
-                continue
-            try:
-                yield observation_from_dict(json.loads(line))
-            except RecursionError:
-                raise FormatError(f"{path}:{lineno}: not valid JSON: nested too deeply") from None
-            except json.JSONDecodeError as exc:
-                raise FormatError(f"{path}:{lineno}: not valid JSON: {exc.msg} at column {exc.colno}") from None
-            except ValidationError as exc:
-                err = exc.errors()[0]
-                field = ".".join(str(x) for x in err["loc"])
-                raise FormatError(f"{path}:{lineno}: field {field!r}: {err['msg']}") from None
-            except ValueError as exc:
-                raise FormatError(f"{path}:{lineno}: {exc}") from None
+    for lineno, line in _lines(path):
+        if not line.strip():
+            continue
+        try:
+            yield observation_from_dict(json.loads(line))
+        except RecursionError:
+            raise FormatError(f"{path}:{lineno}: not valid JSON: nested too deeply") from None
+        except json.JSONDecodeError as exc:
+            raise FormatError(f"{path}:{lineno}: not valid JSON: {exc.msg} at column {exc.colno}") from None
+        except ValidationError as exc:
+            err = exc.errors()[0]
+            field = ".".join(str(x) for x in err["loc"])
+            msg = err["msg"].removeprefix("Value error, ")
+            if err["type"] == "string_unicode":
+                msg = "not valid Unicode (a lone surrogate such as \\ud800)"
+            raise FormatError(f"{path}:{lineno}: field {field!r}: {msg}") from None
+        except ValueError as exc:
+            raise FormatError(f"{path}:{lineno}: {exc}") from None
 
 
 def read_observations(path: str | Path) -> list[Observation]:

@@ -102,24 +102,42 @@ def entity_key(country: str, region: str | None, asn: int | None, service: str |
     return key
 
 
+# Limits on an observation's strings (docs/formats.md). They fit the store's columns (the entity
+# key `KZ/region=…/asn=…/service=…` stays within VARCHAR(255)) and keep one bad line from
+# making the store or a simulation grow without bound.
+MAX_NAME = 64  # source, signal
+MAX_LABEL = 100  # region, service
+MAX_REQUEST = 2048  # provenance: the request URL
+MAX_HASH = 128  # provenance: the payload hash
+
+
+def no_nul(v: str | None) -> str | None:
+    """Refuse NUL: PostgreSQL cannot store it in text, so it would fail every later write."""
+    if v is not None and "\x00" in v:
+        raise ValueError("contains a NUL character (\\u0000), which the store cannot keep")
+    return v
+
+
 class Provenance(BaseModel):
     """Where an observation came from: the request that fetched it, when, and a hash of the payload."""
 
-    request: str | None = None
+    request: str | None = Field(default=None, max_length=MAX_REQUEST)
     fetched_at: datetime | None = None
-    payload_hash: str | None = None
+    payload_hash: str | None = Field(default=None, max_length=MAX_HASH)
+
+    _nul = field_validator("request", "payload_hash")(no_nul)
 
 
 class Observation(BaseModel):
     """One value of one signal for one entity at one time. `value=None` means no data (never an outage)."""
 
     time: datetime
-    source: str
-    signal: str
-    country: str
-    region: str | None = None
+    source: str = Field(min_length=1, max_length=MAX_NAME)
+    signal: str = Field(min_length=1, max_length=MAX_NAME)
+    country: str = Field(description="ISO 3166-1 alpha-2")
+    region: str | None = Field(default=None, max_length=MAX_LABEL)
     asn: int | None = Field(default=None, ge=0, lt=2**32, description="a 32-bit AS number")
-    service: str | None = None
+    service: str | None = Field(default=None, max_length=MAX_LABEL)
     value: float | None = None
     count: int | None = Field(default=None, ge=0, description="measurements behind a rate")
     provenance: Provenance | None = None
@@ -139,7 +157,12 @@ class Observation(BaseModel):
     @field_validator("country")
     @classmethod
     def _country_upper(cls, v: str) -> str:
-        return v.upper()
+        v = v.upper()
+        if len(v) != 2 or not ("A" <= v[0] <= "Z" and "A" <= v[1] <= "Z"):
+            raise ValueError(f"expected an ISO 3166-1 alpha-2 country code such as 'KZ', got {v[:20]!r}")
+        return v
+
+    _nul = field_validator("source", "signal", "region", "service")(no_nul)
 
     @property
     def entity(self) -> Entity:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -42,6 +43,19 @@ def test_round_trip_keeps_every_field(tmp_path: Path):
     ('{"time": "2019-06-09T05:00:00Z", "source": "ioda", "signal": "bgp", "country": "KZ", "colour": 1}', "unknown field"),
     ('{"time": "2019-06-09T05:00:00Z", "source": "ioda", "signal": "bgp", "country": "KZ", "value": NaN}', "finite"),
     ('{"time": "2019-06-09T05:00:00Z", "source": "ioda"', "not valid JSON"),
+    # strict types: no coercion of booleans, numbers or unknown countries
+    ('{"time": "2019-06-09T05:00:00Z", "source": "ioda", "signal": "bgp", "country": "KZ", "asn": true}', "field 'asn': expected an integer"),
+    ('{"time": "2019-06-09T05:00:00Z", "source": "ioda", "signal": "bgp", "country": "KZ", "value": true}', "field 'value': expected a number"),
+    ('{"time": "2019-06-09T05:00:00Z", "source": "ioda", "signal": "bgp", "country": "KZ", "count": 2.0}', "field 'count': expected an integer"),
+    ('{"time": 1560056400, "source": "ioda", "signal": "bgp", "country": "KZ", "value": 1}', "field 'time': expected an ISO 8601"),
+    ('{"time": "2019-06-09T05:00:00Z", "source": "ioda", "signal": "bgp", "country": "ZZZ"}', "ISO 3166-1 alpha-2"),
+    ('{"time": "2019-06-09T05:00:00Z", "source": "ioda", "signal": "bgp", "country": 7}', "field 'country': expected a string"),
+    # what the store cannot keep, or should not have to
+    ('{"time": "2019-06-09T05:00:00Z", "source": "ioda", "signal": "bgp", "country": "KZ", "region": "A\\u0000B"}', "NUL"),
+    ('{"time": "2019-06-09T05:00:00Z", "source": "ioda", "signal": "bgp", "country": "KZ", "service": "\\ud800"}', "lone surrogate"),
+    ('{"time": "2019-06-09T05:00:00Z", "source": "ioda", "signal": "bgp", "country": "KZ", "region": "' + "R" * 101 + '"}', "at most 100"),
+    ('{"time": "2019-06-09T05:00:00Z", "source": "ioda", "signal": "' + "s" * 65 + '", "country": "KZ"}', "at most 64"),
+    ('{"time": "2019-06-09T05:00:00Z", "source": "ioda", "signal": "bgp", "country": "KZ", "service": "' + "x" * 20_000 + '"}', "longer than"),
 ])
 def test_bad_lines_name_file_and_line(tmp_path: Path, line: str, message: str):
     f = tmp_path / "bad.jsonl"
@@ -90,3 +104,30 @@ def test_early_years_survive_the_round_trip(tmp_path: Path):
     write_observations([early], f)
     assert json.loads(f.read_text())["time"] == "0999-01-02T03:04:05Z"
     assert read_observations(f) == [early]
+
+
+def test_invalid_utf8_names_the_line(tmp_path: Path):
+    f = tmp_path / "latin1.jsonl"
+    good = b'{"time": "2019-06-09T05:00:00Z", "source": "ioda", "signal": "bgp", "country": "KZ", "value": 1}\n'
+    f.write_bytes(good + good.replace(b'"ioda"', b'"io\xe9da"'))
+    with pytest.raises(FormatError, match=rf"^{re.escape(str(f))}:2: not UTF-8 \(byte 0xe9"):
+        read_observations(f)
+
+
+def test_a_100_mb_line_is_refused_without_reading_it_all(tmp_path: Path):
+    """A region string of 100 MB (it became a 300 MB SQLite file) stops at the line limit."""
+    import tracemalloc
+
+    f = tmp_path / "huge.jsonl"
+    with open(f, "wb") as fh:
+        fh.write(b'{"time": "2019-06-09T05:00:00Z", "source": "ioda", "signal": "bgp", "country": "KZ", "region": "')
+        chunk = b"R" * (1 << 20)
+        for _ in range(100):
+            fh.write(chunk)
+        fh.write(b'"}\n')
+    tracemalloc.start()
+    with pytest.raises(FormatError, match=":1: line longer than"):
+        read_observations(f)
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    assert peak < 5_000_000

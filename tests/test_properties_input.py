@@ -161,6 +161,28 @@ def _expect_observations_or_format_error(path: Path) -> None:
         for o in out:
             assert o.value is None or math.isfinite(o.value)
             assert o.time.tzinfo is not None
+            # what is accepted fits the store (PostgreSQL refuses NUL and lone surrogates; columns have lengths)
+            assert len(o.country) == 2 and o.country.isascii() and o.country.isalpha() and o.country.isupper()
+            texts = [o.source, o.signal, o.region, o.service]
+            assert all(t is None or ("\x00" not in t and len(t) <= 100) for t in texts)
+            for t in texts:
+                assert t is None or isinstance(t.encode("utf-8"), bytes)
+            assert len(o.entity_key) <= 255
+
+
+def _raw_types_ok(row: dict[str, Any]) -> bool:
+    """Would a strict reader accept these JSON types (no booleans for numbers, no numbers for times)?"""
+    for k, v in row.items():
+        if v is None:
+            continue
+        if k in ("asn", "count") and (isinstance(v, bool) or not isinstance(v, int)):
+            return False
+        if k == "value" and (isinstance(v, bool) or not isinstance(v, (int, float))):
+            return False
+        if k in ("time", "source", "signal", "country", "region", "service", "request", "fetched_at", "payload_hash") \
+                and not isinstance(v, str):
+            return False
+    return True
 
 
 @FAST
@@ -168,6 +190,38 @@ def _expect_observations_or_format_error(path: Path) -> None:
 def test_jsonl_reader_on_arbitrary_objects(rows: list[dict[str, Any]]) -> None:
     path = WORKDIR / "obs.jsonl"
     path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    _expect_observations_or_format_error(path)
+    try:
+        read_observations(path)
+    except FormatError:
+        return
+    assert all(_raw_types_ok(r) for r in rows), "a value of the wrong JSON type was coerced"
+
+
+hostile_text = st.one_of(
+    st.text(alphabet=st.characters(codec="utf-8"), max_size=20),
+    st.sampled_from(["\x00", "a\x00b", "\ud800", "x\udfff", "\u202egnp.exe", "\x1b[2J", "R" * 101, "s" * 65, "ZZZ", "k", "K1"]),
+    st.integers(0, 3).map(lambda n: "é" * (10 ** n)),
+)
+
+
+@FAST
+@given(st.sampled_from(["source", "signal", "country", "region", "service", "request", "payload_hash"]), hostile_text)
+def test_jsonl_reader_on_hostile_strings(field: str, text: str) -> None:
+    """NUL, lone surrogates, bidi overrides, escapes and long strings in any string field: an
+    Observation that fits the store, or a FormatError naming file:line."""
+    row = {"time": "2019-06-09T05:00:00Z", "source": "ioda", "signal": "bgp", "country": "KZ", "value": 1.0, field: text}
+    path = WORKDIR / "obs-strings.jsonl"
+    path.write_text(json.dumps(row) + "\n", encoding="utf-8")  # json.dumps writes lone surrogates as \\ud800 escapes
+    _expect_observations_or_format_error(path)
+
+
+@FAST
+@given(st.lists(st.binary(max_size=60), max_size=4))
+def test_jsonl_reader_on_arbitrary_bytes(lines: list[bytes]) -> None:
+    """Bytes that are not UTF-8 (Latin-1 exports, truncated multi-byte characters): FormatError with file:line."""
+    path = WORKDIR / "obs-bytes.jsonl"
+    path.write_bytes(b"\n".join(lines))
     _expect_observations_or_format_error(path)
 
 
