@@ -400,14 +400,40 @@ class ResolvedPhase(BaseModel):
 
 LineMap = dict[tuple[Any, ...], tuple[str, int]]
 MAX_YAML_NODES = 100_000  # a real playbook has a few hundred
+MAX_FILE_BYTES = 1 << 20  # the template is 4 KB, a 200-provider watch about 40 KB
+# Limits on a playbook's strings (docs/playbooks.md): names and codes end up in Slack, file names,
+# store columns and every simulated observation; longer free text has its own keys.
+MAX_KEY = 100
+MAX_NAME = 100  # name, code, and any other short value
+MAX_TEXT = 2000  # description, urls, expect_contains, why, base_url, transfer_url
+_LONG_TEXT_KEYS = {"description", "urls", "expect_contains", "why", "base_url", "transfer_url", "resolver", "domains", "options"}
+
+
+def _string_problem(path: Path, line: int, p: tuple[Any, ...], value: str, is_key: bool) -> str | None:
+    """A NUL (PostgreSQL cannot store it) or a string over its limit, as `file:line: field: message`."""
+    field = ".".join(str(x) for x in p) or "(top level)"
+    if "\x00" in value:
+        return f"{path}:{line}: {field}: contains a NUL character (\\0), which the store cannot keep"
+    limit = MAX_KEY if is_key else (MAX_TEXT if any(k in _LONG_TEXT_KEYS for k in p if isinstance(k, str)) else MAX_NAME)
+    if len(value) > limit:
+        what = "key" if is_key else "value"
+        return f"{path}:{line}: {field}: {what} is {len(value)} characters long; at most {limit} (docs/playbooks.md)"
+    return None
 
 
 def _load_yaml(path: Path) -> tuple[Any, LineMap]:
     """Safe-load YAML and remember the file:line of every key and list item."""
     try:
+        if path.stat().st_size > MAX_FILE_BYTES:
+            raise PlaybookError([f"{path}:1: the file is larger than {MAX_FILE_BYTES // 1024} KB; a playbook takes a few KB"])
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise PlaybookError([f"{path}: file not found"]) from None
+    except UnicodeDecodeError as exc:
+        line = exc.object[: exc.start].count(b"\n") + 1
+        raise PlaybookError([f"{path}:{line}: not UTF-8 (byte 0x{exc.object[exc.start]:02x})"]) from None
+    except OSError as exc:
+        raise PlaybookError([f"{path}: cannot read: {exc.strerror or exc}"]) from None
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
     except yaml.YAMLError as exc:
@@ -416,6 +442,7 @@ def _load_yaml(path: Path) -> tuple[Any, LineMap]:
         raise PlaybookError([f"{where}: not valid YAML: {getattr(exc, 'problem', exc)}"]) from None
     lines: LineMap = {}
     budget = [MAX_YAML_NODES]
+    too_long: list[str] = []
 
     def walk(n: Any, p: tuple[Any, ...]) -> None:
         budget[0] -= 1
@@ -426,14 +453,22 @@ def _load_yaml(path: Path) -> tuple[Any, LineMap]:
             for k, v in n.value:
                 key = k.value
                 lines[p + (key,)] = (str(path), k.start_mark.line + 1)
+                if isinstance(key, str) and (bad := _string_problem(path, k.start_mark.line + 1, p + (key[:40],), key, True)):
+                    too_long.append(bad)
+                    continue
                 walk(v, p + (key,))
         elif isinstance(n, yaml.SequenceNode):
             for i, v in enumerate(n.value):
                 lines[p + (i,)] = (str(path), v.start_mark.line + 1)
                 walk(v, p + (i,))
+        elif isinstance(n, yaml.ScalarNode) and isinstance(n.value, str) and n.tag == "tag:yaml.org,2002:str":
+            if bad := _string_problem(path, n.start_mark.line + 1, p, n.value, False):
+                too_long.append(bad)
 
     if node is not None:
         walk(node, ())
+    if too_long:
+        raise PlaybookError(too_long[:20])
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:  # pragma: no cover - compose already parsed it

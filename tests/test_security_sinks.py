@@ -213,3 +213,38 @@ def test_cli_tables_and_errors_carry_no_terminal_controls(tmp_path):
     res = runner.invoke(app, ["observations", "import", str(bad)])
     assert res.exit_code != 0 and "obs" in res.stderr
     assert not TERMINAL_UNSAFE.search(res.stderr.rstrip("\n")), repr(res.stderr)
+
+
+# --- limits on watches ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("snippet,message", [
+    ('providers:\n  - {asn: 64500, name: "Evil\\0Net"}\n', "providers.0.name: contains a NUL character"),
+    ("services:\n  - name: " + "w" * 1_000_000 + "\n", "services.0.name: value is 1000000 characters long; at most 100"),
+    ("regions:\n  - {code: KZ-ALA, name: " + "R" * 101 + "}\n", "regions.0.name: value is 101 characters long"),
+    ("description: " + "d" * 2001 + "\n", "description: value is 2001 characters long; at most 2000"),
+    ("k" * 101 + ": 1\n", "key is 101 characters long"),
+])
+def test_watch_strings_are_bounded_and_nul_free(tmp_path, snippet, message):
+    """NULs and absurd lengths are refused at validation, naming file:line and the field (they used
+    to validate and then fail every PostgreSQL write, or make `simulate` write gigabytes)."""
+    from pollwatch.playbook import PlaybookError, load_playbook
+
+    path = tmp_path / "evil.yaml"
+    path.write_text("template: rapid-response.yaml\nname: evil\ncountry: KZ\nelection_date: 2019-06-09\n" + snippet)
+    with pytest.raises(PlaybookError) as err:
+        load_playbook(path)
+    assert any(re.match(rf"{re.escape(str(path))}:[56]: ", p) and message in p for p in err.value.problems), err.value.problems
+
+
+def test_a_huge_or_binary_watch_file_is_one_clear_error(tmp_path):
+    from pollwatch.playbook import PlaybookError, load_playbook
+
+    big = tmp_path / "big.yaml"
+    big.write_text("description: x\n" + "#" * (2 << 20) + "\n")
+    with pytest.raises(PlaybookError, match="larger than 1024 KB"):
+        load_playbook(big)
+    latin = tmp_path / "latin1.yaml"
+    latin.write_bytes(b"name: ok\ndescription: caf\xe9\n")
+    with pytest.raises(PlaybookError, match=r"latin1.yaml:2: not UTF-8"):
+        load_playbook(latin)
