@@ -356,7 +356,9 @@ def export_head(session: Session, path: str | Path | None = None) -> dict[str, A
         "pollwatch_version": __version__,
     }
     if path is not None:
-        Path(path).write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")
+        from pollwatch.sinks import write_output
+
+        write_output(path, json.dumps(doc, indent=2) + "\n")
     return doc
 
 
@@ -614,6 +616,14 @@ def record_report(session: Session, *, watch: str | None, path: str | Path, what
     data = Path(path).read_bytes()
     return append(session, AuditKind.report, watch, what, {
         "file": Path(path).name, "sha256": sha256_hex(data), "bytes": len(data), "params": dict(params or {}),
+    }, at=at)
+
+
+def record_report_failure(session: Session, *, watch: str | None, path: str | Path, what: str, error: str,
+                          params: Mapping[str, Any] | None = None, at: datetime | None = None) -> AuditEntry:
+    """A report or export could not be written (a missing folder, a directory, a full disk): where and why."""
+    return append(session, AuditKind.report, watch, what, {
+        "file": str(path)[-255:], "written": False, "error": error[:1000], "params": dict(params or {}),
     }, at=at)
 
 

@@ -176,7 +176,12 @@ def observations_export(
 
     with store.session_scope() as s:
         obs = store.query_observations(s, country=country.upper() if country else None, since=_time(since, "--from"), until=_time(until, "--until"))
-    n = write_observations(obs, out)
+    from pollwatch.sinks import OutputError
+
+    try:
+        n = write_observations(obs, out)
+    except OutputError as exc:
+        fail(str(exc), 1)
     typer.echo(f"{out}: {n} observations written")
 
 
@@ -196,6 +201,7 @@ def simulate_cmd(
     """Generate realistic observations for a watch, with injected events and their labels."""
     from pollwatch.jsonl import write_observations
     from pollwatch.simulate import demo_range, election_day_events, random_events, simulate
+    from pollwatch.sinks import OutputError, write_output
 
     w = _watch(watch)
     h0, _, d1 = demo_range(w)
@@ -209,10 +215,12 @@ def simulate_cmd(
     else:
         fail(f"--events: expected 'election-day', 'none' or 'random:N', got {events!r}")
     sc = simulate(w, start, end, specs, seed=seed)
-    write_observations(sc.observations, out)
-    if labels:
-        labels.parent.mkdir(parents=True, exist_ok=True)
-        labels.write_text(json.dumps([lb.to_public() for lb in sc.labels], indent=2))
+    try:
+        write_observations(sc.observations, out)
+        if labels:
+            write_output(labels, json.dumps([lb.to_public() for lb in sc.labels], indent=2))
+    except OutputError as exc:
+        fail(str(exc), 1)
     typer.echo(f"{out}: {len(sc.observations)} observations, {len(sc.labels)} injected events")
 
 

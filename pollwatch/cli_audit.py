@@ -93,8 +93,13 @@ def export_head_cmd(file: Path = typer.Argument(..., help="Where to write the he
     """Write the chain head (last entry and its hash) so a later `verify --head FILE` proves nothing was cut."""
     from pollwatch import audit, store
 
-    with store.session_scope() as s:
-        doc = audit.export_head(s, file)
+    from pollwatch.sinks import OutputError
+
+    try:
+        with store.session_scope() as s:
+            doc = audit.export_head(s, file)
+    except OutputError as exc:
+        _fail(str(exc), 1)
     typer.echo(f"wrote head entry {doc['seq']} {doc['hash']} to {file}")
 
 
@@ -177,6 +182,8 @@ def _describe(e: Any) -> str:
         if e.kind == "run.start":
             return f"{p.get('flow')} started; deployment {p.get('deployment') or '-'}; playbook {str(p.get('playbook_hash'))[:12]}"
         return f"{p.get('flow')} {p.get('state')}"
+    if e.kind == "report" and p.get("written") is False:
+        return f"{p.get('file')} NOT written: {p.get('error')}"
     if e.kind == "report":
         return f"{p.get('file')} sha256 {str(p.get('sha256'))[:16]} ({p.get('bytes')} bytes)"
     if e.kind == "override":
@@ -283,7 +290,10 @@ def report_cmd(watch: str = typer.Argument(..., help="Watch name or file."), sin
 
     w = _load_watch(watch)
     lo, hi = _range(w, since, until)
-    result = report.build_report(w, lo, hi, out, max_charts=max_charts)
+    try:
+        result = report.build_report(w, lo, hi, out, max_charts=max_charts)
+    except report.OutputError as exc:
+        _fail(f"{exc} (recorded in the audit log)", 1)
     if as_json:
         _dump(result.model_dump(mode="json", exclude={"markdown", "table"}))
     else:
@@ -306,7 +316,13 @@ def keepiton_cmd(watch: str = typer.Argument(..., help="Watch name or file."), s
     if out is None:
         report.write_keepiton_csv(rows, sys.stdout)
         return
-    report.write_keepiton_csv(rows, out)
+    try:
+        report.write_keepiton_csv(rows, out)
+    except report.OutputError as exc:
+        with store.session_scope() as s:
+            audit.record_report_failure(s, watch=w.name, path=out, what="keepiton-csv", error=str(exc),
+                                        params={"from": lo, "until": hi, "shutdowns_only": shutdowns_only})
+        _fail(f"{exc} (recorded in the audit log)", 1)
     with store.session_scope() as s:
         audit.record_report(s, watch=w.name, path=out, what="keepiton-csv",
                             params={"from": lo, "until": hi, "shutdowns_only": shutdowns_only})

@@ -103,6 +103,11 @@ def evaluate_cmd(
     elif not no_real:
         typer.echo(f"real data: {root or '../shared/data/real'} not found, skipped")
     if out:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(json.dumps(report, indent=2, default=str))
+        from pollwatch.cli_common import fail
+        from pollwatch.sinks import OutputError, write_output
+
+        try:
+            write_output(out, json.dumps(report, indent=2, default=str))
+        except OutputError as exc:
+            fail(str(exc), 1)
         typer.echo(f"figures written to {out}")

@@ -21,7 +21,7 @@ import typer
 from pollwatch.cli_common import fail as _fail
 from pollwatch.cli_common import option_time as _time
 from pollwatch.cli_common import option_watch as _watch
-from pollwatch.sinks import terminal_safe
+from pollwatch.sinks import OutputError, terminal_safe, write_output
 
 app = typer.Typer(no_args_is_help=True)
 
@@ -56,13 +56,12 @@ def fetch_cmd(
     src = make_source(source, w, base_url=base_url)
     result = asyncio.run(src.collect(w, start, end))
 
-    if out is not None:
-        n = write_observations(result.observations, out)
-    else:
-        n = write_observations(result.observations, sys.stdout)
-    if records is not None:
-        records.parent.mkdir(parents=True, exist_ok=True)
-        records.write_text("".join(c.model_dump_json() + "\n" for c in result.corroborations), encoding="utf-8")
+    try:
+        n = write_observations(result.observations, out if out is not None else sys.stdout)
+        if records is not None:
+            write_output(records, "".join(c.model_dump_json() + "\n" for c in result.corroborations))
+    except OutputError as exc:
+        _fail(str(exc), 1)
     if save:
         from pollwatch import store
 

@@ -16,6 +16,7 @@ from typing import IO, Any
 from pydantic import ValidationError
 
 from pollwatch.models import Observation, Provenance, iso
+from pollwatch.sinks import make_parent, output_file
 
 _CORE = ("time", "source", "signal", "country", "region", "asn", "service", "value")
 _PROVENANCE = ("request", "fetched_at", "payload_hash")
@@ -94,8 +95,8 @@ def write_observations(observations: Iterable[Observation], out: str | Path | IO
     """Write observations as JSON Lines; returns the number written."""
     n = 0
     if isinstance(out, (str, Path)):
-        Path(out).parent.mkdir(parents=True, exist_ok=True)
-        with open(out, "w", encoding="utf-8") as fh:
+        make_parent(out)
+        with output_file(out) as fh:
             return write_observations(observations, fh)
     for o in observations:
         out.write(json.dumps(observation_to_dict(o), separators=(",", ":")) + "\n")

@@ -29,7 +29,7 @@ from pollwatch import __version__, audit, store
 from pollwatch.alerts import KIND_TITLES, scope_line
 from pollwatch.models import Alert, Anomaly, Direction, Gap, Incident, IncidentKind, Notice, iso
 from pollwatch.playbook import Watch
-from pollwatch.sinks import csv_cell, output_file
+from pollwatch.sinks import OutputError, csv_cell, output_file, safe_file_name, write_output
 from pollwatch.timeutil import format_duration
 
 KIND_COLORS = {
@@ -732,10 +732,7 @@ never counted as an outage. A blind spot is a series whose baseline had too litt
 
 
 def write_html(data: ReportData, path: str | Path) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(render_html(data), encoding="utf-8")
-    return path
+    return write_output(path, render_html(data))
 
 
 def keepiton_csv_text(rows: list[dict[str, str]]) -> str:
@@ -760,7 +757,8 @@ class ReportResult(BaseModel):
 
 
 def default_path(watch: Watch, since: datetime) -> Path:
-    return Path("reports") / f"{watch.name}-{since.astimezone(timezone.utc):%Y%m%dT%H%MZ}.html"
+    """`reports/<watch>-<from>.html`; the watch's name made one file name, so it stays in reports/."""
+    return Path("reports") / f"{safe_file_name(watch.name)}-{since.astimezone(timezone.utc):%Y%m%dT%H%MZ}.html"
 
 
 def build_report(watch: Watch, since: datetime, until: datetime, out: str | Path | None = None,
@@ -768,7 +766,14 @@ def build_report(watch: Watch, since: datetime, until: datetime, out: str | Path
     """Collect, write the HTML, and record the file's SHA-256 in the audit log."""
     with store.session_scope(url) as s:
         data = collect(s, watch, since, until, max_charts=max_charts)
-    path = write_html(data, out or default_path(watch, since))
+    path = Path(out or default_path(watch, since))
+    try:
+        write_html(data, path)
+    except OutputError as exc:
+        with store.session_scope(url) as s:
+            audit.record_report_failure(s, watch=watch.name, path=path, what="html-report", error=str(exc),
+                                        params={"from": since, "until": until, "max_charts": max_charts})
+        raise
     with store.session_scope(url) as s:
         entry = audit.record_report(s, watch=watch.name, path=path, what="html-report",
                                     params={"from": since, "until": until, "max_charts": max_charts})

@@ -77,6 +77,22 @@ def output_file(path: str | Path, mode: str = "w", *, newline: str | None = None
         raise OutputError(describe_os_error(path, exc)) from None
 
 
+def make_parent(path: str | Path) -> None:
+    """Create the folder `path` goes into (an `OutputError` when that is impossible)."""
+    try:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise OutputError(describe_os_error(path, exc)) from None
+
+
+def write_output(path: str | Path, text: str) -> Path:
+    """Write a whole text file pollwatch was asked for (its folder created); `OutputError` if it cannot."""
+    make_parent(path)
+    with output_file(path) as fh:
+        fh.write(text)
+    return Path(path)
+
+
 def safe_file_name(name: str, max_len: int = 100) -> str:
     """`name` as one file name: no separators, no `..`, no leading dot, only [A-Za-z0-9._-]."""
     cleaned = re.sub(r"[^A-Za-z0-9._-]+", "-", name).strip(".-")[:max_len]

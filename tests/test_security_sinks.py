@@ -248,3 +248,62 @@ def test_a_huge_or_binary_watch_file_is_one_clear_error(tmp_path):
     latin.write_bytes(b"name: ok\ndescription: caf\xe9\n")
     with pytest.raises(PlaybookError, match=r"latin1.yaml:2: not UTF-8"):
         load_playbook(latin)
+
+
+# --- output paths -------------------------------------------------------------------------------------
+
+
+def test_a_watch_name_cannot_move_the_default_report_out_of_reports(kz_watch, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    for name in ("../../x", "/etc/cron.d/x", "..", "a/../../b", "\x00\u202e"):
+        w = kz_watch.model_copy(update={"name": name})
+        path = report.default_path(w, T0)
+        assert path.parent == __import__("pathlib").Path("reports") and ".." not in path.parts, path
+        res = report.build_report(w, T0, T0.replace(hour=6), max_charts=0)
+        written = (tmp_path / res.path).resolve()
+        assert written.is_relative_to(tmp_path / "reports") and written.is_file()
+
+
+UNWRITABLE = ["/dev/full", "{tmp}/no/such/folder/out", "{tmp}", "{tmp}/a-file/out"]
+
+
+@pytest.mark.parametrize("target", UNWRITABLE)
+def test_unwritable_outputs_are_one_line_a_nonzero_exit_and_audited(tmp_path, target):
+    """`report -o`, `export keepiton -o`, `observations export --out`, `simulate --out` and
+    `audit export-head` into a full device, a folder that does not exist (under a file), or a
+    directory: one line on stderr naming the path, exit status 1, no traceback; the report and
+    the export enter the failure in the audit log."""
+    from typer.testing import CliRunner
+
+    from pollwatch import audit
+    from pollwatch.cli import app
+
+    from pollwatch.models import Observation
+
+    with store.session_scope() as s:  # something to export (0 bytes fit even on /dev/full)
+        store.upsert_observations(s, [Observation(time=T0, source="ioda", signal="bgp", country="KZ", value=1.0)])
+    (tmp_path / "a-file").write_text("x")
+    if target == "{tmp}/no/such/folder/out":
+        (tmp_path / "no").write_text("a file where a folder should be")
+    path = target.format(tmp=tmp_path)
+    runner = CliRunner()
+    commands = [
+        (["report", "kz-2019-presidential", "-o", path, "--max-charts", "0"], "html-report"),
+        (["export", "keepiton", "kz-2019-presidential", "-o", path], "keepiton-csv"),
+        (["observations", "export", "--out", path], None),
+        (["simulate", "kz-2019-presidential", "--out", path, "--events", "none", "--from", "2019-06-09T00:00:00Z",
+          "--until", "2019-06-09T01:00:00Z"], None),
+        (["audit", "export-head", path], None),
+    ]
+    for args, what in commands:
+        res = runner.invoke(app, args)
+        assert res.exit_code == 1, (args, res.exit_code, res.output, res.exception)
+        assert not isinstance(res.exception, Exception) or isinstance(res.exception, SystemExit), res.exception
+        err = res.stderr.strip()
+        assert "\n" not in err and "Traceback" not in err and err.startswith(f"{path}: cannot write"), (args, err)
+        if what:
+            with store.session_scope() as s:
+                last = audit.entries(s, kind="report")[-1]
+            assert last.subject == what and last.payload["written"] is False and path in last.payload["file"]
+    with store.session_scope() as s:
+        assert audit.verify(s).ok
