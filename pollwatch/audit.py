@@ -210,6 +210,8 @@ class Verification:
     head_hash: str | None = None
     problems: list[Problem] = field(default_factory=list)
     checked_head: dict[str, Any] | None = None
+    checked: list[str] = field(default_factory=list)  # what was compared, in words
+    not_checked: list[str] = field(default_factory=list)  # what was not, and why
 
     @property
     def ok(self) -> bool:
@@ -222,7 +224,7 @@ class Verification:
     def to_json(self) -> dict[str, Any]:
         return {"ok": self.ok, "entries": self.entries, "head": {"seq": self.head_seq, "hash": self.head_hash},
                 "checked_head": self.checked_head, "first_problem": self.first.to_json() if self.first else None,
-                "problems": [p.to_json() for p in self.problems]}
+                "problems": [p.to_json() for p in self.problems], "checked": self.checked, "not_checked": self.not_checked}
 
 
 def _iter_rows(session: Session, batch: int = 5000) -> Iterator[Any]:
@@ -290,6 +292,66 @@ def verify(session: Session, head_doc: Mapping[str, Any] | None = None, max_prob
             if stored != want_seq:
                 problem(want_seq, "altered", f"entry {want_seq} no longer carries the exported head hash {want_hash[:12]}…")
     return result
+
+
+def verify_store(session: Session, head_doc: Mapping[str, Any] | None = None, data: bool = True) -> Verification:
+    """`verify` plus, by default, `check_data` and `check_observations`; says in `checked` and
+    `not_checked` what was proven and what was not (`pollwatch audit verify` prints both)."""
+    v = verify(session, head_doc)
+    v.checked.append(f"the chain of {v.entries} entries (altered, deleted, reordered or inserted entries)")
+    if head_doc is not None:
+        v.checked.append(f"that the log still reaches the exported head, entry {head_doc.get('seq')} (nothing cut from the end)")
+    else:
+        v.not_checked.append("entries cut from the end of the log: only `--head FILE` (from `audit export-head`) catches that")
+    if not data:
+        v.not_checked.append("the alert, incident and observation tables against the log (--chain-only)")
+        return v
+    v.problems.extend(check_data(session))
+    v.checked.append("the outbox and incident tables against the log")
+    note = check_observations(session, v.problems)
+    (v.not_checked if note.startswith("not checked") else v.checked).append(note)
+    return v
+
+
+def check_observations(session: Session, problems: list[Problem]) -> str:
+    """Recompute the observation table's digest and compare it with the last recorded batch's.
+
+    Appends a problem when they differ; returns one sentence saying what was (or was not) checked.
+    """
+    from pollwatch.store import stored_digest, table_digest
+
+    last = None
+    for e in _entries_desc(session, AuditKind.observations.value):
+        if "table_digest" in e.payload:
+            last = e
+            break
+    now = table_digest(session)
+    if last is None:
+        if now.rows == 0:
+            return "the observation table (empty, as the log says)"
+        return (f"not checked: the observation table ({now.rows} rows): no batch in the log carries a table digest "
+                "(written before this check existed, or only by unrecorded writes)")
+    want, rows = last.payload["table_digest"], last.payload.get("table_rows")
+    if now.hexdigest() != want or now.rows != rows:
+        running = stored_digest(session)
+        how = ("written after it without an audit record" if running is not None and running == now
+               else "edited, deleted or added behind pollwatch's back")
+        problems.append(Problem(last.seq, "data", f"observations: the table ({now.rows} rows) no longer matches the digest entry "
+                                                  f"{last.seq} recorded ({rows} rows): observations were {how}"))
+    return f"the observation table ({now.rows} rows) against the digest recorded by entry {last.seq}"
+
+
+def _entries_desc(session: Session, kind: str, batch: int = 200) -> Iterator[AuditEntry]:
+    before = None
+    while True:
+        stmt = select(AuditRow).where(AuditRow.kind == kind).order_by(AuditRow.seq.desc()).limit(batch)
+        if before is not None:
+            stmt = stmt.where(AuditRow.seq < before)
+        rows = list(session.execute(stmt).scalars())
+        if not rows:
+            return
+        yield from (_row_entry(r) for r in rows)
+        before = rows[-1].seq
 
 
 def check_data(session: Session, watch: str | None = None, max_problems: int = 50) -> list[Problem]:
@@ -491,8 +553,26 @@ def observation_batch_payload(source: str, observations: Iterable[Any], gaps: It
 def record_observations(session: Session, *, watch: str | None, source: str, observations: Iterable[Any],
                         gaps: Iterable[Any] = (), requests: Iterable[str] | None = None,
                         window: tuple[datetime, datetime] | None = None, at: datetime | None = None) -> AuditEntry:
+    """One source's batch, after it was upserted in this session: with the observation table's
+    digest as it now stands (`table_digest`, `table_rows`; see pollwatch.digest), which
+    `check_data` later compares with the table recomputed row by row."""
+    from pollwatch.store import stored_digest
+
     payload = observation_batch_payload(source, observations, gaps, requests, window)
+    digest = stored_digest(session)
+    if digest is not None:
+        payload["table_digest"], payload["table_rows"] = digest.hexdigest(), digest.rows
     return append(session, AuditKind.observations, watch, source, payload, at=at)
+
+
+def record_observation_batches(session: Session, *, watch: str | None, observations: Iterable[Any],
+                               requests: Iterable[str] | None = None) -> list[AuditEntry]:
+    """`record_observations` for each source of a mixed batch (one entry per source, sorted by source)."""
+    by_source: dict[str, list[Any]] = {}
+    for o in observations:
+        by_source.setdefault(o.source, []).append(o)
+    return [record_observations(session, watch=watch, source=source, observations=batch, requests=requests)
+            for source, batch in sorted(by_source.items())]
 
 
 def record_gaps(session: Session, *, watch: str | None, gaps: Iterable[Any] = (), notices: Iterable[Any] = (),

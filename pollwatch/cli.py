@@ -113,8 +113,8 @@ def observations_import(
     service: Optional[str] = typer.Option(None, help="Service the tests are about (OONI files; else the file's test_name)."),
     scale: str = typer.Option("auto", help="monash index scale: auto, 10 or 100 (0..10 indices are multiplied by 10)."),
 ) -> None:
-    """Import observations into the store (idempotent: the same file twice stores each once)."""
-    from pollwatch import store
+    """Import observations into the store (idempotent: the same file twice stores each once), audited."""
+    from pollwatch import audit, store
     from pollwatch.adapters import OBSERVATION_FORMATS, read_observations_as
     from pollwatch.jsonl import FormatError
 
@@ -130,6 +130,7 @@ def observations_import(
         before = store.count_observations(s)
         store.upsert_observations(s, obs)
         after = store.count_observations(s)
+        audit.record_observation_batches(s, watch=None, observations=obs, requests=[f"pollwatch observations import {file.name}"])
     typer.echo(f"{file}: {len(obs)} observations read, {after - before} new, {len(obs) - (after - before)} already stored")
 
 

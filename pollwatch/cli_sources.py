@@ -65,8 +65,12 @@ def fetch_cmd(
     if save:
         from pollwatch import store
 
+        from pollwatch import audit
+
         with store.session_scope() as s:
             store.upsert_observations(s, result.observations)
+            audit.record_observations(s, watch=w.name, source=source, observations=result.observations,
+                                      gaps=result.gaps, window=(start, end))
             store.add_gaps(s, w.name, result.gaps)
             store.add_notices(s, result.notices)
     err = sys.stderr

@@ -16,7 +16,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Column, Index, UniqueConstraint, and_, delete, event, func, or_, select, text, update
+from sqlalchemy import JSON, BigInteger, Column, LargeBinary, Index, UniqueConstraint, and_, delete, event, func, or_, select, text, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.types import DateTime, TypeDecorator
@@ -80,6 +80,15 @@ class ObservationRow(SQLModel, table=True):
     request: str | None = None
     fetched_at: datetime | None = _ts(nullable=True)
     payload_hash: str | None = Field(default=None, max_length=64)
+
+
+class ObservationDigestRow(SQLModel, table=True):
+    """The observation table's running content digest (pollwatch.digest), kept in step by every upsert."""
+
+    __tablename__ = "observation_digest"
+    name: str = Field(primary_key=True, max_length=32)
+    state: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    rows: int = Field(sa_column=Column(BigInteger, nullable=False))
 
 
 class GapRow(SQLModel, table=True):
@@ -323,6 +332,50 @@ def session_scope(url: str | None = None) -> Iterator[Session]:
             raise
 
 
+@contextmanager
+def readonly_session(url: str | None = None) -> Iterator[Session]:
+    """A session that cannot write: no migration, SQLite opened read-only (`immutable=1` for a copy
+    without a WAL file, else `mode=ro`), PostgreSQL in read-only transactions. For checking the
+    store or a copy of it (`pollwatch audit verify`)."""
+    import sqlite3
+    from urllib.parse import quote
+
+    url = database_url(url)
+    if url.startswith("sqlite"):
+        path = Path(url.split("///", 1)[-1]).resolve()
+        if not path.is_file():
+            raise FileNotFoundError(f"{path}: no such store")
+
+        # Without a -wal file every committed page is in the file itself: immutable=1 reads it without
+        # locks or -shm (a copy on read-only media). With one, mode=ro also reads what the WAL holds.
+        wal = path.with_name(path.name + "-wal").exists()
+        order = ("mode=ro", "mode=ro&immutable=1") if wal else ("mode=ro&immutable=1",)
+
+        def connect() -> sqlite3.Connection:
+            for flags in order:
+                conn = sqlite3.connect(f"file:{quote(str(path))}?{flags}", uri=True, check_same_thread=False)
+                try:
+                    conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+                    return conn
+                except sqlite3.OperationalError:
+                    conn.close()
+                    if flags == order[-1]:
+                        raise
+            raise AssertionError("unreachable")
+
+        engine = create_engine("sqlite://", creator=connect)
+    else:
+        engine = create_engine(url, connect_args={"options": "-c default_transaction_read_only=on"})
+    try:
+        with Session(engine) as session:
+            try:
+                yield session
+            finally:
+                session.rollback()
+    finally:
+        engine.dispose()
+
+
 def _now() -> datetime:
     return datetime.now(timezone.utc)
 
@@ -369,13 +422,16 @@ def upsert_observations(session: Session, observations: Iterable[Observation], c
     )
     written = 0
     batch: dict[tuple[Any, ...], dict[str, Any]] = {}
+    digest = _lock_digest(session)
 
     def flush() -> None:
         nonlocal written
         if not batch:
             return
         rows = list(batch.values())
+        old = _stored_rows(session, batch)
         session.execute(stmt, rows)
+        digest.replace(old, rows)
         written += len(rows)
         batch.clear()
 
@@ -385,7 +441,75 @@ def upsert_observations(session: Session, observations: Iterable[Observation], c
         if len(batch) >= chunk:
             flush()
     flush()
+    _save_digest(session, digest)
     return written
+
+
+# --- the observation table's content digest (pollwatch.digest; audit: observation edits) ---------
+
+_DIGEST_NAME = "observation"
+_DIGEST_COLUMNS = ("source", "signal", "entity", "time", "value", "count")
+
+
+def _lock_digest(session: Session) -> Any:
+    """The running digest, locked for this transaction (observation writers run one at a time); built
+    from the whole table the first time (a store from before migration 0006)."""
+    from pollwatch.digest import TableDigest
+
+    table = ObservationDigestRow.__table__
+    if session.get_bind().dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+        session.execute(pg_insert(table).values(name=_DIGEST_NAME, state=b"", rows=-1).on_conflict_do_nothing())
+        row = session.execute(select(table).where(table.c.name == _DIGEST_NAME).with_for_update()).first()
+    else:  # SQLite: BEGIN IMMEDIATE already holds the write lock
+        row = session.execute(select(table).where(table.c.name == _DIGEST_NAME)).first()
+    if row is None or row.rows < 0:
+        return table_digest(session)
+    return TableDigest.from_bytes(row.state, row.rows)
+
+
+def _save_digest(session: Session, digest: Any) -> None:
+    table = ObservationDigestRow.__table__
+    values = {"state": digest.to_bytes(), "rows": digest.rows}
+    if session.execute(update(table).where(table.c.name == _DIGEST_NAME).values(**values)).rowcount == 0:
+        session.execute(table.insert().values(name=_DIGEST_NAME, **values))
+
+
+def _stored_rows(session: Session, batch: Mapping[tuple[Any, ...], dict[str, Any]]) -> list[Any]:
+    """The rows the batch is about to replace (same source, signal, entity and time)."""
+    t = ObservationRow.__table__.c
+    values = list(batch.values())
+    stmt = (select(*[t[c] for c in _DIGEST_COLUMNS])
+            .where(t.country.in_({v["country"] for v in values}), t.source.in_({v["source"] for v in values}),
+                   t.signal.in_({v["signal"] for v in values}),
+                   t.time >= min(v["time"] for v in values), t.time <= max(v["time"] for v in values)))
+    return [r for r in session.execute(stmt) if (r.source, r.signal, r.entity, r.time) in batch]
+
+
+def table_digest(session: Session, chunk: int = 20_000) -> Any:
+    """The digest of the observation table as it is now, recomputed row by row."""
+    from pollwatch.digest import TableDigest
+
+    digest = TableDigest()
+    t = ObservationRow.__table__.c
+    result = session.execute(select(*[t[c] for c in _DIGEST_COLUMNS]).execution_options(yield_per=chunk))
+    for part in result.partitions(chunk):
+        digest.replace([], part)
+    return digest
+
+
+def stored_digest(session: Session) -> Any:
+    """The running digest as kept by the upserts (None before the first write)."""
+    from pollwatch.digest import TableDigest
+
+    from sqlalchemy import inspect
+
+    table = ObservationDigestRow.__table__
+    if not inspect(session.connection()).has_table(table.name):
+        return None  # a copy of a store from before migration 0006, opened read-only
+    row = session.execute(select(table).where(table.c.name == _DIGEST_NAME)).first()
+    return TableDigest.from_bytes(row.state, row.rows) if row is not None and row.rows >= 0 else None
 
 
 def _row_to_observation(r: Any) -> Observation:

@@ -22,11 +22,7 @@ def record_observations(observations: list[Observation], watch: str | None = Non
     with store.session_scope() as s:
         n = store.upsert_observations(s, observations)
         store.save_corroborations(s, records or [])
-        by_source: dict[str, list[Observation]] = {}
-        for o in observations:
-            by_source.setdefault(o.source, []).append(o)
-        for source, batch in sorted(by_source.items()):
-            audit.record_observations(s, watch=watch, source=source, observations=batch)
+        audit.record_observation_batches(s, watch=watch, observations=observations)
         return n
 
 

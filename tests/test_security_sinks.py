@@ -307,3 +307,96 @@ def test_unwritable_outputs_are_one_line_a_nonzero_exit_and_audited(tmp_path, ta
             assert last.subject == what and last.payload["written"] is False and path in last.payload["file"]
     with store.session_scope() as s:
         assert audit.verify(s).ok
+
+
+# --- the audit log ------------------------------------------------------------------------------------
+
+
+def _verify(*args: str, code: int) -> str:
+    from typer.testing import CliRunner
+
+    from pollwatch.cli import app
+
+    res = CliRunner().invoke(app, ["audit", "verify", *args])
+    assert res.exit_code == code, (res.exit_code, res.output, res.exception)
+    return res.stdout
+
+
+@pytest.fixture
+def imported(tmp_path) -> list[Any]:
+    """Two days of simulated KZ observations imported with `pollwatch observations import`."""
+    from datetime import timedelta
+
+    from typer.testing import CliRunner
+
+    from pollwatch.cli import app
+    from pollwatch.jsonl import write_observations
+    from pollwatch.models import Observation
+
+    obs = [Observation(time=T0 + timedelta(minutes=5 * i), source=src, signal=sig, country="KZ", value=float(1000 + i % 37))
+           for i in range(300) for src, sig in (("ioda", "bgp"), ("ooni", "telegram_failure_rate"))]
+    path = tmp_path / "obs.jsonl"
+    write_observations(obs, path)
+    res = CliRunner().invoke(app, ["observations", "import", str(path)])
+    assert res.exit_code == 0, res.output
+    return obs
+
+
+def test_observations_import_is_audited(imported):
+    from pollwatch import audit
+
+    with store.session_scope() as s:
+        entries = audit.entries(s, kind="observations")
+    assert [(e.subject, e.payload["count"]) for e in entries] == [("ioda", 300), ("ooni", 300)]
+    assert entries[-1].payload["table_rows"] == 600
+    assert "checked: the observation table (600 rows)" in _verify(code=0)
+
+
+@pytest.mark.parametrize("tamper", [
+    "UPDATE observation SET value = 0 WHERE id = (SELECT MIN(id) FROM observation)",  # a shutdown hidden
+    "DELETE FROM observation WHERE id = (SELECT MAX(id) FROM observation)",
+    "INSERT INTO observation (source, signal, entity, country, time, value) VALUES ('ioda', 'bgp', 'KZ', 'KZ', '2019-06-01 00:00:00.000000', 1.0)",
+    "UPDATE observation SET time = '2019-06-01 00:00:00.000000' WHERE id = 7",
+])
+def test_observation_edits_and_deletions_are_caught(imported, tamper):
+    """Without --data, and without a head file: an observation changed, deleted or added in SQL
+    breaks `audit verify`, naming the batch entry whose recorded table digest no longer holds."""
+    with store.get_engine().begin() as conn:
+        conn.exec_driver_sql(tamper)
+    out = _verify(code=1)
+    assert "BROKEN at entry 2 (data): observations: the table" in out and "behind pollwatch's back" in out
+
+
+def test_verify_says_a_cut_end_needs_the_head(imported, tmp_path):
+    with store.get_engine().begin() as conn:
+        conn.exec_driver_sql("DELETE FROM audit_entry WHERE seq = (SELECT MAX(seq) FROM audit_entry)")
+    out = _verify(code=0)  # a shorter chain is valid by itself: the output says so
+    assert out.startswith("audit log OK: 1 entries")
+    assert "NOT checked: entries cut from the end of the log: only `--head FILE`" in out
+
+
+def test_a_read_only_copy_of_the_store_is_verified_without_writing_to_it(imported, tmp_path, monkeypatch):
+    import os
+    import shutil
+    import sqlite3
+
+    store.dispose_engines()
+    src = __import__("pathlib").Path(store.database_url().split("///", 1)[1])
+    with sqlite3.connect(src) as c:  # a consistent copy, as an auditor would get it
+        c.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    copy_dir = tmp_path / "copy"
+    copy_dir.mkdir()
+    copy = copy_dir / "pollwatch.sqlite"
+    shutil.copyfile(src, copy)
+    os.chmod(copy, 0o444)
+    os.chmod(copy_dir, 0o555)
+    before = copy.read_bytes()
+    monkeypatch.setenv("POLLWATCH_DATABASE_URL", f"sqlite:///{copy}")
+    try:
+        assert _verify(code=0).startswith("audit log OK")
+        with store.readonly_session() as s, pytest.raises(Exception, match="readonly|read-only"):
+            s.execute(__import__("sqlalchemy").text("DELETE FROM observation"))
+    finally:
+        os.chmod(copy_dir, 0o755)
+    assert copy.read_bytes() == before
+    assert sorted(p.name for p in copy_dir.iterdir()) == ["pollwatch.sqlite"]  # no -wal, no -shm, no migration
