@@ -107,7 +107,7 @@ def entity_key(country: str, region: str | None, asn: int | None, service: str |
 # making the store or a simulation grow without bound.
 MAX_NAME = 64  # source, signal
 MAX_LABEL = 100  # region, service
-MAX_REQUEST = 2048  # provenance: the request URL
+MAX_REQUEST = 2048  # provenance: the request URL (longer ones are cut)
 MAX_HASH = 128  # provenance: the payload hash
 
 
@@ -121,11 +121,17 @@ def no_nul(v: str | None) -> str | None:
 class Provenance(BaseModel):
     """Where an observation came from: the request that fetched it, when, and a hash of the payload."""
 
-    request: str | None = Field(default=None, max_length=MAX_REQUEST)
+    request: str | None = None
     fetched_at: datetime | None = None
     payload_hash: str | None = Field(default=None, max_length=MAX_HASH)
 
     _nul = field_validator("request", "payload_hash")(no_nul)
+
+    @field_validator("request")
+    @classmethod
+    def _cut_request(cls, v: str | None) -> str | None:
+        # a web probe's request names all its URLs: keep the start rather than lose the observation
+        return v if v is None or len(v) <= MAX_REQUEST else v[: MAX_REQUEST - 1] + "…"
 
 
 class Observation(BaseModel):
