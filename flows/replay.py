@@ -1,4 +1,4 @@
-"""replay: a watch over a past time range at the playbook's cadence, on a simulated clock.
+"""replay: a watch over a past time range, native step by native step, on a simulated clock.
 
 The stages run as the same tasks a live tick uses, each batched over every tick of the range
 (one task run per stage, not one per tick), so a replay gives the incidents live ticks would
@@ -19,7 +19,7 @@ from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from flows.common import resolve_watch
 from pollwatch.alerts import KIND_TITLES, scope_line
 from pollwatch.models import iso
-from pollwatch.pipeline import latest_anomalies, latest_incidents, with_observed_signals
+from pollwatch.pipeline import judgement_times, latest_anomalies, latest_incidents, with_observed_signals
 from tasks.attribute import attribute_task
 from tasks.baseline import baseline_task
 from tasks.classify import classify_task
@@ -44,7 +44,7 @@ def replay(watch: str, observations: str, start: datetime | None = None, end: da
     # quote(): big inputs are passed as they are, not walked by Prefect looking for futures
     record_observations(quote(obs), w.name)
     baseline_task(w, quote([o for o in obs if o.time < start]), start)
-    ticks = w.tick_times(start, end)
+    ticks = judgement_times(w, start, end)  # every native step, as live ticks step through them
     logger.info("replaying %s: %d ticks from %s to %s over %d observations", w.name, len(ticks), iso(start), iso(end), len(obs))
     det = detect_task(w, None, ticks, quote(obs))
     cls = classify_task(w, None, ticks, quote(det.events))

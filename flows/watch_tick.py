@@ -3,7 +3,9 @@
 Idempotent per (watch, scheduled time): a tick already completed returns at once and sends
 nothing; a late tick older than the last completed one is recorded as covered by it. A tick
 collects from the last completed tick on, so one that follows missed ticks catches up on their
-data, and the outbox's idempotency keys keep alerts from being sent twice. The detectors' state is loaded from and saved to the store, so a tick costs O(new data).
+data and judges it native step by native step (`tick_judgements`), so whatever the schedule it finds the
+incidents a replay finds; the outbox's idempotency keys keep alerts from being sent twice. The detectors'
+state is loaded from and saved to the store, so a tick costs O(new data).
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from prefect.utilities.annotations import quote
 from flows.common import current_flow_run_id, resolve_watch, scheduled_time
 from pollwatch.baseline import never_judged_notices
 from pollwatch.models import Gap, Notice, NoticeLevel
-from pollwatch.pipeline import TickWindows, WatchState, latest_anomalies, with_observed_signals
+from pollwatch.pipeline import TickWindows, WatchState, latest_anomalies, tick_judgements, with_observed_signals
 from pollwatch.playbook import Watch
 from pollwatch.schedule import concurrency_limit_name
 from pollwatch.sources import enabled_sources
@@ -115,8 +117,10 @@ def _run_tick(w: Watch, tick: datetime, observations: str | None, base_urls: dic
         coverage_artifact(cfg, quote(visible), quote(source_gaps + probe_gaps))
 
     # quote(): big inputs are passed as they are, not walked by Prefect looking for futures
-    det = detect_task(cfg, quote(state.detector), [tick], quote(visible))
-    cls = classify_task(cfg, quote(state.grouper), [tick], quote(det.events))
+    # the native steps since the last tick, one by one (as a replay judges them), then the tick
+    steps = tick_judgements(w, last_tick, tick, since)
+    det = detect_task(cfg, quote(state.detector), quote(steps), quote(visible))
+    cls = classify_task(cfg, quote(state.grouper), quote(steps), quote(det.events))
     anomalies = latest_anomalies(det.events)
     context = with_observed_signals(load_attribution_context(w.name, w.country, tick - timedelta(days=8), tick + timedelta(seconds=1)),
                                     visible)

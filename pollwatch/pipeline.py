@@ -6,6 +6,7 @@ for benchmarks (orchestration overhead) and for tests that compare both paths.
 
 from __future__ import annotations
 
+import bisect
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
@@ -18,6 +19,7 @@ from pollwatch.classify import GroupState, classify
 from pollwatch.detect import DetectorState, detect
 from pollwatch.models import Alert, Anomaly, AnomalyEvent, Gap, Incident, IncidentEvent, Observation
 from pollwatch.playbook import Watch
+from pollwatch.timeutil import tick_grid
 
 
 class WatchState(BaseModel):
@@ -84,6 +86,26 @@ class TickWindows(BaseModel):
         return o.time >= self.since.get(o.signal, self.earliest)
 
 
+def judgement_step(watch: Watch) -> timedelta:
+    """The step detection and classification advance by: the finest native step of the watch's signals."""
+    return min((c.step for c in watch.signals.values() if c.step > timedelta(0)), default=timedelta(minutes=5))
+
+
+def judgement_times(watch: Watch, start: datetime, end: datetime) -> list[datetime]:
+    """The moments a replay of [start, end) judges: every native step (`judgement_step`), whatever the cadence."""
+    return [t for t in tick_grid(start, end, judgement_step(watch)) if t < end]
+
+
+def tick_judgements(watch: Watch, last_tick: datetime | None, tick: datetime, since: datetime) -> list[datetime]:
+    """The moments a tick judges: each native step after the last completed tick (on a first tick, after `since`,
+    the start of its window) up to the tick, then the tick. A tick after missed ones steps through the steps they
+    would have judged, as a replay does, instead of judging hours of data as one moment (which merged separate
+    events and kept ended ones open)."""
+    after = last_tick if last_tick is not None else since - timedelta(microseconds=1)
+    steps = [t for t in judgement_times(watch, after, tick) if t > after]
+    return steps + [tick]
+
+
 def with_observed_signals(context: AttributionContext | None, observations: Sequence[Observation]) -> AttributionContext:
     """The attribution context, told which signals had data among `observations` (a silent signal is no evidence)."""
     seen = {o.signal for o in observations if o.value is not None}
@@ -105,3 +127,27 @@ def analyse(watch: Watch, state: WatchState | None, ticks: Sequence[datetime], o
         state=WatchState(detector=det.state, grouper=cls.state), anomalies=anomalies, events=events,
         incidents=latest_incidents(events), alerts=build_alerts(watch, events), gaps=det.gaps, anomaly_events=det.events,
     )
+
+
+def run_ticks(watch: Watch, observations: Sequence[Observation], schedule: Sequence[datetime],
+              cadence: timedelta | None = None) -> list[IncidentEvent]:
+    """Live ticks at the times of `schedule`, in its order, as `watch_tick` runs them (no Prefect, no store):
+    a tick at or before the last completed one is skipped, each tick sees its signals' windows up to its time
+    and the state the previous tick left (through JSON, as the store keeps it). For benchmarks and tests that
+    compare tick schedules with a replay. Returns every incident event, in order."""
+    obs = sorted(observations, key=lambda o: o.time)
+    times = [o.time for o in obs]
+    state, known, last, events = WatchState(), {}, None, []
+    for tick in schedule:
+        if last is not None and tick <= last:
+            continue  # the same tick twice (claimed) or a late one a later tick covered
+        phase = watch.phase_at(tick)
+        windows = TickWindows.of(watch, last, tick, cadence or (phase.cadence if phase else timedelta(minutes=5)))
+        lo = bisect.bisect_left(times, windows.earliest)
+        visible = [o for o in obs[lo:bisect.bisect_right(times, tick)] if windows.keep(o)]
+        out = analyse(watch, state, tick_judgements(watch, last, tick, windows.earliest), visible, known)
+        state = WatchState.model_validate(out.state.model_dump(mode="json"))
+        known.update({i.id: i for i in out.incidents})
+        events += out.events
+        last = tick
+    return events

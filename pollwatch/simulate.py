@@ -168,6 +168,7 @@ def simulate(
     missing_rate: float = 0.005,
     service_base: tuple[float, float] | None = None,
     country_services: bool = False,
+    other_space: float = 0.0,
 ) -> Scenario:
     """Generate observations for [start, end) with the given events injected.
 
@@ -175,13 +176,21 @@ def simulate(
     drawn uniformly from this range (flaky probes and networks; OONI's Kenya data shows 0-10 %),
     varying hour to hour around it; None: every test fails with probability 0.02.
     `country_services`: also the country's tests of each service, all networks together (asn None),
-    as the OONI source reports them."""
+    as the OONI source reports them.
+    `other_space`: the share of the country's address space in networks the watch does not list (in
+    the country's and regions' series, never a provider's); 0: the watch's providers are the country."""
     rng = random.Random(seed)
     events = events or []
     country = watch.country or "XX"
     cells = _cells(watch, rng)
     regions = sorted({r for r, _ in cells})
     asns = sorted({a for _, a in cells})
+    if other_space > 0:  # unlisted networks (asn 0), spread over the regions by their own random stream
+        other_rng = random.Random(seed * 6007 + 5)
+        listed = sum(cells.values())
+        weights = {r: other_rng.uniform(0.5, 1.5) for r in regions}
+        for r, wt in weights.items():
+            cells[(r, 0)] = listed * other_space / (1 - other_space) * wt / sum(weights.values())
     tz_offset_h = watch.election_midnight.utcoffset().total_seconds() / 3600  # type: ignore[union-attr]
     obs: list[Observation] = []
     ooni_blind = {a for a in asns if rng.random() < 0.0}  # every network has some tests by default
