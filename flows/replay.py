@@ -18,6 +18,7 @@ from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
 from flows.common import resolve_watch
 from pollwatch.alerts import KIND_TITLES, scope_line
+from pollwatch.baseline import with_address_shares
 from pollwatch.models import iso
 from pollwatch.pipeline import judgement_times, latest_anomalies, latest_incidents, with_observed_signals
 from tasks.attribute import attribute_task
@@ -43,7 +44,8 @@ def replay(watch: str, observations: str, start: datetime | None = None, end: da
     end = end or obs[-1].time
     # quote(): big inputs are passed as they are, not walked by Prefect looking for futures
     record_observations(quote(obs), w.name)
-    baseline_task(w, quote([o for o in obs if o.time < start]), start)
+    baselines = baseline_task(w, quote([o for o in obs if o.time < start]), start)
+    w = with_address_shares(w, baselines)  # providers and regions weigh their address space
     ticks = judgement_times(w, start, end)  # every native step, as live ticks step through them
     logger.info("replaying %s: %d ticks from %s to %s over %d observations", w.name, len(ticks), iso(start), iso(end), len(obs))
     det = detect_task(w, None, ticks, quote(obs))

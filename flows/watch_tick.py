@@ -25,6 +25,7 @@ from pollwatch.schedule import concurrency_limit_name
 from pollwatch.sources import enabled_sources
 from pollwatch.timeutil import floor_time
 from tasks.attribute import attribute_task
+from tasks.baseline import address_shares_task
 from tasks.classify import classify_task
 from tasks.collect import collect_file, collect_source, coverage_artifact
 from tasks.detect import detect_task

@@ -12,6 +12,9 @@ baseline-health artifact and used to plan around blind spots.
 Expected level per detector: moving_median / threshold: median of the window (MAD spread);
 seasonal: median of the daily medians (spread: median of the daily ranges); cusum: the
 measurement-weighted failure rate (spread: its binomial standard deviation).
+
+Address shares: a provider's (or region's) share of the country's address space is its /24 count
+over the country's in the baseline (`with_address_shares`); classification weighs providers by it.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from collections import defaultdict
 from collections.abc import Iterable
 from datetime import datetime, timedelta
 from statistics import median
+from typing import Any
 
 from pollwatch.models import Baseline, Notice, NoticeLevel, Observation, entity_key
 from pollwatch.playbook import Watch
@@ -172,3 +176,34 @@ def never_judged_notices(watch: Watch, observations: Iterable[Observation], at: 
         out.append(Notice(time=at, level=level, source=source, watch=watch.name,
                           message=f"{len(items)} series with data not judged because of {setting}: {named}{more}"))
     return out
+
+
+# IODA's /24 counts: routed (BGP) and answering pings (active probing); the first the baseline has wins
+SHARE_SIGNALS = ("bgp", "active_probing")
+
+
+def with_address_shares(watch: Watch, baselines: Iterable[Any]) -> Watch:
+    """The watch with each provider's and region's share of the country's address space: its /24 count
+    over the country's in the baseline (IODA's BGP, else active probing; per-ASN and per-region series).
+
+    A share the watch file declares wins; one the baseline cannot give stays unknown (None), and the
+    classifier then relies on the country's own series (docs/detection.md)."""
+    level = {(b.signal, b.entity): b.expected for b in baselines if b.expected}
+    country = watch.country or ""
+
+    def measured(region: str | None, asn: int | None) -> float | None:
+        for sig in SHARE_SIGNALS:
+            total, part = level.get((sig, country)), level.get((sig, entity_key(country, region, asn, None)))
+            if total and part is not None:
+                return round(min(part / total, 1.0), 4)
+        return None
+
+    providers = [p if p.share is not None else p.model_copy(update={"share": measured(None, p.asn)}) for p in watch.providers]
+    regions = [r if r.share is not None else r.model_copy(update={"share": next(
+        (x for x in (measured(n, None) for n in (r.code, r.name, *r.aliases)) if x is not None), None)}) for r in watch.regions]
+    return watch.model_copy(update={"providers": providers, "regions": regions})
+
+
+def baselined(watch: Watch, history: Iterable[Observation], until: datetime) -> Watch:
+    """`with_address_shares` from a baseline of `history` before `until` (as the baseline flow would compute it)."""
+    return with_address_shares(watch, compute_baselines(watch, [o for o in history if o.signal in SHARE_SIGNALS and o.time < until], until))

@@ -17,10 +17,14 @@ anomaly on a network that is itself down belongs to that connectivity incident, 
 separate service block ("connectivity normal while named services fail"). Otherwise it opens a
 new incident.
 
-The share of the country affected is the largest of: the providers' share, the regions' share,
-and the depth of a country-level BGP/active-probing drop (the share of the country's address
-space gone). It is `nationwide_outage` once that share reaches `classification.nationwide_share`
-(default 0.5: a majority). Mobile-only versus fixed-line comes from the watch's provider table
+The share of the country affected is the largest of: the affected providers' or regions' share of
+the country's address space (their /24 counts over the country's in the baseline; never
+1/number of providers; regions without counts an equal part each) and the depth of a country-level
+BGP/active-probing drop (the share of the country's address space gone). It is `nationwide_outage`
+once the country falls: its own series past critical with that share at least
+`classification.nationwide_share` (default 0.5: a majority), or regions holding that share past
+critical. One network going dark drags the country down by its share and stays a `network_outage`.
+Mobile-only versus fixed-line comes from the watch's provider table
 (`scope.network_types`).
 """
 
@@ -56,7 +60,12 @@ class ClassifyResult(BaseModel):
 
 
 def connectivity_scope(watch: Watch, anomalies: list[Anomaly]) -> tuple[IncidentKind, Scope]:
-    """Kind and scope of a connectivity incident from its (open) anomalies."""
+    """Kind and scope of a connectivity incident from its (open) anomalies.
+
+    Nationwide needs the country to fall: its own series past critical with a majority of its address
+    space affected, or regions holding a majority of it past critical (regions partition the country;
+    the watch's providers need not: other networks carry the rest). Providers falling, however many of
+    the watch's, are a network outage unless the country's series falls with them."""
     conn = [a for a in anomalies if a.family is Family.connectivity] or list(anomalies)
     crit = [a for a in conn if a.level == "critical"]
     basis = crit or conn
@@ -64,12 +73,10 @@ def connectivity_scope(watch: Watch, anomalies: list[Anomaly]) -> tuple[Incident
     regions = sorted({a.entity.region for a in basis if a.entity.region is not None})
     country_hit = any(a.entity.level == "country" for a in basis)
     share = affected_share(watch, asns, regions, conn)
+    majority = watch.classification.nationwide_share
     if crit:
         country_crit = any(a.entity.level == "country" for a in crit)
-        if share >= watch.classification.nationwide_share:
-            kind = IncidentKind.nationwide_outage
-        elif country_crit and not asns and not regions:
-            # the country total fell past critical with no finer series to say where: nationwide
+        if (country_crit and (share >= majority or (not asns and not regions))) or region_share(watch, regions) >= majority:
             kind = IncidentKind.nationwide_outage
         elif regions:
             kind = IncidentKind.regional_outage
@@ -86,15 +93,25 @@ def connectivity_scope(watch: Watch, anomalies: list[Anomaly]) -> tuple[Incident
     return kind, scope
 
 
+def provider_share(watch: Watch, asns: Sequence[int | None]) -> float:
+    """The share of the country's address space in these providers (their `share`, measured from the baseline by
+    pollwatch.baseline.with_address_shares or declared). One whose share is unknown adds nothing, never
+    1/number of providers: the country's own series says how much fell."""
+    return min(sum((p.share or 0.0) for a in set(asns) if (p := watch.provider(a)) is not None), 1.0)
+
+
+def region_share(watch: Watch, regions: Sequence[str | None]) -> float:
+    """The share of the country in these regions: their measured address space, else (no per-region /24 counts,
+    e.g. an index per province) each of the watch's regions an equal part."""
+    found = {r.code: r for x in regions if x is not None and (r := watch.region(x)) is not None}
+    return min(sum(r.share if r.share is not None else 1 / len(watch.regions) for r in found.values()), 1.0)
+
+
 def affected_share(watch: Watch, asns: list[int], regions: list[str], anomalies: list[Anomaly]) -> float:
-    """Share of the country affected: providers, regions, or address space (country-level drop depth)."""
-    # only the watch's own providers and regions count (data may name networks the watch does not list)
-    known_regions = {r.code for r in watch.regions} | {r.name for r in watch.regions}
-    provider_share = len([a for a in asns if watch.provider(a) is not None]) / len(watch.providers) if watch.providers else 0.0
-    region_share = len([r for r in regions if r in known_regions]) / len(watch.regions) if watch.regions else 0.0
-    address_share = max((a.depth for a in anomalies if a.family is Family.connectivity and a.entity.level == "country"
+    """Share of the country affected: the providers' or regions' address space, or the depth of a country-level drop."""
+    country_depth = max((a.depth for a in anomalies if a.family is Family.connectivity and a.entity.level == "country"
                          and a.direction.value == "drop"), default=0.0)
-    return max(provider_share, region_share, address_share)
+    return max(provider_share(watch, asns), region_share(watch, regions), country_depth)
 
 
 def network_types(watch: Watch, asns: list[int]) -> list[str]:
@@ -125,7 +142,7 @@ def _scope(watch: Watch, family: Family, anomalies: list[Anomaly]) -> tuple[Inci
             asns=asns,
             regions=sorted({a.entity.region for a in anomalies if a.entity.region is not None}),
             services=sorted({a.entity.service for a in anomalies if a.entity.service is not None}),
-            share=round(len(asns) / max(len(watch.providers), 1), 4) if watch.providers else 0.0,
+            share=round(provider_share(watch, asns), 4),
         )
     scope.providers = [watch.provider_name(a) for a in scope.asns]
     scope.signals = sorted({a.signal for a in anomalies})
@@ -200,6 +217,14 @@ def join_window(watch: Watch, a: Anomaly, b: Anomaly) -> timedelta:
     that a 5-minute signal would show minutes apart)."""
     steps = [watch.signals[x].step for x in (a.signal, b.signal) if x in watch.signals]
     return max([watch.classification.join_gap] + [2 * st for st in steps])
+
+
+def resolve_after(watch: Watch, members: Sequence[Anomaly], recovery: timedelta) -> timedelta:
+    """How long after its last anomaly ended an incident resolves: the playbook's `recovery`, but never more than
+    two native steps of its coarsest signal (the detectors' own recovery has already waited; a restoration is
+    announced within the data's resolution)."""
+    steps = [watch.signals[a.signal].step for a in members if a.signal in watch.signals]
+    return min(recovery, 2 * max(steps)) if steps else recovery
 
 
 def related(watch: Watch, a: Anomaly, members: Sequence[Anomaly]) -> bool:
@@ -312,7 +337,7 @@ def classify(watch: Watch, state: GroupState | None, ticks: Sequence[datetime], 
             if not members or any(a.end is None for a in members):
                 continue
             last_end = max(a.end for a in members if a.end is not None)
-            if tick - last_end >= recovery:
+            if tick - last_end >= resolve_after(watch, members, recovery):
                 inc.end = last_end
                 inc.status = "resolved"
                 inc.updated_at = tick

@@ -109,6 +109,9 @@ class SeriesState(BaseModel):
     base_n: float = 0.0
     pend_f: float = 0.0  # hours seen while the upward accumulator is above zero: the reference
     pend_n: float = 0.0  # takes them once it returns to zero, and drops them if a block opens
+    rising: list[list[float]] | None = None  # [time, rate, count] of the hours since the upward accumulator left zero
+    blk: list[float] | None = None  # [failures, measurements] of the open block: its level
+    back: list[float] | None = None  # [since, failures, measurements] of the run of hours back nearer normal than the block
     # seasonal: bucket profile per day (day index -> one value per bucket), the bucket being filled
     days: dict[str, list[float | None]] = Field(default_factory=dict)
     acc: list[float] | None = None  # [day, bucket, sum, n]
@@ -198,6 +201,13 @@ def wilson_lower(rate: float, n: int, z: float = 1.96) -> float:
     centre = rate + z * z / (2 * n)
     margin = z * math.sqrt(max(rate * (1 - rate), 0.0) / n + z * z / (4 * n * n))
     return max(0.0, (centre - margin) / denom)
+
+
+def wilson_upper(rate: float, n: float, z: float = 1.96) -> float:
+    """Upper bound of a rate's 95% Wilson interval (0 failures in 16 tests: at most 19 %)."""
+    if n <= 0:
+        return 1.0
+    return 1.0 - wilson_lower(1.0 - rate, n, z)
 
 
 def _judge(cfg: SignalConfig | _Cfg, value: float, expected: float, count: int | None = None,
@@ -741,15 +751,19 @@ def _step_cusum(watch: Watch, ser: _Series, s: _Work, t: float, value: float, co
             s.above_since = None
         elif s.above_since is None and count and wilson_lower(value, int(count)) > (mu0 + mu1) / 2:
             s.above_since = t  # only an hour clearly past the midpoint dates a block (one failed test of three does not)
+        n = float(count) if count else 1.0
+        s.rising = None if s.up == 0.0 else (s.rising or [])[-71:] + [[t, value, n]]
         fast = bool(opts["fast"]) and level is not None and (opts.get("fast_at", "warning") == "warning" or level == "critical")
         if s.up >= h or fast:
             lvl = "critical" if value - mu0 >= c.critical else "warning"
-            # onset: where the accumulator left zero, or later where the hours turned and stayed past the
-            # midpoint (noise can keep the accumulator above zero for hours before a block starts)
-            onset = max(x for x in (s.up_since, s.above_since, None) if x is not None) if (s.up_since or s.above_since) else t
-            _open(watch, ser, s, onset, tick, lvl, mu0, value, depth, count, out,
+            # onset: where the data shows the block (not where noise lifted the accumulator), and not before the
+            # run of hours clearly past the midpoint
+            start = max(_block_start(s.rising or [[t, value, n]], mu0), s.above_since if s.above_since is not None else 0.0)
+            _open(watch, ser, s, start, tick, lvl, mu0, value, depth, count, out,
                   cusum=round(s.up, 3), h=h, mu0=round(mu0, 4), mu1=round(mu1, 4), fast_path=fast and s.up < h)
-            s.down, s.down_since = 0.0, None
+            s.blk = [sum(r[1] * r[2] for r in s.rising or [] if r[0] >= start) or value * n,
+                     sum(r[2] for r in s.rising or [] if r[0] >= start) or n]
+            s.down, s.down_since, s.rising, s.back = 0.0, None, None, None
             s.pend_f = s.pend_n = 0.0  # the hours that built the block are not the network's normal
         return
     expected = float(s.open.get("expected") or mu0)  # the reference the block was opened against
@@ -758,12 +772,39 @@ def _step_cusum(watch: Watch, ser: _Series, s: _Work, t: float, value: float, co
         s.down_since = None
     elif s.down_since is None:
         s.down_since = t
-    if s.down >= h:
-        _close(s, s.down_since if s.down_since is not None else t, tick, value, out)
-        s.up, s.up_since, s.down, s.down_since, s.above_since = 0.0, None, 0.0, None, None
+    # the unblock as the data shows it: hours back nearer the normal rate than the block's own level, for
+    # `recovery`, and clearly so (their pooled rate's Wilson upper bound below halfway), end at the first of them
+    n = float(count) if count else 1.0
+    blk = s.blk or [float(s.open.get("observed") or mu1) * n, n]
+    halfway = (expected + blk[0] / blk[1]) / 2
+    if value < halfway:
+        s.back = [s.back[0], s.back[1] + value * n, s.back[2] + n] if s.back else [t, value * n, n]
+    else:
+        s.back = None
+        s.blk = [blk[0] + value * n, blk[1] + n]
+    shown = s.back is not None and t - s.back[0] >= c.recovery and wilson_upper(s.back[1] / s.back[2], s.back[2]) < halfway
+    if s.down >= h or shown:
+        end = s.back[0] if shown and s.back else (s.down_since if s.down_since is not None else t)
+        _close(s, end, tick, value, out)
+        s.up, s.up_since, s.down, s.down_since, s.blk, s.back, s.above_since = 0.0, None, 0.0, None, None, None, None
         return
     if s.down_since is None or value >= (mu0 + mu1) / 2:
         _extend(ser, s, tick, "critical" if value - expected >= c.critical else None, expected, value, depth, out)
+
+
+def _block_start(rising: list[list[float]], mu0: float) -> float:
+    """Where a block began: the earliest hour since the accumulator left zero that is itself, and with every hour
+    after it pooled, past halfway from the normal rate to the block's level (the opening hour's); noise an hour
+    before a block lifts the accumulator but is not the block."""
+    level = rising[-1][1]
+    halfway = (mu0 + level) / 2
+    f = n = 0.0
+    start = rising[-1][0]
+    for t, value, count in reversed(rising):
+        f, n = f + value * count, n + count
+        if value >= halfway and f / n >= halfway:
+            start = t
+    return start
 
 
 # --- fixed thresholds ------------------------------------------------------------------------

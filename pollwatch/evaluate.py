@@ -27,6 +27,7 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from pollwatch.models import Anomaly, Cause, Family, Incident, IncidentKind, Observation, iso
+from pollwatch.baseline import baselined
 from pollwatch.pipeline import analyse
 from pollwatch.playbook import Watch
 from pollwatch.simulate import EventSpec, Label, random_events, simulate
@@ -116,9 +117,10 @@ def score(name: str, labels: Sequence[Label], incidents: Sequence[Incident], sta
 
 def run_watch(watch: Watch, observations: Sequence[Observation], start: datetime, end: datetime,
               cadence: timedelta = timedelta(minutes=5)) -> tuple[list[Incident], list[Anomaly]]:
-    """Replay [start, end) at `cadence` (whatever the playbook's phases say) and return the incidents and anomalies."""
+    """Replay [start, end) at `cadence` (whatever the playbook's phases say) and return the incidents and anomalies;
+    the providers' and regions' address space is measured from the history before `start`, as the baseline flow does."""
     ticks = [t for t in tick_grid(start, end, cadence) if t < end]
-    out = analyse(watch, None, ticks, list(observations))
+    out = analyse(baselined(watch, observations, start), None, ticks, list(observations))
     anomalies: dict[str, Anomaly] = {a.id: a for a in out.anomalies}
     return out.incidents, list(anomalies.values())
 

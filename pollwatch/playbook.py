@@ -105,6 +105,7 @@ class Provider(_Strict):
     type: Literal["mobile", "fixed", "mixed"] = "mixed"
     regions: list[str] = Field(default_factory=list)
     upstreams: list[int] = Field(default_factory=list, description="ASNs of its transit providers (attribution: a single upstream)")
+    share: float | None = Field(default=None, ge=0, le=1, description="share of the country's address space (measured from the baseline when not given)")
 
 
 class Region(_Strict):
@@ -112,6 +113,7 @@ class Region(_Strict):
     name: str
     # other names sources use for it (IODA names regions after Natural Earth: Nur-Sultan is "Astana"); tried first
     aliases: list[str] = Field(default_factory=list)
+    share: float | None = Field(default=None, ge=0, le=1, description="share of the country's address space (measured from the baseline when not given)")
 
 
 class Service(_Strict):
@@ -367,6 +369,9 @@ class Watch(Playbook):
             if r.code == code:
                 return r.name
         return code
+
+    def region(self, code_or_name: str) -> Region | None:
+        return next((r for r in self.regions if code_or_name in (r.code, r.name, *r.aliases)), None)
 
     def provider_name(self, asn: int) -> str:
         p = self.provider(asn)

@@ -9,7 +9,7 @@ from prefect.artifacts import create_table_artifact
 from prefect.cache_policies import NO_CACHE
 
 from pollwatch import store
-from pollwatch.baseline import compute_baselines, health_rows, never_judged
+from pollwatch.baseline import SHARE_SIGNALS, compute_baselines, health_rows, never_judged, with_address_shares
 from pollwatch.models import Baseline, Observation
 from pollwatch.playbook import Watch
 
@@ -31,3 +31,15 @@ def baseline_task(watch: Watch, observations: list[Observation], window_end: dat
                                       f"{usable} of {len(baselines)} series usable"
                                       + (f"; {len(unjudged)} series with data never judged (see never_judged)" if unjudged else ""))
     return baselines
+
+
+@task(name="address-shares", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=2)
+def address_shares_task(watch: Watch, history: list[Observation], window_end: datetime) -> Watch:
+    """The watch with its providers' and regions' shares of the country's address space, from its stored baseline;
+    a watch never baselined gets (and stores) the baseline of `history`'s /24 counts before `window_end`."""
+    with store.session_scope() as s:
+        stored = [b for b in store.list_baselines(s, watch.name) if b.signal in SHARE_SIGNALS]
+        if not stored:
+            stored = compute_baselines(watch, [o for o in history if o.signal in SHARE_SIGNALS and o.time < window_end], window_end)
+            store.save_baselines(s, watch.name, stored)
+        return with_address_shares(watch, stored)

@@ -163,6 +163,18 @@ def _rates(rates, counts):
     return series("sfr", rates, step=timedelta(hours=1), counts=counts, source="ooni", asn=33771, service="telegram")
 
 
+def test_cusum_block_starts_where_the_data_shows_it_not_at_an_hour_of_noise_before():
+    w = make_watch(sfr=OONI)
+    # a noisy hour at 10:00 (2 of 5 failed) lifts the accumulator; the block itself starts at 11:00
+    rates = [0.0] * 10 + [0.4] + [0.9] * 4 + [0.0] * 5
+    opened = run(w, _rates(rates, [5] * 20)).events[0]
+    assert opened.change == "opened" and opened.anomaly.start == T0 + timedelta(hours=11)
+    # a partial block with one quieter hour inside is one block from its first hour
+    rates = [0.0] * 10 + [0.6, 0.2, 0.8, 0.6, 0.6, 0.8] + [0.0] * 4
+    opened = run(w, _rates(rates, [10] * 20)).events[0]
+    assert opened.anomaly.start == T0 + timedelta(hours=10)
+
+
 def test_cusum_block_and_unblock_weighted_by_count():
     w = make_watch(sfr=OONI)
     rates = [0.0] * 10 + [0.8] * 4 + [0.0] * 6
@@ -172,8 +184,10 @@ def test_cusum_block_and_unblock_weighted_by_count():
     # each blocked hour adds 5 x (0.8 - 0.35) = 2.25: h = 7 is crossed on the 4th hour
     assert opened.tick == T0 + timedelta(hours=13)
     assert opened.anomaly.start == T0 + timedelta(hours=10)  # where the accumulator left zero
-    # each clean hour adds 5 x 0.35 = 1.75 to the downward accumulator: 4 hours to unblock
-    assert closed.tick == T0 + timedelta(hours=17) and closed.anomaly.end == T0 + timedelta(hours=14)
+    # the data shows the unblock at 14:00: two clean hours (the signal's recovery, 1 h) whose 10 tests bound the rate
+    # under halfway from normal to the block's level close it at the second, ended at the first (the downward
+    # accumulator, 1.75 an hour, would have taken until 17:00)
+    assert closed.tick == T0 + timedelta(hours=15) and closed.anomaly.end == T0 + timedelta(hours=14)
     # the same rates from 1 measurement an hour are not enough evidence
     assert run(w, _rates(rates, [1] * 20)).events == []
 

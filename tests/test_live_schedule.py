@@ -10,6 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from pollwatch.baseline import baselined
 from pollwatch.models import Incident, IncidentKind
 from pollwatch.pipeline import analyse, judgement_step, judgement_times, latest_incidents, run_ticks
 from pollwatch.simulate import EventSpec, simulate
@@ -30,8 +31,9 @@ def scenario():
         EventSpec(kind=IncidentKind.network_outage, start=day + 9.5 * H, end=day + 10 * H, asns=[kt]),
         EventSpec(kind=IncidentKind.service_block, start=day + 3 * H, end=day + 7 * H, services=["whatsapp"], depth=0.9),
     ]
-    sc = simulate(w, day - 30 * H, day + 12 * H, events, seed=2, other_space=0.3)
-    return w, day, sc
+    # other networks hold half the country; shares measured from the day before, as the baseline flow does
+    sc = simulate(w, day - 30 * H, day + 12 * H, events, seed=2, other_space=0.5)
+    return baselined(w, sc.observations, day), day, sc
 
 
 def replayed(w, sc, until: datetime) -> list[Incident]:
@@ -61,6 +63,7 @@ def test_a_catch_up_after_hours_keeps_separate_events_apart(scenario):
     assert_same(live, replay, judgement_step(w))
     outages = sorted((i for i in live if i.family.value == "connectivity"), key=lambda i: i.start)
     assert [i.scope.asns for i in outages] == [[w.providers[1].asn], [w.providers[0].asn]]
+    assert [i.kind for i in outages] == [IncidentKind.network_outage] * 2  # each network is its own share, not half the country
     assert all(i.end is not None for i in outages)
 
 
