@@ -782,7 +782,8 @@ def _step_cusum(watch: Watch, ser: _Series, s: _Work, t: float, value: float, co
     else:
         s.back = None
         s.blk = [blk[0] + value * n, blk[1] + n]
-    shown = s.back is not None and t - s.back[0] >= c.recovery and wilson_upper(s.back[1] / s.back[2], s.back[2]) < halfway
+    # z 1.28: a one-sided 90 % bound (0 of 6 tests, or 1 of 8, is clearly not a block failing 90 %)
+    shown = s.back is not None and t - s.back[0] >= c.recovery and wilson_upper(s.back[1] / s.back[2], s.back[2], z=1.28) < halfway
     if s.down >= h or shown:
         end = s.back[0] if shown and s.back else (s.down_since if s.down_since is not None else t)
         _close(s, end, tick, value, out)
