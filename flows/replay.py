@@ -66,7 +66,7 @@ def replay(watch: str, observations: str, start: datetime | None = None, end: da
     create_table_artifact(
         key=f"replay-incidents-{w.name}",
         table=[{"id": i.id, "kind": i.kind.value, "scope": scope_line(i), "start": iso(i.start), "end": iso(i.end),
-                "detected_at": iso(i.detected_at), "cause": i.cause.value, "severity": round(i.severity)} for i in incidents],
+                "detected_at": iso(i.detected_at), "cause": i.cause.value, "severity": f"{i.severity_index}/100 {i.severity_band}"} for i in incidents],
         description=f"Incidents found replaying {w.name} from {iso(start)} to {iso(end)}",
     )
     lines = [f"# Replay of {w.name}", "", f"{len(ticks)} ticks, {len(obs)} observations, {len(incidents)} incidents, {len(alerts)} alerts.", ""]

@@ -37,6 +37,8 @@ def scope_line(inc: Incident) -> str:
         parts.append("services: " + ", ".join(inc.scope.services))
     if inc.scope.network_types:
         parts.append("networks: " + "/".join(inc.scope.network_types))
+    if inc.scope.recovered and inc.end is None:
+        parts.append("back to normal: " + ", ".join(inc.scope.recovered))
     return "; ".join(parts) or "whole country"
 
 
@@ -54,7 +56,8 @@ def render_text(watch: Watch, event: IncidentEvent) -> str:
     if name == "end" and inc.end is not None:
         lines.append(f"  end: {fmt_when(watch, inc.end)}; lasted {fmt_duration(inc.end - inc.start)}")
     depth_word = "rise" if inc.kind in (IncidentKind.service_block, IncidentKind.circumvention_block, IncidentKind.throttling) else "drop"
-    lines.append(f"  depth: {depth_word} {inc.depth:.0%}; signals: {', '.join(inc.scope.signals) or '-'}; severity {inc.severity:,.0f}")
+    lines.append(f"  deepest {depth_word}: {inc.depth:.0%}; signals: {', '.join(inc.scope.signals) or '-'}; "
+                 f"severity {inc.severity_index}/100 ({inc.severity_band})")
     lines.append(f"  cause: {cause_text(inc)}")
     for detail in top_evidence(inc):
         lines.append(f"    - {detail}")

@@ -153,30 +153,32 @@ def _scope(watch: Watch, family: Family, anomalies: list[Anomaly]) -> tuple[Inci
 def _refresh(watch: Watch, inc: Incident, members: list[Anomaly], shrink_only: bool = False) -> list[str]:
     """Recompute an incident from its anomalies; return the reasons it changed (empty if none).
 
-    Only growth (an anomaly joining or turning critical) changes the kind. When anomalies only end,
-    the scope shrinks to what is still down and the kind stays: a recovery's tail (a warning that
-    outlives the critical drops, a signal with a longer recovery window) is not a new kind.
+    Only growth (an anomaly joining or turning critical) changes the kind. The scope is everything the
+    incident has covered so far; parts whose anomalies have all ended are listed in `scope.recovered`
+    (a recovery's tail, a warning that outlives the critical drops, is not a new kind either).
     """
     open_members = [a for a in members if a.end is None]
     if not open_members and inc.anomaly_ids:
-        # everything has recovered: keep the kind; the scope is everything it covered (resolution follows)
         kind, scope = inc.kind, _scope(watch, inc.family, members)[1]
     else:
         kind, scope = _scope(watch, inc.family, open_members or members)
         if shrink_only and inc.anomaly_ids:
             kind = inc.kind
-            still = {a.entity.asn for a in open_members} | {a.entity.region for a in open_members} | {a.entity.service for a in open_members}
-            if any(a.entity.level == "country" and a.level == "critical" for a in open_members) and kind is IncidentKind.nationwide_outage:
-                still |= set(inc.scope.asns) | set(inc.scope.regions)
-            if not still & (set(inc.scope.asns) | set(inc.scope.regions) | set(inc.scope.services)):
-                still = set(inc.scope.asns) | set(inc.scope.regions) | set(inc.scope.services)  # only tails remain
-            scope.asns = [a for a in inc.scope.asns if a in still]
-            scope.regions = [r for r in inc.scope.regions if r in still]
-            scope.services = [x for x in inc.scope.services if x in still]
-            scope.providers = [watch.provider_name(a) for a in scope.asns]
-            scope.network_types = network_types(watch, scope.asns)
-            if inc.family is Family.connectivity:
-                scope.share = round(min(affected_share(watch, scope.asns, scope.regions, open_members), 1.0), 4)
+    scope.asns = sorted(set(scope.asns) | set(inc.scope.asns))
+    scope.regions = sorted(set(scope.regions) | set(inc.scope.regions))
+    scope.services = sorted(set(scope.services) | set(inc.scope.services))
+    scope.signals = sorted(set(scope.signals) | set(inc.scope.signals))
+    scope.providers = [watch.provider_name(a) for a in scope.asns]
+    scope.network_types = network_types(watch, scope.asns)
+    scope.share = max(scope.share, inc.scope.share)
+    if open_members:
+        still = {a.entity.asn for a in open_members} | {a.entity.region for a in open_members} | {a.entity.service for a in open_members}
+        if any(a.entity.level == "country" and a.level == "critical" for a in open_members) and kind is IncidentKind.nationwide_outage:
+            still |= set(scope.asns) | set(scope.regions)
+        if not still & (set(scope.asns) | set(scope.regions) | set(scope.services)):
+            still = set(scope.asns) | set(scope.regions) | set(scope.services)  # only tails remain
+        scope.recovered = ([f"{watch.provider_name(a)} (AS{a})" for a in scope.asns if a not in still]
+                           + [r for r in scope.regions if r not in still] + [x for x in scope.services if x not in still])
     reasons = []
     if kind != inc.kind:
         reasons.append(f"kind changed from {inc.kind.value} to {kind.value}")
@@ -185,14 +187,12 @@ def _refresh(watch: Watch, inc: Incident, members: list[Anomaly], shrink_only: b
         inc.kind = kind
     before = set(map(str, inc.scope.asns)) | set(inc.scope.regions) | set(inc.scope.services)
     after = set(map(str, scope.asns)) | set(scope.regions) | set(scope.services)
-    if not open_members and inc.anomaly_ids:
-        before = after  # all recovered: the resolution says so, not a change of scope
     if after - before:
         names = {str(a): f"{watch.provider_name(a)} (AS{a})" for a in scope.asns}
         reasons.append(f"scope grew: {', '.join(names.get(x, x) for x in sorted(after - before))}")
-    if before - after and open_members:
-        names = {str(a): f"{watch.provider_name(a)} (AS{a})" for a in inc.scope.asns}
-        reasons.append(f"scope shrank: {', '.join(names.get(x, x) for x in sorted(before - after))} recovered")
+    back = [x for x in scope.recovered if x not in inc.scope.recovered]
+    if back and open_members:
+        reasons.append(f"back to normal: {', '.join(back)}")
     inc.scope = scope
     inc.start = min(a.start for a in members)
     inc.depth = round(max((a.depth for a in members), default=0.0), 4)

@@ -308,16 +308,33 @@ class Evidence(BaseModel):
     numbers: dict[str, Any] = Field(default_factory=dict)
 
 
+# Severity for people: 0-100, ten points per factor of ten of IODA's score (docs/detection.md, docs/alerts.md)
+SEVERITY_BANDS = ((70, "critical"), (40, "major"), (0, "minor"))
+
+
+def severity_index(score: float) -> int:
+    """IODA's event score (drop % x minutes per source, multiplied across sources) on a 0-100 scale:
+    10 x log10(1 + score). A network 95 % down for 30 min on one signal is 34 (minor); a block of a service
+    on two networks for 4 h is 46 (major); the whole country 95 % down for an hour on three signals is 100."""
+    return int(min(100, round(10 * math.log10(1 + max(score, 0.0)))))
+
+
+def severity_band(index: int) -> str:
+    """minor (under 40), major (40-69) or critical (70 and more)."""
+    return next(name for floor, name in SEVERITY_BANDS if index >= floor)
+
+
 class Scope(BaseModel):
-    """What an incident covers."""
+    """What an incident covers: everything it has covered so far (`recovered`: the parts back to normal)."""
 
     regions: list[str] = Field(default_factory=list)
     asns: list[int] = Field(default_factory=list)
     providers: list[str] = Field(default_factory=list)
     services: list[str] = Field(default_factory=list)
     signals: list[str] = Field(default_factory=list)
-    share: float = 0.0  # share of the country's providers (or regions) affected
+    share: float = 0.0  # share of the country's address space affected (its largest so far)
     network_types: list[str] = Field(default_factory=list)  # mobile / fixed
+    recovered: list[str] = Field(default_factory=list)  # providers (AS<n>), regions and services of the scope back to normal
 
 
 class Episode(BaseModel):
@@ -389,6 +406,14 @@ class Incident(BaseModel):
         return self.scope.regions
 
     @property
+    def severity_index(self) -> int:
+        return severity_index(self.severity)
+
+    @property
+    def severity_band(self) -> str:
+        return severity_band(self.severity_index)
+
+    @property
     def asns(self) -> list[int]:
         return self.scope.asns
 
@@ -414,6 +439,8 @@ class Incident(BaseModel):
             "detected_at": iso(self.detected_at),
             "status": self.status,
             "severity": round(self.severity, 2),
+            "severity_index": self.severity_index,
+            "severity_band": self.severity_band,
             "depth": round(self.depth, 4),
             "cause": self.cause.value,
             "cause_confidence": round(self.cause_confidence, 3),

@@ -604,7 +604,7 @@ def _incident_card(data: ReportData, inc: Incident) -> str:
  <span class="muted">({_e(inc.kind.value)}, {_e(inc.status)})</span></div>
 <div>From {_t(inc.start, w)} to {_t(inc.end, w)}; detected {_t(inc.detected_at, w)}</div>
 <div>Scope: {_e(scope_line(inc))}; signals {_e(', '.join(inc.scope.signals) or '-')}; share {inc.scope.share:.0%};
- depth {inc.depth:.0%}; severity {inc.severity:,.0f}</div>
+ deepest {inc.depth:.0%}; severity {inc.severity_index}/100 ({_e(inc.severity_band)})</div>
 <div>Cause: <b>{_e(inc.cause.value)}</b>, confidence {inc.cause_confidence:.0%}</div>
 {override}
 {recurring}
@@ -653,7 +653,7 @@ def render_html(data: ReportData) -> str:
         counts[i.kind] += 1
     kinds = ", ".join(f"{n} {KIND_TITLES[k].lower()}" for k, n in counts.items()) or "none"
     inc_rows = [[f"<a href='#incident-{_e(i.id)}'>{_e(i.id)}</a>", _e(i.kind.value), _t(i.start, w), _t(i.end, w),
-                 _e(scope_line(i)), _e(f"{i.cause.value} ({i.cause_confidence:.0%})"), _e(f"{i.severity:,.0f}")]
+                 _e(scope_line(i)), _e(f"{i.cause.value} ({i.cause_confidence:.0%})"), _e(f"{i.severity_index}/100 {i.severity_band}")]
                 for i in data.incidents]
     alert_rows = [[_t(a.alert.created_at, w), _t(a.sent_at, w) if a.sent_at else "–", _e(a.alert.event),
                    f"<a href='#incident-{_e(a.alert.incident_id)}'>{_e(a.alert.incident_id)}</a>", _e(a.alert.destination),

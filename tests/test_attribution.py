@@ -208,7 +208,7 @@ def test_recorded_power_weather_or_cable_event_counts_against(kz_watch, etype, c
 
 def test_other_countries_at_the_same_time(kz_watch):
     w = kz_watch
-    anoms = [anomaly(QUIET, asn=p.asn) for p in w.providers]
+    anoms = [anomaly(QUIET, asn=p.asn) for p in w.providers] + [anomaly(QUIET, depth=0.95)]  # the country falls with them
     inc = incident_of(w, anoms)
     kg = inc.model_copy(update={"id": "kg", "country": "KG", "start": QUIET + 10 * MIN})
     got = items(w, inc, anoms, AttributionContext(others=[kg]))

@@ -124,8 +124,11 @@ def test_kind_change_recorded_and_scope_grows_then_shrinks(kz_watch):
     assert any(r.startswith("scope grew") and "Kazakhtelecom (AS9198)" in r for r in grown.reasons)
     assert grown.incident.scope.share == 0.6 and grown.incident.version == 2
     shrunk = res.events[2]
-    assert any(r.startswith("scope shrank") and "Kazakhtelecom (AS9198)" in r for r in shrunk.reasons)
-    assert shrunk.incident.scope.asns == [] and shrunk.incident.scope.regions == ["KZ-ALA"] and shrunk.incident.scope.share == 0.2
+    assert any(r.startswith("back to normal") and "Kazakhtelecom (AS9198)" in r for r in shrunk.reasons)
+    # an open incident's scope is everything it has covered so far, with what is back to normal said so
+    assert shrunk.incident.scope.asns == sorted(p.asn for p in w.providers[:3]) and shrunk.incident.scope.regions == ["KZ-ALA"]
+    assert len(shrunk.incident.scope.recovered) == 3 and "KZ-ALA" not in shrunk.incident.scope.recovered
+    assert shrunk.incident.scope.share == 0.6
     final = res.events[-1].incident
     assert [(h["from"], h["to"]) for h in final.kind_history] == [(None, "regional_outage"), ("regional_outage", "nationwide_outage")]
     assert final.scope.asns == sorted(p.asn for p in w.providers[:3]) and final.scope.regions == ["KZ-ALA"]  # everything it covered

@@ -23,6 +23,18 @@ def assert_block_kit(blocks: list[dict]) -> None:
         assert parsed.to_dict() == b
 
 
+def test_depth_agrees_with_the_numbers_beside_it(kz_watch):
+    """A recovering anomaly: its latest point is near the expectation; the % beside it says so, and the deepest
+    drop is named as such (was '2,845 vs 2,850 expected, drop −15%')."""
+    inc = nationwide(kz_watch)
+    anomalies, _ = anomalies_and_observations(kz_watch, inc)
+    a = next(x for x in anomalies if x.signal == "bgp" and x.entity.level == "country")
+    recovering = a.model_copy(update={"observed": 2845.0, "expected": 2850.0, "depth": 0.15})
+    (line,) = [x for x in render.depth_lines(inc, [recovering])]
+    assert line == "bgp (KZ): 2,845 vs 2,850 expected (−0%), deepest drop −15%"
+    assert f"{inc.severity_index}/100, {inc.severity_band}" in render.root_message(kz_watch, inc, key="k", anomalies=anomalies).plain()
+
+
 def test_root_message_shows_what_responders_act_on(kz_watch):
     inc = nationwide(kz_watch)
     anomalies, _ = anomalies_and_observations(kz_watch, inc)
@@ -32,7 +44,7 @@ def test_root_message_shows_what_responders_act_on(kz_watch):
     plain = msg.plain()
     for expected in (
         "Nationwide internet outage", "Kazakhstan", "Kazakhtelecom (AS9198)", "Transtelecom (AS35168)", "Almaty (KZ-ALA)",
-        "2019-06-09 05:00 UTC", "11:00 ALMT, election day", "bgp (KZ): 300 vs 1,500 expected, drop −80%",
+        "2019-06-09 05:00 UTC", "11:00 ALMT, election day", "bgp (KZ): 300 vs 1,500 expected (−80%)", "Severity",
         "bgp, active_probing, telescope", "government-directed shutdown (confidence 82%)",
         "3 independent ASNs dropped within 4 minutes", "ioda.inetintel.cc.gatech.edu/country/KZ?from=",
         "explorer.ooni.org/chart/mat?probe_cc=KZ", "127.0.0.1:4200/runs/flow-run/abc", "@here",

@@ -230,6 +230,8 @@ def scope_text(watch: Watch, inc: Incident) -> str:
         parts.append("networks: " + "/".join(inc.scope.network_types))
     if inc.scope.share:
         parts.append(f"{reach_words(inc.scope.share)} ({inc.scope.share:.0%} of the country measured)")
+    if inc.scope.recovered and inc.end is None:
+        parts.append("back to normal: " + ", ".join(inc.scope.recovered))
     return "; ".join(parts) or "whole country"
 
 
@@ -241,8 +243,20 @@ def _num(x: float | None) -> str:
     return f"{x:,.0f}"
 
 
+def current_depth(a: Anomaly) -> float | None:
+    """The change the anomaly's latest point shows against its expectation, in its depth's units."""
+    if a.observed is None or a.expected is None:
+        return None
+    if a.direction is Direction.drop:
+        return max(0.0, 1 - a.observed / a.expected) if a.expected > 0 else None
+    if a.evidence.get("mode") == "delta":
+        return max(0.0, a.observed - a.expected)
+    return max(0.0, a.observed / a.expected - 1) if a.expected > 0 else None
+
+
 def depth_lines(inc: Incident, anomalies: list[Anomaly]) -> list[str]:
-    """Per signal, the deepest anomaly: current versus expected and the change in %."""
+    """Per signal, the deepest anomaly: its latest value versus expected with that change, and its deepest change
+    (so the numbers shown and the % beside them agree)."""
     best: dict[str, Anomaly] = {}
     for a in anomalies:
         cur = best.get(a.signal)
@@ -252,7 +266,13 @@ def depth_lines(inc: Incident, anomalies: list[Anomaly]) -> list[str]:
     for sig, a in sorted(best.items(), key=lambda kv: -kv[1].depth):
         word = "drop" if a.direction is Direction.drop else "rise"
         sign = "−" if a.direction is Direction.drop else "+"
-        lines.append(f"{sig} ({a.entity.key}): {_num(a.observed)} vs {_num(a.expected)} expected, {word} {sign}{a.depth:.0%}")
+        now = current_depth(a)
+        line = f"{sig} ({a.entity.key}): {_num(a.observed)} vs {_num(a.expected)} expected"
+        if now is not None:
+            line += f" ({sign}{now:.0%})"
+        if now is None or round(now, 2) != round(a.depth, 2):
+            line += f", deepest {word} {sign}{a.depth:.0%}"
+        lines.append(line)
     if not lines:
         word = "rise" if inc.kind in _RISE_KINDS else "drop"
         lines.append(f"{word} {inc.depth:.0%} against the baseline")
@@ -342,7 +362,7 @@ def root_message(watch: Watch, inc: Incident, *, key: str, anomalies: list[Anoma
         _field("Depth (current vs expected)", _esc("\n".join(depth_lines(inc, list(anomalies))[:4]))),
         _field("Signals in agreement", _esc(", ".join(inc.scope.signals)) or "—"),
         _field("Likely cause", _esc(cause_text(inc))),
-        _field("Severity", f"{inc.severity:,.0f} (drop % × minutes, corroboration-weighted)"),
+        _field("Severity", f"{inc.severity_index}/100, {inc.severity_band} (IODA score {inc.severity:,.0f})"),
     ]
     blocks: list[Block] = [
         HeaderBlock(text=PlainTextObject(text=_cut(header.replace(":red_circle:", "🔴").replace(":white_check_mark:", "✅"), 150))),
