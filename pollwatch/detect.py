@@ -103,7 +103,6 @@ class SeriesState(BaseModel):
     down: float = 0.0
     up_since: float | None = None
     down_since: float | None = None
-    above_since: float | None = None  # first hour of the current run of hours above the block/normal midpoint
     # cusum with `mu0: baseline`: measurement-weighted failures and measurements, decaying with age
     base_f: float = 0.0
     base_n: float = 0.0
@@ -747,18 +746,13 @@ def _step_cusum(watch: Watch, ser: _Series, s: _Work, t: float, value: float, co
             s.up_since = None
         elif s.up_since is None:
             s.up_since = t
-        if value <= (mu0 + mu1) / 2:
-            s.above_since = None
-        elif s.above_since is None and count and wilson_lower(value, int(count)) > (mu0 + mu1) / 2:
-            s.above_since = t  # only an hour clearly past the midpoint dates a block (one failed test of three does not)
         n = float(count) if count else 1.0
         s.rising = None if s.up == 0.0 else (s.rising or [])[-71:] + [[t, value, n]]
         fast = bool(opts["fast"]) and level is not None and (opts.get("fast_at", "warning") == "warning" or level == "critical")
         if s.up >= h or fast:
             lvl = "critical" if value - mu0 >= c.critical else "warning"
-            # onset: where the data shows the block (not where noise lifted the accumulator), and not before the
-            # run of hours clearly past the midpoint
-            start = max(_block_start(s.rising or [[t, value, n]], mu0), s.above_since if s.above_since is not None else 0.0)
+            # onset: where the data shows the block, not where noise lifted the accumulator
+            start = _block_start(s.rising or [[t, value, n]], mu0, (mu0 + mu1) / 2)
             _open(watch, ser, s, start, tick, lvl, mu0, value, depth, count, out,
                   cusum=round(s.up, 3), h=h, mu0=round(mu0, 4), mu1=round(mu1, 4), fast_path=fast and s.up < h)
             s.blk = [sum(r[1] * r[2] for r in s.rising or [] if r[0] >= start) or value * n,
@@ -787,23 +781,24 @@ def _step_cusum(watch: Watch, ser: _Series, s: _Work, t: float, value: float, co
     if s.down >= h or shown:
         end = s.back[0] if shown and s.back else (s.down_since if s.down_since is not None else t)
         _close(s, end, tick, value, out)
-        s.up, s.up_since, s.down, s.down_since, s.blk, s.back, s.above_since = 0.0, None, 0.0, None, None, None, None
+        s.up, s.up_since, s.down, s.down_since, s.blk, s.back = 0.0, None, 0.0, None, None, None
         return
     if s.down_since is None or value >= (mu0 + mu1) / 2:
         _extend(ser, s, tick, "critical" if value - expected >= c.critical else None, expected, value, depth, out)
 
 
-def _block_start(rising: list[list[float]], mu0: float) -> float:
-    """Where a block began: the earliest hour since the accumulator left zero that is itself, and with every hour
-    after it pooled, past halfway from the normal rate to the block's level (the opening hour's); noise an hour
-    before a block lifts the accumulator but is not the block."""
+def _block_start(rising: list[list[float]], mu0: float, midpoint: float) -> float:
+    """Where a block began: the earliest hour since the accumulator left zero that is clearly past the midpoint
+    (its rate's one-sided 84 % Wilson lower bound: one failed test of three does not date a block), itself and pooled with every
+    hour after it past halfway from the normal rate to the block's level (the opening hour's). Noise before a
+    block lifts the accumulator but is not the block; a quieter hour inside a partial block does not split it."""
     level = rising[-1][1]
     halfway = (mu0 + level) / 2
     f = n = 0.0
     start = rising[-1][0]
     for t, value, count in reversed(rising):
         f, n = f + value * count, n + count
-        if value >= halfway and f / n >= halfway:
+        if value >= halfway and f / n >= halfway and wilson_lower(value, int(count), z=1.0) > midpoint:
             start = t
     return start
 
