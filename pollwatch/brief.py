@@ -425,6 +425,8 @@ def statement(data: BriefData) -> list[Block]:
             noun = "Circumvention tools" if inc.kind is IncidentKind.circumvention_block else "Services"
             blocks.append(Block("p", f"{noun}: {_names(_services(w, inc), limit=12)}."))
         blocks.append(Block("ul", "How deep:", items=_depth_items(w, inc, anoms, data.observations.get(inc.id, []))))
+        blocks.append(Block("p", f"Severity: {inc.severity_band}, {inc.severity_index} on pollwatch's 0-100 scale "
+                                 "(ten points per factor of ten in depth × duration, corroborating signals multiplied)."))
         blocks.append(Block("p", "How it was measured: " + _how_measured(w, inc, anoms)))
         cause, evidence = _cause(w, inc)
         blocks.append(Block("ul", "Likely cause: " + cause + (" The evidence:" if evidence else ""), items=evidence))

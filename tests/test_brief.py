@@ -73,6 +73,7 @@ def test_every_figure_comes_from_the_store(kz_watch):
     assert "reaching most users: 80% of the country measured" in sec
     # the depth's figures are the stored observations against the anomaly's expectation
     assert "down to 300 against 1,500 expected, 80% lower" in sec
+    assert f"Severity: {cut.severity_band}, {cut.severity_index} on pollwatch's 0-100 scale" in sec
     assert "likely a government-directed shutdown (confidence 72%)" in sec and "onset at 11:00 local, on the hour" in sec
     assert text.startswith("# Internet cut nationwide; Periscope restricted in Kazakhstan on election day")
 
@@ -80,7 +81,7 @@ def test_every_figure_comes_from_the_store(kz_watch):
     changed = cut.model_copy(update={"start": T + timedelta(minutes=30), "end": T + timedelta(minutes=100),
                                      "scope": cut.scope.model_copy(update={"asns": [9198, 29355], "providers": ["Kazakhtelecom", "Kcell"],
                                                                            "share": 0.4}),
-                                     "cause_confidence": 0.91})
+                                     "cause_confidence": 0.91, "severity": 2.0e9})
     with store.session_scope() as s:
         store.save_incidents(s, [changed])
     sec = _section(_draft(kz_watch), "Nationwide internet outage")
@@ -89,6 +90,7 @@ def test_every_figure_comes_from_the_store(kz_watch):
     assert "reaching many users: 40% of the country measured" in sec
     assert "very likely a government-directed shutdown (confidence 91%)" in sec
     assert "05:00 UTC (11:00 ALMT)" not in sec and "72%" not in sec
+    assert "Severity: critical, 93 on pollwatch's 0-100 scale" in sec
 
 
 def test_an_ongoing_incident_is_worded_as_ongoing(kz_watch):
