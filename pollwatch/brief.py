@@ -292,7 +292,7 @@ def _what(watch: Watch, inc: Incident, anomalies: list[Anomaly]) -> str:
         return f"pollwatch measured {_names(_services(watch, inc)) or 'services'} slowed down in {country}{on}."
     what = subject(watch, inc)
     return (f"Tests of {what} failed{on} in {country} while the networks themselves stayed connected"
-            f" ({reach_words(share)} by the measured share, {share:.0%} of providers).")
+            f" ({reach_words(share)} by the measured share, {share:.0%} of the country's address space on those networks).")
 
 
 def _when(watch: Watch, inc: Incident, as_of: datetime | None) -> str:
@@ -382,7 +382,7 @@ def methodology(watch: Watch, signals: list[str]) -> str:
     txt = (txt[0].upper() + txt[1:] + ". ") if txt else ""
     return (txt + "Missing data is never counted as an outage: a silent source is a gap. Anomalies of one kind that start "
             f"within {format_duration(cls.join_gap)} of each other, or share a network, region or service, form one incident; "
-            f"it is nationwide when the share of the country affected reaches {cls.nationwide_share:.0%}. The likely cause is "
+            f"it is nationwide when the country's own series falls with {cls.nationwide_share:.0%} of its address space affected. The likely cause is "
             "scored from the evidence listed, with a confidence; a responder may confirm or correct it, and their word is the one shown.")
 
 

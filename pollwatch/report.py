@@ -633,7 +633,7 @@ expected − value exceeds it (delta mode); rise signals when value/expected (ra
 (delta) exceeds it. Expected is the median of the signal's window; anomalous points are replaced by the
 expectation in the history (inpainting) for at most the inpaint limit.</p>
 <h3>Classification and attribution</h3>
-<ul><li>nationwide when at least {cls.nationwide_share:.0%} of providers or regions are affected together</li>
+<ul><li>nationwide when the country's own series falls with at least {cls.nationwide_share:.0%} of its address space affected (providers and regions weigh their address space)</li>
 <li>an incident resolves after {_e(format_duration(cls.recovery))} without open anomalies; anomalies within {_e(format_duration(cls.join_gap))} join one incident</li>
 <li>attribution minimum confidence {att.min_confidence:.0%}; weights: {_e(att.weights or 'defaults')}</li></ul>
 <h3>Alert routing</h3>
