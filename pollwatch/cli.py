@@ -58,7 +58,7 @@ def _root(version: bool = typer.Option(False, "--version", help="Print the versi
 
 @playbook_app.command("validate")
 def playbook_validate(files: list[Path] = typer.Argument(..., help="Template or watch files.")) -> None:
-    """Check playbook files; errors name the file, line and field."""
+    """Check playbook files as the tick, show, schedule and report will read them; errors name the file, line and field."""
     from pollwatch.playbook import PlaybookError, load_playbook
 
     bad = 0
@@ -66,6 +66,8 @@ def playbook_validate(files: list[Path] = typer.Argument(..., help="Template or 
         try:
             pb = load_playbook(f)
             echo(f"{f}: ok ({type(pb).__name__.lower()} {pb.name})")
+            for w in pb.warnings:
+                echo(f"warning: {w}", err=True, fg=typer.colors.YELLOW)
         except PlaybookError as exc:
             bad += 1
             for p in exc.problems:

@@ -23,7 +23,7 @@ from typing import Annotated, Any, Literal
 
 import pycountry
 import yaml
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer, ValidationError, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer, ValidationError, field_validator, model_validator
 
 from pollwatch.models import Direction, Family
 from pollwatch.timeutil import format_duration, parse_duration
@@ -32,6 +32,74 @@ PLAYBOOKS_DIR = Path(__file__).resolve().parent.parent / "playbooks"
 
 
 Duration = Annotated[timedelta, BeforeValidator(parse_duration), PlainSerializer(format_duration, return_type=str)]
+
+
+def _asn(v: Any) -> Any:
+    """An ASN as an integer; "AS20294" (how RIPEstat, OONI and IODA write them) is accepted, `true` is not 1."""
+    if isinstance(v, bool):
+        raise ValueError(f"expected an AS number such as 20294, got {v!r}")
+    if isinstance(v, str):
+        text = v.strip()
+        digits = text[2:].strip() if text[:2].upper() == "AS" else text
+        if not digits.isdigit():
+            raise ValueError(f"expected an AS number such as 20294 (or 'AS20294'), got {v!r}")
+        return int(digits)
+    return v
+
+
+ASN = Annotated[int, BeforeValidator(_asn), Field(gt=0, lt=2**32)]
+
+# Watch names end up in Prefect artifact keys (lowercase letters, digits and dashes only: prefect/types/names.py,
+# raise_on_name_alphanumeric_dashes_only), deployment and flow-run names, file names under reports/ and Slack text.
+WATCH_NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,99}$")
+# Prefect refuses these in flow, deployment, work-pool and block names (prefect/types/names.py BANNED_CHARACTERS)
+PREFECT_BANNED = "/%&><"
+
+
+def slug(text: str) -> str:
+    """`text` as lowercase letters, digits and dashes (what a watch name must be)."""
+    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")[:100] or "watch"
+
+
+def _watch_name(v: str) -> str:
+    if not WATCH_NAME.match(v):
+        raise ValueError(f"{v!r}: a name may hold only lowercase letters, digits and dashes (Prefect's artifact keys and "
+                         f"the report's file name take nothing else), at most 100, starting with a letter or digit: "
+                         f"write {slug(v)!r}")
+    return v
+
+
+def _prefect_name(v: str) -> str:
+    bad = sorted({c for c in v if c in PREFECT_BANNED or ord(c) < 32})
+    if not v.strip() or bad:
+        raise ValueError(f"{v!r}: Prefect refuses names that are empty or hold any of {' '.join(PREFECT_BANNED)} or control "
+                         f"characters{' (found ' + ' '.join(repr(c) for c in bad) + ')' if bad else ''}")
+    return v
+
+
+def _entity_part(v: str) -> str:
+    """Names that go into entity keys (`KZ/asn=9198/service=whatsapp`) cannot hold the separators."""
+    bad = sorted({c for c in v if c in "/=" or ord(c) < 32})
+    if not v.strip() or bad:
+        raise ValueError(f"{v!r}: expected a non-empty name without '/', '=' or control characters")
+    return v
+
+
+def check_local_time(v: str | None) -> str | None:
+    """A local time as the watch writes it: 'HH:MM' on election day, or ISO 8601 'YYYY-MM-DDTHH:MM' (a zone optional)."""
+    if v is None:
+        return v
+    if not isinstance(v, str):
+        raise ValueError(f"expected a local time 'HH:MM' or 'YYYY-MM-DDTHH:MM' in quotes, got {v!r}")
+    text = v.strip()
+    try:
+        datetime.fromisoformat(text) if ("T" in text or len(text) > 8) else time.fromisoformat(text)
+    except ValueError:
+        raise ValueError(f"expected a local time 'HH:MM' (24-hour, e.g. '07:00' or '19:30') or 'YYYY-MM-DDTHH:MM', got {v!r}") from None
+    return text
+
+
+LocalTime = Annotated[str, BeforeValidator(check_local_time)]
 
 
 class PlaybookError(ValueError):
@@ -47,7 +115,7 @@ class _Strict(BaseModel):
 
 
 class Phase(_Strict):
-    name: str
+    name: Annotated[str, AfterValidator(_prefect_name)]  # part of the phase's deployment name
     start: Duration = Field(description="offset from election day 00:00 local, e.g. -28d")
     end: Duration
     cadence: Duration
@@ -100,26 +168,50 @@ class SourceConfig(_Strict):
 
 
 class Provider(_Strict):
-    asn: int = Field(gt=0, lt=2**32)
+    asn: ASN
     name: str
     type: Literal["mobile", "fixed", "mixed"] = "mixed"
     regions: list[str] = Field(default_factory=list)
-    upstreams: list[int] = Field(default_factory=list, description="ASNs of its transit providers (attribution: a single upstream)")
+    upstreams: list[ASN] = Field(default_factory=list, description="ASNs of its transit providers (attribution: a single upstream)")
     share: float | None = Field(default=None, ge=0, le=1, description="share of the country's address space (measured from the baseline when not given)")
 
 
 class Region(_Strict):
-    code: str
+    code: Annotated[str, AfterValidator(_entity_part)]  # ISO 3166-2 (checked against the watch's country), or IODA's region id
     name: str
     # other names sources use for it (IODA names regions after Natural Earth: Nur-Sultan is "Astana"); tried first
     aliases: list[str] = Field(default_factory=list)
     share: float | None = Field(default=None, ge=0, le=1, description="share of the country's address space (measured from the baseline when not given)")
 
 
+# The OONI test names the OONI API knows (ooni/backend's test_names list: api/tests/integ/test_private_api.py) and the
+# newer nettests of ooni/spec (nettests/ts-0xx-*.md); `test_name=` with anything else matches no measurement at all.
+OONI_TESTS = frozenset({
+    "bridge_reachability", "dash", "dns_consistency", "dnscheck", "facebook_messenger", "http_header_field_manipulation",
+    "http_host", "http_invalid_request_line", "http_requests", "meek_fronted_requests_test", "multi_protocol_traceroute", "ndt",
+    "psiphon", "riseupvpn", "signal", "stunreachability", "tcp_connect", "telegram", "tor", "torsf", "urlgetter", "vanilla_tor",
+    "web_connectivity", "whatsapp",
+    "openvpn", "echcheck", "browser_web", "sni_blocking", "tlsmiddlebox", "portfiltering", "quicping", "tcpping", "tlsping",
+    "simplequicping", "dnsping",
+})
+
+
+def _ooni_test(v: str) -> str:
+    if v not in OONI_TESTS:
+        import difflib
+
+        near = difflib.get_close_matches(v.lower().replace("-", "_").replace(" ", "_"), sorted(OONI_TESTS), n=1, cutoff=0.6)
+        hint = f"did you mean {near[0]!r}? " if near else ""
+        raise ValueError(f"{v!r} is not an OONI test name: {hint}for websites use 'web_connectivity'; apps: whatsapp, "
+                         "facebook_messenger, telegram, signal; circumvention: tor, vanilla_tor, torsf, psiphon, riseupvpn, "
+                         "openvpn (the full list is in docs/playbooks.md)")
+    return v
+
+
 class Service(_Strict):
-    name: str
+    name: Annotated[str, AfterValidator(_entity_part)]
     label: str | None = None  # how statements and alerts spell it ("WhatsApp"); default: the name
-    test: str = "web_connectivity"
+    test: Annotated[str, AfterValidator(_ooni_test)] = "web_connectivity"
     domains: list[str] = Field(default_factory=list)
     urls: list[str] = Field(default_factory=list)
     # web probe (docs/probes.md): a small fixed-size object whose fetch time shows throttling, and
@@ -131,7 +223,7 @@ class Service(_Strict):
 
 class Milestone(_Strict):
     name: str
-    at: str = Field(description="local time: 'HH:MM' on election day, or 'YYYY-MM-DDTHH:MM'")
+    at: LocalTime = Field(description="local time: 'HH:MM' on election day, or 'YYYY-MM-DDTHH:MM'")
 
 
 ContextEventType = Literal["protest", "announcement", "political", "power_outage", "weather", "disaster", "cable_cut",
@@ -148,30 +240,18 @@ class ContextEvent(_Strict):
 
     name: str
     type: ContextEventType
-    at: str = Field(description="local time: 'HH:MM' on election day, or 'YYYY-MM-DDTHH:MM'")
-    end: str | None = Field(default=None, description="local time, as `at`; default: `at` plus two hours")
+    at: LocalTime = Field(description="local time: 'HH:MM' on election day, or 'YYYY-MM-DDTHH:MM'")
+    end: LocalTime | None = Field(default=None, description="local time, as `at`; default: `at` plus two hours")
     regions: list[str] = Field(default_factory=list)
     country: str | None = Field(default=None, description="for neighbour_outage: the other country")
     cause: str | None = Field(default=None, description="for radar_outage: Radar's outageCause label")
     source: str = "coordinator"
 
-    @field_validator("at", "end")
-    @classmethod
-    def _local_time(cls, v: str | None) -> str | None:
-        if v is None:
-            return v
-        text = v.strip()
-        try:
-            datetime.fromisoformat(text) if ("T" in text or len(text) > 8) else time.fromisoformat(text)
-        except ValueError:
-            raise ValueError(f"expected a local time 'HH:MM' or 'YYYY-MM-DDTHH:MM', got {v!r}") from None
-        return text
-
 
 class Vantage(_Strict):
-    name: str
-    work_pool: str
-    asn: int | None = None
+    name: Annotated[str, AfterValidator(_prefect_name)]
+    work_pool: Annotated[str, AfterValidator(_prefect_name)]
+    asn: ASN | None = None
     location: str | None = None
     resolver: str | None = Field(default=None, description="DNS resolver the web probe asks, 'address[:port]'; default the source's")
 
@@ -195,14 +275,14 @@ class AlertRouting(_Strict):
     min_severity: float = 0.0
     max_updates_per_hour: int = Field(default=6, ge=1)
     per_provider: bool = False  # alert on incidents confined to one provider (network level)?
-    per_provider_asns: list[int] = Field(default_factory=list, description="providers opted in even when per_provider is off")
+    per_provider_asns: list[ASN] = Field(default_factory=list, description="providers opted in even when per_provider is off")
     chart: bool = True  # upload a PNG of the signals against their baseline into the thread
 
 
 class Playbook(_Strict):
     """A template merged with a watch: everything a run needs to know."""
 
-    name: str
+    name: Annotated[str, AfterValidator(_watch_name)]
     description: str = ""
     template: str | None = None
     country: str | None = None
@@ -223,6 +303,7 @@ class Playbook(_Strict):
     classification: Classification = Field(default_factory=Classification)
     attribution: Attribution = Field(default_factory=Attribution)
     alerts: AlertRouting = Field(default_factory=AlertRouting)
+    warnings: list[str] = Field(default_factory=list, exclude=True)  # `file:line: field: message` from loading: valid, but worth a look
 
     @field_validator("country")
     @classmethod
@@ -439,6 +520,11 @@ def _load_yaml(path: Path) -> tuple[Any, LineMap]:
         raise PlaybookError([f"{path}:{line}: not UTF-8 (byte 0x{exc.object[exc.start]:02x})"]) from None
     except OSError as exc:
         raise PlaybookError([f"{path}: cannot read: {exc.strerror or exc}"]) from None
+    for number, line in enumerate(text.splitlines(), 1):
+        indent = line[:len(line) - len(line.lstrip(" \t"))]
+        if "\t" in indent and line.strip():
+            raise PlaybookError([f"{path}:{number}: a tab in the indentation: YAML indents with spaces only; replace the tab "
+                                 "with spaces (two per level, as in the template)"])
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
     except yaml.YAMLError as exc:
@@ -504,6 +590,9 @@ def _where(lines: LineMap, loc: tuple[Any, ...], fallback: str) -> str:
     return f"{fallback}:1"
 
 
+_DATE_ERRORS = ("date_from_datetime_parsing", "date_parsing", "date_type", "date_from_datetime_inexact")
+
+
 def _problems(exc: ValidationError, lines: LineMap, fallback: str) -> list[str]:
     problems = []
     for err in exc.errors():
@@ -514,6 +603,8 @@ def _problems(exc: ValidationError, lines: LineMap, fallback: str) -> list[str]:
             msg = "unknown key (check its spelling; allowed keys are in docs/playbooks.md)"
         elif err["type"] == "missing":
             msg = "required field is missing"
+        elif err["type"] in _DATE_ERRORS:
+            msg = f"expected a date YYYY-MM-DD (e.g. 2019-06-09), got {err.get('input')!r}"
         msg = msg.removeprefix("Value error, ")
         problems.append(f"{_where(lines, loc, fallback)}: {field}: {msg}")
     return problems
@@ -563,10 +654,86 @@ def _load_playbook(path: Path) -> Playbook | Watch:
         pb = model.model_validate(merged)
     except ValidationError as exc:
         raise PlaybookError(_problems(exc, merged_lines, str(path))) from None
+    problems, warnings = _cross_checks(pb, merged_lines, str(path))
+    if problems:
+        raise PlaybookError(problems)
+    pb.warnings = warnings
     if isinstance(pb, Watch):
         pb.source_file = str(path)
         pb.content_hash = digest.hexdigest()
     return pb
+
+
+ISO_3166_2 = re.compile(r"^([A-Z]{2})-[A-Z0-9]{1,3}$")
+
+
+def _cross_checks(pb: Playbook, lines: LineMap, fallback: str) -> tuple[list[str], list[str]]:
+    """What needs more than one field: region codes against the country, the names that refer to the watch's regions,
+    milestone and event times on the calendar, and phases that are already over (a warning).
+
+    Returns (problems, warnings), each `file:line: field: message`.
+    """
+    problems: list[str] = []
+    warnings: list[str] = []
+
+    def at(loc: tuple[Any, ...], field: str, msg: str, out: list[str] = problems) -> None:
+        out.append(f"{_where(lines, loc, fallback)}: {field}: {msg}")
+
+    if not isinstance(pb, Watch):
+        return problems, warnings
+    cc = pb.country or ""
+    current = {s.code for s in pycountry.subdivisions.get(country_code=cc) or []}
+    withdrawn: list[str] = []
+    for i, r in enumerate(pb.regions):
+        m = ISO_3166_2.match(r.code)
+        if r.code.isdigit() or r.code in current:
+            continue  # IODA's own region id, or a current ISO 3166-2 code
+        if m and m.group(1) == cc:
+            withdrawn.append(r.code)  # well formed: a code ISO has since replaced (Kazakhstan renumbered its regions in 2020)
+            continue
+        by_name = next((s.code for s in pycountry.subdivisions.get(country_code=cc) or []
+                        if s.name.lower() in (r.name.lower(), r.code.lower())), None)
+        hint = f"write {by_name!r}" if by_name else f"e.g. {sorted(current)[0]!r}" if current else "a code 'CC-XXX'"
+        at(("regions", i, "code"), f"regions.{i}.code",
+           f"{r.code!r} is not an ISO 3166-2 code of {cc} (expected '{cc}-' and 1-3 capitals or digits, as pycountry lists them; "
+           f"or IODA's numeric region id): {hint}")
+    if withdrawn and current:
+        at(("regions",), "regions", f"{', '.join(withdrawn)} are not among {cc}'s current ISO 3166-2 codes (pycountry "
+           f"{getattr(pycountry, '__version__', '')}): fine for codes ISO has since withdrawn, else check the spelling", warnings)
+    known = {r.code for r in pb.regions} | {r.name for r in pb.regions} | {a for r in pb.regions for a in r.aliases}
+    refs = [(("providers", i, "regions", j), f"providers.{i}.regions.{j}", name)
+            for i, p in enumerate(pb.providers) for j, name in enumerate(p.regions)]
+    refs += [(("events", i, "regions", j), f"events.{i}.regions.{j}", name)
+             for i, e in enumerate(pb.events) for j, name in enumerate(e.regions)]
+    for loc, field, name in refs:
+        if pb.regions and name not in known:
+            at(loc, field, f"{name!r} is none of the watch's regions: use a code or name from `regions` "
+                           f"({', '.join(r.code for r in pb.regions)})")
+    for kind, items in (("milestones", pb.milestones), ("events", pb.events)):
+        for i, item in enumerate(items):
+            for attr in ("at", "end"):
+                value = getattr(item, attr, None)
+                if value is None:
+                    continue
+                try:
+                    pb.local_time(value)
+                except (ValueError, OverflowError) as exc:
+                    at((kind, i, attr), f"{kind}.{i}.{attr}", f"{value!r} is not a time on the calendar ({exc})")
+    now = datetime.now(timezone.utc)
+    try:
+        resolved = pb.resolved_phases()
+    except (ValueError, OverflowError) as exc:
+        at(("phases",), "phases", f"the phases cannot be placed around election day {pb.election_date} ({exc})")
+        resolved = []
+    over = [(i, p) for i, p in enumerate(resolved) if p.end <= now]
+    if over and len(over) == len(resolved):
+        at(("election_date",), "phases", f"every phase ended (the last on {resolved[-1].end:%Y-%m-%d %H:%M} UTC): a schedule "
+           "would run no tick; use `pollwatch replay` for past data, or check election_date", warnings)
+    else:
+        for i, phase in over:
+            at(("phases", i), f"phases.{i}", f"phase {phase.name!r} ended {phase.end:%Y-%m-%d %H:%M} UTC: a schedule runs "
+               "none of its ticks", warnings)
+    return problems, warnings
 
 
 def load_watch(path: str | Path) -> Watch:
