@@ -1,7 +1,8 @@
 """watch_tick: one polling tick of one watch (collect, record, detect, classify, attribute, notify).
 
 Idempotent per (watch, scheduled time): a tick already completed returns at once and sends
-nothing; a late tick older than the last completed one is recorded as covered by it. A tick
+nothing; a tick that fails releases its claim (so the same tick can run again), tells the
+operators (ops channel or console) and ends its flow run Failed; a late tick older than the last completed one is recorded as covered by it. A tick
 collects from the last completed tick on, so one that follows missed ticks catches up on their
 data and judges it native step by native step (`tick_judgements`), so whatever the schedule it finds the
 incidents a replay finds; the outbox's idempotency keys keep alerts from being sent twice. The detectors'
@@ -18,7 +19,7 @@ from prefect.utilities.annotations import quote
 
 from flows.common import current_flow_run_id, resolve_watch, scheduled_time
 from pollwatch.baseline import never_judged_notices
-from pollwatch.models import Gap, Notice, NoticeLevel
+from pollwatch.models import Gap, Notice, NoticeLevel, iso
 from pollwatch.pipeline import TickWindows, WatchState, latest_anomalies, tick_judgements, with_observed_signals
 from pollwatch.playbook import Watch
 from pollwatch.schedule import concurrency_limit_name
@@ -31,7 +32,8 @@ from tasks.collect import collect_file, collect_source, coverage_artifact
 from tasks.detect import detect_task
 from tasks.notify import notify_task
 from tasks.probe import probe_vantages, vantage_timeout
-from tasks.record import claim_tick, load_attribution_context, load_observations, load_watch_state, record_observations, record_outcome, record_tick
+from tasks.record import (claim_tick, load_attribution_context, load_observations, load_watch_state, record_observations, record_outcome,
+                          record_tick, release_failed_tick)
 from tasks.record_audit import AUDIT_HOOKS
 
 
@@ -53,10 +55,34 @@ def watch_tick(watch: str, tick: datetime | None = None, observations: str | Non
         when = scheduled or datetime.now(timezone.utc)
         phase = w.phase_at(when)
         tick = floor_time(when, phase.cadence if phase else timedelta(minutes=5))
-    if scheduled is None:  # not a deployment's run (a manual tick, a test): no limit to hold
-        return _run_tick(w, tick.astimezone(timezone.utc), observations, base_urls)
-    with concurrency(concurrency_limit_name(w.name), occupy=1, strict=False):
-        return _run_tick(w, tick.astimezone(timezone.utc), observations, base_urls)
+    tick = tick.astimezone(timezone.utc)
+    try:
+        if scheduled is None:  # not a deployment's run (a manual tick, a test): no limit to hold
+            return _run_tick(w, tick, observations, base_urls)
+        with concurrency(concurrency_limit_name(w.name), occupy=1, strict=False):
+            return _run_tick(w, tick, observations, base_urls)
+    except BaseException as exc:  # the run ends Failed (or Crashed/Cancelled): say so, and let the tick run again
+        _tick_failed(w, tick, exc)
+        raise
+
+
+def _tick_failed(w: Watch, tick: datetime, exc: BaseException) -> None:
+    """Release the failed tick's claim and tell the operators (ops channel, or the console), best effort."""
+    logger = get_run_logger()
+    reason = " ".join(f"{type(exc).__name__}: {exc}".split())[:400]
+    notice = Notice(time=tick, level=NoticeLevel.error, source="watch-tick", watch=w.name,
+                    message=f"tick {iso(tick)} of {w.name} failed ({reason}); nothing it judged was recorded and no alert went "
+                            f"out. The tick is released: rerun it with `pollwatch tick {w.name} --at {iso(tick)}` "
+                            "(the next tick also catches up on its data)")
+    try:
+        release_failed_tick(w.name, tick, current_flow_run_id(), notice)
+    except Exception as inner:  # the store itself may be what failed: the claim then goes stale after 15 minutes
+        logger.error("tick %s of %s failed and its claim could not be released: %s", tick, w.name, inner)
+    try:
+        notify_task.fn(w, [], notices=[notice])
+    except Exception as inner:
+        logger.error("tick %s of %s failed and the operators could not be told: %s", tick, w.name, inner)
+    logger.error(notice.message)
 
 
 def _run_tick(w: Watch, tick: datetime, observations: str | None, base_urls: dict[str, str] | None) -> dict:

@@ -258,13 +258,26 @@ def tick_cmd(
     at: Optional[str] = typer.Option(None, "--at", help="Scheduled time of the tick (default: now)."),
     observations: Optional[Path] = typer.Option(None, "--observations", help="Collect from this JSON Lines file."),
 ) -> None:
-    """Run one watch tick now (what a deployment runs on its schedule)."""
+    """Run one watch tick now (what a deployment runs on its schedule).
+
+    Exit code 0: the tick ran (or had already run); 1: it failed (its flow run is Failed, the operators were told,
+    and the same command runs it again); 3: it ran but every source failed (no new data: gaps, no verdict).
+    """
     _quiet_prefect()
     from flows.watch_tick import watch_tick
 
     w = _watch(watch)
-    result = watch_tick(str(w.source_file), _time(at, "--at"), str(observations) if observations else None)
+    try:
+        result = watch_tick(str(w.source_file), _time(at, "--at"), str(observations) if observations else None)
+    except Exception as exc:
+        reason = " ".join(f"{type(exc).__name__}: {exc}".split())[:400]
+        fail(f"{w.name}: the tick failed ({reason}); its flow run is Failed and the tick is released: run the same command again "
+             "once the cause is fixed", code=1)
     typer.echo(json.dumps(result))
+    sources = result.get("sources") or {}
+    if sources and all(v.get("observations", 0) == 0 and v.get("gaps", 0) > 0 for v in sources.values()):
+        fail(f"{w.name}: every source failed this tick ({', '.join(sorted(sources))}): recorded as data gaps, nothing judged; "
+             "see the operator notices", code=3)
 
 
 @app.command("demo")

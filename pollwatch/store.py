@@ -841,6 +841,19 @@ def claim_tick(session: Session, watch: str, tick: datetime, flow_run_id: str | 
     return False
 
 
+def release_tick(session: Session, watch: str, tick: datetime, flow_run_id: str | None) -> bool:
+    """Give up this run's claim on a tick that failed, so that the same tick can run again at once.
+
+    Only a claim still running and held by `flow_run_id` is removed (a completed tick stays completed).
+    """
+    held = TickRow.flow_run_id.is_(None) if flow_run_id is None else TickRow.flow_run_id == flow_run_id  # type: ignore[union-attr]
+    rows = session.execute(select(TickRow).where(TickRow.watch == watch, TickRow.tick == tick, held)).scalars().all()
+    released = [r for r in rows if (r.summary or {}).get("status") == TICK_RUNNING]
+    for r in released:
+        session.delete(r)
+    return bool(released)
+
+
 def mark_tick_done(session: Session, watch: str, tick: datetime, flow_run_id: str | None, summary: dict[str, Any]) -> None:
     summary = json.loads(json.dumps(summary, default=str))
     row = session.execute(select(TickRow).where(TickRow.watch == watch, TickRow.tick == tick)).scalar_one_or_none()

@@ -113,6 +113,18 @@ def claim_tick(watch: str, tick: datetime, flow_run_id: str | None) -> bool:
         return store.claim_tick(s, watch, tick, flow_run_id)
 
 
+def release_failed_tick(watch: str, tick: datetime, flow_run_id: str | None, notice: Notice) -> bool:
+    """A tick failed: drop its claim (the same tick can run again) and record the operator notice, in one transaction.
+
+    A plain function, not a task: it runs while the flow is failing, perhaps because the API is what failed.
+    """
+    with store.session_scope() as s:
+        released = store.release_tick(s, watch, tick, flow_run_id)
+        store.add_notices(s, [notice])
+        audit.record_gaps(s, watch=watch, notices=[notice])
+        return released
+
+
 @task(name="record-tick", cache_policy=NO_CACHE, retries=3, retry_delay_seconds=[1, 2, 5])
 def record_tick(watch: str, tick: datetime, flow_run_id: str | None, summary: dict[str, Any]) -> None:
     """Mark a tick done without touching the watch's state (a late tick a later one covered)."""
