@@ -2,8 +2,9 @@
 
 The stages run as the same tasks a live tick uses, each batched over every tick of the range
 (one task run per stage, not one per tick), so a replay gives the incidents live ticks would
-have given. Incidents are written to the store; the alerts that would have been sent are
-recorded with destination `replay` and printed, never delivered.
+have given. Everything is written to the replay store (pollwatch.store: never the live one, so a
+live watch's report, audit, coverage and charts never see it); the alerts that would have been
+sent are recorded with destination `replay` and printed, never delivered.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from prefect.utilities.annotations import quote
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
 from flows.common import resolve_watch
+from pollwatch import store
 from pollwatch.alerts import KIND_TITLES, scope_line
 from pollwatch.baseline import with_address_shares
 from pollwatch.models import iso
@@ -34,7 +36,12 @@ from tasks.record_audit import AUDIT_HOOKS
 @flow(name="replay", flow_run_name="replay-{watch}", log_prints=True, **AUDIT_HOOKS)
 def replay(watch: str, observations: str, start: datetime | None = None, end: datetime | None = None,
            incidents_json: str | None = None) -> dict:
-    """Replay `watch` over [start, end) using a JSON Lines file; returns incident JSON and alert texts."""
+    """Replay `watch` over [start, end) using a JSON Lines file, in the replay store; returns incident JSON and alert texts."""
+    with store.using(store.REPLAY):
+        return _replay(watch, observations, start, end, incidents_json)
+
+
+def _replay(watch: str, observations: str, start: datetime | None, end: datetime | None, incidents_json: str | None) -> dict:
     logger = get_run_logger()
     w = resolve_watch(watch)
     obs = collect_file(observations)

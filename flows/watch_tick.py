@@ -2,7 +2,8 @@
 
 Idempotent per (watch, scheduled time): a tick already completed returns at once and sends
 nothing; a tick that fails releases its claim (so the same tick can run again), tells the
-operators (ops channel or console) and ends its flow run Failed; a late tick older than the last completed one is recorded as covered by it. A tick
+operators (ops channel or console) and ends its flow run Failed; a late tick older than the
+last completed one is recorded as covered by it. A tick
 collects from the last completed tick on, so one that follows missed ticks catches up on their
 data and judges it native step by native step (`tick_judgements`), so whatever the schedule it finds the
 incidents a replay finds; the outbox's idempotency keys keep alerts from being sent twice. The detectors'
@@ -71,9 +72,9 @@ def _tick_failed(w: Watch, tick: datetime, exc: BaseException) -> None:
     logger = get_run_logger()
     reason = " ".join(f"{type(exc).__name__}: {exc}".split())[:400]
     notice = Notice(time=tick, level=NoticeLevel.error, source="watch-tick", watch=w.name,
-                    message=f"tick {iso(tick)} of {w.name} failed ({reason}); nothing it judged was recorded and no alert went "
-                            f"out. The tick is released: rerun it with `pollwatch tick {w.name} --at {iso(tick)}` "
-                            "(the next tick also catches up on its data)")
+                    message=f"tick {iso(tick)} of {w.name} failed ({reason}); its decisions were not saved. The tick is "
+                            f"released: rerun it with `pollwatch tick {w.name} --at {iso(tick)}` (an alert already sent is not "
+                            "sent again; the next tick also catches up on its data)")
     try:
         release_failed_tick(w.name, tick, current_flow_run_id(), notice)
     except Exception as inner:  # the store itself may be what failed: the claim then goes stale after 15 minutes

@@ -47,7 +47,13 @@ def _quiet_prefect() -> None:
 
 
 @app.callback()
-def _root(version: bool = typer.Option(False, "--version", help="Print the version and exit.")) -> None:
+def _root(ctx: typer.Context, version: bool = typer.Option(False, "--version", help="Print the version and exit."),
+          replay: bool = typer.Option(False, "--replay", help="Use the replay store (what replay, simulations and the demo "
+                                      "wrote) instead of the live one: `pollwatch --replay report WATCH`.")) -> None:
+    if replay:
+        from pollwatch import store
+
+        ctx.with_resource(store.using(store.REPLAY))  # for this command only (ends with it, also under CliRunner)
     if version:
         typer.echo(f"pollwatch {__version__}")
         raise typer.Exit()
@@ -249,7 +255,8 @@ def replay_cmd(
     if not quiet:
         for text in result["alerts"]:
             echo(text + "\n")
-    typer.echo(f"{len(incidents)} incident(s)" + (f" written to {incidents_json}" if incidents_json else ""))
+    typer.echo(f"{len(incidents)} incident(s)" + (f" written to {incidents_json}" if incidents_json else "")
+               + f"; in the replay store (live views never show them): `pollwatch --replay report {w.name}`")
 
 
 @app.command("tick")
@@ -333,14 +340,18 @@ def demo_cmd(
     bad = [r for r in rows if not r.ok]
     typer.echo(f"\n{len(incidents)} incidents; {sum(r.ok for r in rows)} of {len(day.events)} documented events alerted as documented, "
                f"{sum(r.event is None for r in rows)} alerts the report does not mention; incidents JSON: {inc_path}")
+    from pollwatch import store
+
     if brief_out is not None:
         from pollwatch import brief
 
-        brief.write_brief(w, brief_out, "html" if brief_out.suffix.lower() in (".html", ".htm") else "md",
-                          since=day.replay_from, until=day.until)
-        typer.echo(f"drafted statement: {brief_out} (`pollwatch brief {w.name}` redrafts it from the store)")
-    typer.echo(f"store: {settings.resolved_database_url}")
-    typer.echo("run history: `prefect flow-run ls`; audit: `pollwatch audit incidents`")
+        with store.using(store.REPLAY):
+            brief.write_brief(w, brief_out, "html" if brief_out.suffix.lower() in (".html", ".htm") else "md",
+                              since=day.replay_from, until=day.until)
+        typer.echo(f"drafted statement: {brief_out} (`pollwatch --replay brief {w.name}` redrafts it from the replay store)")
+    with store.using(store.REPLAY):
+        typer.echo(f"replay store (the live store is untouched): {store.database_url()}")
+    typer.echo("run history: `prefect flow-run ls`; audit: `pollwatch --replay audit incidents`")
     typer.echo(f"done in {time.monotonic() - t0:.1f} s")
     if bad:
         raise typer.Exit(1)

@@ -17,6 +17,8 @@ class Settings(BaseSettings):
 
     home: Path = Field(default=Path.home() / ".pollwatch", description="where the embedded store lives")
     database_url: str | None = Field(default=None, description="SQLAlchemy URL; default SQLite in `home`")
+    replay_database_url: str | None = Field(default=None, description="the replay store (replays, simulations, the demo); "
+                                            "default beside the live one (pollwatch.store.replay_database_url)")
     slack_bot_token: SecretStr | None = None
     slack_webhook_url: SecretStr | None = None
     slack_base_url: str | None = None

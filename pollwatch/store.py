@@ -1,5 +1,13 @@
 """pollwatch's own store: SQLModel tables on SQLite (embedded default) or PostgreSQL.
 
+Live and replay data never mix: replays, simulations and the demo write to their own store (the
+*replay store*, chosen with `using(REPLAY)`), the same schema in another SQLite file next to the
+live one, or another schema (`pollwatch_replay`) of the same PostgreSQL database, or
+POLLWATCH_REPLAY_DATABASE_URL. Every view of a live watch reads the live store, so none can count
+a simulated incident; a run kind on every row would have needed every query, unique key and
+incident id (replays of the same data give the same ids) to carry it, and one forgotten filter
+would leak.
+
 The schema is created and changed by Alembic migrations (`pollwatch/migrations/`), never by
 `create_all`: `open_store()` upgrades the database to the newest revision before use. On SQLite
 the connection runs in WAL mode with a busy timeout and foreign keys on, and writers take the
@@ -12,6 +20,7 @@ import json
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from contextvars import ContextVar
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -266,10 +275,50 @@ def _setup_sqlite(engine: Engine) -> None:
         conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
+LIVE, REPLAY = "live", "replay"
+REPLAY_SCHEMA = "pollwatch_replay"
+_store_kind: ContextVar[str] = ContextVar("pollwatch_store_kind", default=LIVE)
+
+
+@contextmanager
+def using(kind: str) -> Iterator[str]:
+    """Sessions opened inside (in this thread, and the Prefect tasks it starts) use the `kind` store: LIVE or REPLAY."""
+    if kind not in (LIVE, REPLAY):
+        raise ValueError(f"unknown store {kind!r}: expected {LIVE!r} or {REPLAY!r}")
+    token = _store_kind.set(kind)
+    try:
+        yield kind
+    finally:
+        _store_kind.reset(token)
+
+
+def store_kind() -> str:
+    """Which store sessions open here use: LIVE (the default) or REPLAY."""
+    return _store_kind.get()
+
+
+def replay_database_url(live_url: str) -> str:
+    """The replay store beside a live store: `x.sqlite` -> `x-replay.sqlite`; PostgreSQL: the same database, schema
+    `pollwatch_replay`."""
+    if live_url.startswith("sqlite"):
+        head, _, path = live_url.partition(":///")
+        if not path or path == ":memory:":
+            return live_url
+        p = Path(path)
+        suffix = p.suffix or ".sqlite"
+        return f"{head}:///{p.with_name(p.stem + '-replay' + suffix)}"
+    sep = "&" if "?" in live_url else "?"
+    return f"{live_url}{sep}options=-csearch_path%3D{REPLAY_SCHEMA}"
+
+
 def database_url(url: str | None = None) -> str:
     from pollwatch.settings import get_settings
 
-    url = url or get_settings().resolved_database_url
+    if not url:
+        settings = get_settings()
+        url = settings.resolved_database_url
+        if store_kind() == REPLAY:
+            url = settings.replay_database_url or replay_database_url(url)
     if url.startswith("postgresql://"):
         url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
     return url
@@ -289,6 +338,9 @@ def get_engine(url: str | None = None) -> Engine:
                 _setup_sqlite(engine)
             else:
                 engine = create_engine(url, pool_pre_ping=True)
+                if f"search_path%3D{REPLAY_SCHEMA}" in url:  # the replay store's schema, made before its first migration
+                    with engine.begin() as conn:
+                        conn.exec_driver_sql(f"CREATE SCHEMA IF NOT EXISTS {REPLAY_SCHEMA}")
             migrate(engine)
             _engines[url] = engine
     return engine

@@ -49,10 +49,18 @@ def _deployment_name(flow_run: Any) -> str | None:
         return str(flow_run.deployment_id)
 
 
+# flows that write to the replay store (pollwatch.store): their runs are audited there, not in the live log
+REPLAY_FLOWS = frozenset({"replay"})
+
+
+def _store_of(flow: Any) -> str:
+    return store.REPLAY if flow.name in REPLAY_FLOWS else store.store_kind()
+
+
 def _on_running(flow: Any, flow_run: Any, state: Any) -> None:
     params = dict(flow_run.parameters or {})
     watch, content_hash = _watch_of(params)
-    with store.session_scope() as s:
+    with store.using(_store_of(flow)), store.session_scope() as s:
         audit.record_run_start(s, watch=watch, flow_run_id=str(flow_run.id), flow=flow.name,
                                deployment=_deployment_name(flow_run), parameters=params, playbook_hash=content_hash)
 
@@ -71,7 +79,7 @@ def _summary(state: Any) -> dict[str, Any]:
 
 def _on_finished(flow: Any, flow_run: Any, state: Any) -> None:
     watch, _ = _watch_of(dict(flow_run.parameters or {}))
-    with store.session_scope() as s:
+    with store.using(_store_of(flow)), store.session_scope() as s:
         audit.record_run_end(s, watch=watch, flow_run_id=str(flow_run.id), flow=flow.name, state=state.name,
                              summary=_summary(state))
 

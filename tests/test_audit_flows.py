@@ -58,7 +58,7 @@ def test_replay_is_on_record_and_in_the_report(small_watch, tmp_path: Path):
     ids = {i["id"] for i in result["incidents"]}
     assert ids
 
-    with store.session_scope() as s:
+    with store.using(store.REPLAY), store.session_scope() as s:  # a replay is on the replay store's record
         assert audit.verify(s).ok
         runs = audit.runs(s, kz_watch.name)
         run = next(r for r in runs if r["flow"] == "replay")
@@ -85,8 +85,12 @@ def test_replay_is_on_record_and_in_the_report(small_watch, tmp_path: Path):
     page = report.render_html(data)
     assert all(f'data-incident-id="{i}"' in page for i in ids)
     assert len(report.keepiton_rows(kz_watch, data.incidents)) == len(ids)
-    out = CliRunner().invoke(app, ["audit", "incidents", "--watch", kz_watch.name])
+    from pollwatch.cli import app as pollwatch_app
+
+    out = CliRunner().invoke(pollwatch_app, ["--replay", "audit", "incidents", "--watch", kz_watch.name])
     assert out.exit_code == 0 and all(i in out.output for i in ids)
+    live = CliRunner().invoke(app, ["audit", "incidents", "--watch", kz_watch.name])
+    assert live.exit_code == 0 and not any(i in live.output for i in ids)
 
 
 def test_live_tick_alert_delivery_is_on_record(small_watch, tmp_path: Path):

@@ -27,7 +27,9 @@ def test_replay_flow_records_incidents_and_alerts(kz_watch, tmp_path: Path):
     assert kinds == {lb.kind.value for lb in sc.labels}
     assert (tmp_path / "incidents.json").is_file()
     assert any(t.startswith("[STARTED] Nationwide internet outage in KZ") for t in result["alerts"])
-    with store.session_scope() as s:
+    with store.session_scope() as s:  # the live store holds nothing of it
+        assert store.list_incidents(s) == [] and store.list_alerts(s) == []
+    with store.using(store.REPLAY), store.session_scope() as s:
         stored = store.list_incidents(s, kz_watch.name)
         alerts = store.list_alerts(s, kz_watch.name)
         pending = store.pending_alerts(s, kz_watch.name)
@@ -37,7 +39,7 @@ def test_replay_flow_records_incidents_and_alerts(kz_watch, tmp_path: Path):
     # replaying again changes nothing
     again = replay(str(KZ_WATCH), str(obs), day, end)
     assert [i["id"] for i in again["incidents"]] == [i["id"] for i in result["incidents"]]
-    with store.session_scope() as s:
+    with store.using(store.REPLAY), store.session_scope() as s:
         assert len(store.list_alerts(s, kz_watch.name)) == len(alerts)
 
 

@@ -181,9 +181,11 @@ def store_chart(url: str | None = None) -> ChartFn:
 
 
 def incident_chart_window(inc: Incident) -> tuple[datetime, datetime]:
+    """The span an incident's chart shows: context before it, and after it only up to the tick that last updated it
+    (a chart posted with a tick's alert shows what that tick knew, whatever the store holds by the time it is drawn)."""
     end = inc.end or inc.updated_at
     span = max(end - inc.start, timedelta(hours=1))
-    return inc.start - max(span * 2, timedelta(hours=6)), end + max(span / 2, timedelta(hours=1))
+    return inc.start - max(span * 2, timedelta(hours=6)), min(end + max(span / 2, timedelta(hours=1)), inc.updated_at + timedelta(seconds=1))
 
 
 def _anomalies(session: Any, watch: Watch, inc: Incident) -> list[Anomaly]:
