@@ -144,6 +144,15 @@ def _related(watch: Watch, a: Anomaly, inc: Incident, touched: Iterable[str] = (
     return e.region is not None and e.region in served
 
 
+def _country_wide(group: list[Anomaly]) -> bool:
+    """Whether anomalies opening together look like the whole country cut: its total, or two or more networks or
+    regions, critically (one big network's outage dents the country total to a warning)."""
+    crit = [b for b in group if b.level == "critical"]
+    if any(b.entity.level == "country" for b in crit):
+        return True
+    return len({(b.entity.asn, b.entity.region) for b in crit if b.entity.asn is not None or b.entity.region is not None}) >= 2
+
+
 def _usual_start(watch: Watch, inc: Incident) -> float:
     if inc.pattern is not None:
         h, m = inc.pattern.local_start.split(":")
@@ -167,6 +176,8 @@ def match(watch: Watch, state: RecurringState, a: Anomaly, together: Iterable[An
             continue
         if inc.kind is not IncidentKind.nationwide_outage and not all(_related(watch, b, inc, touched) for b in group if b.level == "critical"):
             continue  # a wider cut (the whole country, other networks or regions) is not the next episode of a narrower one
+        if inc.kind is IncidentKind.nationwide_outage and inc.family is Family.connectivity and not _country_wide(group):
+            continue  # nor is one network's or region's outage the next episode of a nationwide cut
         back = (day - inc.start.astimezone(tz).date()).days
         if not 1 <= back <= (MAX_GAP_DAYS if inc.pattern is not None else FORM_GAP_DAYS):
             continue
