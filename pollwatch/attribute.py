@@ -567,9 +567,10 @@ def attribute(watch: Watch, events: Sequence[IncidentEvent], known: dict[str, In
     for ev in events:
         inc = ev.incident
         prior = known.get(inc.id)
-        if prior is not None and prior.override and not inc.override:
-            # the override bumped the stored version: stay ahead of it, so this alert is not taken for that one
-            inc = inc.model_copy(update={"override": prior.override, "version": max(inc.version, prior.version + 1)})
+        if prior is not None and (prior.override or prior.responses) and not (inc.override or inc.responses):
+            # a responder's override or action bumped the stored version: stay ahead of it, so this alert is not taken for that one
+            inc = inc.model_copy(update={"override": prior.override, "responses": prior.responses,
+                                         "version": max(inc.version, prior.version + 1)})
         members = [a for aid in inc.anomaly_ids if aid in versions and (a := _version_at(versions[aid], ev.tick)) is not None]
         ctx.past = [i for i in past.values() if i.id != inc.id]
         inc = attribute_incident(watch, inc, members, ctx)

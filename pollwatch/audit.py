@@ -46,6 +46,8 @@ class AuditKind(StrEnum):
     incident = "incident"  # a grouping/classification/attribution decision with its evidence
     alert = "alert"  # an alert queued, sent or failed: destination, channel, ts, attempts
     override = "override"  # a responder changed a decision: who, why, what
+    response = "response"  # a responder acted from Slack without changing a decision (acknowledged, asked for the
+    # draft statement, closed as a false alarm) or was refused (not in the watch's responders)
     report = "report"  # a report or export was produced: file name and its SHA-256
 
 
@@ -131,6 +133,11 @@ def _row_entry(r: AuditRow) -> AuditEntry:
 
 
 # --- appending --------------------------------------------------------------------------------
+
+
+def lock_chain(session: Session) -> None:
+    """Hold the audit chain's lock until the transaction ends (a check-then-write stays one step)."""
+    _lock_chain(session)
 
 
 def _lock_chain(session: Session) -> None:
@@ -657,16 +664,24 @@ def record_alert(session: Session, *, alert: Any, action: str, remote_ref: str |
 
 
 def record_override(session: Session, *, watch: str, incident_id: str, who: str, why: str,
-                    changes: Mapping[str, Any], at: datetime | None = None) -> AuditEntry:
-    """A responder overrode a decision: who, why and what changed (field: [before, after])."""
+                    changes: Mapping[str, Any], at: datetime | None = None,
+                    details: Mapping[str, Any] | None = None) -> AuditEntry:
+    """A responder overrode a decision: who, why and what changed (field: [before, after]); `details`
+    say where it came from (a Slack action: user id, action, message)."""
     if not who.strip() or not why.strip():
         raise ValueError("an override needs who made it and why")
     return append(session, AuditKind.override, watch, incident_id,
-                  {"who": who, "why": why, "changes": dict(changes)}, at=at)
+                  {"who": who, "why": why, "changes": dict(changes), **({"details": dict(details)} if details else {})}, at=at)
+
+
+def record_response(session: Session, *, watch: str, incident_id: str, action: str, who: str,
+                    details: Mapping[str, Any], at: datetime | None = None) -> AuditEntry:
+    """A responder acted on an incident from Slack (pollwatch.responders): who, which action, and its details."""
+    return append(session, AuditKind.response, watch, incident_id, {"action": action, "who": who, **dict(details)}, at=at)
 
 
 def override_incident(session: Session, incident_id: str, cause: str, who: str, why: str,
-                      at: datetime | None = None) -> Any:
+                      at: datetime | None = None, details: Mapping[str, Any] | None = None) -> Any:
     """A responder sets an incident's cause: saved on the incident (later ticks keep it) and logged."""
     from pollwatch import store
     from pollwatch.attribute import apply_override
@@ -681,12 +696,15 @@ def override_incident(session: Session, incident_id: str, cause: str, who: str, 
         raise ValueError(f"unknown cause {cause!r}: expected one of {', '.join(c.value for c in Cause)}") from None
     when = at or datetime.now(timezone.utc)
     updated = apply_override(inc, new_cause, who, why, when)
+    if details and details.get("user_id"):  # from Slack: the root message shows who, as a mention
+        updated.override["user_id"] = details["user_id"]
     store.save_incidents(session, [updated])
-    record_override(session, watch=inc.watch, incident_id=inc.id, who=who, why=why, at=when, changes={
+    changes = {
         "cause": [inc.cause.value, updated.cause.value],
         "cause_confidence": [inc.cause_confidence, updated.cause_confidence],
         "version": [inc.version, updated.version],
-    })
+    }
+    record_override(session, watch=inc.watch, incident_id=inc.id, who=who, why=why, at=when, changes=changes, details=details)
     return updated
 
 

@@ -397,9 +397,21 @@ class Incident(BaseModel):
     anomaly_ids: list[str] = Field(default_factory=list)
     kind_history: list[dict[str, Any]] = Field(default_factory=list)
     override: dict[str, Any] | None = None
+    # what responders did from Slack (pollwatch.responders): one dict per action, with its idempotency key
+    responses: list[dict[str, Any]] = Field(default_factory=list)
     version: int = 1
     episodes: list[Episode] = Field(default_factory=list)  # a recurring incident's episodes (pollwatch.recurring)
     pattern: Pattern | None = None
+
+    @property
+    def acknowledged_by(self) -> list[dict[str, Any]]:
+        """The responders who acknowledged the incident, first one first."""
+        return [r for r in self.responses if r.get("action") == "acknowledge"]
+
+    @property
+    def false_alarm(self) -> dict[str, Any] | None:
+        """The responder's word that this is not an outage (who, why, when), or None."""
+        return next((r for r in self.responses if r.get("action") == "false_alarm"), None)
 
     @property
     def regions(self) -> list[str]:
@@ -449,6 +461,8 @@ class Incident(BaseModel):
             "override": self.override,
             "episodes": [e.to_public() for e in self.episodes],
             "pattern": self.pattern.to_public() if self.pattern else None,
+            "acknowledged_by": [{k: r.get(k) for k in ("by", "user_id", "at")} for r in self.acknowledged_by],
+            "false_alarm": {k: self.false_alarm.get(k) for k in ("by", "user_id", "why", "at")} if self.false_alarm else None,
         }
 
 

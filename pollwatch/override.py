@@ -37,7 +37,7 @@ def find_incident(session: object, incident: str) -> Incident:
     raise UnknownIncident(f"no incident {incident!r} in the store (list them with `pollwatch audit incidents`)")
 
 
-def _watch_for(name: str) -> Watch | None:
+def watch_for(name: str) -> Watch | None:
     try:
         return load_watch(find_watch(name))
     except PlaybookError:
@@ -59,14 +59,20 @@ def override_incident(incident: str, cause: Cause | str, who: str, why: str, *, 
         raise OverrideError("an override needs who made it (--by) and why (--why)")
     at = (at or datetime.now(timezone.utc)).astimezone(timezone.utc)
     with store.session_scope(url) as s:
-        before = find_incident(s, incident)
-        # saved on the incident and written to the audit log, in this transaction
-        after = audit.override_incident(s, before.id, cause.value, who.strip(), why.strip(), at)
-        w = watch or _watch_for(before.watch)
-        alerts: list[Alert] = []
-        if w is not None:
-            verb = "confirmed" if before.cause is cause else f"changed from {before.cause.value} to {cause.value}"
-            event = IncidentEvent(tick=at, change="updated", incident=after,
-                                  reasons=[f"attribution {verb} by {who.strip()}: {why.strip()}"])
-            alerts = store.enqueue_alerts(s, build_alerts(w, [event]))
+        return override_in_session(s, find_incident(s, incident), cause, who.strip(), why.strip(), at, watch=watch)
+
+
+def override_in_session(s: object, before: Incident, cause: Cause, who: str, why: str, at: datetime, *,
+                        watch: Watch | None = None, details: dict | None = None,
+                        reason: str | None = None) -> tuple[Incident, list[Alert]]:
+    """`override_incident` inside the caller's transaction (Slack actions record their own audit details with it)."""
+    # saved on the incident and written to the audit log, in this transaction
+    after = audit.override_incident(s, before.id, cause.value, who, why, at, details=details)  # type: ignore[arg-type]
+    w = watch or watch_for(before.watch)
+    alerts: list[Alert] = []
+    if w is not None:
+        verb = "confirmed" if before.cause is cause else f"changed from {before.cause.value} to {cause.value}"
+        event = IncidentEvent(tick=at, change="updated", incident=after,
+                              reasons=[reason or f"attribution {verb} by {who}: {why}"])
+        alerts = store.enqueue_alerts(s, build_alerts(w, [event]))  # type: ignore[arg-type]
     return after, alerts

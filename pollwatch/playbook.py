@@ -277,6 +277,18 @@ class AlertRouting(_Strict):
     per_provider: bool = False  # alert on incidents confined to one provider (network level)?
     per_provider_asns: list[ASN] = Field(default_factory=list, description="providers opted in even when per_provider is off")
     chart: bool = True  # upload a PNG of the signals against their baseline into the thread
+    # Slack user ids (U…/W…) and user group ids (S…) who may confirm or change a cause or close an
+    # incident as a false alarm from Slack (pollwatch.responders); empty: nobody may
+    responders: list[str] = Field(default_factory=list)
+
+    @field_validator("responders")
+    @classmethod
+    def _slack_ids(cls, v: list[str]) -> list[str]:
+        for i, who in enumerate(v):
+            if not re.fullmatch(r"[UWS][A-Z0-9]{2,20}", str(who)):
+                raise ValueError(f"responders[{i}] = {who!r} is not a Slack user id (U…, W…) or user group id (S…); "
+                                 "copy it from the member's profile (⋮ > Copy member ID) or the group's URL")
+        return v
 
 
 class Playbook(_Strict):

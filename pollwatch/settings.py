@@ -22,6 +22,8 @@ class Settings(BaseSettings):
     slack_bot_token: SecretStr | None = None
     slack_webhook_url: SecretStr | None = None
     slack_base_url: str | None = None
+    slack_app_token: SecretStr | None = None  # xapp-…: Socket Mode (Slack actions without a public endpoint)
+    slack_signing_secret: SecretStr | None = None  # checks the signature of Slack's requests to an HTTP request URL
     radar_api_token: SecretStr | None = None
     contact_url: str | None = Field(default=None, description="where observatories can reach this deployment's operators "
                                                                 "(a web page or mailto:), sent in every request's User-Agent")

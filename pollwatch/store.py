@@ -31,7 +31,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.types import DateTime, TypeDecorator
 from sqlmodel import Field, Session, SQLModel, create_engine
 
-from pollwatch.models import Alert, AlertState, Anomaly, Corroboration, Entity, Gap, Incident, Notice, Observation, Provenance
+from pollwatch.models import Alert, AlertState, Anomaly, Cause, Corroboration, Entity, Gap, Incident, Notice, Observation, Provenance
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 
@@ -716,6 +716,8 @@ def save_incidents(session: Session, incidents: Iterable[Incident]) -> None:
     existing = _rows_by_id(session, IncidentRow, [i.id for i in incidents])
     for inc in incidents:
         row = existing.get(inc.id)
+        if row is not None:
+            inc = _keep_responders(inc, row.data)
         fields = dict(
             watch=inc.watch, country=inc.country, kind=inc.kind.value, status=inc.status, start=inc.start, end=inc.end,
             detected_at=inc.detected_at, updated_at=inc.updated_at, severity=inc.severity, cause=inc.cause.value,
@@ -727,6 +729,24 @@ def save_incidents(session: Session, incidents: Iterable[Incident]) -> None:
         else:
             for k, v in fields.items():
                 setattr(row, k, v)
+
+
+def _keep_responders(inc: Incident, stored: dict[str, Any] | None) -> Incident:
+    """What responders did (pollwatch.responders, overrides) survives a tick that read the incident before they acted."""
+    if not stored:
+        return inc
+    keys = {r.get("key") for r in inc.responses}
+    missing = [r for r in stored.get("responses") or [] if r.get("key") not in keys]
+    old = stored.get("override")
+    take_override = bool(old) and (not inc.override or str(old.get("at") or "") > str(inc.override.get("at") or ""))
+    if not missing and not take_override:
+        return inc
+    update: dict[str, Any] = {}
+    if missing:
+        update["responses"] = sorted(inc.responses + missing, key=lambda r: str(r.get("at") or ""))
+    if take_override:
+        update.update(override=old, cause=Cause(old["cause"]), cause_confidence=1.0)
+    return inc.model_copy(update=update)
 
 
 def get_incident(session: Session, incident_id: str) -> Incident | None:

@@ -41,6 +41,7 @@ from pollwatch.notify import render, routing
 from pollwatch.notify.render import Links, Message
 from pollwatch.notify.transports import DeliveryError, Scrubber, Transport
 from pollwatch.playbook import Watch
+from pollwatch.responders import DRAFT_EVENT
 from pollwatch.timeutil import floor_time
 
 log = logging.getLogger("pollwatch.notify")
@@ -318,7 +319,13 @@ class OutboxDelivery:
         if a.event == NOTICE_EVENT:
             return self._send_notice(a, suspect)
         inc = Incident.model_validate(a.payload["incident"])
+        if inc.false_alarm and (a.payload or {}).get("response") != "false_alarm" and a.event != DRAFT_EVENT:
+            # closed by a responder as not an outage: its closing message was the last word in the thread
+            self.report.skipped += 1
+            return "skipped:false alarm"
         root = self._root(a, inc, suspect)
+        if a.event == DRAFT_EVENT:
+            return self._draft(a, inc, root, suspect)
         if root is not None and root.alert_key == a.idempotency_key:
             # an earlier attempt of this very alert opened the thread, and its answer was lost
             self._upload_chart(inc, root, "start", suspect=True)
@@ -434,6 +441,18 @@ class OutboxDelivery:
         msg = render.update_message(self.watch, inc, key=a.idempotency_key, reasons=reasons, held=held,
                                     anomalies=self._anoms(inc), mention=self._mention(inc) if escalated else None)
         return str(self._reply(root, msg, broadcast=escalated))
+
+    def _draft(self, a: Alert, inc: Incident, root: Ref | None, suspect: bool) -> str:
+        """The draft statement a responder asked for, as a reply in the incident's thread."""
+        if root is None:
+            self.report.skipped += 1
+            return "skipped:no thread to post the draft in"
+        found = self.t.find(root.channel, key=a.idempotency_key, thread_ts=root.root_ts) if suspect and self.t.threads else None
+        if found:
+            self.report.recovered += 1
+            return str(Ref(self.t.name, root.channel, root.root_ts, found[1]))
+        msg = render.draft_message(self.watch, inc, a.text, key=a.idempotency_key, requested_by=str(a.payload.get("requested_by") or ""))
+        return str(self._reply(root, msg))
 
     def _held_since_last_post(self, earlier: list[store.AlertRow]) -> list[list[str]]:
         held: list[list[str]] = []

@@ -8,6 +8,8 @@ the console and for webhooks without Block Kit.
 
 from __future__ import annotations
 
+import json
+import re
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -31,6 +33,7 @@ from pollwatch.playbook import Watch
 IODA_DASHBOARD = "https://ioda.inetintel.cc.gatech.edu"
 OONI_EXPLORER = "https://explorer.ooni.org"
 METADATA_EVENT = "pollwatch_alert"
+ACTION_PREFIX = "pollwatch:"  # action_id of the responder buttons: pollwatch:<pollwatch.responders.Action>
 
 KIND_TITLES = {
     IncidentKind.nationwide_outage: "Nationwide internet outage",
@@ -331,6 +334,8 @@ def headline(watch: Watch, inc: Incident, tag: str) -> str:
 def _title(inc: Incident) -> str:
     emoji = ":white_check_mark:" if inc.status == "resolved" else ":red_circle:"
     state = "RESOLVED" if inc.status == "resolved" else "ONGOING"
+    if inc.false_alarm:
+        emoji, state = ":white_check_mark:", "CLOSED (false alarm)"
     return f"{emoji} {state}: {KIND_TITLES[inc.kind]} in {country_name(inc.country)} ({inc.country})"
 
 
@@ -342,6 +347,41 @@ def _link_buttons(watch: Watch, inc: Incident, links: Links) -> ActionsBlock:
     if links.flow_run_url:
         buttons.append(ButtonElement(text="Prefect flow run", url=links.flow_run_url, action_id=f"prefect-{inc.id}"))
     return ActionsBlock(elements=buttons, block_id=f"links-{inc.id}")
+
+
+def _who(r: dict[str, Any]) -> str:
+    """A responder as a Slack mention when their user id is known, else their name (escaped)."""
+    uid = str(r.get("user_id") or "")
+    return f"<@{uid}>" if re.fullmatch(r"[UW][A-Z0-9]{2,20}", uid) else _esc(str(r.get("by") or "a responder"))
+
+
+def responders_text(inc: Incident) -> str | None:
+    """Who acknowledged, who confirmed or set the cause, and a false alarm's closing (mrkdwn), or None."""
+    parts = []
+    if inc.acknowledged_by:
+        parts.append("acknowledged by " + ", ".join(_who(r) for r in inc.acknowledged_by[:10])
+                     + (f" and {len(inc.acknowledged_by) - 10} more" if len(inc.acknowledged_by) > 10 else ""))
+    if inc.override:
+        prev = (inc.override.get("previous") or {}).get("cause")
+        verb = "confirmed" if prev == inc.override.get("cause") else "set"
+        parts.append(f"cause {verb} by {_who(inc.override)} ({_esc(CAUSE_WORDS.get(inc.cause, inc.cause.value))})")
+    else:
+        parts.append("cause not confirmed yet")
+    if inc.false_alarm:
+        parts.append(f"closed as a false alarm by {_who(inc.false_alarm)}: {_esc(str(inc.false_alarm.get('why') or ''))}")
+    return "; ".join(parts)
+
+
+def action_buttons(inc: Incident) -> ActionsBlock:
+    """The responders' buttons (pollwatch.notify.interact receives them): the value names the incident and its version."""
+    value = json.dumps({"incident": inc.id, "version": inc.version}, separators=(",", ":"))
+    if inc.false_alarm:  # closed: only the draft statement is left to ask for
+        labels = [("draft", "Draft statement", None)]
+    else:
+        labels = [("acknowledge", "Acknowledge", "primary"), ("confirm", "Confirm cause", None),
+                  ("change_cause", "Change cause", None), ("false_alarm", "False alarm", "danger"), ("draft", "Draft statement", None)]
+    return ActionsBlock(block_id=f"respond-{inc.id}", elements=[
+        ButtonElement(text=label, action_id=ACTION_PREFIX + action, value=value, style=style) for action, label, style in labels])
 
 
 def root_message(watch: Watch, inc: Incident, *, key: str, anomalies: list[Anomaly] = (), links: Links | None = None,
@@ -371,7 +411,9 @@ def root_message(watch: Watch, inc: Incident, *, key: str, anomalies: list[Anoma
     evidence = top_evidence(inc)
     if evidence:
         blocks.append(SectionBlock(text=_md("*Evidence*\n" + "\n".join(f"• {_esc(e)}" for e in evidence))))
+    blocks.append(SectionBlock(text=_md(f"*Responders*: {responders_text(inc)}")))
     blocks.append(_link_buttons(watch, inc, links))
+    blocks.append(action_buttons(inc))
     blocks.append(ContextBlock(elements=[_md(f"incident {_code(inc.id)} · version {inc.version} · updated {iso(inc.updated_at)} · pollwatch")]))
     text = f"{_esc(emoji_free)} — {_esc(scope_text(watch, inc))}; since {fmt_when(watch, inc.start)}; " \
            f"{_esc(depth_lines(inc, list(anomalies))[0])}; cause {_esc(cause_text(inc))}"
@@ -398,6 +440,7 @@ def update_message(watch: Watch, inc: Incident, *, key: str, reasons: list[str],
         earlier = ["; ".join(r) or "details changed" for r in held]
         blocks.append(ContextBlock(elements=[_md(f"Also changed since the last update ({len(held)} batched by the "
                                                  f"{watch.alerts.max_updates_per_hour}/hour limit): " + _esc(" | ".join(earlier)))]))
+    blocks.append(action_buttons(inc))
     text = f"Update: {KIND_TITLES[inc.kind]} in {_esc(inc.country)} — {_esc(why)}"
     if mention:
         text = f"{mention} {text}"
@@ -410,6 +453,7 @@ def end_message(watch: Watch, inc: Incident, *, key: str, held: list[list[str]] 
     end = inc.end or inc.updated_at
     dur = fmt_duration(end - inc.start)
     word = "Unblocked" if inc.kind in (IncidentKind.service_block, IncidentKind.circumvention_block) else "Recovered"
+    blocks.append(action_buttons(inc))
     lead = f":white_check_mark: *{word}* — {KIND_TITLES[inc.kind]} in {_esc(country_name(inc.country))} lasted *{dur}*"
     blocks: list[Block] = [SectionBlock(text=_md(lead), fields=[
         _field("From", fmt_when(watch, inc.start)),
@@ -423,6 +467,17 @@ def end_message(watch: Watch, inc: Incident, *, key: str, held: list[list[str]] 
     text = f"{word}: {KIND_TITLES[inc.kind]} in {_esc(inc.country)} ended after {dur} ({fmt_when(watch, inc.start)} to {fmt_when(watch, end)})"
     return Message(text=_cut(text, 3900), blocks=_blocks(blocks), metadata=metadata(watch, key=key, role="end", incident_id=inc.id),
                    headline=headline(watch, inc, "RESOLVED"))
+
+
+def draft_message(watch: Watch, inc: Incident, draft: str, *, key: str, requested_by: str) -> Message:
+    """A thread reply with the draft public statement (`pollwatch brief`), to review before publishing."""
+    lead = f":memo: *Draft statement* requested by {_esc(requested_by)} — review before publishing"
+    blocks: list[Block] = [SectionBlock(text=_md(lead))]
+    body = _esc(draft)
+    for i in range(0, min(len(body), 2900 * 40), 2900):  # a section holds 3,000 characters; a message 50 blocks
+        blocks.append(SectionBlock(text=MarkdownTextObject(text=body[i:i + 2900])))
+    return Message(text=_cut(f"Draft statement for incident {inc.id}:\n{draft}", 3900), blocks=_blocks(blocks),
+                   metadata=metadata(watch, key=key, role="draft", incident_id=inc.id), headline=headline(watch, inc, "DRAFT"))
 
 
 NOTICE_EMOJI = {"info": ":information_source:", "warning": ":warning:", "error": ":rotating_light:"}

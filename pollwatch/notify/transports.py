@@ -336,6 +336,23 @@ class SlackTransport:
             raise DeliveryError("unavailable", f"the file's bytes did not reach Slack ({self.scrub(exc)})", channel=where) from None
 
 
+    # --- responders' actions (pollwatch.notify.interact) ------------------------------------------
+    def ephemeral(self, channel: str, user: str, text: str, thread_ts: str | None = None) -> None:
+        """A message only `user` sees (chat.postEphemeral): the answer to a button they pressed."""
+        kw: dict[str, Any] = {"channel": self.channel_id(channel), "user": user, "text": text[:3000]}
+        if thread_ts:
+            kw["thread_ts"] = thread_ts
+        self._call("chat_postEphemeral", channel, **kw)
+
+    def open_view(self, trigger_id: str, view: dict[str, Any]) -> None:
+        """Open a modal for the user who pressed a button (views.open; the trigger_id is valid for 3 seconds)."""
+        self._call("views_open", None, trigger_id=trigger_id, view=view)
+
+    def group_members(self, group: str) -> list[str]:
+        """The user ids of a user group (usergroups.users.list; scope usergroups:read)."""
+        return list(self._call("usergroups_users_list", None, usergroup=group).get("users") or [])
+
+
 class WebhookTransport:
     """An incoming webhook: one fixed channel, plain messages only (no threads, edits, look-ups or files).
 

@@ -4,10 +4,13 @@ It speaks the documented JSON of the methods pollwatch uses (auth.test, conversa
 chat.postMessage, chat.update, conversations.history, conversations.replies,
 files.getUploadURLExternal, the upload URL it hands out, files.completeUploadExternal,
 files.info), as api.slack.com/methods documents them and slack-sdk (slack_sdk/web/client.py:
-files_upload_v2) calls them, keeps what was posted so tests can assert on it, and injects faults
-on demand. Channels may be `private` (listed only by `types=private_channel`, to members) or
-not joined (`not_member`: posting answers not_in_channel); `share_delay` makes a completed
-upload appear in its thread later, as Slack shares files asynchronously. Faults:
+files_upload_v2) calls them, and those of responders' actions (apps.connections.open with the
+app-level token, answering the fake Socket Mode server's URL, tests/fakes/slack_socket.py;
+views.open; chat.postEphemeral; usergroups.users.list), keeps what was posted so tests can assert
+on it, and injects faults on demand. Channels may be `private` (listed only by
+`types=private_channel`, to members) or not joined (`not_member`: posting answers not_in_channel);
+`share_delay` makes a completed upload appear in its thread later, as Slack shares files
+asynchronously. Faults:
 
 - ``ratelimit``: HTTP 429 with a ``Retry-After`` header (nothing stored);
 - ``server_error``: HTTP 500 (nothing stored);
@@ -18,6 +21,10 @@ upload appear in its thread later, as Slack shares files asynchronously. Faults:
 - ``api_error``: ``{"ok": false, "error": <error>}`` for any other documented error word.
 
 Use it with the real ``slack_sdk.WebClient(base_url=fake.base_url)``.
+
+`block_actions(...)` and `view_submission(...)` build the interaction payloads Slack sends when a
+user presses one of the buttons of a message the bot posted here, or submits a modal the bot
+opened here (shapes as Slack documents them: docs.slack.dev reference/interaction-payloads).
 """
 
 from __future__ import annotations
@@ -26,6 +33,7 @@ import itertools
 import json
 import threading
 import time
+import uuid
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -66,12 +74,19 @@ class FakeSlack:
     not_member: set[str] = field(default_factory=set)  # names of channels the bot has not been invited to
     list_page: int = 200  # conversations.list page size cap (Slack's limit is 1000; small pages exercise cursors)
     share_delay: float = 0.0  # seconds before a completed upload shows in its channel (Slack shares files asynchronously)
+    app_token: str = "xapp-1-A0000PWATCH-1-fakeapptoken"
+    usergroups: dict[str, list[str]] = field(default_factory=dict)  # S… -> member user ids
+    socket_url: Any = None  # callable giving the Socket Mode URL (FakeSocketMode.url)
+    trigger_ttl: float = 3.0  # seconds a trigger_id stays valid for views.open
 
     def __post_init__(self) -> None:
         self.messages: dict[str, list[dict[str, Any]]] = {cid: [] for cid in self.channels.values()}
         self.calls: list[Call] = []
         self.files: dict[str, dict[str, Any]] = {}
         self.faults: list[Fault] = []
+        self.views: dict[str, dict[str, Any]] = {}
+        self.ephemerals: list[dict[str, Any]] = []
+        self._triggers: dict[str, tuple[float, str]] = {}  # trigger_id -> (issued at, user)
         self._lock = threading.RLock()
         self._seq = itertools.count(1)
         self._server: ThreadingHTTPServer | None = None
@@ -216,7 +231,10 @@ class FakeSlack:
             return self._send(req, 200, {"ok": False, "error": fault.kind})
         if fault is not None and fault.kind == "api_error":
             return self._send(req, 200, {"ok": False, "error": fault.error})
-        if method != "upload" and token != self.token:
+        if method == "apps.connections.open":
+            if token != self.app_token:  # only an app-level token opens Socket Mode connections
+                return self._send(req, 200, {"ok": False, "error": "invalid_auth" if token else "not_authed"})
+        elif method != "upload" and token != self.token:
             return self._send(req, 200, {"ok": False, "error": "invalid_auth" if token else "not_authed"})
         handler = getattr(self, "_m_" + method.replace(".", "_"), None)
         if handler is None:
@@ -468,6 +486,113 @@ class FakeSlack:
             if rec is None or not rec["completed"]:
                 return self._err("file_not_found")
             return 200, {"ok": True, "file": {"id": rec["id"], "name": rec["name"], "title": rec.get("title"), "size": len(rec["data"] or b"")}}
+
+
+    # --- responders' actions ------------------------------------------------------------------
+    def _m_apps_connections_open(self, p: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+        if self.socket_url is None:
+            return self._err("internal_error")
+        return 200, {"ok": True, "url": self.socket_url()}
+
+    def _m_chat_postEphemeral(self, p: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+        cid = self._resolve(p.get("channel"))
+        if cid is None:
+            return self._err("channel_not_found")
+        if not p.get("user"):
+            return self._err("user_not_in_channel")
+        if not p.get("text") and not p.get("blocks"):
+            return self._err("no_text")
+        with self._lock:
+            ts = self._next_ts()
+            self.ephemerals.append({"channel": cid, "user": p["user"], "text": p.get("text") or "", "ts": ts,
+                                    "thread_ts": p.get("thread_ts")})
+        return 200, {"ok": True, "message_ts": ts}
+
+    def _m_views_open(self, p: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+        view = p.get("view")
+        if isinstance(view, str):
+            view = json.loads(view)
+        if not isinstance(view, dict) or view.get("type") != "modal" or not view.get("title") or not view.get("blocks"):
+            return self._err("invalid_arguments")
+        with self._lock:
+            issued = self._triggers.pop(str(p.get("trigger_id")), None)
+            if issued is None:
+                return self._err("invalid_trigger_id")
+            if time.monotonic() - issued[0] > self.trigger_ttl:
+                return self._err("expired_trigger_id")
+            vid = f"V{next(self._seq):09d}"
+            stored = {**view, "id": vid, "team_id": "T0000TEST", "state": {"values": {}}, "hash": f"{time.time():.6f}.fake",
+                      "root_view_id": vid, "app_id": "A0000PWATCH", "bot_id": "B0000BOT1", "private_metadata": view.get("private_metadata", ""),
+                      "callback_id": view.get("callback_id", "")}
+            self.views[vid] = {"view": stored, "user": issued[1]}
+        return 200, {"ok": True, "view": stored}
+
+    def _m_usergroups_users_list(self, p: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+        group = p.get("usergroup")
+        if group not in self.usergroups:
+            return self._err("no_such_subteam")
+        return 200, {"ok": True, "users": list(self.usergroups[group])}
+
+    def _trigger(self, user: str) -> str:
+        trigger = f"{next(self._seq)}.{uuid.uuid4().hex[:10]}.{uuid.uuid4().hex}"
+        with self._lock:
+            self._triggers[trigger] = (time.monotonic(), user)
+        return trigger
+
+    @staticmethod
+    def _user(user: str, name: str) -> dict[str, Any]:
+        return {"id": user, "username": name, "name": name, "team_id": "T0000TEST"}
+
+    def message(self, channel: str, ts: str) -> dict[str, Any]:
+        cid = self.channels.get(channel.lstrip("#"), channel)
+        with self._lock:
+            return next(m for m in self.messages[cid] if m["ts"] == ts)
+
+    def block_actions(self, channel: str, ts: str, action_id: str, user: str = "U0RESP0001", name: str = "responder") -> dict[str, Any]:
+        """The payload Slack sends when `user` presses the button `action_id` on the bot's message `ts`."""
+        cid = self.channels.get(channel.lstrip("#"), channel)
+        msg = self.message(cid, ts)
+        for block in msg.get("blocks") or []:
+            for el in block.get("elements") or [] if block.get("type") == "actions" else []:
+                if el.get("action_id") == action_id:
+                    action = {"action_id": action_id, "block_id": block.get("block_id"), "text": el.get("text"),
+                              "value": el.get("value"), "type": el.get("type", "button"), "action_ts": f"{time.time():.6f}"}
+                    if el.get("style"):
+                        action["style"] = el["style"]
+                    container = {"type": "message", "message_ts": ts, "channel_id": cid, "is_ephemeral": False}
+                    if msg.get("thread_ts") and msg["thread_ts"] != ts:
+                        container["thread_ts"] = msg["thread_ts"]
+                    public = {k: v for k, v in msg.items() if k not in ("metadata", "edits")}
+                    name_of = next((n for n, i in self.channels.items() if i == cid), cid)
+                    return {"type": "block_actions", "user": self._user(user, name), "api_app_id": "A0000PWATCH",
+                            "token": "fake-verification-token", "container": container, "trigger_id": self._trigger(user),
+                            "team": {"id": "T0000TEST", "domain": "pollwatch-test"}, "enterprise": None,
+                            "is_enterprise_install": False, "channel": {"id": cid, "name": name_of}, "message": public,
+                            "state": {"values": {}}, "response_url": f"http://127.0.0.1:{self.port}/actions/T0000TEST/1/fake",
+                            "actions": [action]}
+        raise KeyError(f"no button {action_id!r} on message {ts} in {channel}")
+
+    def view_submission(self, view_id: str, values: dict[str, str], user: str | None = None, name: str = "responder") -> dict[str, Any]:
+        """The payload Slack sends when the modal `view_id` is submitted with `values` (block_id -> typed text or chosen value)."""
+        with self._lock:
+            rec = self.views[view_id]
+        view = json.loads(json.dumps(rec["view"]))
+        state: dict[str, Any] = {}
+        for block in view.get("blocks", []):
+            if block.get("type") != "input" or block.get("block_id") not in values:
+                continue
+            el, value = block["element"], values[block["block_id"]]
+            if el["type"] == "static_select":
+                option = next((o for o in el.get("options", []) if o["value"] == value), {"text": {"type": "plain_text", "text": value},
+                                                                                        "value": value})
+                state[block["block_id"]] = {el["action_id"]: {"type": "static_select", "selected_option": option}}
+            else:
+                state[block["block_id"]] = {el["action_id"]: {"type": el["type"], "value": value}}
+        view["state"] = {"values": state}
+        uid = user or rec["user"]
+        return {"type": "view_submission", "team": {"id": "T0000TEST", "domain": "pollwatch-test"}, "user": self._user(uid, name),
+                "api_app_id": "A0000PWATCH", "token": "fake-verification-token", "trigger_id": self._trigger(uid), "view": view,
+                "response_urls": [], "is_enterprise_install": False, "enterprise": None}
 
 
 def serve(**kw: Any) -> FakeSlack:

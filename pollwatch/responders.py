@@ -1,0 +1,242 @@
+"""Responders act on an incident where they read it: the actions behind the Slack buttons.
+
+Five actions (`Action`): acknowledge (who is on it), confirm the cause, change the cause (with
+why), close as a false alarm (with why: not an outage), and ask for the draft public statement.
+`pollwatch.notify.interact` turns Slack's payloads into a `Request`; `act` carries it out in one
+transaction:
+
+1. the audit chain's lock is taken first, so a repeat of the same action (a button pressed twice,
+   Slack re-delivering an envelope or a request) finds the first one's key on the incident
+   (`Incident.responses`) and changes nothing;
+2. confirming, changing the cause and closing need the responder in the watch's
+   `alerts.responders` (a user id, or a user group holding them); a refused attempt is audited
+   and changes nothing else;
+3. a cause is set through `pollwatch.override` (the incident's override, the audit log's override
+   entry with the Slack details); an acknowledgement, a false alarm and a draft request are kept on
+   the incident and logged as `response` entries;
+4. what changed goes into the outbox: an update alert (the root message is edited to show who
+   acknowledged or confirmed, the thread says it), the closing message of a false alarm, or the
+   draft statement as a reply in the thread.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from enum import StrEnum
+from typing import Any
+
+from pollwatch import audit, store
+from pollwatch.alerts import build_alerts
+from pollwatch.models import Alert, Cause, Incident, IncidentEvent, iso, stable_id
+from pollwatch.override import OverrideError, find_incident, override_in_session, watch_for
+from pollwatch.playbook import Watch
+
+MAX_WHY = 500  # characters kept of a responder's reason (Slack's input is limited to it too)
+DRAFT_EVENT = "draft"  # the outbox event of a draft statement posted into the thread
+
+
+class Action(StrEnum):
+    acknowledge = "acknowledge"
+    confirm = "confirm"
+    change_cause = "change_cause"
+    false_alarm = "false_alarm"
+    draft = "draft"
+
+
+GUARDED = {Action.confirm, Action.change_cause, Action.false_alarm}  # only the watch's responders
+
+
+@dataclass
+class Request:
+    """One responder action as it arrived (from a button, a modal, or a test)."""
+
+    action: Action
+    incident_id: str
+    user_id: str  # Slack user id (U…/W…)
+    user_name: str = ""
+    why: str = ""
+    cause: str | None = None
+    version: int | None = None  # the incident's version on the message the button was on
+    source: dict[str, Any] = field(default_factory=dict)  # via, channel, message_ts, action_ts, view_id
+    at: datetime | None = None
+
+    @property
+    def who(self) -> str:
+        return (self.user_name or self.user_id).strip()
+
+    def key(self) -> str:
+        """What makes a repeat the same action: pressing twice on one message, or Slack re-delivering it."""
+        v = "-" if self.version is None else str(self.version)
+        if self.action is Action.acknowledge:
+            return f"acknowledge:{self.user_id}"
+        if self.action is Action.false_alarm:
+            return "false_alarm"
+        if self.action is Action.draft:
+            return f"draft:{v}"
+        if self.action is Action.change_cause:
+            return f"change_cause:{self.user_id}:{v}:{self.cause}"
+        return f"confirm:{self.user_id}:{v}"
+
+
+@dataclass
+class Result:
+    """What `act` did. `status`: done | duplicate | refused | invalid | closed. `text` is for the responder only."""
+
+    status: str
+    text: str
+    incident: Incident | None = None
+    alerts: list[Alert] = field(default_factory=list)
+    watch: str | None = None
+
+    @property
+    def changed(self) -> bool:
+        return self.status == "done"
+
+
+GroupMembers = Callable[[str], Iterable[str]]  # user group id -> its members' user ids (raises when it cannot tell)
+
+
+def allowed(watch: Watch, user_id: str, members: GroupMembers | None = None) -> tuple[bool, str]:
+    """Whether `user_id` may confirm or change a cause or close an incident of `watch` (and why not)."""
+    listed = watch.alerts.responders
+    if not listed:
+        return False, f"watch {watch.name} lists no responders (alerts.responders in its playbook)"
+    if user_id in listed:
+        return True, ""
+    for group in (g for g in listed if g.startswith("S")):
+        if members is None:
+            continue
+        try:
+            if user_id in set(members(group)):
+                return True, ""
+        except Exception as exc:  # Slack could not tell: refuse rather than guess
+            return False, f"could not check the members of user group {group} ({type(exc).__name__})"
+    return False, f"you are not among the responders of watch {watch.name}"
+
+
+def _clean(text: str) -> str:
+    """A responder's reason: control characters out, whitespace folded, bounded."""
+    text = re.sub(r"[\x00-\x1f\x7f]+", " ", text or "")
+    return re.sub(r"\s+", " ", text).strip()[:MAX_WHY]
+
+
+def _record(inc: Incident, req: Request, at: datetime, **extra: Any) -> Incident:
+    """The incident with this action added to its responses and its version bumped (a new alert key)."""
+    entry = {"action": req.action.value, "key": req.key(), "by": req.who, "user_id": req.user_id, "at": iso(at),
+             "source": dict(req.source), **extra}
+    return inc.model_copy(update={"responses": [*inc.responses, entry], "version": inc.version + 1,
+                                  "updated_at": max(inc.updated_at, at)})
+
+
+def _alerts(s: Any, watch: Watch, inc: Incident, at: datetime, change: str, reasons: list[str], key: str) -> list[Alert]:
+    alerts = build_alerts(watch, [IncidentEvent(tick=at, change=change, reasons=reasons, incident=inc)])
+    for a in alerts:
+        a.payload["response"] = key  # delivery: the closing message of a false alarm is this one
+    return store.enqueue_alerts(s, alerts)
+
+
+def draft_alert(watch: Watch, inc: Incident, text: str, at: datetime, who: str) -> Alert:
+    """The draft statement as an outbox alert: a reply in the incident's thread (never rate-limited)."""
+    key = f"{watch.name}:{inc.id}:{DRAFT_EVENT}:{inc.version}"
+    return Alert(id=stable_id(key), watch=watch.name, incident_id=inc.id, event=DRAFT_EVENT, sequence=inc.version,
+                 destination=watch.alerts.channel, idempotency_key=key, created_at=at, text=text[:39000],
+                 payload={"incident": inc.model_dump(mode="json"), "requested_by": who, "reasons": [f"draft statement for {who}"]})
+
+
+Drafter = Callable[[str], str]  # incident id -> the draft statement (`pollwatch brief`)
+
+
+def default_drafter(url: str | None = None) -> Drafter | None:
+    """`pollwatch brief`'s draft for an incident, when this version has it."""
+    try:
+        from pollwatch import brief  # type: ignore[attr-defined]
+    except ImportError:
+        return None
+    fn = getattr(brief, "draft_for_incident", None) or getattr(brief, "draft_statement", None)
+    if fn is None:
+        return None
+    return lambda incident_id: str(fn(incident_id, url=url))
+
+
+def act(req: Request, *, url: str | None = None, watch: Watch | None = None, members: GroupMembers | None = None,
+        drafter: Drafter | None = None) -> Result:
+    """Carry out one responder action (see the module docstring); never raises for a responder's mistake."""
+    at = (req.at or datetime.now(timezone.utc)).astimezone(timezone.utc)
+    req.why = _clean(req.why)
+    with store.session_scope(url) as s:
+        audit.lock_chain(s)  # a repeat waits here and then finds this action's key
+        try:
+            inc = find_incident(s, req.incident_id)
+        except OverrideError as exc:
+            return Result("invalid", str(exc))
+        w = watch if watch is not None and watch.name == inc.watch else watch_for(inc.watch)
+        if w is None:
+            return Result("invalid", f"watch {inc.watch} of incident {inc.id} is not found here; nothing changed", inc)
+        key = req.key()
+        done = next((r for r in inc.responses if r.get("key") == key), None)
+        if done is not None:
+            return Result("duplicate", f"already done by {done.get('by')} at {done.get('at')}; nothing changed", inc, watch=w.name)
+        details = {"user_id": req.user_id, "key": key, "source": dict(req.source)}
+        if req.action in GUARDED:
+            ok, why_not = allowed(w, req.user_id, members)
+            if not ok:
+                audit.record_response(s, watch=inc.watch, incident_id=inc.id, action="refused", who=req.who, at=at,
+                                      details={**details, "action_requested": req.action.value, "reason": why_not})
+                return Result("refused", f"Not allowed: {why_not}. Nothing changed; the attempt is logged.", inc, watch=w.name)
+        closed = inc.false_alarm
+        if closed is not None and req.action is not Action.draft:
+            return Result("closed", f"incident {inc.id} was closed as a false alarm by {closed.get('by')}; nothing changed", inc,
+                          watch=w.name)
+        if req.action in (Action.change_cause, Action.false_alarm) and not req.why:
+            return Result("invalid", "say why (the source or reasoning): it is kept with the decision", inc, watch=w.name)
+
+        if req.action is Action.acknowledge:
+            after = _record(inc, req, at)
+            store.save_incidents(s, [after])
+            audit.record_response(s, watch=inc.watch, incident_id=inc.id, action=req.action.value, who=req.who, at=at, details=details)
+            alerts = _alerts(s, w, after, at, "updated", [f"acknowledged by {req.who}"], key)
+            return Result("done", f"You acknowledged incident {inc.id}.", after, alerts, w.name)
+
+        if req.action in (Action.confirm, Action.change_cause):
+            try:
+                cause = Cause(req.cause or inc.cause.value)
+            except ValueError:
+                return Result("invalid", f"unknown cause {req.cause!r}: expected one of {', '.join(c.value for c in Cause)}", inc,
+                              watch=w.name)
+            why = req.why or "confirmed from Slack"
+            verb = "confirmed" if cause is inc.cause else f"changed from {inc.cause.value} to {cause.value}"
+            marked = _record(inc, req, at, cause=cause.value, why=why)
+            store.save_incidents(s, [marked.model_copy(update={"version": inc.version})])  # the override bumps it
+            after, alerts = override_in_session(s, marked.model_copy(update={"version": inc.version}), cause, req.who, why, at,
+                                                watch=w, details={**details, "action": req.action.value}, reason=f"cause {verb} by {req.who}: {why}")
+            for a in alerts:
+                a.payload["response"] = key
+            return Result("done", f"Cause of incident {inc.id} {verb}.", after, alerts, w.name)
+
+        if req.action is Action.false_alarm:
+            after = _record(inc, req, at, why=req.why)
+            store.save_incidents(s, [after])
+            audit.record_response(s, watch=inc.watch, incident_id=inc.id, action=req.action.value, who=req.who, at=at,
+                                  details={**details, "why": req.why})
+            alerts = _alerts(s, w, after, at, "resolved", [f"closed as a false alarm by {req.who}: {req.why}"], key)
+            return Result("done", f"Incident {inc.id} closed as a false alarm.", after, alerts, w.name)
+
+        # draft statement
+        make = drafter or default_drafter(url)
+        if make is None:
+            return Result("invalid", "the draft statement needs `pollwatch brief`, which this version of pollwatch lacks", inc,
+                          watch=w.name)
+        try:
+            text = make(inc.id)
+        except Exception as exc:
+            return Result("invalid", f"the draft could not be made ({type(exc).__name__}: {str(exc)[:200]})", inc, watch=w.name)
+        after = _record(inc, req, at, sha256=hashlib.sha256(text.encode()).hexdigest())
+        store.save_incidents(s, [after.model_copy(update={"version": inc.version})])  # a draft changes no state to alert on
+        audit.record_response(s, watch=inc.watch, incident_id=inc.id, action=req.action.value, who=req.who, at=at,
+                              details={**details, "sha256": after.responses[-1]["sha256"]})
+        alerts = store.enqueue_alerts(s, [draft_alert(w, inc, text, at, req.who)])
+        return Result("done", f"The draft statement for incident {inc.id} is posted in the thread.", after, alerts, w.name)
