@@ -35,6 +35,8 @@ from pollwatch.cli_alerts import app as alerts_cli  # noqa: E402 (alerts check, 
 app.add_typer(alerts_cli, name="alerts")
 from pollwatch.cli_probes import app as probes_app  # noqa: E402  (`pollwatch probe web|deploy`)
 app.add_typer(probes_app, name="probe")
+from pollwatch.cli_slack import app as slack_app  # noqa: E402  (`pollwatch slack listen`)
+app.add_typer(slack_app, name="slack")
 
 
 def _quiet_prefect() -> None:

@@ -198,12 +198,21 @@ def _describe(e: Any) -> str:
     if e.kind == "report":
         return f"{p.get('file')} sha256 {str(p.get('sha256'))[:16]} ({p.get('bytes')} bytes)"
     if e.kind == "override":
-        return f"override by {p.get('who')}: {p.get('why')} {json.dumps(p.get('changes'), default=str)}"
+        src = (p.get("details") or {}).get("source") or {}
+        where = f" (Slack {src.get('channel')} message {src.get('message_ts')})" if src.get("message_ts") else ""
+        return f"override by {p.get('who')}: {p.get('why')} {json.dumps(p.get('changes'), default=str)}{where}"
+    if e.kind == "response":
+        src = p.get("source") or {}
+        where = f" (Slack {src.get('channel')} message {src.get('message_ts')})" if src.get("message_ts") else ""
+        if p.get("action") == "refused":
+            return f"refused {p.get('action_requested')} by {p.get('who')} ({p.get('user_id')}): {p.get('reason')}{where}"
+        why = f": {p.get('why')}" if p.get("why") else ""
+        return f"{p.get('action')} by {p.get('who')} ({p.get('user_id')}){why}{where}"
     return json.dumps(p, default=str)[:200]
 
 
 @audit_app.command("log")
-def log_cmd(kind: Optional[str] = typer.Option(None, "--kind", help="run.start, run.end, observations, gaps, anomaly, incident, alert, override or report."),
+def log_cmd(kind: Optional[str] = typer.Option(None, "--kind", help="run.start, run.end, observations, gaps, anomaly, incident, alert, override, response or report."),
             watch: Optional[str] = WATCH, since: Optional[str] = FROM, until: Optional[str] = UNTIL,
             last: int = typer.Option(50, "--last", help="Only the newest N entries (0: all)."), as_json: bool = JSON) -> None:
     """The raw entries, oldest first, filtered by kind, watch and entry time."""
@@ -254,6 +263,11 @@ def show_cmd(incident: str = typer.Argument(..., help="Incident id."), as_json: 
     if current is not None:
         typer.echo(f"incident {current.id}: {current.kind.value}, {current.status}, {_iso(current.start)} .. "
                    f"{_iso(current.end) or 'ongoing'}; cause {current.cause.value} ({current.cause_confidence:.0%})")
+        if current.acknowledged_by:
+            typer.echo("  acknowledged by " + ", ".join(f"{r.get('by')} at {r.get('at')}" for r in current.acknowledged_by))
+        if current.false_alarm:
+            typer.echo(f"  closed as a false alarm by {current.false_alarm.get('by')} at {current.false_alarm.get('at')}: "
+                       f"{current.false_alarm.get('why')}")
         evidence = current.evidence
         for ev in evidence:
             echo(f"  evidence: {ev.detail} [{ev.supports.value} {ev.weight:+.2f}]")

@@ -66,6 +66,8 @@ def evaluate_cmd(
     real: Optional[Path] = typer.Option(None, "--real", help="Real data folder (default ../shared/data/real when it exists)."),
     no_real: bool = typer.Option(False, "--no-real", help="Skip the real data."),
     out: Optional[Path] = typer.Option(None, "--json", help="Write every figure as JSON here."),
+    live: Optional[str] = typer.Option(None, "--live", help="Instead: what responders said of this watch's live incidents "
+                                                             "(false alarms, causes confirmed or changed), from the store."),
 ) -> None:
     """Replay labeled scenarios; print recall, precision, false alerts per watch-week, time to detect, kind and cause accuracy."""
     if cases:
@@ -73,6 +75,10 @@ def evaluate_cmd(
         return
     from pollwatch.evaluate import clean_suite, default_real_root, generated_suite, real_suite, scenario_line, summarize
     from pollwatch.playbook import PlaybookError, find_watch, load_watch
+
+    if live:
+        _live(live, out)
+        return
 
     try:
         w = load_watch(find_watch(watch))
@@ -110,4 +116,23 @@ def evaluate_cmd(
             write_output(out, json.dumps(report, indent=2, default=str))
         except OutputError as exc:
             fail(str(exc), 1)
+        typer.echo(f"figures written to {out}")
+
+
+def _live(watch: str, out: Optional[Path]) -> None:
+    """Responders' verdicts on a watch's live incidents: the labels live use gives evaluation and calibration."""
+    from pollwatch import store
+    from pollwatch.evaluate import responder_verdicts
+
+    with store.session_scope() as s:
+        v = responder_verdicts(store.list_incidents(s, watch))
+    typer.echo(f"{watch}: {v['incidents']} incident(s), {v['judged']} judged by responders; {v['false_alarms']} false alarm(s); "
+               f"precision as judged {v['precision_judged']}; cause accuracy as judged {v['cause_accuracy_judged']} "
+               f"({v['causes_judged']} cause(s))")
+    for lb in v["labels"]:
+        typer.echo(f"  {lb['incident']} {lb['kind']} {lb['start']}: {lb['verdict']} (attributed {lb['attributed_cause']}, "
+                   f"responder {lb['responder_cause'] or '-'}) by {lb['by']}: {lb['why']}")
+    if out:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(v, indent=2, default=str))
         typer.echo(f"figures written to {out}")

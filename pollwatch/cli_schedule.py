@@ -114,11 +114,15 @@ def serve_cmd(
     watch: str = typer.Argument(..., help="Watch file or name."),
     observations: Optional[Path] = typer.Option(None, "--observations", help="Ticks collect from this JSON Lines file."),
     grace: float = typer.Option(60.0, "--grace", min=0, help="On SIGTERM/SIGINT, seconds a tick in progress may take to finish."),
+    slack_actions: bool = typer.Option(True, "--slack-actions/--no-slack-actions",
+                                       help="Also receive responders' Slack buttons over Socket Mode when an app-level token "
+                                            "(POLLWATCH_SLACK_APP_TOKEN or Secret block slack-app-token) is set."),
 ) -> None:
     """Serve the watch's phase deployments from this one long-lived process (no work pool or worker needed).
 
     Stop it with SIGTERM or Ctrl-C: no new tick starts, a tick in progress finishes (up to
     --grace seconds), the deployments are paused until the next `serve` or `schedule`, exit 0.
+    With an app-level token configured it also receives responders' Slack buttons (Socket Mode).
     """
     from datetime import datetime, timezone
 
@@ -148,5 +152,21 @@ def serve_cmd(
                    + ("; no Prefect server configured: this process schedules the runs" if served.embedded_scheduler else ""))
         typer.echo("stop with Ctrl-C or SIGTERM: a tick in progress finishes first")
 
-    serve_watch(w, observations=str(observations) if observations else None, grace=grace, announce=announce)
+    listener = None
+    if slack_actions:
+        from prefect.settings import PREFECT_API_URL
+
+        from pollwatch.cli_slack import start_actions
+
+        try:  # Secret blocks only from a configured server (without one, asking would start a temporary API)
+            listener = start_actions(blocks=bool(PREFECT_API_URL.value()), required=False)
+        except (ValueError, OSError) as exc:
+            typer.secho(f"Slack actions not received: {exc}", err=True, fg=typer.colors.YELLOW)
+        if listener is not None:
+            typer.echo("receiving responders' Slack actions over Socket Mode")
+    try:
+        serve_watch(w, observations=str(observations) if observations else None, grace=grace, announce=announce)
+    finally:
+        if listener is not None:
+            listener.stop()
     typer.echo(f"{w.name}: stopped serving; deployments paused until the next `pollwatch serve` or `schedule`")

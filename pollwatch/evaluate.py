@@ -373,3 +373,32 @@ def scenario_line(r: ScenarioResult) -> str:
     prec = f"{r.matched_incidents / r.incidents:.2f}" if r.incidents else "-"
     return (f"{r.name:<28} recall {det}/{len(r.labels)}  precision {prec} ({r.incidents} incidents)  "
             f"ttd median {_pct(ttd, 0.5)} min p95 {_pct(ttd, 0.95)} min  kind {kind_ok}/{det}  cause {cause_ok}/{det}")
+
+
+def responder_verdicts(incidents: Sequence[Incident]) -> dict[str, Any]:
+    """What responders said of live incidents (Slack actions, `pollwatch override`): the labels live use gives.
+
+    An incident closed as a false alarm was not an outage; a cause a responder confirmed or set is
+    the cause. `precision_judged` is the share of judged incidents that were outages;
+    `cause_accuracy_judged` the share of responder-set causes that attribution had right. The
+    `labels` list is what calibration can take (incident, verdict, attributed and responder cause).
+    """
+    labels = []
+    for inc in incidents:
+        fa = inc.false_alarm
+        prev = (inc.override or {}).get("previous") or {}
+        if fa is None and not inc.override:
+            continue
+        labels.append({"incident": inc.id, "watch": inc.watch, "kind": inc.kind.value, "start": iso(inc.start),
+                       "verdict": "false_alarm" if fa else ("cause_confirmed" if prev.get("cause") == inc.override["cause"] else "cause_changed"),
+                       "attributed_cause": prev.get("cause"), "attributed_confidence": prev.get("confidence"),
+                       "responder_cause": (inc.override or {}).get("cause"), "by": (fa or inc.override or {}).get("by"),
+                       "why": (fa or inc.override or {}).get("why")})
+    judged = len(labels)
+    false_alarms = sum(1 for lb in labels if lb["verdict"] == "false_alarm")
+    causes = [lb for lb in labels if lb["verdict"] != "false_alarm" and lb["attributed_cause"]]
+    right = sum(1 for lb in causes if lb["verdict"] == "cause_confirmed")
+    return {"incidents": len(incidents), "judged": judged, "false_alarms": false_alarms,
+            "precision_judged": round(1 - false_alarms / judged, 3) if judged else None,
+            "causes_judged": len(causes), "cause_accuracy_judged": round(right / len(causes), 3) if causes else None,
+            "labels": labels}

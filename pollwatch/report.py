@@ -596,6 +596,11 @@ def _incident_card(data: ReportData, inc: Incident) -> str:
         recurring = (f"<h3>Recurring: {p.episodes} episodes, {_e(p.period)} {_e(p.window)} ({_e(p.timezone)})</h3>"
                      f"<p class='muted'>One incident for the whole pattern{missed}.</p>"
                      + _table(["#", "start", "end", "local window", "kind", "note"], ep_rows, "No episodes."))
+    if inc.acknowledged_by:
+        override += "<p><b>Acknowledged</b> by " + ", ".join(f"{_e(r.get('by'))} at {_e(r.get('at'))}" for r in inc.acknowledged_by) + "</p>"
+    if inc.false_alarm:
+        override += (f"<p><b>Closed as a false alarm</b> (not an outage) by {_e(inc.false_alarm.get('by'))} at "
+                     f"{_e(inc.false_alarm.get('at'))}: {_e(inc.false_alarm.get('why'))}</p>")
     alert_list = "".join(f"<li>{_e(a.alert.event)} → {_e(a.alert.destination)} at {_t(a.sent_at or a.alert.created_at, w)} "
                          f"({_e(a.alert.state.value)})</li>" for a in alerts)
     return f"""

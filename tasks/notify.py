@@ -23,6 +23,8 @@ from tasks.secrets import secret_block
 REPLAY = "replay"
 BOT_TOKEN_BLOCK = "slack-bot-token"
 WEBHOOK_BLOCK = "slack-webhook-url"
+APP_TOKEN_BLOCK = "slack-app-token"  # xapp-…: Socket Mode, for responders' buttons (pollwatch.notify.interact)
+SIGNING_SECRET_BLOCK = "slack-signing-secret"  # checks Slack's requests to an HTTP request URL
 
 
 def slack_credentials() -> tuple[SecretStr | None, SecretStr | None]:
@@ -31,6 +33,14 @@ def slack_credentials() -> tuple[SecretStr | None, SecretStr | None]:
     token = secret_block(BOT_TOKEN_BLOCK) or settings.slack_bot_token
     webhook = None if token else (secret_block(WEBHOOK_BLOCK) or settings.slack_webhook_url)
     return token, webhook
+
+
+def slack_action_credentials() -> tuple[SecretStr | None, SecretStr | None, SecretStr | None]:
+    """(bot token, app-level token, signing secret) for receiving responders' actions: Secret blocks first, then the environment."""
+    settings = get_settings()
+    return (secret_block(BOT_TOKEN_BLOCK) or settings.slack_bot_token,
+            secret_block(APP_TOKEN_BLOCK) or settings.slack_app_token,
+            secret_block(SIGNING_SECRET_BLOCK) or settings.slack_signing_secret)
 
 
 def default_transport() -> Transport:

@@ -299,3 +299,63 @@ def test_a_tick_keeps_what_responders_did(watch, incident, fake, listener):
     assert kept.severity == 12345.0 and [r["user_id"] for r in kept.acknowledged_by] == [ANYONE]
     (ev,) = attribute(watch, [IncidentEvent(tick=inc.updated_at, change="updated", incident=inc)], known={inc.id: kept})
     assert ev.incident.acknowledged_by and ev.incident.version > kept.version
+
+
+def test_pollwatch_slack_listen_receives_actions_and_stops_on_sigterm(fake, incident):
+    """The command a responder's operator runs: credentials from the environment, Socket Mode, SIGTERM stops it."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    inc, root = incident
+    env = {**os.environ, "POLLWATCH_SLACK_BOT_TOKEN": TOKEN, "POLLWATCH_SLACK_APP_TOKEN": fake.app_token,
+           "POLLWATCH_SLACK_BASE_URL": fake.base_url}
+    proc = subprocess.Popen([sys.executable, "-m", "pollwatch.cli", "slack", "listen"], env=env, cwd=Path(__file__).parents[1],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert "listening for Slack actions over Socket Mode" in proc.stdout.readline()
+        fake.sock.wait_connected(timeout=30)
+        press(fake, root, "acknowledge", ANYONE, "dana")
+        press(fake, root, "false_alarm", STRANGER, "mallory")  # the watch file lists no responders: refused
+        assert wait_for(lambda: stored(inc.id).acknowledged_by and len(fake.ephemerals) == 2, timeout=30)
+        assert any(t.startswith("Not allowed") and "lists no responders" in t for t in told(fake, STRANGER))
+        assert wait_for(lambda: any("acknowledged by dana" in t for t in replies(fake, root)), timeout=30)
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=60)
+        assert proc.returncode == 0, err
+        assert TOKEN not in out + err and fake.app_token not in out + err
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+
+
+def test_responders_verdicts_feed_evaluation(watch, fake, incident, listener, tmp_path):
+    """A false alarm and a changed cause become labels `pollwatch evaluate --live` reports."""
+    from typer.testing import CliRunner
+
+    from pollwatch.cli import app
+    from pollwatch.evaluate import responder_verdicts
+
+    inc, root = incident
+    other = nationwide(watch, inc_id="kz-nationwide-2")
+    with store.session_scope() as s:
+        store.save_incidents(s, [other])
+    press(fake, root, "confirm", LEAD, "lead")
+    assert wait_for(lambda: stored(inc.id).override)
+    view = open_modal(fake, root, "false_alarm", LEAD)
+    fake.sock.interact(fake.view_submission(view, {"why": "measurement artefact"}, name="lead"))
+    assert wait_for(lambda: stored(inc.id).false_alarm)
+    with store.session_scope() as s:
+        v = responder_verdicts(store.list_incidents(s, watch.name))
+    assert (v["incidents"], v["judged"], v["false_alarms"], v["precision_judged"]) == (2, 1, 1, 0.0)
+    assert v["labels"][0]["verdict"] == "false_alarm" and v["labels"][0]["why"] == "measurement artefact"
+    result = CliRunner().invoke(app, ["evaluate", "--live", watch.name, "--json", str(tmp_path / "v.json")])
+    assert result.exit_code == 0, result.output
+    assert "1 false alarm(s)" in result.output and json.loads((tmp_path / "v.json").read_text())["judged"] == 1
+    shown = CliRunner().invoke(app, ["audit", "show", inc.id])
+    assert "closed as a false alarm by lead" in shown.output and "confirm by lead" not in shown.output
+    assert f"message {root}" in shown.output
+    assert wait_for(lambda: any(t.startswith("Closed as a false alarm") for t in replies(fake, root))), \
+        "an action right after another is delivered at once too"

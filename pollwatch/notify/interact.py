@@ -164,7 +164,11 @@ class Interactions:
     drafter: responders.Drafter | None = None
     deliver: bool = True  # deliver the outbox after an action (the root edit, the thread reply)
     group_ttl: float = 300.0
+    busy_waits: tuple[float, ...] = (1.0, 2.0, 4.0)  # seconds between tries while another run holds the watch's delivery lease
     _groups: dict[str, tuple[float, set[str]]] = field(default_factory=dict, repr=False)
+    _delivery_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    _to_deliver: set[str] = field(default_factory=set, repr=False)
+    _delivering: bool = field(default=False, repr=False)
     results: list[responders.Result] = field(default_factory=list, repr=False)  # what was done, newest last
 
     def members(self, group: str) -> set[str]:
@@ -246,18 +250,37 @@ class Interactions:
             log.warning("could not tell %s: %s", req.user_id, self.transport.scrub(exc))
 
     def _deliver(self, result: responders.Result) -> None:
+        """Deliver the watch's outbox now; actions arriving meanwhile are delivered by the same loop, after it."""
+        with self._delivery_lock:
+            self._to_deliver.add(result.watch or "")
+            if self._delivering:
+                return
+            self._delivering = True
+        while True:
+            with self._delivery_lock:
+                if not self._to_deliver:
+                    self._delivering = False
+                    return
+                name = self._to_deliver.pop()
+            self._deliver_watch(name)
+
+    def _deliver_watch(self, name: str) -> None:
         from pollwatch.notify.delivery import deliver_outbox
         from pollwatch.override import watch_for
 
-        w = self.watch if self.watch is not None and self.watch.name == result.watch else watch_for(result.watch or "")
+        w = self.watch if self.watch is not None and self.watch.name == name else watch_for(name)
         if w is None:
             return
-        try:
-            report = deliver_outbox(w, self.transport, url=self.url)
-            if report.busy:
-                log.info("alerts of %s are being delivered by another run; it sends this action's too", w.name)
-        except Exception as exc:  # the tick delivers it next; the action itself is recorded
-            log.warning("delivery after a Slack action failed: %s", self.transport.scrub(exc))
+        for wait in self.busy_waits:
+            try:
+                report = deliver_outbox(w, self.transport, url=self.url)
+            except Exception as exc:  # the tick delivers it next; the action itself is recorded
+                log.warning("delivery after a Slack action failed: %s", self.transport.scrub(exc))
+                return
+            if not report.busy:
+                return
+            time.sleep(wait)  # a tick is delivering (it may have read the outbox before this action)
+        log.info("alerts of %s are being delivered by another run; the next tick sends this action's", w.name)
 
 
 def _run(followup: Followup | None) -> None:
@@ -411,3 +434,26 @@ class HTTPReceiver:
 
     def __exit__(self, *exc: Any) -> None:
         self.stop()
+
+
+def start_listener(bot_token: SecretStr | None, *, app_token: SecretStr | None = None, signing_secret: SecretStr | None = None,
+                   http: str | None = None, base_url: str | None = None, url: str | None = None) -> SocketModeListener | HTTPReceiver:
+    """Start receiving responders' actions: Socket Mode with the app-level token, or with `http`
+    ("HOST:PORT") an HTTP request URL checked with the signing secret. Raises ValueError naming
+    what is missing."""
+    if bot_token is None or not bot_token.get_secret_value():
+        raise ValueError("Slack actions need the bot token (Secret block slack-bot-token or POLLWATCH_SLACK_BOT_TOKEN) "
+                         "to answer, open forms and edit the alerts")
+    interactions = Interactions(SlackTransport(bot_token, base_url=base_url, pace=1.0), url=url)
+    if http:
+        if signing_secret is None or not signing_secret.get_secret_value():
+            raise ValueError("an HTTP request URL needs the app's signing secret (Secret block slack-signing-secret or "
+                             "POLLWATCH_SLACK_SIGNING_SECRET) to refuse forged requests")
+        host, _, port = http.rpartition(":")
+        if not port.isdigit():
+            raise ValueError(f"--http {http!r}: expected HOST:PORT, e.g. 127.0.0.1:3000")
+        return HTTPReceiver(interactions, signing_secret, host=host or "127.0.0.1", port=int(port)).start()
+    if app_token is None or not app_token.get_secret_value().startswith("xapp-"):
+        raise ValueError("Socket Mode needs the app-level token xapp-… with connections:write (Secret block slack-app-token or "
+                         "POLLWATCH_SLACK_APP_TOKEN); or use an HTTP request URL (--http HOST:PORT)")
+    return SocketModeListener(interactions, app_token).start()
