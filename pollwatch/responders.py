@@ -147,19 +147,16 @@ def draft_alert(watch: Watch, inc: Incident, text: str, at: datetime, who: str) 
                  payload={"incident": inc.model_dump(mode="json"), "requested_by": who, "reasons": [f"draft statement for {who}"]})
 
 
-Drafter = Callable[[str], str]  # incident id -> the draft statement (`pollwatch brief`)
+Drafter = Callable[[Watch, str], str]  # (watch, incident id) -> the draft statement, Markdown (`pollwatch brief`)
 
 
-def default_drafter(url: str | None = None) -> Drafter | None:
-    """`pollwatch brief`'s draft for an incident, when this version has it."""
+def default_drafter() -> Drafter | None:
+    """`pollwatch brief`'s draft for one incident (pollwatch.brief.incident_statement), when this version has it."""
     try:
         from pollwatch import brief  # type: ignore[attr-defined]
     except ImportError:
         return None
-    fn = getattr(brief, "draft_for_incident", None) or getattr(brief, "draft_statement", None)
-    if fn is None:
-        return None
-    return lambda incident_id: str(fn(incident_id, url=url))
+    return getattr(brief, "incident_statement", None)
 
 
 def act(req: Request, *, url: str | None = None, watch: Watch | None = None, members: GroupMembers | None = None,
@@ -226,12 +223,12 @@ def act(req: Request, *, url: str | None = None, watch: Watch | None = None, mem
             return Result("done", f"Incident {inc.id} closed as a false alarm.", after, alerts, w.name)
 
         # draft statement
-        make = drafter or default_drafter(url)
+        make = drafter or default_drafter()
         if make is None:
             return Result("invalid", "the draft statement needs `pollwatch brief`, which this version of pollwatch lacks", inc,
                           watch=w.name)
         try:
-            text = make(inc.id)
+            text = make(w, inc.id) if drafter is not None else make(w, inc.id, url=url)  # type: ignore[call-arg]
         except Exception as exc:
             return Result("invalid", f"the draft could not be made ({type(exc).__name__}: {str(exc)[:200]})", inc, watch=w.name)
         after = _record(inc, req, at, sha256=hashlib.sha256(text.encode()).hexdigest())

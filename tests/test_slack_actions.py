@@ -66,7 +66,7 @@ def incident(watch, transport, fake):
 
 @pytest.fixture
 def interactions(watch, transport) -> Interactions:
-    return Interactions(transport, watch=watch, drafter=lambda i: f"DRAFT: internet shutdown in Kazakhstan (incident {i}) <b>")
+    return Interactions(transport, watch=watch, drafter=lambda w, i: f"# DRAFT: internet shutdown in Kazakhstan\n\nIncident {i} \\*measured\\* <b>")
 
 
 @pytest.fixture
@@ -161,7 +161,9 @@ def test_every_button_through_socket_mode_changes_store_audit_and_thread(watch, 
     press(fake, root, "draft", ANYONE)
     assert wait_for(lambda: any("DRAFT: internet shutdown" in json.dumps(m.get("blocks")) for m in fake.thread(CHANNEL, root)))
     draft = next(m for m in fake.thread(CHANNEL, root) if "DRAFT" in json.dumps(m.get("blocks")))
-    assert "&lt;b&gt;" in json.dumps(draft["blocks"]) and "<b>" not in json.dumps(draft["blocks"])
+    shown = " ".join(b["text"]["text"] for b in draft["blocks"])
+    assert "*DRAFT: internet shutdown in Kazakhstan*" in shown and "*measured*" in shown  # the brief's Markdown as mrkdwn
+    assert "&lt;b&gt;" in shown and "<b>" not in shown
 
     # False alarm: closes the incident as not an outage; later alerts about it stop
     view = open_modal(fake, root, "false_alarm", LEAD)
@@ -175,7 +177,8 @@ def test_every_button_through_socket_mode_changes_store_audit_and_thread(watch, 
     with store.session_scope() as s:  # the next tick: the outage goes on in the data
         store.enqueue_alerts(s, alerts_for(watch, [IncidentEvent(tick=later.updated_at, change="updated", reasons=["scope grew"],
                                                                  incident=later)]))
-    report = deliver_outbox(watch, SlackTransport(SecretStr(TOKEN), base_url=fake.base_url, pace=0.0))
+    tick = SlackTransport(SecretStr(TOKEN), base_url=fake.base_url, pace=0.0)
+    report = wait_for(lambda: (lambda r: None if r.busy else r)(deliver_outbox(watch, tick)))  # the listener may still be delivering
     assert report.skipped == 1 and len(fake.thread(CHANNEL, root)) == n, "no alert after a false alarm"
 
     assert audit_ok()

@@ -469,11 +469,21 @@ def end_message(watch: Watch, inc: Incident, *, key: str, held: list[list[str]] 
                    headline=headline(watch, inc, "RESOLVED"))
 
 
+def markdown_to_mrkdwn(md: str) -> str:
+    """The brief's Markdown as Slack mrkdwn: headings bold, Markdown's backslash escapes undone, `&<>` escaped."""
+    out = []
+    for line in md.splitlines():
+        line = _esc(re.sub(r"\\([\\`*_\[\]<>#|~])", r"\1", line))
+        heading = re.match(r"#{1,6}\s+(.*)", line)
+        out.append(f"*{heading.group(1).strip()}*" if heading else line)
+    return "\n".join(out)
+
+
 def draft_message(watch: Watch, inc: Incident, draft: str, *, key: str, requested_by: str) -> Message:
     """A thread reply with the draft public statement (`pollwatch brief`), to review before publishing."""
     lead = f":memo: *Draft statement* requested by {_esc(requested_by)} — review before publishing"
     blocks: list[Block] = [SectionBlock(text=_md(lead))]
-    body = _esc(draft)
+    body = markdown_to_mrkdwn(draft)
     for i in range(0, min(len(body), 2900 * 40), 2900):  # a section holds 3,000 characters; a message 50 blocks
         blocks.append(SectionBlock(text=MarkdownTextObject(text=body[i:i + 2900])))
     return Message(text=_cut(f"Draft statement for incident {inc.id}:\n{draft}", 3900), blocks=_blocks(blocks),
