@@ -40,7 +40,7 @@ from pydantic import SecretStr
 
 from pollwatch import responders
 from pollwatch.models import Cause
-from pollwatch.notify.render import ACTION_PREFIX, CAUSE_WORDS
+from pollwatch.notify.render import ACTION_PREFIX, CAUSE_WORDS, _esc
 from pollwatch.notify.transports import DeliveryError, Scrubber, SlackTransport
 from pollwatch.playbook import Watch
 from pollwatch.responders import Action, Request
@@ -57,6 +57,13 @@ Followup = Callable[[], None]
 
 class BadPayload(ValueError):
     """An interaction pollwatch does not handle or cannot read (answered with an acknowledgement, nothing done)."""
+
+
+def _dig(doc: Any, *keys: str) -> Any:
+    """doc[k1][k2]... where each level is a dict, else {} (payload fields may be anything)."""
+    for k in keys:
+        doc = doc.get(k) if isinstance(doc, dict) else None
+    return doc if doc is not None else {}
 
 
 def _str(v: Any, n: int = 200) -> str:
@@ -116,18 +123,18 @@ def parse_submission(payload: dict[str, Any]) -> Request:
     except ValueError:
         raise BadPayload(f"unknown pollwatch modal {callback!r}") from None
     try:
-        meta = json.loads(view.get("private_metadata") or "{}")
+        raw = view.get("private_metadata")
+        meta = json.loads(raw if isinstance(raw, str) and raw else "{}")
     except ValueError:
         raise BadPayload("the modal's metadata is unreadable") from None
     incident, version = _button_value(json.dumps(meta) if isinstance(meta, dict) else "")
-    values = ((view.get("state") or {}).get("values") or {}) if isinstance(view.get("state"), dict) else {}
-    why = ((values.get(WHY_BLOCK) or {}).get(WHY_INPUT) or {}).get("value") or ""
-    selected = ((values.get(CAUSE_BLOCK) or {}).get(CAUSE_INPUT) or {}).get("selected_option") or {}
+    why = _dig(view, "state", "values", WHY_BLOCK, WHY_INPUT, "value")
+    cause = _dig(view, "state", "values", CAUSE_BLOCK, CAUSE_INPUT, "selected_option", "value")
     uid, name = _user(payload)
     source = {"via": "slack", "channel": _str(meta.get("channel"), 32), "message_ts": _str(meta.get("message_ts"), 32),
               "thread_ts": _str(meta.get("thread_ts"), 32) or None, "view_id": _str(view.get("id"), 32)}
-    return Request(action=action, incident_id=incident, user_id=uid, user_name=name, why=_str(why, 3000), version=version,
-                   cause=_str(selected.get("value"), 40) or None, source=source)
+    return Request(action=action, incident_id=incident, user_id=uid, user_name=name, why=_str(why, 3000) if isinstance(why, str) else "",
+                   version=version, cause=_str(cause, 40) if isinstance(cause, str) and cause else None, source=source)
 
 
 def modal(req: Request, current: Cause | None = None) -> dict[str, Any]:
@@ -245,7 +252,7 @@ class Interactions:
         if not channel:
             return
         try:
-            self.transport.ephemeral(channel, req.user_id, result.text, thread_ts=req.source.get("thread_ts"))
+            self.transport.ephemeral(channel, req.user_id, _esc(result.text), thread_ts=req.source.get("thread_ts"))
         except DeliveryError as exc:
             log.warning("could not tell %s: %s", req.user_id, self.transport.scrub(exc))
 

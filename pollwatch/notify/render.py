@@ -486,7 +486,7 @@ def draft_message(watch: Watch, inc: Incident, draft: str, *, key: str, requeste
     body = markdown_to_mrkdwn(draft)
     for i in range(0, min(len(body), 2900 * 40), 2900):  # a section holds 3,000 characters; a message 50 blocks
         blocks.append(SectionBlock(text=MarkdownTextObject(text=body[i:i + 2900])))
-    return Message(text=_cut(f"Draft statement for incident {inc.id}:\n{draft}", 3900), blocks=_blocks(blocks),
+    return Message(text=_cut(f"Draft statement for incident {_esc(inc.id)}:\n{_esc(draft)}", 3900), blocks=_blocks(blocks),
                    metadata=metadata(watch, key=key, role="draft", incident_id=inc.id), headline=headline(watch, inc, "DRAFT"))
 
 
