@@ -159,6 +159,18 @@ def default_drafter() -> Drafter | None:
     return getattr(brief, "incident_statement", None)
 
 
+def _same_decision(inc: Incident, req: Request) -> dict[str, Any] | None:
+    """The responder's own standing decision that this request repeats (Confirm pressed again on the edited root
+    message, the same cause and why submitted again from a new form), or None."""
+    ov = inc.override or {}
+    if req.action not in (Action.confirm, Action.change_cause) or ov.get("user_id") != req.user_id:
+        return None
+    cause = req.cause if req.action is Action.change_cause else inc.cause.value
+    if ov.get("cause") != cause or (req.action is Action.change_cause and ov.get("why") != req.why):
+        return None
+    return ov
+
+
 def act(req: Request, *, url: str | None = None, watch: Watch | None = None, members: GroupMembers | None = None,
         drafter: Drafter | None = None) -> Result:
     """Carry out one responder action (see the module docstring); never raises for a responder's mistake."""
@@ -174,7 +186,7 @@ def act(req: Request, *, url: str | None = None, watch: Watch | None = None, mem
         if w is None:
             return Result("invalid", f"watch {inc.watch} of incident {inc.id} is not found here; nothing changed", inc)
         key = req.key()
-        done = next((r for r in inc.responses if r.get("key") == key), None)
+        done = next((r for r in inc.responses if r.get("key") == key), None) or _same_decision(inc, req)
         if done is not None:
             return Result("duplicate", f"already done by {done.get('by')} at {done.get('at')}; nothing changed", inc, watch=w.name)
         details = {"user_id": req.user_id, "key": key, "source": dict(req.source)}

@@ -199,8 +199,10 @@ def test_pressed_twice_or_redelivered_acts_once(fake, incident, listener):
     fake.sock.redeliver(eid)  # Slack re-sends an envelope it saw no acknowledgement for
     press(fake, root, "acknowledge", ANYONE, "dana")  # and the responder presses again
     press(fake, root, "confirm", LEAD)
-    press(fake, root, "confirm", LEAD)
+    assert wait_for(lambda: f"cause confirmed by <@{LEAD}>" in root_text(fake, root))
+    press(fake, root, "confirm", LEAD)  # again, on the root message edited to the new version
     assert wait_for(lambda: len(told(fake, ANYONE)) == 3 and len(told(fake, LEAD)) == 2)
+    assert "already done" in told(fake, LEAD)[-1]
     assert sum("already done" in t for t in told(fake, ANYONE)) == 2
     assert len(stored(inc.id).acknowledged_by) == 1
     assert len([e for e in log("response") if e.payload["action"] == "acknowledge"]) == 1
