@@ -269,18 +269,18 @@ def test_http_request_url_checks_slack_signature(fake, incident, interactions):
         assert wait_for(lambda: len(told(fake, ANYONE)) == 2)
         assert len(stored(inc.id).acknowledged_by) == 1
 
-        # a modal submitted without a why: Slack shows the error in the modal (the HTTP answer carries it)
-        fake.block_actions(CHANNEL, root, "pollwatch:change_cause", user=LEAD)  # (issues a trigger; the modal below)
-        interactions.transport.open_view(fake._trigger(LEAD), {"type": "modal", "title": {"type": "plain_text", "text": "x"},
-                                                               "callback_id": "pollwatch:change_cause",
-                                                               "private_metadata": json.dumps({"incident": inc.id, "version": 1}),
-                                                               "blocks": [{"type": "input", "block_id": "why", "label": {"type": "plain_text", "text": "Why"},
-                                                                           "element": {"type": "plain_text_input", "action_id": "why_input"}}]})
-        view = next(iter(fake.views))
-        body = urlencode({"payload": json.dumps(fake.view_submission(view, {"why": ""}))}).encode()
+        # Change cause over HTTP: the press opens the form; a submission without a why gets the error in the HTTP answer
+        body = urlencode({"payload": json.dumps(fake.block_actions(CHANNEL, root, "pollwatch:change_cause", user=LEAD))}).encode()
+        assert _post(http.url, body, signed(body))[0] == 200
+        view = wait_for(lambda: next(iter(fake.views), None))
+        assert view, "the form opened"
+        body = urlencode({"payload": json.dumps(fake.view_submission(view, {"cause": "cable_cut", "why": " "}))}).encode()
         status, answer = _post(http.url, body, signed(body))
         assert status == 200 and json.loads(answer)["response_action"] == "errors"
-        assert http.counts["accepted"] == 3
+        body = urlencode({"payload": json.dumps(fake.view_submission(view, {"cause": "cable_cut", "why": "KazTransCom: cut near Almaty"}))}).encode()
+        assert _post(http.url, body, signed(body))[0] == 200
+        assert wait_for(lambda: stored(inc.id).cause is Cause.cable_cut)
+        assert http.counts["accepted"] == 5
 
 
 def test_playbook_responders_are_validated(tmp_path):
@@ -364,3 +364,22 @@ def test_responders_verdicts_feed_evaluation(watch, fake, incident, listener, tm
     assert f"message {root}" in shown.output
     assert wait_for(lambda: any(t.startswith("Closed as a false alarm") for t in replies(fake, root))), \
         "an action right after another is delivered at once too"
+
+
+def test_listen_says_which_credential_is_missing(monkeypatch):
+    from typer.testing import CliRunner
+
+    from pollwatch.cli import app
+
+    for var in ("POLLWATCH_SLACK_BOT_TOKEN", "POLLWATCH_SLACK_APP_TOKEN", "POLLWATCH_SLACK_SIGNING_SECRET"):
+        monkeypatch.delenv(var, raising=False)
+    result = CliRunner().invoke(app, ["slack", "listen"])
+    assert result.exit_code == 2 and "POLLWATCH_SLACK_BOT_TOKEN" in result.output
+    monkeypatch.setenv("POLLWATCH_SLACK_BOT_TOKEN", TOKEN)
+    result = CliRunner().invoke(app, ["slack", "listen"])
+    assert result.exit_code == 2 and "POLLWATCH_SLACK_APP_TOKEN" in result.output and TOKEN not in result.output
+    result = CliRunner().invoke(app, ["slack", "listen", "--http", "127.0.0.1:0"])
+    assert result.exit_code == 2 and "POLLWATCH_SLACK_SIGNING_SECRET" in result.output
+    monkeypatch.setenv("POLLWATCH_SLACK_APP_TOKEN", "xoxb-not-an-app-token")
+    result = CliRunner().invoke(app, ["slack", "listen"])
+    assert result.exit_code == 2 and "xapp-" in result.output and "xoxb-not-an-app-token" not in result.output
