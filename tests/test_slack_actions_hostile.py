@@ -78,3 +78,26 @@ def test_hostile_modal_submissions(data, junk):
     except BadPayload:
         return
     _bounded(req)
+
+
+def test_responders_on_the_root_message_are_escaped_and_blocks_stay_valid(kz_watch):
+    from slack_sdk.models.blocks import Block
+
+    from pollwatch.notify.render import draft_message, root_message
+    from tests.fakes.slack_scenarios import nationwide
+
+    inc = nationwide(kz_watch).model_copy(update={"responses": [
+        {"action": "acknowledge", "key": "a1", "by": "<!channel> mallory", "user_id": "<!here>", "at": "2019-06-09T05:12:00Z"},
+        {"action": "acknowledge", "key": "a2", "by": "dana", "user_id": "U0DANA0001", "at": "2019-06-09T05:13:00Z"},
+        {"action": "false_alarm", "key": "false_alarm", "by": "lead", "user_id": "U0LEAD0001", "why": "<https://evil|click> & more",
+         "at": "2019-06-09T05:20:00Z"}]})
+    msg = root_message(kz_watch, inc, key="k")
+    shown = json.dumps(msg.blocks)
+    assert "&lt;!channel&gt; mallory" in shown and "<!here>" not in shown and "<!channel>" not in shown
+    assert "<@U0DANA0001>" in shown and "&lt;https://evil|click&gt; &amp; more" in shown
+    assert "CLOSED (false alarm)" in shown
+    assert [e["action_id"] for b in msg.blocks if b.get("block_id", "").startswith("respond-") for e in b["elements"]] == ["pollwatch:draft"]
+    draft = draft_message(kz_watch, inc, "# Headline <!channel>\n" + ("a & b <c> " * 40 + "\n") * 500, key="d", requested_by="<!here>")
+    for b in msg.blocks + draft.blocks:
+        Block.parse(b).validate_json()
+    assert len(draft.blocks) <= 50 and "<!channel>" not in json.dumps(draft.blocks) and "<!here>" not in draft.text

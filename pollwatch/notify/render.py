@@ -355,8 +355,8 @@ def _who(r: dict[str, Any]) -> str:
     return f"<@{uid}>" if re.fullmatch(r"[UW][A-Z0-9]{2,20}", uid) else _esc(str(r.get("by") or "a responder"))
 
 
-def responders_text(inc: Incident) -> str | None:
-    """Who acknowledged, who confirmed or set the cause, and a false alarm's closing (mrkdwn), or None."""
+def responders_text(inc: Incident) -> str:
+    """Who acknowledged, who confirmed or set the cause, and a false alarm's closing (mrkdwn)."""
     parts = []
     if inc.acknowledged_by:
         parts.append("acknowledged by " + ", ".join(_who(r) for r in inc.acknowledged_by[:10])
@@ -483,9 +483,12 @@ def draft_message(watch: Watch, inc: Incident, draft: str, *, key: str, requeste
     """A thread reply with the draft public statement (`pollwatch brief`), to review before publishing."""
     lead = f":memo: *Draft statement* requested by {_esc(requested_by)} — review before publishing"
     blocks: list[Block] = [SectionBlock(text=_md(lead))]
-    body = markdown_to_mrkdwn(draft)
-    for i in range(0, min(len(body), 2900 * 40), 2900):  # a section holds 3,000 characters; a message 50 blocks
-        blocks.append(SectionBlock(text=MarkdownTextObject(text=body[i:i + 2900])))
+    chunks = [""]
+    for line in markdown_to_mrkdwn(draft).split("\n"):  # a section holds 3,000 characters: split between lines
+        if len(chunks[-1]) + len(line) + 1 > 2900:
+            chunks.append("")
+        chunks[-1] += _cut(line, 2900) + "\n"
+    blocks += [SectionBlock(text=MarkdownTextObject(text=c)) for c in chunks[:45] if c.strip()]  # a message holds 50 blocks
     return Message(text=_cut(f"Draft statement for incident {_esc(inc.id)}:\n{_esc(draft)}", 3900), blocks=_blocks(blocks),
                    metadata=metadata(watch, key=key, role="draft", incident_id=inc.id), headline=headline(watch, inc, "DRAFT"))
 
