@@ -159,6 +159,24 @@ def default_drafter() -> Drafter | None:
     return getattr(brief, "incident_statement", None)
 
 
+def _make_draft(req: Request, url: str | None, watch: Watch | None, drafter: Drafter | None) -> tuple[str | None, Result | None]:
+    """(the draft statement for the request's incident, None), or (None, why not as a Result)."""
+    with store.session_scope(url) as s:
+        try:
+            inc = find_incident(s, req.incident_id)
+        except OverrideError as exc:
+            return None, Result("invalid", str(exc))
+    w = watch if watch is not None and watch.name == inc.watch else watch_for(inc.watch)
+    make = drafter or default_drafter()
+    if w is None or make is None:
+        why = f"watch {inc.watch} is not found here" if w is None else "the draft statement needs `pollwatch brief`, which this version lacks"
+        return None, Result("invalid", why, inc)
+    try:
+        return (make(w, inc.id) if drafter is not None else make(w, inc.id, url=url)), None  # type: ignore[call-arg]
+    except Exception as exc:
+        return None, Result("invalid", f"the draft could not be made ({type(exc).__name__}: {str(exc)[:200]})", inc, watch=w.name)
+
+
 def _same_decision(inc: Incident, req: Request) -> dict[str, Any] | None:
     """The responder's own standing decision that this request repeats (Confirm pressed again on the edited root
     message, the same cause and why submitted again from a new form), or None."""
@@ -176,6 +194,11 @@ def act(req: Request, *, url: str | None = None, watch: Watch | None = None, mem
     """Carry out one responder action (see the module docstring); never raises for a responder's mistake."""
     at = (req.at or datetime.now(timezone.utc)).astimezone(timezone.utc)
     req.why = _clean(req.why)
+    draft: str | None = None
+    if req.action is Action.draft:  # made before the transaction: the brief reads the store itself
+        draft, problem = _make_draft(req, url, watch, drafter)
+        if problem is not None:
+            return problem
     with store.session_scope(url) as s:
         audit.lock_chain(s)  # a repeat waits here and then finds this action's key
         try:
@@ -235,14 +258,7 @@ def act(req: Request, *, url: str | None = None, watch: Watch | None = None, mem
             return Result("done", f"Incident {inc.id} closed as a false alarm.", after, alerts, w.name)
 
         # draft statement
-        make = drafter or default_drafter()
-        if make is None:
-            return Result("invalid", "the draft statement needs `pollwatch brief`, which this version of pollwatch lacks", inc,
-                          watch=w.name)
-        try:
-            text = make(w, inc.id) if drafter is not None else make(w, inc.id, url=url)  # type: ignore[call-arg]
-        except Exception as exc:
-            return Result("invalid", f"the draft could not be made ({type(exc).__name__}: {str(exc)[:200]})", inc, watch=w.name)
+        text = draft or ""
         after = _record(inc, req, at, sha256=hashlib.sha256(text.encode()).hexdigest())
         store.save_incidents(s, [after.model_copy(update={"version": inc.version})])  # a draft changes no state to alert on
         audit.record_response(s, watch=inc.watch, incident_id=inc.id, action=req.action.value, who=req.who, at=at,

@@ -383,3 +383,23 @@ def test_listen_says_which_credential_is_missing(monkeypatch):
     monkeypatch.setenv("POLLWATCH_SLACK_APP_TOKEN", "xoxb-not-an-app-token")
     result = CliRunner().invoke(app, ["slack", "listen"])
     assert result.exit_code == 2 and "xapp-" in result.output and "xoxb-not-an-app-token" not in result.output
+
+
+def test_draft_statement_is_pollwatch_brief(watch, transport, fake, incident):
+    """Without a drafter given, the button posts `pollwatch brief`'s own draft for the incident (pollwatch.brief)."""
+    from pollwatch.brief import incident_statement
+
+    inc, root = incident
+    interactions = Interactions(transport, watch=watch)
+    with SocketModeListener(interactions, SecretStr(fake.app_token), ping_interval=30):
+        fake.sock.wait_connected()
+        press(fake, root, "draft", ANYONE, "dana")
+        draft = wait_for(lambda: next((m for m in fake.thread(CHANNEL, root) if "Draft statement" in json.dumps(m.get("blocks"))), None))
+    assert draft, fake.ephemerals
+    shown = " ".join(b["text"]["text"] for b in draft["blocks"])
+    expected = incident_statement(watch, inc.id)
+    first = next(line.lstrip("# ").replace("\\", "") for line in expected.splitlines() if line.strip())
+    assert first and first.split()[0] in shown, (first, shown[:300])
+    assert f"incident {inc.id}" in shown
+    (entry,) = [e for e in log("response") if e.payload["action"] == "draft"]
+    assert entry.payload["user_id"] == ANYONE and len(entry.payload["sha256"]) == 64
