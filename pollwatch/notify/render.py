@@ -453,8 +453,10 @@ def end_message(watch: Watch, inc: Incident, *, key: str, held: list[list[str]] 
     end = inc.end or inc.updated_at
     dur = fmt_duration(end - inc.start)
     word = "Unblocked" if inc.kind in (IncidentKind.service_block, IncidentKind.circumvention_block) else "Recovered"
-    blocks.append(action_buttons(inc))
     lead = f":white_check_mark: *{word}* — {KIND_TITLES[inc.kind]} in {_esc(country_name(inc.country))} lasted *{dur}*"
+    if inc.false_alarm:
+        word = "Closed as a false alarm"
+        lead = f":white_check_mark: *{word}* by {_who(inc.false_alarm)} — not an outage: {_esc(str(inc.false_alarm.get('why') or ''))}"
     blocks: list[Block] = [SectionBlock(text=_md(lead), fields=[
         _field("From", fmt_when(watch, inc.start)),
         _field("To", fmt_when(watch, end)),
