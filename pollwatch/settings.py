@@ -1,15 +1,18 @@
 """Settings from the environment (prefix POLLWATCH_) and an optional `.env` file.
 
-Secrets are typed `SecretStr` so they never print; flows may also read them from Prefect Secret
-blocks (see `tasks/secrets.py`), which take precedence.
+Secrets are typed `SecretStr` so they never print, and are registered with `pollwatch.redact` as
+they are read, so that a server echoing one has it scrubbed; flows may also read them from
+Prefect Secret blocks (see `tasks/secrets.py`), which take precedence.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from pollwatch import redact
 
 
 class Settings(BaseSettings):
@@ -27,6 +30,11 @@ class Settings(BaseSettings):
     radar_api_token: SecretStr | None = None
     contact_url: str | None = Field(default=None, description="where observatories can reach this deployment's operators "
                                                                 "(a web page or mailto:), sent in every request's User-Agent")
+
+    @model_validator(mode="after")
+    def _register_secrets(self) -> "Settings":
+        redact.register(self.slack_bot_token, self.slack_webhook_url, self.radar_api_token)
+        return self
 
     @property
     def resolved_database_url(self) -> str:

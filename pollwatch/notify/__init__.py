@@ -17,10 +17,10 @@ from pydantic import SecretStr
 
 from pollwatch.notify.delivery import DeliveryReport, OutboxDelivery, deliver_outbox, gap_alerts, gap_notices, notice_alerts
 from pollwatch.notify.render import Links, Message
-from pollwatch.notify.transports import ConsoleTransport, DeliveryError, Scrubber, SlackTransport, Transport, WebhookTransport
+from pollwatch.notify.transports import ConsoleTransport, DeliveryError, SlackTransport, Transport, WebhookTransport
 
 __all__ = [
-    "ConsoleTransport", "DeliveryError", "DeliveryReport", "Links", "Message", "OutboxDelivery", "Scrubber",
+    "ConsoleTransport", "DeliveryError", "DeliveryReport", "Links", "Message", "OutboxDelivery",
     "SlackTransport", "Transport", "WebhookTransport", "choose_transport", "deliver_outbox", "gap_alerts", "gap_notices", "notice_alerts",
 ]
 

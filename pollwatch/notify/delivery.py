@@ -39,7 +39,7 @@ from pollwatch import store
 from pollwatch.models import Alert, AlertState, Anomaly, Gap, Incident, Notice, NoticeLevel, iso, stable_id
 from pollwatch.notify import render, routing
 from pollwatch.notify.render import Links, Message
-from pollwatch.notify.transports import DeliveryError, Scrubber, Transport
+from pollwatch.notify.transports import DeliveryError, Transport
 from pollwatch.playbook import Watch
 from pollwatch.responders import DRAFT_EVENT
 from pollwatch.timeutil import floor_time
@@ -211,7 +211,6 @@ class OutboxDelivery:
         self.chart = chart if chart is not None else (store_chart(url) if watch.alerts.chart else None)
         self.retry_delays = list(retry_delays)
         self.now = now or (lambda: datetime.now(timezone.utc))
-        self.scrub: Scrubber = getattr(transport, "scrub", Scrubber())
         self.report = DeliveryReport(transport=transport.name)
         self._roots: dict[str, Ref] = {}
         self._known = {a.id: a for a in anomalies or []}  # this tick's anomalies, maybe not stored yet
@@ -270,7 +269,7 @@ class OutboxDelivery:
                 self._deliver(a)
                 delivered += 1
             except DeliveryError as exc:
-                msg = self.scrub(exc)
+                msg = str(exc)  # a DeliveryError's text is scrubbed when it is made
                 self._mark(a, AlertState.failed, error=msg)
                 self.report.errors[channel] = msg
                 log.error("alert %s to %s not delivered: %s", a.id, channel, msg)
@@ -308,7 +307,7 @@ class OutboxDelivery:
                 if exc.kind != "unavailable" or not delays:
                     raise
                 suspect = suspect or exc.ambiguous
-                log.warning("alert %s: %s; retrying in %.1f s", a.id, self.scrub(exc), delays[0])
+                log.warning("alert %s: %s; retrying in %.1f s", a.id, exc, delays[0])
                 time.sleep(delays.pop(0))
 
     def _mark(self, a: Alert, state: AlertState, ref: str | None = None, error: str | None = None) -> None:
@@ -411,7 +410,7 @@ class OutboxDelivery:
                 if exc.kind != "rejected":
                     raise
                 # e.g. someone deleted the root message: the thread replies still carry the news
-                log.warning("root message of incident %s not edited: %s", inc.id, self.scrub(exc))
+                log.warning("root message of incident %s not edited: %s", inc.id, exc)
         held = self._held_since_last_post(earlier)
         if a.event == "end":
             found = self.t.find(root.channel, key=a.idempotency_key, thread_ts=root.root_ts) if suspect and self.t.threads else None
@@ -485,9 +484,9 @@ class OutboxDelivery:
         except DeliveryError as exc:
             if exc.kind in ("auth", "channel"):
                 raise
-            log.warning("chart for incident %s not uploaded: %s", inc.id, self.scrub(exc))
+            log.warning("chart for incident %s not uploaded: %s", inc.id, exc)
         except Exception as exc:  # a chart must never hold an alert back
-            log.warning("chart for incident %s not drawn: %s", inc.id, self.scrub(exc))
+            log.warning("chart for incident %s not drawn: %s", inc.id, exc)
 
     # --- operator notices -------------------------------------------------------------------------
     def _tell_ops(self, channel: str, a: Alert, exc: DeliveryError, msg: str) -> None:

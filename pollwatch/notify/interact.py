@@ -41,7 +41,8 @@ from pydantic import SecretStr
 from pollwatch import responders
 from pollwatch.models import Cause
 from pollwatch.notify.render import ACTION_PREFIX, CAUSE_WORDS, _esc
-from pollwatch.notify.transports import DeliveryError, Scrubber, SlackTransport
+from pollwatch.notify.transports import DeliveryError, SlackTransport
+from pollwatch.redact import register, scrub
 from pollwatch.playbook import Watch
 from pollwatch.responders import Action, Request
 
@@ -309,7 +310,8 @@ class SocketModeListener:
         from slack_sdk.socket_mode import SocketModeClient
 
         self.interactions = interactions
-        self.scrub = Scrubber([app_token])
+        register(app_token)
+        self.scrub = scrub
         self.client = SocketModeClient(app_token=app_token.get_secret_value(), web_client=interactions.transport.client,
                                        logger=logging.getLogger("pollwatch.notify.slack_sdk"), ping_interval=ping_interval)
         self.client.socket_mode_request_listeners.append(self._on_request)

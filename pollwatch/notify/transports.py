@@ -3,7 +3,8 @@ messages only), or the console.
 
 Every transport paces its posts (about one message per channel per second), turns failures into
 a `DeliveryError` that says whether the message may have been accepted anyway (`ambiguous`), and
-never lets a secret into a log line, a stored error or an exception text (`Scrubber`).
+never lets a secret into a log line, a stored error or an exception text: Slack's answers pass
+through `pollwatch.redact.scrub` (the token and the webhook URL are registered there).
 """
 
 from __future__ import annotations
@@ -22,42 +23,26 @@ from urllib.error import URLError
 from pydantic import SecretStr
 
 from pollwatch.notify.render import METADATA_EVENT, Message
+from pollwatch.redact import register, scrub
 from pollwatch.sinks import terminal_safe
 
 log = logging.getLogger("pollwatch.notify")
 
-_SECRET_PATTERNS = [
-    re.compile(r"xox[a-z]-[A-Za-z0-9-]+"),
-    re.compile(r"xapp-[A-Za-z0-9-]+"),
-    re.compile(r"https://hooks\.slack\.com/\S+"),
-]
-
-
-class Scrubber:
-    """Replaces known secrets (and anything shaped like a Slack token or webhook URL) with `***`."""
-
-    def __init__(self, secrets: Iterable[SecretStr | str | None] = ()):
-        self.secrets = [s.get_secret_value() if isinstance(s, SecretStr) else s for s in secrets if s]
-        self.secrets = [s for s in self.secrets if len(s) >= 6]
-
-    def __call__(self, text: Any) -> str:
-        out = str(text)
-        for s in self.secrets:
-            out = out.replace(s, "***")
-        for p in _SECRET_PATTERNS:
-            out = p.sub("***", out)
-        return out
-
 
 class _ScrubFilter(logging.Filter):
-    def __init__(self, scrub: Scrubber):
-        super().__init__()
-        self.scrub = scrub
+    """Scrubs the slack_sdk logger's records (it logs request and response bodies at debug level)."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        record.msg = self.scrub(record.getMessage())
+        record.msg = scrub(record.getMessage())
         record.args = ()
         return True
+
+
+def _sdk_logger() -> logging.Logger:
+    sdk_log = logging.getLogger("pollwatch.notify.slack_sdk")
+    if not any(isinstance(f, _ScrubFilter) for f in sdk_log.filters):
+        sdk_log.addFilter(_ScrubFilter())
+    return sdk_log
 
 
 class DeliveryError(Exception):
@@ -69,7 +54,7 @@ class DeliveryError(Exception):
     """
 
     def __init__(self, kind: str, message: str, *, ambiguous: bool = False, channel: str | None = None):
-        super().__init__(message)
+        super().__init__(scrub(message))  # Slack's error words, exceptions' texts: outside text
         self.kind, self.ambiguous, self.channel = kind, ambiguous, channel
 
 
@@ -142,10 +127,8 @@ class SlackTransport:
         from slack_sdk import WebClient
         from slack_sdk.http_retry.builtin_handlers import RateLimitErrorRetryHandler
 
-        self.scrub = Scrubber([token])
-        sdk_log = logging.getLogger("pollwatch.notify.slack_sdk")
-        if not any(isinstance(f, _ScrubFilter) for f in sdk_log.filters):
-            sdk_log.addFilter(_ScrubFilter(self.scrub))
+        register(token)
+        sdk_log = _sdk_logger()
         # Only 429s are retried inside the SDK (they were not accepted). Connection errors and 5xx
         # come back to us: a blind resend after an accepted-but-unanswered post would duplicate it.
         self.client = WebClient(
@@ -173,15 +156,14 @@ class SlackTransport:
             error = (resp.get("error") if isinstance(resp.data, dict) else None) or ""
             raise classify_api_error(error, resp.status_code, where) from None
         except (TimeoutError, socket.timeout) as exc:
-            raise DeliveryError("unavailable", f"Slack did not answer {method} in time ({self.scrub(exc)})",
+            raise DeliveryError("unavailable", f"Slack did not answer {method} in time ({exc})",
                                 ambiguous=True, channel=where) from None
         except (URLError, ConnectionError, OSError) as exc:
             reason = getattr(exc, "reason", exc)
             ambiguous = not isinstance(reason, ConnectionRefusedError)
-            raise DeliveryError("unavailable", f"Slack unreachable during {method} ({self.scrub(type(reason).__name__)}: "
-                                f"{self.scrub(reason)})", ambiguous=ambiguous, channel=where) from None
+            raise DeliveryError("unavailable", f"Slack unreachable during {method} ({type(reason).__name__}: {reason})", ambiguous=ambiguous, channel=where) from None
         except SlackRequestError as exc:
-            raise DeliveryError("rejected", f"bad request to Slack ({self.scrub(exc)})", channel=where) from None
+            raise DeliveryError("rejected", f"bad request to Slack ({exc})", channel=where) from None
 
     def check(self) -> dict[str, Any]:
         """auth.test: who the token is (raises DeliveryError kind=auth on a bad token)."""
@@ -291,7 +273,7 @@ class SlackTransport:
             if exc.kind == "rejected" and "file_not_found" in str(exc):  # the earlier attempt never completed
                 return False
             if exc.kind == "rejected":  # e.g. missing_scope (files:read): unknown, and a second copy is worse than none
-                log.warning("cannot tell whether chart upload %s completed (%s); not uploading it again", file_id, self.scrub(exc))
+                log.warning("cannot tell whether chart upload %s completed (%s); not uploading it again", file_id, scrub(exc))
                 return True
             raise
         return True
@@ -321,7 +303,7 @@ class SlackTransport:
             except DeliveryError as exc:
                 if exc.kind != "unavailable" or not delays:
                     raise
-                log.warning("chart %s: %s; retrying in %.1f s", filename, self.scrub(exc), delays[0])
+                log.warning("chart %s: %s; retrying in %.1f s", filename, scrub(exc), delays[0])
                 time.sleep(delays.pop(0))
 
     def _send_bytes(self, url: str, data: bytes, where: str) -> None:
@@ -333,7 +315,7 @@ class SlackTransport:
                 if resp.status != 200:
                     raise DeliveryError("rejected", f"Slack refused the file's bytes (HTTP {resp.status})", channel=where)
         except (TimeoutError, socket.timeout, URLError, ConnectionError, OSError) as exc:
-            raise DeliveryError("unavailable", f"the file's bytes did not reach Slack ({self.scrub(exc)})", channel=where) from None
+            raise DeliveryError("unavailable", f"the file's bytes did not reach Slack ({scrub(exc)})", channel=where) from None
 
 
     # --- responders' actions (pollwatch.notify.interact) ------------------------------------------
@@ -368,10 +350,8 @@ class WebhookTransport:
         from slack_sdk.http_retry.builtin_handlers import RateLimitErrorRetryHandler
         from slack_sdk.webhook import WebhookClient
 
-        self.scrub = Scrubber([url])
-        sdk_log = logging.getLogger("pollwatch.notify.slack_sdk")
-        if not any(isinstance(f, _ScrubFilter) for f in sdk_log.filters):
-            sdk_log.addFilter(_ScrubFilter(self.scrub))
+        register(url)
+        sdk_log = _sdk_logger()
         self.client = WebhookClient(url.get_secret_value(), timeout=int(max(1, timeout)), logger=sdk_log,
                                     retry_handlers=[RateLimitErrorRetryHandler(max_retry_count=max_rate_limit_retries)])
         self.pacer = _Pacer(pace)
@@ -388,9 +368,9 @@ class WebhookTransport:
         try:
             r = self.client.send(text=msg.text, blocks=msg.blocks or None, unfurl_links=False, unfurl_media=False)
         except (TimeoutError, socket.timeout) as exc:
-            raise DeliveryError("unavailable", f"the webhook did not answer in time ({self.scrub(exc)})", ambiguous=True) from None
+            raise DeliveryError("unavailable", f"the webhook did not answer in time ({exc})", ambiguous=True) from None
         except (URLError, ConnectionError, OSError) as exc:
-            raise DeliveryError("unavailable", f"the webhook is unreachable ({self.scrub(getattr(exc, 'reason', exc))})",
+            raise DeliveryError("unavailable", f"the webhook is unreachable ({getattr(exc, 'reason', exc)})",
                                 ambiguous=True) from None
         if r.status_code != 200:
             raise classify_api_error(str(r.body or "").strip(), r.status_code, channel)

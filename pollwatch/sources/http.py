@@ -10,7 +10,9 @@
 
 `get_json` returns a `Fetched` (parsed payload, request URL without secrets, fetch time and
 SHA-256 of the raw bytes) or raises `FetchError` whose `kind` says what went wrong. Secrets go
-in headers only and never appear in URLs, errors or provenance.
+in headers only and never appear in URLs, errors or provenance. This is where outside text
+enters: every error text and every parsed payload passes through `pollwatch.redact.scrub`, so a
+server that echoes a secret it was sent (in any encoding) hands on only `***`.
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ import certifi
 import httpx
 import orjson
 
-from pollwatch import __version__
+from pollwatch import __version__, redact
 from pollwatch.models import Provenance
 
 Sleep = Callable[[float], Awaitable[Any]]
@@ -43,13 +45,14 @@ def user_agent(contact: str | None = None) -> str:
     return USER_AGENT if not contact else f"pollwatch/{__version__} (+{contact}; election internet-shutdown monitoring; httpx/{httpx.__version__})"
 
 # Query parameters that may carry credentials; dropped from every URL we record or print.
-SECRET_PARAMS = frozenset({"token", "api_key", "apikey", "key", "access_token", "auth", "password", "secret"})
+SECRET_PARAMS = redact.SECRET_PARAMS
 
 
 class FetchError(Exception):
     """A request that did not yield usable JSON. `kind`: timeout, connection, http, rate_limited, malformed."""
 
     def __init__(self, kind: str, message: str, url: str = "", status: int | None = None, attempts: int = 1) -> None:
+        message, url = redact.scrub(message), redact.scrub(url)  # servers' words and exceptions' texts: outside text
         self.kind = kind
         self.url = url
         self.status = status
@@ -152,7 +155,7 @@ class HttpClient:
         rng: random.Random | None = None,
         secrets: list[str] | None = None,
     ) -> None:
-        self._secrets = [x for x in (secrets or []) if x]
+        redact.register(*(secrets or []))  # what this client sends (a token in a header) is what a server may echo
         self.base_url = base_url.rstrip("/")
         self.retries = retries
         self.backoff = backoff
@@ -201,23 +204,9 @@ class HttpClient:
             delay = max(delay, retry_after)
         return delay
 
-    def scrub(self, text: str) -> str:
-        """`text` with every configured secret replaced by `***` (a server may echo what it was sent)."""
-        for secret in self._secrets:
-            text = text.replace(secret, "***")
-        return text
-
     async def get_json(self, path: str, params: dict[str, Any] | None = None) -> Fetched:
         """GET `path` (relative to the base URL) and parse JSON, retrying transient failures."""
         self.calls += 1
-        try:
-            return await self._get_json(path, params)
-        except FetchError as exc:
-            if self._secrets and self.scrub(str(exc)) != str(exc):
-                raise FetchError(exc.kind, self.scrub(str(exc)), status=exc.status, attempts=exc.attempts) from None
-            raise
-
-    async def _get_json(self, path: str, params: dict[str, Any] | None) -> Fetched:
         clean_params = {k: v for k, v in (params or {}).items() if v is not None}
         full = httpx.URL(self.url(path)).copy_merge_params(clean_params)  # keeps a query already in `path`
         shown = redact_url(full)
@@ -241,7 +230,7 @@ class HttpClient:
                         kind = "rate_limited" if status == 429 else "http"
                         err = FetchError(kind, f"HTTP {status}", shown, status=status, attempts=attempt + 1)
                     elif status >= 400:
-                        snippet = resp.text[:200].replace("\n", " ")
+                        snippet = redact.scrub(resp.text)[:200].replace("\n", " ")  # scrubbed whole: a cut must not halve a secret
                         raise FetchError("http", f"HTTP {status}: {snippet}", shown, status=status, attempts=attempt + 1)
                     else:
                         return self._parse(resp, shown, attempt + 1)
@@ -260,4 +249,7 @@ class HttpClient:
             payload = orjson.loads(raw)  # several times faster than json on OONI's large aggregation answers
         except orjson.JSONDecodeError as exc:
             raise FetchError("malformed", f"response is not valid JSON ({exc.__class__.__name__}: {exc}; {len(raw)} bytes)", shown, status=resp.status_code, attempts=attempts) from None
+        # an echoed secret, raw or encoded; JSON escapes (`\u0041`, `\/`) are gone once parsed, so look again at the parsed form
+        if redact.found_in(raw) or (b"\\" in raw and redact.found_in(orjson.dumps(payload))):
+            payload = redact.scrub_data(payload)
         return Fetched(payload=payload, url=shown, fetched_at=datetime.now(timezone.utc), payload_hash=digest, status=resp.status_code, attempts=attempts, size=len(raw))

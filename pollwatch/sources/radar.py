@@ -3,7 +3,8 @@
 Used only when an API token is configured: passed in (`token=`), or `POLLWATCH_RADAR_API_TOKEN`
 through `pollwatch.settings` (Prefect flows may load it from a Secret block and pass it in).
 The token travels in the `Authorization: Bearer` header only; it never appears in URLs,
-provenance, notices, gaps, errors or logs (the HTTP layer scrubs it from error text).
+provenance, notices, gaps, errors or logs (the HTTP layer scrubs it, in any encoding, from what Cloudflare
+or anything in between answers: `pollwatch.redact`).
 
 Requests and parameters as cloudflare/api-schemas openapi.json declares them (operations
 radar-get-annotations-outages, radar-get-traffic-anomalies): `limit` and `offset` page, and
@@ -136,7 +137,7 @@ class RadarSource(Source):
                 run.notice(f"radar: more than {pages * limit} {key} for {run.country}; the rest were not read (sources.radar.options.pages)")
         except (FetchError, ShapeError) as exc:
             err = shape_failure(exc) if isinstance(exc, ShapeError) else exc
-            reason = http.scrub(run.failed(err, signal))
+            reason = run.failed(err, signal)
             run.gap(run.country, signal, reason)
 
     def _annotation(self, run: _Run, item: Any, fetched: Fetched) -> Corroboration | None:

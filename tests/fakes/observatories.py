@@ -15,7 +15,9 @@ table (tests/test_sources_contract.py). Each serves the response shapes from sma
 Fault modes: "500", "429" (with Retry-After: `retry_after`), "hang" (sleeps `hang_seconds`,
 then answers), "truncated" (half a JSON body, HTTP 200), "wrong_shape" (valid JSON, wrong
 structure), "empty" (a valid, empty result), "echo_auth" (HTTP 400 echoing the Authorization
-header, to prove secrets are scrubbed). `latency` delays every response and `cache_responses`
+header, to prove secrets are scrubbed), "echo" (HTTP `echo_status`, 200 by default, with the
+API's own error shape quoting `echo_secrets`, or else the request's credential, in every encoding
+of tests/fakes/hostile.py). `latency` delays every response and `cache_responses`
 serves repeated queries from memory (benchmarks: the API's own work is not what they measure).
 Every request is recorded in `requests` (path, query, headers).
 """
@@ -32,7 +34,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-FAULTS = ("500", "429", "hang", "truncated", "wrong_shape", "empty", "echo_auth")
+from tests.fakes.hostile import echo_text
+
+FAULTS = ("500", "429", "hang", "truncated", "wrong_shape", "empty", "echo_auth", "echo")
 
 
 @dataclass
@@ -100,6 +104,8 @@ class FakeAPI:
         self.latency = latency
         self.retry_after = "1"
         self.hang_seconds = 5.0
+        self.echo_status = 200
+        self.echo_secrets: list[str] = []
         self.requests: list[Recorded] = []
         self.cache_responses = False  # benchmarks: serve repeated queries from memory, like a warm API
         self._cache: dict[str, tuple[int, bytes]] = {}
@@ -192,6 +198,10 @@ class FakeAPI:
             status, headers, body = 429, {"Retry-After": self.retry_after}, b'{"error": "too many requests"}'
         elif fault == "echo_auth":
             status, body = 400, json.dumps({"error": f"bad request with Authorization {h.headers.get('Authorization')}"}).encode()
+        elif fault == "echo":
+            auth = h.headers.get("Authorization", "").removeprefix("Bearer ")
+            message = echo_text(self.echo_secrets or [auth])
+            status, body = self.echo_status, json.dumps(self.error_payload(message, path, query)).encode()
         elif fault == "wrong_shape":
             body = json.dumps({"unexpected": [1, 2, 3], "note": "not the documented shape"}).encode()
         elif fault is None and self.cache_responses and h.path in self._cache:
@@ -240,6 +250,10 @@ class FakeAPI:
                 continue
             out += [f"{req.path}: {p}" for p in hit[0].problems(req.query)]
         return out
+
+    def error_payload(self, message: str, path: str, query: dict[str, str]) -> Any:
+        """An error in the API's own shape (OONI's API answers `{"error": ...}`)."""
+        return {"error": message, "v": 0}
 
     def paths(self, prefix: str = "") -> list[str]:
         return [r.path for r in self.requests if r.path.startswith(prefix)]
@@ -363,6 +377,9 @@ class IodaFake(FakeAPI):
         else:
             out = out[: int(limit)]
         return 200, self._envelope(typ, query, out)
+
+    def error_payload(self, message: str, path: str, query: dict[str, str]) -> Any:
+        return self._envelope("error", query, None, message)
 
     def _signals(self, etype: str, codes: str, query: dict[str, str], empty: bool) -> tuple[int, Any]:
         try:
@@ -553,6 +570,9 @@ class RipestatFake(FakeAPI):
                 "cached": False, "data": data, "query_id": "fake", "process_time": 1, "server_id": "fake", "build_version": "fake",
                 "status": status, "status_code": 200, "time": "2019-06-09T00:00:00.000000"}
 
+    def error_payload(self, message: str, path: str, query: dict[str, str]) -> Any:
+        return {**self._envelope(path.split("/")[2] if path.count("/") > 2 else "unknown", {}, status="error"), "messages": [["error", message]]}
+
     def respond(self, path: str, query: dict[str, str], headers: Any, empty: bool) -> tuple[int, Any]:
         cc = query.get("resource", "").upper()
         if path == "/data/country-resource-list/data.json":
@@ -600,6 +620,9 @@ class RadarFake(FakeAPI):
         self.token = token
         self.annotations: list[dict[str, Any]] = []
         self.anomalies: list[dict[str, Any]] = []
+
+    def error_payload(self, message: str, path: str, query: dict[str, str]) -> Any:
+        return {"success": False, "errors": [{"code": 10000, "message": message}], "messages": [], "result": None}
 
     def respond(self, path: str, query: dict[str, str], headers: Any, empty: bool) -> tuple[int, Any]:
         if headers.get("Authorization") != f"Bearer {self.token}":

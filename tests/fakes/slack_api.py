@@ -18,7 +18,10 @@ asynchronously. Faults:
   timeout (the case that makes naive retries post twice);
 - ``invalid_auth`` / ``channel_not_found``: ``{"ok": false, "error": ...}`` with HTTP 200;
 - ``unreachable``: the connection is closed without an answer (Slack down);
-- ``api_error``: ``{"ok": false, "error": <error>}`` for any other documented error word.
+- ``api_error``: ``{"ok": false, "error": <error>}`` for any other documented error word;
+- ``echo``: a careless Slack (or a proxy in front of it) quoting the credential back: the Web API's
+  ``{"ok": false, "error": ...}`` with the request's token, an incoming webhook's 400 text with
+  its URL, in every encoding of tests/fakes/hostile.py.
 
 Use it with the real ``slack_sdk.WebClient(base_url=fake.base_url)``.
 
@@ -39,7 +42,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-FAULT_KINDS = {"ratelimit", "server_error", "timeout", "invalid_auth", "channel_not_found", "unreachable", "api_error"}
+from tests.fakes.hostile import echo_text
+
+FAULT_KINDS = {"ratelimit", "server_error", "timeout", "invalid_auth", "channel_not_found", "unreachable", "api_error", "echo"}
 
 
 @dataclass
@@ -231,6 +236,8 @@ class FakeSlack:
             return self._send(req, 200, {"ok": False, "error": fault.kind})
         if fault is not None and fault.kind == "api_error":
             return self._send(req, 200, {"ok": False, "error": fault.error})
+        if fault is not None and fault.kind == "echo":
+            return self._send(req, 200, {"ok": False, "error": echo_text([token or ""])})
         if method == "apps.connections.open":
             if token != self.app_token:  # only an app-level token opens Socket Mode connections
                 return self._send(req, 200, {"ok": False, "error": "invalid_auth" if token else "not_authed"})
@@ -285,6 +292,8 @@ class FakeSlack:
             return self._send_text(req, 500, "internal_error")
         if fault is not None and fault.kind == "channel_not_found":
             return self._send_text(req, 404, "channel_not_found")
+        if fault is not None and fault.kind == "echo":
+            return self._send_text(req, 400, echo_text([self.webhook_url, self.webhook_secret]))
         if fault is not None and fault.kind == "invalid_auth" or path != "/services/" + self.webhook_secret:
             return self._send_text(req, 403, "invalid_token")
         if not params.get("text") and not params.get("blocks"):
