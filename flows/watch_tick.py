@@ -103,6 +103,8 @@ def _run_tick(w: Watch, tick: datetime, observations: str | None, base_urls: dic
         return {"watch": w.name, "tick": tick.isoformat(), "skipped": True, "covered_by": last_tick.isoformat()}
     # each signal from the last completed tick less its lag, so ticks that were missed and late data are caught up here
     windows = TickWindows.of(w, last_tick, tick, cadence)
+    # what waits on the outside world (observatories, vantages) stops here: what is unanswered by then is a gap
+    deadline = datetime.now(timezone.utc) + w.tick.for_cadence(cadence)
     since = windows.earliest
     notices: list[Notice] = []
     if state.playbook_hash and w.content_hash and state.playbook_hash != w.content_hash:
@@ -118,7 +120,8 @@ def _run_tick(w: Watch, tick: datetime, observations: str | None, base_urls: dic
         record_observations(quote(collected), w.name)
     else:
         # one task run per enabled source, running side by side; a failing source only adds gaps and notices
-        futures = [collect_source.submit(name, cfg, windows.for_source(name, w), tick, (base_urls or {}).get(name)) for name in enabled_sources(w)]
+        futures = [collect_source.submit(name, cfg, windows.for_source(name, w), tick, (base_urls or {}).get(name), deadline)
+                   for name in enabled_sources(w)]
         results = [f.result() for f in futures]
         collected = [o for r in results for o in r.observations]
         records = [c for r in results for c in r.corroborations]  # IODA alerts/events, Radar annotations: for attribution
@@ -133,7 +136,8 @@ def _run_tick(w: Watch, tick: datetime, observations: str | None, base_urls: dic
     # --- own vantage points (docs/probes.md): the probe flow on every vantage's work pool ------
     probe_gaps: list[Gap] = []
     if w.vantages:
-        probed = probe_vantages.submit(cfg, tick, vantage_timeout(w, cadence), cadence).result()
+        left = max(5.0, (deadline - datetime.now(timezone.utc)).total_seconds())
+        probed = probe_vantages.submit(cfg, tick, min(vantage_timeout(w, cadence), left), cadence).result()
         record_observations(quote(probed.observations), w.name)
         probe_gaps, notices = probed.gaps, notices + probed.notices
     # --- end of own vantage points -----------------------------------------------------------

@@ -23,7 +23,7 @@ from typing import Annotated, Any, Literal
 
 import pycountry
 import yaml
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer, ValidationError, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ByteSize, ConfigDict, Field, PlainSerializer, ValidationError, field_validator, model_validator
 
 from pollwatch.models import Direction, Family
 from pollwatch.timeutil import format_duration, parse_duration
@@ -158,12 +158,16 @@ class SourceConfig(_Strict):
 
     enabled: bool = True
     base_url: str | None = None
-    timeout: Duration = timedelta(seconds=20)
+    timeout: Duration = Field(default=timedelta(seconds=20), description="longest wait for a connection or for the next bytes")
+    deadline: Duration = Field(default=timedelta(seconds=60), description="longest one attempt may take, connect to last byte "
+                               "(a server dripping bytes is cut off here)")
     retries: int = Field(default=3, ge=0, le=10, description="retries after the first attempt (connection errors, 429, 5xx)")
     backoff: float = Field(default=0.5, ge=0, description="first retry delay in seconds; doubles per attempt, with jitter")
     max_backoff: float = Field(default=30.0, ge=0, description="longest wait between attempts, Retry-After included")
     rate_limit: float = Field(default=20.0, ge=0, description="requests per second per host (0 = unlimited)")
     max_concurrency: int = Field(default=10, ge=1, description="requests in flight at once")
+    max_response: ByteSize | None = Field(default=None, gt=0, description="largest response accepted, e.g. 32MiB "
+                                          "(default: the source's own, docs/sources.md); a larger one is a gap")
     options: dict[str, Any] = Field(default_factory=dict)
 
 
@@ -256,6 +260,19 @@ class Vantage(_Strict):
     resolver: str | None = Field(default=None, description="DNS resolver the web probe asks, 'address[:port]'; default the source's")
 
 
+class TickLimits(_Strict):
+    """How long one tick may wait on the outside world: `deadline` of its phase's cadence, at most `max_deadline`.
+
+    Past it, the observatories' requests still open are given up and what they should have
+    brought is recorded as gaps, with a notice (docs/reliability.md)."""
+
+    deadline: float = Field(default=0.5, gt=0, le=1, description="share of the phase's cadence a tick may spend collecting")
+    max_deadline: Duration = Field(default=timedelta(minutes=10), description="upper bound for slow cadences (daily baselining)")
+
+    def for_cadence(self, cadence: timedelta) -> timedelta:
+        return min(cadence * self.deadline, self.max_deadline)
+
+
 class Classification(_Strict):
     nationwide_share: float = Field(default=0.5, gt=0, le=1)
     recovery: Duration = timedelta(minutes=30)
@@ -315,6 +332,7 @@ class Playbook(_Strict):
     classification: Classification = Field(default_factory=Classification)
     attribution: Attribution = Field(default_factory=Attribution)
     alerts: AlertRouting = Field(default_factory=AlertRouting)
+    tick: TickLimits = Field(default_factory=TickLimits)
     warnings: list[str] = Field(default_factory=list, exclude=True)  # `file:line: field: message` from loading: valid, but worth a look
 
     @field_validator("country")

@@ -49,11 +49,13 @@ def radar_token() -> SecretStr | None:
 
 
 @task(name="collect-source", task_run_name="collect-{source}-{until:%Y%m%dT%H%M}", cache_policy=NO_CACHE)
-def collect_source(source: str, watch: Watch, since: datetime, until: datetime, base_url: str | None = None) -> CollectResult:
-    """Collect [since, until) from one observatory; its failures come back as gaps and notices, not exceptions."""
+def collect_source(source: str, watch: Watch, since: datetime, until: datetime, base_url: str | None = None,
+                   deadline: datetime | None = None) -> CollectResult:
+    """Collect [since, until) from one observatory, giving up at `deadline`; its failures (and what the deadline cut
+    short) come back as gaps and notices, not exceptions."""
     kwargs: dict[str, Any] = {"token": radar_token()} if source == "radar" else {}
     src = make_source(source, watch, base_url=base_url, **kwargs)
-    result = _run_async(src.collect(watch, since, until))
+    result = _run_async(src.collect(watch, since, until, deadline))
     logger = get_run_logger()
     logger.info("%s: %d observation(s), %d gap(s), %d outage record(s), %d request(s) in %.2f s",
                 source, len(result.observations), len(result.gaps), len(result.corroborations), result.requests, result.seconds)

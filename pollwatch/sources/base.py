@@ -1,14 +1,16 @@
 """The Source interface: what every observatory client returns for a time range of a watch.
 
-A source's `collect(watch, start, end)` never raises. What it could not fetch comes back as
+A source's `collect(watch, start, end, deadline=)` never raises and never runs past `deadline`. What it could not fetch comes back as
 explicit `Gap`s for the entities and signals it should have covered, plus an operator `Notice`
-saying what went wrong; what it did fetch comes back as `Observation`s with provenance.
+saying what went wrong (also what the deadline cut short: the tick's own, see
+`Playbook.tick_deadline`); what it did fetch comes back as `Observation`s with provenance.
 Outage records that other observatories publish (IODA alerts and events, Cloudflare Radar
 annotations and anomalies) come back as `Corroboration`s: evidence, not measurements.
 """
 
 from __future__ import annotations
 
+import asyncio
 import os
 import time as _time
 from abc import ABC, abstractmethod
@@ -23,7 +25,7 @@ from pydantic import BaseModel, Field
 from pollwatch.models import Corroboration, Gap, Notice, NoticeLevel, Observation, Provenance, entity_key, utc
 from pollwatch.playbook import SourceConfig, Watch
 from pollwatch.settings import get_settings
-from pollwatch.sources.http import FetchError, HttpClient, Sleep, user_agent
+from pollwatch.sources.http import MAX_RESPONSE_BYTES, FetchError, HttpClient, Sleep, user_agent
 
 
 class ShapeError(ValueError):
@@ -94,6 +96,7 @@ class Source(ABC):
 
     name: ClassVar[str]
     default_base_url: ClassVar[str]
+    default_max_response: ClassVar[int] = MAX_RESPONSE_BYTES  # `sources.<name>.max_response` overrides it
 
     def __init__(
         self,
@@ -108,6 +111,7 @@ class Source(ABC):
         self.transport = transport
         self.sleep = sleep
         self.options: dict[str, Any] = dict(self.config.options)
+        self._clients: list[HttpClient] = []
 
     def cache_dir(self) -> Path:
         """Where this source keeps what it need not ask again: `options.cache_dir`, else `$POLLWATCH_HOME/cache/<source>/`."""
@@ -118,9 +122,10 @@ class Source(ABC):
         c = self.config
         contact = self.options.get("contact_url") or get_settings().contact_url
         headers = {"User-Agent": user_agent(str(contact).replace("\r", "").replace("\n", "")[:200] if contact else None), **(headers or {})}
-        return HttpClient(
+        client = HttpClient(
             self.base_url,
             timeout=c.timeout.total_seconds(),
+            deadline=c.deadline.total_seconds(),
             retries=c.retries,
             backoff=c.backoff,
             max_backoff=c.max_backoff,
@@ -130,17 +135,32 @@ class Source(ABC):
             transport=self.transport,
             sleep=self.sleep,
             secrets=secrets,
+            max_bytes=int(c.max_response or self.default_max_response),
         )
+        self._clients.append(client)
+        return client
 
-    async def collect(self, watch: Watch, start: datetime, end: datetime) -> CollectResult:
-        """Fetch [start, end) for `watch`; failures become gaps and notices, never exceptions."""
+    async def collect(self, watch: Watch, start: datetime, end: datetime, deadline: datetime | None = None) -> CollectResult:
+        """Fetch [start, end) for `watch` until `deadline` (if any); failures, and what the deadline cut short,
+        become gaps and notices, never exceptions."""
         start, end = utc(start), utc(end)
         began = _time.perf_counter()
         run = _Run(self.name, watch, start, end)
+        self._clients = []
+        budget = None if deadline is None else (utc(deadline) - now_utc()).total_seconds()
+        limit = asyncio.timeout(None if budget is None else max(0.0, budget))
         try:
             if end <= start:
                 raise ValueError(f"empty range: end {end.isoformat()} is not after start {start.isoformat()}")
-            await self._collect(run)
+            async with limit:
+                await self._collect(run)
+        except TimeoutError as exc:
+            if not limit.expired():  # not the deadline: some other wait gave up
+                run.fail_everything(f"{type(exc).__name__}: {exc}")
+            else:
+                for http in self._clients:
+                    run.account(http)  # the requests the deadline interrupted count too
+                run.out_of_time(utc(deadline) if deadline else now_utc(), _time.perf_counter() - began)
         except Exception as exc:  # failure is data: anything unexpected still becomes gaps + a notice
             run.fail_everything(f"{type(exc).__name__}: {exc}")
         run.result.seconds = _time.perf_counter() - began
@@ -170,6 +190,7 @@ class _Run:
         self.expected: list[tuple[str, str | None]] = []
         self.info: list[str] = []
         self.gapped: set[tuple[str, str | None]] = set()
+        self.accounted: set[int] = set()
 
     @property
     def country(self) -> str:
@@ -197,8 +218,23 @@ class _Run:
         for entity, signal in self.expected or [(self.country, None)]:
             self.gap(entity, signal, f"source failed: {reason}")
 
+    def out_of_time(self, deadline: datetime, spent: float) -> None:
+        """The tick's deadline passed: what has no data yet is a gap (what did come in is kept)."""
+        reason = (f"not fetched before the tick's deadline ({deadline:%H:%M:%SZ}, after {spent:.0f} s; "
+                  "`tick.deadline` in the playbook)")
+        self.failures["deadline"] += 1
+        self.first_error.setdefault("deadline", reason)
+        have = {(o.entity_key, o.signal) for o in self.result.observations}
+        have |= {(o.entity_key, None) for o in self.result.observations}
+        for entity, signal in self.expected or [(self.country, None)]:
+            if (entity, signal) not in have:
+                self.gap(entity, signal, reason)
+
     def account(self, http: HttpClient) -> None:
-        """Add a client's request counts to the result."""
+        """Add a client's request counts to the result (once per client)."""
+        if id(http) in self.accounted:
+            return
+        self.accounted.add(id(http))
         self.result.requests += http.calls
         self.result.attempts += http.requests
 

@@ -1,7 +1,12 @@
 """The HTTP layer every source shares: polite, bounded, retrying JSON GETs with provenance.
 
 `HttpClient` wraps one `httpx.AsyncClient` with
-- timeouts (connect/read/write/pool),
+- timeouts: `timeout` bounds each wait (connect, the next bytes, a pooled connection) and
+  `deadline` the whole attempt, connect to last byte, so a server dripping one byte every few
+  seconds is cut off like one that never answers,
+- a size limit: responses are streamed and given up past `max_bytes` (after decompression, so a
+  gzip bomb stops there too); an oversized response is a `FetchError` of kind `too_large`,
+  never retried,
 - retries with exponential backoff and jitter on connection errors, timeouts, 429 and 5xx,
   honouring `Retry-After` (seconds or an HTTP date) up to `max_backoff`,
 - a per-host rate limit (a token bucket allowing short bursts) and bounded concurrency,
@@ -37,6 +42,8 @@ from pollwatch.models import Provenance
 
 Sleep = Callable[[float], Awaitable[Any]]
 
+MAX_RESPONSE_BYTES = 32 * 2**20  # the default size limit of one response (sources set their own: docs/sources.md)
+
 USER_AGENT = f"pollwatch/{__version__} (election internet-shutdown monitoring; httpx/{httpx.__version__})"
 
 
@@ -49,7 +56,7 @@ SECRET_PARAMS = redact.SECRET_PARAMS
 
 
 class FetchError(Exception):
-    """A request that did not yield usable JSON. `kind`: timeout, connection, http, rate_limited, malformed."""
+    """A request that did not yield usable JSON. `kind`: timeout, connection, http, rate_limited, malformed, too_large."""
 
     def __init__(self, kind: str, message: str, url: str = "", status: int | None = None, attempts: int = 1) -> None:
         message, url = redact.scrub(message), redact.scrub(url)  # servers' words and exceptions' texts: outside text
@@ -58,6 +65,14 @@ class FetchError(Exception):
         self.status = status
         self.attempts = attempts
         super().__init__(f"{message} ({url}, {attempts} attempt{'s' if attempts != 1 else ''})" if url else message)
+
+
+class _Retryable(Exception):
+    """An answer worth asking again for (429, 5xx), with the wait the server asked for."""
+
+    def __init__(self, error: FetchError, retry_after: float | None) -> None:
+        super().__init__(str(error))
+        self.error, self.retry_after = error, retry_after
 
 
 @dataclass
@@ -143,6 +158,7 @@ class HttpClient:
         base_url: str,
         *,
         timeout: float = 20.0,
+        deadline: float = 60.0,
         retries: int = 3,
         backoff: float = 0.5,
         max_backoff: float = 30.0,
@@ -154,9 +170,12 @@ class HttpClient:
         sleep: Sleep | None = None,
         rng: random.Random | None = None,
         secrets: list[str] | None = None,
+        max_bytes: int = MAX_RESPONSE_BYTES,
     ) -> None:
         redact.register(*(secrets or []))  # what this client sends (a token in a header) is what a server may echo
         self.base_url = base_url.rstrip("/")
+        self.deadline = deadline
+        self.max_bytes = max_bytes
         self.retries = retries
         self.backoff = backoff
         self.max_backoff = max_backoff
@@ -218,22 +237,16 @@ class HttpClient:
                 self.requests += 1
                 retry_after: float | None = None
                 try:
-                    resp = await self._client.get(full)
+                    async with asyncio.timeout(self.deadline):  # the whole attempt, however slowly the bytes come
+                        return await self._attempt(full, shown, attempt + 1)
+                except _Retryable as retry:
+                    err, retry_after = retry.error, retry.retry_after
                 except httpx.TimeoutException as exc:
                     err = FetchError("timeout", f"timed out ({type(exc).__name__})", shown, attempts=attempt + 1)
+                except TimeoutError:
+                    err = FetchError("timeout", f"no complete answer within the {self.deadline:g} s deadline", shown, attempts=attempt + 1)
                 except httpx.TransportError as exc:
                     err = FetchError("connection", f"connection failed ({type(exc).__name__}: {exc})", shown, attempts=attempt + 1)
-                else:
-                    status = resp.status_code
-                    if status == 429 or status >= 500:
-                        retry_after = parse_retry_after(resp.headers.get("Retry-After"))
-                        kind = "rate_limited" if status == 429 else "http"
-                        err = FetchError(kind, f"HTTP {status}", shown, status=status, attempts=attempt + 1)
-                    elif status >= 400:
-                        snippet = redact.scrub(resp.text)[:200].replace("\n", " ")  # scrubbed whole: a cut must not halve a secret
-                        raise FetchError("http", f"HTTP {status}: {snippet}", shown, status=status, attempts=attempt + 1)
-                    else:
-                        return self._parse(resp, shown, attempt + 1)
                 if attempt >= self.retries:
                     raise err
                 if retry_after is not None and retry_after > self.max_backoff:
@@ -241,15 +254,42 @@ class HttpClient:
                 await self.sleep(self._delay(attempt, retry_after))
                 attempt += 1
 
+    async def _attempt(self, full: httpx.URL, shown: str, attempts: int) -> Fetched:
+        """One exchange: the status, then the body streamed up to `max_bytes`, then the parsed JSON."""
+        async with self._client.stream("GET", full) as resp:
+            status = resp.status_code
+            if status == 429 or status >= 500:  # retried: the body is not read
+                kind = "rate_limited" if status == 429 else "http"
+                raise _Retryable(FetchError(kind, f"HTTP {status}", shown, status=status, attempts=attempts),
+                                 parse_retry_after(resp.headers.get("Retry-After")))
+            declared = resp.headers.get("Content-Length", "")
+            if declared.isdigit() and int(declared) > self.max_bytes:
+                raise self._too_large(f"{int(declared)} bytes announced", shown, status, attempts)
+            body = bytearray()
+            async for chunk in resp.aiter_bytes():  # decoded: a compressed body counts at its real size
+                body += chunk
+                if len(body) > self.max_bytes:
+                    raise self._too_large(f"more than {len(body)} bytes sent", shown, status, attempts)
+            raw = bytes(body)
+        if status >= 400:
+            text = raw.decode(resp.encoding or "utf-8", "replace")
+            snippet = redact.scrub(text)[:200].replace("\n", " ")  # scrubbed whole: a cut must not halve a secret
+            raise FetchError("http", f"HTTP {status}: {snippet}", shown, status=status, attempts=attempts)
+        return self._parse(raw, status, shown, attempts)
+
+    def _too_large(self, what: str, shown: str, status: int, attempts: int) -> FetchError:
+        limit = f"{self.max_bytes / 2**20:.1f} MiB" if self.max_bytes >= 2**20 else f"{self.max_bytes} bytes"
+        return FetchError("too_large", f"response over the size limit of {limit} ({what}; the source's `max_response` in the playbook "
+                          "raises it if such answers are genuine)", shown, status=status, attempts=attempts)
+
     @staticmethod
-    def _parse(resp: httpx.Response, shown: str, attempts: int) -> Fetched:
-        raw = resp.content
+    def _parse(raw: bytes, status: int, shown: str, attempts: int) -> Fetched:
         digest = hashlib.sha256(raw).hexdigest()
         try:
             payload = orjson.loads(raw)  # several times faster than json on OONI's large aggregation answers
         except orjson.JSONDecodeError as exc:
-            raise FetchError("malformed", f"response is not valid JSON ({exc.__class__.__name__}: {exc}; {len(raw)} bytes)", shown, status=resp.status_code, attempts=attempts) from None
+            raise FetchError("malformed", f"response is not valid JSON ({exc.__class__.__name__}: {exc}; {len(raw)} bytes)", shown, status=status, attempts=attempts) from None
         # an echoed secret, raw or encoded; JSON escapes (`\u0041`, `\/`) are gone once parsed, so look again at the parsed form
         if redact.found_in(raw) or (b"\\" in raw and redact.found_in(orjson.dumps(payload))):
             payload = redact.scrub_data(payload)
-        return Fetched(payload=payload, url=shown, fetched_at=datetime.now(timezone.utc), payload_hash=digest, status=resp.status_code, attempts=attempts, size=len(raw))
+        return Fetched(payload=payload, url=shown, fetched_at=datetime.now(timezone.utc), payload_hash=digest, status=status, attempts=attempts, size=len(raw))

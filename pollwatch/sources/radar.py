@@ -75,6 +75,7 @@ class RadarSource(Source):
 
     name = "radar"
     default_base_url = "https://api.cloudflare.com/client/v4"
+    default_max_response = 4 * 2**20  # at most `limit` (100) records a request: a few hundred kB
 
     def __init__(
         self,

@@ -17,7 +17,10 @@ then answers), "truncated" (half a JSON body, HTTP 200), "wrong_shape" (valid JS
 structure), "empty" (a valid, empty result), "echo_auth" (HTTP 400 echoing the Authorization
 header, to prove secrets are scrubbed), "echo" (HTTP `echo_status`, 200 by default, with the
 API's own error shape quoting `echo_secrets`, or else the request's credential, in every encoding
-of tests/fakes/hostile.py). `latency` delays every response and `cache_responses`
+of tests/fakes/hostile.py), "drip" (the real answer, one byte every `drip_interval` seconds),
+"huge" (HTTP 200 with a valid JSON body of `huge_bytes` in the API's shape, with or without a
+Content-Length: `huge_length`), "bomb" (a gzip-encoded body of a few hundred kB that inflates
+to `bomb_bytes`). `latency` delays every response and `cache_responses`
 serves repeated queries from memory (benchmarks: the API's own work is not what they measure).
 Every request is recorded in `requests` (path, query, headers).
 """
@@ -28,6 +31,7 @@ import hashlib
 import json
 import threading
 import time
+import zlib
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -36,7 +40,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from tests.fakes.hostile import echo_text
 
-FAULTS = ("500", "429", "hang", "truncated", "wrong_shape", "empty", "echo_auth", "echo")
+FAULTS = ("500", "429", "hang", "truncated", "wrong_shape", "empty", "echo_auth", "echo", "drip", "huge", "bomb")
 
 
 @dataclass
@@ -106,6 +110,10 @@ class FakeAPI:
         self.hang_seconds = 5.0
         self.echo_status = 200
         self.echo_secrets: list[str] = []
+        self.drip_interval = 1.0
+        self.huge_bytes = 200 * 10**6
+        self.huge_length = True
+        self.bomb_bytes = 50 * 10**6
         self.requests: list[Recorded] = []
         self.cache_responses = False  # benchmarks: serve repeated queries from memory, like a warm API
         self._cache: dict[str, tuple[int, bytes]] = {}
@@ -202,6 +210,8 @@ class FakeAPI:
             auth = h.headers.get("Authorization", "").removeprefix("Bearer ")
             message = echo_text(self.echo_secrets or [auth])
             status, body = self.echo_status, json.dumps(self.error_payload(message, path, query)).encode()
+        elif fault in ("huge", "bomb"):
+            return self._send_huge(h, path, query, fault)
         elif fault == "wrong_shape":
             body = json.dumps({"unexpected": [1, 2, 3], "note": "not the documented shape"}).encode()
         elif fault is None and self.cache_responses and h.path in self._cache:
@@ -223,9 +233,60 @@ class FakeAPI:
             for k, v in headers.items():
                 h.send_header(k, v)
             h.end_headers()
-            h.wfile.write(body)
+            if fault == "drip":
+                for i in range(len(body)):
+                    if self._stop.wait(self.drip_interval):
+                        break
+                    h.wfile.write(body[i : i + 1])
+                    h.wfile.flush()
+            else:
+                h.wfile.write(body)
         except (BrokenPipeError, ConnectionResetError):
             pass  # the client gave up (timeout): fine
+
+    def huge_parts(self, path: str, query: dict[str, str]) -> tuple[bytes, bytes, bytes]:
+        """A JSON document in the API's shape as (head, item repeated as often as needed, tail)."""
+        return b'{"v": 0, "result": [', b'{"anomaly_count": 1, "measurement_count": 10}, ', b'{"anomaly_count": 1, "measurement_count": 10}]}'
+
+    def _send_huge(self, h: BaseHTTPRequestHandler, path: str, query: dict[str, str], fault: str) -> None:
+        head, item, tail = self.huge_parts(path, query)
+        size = self.huge_bytes if fault == "huge" else self.bomb_bytes
+        count = max(0, (size - len(head) - len(tail)) // len(item))
+        chunk = item * max(1, 2**20 // len(item))
+        per_chunk = len(chunk) // len(item)
+
+        def pieces():  # the body in ~1 MB pieces, never whole in the fake's memory
+            yield head
+            left = count
+            while left > 0:
+                n = min(left, per_chunk)
+                yield chunk if n == per_chunk else item * n
+                left -= n
+            yield tail
+
+        try:
+            h.send_response(200)
+            h.send_header("Content-Type", "application/json")
+            if fault == "bomb":
+                packer = zlib.compressobj(9, zlib.DEFLATED, 31)  # gzip framing
+                body = b"".join(packer.compress(p) for p in pieces()) + packer.flush()
+                h.send_header("Content-Encoding", "gzip")
+                h.send_header("Content-Length", str(len(body)))
+                h.end_headers()
+                h.wfile.write(body)
+                return
+            if self.huge_length:
+                h.send_header("Content-Length", str(len(head) + count * len(item) + len(tail)))
+            else:
+                h.send_header("Connection", "close")  # no length: the body ends when the connection does
+                h.close_connection = True
+            h.end_headers()
+            for p in pieces():
+                if self._stop.is_set():
+                    break
+                h.wfile.write(p)
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # the client stopped reading (its size limit): fine
 
     def respond(self, path: str, query: dict[str, str], headers: Any, empty: bool) -> tuple[int, Any]:
         raise NotImplementedError
@@ -380,6 +441,14 @@ class IodaFake(FakeAPI):
 
     def error_payload(self, message: str, path: str, query: dict[str, str]) -> Any:
         return self._envelope("error", query, None, message)
+
+    def huge_parts(self, path: str, query: dict[str, str]) -> tuple[bytes, bytes, bytes]:
+        etype, code = (path.split("/") + ["", "", "", "", ""])[3:5]  # /signals/raw/{type}/{codes}
+        env = json.dumps(self._envelope("signals", query, [[{"entityType": etype, "entityCode": code, "datasource": query.get("datasource", "bgp"),
+                                                            "from": int(query.get("from", 0)), "until": int(query.get("until", 0)),
+                                                            "step": 300, "nativeStep": 300, "values": ["VALUES"]}]])).encode()
+        head, tail = env.split(b'"VALUES"')
+        return head, b"1523.0, ", b"1523.0" + tail
 
     def _signals(self, etype: str, codes: str, query: dict[str, str], empty: bool) -> tuple[int, Any]:
         try:
