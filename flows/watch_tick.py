@@ -16,6 +16,7 @@ from datetime import datetime, timedelta, timezone
 
 from prefect import flow, get_run_logger
 from prefect.concurrency.sync import concurrency
+from prefect.exceptions import TerminationSignal
 from prefect.utilities.annotations import quote
 
 from flows.common import current_flow_run_id, resolve_watch, scheduled_time
@@ -24,7 +25,7 @@ from pollwatch.models import Gap, Notice, NoticeLevel, iso
 from pollwatch.pipeline import TickWindows, WatchState, latest_anomalies, tick_judgements, with_observed_signals
 from pollwatch.playbook import Watch
 from pollwatch.schedule import concurrency_limit_name
-from pollwatch.sources import enabled_sources
+from pollwatch.sources import enabled_sources, interrupt_collections
 from pollwatch.timeutil import floor_time
 from tasks.attribute import attribute_task
 from tasks.baseline import address_shares_task
@@ -63,6 +64,9 @@ def watch_tick(watch: str, tick: datetime | None = None, observations: str | Non
         with concurrency(concurrency_limit_name(w.name), occupy=1, strict=False):
             return _run_tick(w, tick, observations, base_urls)
     except BaseException as exc:  # the run ends Failed (or Crashed/Cancelled): say so, and let the tick run again
+        # SIGTERM (Prefect raises TerminationSignal here), a cancelled run, a failure: first stop the collects still
+        # waiting on servers, or the task runner would wait for them (up to the tick's deadline) before the run ends
+        interrupt_collections("SIGTERM" if isinstance(exc, TerminationSignal) else f"the tick's failure ({type(exc).__name__})")
         _tick_failed(w, tick, exc)
         raise
 

@@ -39,7 +39,7 @@ def prefect_harness() -> Iterator[None]:
     """One Prefect test harness (ephemeral API on a temporary database) for the whole session."""
     from prefect.testing.utilities import prefect_test_harness
 
-    with prefect_test_harness(server_startup_timeout=60):
+    with prefect_test_harness(server_startup_timeout=180):  # a busy machine (2 shared cores) can take over a minute
         yield
 
 

@@ -16,7 +16,7 @@ from datetime import datetime
 from typing import Any
 
 from pollwatch.playbook import SourceConfig, Watch
-from pollwatch.sources.base import CollectResult, Corroboration, ShapeError, Source
+from pollwatch.sources.base import CollectResult, Corroboration, ShapeError, Source, interrupt_collections
 from pollwatch.sources.http import USER_AGENT, FetchError, Fetched, HttpClient, RateLimiter
 from pollwatch.sources.ioda import IodaSource
 from pollwatch.sources.ooni import OoniSource
@@ -28,7 +28,7 @@ SOURCES: dict[str, type[Source]] = {"ioda": IodaSource, "ooni": OoniSource, "rip
 __all__ = [
     "SOURCES", "USER_AGENT", "CollectResult", "Corroboration", "CountryResources", "FetchError", "Fetched", "HttpClient",
     "IodaSource", "OoniSource", "RadarSource", "RateLimiter", "RipestatSource", "ShapeError", "Source",
-    "collect_sources", "enabled_sources", "make_source",
+    "collect_sources", "enabled_sources", "interrupt_collections", "make_source",
 ]
 
 

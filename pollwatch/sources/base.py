@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import threading
 import time as _time
 from abc import ABC, abstractmethod
 from collections import Counter
@@ -35,6 +36,24 @@ class ShapeError(ValueError):
 def shape_failure(exc: ShapeError) -> FetchError:
     """A shape error as a failed fetch of kind `shape` (it becomes gaps and a notice like any other)."""
     return FetchError("shape", f"unexpected response shape: {exc}")
+
+
+_running: dict[int, tuple[asyncio.AbstractEventLoop, asyncio.Task[Any]]] = {}  # collects under way in this process
+_interrupted: dict[int, str] = {}
+_running_lock = threading.Lock()
+
+
+def interrupt_collections(why: str) -> int:
+    """Stop every collect running in this process now (the tick is terminating: SIGTERM, a cancelled run).
+
+    Each returns at once with what it had, and gaps for the rest (reason `why`), so the threads that
+    run them end and the process can exit instead of waiting out a slow server. Returns how many."""
+    with _running_lock:
+        running = list(_running.items())
+        for key, (loop, task) in running:
+            _interrupted[key] = why
+            loop.call_soon_threadsafe(task.cancel)
+    return len(running)
 
 
 class CollectResult(BaseModel):
@@ -149,20 +168,39 @@ class Source(ABC):
         self._clients = []
         budget = None if deadline is None else (utc(deadline) - now_utc()).total_seconds()
         limit = asyncio.timeout(None if budget is None else max(0.0, budget))
+        task = asyncio.current_task()
+        key = id(task)
+        with _running_lock:
+            if task is not None:
+                _running[key] = (asyncio.get_running_loop(), task)
         try:
             if end <= start:
                 raise ValueError(f"empty range: end {end.isoformat()} is not after start {start.isoformat()}")
             async with limit:
                 await self._collect(run)
+        except asyncio.CancelledError:
+            with _running_lock:
+                why = _interrupted.pop(key, None)
+            if why is None or task is None:
+                raise  # not ours to swallow
+            task.uncancel()
+            for http in self._clients:
+                run.account(http)
+            run.out_of_time(why, _time.perf_counter() - began)
         except TimeoutError as exc:
             if not limit.expired():  # not the deadline: some other wait gave up
                 run.fail_everything(f"{type(exc).__name__}: {exc}")
             else:
                 for http in self._clients:
                     run.account(http)  # the requests the deadline interrupted count too
-                run.out_of_time(utc(deadline) if deadline else now_utc(), _time.perf_counter() - began)
+                when = utc(deadline) if deadline else now_utc()
+                run.out_of_time(f"the tick's deadline ({when:%H:%M:%SZ}; `tick.deadline` in the playbook)", _time.perf_counter() - began)
         except Exception as exc:  # failure is data: anything unexpected still becomes gaps + a notice
             run.fail_everything(f"{type(exc).__name__}: {exc}")
+        finally:
+            with _running_lock:
+                _running.pop(key, None)
+                _interrupted.pop(key, None)
         run.result.seconds = _time.perf_counter() - began
         run.finish()
         return run.result
@@ -218,10 +256,9 @@ class _Run:
         for entity, signal in self.expected or [(self.country, None)]:
             self.gap(entity, signal, f"source failed: {reason}")
 
-    def out_of_time(self, deadline: datetime, spent: float) -> None:
-        """The tick's deadline passed: what has no data yet is a gap (what did come in is kept)."""
-        reason = (f"not fetched before the tick's deadline ({deadline:%H:%M:%SZ}, after {spent:.0f} s; "
-                  "`tick.deadline` in the playbook)")
+    def out_of_time(self, why: str, spent: float) -> None:
+        """The collect was stopped (the tick's deadline, a termination): what has no data yet is a gap, what came is kept."""
+        reason = f"not fetched: stopped after {spent:.0f} s by {why}"
         self.failures["deadline"] += 1
         self.first_error.setdefault("deadline", reason)
         have = {(o.entity_key, o.signal) for o in self.result.observations}
