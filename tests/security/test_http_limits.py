@@ -157,9 +157,9 @@ def test_a_tick_against_a_dripping_source_ends_at_its_deadline(prefect_harness, 
     with store.session_scope() as s:
         gaps = [g for g in store.list_gaps(s, "kz-drip") if "deadline" in g.reason]
         notices = [n for n in store.list_notices(s, "kz-drip") if n.source == "ioda"]
-    assert {g.entity for g in gaps} == {"KZ/asn=9198", "KZ/asn=29355"}
+    assert {g.entity for g in gaps} == {"KZ/asn=9198", "KZ/asn=29355"} and all("stopped after 3 s" in g.reason for g in gaps)
     assert notices and "deadline" in notices[0].message
-    assert took < 20, took  # collection stopped at 3 s; the rest of the tick is local work
+    assert took < 55, took  # not the attempt's 60 s deadline (the drip itself would take minutes)
 
 
 def test_interrupting_a_collect_returns_what_came_and_gaps_the_rest(kz_watch):
