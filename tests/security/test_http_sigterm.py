@@ -60,3 +60,7 @@ def test_sigterm_ends_a_tick_stuck_on_a_dripping_server(prefect_harness, tmp_pat
                 proc.kill()
     assert proc.returncode != 0, out[-3000:]
     assert stopped < 30, stopped  # not the ten minutes the deadlines would allow
+    with store.session_scope() as s:
+        notices = [n for n in store.list_notices(s, "kz-sigterm") if n.source == "watch-tick" and n.level == "error"]
+        assert store.claim_tick(s, "kz-sigterm", T0, "another-run")  # released: the tick can run again
+    assert notices and "TerminationSignal" in notices[0].message, (notices, out[-3000:])
