@@ -107,7 +107,8 @@ def test_serve_on_a_server_ticks_alerts_drains_on_sigterm_and_serves_again(tmp_p
         assert not c.flow_runs(tag, list(IN_FLIGHT))
         with store.session_scope(store_url) as s:
             assert [e.kind for e in audit.entries(s, kind=AUDIT_APPLY, watch=watch.name)] == [AUDIT_APPLY] * 3
-            assert [a.event for a in store.list_alerts(s, watch.name)] == ["start"]
+            # one start, sent once; its end too once the data shows the outage over (within two native steps)
+            assert [a.event for a in store.list_alerts(s, watch.name)] in (["start"], ["start", "end"])
 
 
 @pytest.mark.slow
