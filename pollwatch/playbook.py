@@ -78,10 +78,11 @@ def _prefect_name(v: str) -> str:
 
 
 def _entity_part(v: str) -> str:
-    """Names that go into entity keys (`KZ/asn=9198/service=whatsapp`) cannot hold the separators."""
-    bad = sorted({c for c in v if c in "/=" or ord(c) < 32})
+    """Names that go into entity keys (`KZ/region=Tehran/Rey/asn=9198`) cannot hold `=`: a key's fields start
+    at `/field=`, so a name without `=` cannot fake one. A `/` is allowed (Monash names a county `Tehran/Rey`)."""
+    bad = sorted({c for c in v if c == "=" or ord(c) < 32})
     if not v.strip() or bad:
-        raise ValueError(f"{v!r}: expected a non-empty name without '/', '=' or control characters")
+        raise ValueError(f"{v!r}: expected a non-empty name without '=' or control characters")
     return v
 
 

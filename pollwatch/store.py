@@ -974,16 +974,6 @@ def release_lease(session: Session, name: str, holder: str) -> None:
     session.execute(delete(LeaseRow).where(LeaseRow.name == name, LeaseRow.holder == holder))
 
 
-def entity_from_key(key: str) -> Entity:
-    """Parse an entity key back (`KZ/asn=9198/service=whatsapp`)."""
-    parts = key.split("/")
-    kw: dict[str, Any] = {"country": parts[0]}
-    for p in parts[1:]:
-        k, _, v = p.partition("=")
-        kw[k] = int(v) if k == "asn" else v
-    return Entity(**kw)
-
-
 # --- baselines -------------------------------------------------------------------------------
 
 

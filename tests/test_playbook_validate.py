@@ -50,7 +50,7 @@ def _line_of(text: str, needle: str) -> int:
     ({"election_date": "9 June 2019"}, "9 June", "election_date", "expected a date YYYY-MM-DD"),
     ({"services": [{"name": "whatsapp", "test": "whatsap"}]}, "test: whatsap", "services.0.test", "did you mean 'whatsapp'"),
     ({"circumvention": [{"name": "vpn", "test": "vpn"}]}, "test: vpn", "circumvention.0.test", "not an OONI test name"),
-    ({"services": [{"name": "a/b"}]}, "a/b", "services.0.name", "without '/'"),
+    ({"services": [{"name": "a=b"}]}, "a=b", "services.0.name", "without '='"),
     ({"providers": [{"asn": "ASX1", "name": "x"}]}, "ASX1", "providers.0.asn", "'AS20294'"),
     ({"providers": [{"asn": True, "name": "x"}]}, "asn: true", "providers.0.asn", "expected an AS number"),
     ({"vantages": [{"name": "v", "work_pool": "pool/a"}]}, "pool/a", "vantages.0.work_pool", "Prefect refuses"),
