@@ -248,11 +248,22 @@ def replay_cmd(
     _quiet_prefect()
     from flows.replay import replay
 
+    from contextlib import nullcontext
+
+    from pollwatch.sinks import OutputError, make_parent, output_file
+
     w = _watch(watch)
     if not observations.is_file():
         fail(f"{observations}: no such file")
-    result = replay(str(w.source_file), str(observations), _time(since, "--from"), _time(until, "--until"),
-                    str(incidents_json) if incidents_json else None)
+    try:  # the output is opened before the replay: a path that cannot be written fails at once, in one line
+        if incidents_json:
+            make_parent(incidents_json)
+        with output_file(incidents_json) if incidents_json else nullcontext() as fh:
+            result = replay(str(w.source_file), str(observations), _time(since, "--from"), _time(until, "--until"))
+            if fh is not None:
+                fh.write(json.dumps(result["incidents"], indent=2))
+    except OutputError as exc:
+        fail(str(exc), 1)
     incidents = result["incidents"]
     if not quiet:
         for text in result["alerts"]:

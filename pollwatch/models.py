@@ -118,6 +118,16 @@ def no_nul(v: str | None) -> str | None:
     return v
 
 
+MAX_MESSAGE = 2000  # a notice's message, a gap's reason: they carry servers' words
+
+
+def outside_message(v: str) -> str:
+    """Keep a notice or gap that quotes a server: NULs (PostgreSQL cannot store them) become U+FFFD and
+    the text is cut to MAX_MESSAGE, rather than refused (an operator notice must never fail the tick)."""
+    v = v.replace("\x00", "\ufffd")
+    return v if len(v) <= MAX_MESSAGE else v[: MAX_MESSAGE - 1] + "…"
+
+
 class Provenance(BaseModel):
     """Where an observation came from: the request that fetched it, when, and a hash of the payload."""
 
@@ -197,6 +207,8 @@ class Gap(BaseModel):
     end: datetime
     reason: str
 
+    _outside = field_validator("reason")(outside_message)
+
 
 class Corroboration(BaseModel):
     """An outage record published by an observatory (an alert, an event, an annotation).
@@ -242,6 +254,8 @@ class Notice(BaseModel):
     source: str
     message: str
     watch: str | None = None
+
+    _outside = field_validator("message")(outside_message)
 
 
 class Baseline(BaseModel):

@@ -310,6 +310,32 @@ def test_unwritable_outputs_are_one_line_a_nonzero_exit_and_audited(tmp_path, ta
         assert audit.verify(s).ok
 
 
+@pytest.mark.parametrize("target", [t for t in UNWRITABLE if t != "/dev/full"])  # /dev/full opens: it fails after the replay
+def test_replay_json_into_an_unwritable_path_is_one_line_before_any_replay(tmp_path, target, monkeypatch):
+    """`replay --json` into a directory or a folder that cannot exist: one line naming the path, exit 1, no
+    traceback, and the replay does not run (the output is opened first)."""
+    from typer.testing import CliRunner
+
+    import flows.replay
+    from pollwatch.cli import app
+    from pollwatch.jsonl import write_observations
+    from pollwatch.models import Observation
+
+    ran: list[str] = []
+    monkeypatch.setattr(flows.replay, "replay", lambda *a, **k: ran.append("replay") or {"incidents": [], "alerts": []})
+    obs = tmp_path / "obs.jsonl"
+    write_observations([Observation(time=T0, source="ioda", signal="bgp", country="KZ", value=1.0)], obs)
+    (tmp_path / "a-file").write_text("x")
+    if target == "{tmp}/no/such/folder/out":
+        (tmp_path / "no").write_text("a file where a folder should be")
+    path = target.format(tmp=tmp_path)
+    res = CliRunner().invoke(app, ["replay", "kz-2019-presidential", "--observations", str(obs), "--json", path])
+    assert res.exit_code == 1, (res.output, res.exception)
+    err = res.stderr.strip()
+    assert "\n" not in err and "Traceback" not in err and err.startswith(f"{path}: cannot write"), err
+    assert ran == []
+
+
 # --- the audit log ------------------------------------------------------------------------------------
 
 
@@ -401,3 +427,23 @@ def test_a_read_only_copy_of_the_store_is_verified_without_writing_to_it(importe
         os.chmod(copy_dir, 0o755)
     assert copy.read_bytes() == before
     assert sorted(p.name for p in copy_dir.iterdir()) == ["pollwatch.sqlite"]  # no -wal, no -shm, no migration
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgres"])
+def test_a_server_error_with_nul_and_a_megabyte_is_kept_as_a_bounded_notice_and_gap(backend, request):
+    """A server's error text quoted in a notice and a gap holds a NUL and a megabyte: both are stored (PostgreSQL
+    refuses NUL in text, which would fail the tick's write), cut to MAX_MESSAGE, and the words before the NUL remain."""
+    from pollwatch import store
+    from pollwatch.models import MAX_MESSAGE, Gap, Notice
+
+    url = request.getfixturevalue("isolated_store" if backend == "sqlite" else "pg_url")
+    body = "upstream said: bad\x00request " + "x" * 1_000_000
+    with store.session_scope(url) as s:
+        store.add_notices(s, [Notice(time=T0, source="ooni", message=f"OONI answered 400: {body}", watch="kz")])
+        store.add_gaps(s, "kz", [Gap(source="ooni", signal="service_failure_rate", entity="KZ", start=T0, end=T0, reason=body)])
+    with store.session_scope(url) as s:
+        [notice] = store.list_notices(s, "kz")
+        [gap] = store.list_gaps(s, "kz")
+    for text in (notice.message, gap.reason):
+        assert "\x00" not in text and len(text) <= MAX_MESSAGE
+        assert "bad\ufffdrequest" in text
