@@ -43,6 +43,11 @@ FORM_TOLERANCE = timedelta(minutes=45)  # local onsets this close on different d
 OTHER_TIME = timedelta(hours=3)  # a known pattern's episode this far off its usual time still joins, with a note
 MAX_GAP_DAYS = 7  # exam days skip weekends and rest days; a week's silence ends the pattern
 FORM_GAP_DAYS = 4  # but a pattern forms only from two episodes at most 4 days apart (a lone pair further apart is chance)
+# A lone pair `back` days apart forms a pattern only within FORM_TOLERANCE / back (never under FORM_FLOOR: onsets
+# are seen to a native step or two): two unrelated outages land within 45 min of each other's time of day by chance
+# about 6% of the time per day searched, so the window shrinks as the days searched grow. In IODA's curated list,
+# every first pair 2-4 days apart starts at the same minute; a 20:05 and a 19:35 nationwide cut 4 days apart are chance.
+FORM_FLOOR = timedelta(minutes=15)
 OVERRUN = timedelta(hours=1)  # an episode this long past the usual end is news
 KEEP = timedelta(days=MAX_GAP_DAYS + 1)  # ended incidents kept as candidates this long
 MAX_RECENT = 500  # and never more than this many (the oldest go first)
@@ -160,6 +165,12 @@ def _usual_start(watch: Watch, inc: Incident) -> float:
     return _minute(inc.start, watch.tz)
 
 
+def _form_tolerance(back: int, known: bool) -> float:
+    """Minutes an onset `back` days later may be off the usual time and still be the same schedule."""
+    full = FORM_TOLERANCE.total_seconds() / 60
+    return full if known else max(FORM_FLOOR.total_seconds() / 60, full / back)
+
+
 def match(watch: Watch, state: RecurringState, a: Anomaly, together: Iterable[Anomaly] = ()) -> tuple[Incident, str] | None:
     """The ended incident that anomaly `a` starts a new episode of, with a note when it came at another time.
 
@@ -183,7 +194,7 @@ def match(watch: Watch, state: RecurringState, a: Anomaly, together: Iterable[An
             continue
         usual = _usual_start(watch, inc)
         off = _offset(_minute(a.start, tz), usual)
-        if off <= FORM_TOLERANCE.total_seconds() / 60:
+        if off <= _form_tolerance(back, inc.pattern is not None):
             note = ""
         elif inc.pattern is not None and off <= OTHER_TIME.total_seconds() / 60:
             note = f"came at {_hhmm(_minute(a.start, tz))} local instead of the usual {_hhmm(usual)}"
