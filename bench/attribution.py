@@ -36,7 +36,10 @@ def simulated_day() -> None:
     print("simulated election day (KZ 2019): injected cause -> attributed cause (confidence)")
     agree = 0
     for lb in sc.labels:
-        inc = next((i for i in out.incidents if i.kind is lb.kind and i.start <= lb.end and (i.end or lb.end) >= lb.start), None)
+        inc = next(
+            (i for i in out.incidents if i.kind is lb.kind and i.start <= lb.end and (i.end or lb.end) >= lb.start),
+            None,
+        )
         got = f"{inc.cause.value} ({inc.cause_confidence:.0%})" if inc else "not detected"
         agree += bool(inc and inc.cause is lb.cause)
         print(f"  {lb.kind.value:<20} {lb.cause.value:<20} -> {got}")
@@ -52,12 +55,18 @@ def main() -> int:
     events = read_events(path)
     known = [e for e in events if e.label is not None]
     n_gov = sum(e.label == 1 for e in known)
-    print(f"{path.name}: {len(events)} events, {len(known)} with a known cause ({n_gov} government-directed, {len(known) - n_gov} other)")
+    print(
+        f"{path.name}: {len(events)} events, {len(known)} with a known cause ({n_gov} government-directed, "
+        f"{len(known) - n_gov} other)"
+    )
     strat = cross_validate(events, folds=5, repeats=10)
     grouped = cross_validate(events, folds=5, group_by_country=True)
     in_code = balanced_accuracy(events, CALIBRATED_WEIGHTS)
     refit = fit(events)
-    print(f"balanced accuracy, stratified 5-fold x10: mean {statistics.mean(strat):.3f} (min {min(strat):.3f}, max {max(strat):.3f})")
+    print(
+        f"balanced accuracy, stratified 5-fold x10: mean {statistics.mean(strat):.3f} (min {min(strat):.3f}, max "
+        f"{max(strat):.3f})"
+    )
     print(f"balanced accuracy, whole countries held out (5 folds): mean {statistics.mean(grouped):.3f}")
     print(f"balanced accuracy of the weights in code on the full list (in-sample): {in_code:.3f}")
     drift = max(abs(refit[k] - CALIBRATED_WEIGHTS.get(k, 0.0)) for k in refit)
@@ -65,7 +74,10 @@ def main() -> int:
     print(f"({time.monotonic() - t0:.1f} s)")
     simulated_day()
     mean = statistics.mean(strat)
-    print(f"RESULT name=attribution_balanced_accuracy_cv figure={mean:.3f} goal={GOAL} met={'yes' if mean >= GOAL else 'no'}")
+    print(
+        f"RESULT name=attribution_balanced_accuracy_cv figure={mean:.3f} goal={GOAL} "
+        f"met={'yes' if mean >= GOAL else 'no'}"
+    )
     return 0
 
 

@@ -21,9 +21,18 @@ from datetime import datetime, timedelta, timezone
 from pollwatch import audit, store
 
 PAYLOAD = {
-    "change": "opened", "tick": "2019-06-09T14:00:00.000000Z",
-    "anomaly": {"source": "ioda", "signal": "bgp", "entity": {"country": "KZ", "asn": 9198}, "expected": 1523.0,
-                "observed": 41.0, "depth": 0.973, "severity": 5820.0, "evidence": {"threshold": 0.5, "mode": "ratio"}},
+    "change": "opened",
+    "tick": "2019-06-09T14:00:00.000000Z",
+    "anomaly": {
+        "source": "ioda",
+        "signal": "bgp",
+        "entity": {"country": "KZ", "asn": 9198},
+        "expected": 1523.0,
+        "observed": 41.0,
+        "depth": 0.973,
+        "severity": 5820.0,
+        "evidence": {"threshold": 0.5, "mode": "ratio"},
+    },
     "thresholds": {"warning": 0.99, "critical": 0.5, "window": "1d", "mode": "ratio"},
 }
 
@@ -34,7 +43,9 @@ def run(url: str, n: int, batch: int = 200) -> tuple[float, float]:
     for i in range(0, n, batch):
         with store.session_scope(url) as s:
             for j in range(i, min(i + batch, n)):
-                audit.append(s, "anomaly", "kz-2019-presidential", f"a{j}", {**PAYLOAD, "i": j}, at=t0 + timedelta(seconds=j))
+                audit.append(
+                    s, "anomaly", "kz-2019-presidential", f"a{j}", {**PAYLOAD, "i": j}, at=t0 + timedelta(seconds=j)
+                )
     append_rate = n / (time.perf_counter() - start)
     start = time.perf_counter()
     with store.session_scope(url) as s:

@@ -33,18 +33,53 @@ from tests.fakes.observatories import observatories  # noqa: E402
 
 GOAL_S = 2.0
 RUNS = 5  # timed runs after a warm-up; the machine is shared, so the median is reported
-TESTS = ["whatsapp", "facebook_messenger", "telegram", "signal", "tor", "vanilla_tor", "torsf", "psiphon", "openvpn", "riseupvpn"]
-DOMAINS = ["www.facebook.com", "twitter.com", "www.youtube.com", "www.instagram.com", "periscope.tv",
-           "web.whatsapp.com", "t.me", "signal.org", "www.tiktok.com", "www.bbc.com"]
+TESTS = [
+    "whatsapp",
+    "facebook_messenger",
+    "telegram",
+    "signal",
+    "tor",
+    "vanilla_tor",
+    "torsf",
+    "psiphon",
+    "openvpn",
+    "riseupvpn",
+]
+DOMAINS = [
+    "www.facebook.com",
+    "twitter.com",
+    "www.youtube.com",
+    "www.instagram.com",
+    "periscope.tv",
+    "web.whatsapp.com",
+    "t.me",
+    "signal.org",
+    "www.tiktok.com",
+    "www.bbc.com",
+]
 
 
 def big_watch(urls: dict[str, str], **options: dict) -> object:
     w = load_watch(ROOT / "playbooks" / "watches" / "kz-2019-presidential.yaml")
-    providers = [Provider(asn=64500 + i, name=f"Network {i}", type="mobile" if i % 3 == 0 else "fixed") for i in range(200)]
+    providers = [
+        Provider(asn=64500 + i, name=f"Network {i}", type="mobile" if i % 3 == 0 else "fixed") for i in range(200)
+    ]
     regions = [Region(code=f"KZ-R{i:02d}", name=f"Region {i}") for i in range(30)]
-    services = [Service(name=t, test=t) for t in TESTS] + [Service(name=d.split(".")[-2], test="web_connectivity", domains=[d]) for d in DOMAINS]
-    sources = {name: SourceConfig(base_url=urls[name], options=options.get(name, {})) for name in ("ioda", "ooni", "ripestat")}
-    return w.model_copy(update={"providers": providers, "regions": regions, "services": services, "circumvention": [], "sources": sources})
+    services = [Service(name=t, test=t) for t in TESTS] + [
+        Service(name=d.split(".")[-2], test="web_connectivity", domains=[d]) for d in DOMAINS
+    ]
+    sources = {
+        name: SourceConfig(base_url=urls[name], options=options.get(name, {})) for name in ("ioda", "ooni", "ripestat")
+    }
+    return w.model_copy(
+        update={
+            "providers": providers,
+            "regions": regions,
+            "services": services,
+            "circumvention": [],
+            "sources": sources,
+        }
+    )
 
 
 def run(watch: object, start: datetime, end: datetime) -> tuple[float, float, dict]:
@@ -55,11 +90,16 @@ def run(watch: object, start: datetime, end: datetime) -> tuple[float, float, di
 
 def report(label: str, wall: float, cpu: float, results: dict) -> int:
     requests = sum(r.requests for r in results.values())
-    print(f"{label}: {wall:.3f} s wall ({cpu:.3f} s CPU in the client), {requests} requests, {requests / wall:.0f} requests/s")
+    print(
+        f"{label}: {wall:.3f} s wall ({cpu:.3f} s CPU in the client), {requests} requests, {requests / wall:.0f} "
+        "requests/s"
+    )
     for name, r in results.items():
         problems = [n.message[:120] for n in r.notices if n.level != "info"]
-        print(f"  {name:<9} {r.requests:>5} requests  {len(r.observations):>7} observations  {len(r.gaps):>4} gaps  "
-              f"{r.seconds:.3f} s{'  PROBLEMS: ' + '; '.join(problems) if problems else ''}")
+        print(
+            f"  {name:<9} {r.requests:>5} requests  {len(r.observations):>7} observations  {len(r.gaps):>4} gaps  "
+            f"{r.seconds:.3f} s{'  PROBLEMS: ' + '; '.join(problems) if problems else ''}"
+        )
     return requests
 
 
@@ -67,7 +107,11 @@ def _serve(conn: object, latency: float) -> None:
     with observatories(latency=latency) as obs:
         for fake in obs.all:
             fake.cache_responses = True  # the warm-up run fills it; the measured run pays latency, not the fake's CPU
-        obs.ripestat.resources["KZ"] = {"asn": [str(64500 + i) for i in range(200)], "ipv4": ["2.72.0.0/13"], "ipv6": []}
+        obs.ripestat.resources["KZ"] = {
+            "asn": [str(64500 + i) for i in range(200)],
+            "ipv4": ["2.72.0.0/13"],
+            "ipv6": [],
+        }
         # IODA's region list for the 30 regions (looked up once, in the warm-up run, as once a day in production)
         obs.ioda.regions["KZ"] = [{"code": str(5000 + i), "name": f"Region {i}", "type": "region"} for i in range(30)]
         conn.send(obs.base_urls())  # type: ignore[attr-defined]
@@ -87,8 +131,10 @@ def main() -> None:
     server.start()
     try:
         urls = parent.recv()
-        print(f"one heightened tick ({start:%H:%M}-{end:%H:%M} UTC), 200 ASNs, 30 regions, 3 IODA datasources, "
-              f"20 OONI tests, {args.latency * 1000:.0f} ms per response")
+        print(
+            f"one heightened tick ({start:%H:%M}-{end:%H:%M} UTC), 200 ASNs, 30 regions, 3 IODA datasources, "
+            f"20 OONI tests, {args.latency * 1000:.0f} ms per response"
+        )
         run(big_watch(urls), start, end)  # warm-up: imports, first connections
         print(f"machine load average (1 min): {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
         runs = [run(big_watch(urls), start, end) for _ in range(RUNS)]

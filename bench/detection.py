@@ -84,13 +84,19 @@ def main() -> None:
     ve = by_name.get("real-ve-2019-blackout")
     if ve:
         (x,) = ve.extra.values()
-        result("venezuela_2019_detected", all(lo.detected for lo in ve.labels), "True", all(lo.detected for lo in ve.labels))
+        result(
+            "venezuela_2019_detected",
+            all(lo.detected for lo in ve.labels),
+            "True",
+            all(lo.detected for lo in ve.labels),
+        )
         result("venezuela_2019_alerts_before_onset", len(x["alerts_before_onset"]), "0", not x["alerts_before_onset"])
     ke = by_name.get("real-ke-2023-telegram")
     if ke:
         x = ke.extra["networks"]
         found = len(x["asns_expected"]) - len(x["missed_asns"])
-        # the labels are the onsets the data shows (playbooks/evaluation/cases/ke-2023-telegram.yaml): Safaricom x2, Jambonet
+        # the labels are the onsets the data shows (playbooks/evaluation/cases/ke-2023-telegram.yaml): Safaricom x2,
+        # Jambonet
         result("kenya_2023_blocked_asns_detected", f"{found}/{len(x['asns_expected'])}", "3/3", not x["missed_asns"])
         result("kenya_2023_unaffected_asns_flagged", len(x["unaffected_flagged"]), "0", not x["unaffected_flagged"])
         result("kenya_2023_alerts_before_onset", len(x["alerts_before_onset"]), "0", not x["alerts_before_onset"])
@@ -100,7 +106,13 @@ def main() -> None:
 
 def recurring(curfews: int, controls: int) -> None:
     from pollwatch.calibrate import default_csv
-    from pollwatch.evaluate_recurring import control_runs, curated_patterns, generated_patterns, run_pattern, summarize_patterns
+    from pollwatch.evaluate_recurring import (
+        control_runs,
+        curated_patterns,
+        generated_patterns,
+        run_pattern,
+        summarize_patterns,
+    )
 
     t0 = time.perf_counter()
     w = load_watch(find_watch("kz-2019-presidential"))
@@ -110,20 +122,32 @@ def recurring(curfews: int, controls: int) -> None:
     for case in cases:
         r = run_pattern(w, case)
         results.append(r)
-        print(f"{r.name:<24} episodes {r.found}/{r.episodes} found, {r.incidents} incident(s), "
-              f"cause from episode 3: {r.cause_from_third} {' '.join(r.causes[:4])}{' ...' if len(r.causes) > 4 else ''}")
+        print(
+            f"{r.name:<24} episodes {r.found}/{r.episodes} found, {r.incidents} incident(s), "
+            f"cause from episode 3: {r.cause_from_third} {' '.join(r.causes[:4])}{' ...' if len(r.causes) > 4 else ''}"
+        )
     ctl = control_runs(w, controls)
     for name, n, rec in ctl:
         print(f"{name:<24} {n} incident(s) from unrelated events, {rec} recurring")
     s = summarize_patterns(results, ctl)
     print("recurring:", s, f"({time.perf_counter() - t0:.0f} s)")
     n = s["patterns"] or 1
-    result("recurring_one_incident_per_pattern", f"{s['one_incident_per_pattern']}/{s['patterns']}", "all",
-           s["one_incident_per_pattern"] == s["patterns"])
+    result(
+        "recurring_one_incident_per_pattern",
+        f"{s['one_incident_per_pattern']}/{s['patterns']}",
+        "all",
+        s["one_incident_per_pattern"] == s["patterns"],
+    )
     result("recurring_episode_recall", s["episode_recall"], ">=0.95", (s["episode_recall"] or 0) >= 0.95)
-    result("recurring_cause_government_from_third_episode", f"{s['cause_government_from_third']}/{s['patterns']}", ">=0.9",
-           s["cause_government_from_third"] / n >= 0.9)
-    result("recurring_incidents_in_controls", s["control_recurring_incidents"], "0", s["control_recurring_incidents"] == 0)
+    result(
+        "recurring_cause_government_from_third_episode",
+        f"{s['cause_government_from_third']}/{s['patterns']}",
+        ">=0.9",
+        s["cause_government_from_third"] / n >= 0.9,
+    )
+    result(
+        "recurring_incidents_in_controls", s["control_recurring_incidents"], "0", s["control_recurring_incidents"] == 0
+    )
 
 
 if __name__ == "__main__":

@@ -52,8 +52,14 @@ def child(args: argparse.Namespace) -> None:
     from pollwatch.probes.diffscan import DiffscanOptions, PrefixTarget, run_diffscan
 
     opts = DiffscanOptions(
-        ports=[int(p) for p in args.ports.split(",")], baseline_per_block=args.per_block, max_probes=args.per_block,
-        concurrency=args.concurrency, timeout=2.0, rounds=1, time_budget=args.budget, method=args.method,
+        ports=[int(p) for p in args.ports.split(",")],
+        baseline_per_block=args.per_block,
+        max_probes=args.per_block,
+        concurrency=args.concurrency,
+        timeout=2.0,
+        rounds=1,
+        time_budget=args.budget,
+        method=args.method,
     )
     started = time.perf_counter()
     cpu = time.process_time()
@@ -61,11 +67,23 @@ def child(args: argparse.Namespace) -> None:
     elapsed = time.perf_counter() - started
     cpu = time.process_time() - cpu
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(json.dumps({
-        "probes": result.probes, "answers": result.answers, "timeouts": result.timeouts, "local_errors": result.local_errors,
-        "blocks": len(table), "elapsed": elapsed, "engine_rate": result.probes_per_second,
-        "rate": result.probes / elapsed, "peak_mb": peak_mb, "cpu": cpu, "complete": result.complete,
-    }))
+    print(
+        json.dumps(
+            {
+                "probes": result.probes,
+                "answers": result.answers,
+                "timeouts": result.timeouts,
+                "local_errors": result.local_errors,
+                "blocks": len(table),
+                "elapsed": elapsed,
+                "engine_rate": result.probes_per_second,
+                "rate": result.probes / elapsed,
+                "peak_mb": peak_mb,
+                "cpu": cpu,
+                "complete": result.complete,
+            }
+        )
+    )
 
 
 def main() -> None:
@@ -87,8 +105,23 @@ def main() -> None:
     try:
         open_port = parent.recv()
         ports = ",".join([str(_closed_port())] * 15 + [str(open_port)])
-        cmd = [sys.executable, __file__, "--child", "--prefix", args.prefix, "--per-block", str(args.per_block),
-               "--concurrency", str(args.concurrency), "--ports", ports, "--budget", str(args.budget), "--method", args.method]
+        cmd = [
+            sys.executable,
+            __file__,
+            "--child",
+            "--prefix",
+            args.prefix,
+            "--per-block",
+            str(args.per_block),
+            "--concurrency",
+            str(args.concurrency),
+            "--ports",
+            ports,
+            "--budget",
+            str(args.budget),
+            "--method",
+            args.method,
+        ]
         run = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
         if run.returncode != 0:
             print(run.stderr, file=sys.stderr)
@@ -97,21 +130,36 @@ def main() -> None:
     finally:
         server.terminate()
     planned = r["blocks"] * args.per_block
-    print(f"target list: {args.prefix}, {r['blocks']} /24 blocks x {args.per_block} = {planned} addresses "
-          f"(1 in 16 to a listener, the rest to a closed port), concurrency {args.concurrency}")
-    print(f"probed {r['probes']} of {planned}" + ("" if r["complete"] else f" (time budget of {args.budget:g} s ran out)"))
+    print(
+        f"target list: {args.prefix}, {r['blocks']} /24 blocks x {args.per_block} = {planned} addresses "
+        f"(1 in 16 to a listener, the rest to a closed port), concurrency {args.concurrency}"
+    )
+    print(
+        f"probed {r['probes']} of {planned}" + ("" if r["complete"] else f" (time budget of {args.budget:g} s ran out)")
+    )
     print(f"answers {r['answers']}, timeouts {r['timeouts']}, local errors {r['local_errors']}")
-    print(f"elapsed {r['elapsed']:.1f} s (whole run, incl. building blocks): {r['rate']:.0f} probes/s; engine {r['engine_rate']:.0f} probes/s")
-    print(f"CPU time of the sweeping process {r['cpu']:.1f} s: {r['probes'] / r['cpu']:.0f} probes per CPU-second "
-          "(wall-clock rate falls below this when other processes share the cores)")
+    print(
+        f"elapsed {r['elapsed']:.1f} s (whole run, incl. building blocks): {r['rate']:.0f} probes/s; engine "
+        f"{r['engine_rate']:.0f} probes/s"
+    )
+    print(
+        f"CPU time of the sweeping process {r['cpu']:.1f} s: {r['probes'] / r['cpu']:.0f} probes per CPU-second "
+        "(wall-clock rate falls below this when other processes share the cores)"
+    )
     print(f"peak RSS of the sweeping process: {r['peak_mb']:.1f} MB")
     full = planned >= TARGET_ADDRESSES
     if args.method != "tcp":
         print(f"(method {args.method}: no RESULT lines; the goals are measured with tcp)")
         return
-    print(f"RESULT name=diffscan_probes_per_second figure={r['rate']:.0f} goal={RATE_GOAL} met={'yes' if r['rate'] >= RATE_GOAL else 'no'}")
+    print(
+        f"RESULT name=diffscan_probes_per_second figure={r['rate']:.0f} goal={RATE_GOAL} "
+        f"met={'yes' if r['rate'] >= RATE_GOAL else 'no'}"
+    )
     met_mem = full and r["peak_mb"] < MEMORY_GOAL_MB
-    print(f"RESULT name=diffscan_peak_memory_mb_1M figure={r['peak_mb']:.1f} goal=<{MEMORY_GOAL_MB} met={'yes' if met_mem else 'no'}")
+    print(
+        f"RESULT name=diffscan_peak_memory_mb_1M figure={r['peak_mb']:.1f} goal=<{MEMORY_GOAL_MB} "
+        f"met={'yes' if met_mem else 'no'}"
+    )
 
 
 if __name__ == "__main__":

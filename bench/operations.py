@@ -44,8 +44,13 @@ from tests.small_watch import KZ_WATCH_FILE, small_watch  # noqa: E402
 
 H = timedelta(hours=1)
 CADENCE = timedelta(minutes=5)
-KINDS = [IncidentKind.network_outage, IncidentKind.regional_outage, IncidentKind.nationwide_outage,
-         IncidentKind.service_block, IncidentKind.circumvention_block]
+KINDS = [
+    IncidentKind.network_outage,
+    IncidentKind.regional_outage,
+    IncidentKind.nationwide_outage,
+    IncidentKind.service_block,
+    IncidentKind.circumvention_block,
+]
 
 
 def result(name: str, figure: object, goal: str, met: bool) -> None:
@@ -120,10 +125,21 @@ def shown(w: Watch, sc: Scenario, label: Label) -> tuple[datetime, datetime]:
     starts: list[datetime] = []
     ends: dict[str, datetime] = {}
     for o in sc.observations:
-        if o.signal != signal or o.value is None or o.time < first or (cfg.min_count and (o.count or 0) < cfg.min_count):
+        if (
+            o.signal != signal
+            or o.value is None
+            or o.time < first
+            or (cfg.min_count and (o.count or 0) < cfg.min_count)
+        ):
             continue
-        if connectivity and not (label.kind is IncidentKind.nationwide_outage and o.entity_key == o.country
-                                 or o.asn in label.asns and o.region is None or o.region in label.regions and o.asn is None):
+        if connectivity and not (
+            label.kind is IncidentKind.nationwide_outage
+            and o.entity_key == o.country
+            or o.asn in label.asns
+            and o.region is None
+            or o.region in label.regions
+            and o.asn is None
+        ):
             continue
         if not connectivity and (o.service not in label.services or o.asn is None):
             continue
@@ -138,13 +154,24 @@ def score(w: Watch, sc: Scenario, events: list[IncidentEvent], until: datetime, 
     incidents = latest_incidents(events)
     resolved = {e.incident.id: e.tick for e in events if e.change == "resolved"}
     for inc in incidents:
-        hits = [lb for lb in sc.labels if KIND_FAMILY[lb.kind] is inc.family and inc.start <= lb.end and (inc.end or until) >= lb.start]
-        if inc.kind is IncidentKind.nationwide_outage and not any(lb.kind is IncidentKind.nationwide_outage for lb in hits):
+        hits = [
+            lb
+            for lb in sc.labels
+            if KIND_FAMILY[lb.kind] is inc.family and inc.start <= lb.end and (inc.end or until) >= lb.start
+        ]
+        if inc.kind is IncidentKind.nationwide_outage and not any(
+            lb.kind is IncidentKind.nationwide_outage for lb in hits
+        ):
             m["false_nationwide"] += 1
-            m["examples"].append(f"false nationwide {sc.seed}: {inc.start:%H:%M} {inc.scope.asns} {inc.scope.regions} share {inc.scope.share}")
+            m["examples"].append(
+                f"false nationwide {sc.seed}: {inc.start:%H:%M} {inc.scope.asns} {inc.scope.regions} share "
+                f"{inc.scope.share}"
+            )
         if len(hits) > 1:
             m["merged"] += 1
-            m["examples"].append(f"merged {sc.seed}: {inc.kind.value} {inc.start:%H:%M} <- {[lb.kind.value for lb in hits]}")
+            m["examples"].append(
+                f"merged {sc.seed}: {inc.kind.value} {inc.start:%H:%M} <- {[lb.kind.value for lb in hits]}"
+            )
         for lb in hits[:1]:
             step = step_of(w, lb.kind)
             data_start, data_end = shown(w, sc, lb)
@@ -152,20 +179,30 @@ def score(w: Watch, sc: Scenario, events: list[IncidentEvent], until: datetime, 
             m["start_event"].append(abs((inc.start - lb.start) / step))
             m["recovery"].append(max(0.0, ((resolved.get(inc.id) or until) - data_end) / step))
             m["by_kind"].setdefault(lb.kind.value, []).append((m["start"][-1], m["recovery"][-1]))
-    m["missed"] += sum(1 for lb in sc.labels if not any(KIND_FAMILY[lb.kind] is i.family and i.start <= lb.end
-                                                     and (i.end or until) >= lb.start for i in incidents))
+    m["missed"] += sum(
+        1
+        for lb in sc.labels
+        if not any(
+            KIND_FAMILY[lb.kind] is i.family and i.start <= lb.end and (i.end or until) >= lb.start for i in incidents
+        )
+    )
     return incidents
 
 
 def differences(w: Watch, live: list[Incident], replay: list[Incident]) -> int:
     """Incidents of one without a match in the other (same kind and scope, start and end within one native step)."""
+
     def near(a: datetime | None, b: datetime | None, step: timedelta) -> bool:
         return (a is None) == (b is None) and (a is None or abs(a - b) <= step)  # type: ignore[operator]
 
     def same(a: Incident, b: Incident) -> bool:
         step = step_of(w, a.kind) if a.kind in KIND_FAMILY else CADENCE
-        return (a.kind, a.scope.asns, a.scope.regions, a.scope.services) == (b.kind, b.scope.asns, b.scope.regions, b.scope.services) \
-            and near(a.start, b.start, step) and near(a.end, b.end, step)
+        return (
+            (a.kind, a.scope.asns, a.scope.regions, a.scope.services)
+            == (b.kind, b.scope.asns, b.scope.regions, b.scope.services)
+            and near(a.start, b.start, step)
+            and near(a.end, b.end, step)
+        )
 
     unmatched = list(replay)
     diff = 0
@@ -185,8 +222,19 @@ def main() -> None:
     args = ap.parse_args()
     began = time.perf_counter()
     kz = load_watch(Path(__file__).resolve().parent.parent / KZ_WATCH_FILE)
-    m: dict = {"false_nationwide": 0, "merged": 0, "differences": 0, "missed": 0, "start": [], "recovery": [], "examples": [],
-               "runs": 0, "labels": 0, "by_kind": {}, "start_event": []}
+    m: dict = {
+        "false_nationwide": 0,
+        "merged": 0,
+        "differences": 0,
+        "missed": 0,
+        "start": [],
+        "recovery": [],
+        "examples": [],
+        "runs": 0,
+        "labels": 0,
+        "by_kind": {},
+        "start_event": [],
+    }
     for i in range(args.scenarios):
         seed = args.seed * 1000 + i
         rng = random.Random(seed)
@@ -197,29 +245,42 @@ def main() -> None:
         sc = simulate(w, day - 30 * H, end, events, seed=seed, other_space=rng.uniform(0.55, 0.7))
         w = baselined(w, sc.observations, day)  # the baseline flow's address shares, from the day before
         m["labels"] += len(sc.labels)
-        replay = score(w, sc, analyse(w, None, judgement_times(w, sc.start, end) + [end], sc.observations).events, end, m)
+        replay = score(
+            w, sc, analyse(w, None, judgement_times(w, sc.start, end) + [end], sc.observations).events, end, m
+        )
         for k in range(3):
             ticks = schedule(day, end, rng, catch_up=k == 0)
             live = score(w, sc, run_ticks(w, sc.observations, ticks), end, m)
             d = differences(w, live, replay)
             m["differences"] += d
             if d:
-                m["examples"].append(f"differs {seed} schedule {k}: live {[(x.kind.value, f'{x.start:%H:%M}') for x in live]} "
-                                     f"replay {[(x.kind.value, f'{x.start:%H:%M}') for x in replay]}")
+                m["examples"].append(
+                    f"differs {seed} schedule {k}: live {[(x.kind.value, f'{x.start:%H:%M}') for x in live]} "
+                    f"replay {[(x.kind.value, f'{x.start:%H:%M}') for x in replay]}"
+                )
         m["runs"] += 4
         print(f"scenario {seed}: {len(w.providers)} provider(s), {[lb.kind.value for lb in sc.labels]}", flush=True)
     for line in m["examples"][:20]:
         print("  ", line)
     for kind, pairs in sorted(m["by_kind"].items()):
-        print(f"  {kind:<20} start error p95 {p95([a for a, _ in pairs]):.2f} max {max(a for a, _ in pairs):.2f}, "
-              f"recovery delay p95 {p95([b for _, b in pairs]):.2f} max {max(b for _, b in pairs):.2f} native steps ({len(pairs)})")
+        print(
+            f"  {kind:<20} start error p95 {p95([a for a, _ in pairs]):.2f} max {max(a for a, _ in pairs):.2f}, "
+            f"recovery delay p95 {p95([b for _, b in pairs]):.2f} max {max(b for _, b in pairs):.2f} native steps "
+            f"({len(pairs)})"
+        )
     rec, start = p95(m["recovery"]), p95(m["start"])
-    print(f"{args.scenarios} scenarios, {m['labels']} events, {m['runs']} runs (replay + 3 schedules each), "
-          f"{m['missed']} event-runs missed, in {time.perf_counter() - began:.0f} s")
-    print(f"false nationwide {m['false_nationwide']}, merged {m['merged']}, differences from the replay {m['differences']}, "
-          f"recovery delay p95 {rec:.2f} native steps (max {max(m['recovery'], default=0):.2f}), "
-          f"start error p95 {start:.2f} native steps (max {max(m['start'], default=0):.2f}; from the injected start rather "
-          f"than the data's: p95 {p95(m['start_event']):.2f})")
+    print(
+        f"{args.scenarios} scenarios, {m['labels']} events, {m['runs']} runs (replay + 3 schedules each), "
+        f"{m['missed']} event-runs missed, in {time.perf_counter() - began:.0f} s"
+    )
+    print(
+        f"false nationwide {m['false_nationwide']}, merged {m['merged']}, differences from the replay "
+        f"{m['differences']}, "
+        f"recovery delay p95 {rec:.2f} native steps (max {max(m['recovery'], default=0):.2f}), "
+        f"start error p95 {start:.2f} native steps (max {max(m['start'], default=0):.2f}; from the injected start "
+        "rather "
+        f"than the data's: p95 {p95(m['start_event']):.2f})"
+    )
     result("ops_false_nationwide", m["false_nationwide"], "0", m["false_nationwide"] == 0)
     result("ops_merged_incidents", m["merged"], "0", m["merged"] == 0)
     result("ops_schedule_differences", m["differences"], "0", m["differences"] == 0)

@@ -38,7 +38,14 @@ class Data:
     """Raw values per (signal, entity) on each signal's grid (compact); Observations are built per
     chunk, as a store query would return them, so memory stays bounded."""
 
-    def __init__(self, entities: int, start: datetime, end: datetime, outages: list[tuple[int, datetime, datetime]], seed: int = 1):
+    def __init__(
+        self,
+        entities: int,
+        start: datetime,
+        end: datetime,
+        outages: list[tuple[int, datetime, datetime]],
+        seed: int = 1,
+    ):
         rng = random.Random(seed)
         self.start, self.entities = start, entities
         sizes = [rng.uniform(50, 2000) for _ in range(entities)]
@@ -53,7 +60,12 @@ class Data:
                 d = 1 + amp * math.sin((local_h - 9) / 24 * 2 * math.pi)
                 down = {a for a, s, e in outages if s <= t < e}
                 gauss = rng.gauss
-                rows.append([round(sizes[i] * scale * d * (1 + gauss(0, noise)) * (0.05 if i in down else 1.0), 3) for i in range(entities)])
+                rows.append(
+                    [
+                        round(sizes[i] * scale * d * (1 + gauss(0, noise)) * (0.05 if i in down else 1.0), 3)
+                        for i in range(entities)
+                    ]
+                )
             self.values[signal] = rows
 
     def points(self) -> int:
@@ -69,8 +81,18 @@ class Data:
             for k in range(k0, k1):
                 t = self.start + k * step
                 for i, v in enumerate(rows[k]):
-                    yield construct(time=t, source="ioda", signal=signal, country="KZ", region=None, asn=64512 + i, service=None,
-                                    value=v, count=None, provenance=None)
+                    yield construct(
+                        time=t,
+                        source="ioda",
+                        signal=signal,
+                        country="KZ",
+                        region=None,
+                        asn=64512 + i,
+                        service=None,
+                        value=v,
+                        count=None,
+                        provenance=None,
+                    )
 
 
 def main() -> None:
@@ -81,28 +103,37 @@ def main() -> None:
     args = ap.parse_args()
 
     w = load_watch(find_watch("kz-2019-presidential"))
-    w = w.model_copy(update={
-        "providers": [Provider(asn=64512 + i, name=f"net{i}") for i in range(args.entities)],
-        "signals": {k: v for k, v in w.signals.items() if k in SIGNALS},
-    })
+    w = w.model_copy(
+        update={
+            "providers": [Provider(asn=64512 + i, name=f"net{i}") for i in range(args.entities)],
+            "signals": {k: v for k, v in w.signals.items() if k in SIGNALS},
+        }
+    )
     watch_start = datetime(2024, 6, 1, tzinfo=timezone.utc)
     start = watch_start - timedelta(days=args.days)
     end = watch_start + timedelta(days=args.watch_days)
-    outages = [(i * 17 % args.entities, watch_start + timedelta(hours=10 + 19 * i), watch_start + timedelta(hours=12 + 19 * i))
-               for i in range(args.watch_days * 24 // 19)]
+    outages = [
+        (i * 17 % args.entities, watch_start + timedelta(hours=10 + 19 * i), watch_start + timedelta(hours=12 + 19 * i))
+        for i in range(args.watch_days * 24 // 19)
+    ]
     t0 = time.perf_counter()
     data = Data(args.entities, start, end, outages)
-    print(f"generated {data.points():,} values ({args.entities} entities x {len(SIGNALS)} signals, {args.days} + {args.watch_days} days)"
-          f" in {time.perf_counter() - t0:.1f} s (not timed)")
+    print(
+        f"generated {data.points():,} values ({args.entities} entities x {len(SIGNALS)} signals, {args.days} + "
+        f"{args.watch_days} days)"
+        f" in {time.perf_counter() - t0:.1f} s (not timed)"
+    )
 
     # the baseline phase reads each signal's window from the history (as flows/baseline.py fetches it)
     history_from = watch_start - max(s.window for s in w.signals.values())
     wall, cpu = time.perf_counter(), time.process_time()
     baselines = compute_baselines(w, data.observations(history_from, watch_start), watch_start)
     t_baseline, c_baseline = time.perf_counter() - wall, time.process_time() - cpu
-    print(f"baseline phase: {len(baselines)} baselines ({sum(b.usable for b in baselines)} usable) from"
-          f" the last {watch_start - history_from} of {args.days} days of history"
-          f" in {t_baseline:.1f} s wall, {c_baseline:.1f} s CPU")
+    print(
+        f"baseline phase: {len(baselines)} baselines ({sum(b.usable for b in baselines)} usable) from"
+        f" the last {watch_start - history_from} of {args.days} days of history"
+        f" in {t_baseline:.1f} s wall, {c_baseline:.1f} s CPU"
+    )
 
     # the watch: the detectors warm up on the longest window before it (what a first tick loads),
     # then 5-minute ticks; fed one day at a time with the state carried over (bounded memory)
@@ -118,7 +149,11 @@ def main() -> None:
         nxt = min(t + timedelta(days=1), end)
         chunk = list(data.observations(t, nxt))
         fed += len(chunk)
-        ticks = [x for x in tick_grid(max(t, watch_start), nxt, timedelta(minutes=5)) if x < nxt] if nxt > watch_start else [nxt - timedelta(seconds=1)]
+        ticks = (
+            [x for x in tick_grid(max(t, watch_start), nxt, timedelta(minutes=5)) if x < nxt]
+            if nxt > watch_start
+            else [nxt - timedelta(seconds=1)]
+        )
         ticks_total += len(ticks) if nxt > watch_start else 0
         out = analyse(w, state, ticks, chunk, known)
         state = out.state
@@ -127,9 +162,13 @@ def main() -> None:
         known.update({i.id: i for i in out.incidents})
         t = nxt
     t_watch, c_watch = time.perf_counter() - wall, time.process_time() - cpu
-    print(f"watch: {ticks_total} ticks of 5 min over {args.watch_days} days, {fed:,} points judged (warm-up window {longest} included),"
-          f" {len(incidents)} incidents (injected {len(outages)} network outages) in {t_watch:.1f} s wall, {c_watch:.1f} s CPU"
-          f" ({c_watch / fed * 1e6:.1f} us CPU/point)")
+    print(
+        f"watch: {ticks_total} ticks of 5 min over {args.watch_days} days, {fed:,} points judged (warm-up window "
+        f"{longest} included),"
+        f" {len(incidents)} incidents (injected {len(outages)} network outages) in {t_watch:.1f} s wall, "
+        f"{c_watch:.1f} s CPU"
+        f" ({c_watch / fed * 1e6:.1f} us CPU/point)"
+    )
 
     # live: ticks that each load and save the whole watch state as JSON
     assert state is not None
@@ -139,16 +178,23 @@ def main() -> None:
     wall_l, cpu_l = time.perf_counter(), time.process_time()
     for tick in live_ticks:
         st = WatchState.model_validate_json(state_json)
-        res = analyse(w, st, [tick], list(extra.observations(tick - timedelta(minutes=10), tick + timedelta(seconds=1))), known)
+        res = analyse(
+            w, st, [tick], list(extra.observations(tick - timedelta(minutes=10), tick + timedelta(seconds=1))), known
+        )
         state_json = json.dumps(res.state.model_dump(mode="json"))
     per_tick = (time.perf_counter() - wall_l) / len(live_ticks)
     per_tick_cpu = (time.process_time() - cpu_l) / len(live_ticks)
     n_series = args.entities * len(SIGNALS)
-    print(f"live tick: {per_tick:.2f} s wall ({per_tick_cpu:.2f} s CPU) including loading and saving the JSON state of"
-          f" {len(state_json) / 1e6:.1f} MB ({len(state_json) / n_series / 1e3:.1f} kB per series)")
+    print(
+        f"live tick: {per_tick:.2f} s wall ({per_tick_cpu:.2f} s CPU) including loading and saving the JSON state of"
+        f" {len(state_json) / 1e6:.1f} MB ({len(state_json) / n_series / 1e3:.1f} kB per series)"
+    )
     total, total_cpu = t_baseline + t_watch, c_baseline + c_watch
-    print(f"total (baseline + watch): {total:.1f} s wall, {total_cpu:.1f} s CPU; load average now {os.getloadavg()[0]:.1f}"
-          " on this machine (wall time includes other users' work)")
+    print(
+        f"total (baseline + watch): {total:.1f} s wall, {total_cpu:.1f} s CPU; load average now "
+        f"{os.getloadavg()[0]:.1f}"
+        " on this machine (wall time includes other users' work)"
+    )
     print(f"RESULT name=replay figure={total_cpu:.1f}s_cpu goal=<60s met={'yes' if total_cpu < 60 else 'no'}")
     print(f"RESULT name=replay_wall figure={total:.1f}s goal=<60s met={'yes' if total < 60 else 'no'}")
     print(f"RESULT name=replay_live_tick figure={per_tick:.2f}s goal=<300s met={'yes' if per_tick < 300 else 'no'}")

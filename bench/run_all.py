@@ -39,8 +39,14 @@ def run_one(path: Path, timeout: float, extra: list[str]) -> tuple[list[dict[str
     began = time.perf_counter()
     env = {**os.environ, "PYTHONPATH": str(BENCH.parent) + os.pathsep + os.environ.get("PYTHONPATH", "")}
     try:
-        proc = subprocess.run([sys.executable, str(path), *extra], cwd=BENCH.parent, env=env, capture_output=True,
-                              text=True, timeout=timeout)
+        proc = subprocess.run(
+            [sys.executable, str(path), *extra],
+            cwd=BENCH.parent,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
     except subprocess.TimeoutExpired as exc:
         out = exc.stdout.decode(errors="replace") if isinstance(exc.stdout, bytes) else (exc.stdout or "")
         return parse_results(out), "timeout", time.perf_counter() - began
@@ -61,8 +67,13 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("only", nargs="*", help="benchmark file names (without .py) to run; default all")
     ap.add_argument("--timeout", type=float, default=600.0, help="seconds per benchmark (default 600)")
-    ap.add_argument("--args", action="append", default=[], metavar="NAME=ARGS",
-                    help="extra arguments for one benchmark, e.g. soak=--days=3 (comma separates several)")
+    ap.add_argument(
+        "--args",
+        action="append",
+        default=[],
+        metavar="NAME=ARGS",
+        help="extra arguments for one benchmark, e.g. soak=--days=3 (comma separates several)",
+    )
     a = ap.parse_args(argv)
     extra: dict[str, list[str]] = {}
     for spec in a.args:
@@ -82,7 +93,15 @@ def main(argv: list[str] | None = None) -> int:
             rows.append([r.get("name", "?"), r.get("figure", "?"), r.get("goal", "?"), r.get("met", "?"), path.stem])
         if status != "ok" or not results:
             problems += 1
-            rows.append([f"({path.stem})", "-", "-", "no" if status != "ok" else "?", status if results or status != "ok" else "no RESULT line"])
+            rows.append(
+                [
+                    f"({path.stem})",
+                    "-",
+                    "-",
+                    "no" if status != "ok" else "?",
+                    status if results or status != "ok" else "no RESULT line",
+                ]
+            )
     print()
     print(table(rows, ["name", "figure", "goal", "met", "bench"]))
     met = sum(1 for r in rows if r[3] == "yes")

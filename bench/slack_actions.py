@@ -49,8 +49,11 @@ def pct(xs: list[float], q: float) -> float:
 def main() -> None:
     logging.disable(logging.WARNING)
     base = load_watch(REPO / "playbooks" / "watches" / "kz-2019-presidential.yaml")
-    watch = base.model_copy(update={"alerts": base.alerts.model_copy(update={"responders": [LEAD], "chart": False,
-                                                                             "max_updates_per_hour": 100})})
+    watch = base.model_copy(
+        update={
+            "alerts": base.alerts.model_copy(update={"responders": [LEAD], "chart": False, "max_updates_per_hour": 100})
+        }
+    )
     with FakeSocketMode() as sock, FakeSlack(token=TOKEN) as fake:
         fake.socket_url = lambda: sock.url
         transport = SlackTransport(SecretStr(TOKEN), base_url=fake.base_url, pace=0.0)
@@ -78,7 +81,9 @@ def main() -> None:
 
                     wait_for(changed, timeout=30, interval=0.005)
                     stored.append(time.perf_counter() - t0)
-                    wait_for(lambda: len(fake.thread("pollwatch-kz", roots[inc.id])) > before, timeout=30, interval=0.005)
+                    wait_for(
+                        lambda: len(fake.thread("pollwatch-kz", roots[inc.id])) > before, timeout=30, interval=0.005
+                    )
                     shown.append(time.perf_counter() - t0)
             entries_before = len(audit_entries())
             replies_before = sum(len(fake.thread("pollwatch-kz", ts)) for ts in roots.values())
@@ -93,11 +98,23 @@ def main() -> None:
 
     n = len(acks)
     print(f"{n} presses on {INCIDENTS} incidents (acknowledge, confirm cause), then the same {n} again")
-    print(f"to Slack's acknowledgement: median {statistics.median(acks) * 1000:.1f} ms, p95 {pct(acks, 0.95) * 1000:.1f} ms, "
-          f"max {max(acks) * 1000:.1f} ms")
-    print(f"to the incident changed in the store: median {statistics.median(stored) * 1000:.1f} ms, p95 {pct(stored, 0.95) * 1000:.1f} ms")
-    print(f"to the reply in the thread: median {statistics.median(shown) * 1000:.1f} ms, p95 {pct(shown, 0.95) * 1000:.1f} ms")
-    print(f"{n} repeated presses answered in {repeats:.2f} s: {extra_entries} new audit entries, {extra_replies} new thread replies")
+    print(
+        f"to Slack's acknowledgement: median {statistics.median(acks) * 1000:.1f} ms, p95 "
+        f"{pct(acks, 0.95) * 1000:.1f} ms, "
+        f"max {max(acks) * 1000:.1f} ms"
+    )
+    print(
+        f"to the incident changed in the store: median {statistics.median(stored) * 1000:.1f} ms, p95 "
+        f"{pct(stored, 0.95) * 1000:.1f} ms"
+    )
+    print(
+        f"to the reply in the thread: median {statistics.median(shown) * 1000:.1f} ms, p95 "
+        f"{pct(shown, 0.95) * 1000:.1f} ms"
+    )
+    print(
+        f"{n} repeated presses answered in {repeats:.2f} s: {extra_entries} new audit entries, {extra_replies} new "
+        "thread replies"
+    )
     result("ack_p95_ms", round(pct(acks, 0.95) * 1000, 1), "< 3000 (Slack's limit)", pct(acks, 0.95) < 3.0)
     result("thread_reply_p95_ms", round(pct(shown, 0.95) * 1000, 1), "< 3000", pct(shown, 0.95) < 3.0)
     result("repeats_changed_nothing", extra_entries + extra_replies, "0", extra_entries + extra_replies == 0)

@@ -41,12 +41,18 @@ def main() -> None:
     watch = watch.model_copy(update={"alerts": watch.alerts.model_copy(update={"max_updates_per_hour": 60})})
 
     # 1. an hour without Slack: 4 incidents evolving over 12 five-minute ticks, then Slack is back
-    incidents = [nationwide(watch, inc_id=f"bench-nat-{i}") for i in range(2)] + \
-                [service_block(watch, inc_id=f"bench-svc-{i}") for i in range(2)]
+    incidents = [nationwide(watch, inc_id=f"bench-nat-{i}") for i in range(2)] + [
+        service_block(watch, inc_id=f"bench-svc-{i}") for i in range(2)
+    ]
     events = []
     for k, inc in enumerate(incidents):
-        shifted = inc.model_copy(update={"start": T0 + timedelta(minutes=k), "detected_at": T0 + timedelta(minutes=5 + k),
-                                         "updated_at": T0 + timedelta(minutes=5 + k)})
+        shifted = inc.model_copy(
+            update={
+                "start": T0 + timedelta(minutes=k),
+                "detected_at": T0 + timedelta(minutes=5 + k),
+                "updated_at": T0 + timedelta(minutes=5 + k),
+            }
+        )
         events += story(shifted, updates=8, step=timedelta(minutes=5))
     alerts = sorted(alerts_for(watch, events), key=lambda a: (a.created_at, a.sequence, a.id))
     with FakeSlack(token=TOKEN) as fake:
@@ -64,8 +70,11 @@ def main() -> None:
         t0 = time.perf_counter()
         report = deliver_outbox(watch, t, chart=lambda *a: None, retry_delays=(0.01,))
         drain = time.perf_counter() - t0
-        posted = [c.params["metadata"]["event_payload"]["idempotency_key"] for c in fake.calls_to("chat.postMessage")
-                  if c.fault is None and c.params.get("channel") == fake.channel_id("pollwatch-kz")]
+        posted = [
+            c.params["metadata"]["event_payload"]["idempotency_key"]
+            for c in fake.calls_to("chat.postMessage")
+            if c.fault is None and c.params.get("channel") == fake.channel_id("pollwatch-kz")
+        ]
         keys = [a.idempotency_key for a in alerts]
         dup = len(posted) - len(set(posted))
         lost = len(set(keys) - set(posted))
@@ -75,8 +84,13 @@ def main() -> None:
         api_calls = len(fake.calls) - calls_before
     print(f"outage backlog: {len(alerts)} alerts for {len(incidents)} incidents after 12 failed ticks")
     print(f"  drained in {drain:.2f} s without pacing; {api_calls} API calls ({api_calls / len(alerts):.1f} per alert)")
-    print(f"  duplicates {dup}, lost {lost}, in order {in_order}, roots {roots}, ops notices {ops}, waiting {report.waiting}")
-    print(f"  with 1 msg/channel/s pacing the same backlog takes about {report.posted + report.edited} s (posts + edits)")
+    print(
+        f"  duplicates {dup}, lost {lost}, in order {in_order}, roots {roots}, ops notices {ops}, waiting "
+        f"{report.waiting}"
+    )
+    print(
+        f"  with 1 msg/channel/s pacing the same backlog takes about {report.posted + report.edited} s (posts + edits)"
+    )
     result("slack_backlog_duplicates", dup, "0", dup == 0)
     result("slack_backlog_lost", lost, "0", lost == 0)
     result("slack_backlog_in_order", int(in_order), "1", in_order)
@@ -87,7 +101,9 @@ def main() -> None:
     with FakeSlack(token=TOKEN) as fake:
         t = SlackTransport(SecretStr(TOKEN), base_url=fake.base_url, timeout=1.0, pace=1.0)
         with store.session_scope() as s:
-            store.enqueue_alerts(s, alerts_for(watch, story(nationwide(watch, inc_id="bench-pace"), updates=2, end=False)))
+            store.enqueue_alerts(
+                s, alerts_for(watch, story(nationwide(watch, inc_id="bench-pace"), updates=2, end=False))
+            )
         deliver_outbox(watch, t, chart=lambda *a: None)
         writes = [c.at for c in fake.calls if c.method in ("chat.postMessage", "chat.update")]
         gaps = [b - a for a, b in zip(writes, writes[1:])]

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import bisect
-import os
 import random
 import resource
 import statistics
@@ -59,8 +58,14 @@ def peak_rss_mb() -> float:
 
 def slim(watch: Watch) -> Watch:
     """A smaller watch (2 providers, 2 regions, 2 services, 1 circumvention tool) for quick runs."""
-    return watch.model_copy(update={"providers": watch.providers[:2], "regions": watch.regions[:2],
-                                    "services": watch.services[:2], "circumvention": watch.circumvention[:1]})
+    return watch.model_copy(
+        update={
+            "providers": watch.providers[:2],
+            "regions": watch.regions[:2],
+            "services": watch.services[:2],
+            "circumvention": watch.circumvention[:1],
+        }
+    )
 
 
 def flapping_day(watch: Watch, day: datetime, seed: int) -> list[Observation]:
@@ -76,8 +81,9 @@ def flapping_day(watch: Watch, day: datetime, seed: int) -> list[Observation]:
         key = (o.series_key, hour)
         if key not in flapping:
             flapping[key] = rng.random() < 0.15
-        silent = (o.source == "ioda" and ioda_off <= o.time < ioda_off + timedelta(minutes=45)) or \
-                 (o.source == "ooni" and ooni_off <= o.time < ooni_off + timedelta(hours=1))
+        silent = (o.source == "ioda" and ioda_off <= o.time < ioda_off + timedelta(minutes=45)) or (
+            o.source == "ooni" and ooni_off <= o.time < ooni_off + timedelta(hours=1)
+        )
         toggled = flapping[key] and (o.time.minute // 5) % 2 == 1
         out.append(o.model_copy(update={"value": None}) if silent or toggled else o)
     return out
@@ -92,11 +98,20 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--days", type=float, default=14.0, help="simulated days (default 14)")
     ap.add_argument("--cadence", type=float, default=1.0, help="minutes between ticks (default 1)")
     ap.add_argument("--watch", default=str(PLAYBOOKS_DIR / "watches" / "kz-2019-presidential.yaml"))
-    ap.add_argument("--full", action="store_true", help="the whole watch (default: a slim copy, 2 providers/regions/services)")
+    ap.add_argument(
+        "--full", action="store_true", help="the whole watch (default: a slim copy, 2 providers/regions/services)"
+    )
     ap.add_argument("--no-db", action="store_true", help="do not write to a SQLite store")
-    ap.add_argument("--db-every", type=int, default=240,
-                    help="write to the store every N ticks in one transaction, with a tick row per tick (default 240; 1 = every tick)")
-    ap.add_argument("--budget", type=float, default=170.0, help="stop after this many seconds of wall time (default 170)")
+    ap.add_argument(
+        "--db-every",
+        type=int,
+        default=240,
+        help="write to the store every N ticks in one transaction, with a tick row per tick (default 240; 1 = "
+        "every tick)",
+    )
+    ap.add_argument(
+        "--budget", type=float, default=170.0, help="stop after this many seconds of wall time (default 170)"
+    )
     ap.add_argument("--seed", type=int, default=7)
     args = ap.parse_args(argv)
 
@@ -118,13 +133,16 @@ def main(argv: list[str] | None = None) -> int:
         store = _store
         store.get_engine(url)
 
-    print(f"soak: {watch.name}{'' if args.full else ' (slim)'}, {args.days:g} days at {args.cadence:g}-minute ticks "
-          f"({n_ticks} ticks), store: {'none' if store is None else db_path}, budget {args.budget:.0f} s")
-    print(f"{'day':>4} {'ticks':>6} {'wall s':>7} {'tick ms':>8} {'rss MB':>7} {'state KB':>9} {'db MB':>7} "
-          f"{'obs':>8} {'gaps':>6} {'incidents':>9}")
+    print(
+        f"soak: {watch.name}{'' if args.full else ' (slim)'}, {args.days:g} days at {args.cadence:g}-minute ticks "
+        f"({n_ticks} ticks), store: {'none' if store is None else db_path}, budget {args.budget:.0f} s"
+    )
+    print(
+        f"{'day':>4} {'ticks':>6} {'wall s':>7} {'tick ms':>8} {'rss MB':>7} {'state KB':>9} {'db MB':>7} "
+        f"{'obs':>8} {'gaps':>6} {'incidents':>9}"
+    )
 
     began = time.perf_counter()
-    state: WatchState | None = None
     state_json = ""
     known: dict[str, Incident] = {}
     all_incidents: dict[str, Incident] = {}
@@ -148,7 +166,7 @@ def main(argv: list[str] | None = None) -> int:
             day_times = [o.time for o in day_obs]
             loaded_day = day0
         lo = bisect.bisect_right(day_times, prev) if prev and prev >= day0 else 0
-        visible = day_obs[lo:bisect.bisect_right(day_times, tick)]
+        visible = day_obs[lo : bisect.bisect_right(day_times, tick)]
         prev = tick
 
         t0 = time.perf_counter()
@@ -175,20 +193,25 @@ def main(argv: list[str] | None = None) -> int:
                 pending.clear()
         gaps += len(out.gaps)
         observations_total += len(visible)
-        state = out.state
         done = i + 1
 
         last = done == n_ticks
         over = time.perf_counter() - began > args.budget
         if done % ticks_per_day == 0 or last or over:
             row = {
-                "day": done / ticks_per_day, "wall": time.perf_counter() - began,
-                "tick_ms": 1000 * statistics.fmean(tick_seconds[-ticks_per_day:]), "rss": rss_mb(),
-                "state_kb": len(state_json) / 1024, "db_mb": db_bytes(db_path) / MB if store is not None else 0.0,
+                "day": done / ticks_per_day,
+                "wall": time.perf_counter() - began,
+                "tick_ms": 1000 * statistics.fmean(tick_seconds[-ticks_per_day:]),
+                "rss": rss_mb(),
+                "state_kb": len(state_json) / 1024,
+                "db_mb": db_bytes(db_path) / MB if store is not None else 0.0,
             }
             per_day.append(row)
-            print(f"{row['day']:>4.1f} {done:>6} {row['wall']:>7.1f} {row['tick_ms']:>8.1f} {row['rss']:>7.1f} "
-                  f"{row['state_kb']:>9.1f} {row['db_mb']:>7.1f} {observations_total:>8} {gaps:>6} {len(all_incidents):>9}")
+            print(
+                f"{row['day']:>4.1f} {done:>6} {row['wall']:>7.1f} {row['tick_ms']:>8.1f} {row['rss']:>7.1f} "
+                f"{row['state_kb']:>9.1f} {row['db_mb']:>7.1f} {observations_total:>8} {gaps:>6} "
+                f"{len(all_incidents):>9}"
+            )
         if over and not last:
             print(f"budget of {args.budget:.0f} s spent after {done} ticks ({done / ticks_per_day:.2f} simulated days)")
             break
@@ -206,12 +229,18 @@ def main(argv: list[str] | None = None) -> int:
         rss_growth = state_growth = float("nan")
         steady_note = f"n/a (windows full after day {full_after:g}; ran {days_done:.1f} days)"
     db_per_day = (per_day[-1]["db_mb"] / days_done) if days_done and store is not None else 0.0
-    print(f"growth once the windows are full {steady_note}: rss {100 * rss_growth:+.1f}%, state {100 * state_growth:+.1f}%")
+    print(
+        f"growth once the windows are full {steady_note}: rss {100 * rss_growth:+.1f}%, state "
+        f"{100 * state_growth:+.1f}%"
+    )
     mean_ms = 1000 * statistics.fmean(tick_seconds)
     p99_ms = 1000 * sorted(tick_seconds)[int(0.99 * (len(tick_seconds) - 1))]
-    print(f"{done} ticks in {time.perf_counter() - began:.1f} s: mean {mean_ms:.1f} ms, p99 {p99_ms:.1f} ms per tick; "
-          f"peak RSS {peak:.0f} MB; state {per_day[-1]['state_kb']:.0f} KB; db {per_day[-1]['db_mb']:.1f} MB "
-          f"({db_per_day:.1f} MB/day, {db_seconds:.1f} s writing, {sim_seconds:.1f} s simulating input); {len(all_incidents)} incidents (none injected), {gaps} gaps")
+    print(
+        f"{done} ticks in {time.perf_counter() - began:.1f} s: mean {mean_ms:.1f} ms, p99 {p99_ms:.1f} ms per tick; "
+        f"peak RSS {peak:.0f} MB; state {per_day[-1]['state_kb']:.0f} KB; db {per_day[-1]['db_mb']:.1f} MB "
+        f"({db_per_day:.1f} MB/day, {db_seconds:.1f} s writing, {sim_seconds:.1f} s simulating input); "
+        f"{len(all_incidents)} incidents (none injected), {gaps} gaps"
+    )
 
     def result(name: str, figure: str, goal: str, met: bool) -> None:
         print(f"RESULT name={name} figure={figure} goal={goal} met={'yes' if met else 'no'}")
@@ -224,7 +253,12 @@ def main(argv: list[str] | None = None) -> int:
     result("soak_state_kb", f"{per_day[-1]['state_kb']:.0f}", "<=1024", per_day[-1]["state_kb"] <= 1024)
     if store is not None:
         result("soak_db_mb_per_day", f"{db_per_day:.1f}", "<=100", db_per_day <= 100)
-    result("soak_tick_ms_p99", f"{p99_ms:.1f}", f"<{cadence.total_seconds() * 1000 / 10:.0f}", p99_ms < cadence.total_seconds() * 100)
+    result(
+        "soak_tick_ms_p99",
+        f"{p99_ms:.1f}",
+        f"<{cadence.total_seconds() * 1000 / 10:.0f}",
+        p99_ms < cadence.total_seconds() * 100,
+    )
     return 0
 
 

@@ -38,7 +38,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -57,10 +57,15 @@ def bench_watch(directory: Path, providers: int) -> Path:
         "country": "KZ",
         "election_date": "2019-06-09",
         "timezone": "Asia/Almaty",
-        "providers": [{"asn": 64512 + i, "name": f"Provider {i}", "type": ("fixed", "mobile")[i % 2]} for i in range(providers)],
+        "providers": [
+            {"asn": 64512 + i, "name": f"Provider {i}", "type": ("fixed", "mobile")[i % 2]} for i in range(providers)
+        ],
         "regions": [{"code": c, "name": c} for c in ("KZ-ALA", "KZ-AST", "KZ-KAR", "KZ-VOS", "KZ-YUZ")],
-        "services": [{"name": "whatsapp", "test": "whatsapp"}, {"name": "facebook", "test": "facebook_messenger"},
-                     {"name": "youtube", "test": "web_connectivity", "domains": ["www.youtube.com"]}],
+        "services": [
+            {"name": "whatsapp", "test": "whatsapp"},
+            {"name": "facebook", "test": "facebook_messenger"},
+            {"name": "youtube", "test": "web_connectivity", "domains": ["www.youtube.com"]},
+        ],
         "circumvention": [{"name": "tor", "test": "tor"}],
     }
     path = directory / f"{doc['name']}.yaml"
@@ -80,8 +85,15 @@ def direct_tick(w, watch_path: Path, tick: datetime, observations: Path) -> dict
     w = load_watch(watch_path)  # the flow loads its watch from the parameter too
     params = {"watch": str(watch_path), "tick": tick, "observations": str(observations)}
     with store.session_scope() as s:
-        audit.record_run_start(s, watch=w.name, flow_run_id=None, flow="watch-tick", deployment=None, parameters=params,
-                               playbook_hash=w.content_hash)
+        audit.record_run_start(
+            s,
+            watch=w.name,
+            flow_run_id=None,
+            flow="watch-tick",
+            deployment=None,
+            parameters=params,
+            playbook_hash=w.content_hash,
+        )
     with store.session_scope() as s:
         if store.tick_done(s, w.name, tick):
             return {"skipped": True}
@@ -100,8 +112,9 @@ def direct_tick(w, watch_path: Path, tick: datetime, observations: Path) -> dict
         for source, batch in sorted(by_source.items()):
             audit.record_observations(s, watch=w.name, source=source, observations=batch)
     with store.session_scope() as s:
-        visible = store.query_observations(s, country=w.country, since=since, until=tick + timedelta(seconds=1),
-                                           since_by_signal=windows.since)
+        visible = store.query_observations(
+            s, country=w.country, since=since, until=tick + timedelta(seconds=1), since_by_signal=windows.since
+        )
     out = analyse(w, state, [tick], visible, known)
     with store.session_scope() as s:
         store.enqueue_alerts(s, out.alerts)
@@ -135,8 +148,12 @@ def process_start_seconds(repeat: int = 3) -> float:
     times = []
     for _ in range(repeat):
         t0 = time.perf_counter()
-        subprocess.run([sys.executable, "-c", "import prefect.engine, flows.watch_tick"], cwd=REPO, check=True,
-                       env={**os.environ, "PYTHONPATH": str(REPO)})
+        subprocess.run(
+            [sys.executable, "-c", "import prefect.engine, flows.watch_tick"],
+            cwd=REPO,
+            check=True,
+            env={**os.environ, "PYTHONPATH": str(REPO)},
+        )
         times.append(time.perf_counter() - t0)
     return statistics.median(times)
 
@@ -166,7 +183,11 @@ def main() -> None:
     w = load_watch(watch_path)
     t0 = w.at_offset(timedelta(hours=9))  # election day, 09:00 local: inside the heightened phase
     ticks = [t0 + i * CADENCE for i in range(args.ticks)]
-    outage = EventSpec(kind=IncidentKind.nationwide_outage, start=ticks[len(ticks) // 2] - timedelta(minutes=2), end=ticks[-1] + CADENCE)
+    outage = EventSpec(
+        kind=IncidentKind.nationwide_outage,
+        start=ticks[len(ticks) // 2] - timedelta(minutes=2),
+        end=ticks[-1] + CADENCE,
+    )
     clock = time.perf_counter()
     sc = simulate(w, t0 - timedelta(hours=args.history_hours), ticks[-1] + timedelta(seconds=1), [outage], seed=7)
     history = [o for o in sc.observations if o.time < t0 - CADENCE]
@@ -175,8 +196,11 @@ def main() -> None:
     write_observations(fresh, obs_file)
     warm = analyse(w, None, [t0 - CADENCE], history)
     per_tick = len([o for o in fresh if ticks[0] - CADENCE < o.time <= ticks[0]])
-    print(f"watch {w.name}: {len(w.providers)} providers, {len(w.signals)} signals; {len(sc.observations)} simulated observations "
-          f"({len(history)} history), ~{per_tick} new per tick; warm-up {time.perf_counter() - clock:.1f} s")
+    print(
+        f"watch {w.name}: {len(w.providers)} providers, {len(w.signals)} signals; {len(sc.observations)} simulated "
+        "observations "
+        f"({len(history)} history), ~{per_tick} new per tick; warm-up {time.perf_counter() - clock:.1f} s"
+    )
 
     urls = {kind: f"sqlite:///{work / (kind + '.sqlite')}" for kind in ("direct", "flow", "flow-no-heartbeat")}
     state = warm.state.model_dump(mode="json")
@@ -220,15 +244,19 @@ def main() -> None:
     times: dict[str, list[float]] = {k: [] for k in kinds}
     cpus: dict[str, list[float]] = {k: [] for k in kinds}
     for i, tick in enumerate(ticks):
-        order = kinds[i % 3:] + kinds[:i % 3]  # rotate, so every way sees the same machine load
+        order = kinds[i % 3 :] + kinds[: i % 3]  # rotate, so every way sees the same machine load
         results = {}
         for kind in order:
             seconds, cpu, results[kind] = run(kind, tick)
             times[kind].append(seconds)
             cpus[kind].append(cpu)
         assert len({r.get("incident_events") for r in results.values()}) == 1, (tick, results)
-        print(f"  tick {tick:%H:%M}Z  " + "  ".join(f"{k} {times[k][-1] * 1000:6.0f} ms" for k in kinds)
-              + f"  observations {results['flow'].get('observations')}  incident events {results['flow'].get('incident_events')}")
+        print(
+            f"  tick {tick:%H:%M}Z  "
+            + "  ".join(f"{k} {times[k][-1] * 1000:6.0f} ms" for k in kinds)
+            + f"  observations {results['flow'].get('observations')}  incident events "
+            f"{results['flow'].get('incident_events')}"
+        )
 
     direct, flow, quiet = (statistics.median(times[k]) for k in kinds)
     cpu_direct, cpu_flow = statistics.median(cpus["direct"]), statistics.median(cpus["flow"])
@@ -237,20 +265,40 @@ def main() -> None:
     period = CADENCE.total_seconds()
     served = int(period // flow)
     process_worker = int(period // (flow + start_s))
-    print(f"median tick: direct {direct * 1000:.0f} ms, as Prefect flow+tasks {flow * 1000:.0f} ms "
-          f"(ratio {flow / direct:.2f}, orchestration adds {overhead:.0%}; {(flow - direct) * 1000:.0f} ms per tick)")
-    print(f"  the same flow without Prefect's heartbeat thread (joined at exit while it sleeps in 1 s steps, which rounds "
-          f"a run up to whole seconds of idle time): {quiet * 1000:.0f} ms, orchestration adds {overhead_quiet:.0%}")
-    print(f"  CPU time in this process: direct {cpu_direct * 1000:.0f} ms, flow {cpu_flow * 1000:.0f} ms "
-          f"(orchestration adds {overhead_cpu:.0%} CPU)")
+    print(
+        f"median tick: direct {direct * 1000:.0f} ms, as Prefect flow+tasks {flow * 1000:.0f} ms "
+        f"(ratio {flow / direct:.2f}, orchestration adds {overhead:.0%}; {(flow - direct) * 1000:.0f} ms per tick)"
+    )
+    print(
+        "  the same flow without Prefect's heartbeat thread (joined at exit while it sleeps in 1 s steps, which "
+        "rounds "
+        f"a run up to whole seconds of idle time): {quiet * 1000:.0f} ms, orchestration adds {overhead_quiet:.0%}"
+    )
+    print(
+        f"  CPU time in this process: direct {cpu_direct * 1000:.0f} ms, flow {cpu_flow * 1000:.0f} ms "
+        f"(orchestration adds {overhead_cpu:.0%} CPU)"
+    )
     print(f"process worker start per flow run (fresh Python importing prefect and the flow): {start_s:.1f} s")
-    print(f"watches one analysis worker sustains at a 5-minute cadence, one tick at a time: "
-          f"{served} in one long-lived process (pollwatch serve), {process_worker} with a process worker")
-    print(f"RESULT name=tick_orchestration_overhead figure={overhead:.3f} goal=<{GOAL} met={'yes' if overhead < GOAL else 'no'}")
-    print(f"RESULT name=tick_orchestration_overhead_without_heartbeat_wait figure={overhead_quiet:.3f} goal=<{GOAL} "
-          f"met={'yes' if overhead_quiet < GOAL else 'no'}")
-    print(f"RESULT name=tick_orchestration_cpu_overhead figure={overhead_cpu:.3f} goal=<{GOAL} met={'yes' if overhead_cpu < GOAL else 'no'}")
-    print(f"RESULT name=tick_watches_per_worker figure={process_worker} goal=>=1 met={'yes' if process_worker >= 1 else 'no'}")
+    print(
+        f"watches one analysis worker sustains at a 5-minute cadence, one tick at a time: "
+        f"{served} in one long-lived process (pollwatch serve), {process_worker} with a process worker"
+    )
+    print(
+        f"RESULT name=tick_orchestration_overhead figure={overhead:.3f} goal=<{GOAL} "
+        f"met={'yes' if overhead < GOAL else 'no'}"
+    )
+    print(
+        f"RESULT name=tick_orchestration_overhead_without_heartbeat_wait figure={overhead_quiet:.3f} goal=<{GOAL} "
+        f"met={'yes' if overhead_quiet < GOAL else 'no'}"
+    )
+    print(
+        f"RESULT name=tick_orchestration_cpu_overhead figure={overhead_cpu:.3f} goal=<{GOAL} "
+        f"met={'yes' if overhead_cpu < GOAL else 'no'}"
+    )
+    print(
+        f"RESULT name=tick_watches_per_worker figure={process_worker} goal=>=1 "
+        f"met={'yes' if process_worker >= 1 else 'no'}"
+    )
 
 
 if __name__ == "__main__":

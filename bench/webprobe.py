@@ -38,7 +38,9 @@ async def _bench(args: argparse.Namespace, resolver: str, port: int, ca: str) ->
     from pollwatch.playbook import Service
     from pollwatch.probes.webprobe import WebprobeOptions, run_webprobes
 
-    opts = WebprobeOptions(attempts=args.probes, concurrency=args.concurrency, step_timeout=10.0, ca_file=ca, bogon_exempt=["127.0.0.0/8"])
+    opts = WebprobeOptions(
+        attempts=args.probes, concurrency=args.concurrency, step_timeout=10.0, ca_file=ca, bogon_exempt=["127.0.0.0/8"]
+    )
     service = Service(name="bench", urls=[f"https://{NAME}:{port}/"])
     await run_webprobes([service], opts.model_copy(update={"attempts": 20}), resolver=resolver)  # warm-up
     started, cpu = time.perf_counter(), time.process_time()
@@ -67,11 +69,17 @@ def main() -> None:
                 server.terminate()
     ok = outcomes.get("ok", 0)
     rate = ok / elapsed
-    print(f"{args.probes} probes (DNS/UDP + TCP + TLS 1.3 + HTTP GET) at concurrency {args.concurrency} in {elapsed:.2f} s")
+    print(
+        f"{args.probes} probes (DNS/UDP + TCP + TLS 1.3 + HTTP GET) at concurrency {args.concurrency} in "
+        f"{elapsed:.2f} s"
+    )
     print(f"outcomes: {dict(outcomes)}")
     print(f"complete successful probes per second: {rate:.0f}")
-    print(f"prober CPU time {cpu:.1f} s: {ok / cpu:.0f} probes per CPU-second "
-          f"(load average {open('/proc/loadavg').read().split()[0]}; the wall-clock rate drops when other processes share the cores)")
+    print(
+        f"prober CPU time {cpu:.1f} s: {ok / cpu:.0f} probes per CPU-second "
+        f"(load average {open('/proc/loadavg').read().split()[0]}; the wall-clock rate drops when other processes "
+        "share the cores)"
+    )
     print(f"RESULT name=webprobe_probes_per_second figure={rate:.0f} goal={GOAL} met={'yes' if rate >= GOAL else 'no'}")
 
 

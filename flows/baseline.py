@@ -24,8 +24,12 @@ from tasks.record_audit import AUDIT_HOOKS
 
 
 @flow(name="baseline", flow_run_name="baseline-{watch}", log_prints=True, **AUDIT_HOOKS)
-def baseline(watch: str, window_end: datetime | None = None, observations: str | None = None,
-             base_urls: dict[str, str] | None = None) -> dict:
+def baseline(
+    watch: str,
+    window_end: datetime | None = None,
+    observations: str | None = None,
+    base_urls: dict[str, str] | None = None,
+) -> dict:
     """Baseline `watch` over the windows ending at `window_end` (default: now, at most election day - 1 day).
 
     History comes from `observations` (a JSON Lines file) when given, else from every enabled source
@@ -39,7 +43,9 @@ def baseline(watch: str, window_end: datetime | None = None, observations: str |
     if observations:
         obs = [o for o in collect_file(observations, start, end) if o.time < end]
     else:
-        futures = [collect_source.submit(name, w, start, end, (base_urls or {}).get(name)) for name in enabled_sources(w)]
+        futures = [
+            collect_source.submit(name, w, start, end, (base_urls or {}).get(name)) for name in enabled_sources(w)
+        ]
         results = [f.result() for f in futures]
         obs = [o for r in results for o in r.observations]
         gaps = [g for r in results for g in r.gaps]
@@ -53,12 +59,25 @@ def baseline(watch: str, window_end: datetime | None = None, observations: str |
     if gaps or notices:
         record_outcome(w.name, [], [], quote(gaps), quote(notices))
     blind = [b for b in baselines if not b.usable]
-    logger.info("baselined %s for %s -> %s: %d series, %d usable, %d blind spots, %d gaps",
-                w.name, iso(start), iso(end), len(baselines), len(baselines) - len(blind), len(blind), len(gaps))
+    logger.info(
+        "baselined %s for %s -> %s: %d series, %d usable, %d blind spots, %d gaps",
+        w.name,
+        iso(start),
+        iso(end),
+        len(baselines),
+        len(baselines) - len(blind),
+        len(blind),
+        len(gaps),
+    )
     return {
-        "watch": w.name, "window_start": iso(start), "window_end": iso(end), "observations": len(obs),
-        "series": len(baselines), "usable": len(baselines) - len(blind),
-        "blind": [f"{b.signal} {b.entity}: {b.reason}" for b in blind], "gaps": len(gaps),
+        "watch": w.name,
+        "window_start": iso(start),
+        "window_end": iso(end),
+        "observations": len(obs),
+        "series": len(baselines),
+        "usable": len(baselines) - len(blind),
+        "blind": [f"{b.signal} {b.entity}: {b.reason}" for b in blind],
+        "gaps": len(gaps),
         "never_judged": [n.message for n in unjudged],
     }
 

@@ -33,12 +33,28 @@ def review_attribution(incident_id: str, timeout_seconds: int = 6 * 3600, poll_i
     with store.session_scope() as s:
         inc = find_incident(s, incident_id)
     top = "; ".join(e.detail for e in inc.evidence[:3])
-    logger.info("incident %s (%s in %s): attributed %s at %.0f%%: %s. Waiting for a responder.",
-                inc.id, inc.kind.value, inc.country, inc.cause.value, inc.cause_confidence * 100, top)
-    answer = pause_flow_run(wait_for_input=AttributionReview.with_initial_data(
-        description=f"Incident {inc.id}: {inc.kind.value} in {inc.country}, attributed {inc.cause.value} "
-                    f"({inc.cause_confidence:.0%}). Confirm the cause or choose another; say who you are and why.",
-        cause=inc.cause, by="", why=""), timeout=timeout_seconds, poll_interval=poll_interval)
+    logger.info(
+        "incident %s (%s in %s): attributed %s at %.0f%%: %s. Waiting for a responder.",
+        inc.id,
+        inc.kind.value,
+        inc.country,
+        inc.cause.value,
+        inc.cause_confidence * 100,
+        top,
+    )
+    answer = pause_flow_run(
+        wait_for_input=AttributionReview.with_initial_data(
+            description=f"Incident {inc.id}: {inc.kind.value} in {inc.country}, attributed {inc.cause.value} "
+            f"({inc.cause_confidence:.0%}). Confirm the cause or choose another; say who you are and why.",
+            cause=inc.cause,
+            by="",
+            why="",
+        ),
+        timeout=timeout_seconds,
+        poll_interval=poll_interval,
+    )
     after, alerts = override_incident(inc.id, answer.cause, answer.by, answer.why)
-    logger.info("incident %s: cause %s set by %s; %d alert(s) queued", after.id, after.cause.value, answer.by, len(alerts))
+    logger.info(
+        "incident %s: cause %s set by %s; %d alert(s) queued", after.id, after.cause.value, answer.by, len(alerts)
+    )
     return {"incident": after.id, "cause": after.cause.value, "by": answer.by, "why": answer.why, "alerts": len(alerts)}

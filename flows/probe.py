@@ -32,11 +32,15 @@ def _vantage(w: Watch, name: str) -> Vantage:
     for v in w.vantages:
         if v.name == name:
             return v
-    raise ValueError(f"watch {w.name} has no vantage {name!r} (its vantages: {', '.join(v.name for v in w.vantages) or 'none'})")
+    raise ValueError(
+        f"watch {w.name} has no vantage {name!r} (its vantages: {', '.join(v.name for v in w.vantages) or 'none'})"
+    )
 
 
 @flow(name=PROBE_FLOW, flow_run_name="probe-{vantage}", log_prints=True, persist_result=True, result_serializer="json")
-async def probe_flow(watch: str | dict[str, Any], vantage: str, tick: datetime | None = None, rebuild_baseline: bool = False) -> dict[str, Any]:
+async def probe_flow(
+    watch: str | dict[str, Any], vantage: str, tick: datetime | None = None, rebuild_baseline: bool = False
+) -> dict[str, Any]:
     """Measure from this vantage for one tick: web probes of every service, then a diffscan (if configured)."""
     logger = get_run_logger()
     w = _watch(watch)
@@ -59,21 +63,38 @@ async def probe_flow(watch: str | dict[str, Any], vantage: str, tick: datetime |
     for done in await asyncio.gather(*jobs, return_exceptions=True):
         if isinstance(done, BaseException):
             logger.error("a probe failed on %s: %s", v.name, done)
-            notices.append(Notice(time=tick, level=NoticeLevel.error, source="vantage", watch=w.name, message=f"vantage {v.name}: a probe failed: {type(done).__name__}: {done}"))
+            notices.append(
+                Notice(
+                    time=tick,
+                    level=NoticeLevel.error,
+                    source="vantage",
+                    watch=w.name,
+                    message=f"vantage {v.name}: a probe failed: {type(done).__name__}: {done}",
+                )
+            )
         elif isinstance(done, list):
             observations += [o.model_dump(mode="json") for o in done]
         else:
             observations += [o.model_dump(mode="json") for o in done.observations]
             if done.baseline_built:
-                notices.append(Notice(time=tick, level=NoticeLevel.info, source="diffscan", watch=w.name, message=done.message))
+                notices.append(
+                    Notice(time=tick, level=NoticeLevel.info, source="diffscan", watch=w.name, message=done.message)
+                )
     logger.info("vantage %s: %d observations", v.name, len(observations))
-    return {"vantage": v.name, "tick": tick.isoformat(), "observations": observations, "notices": [n.model_dump(mode="json") for n in notices]}
+    return {
+        "vantage": v.name,
+        "tick": tick.isoformat(),
+        "observations": observations,
+        "notices": [n.model_dump(mode="json") for n in notices],
+    }
 
 
 REPO = Path(__file__).resolve().parent.parent
 
 
-def deploy_vantages(watch: Watch, working_dir: str | Path | None = None, job_variables: dict[str, Any] | None = None) -> list[str]:
+def deploy_vantages(
+    watch: Watch, working_dir: str | Path | None = None, job_variables: dict[str, Any] | None = None
+) -> list[str]:
     """Create or update the `vantage-probe/<vantage>` deployment of every vantage on its work pool.
 
     Process workers run the flow from a checkout of this repository at `working_dir` (default:
@@ -85,8 +106,12 @@ def deploy_vantages(watch: Watch, working_dir: str | Path | None = None, job_var
     ids = []
     for v in watch.vantages:
         dep = RunnerDeployment.from_flow(
-            probe_flow, name=v.name, work_pool_name=v.work_pool, parameters={"watch": watch.name, "vantage": v.name},
-            job_variables=variables, description=f"probes from vantage {v.name} (AS{v.asn or '?'}, {v.location or 'location unknown'})",
+            probe_flow,
+            name=v.name,
+            work_pool_name=v.work_pool,
+            parameters={"watch": watch.name, "vantage": v.name},
+            job_variables=variables,
+            description=f"probes from vantage {v.name} (AS{v.asn or '?'}, {v.location or 'location unknown'})",
         )
         ids.append(str(dep.apply()))
     return ids

@@ -34,14 +34,23 @@ from tasks.record_audit import AUDIT_HOOKS
 
 
 @flow(name="replay", flow_run_name="replay-{watch}", log_prints=True, **AUDIT_HOOKS)
-def replay(watch: str, observations: str, start: datetime | None = None, end: datetime | None = None,
-           incidents_json: str | None = None) -> dict:
-    """Replay `watch` over [start, end) using a JSON Lines file, in the replay store; returns incident JSON and alert texts."""
+def replay(
+    watch: str,
+    observations: str,
+    start: datetime | None = None,
+    end: datetime | None = None,
+    incidents_json: str | None = None,
+) -> dict:
+    """Replay `watch` over [start, end) using a JSON Lines file, in the replay store;
+    returns incident JSON and alert texts.
+    """
     with store.using(store.REPLAY):
         return _replay(watch, observations, start, end, incidents_json)
 
 
-def _replay(watch: str, observations: str, start: datetime | None, end: datetime | None, incidents_json: str | None) -> dict:
+def _replay(
+    watch: str, observations: str, start: datetime | None, end: datetime | None, incidents_json: str | None
+) -> dict:
     logger = get_run_logger()
     w = resolve_watch(watch)
     obs = collect_file(observations)
@@ -54,30 +63,60 @@ def _replay(watch: str, observations: str, start: datetime | None, end: datetime
     baselines = baseline_task(w, quote([o for o in obs if o.time < start]), start)
     w = with_address_shares(w, baselines)  # providers and regions weigh their address space
     ticks = judgement_times(w, start, end)  # every native step, as live ticks step through them
-    logger.info("replaying %s: %d ticks from %s to %s over %d observations", w.name, len(ticks), iso(start), iso(end), len(obs))
+    logger.info(
+        "replaying %s: %d ticks from %s to %s over %d observations", w.name, len(ticks), iso(start), iso(end), len(obs)
+    )
     det = detect_task(w, None, ticks, quote(obs))
     cls = classify_task(w, None, ticks, quote(det.events))
     anomalies = latest_anomalies(det.events)
     # earlier incidents of the country (recurrence) come from the store; those inside the range from the replay itself
-    context = with_observed_signals(load_attribution_context(w.name, w.country, start - timedelta(days=8), start, end), obs)
+    context = with_observed_signals(
+        load_attribution_context(w.name, w.country, start - timedelta(days=8), start, end), obs
+    )
     known = load_incidents(w.name, start, end)  # as recorded before, with any responder's override
     events = attribute_task(w, quote(cls.events), quote(known), quote(det.events), quote(context))
     alerts = notify_task(w, quote(events), replay=True)
     incidents = latest_incidents(events)
-    record_outcome(w.name, quote(anomalies), quote(incidents), quote(det.gaps), [],
-                   anomaly_events=quote(det.events), incident_events=quote(events), watch_cfg=w)
+    record_outcome(
+        w.name,
+        quote(anomalies),
+        quote(incidents),
+        quote(det.gaps),
+        [],
+        anomaly_events=quote(det.events),
+        incident_events=quote(events),
+        watch_cfg=w,
+    )
     public = [i.to_public() for i in incidents]
     if incidents_json:
         Path(incidents_json).parent.mkdir(parents=True, exist_ok=True)
         Path(incidents_json).write_text(json.dumps(public, indent=2))
     create_table_artifact(
         key=f"replay-incidents-{w.name}",
-        table=[{"id": i.id, "kind": i.kind.value, "scope": scope_line(i), "start": iso(i.start), "end": iso(i.end),
-                "detected_at": iso(i.detected_at), "cause": i.cause.value, "severity": f"{i.severity_index}/100 {i.severity_band}"} for i in incidents],
+        table=[
+            {
+                "id": i.id,
+                "kind": i.kind.value,
+                "scope": scope_line(i),
+                "start": iso(i.start),
+                "end": iso(i.end),
+                "detected_at": iso(i.detected_at),
+                "cause": i.cause.value,
+                "severity": f"{i.severity_index}/100 {i.severity_band}",
+            }
+            for i in incidents
+        ],
         description=f"Incidents found replaying {w.name} from {iso(start)} to {iso(end)}",
     )
-    lines = [f"# Replay of {w.name}", "", f"{len(ticks)} ticks, {len(obs)} observations, {len(incidents)} incidents, {len(alerts)} alerts.", ""]
-    lines += [f"- **{KIND_TITLES[i.kind]}** {iso(i.start)} → {iso(i.end) or 'ongoing'}: {scope_line(i)}" for i in incidents]
+    lines = [
+        f"# Replay of {w.name}",
+        "",
+        f"{len(ticks)} ticks, {len(obs)} observations, {len(incidents)} incidents, {len(alerts)} alerts.",
+        "",
+    ]
+    lines += [
+        f"- **{KIND_TITLES[i.kind]}** {iso(i.start)} → {iso(i.end) or 'ongoing'}: {scope_line(i)}" for i in incidents
+    ]
     create_markdown_artifact(key=f"replay-summary-{w.name}", markdown="\n".join(lines))
     return {"incidents": public, "alerts": [a.text for a in alerts]}
 

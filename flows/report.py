@@ -25,8 +25,13 @@ def _key(text: str) -> str:
 
 
 @flow(name="report", flow_run_name="report-{watch}", log_prints=True, **AUDIT_HOOKS)
-def report(watch: str, since: datetime | None = None, until: datetime | None = None, out: str | None = None,
-           max_charts: int = 24) -> dict[str, Any]:
+def report(
+    watch: str,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    out: str | None = None,
+    max_charts: int = 24,
+) -> dict[str, Any]:
     """Report on `watch` over [since, until) (default: its heightened phase); returns the file and counts."""
     w = load_watch(find_watch(watch))
     if since is None or until is None:
@@ -35,10 +40,14 @@ def report(watch: str, since: datetime | None = None, until: datetime | None = N
         since = since or parse_time(p.start if p else w.at_offset(timedelta(days=-1)))
         until = until or parse_time(p.end if p else w.at_offset(timedelta(days=3)))
     result = build_report_task(w, since, until, out, max_charts)
-    create_markdown_artifact(key=f"report-{_key(w.name)}", markdown=result.markdown,
-                             description=f"pollwatch report for {w.name}")
-    create_table_artifact(key=f"report-incidents-{_key(w.name)}", table=result.table or [{"id": "none"}],
-                          description=f"Incidents of {w.name} in the report range")
+    create_markdown_artifact(
+        key=f"report-{_key(w.name)}", markdown=result.markdown, description=f"pollwatch report for {w.name}"
+    )
+    create_table_artifact(
+        key=f"report-incidents-{_key(w.name)}",
+        table=result.table or [{"id": "none"}],
+        description=f"Incidents of {w.name} in the report range",
+    )
     summary = result.model_dump(mode="json", exclude={"markdown", "table"})
     print(f"report written to {result.path} ({result.incidents} incidents, sha256 {result.sha256})")
     return summary

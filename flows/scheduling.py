@@ -56,8 +56,9 @@ def watch_parameter(watch: Watch) -> str:
 
 def _schedules(spec: sched.PhaseSchedule) -> list[DeploymentScheduleCreate]:
     return [
-        DeploymentScheduleCreate(schedule=RRuleSchedule(rrule=r.rrule, timezone=r.timezone), active=True,
-                                 slug=f"{spec.phase}-{i}")
+        DeploymentScheduleCreate(
+            schedule=RRuleSchedule(rrule=r.rrule, timezone=r.timezone), active=True, slug=f"{spec.phase}-{i}"
+        )
         for i, r in enumerate(spec.rules)
     ]
 
@@ -72,7 +73,9 @@ def _parameter_schema() -> dict[str, Any]:
 
 def watch_deployments(client: Any, watch_name: str) -> list[Any]:
     """The Prefect deployments that belong to a watch (by its tag)."""
-    return client.read_deployments(deployment_filter=DeploymentFilter(tags=DeploymentFilterTags(all_=[sched.watch_tag(watch_name)])))
+    return client.read_deployments(
+        deployment_filter=DeploymentFilter(tags=DeploymentFilterTags(all_=[sched.watch_tag(watch_name)]))
+    )
 
 
 def ensure_work_pool(client: Any, name: str) -> bool:
@@ -81,7 +84,9 @@ def ensure_work_pool(client: Any, name: str) -> bool:
         client.read_work_pool(name)
         return False
     except ObjectNotFound:
-        client.create_work_pool(WorkPoolCreate(name=name, type="process", description="pollwatch analysis (watch ticks)"))
+        client.create_work_pool(
+            WorkPoolCreate(name=name, type="process", description="pollwatch analysis (watch ticks)")
+        )
         return True
 
 
@@ -105,8 +110,9 @@ def sync_watch(client: Any, watch: Watch, specs: list[sched.PhaseSchedule]) -> t
     return {n: d for n, d in existing.items() if n in wanted}, removed
 
 
-def apply_schedule(watch: Watch, work_pool: str = DEFAULT_POOL, observations: str | None = None,
-                   create_pool: bool = True) -> Applied:
+def apply_schedule(
+    watch: Watch, work_pool: str = DEFAULT_POOL, observations: str | None = None, create_pool: bool = True
+) -> Applied:
     """Create or update the watch's per-phase deployments and remove those of phases it no longer has."""
     specs = sched.phase_schedules(watch)
     result = Applied()
@@ -126,8 +132,10 @@ def apply_schedule(watch: Watch, work_pool: str = DEFAULT_POOL, observations: st
                 flow_id=flow_id,
                 name=spec.deployment,
                 version=(watch.content_hash or "")[:12] or None,
-                description=(f"{watch.name}: {spec.phase} phase, every {format_duration(spec.cadence)}, "
-                             f"{spec.ticks} ticks from {spec.first_tick} to {spec.last_tick} (UTC)"),
+                description=(
+                    f"{watch.name}: {spec.phase} phase, every {format_duration(spec.cadence)}, "
+                    f"{spec.ticks} ticks from {spec.first_tick} to {spec.last_tick} (UTC)"
+                ),
                 schedules=_schedules(spec),
                 concurrency_limit=1,
                 concurrency_options=ConcurrencyOptions(collision_strategy=ConcurrencyLimitStrategy.ENQUEUE),
@@ -179,5 +187,3 @@ def set_paused(watch_name: str, paused: bool) -> list[str]:
         with store.session_scope() as s:
             sched.record_action(s, sched.AUDIT_PAUSE if paused else sched.AUDIT_RESUME, watch_name, names)
     return names
-
-

@@ -33,7 +33,12 @@ from typing import Any
 from uuid import UUID
 
 from prefect.client.orchestration import get_client
-from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterDeploymentId, FlowRunFilterState, FlowRunFilterStateType
+from prefect.client.schemas.filters import (
+    FlowRunFilter,
+    FlowRunFilterDeploymentId,
+    FlowRunFilterState,
+    FlowRunFilterStateType,
+)
 from prefect.client.schemas.objects import ConcurrencyLimitConfig, ConcurrencyLimitStrategy, StateType
 from prefect.logging import get_logger
 from prefect.runner import Runner
@@ -57,7 +62,8 @@ class Served:
     paused: bool = False  # paused with `pollwatch pause`: served, but no ticks until `pollwatch resume`
     previous_hash: str | None = None  # set when the playbook changed since it was last applied
     embedded_scheduler: bool = False  # no server: this process schedules the runs
-    from_pools: dict[str, str] = field(default_factory=dict)  # deployment -> the work pool whose workers ran it until now (replaced)
+    # deployment -> the work pool whose workers ran it until now (replaced)
+    from_pools: dict[str, str] = field(default_factory=dict)
 
 
 class _DrainingRunner(Runner):
@@ -86,9 +92,14 @@ class _DrainingRunner(Runner):
         manager = getattr(self, "_process_manager", None)  # Prefect's map of the run processes it started
         processes = manager.flow_run_count() if hasattr(manager, "flow_run_count") else 0
         with get_client(sync_client=True) as client:
-            return processes + len(client.read_flow_runs(flow_run_filter=FlowRunFilter(
-                deployment_id=FlowRunFilterDeploymentId(any_=self.deployment_ids),
-                state=FlowRunFilterState(type=FlowRunFilterStateType(any_=_IN_FLIGHT)))))
+            return processes + len(
+                client.read_flow_runs(
+                    flow_run_filter=FlowRunFilter(
+                        deployment_id=FlowRunFilterDeploymentId(any_=self.deployment_ids),
+                        state=FlowRunFilterState(type=FlowRunFilterStateType(any_=_IN_FLIGHT)),
+                    )
+                )
+            )
 
     def _drain(self) -> None:
         deadline = time.monotonic() + self.grace
@@ -107,7 +118,9 @@ def _schedule_runs(deployment_ids: list[UUID]) -> None:
     with get_client(sync_client=True) as client:
         for dep_id in deployment_ids:
             if not client.read_deployment(dep_id).paused:
-                client.request("POST", "/deployments/{id}/schedule", path_params={"id": dep_id}, json={}).raise_for_status()
+                client.request(
+                    "POST", "/deployments/{id}/schedule", path_params={"id": dep_id}, json={}
+                ).raise_for_status()
 
 
 def _embedded_scheduler(deployment_ids: list[UUID], stop: threading.Event) -> None:
@@ -133,8 +146,13 @@ def _local_api(stack: ExitStack) -> None:
     stack.enter_context(temporary_settings(updates={PREFECT_API_URL: server.api_url}))
 
 
-def serve_watch(watch: Watch, observations: str | None = None, limit: int | None = None, grace: float = 60.0,
-                announce: Callable[[Served], None] | None = None) -> Served:
+def serve_watch(
+    watch: Watch,
+    observations: str | None = None,
+    limit: int | None = None,
+    grace: float = 60.0,
+    announce: Callable[[Served], None] | None = None,
+) -> Served:
     """Apply the watch's per-phase deployments and serve them from this process until it is told to stop."""
     from prefect.settings import PREFECT_API_URL
 
@@ -145,8 +163,14 @@ def serve_watch(watch: Watch, observations: str | None = None, limit: int | None
         return _serve(watch, observations, limit, grace, announce, embedded)
 
 
-def _serve(watch: Watch, observations: str | None, limit: int | None, grace: float,
-           announce: Callable[[Served], None] | None, embedded: bool) -> Served:
+def _serve(
+    watch: Watch,
+    observations: str | None,
+    limit: int | None,
+    grace: float,
+    announce: Callable[[Served], None] | None,
+    embedded: bool,
+) -> Served:
     import asyncio
 
     from prefect.schedules import RRule
@@ -161,25 +185,39 @@ def _serve(watch: Watch, observations: str | None, limit: int | None, grace: flo
     with get_client(sync_client=True) as client:
         existing, result.removed = sync_watch(client, watch, specs)
         for name, dep in existing.items():
-            if dep.work_pool_name:  # made by `pollwatch schedule`: replaced, since an upsert keeps its pool, path and pull steps
+            # made by `pollwatch schedule`: replaced, since an upsert keeps its pool, path and pull steps
+            if dep.work_pool_name:
                 client.delete_deployment(dep.id)
                 result.from_pools[name] = dep.work_pool_name
     # a run is started up to `prefetch` before its time and holds the deployment's one slot while it
     # waits: at most half the shortest cadence, so it never waits on the tick before it
     prefetch = min([10.0] + [s.cadence.total_seconds() / 2 for s in specs])
-    runner = _DrainingRunner(name=f"pollwatch-{sched.deployment_name(watch.name, 'serve')}", pause_on_shutdown=True,
-                             limit=limit, prefetch_seconds=prefetch, grace=grace)
+    runner = _DrainingRunner(
+        name=f"pollwatch-{sched.deployment_name(watch.name, 'serve')}",
+        pause_on_shutdown=True,
+        limit=limit,
+        prefetch_seconds=prefetch,
+        grace=grace,
+    )
     for spec in specs:
-        runner.deployment_ids.append(runner.add_deployment(watch_tick.to_deployment(
-            name=spec.deployment,
-            description=f"{watch.name}: {spec.phase} phase, served by `pollwatch serve`",
-            schedules=[RRule(r.rrule, timezone=r.timezone, slug=f"{spec.phase}-{i}") for i, r in enumerate(spec.rules)],
-            parameters=parameters,
-            concurrency_limit=ConcurrencyLimitConfig(limit=1, collision_strategy=ConcurrencyLimitStrategy.ENQUEUE),
-            tags=["pollwatch", sched.watch_tag(watch.name), f"phase:{spec.phase}"],
-            version=(watch.content_hash or "")[:12] or None,
-            paused=result.paused,
-        )))
+        runner.deployment_ids.append(
+            runner.add_deployment(
+                watch_tick.to_deployment(
+                    name=spec.deployment,
+                    description=f"{watch.name}: {spec.phase} phase, served by `pollwatch serve`",
+                    schedules=[
+                        RRule(r.rrule, timezone=r.timezone, slug=f"{spec.phase}-{i}") for i, r in enumerate(spec.rules)
+                    ],
+                    parameters=parameters,
+                    concurrency_limit=ConcurrencyLimitConfig(
+                        limit=1, collision_strategy=ConcurrencyLimitStrategy.ENQUEUE
+                    ),
+                    tags=["pollwatch", sched.watch_tag(watch.name), f"phase:{spec.phase}"],
+                    version=(watch.content_hash or "")[:12] or None,
+                    paused=result.paused,
+                )
+            )
+        )
         result.deployments.append(spec.deployment)
     with store.session_scope() as s:
         result.previous_hash = sched.record_applied(s, watch, specs, result.removed)
@@ -188,8 +226,12 @@ def _serve(watch: Watch, observations: str | None, limit: int | None, grace: flo
 
     stop = threading.Event()
     if result.embedded_scheduler:
-        threading.Thread(target=_embedded_scheduler, args=(runner.deployment_ids, stop),
-                         name="pollwatch-serve-scheduler", daemon=True).start()
+        threading.Thread(
+            target=_embedded_scheduler,
+            args=(runner.deployment_ids, stop),
+            name="pollwatch-serve-scheduler",
+            daemon=True,
+        ).start()
     # SIGINT drains like SIGTERM (asyncio.run keeps a handler that is already set); Runner.start sets SIGTERM's
     previous = {sig: signal.signal(sig, runner.handle_sigterm) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:

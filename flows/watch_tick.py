@@ -28,19 +28,28 @@ from pollwatch.schedule import concurrency_limit_name
 from pollwatch.sources import enabled_sources, interrupt_collections
 from pollwatch.timeutil import floor_time
 from tasks.attribute import attribute_task
-from tasks.baseline import address_shares_task
 from tasks.classify import classify_task
 from tasks.collect import collect_file, collect_source, coverage_artifact
 from tasks.detect import detect_task
 from tasks.notify import notify_task
 from tasks.probe import probe_vantages, vantage_timeout
-from tasks.record import (claim_tick, load_attribution_context, load_observations, load_watch_state, record_observations, record_outcome,
-                          record_tick, release_failed_tick)
+from tasks.record import (
+    claim_tick,
+    load_attribution_context,
+    load_observations,
+    load_watch_state,
+    record_observations,
+    record_outcome,
+    record_tick,
+    release_failed_tick,
+)
 from tasks.record_audit import AUDIT_HOOKS
 
 
 @flow(name="watch-tick", flow_run_name="tick-{watch}-{tick}", log_prints=True, **AUDIT_HOOKS)
-def watch_tick(watch: str, tick: datetime | None = None, observations: str | None = None, base_urls: dict[str, str] | None = None) -> dict:
+def watch_tick(
+    watch: str, tick: datetime | None = None, observations: str | None = None, base_urls: dict[str, str] | None = None
+) -> dict:
     """Run one tick of `watch` for scheduled time `tick`.
 
     Without `tick`, a run created by a deployment's schedule processes its own scheduled time
@@ -66,7 +75,9 @@ def watch_tick(watch: str, tick: datetime | None = None, observations: str | Non
     except BaseException as exc:  # the run ends Failed (or Crashed/Cancelled): say so, and let the tick run again
         # SIGTERM (Prefect raises TerminationSignal here), a cancelled run, a failure: first stop the collects still
         # waiting on servers, or the task runner would wait for them (up to the tick's deadline) before the run ends
-        interrupt_collections("SIGTERM" if isinstance(exc, TerminationSignal) else f"the tick's failure ({type(exc).__name__})")
+        interrupt_collections(
+            "SIGTERM" if isinstance(exc, TerminationSignal) else f"the tick's failure ({type(exc).__name__})"
+        )
         _tick_failed(w, tick, exc)
         raise
 
@@ -75,10 +86,15 @@ def _tick_failed(w: Watch, tick: datetime, exc: BaseException) -> None:
     """Release the failed tick's claim and tell the operators (ops channel, or the console), best effort."""
     logger = get_run_logger()
     reason = " ".join(f"{type(exc).__name__}: {exc}".split())[:400]
-    notice = Notice(time=tick, level=NoticeLevel.error, source="watch-tick", watch=w.name,
-                    message=f"tick {iso(tick)} of {w.name} failed ({reason}); its decisions were not saved. The tick is "
-                            f"released: rerun it with `pollwatch tick {w.name} --at {iso(tick)}` (an alert already sent is not "
-                            "sent again; the next tick also catches up on its data)")
+    notice = Notice(
+        time=tick,
+        level=NoticeLevel.error,
+        source="watch-tick",
+        watch=w.name,
+        message=f"tick {iso(tick)} of {w.name} failed ({reason}); its decisions were not saved. The tick is "
+        f"released: rerun it with `pollwatch tick {w.name} --at {iso(tick)}` (an alert already sent is not "
+        "sent again; the next tick also catches up on its data)",
+    )
     try:
         release_failed_tick(w.name, tick, current_flow_run_id(), notice)
     except Exception as inner:  # the store itself may be what failed: the claim then goes stale after 15 minutes
@@ -112,9 +128,16 @@ def _run_tick(w: Watch, tick: datetime, observations: str | None, base_urls: dic
     since = windows.earliest
     notices: list[Notice] = []
     if state.playbook_hash and w.content_hash and state.playbook_hash != w.content_hash:
-        notices.append(Notice(time=tick, level=NoticeLevel.warning, source="watch-tick", watch=w.name,
-                              message=f"playbook of {w.name} changed since the last tick (sha256 {state.playbook_hash[:12]} -> "
-                                      f"{w.content_hash[:12]})"))
+        notices.append(
+            Notice(
+                time=tick,
+                level=NoticeLevel.warning,
+                source="watch-tick",
+                watch=w.name,
+                message=f"playbook of {w.name} changed since the last tick (sha256 {state.playbook_hash[:12]} -> "
+                f"{w.content_hash[:12]})",
+            )
+        )
 
     cfg = quote(w)  # the watch as it is: Prefect need not walk its providers and regions for every task
     source_gaps: list[Gap] = []
@@ -124,18 +147,25 @@ def _run_tick(w: Watch, tick: datetime, observations: str | None, base_urls: dic
         record_observations(quote(collected), w.name)
     else:
         # one task run per enabled source, running side by side; a failing source only adds gaps and notices
-        futures = [collect_source.submit(name, cfg, windows.for_source(name, w), tick, (base_urls or {}).get(name), deadline)
-                   for name in enabled_sources(w)]
+        futures = [
+            collect_source.submit(name, cfg, windows.for_source(name, w), tick, (base_urls or {}).get(name), deadline)
+            for name in enabled_sources(w)
+        ]
         results = [f.result() for f in futures]
         collected = [o for r in results for o in r.observations]
-        records = [c for r in results for c in r.corroborations]  # IODA alerts/events, Radar annotations: for attribution
+        # IODA alerts/events, Radar annotations: for attribution
+        records = [c for r in results for c in r.corroborations]
         if collected or records:
             record_observations(quote(collected), w.name, quote(records))
         for result in results:
             source_gaps += result.gaps
             notices += result.notices
-            source_summary[result.source] = {"observations": len(result.observations), "gaps": len(result.gaps),
-                                             "records": len(result.corroborations), "requests": result.requests}
+            source_summary[result.source] = {
+                "observations": len(result.observations),
+                "gaps": len(result.gaps),
+                "records": len(result.corroborations),
+                "requests": result.requests,
+            }
 
     # --- own vantage points (docs/probes.md): the probe flow on every vantage's work pool ------
     probe_gaps: list[Gap] = []
@@ -158,21 +188,36 @@ def _run_tick(w: Watch, tick: datetime, observations: str | None, base_urls: dic
     det = detect_task(cfg, quote(state.detector), quote(steps), quote(visible))
     cls = classify_task(cfg, quote(state.grouper), quote(steps), quote(det.events))
     anomalies = latest_anomalies(det.events)
-    context = with_observed_signals(load_attribution_context(w.name, w.country, tick - timedelta(days=8), tick + timedelta(seconds=1)),
-                                    visible)
+    context = with_observed_signals(
+        load_attribution_context(w.name, w.country, tick - timedelta(days=8), tick + timedelta(seconds=1)), visible
+    )
     # the incidents' anomalies: from earlier ticks (the old state) and this one's events
     members = list(state.grouper.anomalies.values()) + list(det.events)
     events = attribute_task(cfg, quote(cls.events), quote(known), quote(members), quote(context))
     alerts = notify_task(cfg, quote(events), notices=quote(notices), anomalies=quote(anomalies), gaps=quote(det.gaps))
-    summary = {"observations": len(visible), "anomaly_events": len(det.events), "incident_events": len(events), "alerts": len(alerts),
-               "since": since.isoformat(), "playbook_hash": w.content_hash}
+    summary = {
+        "observations": len(visible),
+        "anomaly_events": len(det.events),
+        "incident_events": len(events),
+        "alerts": len(alerts),
+        "since": since.isoformat(),
+        "playbook_hash": w.content_hash,
+    }
     if source_summary:
         summary["sources"] = source_summary
     record_outcome(
-        w.name, quote(anomalies), quote([e.incident for e in events]), quote(det.gaps + source_gaps + probe_gaps), notices,
-        state=quote(WatchState(detector=det.state, grouper=cls.state, playbook_hash=w.content_hash)), tick=tick,
-        flow_run_id=current_flow_run_id(), summary=summary,
-        anomaly_events=quote(det.events), incident_events=quote(events), watch_cfg=cfg,
+        w.name,
+        quote(anomalies),
+        quote([e.incident for e in events]),
+        quote(det.gaps + source_gaps + probe_gaps),
+        notices,
+        state=quote(WatchState(detector=det.state, grouper=cls.state, playbook_hash=w.content_hash)),
+        tick=tick,
+        flow_run_id=current_flow_run_id(),
+        summary=summary,
+        anomaly_events=quote(det.events),
+        incident_events=quote(events),
+        watch_cfg=cfg,
     )
     logger.info("tick %s of %s: %s", tick, w.name, summary)
     return {"watch": w.name, "tick": tick.isoformat(), "skipped": False, **summary}

@@ -55,14 +55,23 @@ def render_text(watch: Watch, event: IncidentEvent) -> str:
     lines.append(f"  start: {fmt_when(watch, inc.start)}")
     if name == "end" and inc.end is not None:
         lines.append(f"  end: {fmt_when(watch, inc.end)}; lasted {fmt_duration(inc.end - inc.start)}")
-    depth_word = "rise" if inc.kind in (IncidentKind.service_block, IncidentKind.circumvention_block, IncidentKind.throttling) else "drop"
-    lines.append(f"  deepest {depth_word}: {inc.depth:.0%}; signals: {', '.join(inc.scope.signals) or '-'}; "
-                 f"severity {inc.severity_index}/100 ({inc.severity_band})")
+    depth_word = (
+        "rise"
+        if inc.kind in (IncidentKind.service_block, IncidentKind.circumvention_block, IncidentKind.throttling)
+        else "drop"
+    )
+    lines.append(
+        f"  deepest {depth_word}: {inc.depth:.0%}; signals: {', '.join(inc.scope.signals) or '-'}; "
+        f"severity {inc.severity_index}/100 ({inc.severity_band})"
+    )
     lines.append(f"  cause: {cause_text(inc)}")
     for detail in top_evidence(inc):
         lines.append(f"    - {detail}")
     if inc.pattern is not None:
-        lines.append(f"  recurring: {inc.pattern.episodes} episodes, {inc.pattern.period} {inc.pattern.window} ({inc.pattern.timezone})")
+        lines.append(
+            f"  recurring: {inc.pattern.episodes} episodes, {inc.pattern.period} {inc.pattern.window} "
+            f"({inc.pattern.timezone})"
+        )
     if event.reasons and name != "start":
         lines.append("  why this alert: " + "; ".join(event.reasons))
     return "\n".join(lines)
@@ -75,11 +84,20 @@ def build_alerts(watch: Watch, events: Sequence[IncidentEvent]) -> list[Alert]:
         inc = ev.incident
         name = EVENT_NAMES.get(ev.change, ev.change)
         key = f"{watch.name}:{inc.id}:{name}:{inc.version}"
-        alerts.append(Alert(
-            id=stable_id(key), watch=watch.name, incident_id=inc.id, event=name, sequence=inc.version,
-            destination=watch.alerts.channel, idempotency_key=key, created_at=ev.tick, text=render_text(watch, ev),
-            payload={"change": ev.change, "reasons": ev.reasons, "incident": inc.model_dump(mode="json")},
-        ))
+        alerts.append(
+            Alert(
+                id=stable_id(key),
+                watch=watch.name,
+                incident_id=inc.id,
+                event=name,
+                sequence=inc.version,
+                destination=watch.alerts.channel,
+                idempotency_key=key,
+                created_at=ev.tick,
+                text=render_text(watch, ev),
+                payload={"change": ev.change, "reasons": ev.reasons, "incident": inc.model_dump(mode="json")},
+            )
+        )
     return alerts
 
 
@@ -97,6 +115,7 @@ class ConsoleSink:
         self.stream = stream or sys.stdout
 
     def deliver(self, alert: Alert) -> tuple[AlertState, str | None]:
-        self.stream.write(terminal_safe(alert.text) + "\n\n")  # not print(): flows with log_prints would turn it into a log line
+        # not print(): flows with log_prints would turn it into a log line
+        self.stream.write(terminal_safe(alert.text) + "\n\n")
         self.stream.flush()
         return AlertState.sent, f"console:{alert.id}"

@@ -115,21 +115,37 @@ def sha256_hex(data: bytes | str) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def entry_hash(seq: int, time: datetime, kind: str, watch: str | None, subject: str | None,
-               payload: Any, prev_hash: str) -> str:
+def entry_hash(
+    seq: int, time: datetime, kind: str, watch: str | None, subject: str | None, payload: Any, prev_hash: str
+) -> str:
     """The hash an entry must carry: SHA-256 over the canonical JSON of its fields and prev_hash.
 
     `payload` must already be plain JSON (as stored); `append()` canonicalizes it first.
     """
-    doc = {"seq": seq, "time": format_time(time), "kind": kind, "watch": watch, "subject": subject,
-           "payload": payload, "prev_hash": prev_hash}
+    doc = {
+        "seq": seq,
+        "time": format_time(time),
+        "kind": kind,
+        "watch": watch,
+        "subject": subject,
+        "payload": payload,
+        "prev_hash": prev_hash,
+    }
     text = json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
 def _row_entry(r: AuditRow) -> AuditEntry:
-    return AuditEntry(seq=r.seq, time=r.time, kind=r.kind, watch=r.watch, subject=r.subject,
-                      payload=r.payload or {}, prev_hash=r.prev_hash, hash=r.hash)
+    return AuditEntry(
+        seq=r.seq,
+        time=r.time,
+        kind=r.kind,
+        watch=r.watch,
+        subject=r.subject,
+        payload=r.payload or {},
+        prev_hash=r.prev_hash,
+        hash=r.hash,
+    )
 
 
 # --- appending --------------------------------------------------------------------------------
@@ -152,8 +168,15 @@ def head(session: Session) -> AuditEntry | None:
     return _row_entry(row) if row else None
 
 
-def append(session: Session, kind: AuditKind | str, watch: str | None, subject: str | None,
-           payload: Mapping[str, Any] | BaseModel, *, at: datetime | None = None) -> AuditEntry:
+def append(
+    session: Session,
+    kind: AuditKind | str,
+    watch: str | None,
+    subject: str | None,
+    payload: Mapping[str, Any] | BaseModel,
+    *,
+    at: datetime | None = None,
+) -> AuditEntry:
     """Append one entry to the chain (in the caller's transaction) and return it.
 
     `at` is the entry's time (default: now, UTC, microseconds). The payload is stored exactly in
@@ -168,10 +191,23 @@ def append(session: Session, kind: AuditKind | str, watch: str | None, subject: 
     when = (at or datetime.now(timezone.utc)).astimezone(timezone.utc)
     seq, prev = _next_link(session)
     digest = entry_hash(seq, when, kind, watch, subject, doc, prev)
-    session.execute(_INSERT, {"seq": seq, "time": when, "kind": kind, "watch": watch, "subject": subject,
-                              "payload": doc, "prev_hash": prev, "hash": digest})
+    session.execute(
+        _INSERT,
+        {
+            "seq": seq,
+            "time": when,
+            "kind": kind,
+            "watch": watch,
+            "subject": subject,
+            "payload": doc,
+            "prev_hash": prev,
+            "hash": digest,
+        },
+    )
     session.info[_HEAD_KEY] = (_txn(session), seq, digest)
-    return AuditEntry(seq=seq, time=when, kind=kind, watch=watch, subject=subject, payload=doc, prev_hash=prev, hash=digest)
+    return AuditEntry(
+        seq=seq, time=when, kind=kind, watch=watch, subject=subject, payload=doc, prev_hash=prev, hash=digest
+    )
 
 
 _HEAD_KEY = "pollwatch.audit.head"
@@ -180,6 +216,7 @@ _HEAD_KEY = "pollwatch.audit.head"
 def _txn(session: Session) -> Any:
     """The innermost transaction: a rolled-back savepoint must not leave a stale cached head."""
     return session.get_nested_transaction() or session.get_transaction()
+
 
 _INSERT = insert(AuditRow.__table__)  # built once: compiling a fresh statement per entry costs more than the insert
 
@@ -229,9 +266,16 @@ class Verification:
         return self.problems[0] if self.problems else None
 
     def to_json(self) -> dict[str, Any]:
-        return {"ok": self.ok, "entries": self.entries, "head": {"seq": self.head_seq, "hash": self.head_hash},
-                "checked_head": self.checked_head, "first_problem": self.first.to_json() if self.first else None,
-                "problems": [p.to_json() for p in self.problems], "checked": self.checked, "not_checked": self.not_checked}
+        return {
+            "ok": self.ok,
+            "entries": self.entries,
+            "head": {"seq": self.head_seq, "hash": self.head_hash},
+            "checked_head": self.checked_head,
+            "first_problem": self.first.to_json() if self.first else None,
+            "problems": [p.to_json() for p in self.problems],
+            "checked": self.checked,
+            "not_checked": self.not_checked,
+        }
 
 
 def _iter_rows(session: Session, batch: int = 5000) -> Iterator[Any]:
@@ -275,14 +319,32 @@ def verify(session: Session, head_doc: Mapping[str, Any] | None = None, max_prob
         if not content_ok:
             moved_from = position.get(r.prev_hash)
             if moved_from is not None and moved_from != r.seq - 1:
-                problem(r.seq, "reordered", f"entry {r.seq} holds the entry that was written after the one now at {moved_from}: entries were reordered")
+                problem(
+                    r.seq,
+                    "reordered",
+                    f"entry {r.seq} holds the entry that was written after the one now at {moved_from}: entries "
+                    "were reordered",
+                )
             elif moved_from is None and r.prev_hash != GENESIS:
-                problem(r.seq, "deleted", f"entry {r.seq} was written after an entry that is no longer in the log: entries were deleted and the rest renumbered")
+                problem(
+                    r.seq,
+                    "deleted",
+                    f"entry {r.seq} was written after an entry that is no longer in the log: entries were deleted "
+                    "and the rest renumbered",
+                )
             else:
-                problem(r.seq, "altered", f"entry {r.seq} ({r.kind}, {r.subject or '-'}) does not match its hash: its content was altered")
+                problem(
+                    r.seq,
+                    "altered",
+                    f"entry {r.seq} ({r.kind}, {r.subject or '-'}) does not match its hash: its content was altered",
+                )
         elif r.prev_hash != prev and r.seq == expected_seq:
             # This entry is intact, so the one before it was rewritten (hash recomputed) or replaced.
-            problem(r.seq - 1, "altered", f"entry {r.seq - 1} was rewritten: entry {r.seq} no longer links to it (prev_hash differs)")
+            problem(
+                r.seq - 1,
+                "altered",
+                f"entry {r.seq - 1} was rewritten: entry {r.seq} no longer links to it (prev_hash differs)",
+            )
         prev, expected_seq = r.hash, r.seq + 1
         result.head_seq, result.head_hash = r.seq, r.hash
     if head_doc is not None:
@@ -291,13 +353,18 @@ def verify(session: Session, head_doc: Mapping[str, Any] | None = None, max_prob
         if want_seq == 0:
             pass  # exported from an empty log: every log reaches it
         elif (result.head_seq or 0) < want_seq:
-            problem(result.head_seq + 1 if result.head_seq else 1, "truncated",
-                    f"the log ends at entry {result.head_seq or 0} but the exported head is entry {want_seq}: "
-                    f"{want_seq - (result.head_seq or 0)} entries were cut from the end")
+            problem(
+                result.head_seq + 1 if result.head_seq else 1,
+                "truncated",
+                f"the log ends at entry {result.head_seq or 0} but the exported head is entry {want_seq}: "
+                f"{want_seq - (result.head_seq or 0)} entries were cut from the end",
+            )
         else:
             stored = position.get(want_hash)
             if stored != want_seq:
-                problem(want_seq, "altered", f"entry {want_seq} no longer carries the exported head hash {want_hash[:12]}…")
+                problem(
+                    want_seq, "altered", f"entry {want_seq} no longer carries the exported head hash {want_hash[:12]}…"
+                )
     return result
 
 
@@ -307,9 +374,13 @@ def verify_store(session: Session, head_doc: Mapping[str, Any] | None = None, da
     v = verify(session, head_doc)
     v.checked.append(f"the chain of {v.entries} entries (altered, deleted, reordered or inserted entries)")
     if head_doc is not None:
-        v.checked.append(f"that the log still reaches the exported head, entry {head_doc.get('seq')} (nothing cut from the end)")
+        v.checked.append(
+            f"that the log still reaches the exported head, entry {head_doc.get('seq')} (nothing cut from the end)"
+        )
     else:
-        v.not_checked.append("entries cut from the end of the log: only `--head FILE` (from `audit export-head`) catches that")
+        v.not_checked.append(
+            "entries cut from the end of the log: only `--head FILE` (from `audit export-head`) catches that"
+        )
     if not data:
         v.not_checked.append("the alert, incident and observation tables against the log (--chain-only)")
         return v
@@ -336,15 +407,26 @@ def check_observations(session: Session, problems: list[Problem]) -> str:
     if last is None:
         if now.rows == 0:
             return "the observation table (empty, as the log says)"
-        return (f"not checked: the observation table ({now.rows} rows): no batch in the log carries a table digest "
-                "(written before this check existed, or only by unrecorded writes)")
+        return (
+            f"not checked: the observation table ({now.rows} rows): no batch in the log carries a table digest "
+            "(written before this check existed, or only by unrecorded writes)"
+        )
     want, rows = last.payload["table_digest"], last.payload.get("table_rows")
     if now.hexdigest() != want or now.rows != rows:
         running = stored_digest(session)
-        how = ("written after it without an audit record" if running is not None and running == now
-               else "edited, deleted or added behind pollwatch's back")
-        problems.append(Problem(last.seq, "data", f"observations: the table ({now.rows} rows) no longer matches the digest entry "
-                                                  f"{last.seq} recorded ({rows} rows): observations were {how}"))
+        how = (
+            "written after it without an audit record"
+            if running is not None and running == now
+            else "edited, deleted or added behind pollwatch's back"
+        )
+        problems.append(
+            Problem(
+                last.seq,
+                "data",
+                f"observations: the table ({now.rows} rows) no longer matches the digest entry "
+                f"{last.seq} recorded ({rows} rows): observations were {how}",
+            )
+        )
     return f"the observation table ({now.rows} rows) against the digest recorded by entry {last.seq}"
 
 
@@ -409,7 +491,11 @@ def check_data(session: Session, watch: str | None = None, max_problems: int = 5
         if row.kind != inc.get("kind") or (start is not None and row.start != start):
             problem(seq, f"incident {inc_id}: kind or start in the table differs from entry {seq}")
         elif row.cause != want_cause[1]:
-            problem(want_cause[0], f"incident {inc_id}: cause {row.cause!r} in the table, but entry {want_cause[0]} says {want_cause[1]!r}")
+            problem(
+                want_cause[0],
+                f"incident {inc_id}: cause {row.cause!r} in the table, but entry {want_cause[0]} says "
+                f"{want_cause[1]!r}",
+            )
     return problems
 
 
@@ -446,9 +532,14 @@ def load_head(path: str | Path) -> dict[str, Any]:
 # --- reading ----------------------------------------------------------------------------------
 
 
-def entries(session: Session, kind: str | Iterable[str] | None = None, watch: str | None = None,
-            subject: str | Iterable[str] | None = None, since: datetime | None = None,
-            until: datetime | None = None) -> list[AuditEntry]:
+def entries(
+    session: Session,
+    kind: str | Iterable[str] | None = None,
+    watch: str | None = None,
+    subject: str | Iterable[str] | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+) -> list[AuditEntry]:
     """Entries in chain order, filtered by kind(s), watch, subject(s) and entry time [since, until)."""
     stmt = select(AuditRow).order_by(AuditRow.seq)
     if kind is not None:
@@ -473,21 +564,58 @@ def count(session: Session) -> int:
 # --- what to record (payload builders used by tasks/record.py and the CLI) -------------------
 
 
-def record_run_start(session: Session, *, watch: str | None, flow_run_id: str | None, flow: str,
-                     deployment: str | None, parameters: Mapping[str, Any], playbook_hash: str | None,
-                     at: datetime | None = None) -> AuditEntry:
+def record_run_start(
+    session: Session,
+    *,
+    watch: str | None,
+    flow_run_id: str | None,
+    flow: str,
+    deployment: str | None,
+    parameters: Mapping[str, Any],
+    playbook_hash: str | None,
+    at: datetime | None = None,
+) -> AuditEntry:
     """A flow run began: what ran, with which inputs and which playbook content."""
-    return append(session, AuditKind.run_start, watch, flow_run_id, {
-        "flow_run_id": flow_run_id, "flow": flow, "deployment": deployment, "parameters": _safe_params(parameters),
-        "playbook_hash": playbook_hash, "pollwatch_version": __version__,
-    }, at=at)
+    return append(
+        session,
+        AuditKind.run_start,
+        watch,
+        flow_run_id,
+        {
+            "flow_run_id": flow_run_id,
+            "flow": flow,
+            "deployment": deployment,
+            "parameters": _safe_params(parameters),
+            "playbook_hash": playbook_hash,
+            "pollwatch_version": __version__,
+        },
+        at=at,
+    )
 
 
-def record_run_end(session: Session, *, watch: str | None, flow_run_id: str | None, flow: str,
-                   state: str, summary: Mapping[str, Any] | None = None, at: datetime | None = None) -> AuditEntry:
-    return append(session, AuditKind.run_end, watch, flow_run_id, {
-        "flow_run_id": flow_run_id, "flow": flow, "state": state, "summary": dict(summary or {}),
-    }, at=at)
+def record_run_end(
+    session: Session,
+    *,
+    watch: str | None,
+    flow_run_id: str | None,
+    flow: str,
+    state: str,
+    summary: Mapping[str, Any] | None = None,
+    at: datetime | None = None,
+) -> AuditEntry:
+    return append(
+        session,
+        AuditKind.run_end,
+        watch,
+        flow_run_id,
+        {
+            "flow_run_id": flow_run_id,
+            "flow": flow,
+            "state": state,
+            "summary": dict(summary or {}),
+        },
+        at=at,
+    )
 
 
 _SECRET_WORDS = ("token", "secret", "password", "webhook", "key")
@@ -512,13 +640,20 @@ def _safe_params(parameters: Mapping[str, Any]) -> dict[str, Any]:
 def observations_hash(observations: Iterable[Any]) -> str:
     """SHA-256 over observations, one line each, sorted: unix time, source, signal, entity key,
     repr(value), count, separated by U+001F. Order-independent; stored rows give the same hash."""
-    lines = sorted(f"{o.time.timestamp():.0f}\x1f{o.source}\x1f{o.signal}\x1f{o.entity_key}\x1f{o.value!r}\x1f{o.count}"
-                   for o in observations)
+    lines = sorted(
+        f"{o.time.timestamp():.0f}\x1f{o.source}\x1f{o.signal}\x1f{o.entity_key}\x1f{o.value!r}\x1f{o.count}"
+        for o in observations
+    )
     return sha256_hex("\n".join(lines))
 
 
-def observation_batch_payload(source: str, observations: Iterable[Any], gaps: Iterable[Any] = (),
-                              requests: Iterable[str] | None = None, window: tuple[datetime, datetime] | None = None) -> dict[str, Any]:
+def observation_batch_payload(
+    source: str,
+    observations: Iterable[Any],
+    gaps: Iterable[Any] = (),
+    requests: Iterable[str] | None = None,
+    window: tuple[datetime, datetime] | None = None,
+) -> dict[str, Any]:
     """Summarize one source's batch: requests, payload hashes, counts per signal, time span, gaps.
 
     `observations_hash` is SHA-256 over the batch's observations, one line each (sorted), so the
@@ -557,9 +692,17 @@ def observation_batch_payload(source: str, observations: Iterable[Any], gaps: It
     return payload
 
 
-def record_observations(session: Session, *, watch: str | None, source: str, observations: Iterable[Any],
-                        gaps: Iterable[Any] = (), requests: Iterable[str] | None = None,
-                        window: tuple[datetime, datetime] | None = None, at: datetime | None = None) -> AuditEntry:
+def record_observations(
+    session: Session,
+    *,
+    watch: str | None,
+    source: str,
+    observations: Iterable[Any],
+    gaps: Iterable[Any] = (),
+    requests: Iterable[str] | None = None,
+    window: tuple[datetime, datetime] | None = None,
+    at: datetime | None = None,
+) -> AuditEntry:
     """One source's batch, after it was upserted in this session: with the observation table's
     digest as it now stands (`table_digest`, `table_rows`; see pollwatch.digest), which
     `check_data` later compares with the table recomputed row by row."""
@@ -572,24 +715,41 @@ def record_observations(session: Session, *, watch: str | None, source: str, obs
     return append(session, AuditKind.observations, watch, source, payload, at=at)
 
 
-def record_observation_batches(session: Session, *, watch: str | None, observations: Iterable[Any],
-                               requests: Iterable[str] | None = None) -> list[AuditEntry]:
+def record_observation_batches(
+    session: Session, *, watch: str | None, observations: Iterable[Any], requests: Iterable[str] | None = None
+) -> list[AuditEntry]:
     """`record_observations` for each source of a mixed batch (one entry per source, sorted by source)."""
     by_source: dict[str, list[Any]] = {}
     for o in observations:
         by_source.setdefault(o.source, []).append(o)
-    return [record_observations(session, watch=watch, source=source, observations=batch, requests=requests)
-            for source, batch in sorted(by_source.items())]
+    return [
+        record_observations(session, watch=watch, source=source, observations=batch, requests=requests)
+        for source, batch in sorted(by_source.items())
+    ]
 
 
-def record_gaps(session: Session, *, watch: str | None, gaps: Iterable[Any] = (), notices: Iterable[Any] = (),
-                at: datetime | None = None) -> AuditEntry:
+def record_gaps(
+    session: Session,
+    *,
+    watch: str | None,
+    gaps: Iterable[Any] = (),
+    notices: Iterable[Any] = (),
+    at: datetime | None = None,
+) -> AuditEntry:
     """Data gaps found (a source silent for an entity) and operator notices, as one entry."""
     gaps, notices = list(gaps), list(notices)
-    return append(session, AuditKind.gaps, watch, None, {
-        "gaps": [_plain(g) for g in gaps], "notices": [_plain(n) for n in notices],
-        "sources": sorted({g.source for g in gaps} | {n.source for n in notices}),
-    }, at=at)
+    return append(
+        session,
+        AuditKind.gaps,
+        watch,
+        None,
+        {
+            "gaps": [_plain(g) for g in gaps],
+            "notices": [_plain(n) for n in notices],
+            "sources": sorted({g.source for g in gaps} | {n.source for n in notices}),
+        },
+        at=at,
+    )
 
 
 def _signal_thresholds(watch_cfg: Any, signal: str) -> dict[str, Any] | None:
@@ -597,31 +757,51 @@ def _signal_thresholds(watch_cfg: Any, signal: str) -> dict[str, Any] | None:
     return cfg.model_dump(mode="json") if cfg is not None else None
 
 
-def record_anomaly_event(session: Session, *, event: Any, watch_cfg: Any = None, at: datetime | None = None) -> AuditEntry:
+def record_anomaly_event(
+    session: Session, *, event: Any, watch_cfg: Any = None, at: datetime | None = None
+) -> AuditEntry:
     """A detector decision (AnomalyEvent): the anomaly, its inputs, and the thresholds in force."""
     a = event.anomaly
-    return append(session, AuditKind.anomaly, a.watch, a.id, {
-        "change": event.change,
-        "tick": event.tick,
-        "anomaly": a.model_dump(mode="json"),
-        "thresholds": _signal_thresholds(watch_cfg, a.signal),
-    }, at=at)
+    return append(
+        session,
+        AuditKind.anomaly,
+        a.watch,
+        a.id,
+        {
+            "change": event.change,
+            "tick": event.tick,
+            "anomaly": a.model_dump(mode="json"),
+            "thresholds": _signal_thresholds(watch_cfg, a.signal),
+        },
+        at=at,
+    )
 
 
-def record_incident_event(session: Session, *, event: Any, watch_cfg: Any = None, at: datetime | None = None) -> AuditEntry:
+def record_incident_event(
+    session: Session, *, event: Any, watch_cfg: Any = None, at: datetime | None = None
+) -> AuditEntry:
     """A grouping/classification/attribution decision (IncidentEvent) with its evidence and rules."""
     inc = event.incident
     rules = None
     if watch_cfg is not None:
-        rules = {"classification": watch_cfg.classification.model_dump(mode="json"),
-                 "attribution": watch_cfg.attribution.model_dump(mode="json")}
-    return append(session, AuditKind.incident, inc.watch, inc.id, {
-        "change": event.change,
-        "tick": event.tick,
-        "reasons": list(event.reasons),
-        "incident": inc.model_dump(mode="json"),
-        "rules": rules,
-    }, at=at)
+        rules = {
+            "classification": watch_cfg.classification.model_dump(mode="json"),
+            "attribution": watch_cfg.attribution.model_dump(mode="json"),
+        }
+    return append(
+        session,
+        AuditKind.incident,
+        inc.watch,
+        inc.id,
+        {
+            "change": event.change,
+            "tick": event.tick,
+            "reasons": list(event.reasons),
+            "incident": inc.model_dump(mode="json"),
+            "rules": rules,
+        },
+        at=at,
+    )
 
 
 def split_remote_ref(ref: str | None) -> tuple[str | None, str | None, str | None]:
@@ -637,51 +817,98 @@ def split_remote_ref(ref: str | None) -> tuple[str | None, str | None, str | Non
     return parts[0], None, None
 
 
-def record_alert(session: Session, *, alert: Any, action: str, remote_ref: str | None = None, channel: str | None = None,
-                 ts: str | None = None, attempts: int | None = None, error: str | None = None,
-                 at: datetime | None = None) -> AuditEntry:
+def record_alert(
+    session: Session,
+    *,
+    alert: Any,
+    action: str,
+    remote_ref: str | None = None,
+    channel: str | None = None,
+    ts: str | None = None,
+    attempts: int | None = None,
+    error: str | None = None,
+    at: datetime | None = None,
+) -> AuditEntry:
     """An alert was queued, sent or failed: destination, Slack channel and ts, attempts, error.
 
     `alert` is an Alert or the store's alert row (anything with the Alert fields).
     """
     transport, ref_channel, ref_ts = split_remote_ref(remote_ref)
-    return append(session, AuditKind.alert, alert.watch, alert.incident_id, {
-        "action": action,  # queued | sent | failed | retry
-        "alert_id": alert.id,
-        "incident_id": alert.incident_id,
-        "event": alert.event,
-        "sequence": alert.sequence,
-        "destination": alert.destination,
-        "created_at": alert.created_at,
-        "transport": transport,
-        "channel": channel or ref_channel,
-        "ts": ts or ref_ts,
-        "remote_ref": remote_ref,
-        "attempts": alert.attempts if attempts is None else attempts,
-        "error": error,
-        "text_hash": sha256_hex(alert.text or ""),
-    }, at=at)
+    return append(
+        session,
+        AuditKind.alert,
+        alert.watch,
+        alert.incident_id,
+        {
+            "action": action,  # queued | sent | failed | retry
+            "alert_id": alert.id,
+            "incident_id": alert.incident_id,
+            "event": alert.event,
+            "sequence": alert.sequence,
+            "destination": alert.destination,
+            "created_at": alert.created_at,
+            "transport": transport,
+            "channel": channel or ref_channel,
+            "ts": ts or ref_ts,
+            "remote_ref": remote_ref,
+            "attempts": alert.attempts if attempts is None else attempts,
+            "error": error,
+            "text_hash": sha256_hex(alert.text or ""),
+        },
+        at=at,
+    )
 
 
-def record_override(session: Session, *, watch: str, incident_id: str, who: str, why: str,
-                    changes: Mapping[str, Any], at: datetime | None = None,
-                    details: Mapping[str, Any] | None = None) -> AuditEntry:
+def record_override(
+    session: Session,
+    *,
+    watch: str,
+    incident_id: str,
+    who: str,
+    why: str,
+    changes: Mapping[str, Any],
+    at: datetime | None = None,
+    details: Mapping[str, Any] | None = None,
+) -> AuditEntry:
     """A responder overrode a decision: who, why and what changed (field: [before, after]); `details`
     say where it came from (a Slack action: user id, action, message)."""
     if not who.strip() or not why.strip():
         raise ValueError("an override needs who made it and why")
-    return append(session, AuditKind.override, watch, incident_id,
-                  {"who": who, "why": why, "changes": dict(changes), **({"details": dict(details)} if details else {})}, at=at)
+    return append(
+        session,
+        AuditKind.override,
+        watch,
+        incident_id,
+        {"who": who, "why": why, "changes": dict(changes), **({"details": dict(details)} if details else {})},
+        at=at,
+    )
 
 
-def record_response(session: Session, *, watch: str, incident_id: str, action: str, who: str,
-                    details: Mapping[str, Any], at: datetime | None = None) -> AuditEntry:
+def record_response(
+    session: Session,
+    *,
+    watch: str,
+    incident_id: str,
+    action: str,
+    who: str,
+    details: Mapping[str, Any],
+    at: datetime | None = None,
+) -> AuditEntry:
     """A responder acted on an incident from Slack (pollwatch.responders): who, which action, and its details."""
-    return append(session, AuditKind.response, watch, incident_id, {"action": action, "who": who, **dict(details)}, at=at)
+    return append(
+        session, AuditKind.response, watch, incident_id, {"action": action, "who": who, **dict(details)}, at=at
+    )
 
 
-def override_incident(session: Session, incident_id: str, cause: str, who: str, why: str,
-                      at: datetime | None = None, details: Mapping[str, Any] | None = None) -> Any:
+def override_incident(
+    session: Session,
+    incident_id: str,
+    cause: str,
+    who: str,
+    why: str,
+    at: datetime | None = None,
+    details: Mapping[str, Any] | None = None,
+) -> Any:
     """A responder sets an incident's cause: saved on the incident (later ticks keep it) and logged."""
     from pollwatch import store
     from pollwatch.attribute import apply_override
@@ -704,25 +931,62 @@ def override_incident(session: Session, incident_id: str, cause: str, who: str, 
         "cause_confidence": [inc.cause_confidence, updated.cause_confidence],
         "version": [inc.version, updated.version],
     }
-    record_override(session, watch=inc.watch, incident_id=inc.id, who=who, why=why, at=when, changes=changes, details=details)
+    record_override(
+        session, watch=inc.watch, incident_id=inc.id, who=who, why=why, at=when, changes=changes, details=details
+    )
     return updated
 
 
-def record_report(session: Session, *, watch: str | None, path: str | Path, what: str,
-                  params: Mapping[str, Any] | None = None, at: datetime | None = None) -> AuditEntry:
+def record_report(
+    session: Session,
+    *,
+    watch: str | None,
+    path: str | Path,
+    what: str,
+    params: Mapping[str, Any] | None = None,
+    at: datetime | None = None,
+) -> AuditEntry:
     """A report or export was written: its name and SHA-256, so a shared copy can be checked."""
     data = Path(path).read_bytes()
-    return append(session, AuditKind.report, watch, what, {
-        "file": Path(path).name, "sha256": sha256_hex(data), "bytes": len(data), "params": dict(params or {}),
-    }, at=at)
+    return append(
+        session,
+        AuditKind.report,
+        watch,
+        what,
+        {
+            "file": Path(path).name,
+            "sha256": sha256_hex(data),
+            "bytes": len(data),
+            "params": dict(params or {}),
+        },
+        at=at,
+    )
 
 
-def record_report_failure(session: Session, *, watch: str | None, path: str | Path, what: str, error: str,
-                          params: Mapping[str, Any] | None = None, at: datetime | None = None) -> AuditEntry:
+def record_report_failure(
+    session: Session,
+    *,
+    watch: str | None,
+    path: str | Path,
+    what: str,
+    error: str,
+    params: Mapping[str, Any] | None = None,
+    at: datetime | None = None,
+) -> AuditEntry:
     """A report or export could not be written (a missing folder, a directory, a full disk): where and why."""
-    return append(session, AuditKind.report, watch, what, {
-        "file": str(path)[-255:], "written": False, "error": error[:1000], "params": dict(params or {}),
-    }, at=at)
+    return append(
+        session,
+        AuditKind.report,
+        watch,
+        what,
+        {
+            "file": str(path)[-255:],
+            "written": False,
+            "error": error[:1000],
+            "params": dict(params or {}),
+        },
+        at=at,
+    )
 
 
 # --- queries (what `pollwatch audit runs|incidents|alerts|show` print) --------------------------
@@ -740,44 +1004,87 @@ def _parse(t: Any) -> datetime | None:
     return datetime.fromisoformat(str(t).replace("Z", "+00:00"))
 
 
-def runs(session: Session, watch: str | None = None, since: datetime | None = None,
-         until: datetime | None = None) -> list[dict[str, Any]]:
+def runs(
+    session: Session, watch: str | None = None, since: datetime | None = None, until: datetime | None = None
+) -> list[dict[str, Any]]:
     """Flow runs from their start and end entries, oldest first; filtered on the run's start time."""
     out: dict[str, dict[str, Any]] = {}
     for e in entries(session, kind=[AuditKind.run_start.value, AuditKind.run_end.value], watch=watch):
         key = e.subject or f"seq-{e.seq}"
-        run = out.setdefault(key, {"flow_run_id": e.subject, "watch": e.watch, "flow": e.payload.get("flow"),
-                                   "deployment": None, "started": None, "ended": None, "state": "running",
-                                   "playbook_hash": None, "pollwatch_version": None, "parameters": {}, "summary": {},
-                                   "entries": []})
+        run = out.setdefault(
+            key,
+            {
+                "flow_run_id": e.subject,
+                "watch": e.watch,
+                "flow": e.payload.get("flow"),
+                "deployment": None,
+                "started": None,
+                "ended": None,
+                "state": "running",
+                "playbook_hash": None,
+                "pollwatch_version": None,
+                "parameters": {},
+                "summary": {},
+                "entries": [],
+            },
+        )
         run["entries"].append(e.seq)
         if e.kind == AuditKind.run_start.value:
-            run.update(started=e.time, deployment=e.payload.get("deployment"), parameters=e.payload.get("parameters", {}),
-                       playbook_hash=e.payload.get("playbook_hash"), pollwatch_version=e.payload.get("pollwatch_version"))
+            run.update(
+                started=e.time,
+                deployment=e.payload.get("deployment"),
+                parameters=e.payload.get("parameters", {}),
+                playbook_hash=e.payload.get("playbook_hash"),
+                pollwatch_version=e.payload.get("pollwatch_version"),
+            )
         else:
             run.update(ended=e.time, state=e.payload.get("state"), summary=e.payload.get("summary", {}))
     return [r for r in out.values() if _in_range(r["started"] or r["ended"], since, until)]
 
 
-def incidents(session: Session, watch: str | None = None, since: datetime | None = None,
-              until: datetime | None = None) -> list[dict[str, Any]]:
+def incidents(
+    session: Session, watch: str | None = None, since: datetime | None = None, until: datetime | None = None
+) -> list[dict[str, Any]]:
     """Each incident as last decided in the log, with how many decisions, alerts and overrides it had.
 
     Filtered on the incident's own window [start, end) overlapping [since, until).
     """
     out: dict[str, dict[str, Any]] = {}
-    for e in entries(session, kind=[AuditKind.incident.value, AuditKind.alert.value, AuditKind.override.value], watch=watch):
+    for e in entries(
+        session, kind=[AuditKind.incident.value, AuditKind.alert.value, AuditKind.override.value], watch=watch
+    ):
         if e.subject is None:
             continue
-        row = out.setdefault(e.subject, {"id": e.subject, "watch": e.watch, "decisions": 0, "alerts_queued": 0, "alerts_sent": 0,
-                                         "alerts_failed": 0, "overrides": 0, "first_entry": e.seq, "last_entry": e.seq})
+        row = out.setdefault(
+            e.subject,
+            {
+                "id": e.subject,
+                "watch": e.watch,
+                "decisions": 0,
+                "alerts_queued": 0,
+                "alerts_sent": 0,
+                "alerts_failed": 0,
+                "overrides": 0,
+                "first_entry": e.seq,
+                "last_entry": e.seq,
+            },
+        )
         row["last_entry"] = e.seq
         if e.kind == AuditKind.incident.value:
             inc = e.payload.get("incident", {})
             row["decisions"] += 1
-            row.update(kind=inc.get("kind"), status=inc.get("status"), start=_parse(inc.get("start")), end=_parse(inc.get("end")),
-                       cause=inc.get("cause"), cause_confidence=inc.get("cause_confidence"), severity=inc.get("severity"),
-                       scope=inc.get("scope", {}), last_change=e.payload.get("change"), decided_at=e.time)
+            row.update(
+                kind=inc.get("kind"),
+                status=inc.get("status"),
+                start=_parse(inc.get("start")),
+                end=_parse(inc.get("end")),
+                cause=inc.get("cause"),
+                cause_confidence=inc.get("cause_confidence"),
+                severity=inc.get("severity"),
+                scope=inc.get("scope", {}),
+                last_change=e.payload.get("change"),
+                decided_at=e.time,
+            )
         elif e.kind == AuditKind.alert.value:
             action = e.payload.get("action")
             if action == "queued":
@@ -790,21 +1097,49 @@ def incidents(session: Session, watch: str | None = None, since: datetime | None
             row["overrides"] += 1
     rows = [r for r in out.values() if "kind" in r]
     if since or until:
-        rows = [r for r in rows if (until is None or r["start"] < until) and (since is None or r["end"] is None or r["end"] >= since)]
+        rows = [
+            r
+            for r in rows
+            if (until is None or r["start"] < until) and (since is None or r["end"] is None or r["end"] >= since)
+        ]
     return sorted(rows, key=lambda r: (r["start"], r["id"]))
 
 
-def alerts(session: Session, watch: str | None = None, since: datetime | None = None,
-           until: datetime | None = None, incident: str | None = None) -> list[dict[str, Any]]:
+def alerts(
+    session: Session,
+    watch: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    incident: str | None = None,
+) -> list[dict[str, Any]]:
     """Alert entries (queued, sent, failed), filtered on the alert's creation time (its tick)."""
     out = []
     for e in entries(session, kind=AuditKind.alert.value, watch=watch, subject=incident):
         created = _parse(e.payload.get("created_at")) or e.time
         if not _in_range(created, since, until):
             continue
-        out.append({"seq": e.seq, "time": e.time, "created_at": created, "watch": e.watch,
-                    **{k: e.payload.get(k) for k in ("action", "alert_id", "incident_id", "event", "destination", "channel", "ts",
-                                                     "attempts", "error")}})
+        out.append(
+            {
+                "seq": e.seq,
+                "time": e.time,
+                "created_at": created,
+                "watch": e.watch,
+                **{
+                    k: e.payload.get(k)
+                    for k in (
+                        "action",
+                        "alert_id",
+                        "incident_id",
+                        "event",
+                        "destination",
+                        "channel",
+                        "ts",
+                        "attempts",
+                        "error",
+                    )
+                },
+            }
+        )
     return out
 
 

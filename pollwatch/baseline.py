@@ -47,14 +47,27 @@ def _blind_hours(covered: set[int], possible: int) -> str:
     for a, b in runs[:4]:
         if possible == 168:
             da, ha, hb = DAYS_NAMES[a // 24], a % 24, b % 24
-            parts.append(f"{da} {ha:02d}h" if a == b else (f"{da} {ha:02d}-{hb:02d}h" if a // 24 == b // 24 else f"{da} {ha:02d}h-{DAYS_NAMES[b // 24]} {hb:02d}h"))
+            parts.append(
+                f"{da} {ha:02d}h"
+                if a == b
+                else (
+                    f"{da} {ha:02d}-{hb:02d}h"
+                    if a // 24 == b // 24
+                    else f"{da} {ha:02d}h-{DAYS_NAMES[b // 24]} {hb:02d}h"
+                )
+            )
         else:
             parts.append(f"{a:02d}h" if a == b else f"{a:02d}-{b:02d}h")
     return ", ".join(parts) + (" ..." if len(runs) > 4 else "")
 
 
-def compute_baselines(watch: Watch, observations: Iterable[Observation], window_end: datetime,
-                      min_coverage: float = 0.5, min_hours: float = 0.9) -> list[Baseline]:
+def compute_baselines(
+    watch: Watch,
+    observations: Iterable[Observation],
+    window_end: datetime,
+    min_coverage: float = 0.5,
+    min_hours: float = 0.9,
+) -> list[Baseline]:
     """One Baseline per (source, signal, entity) seen in the observations, over each signal's window."""
     lows = {name: window_end - cfg.window for name, cfg in watch.signals.items()}
     series: dict[tuple, list[Observation]] = defaultdict(list)
@@ -66,7 +79,9 @@ def compute_baselines(watch: Watch, observations: Iterable[Observation], window_
     tz = watch.tz
     hour_of: dict[datetime, tuple[int, int]] = {}  # time -> (hour of week, hour of day), local time
     out = []
-    for (source, signal, *ent), obs in sorted(series.items(), key=lambda kv: (kv[0][0], kv[0][1], entity_key(*kv[0][2:]))):
+    for (source, signal, *ent), obs in sorted(
+        series.items(), key=lambda kv: (kv[0][0], kv[0][1], entity_key(*kv[0][2:]))
+    ):
         entity = entity_key(*ent)
         cfg = watch.signals[signal]
         window_start = window_end - cfg.window
@@ -94,11 +109,24 @@ def compute_baselines(watch: Watch, observations: Iterable[Observation], window_
             reason = f"blind hours of the {'week' if weekly else 'day'}: {_blind_hours(covered, possible)}"
         elif expected is None or (cfg.direction.value == "drop" and expected <= cfg.min_prediction):
             reason = "expected level too small to judge drops"
-        out.append(Baseline(
-            source=source, signal=signal, entity=entity, expected=expected, spread=spread, window_start=window_start,
-            window_end=window_end, points=len(values), coverage=round(coverage, 4), usable=not reason, reason=reason,
-            hours_covered=len(covered), hours_possible=reachable, detector=cfg.detector,
-        ))
+        out.append(
+            Baseline(
+                source=source,
+                signal=signal,
+                entity=entity,
+                expected=expected,
+                spread=spread,
+                window_start=window_start,
+                window_end=window_end,
+                points=len(values),
+                coverage=round(coverage, 4),
+                usable=not reason,
+                reason=reason,
+                hours_covered=len(covered),
+                hours_possible=reachable,
+                detector=cfg.detector,
+            )
+        )
     return out
 
 
@@ -121,10 +149,18 @@ def _level(detector: str, good: list[Observation], values: list[float]) -> tuple
 def health_rows(baselines: Iterable[Baseline]) -> list[dict]:
     """The baseline-health table: entity, signal, points, expected level, spread, usable yes/no and why."""
     return [
-        {"entity": b.entity, "signal": b.signal, "detector": b.detector or "", "points": b.points,
-         "expected": None if b.expected is None else round(b.expected, 3), "spread": None if b.spread is None else round(b.spread, 3),
-         "coverage": f"{b.coverage:.0%}", "hours": f"{b.hours_covered}/{b.hours_possible}" if b.hours_possible else "",
-         "usable": "yes" if b.usable else "no", "why": b.reason}
+        {
+            "entity": b.entity,
+            "signal": b.signal,
+            "detector": b.detector or "",
+            "points": b.points,
+            "expected": None if b.expected is None else round(b.expected, 3),
+            "spread": None if b.spread is None else round(b.spread, 3),
+            "coverage": f"{b.coverage:.0%}",
+            "hours": f"{b.hours_covered}/{b.hours_possible}" if b.hours_possible else "",
+            "usable": "yes" if b.usable else "no",
+            "why": b.reason,
+        }
         for b in baselines
     ]
 
@@ -146,24 +182,52 @@ def never_judged(watch: Watch, observations: Iterable[Observation]) -> list[tupl
         cfg = watch.signals[signal]
         good = [o for o in obs if not cfg.min_count or (o.count or 0) >= cfg.min_count]
         if not good:
-            out.append((signal, entity, f"signals.{signal}.min_count", f"no point has the {cfg.min_count} measurements min_count asks for"))
+            out.append(
+                (
+                    signal,
+                    entity,
+                    f"signals.{signal}.min_count",
+                    f"no point has the {cfg.min_count} measurements min_count asks for",
+                )
+            )
             continue
         values = [float(o.value) for o in good]  # type: ignore[arg-type]
         level = median(values)
         span = max(o.time for o in good) - min(o.time for o in good) + cfg.step
         if cfg.detector != "cusum" and cfg.min_prediction > 0 and level < cfg.min_prediction:
-            out.append((signal, entity, f"signals.{signal}.min_prediction",
-                        f"its level ({level:g}) is below min_prediction ({cfg.min_prediction:g}): never judged"))
+            out.append(
+                (
+                    signal,
+                    entity,
+                    f"signals.{signal}.min_prediction",
+                    f"its level ({level:g}) is below min_prediction ({cfg.min_prediction:g}): never judged",
+                )
+            )
         elif span < cfg.warm_up:
-            out.append((signal, entity, f"signals.{signal}.warm_up",
-                        f"only {span.total_seconds() / 3600:.1f} h of data, less than warm_up ({cfg.warm_up.total_seconds() / 3600:g} h): not judged yet"))
+            out.append(
+                (
+                    signal,
+                    entity,
+                    f"signals.{signal}.warm_up",
+                    f"only {span.total_seconds() / 3600:.1f} h of data, less than warm_up "
+                    f"({cfg.warm_up.total_seconds() / 3600:g} h): not judged yet",
+                )
+            )
         elif len(good) >= 3 and len(set(values)) == 1:
-            out.append((signal, entity, f"signals.{signal}", f"constant at {values[0]:g} over {len(good)} points (stuck or a placeholder?)"))
+            out.append(
+                (
+                    signal,
+                    entity,
+                    f"signals.{signal}",
+                    f"constant at {values[0]:g} over {len(good)} points (stuck or a placeholder?)",
+                )
+            )
     return out
 
 
-def never_judged_notices(watch: Watch, observations: Iterable[Observation], at: datetime, source: str = "baseline",
-                         max_named: int = 5) -> list[Notice]:
+def never_judged_notices(
+    watch: Watch, observations: Iterable[Observation], at: datetime, source: str = "baseline", max_named: int = 5
+) -> list[Notice]:
     """One operator notice per setting that keeps series from being judged, naming the series (the first few)."""
     groups: dict[str, list[tuple[str, str]]] = defaultdict(list)
     for signal, entity, setting, why in never_judged(watch, observations):
@@ -173,8 +237,15 @@ def never_judged_notices(watch: Watch, observations: Iterable[Observation], at: 
         named = "; ".join(f"{e}: {w}" for e, w in items[:max_named])
         more = f" (and {len(items) - max_named} more)" if len(items) > max_named else ""
         level = NoticeLevel.info if setting.count(".") == 1 else NoticeLevel.warning
-        out.append(Notice(time=at, level=level, source=source, watch=watch.name,
-                          message=f"{len(items)} series with data not judged because of {setting}: {named}{more}"))
+        out.append(
+            Notice(
+                time=at,
+                level=level,
+                source=source,
+                watch=watch.name,
+                message=f"{len(items)} series with data not judged because of {setting}: {named}{more}",
+            )
+        )
     return out
 
 
@@ -198,12 +269,26 @@ def with_address_shares(watch: Watch, baselines: Iterable[Any]) -> Watch:
                 return round(min(part / total, 1.0), 4)
         return None
 
-    providers = [p if p.share is not None else p.model_copy(update={"share": measured(None, p.asn)}) for p in watch.providers]
-    regions = [r if r.share is not None else r.model_copy(update={"share": next(
-        (x for x in (measured(n, None) for n in (r.code, r.name, *r.aliases)) if x is not None), None)}) for r in watch.regions]
+    providers = [
+        p if p.share is not None else p.model_copy(update={"share": measured(None, p.asn)}) for p in watch.providers
+    ]
+    regions = [
+        r
+        if r.share is not None
+        else r.model_copy(
+            update={
+                "share": next(
+                    (x for x in (measured(n, None) for n in (r.code, r.name, *r.aliases)) if x is not None), None
+                )
+            }
+        )
+        for r in watch.regions
+    ]
     return watch.model_copy(update={"providers": providers, "regions": regions})
 
 
 def baselined(watch: Watch, history: Iterable[Observation], until: datetime) -> Watch:
     """`with_address_shares` from a baseline of `history` before `until` (as the baseline flow would compute it)."""
-    return with_address_shares(watch, compute_baselines(watch, [o for o in history if o.signal in SHARE_SIGNALS and o.time < until], until))
+    return with_address_shares(
+        watch, compute_baselines(watch, [o for o in history if o.signal in SHARE_SIGNALS and o.time < until], until)
+    )

@@ -31,7 +31,8 @@ from pollwatch.timeutil import format_duration
 
 Format = Literal["md", "html"]
 
-# what each signal measures, in a reader's words (the playbook's signal names are free text: others fall back to the name)
+# what each signal measures, in a reader's words (the playbook's signal names are free text: others fall back to the
+# name)
 SIGNAL_WORDS = {
     "bgp": "the country's address blocks visible in global routing (BGP)",
     "active_probing": "address blocks answering active probes",
@@ -42,8 +43,15 @@ SIGNAL_WORDS = {
     "probe_success_rate": "the share of pollwatch's web probes of a service that succeeded",
     "diffscan": "the share of sampled address blocks answering pollwatch's scans",
 }
-SOURCE_WORDS = {"ioda": "IODA", "ooni": "OONI", "webprobe": "pollwatch's web probes", "diffscan": "pollwatch's scans",
-                "radar": "Cloudflare Radar", "ripestat": "RIPEstat", "monash": "the Monash IP Observatory"}
+SOURCE_WORDS = {
+    "ioda": "IODA",
+    "ooni": "OONI",
+    "webprobe": "pollwatch's web probes",
+    "diffscan": "pollwatch's scans",
+    "radar": "Cloudflare Radar",
+    "ripestat": "RIPEstat",
+    "monash": "the Monash IP Observatory",
+}
 _RISE = (IncidentKind.service_block, IncidentKind.circumvention_block, IncidentKind.throttling)
 _OUTAGE = (IncidentKind.nationwide_outage, IncidentKind.regional_outage, IncidentKind.network_outage)
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2066-\u2069]")
@@ -73,8 +81,14 @@ class BriefData:
     generated_at: datetime = field(default_factory=lambda: datetime.now(timezone.utc))
 
 
-def collect(session: Session, watch: Watch, *, incident: str | None = None, since: datetime | None = None,
-            until: datetime | None = None) -> BriefData:
+def collect(
+    session: Session,
+    watch: Watch,
+    *,
+    incident: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+) -> BriefData:
     """The watch's incidents (one, by id or id prefix, or those overlapping [since, until)) and what is behind them."""
     if incident is not None:
         from pollwatch.override import find_incident
@@ -99,7 +113,11 @@ def collect(session: Session, watch: Watch, *, incident: str | None = None, sinc
     from pollwatch.notify.delivery import incident_chart_window
 
     for inc in incidents:
-        shown = inc if inc.end is not None or as_of is None else inc.model_copy(update={"updated_at": max(as_of, inc.updated_at)})
+        shown = (
+            inc
+            if inc.end is not None or as_of is None
+            else inc.model_copy(update={"updated_at": max(as_of, inc.updated_at)})
+        )
         lo, hi = incident_chart_window(shown)
         observations[inc.id] = store.query_observations(session, country=inc.country, since=lo, until=hi)
     return BriefData(watch=watch, incidents=incidents, anomalies=anomalies, observations=observations, as_of=as_of)
@@ -168,7 +186,9 @@ def _regions(watch: Watch, inc: Incident) -> list[str]:
 
 
 def subject(watch: Watch, inc: Incident) -> str:
-    """What was affected, as a headline's subject: `Internet access nationwide`, `Periscope`, `circumvention tools (Tor, ...)`."""
+    """What was affected, as a headline's subject: `Internet access nationwide`,
+    `Periscope`, `circumvention tools (Tor, ...)`.
+    """
     if inc.kind is IncidentKind.nationwide_outage:
         return "Internet access nationwide"
     if inc.kind is IncidentKind.regional_outage:
@@ -190,12 +210,18 @@ def headline(watch: Watch, incidents: list[Incident]) -> str:
     parts = []
     if outages:
         worst = min(outages, key=lambda i: list(IncidentKind).index(i.kind))
-        parts.append({IncidentKind.nationwide_outage: "Internet cut nationwide",
-                      IncidentKind.regional_outage: "Internet cut in parts of the country",
-                      IncidentKind.network_outage: "Internet cut on some networks"}[worst.kind])
+        parts.append(
+            {
+                IncidentKind.nationwide_outage: "Internet cut nationwide",
+                IncidentKind.regional_outage: "Internet cut in parts of the country",
+                IncidentKind.network_outage: "Internet cut on some networks",
+            }[worst.kind]
+        )
     names: list[str] = []
     for i in others:
-        for n in ([f"circumvention tools"] if i.kind is IncidentKind.circumvention_block else _services(watch, i)) or ["online services"]:
+        for n in (["circumvention tools"] if i.kind is IncidentKind.circumvention_block else _services(watch, i)) or [
+            "online services"
+        ]:
             if n not in names:
                 names.append(n)
     if names:
@@ -209,7 +235,11 @@ def headline(watch: Watch, incidents: list[Incident]) -> str:
     elif len(days) == 1:
         when = f"on {days[0].day} {days[0]:%B %Y}"
     else:
-        first = f"{days[0].day}" if (days[0].year, days[0].month) == (days[-1].year, days[-1].month) else f"{days[0].day} {days[0]:%B}"
+        first = (
+            f"{days[0].day}"
+            if (days[0].year, days[0].month) == (days[-1].year, days[-1].month)
+            else f"{days[0].day} {days[0]:%B}"
+        )
         span = f"{first} to {days[-1].day} {days[-1]:%B %Y}"
         when = f"between {span.replace(' to ', ' and ', 1)}"
         if watch.election_date is not None and days[0] <= watch.election_date <= days[-1]:
@@ -220,8 +250,15 @@ def headline(watch: Watch, incidents: list[Incident]) -> str:
 def _deepest(a: Anomaly, observations: list[Observation]) -> float | None:
     """The anomaly's most extreme stored value over its span (lowest for a drop, highest for a rise)."""
     key = a.entity.key
-    vals = [o.value for o in observations if o.value is not None and o.signal == a.signal and o.source == a.source
-            and o.entity_key == key and a.start <= o.time <= (a.end or o.time)]
+    vals = [
+        o.value
+        for o in observations
+        if o.value is not None
+        and o.signal == a.signal
+        and o.source == a.source
+        and o.entity_key == key
+        and a.start <= o.time <= (a.end or o.time)
+    ]
     if not vals:
         return None
     return min(vals) if a.direction is Direction.drop else max(vals)
@@ -291,8 +328,10 @@ def _what(watch: Watch, inc: Incident, anomalies: list[Anomaly]) -> str:
     if inc.kind is IncidentKind.throttling:
         return f"pollwatch measured {_names(_services(watch, inc)) or 'services'} slowed down in {country}{on}."
     what = subject(watch, inc)
-    return (f"Tests of {what} failed{on} in {country} while the networks themselves stayed connected"
-            f" ({reach_words(share)} by the measured share, {share:.0%} of the country's address space on those networks).")
+    return (
+        f"Tests of {what} failed{on} in {country} while the networks themselves stayed connected"
+        f" ({reach_words(share)} by the measured share, {share:.0%} of the country's address space on those networks)."
+    )
 
 
 def _when(watch: Watch, inc: Incident, as_of: datetime | None) -> str:
@@ -302,8 +341,10 @@ def _when(watch: Watch, inc: Incident, as_of: datetime | None) -> str:
         txt += f" It ended on {when_text(watch, inc.end)}, after {fmt_duration(inc.end - inc.start)}."
     else:
         last = max(as_of or inc.updated_at, inc.updated_at)
-        txt += (f" It was still ongoing at the last measurement, {when_text(watch, last)}, "
-                f"{fmt_duration(last - inc.start)} after it began.")
+        txt += (
+            f" It was still ongoing at the last measurement, {when_text(watch, last)}, "
+            f"{fmt_duration(last - inc.start)} after it began."
+        )
     lag = inc.detected_at - inc.start
     txt += f" pollwatch detected it on {when_text(watch, inc.detected_at)}, {fmt_duration(lag)} after its onset."
     return txt
@@ -324,9 +365,15 @@ def _how_measured(watch: Watch, inc: Incident, anomalies: list[Anomaly]) -> str:
     if country:
         where.append("the country as a whole")
     if networks:
-        where.append(f"{len(networks)} network{'s' if len(networks) != 1 else ''} ({_names([watch.provider_name(a) for a in networks])})")
+        where.append(
+            f"{len(networks)} network{'s' if len(networks) != 1 else ''} "
+            f"({_names([watch.provider_name(a) for a in networks])})"
+        )
     if regions:
-        where.append(f"{len(regions)} region{'s' if len(regions) != 1 else ''} ({_names([watch.region_name(r) for r in regions])})")
+        where.append(
+            f"{len(regions)} region{'s' if len(regions) != 1 else ''} "
+            f"({_names([watch.region_name(r) for r in regions])})"
+        )
     agree = "agreed" if len(sigs) > 1 else "showed it"
     txt = f"{'These signals' if len(sigs) > 1 else 'One signal'} {agree}: {_names(parts)}."
     if where:
@@ -342,10 +389,15 @@ def _cause(watch: Watch, inc: Incident) -> tuple[str, list[str]]:
         verb = "confirmed" if prev.get("cause") == inc.cause.value else "set"
         txt = f"A responder ({by}) {verb} the cause: {words}" + (f", because: “{why}”" if why else "") + "."
         if prev.get("cause") and prev.get("cause") != inc.cause.value:
-            txt += (f" pollwatch's own reading had been {CAUSE_WORDS.get(Cause(prev['cause']), prev['cause'])}"
-                    f" (confidence {float(prev.get('confidence') or 0):.0%}).")
+            txt += (
+                f" pollwatch's own reading had been {CAUSE_WORDS.get(Cause(prev['cause']), prev['cause'])}"
+                f" (confidence {float(prev.get('confidence') or 0):.0%})."
+            )
     elif inc.cause is Cause.unknown:
-        txt = f"The cause could not be determined from the measurements (confidence in any one cause below {watch.attribution.min_confidence:.0%})."
+        txt = (
+            "The cause could not be determined from the measurements (confidence in any one cause below "
+            f"{watch.attribution.min_confidence:.0%})."
+        )
     else:
         txt = f"The cause is {confidence_word(inc.cause_confidence)} a {words} (confidence {inc.cause_confidence:.0%})."
     items_ = [e for e in inc.evidence if e.name != "score"]  # the scorer's sum, said above as the confidence
@@ -366,24 +418,35 @@ def methodology(watch: Watch, signals: list[str]) -> str:
         what = SIGNAL_WORDS.get(sig, sig)
         src = SOURCE_WORDS.get(cfg.source, cfg.source)
         if cfg.detector == "cusum":
-            parts.append(f"{what} ({src}), per network and service every {format_duration(cfg.step)}, is judged with a "
-                         f"two-sided CUSUM (OONI's method) against that network's own usual failure rate, so that both a "
-                         f"block and its end are detected")
+            parts.append(
+                f"{what} ({src}), per network and service every {format_duration(cfg.step)}, is judged with a "
+                f"two-sided CUSUM (OONI's method) against that network's own usual failure rate, so that both a "
+                f"block and its end are detected"
+            )
         elif cfg.direction is Direction.drop:
             thr = f"below {cfg.critical:.0%} of it" if cfg.mode == "ratio" else f"more than {cfg.critical:g} below it"
-            parts.append(f"{what} ({src}) is compared with its expected level, the median of the previous "
-                         f"{format_duration(cfg.window)}; a value {thr} is critical")
+            parts.append(
+                f"{what} ({src}) is compared with its expected level, the median of the previous "
+                f"{format_duration(cfg.window)}; a value {thr} is critical"
+            )
         else:
             thr = f"above {cfg.critical:g} times it" if cfg.mode == "ratio" else f"more than {cfg.critical:g} above it"
-            parts.append(f"{what} ({src}) is compared with the median of the previous {format_duration(cfg.window)}; "
-                         f"a value {thr} is critical")
+            parts.append(
+                f"{what} ({src}) is compared with the median of the previous {format_duration(cfg.window)}; "
+                f"a value {thr} is critical"
+            )
     cls = watch.classification
     txt = "; ".join(parts)
     txt = (txt[0].upper() + txt[1:] + ". ") if txt else ""
-    return (txt + "Missing data is never counted as an outage: a silent source is a gap. Anomalies of one kind that start "
-            f"within {format_duration(cls.join_gap)} of each other, or share a network, region or service, form one incident; "
-            f"it is nationwide when the country's own series falls with {cls.nationwide_share:.0%} of its address space affected. The likely cause is "
-            "scored from the evidence listed, with a confidence; a responder may confirm or correct it, and their word is the one shown.")
+    return (
+        txt + "Missing data is never counted as an outage: a silent source is a gap. Anomalies of one kind that start "
+        f"within {format_duration(cls.join_gap)} of each other, or share a network, region or service, form one "
+        "incident; "
+        f"it is nationwide when the country's own series falls with {cls.nationwide_share:.0%} of its address "
+        "space affected. The likely cause is "
+        "scored from the evidence listed, with a confidence; a responder may confirm or correct it, and their word "
+        "is the one shown."
+    )
 
 
 def statement(data: BriefData) -> list[Block]:
@@ -398,9 +461,14 @@ def statement(data: BriefData) -> list[Block]:
         return blocks
     ongoing = [i for i in incs if i.status != "resolved" or i.end is None]
     kinds = [KIND_TITLES[i.kind].lower() for i in incs]
-    lead = (f"{election} of {w.election_date.day} {w.election_date:%B %Y}: pollwatch recorded "
-            f"{len(incs)} incident{'s' if len(incs) != 1 else ''}: {_names(kinds, limit=8)}.") if w.election_date else \
-        f"pollwatch recorded {len(incs)} incidents in {country}: {_names(kinds, limit=8)}."
+    lead = (
+        (
+            f"{election} of {w.election_date.day} {w.election_date:%B %Y}: pollwatch recorded "
+            f"{len(incs)} incident{'s' if len(incs) != 1 else ''}: {_names(kinds, limit=8)}."
+        )
+        if w.election_date
+        else f"pollwatch recorded {len(incs)} incidents in {country}: {_names(kinds, limit=8)}."
+    )
     if ongoing:
         lead += f" {len(ongoing)} {'was' if len(ongoing) == 1 else 'were'} still ongoing at the last measurement."
     blocks.append(Block("p", lead))
@@ -425,8 +493,13 @@ def statement(data: BriefData) -> list[Block]:
             noun = "Circumvention tools" if inc.kind is IncidentKind.circumvention_block else "Services"
             blocks.append(Block("p", f"{noun}: {_names(_services(w, inc), limit=12)}."))
         blocks.append(Block("ul", "How deep:", items=_depth_items(w, inc, anoms, data.observations.get(inc.id, []))))
-        blocks.append(Block("p", f"Severity: {inc.severity_band}, {inc.severity_index} on pollwatch's 0-100 scale "
-                                 "(ten points per factor of ten in depth × duration, corroborating signals multiplied)."))
+        blocks.append(
+            Block(
+                "p",
+                f"Severity: {inc.severity_band}, {inc.severity_index} on pollwatch's 0-100 scale "
+                "(ten points per factor of ten in depth × duration, corroborating signals multiplied).",
+            )
+        )
         blocks.append(Block("p", "How it was measured: " + _how_measured(w, inc, anoms)))
         cause, evidence = _cause(w, inc)
         blocks.append(Block("ul", "Likely cause: " + cause + (" The evidence:" if evidence else ""), items=evidence))
@@ -438,8 +511,13 @@ def statement(data: BriefData) -> list[Block]:
         signals += [s for s in inc.scope.signals if s not in signals]
     blocks.append(Block("h2", "How pollwatch measures"))
     blocks.append(Block("p", methodology(w, signals)))
-    blocks.append(Block("meta", f"Drafted by pollwatch {__version__} on {iso(data.generated_at)} from the records of watch "
-                                f"{w.name}: review before publishing."))
+    blocks.append(
+        Block(
+            "meta",
+            f"Drafted by pollwatch {__version__} on {iso(data.generated_at)} from the records of watch "
+            f"{w.name}: review before publishing.",
+        )
+    )
     return blocks
 
 
@@ -490,20 +568,32 @@ def render_html(blocks: list[Block], charts: dict[str, bytes] | None = None) -> 
         elif b.kind == "p":
             body.append(f"<p>{_e(b.text)}</p>")
         elif b.kind == "ul":
-            body.append((f"<p>{_e(b.text)}</p>" if b.text else "") + "<ul>" + "".join(f"<li>{_e(i)}</li>" for i in b.items) + "</ul>")
+            body.append(
+                (f"<p>{_e(b.text)}</p>" if b.text else "")
+                + "<ul>"
+                + "".join(f"<li>{_e(i)}</li>" for i in b.items)
+                + "</ul>"
+            )
         elif b.kind == "chart":
             png = (charts or {}).get(b.incident_id or "")
             if png:
                 data = base64.b64encode(png).decode()
-                body.append(f"<img alt='signals against their baseline, incident {_e(b.incident_id or '')}' "
-                            f"src='data:image/png;base64,{data}'>")
+                body.append(
+                    f"<img alt='signals against their baseline, incident {_e(b.incident_id or '')}' "
+                    f"src='data:image/png;base64,{data}'>"
+                )
         elif b.kind == "meta":
             body.append(f"<p class='meta'>{_e(b.text)}</p>")
-    return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\n"
-            "<meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; style-src 'unsafe-inline'; img-src data:\">\n"
-            f"<title>{_e(title)}</title><style>body{{font-family:Georgia,serif;max-width:46em;margin:2em auto;line-height:1.5}}"
-            "img{max-width:100%}.meta{color:#666;font-size:.85em}</style></head>\n<body>\n"
-            + "\n".join(body) + "\n</body></html>\n")
+    return (
+        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">\n'
+        "<meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; style-src 'unsafe-inline'; "
+        'img-src data:">\n'
+        f"<title>{_e(title)}</title><style>body{{font-family:Georgia,serif;max-width:46em;margin:2em "
+        "auto;line-height:1.5}"
+        "img{max-width:100%}.meta{color:#666;font-size:.85em}</style></head>\n<body>\n"
+        + "\n".join(body)
+        + "\n</body></html>\n"
+    )
 
 
 def _chart_png(data: BriefData, inc: Incident) -> bytes | None:
@@ -535,8 +625,16 @@ def render(data: BriefData, fmt: Format = "md", out: str | Path | None = None) -
     return render_markdown(blocks, refs)
 
 
-def write_brief(watch: Watch, out: str | Path, fmt: Format = "md", *, incident: str | None = None,
-                since: datetime | None = None, until: datetime | None = None, url: str | None = None) -> BriefData:
+def write_brief(
+    watch: Watch,
+    out: str | Path,
+    fmt: Format = "md",
+    *,
+    incident: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    url: str | None = None,
+) -> BriefData:
     """Collect from the store, write the draft to `out`, and record its SHA-256 in the audit log."""
     from pollwatch import audit
 
@@ -546,8 +644,13 @@ def write_brief(watch: Watch, out: str | Path, fmt: Format = "md", *, incident: 
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(render(data, fmt, out), encoding="utf-8")
     with store.session_scope(url) as s:
-        audit.record_report(s, watch=watch.name, path=out, what=f"brief-{fmt}",
-                            params={"incident": incident, "from": since, "until": until})
+        audit.record_report(
+            s,
+            watch=watch.name,
+            path=out,
+            what=f"brief-{fmt}",
+            params={"incident": incident, "from": since, "until": until},
+        )
     return data
 
 

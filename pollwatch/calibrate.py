@@ -33,8 +33,17 @@ from zoneinfo import ZoneInfo
 
 import pycountry
 
-from pollwatch.attribute import (CALIBRATED_WEIGHTS, DEFAULT_WEIGHTS, RECURRENCE_TOLERANCE, SAME_TIME_WINDOW, TOGETHER_WINDOW,
-                                 onset_alignment, recurrence_days, same_time_days, schedule_episodes, sigmoid)
+from pollwatch.attribute import (
+    CALIBRATED_WEIGHTS,
+    DEFAULT_WEIGHTS,
+    RECURRENCE_TOLERANCE,
+    SAME_TIME_WINDOW,
+    onset_alignment,
+    recurrence_days,
+    same_time_days,
+    schedule_episodes,
+    sigmoid,
+)
 
 CURATED = Path("ground_truth") / "ioda_curated_outages_2018_2020.csv"
 
@@ -55,32 +64,92 @@ def default_csv() -> Path | None:
     base = real_data_dir()
     return base / CURATED if base and (base / CURATED).is_file() else None
 
+
 GOVERNMENT = {"Government-Ordered", "Exams"}
 UNKNOWN = {"", "Unknown"}
-FEATURES = ("onset_on_the_hour", "onset_on_the_half_hour", "all_signals_agree", "nationwide_scope", "single_network",
-            "recurrence_one_day", "recurrence_same_time", "recurring_schedule", "other_countries_same_time")
+FEATURES = (
+    "onset_on_the_hour",
+    "onset_on_the_half_hour",
+    "all_signals_agree",
+    "nationwide_scope",
+    "single_network",
+    "recurrence_one_day",
+    "recurrence_same_time",
+    "recurring_schedule",
+    "other_countries_same_time",
+)
 FIXED = ("providers_together",)  # expert-weighted items the list can also show
 EVENT_WINDOW = timedelta(minutes=30)
 
 # The list's country names that pycountry does not find by name.
 COUNTRY_ALIASES = {
-    "Democratic Republic of (DRC)": "CD", "Congo": "CG", "Ivory Coast (Cote d'Ivoire)": "CI", "Myanmar/Burma": "MM",
-    "Great Britain": "GB", "Kyrgyz Republic (Kyrgyzstan)": "KG", "Russian Federation": "RU", "Iran": "IR", "Syria": "SY",
-    "Laos": "LA", "Vietnam": "VN", "Bolivia": "BO", "Tanzania": "TZ", "Moldova": "MD", "Macedonia": "MK", "Swaziland": "SZ",
-    "Cape Verde": "CV", "Federated States Of Micronesia": "FM", "Timor Leste": "TL", "Timor-Leste": "TL", "Turkey": "TR",
-    "United States of America (USA)": "US", "Antigua & Barbuda": "AG", "Bosnia & Herzegovina": "BA", "Taiwan": "TW",
-    "Saint Martin": "MF", "Sao Tome And Principe": "ST", "Turks And Caicos Islands": "TC", "Brunei Darussalam": "BN",
-    "Bonaire, Sint Eustatius and Saba": "BQ", "Curacao": "CW", "Reunion": "RE", "Hong Kong": "HK", "Czech Republic": "CZ",
-    "Venezuela": "VE", "South Korea": "KR", "North Korea": "KP", "Palestine": "PS",
+    "Democratic Republic of (DRC)": "CD",
+    "Congo": "CG",
+    "Ivory Coast (Cote d'Ivoire)": "CI",
+    "Myanmar/Burma": "MM",
+    "Great Britain": "GB",
+    "Kyrgyz Republic (Kyrgyzstan)": "KG",
+    "Russian Federation": "RU",
+    "Iran": "IR",
+    "Syria": "SY",
+    "Laos": "LA",
+    "Vietnam": "VN",
+    "Bolivia": "BO",
+    "Tanzania": "TZ",
+    "Moldova": "MD",
+    "Macedonia": "MK",
+    "Swaziland": "SZ",
+    "Cape Verde": "CV",
+    "Federated States Of Micronesia": "FM",
+    "Timor Leste": "TL",
+    "Timor-Leste": "TL",
+    "Turkey": "TR",
+    "United States of America (USA)": "US",
+    "Antigua & Barbuda": "AG",
+    "Bosnia & Herzegovina": "BA",
+    "Taiwan": "TW",
+    "Saint Martin": "MF",
+    "Sao Tome And Principe": "ST",
+    "Turks And Caicos Islands": "TC",
+    "Brunei Darussalam": "BN",
+    "Bonaire, Sint Eustatius and Saba": "BQ",
+    "Curacao": "CW",
+    "Reunion": "RE",
+    "Hong Kong": "HK",
+    "Czech Republic": "CZ",
+    "Venezuela": "VE",
+    "South Korea": "KR",
+    "North Korea": "KP",
+    "Palestine": "PS",
 }
 # Capitals' zones where zone.tab's first zone for the country is not the capital's.
 CAPITAL_TZ = {
-    "US": "America/New_York", "CA": "America/Toronto", "RU": "Europe/Moscow", "BR": "America/Sao_Paulo",
-    "AU": "Australia/Sydney", "MX": "America/Mexico_City", "ID": "Asia/Jakarta", "CD": "Africa/Kinshasa",
-    "KZ": "Asia/Almaty", "AR": "America/Argentina/Buenos_Aires", "CL": "America/Santiago", "EC": "America/Guayaquil",
-    "MN": "Asia/Ulaanbaatar", "CN": "Asia/Shanghai", "PG": "Pacific/Port_Moresby", "FM": "Pacific/Pohnpei",
-    "PF": "Pacific/Tahiti", "UA": "Europe/Kyiv", "UZ": "Asia/Tashkent", "GL": "America/Nuuk", "ES": "Europe/Madrid",
-    "PT": "Europe/Lisbon", "MH": "Pacific/Majuro", "NZ": "Pacific/Auckland", "EG": "Africa/Cairo", "MY": "Asia/Kuala_Lumpur",
+    "US": "America/New_York",
+    "CA": "America/Toronto",
+    "RU": "Europe/Moscow",
+    "BR": "America/Sao_Paulo",
+    "AU": "Australia/Sydney",
+    "MX": "America/Mexico_City",
+    "ID": "Asia/Jakarta",
+    "CD": "Africa/Kinshasa",
+    "KZ": "Asia/Almaty",
+    "AR": "America/Argentina/Buenos_Aires",
+    "CL": "America/Santiago",
+    "EC": "America/Guayaquil",
+    "MN": "Asia/Ulaanbaatar",
+    "CN": "Asia/Shanghai",
+    "PG": "Pacific/Port_Moresby",
+    "FM": "Pacific/Pohnpei",
+    "PF": "Pacific/Tahiti",
+    "UA": "Europe/Kyiv",
+    "UZ": "Asia/Tashkent",
+    "GL": "America/Nuuk",
+    "ES": "Europe/Madrid",
+    "PT": "Europe/Lisbon",
+    "MH": "Pacific/Majuro",
+    "NZ": "Pacific/Auckland",
+    "EG": "Africa/Cairo",
+    "MY": "Asia/Kuala_Lumpur",
 }
 
 
@@ -89,8 +158,11 @@ def country_code(name: str) -> str | None:
     name = name.strip()
     if name in COUNTRY_ALIASES:
         return COUNTRY_ALIASES[name]
-    for lookup in (lambda n: pycountry.countries.get(name=n), lambda n: pycountry.countries.get(common_name=n),
-                   lambda n: pycountry.countries.get(official_name=n)):
+    for lookup in (
+        lambda n: pycountry.countries.get(name=n),
+        lambda n: pycountry.countries.get(common_name=n),
+        lambda n: pycountry.countries.get(official_name=n),
+    ):
         c = lookup(name)
         if c is not None:
             return c.alpha_2
@@ -164,8 +236,12 @@ def read_events(path: str | Path) -> list[CuratedEvent]:
     groups: list[list[dict[str, str]]] = []
     for r in rows:
         last = groups[-1] if groups else None
-        if last and last[0]["country"] == r["country"] and _utc(r["start_utc"]) - _utc(last[0]["start_utc"]) <= EVENT_WINDOW \
-                and (r["cause"] or "") == (last[0]["cause"] or ""):
+        if (
+            last
+            and last[0]["country"] == r["country"]
+            and _utc(r["start_utc"]) - _utc(last[0]["start_utc"]) <= EVENT_WINDOW
+            and (r["cause"] or "") == (last[0]["cause"] or "")
+        ):
             last.append(r)
         else:
             groups.append([r])
@@ -174,13 +250,21 @@ def read_events(path: str | Path) -> list[CuratedEvent]:
     for g in groups:
         dur = [float(r["duration_h"]) for r in g if r["duration_h"] and not r.get("quality_flag")]
         scope = max((r["scope_level"] for r in g), key=lambda s: rank.get(s, 0))
-        events.append(CuratedEvent(
-            ids=[r["id"] for r in g], country=g[0]["country"], code=country_code(g[0]["country"]),
-            start=min(_utc(r["start_utc"]) for r in g), duration_h=max(dur) if dur else None, scope=scope,
-            networks=sum(1 for r in g if r["scope_level"] == "AS"),
-            all_visible=any(r["bgp_visible"] == r["active_probing_visible"] == r["telescope_visible"] == "1" for r in g),
-            cause=g[0]["cause"].strip(),
-        ))
+        events.append(
+            CuratedEvent(
+                ids=[r["id"] for r in g],
+                country=g[0]["country"],
+                code=country_code(g[0]["country"]),
+                start=min(_utc(r["start_utc"]) for r in g),
+                duration_h=max(dur) if dur else None,
+                scope=scope,
+                networks=sum(1 for r in g if r["scope_level"] == "AS"),
+                all_visible=any(
+                    r["bgp_visible"] == r["active_probing_visible"] == r["telescope_visible"] == "1" for r in g
+                ),
+                cause=g[0]["cause"].strip(),
+            )
+        )
     events.sort(key=lambda e: e.start)
     _features(events)
     return events
@@ -209,8 +293,12 @@ def _features(events: list[CuratedEvent]) -> None:
         if tz is not None:
             f["recurring_schedule"] = float(schedule_episodes(e.start, earlier, tz) >= 2)
         # another country's nationwide outage within half an hour (a shared cable or upstream)
-        f["other_countries_same_time"] = float(any(o.country != e.country and o.scope == "Country"
-                                                   and abs(o.start - e.start) <= SAME_TIME_WINDOW for o in events))
+        f["other_countries_same_time"] = float(
+            any(
+                o.country != e.country and o.scope == "Country" and abs(o.start - e.start) <= SAME_TIME_WINDOW
+                for o in events
+            )
+        )
         e.features = f
 
 
@@ -264,8 +352,9 @@ def balanced_accuracy(events: Sequence[CuratedEvent], weights: dict[str, float],
     return (tpr + tnr) / 2
 
 
-def cross_validate(events: Sequence[CuratedEvent], folds: int = 5, repeats: int = 10, seed: int = 7,
-                   group_by_country: bool = False) -> list[float]:
+def cross_validate(
+    events: Sequence[CuratedEvent], folds: int = 5, repeats: int = 10, seed: int = 7, group_by_country: bool = False
+) -> list[float]:
     """Balanced accuracy of fit-then-score on held-out folds (stratified by class; or whole countries held out)."""
     known = [e for e in events if e.label is not None]
     scores = []
@@ -300,16 +389,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     path = Path(args[0]) if args else default_csv()
     if path is None or not path.is_file():
-        print(f"{path or CURATED}: not found (the curated list lives in ../shared/data/real/{CURATED})", file=sys.stderr)
+        print(
+            f"{path or CURATED}: not found (the curated list lives in ../shared/data/real/{CURATED})", file=sys.stderr
+        )
         return 2
     events = read_events(path)
     known = [e for e in events if e.label is not None]
     w = fit(events)
-    print(f"{len(events)} events ({len(known)} with a known cause: {sum(e.label == 1 for e in known)} government-directed)")
+    print(
+        f"{len(events)} events ({len(known)} with a known cause: {sum(e.label == 1 for e in known)} "
+        "government-directed)"
+    )
     print("fitted weights (paste into attribute.CALIBRATED_WEIGHTS):")
     for k, v in w.items():
         print(f"    {k!r}: {v},  # in code now: {CALIBRATED_WEIGHTS.get(k)}")
-    print(f"in-sample balanced accuracy: fitted {balanced_accuracy(events, w):.3f}, in code {balanced_accuracy(events, CALIBRATED_WEIGHTS):.3f}")
+    print(
+        f"in-sample balanced accuracy: fitted {balanced_accuracy(events, w):.3f}, in code "
+        f"{balanced_accuracy(events, CALIBRATED_WEIGHTS):.3f}"
+    )
     return 0
 
 

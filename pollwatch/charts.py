@@ -38,7 +38,9 @@ class Panel:
     normalised: bool = False  # values are % of expected (baseline line at 100)
 
 
-def render_chart(title: str, panels: list[Panel], window: tuple[datetime, datetime | None], tz_name: str = "UTC") -> bytes:
+def render_chart(
+    title: str, panels: list[Panel], window: tuple[datetime, datetime | None], tz_name: str = "UTC"
+) -> bytes:
     """A PNG with one panel per signal and the incident window shaded."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.dates import AutoDateLocator, ConciseDateFormatter
@@ -80,7 +82,9 @@ def render_chart(title: str, panels: list[Panel], window: tuple[datetime, dateti
     return buf.getvalue()
 
 
-def incident_panels(watch: Watch, inc: Incident, anomalies: list[Anomaly], observations: list[Observation]) -> list[Panel]:
+def incident_panels(
+    watch: Watch, inc: Incident, anomalies: list[Anomaly], observations: list[Observation]
+) -> list[Panel]:
     """Panels for an incident: per signal its most affected entities (by severity), with expectations.
 
     The expectation of a line is its anomaly's `expected`; without one, the median of the line's
@@ -97,14 +101,27 @@ def incident_panels(watch: Watch, inc: Incident, anomalies: list[Anomaly], obser
         for sig in inc.scope.signals:
             for (src, s, ent), obs in by_series.items():
                 if s == sig and ent == inc.country:
-                    chosen[sig].append(Anomaly(id="-", watch=watch.name, source=src, signal=s, family=inc.family,
-                                               entity=obs[0].entity, direction=Direction.drop, start=inc.start,
-                                               detected_at=inc.detected_at))
+                    chosen[sig].append(
+                        Anomaly(
+                            id="-",
+                            watch=watch.name,
+                            source=src,
+                            signal=s,
+                            family=inc.family,
+                            entity=obs[0].entity,
+                            direction=Direction.drop,
+                            start=inc.start,
+                            detected_at=inc.detected_at,
+                        )
+                    )
     panels = []
     for sig, anoms in sorted(chosen.items(), key=lambda kv: -max(a.severity for a in kv[1])):
         drop = anoms[0].direction is Direction.drop
-        panel = Panel(title=f"{sig} — {'% of expected' if drop else 'observed vs expected (dashed)'}",
-                      ylabel="% of expected" if drop else sig, normalised=drop)
+        panel = Panel(
+            title=f"{sig} — {'% of expected' if drop else 'observed vs expected (dashed)'}",
+            ylabel="% of expected" if drop else sig,
+            normalised=drop,
+        )
         for a in anoms:
             obs = sorted(by_series.get((a.source, a.signal, a.entity.key), []), key=lambda o: o.time)
             if not obs:
@@ -137,7 +154,9 @@ def _label(watch: Watch, a: Anomaly) -> str:
     return e.country
 
 
-def incident_chart(watch: Watch, inc: Incident, anomalies: list[Anomaly], observations: list[Observation]) -> bytes | None:
+def incident_chart(
+    watch: Watch, inc: Incident, anomalies: list[Anomaly], observations: list[Observation]
+) -> bytes | None:
     """The PNG for an incident's thread, or None when there is nothing to draw."""
     panels = incident_panels(watch, inc, anomalies, observations)
     if not panels:

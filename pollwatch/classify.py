@@ -76,7 +76,9 @@ def connectivity_scope(watch: Watch, anomalies: list[Anomaly]) -> tuple[Incident
     majority = watch.classification.nationwide_share
     if crit:
         country_crit = any(a.entity.level == "country" for a in crit)
-        if (country_crit and (share >= majority or (not asns and not regions))) or region_share(watch, regions) >= majority:
+        if (country_crit and (share >= majority or (not asns and not regions))) or region_share(
+            watch, regions
+        ) >= majority:
             kind = IncidentKind.nationwide_outage
         elif regions:
             kind = IncidentKind.regional_outage
@@ -109,8 +111,14 @@ def region_share(watch: Watch, regions: Sequence[str | None]) -> float:
 
 def affected_share(watch: Watch, asns: list[int], regions: list[str], anomalies: list[Anomaly]) -> float:
     """Share of the country affected: the providers' or regions' address space, or the depth of a country-level drop."""
-    country_depth = max((a.depth for a in anomalies if a.family is Family.connectivity and a.entity.level == "country"
-                         and a.direction.value == "drop"), default=0.0)
+    country_depth = max(
+        (
+            a.depth
+            for a in anomalies
+            if a.family is Family.connectivity and a.entity.level == "country" and a.direction.value == "drop"
+        ),
+        default=0.0,
+    )
     return max(provider_share(watch, asns), region_share(watch, regions), country_depth)
 
 
@@ -172,18 +180,29 @@ def _refresh(watch: Watch, inc: Incident, members: list[Anomaly], shrink_only: b
     scope.network_types = network_types(watch, scope.asns)
     scope.share = max(scope.share, inc.scope.share)
     if open_members:
-        still = {a.entity.asn for a in open_members} | {a.entity.region for a in open_members} | {a.entity.service for a in open_members}
-        if any(a.entity.level == "country" and a.level == "critical" for a in open_members) and kind is IncidentKind.nationwide_outage:
+        still = (
+            {a.entity.asn for a in open_members}
+            | {a.entity.region for a in open_members}
+            | {a.entity.service for a in open_members}
+        )
+        if (
+            any(a.entity.level == "country" and a.level == "critical" for a in open_members)
+            and kind is IncidentKind.nationwide_outage
+        ):
             still |= set(scope.asns) | set(scope.regions)
         if not still & (set(scope.asns) | set(scope.regions) | set(scope.services)):
             still = set(scope.asns) | set(scope.regions) | set(scope.services)  # only tails remain
-        scope.recovered = ([f"{watch.provider_name(a)} (AS{a})" for a in scope.asns if a not in still]
-                           + [r for r in scope.regions if r not in still] + [x for x in scope.services if x not in still])
+        scope.recovered = (
+            [f"{watch.provider_name(a)} (AS{a})" for a in scope.asns if a not in still]
+            + [r for r in scope.regions if r not in still]
+            + [x for x in scope.services if x not in still]
+        )
     reasons = []
     if kind != inc.kind:
         reasons.append(f"kind changed from {inc.kind.value} to {kind.value}")
-        inc.kind_history.append({"at": iso(inc.updated_at), "from": inc.kind.value, "to": kind.value,
-                                 "share": scope.share})
+        inc.kind_history.append(
+            {"at": iso(inc.updated_at), "from": inc.kind.value, "to": kind.value, "share": scope.share}
+        )
         inc.kind = kind
     before = set(map(str, inc.scope.asns)) | set(inc.scope.regions) | set(inc.scope.services)
     after = set(map(str, scope.asns)) | set(scope.regions) | set(scope.services)
@@ -252,15 +271,19 @@ def related(watch: Watch, a: Anomaly, members: Sequence[Anomaly]) -> bool:
 
 def find_incident(watch: Watch, state: GroupState, a: Anomaly) -> str | None:
     """The open incident a new anomaly joins, or None for a new incident."""
-    candidates = sorted((i for i in state.incidents.values() if i.country == a.entity.country and i.family is a.family),
-                        key=lambda i: (i.start, i.id))
+    candidates = sorted(
+        (i for i in state.incidents.values() if i.country == a.entity.country and i.family is a.family),
+        key=lambda i: (i.start, i.id),
+    )
     for inc in candidates:
         if related(watch, a, _members(state, inc.id)):
             return inc.id
     return None
 
 
-def classify(watch: Watch, state: GroupState | None, ticks: Sequence[datetime], anomaly_events: Sequence[AnomalyEvent]) -> ClassifyResult:
+def classify(
+    watch: Watch, state: GroupState | None, ticks: Sequence[datetime], anomaly_events: Sequence[AnomalyEvent]
+) -> ClassifyResult:
     """Fold anomaly events (tick-stamped) into incident events, tick by tick."""
     state = state.model_copy(deep=True) if state else GroupState()
     events: list[IncidentEvent] = []
@@ -272,8 +295,10 @@ def classify(watch: Watch, state: GroupState | None, ticks: Sequence[datetime], 
         changed: dict[str, list[str]] = {}
         opened: set[str] = set()
         grew: set[str] = set()
-        resumed: dict[str, tuple[list[str], bool]] = {}  # recurring incidents whose next episode began: (reasons, post now)
-        for inc, why in missed(watch, state.recurring, tick):  # before this tick's anomalies: a late episode is noted late
+        # recurring incidents whose next episode began: (reasons, post now)
+        resumed: dict[str, tuple[list[str], bool]] = {}
+        # before this tick's anomalies: a late episode is noted late
+        for inc, why in missed(watch, state.recurring, tick):
             events.append(IncidentEvent(tick=tick, change="updated", reasons=[why], incident=inc))
         for ev in by_tick.get(tick, []):
             a = ev.anomaly
@@ -282,8 +307,14 @@ def classify(watch: Watch, state: GroupState | None, ticks: Sequence[datetime], 
                 inc_id = find_incident(watch, state, a)
                 hit = None
                 if inc_id is None:
-                    together = [e.anomaly for e in by_tick.get(tick, []) if e.change == "opened" and e.anomaly.family is a.family
-                                and e.anomaly.entity.country == a.entity.country and abs(e.anomaly.start - a.start) <= watch.classification.join_gap]
+                    together = [
+                        e.anomaly
+                        for e in by_tick.get(tick, [])
+                        if e.change == "opened"
+                        and e.anomaly.family is a.family
+                        and e.anomaly.entity.country == a.entity.country
+                        and abs(e.anomaly.start - a.start) <= watch.classification.join_gap
+                    ]
                     hit = match(watch, state.recurring, a, together)
                 if hit is not None:
                     # the same scope at about the same local time as an incident that ended: its next episode
@@ -296,8 +327,14 @@ def classify(watch: Watch, state: GroupState | None, ticks: Sequence[datetime], 
                     # left zero, which can be the start of an incident already resolved
                     inc_id = stable_id(watch.name, a.family.value, a.start.isoformat(), a.id)
                     state.incidents[inc_id] = Incident(
-                        id=inc_id, watch=watch.name, country=a.entity.country, family=a.family,
-                        kind=FAMILY_KIND.get(a.family, IncidentKind.network_outage), start=a.start, detected_at=tick, updated_at=tick,
+                        id=inc_id,
+                        watch=watch.name,
+                        country=a.entity.country,
+                        family=a.family,
+                        kind=FAMILY_KIND.get(a.family, IncidentKind.network_outage),
+                        start=a.start,
+                        detected_at=tick,
+                        updated_at=tick,
                     )
                     opened.add(inc_id)
                 state.membership[a.id] = inc_id
@@ -316,24 +353,35 @@ def classify(watch: Watch, state: GroupState | None, ticks: Sequence[datetime], 
             reasons = _refresh(watch, inc, members, shrink_only=inc_id not in grew)
             if inc_id in opened:
                 inc.kind_history = [{"at": iso(tick), "from": None, "to": inc.kind.value, "share": inc.scope.share}]
-                events.append(IncidentEvent(tick=tick, change="opened", reasons=notes, incident=inc.model_copy(deep=True)))
+                events.append(
+                    IncidentEvent(tick=tick, change="opened", reasons=notes, incident=inc.model_copy(deep=True))
+                )
             elif inc_id in resumed:
                 why, post = resumed[inc_id]
                 inc.version += 1
                 if post:
-                    events.append(IncidentEvent(tick=tick, change="updated", reasons=why + reasons, incident=inc.model_copy(deep=True)))
+                    events.append(
+                        IncidentEvent(
+                            tick=tick, change="updated", reasons=why + reasons, incident=inc.model_copy(deep=True)
+                        )
+                    )
             elif reasons and inc.pattern is not None and inc.kind in {e.kind for e in inc.episodes[:-1]}:
-                pass  # an episode of a known pattern growing into a scope its earlier episodes had: the episode's end says it
+                # an episode of a known pattern growing into a scope its earlier episodes had: the episode's end says it
+                pass
             elif reasons:
                 inc.version += 1
-                events.append(IncidentEvent(tick=tick, change="updated", reasons=reasons, incident=inc.model_copy(deep=True)))
+                events.append(
+                    IncidentEvent(tick=tick, change="updated", reasons=reasons, incident=inc.model_copy(deep=True))
+                )
         for inc_id in list(state.incidents):
             inc = state.incidents[inc_id]
             members = [state.anomalies[x] for x, i in state.membership.items() if i == inc_id]
             if members and (note := overrun(watch, inc, tick)) is not None:
                 inc.version += 1
                 inc.updated_at = tick
-                events.append(IncidentEvent(tick=tick, change="updated", reasons=[note], incident=inc.model_copy(deep=True)))
+                events.append(
+                    IncidentEvent(tick=tick, change="updated", reasons=[note], incident=inc.model_copy(deep=True))
+                )
             if not members or any(a.end is None for a in members):
                 continue
             last_end = max(a.end for a in members if a.end is not None)
@@ -343,8 +391,14 @@ def classify(watch: Watch, state: GroupState | None, ticks: Sequence[datetime], 
                 inc.updated_at = tick
                 inc.version += 1
                 change, why = end_episode(watch, state.recurring, inc, tick, members)
-                events.append(IncidentEvent(tick=tick, change=change, reasons=why or [f"all signals back to normal since {iso(last_end)}"],
-                                            incident=inc.model_copy(deep=True)))
+                events.append(
+                    IncidentEvent(
+                        tick=tick,
+                        change=change,
+                        reasons=why or [f"all signals back to normal since {iso(last_end)}"],
+                        incident=inc.model_copy(deep=True),
+                    )
+                )
                 del state.incidents[inc_id]
                 for x in [x for x, i in state.membership.items() if i == inc_id]:
                     del state.membership[x]

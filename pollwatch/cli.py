@@ -10,7 +10,6 @@ import json
 import os
 import sys
 import time
-from datetime import datetime
 from pathlib import Path
 from typing import Optional
 
@@ -21,21 +20,31 @@ from pollwatch.cli_common import echo, fail
 from pollwatch.cli_common import option_time as _time
 from pollwatch.cli_common import option_watch as _watch
 
-app = typer.Typer(help="pollwatch: catch, explain and report election internet shutdowns.", no_args_is_help=True,
-                  pretty_exceptions_enable=False)
+app = typer.Typer(
+    help="pollwatch: catch, explain and report election internet shutdowns.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
 playbook_app = typer.Typer(help="Validate and inspect playbooks and watches.", no_args_is_help=True)
-observations_app = typer.Typer(help="Import and export observations (JSON Lines, docs/formats.md).", no_args_is_help=True)
+observations_app = typer.Typer(
+    help="Import and export observations (JSON Lines, docs/formats.md).", no_args_is_help=True
+)
 app.add_typer(playbook_app, name="playbook")
 app.add_typer(observations_app, name="observations")
 from pollwatch.cli_audit import app as audit_cli  # noqa: E402 (audit, report, export keepiton)
+
 app.add_typer(audit_cli)
 from pollwatch.cli_sources import app as sources_app  # noqa: E402  (`pollwatch fetch`, `pollwatch coverage`)
+
 app.add_typer(sources_app)
 from pollwatch.cli_alerts import app as alerts_cli  # noqa: E402 (alerts check, outbox, deliver)
+
 app.add_typer(alerts_cli, name="alerts")
 from pollwatch.cli_probes import app as probes_app  # noqa: E402  (`pollwatch probe web|deploy`)
+
 app.add_typer(probes_app, name="probe")
 from pollwatch.cli_slack import app as slack_app  # noqa: E402  (`pollwatch slack listen`)
+
 app.add_typer(slack_app, name="slack")
 
 
@@ -49,9 +58,16 @@ def _quiet_prefect() -> None:
 
 
 @app.callback()
-def _root(ctx: typer.Context, version: bool = typer.Option(False, "--version", help="Print the version and exit."),
-          replay: bool = typer.Option(False, "--replay", help="Use the replay store (what replay, simulations and the demo "
-                                      "wrote) instead of the live one: `pollwatch --replay report WATCH`.")) -> None:
+def _root(
+    ctx: typer.Context,
+    version: bool = typer.Option(False, "--version", help="Print the version and exit."),
+    replay: bool = typer.Option(
+        False,
+        "--replay",
+        help="Use the replay store (what replay, simulations and the demo "
+        "wrote) instead of the live one: `pollwatch --replay report WATCH`.",
+    ),
+) -> None:
     if replay:
         from pollwatch import store
 
@@ -66,7 +82,9 @@ def _root(ctx: typer.Context, version: bool = typer.Option(False, "--version", h
 
 @playbook_app.command("validate")
 def playbook_validate(files: list[Path] = typer.Argument(..., help="Template or watch files.")) -> None:
-    """Check playbook files as the tick, show, schedule and report will read them; errors name the file, line and field."""
+    """Check playbook files as the tick, show, schedule and report will read them;
+    errors name the file, line and field.
+    """
     from pollwatch.playbook import PlaybookError, load_playbook
 
     bad = 0
@@ -91,20 +109,45 @@ def playbook_show(file: Path, as_json: bool = typer.Option(False, "--json", help
     from pollwatch.timeutil import format_duration
 
     w = _watch(str(file))
-    phases = [{"phase": p.name, "start_local": p.start.astimezone(w.tz).isoformat(), "start_utc": iso(p.start),
-               "end_local": p.end.astimezone(w.tz).isoformat(), "end_utc": iso(p.end), "cadence": format_duration(p.cadence),
-               "ticks": len(p.ticks())} for p in w.resolved_phases()]
+    phases = [
+        {
+            "phase": p.name,
+            "start_local": p.start.astimezone(w.tz).isoformat(),
+            "start_utc": iso(p.start),
+            "end_local": p.end.astimezone(w.tz).isoformat(),
+            "end_utc": iso(p.end),
+            "cadence": format_duration(p.cadence),
+            "ticks": len(p.ticks()),
+        }
+        for p in w.resolved_phases()
+    ]
     milestones = {k: {"local": v.astimezone(w.tz).isoformat(), "utc": iso(v)} for k, v in w.milestone_times().items()}
     if as_json:
-        typer.echo(json.dumps({"watch": w.name, "country": w.country, "timezone": w.timezone, "phases": phases,
-                               "milestones": milestones}, indent=2))
+        typer.echo(
+            json.dumps(
+                {
+                    "watch": w.name,
+                    "country": w.country,
+                    "timezone": w.timezone,
+                    "phases": phases,
+                    "milestones": milestones,
+                },
+                indent=2,
+            )
+        )
         return
     typer.echo(f"{w.name}: {w.election or 'election'} in {w.country} on {w.election_date} ({w.timezone})")
     typer.echo(f"providers: {', '.join(f'{p.name} (AS{p.asn}, {p.type})' for p in w.providers) or '-'}")
-    typer.echo(f"services: {', '.join(s.name for s in w.services) or '-'}; circumvention: {', '.join(c.name for c in w.circumvention) or '-'}")
+    typer.echo(
+        f"services: {', '.join(s.name for s in w.services) or '-'}; circumvention: "
+        f"{', '.join(c.name for c in w.circumvention) or '-'}"
+    )
     typer.echo("phases:")
     for p in phases:
-        typer.echo(f"  {p['phase']:<12} {p['start_local']} -> {p['end_local']}  (UTC {p['start_utc']} -> {p['end_utc']})  every {p['cadence']}, {p['ticks']} ticks")
+        typer.echo(
+            f"  {p['phase']:<12} {p['start_local']} -> {p['end_local']}  (UTC {p['start_utc']} -> {p['end_utc']})  "
+            f"every {p['cadence']}, {p['ticks']} ticks"
+        )
     typer.echo("milestones:")
     for k, v in milestones.items():
         typer.echo(f"  {k:<20} {v['local']}  (UTC {v['utc']})")
@@ -116,11 +159,19 @@ def playbook_show(file: Path, as_json: bool = typer.Option(False, "--json", help
 @observations_app.command("import")
 def observations_import(
     file: Path,
-    fmt: str = typer.Option("jsonl", "--format", help="jsonl, monash, responsive, ooni-raw, ooni-hourly or ioda-signals (docs/formats.md)."),
-    watch: Optional[str] = typer.Option(None, "--watch", help="Watch name or file: its country, time zone and providers."),
+    fmt: str = typer.Option(
+        "jsonl", "--format", help="jsonl, monash, responsive, ooni-raw, ooni-hourly or ioda-signals (docs/formats.md)."
+    ),
+    watch: Optional[str] = typer.Option(
+        None, "--watch", help="Watch name or file: its country, time zone and providers."
+    ),
     country: Optional[str] = typer.Option(None, help="ISO 3166-1 alpha-2 code (else the watch's or the file's)."),
-    tz: Optional[str] = typer.Option(None, "--tz", help="IANA time zone of local times (monash time_e; else the watch's)."),
-    service: Optional[str] = typer.Option(None, help="Service the tests are about (OONI files; else the file's test_name)."),
+    tz: Optional[str] = typer.Option(
+        None, "--tz", help="IANA time zone of local times (monash time_e; else the watch's)."
+    ),
+    service: Optional[str] = typer.Option(
+        None, help="Service the tests are about (OONI files; else the file's test_name)."
+    ),
     scale: str = typer.Option("auto", help="monash index scale: auto, 10 or 100 (0..10 indices are multiplied by 10)."),
 ) -> None:
     """Import observations into the store (idempotent: the same file twice stores each once), audited."""
@@ -133,15 +184,21 @@ def observations_import(
     w = _watch(watch) if watch else None
     try:
         with _file_progress(file) as progress:
-            obs = read_observations_as(fmt, file, watch=w, country=country, tz=tz, service=service, scale=scale, progress=progress)
+            obs = read_observations_as(
+                fmt, file, watch=w, country=country, tz=tz, service=service, scale=scale, progress=progress
+            )
     except (FormatError, FileNotFoundError) as exc:
         fail(str(exc))
     with store.session_scope() as s:
         before = store.count_observations(s)
         store.upsert_observations(s, obs)
         after = store.count_observations(s)
-        audit.record_observation_batches(s, watch=None, observations=obs, requests=[f"pollwatch observations import {file.name}"])
-    typer.echo(f"{file}: {len(obs)} observations read, {after - before} new, {len(obs) - (after - before)} already stored")
+        audit.record_observation_batches(
+            s, watch=None, observations=obs, requests=[f"pollwatch observations import {file.name}"]
+        )
+    typer.echo(
+        f"{file}: {len(obs)} observations read, {after - before} new, {len(obs) - (after - before)} already stored"
+    )
 
 
 PROGRESS_FROM = 8 << 20  # files this large show a progress bar (on a terminal)
@@ -163,8 +220,14 @@ class _file_progress:
         from rich.console import Console
         from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn
 
-        self.bar = Progress("[progress.description]{task.description}", BarColumn(), DownloadColumn(), TimeRemainingColumn(),
-                            console=Console(stderr=True), transient=True)
+        self.bar = Progress(
+            "[progress.description]{task.description}",
+            BarColumn(),
+            DownloadColumn(),
+            TimeRemainingColumn(),
+            console=Console(stderr=True),
+            transient=True,
+        )
         self.bar.start()
         task = self.bar.add_task(f"reading {self.path.name}", total=self.path.stat().st_size)
         return lambda done, total: self.bar.update(task, completed=done, total=total)
@@ -186,7 +249,9 @@ def observations_export(
     from pollwatch.jsonl import write_observations
 
     with store.session_scope() as s:
-        obs = store.query_observations(s, country=country.upper() if country else None, since=_time(since, "--from"), until=_time(until, "--until"))
+        obs = store.query_observations(
+            s, country=country.upper() if country else None, since=_time(since, "--from"), until=_time(until, "--until")
+        )
     from pollwatch.sinks import OutputError
 
     try:
@@ -268,8 +333,11 @@ def replay_cmd(
     if not quiet:
         for text in result["alerts"]:
             echo(text + "\n")
-    typer.echo(f"{len(incidents)} incident(s)" + (f" written to {incidents_json}" if incidents_json else "")
-               + f"; in the replay store (live views never show them): `pollwatch --replay report {w.name}`")
+    typer.echo(
+        f"{len(incidents)} incident(s)"
+        + (f" written to {incidents_json}" if incidents_json else "")
+        + f"; in the replay store (live views never show them): `pollwatch --replay report {w.name}`"
+    )
 
 
 @app.command("tick")
@@ -291,21 +359,35 @@ def tick_cmd(
         result = watch_tick(str(w.source_file), _time(at, "--at"), str(observations) if observations else None)
     except Exception as exc:
         reason = " ".join(f"{type(exc).__name__}: {exc}".split())[:400]
-        fail(f"{w.name}: the tick failed ({reason}); its flow run is Failed and the tick is released: run the same command again "
-             "once the cause is fixed", code=1)
+        fail(
+            f"{w.name}: the tick failed ({reason}); its flow run is Failed and the tick is released: run the same "
+            "command again "
+            "once the cause is fixed",
+            code=1,
+        )
     typer.echo(json.dumps(result))
     sources = result.get("sources") or {}
     if sources and all(v.get("observations", 0) == 0 and v.get("gaps", 0) > 0 for v in sources.values()):
-        fail(f"{w.name}: every source failed this tick ({', '.join(sorted(sources))}): recorded as data gaps, nothing judged; "
-             "see the operator notices", code=3)
+        fail(
+            f"{w.name}: every source failed this tick ({', '.join(sorted(sources))}): recorded as data gaps, "
+            "nothing judged; "
+            "see the operator notices",
+            code=3,
+        )
 
 
 @app.command("demo")
 def demo_cmd(
     incidents_json: Optional[Path] = typer.Option(None, "--json", help="Write the incidents here (docs/formats.md)."),
-    brief_out: Optional[Path] = typer.Option(None, "--brief", help="Write the drafted public statement here (Markdown; .html for HTML)."),
-    workdir: Optional[Path] = typer.Option(None, help="Where to write the simulated observations (default: $POLLWATCH_HOME/demo)."),
-    scenario: Optional[Path] = typer.Option(None, help="A documented day (default: playbooks/scenarios/kz-2019-election-day.yaml)."),
+    brief_out: Optional[Path] = typer.Option(
+        None, "--brief", help="Write the drafted public statement here (Markdown; .html for HTML)."
+    ),
+    workdir: Optional[Path] = typer.Option(
+        None, help="Where to write the simulated observations (default: $POLLWATCH_HOME/demo)."
+    ),
+    scenario: Optional[Path] = typer.Option(
+        None, help="A documented day (default: playbooks/scenarios/kz-2019-election-day.yaml)."
+    ),
     seed: int = typer.Option(1, "--seed"),
     quiet: bool = typer.Option(False, "--quiet", help="Print the table only, not every alert."),
 ) -> None:
@@ -336,8 +418,10 @@ def demo_cmd(
     inc_path = incidents_json or workdir / "incidents.json"
     typer.secho(f"pollwatch demo: {w.election or w.name} in {w.country}, {w.election_date} ({w.timezone})", bold=True)
     typer.echo(f"documented by: {day.reference}")
-    typer.echo(f"simulated {len(sc.observations)} observations from {day.history_from:%d %b %H:%M} UTC (baseline) "
-               f"to {day.until:%d %b %H:%M} UTC -> {obs_path}")
+    typer.echo(
+        f"simulated {len(sc.observations)} observations from {day.history_from:%d %b %H:%M} UTC (baseline) "
+        f"to {day.until:%d %b %H:%M} UTC -> {obs_path}"
+    )
     typer.echo("replaying through the Prefect flows (ephemeral API, SQLite store, alerts to the console)...\n")
 
     from flows.replay import replay
@@ -351,17 +435,27 @@ def demo_cmd(
     typer.secho("what the report documented -> what pollwatch alerted", bold=True)
     typer.echo(demo.table(w, rows))
     bad = [r for r in rows if not r.ok]
-    typer.echo(f"\n{len(incidents)} incidents; {sum(r.ok for r in rows)} of {len(day.events)} documented events alerted as documented, "
-               f"{sum(r.event is None for r in rows)} alerts the report does not mention; incidents JSON: {inc_path}")
+    typer.echo(
+        f"\n{len(incidents)} incidents; {sum(r.ok for r in rows)} of {len(day.events)} documented events alerted "
+        "as documented, "
+        f"{sum(r.event is None for r in rows)} alerts the report does not mention; incidents JSON: {inc_path}"
+    )
     from pollwatch import store
 
     if brief_out is not None:
         from pollwatch import brief
 
         with store.using(store.REPLAY):
-            brief.write_brief(w, brief_out, "html" if brief_out.suffix.lower() in (".html", ".htm") else "md",
-                              since=day.replay_from, until=day.until)
-        typer.echo(f"drafted statement: {brief_out} (`pollwatch --replay brief {w.name}` redrafts it from the replay store)")
+            brief.write_brief(
+                w,
+                brief_out,
+                "html" if brief_out.suffix.lower() in (".html", ".htm") else "md",
+                since=day.replay_from,
+                until=day.until,
+            )
+        typer.echo(
+            f"drafted statement: {brief_out} (`pollwatch --replay brief {w.name}` redrafts it from the replay store)"
+        )
     with store.using(store.REPLAY):
         typer.echo(f"replay store (the live store is untouched): {store.database_url()}")
     typer.echo("run history: `prefect flow-run ls`; audit: `pollwatch --replay audit incidents`")
@@ -374,9 +468,15 @@ def demo_cmd(
 def brief_cmd(
     watch: str = typer.Argument(..., help="Watch file or name."),
     incident: Optional[str] = typer.Option(None, "--incident", help="One incident (an id prefix is enough)."),
-    since: Optional[str] = typer.Option(None, "--from", help="Incidents overlapping from this time (default: the eve of election day)."),
-    until: Optional[str] = typer.Option(None, "--until", help="...to this time (default: three days after election day)."),
-    out: Optional[Path] = typer.Option(None, "--out", "-o", help="File to write (default: standard output, Markdown without charts)."),
+    since: Optional[str] = typer.Option(
+        None, "--from", help="Incidents overlapping from this time (default: the eve of election day)."
+    ),
+    until: Optional[str] = typer.Option(
+        None, "--until", help="...to this time (default: three days after election day)."
+    ),
+    out: Optional[Path] = typer.Option(
+        None, "--out", "-o", help="File to write (default: standard output, Markdown without charts)."
+    ),
     fmt: str = typer.Option("md", "--format", help="md or html."),
 ) -> None:
     """Draft the public statement (headline, what, where, when, services, depth, how measured, likely cause, charts)
@@ -404,8 +504,10 @@ def brief_cmd(
 
 
 from pollwatch.cli_evaluate import evaluate_cmd  # noqa: E402  (issue 5: detection quality)
+
 app.command("evaluate")(evaluate_cmd)
 from pollwatch.cli_schedule import app as _schedule_app  # noqa: E402  (issue 8: schedule, unschedule, serve, pause, resume)
+
 app.add_typer(_schedule_app)
 
 

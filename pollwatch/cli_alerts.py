@@ -12,9 +12,13 @@ import typer
 
 from pollwatch.cli_common import echo
 
-app = typer.Typer(help="Slack alerts: check credentials, inspect and deliver the outbox (docs/alerts.md).", no_args_is_help=True)
+app = typer.Typer(
+    help="Slack alerts: check credentials, inspect and deliver the outbox (docs/alerts.md).", no_args_is_help=True
+)
 
-BLOCKS = typer.Option(False, "--blocks", help="Read credentials from Prefect Secret blocks (slack-bot-token, slack-webhook-url) first.")
+BLOCKS = typer.Option(
+    False, "--blocks", help="Read credentials from Prefect Secret blocks (slack-bot-token, slack-webhook-url) first."
+)
 
 
 def _transport(blocks: bool):  # type: ignore[no-untyped-def]
@@ -43,8 +47,10 @@ def check(watch: str = typer.Argument(..., help="Watch name or path."), blocks: 
     t = _transport(blocks)
     typer.echo(f"transport: {t.name}")
     if not isinstance(t, SlackTransport):
-        typer.echo("no bot token: threads, edits, charts and exactly-once look-ups are unavailable"
-                   + ("" if t.name == "webhook" else "; alerts go to the console"))
+        typer.echo(
+            "no bot token: threads, edits, charts and exactly-once look-ups are unavailable"
+            + ("" if t.name == "webhook" else "; alerts go to the console")
+        )
         return
     try:
         who = t.check()
@@ -56,9 +62,11 @@ def check(watch: str = typer.Argument(..., help="Watch name or path."), blocks: 
 
 
 @app.command("outbox")
-def outbox(watch: str = typer.Argument(..., help="Watch name or path."),
-           pending: bool = typer.Option(False, "--pending", help="Only alerts not delivered yet."),
-           as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
+def outbox(
+    watch: str = typer.Argument(..., help="Watch name or path."),
+    pending: bool = typer.Option(False, "--pending", help="Only alerts not delivered yet."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+) -> None:
     """List the watch's alerts with their delivery state, attempts and Slack reference."""
     from pollwatch import store
     from pollwatch.cli import _watch
@@ -67,13 +75,27 @@ def outbox(watch: str = typer.Argument(..., help="Watch name or path."),
     w = _watch(watch)
     with store.session_scope() as s:
         rows = [r for r in store.alert_rows(s, watch=w.name) if not pending or r.state != "sent"]
-    items = [{"created_at": iso(r.created_at), "event": r.event, "incident": r.incident_id, "destination": r.destination,
-              "state": r.state, "attempts": r.attempts, "remote_ref": r.remote_ref, "last_error": r.last_error} for r in rows]
+    items = [
+        {
+            "created_at": iso(r.created_at),
+            "event": r.event,
+            "incident": r.incident_id,
+            "destination": r.destination,
+            "state": r.state,
+            "attempts": r.attempts,
+            "remote_ref": r.remote_ref,
+            "last_error": r.last_error,
+        }
+        for r in rows
+    ]
     if as_json:
         typer.echo(json.dumps(items, indent=2))
         return
     for i in items:
-        line = f"{i['created_at']}  {i['event']:<6} {i['incident']:<18} {i['destination']:<18} {i['state']:<7} x{i['attempts']}  {i['remote_ref'] or ''}"
+        line = (
+            f"{i['created_at']}  {i['event']:<6} {i['incident']:<18} {i['destination']:<18} {i['state']:<7} "
+            f"x{i['attempts']}  {i['remote_ref'] or ''}"
+        )
         echo(line + (f"  ({i['last_error']})" if i["last_error"] else ""))
     typer.echo(f"{len(items)} alert(s)")
 
@@ -87,11 +109,15 @@ def deliver(watch: str = typer.Argument(..., help="Watch name or path."), blocks
     w = _watch(watch)
     report = deliver_outbox(w, _transport(blocks))
     if report.busy:
-        typer.echo(f"another delivery run for {w.name} is under way (a tick, or another `alerts deliver`); "
-                   f"it delivers the pending alerts, so this run sent nothing")
+        typer.echo(
+            f"another delivery run for {w.name} is under way (a tick, or another `alerts deliver`); "
+            f"it delivers the pending alerts, so this run sent nothing"
+        )
         return
-    typer.echo(f"{report.transport}: {len(report.sent)} delivered ({report.posted} posts, {report.edited} edits, "
-               f"{report.held} held, {report.skipped} below thresholds, {report.recovered} found already posted)")
+    typer.echo(
+        f"{report.transport}: {len(report.sent)} delivered ({report.posted} posts, {report.edited} edits, "
+        f"{report.held} held, {report.skipped} below thresholds, {report.recovered} found already posted)"
+    )
     for channel, error in report.errors.items():
         echo(f"{channel}: {report.waiting.get(channel, 0)} waiting: {error}", err=True)
     if report.errors:

@@ -38,7 +38,9 @@ def _iso(v: Any) -> Any:
 
 
 def _dump(obj: Any) -> None:
-    typer.echo(json.dumps(obj, indent=2, default=lambda v: _iso(v) if isinstance(v, datetime) else str(v), ensure_ascii=False))
+    typer.echo(
+        json.dumps(obj, indent=2, default=lambda v: _iso(v) if isinstance(v, datetime) else str(v), ensure_ascii=False)
+    )
 
 
 def _table(headers: list[str], rows: list[list[Any]], empty: str = "(none)") -> None:
@@ -57,10 +59,18 @@ def _table(headers: list[str], rows: list[list[Any]], empty: str = "(none)") -> 
 
 
 @audit_app.command("verify")
-def verify_cmd(head: Optional[Path] = typer.Option(None, "--head", help="A head file from `audit export-head`: also prove nothing was cut from the end."),
-               chain_only: bool = typer.Option(False, "--chain-only", help="Check the chain only, not the alert, incident and observation tables."),
-               data: bool = typer.Option(True, "--data", hidden=True, help="Kept for old scripts: the tables are checked by default."),
-               as_json: bool = JSON) -> None:
+def verify_cmd(
+    head: Optional[Path] = typer.Option(
+        None, "--head", help="A head file from `audit export-head`: also prove nothing was cut from the end."
+    ),
+    chain_only: bool = typer.Option(
+        False, "--chain-only", help="Check the chain only, not the alert, incident and observation tables."
+    ),
+    data: bool = typer.Option(
+        True, "--data", hidden=True, help="Kept for old scripts: the tables are checked by default."
+    ),
+    as_json: bool = JSON,
+) -> None:
     """Check the whole chain and the tables it describes (read-only); exit 1 naming the first problem.
 
     Says what was checked and what was not (entries cut from the end need --head).
@@ -100,7 +110,9 @@ def verify_cmd(head: Optional[Path] = typer.Option(None, "--head", help="A head 
 
 
 @audit_app.command("export-head")
-def export_head_cmd(file: Path = typer.Argument(..., help="Where to write the head (keep a copy outside this machine).")) -> None:
+def export_head_cmd(
+    file: Path = typer.Argument(..., help="Where to write the head (keep a copy outside this machine)."),
+) -> None:
     """Write the chain head (last entry and its hash) so a later `verify --head FILE` proves nothing was cut."""
     from pollwatch import audit, store
 
@@ -115,7 +127,9 @@ def export_head_cmd(file: Path = typer.Argument(..., help="Where to write the he
 
 
 @audit_app.command("runs")
-def runs_cmd(watch: Optional[str] = WATCH, since: Optional[str] = FROM, until: Optional[str] = UNTIL, as_json: bool = JSON) -> None:
+def runs_cmd(
+    watch: Optional[str] = WATCH, since: Optional[str] = FROM, until: Optional[str] = UNTIL, as_json: bool = JSON
+) -> None:
     """Flow runs: id, flow, deployment, state, playbook hash, pollwatch version."""
     from pollwatch import audit, store
 
@@ -124,13 +138,30 @@ def runs_cmd(watch: Optional[str] = WATCH, since: Optional[str] = FROM, until: O
     if as_json:
         _dump(rows)
         return
-    _table(["started", "ended", "flow run", "flow", "deployment", "watch", "state", "playbook", "version"],
-           [[r["started"], r["ended"], r["flow_run_id"], r["flow"], r["deployment"], r["watch"], r["state"],
-             (r["playbook_hash"] or "-")[:12], r["pollwatch_version"]] for r in rows], "no runs recorded")
+    _table(
+        ["started", "ended", "flow run", "flow", "deployment", "watch", "state", "playbook", "version"],
+        [
+            [
+                r["started"],
+                r["ended"],
+                r["flow_run_id"],
+                r["flow"],
+                r["deployment"],
+                r["watch"],
+                r["state"],
+                (r["playbook_hash"] or "-")[:12],
+                r["pollwatch_version"],
+            ]
+            for r in rows
+        ],
+        "no runs recorded",
+    )
 
 
 @audit_app.command("incidents")
-def incidents_cmd(watch: Optional[str] = WATCH, since: Optional[str] = FROM, until: Optional[str] = UNTIL, as_json: bool = JSON) -> None:
+def incidents_cmd(
+    watch: Optional[str] = WATCH, since: Optional[str] = FROM, until: Optional[str] = UNTIL, as_json: bool = JSON
+) -> None:
     """Incidents as last decided in the log, with their decisions, alerts and overrides counted."""
     from pollwatch import audit, store
 
@@ -139,18 +170,36 @@ def incidents_cmd(watch: Optional[str] = WATCH, since: Optional[str] = FROM, unt
     if as_json:
         _dump(rows)
         return
-    _table(["incident", "kind", "start", "end", "status", "cause", "conf", "decisions", "alerts queued/sent", "overrides"],
-           [[r["id"], r["kind"], r["start"], r["end"] or "ongoing", r["status"], r["cause"],
-             f"{(r['cause_confidence'] or 0):.0%}", r["decisions"],
-             f"{r['alerts_queued']}/{r['alerts_sent']}" + (f" ({r['alerts_failed']} failed)" if r["alerts_failed"] else ""),
-             r["overrides"]]
-            for r in rows], "no incidents recorded")
+    _table(
+        ["incident", "kind", "start", "end", "status", "cause", "conf", "decisions", "alerts queued/sent", "overrides"],
+        [
+            [
+                r["id"],
+                r["kind"],
+                r["start"],
+                r["end"] or "ongoing",
+                r["status"],
+                r["cause"],
+                f"{(r['cause_confidence'] or 0):.0%}",
+                r["decisions"],
+                f"{r['alerts_queued']}/{r['alerts_sent']}"
+                + (f" ({r['alerts_failed']} failed)" if r["alerts_failed"] else ""),
+                r["overrides"],
+            ]
+            for r in rows
+        ],
+        "no incidents recorded",
+    )
 
 
 @audit_app.command("alerts")
-def alerts_cmd(watch: Optional[str] = WATCH, since: Optional[str] = FROM, until: Optional[str] = UNTIL,
-               incident: Optional[str] = typer.Option(None, "--incident", help="Only this incident's alerts."),
-               as_json: bool = JSON) -> None:
+def alerts_cmd(
+    watch: Optional[str] = WATCH,
+    since: Optional[str] = FROM,
+    until: Optional[str] = UNTIL,
+    incident: Optional[str] = typer.Option(None, "--incident", help="Only this incident's alerts."),
+    as_json: bool = JSON,
+) -> None:
     """Alerts queued, sent and failed: destination, Slack channel and ts, attempts."""
     from pollwatch import audit, store
 
@@ -159,18 +208,53 @@ def alerts_cmd(watch: Optional[str] = WATCH, since: Optional[str] = FROM, until:
     if as_json:
         _dump(rows)
         return
-    _table(["entry", "created", "recorded", "action", "event", "incident", "destination", "channel", "ts", "attempts", "error"],
-           [[r["seq"], r["created_at"], r["time"], r["action"], r["event"], r["incident_id"], r["destination"], r["channel"],
-             r["ts"], r["attempts"], r["error"]] for r in rows], "no alerts recorded")
+    _table(
+        [
+            "entry",
+            "created",
+            "recorded",
+            "action",
+            "event",
+            "incident",
+            "destination",
+            "channel",
+            "ts",
+            "attempts",
+            "error",
+        ],
+        [
+            [
+                r["seq"],
+                r["created_at"],
+                r["time"],
+                r["action"],
+                r["event"],
+                r["incident_id"],
+                r["destination"],
+                r["channel"],
+                r["ts"],
+                r["attempts"],
+                r["error"],
+            ]
+            for r in rows
+        ],
+        "no alerts recorded",
+    )
 
 
 def _describe(e: Any) -> str:
     p = e.payload
     if e.kind == "observations":
-        return (f"{p.get('count')} observations from {p.get('source')} {_iso(p.get('first'))}..{_iso(p.get('last'))}"
-                f", {p.get('no_data', 0)} without data, {len(p.get('gaps', []))} gaps, hash {str(p.get('observations_hash'))[:12]}")
+        return (
+            f"{p.get('count')} observations from {p.get('source')} {_iso(p.get('first'))}..{_iso(p.get('last'))}"
+            f", {p.get('no_data', 0)} without data, {len(p.get('gaps', []))} gaps, hash "
+            f"{str(p.get('observations_hash'))[:12]}"
+        )
     if e.kind == "gaps":
-        return f"{len(p.get('gaps', []))} data gaps, {len(p.get('notices', []))} notices from {', '.join(p.get('sources', []))}"
+        return (
+            f"{len(p.get('gaps', []))} data gaps, {len(p.get('notices', []))} notices from "
+            f"{', '.join(p.get('sources', []))}"
+        )
     if e.kind == "anomaly":
         a = p.get("anomaly", {})
         from pollwatch.models import entity_key
@@ -178,20 +262,32 @@ def _describe(e: Any) -> str:
         ent = a.get("entity", {})
         key = entity_key(ent.get("country", "?"), ent.get("region"), ent.get("asn"), ent.get("service"))
         thr = p.get("thresholds") or {}
-        return (f"anomaly {p.get('change')}: {a.get('source')}/{a.get('signal')} {key} {a.get('level')} from {a.get('start')}, "
-                f"expected {a.get('expected')} observed {a.get('observed')} depth {a.get('depth')} "
-                f"(warning {thr.get('warning')}, critical {thr.get('critical')}, {thr.get('mode')})")
+        return (
+            f"anomaly {p.get('change')}: {a.get('source')}/{a.get('signal')} {key} {a.get('level')} from "
+            f"{a.get('start')}, "
+            f"expected {a.get('expected')} observed {a.get('observed')} depth {a.get('depth')} "
+            f"(warning {thr.get('warning')}, critical {thr.get('critical')}, {thr.get('mode')})"
+        )
     if e.kind == "incident":
         i = p.get("incident", {})
-        return (f"incident {p.get('change')}: {i.get('kind')} {i.get('status')} {i.get('start')}..{i.get('end') or 'ongoing'}, "
-                f"cause {i.get('cause')} ({i.get('cause_confidence')}); " + "; ".join(p.get("reasons", [])))
+        return (
+            f"incident {p.get('change')}: {i.get('kind')} {i.get('status')} "
+            f"{i.get('start')}..{i.get('end') or 'ongoing'}, "
+            f"cause {i.get('cause')} ({i.get('cause_confidence')}); " + "; ".join(p.get("reasons", []))
+        )
     if e.kind == "alert":
         where = f" channel {p.get('channel')} ts {p.get('ts')}" if p.get("channel") else ""
         err = f" error: {p.get('error')}" if p.get("error") else ""
-        return f"alert {p.get('action')}: {p.get('event')} to {p.get('destination')}{where}, attempts {p.get('attempts')}{err}"
+        return (
+            f"alert {p.get('action')}: {p.get('event')} to {p.get('destination')}{where}, attempts "
+            f"{p.get('attempts')}{err}"
+        )
     if e.kind in ("run.start", "run.end"):
         if e.kind == "run.start":
-            return f"{p.get('flow')} started; deployment {p.get('deployment') or '-'}; playbook {str(p.get('playbook_hash'))[:12]}"
+            return (
+                f"{p.get('flow')} started; deployment {p.get('deployment') or '-'}; playbook "
+                f"{str(p.get('playbook_hash'))[:12]}"
+            )
         return f"{p.get('flow')} {p.get('state')}"
     if e.kind == "report" and p.get("written") is False:
         return f"{p.get('file')} NOT written: {p.get('error')}"
@@ -205,16 +301,27 @@ def _describe(e: Any) -> str:
         src = p.get("source") or {}
         where = f" (Slack {src.get('channel')} message {src.get('message_ts')})" if src.get("message_ts") else ""
         if p.get("action") == "refused":
-            return f"refused {p.get('action_requested')} by {p.get('who')} ({p.get('user_id')}): {p.get('reason')}{where}"
+            return (
+                f"refused {p.get('action_requested')} by {p.get('who')} ({p.get('user_id')}): {p.get('reason')}{where}"
+            )
         why = f": {p.get('why')}" if p.get("why") else ""
         return f"{p.get('action')} by {p.get('who')} ({p.get('user_id')}){why}{where}"
     return json.dumps(p, default=str)[:200]
 
 
 @audit_app.command("log")
-def log_cmd(kind: Optional[str] = typer.Option(None, "--kind", help="run.start, run.end, observations, gaps, anomaly, incident, alert, override, response or report."),
-            watch: Optional[str] = WATCH, since: Optional[str] = FROM, until: Optional[str] = UNTIL,
-            last: int = typer.Option(50, "--last", help="Only the newest N entries (0: all)."), as_json: bool = JSON) -> None:
+def log_cmd(
+    kind: Optional[str] = typer.Option(
+        None,
+        "--kind",
+        help="run.start, run.end, observations, gaps, anomaly, incident, alert, override, response or report.",
+    ),
+    watch: Optional[str] = WATCH,
+    since: Optional[str] = FROM,
+    until: Optional[str] = UNTIL,
+    last: int = typer.Option(50, "--last", help="Only the newest N entries (0: all)."),
+    as_json: bool = JSON,
+) -> None:
     """The raw entries, oldest first, filtered by kind, watch and entry time."""
     from pollwatch import audit, store
 
@@ -224,8 +331,11 @@ def log_cmd(kind: Optional[str] = typer.Option(None, "--kind", help="run.start, 
     if as_json:
         _dump([e.to_json() for e in rows])
         return
-    _table(["entry", "recorded", "kind", "watch", "subject", "what", "hash"],
-           [[e.seq, e.time, e.kind, e.watch, e.subject, _describe(e)[:120], e.hash[:12]] for e in rows], "no entries")
+    _table(
+        ["entry", "recorded", "kind", "watch", "subject", "what", "hash"],
+        [[e.seq, e.time, e.kind, e.watch, e.subject, _describe(e)[:120], e.hash[:12]] for e in rows],
+        "no entries",
+    )
 
 
 @audit_app.command("check-file")
@@ -243,7 +353,9 @@ def check_file_cmd(file: Path = typer.Argument(..., help="A report or export som
         typer.secho(f"{file}: sha256 {digest} matches no report or export in the audit log", fg=typer.colors.RED)
         raise typer.Exit(1)
     e = found[0]
-    typer.echo(f"{file}: matches entry {e.seq} ({e.subject} for {e.watch}, written {_iso(e.time)} as {e.payload.get('file')})")
+    typer.echo(
+        f"{file}: matches entry {e.seq} ({e.subject} for {e.watch}, written {_iso(e.time)} as {e.payload.get('file')})"
+    )
 
 
 @audit_app.command("show")
@@ -261,17 +373,27 @@ def show_cmd(incident: str = typer.Argument(..., help="Incident id."), as_json: 
         _dump({"incident": current.to_public() if current else None, "timeline": [e.to_json() for e in timeline]})
         return
     if current is not None:
-        typer.echo(f"incident {current.id}: {current.kind.value}, {current.status}, {_iso(current.start)} .. "
-                   f"{_iso(current.end) or 'ongoing'}; cause {current.cause.value} ({current.cause_confidence:.0%})")
+        typer.echo(
+            f"incident {current.id}: {current.kind.value}, {current.status}, {_iso(current.start)} .. "
+            f"{_iso(current.end) or 'ongoing'}; cause {current.cause.value} ({current.cause_confidence:.0%})"
+        )
         if current.acknowledged_by:
-            typer.echo("  acknowledged by " + ", ".join(f"{r.get('by')} at {r.get('at')}" for r in current.acknowledged_by))
+            typer.echo(
+                "  acknowledged by " + ", ".join(f"{r.get('by')} at {r.get('at')}" for r in current.acknowledged_by)
+            )
         if current.false_alarm:
-            typer.echo(f"  closed as a false alarm by {current.false_alarm.get('by')} at {current.false_alarm.get('at')}: "
-                       f"{current.false_alarm.get('why')}")
+            typer.echo(
+                f"  closed as a false alarm by {current.false_alarm.get('by')} at {current.false_alarm.get('at')}: "
+                f"{current.false_alarm.get('why')}"
+            )
         evidence = current.evidence
         for ev in evidence:
             echo(f"  evidence: {ev.detail} [{ev.supports.value} {ev.weight:+.2f}]")
-    _table(["entry", "recorded", "kind", "what"], [[e.seq, e.time, e.kind, _describe(e)] for e in timeline], "no audit entries")
+    _table(
+        ["entry", "recorded", "kind", "what"],
+        [[e.seq, e.time, e.kind, _describe(e)] for e in timeline],
+        "no audit entries",
+    )
 
 
 # `pollwatch override`: a responder sets a cause (pollwatch/cli_override.py; recorded through
@@ -303,10 +425,14 @@ def _range(w: Any, since: Optional[str], until: Optional[str]) -> tuple[datetime
 
 
 @app.command("report")
-def report_cmd(watch: str = typer.Argument(..., help="Watch name or file."), since: Optional[str] = FROM, until: Optional[str] = UNTIL,
-               out: Optional[Path] = typer.Option(None, "--out", "-o", help="HTML file (default reports/<watch>-<from>.html)."),
-               max_charts: int = typer.Option(24, "--max-charts", help="At most this many signal charts."),
-               as_json: bool = JSON) -> None:
+def report_cmd(
+    watch: str = typer.Argument(..., help="Watch name or file."),
+    since: Optional[str] = FROM,
+    until: Optional[str] = UNTIL,
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="HTML file (default reports/<watch>-<from>.html)."),
+    max_charts: int = typer.Option(24, "--max-charts", help="At most this many signal charts."),
+    as_json: bool = JSON,
+) -> None:
     """Write a self-contained HTML report (opens offline) for a watch and time range.
 
     The Prefect flow `flows/report.py` does the same and also publishes artifacts.
@@ -322,14 +448,22 @@ def report_cmd(watch: str = typer.Argument(..., help="Watch name or file."), sin
     if as_json:
         _dump(result.model_dump(mode="json", exclude={"markdown", "table"}))
     else:
-        typer.echo(f"wrote {result.path}: {result.incidents} incidents, {result.alerts} alerts, "
-                   f"{result.charts} charts; audit chain {'intact' if result.audit_ok else 'BROKEN'}; sha256 {result.sha256}")
+        typer.echo(
+            f"wrote {result.path}: {result.incidents} incidents, {result.alerts} alerts, "
+            f"{result.charts} charts; audit chain {'intact' if result.audit_ok else 'BROKEN'}; sha256 {result.sha256}"
+        )
 
 
 @export_app.command("keepiton")
-def keepiton_cmd(watch: str = typer.Argument(..., help="Watch name or file."), since: Optional[str] = FROM, until: Optional[str] = UNTIL,
-                 out: Optional[Path] = typer.Option(None, "--out", "-o", help="CSV file (default: standard output)."),
-                 shutdowns_only: bool = typer.Option(False, "--shutdowns-only", help="Only incidents attributed to a government order.")) -> None:
+def keepiton_cmd(
+    watch: str = typer.Argument(..., help="Watch name or file."),
+    since: Optional[str] = FROM,
+    until: Optional[str] = UNTIL,
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="CSV file (default: standard output)."),
+    shutdowns_only: bool = typer.Option(
+        False, "--shutdowns-only", help="Only incidents attributed to a government order."
+    ),
+) -> None:
     """Incidents as CSV in the #KeepItOn STOP vocabulary (shutdown_type, shutdown_extent, affected_network, ...)."""
     from pollwatch import audit, report, store
 
@@ -345,10 +479,21 @@ def keepiton_cmd(watch: str = typer.Argument(..., help="Watch name or file."), s
         report.write_keepiton_csv(rows, out)
     except report.OutputError as exc:
         with store.session_scope() as s:
-            audit.record_report_failure(s, watch=w.name, path=out, what="keepiton-csv", error=str(exc),
-                                        params={"from": lo, "until": hi, "shutdowns_only": shutdowns_only})
+            audit.record_report_failure(
+                s,
+                watch=w.name,
+                path=out,
+                what="keepiton-csv",
+                error=str(exc),
+                params={"from": lo, "until": hi, "shutdowns_only": shutdowns_only},
+            )
         _fail(f"{exc} (recorded in the audit log)", 1)
     with store.session_scope() as s:
-        audit.record_report(s, watch=w.name, path=out, what="keepiton-csv",
-                            params={"from": lo, "until": hi, "shutdowns_only": shutdowns_only})
+        audit.record_report(
+            s,
+            watch=w.name,
+            path=out,
+            what="keepiton-csv",
+            params={"from": lo, "until": hi, "shutdowns_only": shutdowns_only},
+        )
     typer.echo(f"wrote {len(rows)} incidents to {out}", err=True)

@@ -46,30 +46,48 @@ def run_case_files(cases: list[Path], real: Optional[Path], out: Optional[Path])
         results.append(r)
         _print_case(r)
     overall = summarize(results)
-    typer.echo(f"overall: {len(results)} case(s), {len(skipped)} skipped; recall {overall['recall']}, "
-               f"false alerts {sum(r.false_alerts for r in results)}, time to detect median {overall['ttd_median_min']} min, "
-               f"cause accuracy {overall['cause_accuracy']}")
+    typer.echo(
+        f"overall: {len(results)} case(s), {len(skipped)} skipped; recall {overall['recall']}, "
+        f"false alerts {sum(r.false_alerts for r in results)}, time to detect median {overall['ttd_median_min']} min, "
+        f"cause accuracy {overall['cause_accuracy']}"
+    )
     if out:
         out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(json.dumps({"cases": [r.model_dump(mode="json") for r in results], "overall": overall}, indent=2, default=str))
+        out.write_text(
+            json.dumps(
+                {"cases": [r.model_dump(mode="json") for r in results], "overall": overall}, indent=2, default=str
+            )
+        )
         typer.echo(f"figures written to {out}")
 
 
 def evaluate_cmd(
-    cases: Optional[list[Path]] = typer.Argument(None, help="Evaluation case files (docs/detection.md); none: the simulated suites and the built-in real cases."),
+    cases: Optional[list[Path]] = typer.Argument(
+        None, help="Evaluation case files (docs/detection.md); none: the simulated suites and the built-in real cases."
+    ),
     watch: str = typer.Option("kz-2019-presidential", "--watch", help="Watch the simulated scenarios use."),
     scenarios: int = typer.Option(6, "--scenarios", help="Simulated scenarios with events."),
     events: int = typer.Option(10, "--events", help="Random events per scenario (all kinds, 12 h apart)."),
     clean_weeks: int = typer.Option(2, "--clean-weeks", help="Event-free simulated weeks (false alerts)."),
     seed: int = typer.Option(100, "--seed"),
-    hard: bool = typer.Option(False, "--hard", help="Partial outages and blocks, milder throttling, 3 % missing points."),
-    real: Optional[Path] = typer.Option(None, "--real", help="Real data folder (default ../shared/data/real when it exists)."),
+    hard: bool = typer.Option(
+        False, "--hard", help="Partial outages and blocks, milder throttling, 3 % missing points."
+    ),
+    real: Optional[Path] = typer.Option(
+        None, "--real", help="Real data folder (default ../shared/data/real when it exists)."
+    ),
     no_real: bool = typer.Option(False, "--no-real", help="Skip the real data."),
     out: Optional[Path] = typer.Option(None, "--json", help="Write every figure as JSON here."),
-    live: Optional[str] = typer.Option(None, "--live", help="Instead: what responders said of this watch's live incidents "
-                                                             "(false alarms, causes confirmed or changed), from the store."),
+    live: Optional[str] = typer.Option(
+        None,
+        "--live",
+        help="Instead: what responders said of this watch's live incidents "
+        "(false alarms, causes confirmed or changed), from the store.",
+    ),
 ) -> None:
-    """Replay labeled scenarios; print recall, precision, false alerts per watch-week, time to detect, kind and cause accuracy."""
+    """Replay labeled scenarios; print recall, precision, false alerts per watch-week, time
+    to detect, kind and cause accuracy.
+    """
     if cases:
         run_case_files(cases, real, out)
         return
@@ -85,9 +103,15 @@ def evaluate_cmd(
     except PlaybookError as exc:
         typer.secho(str(exc), err=True, fg=typer.colors.RED)
         raise typer.Exit(2)
-    typer.secho(f"generated suite{' (hard)' if hard else ''}: {scenarios} scenario(s) x {events} events, {clean_weeks} clean week(s),"
-                f" watch {w.name}", bold=True)
-    results = generated_suite(w, scenarios=scenarios, events=events, seed=seed, hard=hard) if scenarios and events else []
+    typer.secho(
+        f"generated suite{' (hard)' if hard else ''}: {scenarios} scenario(s) x {events} events, {clean_weeks} "
+        "clean week(s),"
+        f" watch {w.name}",
+        bold=True,
+    )
+    results = (
+        generated_suite(w, scenarios=scenarios, events=events, seed=seed, hard=hard) if scenarios and events else []
+    )
     results += clean_suite(w, weeks=clean_weeks, seed=seed + 400) if clean_weeks else []
     for r in results:
         typer.echo(scenario_line(r))
@@ -105,7 +129,10 @@ def evaluate_cmd(
         real_results = real_suite(root)
         for r in real_results:
             _print_case(r)
-        report["real"] = {"scenarios": [r.model_dump(mode="json") for r in real_results], "overall": summarize(real_results)}
+        report["real"] = {
+            "scenarios": [r.model_dump(mode="json") for r in real_results],
+            "overall": summarize(real_results),
+        }
     elif not no_real:
         typer.echo(f"real data: {root or '../shared/data/real'} not found, skipped")
     if out:
@@ -126,12 +153,17 @@ def _live(watch: str, out: Optional[Path]) -> None:
 
     with store.session_scope() as s:
         v = responder_verdicts(store.list_incidents(s, watch))
-    typer.echo(f"{watch}: {v['incidents']} incident(s), {v['judged']} judged by responders; {v['false_alarms']} false alarm(s); "
-               f"precision as judged {v['precision_judged']}; cause accuracy as judged {v['cause_accuracy_judged']} "
-               f"({v['causes_judged']} cause(s))")
+    typer.echo(
+        f"{watch}: {v['incidents']} incident(s), {v['judged']} judged by responders; {v['false_alarms']} false "
+        "alarm(s); "
+        f"precision as judged {v['precision_judged']}; cause accuracy as judged {v['cause_accuracy_judged']} "
+        f"({v['causes_judged']} cause(s))"
+    )
     for lb in v["labels"]:
-        typer.echo(f"  {lb['incident']} {lb['kind']} {lb['start']}: {lb['verdict']} (attributed {lb['attributed_cause']}, "
-                   f"responder {lb['responder_cause'] or '-'}) by {lb['by']}: {lb['why']}")
+        typer.echo(
+            f"  {lb['incident']} {lb['kind']} {lb['start']}: {lb['verdict']} (attributed {lb['attributed_cause']}, "
+            f"responder {lb['responder_cause'] or '-'}) by {lb['by']}: {lb['why']}"
+        )
     if out:
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(json.dumps(v, indent=2, default=str))

@@ -15,9 +15,15 @@ CAUSES = ", ".join(c.value for c in Cause)
 
 def override(
     incident: str = typer.Argument(..., help="Incident id (or a unique prefix of it), as shown in the alert."),
-    cause: str = typer.Option(..., "--cause", help=f"The cause the responder sets ({CAUSES}); the current one confirms it."),
-    by: str = typer.Option(..., "--by", "--who", help="Who decides (name or handle); kept with the override and in the audit log."),
-    why: str = typer.Option(..., "--why", help="Why: the source or reasoning; kept with the override and in the audit log."),
+    cause: str = typer.Option(
+        ..., "--cause", help=f"The cause the responder sets ({CAUSES}); the current one confirms it."
+    ),
+    by: str = typer.Option(
+        ..., "--by", "--who", help="Who decides (name or handle); kept with the override and in the audit log."
+    ),
+    why: str = typer.Option(
+        ..., "--why", help="Why: the source or reasoning; kept with the override and in the audit log."
+    ),
     at: Optional[str] = typer.Option(None, "--at", help="When the decision was made (ISO 8601; default now)."),
     as_json: bool = typer.Option(False, "--json", help="Print the incident JSON."),
 ) -> None:
@@ -35,5 +41,12 @@ def override(
         typer.echo(json.dumps(inc.to_public(), indent=2))
         return
     prev = (inc.override or {}).get("previous", {})
-    typer.echo(f"incident {inc.id}: cause {inc.cause.value} set by {by.strip()} (was {prev.get('cause')} at {float(prev.get('confidence') or 0):.0%})")
-    typer.echo(f"{len(alerts)} update alert(s) queued" if alerts else "no alert queued now (watch file not found); the next alert shows it")
+    typer.echo(
+        f"incident {inc.id}: cause {inc.cause.value} set by {by.strip()} (was {prev.get('cause')} at "
+        f"{float(prev.get('confidence') or 0):.0%})"
+    )
+    typer.echo(
+        f"{len(alerts)} update alert(s) queued"
+        if alerts
+        else "no alert queued now (watch file not found); the next alert shows it"
+    )

@@ -28,9 +28,13 @@ def _load(watch: str):  # type: ignore[no-untyped-def]
 @app.command("web")
 def probe_web(
     watch: str = typer.Argument(..., help="Watch name or file."),
-    vantage: Optional[str] = typer.Option(None, "--vantage", help="Probe as this vantage of the watch (its resolver, ASN, location)."),
+    vantage: Optional[str] = typer.Option(
+        None, "--vantage", help="Probe as this vantage of the watch (its resolver, ASN, location)."
+    ),
     service: Optional[list[str]] = typer.Option(None, "--service", "-s", help="Only these services."),
-    resolver: Optional[str] = typer.Option(None, "--resolver", help="DNS resolver 'address[:port]' (overrides the watch)."),
+    resolver: Optional[str] = typer.Option(
+        None, "--resolver", help="DNS resolver 'address[:port]' (overrides the watch)."
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print the probe results as JSON lines."),
 ) -> None:
     """Probe the watch's services from this machine: DNS → TCP → TLS → HTTP, one line per probe."""
@@ -49,14 +53,20 @@ def probe_web(
         if as_json:
             typer.echo(r.model_dump_json())
             continue
-        steps = " ".join(f"{k}={getattr(r, k + '_ms'):.0f}ms" for k in ("dns", "tcp", "tls", "http", "fetch") if getattr(r, k + "_ms") is not None)
+        steps = " ".join(
+            f"{k}={getattr(r, k + '_ms'):.0f}ms"
+            for k in ("dns", "tcp", "tls", "http", "fetch")
+            if getattr(r, k + "_ms") is not None
+        )
         typer.echo(f"{r.service:<12} {r.outage.value:<15} {r.url}  {steps}  {r.detail}".rstrip())
 
 
 @app.command("deploy")
 def probe_deploy(
     watch: str = typer.Argument(..., help="Watch name or file."),
-    working_dir: Optional[Path] = typer.Option(None, "--working-dir", help="Where the vantages keep their checkout of pollwatch (default: this one's path)."),
+    working_dir: Optional[Path] = typer.Option(
+        None, "--working-dir", help="Where the vantages keep their checkout of pollwatch (default: this one's path)."
+    ),
 ) -> None:
     """Create or update the probe deployment of every vantage of the watch on its work pool."""
     from pollwatch.cli import _quiet_prefect, fail
@@ -68,4 +78,12 @@ def probe_deploy(
     from flows.probe import deploy_vantages
 
     ids = deploy_vantages(w, working_dir=working_dir)
-    typer.echo(json.dumps({v.name: {"work_pool": v.work_pool, "deployment": f"vantage-probe/{v.name}", "id": i} for v, i in zip(w.vantages, ids)}, indent=2))
+    typer.echo(
+        json.dumps(
+            {
+                v.name: {"work_pool": v.work_pool, "deployment": f"vantage-probe/{v.name}", "id": i}
+                for v, i in zip(w.vantages, ids)
+            },
+            indent=2,
+        )
+    )

@@ -37,8 +37,14 @@ def _watch_name(watch: str) -> str:
 def schedule_cmd(
     watch: str = typer.Argument(..., help="Watch file or name."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Print the schedule; change nothing."),
-    work_pool: str = typer.Option("pollwatch-analysis", "--work-pool", help="Work pool that runs the ticks (created as a process pool if missing)."),
-    observations: Optional[Path] = typer.Option(None, "--observations", help="Ticks collect from this JSON Lines file (demos, tests)."),
+    work_pool: str = typer.Option(
+        "pollwatch-analysis",
+        "--work-pool",
+        help="Work pool that runs the ticks (created as a process pool if missing).",
+    ),
+    observations: Optional[Path] = typer.Option(
+        None, "--observations", help="Ticks collect from this JSON Lines file (demos, tests)."
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print the schedule as JSON."),
 ) -> None:
     """Create or update one Prefect deployment per phase of the watch, each bounded to its window."""
@@ -53,8 +59,10 @@ def schedule_cmd(
     else:
         typer.echo(f"{w.name}: {len(rows)} phase deployment(s) of flow watch-tick, time zone {w.timezone}")
         for r in rows:
-            typer.echo(f"  {r['phase']:<12} every {r['cadence']:<5} {r['ticks']:>6} ticks  "
-                       f"first {r['first_local']} ({r['first_utc']})  last {r['last_local']} ({r['last_utc']})")
+            typer.echo(
+                f"  {r['phase']:<12} every {r['cadence']:<5} {r['ticks']:>6} ticks  "
+                f"first {r['first_local']} ({r['first_utc']})  last {r['last_local']} ({r['last_utc']})"
+            )
             for rule in r["rules"]:
                 typer.echo(f"      [{rule['timezone']}, {rule['ticks']} ticks] " + rule["rrule"].replace("\n", " "))
     if dry_run:
@@ -66,8 +74,11 @@ def schedule_cmd(
     if result.work_pool_created:
         typer.echo(f"created process work pool {work_pool}; start a worker: prefect worker start --pool {work_pool}")
     if result.previous_hash:
-        typer.secho(f"playbook changed since it was last scheduled ({result.previous_hash[:12]} -> {(w.content_hash or '')[:12]}); recorded",
-                    fg=typer.colors.YELLOW)
+        typer.secho(
+            f"playbook changed since it was last scheduled ({result.previous_hash[:12]} -> "
+            f"{(w.content_hash or '')[:12]}); recorded",
+            fg=typer.colors.YELLOW,
+        )
     typer.echo(f"created {result.created or '-'}, updated {result.updated or '-'}, removed {result.removed or '-'}")
     if result.vantages:
         typer.echo(f"vantage probes deployed: {', '.join(result.vantages)} (start a worker on each vantage's pool)")
@@ -112,11 +123,18 @@ def resume_cmd(watch: str = typer.Argument(..., help="Watch file or name.")) -> 
 @app.command("serve")
 def serve_cmd(
     watch: str = typer.Argument(..., help="Watch file or name."),
-    observations: Optional[Path] = typer.Option(None, "--observations", help="Ticks collect from this JSON Lines file."),
-    grace: float = typer.Option(60.0, "--grace", min=0, help="On SIGTERM/SIGINT, seconds a tick in progress may take to finish."),
-    slack_actions: bool = typer.Option(True, "--slack-actions/--no-slack-actions",
-                                       help="Also receive responders' Slack buttons over Socket Mode when an app-level token "
-                                            "(POLLWATCH_SLACK_APP_TOKEN or Secret block slack-app-token) is set."),
+    observations: Optional[Path] = typer.Option(
+        None, "--observations", help="Ticks collect from this JSON Lines file."
+    ),
+    grace: float = typer.Option(
+        60.0, "--grace", min=0, help="On SIGTERM/SIGINT, seconds a tick in progress may take to finish."
+    ),
+    slack_actions: bool = typer.Option(
+        True,
+        "--slack-actions/--no-slack-actions",
+        help="Also receive responders' Slack buttons over Socket Mode when an app-level token "
+        "(POLLWATCH_SLACK_APP_TOKEN or Secret block slack-app-token) is set.",
+    ),
 ) -> None:
     """Serve the watch's phase deployments from this one long-lived process (no work pool or worker needed).
 
@@ -133,7 +151,9 @@ def serve_cmd(
     specs = phase_schedules(w)
     last = max((s.last_tick for s in specs if s.last_tick), default=None)
     if last is None or last < datetime.now(timezone.utc):
-        typer.echo(f"{w.name}: no ticks left to serve (the last phase ended {last.isoformat() if last else 'before it began'})")
+        typer.echo(
+            f"{w.name}: no ticks left to serve (the last phase ended {last.isoformat() if last else 'before it began'})"
+        )
         return
     cli._quiet_prefect()
     from flows.serve import Served, serve_watch
@@ -142,14 +162,22 @@ def serve_cmd(
         if served.removed:
             typer.echo(f"removed deployments of phases the watch no longer has: {', '.join(served.removed)}")
         if served.previous_hash:
-            typer.secho(f"playbook changed since it was last applied ({served.previous_hash[:12]} -> {(w.content_hash or '')[:12]}); recorded",
-                        fg=typer.colors.YELLOW)
+            typer.secho(
+                f"playbook changed since it was last applied ({served.previous_hash[:12]} -> "
+                f"{(w.content_hash or '')[:12]}); recorded",
+                fg=typer.colors.YELLOW,
+            )
         for name, pool in served.from_pools.items():
-            typer.secho(f"{name} was run by the workers of pool {pool}; replaced by a deployment this process runs "
-                        "(`pollwatch schedule` hands it back to the pool)", fg=typer.colors.YELLOW)
+            typer.secho(
+                f"{name} was run by the workers of pool {pool}; replaced by a deployment this process runs "
+                "(`pollwatch schedule` hands it back to the pool)",
+                fg=typer.colors.YELLOW,
+            )
         state = "paused (`pollwatch resume` to start ticking)" if served.paused else "ticking"
-        typer.echo(f"{w.name}: serving {', '.join(served.deployments)}, {state}"
-                   + ("; no Prefect server configured: this process schedules the runs" if served.embedded_scheduler else ""))
+        typer.echo(
+            f"{w.name}: serving {', '.join(served.deployments)}, {state}"
+            + ("; no Prefect server configured: this process schedules the runs" if served.embedded_scheduler else "")
+        )
         typer.echo("stop with Ctrl-C or SIGTERM: a tick in progress finishes first")
 
     listener = None

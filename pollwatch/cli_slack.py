@@ -16,12 +16,18 @@ import typer
 
 app = typer.Typer(help="Slack: receive responders' actions on alerts (docs/alerts.md).", no_args_is_help=True)
 
-BLOCKS = typer.Option(False, "--blocks", help="Read credentials from the Prefect Secret blocks (slack-bot-token, "
-                                              "slack-app-token, slack-signing-secret) first.")
+BLOCKS = typer.Option(
+    False,
+    "--blocks",
+    help="Read credentials from the Prefect Secret blocks (slack-bot-token, "
+    "slack-app-token, slack-signing-secret) first.",
+)
 
 
 def start_actions(http: str | None = None, blocks: bool = False, required: bool = True) -> Any:
-    """Start the listener from the configured credentials; None when not `required` and Socket Mode is not configured."""
+    """Start the listener from the configured credentials; None when not `required`
+    and Socket Mode is not configured.
+    """
     from pollwatch.notify.interact import start_listener
     from pollwatch.settings import get_settings
 
@@ -36,13 +42,20 @@ def start_actions(http: str | None = None, blocks: bool = False, required: bool 
         token, app_token, signing = slack_action_credentials()
     if not required and not http and (app_token is None or token is None):
         return None
-    return start_listener(token, app_token=app_token, signing_secret=signing, http=http, base_url=settings.slack_base_url)
+    return start_listener(
+        token, app_token=app_token, signing_secret=signing, http=http, base_url=settings.slack_base_url
+    )
 
 
 @app.command("listen")
-def listen(http: Optional[str] = typer.Option(None, "--http", help="Serve Slack's interactivity request URL at HOST:PORT "
-                                                                    "(path /slack/actions) instead of Socket Mode."),
-           blocks: bool = BLOCKS) -> None:
+def listen(
+    http: Optional[str] = typer.Option(
+        None,
+        "--http",
+        help="Serve Slack's interactivity request URL at HOST:PORT (path /slack/actions) instead of Socket Mode.",
+    ),
+    blocks: bool = BLOCKS,
+) -> None:
     """Receive Acknowledge / Confirm cause / Change cause / False alarm / Draft statement from Slack until stopped."""
     from pollwatch.cli_common import fail
     from pollwatch.notify.interact import HTTPReceiver

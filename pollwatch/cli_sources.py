@@ -33,9 +33,15 @@ def fetch_cmd(
     from_: str = typer.Option(..., "--from", help="Start (ISO 8601; a bare date is 00:00 UTC)."),
     until: Optional[str] = typer.Option(None, "--until", help="End, exclusive (default: now)."),
     base_url: Optional[str] = typer.Option(None, "--base-url", help="API base URL (a mirror or a test server)."),
-    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Write observations here as JSON Lines (default: stdout)."),
-    records: Optional[Path] = typer.Option(None, "--records", help="Write corroborating outage records here as JSON Lines."),
-    save: bool = typer.Option(False, "--store", help="Also upsert observations, gaps and notices into pollwatch's store."),
+    out: Optional[Path] = typer.Option(
+        None, "--out", "-o", help="Write observations here as JSON Lines (default: stdout)."
+    ),
+    records: Optional[Path] = typer.Option(
+        None, "--records", help="Write corroborating outage records here as JSON Lines."
+    ),
+    save: bool = typer.Option(
+        False, "--store", help="Also upsert observations, gaps and notices into pollwatch's store."
+    ),
 ) -> None:
     """Fetch one source's data for a watch and a time range (coordinators, replays of real history).
 
@@ -69,18 +75,28 @@ def fetch_cmd(
 
         with store.session_scope() as s:
             store.upsert_observations(s, result.observations)
-            audit.record_observations(s, watch=w.name, source=source, observations=result.observations,
-                                      gaps=result.gaps, window=(start, end))
+            audit.record_observations(
+                s, watch=w.name, source=source, observations=result.observations, gaps=result.gaps, window=(start, end)
+            )
             store.add_gaps(s, w.name, result.gaps)
             store.add_notices(s, result.notices)
     err = sys.stderr
-    print(f"{source}: {n} observation(s){' -> ' + str(out) if out else ''}, {len(result.gaps)} gap(s), "
-          f"{len(result.corroborations)} outage record(s), {result.requests} request(s) ({result.attempts} attempts) "
-          f"in {result.seconds:.1f} s", file=err)
+    print(
+        f"{source}: {n} observation(s){' -> ' + str(out) if out else ''}, {len(result.gaps)} gap(s), "
+        f"{len(result.corroborations)} outage record(s), {result.requests} request(s) ({result.attempts} attempts) "
+        f"in {result.seconds:.1f} s",
+        file=err,
+    )
     for notice in result.notices:
         print(terminal_safe(f"  [{notice.level.value}] {notice.message}"), file=err)
     for gap in result.gaps[:10]:
-        print(terminal_safe(f"  gap {gap.entity} {gap.signal or ''} {gap.start:%Y-%m-%dT%H:%MZ}..{gap.end:%Y-%m-%dT%H:%MZ}: {gap.reason}"), file=err)
+        print(
+            terminal_safe(
+                f"  gap {gap.entity} {gap.signal or ''} {gap.start:%Y-%m-%dT%H:%MZ}..{gap.end:%Y-%m-%dT%H:%MZ}: "
+                f"{gap.reason}"
+            ),
+            file=err,
+        )
     if len(result.gaps) > 10:
         print(f"  ... and {len(result.gaps) - 10} more gap(s)", file=err)
     if any(x.level.value == "error" for x in result.notices):
@@ -91,8 +107,12 @@ def fetch_cmd(
 def coverage_cmd(
     watch: str = typer.Option(..., "--watch", "-w", help="Watch file or name."),
     from_: Optional[str] = typer.Option(None, "--from", help="From this time (default: 7 days before --until)."),
-    until: Optional[str] = typer.Option(None, "--until", help="Until this time, exclusive (default: the newest observation)."),
-    observations: Optional[Path] = typer.Option(None, "--observations", help="Read a JSON Lines file instead of the store."),
+    until: Optional[str] = typer.Option(
+        None, "--until", help="Until this time, exclusive (default: the newest observation)."
+    ),
+    observations: Optional[Path] = typer.Option(
+        None, "--observations", help="Read a JSON Lines file instead of the store."
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print JSON rows instead of a table."),
 ) -> None:
     """Which providers, regions and services have data from which source, and the blind spots."""
@@ -123,7 +143,10 @@ def coverage_cmd(
     if as_json:
         typer.echo(json.dumps([{**r.model_dump(mode="json"), "share": round(r.share, 4)} for r in rows], indent=2))
         return
-    typer.echo(f"coverage of {w.name} ({w.country}) from {start:%Y-%m-%dT%H:%MZ} to {end:%Y-%m-%dT%H:%MZ}: {len(obs)} observation(s), {len(gaps)} gap(s)\n")
+    typer.echo(
+        f"coverage of {w.name} ({w.country}) from {start:%Y-%m-%dT%H:%MZ} to {end:%Y-%m-%dT%H:%MZ}: {len(obs)} "
+        f"observation(s), {len(gaps)} gap(s)\n"
+    )
     typer.echo(render_table(rows))
     spots = blind_spots(rows)
     typer.echo(f"\nblind spots ({len(spots)}):" if spots else "\nno blind spots")

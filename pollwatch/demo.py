@@ -109,10 +109,21 @@ def event_specs(watch: Watch, day: DocumentedDay) -> list[EventSpec]:
     for i, ev in enumerate(day.events):
         unknown = [s for s in ev.services if s not in known]
         if unknown:
-            raise ScenarioError(f"events[{i}].services: {', '.join(unknown)} not in watch {watch.name}'s services or circumvention")
+            raise ScenarioError(
+                f"events[{i}].services: {', '.join(unknown)} not in watch {watch.name}'s services or circumvention"
+            )
         end = ev.end or day.until + timedelta(days=1)
-        out.append(EventSpec(kind=ev.kind, start=ev.start, end=end, services=ev.services, regions=ev.regions, asns=ev.asns,
-                             depth=ev.depth))
+        out.append(
+            EventSpec(
+                kind=ev.kind,
+                start=ev.start,
+                end=end,
+                services=ev.services,
+                regions=ev.regions,
+                asns=ev.asns,
+                depth=ev.depth,
+            )
+        )
     return out
 
 
@@ -121,10 +132,20 @@ def simulate_day(watch: Watch, day: DocumentedDay, seed: int = 1) -> Scenario:
     if day.signals is not None:
         unknown = sorted(set(day.signals) - set(watch.signals))
         if unknown:
-            raise ScenarioError(f"signals: {', '.join(unknown)} not among watch {watch.name}'s signals ({', '.join(watch.signals)})")
+            raise ScenarioError(
+                f"signals: {', '.join(unknown)} not among watch {watch.name}'s signals ({', '.join(watch.signals)})"
+            )
         watch = watch.model_copy(update={"signals": {k: v for k, v in watch.signals.items() if k in day.signals}})
-    return simulate(watch, day.history_from, day.until, event_specs(watch, day), seed=seed,
-                    missing_rate=day.noise.missing_rate, service_base=day.noise.service_base, country_services=True)
+    return simulate(
+        watch,
+        day.history_from,
+        day.until,
+        event_specs(watch, day),
+        seed=seed,
+        missing_rate=day.noise.missing_rate,
+        service_base=day.noise.service_base,
+        country_services=True,
+    )
 
 
 # --- what was documented against what pollwatch alerted -----------------------------------------------
@@ -163,7 +184,10 @@ def compare(watch: Watch, day: DocumentedDay, incidents: list[dict[str, Any]]) -
     rows: list[Row] = []
     used: set[str] = set()
     for ev in day.events:
-        hit = next((i for i in sorted(incidents, key=lambda i: i["start"]) if i["id"] not in used and _matches(watch, ev, i)), None)
+        hit = next(
+            (i for i in sorted(incidents, key=lambda i: i["start"]) if i["id"] not in used and _matches(watch, ev, i)),
+            None,
+        )
         if hit is None:
             rows.append(Row(documented=ev.documented, event=ev, note="not alerted"))
             continue
@@ -200,7 +224,9 @@ def _dur(delta: timedelta) -> str:
 
 
 def table(watch: Watch, rows: list[Row]) -> str:
-    """The comparison as a plain-text table: documented, alerted (kind, scope), from, first alert, after onset, until."""
+    """The comparison as a plain-text table: documented, alerted (kind, scope),
+    from, first alert, after onset, until.
+    """
     header = ["documented", "pollwatch alerted", "from", "first alert", "after onset", "until"]
     body = []
     for r in rows:

@@ -18,7 +18,8 @@ detector its signal names in the playbook (`SignalConfig.detector`, thresholds a
 - `cusum` (OONI's event detector) for failure rates: two-sided CUSUM with mu0 0.0, mu1 0.7,
   v 0.7, threshold h 7.0, each hour weighted by its measurement count, accumulators decaying by
   0.5^(gap/48 h) after more than 24 h without data. `mu0: baseline` judges each series against
-  its own failure rate (mu1 = mu0 + `shift`; `v: binomial`), see `cusum_levels()`. Crossing h upwards opens a block anomaly
+  its own failure rate (mu1 = mu0 + `shift`; `v: binomial`), see `cusum_levels()`. Crossing h upwards opens a block
+  anomaly
   (start = when the accumulator last left zero); crossing it downwards closes it (unblock).
   Optional fast path (`options.fast`, default on): an hour whose failure rate's Wilson lower
   bound is already beyond `warning` opens the block at once.
@@ -27,7 +28,8 @@ detector its signal names in the playbook (`SignalConfig.detector`, thresholds a
 
 Debounce and hysteresis: an anomaly opens after `min_duration` of consecutive anomalous points
 (`options.warning_min_duration`, if longer, while they are only warnings: a noisy series must
-stay below warning for that long, while a critical drop opens at once) and closes after `recovery` of points back past the exit threshold (`options.exit`, default
+stay below warning for that long, while a critical drop opens at once) and closes after `recovery` of points back past
+the exit threshold (`options.exit`, default
 the warning threshold for moving_median/threshold). Severity of an anomaly = sum over its
 points of (drop % x minutes); `combined_severity()` multiplies the per-source sums.
 `options.alone_min_duration` (for a signal that is the only one covering its entities): a drop
@@ -51,7 +53,18 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from pollwatch.models import Anomaly, AnomalyEvent, Direction, Family, Gap, Observation, entity_key, iso, series_key, stable_id
+from pollwatch.models import (
+    Anomaly,
+    AnomalyEvent,
+    Direction,
+    Family,
+    Gap,
+    Observation,
+    entity_key,
+    iso,
+    series_key,
+    stable_id,
+)
 from pollwatch.playbook import SignalConfig, Watch
 from pollwatch.timeutil import parse_duration
 
@@ -59,12 +72,39 @@ DAY = 86400.0
 
 # Detector options and their defaults (SignalConfig.options); docs/detection.md explains each.
 DEFAULT_OPTIONS: dict[str, dict[str, Any]] = {
-    "moving_median": {"warning_min_duration": None, "inpaint_low": 0.8, "inpaint_high": 2.0, "exit": None, "gap_steps": 3},
-    "seasonal": {"warning_min_duration": None, "k": 6, "days": 28, "bucket": 3600, "min_days": 3, "exit": None,
-                 "inpaint_low": 0.8, "inpaint_high": 2.0, "gap_steps": 3},
-    "cusum": {"mu0": 0.0, "mu1": 0.7, "v": 0.7, "h": 7.0, "decay_after": 86400, "half_life": 172800, "weight_by_count": True,
-              "fast": True, "gap_steps": 3, "shift": None, "mu0_min": 0.01, "baseline_min_count": 24,
-              "baseline_half_life": 604800},
+    "moving_median": {
+        "warning_min_duration": None,
+        "inpaint_low": 0.8,
+        "inpaint_high": 2.0,
+        "exit": None,
+        "gap_steps": 3,
+    },
+    "seasonal": {
+        "warning_min_duration": None,
+        "k": 6,
+        "days": 28,
+        "bucket": 3600,
+        "min_days": 3,
+        "exit": None,
+        "inpaint_low": 0.8,
+        "inpaint_high": 2.0,
+        "gap_steps": 3,
+    },
+    "cusum": {
+        "mu0": 0.0,
+        "mu1": 0.7,
+        "v": 0.7,
+        "h": 7.0,
+        "decay_after": 86400,
+        "half_life": 172800,
+        "weight_by_count": True,
+        "fast": True,
+        "gap_steps": 3,
+        "shift": None,
+        "mu0_min": 0.01,
+        "baseline_min_count": 24,
+        "baseline_half_life": 604800,
+    },
     "threshold": {"warning_min_duration": None, "expected": None, "exit": None, "gap_steps": 3},
 }
 
@@ -97,7 +137,8 @@ class SeriesState(BaseModel):
     bad_since: float | None = None
     good_since: float | None = None
     open: dict[str, Any] | None = None  # the open Anomaly, as JSON
-    held: list[Any] | None = None  # alone_min_duration: [level, expected, value, depth, count] of a drop waiting for corroboration
+    # alone_min_duration: [level, expected, value, depth, count] of a drop waiting for corroboration
+    held: list[Any] | None = None
     # cusum accumulators (up: towards blocked, down: back to normal) and when each left zero
     up: float = 0.0
     down: float = 0.0
@@ -110,7 +151,8 @@ class SeriesState(BaseModel):
     pend_n: float = 0.0  # takes them once it returns to zero, and drops them if a block opens
     rising: list[list[float]] | None = None  # [time, rate, count] of the hours since the upward accumulator left zero
     blk: list[float] | None = None  # [failures, measurements] of the open block: its level
-    back: list[float] | None = None  # [since, failures, measurements] of the run of hours back nearer normal than the block
+    # [since, failures, measurements] of the run of hours back nearer normal than the block
+    back: list[float] | None = None
     # seasonal: bucket profile per day (day index -> one value per bucket), the bucket being filled
     days: dict[str, list[float | None]] = Field(default_factory=dict)
     acc: list[float] | None = None  # [day, bucket, sum, n]
@@ -209,8 +251,9 @@ def wilson_upper(rate: float, n: float, z: float = 1.96) -> float:
     return 1.0 - wilson_lower(1.0 - rate, n, z)
 
 
-def _judge(cfg: SignalConfig | _Cfg, value: float, expected: float, count: int | None = None,
-           warning: float | None = None) -> tuple[str | None, float]:
+def _judge(
+    cfg: SignalConfig | _Cfg, value: float, expected: float, count: int | None = None, warning: float | None = None
+) -> tuple[str | None, float]:
     """(level or None, depth) of one point against its expectation.
 
     A rate with a measurement count is judged by the lower bound of its confidence interval, so
@@ -284,7 +327,7 @@ class _Series:
         self.idx = 0
 
 
-def detect(
+def detect(  # noqa: C901 (to be split up: issue 19)
     watch: Watch,
     state: DetectorState | None,
     ticks: Sequence[datetime],
@@ -317,7 +360,9 @@ def detect(
         k = (o.source, sig, o.country, o.region, o.asn, o.service)
         ser = by_key.get(k)
         if ser is None:
-            ser = by_key[k] = _Series(series_key(o.source, sig, entity_key(o.country, o.region, o.asn, o.service)), o, c)
+            ser = by_key[k] = _Series(
+                series_key(o.source, sig, entity_key(o.country, o.region, o.asn, o.service)), o, c
+            )
         ser.points.append((o.time.timestamp(), o.value, o.count))
     series = sorted(by_key.values(), key=lambda x: x.key)
     for ser in series:
@@ -349,12 +394,24 @@ def detect(
                 if value is None or (min_count and (count is None or count < min_count)):
                     continue  # missing data: never an anomaly by itself
                 if (value < 0 and c.mode == "ratio") or (min_count and not 0.0 <= value <= 1.0):
-                    continue  # a negative count, or a rate outside [0, 1], is garbage from the source: no data, not an outage
+                    # a negative count, or a rate outside [0, 1], is garbage from the source: no data, not an outage
+                    continue
                 judged += 1
                 if s.last_data is not None and t - s.last_data > c.gap:
-                    tick_gaps.append((t + lag, ser.key, Gap(
-                        source=ser.meta.source, signal=ser.meta.signal, entity=ser.meta.entity_key, start=_dt(s.last_data + c.step),
-                        end=_dt(t - c.step), reason="no data from the source for this series")))
+                    tick_gaps.append(
+                        (
+                            t + lag,
+                            ser.key,
+                            Gap(
+                                source=ser.meta.source,
+                                signal=ser.meta.signal,
+                                entity=ser.meta.entity_key,
+                                start=_dt(s.last_data + c.step),
+                                end=_dt(t - c.step),
+                                reason="no data from the source for this series",
+                            ),
+                        )
+                    )
                 s.silent = False
                 if s.first_seen is None:
                     s.first_seen = t
@@ -383,9 +440,20 @@ def detect(
                 w = work[key] = _Work(old[key])
             w.silent = True
             source, signal, entity = key.split(":", 2)
-            tick_gaps.append((tick_ts, key, Gap(
-                source=source, signal=signal, entity=entity, start=_dt(st.last_data + c.step), end=_dt(tick_ts - c.lag),
-                reason=f"no data from the source for this series since {iso(_dt(st.last_data))} (still silent)")))
+            tick_gaps.append(
+                (
+                    tick_ts,
+                    key,
+                    Gap(
+                        source=source,
+                        signal=signal,
+                        entity=entity,
+                        start=_dt(st.last_data + c.step),
+                        end=_dt(tick_ts - c.lag),
+                        reason=f"no data from the source for this series since {iso(_dt(st.last_data))} (still silent)",
+                    ),
+                )
+            )
         if tick_events:
             tick_events.sort(key=lambda x: (x[0], x[1], x[2]))
             events.extend(ev for *_, ev in tick_events)
@@ -396,11 +464,20 @@ def detect(
     new_series = dict(old)
     for key, w in work.items():
         new_series[key] = w.to_state()
-    return DetectResult(state=DetectorState(series=new_series, last_tick=last_tick), events=events, gaps=gaps, judged=judged)
+    return DetectResult(
+        state=DetectorState(series=new_series, last_tick=last_tick), events=events, gaps=gaps, judged=judged
+    )
 
 
-def _release_held(watch: Watch, tick: datetime, held: list[_Series], work: dict[str, _Work], old: dict[str, SeriesState],
-                  signals: dict[str, SignalConfig], tick_events: list[tuple[float, str, int, AnomalyEvent]]) -> None:
+def _release_held(
+    watch: Watch,
+    tick: datetime,
+    held: list[_Series],
+    work: dict[str, _Work],
+    old: dict[str, SeriesState],
+    signals: dict[str, SignalConfig],
+    tick_events: list[tuple[float, str, int, AnomalyEvent]],
+) -> None:
     """Open the held drops (signals with `options.alone_min_duration`) that are no longer alone.
 
     A drop is corroborated when another series of the same country and family started going bad
@@ -427,14 +504,29 @@ def _release_held(watch: Watch, tick: datetime, held: list[_Series], work: dict[
         family = watch.family_of(o.signal, o.service)
         level, expected, value, depth, count = s.held
         window = c.corroborate_window
-        others = [k for k, cc, fam, since in bad
-                  if k != ser.key and cc == o.country and fam is family and abs(since - s.bad_since) <= window]
+        others = [
+            k
+            for k, cc, fam, since in bad
+            if k != ser.key and cc == o.country and fam is family and abs(since - s.bad_since) <= window
+        ]
         lasted = (s.last_time or s.bad_since) - s.bad_since
         if not others and not (level == "critical" and lasted >= (c.alone or 0.0)):
             continue
         out: list[AnomalyEvent] = []
-        _open(watch, ser, s, s.bad_since, tick, level, expected, value, depth, count, out,
-              corroborated_by=others[:5] if others else None)
+        _open(
+            watch,
+            ser,
+            s,
+            s.bad_since,
+            tick,
+            level,
+            expected,
+            value,
+            depth,
+            count,
+            out,
+            corroborated_by=others[:5] if others else None,
+        )
         s.held = None
         for ev in out:
             tick_events.append(((s.last_time or s.bad_since) + c.lag, ser.key, len(tick_events), ev))
@@ -456,23 +548,59 @@ def _cfg_for(cfgs: dict[str, _Cfg], signals: dict[str, SignalConfig], key: str) 
 # --- anomaly lifecycle shared by the detectors -----------------------------------------------
 
 
-def _open(watch: Watch, ser: _Series, s: _Work, start: float, tick: datetime, level: str, expected: float | None,
-          value: float, depth: float, count: int | None, out: list[AnomalyEvent], **evidence: Any) -> None:
+def _open(
+    watch: Watch,
+    ser: _Series,
+    s: _Work,
+    start: float,
+    tick: datetime,
+    level: str,
+    expected: float | None,
+    value: float,
+    depth: float,
+    count: int | None,
+    out: list[AnomalyEvent],
+    **evidence: Any,
+) -> None:
     c, o = ser.c, ser.meta
     anomaly = Anomaly(
         id=stable_id(watch.name, ser.key, start),
-        watch=watch.name, source=o.source, signal=o.signal, family=watch.family_of(o.signal, o.service),
-        entity=o.entity, direction=c.direction, start=_dt(start), detected_at=tick, level=level,
-        expected=expected, observed=value, depth=round(depth, 4), severity=round(_pct(c, depth) * c.step_min, 2),
-        points=1, evidence={"detector": c.detector, "threshold": c.critical if level == "critical" else c.warning,
-                            "mode": c.mode, "count": count, **evidence},
+        watch=watch.name,
+        source=o.source,
+        signal=o.signal,
+        family=watch.family_of(o.signal, o.service),
+        entity=o.entity,
+        direction=c.direction,
+        start=_dt(start),
+        detected_at=tick,
+        level=level,
+        expected=expected,
+        observed=value,
+        depth=round(depth, 4),
+        severity=round(_pct(c, depth) * c.step_min, 2),
+        points=1,
+        evidence={
+            "detector": c.detector,
+            "threshold": c.critical if level == "critical" else c.warning,
+            "mode": c.mode,
+            "count": count,
+            **evidence,
+        },
     )
     s.open = anomaly.model_dump(mode="json")
     out.append(AnomalyEvent(tick=tick, change="opened", anomaly=anomaly))
 
 
-def _extend(ser: _Series, s: _Work, tick: datetime, level: str | None, expected: float | None, value: float,
-            depth: float, out: list[AnomalyEvent]) -> None:
+def _extend(
+    ser: _Series,
+    s: _Work,
+    tick: datetime,
+    level: str | None,
+    expected: float | None,
+    value: float,
+    depth: float,
+    out: list[AnomalyEvent],
+) -> None:
     """Another anomalous point of the open anomaly: deeper, longer, maybe escalated."""
     assert s.open is not None
     c = ser.c
@@ -500,8 +628,20 @@ def _close(s: _Work, end: float, tick: datetime, value: float, out: list[Anomaly
     out.append(AnomalyEvent(tick=tick, change="closed", anomaly=anomaly))
 
 
-def _debounce(watch: Watch, ser: _Series, s: _Work, t: float, tick: datetime, level: str | None, recovered: bool,
-              expected: float | None, value: float, depth: float, count: int | None, out: list[AnomalyEvent]) -> None:
+def _debounce(
+    watch: Watch,
+    ser: _Series,
+    s: _Work,
+    t: float,
+    tick: datetime,
+    level: str | None,
+    recovered: bool,
+    expected: float | None,
+    value: float,
+    depth: float,
+    count: int | None,
+    out: list[AnomalyEvent],
+) -> None:
     """Open after `min_duration` of anomalous points, close after `recovery` of recovered ones."""
     c = ser.c
     if level is not None:
@@ -509,9 +649,12 @@ def _debounce(watch: Watch, ser: _Series, s: _Work, t: float, tick: datetime, le
         if s.bad_since is None:
             s.bad_since = t
         if s.open is None:
-            if t - s.bad_since >= (c.min_duration if level == "critical" else max(c.min_duration, c.warning_min_duration)):
+            if t - s.bad_since >= (
+                c.min_duration if level == "critical" else max(c.min_duration, c.warning_min_duration)
+            ):
                 if c.alone is not None:
-                    s.held = [level, expected, value, depth, count]  # opens once corroborated (detect() decides per tick)
+                    # opens once corroborated (detect() decides per tick)
+                    s.held = [level, expected, value, depth, count]
                 else:
                     _open(watch, ser, s, s.bad_since, tick, level, expected, value, depth, count, out)
         else:
@@ -565,8 +708,16 @@ def _inpaint(c: _Cfg, s: _Work, t: float, value: float, expected: float | None, 
 # --- moving median (IODA) --------------------------------------------------------------------
 
 
-def _step_moving_median(watch: Watch, ser: _Series, s: _Work, t: float, value: float, count: int | None,
-                        tick: datetime, out: list[AnomalyEvent]) -> None:
+def _step_moving_median(
+    watch: Watch,
+    ser: _Series,
+    s: _Work,
+    t: float,
+    value: float,
+    count: int | None,
+    tick: datetime,
+    out: list[AnomalyEvent],
+) -> None:
     c = ser.c
     slot = int(t // c.step)
     wslots = c.wslots
@@ -626,15 +777,25 @@ def _similar_days(s: _Work, day: int, bucket: int, nb: int, ndays: int, k: int) 
         if prof is None or prof[bucket] is None:
             continue
         cand = window(d)
-        diffs = [abs(math.log(max(a, 1e-9) / max(b, 1e-9))) for a, b in zip(recent, cand) if a is not None and b is not None]
+        diffs = [
+            abs(math.log(max(a, 1e-9) / max(b, 1e-9))) for a, b in zip(recent, cand) if a is not None and b is not None
+        ]
         dist = sum(diffs) / len(diffs) if len(diffs) >= nb // 2 else float("inf")
         scored.append((dist, -d, d))
     scored.sort()
     return sorted(d for _, _, d in scored[:k])
 
 
-def _step_seasonal(watch: Watch, ser: _Series, s: _Work, t: float, value: float, count: int | None,
-                   tick: datetime, out: list[AnomalyEvent]) -> None:
+def _step_seasonal(
+    watch: Watch,
+    ser: _Series,
+    s: _Work,
+    t: float,
+    value: float,
+    count: int | None,
+    tick: datetime,
+    out: list[AnomalyEvent],
+) -> None:
     c = ser.c
     opts = c.opts
     bsize = float(opts["bucket"])
@@ -652,7 +813,9 @@ def _step_seasonal(watch: Watch, ser: _Series, s: _Work, t: float, value: float,
     if s.similar_at != [day, bucket]:
         s.similar = _similar_days(s, day, bucket, nb, ndays, int(opts["k"]))
         s.similar_at = [day, bucket]
-    chosen = [s.days[str(d)][bucket] for d in (s.similar or []) if str(d) in s.days and s.days[str(d)][bucket] is not None]
+    chosen = [
+        s.days[str(d)][bucket] for d in (s.similar or []) if str(d) in s.days and s.days[str(d)][bucket] is not None
+    ]
     if t - s.first_seen >= c.warm_up and len(chosen) >= int(opts["min_days"]):
         expected = _median(sorted(chosen))  # type: ignore[arg-type]
         if expected < c.min_prediction:
@@ -701,7 +864,9 @@ def cusum_levels(opts: dict[str, Any], s: SeriesState | _Work) -> tuple[float, f
     return mu0, mu1, v
 
 
-def _learn_baseline(opts: dict[str, Any], s: _Work, value: float, count: int | None, gap: float, pending: bool = False) -> None:
+def _learn_baseline(
+    opts: dict[str, Any], s: _Work, value: float, count: int | None, gap: float, pending: bool = False
+) -> None:
     """Add an hour to the series' reference failure rate (older hours fade with `baseline_half_life`).
 
     `pending`: the accumulator is building, so the hour waits; it joins the reference (with the
@@ -719,8 +884,16 @@ def _learn_baseline(opts: dict[str, Any], s: _Work, value: float, count: int | N
         s.pend_n = s.pend_f = 0.0
 
 
-def _step_cusum(watch: Watch, ser: _Series, s: _Work, t: float, value: float, count: int | None,
-                tick: datetime, out: list[AnomalyEvent]) -> None:
+def _step_cusum(
+    watch: Watch,
+    ser: _Series,
+    s: _Work,
+    t: float,
+    value: float,
+    count: int | None,
+    tick: datetime,
+    out: list[AnomalyEvent],
+) -> None:
     c = ser.c
     opts = c.opts
     h = float(opts["h"])
@@ -730,8 +903,11 @@ def _step_cusum(watch: Watch, ser: _Series, s: _Work, t: float, value: float, co
         s.up *= f
         s.down *= f
     mu0, mu1, v = cusum_levels(opts, s)
-    if opts["mu0"] == "baseline" and s.open is None and (s.base_n < float(opts["baseline_min_count"])
-                                                         or t - (s.first_seen or t) < c.warm_up):
+    if (
+        opts["mu0"] == "baseline"
+        and s.open is None
+        and (s.base_n < float(opts["baseline_min_count"]) or t - (s.first_seen or t) < c.warm_up)
+    ):
         _learn_baseline(opts, s, value, count, gap)  # warm-up: no judgement before the series has a reference level
         return
     weight = float(count) if opts["weight_by_count"] and count else 1.0
@@ -748,15 +924,37 @@ def _step_cusum(watch: Watch, ser: _Series, s: _Work, t: float, value: float, co
             s.up_since = t
         n = float(count) if count else 1.0
         s.rising = None if s.up == 0.0 else (s.rising or [])[-71:] + [[t, value, n]]
-        fast = bool(opts["fast"]) and level is not None and (opts.get("fast_at", "warning") == "warning" or level == "critical")
+        fast = (
+            bool(opts["fast"])
+            and level is not None
+            and (opts.get("fast_at", "warning") == "warning" or level == "critical")
+        )
         if s.up >= h or fast:
             lvl = "critical" if value - mu0 >= c.critical else "warning"
             # onset: where the data shows the block, not where noise lifted the accumulator
             start = _block_start(s.rising or [[t, value, n]], mu0, (mu0 + mu1) / 2)
-            _open(watch, ser, s, start, tick, lvl, mu0, value, depth, count, out,
-                  cusum=round(s.up, 3), h=h, mu0=round(mu0, 4), mu1=round(mu1, 4), fast_path=fast and s.up < h)
-            s.blk = [sum(r[1] * r[2] for r in s.rising or [] if r[0] >= start) or value * n,
-                     sum(r[2] for r in s.rising or [] if r[0] >= start) or n]
+            _open(
+                watch,
+                ser,
+                s,
+                start,
+                tick,
+                lvl,
+                mu0,
+                value,
+                depth,
+                count,
+                out,
+                cusum=round(s.up, 3),
+                h=h,
+                mu0=round(mu0, 4),
+                mu1=round(mu1, 4),
+                fast_path=fast and s.up < h,
+            )
+            s.blk = [
+                sum(r[1] * r[2] for r in s.rising or [] if r[0] >= start) or value * n,
+                sum(r[2] for r in s.rising or [] if r[0] >= start) or n,
+            ]
             s.down, s.down_since, s.rising, s.back = 0.0, None, None, None
             s.pend_f = s.pend_n = 0.0  # the hours that built the block are not the network's normal
         return
@@ -777,7 +975,11 @@ def _step_cusum(watch: Watch, ser: _Series, s: _Work, t: float, value: float, co
         s.back = None
         s.blk = [blk[0] + value * n, blk[1] + n]
     # z 1.28: a one-sided 90 % bound (0 of 6 tests, or 1 of 8, is clearly not a block failing 90 %)
-    shown = s.back is not None and t - s.back[0] >= c.recovery and wilson_upper(s.back[1] / s.back[2], s.back[2], z=1.28) < halfway
+    shown = (
+        s.back is not None
+        and t - s.back[0] >= c.recovery
+        and wilson_upper(s.back[1] / s.back[2], s.back[2], z=1.28) < halfway
+    )
     if s.down >= h or shown:
         end = s.back[0] if shown and s.back else (s.down_since if s.down_since is not None else t)
         _close(s, end, tick, value, out)
@@ -789,7 +991,8 @@ def _step_cusum(watch: Watch, ser: _Series, s: _Work, t: float, value: float, co
 
 def _block_start(rising: list[list[float]], mu0: float, midpoint: float) -> float:
     """Where a block began: the earliest hour since the accumulator left zero that is clearly past the midpoint
-    (its rate's one-sided 84 % Wilson lower bound: one failed test of three does not date a block), itself and pooled with every
+    (its rate's one-sided 84 % Wilson lower bound: one failed test of three does not date a block), itself and pooled
+    with every
     hour after it past halfway from the normal rate to the block's level (the opening hour's). Noise before a
     block lifts the accumulator but is not the block; a quieter hour inside a partial block does not split it."""
     level = rising[-1][1]
@@ -806,8 +1009,16 @@ def _block_start(rising: list[list[float]], mu0: float, midpoint: float) -> floa
 # --- fixed thresholds ------------------------------------------------------------------------
 
 
-def _step_threshold(watch: Watch, ser: _Series, s: _Work, t: float, value: float, count: int | None,
-                    tick: datetime, out: list[AnomalyEvent]) -> None:
+def _step_threshold(
+    watch: Watch,
+    ser: _Series,
+    s: _Work,
+    t: float,
+    value: float,
+    count: int | None,
+    tick: datetime,
+    out: list[AnomalyEvent],
+) -> None:
     c = ser.c
     expected = c.opts.get("expected")
     if expected is None:

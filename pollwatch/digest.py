@@ -34,8 +34,9 @@ def row_line(row: Mapping[str, Any]) -> bytes:
     micros = (t.astimezone(timezone.utc) - _EPOCH) // _MICRO
     value = row["value"]
     value_text = "None" if value is None else repr(float(value))
-    return f"{row['source']}\x1f{row['signal']}\x1f{row['entity']}\x1f{micros}\x1f{value_text}\x1f{row['count']}".encode()
-
+    return (
+        f"{row['source']}\x1f{row['signal']}\x1f{row['entity']}\x1f{micros}\x1f{value_text}\x1f{row['count']}".encode()
+    )
 
 
 def _vectors(rows: Iterable[Any]) -> tuple[np.ndarray, int]:
@@ -75,4 +76,6 @@ class TableDigest:
         return hashlib.sha256(self.to_bytes()).hexdigest()
 
     def __eq__(self, other: object) -> bool:
-        return isinstance(other, TableDigest) and self.rows == other.rows and bool(np.array_equal(self.lanes, other.lanes))
+        return (
+            isinstance(other, TableDigest) and self.rows == other.rows and bool(np.array_equal(self.lanes, other.lanes))
+        )

@@ -77,7 +77,9 @@ class ScenarioResult(BaseModel):
 
 
 def overlaps(incident: Incident, label: Label) -> bool:
-    """Same country and family, and the incident (or one of a recurring incident's episodes) overlaps the label in time."""
+    """Same country and family, and the incident (or one of a recurring incident's
+    episodes) overlaps the label in time.
+    """
     if incident.country != label.country or incident.family is not KIND_FAMILY[label.kind]:
         return False
     never = datetime.max.replace(tzinfo=timezone.utc)
@@ -96,8 +98,14 @@ def _kind_at(incidents: Sequence[Incident], kind: IncidentKind) -> datetime | No
     return min(times) if times else None
 
 
-def score(name: str, labels: Sequence[Label], incidents: Sequence[Incident], start: datetime, end: datetime,
-          clean: bool = False) -> ScenarioResult:
+def score(
+    name: str,
+    labels: Sequence[Label],
+    incidents: Sequence[Incident],
+    start: datetime,
+    end: datetime,
+    clean: bool = False,
+) -> ScenarioResult:
     """Match incidents to labels (same country, family, overlapping time)."""
     outcomes = []
     for lb in labels:
@@ -107,16 +115,37 @@ def score(name: str, labels: Sequence[Label], incidents: Sequence[Incident], sta
             continue
         first = min(hits, key=lambda i: i.detected_at)
         best = hits[0]
-        outcomes.append(LabelOutcome(label=lb, detected=True, incident_id=best.id, detected_at=first.detected_at,
-                                     ttd_min=round((first.detected_at - lb.start).total_seconds() / 60, 1), kind=best.kind,
-                                     kind_at=_kind_at(hits, lb.kind), cause=best.cause))
+        outcomes.append(
+            LabelOutcome(
+                label=lb,
+                detected=True,
+                incident_id=best.id,
+                detected_at=first.detected_at,
+                ttd_min=round((first.detected_at - lb.start).total_seconds() / 60, 1),
+                kind=best.kind,
+                kind_at=_kind_at(hits, lb.kind),
+                cause=best.cause,
+            )
+        )
     matched = [i for i in incidents if any(overlaps(i, lb) for lb in labels)]
-    return ScenarioResult(name=name, clean=clean, hours=round((end - start).total_seconds() / 3600, 2), labels=outcomes,
-                          incidents=len(incidents), matched_incidents=len(matched), false_alerts=len(incidents) - len(matched))
+    return ScenarioResult(
+        name=name,
+        clean=clean,
+        hours=round((end - start).total_seconds() / 3600, 2),
+        labels=outcomes,
+        incidents=len(incidents),
+        matched_incidents=len(matched),
+        false_alerts=len(incidents) - len(matched),
+    )
 
 
-def run_watch(watch: Watch, observations: Sequence[Observation], start: datetime, end: datetime,
-              cadence: timedelta = timedelta(minutes=5)) -> tuple[list[Incident], list[Anomaly]]:
+def run_watch(
+    watch: Watch,
+    observations: Sequence[Observation],
+    start: datetime,
+    end: datetime,
+    cadence: timedelta = timedelta(minutes=5),
+) -> tuple[list[Incident], list[Anomaly]]:
     """Replay [start, end) at `cadence` (whatever the playbook's phases say) and return the incidents and anomalies;
     the providers' and regions' address space is measured from the history before `start`, as the baseline flow does."""
     ticks = [t for t in tick_grid(start, end, cadence) if t < end]
@@ -151,8 +180,15 @@ def harden(specs: list[EventSpec], seed: int) -> list[EventSpec]:
     return out
 
 
-def generated_suite(watch: Watch, scenarios: int = 6, events: int = 10, seed: int = 100, history: timedelta = timedelta(days=2),
-                    spacing: timedelta = timedelta(hours=12), hard: bool = False) -> list[ScenarioResult]:
+def generated_suite(
+    watch: Watch,
+    scenarios: int = 6,
+    events: int = 10,
+    seed: int = 100,
+    history: timedelta = timedelta(days=2),
+    spacing: timedelta = timedelta(hours=12),
+    hard: bool = False,
+) -> list[ScenarioResult]:
     """Seeded simulator scenarios, each `events` random events (all kinds) after `history` of warm-up.
 
     Service blocks fail `BLOCK_DEPTH` of the tests, on networks whose own failure rates are
@@ -167,13 +203,24 @@ def generated_suite(watch: Watch, scenarios: int = 6, events: int = 10, seed: in
         specs = random_events(watch, watch_start, end, events, s, block_depth=BLOCK_DEPTH)
         if hard:
             specs = harden(specs, s)
-        sc = simulate(watch, start, end, specs, seed=s, missing_rate=0.03 if hard else 0.005, service_base=SERVICE_BASE, country_services=True)
+        sc = simulate(
+            watch,
+            start,
+            end,
+            specs,
+            seed=s,
+            missing_rate=0.03 if hard else 0.005,
+            service_base=SERVICE_BASE,
+            country_services=True,
+        )
         incidents, _ = run_watch(watch, sc.observations, watch_start, end)
         results.append(score(f"{'hard' if hard else 'generated'}-{s}", sc.labels, incidents, watch_start, end))
     return results
 
 
-def clean_suite(watch: Watch, weeks: int = 2, seed: int = 500, history: timedelta = timedelta(days=2)) -> list[ScenarioResult]:
+def clean_suite(
+    watch: Watch, weeks: int = 2, seed: int = 500, history: timedelta = timedelta(days=2)
+) -> list[ScenarioResult]:
     """Event-free weeks: every incident is a false alert."""
     results = []
     base = watch.at_offset(timedelta(days=-30))
@@ -240,7 +287,8 @@ def run_case(case: Any, real_root: Path | None = None) -> ScenarioResult:
         watch = _with_regions(watch, obs)
     start, end = obs[0].time, obs[-1].time + timedelta(hours=1)
     labels = case_labels(case, watch.country, start, end, real_root)
-    incidents, anomalies = run_watch(watch, obs, start, end)  # 5-min ticks: a point is judged as soon as it is published
+    # 5-min ticks: a point is judged as soon as it is published
+    incidents, anomalies = run_watch(watch, obs, start, end)
     res = score(case.name, labels, incidents, start, end)
     if "visible_onset" in case.criteria:
         _visible_onset_extras(res, obs, incidents)
@@ -258,13 +306,18 @@ def _visible_onset_extras(res: ScenarioResult, obs: Sequence[Observation], incid
         if onset and lo.kind_at:
             lo_extra["nationwide_min_after_visible_onset"] = round((lo.kind_at - onset).total_seconds() / 60, 1)
         lo_extra["classified_as_label_kind_at"] = iso(lo.kind_at)
-        early = [i for i in incidents if i.start < min(lo.label.start, onset or lo.label.start) and not overlaps(i, lo.label)]
-        lo_extra["alerts_before_onset"] = [f"{i.kind.value} {', '.join(i.scope.regions[:3])} from {iso(i.start)}" for i in early]
+        early = [
+            i for i in incidents if i.start < min(lo.label.start, onset or lo.label.start) and not overlaps(i, lo.label)
+        ]
+        lo_extra["alerts_before_onset"] = [
+            f"{i.kind.value} {', '.join(i.scope.regions[:3])} from {iso(i.start)}" for i in early
+        ]
         res.extra[lo.label.id] = lo_extra
 
 
-def _network_extras(res: ScenarioResult, watch: Watch, obs: Sequence[Observation], labels: Sequence[Label],
-                    anomalies: Sequence[Anomaly]) -> None:
+def _network_extras(
+    res: ScenarioResult, watch: Watch, obs: Sequence[Observation], labels: Sequence[Label], anomalies: Sequence[Anomaly]
+) -> None:
     """Networks flagged against the labels' networks; anomalies before each network's labeled onset (the onset the
     data shows); the tests of each flagged network outside the labels before and during its anomaly."""
     names = {p.asn: p.name for p in watch.providers}
@@ -275,17 +328,29 @@ def _network_extras(res: ScenarioResult, watch: Watch, obs: Sequence[Observation
     first = min((lb.start for lb in labels), default=None)
     flagged = sorted({a.entity.asn for a in anomalies if a.entity.asn is not None})
     affected = set(onset)
-    early = [a for a in anomalies if (a.entity.asn in onset and a.start < onset[a.entity.asn])
-             or (a.entity.asn is None and first is not None and a.start < first)]
+    early = [
+        a
+        for a in anomalies
+        if (a.entity.asn in onset and a.start < onset[a.entity.asn])
+        or (a.entity.asn is None and first is not None and a.start < first)
+    ]
     res.extra["networks"] = {
-        "asns_flagged": flagged, "asns_expected": sorted(affected),
+        "asns_flagged": flagged,
+        "asns_expected": sorted(affected),
         "onsets": {f"AS{a}": iso(t) for a, t in sorted(onset.items())},
-        "missed_asns": sorted(affected - set(flagged)), "unaffected_flagged": sorted(set(flagged) - affected),
-        "anomalies": [f"{_network(a)} {names.get(a.entity.asn or 0, '')}: {iso(a.start)} -> {iso(a.end)} (detected {iso(a.detected_at)})"
-                      for a in sorted(anomalies, key=lambda a: a.start)],
+        "missed_asns": sorted(affected - set(flagged)),
+        "unaffected_flagged": sorted(set(flagged) - affected),
+        "anomalies": [
+            f"{_network(a)} {names.get(a.entity.asn or 0, '')}: {iso(a.start)} -> {iso(a.end)} (detected "
+            f"{iso(a.detected_at)})"
+            for a in sorted(anomalies, key=lambda a: a.start)
+        ],
         "alerts_before_onset": [f"{_network(a)} from {iso(a.start)}" for a in early],
-        "unaffected_flagged_evidence": [_block_evidence(obs, a, names) for a in sorted(anomalies, key=lambda a: a.start)
-                                        if a.entity.asn is not None and a.entity.asn not in affected],
+        "unaffected_flagged_evidence": [
+            _block_evidence(obs, a, names)
+            for a in sorted(anomalies, key=lambda a: a.start)
+            if a.entity.asn is not None and a.entity.asn not in affected
+        ],
     }
 
 
@@ -305,8 +370,10 @@ def _block_evidence(obs: Sequence[Observation], a: Anomaly, names: dict[int, str
             acc[0] += o.value * o.count
             acc[1] += o.count
     pct = lambda x: f"{round(x[0])}/{x[1]} failed ({100 * x[0] / x[1]:.0f} %)" if x[1] else "no tests"  # noqa: E731
-    return (f"AS{a.entity.asn} {names.get(a.entity.asn or 0, '')}: before {iso(a.start)} {pct(before)}; "
-            f"from then to {iso(a.end) if a.end else 'the end of the data'} {pct(during)}")
+    return (
+        f"AS{a.entity.asn} {names.get(a.entity.asn or 0, '')}: before {iso(a.start)} {pct(before)}; "
+        f"from then to {iso(a.end) if a.end else 'the end of the data'} {pct(during)}"
+    )
 
 
 # --- summaries -------------------------------------------------------------------------------
@@ -330,9 +397,14 @@ def summarize(results: Sequence[ScenarioResult], native_step_min: float = 5.0) -
         if ks:
             det = [lo for lo in ks if lo.detected]
             ttd = [lo.ttd_min for lo in det if lo.ttd_min is not None]
-            by_kind[kind.value] = {"labels": len(ks), "detected": len(det), "recall": round(len(det) / len(ks), 4),
-                                   "ttd_median_min": _pct(ttd, 0.5), "ttd_p95_min": _pct(ttd, 0.95),
-                                   "kind_accuracy": round(sum(lo.kind is kind for lo in det) / len(det), 4) if det else None}
+            by_kind[kind.value] = {
+                "labels": len(ks),
+                "detected": len(det),
+                "recall": round(len(det) / len(ks), 4),
+                "ttd_median_min": _pct(ttd, 0.5),
+                "ttd_p95_min": _pct(ttd, 0.95),
+                "kind_accuracy": round(sum(lo.kind is kind for lo in det) / len(det), 4) if det else None,
+            }
     ttd = [lo.ttd_min for lo in detected if lo.ttd_min is not None]
     clean = [r for r in results if r.clean]
     clean_weeks = sum(r.hours for r in clean) / 168
@@ -346,19 +418,31 @@ def summarize(results: Sequence[ScenarioResult], native_step_min: float = 5.0) -
         return round(sum(lo.detected for lo in g) / len(g), 4) if g else None
 
     return {
-        "labels": len(outcomes), "detected": len(detected),
+        "labels": len(outcomes),
+        "detected": len(detected),
         "recall": round(len(detected) / len(outcomes), 4) if outcomes else None,
         "recall_nationwide_regional": group_recall((IncidentKind.nationwide_outage, IncidentKind.regional_outage)),
         "recall_service_block": group_recall((IncidentKind.service_block,)),
         "precision": round(matched / incidents, 4) if incidents else None,
         "incidents": incidents,
-        "false_alerts_in_event_scenarios_per_week": round((incidents - matched) / event_weeks, 3) if event_weeks else None,
+        "false_alerts_in_event_scenarios_per_week": round((incidents - matched) / event_weeks, 3)
+        if event_weeks
+        else None,
         "clean_weeks": round(clean_weeks, 2),
-        "false_alerts_per_watch_week": round(sum(r.false_alerts for r in clean) / clean_weeks, 3) if clean_weeks else None,
-        "ttd_median_min": _pct(ttd, 0.5), "ttd_p95_min": _pct(ttd, 0.95),
-        "nationwide_max_ttd_steps": round(max(lo.ttd_min for lo in nationwide) / native_step_min, 2) if nationwide else None,  # type: ignore[type-var]
-        "kind_accuracy": round(sum(lo.kind is lo.label.kind for lo in detected) / len(detected), 4) if detected else None,
-        "cause_accuracy": round(sum(lo.cause is lo.label.cause for lo in detected) / len(detected), 4) if detected else None,
+        "false_alerts_per_watch_week": round(sum(r.false_alerts for r in clean) / clean_weeks, 3)
+        if clean_weeks
+        else None,
+        "ttd_median_min": _pct(ttd, 0.5),
+        "ttd_p95_min": _pct(ttd, 0.95),
+        "nationwide_max_ttd_steps": round(max(lo.ttd_min for lo in nationwide) / native_step_min, 2)
+        if nationwide
+        else None,  # type: ignore[type-var]
+        "kind_accuracy": round(sum(lo.kind is lo.label.kind for lo in detected) / len(detected), 4)
+        if detected
+        else None,
+        "cause_accuracy": round(sum(lo.cause is lo.label.cause for lo in detected) / len(detected), 4)
+        if detected
+        else None,
         "by_kind": by_kind,
     }
 
@@ -371,8 +455,10 @@ def scenario_line(r: ScenarioResult) -> str:
     kind_ok = sum(lo.kind is lo.label.kind for lo in r.labels if lo.detected)
     cause_ok = sum(lo.cause is lo.label.cause for lo in r.labels if lo.detected)
     prec = f"{r.matched_incidents / r.incidents:.2f}" if r.incidents else "-"
-    return (f"{r.name:<28} recall {det}/{len(r.labels)}  precision {prec} ({r.incidents} incidents)  "
-            f"ttd median {_pct(ttd, 0.5)} min p95 {_pct(ttd, 0.95)} min  kind {kind_ok}/{det}  cause {cause_ok}/{det}")
+    return (
+        f"{r.name:<28} recall {det}/{len(r.labels)}  precision {prec} ({r.incidents} incidents)  "
+        f"ttd median {_pct(ttd, 0.5)} min p95 {_pct(ttd, 0.95)} min  kind {kind_ok}/{det}  cause {cause_ok}/{det}"
+    )
 
 
 def responder_verdicts(incidents: Sequence[Incident]) -> dict[str, Any]:
@@ -389,16 +475,32 @@ def responder_verdicts(incidents: Sequence[Incident]) -> dict[str, Any]:
         prev = (inc.override or {}).get("previous") or {}
         if fa is None and not inc.override:
             continue
-        labels.append({"incident": inc.id, "watch": inc.watch, "kind": inc.kind.value, "start": iso(inc.start),
-                       "verdict": "false_alarm" if fa else ("cause_confirmed" if prev.get("cause") == inc.override["cause"] else "cause_changed"),
-                       "attributed_cause": prev.get("cause"), "attributed_confidence": prev.get("confidence"),
-                       "responder_cause": (inc.override or {}).get("cause"), "by": (fa or inc.override or {}).get("by"),
-                       "why": (fa or inc.override or {}).get("why")})
+        labels.append(
+            {
+                "incident": inc.id,
+                "watch": inc.watch,
+                "kind": inc.kind.value,
+                "start": iso(inc.start),
+                "verdict": "false_alarm"
+                if fa
+                else ("cause_confirmed" if prev.get("cause") == inc.override["cause"] else "cause_changed"),
+                "attributed_cause": prev.get("cause"),
+                "attributed_confidence": prev.get("confidence"),
+                "responder_cause": (inc.override or {}).get("cause"),
+                "by": (fa or inc.override or {}).get("by"),
+                "why": (fa or inc.override or {}).get("why"),
+            }
+        )
     judged = len(labels)
     false_alarms = sum(1 for lb in labels if lb["verdict"] == "false_alarm")
     causes = [lb for lb in labels if lb["verdict"] != "false_alarm" and lb["attributed_cause"]]
     right = sum(1 for lb in causes if lb["verdict"] == "cause_confirmed")
-    return {"incidents": len(incidents), "judged": judged, "false_alarms": false_alarms,
-            "precision_judged": round(1 - false_alarms / judged, 3) if judged else None,
-            "causes_judged": len(causes), "cause_accuracy_judged": round(right / len(causes), 3) if causes else None,
-            "labels": labels}
+    return {
+        "incidents": len(incidents),
+        "judged": judged,
+        "false_alarms": false_alarms,
+        "precision_judged": round(1 - false_alarms / judged, 3) if judged else None,
+        "causes_judged": len(causes),
+        "cause_accuracy_judged": round(right / len(causes), 3) if causes else None,
+        "labels": labels,
+    }

@@ -5,13 +5,15 @@ in a label format, or written out in the case), and the criteria that apply:
 
     name: ir-2019-shutdown
     watch: ../ir-2019-shutdown.yaml        # relative to the case file, or a watch name
-    data_root: real                        # relative data paths start in the shared real-data folder ($POLLWATCH_REAL_DATA);
+    # relative data paths start in the shared real-data folder ($POLLWATCH_REAL_DATA);
+    data_root: real
                                            # `case` (default): beside the case file
     data:
       - {file: timeseries/irn-2019-11-11_gif.csv, format: monash}
     labels:
       - {file: ground_truth/ioda_curated_outages_2018_2020.csv, format: ioda-outages, kinds: [nationwide_outage]}
-      - {id: my-label, kind: service_block, asns: [33771], services: [telegram], start: 2023-11-13T00:00Z, end: 2023-11-25T00:00Z,
+      - {id: my-label, kind: service_block, asns: [33771], services: [telegram],
+         start: 2023-11-13T00:00Z, end: 2023-11-25T00:00Z,
          cause: government_directed}
     regions_from_data: true                # the watch's regions are the data's (Monash counties)
     pooled_country: true                   # add the country's pooled OONI series over the watch's networks
@@ -27,7 +29,7 @@ and each flagged network's tests before and during its anomaly.
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
 
@@ -83,7 +85,8 @@ class Case(_Strict):
     regions_from_data: bool = False
     pooled_country: bool = False
     criteria: list[Literal["recall", "false_alerts", "time_to_detect", "cause", "visible_onset", "networks"]] = Field(
-        default_factory=lambda: ["recall", "false_alerts", "time_to_detect", "cause"])
+        default_factory=lambda: ["recall", "false_alerts", "time_to_detect", "cause"]
+    )
     source_file: str | None = Field(default=None, exclude=True)
 
 
@@ -144,7 +147,9 @@ def case_observations(case: Case, watch: Any, real_root: Path | None) -> list[Ob
 
     obs: list[Observation] = []
     for d in case.data:
-        obs += read_observations_as(d.format, _resolve(case, d.file, real_root), watch=watch, tz=d.tz, service=d.service, scale=d.scale)
+        obs += read_observations_as(
+            d.format, _resolve(case, d.file, real_root), watch=watch, tz=d.tz, service=d.service, scale=d.scale
+        )
     if case.pooled_country:
         from pollwatch.sources.ooni import country_series
 
@@ -164,9 +169,19 @@ def case_labels(case: Case, country: str, start: datetime, end: datetime, real_r
             out += [x for x in got.labels if start <= x.start < end and (lb.kinds is None or x.kind in lb.kinds)]
         else:
             assert lb.kind is not None and lb.start is not None and lb.end is not None
-            out.append(Label(id=lb.id or stable_id(case.name, lb.kind.value, lb.start.isoformat(), length=12), kind=lb.kind,
-                             country=country, regions=lb.regions, asns=lb.asns, services=lb.services, start=lb.start, end=lb.end,
-                             cause=lb.cause))
+            out.append(
+                Label(
+                    id=lb.id or stable_id(case.name, lb.kind.value, lb.start.isoformat(), length=12),
+                    kind=lb.kind,
+                    country=country,
+                    regions=lb.regions,
+                    asns=lb.asns,
+                    services=lb.services,
+                    start=lb.start,
+                    end=lb.end,
+                    cause=lb.cause,
+                )
+            )
     return out
 
 
@@ -180,5 +195,7 @@ def case_line(r: Any) -> str:
     ttd = sorted(lo.ttd_min for lo in det if lo.ttd_min is not None)
     med = ttd[len(ttd) // 2] if ttd else None
     cause = sum(lo.cause is lo.label.cause for lo in det)
-    return (f"{r.name:<28} recall {len(det)}/{len(r.labels)}  false alerts {r.false_alerts} of {r.incidents} incident(s)  "
-            f"time to detect median {med} min  cause {cause}/{len(det)}")
+    return (
+        f"{r.name:<28} recall {len(det)}/{len(r.labels)}  false alerts {r.false_alerts} of {r.incidents} incident(s)  "
+        f"time to detect median {med} min  cause {cause}/{len(det)}"
+    )

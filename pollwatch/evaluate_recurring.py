@@ -53,7 +53,8 @@ class PatternResult(BaseModel):
     found: int
     incidents: int  # distinct connectivity incidents overlapping the episodes
     recurring_incidents: int
-    cause_from_third: bool | None  # every event from the third episode on government-directed (None: under 3 episodes found)
+    # every event from the third episode on government-directed (None: under 3 episodes found)
+    cause_from_third: bool | None
     causes: list[str] = Field(default_factory=list)
 
 
@@ -93,9 +94,14 @@ def curated_patterns(path: str | Path) -> list[PatternCase]:
                 if dur <= MAX_EPISODE:
                     eps.append((e.start, e.start + dur))
             if len(eps) >= 3:
-                out.append(PatternCase(name=f"ioda-{code}-{eps[0][0].astimezone(tz):%Y-%m-%d}", timezone=str(tz.key),
-                                       kind=IncidentKind.nationwide_outage if scope == "Country" else IncidentKind.regional_outage,
-                                       episodes=eps))
+                out.append(
+                    PatternCase(
+                        name=f"ioda-{code}-{eps[0][0].astimezone(tz):%Y-%m-%d}",
+                        timezone=str(tz.key),
+                        kind=IncidentKind.nationwide_outage if scope == "Country" else IncidentKind.regional_outage,
+                        episodes=eps,
+                    )
+                )
     return out
 
 
@@ -121,28 +127,51 @@ def generated_patterns(watch: Watch, n: int = 6, seed: int = 900) -> list[Patter
         for d in offsets:
             start = day0 + timedelta(days=d, hours=hour, minutes=rng.choice([0, 0, 0, 5, 10]))
             eps.append((start, start + timedelta(hours=hours, minutes=rng.uniform(-20, 20))))
-        out.append(PatternCase(name=f"{'exams' if exam else 'curfew'}-{seed + i}", timezone=watch.timezone,
-                               kind=IncidentKind.regional_outage if regional else IncidentKind.nationwide_outage,
-                               regions=[rng.choice(regions)] if regional else [], episodes=eps))
+        out.append(
+            PatternCase(
+                name=f"{'exams' if exam else 'curfew'}-{seed + i}",
+                timezone=watch.timezone,
+                kind=IncidentKind.regional_outage if regional else IncidentKind.nationwide_outage,
+                regions=[rng.choice(regions)] if regional else [],
+                episodes=eps,
+            )
+        )
     return out
 
 
 def _pattern_watch(watch: Watch, tz: str) -> Watch:
-    """The simulated watch for a pattern: the same country model in the pattern's time zone, no milestones or services."""
-    return watch.model_copy(update={"timezone": tz, "milestones": [], "events": [], "services": [], "circumvention": []})
+    """The simulated watch for a pattern: the same country model in the pattern's
+    time zone, no milestones or services.
+    """
+    return watch.model_copy(
+        update={"timezone": tz, "milestones": [], "events": [], "services": [], "circumvention": []}
+    )
 
 
 def run_pattern(watch: Watch, case: PatternCase, seed: int = 7) -> PatternResult:
     w = _pattern_watch(watch, case.timezone)
-    specs = [EventSpec(kind=case.kind, start=s, end=e, regions=case.regions, cause=Cause.government_directed) for s, e in case.episodes]
+    specs = [
+        EventSpec(kind=case.kind, start=s, end=e, regions=case.regions, cause=Cause.government_directed)
+        for s, e in case.episodes
+    ]
     first, last = case.episodes[0][0], case.episodes[-1][1]
     start, end = first - HISTORY, last + timedelta(hours=6)
     sc = simulate(w, start, end, specs, seed=seed)
     watch_start = first - timedelta(days=1)
     ticks = [watch_start + TICK * k for k in range(int((end - watch_start) / TICK))]
     out = analyse(w, None, ticks, sc.observations)
-    labels = [Label(id=f"{case.name}-{i}", kind=case.kind, country=w.country or "", regions=case.regions, start=s, end=e,
-                    cause=Cause.government_directed) for i, (s, e) in enumerate(case.episodes)]
+    labels = [
+        Label(
+            id=f"{case.name}-{i}",
+            kind=case.kind,
+            country=w.country or "",
+            regions=case.regions,
+            start=s,
+            end=e,
+            cause=Cause.government_directed,
+        )
+        for i, (s, e) in enumerate(case.episodes)
+    ]
     conn = [i for i in out.incidents if i.family is Family.connectivity]
     hit_ids = set()
     found = 0
@@ -150,16 +179,25 @@ def run_pattern(watch: Watch, case: PatternCase, seed: int = 7) -> PatternResult
         hits = [i for i in conn if overlaps(i, lb)]
         found += bool(hits)
         hit_ids |= {i.id for i in hits}
-    later = [ev.incident for ev in out.events if ev.incident.id in hit_ids and ev.incident.pattern and ev.incident.pattern.episodes >= 3]
+    later = [
+        ev.incident
+        for ev in out.events
+        if ev.incident.id in hit_ids and ev.incident.pattern and ev.incident.pattern.episodes >= 3
+    ]
     return PatternResult(
-        name=case.name, episodes=len(labels), found=found, incidents=len(hit_ids),
+        name=case.name,
+        episodes=len(labels),
+        found=found,
+        incidents=len(hit_ids),
         recurring_incidents=sum(1 for i in conn if i.pattern is not None),
         cause_from_third=(all(i.cause is Cause.government_directed for i in later) if later else None),
         causes=[f"{i.pattern.episodes if i.pattern else 1}:{i.cause.value}:{i.cause_confidence:.2f}" for i in later],
     )
 
 
-def control_runs(watch: Watch, n: int = 4, seed: int = 700, days: int = 9, events: int = 18) -> list[tuple[str, int, int]]:
+def control_runs(
+    watch: Watch, n: int = 4, seed: int = 700, days: int = 9, events: int = 18
+) -> list[tuple[str, int, int]]:
     """Random unrelated events over `days`: (name, incidents, recurring incidents) per scenario."""
     out = []
     for i in range(n):
@@ -190,10 +228,15 @@ def summarize_patterns(results: list[PatternResult], controls: list[tuple[str, i
         "patterns": len(results),
         "one_incident_per_pattern": sum(r.incidents == 1 for r in results),
         "max_incidents_per_pattern": max((r.incidents for r in results), default=0),
-        "episodes": eps, "episodes_found": found, "episode_recall": round(found / eps, 4) if eps else None,
+        "episodes": eps,
+        "episodes_found": found,
+        "episode_recall": round(found / eps, 4) if eps else None,
         "patterns_with_3_episodes_found": len(judged),
         "cause_government_from_third": sum(bool(r.cause_from_third) for r in judged),
-        "cause_government_from_third_share": round(sum(bool(r.cause_from_third) for r in judged) / len(results), 4) if results else None,
-        "control_scenarios": len(controls), "control_incidents": sum(c[1] for c in controls),
+        "cause_government_from_third_share": round(sum(bool(r.cause_from_third) for r in judged) / len(results), 4)
+        if results
+        else None,
+        "control_scenarios": len(controls),
+        "control_incidents": sum(c[1] for c in controls),
         "control_recurring_incidents": sum(c[2] for c in controls),
     }

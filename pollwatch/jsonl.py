@@ -28,11 +28,16 @@ MAX_LINE = 16 * 1024  # bytes; a real line is a few hundred (docs/formats.md)
 # JSON types per field: no coercion (`asn: true`, `value: "1"` or `time: 1560056400` are errors)
 _TYPES: dict[str, tuple[tuple[type, ...], str]] = {
     "time": ((str,), "an ISO 8601 time with a zone (a string)"),
-    "source": ((str,), "a string"), "signal": ((str,), "a string"), "country": ((str,), "a string"),
-    "region": ((str,), "a string or null"), "service": ((str,), "a string or null"),
-    "asn": ((int,), "an integer or null"), "count": ((int,), "an integer or null"),
+    "source": ((str,), "a string"),
+    "signal": ((str,), "a string"),
+    "country": ((str,), "a string"),
+    "region": ((str,), "a string or null"),
+    "service": ((str,), "a string or null"),
+    "asn": ((int,), "an integer or null"),
+    "count": ((int,), "an integer or null"),
     "value": ((int, float), "a number or null"),
-    "request": ((str,), "a string or null"), "fetched_at": ((str,), "an ISO 8601 time or null"),
+    "request": ((str,), "a string or null"),
+    "fetched_at": ((str,), "an ISO 8601 time or null"),
     "payload_hash": ((str,), "a string or null"),
 }
 
@@ -42,8 +47,14 @@ class FormatError(ValueError):
 
 
 def _json_type(v: Any) -> str:
-    return {bool: "a boolean", int: "an integer", float: "a number", str: "a string", list: "a list",
-            dict: "an object"}.get(type(v), type(v).__name__)
+    return {
+        bool: "a boolean",
+        int: "an integer",
+        float: "a number",
+        str: "a string",
+        list: "a list",
+        dict: "an object",
+    }.get(type(v), type(v).__name__)
 
 
 def _short(v: Any) -> str:
@@ -53,8 +64,14 @@ def _short(v: Any) -> str:
 
 def observation_to_dict(o: Observation) -> dict[str, Any]:
     d: dict[str, Any] = {
-        "time": iso(o.time), "source": o.source, "signal": o.signal, "country": o.country,
-        "region": o.region, "asn": o.asn, "service": o.service, "value": o.value,
+        "time": iso(o.time),
+        "source": o.source,
+        "signal": o.signal,
+        "country": o.country,
+        "region": o.region,
+        "asn": o.asn,
+        "service": o.service,
+        "value": o.value,
     }
     if o.count is not None:
         d["count"] = o.count
@@ -86,8 +103,16 @@ def observation_from_dict(d: dict[str, Any]) -> Observation:
     if any(d.get(k) for k in _PROVENANCE):
         prov = Provenance(request=d.get("request"), fetched_at=d.get("fetched_at"), payload_hash=d.get("payload_hash"))
     return Observation(
-        time=d["time"], source=d["source"], signal=d["signal"], country=d["country"], region=d.get("region"),
-        asn=d.get("asn"), service=d.get("service"), value=d.get("value"), count=d.get("count"), provenance=prov,
+        time=d["time"],
+        source=d["source"],
+        signal=d["signal"],
+        country=d["country"],
+        region=d.get("region"),
+        asn=d.get("asn"),
+        service=d.get("service"),
+        value=d.get("value"),
+        count=d.get("count"),
+        provenance=prov,
     )
 
 
@@ -118,11 +143,15 @@ def _lines(path: str | Path) -> Iterator[tuple[int, str]]:
                 return
             lineno += 1
             if len(raw) > MAX_LINE and not raw.endswith(b"\n"):
-                raise FormatError(f"{path}:{lineno}: line longer than {MAX_LINE} bytes (an observation takes a few hundred)")
+                raise FormatError(
+                    f"{path}:{lineno}: line longer than {MAX_LINE} bytes (an observation takes a few hundred)"
+                )
             try:
                 yield lineno, raw.decode("utf-8")
             except UnicodeDecodeError as exc:
-                raise FormatError(f"{path}:{lineno}: not UTF-8 (byte 0x{raw[exc.start]:02x} at column {exc.start + 1})") from None
+                raise FormatError(
+                    f"{path}:{lineno}: not UTF-8 (byte 0x{raw[exc.start]:02x} at column {exc.start + 1})"
+                ) from None
 
 
 def iter_observations(path: str | Path) -> Iterator[Observation]:

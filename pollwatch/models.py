@@ -272,7 +272,9 @@ class Baseline(BaseModel):
     coverage: float = Field(description="share of the window's expected points that had data")
     usable: bool
     reason: str = ""
-    hours_covered: int | None = Field(default=None, description="hours of the week (or of the day, for windows under 7 days) with data")
+    hours_covered: int | None = Field(
+        default=None, description="hours of the week (or of the day, for windows under 7 days) with data"
+    )
     hours_possible: int | None = None
     detector: str | None = None
 
@@ -348,7 +350,8 @@ class Scope(BaseModel):
     signals: list[str] = Field(default_factory=list)
     share: float = 0.0  # share of the country's address space affected (its largest so far)
     network_types: list[str] = Field(default_factory=list)  # mobile / fixed
-    recovered: list[str] = Field(default_factory=list)  # providers (AS<n>), regions and services of the scope back to normal
+    # providers (AS<n>), regions and services of the scope back to normal
+    recovered: list[str] = Field(default_factory=list)
 
 
 class Episode(BaseModel):
@@ -363,8 +366,14 @@ class Episode(BaseModel):
     overran: bool = False  # ran past the pattern's usual end (noted once)
 
     def to_public(self) -> dict[str, Any]:
-        return {"start": iso(self.start), "end": iso(self.end), "kind": self.kind.value, "local_start": self.local_start,
-                "local_end": self.local_end, "note": self.note}
+        return {
+            "start": iso(self.start),
+            "end": iso(self.end),
+            "kind": self.kind.value,
+            "local_start": self.local_start,
+            "local_end": self.local_end,
+            "note": self.note,
+        }
 
 
 class Pattern(BaseModel):
@@ -384,9 +393,16 @@ class Pattern(BaseModel):
         return f"{self.local_start}-{self.local_end or '?'} local"
 
     def to_public(self) -> dict[str, Any]:
-        return {"local_start": self.local_start, "local_end": self.local_end, "period": self.period,
-                "period_days": self.period_days, "timezone": self.timezone, "episodes": self.episodes,
-                "missed": self.missed, "missed_dates": self.missed_dates}
+        return {
+            "local_start": self.local_start,
+            "local_end": self.local_end,
+            "period": self.period,
+            "period_days": self.period_days,
+            "timezone": self.timezone,
+            "episodes": self.episodes,
+            "missed": self.missed,
+            "missed_dates": self.missed_dates,
+        }
 
 
 class Incident(BaseModel):
@@ -476,7 +492,9 @@ class Incident(BaseModel):
             "episodes": [e.to_public() for e in self.episodes],
             "pattern": self.pattern.to_public() if self.pattern else None,
             "acknowledged_by": [{k: r.get(k) for k in ("by", "user_id", "at")} for r in self.acknowledged_by],
-            "false_alarm": {k: self.false_alarm.get(k) for k in ("by", "user_id", "why", "at")} if self.false_alarm else None,
+            "false_alarm": {k: self.false_alarm.get(k) for k in ("by", "user_id", "why", "at")}
+            if self.false_alarm
+            else None,
         }
 
 

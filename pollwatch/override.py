@@ -44,8 +44,16 @@ def watch_for(name: str) -> Watch | None:
         return None
 
 
-def override_incident(incident: str, cause: Cause | str, who: str, why: str, *, at: datetime | None = None,
-                      watch: Watch | None = None, url: str | None = None) -> tuple[Incident, list[Alert]]:
+def override_incident(
+    incident: str,
+    cause: Cause | str,
+    who: str,
+    why: str,
+    *,
+    at: datetime | None = None,
+    watch: Watch | None = None,
+    url: str | None = None,
+) -> tuple[Incident, list[Alert]]:
     """Set the incident's cause on a responder's word; return the incident and the alert queued for it.
 
     `watch` renders the alert (default: the watch the incident belongs to, looked up by name);
@@ -62,9 +70,18 @@ def override_incident(incident: str, cause: Cause | str, who: str, why: str, *, 
         return override_in_session(s, find_incident(s, incident), cause, who.strip(), why.strip(), at, watch=watch)
 
 
-def override_in_session(s: object, before: Incident, cause: Cause, who: str, why: str, at: datetime, *,
-                        watch: Watch | None = None, details: dict | None = None,
-                        reason: str | None = None) -> tuple[Incident, list[Alert]]:
+def override_in_session(
+    s: object,
+    before: Incident,
+    cause: Cause,
+    who: str,
+    why: str,
+    at: datetime,
+    *,
+    watch: Watch | None = None,
+    details: dict | None = None,
+    reason: str | None = None,
+) -> tuple[Incident, list[Alert]]:
     """`override_incident` inside the caller's transaction (Slack actions record their own audit details with it)."""
     # saved on the incident and written to the audit log, in this transaction
     after = audit.override_incident(s, before.id, cause.value, who, why, at, details=details)  # type: ignore[arg-type]
@@ -72,7 +89,8 @@ def override_in_session(s: object, before: Incident, cause: Cause, who: str, why
     alerts: list[Alert] = []
     if w is not None:
         verb = "confirmed" if before.cause is cause else f"changed from {before.cause.value} to {cause.value}"
-        event = IncidentEvent(tick=at, change="updated", incident=after,
-                              reasons=[reason or f"attribution {verb} by {who}: {why}"])
+        event = IncidentEvent(
+            tick=at, change="updated", incident=after, reasons=[reason or f"attribution {verb} by {who}: {why}"]
+        )
         alerts = store.enqueue_alerts(s, build_alerts(w, [event]))  # type: ignore[arg-type]
     return after, alerts

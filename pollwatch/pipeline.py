@@ -41,7 +41,8 @@ class Outcome(BaseModel):
     incidents: list[Incident] = Field(default_factory=list)  # newest version of each incident touched
     alerts: list[Alert] = Field(default_factory=list)
     gaps: list[Gap] = Field(default_factory=list)
-    anomaly_events: list[AnomalyEvent] = Field(default_factory=list)  # the detectors' decisions (the audit log records each)
+    # the detectors' decisions (the audit log records each)
+    anomaly_events: list[AnomalyEvent] = Field(default_factory=list)
 
 
 def latest_anomalies(events: Sequence[Any]) -> list[Anomaly]:
@@ -106,15 +107,23 @@ def tick_judgements(watch: Watch, last_tick: datetime | None, tick: datetime, si
     return steps + [tick]
 
 
-def with_observed_signals(context: AttributionContext | None, observations: Sequence[Observation]) -> AttributionContext:
+def with_observed_signals(
+    context: AttributionContext | None, observations: Sequence[Observation]
+) -> AttributionContext:
     """The attribution context, told which signals had data among `observations` (a silent signal is no evidence)."""
     seen = {o.signal for o in observations if o.value is not None}
     ctx = context or AttributionContext()
     return ctx.model_copy(update={"observed_signals": seen | (ctx.observed_signals or set())})
 
 
-def analyse(watch: Watch, state: WatchState | None, ticks: Sequence[datetime], observations: Sequence[Observation],
-            known: dict[str, Incident] | None = None, context: AttributionContext | None = None) -> Outcome:
+def analyse(
+    watch: Watch,
+    state: WatchState | None,
+    ticks: Sequence[datetime],
+    observations: Sequence[Observation],
+    known: dict[str, Incident] | None = None,
+    context: AttributionContext | None = None,
+) -> Outcome:
     """Detect, classify, attribute and build alerts for `ticks`, with no Prefect involved."""
     state = state or WatchState()
     det = detect(watch, state.detector, ticks, observations)
@@ -124,13 +133,19 @@ def analyse(watch: Watch, state: WatchState | None, ticks: Sequence[datetime], o
     context = with_observed_signals(context, observations)
     events = attribute(watch, cls.events, known, list(state.grouper.anomalies.values()) + list(det.events), context)
     return Outcome(
-        state=WatchState(detector=det.state, grouper=cls.state), anomalies=anomalies, events=events,
-        incidents=latest_incidents(events), alerts=build_alerts(watch, events), gaps=det.gaps, anomaly_events=det.events,
+        state=WatchState(detector=det.state, grouper=cls.state),
+        anomalies=anomalies,
+        events=events,
+        incidents=latest_incidents(events),
+        alerts=build_alerts(watch, events),
+        gaps=det.gaps,
+        anomaly_events=det.events,
     )
 
 
-def run_ticks(watch: Watch, observations: Sequence[Observation], schedule: Sequence[datetime],
-              cadence: timedelta | None = None) -> list[IncidentEvent]:
+def run_ticks(
+    watch: Watch, observations: Sequence[Observation], schedule: Sequence[datetime], cadence: timedelta | None = None
+) -> list[IncidentEvent]:
     """Live ticks at the times of `schedule`, in its order, as `watch_tick` runs them (no Prefect, no store):
     a tick at or before the last completed one is skipped, each tick sees its signals' windows up to its time
     and the state the previous tick left (through JSON, as the store keeps it). For benchmarks and tests that
@@ -144,7 +159,7 @@ def run_ticks(watch: Watch, observations: Sequence[Observation], schedule: Seque
         phase = watch.phase_at(tick)
         windows = TickWindows.of(watch, last, tick, cadence or (phase.cadence if phase else timedelta(minutes=5)))
         lo = bisect.bisect_left(times, windows.earliest)
-        visible = [o for o in obs[lo:bisect.bisect_right(times, tick)] if windows.keep(o)]
+        visible = [o for o in obs[lo : bisect.bisect_right(times, tick)] if windows.keep(o)]
         out = analyse(watch, state, tick_judgements(watch, last, tick, windows.earliest), visible, known)
         state = WatchState.model_validate(out.state.model_dump(mode="json"))
         known.update({i.id: i for i in out.incidents})

@@ -23,7 +23,18 @@ from typing import Annotated, Any, Literal
 
 import pycountry
 import yaml
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ByteSize, ConfigDict, Field, PlainSerializer, ValidationError, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ByteSize,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from pollwatch.models import Direction, Family
 from pollwatch.timeutil import format_duration, parse_duration
@@ -63,17 +74,21 @@ def slug(text: str) -> str:
 
 def _watch_name(v: str) -> str:
     if not WATCH_NAME.match(v):
-        raise ValueError(f"{v!r}: a name may hold only lowercase letters, digits and dashes (Prefect's artifact keys and "
-                         f"the report's file name take nothing else), at most 100, starting with a letter or digit: "
-                         f"write {slug(v)!r}")
+        raise ValueError(
+            f"{v!r}: a name may hold only lowercase letters, digits and dashes (Prefect's artifact keys and "
+            f"the report's file name take nothing else), at most 100, starting with a letter or digit: "
+            f"write {slug(v)!r}"
+        )
     return v
 
 
 def _prefect_name(v: str) -> str:
     bad = sorted({c for c in v if c in PREFECT_BANNED or ord(c) < 32})
     if not v.strip() or bad:
-        raise ValueError(f"{v!r}: Prefect refuses names that are empty or hold any of {' '.join(PREFECT_BANNED)} or control "
-                         f"characters{' (found ' + ' '.join(repr(c) for c in bad) + ')' if bad else ''}")
+        raise ValueError(
+            f"{v!r}: Prefect refuses names that are empty or hold any of {' '.join(PREFECT_BANNED)} or control "
+            f"characters{' (found ' + ' '.join(repr(c) for c in bad) + ')' if bad else ''}"
+        )
     return v
 
 
@@ -87,7 +102,9 @@ def _entity_part(v: str) -> str:
 
 
 def check_local_time(v: str | None) -> str | None:
-    """A local time as the watch writes it: 'HH:MM' on election day, or ISO 8601 'YYYY-MM-DDTHH:MM' (a zone optional)."""
+    """A local time as the watch writes it: 'HH:MM' on election day, or ISO 8601
+    'YYYY-MM-DDTHH:MM' (a zone optional).
+    """
     if v is None:
         return v
     if not isinstance(v, str):
@@ -96,7 +113,9 @@ def check_local_time(v: str | None) -> str | None:
     try:
         datetime.fromisoformat(text) if ("T" in text or len(text) > 8) else time.fromisoformat(text)
     except ValueError:
-        raise ValueError(f"expected a local time 'HH:MM' (24-hour, e.g. '07:00' or '19:30') or 'YYYY-MM-DDTHH:MM', got {v!r}") from None
+        raise ValueError(
+            f"expected a local time 'HH:MM' (24-hour, e.g. '07:00' or '19:30') or 'YYYY-MM-DDTHH:MM', got {v!r}"
+        ) from None
     return text
 
 
@@ -124,7 +143,10 @@ class Phase(_Strict):
     @model_validator(mode="after")
     def _order(self) -> "Phase":
         if self.end <= self.start:
-            raise ValueError(f"phase {self.name!r} ends ({format_duration(self.end)}) before it starts ({format_duration(self.start)})")
+            raise ValueError(
+                f"phase {self.name!r} ends ({format_duration(self.end)}) before it starts "
+                f"({format_duration(self.start)})"
+            )
         if self.cadence <= timedelta(0):
             raise ValueError("cadence must be positive")
         return self
@@ -159,16 +181,28 @@ class SourceConfig(_Strict):
 
     enabled: bool = True
     base_url: str | None = None
-    timeout: Duration = Field(default=timedelta(seconds=20), description="longest wait for a connection or for the next bytes")
-    deadline: Duration = Field(default=timedelta(seconds=60), description="longest one attempt may take, connect to last byte "
-                               "(a server dripping bytes is cut off here)")
-    retries: int = Field(default=3, ge=0, le=10, description="retries after the first attempt (connection errors, 429, 5xx)")
-    backoff: float = Field(default=0.5, ge=0, description="first retry delay in seconds; doubles per attempt, with jitter")
+    timeout: Duration = Field(
+        default=timedelta(seconds=20), description="longest wait for a connection or for the next bytes"
+    )
+    deadline: Duration = Field(
+        default=timedelta(seconds=60),
+        description="longest one attempt may take, connect to last byte (a server dripping bytes is cut off here)",
+    )
+    retries: int = Field(
+        default=3, ge=0, le=10, description="retries after the first attempt (connection errors, 429, 5xx)"
+    )
+    backoff: float = Field(
+        default=0.5, ge=0, description="first retry delay in seconds; doubles per attempt, with jitter"
+    )
     max_backoff: float = Field(default=30.0, ge=0, description="longest wait between attempts, Retry-After included")
     rate_limit: float = Field(default=20.0, ge=0, description="requests per second per host (0 = unlimited)")
     max_concurrency: int = Field(default=10, ge=1, description="requests in flight at once")
-    max_response: ByteSize | None = Field(default=None, gt=0, description="largest response accepted, e.g. 32MiB "
-                                          "(default: the source's own, docs/sources.md); a larger one is a gap")
+    max_response: ByteSize | None = Field(
+        default=None,
+        gt=0,
+        description="largest response accepted, e.g. 32MiB "
+        "(default: the source's own, docs/sources.md); a larger one is a gap",
+    )
     options: dict[str, Any] = Field(default_factory=dict)
 
 
@@ -177,39 +211,87 @@ class Provider(_Strict):
     name: str
     type: Literal["mobile", "fixed", "mixed"] = "mixed"
     regions: list[str] = Field(default_factory=list)
-    upstreams: list[ASN] = Field(default_factory=list, description="ASNs of its transit providers (attribution: a single upstream)")
-    share: float | None = Field(default=None, ge=0, le=1, description="share of the country's address space (measured from the baseline when not given)")
+    upstreams: list[ASN] = Field(
+        default_factory=list, description="ASNs of its transit providers (attribution: a single upstream)"
+    )
+    share: float | None = Field(
+        default=None,
+        ge=0,
+        le=1,
+        description="share of the country's address space (measured from the baseline when not given)",
+    )
 
 
 class Region(_Strict):
-    code: Annotated[str, AfterValidator(_entity_part)]  # ISO 3166-2 (checked against the watch's country), or IODA's region id
+    # ISO 3166-2 (checked against the watch's country), or IODA's region id
+    code: Annotated[str, AfterValidator(_entity_part)]
     name: str
     # other names sources use for it (IODA names regions after Natural Earth: Nur-Sultan is "Astana"); tried first
     aliases: list[str] = Field(default_factory=list)
-    share: float | None = Field(default=None, ge=0, le=1, description="share of the country's address space (measured from the baseline when not given)")
+    share: float | None = Field(
+        default=None,
+        ge=0,
+        le=1,
+        description="share of the country's address space (measured from the baseline when not given)",
+    )
 
 
 # The OONI test names the OONI API knows (ooni/backend's test_names list: api/tests/integ/test_private_api.py) and the
 # newer nettests of ooni/spec (nettests/ts-0xx-*.md); `test_name=` with anything else matches no measurement at all.
-OONI_TESTS = frozenset({
-    "bridge_reachability", "dash", "dns_consistency", "dnscheck", "facebook_messenger", "http_header_field_manipulation",
-    "http_host", "http_invalid_request_line", "http_requests", "meek_fronted_requests_test", "multi_protocol_traceroute", "ndt",
-    "psiphon", "riseupvpn", "signal", "stunreachability", "tcp_connect", "telegram", "tor", "torsf", "urlgetter", "vanilla_tor",
-    "web_connectivity", "whatsapp",
-    "openvpn", "echcheck", "browser_web", "sni_blocking", "tlsmiddlebox", "portfiltering", "quicping", "tcpping", "tlsping",
-    "simplequicping", "dnsping",
-})
+OONI_TESTS = frozenset(
+    {
+        "bridge_reachability",
+        "dash",
+        "dns_consistency",
+        "dnscheck",
+        "facebook_messenger",
+        "http_header_field_manipulation",
+        "http_host",
+        "http_invalid_request_line",
+        "http_requests",
+        "meek_fronted_requests_test",
+        "multi_protocol_traceroute",
+        "ndt",
+        "psiphon",
+        "riseupvpn",
+        "signal",
+        "stunreachability",
+        "tcp_connect",
+        "telegram",
+        "tor",
+        "torsf",
+        "urlgetter",
+        "vanilla_tor",
+        "web_connectivity",
+        "whatsapp",
+        "openvpn",
+        "echcheck",
+        "browser_web",
+        "sni_blocking",
+        "tlsmiddlebox",
+        "portfiltering",
+        "quicping",
+        "tcpping",
+        "tlsping",
+        "simplequicping",
+        "dnsping",
+    }
+)
 
 
 def _ooni_test(v: str) -> str:
     if v not in OONI_TESTS:
         import difflib
 
-        near = difflib.get_close_matches(v.lower().replace("-", "_").replace(" ", "_"), sorted(OONI_TESTS), n=1, cutoff=0.6)
+        near = difflib.get_close_matches(
+            v.lower().replace("-", "_").replace(" ", "_"), sorted(OONI_TESTS), n=1, cutoff=0.6
+        )
         hint = f"did you mean {near[0]!r}? " if near else ""
-        raise ValueError(f"{v!r} is not an OONI test name: {hint}for websites use 'web_connectivity'; apps: whatsapp, "
-                         "facebook_messenger, telegram, signal; circumvention: tor, vanilla_tor, torsf, psiphon, riseupvpn, "
-                         "openvpn (the full list is in docs/playbooks.md)")
+        raise ValueError(
+            f"{v!r} is not an OONI test name: {hint}for websites use 'web_connectivity'; apps: whatsapp, "
+            "facebook_messenger, telegram, signal; circumvention: tor, vanilla_tor, torsf, psiphon, riseupvpn, "
+            "openvpn (the full list is in docs/playbooks.md)"
+        )
     return v
 
 
@@ -231,8 +313,17 @@ class Milestone(_Strict):
     at: LocalTime = Field(description="local time: 'HH:MM' on election day, or 'YYYY-MM-DDTHH:MM'")
 
 
-ContextEventType = Literal["protest", "announcement", "political", "power_outage", "weather", "disaster", "cable_cut",
-                           "neighbour_outage", "radar_outage"]
+ContextEventType = Literal[
+    "protest",
+    "announcement",
+    "political",
+    "power_outage",
+    "weather",
+    "disaster",
+    "cable_cut",
+    "neighbour_outage",
+    "radar_outage",
+]
 
 
 class ContextEvent(_Strict):
@@ -258,7 +349,9 @@ class Vantage(_Strict):
     work_pool: Annotated[str, AfterValidator(_prefect_name)]
     asn: ASN | None = None
     location: str | None = None
-    resolver: str | None = Field(default=None, description="DNS resolver the web probe asks, 'address[:port]'; default the source's")
+    resolver: str | None = Field(
+        default=None, description="DNS resolver the web probe asks, 'address[:port]'; default the source's"
+    )
 
 
 class TickLimits(_Strict):
@@ -267,8 +360,12 @@ class TickLimits(_Strict):
     Past it, the observatories' requests still open are given up and what they should have
     brought is recorded as gaps, with a notice (docs/reliability.md)."""
 
-    deadline: float = Field(default=0.5, gt=0, le=1, description="share of the phase's cadence a tick may spend collecting")
-    max_deadline: Duration = Field(default=timedelta(minutes=10), description="upper bound for slow cadences (daily baselining)")
+    deadline: float = Field(
+        default=0.5, gt=0, le=1, description="share of the phase's cadence a tick may spend collecting"
+    )
+    max_deadline: Duration = Field(
+        default=timedelta(minutes=10), description="upper bound for slow cadences (daily baselining)"
+    )
 
     def for_cadence(self, cadence: timedelta) -> timedelta:
         return min(cadence * self.deadline, self.max_deadline)
@@ -293,7 +390,9 @@ class AlertRouting(_Strict):
     min_severity: float = 0.0
     max_updates_per_hour: int = Field(default=6, ge=1)
     per_provider: bool = False  # alert on incidents confined to one provider (network level)?
-    per_provider_asns: list[ASN] = Field(default_factory=list, description="providers opted in even when per_provider is off")
+    per_provider_asns: list[ASN] = Field(
+        default_factory=list, description="providers opted in even when per_provider is off"
+    )
     chart: bool = True  # upload a PNG of the signals against their baseline into the thread
     # Slack user ids (U…/W…) and user group ids (S…) who may confirm or change a cause or close an
     # incident as a false alarm from Slack (pollwatch.responders); empty: nobody may
@@ -304,8 +403,10 @@ class AlertRouting(_Strict):
     def _slack_ids(cls, v: list[str]) -> list[str]:
         for i, who in enumerate(v):
             if not re.fullmatch(r"[UWS][A-Z0-9]{2,20}", str(who)):
-                raise ValueError(f"responders[{i}] = {who!r} is not a Slack user id (U…, W…) or user group id (S…); "
-                                 "copy it from the member's profile (⋮ > Copy member ID) or the group's URL")
+                raise ValueError(
+                    f"responders[{i}] = {who!r} is not a Slack user id (U…, W…) or user group id (S…); "
+                    "copy it from the member's profile (⋮ > Copy member ID) or the group's URL"
+                )
         return v
 
 
@@ -319,7 +420,8 @@ class Playbook(_Strict):
     election: str | None = None
     election_date: date | None = None
     timezone: str = "UTC"
-    timezone_abbreviation: str | None = None  # how local times are labelled ("ALMT"); default: the zone's own abbreviation
+    # how local times are labelled ("ALMT"); default: the zone's own abbreviation
+    timezone_abbreviation: str | None = None
     phases: list[Phase] = Field(default_factory=list)
     signals: dict[str, SignalConfig] = Field(default_factory=dict)
     sources: dict[str, SourceConfig] = Field(default_factory=dict)
@@ -334,7 +436,8 @@ class Playbook(_Strict):
     attribution: Attribution = Field(default_factory=Attribution)
     alerts: AlertRouting = Field(default_factory=AlertRouting)
     tick: TickLimits = Field(default_factory=TickLimits)
-    warnings: list[str] = Field(default_factory=list, exclude=True)  # `file:line: field: message` from loading: valid, but worth a look
+    # `file:line: field: message` from loading: valid, but worth a look
+    warnings: list[str] = Field(default_factory=list, exclude=True)
 
     @field_validator("country")
     @classmethod
@@ -398,7 +501,13 @@ class Watch(Playbook):
 
     def resolved_phases(self) -> list["ResolvedPhase"]:
         return [
-            ResolvedPhase(name=p.name, start=self.at_offset(p.start), end=self.at_offset(p.end), cadence=p.cadence, timezone=self.timezone)
+            ResolvedPhase(
+                name=p.name,
+                start=self.at_offset(p.start),
+                end=self.at_offset(p.end),
+                cadence=p.cadence,
+                timezone=self.timezone,
+            )
             for p in self.phases
         ]
 
@@ -523,7 +632,17 @@ MAX_FILE_BYTES = 1 << 20  # the template is 4 KB, a 200-provider watch about 40 
 MAX_KEY = 100
 MAX_NAME = 100  # name, code, and any other short value
 MAX_TEXT = 2000  # description, urls, expect_contains, why, base_url, transfer_url
-_LONG_TEXT_KEYS = {"description", "urls", "expect_contains", "why", "base_url", "transfer_url", "resolver", "domains", "options"}
+_LONG_TEXT_KEYS = {
+    "description",
+    "urls",
+    "expect_contains",
+    "why",
+    "base_url",
+    "transfer_url",
+    "resolver",
+    "domains",
+    "options",
+}
 
 
 def _string_problem(path: Path, line: int, p: tuple[Any, ...], value: str, is_key: bool) -> str | None:
@@ -531,7 +650,9 @@ def _string_problem(path: Path, line: int, p: tuple[Any, ...], value: str, is_ke
     field = ".".join(str(x) for x in p) or "(top level)"
     if "\x00" in value:
         return f"{path}:{line}: {field}: contains a NUL character (\\0), which the store cannot keep"
-    limit = MAX_KEY if is_key else (MAX_TEXT if any(k in _LONG_TEXT_KEYS for k in p if isinstance(k, str)) else MAX_NAME)
+    limit = (
+        MAX_KEY if is_key else (MAX_TEXT if any(k in _LONG_TEXT_KEYS for k in p if isinstance(k, str)) else MAX_NAME)
+    )
     if len(value) > limit:
         what = "key" if is_key else "value"
         return f"{path}:{line}: {field}: {what} is {len(value)} characters long; at most {limit} (docs/playbooks.md)"
@@ -542,7 +663,9 @@ def _load_yaml(path: Path) -> tuple[Any, LineMap]:
     """Safe-load YAML and remember the file:line of every key and list item."""
     try:
         if path.stat().st_size > MAX_FILE_BYTES:
-            raise PlaybookError([f"{path}:1: the file is larger than {MAX_FILE_BYTES // 1024} KB; a playbook takes a few KB"])
+            raise PlaybookError(
+                [f"{path}:1: the file is larger than {MAX_FILE_BYTES // 1024} KB; a playbook takes a few KB"]
+            )
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise PlaybookError([f"{path}: file not found"]) from None
@@ -552,10 +675,14 @@ def _load_yaml(path: Path) -> tuple[Any, LineMap]:
     except OSError as exc:
         raise PlaybookError([f"{path}: cannot read: {exc.strerror or exc}"]) from None
     for number, line in enumerate(text.splitlines(), 1):
-        indent = line[:len(line) - len(line.lstrip(" \t"))]
+        indent = line[: len(line) - len(line.lstrip(" \t"))]
         if "\t" in indent and line.strip():
-            raise PlaybookError([f"{path}:{number}: a tab in the indentation: YAML indents with spaces only; replace the tab "
-                                 "with spaces (two per level, as in the template)"])
+            raise PlaybookError(
+                [
+                    f"{path}:{number}: a tab in the indentation: YAML indents with spaces only; replace the tab "
+                    "with spaces (two per level, as in the template)"
+                ]
+            )
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
     except yaml.YAMLError as exc:
@@ -569,13 +696,19 @@ def _load_yaml(path: Path) -> tuple[Any, LineMap]:
     def walk(n: Any, p: tuple[Any, ...]) -> None:
         budget[0] -= 1
         if budget[0] < 0:  # aliases can make a small file expand to billions of nodes ("billion laughs")
-            raise PlaybookError([f"{path}:1: the document expands to more than {MAX_YAML_NODES} values "
-                                 "(YAML aliases repeating aliases?); write the values out"])
+            raise PlaybookError(
+                [
+                    f"{path}:1: the document expands to more than {MAX_YAML_NODES} values "
+                    "(YAML aliases repeating aliases?); write the values out"
+                ]
+            )
         if isinstance(n, yaml.MappingNode):
             for k, v in n.value:
                 key = k.value
                 lines[p + (key,)] = (str(path), k.start_mark.line + 1)
-                if isinstance(key, str) and (bad := _string_problem(path, k.start_mark.line + 1, p + (key[:40],), key, True)):
+                if isinstance(key, str) and (
+                    bad := _string_problem(path, k.start_mark.line + 1, p + (key[:40],), key, True)
+                ):
                     too_long.append(bad)
                     continue
                 walk(v, p + (key,))
@@ -598,7 +731,9 @@ def _load_yaml(path: Path) -> tuple[Any, LineMap]:
     if data is None:
         data = {}
     if not isinstance(data, dict):
-        raise PlaybookError([f"{path}:1: expected a mapping of playbook fields at the top level, got {type(data).__name__}"])
+        raise PlaybookError(
+            [f"{path}:1: expected a mapping of playbook fields at the top level, got {type(data).__name__}"]
+        )
     return data, lines
 
 
@@ -655,7 +790,9 @@ def load_playbook(path: str | Path) -> Playbook | Watch:
     try:
         return _load_playbook(path)
     except RecursionError:  # a YAML alias that contains itself, or absurd nesting
-        raise PlaybookError([f"{path}:1: the document refers to itself (recursive YAML alias) or is nested too deeply"]) from None
+        raise PlaybookError(
+            [f"{path}:1: the document refers to itself (recursive YAML alias) or is nested too deeply"]
+        ) from None
 
 
 def _load_playbook(path: Path) -> Playbook | Watch:
@@ -671,7 +808,9 @@ def _load_playbook(path: Path) -> Playbook | Watch:
         tpath = _resolve_template(template_name, path)
         if not tpath.is_file():
             f, ln = lines.get(("template",), (str(path), 1))
-            raise PlaybookError([f"{f}:{ln}: template: no template {template_name!r} next to the watch or in {PLAYBOOKS_DIR}"])
+            raise PlaybookError(
+                [f"{f}:{ln}: template: no template {template_name!r} next to the watch or in {PLAYBOOKS_DIR}"]
+            )
         tdata, tlines = _load_yaml(tpath)
         if "template" in tdata:
             f, ln = tlines[("template",)]
@@ -720,26 +859,53 @@ def _cross_checks(pb: Playbook, lines: LineMap, fallback: str) -> tuple[list[str
         if r.code.isdigit() or r.code in current:
             continue  # IODA's own region id, or a current ISO 3166-2 code
         if m and m.group(1) == cc:
-            withdrawn.append(r.code)  # well formed: a code ISO has since replaced (Kazakhstan renumbered its regions in 2020)
+            # well formed: a code ISO has since replaced (Kazakhstan renumbered its regions in 2020)
+            withdrawn.append(r.code)
             continue
-        by_name = next((s.code for s in pycountry.subdivisions.get(country_code=cc) or []
-                        if s.name.lower() in (r.name.lower(), r.code.lower())), None)
+        by_name = next(
+            (
+                s.code
+                for s in pycountry.subdivisions.get(country_code=cc) or []
+                if s.name.lower() in (r.name.lower(), r.code.lower())
+            ),
+            None,
+        )
         hint = f"write {by_name!r}" if by_name else f"e.g. {sorted(current)[0]!r}" if current else "a code 'CC-XXX'"
-        at(("regions", i, "code"), f"regions.{i}.code",
-           f"{r.code!r} is not an ISO 3166-2 code of {cc} (expected '{cc}-' and 1-3 capitals or digits, as pycountry lists them; "
-           f"or IODA's numeric region id): {hint}")
+        at(
+            ("regions", i, "code"),
+            f"regions.{i}.code",
+            f"{r.code!r} is not an ISO 3166-2 code of {cc} (expected '{cc}-' and 1-3 capitals or digits, as "
+            "pycountry lists them; "
+            f"or IODA's numeric region id): {hint}",
+        )
     if withdrawn and current:
-        at(("regions",), "regions", f"{', '.join(withdrawn)} are not among {cc}'s current ISO 3166-2 codes (pycountry "
-           f"{getattr(pycountry, '__version__', '')}): fine for codes ISO has since withdrawn, else check the spelling", warnings)
+        at(
+            ("regions",),
+            "regions",
+            f"{', '.join(withdrawn)} are not among {cc}'s current ISO 3166-2 codes (pycountry "
+            f"{getattr(pycountry, '__version__', '')}): fine for codes ISO has since withdrawn, else check the "
+            "spelling",
+            warnings,
+        )
     known = {r.code for r in pb.regions} | {r.name for r in pb.regions} | {a for r in pb.regions for a in r.aliases}
-    refs = [(("providers", i, "regions", j), f"providers.{i}.regions.{j}", name)
-            for i, p in enumerate(pb.providers) for j, name in enumerate(p.regions)]
-    refs += [(("events", i, "regions", j), f"events.{i}.regions.{j}", name)
-             for i, e in enumerate(pb.events) for j, name in enumerate(e.regions)]
+    refs = [
+        (("providers", i, "regions", j), f"providers.{i}.regions.{j}", name)
+        for i, p in enumerate(pb.providers)
+        for j, name in enumerate(p.regions)
+    ]
+    refs += [
+        (("events", i, "regions", j), f"events.{i}.regions.{j}", name)
+        for i, e in enumerate(pb.events)
+        for j, name in enumerate(e.regions)
+    ]
     for loc, field, name in refs:
         if pb.regions and name not in known:
-            at(loc, field, f"{name!r} is none of the watch's regions: use a code or name from `regions` "
-                           f"({', '.join(r.code for r in pb.regions)})")
+            at(
+                loc,
+                field,
+                f"{name!r} is none of the watch's regions: use a code or name from `regions` "
+                f"({', '.join(r.code for r in pb.regions)})",
+            )
     for kind, items in (("milestones", pb.milestones), ("events", pb.events)):
         for i, item in enumerate(items):
             for attr in ("at", "end"):
@@ -758,12 +924,21 @@ def _cross_checks(pb: Playbook, lines: LineMap, fallback: str) -> tuple[list[str
         resolved = []
     over = [(i, p) for i, p in enumerate(resolved) if p.end <= now]
     if over and len(over) == len(resolved):
-        at(("election_date",), "phases", f"every phase ended (the last on {resolved[-1].end:%Y-%m-%d %H:%M} UTC): a schedule "
-           "would run no tick; use `pollwatch replay` for past data, or check election_date", warnings)
+        at(
+            ("election_date",),
+            "phases",
+            f"every phase ended (the last on {resolved[-1].end:%Y-%m-%d %H:%M} UTC): a schedule "
+            "would run no tick; use `pollwatch replay` for past data, or check election_date",
+            warnings,
+        )
     else:
         for i, phase in over:
-            at(("phases", i), f"phases.{i}", f"phase {phase.name!r} ended {phase.end:%Y-%m-%d %H:%M} UTC: a schedule runs "
-               "none of its ticks", warnings)
+            at(
+                ("phases", i),
+                f"phases.{i}",
+                f"phase {phase.name!r} ended {phase.end:%Y-%m-%d %H:%M} UTC: a schedule runs none of its ticks",
+                warnings,
+            )
     return problems, warnings
 
 
@@ -809,7 +984,9 @@ def find_watch(name_or_path: str | Path) -> Path:
     for cand in (PLAYBOOKS_DIR / "watches" / f"{name_or_path}.yaml", PLAYBOOKS_DIR / "watches" / str(name_or_path)):
         if cand.is_file():
             return cand
-    raise PlaybookError([f"{name_or_path}: no such watch file (give a path, or a name from {PLAYBOOKS_DIR / 'watches'})"])
+    raise PlaybookError(
+        [f"{name_or_path}: no such watch file (give a path, or a name from {PLAYBOOKS_DIR / 'watches'})"]
+    )
 
 
 def watch_json(watch: Watch) -> str:

@@ -39,10 +39,14 @@ from pydantic import BaseModel, Field
 from pollwatch.models import Anomaly, Episode, Family, Incident, IncidentKind, Pattern, iso
 from pollwatch.playbook import Watch
 
-FORM_TOLERANCE = timedelta(minutes=45)  # local onsets this close on different days are the same schedule (IODA lists exam cuts at 05:00 and 05:45)
+FORM_TOLERANCE = timedelta(
+    minutes=45
+)  # local onsets this close on different days are the same schedule (IODA lists exam cuts at 05:00 and 05:45)
 OTHER_TIME = timedelta(hours=3)  # a known pattern's episode this far off its usual time still joins, with a note
 MAX_GAP_DAYS = 7  # exam days skip weekends and rest days; a week's silence ends the pattern
-FORM_GAP_DAYS = 4  # but a pattern forms only from two episodes at most 4 days apart (a lone pair further apart is chance)
+FORM_GAP_DAYS = (
+    4  # but a pattern forms only from two episodes at most 4 days apart (a lone pair further apart is chance)
+)
 # A lone pair `back` days apart forms a pattern only within FORM_TOLERANCE / back (never under FORM_FLOOR: onsets
 # are seen to a native step or two): two unrelated outages land within 45 min of each other's time of day by chance
 # about 6% of the time per day searched, so the window shrinks as the days searched grow. In IODA's curated list,
@@ -98,8 +102,14 @@ def _circular_median(minutes: list[int]) -> float:
 
 def episode_of(watch: Watch, inc: Incident, note: str = "") -> Episode:
     tz = watch.tz
-    return Episode(start=inc.start, end=inc.end, kind=inc.kind, local_start=_hhmm(_minute(inc.start, tz)),
-                   local_end=_hhmm(_minute(inc.end, tz)) if inc.end else None, note=note)
+    return Episode(
+        start=inc.start,
+        end=inc.end,
+        kind=inc.kind,
+        local_start=_hhmm(_minute(inc.start, tz)),
+        local_end=_hhmm(_minute(inc.end, tz)) if inc.end else None,
+        note=note,
+    )
 
 
 def pattern_of(watch: Watch, episodes: list[Episode], missed: int = 0, missed_dates: Iterable[str] = ()) -> Pattern:
@@ -115,9 +125,16 @@ def pattern_of(watch: Watch, episodes: list[Episode], missed: int = 0, missed_da
         period = f"every {gaps[0]} days"
     else:
         period = "irregular days"
-    return Pattern(local_start=_hhmm(_circular_median(starts)), local_end=_hhmm(_circular_median(ends)) if ends else None,
-                   period=period, period_days=float(median(gaps)) if gaps else 1.0, timezone=watch.timezone,
-                   episodes=len(episodes), missed=missed, missed_dates=sorted(set(missed_dates)))
+    return Pattern(
+        local_start=_hhmm(_circular_median(starts)),
+        local_end=_hhmm(_circular_median(ends)) if ends else None,
+        period=period,
+        period_days=float(median(gaps)) if gaps else 1.0,
+        timezone=watch.timezone,
+        episodes=len(episodes),
+        missed=missed,
+        missed_dates=sorted(set(missed_dates)),
+    )
 
 
 def _related(watch: Watch, a: Anomaly, inc: Incident, touched: Iterable[str] = ()) -> bool:
@@ -126,8 +143,12 @@ def _related(watch: Watch, a: Anomaly, inc: Incident, touched: Iterable[str] = (
     or network, directly or through a provider serving the region."""
     if a.entity.country != inc.country or a.family is not inc.family:
         return False
-    t = set(touched) | {f"service:{x}" for x in inc.scope.services} | {f"asn:{x}" for x in inc.scope.asns} \
+    t = (
+        set(touched)
+        | {f"service:{x}" for x in inc.scope.services}
+        | {f"asn:{x}" for x in inc.scope.asns}
         | {f"region:{x}" for x in inc.scope.regions}
+    )
     e = a.entity
     if inc.family is not Family.connectivity:
         # the same service (or tool) again; on the same networks when both name networks
@@ -155,7 +176,10 @@ def _country_wide(group: list[Anomaly]) -> bool:
     crit = [b for b in group if b.level == "critical"]
     if any(b.entity.level == "country" for b in crit):
         return True
-    return len({(b.entity.asn, b.entity.region) for b in crit if b.entity.asn is not None or b.entity.region is not None}) >= 2
+    return (
+        len({(b.entity.asn, b.entity.region) for b in crit if b.entity.asn is not None or b.entity.region is not None})
+        >= 2
+    )
 
 
 def _usual_start(watch: Watch, inc: Incident) -> float:
@@ -171,7 +195,9 @@ def _form_tolerance(back: int, known: bool) -> float:
     return full if known else max(FORM_FLOOR.total_seconds() / 60, full / back)
 
 
-def match(watch: Watch, state: RecurringState, a: Anomaly, together: Iterable[Anomaly] = ()) -> tuple[Incident, str] | None:
+def match(
+    watch: Watch, state: RecurringState, a: Anomaly, together: Iterable[Anomaly] = ()
+) -> tuple[Incident, str] | None:
     """The ended incident that anomaly `a` starts a new episode of, with a note when it came at another time.
 
     `together`: the anomalies opening at the same tick with `a` (one event's series: the next night of a
@@ -185,9 +211,16 @@ def match(watch: Watch, state: RecurringState, a: Anomaly, together: Iterable[An
         touched = state.touched.get(inc.id, ())
         if inc.end is None or inc.end > a.start or not any(_related(watch, b, inc, touched) for b in group):
             continue
-        if inc.kind is not IncidentKind.nationwide_outage and not all(_related(watch, b, inc, touched) for b in group if b.level == "critical"):
-            continue  # a wider cut (the whole country, other networks or regions) is not the next episode of a narrower one
-        if inc.kind is IncidentKind.nationwide_outage and inc.family is Family.connectivity and not _country_wide(group):
+        if inc.kind is not IncidentKind.nationwide_outage and not all(
+            _related(watch, b, inc, touched) for b in group if b.level == "critical"
+        ):
+            # a wider cut (the whole country, other networks or regions) is not the next episode of a narrower one
+            continue
+        if (
+            inc.kind is IncidentKind.nationwide_outage
+            and inc.family is Family.connectivity
+            and not _country_wide(group)
+        ):
             continue  # nor is one network's or region's outage the next episode of a nationwide cut
         back = (day - inc.start.astimezone(tz).date()).days
         if not 1 <= back <= (MAX_GAP_DAYS if inc.pattern is not None else FORM_GAP_DAYS):
@@ -206,7 +239,9 @@ def match(watch: Watch, state: RecurringState, a: Anomaly, together: Iterable[An
     return None if best is None else (best[2], best[3])
 
 
-def begin_episode(watch: Watch, state: RecurringState, inc: Incident, a: Anomaly, tick: datetime, note: str) -> tuple[Incident, list[str], bool]:
+def begin_episode(
+    watch: Watch, state: RecurringState, inc: Incident, a: Anomaly, tick: datetime, note: str
+) -> tuple[Incident, list[str], bool]:
     """Continue ended incident `inc` with a new episode starting with anomaly `a`.
 
     Returns the incident (open again, no anomalies yet), the reasons for an update, and whether
@@ -215,21 +250,34 @@ def begin_episode(watch: Watch, state: RecurringState, inc: Incident, a: Anomaly
     episodes = list(inc.episodes) or [episode_of(watch, inc)]
     missed = inc.pattern.missed if inc.pattern else 0
     missed_dates = inc.pattern.missed_dates if inc.pattern else []
-    came_after_miss = bool(missed_dates) and missed_dates[-1] >= episodes[-1].start.astimezone(watch.tz).date().isoformat()
+    came_after_miss = (
+        bool(missed_dates) and missed_dates[-1] >= episodes[-1].start.astimezone(watch.tz).date().isoformat()
+    )
     new = Episode(start=a.start, kind=inc.kind, local_start=_hhmm(_minute(a.start, watch.tz)), note=note)
     episodes = (episodes + [new])[-MAX_EPISODES:]
     n = (inc.pattern.episodes if inc.pattern else 1) + 1
-    out = inc.model_copy(deep=True, update={
-        "episodes": episodes, "status": "open", "end": None, "start": a.start, "updated_at": tick, "anomaly_ids": [],
-        "pattern": pattern_of(watch, episodes, missed, missed_dates).model_copy(update={"episodes": n}),
-    })
+    out = inc.model_copy(
+        deep=True,
+        update={
+            "episodes": episodes,
+            "status": "open",
+            "end": None,
+            "start": a.start,
+            "updated_at": tick,
+            "anomaly_ids": [],
+            "pattern": pattern_of(watch, episodes, missed, missed_dates).model_copy(update={"episodes": n}),
+        },
+    )
     pat = out.pattern
     assert pat is not None
     reasons = []
     if n == 2:
         first = episodes[0]
-        reasons.append(f"recurring: cut again at {new.local_start} local, {(new.start.astimezone(watch.tz).date() - first.start.astimezone(watch.tz).date()).days} "
-                       f"day(s) after the cut at {first.local_start}: one recurring incident from now on")
+        reasons.append(
+            f"recurring: cut again at {new.local_start} local, "
+            f"{(new.start.astimezone(watch.tz).date() - first.start.astimezone(watch.tz).date()).days} "
+            f"day(s) after the cut at {first.local_start}: one recurring incident from now on"
+        )
     else:
         reasons.append(f"episode {n} of the {pat.period} cut ({pat.window}) started at {new.local_start} local")
     if note:
@@ -237,7 +285,9 @@ def begin_episode(watch: Watch, state: RecurringState, inc: Incident, a: Anomaly
     return out, reasons, n == 2 or bool(note) or came_after_miss
 
 
-def end_episode(watch: Watch, state: RecurringState, inc: Incident, now: datetime, members: Iterable[Anomaly] = ()) -> tuple[str, list[str]]:
+def end_episode(
+    watch: Watch, state: RecurringState, inc: Incident, now: datetime, members: Iterable[Anomaly] = ()
+) -> tuple[str, list[str]]:
     """Record an incident that ended (as a candidate for later episodes); for a recurring incident,
     close its episode and return ('updated', reasons) instead of ('resolved', ...)."""
     _prune(state, now)
@@ -247,15 +297,21 @@ def end_episode(watch: Watch, state: RecurringState, inc: Incident, now: datetim
     if not inc.episodes:
         state.recent[inc.id] = inc.model_copy(deep=True)
         return "resolved", []
-    last = inc.episodes[-1].model_copy(update={"end": inc.end, "local_end": _hhmm(_minute(inc.end, watch.tz)) if inc.end else None})
+    last = inc.episodes[-1].model_copy(
+        update={"end": inc.end, "local_end": _hhmm(_minute(inc.end, watch.tz)) if inc.end else None}
+    )
     inc.episodes = inc.episodes[:-1] + [last]
     n = inc.pattern.episodes if inc.pattern else len(inc.episodes)
-    pat = pattern_of(watch, inc.episodes, inc.pattern.missed if inc.pattern else 0, inc.pattern.missed_dates if inc.pattern else [])
+    pat = pattern_of(
+        watch, inc.episodes, inc.pattern.missed if inc.pattern else 0, inc.pattern.missed_dates if inc.pattern else []
+    )
     inc.pattern = pat.model_copy(update={"episodes": n})
     state.recent[inc.id] = inc.model_copy(deep=True)
     dur = (inc.end - last.start) if inc.end else timedelta(0)
-    return "updated", [f"episode {n} of the {inc.pattern.period} cut: {last.local_start}-{last.local_end} local "
-                       f"({dur.total_seconds() / 3600:.1f} h; usually {inc.pattern.window})"]
+    return "updated", [
+        f"episode {n} of the {inc.pattern.period} cut: {last.local_start}-{last.local_end} local "
+        f"({dur.total_seconds() / 3600:.1f} h; usually {inc.pattern.window})"
+    ]
 
 
 def overrun(watch: Watch, inc: Incident, tick: datetime) -> str | None:
@@ -271,8 +327,10 @@ def overrun(watch: Watch, inc: Incident, tick: datetime) -> str | None:
     if tick < limit:
         return None
     inc.episodes[-1] = ep.model_copy(update={"overran": True})
-    return (f"episode {pat.episodes} still going at {tick.astimezone(watch.tz):%H:%M} local, past the usual end "
-            f"({pat.local_end})")
+    return (
+        f"episode {pat.episodes} still going at {tick.astimezone(watch.tz):%H:%M} local, past the usual end "
+        f"({pat.local_end})"
+    )
 
 
 def missed(watch: Watch, state: RecurringState, tick: datetime) -> list[tuple[Incident, str]]:
@@ -291,11 +349,18 @@ def missed(watch: Watch, state: RecurringState, tick: datetime) -> list[tuple[In
             expected = datetime(day.year, day.month, day.day, int(h), int(m), tzinfo=tz)
             if tick < expected + OTHER_TIME or day.isoformat() in pat.missed_dates:
                 continue
-            inc.pattern = pat = pat.model_copy(update={"missed": pat.missed + 1, "missed_dates": sorted([*pat.missed_dates, day.isoformat()])})
+            inc.pattern = pat = pat.model_copy(
+                update={"missed": pat.missed + 1, "missed_dates": sorted([*pat.missed_dates, day.isoformat()])}
+            )
             inc.version += 1
             inc.updated_at = tick
-            out.append((inc.model_copy(deep=True), f"expected episode {pat.episodes + 1} around {pat.local_start} local on {day.isoformat()} "
-                                                   f"did not come (no cut by {(expected + OTHER_TIME).astimezone(tz):%H:%M})"))
+            out.append(
+                (
+                    inc.model_copy(deep=True),
+                    f"expected episode {pat.episodes + 1} around {pat.local_start} local on {day.isoformat()} "
+                    f"did not come (no cut by {(expected + OTHER_TIME).astimezone(tz):%H:%M})",
+                )
+            )
             break
     return out
 
@@ -307,7 +372,9 @@ def _prune(state: RecurringState, now: datetime) -> None:
         for k in sorted(state.recent, key=lambda k: state.recent[k].end or now)[: len(state.recent) - MAX_RECENT]:
             del state.recent[k]
     # an incident in an episode is not in `recent` but keeps what it touched
-    live = set(state.recent) | {k for k in state.touched if k not in state.recent and len(state.touched) <= 2 * MAX_RECENT}
+    live = set(state.recent) | {
+        k for k in state.touched if k not in state.recent and len(state.touched) <= 2 * MAX_RECENT
+    }
     for k in [k for k in state.touched if k not in live]:
         del state.touched[k]
 
@@ -323,4 +390,5 @@ def describe(inc: Incident) -> str:
     if pat is None:
         return ""
     miss = f", {pat.missed} expected episode(s) missed" if pat.missed else ""
-    return f"recurring: {pat.episodes} episodes, {pat.period} {pat.window} ({pat.timezone}){miss}; last {iso(inc.episodes[-1].start) if inc.episodes else '-'}"
+    last = iso(inc.episodes[-1].start) if inc.episodes else "-"
+    return f"recurring: {pat.episodes} episodes, {pat.period} {pat.window} ({pat.timezone}){miss}; last {last}"

@@ -35,7 +35,9 @@ MIN_LENGTH = 8  # shorter values would mask ordinary words; no real credential i
 # Credentials recognisable by their shape alone (Slack's token prefixes, its webhook host).
 SHAPES = (r"xox[a-z]-[A-Za-z0-9-]+", r"xapp-[A-Za-z0-9-]+", r"https?://hooks\.slack\.com/\S+")
 # Query parameters whose values are credentials (also dropped from recorded URLs by the HTTP layer).
-SECRET_PARAMS = frozenset({"token", "api_key", "apikey", "key", "access_token", "auth", "password", "secret", "sig", "signature"})
+SECRET_PARAMS = frozenset(
+    {"token", "api_key", "apikey", "key", "access_token", "auth", "password", "secret", "sig", "signature"}
+)
 
 
 def _char(c: str) -> str:
@@ -44,8 +46,13 @@ def _char(c: str) -> str:
     raw = c.encode("utf-8")
     code = ord(c)
     units = [code] if code < 0x10000 else [0xD800 + ((code - 0x10000) >> 10), 0xDC00 + ((code - 0x10000) & 0x3FF)]
-    forms = ["".join(f"%{b:02x}" for b in raw), "".join(f"%25{b:02x}" for b in raw), "".join(f"\\\\+x{b:02x}" for b in raw),
-             "".join(f"\\\\+u{u:04x}" for u in units), f"&#x0*{code:x};"]
+    forms = [
+        "".join(f"%{b:02x}" for b in raw),
+        "".join(f"%25{b:02x}" for b in raw),
+        "".join(f"\\\\+x{b:02x}" for b in raw),
+        "".join(f"\\\\+u{u:04x}" for u in units),
+        f"&#x0*{code:x};",
+    ]
     alts = [re.escape(c), f"&#0*{code};", f"(?i:{'|'.join(forms)})"]
     if c in '/"\\':
         alts.append("\\\\+" + re.escape(c))
@@ -92,7 +99,13 @@ def _needles(secret: str) -> list[bytes] | None:
     if not runs:
         return None
     first = secret[0]  # a secret with every character escaped: its first, as JSON, HTML and percent escape it
-    out = [runs[0], raw[:4].hex(), f"\\u{ord(first):04x}", f"&#{ord(first)};", "".join(f"%{b:02x}" for b in first.encode("utf-8"))]
+    out = [
+        runs[0],
+        raw[:4].hex(),
+        f"\\u{ord(first):04x}",
+        f"&#{ord(first)};",
+        "".join(f"%{b:02x}" for b in first.encode("utf-8")),
+    ]
     for k in range(3):
         first, last = -(-8 * k // 6), 8 * (k + len(raw)) // 6
         pieces = [enc(b"\0" * k + raw).decode()[first:last] for enc in (base64.b64encode, base64.urlsafe_b64encode)]
@@ -106,7 +119,9 @@ _ASCII_LOWER = {c: c + 32 for c in range(ord("A"), ord("Z") + 1)}
 
 
 class Registry:
-    """A set of secrets and the patterns that find them; the process has one (`register`, `scrub`), tests make their own."""
+    """A set of secrets and the patterns that find them; the process has one
+    (`register`, `scrub`), tests make their own.
+    """
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
@@ -120,18 +135,25 @@ class Registry:
 
     def register(self, *values: SecretStr | str | None) -> None:
         """Remember secrets (SecretStr or str; None and short values are ignored)."""
-        new = {v for value in values if value is not None
-               for v in _variants(value.get_secret_value() if isinstance(value, SecretStr) else str(value))}
+        new = {
+            v
+            for value in values
+            if value is not None
+            for v in _variants(value.get_secret_value() if isinstance(value, SecretStr) else str(value))
+        }
         with self._lock:
             if new <= self._secrets:
                 return
             self._secrets.update(new)
-            ordered = sorted(self._secrets, key=len, reverse=True)  # longest first: a URL is masked whole before its path
+            # longest first: a URL is masked whole before its path
+            ordered = sorted(self._secrets, key=len, reverse=True)
             pattern = "(?i:" + "|".join(f for s in ordered for f in _forms(s)) + ")"
-            roots = [s for s in ordered if not any(t != s and t in s for t in ordered)]  # a URL's needles are its path's
+            # a URL's needles are its path's
+            roots = [s for s in ordered if not any(t != s and t in s for t in ordered)]
             needles = [_needles(s) for s in roots]
             self._needles = None if any(n is None for n in needles) else sorted({x for n in needles for x in n or []})
-            self._window = 16 * len(ordered[0]) + 64  # the longest form of the longest secret fits either side of a needle
+            # the longest form of the longest secret fits either side of a needle
+            self._window = 16 * len(ordered[0]) + 64
             self._pattern = (re.compile(pattern), re.compile(pattern.encode("utf-8")))
 
     def spans(self, data: str | bytes) -> list[tuple[int, int]]:
@@ -171,7 +193,7 @@ class Registry:
         pieces, at = [], 0
         for lo, hi in sorted(spans):
             if hi > at:
-                pieces += [text[at:max(lo, at)], MASK]
+                pieces += [text[at : max(lo, at)], MASK]
                 at = hi
         pieces.append(text[at:])
         return "".join(pieces)

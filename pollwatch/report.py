@@ -89,47 +89,88 @@ def _overlaps(start: datetime, end: datetime | None, since: datetime, until: dat
     return start < until and (end is None or end >= since)
 
 
-def collect(session: Session, watch: Watch, since: datetime, until: datetime, max_charts: int = 24,
-            max_points: int = 600) -> ReportData:
+def collect(
+    session: Session, watch: Watch, since: datetime, until: datetime, max_charts: int = 24, max_points: int = 600
+) -> ReportData:
     """Everything the report shows for `watch` in [since, until), read from the store."""
     name = watch.name
     incidents = store.list_incidents(session, watch=name, since=since, until=until)
     anomalies = {a.id: a for a in store.list_anomalies(session, name) if _overlaps(a.start, a.end, since, until)}
-    rows = session.execute(select(store.AlertRow).where(store.AlertRow.watch == name)
-                           .order_by(store.AlertRow.created_at, store.AlertRow.sequence)).scalars()
+    rows = session.execute(
+        select(store.AlertRow)
+        .where(store.AlertRow.watch == name)
+        .order_by(store.AlertRow.created_at, store.AlertRow.sequence)
+    ).scalars()
     inc_ids = {i.id for i in incidents}
-    alerts = [SentAlert(alert=store._row_to_alert(r), sent_at=r.sent_at, remote_ref=r.remote_ref, last_error=r.last_error)
-              for r in rows if r.incident_id in inc_ids or since <= r.created_at < until]
+    alerts = [
+        SentAlert(alert=store._row_to_alert(r), sent_at=r.sent_at, remote_ref=r.remote_ref, last_error=r.last_error)
+        for r in rows
+        if r.incident_id in inc_ids or since <= r.created_at < until
+    ]
     gaps = [g for g in store.list_gaps(session, name) if _overlaps(g.start, g.end, since, until)]
     notices = [n for n in store.list_notices(session, name) if since <= n.time < until]
     blind = [
-        {"source": b.source, "signal": b.signal, "entity": b.entity, "coverage": b.coverage, "reason": b.reason,
-         "window": f"{iso(b.window_start)} → {iso(b.window_end)}"}
+        {
+            "source": b.source,
+            "signal": b.signal,
+            "entity": b.entity,
+            "coverage": b.coverage,
+            "reason": b.reason,
+            "window": f"{iso(b.window_start)} → {iso(b.window_end)}",
+        }
         for b in session.execute(select(store.BaselineRow).where(store.BaselineRow.watch == name)).scalars()
         if not b.usable
     ]
     overrides = [
         {"time": e.time, "incident": e.subject, **e.payload}
-        for e in audit.entries(session, kind=audit.AuditKind.override.value, watch=name) if e.subject in inc_ids
+        for e in audit.entries(session, kind=audit.AuditKind.override.value, watch=name)
+        if e.subject in inc_ids
     ]
     v = audit.verify(session)
-    chain = {"entries": v.entries, "ok": v.ok, "head_seq": v.head_seq, "head_hash": v.head_hash,
-             "first_problem": v.first.message if v.first else None,
-             "watch_entries": len(audit.entries(session, watch=name))}
+    chain = {
+        "entries": v.entries,
+        "ok": v.ok,
+        "head_seq": v.head_seq,
+        "head_hash": v.head_hash,
+        "first_problem": v.first.message if v.first else None,
+        "watch_entries": len(audit.entries(session, watch=name)),
+    }
     series, omitted = _collect_series(session, watch, since, until, anomalies, incidents, max_charts, max_points)
-    return ReportData(watch=watch, since=since, until=until, generated_at=datetime.now(timezone.utc), incidents=incidents,
-                      anomalies=anomalies, alerts=alerts, gaps=gaps, notices=notices, blind_spots=blind, series=series,
-                      series_omitted=omitted, audit=chain, overrides=overrides)
+    return ReportData(
+        watch=watch,
+        since=since,
+        until=until,
+        generated_at=datetime.now(timezone.utc),
+        incidents=incidents,
+        anomalies=anomalies,
+        alerts=alerts,
+        gaps=gaps,
+        notices=notices,
+        blind_spots=blind,
+        series=series,
+        series_omitted=omitted,
+        audit=chain,
+        overrides=overrides,
+    )
 
 
-def _collect_series(session: Session, watch: Watch, since: datetime, until: datetime, anomalies: dict[str, Anomaly],
-                    incidents: list[Incident], max_charts: int, max_points: int) -> tuple[list[Series], int]:
+def _collect_series(
+    session: Session,
+    watch: Watch,
+    since: datetime,
+    until: datetime,
+    anomalies: dict[str, Anomaly],
+    incidents: list[Incident],
+    max_charts: int,
+    max_points: int,
+) -> tuple[list[Series], int]:
     longest = max((s.window for s in watch.signals.values()), default=timedelta(days=1))
     # Plain rows, not Observation models: a report reads every point of weeks of data.
     t = store.ObservationRow.__table__.c
     rows = session.execute(
         select(t.source, t.signal, t.entity, t.time, t.value)
-        .where(t.country == watch.country, t.time >= since - longest, t.time < until).order_by(t.time)
+        .where(t.country == watch.country, t.time >= since - longest, t.time < until)
+        .order_by(t.time)
     )
     by_series: dict[tuple[str, str, str], list[tuple[datetime, float | None]]] = defaultdict(list)
     for source, signal, entity, time, value in rows:
@@ -156,16 +197,30 @@ def _collect_series(session: Session, watch: Watch, since: datetime, until: date
         points = by_series[key]
         base, thr = _reference_baseline(points, cfg, since, until, max_points)
         shown = _downsample([(t, v) for t, v in points if since <= t < until], since, until, max_points, cfg.direction)
-        note = (f"moving median of the previous {format_duration(cfg.window)} (the {cfg.detector} detector's expectation); "
-                f"threshold: critical {cfg.critical:g} ({cfg.mode})")
-        out.append(Series(source=key[0], signal=key[1], entity=key[2], direction=cfg.direction, points=shown,
-                          baseline=base, threshold=thr, baseline_note=note, anomalous=key in anomalous,
-                          incident_ids=sorted(anomalous.get(key, set()))))
+        note = (
+            f"moving median of the previous {format_duration(cfg.window)} (the {cfg.detector} detector's expectation); "
+            f"threshold: critical {cfg.critical:g} ({cfg.mode})"
+        )
+        out.append(
+            Series(
+                source=key[0],
+                signal=key[1],
+                entity=key[2],
+                direction=cfg.direction,
+                points=shown,
+                baseline=base,
+                threshold=thr,
+                baseline_note=note,
+                anomalous=key in anomalous,
+                incident_ids=sorted(anomalous.get(key, set())),
+            )
+        )
     return out, max(len(keys) - len(out), 0)
 
 
-def _downsample(points: list[tuple[datetime, float | None]], since: datetime, until: datetime, n: int,
-                direction: Direction) -> list[tuple[datetime, float | None]]:
+def _downsample(
+    points: list[tuple[datetime, float | None]], since: datetime, until: datetime, n: int, direction: Direction
+) -> list[tuple[datetime, float | None]]:
     """At most `n` buckets; each keeps its most anomalous value (min for drops, max for rises)."""
     if len(points) <= n:
         return points
@@ -181,8 +236,9 @@ def _downsample(points: list[tuple[datetime, float | None]], since: datetime, un
     return out
 
 
-def _reference_baseline(points: list[tuple[datetime, float | None]], cfg: Any, since: datetime, until: datetime,
-                        n: int) -> tuple[list[tuple[datetime, float | None]], list[tuple[datetime, float | None]]]:
+def _reference_baseline(
+    points: list[tuple[datetime, float | None]], cfg: Any, since: datetime, until: datetime, n: int
+) -> tuple[list[tuple[datetime, float | None]], list[tuple[datetime, float | None]]]:
     """The expected level over time (median of the previous window), and the critical threshold.
 
     Points judged critical are replaced by the expectation before they enter the history
@@ -231,10 +287,31 @@ def _critical(cfg: Any, value: float, expected: float) -> bool:
 # --- #KeepItOn export --------------------------------------------------------------------------
 
 KEEPITON_COLUMNS = [
-    "country", "start_date", "end_date", "start_utc", "end_utc", "duration_hours", "geo_scope", "area",
-    "shutdown_type", "shutdown_extent", "affected_network", "facebook", "twitter", "whatsapp", "instagram",
-    "telegram", "other_services", "actual_cause", "event", "info_link",
-    "pollwatch_incident_id", "pollwatch_kind", "pollwatch_cause", "cause_confidence", "status",
+    "country",
+    "start_date",
+    "end_date",
+    "start_utc",
+    "end_utc",
+    "duration_hours",
+    "geo_scope",
+    "area",
+    "shutdown_type",
+    "shutdown_extent",
+    "affected_network",
+    "facebook",
+    "twitter",
+    "whatsapp",
+    "instagram",
+    "telegram",
+    "other_services",
+    "actual_cause",
+    "event",
+    "info_link",
+    "pollwatch_incident_id",
+    "pollwatch_kind",
+    "pollwatch_cause",
+    "cause_confidence",
+    "status",
 ]
 _FLAGGED = ("facebook", "twitter", "whatsapp", "instagram", "telegram")
 _EXTENT = {
@@ -266,7 +343,11 @@ def _affected_network(watch: Watch, inc: Incident) -> str:
     for t in inc.scope.network_types:
         types.add("broadband" if t in ("fixed", "broadband") else "mobile" if t == "mobile" else t)
     if not types:
-        return "Broadband, Mobile" if inc.kind in (IncidentKind.nationwide_outage, IncidentKind.regional_outage) else "Unknown"
+        return (
+            "Broadband, Mobile"
+            if inc.kind in (IncidentKind.nationwide_outage, IncidentKind.regional_outage)
+            else "Unknown"
+        )
     return ", ".join(t.capitalize() for t in sorted(types))
 
 
@@ -301,29 +382,31 @@ def keepiton_rows(watch: Watch, incidents: list[Incident], shutdowns_only: bool 
             others = [f"VPN/circumvention: {', '.join(others)}"] if others else ["VPN/circumvention tools"]
         hours = round((inc.end - inc.start).total_seconds() / 3600, 2) if inc.end else ""
         local = watch.tz
-        rows.append({
-            "country": _country_name(inc.country),
-            "start_date": inc.start.astimezone(local).date().isoformat(),
-            "end_date": inc.end.astimezone(local).date().isoformat() if inc.end else "Ongoing",
-            "start_utc": iso(inc.start) or "",
-            "end_utc": iso(inc.end) or "",
-            "duration_hours": str(hours),
-            "geo_scope": geo,
-            "area": area,
-            "shutdown_type": shutdown_type,
-            "shutdown_extent": extent,
-            "affected_network": _affected_network(watch, inc),
-            **flags,
-            "other_services": ", ".join(others),
-            "actual_cause": "Elections" if inc.cause.value == "government_directed" else "",
-            "event": watch.election or watch.name,
-            "info_link": "",
-            "pollwatch_incident_id": inc.id,
-            "pollwatch_kind": inc.kind.value,
-            "pollwatch_cause": inc.cause.value,
-            "cause_confidence": f"{inc.cause_confidence:.2f}",
-            "status": inc.status,
-        })
+        rows.append(
+            {
+                "country": _country_name(inc.country),
+                "start_date": inc.start.astimezone(local).date().isoformat(),
+                "end_date": inc.end.astimezone(local).date().isoformat() if inc.end else "Ongoing",
+                "start_utc": iso(inc.start) or "",
+                "end_utc": iso(inc.end) or "",
+                "duration_hours": str(hours),
+                "geo_scope": geo,
+                "area": area,
+                "shutdown_type": shutdown_type,
+                "shutdown_extent": extent,
+                "affected_network": _affected_network(watch, inc),
+                **flags,
+                "other_services": ", ".join(others),
+                "actual_cause": "Elections" if inc.cause.value == "government_directed" else "",
+                "event": watch.election or watch.name,
+                "info_link": "",
+                "pollwatch_incident_id": inc.id,
+                "pollwatch_kind": inc.kind.value,
+                "pollwatch_cause": inc.cause.value,
+                "cause_confidence": f"{inc.cause_confidence:.2f}",
+                "status": inc.status,
+            }
+        )
     return rows
 
 
@@ -349,12 +432,22 @@ def incident_table(data: ReportData) -> list[dict[str, Any]]:
     for a in data.alerts:
         if a.alert.state.value == "sent":
             sent[a.alert.incident_id] += 1
-    return [{
-        "id": i.id, "kind": i.kind.value, "scope": scope_line(i), "start": iso(i.start), "end": iso(i.end),
-        "status": i.status, "cause": i.cause.value, "confidence": round(i.cause_confidence, 2),
-        "severity": round(i.severity), "alerts_sent": sent[i.id],
-        "episodes": i.pattern.episodes if i.pattern else 1,
-    } for i in data.incidents]
+    return [
+        {
+            "id": i.id,
+            "kind": i.kind.value,
+            "scope": scope_line(i),
+            "start": iso(i.start),
+            "end": iso(i.end),
+            "status": i.status,
+            "cause": i.cause.value,
+            "confidence": round(i.cause_confidence, 2),
+            "severity": round(i.severity),
+            "alerts_sent": sent[i.id],
+            "episodes": i.pattern.episodes if i.pattern else 1,
+        }
+        for i in data.incidents
+    ]
 
 
 def markdown_summary(data: ReportData, html_path: str | None = None) -> str:
@@ -376,8 +469,10 @@ def markdown_summary(data: ReportData, html_path: str | None = None) -> str:
         lines.append(f"- HTML report: `{html_path}`")
     lines += ["", "| kind | start (UTC) | end (UTC) | scope | cause |", "|---|---|---|---|---|"]
     for i in data.incidents:
-        lines.append(f"| {KIND_TITLES[i.kind]} | {iso(i.start)} | {iso(i.end) or 'ongoing'} | {scope_line(i)} | "
-                     f"{i.cause.value} ({i.cause_confidence:.0%}) |")
+        lines.append(
+            f"| {KIND_TITLES[i.kind]} | {iso(i.start)} | {iso(i.end) or 'ongoing'} | {scope_line(i)} | "
+            f"{i.cause.value} ({i.cause_confidence:.0%}) |"
+        )
     if not data.incidents:
         lines.append("| none | | | | |")
     return "\n".join(lines)
@@ -439,8 +534,14 @@ class _Axis:
 
     def ticks(self, watch: Watch) -> list[tuple[float, str]]:
         span = self.t1 - self.t0
-        step = next((s for s in (3600, 3 * 3600, 6 * 3600, 12 * 3600, 86400, 2 * 86400, 7 * 86400, 14 * 86400, 28 * 86400)
-                     if span / s <= 10), 28 * 86400)
+        step = next(
+            (
+                s
+                for s in (3600, 3 * 3600, 6 * 3600, 12 * 3600, 86400, 2 * 86400, 7 * 86400, 14 * 86400, 28 * 86400)
+                if span / s <= 10
+            ),
+            28 * 86400,
+        )
         first = self.t0 - self.t0 % step + (step if self.t0 % step else 0)
         out = []
         t = first
@@ -464,8 +565,10 @@ def _svg_milestones(axis: _Axis, watch: Watch, data: ReportData, top: float, bot
     for name, at in watch.milestone_times().items():
         if data.since <= at < data.until:
             x = axis.x(at)
-            parts.append(f"<line x1='{x}' y1='{top}' x2='{x}' y2='{bottom}' stroke='#2980b9' stroke-dasharray='2,3'>"
-                         f"<title>{_e(name)} {_e(iso(at))}</title></line>")
+            parts.append(
+                f"<line x1='{x}' y1='{top}' x2='{x}' y2='{bottom}' stroke='#2980b9' stroke-dasharray='2,3'>"
+                f"<title>{_e(name)} {_e(iso(at))}</title></line>"
+            )
             if labels:
                 parts.append(f"<text x='{x + 2}' y='{top + 9}' font-size='9' fill='#2980b9'>{_e(name)}</text>")
     return "".join(parts)
@@ -481,8 +584,10 @@ def timeline_svg(data: ReportData) -> str:
     gap_row = top + n * row + 6
     height = gap_row + 36
     axis = _Axis(data.since, data.until, left, right)
-    parts = [f"<svg class='timeline' width='{width}' height='{height}' "
-             f"viewBox='0 0 {width} {height}' role='img' aria-label='incident timeline'>"]
+    parts = [
+        f"<svg class='timeline' width='{width}' height='{height}' "
+        f"viewBox='0 0 {width} {height}' role='img' aria-label='incident timeline'>"
+    ]
     parts.append(_svg_time_axis(axis, w, gap_row + 14, top))
     parts.append(_svg_milestones(axis, w, data, 4, gap_row + 14, labels=True))
     for k, inc in enumerate(data.incidents):
@@ -491,16 +596,22 @@ def timeline_svg(data: ReportData) -> str:
         x1 = max(axis.x(inc.end or data.until), x0 + 3)
         color = KIND_COLORS[inc.kind]
         parts.append(f"<text x='{left - 6}' y='{y + 14}' font-size='11' text-anchor='end'>{_e(inc.kind.value)}</text>")
-        parts.append(f"<rect x='{x0}' y='{y + 3}' width='{round(x1 - x0, 1)}' height='{row - 6}' fill='{color}' rx='2'>"
-                     f"<title>{_e(KIND_TITLES[inc.kind])} {_e(iso(inc.start))} → {_e(iso(inc.end) or 'ongoing')}: "
-                     f"{_e(scope_line(inc))}</title></rect>")
+        parts.append(
+            f"<rect x='{x0}' y='{y + 3}' width='{round(x1 - x0, 1)}' height='{row - 6}' fill='{color}' rx='2'>"
+            f"<title>{_e(KIND_TITLES[inc.kind])} {_e(iso(inc.start))} → {_e(iso(inc.end) or 'ongoing')}: "
+            f"{_e(scope_line(inc))}</title></rect>"
+        )
     if not data.incidents:
         parts.append(f"<text x='{left}' y='{top + 14}' font-size='12' fill='#777'>no incidents in this range</text>")
-    parts.append(f"<text x='{left - 6}' y='{gap_row + 10}' font-size='11' text-anchor='end' fill='#777'>data gaps</text>")
+    parts.append(
+        f"<text x='{left - 6}' y='{gap_row + 10}' font-size='11' text-anchor='end' fill='#777'>data gaps</text>"
+    )
     for g in data.gaps:
         x0, x1 = axis.x(g.start), axis.x(g.end)
-        parts.append(f"<rect x='{x0}' y='{gap_row}' width='{max(round(x1 - x0, 1), 1)}' height='12' fill='#bbb'>"
-                     f"<title>{_e(g.source)} {_e(g.entity)}: {_e(g.reason)}</title></rect>")
+        parts.append(
+            f"<rect x='{x0}' y='{gap_row}' width='{max(round(x1 - x0, 1), 1)}' height='12' fill='#bbb'>"
+            f"<title>{_e(g.source)} {_e(g.entity)}: {_e(g.reason)}</title></rect>"
+        )
     parts.append("</svg>")
     return "".join(parts)
 
@@ -530,25 +641,33 @@ def series_svg(data: ReportData, s: Series) -> str:
     def y(v: float) -> float:
         return round(bottom - (min(max(v, lo), hi) - lo) / (hi - lo) * (bottom - top), 1)
 
-    parts = [f"<svg class='series' width='{width}' height='{height}' "
-             f"viewBox='0 0 {width} {height}' role='img' aria-label='{_e(s.signal)} {_e(s.entity)}'>"]
+    parts = [
+        f"<svg class='series' width='{width}' height='{height}' "
+        f"viewBox='0 0 {width} {height}' role='img' aria-label='{_e(s.signal)} {_e(s.entity)}'>"
+    ]
     for inc in data.incidents:
         mine = inc.id in s.incident_ids
         x0, x1 = axis.x(inc.start), axis.x(inc.end or data.until)
-        parts.append(f"<rect x='{x0}' y='{top}' width='{max(round(x1 - x0, 1), 2)}' height='{bottom - top}' "
-                     f"fill='{KIND_COLORS[inc.kind]}' fill-opacity='{0.22 if mine else 0.07}'>"
-                     f"<title>incident {_e(inc.id)} ({_e(inc.kind.value)})</title></rect>")
+        parts.append(
+            f"<rect x='{x0}' y='{top}' width='{max(round(x1 - x0, 1), 2)}' height='{bottom - top}' "
+            f"fill='{KIND_COLORS[inc.kind]}' fill-opacity='{0.22 if mine else 0.07}'>"
+            f"<title>incident {_e(inc.id)} ({_e(inc.kind.value)})</title></rect>"
+        )
     for g in data.gaps:
         if g.entity == s.entity and g.source == s.source and (g.signal in (None, s.signal)):
             x0, x1 = axis.x(g.start), axis.x(g.end)
-            parts.append(f"<rect x='{x0}' y='{bottom}' width='{max(round(x1 - x0, 1), 1)}' height='5' fill='#999'>"
-                         f"<title>no data: {_e(g.reason)}</title></rect>")
+            parts.append(
+                f"<rect x='{x0}' y='{bottom}' width='{max(round(x1 - x0, 1), 1)}' height='5' fill='#999'>"
+                f"<title>no data: {_e(g.reason)}</title></rect>"
+            )
     parts.append(_svg_time_axis(axis, data.watch, bottom, top))
     parts.append(_svg_milestones(axis, data.watch, data, top, bottom, labels=False))
     for frac in (0.0, 0.5, 1.0):
         v = lo + (hi - lo) * frac
-        parts.append(f"<line x1='{left}' y1='{y(v)}' x2='{right}' y2='{y(v)}' stroke='#f0f0f0'/>"
-                     f"<text x='{left - 4}' y='{y(v) + 3}' font-size='10' text-anchor='end' fill='#666'>{_e(_fmt(v))}</text>")
+        parts.append(
+            f"<line x1='{left}' y1='{y(v)}' x2='{right}' y2='{y(v)}' stroke='#f0f0f0'/>"
+            f"<text x='{left - 4}' y='{y(v) + 3}' font-size='10' text-anchor='end' fill='#666'>{_e(_fmt(v))}</text>"
+        )
     parts.append(f"<line x1='{left}' y1='{bottom}' x2='{right}' y2='{bottom}' stroke='#999'/>")
     thr = _path(axis, s.threshold, y)
     if thr:
@@ -574,15 +693,34 @@ def _table(headers: list[str], rows: list[list[str]], empty: str) -> str:
 def _incident_card(data: ReportData, inc: Incident) -> str:
     w = data.watch
     alerts = [a for a in data.alerts if a.alert.incident_id == inc.id]
-    ev_rows = [[_e(e.name), _e(e.supports.value), _e(f"{e.weight:+.2f}"), _e(e.detail),
-                f"<span class='mono'>{_e(', '.join(f'{k}={v}' for k, v in e.numbers.items()))}</span>"] for e in inc.evidence]
+    ev_rows = [
+        [
+            _e(e.name),
+            _e(e.supports.value),
+            _e(f"{e.weight:+.2f}"),
+            _e(e.detail),
+            f"<span class='mono'>{_e(', '.join(f'{k}={v}' for k, v in e.numbers.items()))}</span>",
+        ]
+        for e in inc.evidence
+    ]
     anomaly_rows = []
     for aid in inc.anomaly_ids:
         a = data.anomalies.get(aid)
         if a is None:
             continue
-        anomaly_rows.append([_e(a.source), _e(a.signal), _e(a.entity.key), _e(a.level), _t(a.start, w), _t(a.end, w),
-                             _e(_fmt(a.expected)), _e(_fmt(a.observed)), _e(f"{a.depth:.0%}")])
+        anomaly_rows.append(
+            [
+                _e(a.source),
+                _e(a.signal),
+                _e(a.entity.key),
+                _e(a.level),
+                _t(a.start, w),
+                _t(a.end, w),
+                _e(_fmt(a.expected)),
+                _e(_fmt(a.observed)),
+                _e(f"{a.depth:.0%}"),
+            ]
+        )
     history = "".join(f"<li>{_e(h)}</li>" for h in inc.kind_history) if inc.kind_history else ""
     override = ""
     if inc.override:
@@ -590,49 +728,88 @@ def _incident_card(data: ReportData, inc: Incident) -> str:
     recurring = ""
     if inc.pattern is not None:
         p = inc.pattern
-        ep_rows = [[str(n), _t(e.start, w), _t(e.end, w), _e(f"{e.local_start}-{e.local_end or '…'}"), _e(e.kind.value), _e(e.note)]
-                   for n, e in enumerate(inc.episodes, start=p.episodes - len(inc.episodes) + 1)]
+        ep_rows = [
+            [
+                str(n),
+                _t(e.start, w),
+                _t(e.end, w),
+                _e(f"{e.local_start}-{e.local_end or '…'}"),
+                _e(e.kind.value),
+                _e(e.note),
+            ]
+            for n, e in enumerate(inc.episodes, start=p.episodes - len(inc.episodes) + 1)
+        ]
         missed = f"; expected but did not come: {_e(', '.join(p.missed_dates))}" if p.missed_dates else ""
-        recurring = (f"<h3>Recurring: {p.episodes} episodes, {_e(p.period)} {_e(p.window)} ({_e(p.timezone)})</h3>"
-                     f"<p class='muted'>One incident for the whole pattern{missed}.</p>"
-                     + _table(["#", "start", "end", "local window", "kind", "note"], ep_rows, "No episodes."))
+        recurring = (
+            f"<h3>Recurring: {p.episodes} episodes, {_e(p.period)} {_e(p.window)} ({_e(p.timezone)})</h3>"
+            f"<p class='muted'>One incident for the whole pattern{missed}.</p>"
+            + _table(["#", "start", "end", "local window", "kind", "note"], ep_rows, "No episodes.")
+        )
     if inc.acknowledged_by:
-        override += "<p><b>Acknowledged</b> by " + ", ".join(f"{_e(r.get('by'))} at {_e(r.get('at'))}" for r in inc.acknowledged_by) + "</p>"
+        override += (
+            "<p><b>Acknowledged</b> by "
+            + ", ".join(f"{_e(r.get('by'))} at {_e(r.get('at'))}" for r in inc.acknowledged_by)
+            + "</p>"
+        )
     if inc.false_alarm:
-        override += (f"<p><b>Closed as a false alarm</b> (not an outage) by {_e(inc.false_alarm.get('by'))} at "
-                     f"{_e(inc.false_alarm.get('at'))}: {_e(inc.false_alarm.get('why'))}</p>")
-    alert_list = "".join(f"<li>{_e(a.alert.event)} → {_e(a.alert.destination)} at {_t(a.sent_at or a.alert.created_at, w)} "
-                         f"({_e(a.alert.state.value)})</li>" for a in alerts)
+        override += (
+            f"<p><b>Closed as a false alarm</b> (not an outage) by {_e(inc.false_alarm.get('by'))} at "
+            f"{_e(inc.false_alarm.get('at'))}: {_e(inc.false_alarm.get('why'))}</p>"
+        )
+    alert_list = "".join(
+        f"<li>{_e(a.alert.event)} → {_e(a.alert.destination)} at {_t(a.sent_at or a.alert.created_at, w)} "
+        f"({_e(a.alert.state.value)})</li>"
+        for a in alerts
+    )
     return f"""
 <div class="card incident" id="incident-{_e(inc.id)}" data-incident-id="{_e(inc.id)}" style="border-left-color:{KIND_COLORS[inc.kind]}">
 <div><span class="kind">{_e(KIND_TITLES[inc.kind])}</span> <span class="mono">{_e(inc.id)}</span>
  <span class="muted">({_e(inc.kind.value)}, {_e(inc.status)})</span></div>
 <div>From {_t(inc.start, w)} to {_t(inc.end, w)}; detected {_t(inc.detected_at, w)}</div>
-<div>Scope: {_e(scope_line(inc))}; signals {_e(', '.join(inc.scope.signals) or '-')}; share {inc.scope.share:.0%};
+<div>Scope: {_e(scope_line(inc))}; signals {_e(", ".join(inc.scope.signals) or "-")}; share {inc.scope.share:.0%};
  deepest {inc.depth:.0%}; severity {inc.severity_index}/100 ({_e(inc.severity_band)})</div>
 <div>Cause: <b>{_e(inc.cause.value)}</b>, confidence {inc.cause_confidence:.0%}</div>
 {override}
 {recurring}
-<h3>Evidence</h3>{_table(['evidence', 'supports', 'weight', 'detail', 'numbers'], ev_rows, 'No evidence recorded.')}
-<h3>Anomalies behind it</h3>{_table(['source', 'signal', 'entity', 'level', 'start', 'end', 'expected', 'observed', 'depth'], anomaly_rows, 'No anomalies recorded in this range.')}
-{f'<h3>Classification history</h3><ul>{history}</ul>' if history else ''}
-<h3>Alerts</h3>{f'<ul>{alert_list}</ul>' if alert_list else "<p class='muted'>No alerts.</p>"}
+<h3>Evidence</h3>{_table(["evidence", "supports", "weight", "detail", "numbers"], ev_rows, "No evidence recorded.")}
+<h3>Anomalies behind it</h3>{_table(["source", "signal", "entity", "level", "start", "end", "expected", "observed", "depth"], anomaly_rows, "No anomalies recorded in this range.")}
+{f"<h3>Classification history</h3><ul>{history}</ul>" if history else ""}
+<h3>Alerts</h3>{f"<ul>{alert_list}</ul>" if alert_list else "<p class='muted'>No alerts.</p>"}
 </div>"""
 
 
 def _methodology(w: Watch) -> str:
-    phases = [[_e(p.name), _e(format_duration(p.start)), _e(format_duration(p.end)), _e(format_duration(p.cadence))] for p in w.phases]
-    signals = [[_e(n), _e(c.source), _e(c.family.value), _e(c.direction.value), _e(c.detector), _e(format_duration(c.window)),
-                _e(format_duration(c.warm_up)), _e(f"{c.warning:g}"), _e(f"{c.critical:g}"), _e(c.mode), _e(f"{c.min_prediction:g}"),
-                _e(str(c.min_count)), _e(format_duration(c.min_duration)), _e(format_duration(c.recovery)), _e(format_duration(c.inpaint_max))]
-               for n, c in w.signals.items()]
+    phases = [
+        [_e(p.name), _e(format_duration(p.start)), _e(format_duration(p.end)), _e(format_duration(p.cadence))]
+        for p in w.phases
+    ]
+    signals = [
+        [
+            _e(n),
+            _e(c.source),
+            _e(c.family.value),
+            _e(c.direction.value),
+            _e(c.detector),
+            _e(format_duration(c.window)),
+            _e(format_duration(c.warm_up)),
+            _e(f"{c.warning:g}"),
+            _e(f"{c.critical:g}"),
+            _e(c.mode),
+            _e(f"{c.min_prediction:g}"),
+            _e(str(c.min_count)),
+            _e(format_duration(c.min_duration)),
+            _e(format_duration(c.recovery)),
+            _e(format_duration(c.inpaint_max)),
+        ]
+        for n, c in w.signals.items()
+    ]
     providers = [[_e(f"AS{p.asn}"), _e(p.name), _e(p.type), _e(", ".join(p.regions))] for p in w.providers]
     cls, att, al = w.classification, w.attribution, w.alerts
     return f"""
 <h3>Phases (offsets from election day 00:00 {_e(w.timezone)})</h3>
-{_table(['phase', 'start', 'end', 'cadence'], phases, 'No phases.')}
+{_table(["phase", "start", "end", "cadence"], phases, "No phases.")}
 <h3>Signals and thresholds</h3>
-{_table(['signal', 'source', 'family', 'direction', 'detector', 'window', 'warm-up', 'warning', 'critical', 'mode', 'min prediction', 'min count', 'min duration', 'recovery', 'inpaint max'], signals, 'No signals.')}
+{_table(["signal", "source", "family", "direction", "detector", "window", "warm-up", "warning", "critical", "mode", "min prediction", "min count", "min duration", "recovery", "inpaint max"], signals, "No signals.")}
 <p class="muted">Drop signals are anomalous when value/expected falls below the threshold (ratio mode) or
 expected − value exceeds it (delta mode); rise signals when value/expected (ratio) or value − expected
 (delta) exceeds it. Expected is the median of the signal's window; anomalous points are replaced by the
@@ -640,49 +817,93 @@ expectation in the history (inpainting) for at most the inpaint limit.</p>
 <h3>Classification and attribution</h3>
 <ul><li>nationwide when the country's own series falls with at least {cls.nationwide_share:.0%} of its address space affected (providers and regions weigh their address space)</li>
 <li>an incident resolves after {_e(format_duration(cls.recovery))} without open anomalies; anomalies within {_e(format_duration(cls.join_gap))} join one incident</li>
-<li>attribution minimum confidence {att.min_confidence:.0%}; weights: {_e(att.weights or 'defaults')}</li></ul>
+<li>attribution minimum confidence {att.min_confidence:.0%}; weights: {_e(att.weights or "defaults")}</li></ul>
 <h3>Alert routing</h3>
 <ul><li>channel {_e(al.channel)}, operations {_e(al.ops_channel)}, critical mention {_e(al.mention_critical)} at severity ≥ {al.critical_severity:g}</li>
 <li>minimum severity {al.min_severity:g}; at most {al.max_updates_per_hour} updates per hour</li></ul>
-<h3>Providers</h3>{_table(['ASN', 'name', 'type', 'regions'], providers, 'No providers listed.')}"""
+<h3>Providers</h3>{_table(["ASN", "name", "type", "regions"], providers, "No providers listed.")}"""
 
 
 def render_html(data: ReportData) -> str:
     """The whole report as one HTML document (no scripts, no external resources)."""
     w = data.watch
     chain = data.audit
-    chain_html = (f"<span class='ok'>verified intact</span>" if chain.get("ok")
-                  else f"<span class='bad'>BROKEN: {_e(chain.get('first_problem'))}</span>")
+    chain_html = (
+        "<span class='ok'>verified intact</span>"
+        if chain.get("ok")
+        else f"<span class='bad'>BROKEN: {_e(chain.get('first_problem'))}</span>"
+    )
     counts = defaultdict(int)
     for i in data.incidents:
         counts[i.kind] += 1
     kinds = ", ".join(f"{n} {KIND_TITLES[k].lower()}" for k, n in counts.items()) or "none"
-    inc_rows = [[f"<a href='#incident-{_e(i.id)}'>{_e(i.id)}</a>", _e(i.kind.value), _t(i.start, w), _t(i.end, w),
-                 _e(scope_line(i)), _e(f"{i.cause.value} ({i.cause_confidence:.0%})"), _e(f"{i.severity_index}/100 {i.severity_band}")]
-                for i in data.incidents]
-    alert_rows = [[_t(a.alert.created_at, w), _t(a.sent_at, w) if a.sent_at else "–", _e(a.alert.event),
-                   f"<a href='#incident-{_e(a.alert.incident_id)}'>{_e(a.alert.incident_id)}</a>", _e(a.alert.destination),
-                   _e(a.alert.state.value), _e(a.alert.attempts), f"<span class='mono'>{_e(a.remote_ref or a.last_error or '')}</span>"]
-                  for a in data.alerts]
-    gap_rows = [[_e(g.source), _e(g.signal or '-'), _e(g.entity), _t(g.start, w), _t(g.end, w), _e(g.reason)] for g in data.gaps]
-    blind_rows = [[_e(b["source"]), _e(b["signal"]), _e(b["entity"]), _e(f"{b['coverage']:.0%}"), _e(b["window"]), _e(b["reason"])]
-                  for b in data.blind_spots]
+    inc_rows = [
+        [
+            f"<a href='#incident-{_e(i.id)}'>{_e(i.id)}</a>",
+            _e(i.kind.value),
+            _t(i.start, w),
+            _t(i.end, w),
+            _e(scope_line(i)),
+            _e(f"{i.cause.value} ({i.cause_confidence:.0%})"),
+            _e(f"{i.severity_index}/100 {i.severity_band}"),
+        ]
+        for i in data.incidents
+    ]
+    alert_rows = [
+        [
+            _t(a.alert.created_at, w),
+            _t(a.sent_at, w) if a.sent_at else "–",
+            _e(a.alert.event),
+            f"<a href='#incident-{_e(a.alert.incident_id)}'>{_e(a.alert.incident_id)}</a>",
+            _e(a.alert.destination),
+            _e(a.alert.state.value),
+            _e(a.alert.attempts),
+            f"<span class='mono'>{_e(a.remote_ref or a.last_error or '')}</span>",
+        ]
+        for a in data.alerts
+    ]
+    gap_rows = [
+        [_e(g.source), _e(g.signal or "-"), _e(g.entity), _t(g.start, w), _t(g.end, w), _e(g.reason)] for g in data.gaps
+    ]
+    blind_rows = [
+        [
+            _e(b["source"]),
+            _e(b["signal"]),
+            _e(b["entity"]),
+            _e(f"{b['coverage']:.0%}"),
+            _e(b["window"]),
+            _e(b["reason"]),
+        ]
+        for b in data.blind_spots
+    ]
     notice_rows = [[_t(n.time, w), _e(n.level.value), _e(n.source), _e(n.message)] for n in data.notices]
-    override_rows = [[_e(iso(o["time"]) if isinstance(o["time"], datetime) else o["time"]), _e(o.get("incident")),
-                      _e(o.get("who")), _e(o.get("why")), f"<span class='mono'>{_e(o.get('changes'))}</span>"] for o in data.overrides]
+    override_rows = [
+        [
+            _e(iso(o["time"]) if isinstance(o["time"], datetime) else o["time"]),
+            _e(o.get("incident")),
+            _e(o.get("who")),
+            _e(o.get("why")),
+            f"<span class='mono'>{_e(o.get('changes'))}</span>",
+        ]
+        for o in data.overrides
+    ]
     charts = []
     for s in data.series:
         tag = " <span class='bad'>anomalous</span>" if s.anomalous else ""
-        charts.append(f"<div class='chart' data-series='{_e(s.source)}:{_e(s.signal)}:{_e(s.entity)}'>"
-                      f"<h3>{_e(s.signal)} · {_e(s.entity)} <span class='muted'>({_e(s.source)})</span>{tag}</h3>"
-                      f"{series_svg(data, s)}<div class='muted'>Baseline: {_e(s.baseline_note)}</div></div>")
+        charts.append(
+            f"<div class='chart' data-series='{_e(s.source)}:{_e(s.signal)}:{_e(s.entity)}'>"
+            f"<h3>{_e(s.signal)} · {_e(s.entity)} <span class='muted'>({_e(s.source)})</span>{tag}</h3>"
+            f"{series_svg(data, s)}<div class='muted'>Baseline: {_e(s.baseline_note)}</div></div>"
+        )
     omitted = f"<p class='muted'>{data.series_omitted} more series not drawn.</p>" if data.series_omitted else ""
-    legend = ("<div class='legend'><span><i class='sw' style='background:#1f4e79'></i>signal</span>"
-              "<span><i class='sw' style='background:#888'></i>baseline (expected)</span>"
-              "<span><i class='sw' style='background:#c0392b'></i>critical threshold</span>"
-              "<span><i class='sw' style='background:#2980b9'></i>milestone</span>"
-              "<span><i class='sw' style='background:#bbb'></i>no data</span>"
-              "<span>shaded: incident windows (darker where this series was anomalous)</span></div>")
+    legend = (
+        "<div class='legend'><span><i class='sw' style='background:#1f4e79'></i>signal</span>"
+        "<span><i class='sw' style='background:#888'></i>baseline (expected)</span>"
+        "<span><i class='sw' style='background:#c0392b'></i>critical threshold</span>"
+        "<span><i class='sw' style='background:#2980b9'></i>milestone</span>"
+        "<span><i class='sw' style='background:#bbb'></i>no data</span>"
+        "<span>shaded: incident windows (darker where this series was anomalous)</span></div>"
+    )
     title = f"pollwatch report — {w.name}"
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8">
@@ -692,11 +913,11 @@ def render_html(data: ReportData) -> str:
 <title>{_e(title)}</title><style>{_CSS}</style></head>
 <body><main>
 <h1>{_e(title)}</h1>
-<p class="meta">{_e(w.election or '')} — {_e(w.country)}, election day {_e(w.election_date)} ({_e(w.timezone)}).<br>
+<p class="meta">{_e(w.election or "")} — {_e(w.country)}, election day {_e(w.election_date)} ({_e(w.timezone)}).<br>
 Range {_t(data.since, w)} to {_t(data.until, w)}. Generated {_e(iso(data.generated_at))} by pollwatch {_e(data.version)}.<br>
-Playbook content hash <span class="mono">{_e(w.content_hash or '-')}</span>.<br>
-Audit chain: {_e(chain.get('entries', 0))} entries ({_e(chain.get('watch_entries', 0))} for this watch), {chain_html};
-head entry {_e(chain.get('head_seq') or '-')} <span class="mono">{_e(chain.get('head_hash') or '-')}</span>.</p>
+Playbook content hash <span class="mono">{_e(w.content_hash or "-")}</span>.<br>
+Audit chain: {_e(chain.get("entries", 0))} entries ({_e(chain.get("watch_entries", 0))} for this watch), {chain_html};
+head entry {_e(chain.get("head_seq") or "-")} <span class="mono">{_e(chain.get("head_hash") or "-")}</span>.</p>
 
 <h2 id="summary">Summary</h2>
 <p><b id="incident-count">{len(data.incidents)}</b> incidents: {_e(kinds)}. {len(data.alerts)} alerts,
@@ -704,31 +925,31 @@ head entry {_e(chain.get('head_seq') or '-')} <span class="mono">{_e(chain.get('
 
 <h2 id="timeline">Timeline</h2>
 {timeline_svg(data)}
-{_table(['incident', 'kind', 'start', 'end', 'scope', 'cause (confidence)', 'severity'], inc_rows, 'No incidents in this range.')}
+{_table(["incident", "kind", "start", "end", "scope", "cause (confidence)", "severity"], inc_rows, "No incidents in this range.")}
 
 <h2 id="incidents">Incidents</h2>
-{''.join(_incident_card(data, i) for i in data.incidents) or "<p class='muted'>No incidents in this range.</p>"}
+{"".join(_incident_card(data, i) for i in data.incidents) or "<p class='muted'>No incidents in this range.</p>"}
 
 <h2 id="signals">Signals against their baselines</h2>
 {legend}
-{''.join(charts) or "<p class='muted'>No observations stored for this range.</p>"}
+{"".join(charts) or "<p class='muted'>No observations stored for this range.</p>"}
 {omitted}
 
 <h2 id="alerts">Alerts sent</h2>
-{_table(['created', 'sent', 'event', 'incident', 'destination', 'state', 'attempts', 'reference / error'], alert_rows, 'No alerts.')}
+{_table(["created", "sent", "event", "incident", "destination", "state", "attempts", "reference / error"], alert_rows, "No alerts.")}
 
 <h2 id="overrides">Responder overrides</h2>
-{_table(['time', 'incident', 'who', 'why', 'changes'], override_rows, 'No overrides.')}
+{_table(["time", "incident", "who", "why", "changes"], override_rows, "No overrides.")}
 
 <h2 id="gaps">Data gaps and blind spots</h2>
 <p class="muted">A gap is a span where a source should have produced data and did not: missing data is
 never counted as an outage. A blind spot is a series whose baseline had too little data to judge.</p>
 <h3>Data gaps</h3>
-{_table(['source', 'signal', 'entity', 'from', 'to', 'reason'], gap_rows, 'No data gaps recorded.')}
+{_table(["source", "signal", "entity", "from", "to", "reason"], gap_rows, "No data gaps recorded.")}
 <h3>Blind spots</h3>
-{_table(['source', 'signal', 'entity', 'coverage', 'baseline window', 'reason'], blind_rows, 'No blind spots recorded.')}
+{_table(["source", "signal", "entity", "coverage", "baseline window", "reason"], blind_rows, "No blind spots recorded.")}
 <h3>Operator notices</h3>
-{_table(['time', 'level', 'source', 'message'], notice_rows, 'No notices.')}
+{_table(["time", "level", "source", "message"], notice_rows, "No notices.")}
 
 <h2 id="methodology">Methodology and thresholds in force</h2>
 {_methodology(w)}
@@ -766,8 +987,14 @@ def default_path(watch: Watch, since: datetime) -> Path:
     return Path("reports") / f"{safe_file_name(watch.name)}-{since.astimezone(timezone.utc):%Y%m%dT%H%MZ}.html"
 
 
-def build_report(watch: Watch, since: datetime, until: datetime, out: str | Path | None = None,
-                 max_charts: int = 24, url: str | None = None) -> ReportResult:
+def build_report(
+    watch: Watch,
+    since: datetime,
+    until: datetime,
+    out: str | Path | None = None,
+    max_charts: int = 24,
+    url: str | None = None,
+) -> ReportResult:
     """Collect, write the HTML, and record the file's SHA-256 in the audit log."""
     with store.session_scope(url) as s:
         data = collect(s, watch, since, until, max_charts=max_charts)
@@ -776,12 +1003,31 @@ def build_report(watch: Watch, since: datetime, until: datetime, out: str | Path
         write_html(data, path)
     except OutputError as exc:
         with store.session_scope(url) as s:
-            audit.record_report_failure(s, watch=watch.name, path=path, what="html-report", error=str(exc),
-                                        params={"from": since, "until": until, "max_charts": max_charts})
+            audit.record_report_failure(
+                s,
+                watch=watch.name,
+                path=path,
+                what="html-report",
+                error=str(exc),
+                params={"from": since, "until": until, "max_charts": max_charts},
+            )
         raise
     with store.session_scope(url) as s:
-        entry = audit.record_report(s, watch=watch.name, path=path, what="html-report",
-                                    params={"from": since, "until": until, "max_charts": max_charts})
-    return ReportResult(path=str(path), sha256=entry.payload["sha256"], incidents=len(data.incidents), alerts=len(data.alerts),
-                        charts=len(data.series), audit_ok=bool(data.audit.get("ok")), audit_entry=entry.seq,
-                        markdown=markdown_summary(data, str(path)), table=incident_table(data))
+        entry = audit.record_report(
+            s,
+            watch=watch.name,
+            path=path,
+            what="html-report",
+            params={"from": since, "until": until, "max_charts": max_charts},
+        )
+    return ReportResult(
+        path=str(path),
+        sha256=entry.payload["sha256"],
+        incidents=len(data.incidents),
+        alerts=len(data.alerts),
+        charts=len(data.series),
+        audit_ok=bool(data.audit.get("ok")),
+        audit_entry=entry.seq,
+        markdown=markdown_summary(data, str(path)),
+        table=incident_table(data),
+    )

@@ -126,13 +126,23 @@ def _clean(text: str) -> str:
 
 def _record(inc: Incident, req: Request, at: datetime, **extra: Any) -> Incident:
     """The incident with this action added to its responses and its version bumped (a new alert key)."""
-    entry = {"action": req.action.value, "key": req.key(), "by": req.who, "user_id": req.user_id, "at": iso(at),
-             "source": dict(req.source), **extra}
-    return inc.model_copy(update={"responses": [*inc.responses, entry], "version": inc.version + 1,
-                                  "updated_at": max(inc.updated_at, at)})
+    entry = {
+        "action": req.action.value,
+        "key": req.key(),
+        "by": req.who,
+        "user_id": req.user_id,
+        "at": iso(at),
+        "source": dict(req.source),
+        **extra,
+    }
+    return inc.model_copy(
+        update={"responses": [*inc.responses, entry], "version": inc.version + 1, "updated_at": max(inc.updated_at, at)}
+    )
 
 
-def _alerts(s: Any, watch: Watch, inc: Incident, at: datetime, change: str, reasons: list[str], key: str) -> list[Alert]:
+def _alerts(
+    s: Any, watch: Watch, inc: Incident, at: datetime, change: str, reasons: list[str], key: str
+) -> list[Alert]:
     alerts = build_alerts(watch, [IncidentEvent(tick=at, change=change, reasons=reasons, incident=inc)])
     for a in alerts:
         a.payload["response"] = key  # delivery: the closing message of a false alarm is this one
@@ -142,9 +152,22 @@ def _alerts(s: Any, watch: Watch, inc: Incident, at: datetime, change: str, reas
 def draft_alert(watch: Watch, inc: Incident, text: str, at: datetime, who: str) -> Alert:
     """The draft statement as an outbox alert: a reply in the incident's thread (never rate-limited)."""
     key = f"{watch.name}:{inc.id}:{DRAFT_EVENT}:{inc.version}"
-    return Alert(id=stable_id(key), watch=watch.name, incident_id=inc.id, event=DRAFT_EVENT, sequence=inc.version,
-                 destination=watch.alerts.channel, idempotency_key=key, created_at=at, text=text[:39000],
-                 payload={"incident": inc.model_dump(mode="json"), "requested_by": who, "reasons": [f"draft statement for {who}"]})
+    return Alert(
+        id=stable_id(key),
+        watch=watch.name,
+        incident_id=inc.id,
+        event=DRAFT_EVENT,
+        sequence=inc.version,
+        destination=watch.alerts.channel,
+        idempotency_key=key,
+        created_at=at,
+        text=text[:39000],
+        payload={
+            "incident": inc.model_dump(mode="json"),
+            "requested_by": who,
+            "reasons": [f"draft statement for {who}"],
+        },
+    )
 
 
 Drafter = Callable[[Watch, str], str]  # (watch, incident id) -> the draft statement, Markdown (`pollwatch brief`)
@@ -159,7 +182,9 @@ def default_drafter() -> Drafter | None:
     return getattr(brief, "incident_statement", None)
 
 
-def _make_draft(req: Request, url: str | None, watch: Watch | None, drafter: Drafter | None) -> tuple[str | None, Result | None]:
+def _make_draft(
+    req: Request, url: str | None, watch: Watch | None, drafter: Drafter | None
+) -> tuple[str | None, Result | None]:
     """(the draft statement for the request's incident, None), or (None, why not as a Result)."""
     with store.session_scope(url) as s:
         try:
@@ -169,12 +194,18 @@ def _make_draft(req: Request, url: str | None, watch: Watch | None, drafter: Dra
     w = watch if watch is not None and watch.name == inc.watch else watch_for(inc.watch)
     make = drafter or default_drafter()
     if w is None or make is None:
-        why = f"watch {inc.watch} is not found here" if w is None else "the draft statement needs `pollwatch brief`, which this version lacks"
+        why = (
+            f"watch {inc.watch} is not found here"
+            if w is None
+            else "the draft statement needs `pollwatch brief`, which this version lacks"
+        )
         return None, Result("invalid", why, inc)
     try:
         return (make(w, inc.id) if drafter is not None else make(w, inc.id, url=url)), None  # type: ignore[call-arg]
     except Exception as exc:
-        return None, Result("invalid", f"the draft could not be made ({type(exc).__name__}: {str(exc)[:200]})", inc, watch=w.name)
+        return None, Result(
+            "invalid", f"the draft could not be made ({type(exc).__name__}: {str(exc)[:200]})", inc, watch=w.name
+        )
 
 
 def _same_decision(inc: Incident, req: Request) -> dict[str, Any] | None:
@@ -189,8 +220,14 @@ def _same_decision(inc: Incident, req: Request) -> dict[str, Any] | None:
     return ov
 
 
-def act(req: Request, *, url: str | None = None, watch: Watch | None = None, members: GroupMembers | None = None,
-        drafter: Drafter | None = None) -> Result:
+def act(
+    req: Request,
+    *,
+    url: str | None = None,
+    watch: Watch | None = None,
+    members: GroupMembers | None = None,
+    drafter: Drafter | None = None,
+) -> Result:
     """Carry out one responder action (see the module docstring); never raises for a responder's mistake."""
     at = (req.at or datetime.now(timezone.utc)).astimezone(timezone.utc)
     req.why = _clean(req.why)
@@ -211,25 +248,44 @@ def act(req: Request, *, url: str | None = None, watch: Watch | None = None, mem
         key = req.key()
         done = next((r for r in inc.responses if r.get("key") == key), None) or _same_decision(inc, req)
         if done is not None:
-            return Result("duplicate", f"already done by {done.get('by')} at {done.get('at')}; nothing changed", inc, watch=w.name)
+            return Result(
+                "duplicate", f"already done by {done.get('by')} at {done.get('at')}; nothing changed", inc, watch=w.name
+            )
         details = {"user_id": req.user_id, "key": key, "source": dict(req.source)}
         if req.action in GUARDED:
             ok, why_not = allowed(w, req.user_id, members)
             if not ok:
-                audit.record_response(s, watch=inc.watch, incident_id=inc.id, action="refused", who=req.who, at=at,
-                                      details={**details, "action_requested": req.action.value, "reason": why_not})
-                return Result("refused", f"Not allowed: {why_not}. Nothing changed; the attempt is logged.", inc, watch=w.name)
+                audit.record_response(
+                    s,
+                    watch=inc.watch,
+                    incident_id=inc.id,
+                    action="refused",
+                    who=req.who,
+                    at=at,
+                    details={**details, "action_requested": req.action.value, "reason": why_not},
+                )
+                return Result(
+                    "refused", f"Not allowed: {why_not}. Nothing changed; the attempt is logged.", inc, watch=w.name
+                )
         closed = inc.false_alarm
         if closed is not None and req.action is not Action.draft:
-            return Result("closed", f"incident {inc.id} was closed as a false alarm by {closed.get('by')}; nothing changed", inc,
-                          watch=w.name)
+            return Result(
+                "closed",
+                f"incident {inc.id} was closed as a false alarm by {closed.get('by')}; nothing changed",
+                inc,
+                watch=w.name,
+            )
         if req.action in (Action.change_cause, Action.false_alarm) and not req.why:
-            return Result("invalid", "say why (the source or reasoning): it is kept with the decision", inc, watch=w.name)
+            return Result(
+                "invalid", "say why (the source or reasoning): it is kept with the decision", inc, watch=w.name
+            )
 
         if req.action is Action.acknowledge:
             after = _record(inc, req, at)
             store.save_incidents(s, [after])
-            audit.record_response(s, watch=inc.watch, incident_id=inc.id, action=req.action.value, who=req.who, at=at, details=details)
+            audit.record_response(
+                s, watch=inc.watch, incident_id=inc.id, action=req.action.value, who=req.who, at=at, details=details
+            )
             alerts = _alerts(s, w, after, at, "updated", [f"acknowledged by {req.who}"], key)
             return Result("done", f"You acknowledged incident {inc.id}.", after, alerts, w.name)
 
@@ -237,14 +293,27 @@ def act(req: Request, *, url: str | None = None, watch: Watch | None = None, mem
             try:
                 cause = Cause(req.cause or inc.cause.value)
             except ValueError:
-                return Result("invalid", f"unknown cause {req.cause!r}: expected one of {', '.join(c.value for c in Cause)}", inc,
-                              watch=w.name)
+                return Result(
+                    "invalid",
+                    f"unknown cause {req.cause!r}: expected one of {', '.join(c.value for c in Cause)}",
+                    inc,
+                    watch=w.name,
+                )
             why = req.why or "confirmed from Slack"
             verb = "confirmed" if cause is inc.cause else f"changed from {inc.cause.value} to {cause.value}"
             marked = _record(inc, req, at, cause=cause.value, why=why)
             store.save_incidents(s, [marked.model_copy(update={"version": inc.version})])  # the override bumps it
-            after, alerts = override_in_session(s, marked.model_copy(update={"version": inc.version}), cause, req.who, why, at,
-                                                watch=w, details={**details, "action": req.action.value}, reason=f"cause {verb} by {req.who}: {why}")
+            after, alerts = override_in_session(
+                s,
+                marked.model_copy(update={"version": inc.version}),
+                cause,
+                req.who,
+                why,
+                at,
+                watch=w,
+                details={**details, "action": req.action.value},
+                reason=f"cause {verb} by {req.who}: {why}",
+            )
             for a in alerts:
                 a.payload["response"] = key
             return Result("done", f"Cause of incident {inc.id} {verb}.", after, alerts, w.name)
@@ -252,16 +321,33 @@ def act(req: Request, *, url: str | None = None, watch: Watch | None = None, mem
         if req.action is Action.false_alarm:
             after = _record(inc, req, at, why=req.why)
             store.save_incidents(s, [after])
-            audit.record_response(s, watch=inc.watch, incident_id=inc.id, action=req.action.value, who=req.who, at=at,
-                                  details={**details, "why": req.why})
+            audit.record_response(
+                s,
+                watch=inc.watch,
+                incident_id=inc.id,
+                action=req.action.value,
+                who=req.who,
+                at=at,
+                details={**details, "why": req.why},
+            )
             alerts = _alerts(s, w, after, at, "resolved", [f"closed as a false alarm by {req.who}: {req.why}"], key)
             return Result("done", f"Incident {inc.id} closed as a false alarm.", after, alerts, w.name)
 
         # draft statement
         text = draft or ""
         after = _record(inc, req, at, sha256=hashlib.sha256(text.encode()).hexdigest())
-        store.save_incidents(s, [after.model_copy(update={"version": inc.version})])  # a draft changes no state to alert on
-        audit.record_response(s, watch=inc.watch, incident_id=inc.id, action=req.action.value, who=req.who, at=at,
-                              details={**details, "sha256": after.responses[-1]["sha256"]})
+        # a draft changes no state to alert on
+        store.save_incidents(s, [after.model_copy(update={"version": inc.version})])
+        audit.record_response(
+            s,
+            watch=inc.watch,
+            incident_id=inc.id,
+            action=req.action.value,
+            who=req.who,
+            at=at,
+            details={**details, "sha256": after.responses[-1]["sha256"]},
+        )
         alerts = store.enqueue_alerts(s, [draft_alert(w, inc, text, at, req.who)])
-        return Result("done", f"The draft statement for incident {inc.id} is posted in the thread.", after, alerts, w.name)
+        return Result(
+            "done", f"The draft statement for incident {inc.id} is posted in the thread.", after, alerts, w.name
+        )

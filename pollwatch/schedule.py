@@ -30,7 +30,11 @@ from pollwatch.timeutil import format_duration
 FLOW_NAME = "watch-tick"
 ENTRYPOINT = "flows/watch_tick.py:watch_tick"
 AUDIT_APPLY, AUDIT_REMOVE, AUDIT_PAUSE, AUDIT_RESUME, AUDIT_CHANGE = (
-    "schedule.apply", "schedule.remove", "schedule.pause", "schedule.resume", "playbook.change",
+    "schedule.apply",
+    "schedule.remove",
+    "schedule.pause",
+    "schedule.resume",
+    "playbook.change",
 )
 
 _FREQS = ((86400, "DAILY"), (3600, "HOURLY"), (60, "MINUTELY"), (1, "SECONDLY"))
@@ -136,10 +140,18 @@ def phase_schedules(watch: Watch) -> list[PhaseSchedule]:
     out = []
     for p in watch.resolved_phases():
         ticks = p.ticks()
-        out.append(PhaseSchedule(
-            watch=watch.name, phase=p.name, deployment=deployment_name(watch.name, p.name), timezone=watch.timezone,
-            start=p.start, end=p.end, cadence=p.cadence, rules=rules_for_ticks(ticks, p.cadence, watch.timezone),
-        ))
+        out.append(
+            PhaseSchedule(
+                watch=watch.name,
+                phase=p.name,
+                deployment=deployment_name(watch.name, p.name),
+                timezone=watch.timezone,
+                start=p.start,
+                end=p.end,
+                cadence=p.cadence,
+                rules=rules_for_ticks(ticks, p.cadence, watch.timezone),
+            )
+        )
     return [s for s in out if s.rules]
 
 
@@ -158,12 +170,19 @@ def describe(watch: Watch, schedules: list[PhaseSchedule]) -> list[dict[str, Any
     for s in schedules:
         first, last = s.first_tick, s.last_tick
         assert first is not None and last is not None
-        rows.append({
-            "phase": s.phase, "deployment": s.deployment, "cadence": format_duration(s.cadence), "ticks": s.ticks,
-            "first_local": first.astimezone(tz).isoformat(), "first_utc": iso(first),
-            "last_local": last.astimezone(tz).isoformat(), "last_utc": iso(last),
-            "rules": [{"rrule": r.rrule, "timezone": r.timezone, "ticks": r.count} for r in s.rules],
-        })
+        rows.append(
+            {
+                "phase": s.phase,
+                "deployment": s.deployment,
+                "cadence": format_duration(s.cadence),
+                "ticks": s.ticks,
+                "first_local": first.astimezone(tz).isoformat(),
+                "first_utc": iso(first),
+                "last_local": last.astimezone(tz).isoformat(),
+                "last_utc": iso(last),
+                "rules": [{"rrule": r.rrule, "timezone": r.timezone, "ticks": r.count} for r in s.rules],
+            }
+        )
     return rows
 
 
@@ -178,8 +197,9 @@ def last_applied_hash(session: Any, watch: str) -> str | None:
     return applied[-1].payload.get("playbook_hash") if applied else None
 
 
-def record_applied(session: Any, watch: Watch, schedules: list[PhaseSchedule], removed: list[str],
-                   now: datetime | None = None) -> str | None:
+def record_applied(
+    session: Any, watch: Watch, schedules: list[PhaseSchedule], removed: list[str], now: datetime | None = None
+) -> str | None:
     """Record a schedule applied to Prefect; a changed playbook is recorded too (returns the previous hash then)."""
     from pollwatch import audit, store
 
@@ -187,19 +207,54 @@ def record_applied(session: Any, watch: Watch, schedules: list[PhaseSchedule], r
     previous = last_applied_hash(session, watch.name)
     changed = previous is not None and previous != watch.content_hash
     if changed:
-        audit.append(session, AUDIT_CHANGE, watch.name, watch.content_hash, {
-            "previous_hash": previous, "playbook_hash": watch.content_hash, "file": watch.source_file,
-        }, at=now)
-        store.add_notices(session, [Notice(
-            time=now, level=NoticeLevel.warning, source="schedule", watch=watch.name,
-            message=f"playbook of {watch.name} changed (sha256 {previous[:12]} -> {(watch.content_hash or '')[:12]}); "
+        audit.append(
+            session,
+            AUDIT_CHANGE,
+            watch.name,
+            watch.content_hash,
+            {
+                "previous_hash": previous,
+                "playbook_hash": watch.content_hash,
+                "file": watch.source_file,
+            },
+            at=now,
+        )
+        store.add_notices(
+            session,
+            [
+                Notice(
+                    time=now,
+                    level=NoticeLevel.warning,
+                    source="schedule",
+                    watch=watch.name,
+                    message=f"playbook of {watch.name} changed (sha256 {previous[:12]} -> "
+                    f"{(watch.content_hash or '')[:12]}); "
                     "deployments and schedules updated",
-        )])
-    audit.append(session, AUDIT_APPLY, watch.name, watch.content_hash, {
-        "playbook_hash": watch.content_hash, "file": watch.source_file, "removed": removed,
-        "deployments": [{"name": s.deployment, "phase": s.phase, "cadence": format_duration(s.cadence), "ticks": s.ticks,
-                         "rules": [r.model_dump(mode="json") for r in s.rules]} for s in schedules],
-    }, at=now)
+                )
+            ],
+        )
+    audit.append(
+        session,
+        AUDIT_APPLY,
+        watch.name,
+        watch.content_hash,
+        {
+            "playbook_hash": watch.content_hash,
+            "file": watch.source_file,
+            "removed": removed,
+            "deployments": [
+                {
+                    "name": s.deployment,
+                    "phase": s.phase,
+                    "cadence": format_duration(s.cadence),
+                    "ticks": s.ticks,
+                    "rules": [r.model_dump(mode="json") for r in s.rules],
+                }
+                for s in schedules
+            ],
+        },
+        at=now,
+    )
     return previous if changed else None
 
 

@@ -20,16 +20,22 @@ class Settings(BaseSettings):
 
     home: Path = Field(default=Path.home() / ".pollwatch", description="where the embedded store lives")
     database_url: str | None = Field(default=None, description="SQLAlchemy URL; default SQLite in `home`")
-    replay_database_url: str | None = Field(default=None, description="the replay store (replays, simulations, the demo); "
-                                            "default beside the live one (pollwatch.store.replay_database_url)")
+    replay_database_url: str | None = Field(
+        default=None,
+        description="the replay store (replays, simulations, the demo); "
+        "default beside the live one (pollwatch.store.replay_database_url)",
+    )
     slack_bot_token: SecretStr | None = None
     slack_webhook_url: SecretStr | None = None
     slack_base_url: str | None = None
     slack_app_token: SecretStr | None = None  # xapp-…: Socket Mode (Slack actions without a public endpoint)
     slack_signing_secret: SecretStr | None = None  # checks the signature of Slack's requests to an HTTP request URL
     radar_api_token: SecretStr | None = None
-    contact_url: str | None = Field(default=None, description="where observatories can reach this deployment's operators "
-                                                                "(a web page or mailto:), sent in every request's User-Agent")
+    contact_url: str | None = Field(
+        default=None,
+        description="where observatories can reach this deployment's operators "
+        "(a web page or mailto:), sent in every request's User-Agent",
+    )
 
     @model_validator(mode="after")
     def _register_secrets(self) -> "Settings":

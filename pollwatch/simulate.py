@@ -82,8 +82,14 @@ def _label(watch: Watch, ev: EventSpec) -> Label:
         services = [s.name for s in watch.circumvention]
     return Label(
         id=stable_id(watch.name, ev.kind, iso(ev.start), *ev.regions, *ev.asns, *ev.services, length=12),
-        kind=ev.kind, country=watch.country or "", regions=ev.regions, asns=asns, services=services,
-        start=ev.start, end=ev.end, cause=ev.cause,
+        kind=ev.kind,
+        country=watch.country or "",
+        regions=ev.regions,
+        asns=asns,
+        services=services,
+        start=ev.start,
+        end=ev.end,
+        cause=ev.cause,
     )
 
 
@@ -96,17 +102,58 @@ def election_day_events(watch: Watch) -> list[EventSpec]:
     fixed = [p.asn for p in watch.providers if p.type == "fixed"] or [p.asn for p in watch.providers]
     services = [s.name for s in watch.services]
     return [
-        EventSpec(kind=IncidentKind.regional_outage, start=at(3 * h), end=at(5.5 * h), regions=regions[-1:], cause=Cause.power_outage),
-        EventSpec(kind=IncidentKind.circumvention_block, start=at(8 * h), end=at(22 * h), services=[c.name for c in watch.circumvention], cause=Cause.government_directed, depth=0.9),
-        EventSpec(kind=IncidentKind.service_block, start=at(9 * h), end=at(18 * h), services=services[:1], cause=Cause.government_directed, depth=0.9),
-        EventSpec(kind=IncidentKind.network_outage, start=at(timedelta(hours=11, minutes=15)), end=at(timedelta(hours=12, minutes=5)), asns=fixed[-1:], cause=Cause.technical),
-        EventSpec(kind=IncidentKind.throttling, start=at(15 * h), end=at(18 * h), services=services[-2:-1] or services[:1], asns=mobile, cause=Cause.government_directed, factor=6.0),
-        EventSpec(kind=IncidentKind.nationwide_outage, start=at(20 * h), end=at(21 * h), cause=Cause.government_directed, depth=0.97),
+        EventSpec(
+            kind=IncidentKind.regional_outage,
+            start=at(3 * h),
+            end=at(5.5 * h),
+            regions=regions[-1:],
+            cause=Cause.power_outage,
+        ),
+        EventSpec(
+            kind=IncidentKind.circumvention_block,
+            start=at(8 * h),
+            end=at(22 * h),
+            services=[c.name for c in watch.circumvention],
+            cause=Cause.government_directed,
+            depth=0.9,
+        ),
+        EventSpec(
+            kind=IncidentKind.service_block,
+            start=at(9 * h),
+            end=at(18 * h),
+            services=services[:1],
+            cause=Cause.government_directed,
+            depth=0.9,
+        ),
+        EventSpec(
+            kind=IncidentKind.network_outage,
+            start=at(timedelta(hours=11, minutes=15)),
+            end=at(timedelta(hours=12, minutes=5)),
+            asns=fixed[-1:],
+            cause=Cause.technical,
+        ),
+        EventSpec(
+            kind=IncidentKind.throttling,
+            start=at(15 * h),
+            end=at(18 * h),
+            services=services[-2:-1] or services[:1],
+            asns=mobile,
+            cause=Cause.government_directed,
+            factor=6.0,
+        ),
+        EventSpec(
+            kind=IncidentKind.nationwide_outage,
+            start=at(20 * h),
+            end=at(21 * h),
+            cause=Cause.government_directed,
+            depth=0.97,
+        ),
     ]
 
 
-def random_events(watch: Watch, start: datetime, end: datetime, n: int, seed: int,
-                  block_depth: tuple[float, float] | None = None) -> list[EventSpec]:
+def random_events(
+    watch: Watch, start: datetime, end: datetime, n: int, seed: int, block_depth: tuple[float, float] | None = None
+) -> list[EventSpec]:
     """`n` non-overlapping events of random kinds between start and end (for evaluation suites).
 
     `block_depth` (low, high): service blocks fail that share of tests, drawn uniformly (partial
@@ -141,7 +188,17 @@ def random_events(watch: Watch, start: datetime, end: datetime, n: int, seed: in
         elif kind is IncidentKind.throttling:
             kw["services"] = rng.sample(services, 1)
             kw["asns"] = asns
-        cause = Cause.government_directed if kind in (IncidentKind.nationwide_outage, IncidentKind.service_block, IncidentKind.circumvention_block, IncidentKind.throttling) else rng.choice([Cause.technical, Cause.power_outage])
+        cause = (
+            Cause.government_directed
+            if kind
+            in (
+                IncidentKind.nationwide_outage,
+                IncidentKind.service_block,
+                IncidentKind.circumvention_block,
+                IncidentKind.throttling,
+            )
+            else rng.choice([Cause.technical, Cause.power_outage])
+        )
         out.append(EventSpec(kind=kind, start=onset, end=ev_end, cause=cause, **kw))
     return out
 
@@ -159,7 +216,7 @@ def _cells(watch: Watch, rng: random.Random) -> dict[tuple[str, int], float]:
     return cells
 
 
-def simulate(
+def simulate(  # noqa: C901 (to be split up: issue 19)
     watch: Watch,
     start: datetime,
     end: datetime,
@@ -196,8 +253,11 @@ def simulate(
     ooni_blind = {a for a in asns if rng.random() < 0.0}  # every network has some tests by default
     rtt_base = {(a, s.name): rng.uniform(60, 220) for a in asns for s in watch.services}
     base_rng = random.Random(seed * 7907 + 3)  # its own stream: the other signals do not change
-    fail_base = {(a, name): base_rng.uniform(*service_base) if service_base else 0.02
-                 for a in asns for name in [s.name for s in watch.services] + [c.name for c in watch.circumvention]}
+    fail_base = {
+        (a, name): base_rng.uniform(*service_base) if service_base else 0.02
+        for a in asns
+        for name in [s.name for s in watch.services] + [c.name for c in watch.circumvention]
+    }
 
     def active(t: datetime, kinds: tuple[IncidentKind, ...]) -> list[EventSpec]:
         return [e for e in events if e.kind in kinds and e.start <= t < e.end]
@@ -222,12 +282,31 @@ def simulate(
         local_h = (t.hour + t.minute / 60 + tz_offset_h) % 24
         return 1 + amp * math.sin((local_h - 9) / 24 * 2 * math.pi)
 
-    def emit(t: datetime, signal: str, value: float | None, region: str | None = None, asn: int | None = None,
-             service: str | None = None, count: int | None = None, source: str = "ioda") -> None:
+    def emit(
+        t: datetime,
+        signal: str,
+        value: float | None,
+        region: str | None = None,
+        asn: int | None = None,
+        service: str | None = None,
+        count: int | None = None,
+        source: str = "ioda",
+    ) -> None:
         if value is not None and rng.random() < missing_rate:
             value = None
-        obs.append(Observation(time=t, source=source, signal=signal, country=country, region=region, asn=asn,
-                               service=service, value=value, count=count))
+        obs.append(
+            Observation(
+                time=t,
+                source=source,
+                signal=signal,
+                country=country,
+                region=region,
+                asn=asn,
+                service=service,
+                value=value,
+                count=count,
+            )
+        )
 
     # connectivity (IODA-like)
     steps = {"bgp": timedelta(minutes=5), "active_probing": timedelta(minutes=10), "telescope": timedelta(minutes=5)}
@@ -273,7 +352,9 @@ def simulate(
             pooled: dict[str, list[int]] = {}
             for a in asns:
                 conn = asn_connectivity(t + timedelta(minutes=30), a)
-                for svc, rate, circ in [(s.name, 8, False) for s in watch.services] + [(c.name, 4, True) for c in watch.circumvention]:
+                for svc, rate, circ in [(s.name, 8, False) for s in watch.services] + [
+                    (c.name, 4, True) for c in watch.circumvention
+                ]:
                     n = 0 if a in ooni_blind else _poisson(rng, rate * diurnal(t, 0.4) * conn)
                     if n == 0:
                         emit(t, "service_failure_rate", None, asn=a, service=svc, count=0, source="ooni")
@@ -286,15 +367,34 @@ def simulate(
                         if svc in e.services and (not e.asns or a in e.asns):
                             p_fail = e.depth if not service_base else e.depth + (1 - e.depth) * p_fail
                     fails = sum(1 for _ in range(n) if rng.random() < p_fail)
-                    obs.append(Observation(time=t, source="ooni", signal="service_failure_rate", country=country, asn=a,
-                                           service=svc, value=round(fails / n, 4), count=n))
+                    obs.append(
+                        Observation(
+                            time=t,
+                            source="ooni",
+                            signal="service_failure_rate",
+                            country=country,
+                            asn=a,
+                            service=svc,
+                            value=round(fails / n, 4),
+                            count=n,
+                        )
+                    )
                     tot = pooled.setdefault(svc, [0, 0])
                     tot[0] += fails
                     tot[1] += n
             if country_services:
                 for svc, (fails, n) in sorted(pooled.items()):
-                    obs.append(Observation(time=t, source="ooni", signal="service_failure_rate", country=country,
-                                           service=svc, value=round(fails / n, 4), count=n))
+                    obs.append(
+                        Observation(
+                            time=t,
+                            source="ooni",
+                            signal="service_failure_rate",
+                            country=country,
+                            service=svc,
+                            value=round(fails / n, 4),
+                            count=n,
+                        )
+                    )
             t += timedelta(hours=1)
 
     # web-probe latency per provider and service
@@ -314,13 +414,22 @@ def simulate(
                     for e in active(t, (IncidentKind.throttling,)):
                         if s.name in e.services and (not e.asns or a in e.asns):
                             f *= e.factor
-                    blocked = any(s.name in e.services and (not e.asns or a in e.asns) for e in active(t, (IncidentKind.service_block,)))
-                    value = None if blocked else round(rtt_base[(a, s.name)] * f * diurnal(t, 0.1) * math.exp(rng.gauss(0, 0.08)), 1)
+                    blocked = any(
+                        s.name in e.services and (not e.asns or a in e.asns)
+                        for e in active(t, (IncidentKind.service_block,))
+                    )
+                    value = (
+                        None
+                        if blocked
+                        else round(rtt_base[(a, s.name)] * f * diurnal(t, 0.1) * math.exp(rng.gauss(0, 0.08)), 1)
+                    )
                     emit(t, "rtt_ms", value, asn=a, service=s.name, source="webprobe")
             t += step
 
     obs.sort(key=lambda o: (o.time, o.source, o.signal, o.entity_key))
-    return Scenario(watch=watch.name, start=start, end=end, seed=seed, observations=obs, labels=[_label(watch, e) for e in events])
+    return Scenario(
+        watch=watch.name, start=start, end=end, seed=seed, observations=obs, labels=[_label(watch, e) for e in events]
+    )
 
 
 def _poisson(rng: random.Random, lam: float) -> int:

@@ -25,13 +25,39 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Column, LargeBinary, Index, UniqueConstraint, and_, delete, event, func, or_, select, text, update
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Column,
+    LargeBinary,
+    Index,
+    UniqueConstraint,
+    and_,
+    delete,
+    event,
+    func,
+    or_,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.types import DateTime, TypeDecorator
 from sqlmodel import Field, Session, SQLModel, create_engine
 
-from pollwatch.models import Alert, AlertState, Anomaly, Cause, Corroboration, Entity, Gap, Incident, Notice, Observation, Provenance
+from pollwatch.models import (
+    Alert,
+    AlertState,
+    Anomaly,
+    Cause,
+    Corroboration,
+    Gap,
+    Incident,
+    Notice,
+    Observation,
+    Provenance,
+)
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 
@@ -103,7 +129,9 @@ class ObservationDigestRow(SQLModel, table=True):
 class GapRow(SQLModel, table=True):
     __tablename__ = "gap"
     # a signal-less gap (a whole source down) counts as signal '' (NULLs would never collide)
-    __table_args__ = (Index("uq_gap_signal", "watch", "source", text("coalesce(signal, '')"), "entity", "start", unique=True),)
+    __table_args__ = (
+        Index("uq_gap_signal", "watch", "source", text("coalesce(signal, '')"), "entity", "start", unique=True),
+    )
     id: int | None = Field(default=None, primary_key=True)
     watch: str = Field(index=True, max_length=128)
     source: str = Field(max_length=64)
@@ -338,7 +366,8 @@ def get_engine(url: str | None = None) -> Engine:
                 _setup_sqlite(engine)
             else:
                 engine = create_engine(url, pool_pre_ping=True)
-                if f"search_path%3D{REPLAY_SCHEMA}" in url:  # the replay store's schema, made before its first migration
+                # the replay store's schema, made before its first migration
+                if f"search_path%3D{REPLAY_SCHEMA}" in url:
                     with engine.begin() as conn:
                         conn.exec_driver_sql(f"CREATE SCHEMA IF NOT EXISTS {REPLAY_SCHEMA}")
             migrate(engine)
@@ -532,10 +561,13 @@ def _stored_rows(session: Session, batch: Mapping[tuple[Any, ...], dict[str, Any
     """The rows the batch is about to replace (same source, signal, entity and time)."""
     t = ObservationRow.__table__.c
     values = list(batch.values())
-    stmt = (select(*[t[c] for c in _DIGEST_COLUMNS])
-            .where(t.country.in_({v["country"] for v in values}), t.source.in_({v["source"] for v in values}),
-                   t.signal.in_({v["signal"] for v in values}),
-                   t.time >= min(v["time"] for v in values), t.time <= max(v["time"] for v in values)))
+    stmt = select(*[t[c] for c in _DIGEST_COLUMNS]).where(
+        t.country.in_({v["country"] for v in values}),
+        t.source.in_({v["source"] for v in values}),
+        t.signal.in_({v["signal"] for v in values}),
+        t.time >= min(v["time"] for v in values),
+        t.time <= max(v["time"] for v in values),
+    )
     return [r for r in session.execute(stmt) if (r.source, r.signal, r.entity, r.time) in batch]
 
 
@@ -569,8 +601,16 @@ def _row_to_observation(r: Any) -> Observation:
     if r.request or r.fetched_at or r.payload_hash:
         prov = Provenance(request=r.request, fetched_at=r.fetched_at, payload_hash=r.payload_hash)
     return Observation(
-        time=r.time, source=r.source, signal=r.signal, country=r.country, region=r.region,
-        asn=r.asn, service=r.service, value=r.value, count=r.count, provenance=prov,
+        time=r.time,
+        source=r.source,
+        signal=r.signal,
+        country=r.country,
+        region=r.region,
+        asn=r.asn,
+        service=r.service,
+        value=r.value,
+        count=r.count,
+        provenance=prov,
     )
 
 
@@ -594,8 +634,12 @@ def query_observations(
         for sig, start in since_by_signal.items():
             groups.setdefault(start, []).append(sig)
         rest = since or min(groups)
-        stmt = stmt.where(or_(*[and_(t.signal.in_(sigs), t.time >= start) for start, sigs in groups.items()],
-                              and_(t.signal.notin_(list(since_by_signal)), t.time >= rest)))
+        stmt = stmt.where(
+            or_(
+                *[and_(t.signal.in_(sigs), t.time >= start) for start, sigs in groups.items()],
+                and_(t.signal.notin_(list(since_by_signal)), t.time >= rest),
+            )
+        )
     elif since:
         stmt = stmt.where(t.time >= since)
     if until:
@@ -620,11 +664,26 @@ def add_gaps(session: Session, watch: str, gaps: Iterable[Gap]) -> int:
     for g in gaps:
         same_signal = GapRow.signal.is_(None) if g.signal is None else GapRow.signal == g.signal  # type: ignore[union-attr]
         existing = session.execute(
-            select(GapRow).where(GapRow.watch == watch, GapRow.source == g.source, same_signal, GapRow.entity == g.entity,
-                                 GapRow.start == g.start)
+            select(GapRow).where(
+                GapRow.watch == watch,
+                GapRow.source == g.source,
+                same_signal,
+                GapRow.entity == g.entity,
+                GapRow.start == g.start,
+            )
         ).scalar_one_or_none()
         if existing is None:
-            session.add(GapRow(watch=watch, source=g.source, signal=g.signal, entity=g.entity, start=g.start, end=g.end, reason=g.reason))
+            session.add(
+                GapRow(
+                    watch=watch,
+                    source=g.source,
+                    signal=g.signal,
+                    entity=g.entity,
+                    start=g.start,
+                    end=g.end,
+                    reason=g.reason,
+                )
+            )
             n += 1
         else:
             existing.end = max(existing.end, g.end)
@@ -641,7 +700,9 @@ def add_notices(session: Session, notices: Iterable[Notice]) -> int:
 
 def list_gaps(session: Session, watch: str) -> list[Gap]:
     rows = session.execute(select(GapRow).where(GapRow.watch == watch).order_by(GapRow.start)).scalars()
-    return [Gap(source=r.source, signal=r.signal, entity=r.entity, start=r.start, end=r.end, reason=r.reason) for r in rows]
+    return [
+        Gap(source=r.source, signal=r.signal, entity=r.entity, start=r.start, end=r.end, reason=r.reason) for r in rows
+    ]
 
 
 def save_corroborations(session: Session, records: Iterable[Corroboration]) -> int:
@@ -654,8 +715,18 @@ def save_corroborations(session: Session, records: Iterable[Corroboration]) -> i
         data = r.model_dump(mode="json")
         row = existing.get(key)
         if row is None:
-            session.add(CorroborationRow(key=key, source=r.source, kind=r.kind, country=r.country, start=r.start, end=r.end,
-                                         first_seen=_now(), data=data))
+            session.add(
+                CorroborationRow(
+                    key=key,
+                    source=r.source,
+                    kind=r.kind,
+                    country=r.country,
+                    start=r.start,
+                    end=r.end,
+                    first_seen=_now(),
+                    data=data,
+                )
+            )
             new += 1
         else:
             row.start, row.end, row.data = r.start, r.end, data
@@ -664,9 +735,15 @@ def save_corroborations(session: Session, records: Iterable[Corroboration]) -> i
 
 def list_corroborations(session: Session, country: str, since: datetime, until: datetime) -> list[Corroboration]:
     """The country's records overlapping [since, until), oldest first."""
-    stmt = (select(CorroborationRow).where(CorroborationRow.country == country, CorroborationRow.start < until,
-                                           or_(CorroborationRow.end.is_(None), CorroborationRow.end >= since))  # type: ignore[union-attr]
-            .order_by(CorroborationRow.start, CorroborationRow.key))
+    stmt = (
+        select(CorroborationRow)
+        .where(
+            CorroborationRow.country == country,
+            CorroborationRow.start < until,
+            or_(CorroborationRow.end.is_(None), CorroborationRow.end >= since),
+        )  # type: ignore[union-attr]
+        .order_by(CorroborationRow.start, CorroborationRow.key)
+    )
     return [Corroboration.model_validate(r.data) for r in session.execute(stmt).scalars()]
 
 
@@ -674,7 +751,10 @@ def list_notices(session: Session, watch: str | None = None) -> list[Notice]:
     stmt = select(NoticeRow).order_by(NoticeRow.time, NoticeRow.id)
     if watch:
         stmt = stmt.where(NoticeRow.watch == watch)
-    return [Notice(time=r.time, level=r.level, source=r.source, message=r.message, watch=r.watch) for r in session.execute(stmt).scalars()]
+    return [
+        Notice(time=r.time, level=r.level, source=r.source, message=r.message, watch=r.watch)
+        for r in session.execute(stmt).scalars()
+    ]
 
 
 # --- anomalies, incidents, alerts -----------------------------------------------------------
@@ -687,7 +767,7 @@ def _rows_by_id(session: Session, model: Any, ids: Sequence[str], chunk: int = 5
     found: dict[str, Any] = {}
     unique = list(dict.fromkeys(ids))
     for i in range(0, len(unique), chunk):
-        for row in session.execute(select(model).where(column.in_(unique[i:i + chunk]))).scalars():
+        for row in session.execute(select(model).where(column.in_(unique[i : i + chunk]))).scalars():
             found[getattr(row, column.key)] = row
     return found
 
@@ -699,8 +779,17 @@ def save_anomalies(session: Session, anomalies: Iterable[Anomaly]) -> None:
         row = existing.get(a.id)
         data = a.model_dump(mode="json")
         if row is None:
-            existing[a.id] = row = AnomalyRow(id=a.id, watch=a.watch, source=a.source, signal=a.signal, entity=a.entity.key,
-                                              start=a.start, end=a.end, detected_at=a.detected_at, data=data)
+            existing[a.id] = row = AnomalyRow(
+                id=a.id,
+                watch=a.watch,
+                source=a.source,
+                signal=a.signal,
+                entity=a.entity.key,
+                start=a.start,
+                end=a.end,
+                detected_at=a.detected_at,
+                data=data,
+            )
             session.add(row)
         else:
             row.end, row.data = a.end, data
@@ -719,9 +808,18 @@ def save_incidents(session: Session, incidents: Iterable[Incident]) -> None:
         if row is not None:
             inc = _keep_responders(inc, row.data)
         fields = dict(
-            watch=inc.watch, country=inc.country, kind=inc.kind.value, status=inc.status, start=inc.start, end=inc.end,
-            detected_at=inc.detected_at, updated_at=inc.updated_at, severity=inc.severity, cause=inc.cause.value,
-            cause_confidence=inc.cause_confidence, data=inc.model_dump(mode="json"),
+            watch=inc.watch,
+            country=inc.country,
+            kind=inc.kind.value,
+            status=inc.status,
+            start=inc.start,
+            end=inc.end,
+            detected_at=inc.detected_at,
+            updated_at=inc.updated_at,
+            severity=inc.severity,
+            cause=inc.cause.value,
+            cause_confidence=inc.cause_confidence,
+            data=inc.model_dump(mode="json"),
         )
         if row is None:
             existing[inc.id] = row = IncidentRow(id=inc.id, **fields)
@@ -732,7 +830,9 @@ def save_incidents(session: Session, incidents: Iterable[Incident]) -> None:
 
 
 def _keep_responders(inc: Incident, stored: dict[str, Any] | None) -> Incident:
-    """What responders did (pollwatch.responders, overrides) survives a tick that read the incident before they acted."""
+    """What responders did (pollwatch.responders, overrides) survives a tick that
+    read the incident before they acted.
+    """
     if not stored:
         return inc
     keys = {r.get("key") for r in inc.responses}
@@ -754,7 +854,9 @@ def get_incident(session: Session, incident_id: str) -> Incident | None:
     return Incident.model_validate(row.data) if row else None
 
 
-def list_incidents(session: Session, watch: str | None = None, since: datetime | None = None, until: datetime | None = None) -> list[Incident]:
+def list_incidents(
+    session: Session, watch: str | None = None, since: datetime | None = None, until: datetime | None = None
+) -> list[Incident]:
     stmt = select(IncidentRow).order_by(IncidentRow.start, IncidentRow.id)
     if watch:
         stmt = stmt.where(IncidentRow.watch == watch)
@@ -774,11 +876,22 @@ def enqueue_alerts(session: Session, alerts: Iterable[Alert]) -> list[Alert]:
         exists = session.execute(select(AlertRow.id).where(AlertRow.idempotency_key == a.idempotency_key)).first()
         if exists:
             continue
-        session.add(AlertRow(
-            id=a.id, watch=a.watch, incident_id=a.incident_id, event=a.event, sequence=a.sequence, destination=a.destination,
-            idempotency_key=a.idempotency_key, created_at=a.created_at, text=a.text, payload=a.payload, state=a.state.value,
-            attempts=a.attempts,
-        ))
+        session.add(
+            AlertRow(
+                id=a.id,
+                watch=a.watch,
+                incident_id=a.incident_id,
+                event=a.event,
+                sequence=a.sequence,
+                destination=a.destination,
+                idempotency_key=a.idempotency_key,
+                created_at=a.created_at,
+                text=a.text,
+                payload=a.payload,
+                state=a.state.value,
+                attempts=a.attempts,
+            )
+        )
         added.append(a)
         _audit_alert(session, a, "queued")
     return added
@@ -786,15 +899,28 @@ def enqueue_alerts(session: Session, alerts: Iterable[Alert]) -> list[Alert]:
 
 def _row_to_alert(r: AlertRow) -> Alert:
     return Alert(
-        id=r.id, watch=r.watch, incident_id=r.incident_id, event=r.event, sequence=r.sequence, destination=r.destination,
-        idempotency_key=r.idempotency_key, created_at=r.created_at, text=r.text, payload=r.payload or {},
-        state=AlertState(r.state), attempts=r.attempts,
+        id=r.id,
+        watch=r.watch,
+        incident_id=r.incident_id,
+        event=r.event,
+        sequence=r.sequence,
+        destination=r.destination,
+        idempotency_key=r.idempotency_key,
+        created_at=r.created_at,
+        text=r.text,
+        payload=r.payload or {},
+        state=AlertState(r.state),
+        attempts=r.attempts,
     )
 
 
 def pending_alerts(session: Session, watch: str | None = None, destination: str | None = None) -> list[Alert]:
     """Undelivered alerts in the order they were created."""
-    stmt = select(AlertRow).where(AlertRow.state != AlertState.sent.value).order_by(AlertRow.created_at, AlertRow.sequence, AlertRow.id)
+    stmt = (
+        select(AlertRow)
+        .where(AlertRow.state != AlertState.sent.value)
+        .order_by(AlertRow.created_at, AlertRow.sequence, AlertRow.id)
+    )
     if watch:
         stmt = stmt.where(AlertRow.watch == watch)
     if destination:
@@ -811,7 +937,9 @@ def list_alerts(session: Session, watch: str | None = None, incident_id: str | N
     return [_row_to_alert(r) for r in session.execute(stmt).scalars()]
 
 
-def mark_alert(session: Session, alert_id: str, state: AlertState, remote_ref: str | None = None, error: str | None = None) -> None:
+def mark_alert(
+    session: Session, alert_id: str, state: AlertState, remote_ref: str | None = None, error: str | None = None
+) -> None:
     row = session.get(AlertRow, alert_id)
     if row is None:
         raise KeyError(f"no alert {alert_id} in the outbox")
@@ -826,7 +954,9 @@ def mark_alert(session: Session, alert_id: str, state: AlertState, remote_ref: s
     _audit_alert(session, row, {"sent": "sent", "failed": "failed"}.get(row.state, "retry"), remote_ref, error)
 
 
-def _audit_alert(session: Session, alert: Any, action: str, remote_ref: str | None = None, error: str | None = None) -> None:
+def _audit_alert(
+    session: Session, alert: Any, action: str, remote_ref: str | None = None, error: str | None = None
+) -> None:
     """Every alert queued, sent or failed goes into the audit log in the same transaction."""
     from pollwatch import audit  # audit builds on this module
 
@@ -887,8 +1017,13 @@ def tick_done(session: Session, watch: str, tick: datetime) -> bool:
     return session.execute(select(TickRow.id).where(TickRow.watch == watch, TickRow.tick == tick)).first() is not None
 
 
-def claim_tick(session: Session, watch: str, tick: datetime, flow_run_id: str | None,
-               stale_after: timedelta = timedelta(minutes=15)) -> bool:
+def claim_tick(
+    session: Session,
+    watch: str,
+    tick: datetime,
+    flow_run_id: str | None,
+    stale_after: timedelta = timedelta(minutes=15),
+) -> bool:
     """Claim (watch, tick) before doing any of its work; False when it is done or another run holds it.
 
     The claim is the tick's row, marked running (`completed_at` holds the claim time) until
@@ -901,7 +1036,15 @@ def claim_tick(session: Session, watch: str, tick: datetime, flow_run_id: str | 
     if row is None:
         try:
             with session.begin_nested():  # a concurrent claim on PostgreSQL surfaces here as a unique violation
-                session.add(TickRow(watch=watch, tick=tick, completed_at=now, flow_run_id=flow_run_id, summary={"status": TICK_RUNNING}))
+                session.add(
+                    TickRow(
+                        watch=watch,
+                        tick=tick,
+                        completed_at=now,
+                        flow_run_id=flow_run_id,
+                        summary={"status": TICK_RUNNING},
+                    )
+                )
         except IntegrityError:
             return False
         return True
@@ -926,7 +1069,9 @@ def release_tick(session: Session, watch: str, tick: datetime, flow_run_id: str 
     return bool(released)
 
 
-def mark_tick_done(session: Session, watch: str, tick: datetime, flow_run_id: str | None, summary: dict[str, Any]) -> None:
+def mark_tick_done(
+    session: Session, watch: str, tick: datetime, flow_run_id: str | None, summary: dict[str, Any]
+) -> None:
     summary = json.loads(json.dumps(summary, default=str))
     row = session.execute(select(TickRow).where(TickRow.watch == watch, TickRow.tick == tick)).scalar_one_or_none()
     if row is None:
@@ -939,8 +1084,9 @@ def list_ticks(session: Session, watch: str) -> list[TickRow]:
     return list(session.execute(select(TickRow).where(TickRow.watch == watch).order_by(TickRow.tick)).scalars())
 
 
-def acquire_lease(session: Session, name: str, holder: str, ttl: timedelta,
-                  holder_dead: Callable[[str], bool] | None = None) -> bool:
+def acquire_lease(
+    session: Session, name: str, holder: str, ttl: timedelta, holder_dead: Callable[[str], bool] | None = None
+) -> bool:
     """Take or extend the lease `name` for `holder` until now + ttl; False while someone else holds it unexpired.
 
     Taking an expired lease is one conditional UPDATE, so of two processes racing for it (on
@@ -950,7 +1096,8 @@ def acquire_lease(session: Session, name: str, holder: str, ttl: timedelta,
     """
     now = _now()
     taken = session.execute(
-        update(LeaseRow).where(LeaseRow.name == name, or_(LeaseRow.holder == holder, LeaseRow.expires_at < now))
+        update(LeaseRow)
+        .where(LeaseRow.name == name, or_(LeaseRow.holder == holder, LeaseRow.expires_at < now))
         .values(holder=holder, expires_at=now + ttl)
     ).rowcount
     if taken:
@@ -959,9 +1106,13 @@ def acquire_lease(session: Session, name: str, holder: str, ttl: timedelta,
     if current is not None:
         if holder_dead is None or not holder_dead(current):
             return False
-        return bool(session.execute(
-            update(LeaseRow).where(LeaseRow.name == name, LeaseRow.holder == current).values(holder=holder, expires_at=now + ttl)
-        ).rowcount)
+        return bool(
+            session.execute(
+                update(LeaseRow)
+                .where(LeaseRow.name == name, LeaseRow.holder == current)
+                .values(holder=holder, expires_at=now + ttl)
+            ).rowcount
+        )
     try:
         with session.begin_nested():  # a concurrent first claim surfaces here as a unique violation
             session.add(LeaseRow(name=name, holder=holder, expires_at=now + ttl))
@@ -981,11 +1132,25 @@ def save_baselines(session: Session, watch: str, baselines: Iterable[Any]) -> in
     """Replace each (watch, source, signal, entity) baseline with the newest one."""
     n = 0
     for b in baselines:
-        row = session.execute(select(BaselineRow).where(
-            BaselineRow.watch == watch, BaselineRow.source == b.source, BaselineRow.signal == b.signal, BaselineRow.entity == b.entity,
-        )).scalar_one_or_none()
-        fields = dict(computed_at=_now(), expected=b.expected, spread=b.spread, window_start=b.window_start, window_end=b.window_end,
-                      points=b.points, coverage=b.coverage, usable=b.usable, reason=b.reason)
+        row = session.execute(
+            select(BaselineRow).where(
+                BaselineRow.watch == watch,
+                BaselineRow.source == b.source,
+                BaselineRow.signal == b.signal,
+                BaselineRow.entity == b.entity,
+            )
+        ).scalar_one_or_none()
+        fields = dict(
+            computed_at=_now(),
+            expected=b.expected,
+            spread=b.spread,
+            window_start=b.window_start,
+            window_end=b.window_end,
+            points=b.points,
+            coverage=b.coverage,
+            usable=b.usable,
+            reason=b.reason,
+        )
         if row is None:
             session.add(BaselineRow(watch=watch, source=b.source, signal=b.signal, entity=b.entity, **fields))
         else:
@@ -996,4 +1161,8 @@ def save_baselines(session: Session, watch: str, baselines: Iterable[Any]) -> in
 
 
 def list_baselines(session: Session, watch: str) -> list[BaselineRow]:
-    return list(session.execute(select(BaselineRow).where(BaselineRow.watch == watch).order_by(BaselineRow.signal, BaselineRow.entity)).scalars())
+    return list(
+        session.execute(
+            select(BaselineRow).where(BaselineRow.watch == watch).order_by(BaselineRow.signal, BaselineRow.entity)
+        ).scalars()
+    )

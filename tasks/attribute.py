@@ -11,7 +11,14 @@ from pollwatch.playbook import Watch
 
 
 @task(name="attribute", cache_policy=NO_CACHE)
-def attribute_task(watch: Watch, events: list[IncidentEvent], known: dict[str, Incident], anomalies: list[Anomaly | AnomalyEvent],
-                   context: AttributionContext | None = None) -> list[IncidentEvent]:
-    """Attribute each incident event (earlier and neighbouring incidents in `context`); overrides recorded by responders win."""
+def attribute_task(
+    watch: Watch,
+    events: list[IncidentEvent],
+    known: dict[str, Incident],
+    anomalies: list[Anomaly | AnomalyEvent],
+    context: AttributionContext | None = None,
+) -> list[IncidentEvent]:
+    """Attribute each incident event (earlier and neighbouring incidents in `context`);
+    overrides recorded by responders win.
+    """
     return attribute(watch, events, known, anomalies, context)

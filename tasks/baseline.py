@@ -22,14 +22,19 @@ def baseline_task(watch: Watch, observations: list[Observation], window_end: dat
         store.save_baselines(s, watch.name, baselines)
     usable = sum(b.usable for b in baselines)
     # series with data that detection will never judge (below min_prediction, shorter than warm_up, constant)
-    unjudged = {(signal, entity): f"{setting}: {why}" for signal, entity, setting, why in never_judged(watch, observations)}
+    unjudged = {
+        (signal, entity): f"{setting}: {why}" for signal, entity, setting, why in never_judged(watch, observations)
+    }
     rows = health_rows(baselines)
     for row in rows:
         row["never_judged"] = unjudged.get((row["signal"], row["entity"]), "")
-    create_table_artifact(key=f"baseline-health-{watch.name}", table=rows,
-                          description=f"Baselines of {watch.name} for the window ending {window_end:%Y-%m-%d %H:%M} UTC: "
-                                      f"{usable} of {len(baselines)} series usable"
-                                      + (f"; {len(unjudged)} series with data never judged (see never_judged)" if unjudged else ""))
+    create_table_artifact(
+        key=f"baseline-health-{watch.name}",
+        table=rows,
+        description=f"Baselines of {watch.name} for the window ending {window_end:%Y-%m-%d %H:%M} UTC: "
+        f"{usable} of {len(baselines)} series usable"
+        + (f"; {len(unjudged)} series with data never judged (see never_judged)" if unjudged else ""),
+    )
     return baselines
 
 
@@ -40,6 +45,8 @@ def address_shares_task(watch: Watch, history: list[Observation], window_end: da
     with store.session_scope() as s:
         stored = [b for b in store.list_baselines(s, watch.name) if b.signal in SHARE_SIGNALS]
         if not stored:
-            stored = compute_baselines(watch, [o for o in history if o.signal in SHARE_SIGNALS and o.time < window_end], window_end)
+            stored = compute_baselines(
+                watch, [o for o in history if o.signal in SHARE_SIGNALS and o.time < window_end], window_end
+            )
             store.save_baselines(s, watch.name, stored)
         return with_address_shares(watch, stored)

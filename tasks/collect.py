@@ -24,13 +24,17 @@ from tasks.secrets import secret_block
 
 
 @task(name="collect-file", cache_policy=NO_CACHE, retries=1, retry_delay_seconds=2)
-def collect_file(path: str, since: datetime | None = None, until: datetime | None = None,
-                 windows: TickWindows | None = None) -> list[Observation]:
+def collect_file(
+    path: str, since: datetime | None = None, until: datetime | None = None, windows: TickWindows | None = None
+) -> list[Observation]:
     """Read observations in [since, until] from a JSON Lines file (replays, demos, imports); with a tick's
     `windows`, each signal from its own start instead of `since`."""
     out = read_observations(path)
-    return [o for o in out if (until is None or o.time <= until)
-            and (windows.keep(o) if windows else since is None or o.time >= since)]
+    return [
+        o
+        for o in out
+        if (until is None or o.time <= until) and (windows.keep(o) if windows else since is None or o.time >= since)
+    ]
 
 
 def _run_async(coro):  # type: ignore[no-untyped-def]
@@ -44,21 +48,36 @@ def _run_async(coro):  # type: ignore[no-untyped-def]
 
 
 def radar_token() -> SecretStr | None:
-    """The Cloudflare Radar token: the Prefect Secret block `pollwatch-radar-api-token`, else POLLWATCH_RADAR_API_TOKEN."""
+    """The Cloudflare Radar token: the Prefect Secret block
+    `pollwatch-radar-api-token`, else POLLWATCH_RADAR_API_TOKEN.
+    """
     return secret_block("pollwatch-radar-api-token") or get_settings().radar_api_token
 
 
 @task(name="collect-source", task_run_name="collect-{source}-{until:%Y%m%dT%H%M}", cache_policy=NO_CACHE)
-def collect_source(source: str, watch: Watch, since: datetime, until: datetime, base_url: str | None = None,
-                   deadline: datetime | None = None) -> CollectResult:
+def collect_source(
+    source: str,
+    watch: Watch,
+    since: datetime,
+    until: datetime,
+    base_url: str | None = None,
+    deadline: datetime | None = None,
+) -> CollectResult:
     """Collect [since, until) from one observatory, giving up at `deadline`; its failures (and what the deadline cut
     short) come back as gaps and notices, not exceptions."""
     kwargs: dict[str, Any] = {"token": radar_token()} if source == "radar" else {}
     src = make_source(source, watch, base_url=base_url, **kwargs)
     result = _run_async(src.collect(watch, since, until, deadline))
     logger = get_run_logger()
-    logger.info("%s: %d observation(s), %d gap(s), %d outage record(s), %d request(s) in %.2f s",
-                source, len(result.observations), len(result.gaps), len(result.corroborations), result.requests, result.seconds)
+    logger.info(
+        "%s: %d observation(s), %d gap(s), %d outage record(s), %d request(s) in %.2f s",
+        source,
+        len(result.observations),
+        len(result.gaps),
+        len(result.corroborations),
+        result.requests,
+        result.seconds,
+    )
     for notice in result.notices:
         (logger.warning if notice.level != "info" else logger.info)("%s", notice.message)
     return result

@@ -13,6 +13,8 @@ from pollwatch.playbook import Watch
 
 
 @task(name="detect", cache_policy=NO_CACHE)
-def detect_task(watch: Watch, state: DetectorState, ticks: list[datetime], observations: list[Observation]) -> DetectResult:
+def detect_task(
+    watch: Watch, state: DetectorState, ticks: list[datetime], observations: list[Observation]
+) -> DetectResult:
     """Judge every newly visible observation against its series' expectation."""
     return detect(watch, state, ticks, observations)

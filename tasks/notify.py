@@ -15,7 +15,15 @@ from pydantic import SecretStr
 from pollwatch import store
 from pollwatch.alerts import build_alerts
 from pollwatch.models import Alert, AlertState, Anomaly, Gap, IncidentEvent, Notice
-from pollwatch.notify import ConsoleTransport, DeliveryReport, Transport, choose_transport, deliver_outbox, gap_alerts, notice_alerts
+from pollwatch.notify import (
+    ConsoleTransport,
+    DeliveryReport,
+    Transport,
+    choose_transport,
+    deliver_outbox,
+    gap_alerts,
+    notice_alerts,
+)
 from pollwatch.playbook import Watch
 from pollwatch.settings import get_settings
 from tasks.secrets import secret_block
@@ -36,11 +44,15 @@ def slack_credentials() -> tuple[SecretStr | None, SecretStr | None]:
 
 
 def slack_action_credentials() -> tuple[SecretStr | None, SecretStr | None, SecretStr | None]:
-    """(bot token, app-level token, signing secret) for receiving responders' actions: Secret blocks first, then the environment."""
+    """(bot token, app-level token, signing secret) for receiving responders' actions:
+    Secret blocks first, then the environment.
+    """
     settings = get_settings()
-    return (secret_block(BOT_TOKEN_BLOCK) or settings.slack_bot_token,
-            secret_block(APP_TOKEN_BLOCK) or settings.slack_app_token,
-            secret_block(SIGNING_SECRET_BLOCK) or settings.slack_signing_secret)
+    return (
+        secret_block(BOT_TOKEN_BLOCK) or settings.slack_bot_token,
+        secret_block(APP_TOKEN_BLOCK) or settings.slack_app_token,
+        secret_block(SIGNING_SECRET_BLOCK) or settings.slack_signing_secret,
+    )
 
 
 def default_transport() -> Transport:
@@ -62,17 +74,33 @@ def _flow_run_url() -> str | None:
 
 
 @task(name="notify", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=[2, 10])
-def notify_task(watch: Watch, events: list[IncidentEvent], replay: bool = False, notices: list[Notice] | None = None,
-                anomalies: list[Anomaly] | None = None, gaps: list[Gap] | None = None) -> list[Alert]:
-    """Store an alert per incident event (and per operator notice or data gap) in the outbox, then deliver everything pending.
+def notify_task(
+    watch: Watch,
+    events: list[IncidentEvent],
+    replay: bool = False,
+    notices: list[Notice] | None = None,
+    anomalies: list[Anomaly] | None = None,
+    gaps: list[Gap] | None = None,
+) -> list[Alert]:
+    """Store an alert per incident event (and per operator notice or data gap) in the outbox, then deliver everything
+    pending.
 
     A replay records the alerts that would have been sent (destination `replay`, never delivered).
     Returns the alerts built from `events`, whether or not an earlier run already delivered them.
     """
     alerts = build_alerts(watch, events)
     if replay:
-        alerts = [a.model_copy(update={"destination": REPLAY, "idempotency_key": f"{REPLAY}:{a.idempotency_key}",
-                                       "id": f"r{a.id[1:]}", "state": AlertState.sent}) for a in alerts]
+        alerts = [
+            a.model_copy(
+                update={
+                    "destination": REPLAY,
+                    "idempotency_key": f"{REPLAY}:{a.idempotency_key}",
+                    "id": f"r{a.id[1:]}",
+                    "state": AlertState.sent,
+                }
+            )
+            for a in alerts
+        ]
     with store.session_scope() as s:
         ops = [] if replay else notice_alerts(watch, notices or []) + gap_alerts(watch, gaps or [])
         store.enqueue_alerts(s, alerts + ops)
@@ -81,7 +109,9 @@ def notify_task(watch: Watch, events: list[IncidentEvent], replay: bool = False,
     return alerts
 
 
-def deliver_pending(watch: Watch, transport: Transport | None = None, anomalies: list[Anomaly] | None = None) -> DeliveryReport:
+def deliver_pending(
+    watch: Watch, transport: Transport | None = None, anomalies: list[Anomaly] | None = None
+) -> DeliveryReport:
     """Send every undelivered alert of the watch, oldest first per channel; Slack trouble leaves them pending."""
     logger = get_run_logger()
     if transport is None:
@@ -90,11 +120,21 @@ def deliver_pending(watch: Watch, transport: Transport | None = None, anomalies:
                 return DeliveryReport(transport="none")
         transport = default_transport()
     report = deliver_outbox(watch, transport, flow_run_url=_flow_run_url(), anomalies=anomalies)
-    logger.info("alerts via %s: %d delivered (%d posts, %d edits, %d held for the hourly limit, %d below thresholds, "
-                "%d found already posted)", report.transport, len(report.sent), report.posted, report.edited, report.held,
-                report.skipped, report.recovered)
+    logger.info(
+        "alerts via %s: %d delivered (%d posts, %d edits, %d held for the hourly limit, %d below thresholds, "
+        "%d found already posted)",
+        report.transport,
+        len(report.sent),
+        report.posted,
+        report.edited,
+        report.held,
+        report.skipped,
+        report.recovered,
+    )
     if report.busy:
         logger.info("alerts of %s: another delivery run holds the watch's delivery lease and delivers them", watch.name)
     for channel, error in report.errors.items():
-        logger.warning("alerts for %s not delivered yet (%d waiting): %s", channel, report.waiting.get(channel, 0), error)
+        logger.warning(
+            "alerts for %s not delivered yet (%d waiting): %s", channel, report.waiting.get(channel, 0), error
+        )
     return report

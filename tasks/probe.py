@@ -59,7 +59,9 @@ async def webprobe_task(watch: Watch, vantage: Vantage, tick: datetime) -> list[
 
 
 @task(name="diffscan", task_run_name="diffscan-{vantage.name}", cache_policy=NO_CACHE)
-async def diffscan_task(watch: Watch, vantage: Vantage, tick: datetime, rebuild_baseline: bool = False) -> DiffscanOutcome:
+async def diffscan_task(
+    watch: Watch, vantage: Vantage, tick: datetime, rebuild_baseline: bool = False
+) -> DiffscanOutcome:
     """Sweep the country's prefixes from this vantage against its baseline (building one first if needed)."""
     logger = get_run_logger()
     opts = ds.options_for(watch.sources)
@@ -74,15 +76,23 @@ async def diffscan_task(watch: Watch, vantage: Vantage, tick: datetime, rebuild_
         result, table = await ds.run_diffscan(targets, opts)
         built = ds.baseline_from(table, opts, tick)
         built.save(path)
-        msg = f"diffscan baseline from {vantage.name}: {len(built.blocks)} responsive /24s of {len(table)} probed ({result.probes} probes)"
+        msg = (
+            f"diffscan baseline from {vantage.name}: {len(built.blocks)} responsive /24s of {len(table)} probed "
+            f"({result.probes} probes)"
+        )
         if not result.complete:
-            msg += "; the time budget ran out, so blocks not reached are left out of the baseline (rebuild it with a larger time_budget)"
+            msg += (
+                "; the time budget ran out, so blocks not reached are left out of the baseline (rebuild it "
+                "with a larger time_budget)"
+            )
         logger.info(msg)
         # a baseline sweep has nothing to be compared with yet: no observations this tick
         return DiffscanOutcome(result=result, baseline_built=True, message=msg)
     result, _ = await ds.run_diffscan(targets, opts, baseline)
     obs = ds.diffscan_observations(result, watch.country or "", tick, vantage=vantage.name)
-    msg = f"diffscan from {vantage.name}: {result.probes} probes, {len(result.down_blocks)} /24s down" + ("" if result.complete else " (time budget ran out)")
+    msg = f"diffscan from {vantage.name}: {result.probes} probes, {len(result.down_blocks)} /24s down" + (
+        "" if result.complete else " (time budget ran out)"
+    )
     logger.info(msg)
     return DiffscanOutcome(observations=obs, result=result, message=msg)
 
@@ -106,17 +116,40 @@ def _silent(watch: Watch, vantage: Vantage, tick: datetime, span: timedelta, why
     gaps: list[Gap] = []
     if enabled(watch, wp.SOURCE, True):
         for svc in watch.services:
-            gaps.append(Gap(source=wp.SOURCE, entity=entity_key(country, vantage.location, vantage.asn, svc.name), start=tick - span, end=tick, reason=f"vantage {vantage.name}: {why}"))
+            gaps.append(
+                Gap(
+                    source=wp.SOURCE,
+                    entity=entity_key(country, vantage.location, vantage.asn, svc.name),
+                    start=tick - span,
+                    end=tick,
+                    reason=f"vantage {vantage.name}: {why}",
+                )
+            )
     if enabled(watch, ds.SOURCE, False) and ds.SOURCE in watch.sources:
-        gaps.append(Gap(source=ds.SOURCE, signal="diffscan", entity=country, start=tick - span, end=tick, reason=f"vantage {vantage.name}: {why}"))
+        gaps.append(
+            Gap(
+                source=ds.SOURCE,
+                signal="diffscan",
+                entity=country,
+                start=tick - span,
+                end=tick,
+                reason=f"vantage {vantage.name}: {why}",
+            )
+        )
     notice = Notice(
-        time=tick, level=NoticeLevel.warning, source="vantage", watch=watch.name,
-        message=f"vantage {vantage.name} (work pool {vantage.work_pool}) {why}; its measurements for this tick are missing (a gap, not an outage)",
+        time=tick,
+        level=NoticeLevel.warning,
+        source="vantage",
+        watch=watch.name,
+        message=f"vantage {vantage.name} (work pool {vantage.work_pool}) {why}; its measurements for this tick are "
+        "missing (a gap, not an outage)",
     )
     return gaps, notice
 
 
-async def _run_one(watch: Watch, vantage: Vantage, tick: datetime, timeout: float, poll_interval: float) -> tuple[str, Any]:
+async def _run_one(
+    watch: Watch, vantage: Vantage, tick: datetime, timeout: float, poll_interval: float
+) -> tuple[str, Any]:
     from prefect.client.orchestration import get_client
     from prefect.deployments.flow_runs import arun_deployment
     from prefect.states import Cancelled
@@ -137,17 +170,27 @@ async def _run_one(watch: Watch, vantage: Vantage, tick: datetime, timeout: floa
     if state is None or not state.is_final():
         async with get_client() as client:  # a late run must not probe a tick that is over
             await client.set_flow_run_state(run.id, Cancelled(message=f"no answer within {timeout:g}s"), force=True)
-        return "silent", f"did not answer within {timeout:g}s (flow run {run.id} was {state.name if state else 'unknown'}; cancelled)"
+        return (
+            "silent",
+            f"did not answer within {timeout:g}s (flow run {run.id} was {state.name if state else 'unknown'}; "
+            "cancelled)",
+        )
     if not state.is_completed():
         return "error", f"probe flow run {run.id} ended {state.name}: {state.message or ''}".strip()
     try:
         return "ok", await state.aresult(raise_on_failure=True)
     except Exception as exc:
-        return "error", f"probe flow run {run.id} completed but its result could not be read ({type(exc).__name__}: {exc}); check the result storage"
+        return (
+            "error",
+            f"probe flow run {run.id} completed but its result could not be read ({type(exc).__name__}: {exc}); "
+            "check the result storage",
+        )
 
 
 @task(name="probe-vantages", cache_policy=NO_CACHE)
-async def probe_vantages(watch: Watch, tick: datetime, timeout: float, span: timedelta, poll_interval: float = 2.0) -> VantageOutcome:
+async def probe_vantages(
+    watch: Watch, tick: datetime, timeout: float, span: timedelta, poll_interval: float = 2.0
+) -> VantageOutcome:
     """Start the probe flow on every vantage at once; silent or failed vantages become gaps + notices."""
     logger = get_run_logger()
     outcome = VantageOutcome()

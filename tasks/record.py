@@ -16,7 +16,9 @@ from pollwatch.playbook import Watch
 
 
 @task(name="record-observations", cache_policy=NO_CACHE, retries=3, retry_delay_seconds=[1, 2, 5])
-def record_observations(observations: list[Observation], watch: str | None = None, records: list[Corroboration] | None = None) -> int:
+def record_observations(
+    observations: list[Observation], watch: str | None = None, records: list[Corroboration] | None = None
+) -> int:
     """Upsert observations (idempotent on source, signal, entity, time) and the observatories' own outage
     records that came with them; one audit entry per source batch."""
     with store.session_scope() as s:
@@ -27,7 +29,9 @@ def record_observations(observations: list[Observation], watch: str | None = Non
 
 
 @task(name="load-observations", cache_policy=NO_CACHE, retries=3, retry_delay_seconds=[1, 2, 5])
-def load_observations(country: str, since: datetime, until: datetime, since_by_signal: dict[str, datetime] | None = None) -> list[Observation]:
+def load_observations(
+    country: str, since: datetime, until: datetime, since_by_signal: dict[str, datetime] | None = None
+) -> list[Observation]:
     """Observations of a country in [since, until) from the store (each signal from its own time when given)."""
     with store.session_scope() as s:
         return store.query_observations(s, country=country, since=since, until=until, since_by_signal=since_by_signal)
@@ -44,8 +48,9 @@ def load_watch_state(watch: str) -> tuple[WatchState, datetime | None, dict[str,
 
 
 @task(name="load-attribution-context", cache_policy=NO_CACHE, retries=3, retry_delay_seconds=[1, 2, 5])
-def load_attribution_context(watch: str, country: str, since: datetime, until: datetime,
-                             others_until: datetime | None = None) -> AttributionContext:
+def load_attribution_context(
+    watch: str, country: str, since: datetime, until: datetime, others_until: datetime | None = None
+) -> AttributionContext:
     """Incidents attribution compares with: this country's earlier ones (recurrence), started in [since, until),
     and other countries' ones (affected at the same time), started in [since, others_until or until); and the
     observatories' cause labels recorded for the country then (Cloudflare Radar annotations)."""

@@ -61,8 +61,15 @@ def _on_running(flow: Any, flow_run: Any, state: Any) -> None:
     params = dict(flow_run.parameters or {})
     watch, content_hash = _watch_of(params)
     with store.using(_store_of(flow)), store.session_scope() as s:
-        audit.record_run_start(s, watch=watch, flow_run_id=str(flow_run.id), flow=flow.name,
-                               deployment=_deployment_name(flow_run), parameters=params, playbook_hash=content_hash)
+        audit.record_run_start(
+            s,
+            watch=watch,
+            flow_run_id=str(flow_run.id),
+            flow=flow.name,
+            deployment=_deployment_name(flow_run),
+            parameters=params,
+            playbook_hash=content_hash,
+        )
 
 
 def _summary(state: Any) -> dict[str, Any]:
@@ -73,15 +80,18 @@ def _summary(state: Any) -> dict[str, Any]:
         except Exception:
             result = None
         if isinstance(result, dict):  # keep the small scalar figures, not incident lists
-            out.update({k: v for k, v in result.items() if isinstance(v, (int, float, str, bool)) and len(str(v)) < 200})
+            out.update(
+                {k: v for k, v in result.items() if isinstance(v, (int, float, str, bool)) and len(str(v)) < 200}
+            )
     return out
 
 
 def _on_finished(flow: Any, flow_run: Any, state: Any) -> None:
     watch, _ = _watch_of(dict(flow_run.parameters or {}))
     with store.using(_store_of(flow)), store.session_scope() as s:
-        audit.record_run_end(s, watch=watch, flow_run_id=str(flow_run.id), flow=flow.name, state=state.name,
-                             summary=_summary(state))
+        audit.record_run_end(
+            s, watch=watch, flow_run_id=str(flow_run.id), flow=flow.name, state=state.name, summary=_summary(state)
+        )
 
 
 AUDIT_HOOKS: dict[str, list[Any]] = {
@@ -94,6 +104,8 @@ AUDIT_HOOKS: dict[str, list[Any]] = {
 
 
 @task(name="build-report", cache_policy=NO_CACHE, retries=1)
-def build_report_task(watch: Watch, since: datetime, until: datetime, out: str | None, max_charts: int = 24) -> report.ReportResult:
+def build_report_task(
+    watch: Watch, since: datetime, until: datetime, out: str | None, max_charts: int = 24
+) -> report.ReportResult:
     """Collect the watch's record for the range, write the HTML, record its hash."""
     return report.build_report(watch, since, until, out, max_charts=max_charts)

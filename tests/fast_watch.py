@@ -22,7 +22,9 @@ from pollwatch.timeutil import floor_time, format_duration
 TZ = "Asia/Almaty"
 
 
-def write_fast_watch(directory: Path, start: datetime, length: timedelta, cadence: timedelta, name: str = "zz-fast-watch") -> Path:
+def write_fast_watch(
+    directory: Path, start: datetime, length: timedelta, cadence: timedelta, name: str = "zz-fast-watch"
+) -> Path:
     """Write a watch whose only phase `heightened` covers [start, start + length) at `cadence`."""
     tz = ZoneInfo(TZ)
     day = start.astimezone(tz).date()
@@ -33,12 +35,30 @@ def write_fast_watch(directory: Path, start: datetime, length: timedelta, cadenc
         "country": "KZ",
         "election_date": day.isoformat(),
         "timezone": TZ,
-        "phases": [{"name": "heightened", "start": format_duration(offset), "end": format_duration(offset + length),
-                    "cadence": format_duration(cadence)}],
-        "signals": {"bgp": {"source": "ioda", "step": format_duration(cadence), "window": "10m", "warm_up": "2m",
-                            "warning": 0.9, "critical": 0.5, "recovery": format_duration(cadence * 2)}},
-        "providers": [{"asn": 9198, "name": "Kazakhtelecom", "type": "fixed"}, {"asn": 29355, "name": "Kcell", "type": "mobile"},
-                      {"asn": 21299, "name": "Beeline", "type": "mobile"}],
+        "phases": [
+            {
+                "name": "heightened",
+                "start": format_duration(offset),
+                "end": format_duration(offset + length),
+                "cadence": format_duration(cadence),
+            }
+        ],
+        "signals": {
+            "bgp": {
+                "source": "ioda",
+                "step": format_duration(cadence),
+                "window": "10m",
+                "warm_up": "2m",
+                "warning": 0.9,
+                "critical": 0.5,
+                "recovery": format_duration(cadence * 2),
+            }
+        },
+        "providers": [
+            {"asn": 9198, "name": "Kazakhtelecom", "type": "fixed"},
+            {"asn": 29355, "name": "Kcell", "type": "mobile"},
+            {"asn": 21299, "name": "Beeline", "type": "mobile"},
+        ],
         "regions": [{"code": "KZ-ALA", "name": "Almaty"}, {"code": "KZ-AST", "name": "Astana"}],
     }
     path = directory / f"{name}.yaml"
@@ -51,8 +71,15 @@ def phase_start(now: datetime, cadence: timedelta, lead: timedelta) -> datetime:
     return floor_time(now + lead, cadence) + cadence
 
 
-def outage_observations(watch: Watch, path: Path, outage_start: datetime, outage: timedelta, history: timedelta = timedelta(minutes=12),
-                        after: timedelta = timedelta(minutes=5), seed: int = 3) -> Path:
+def outage_observations(
+    watch: Watch,
+    path: Path,
+    outage_start: datetime,
+    outage: timedelta,
+    history: timedelta = timedelta(minutes=12),
+    after: timedelta = timedelta(minutes=5),
+    seed: int = 3,
+) -> Path:
     """History before the phase, and a nationwide outage from `outage_start`, as JSON Lines."""
     start = watch.resolved_phases()[0].start
     ev = EventSpec(kind=IncidentKind.nationwide_outage, start=outage_start, end=outage_start + outage, depth=0.95)
@@ -61,8 +88,13 @@ def outage_observations(watch: Watch, path: Path, outage_start: datetime, outage
     return path
 
 
-def fast_watch(directory: Path, cadence: timedelta = timedelta(seconds=10), length: timedelta = timedelta(minutes=3),
-               lead: timedelta = timedelta(seconds=20), now: datetime | None = None) -> tuple[Watch, Path]:
+def fast_watch(
+    directory: Path,
+    cadence: timedelta = timedelta(seconds=10),
+    length: timedelta = timedelta(minutes=3),
+    lead: timedelta = timedelta(seconds=20),
+    now: datetime | None = None,
+) -> tuple[Watch, Path]:
     now = now or datetime.now(timezone.utc)
     path = write_fast_watch(directory, phase_start(now, cadence, lead), length, cadence)
     return load_watch(path), path

@@ -30,8 +30,18 @@ from tests.conftest import PG_HOST, PG_PORT, REPO, _pg_reachable
 # Prefect server services a scheduled deployment run does not need (events, automations, the
 # run-state janitors); the scheduler stays on. Fewer loops leave more CPU to the runs on a busy machine.
 # (the repossessor stays on too: it frees the concurrency slots of runs that died holding them).
-_SERVICES_OFF = ("CANCELLATION_CLEANUP", "EVENT_PERSISTER", "EVENT_LOGGER", "FOREMAN", "LATE_RUNS", "PAUSE_EXPIRATIONS",
-                 "TASK_RUN_RECORDER", "TRIGGERS", "DB_VACUUM", "CLEANUP_RECONCILER")
+_SERVICES_OFF = (
+    "CANCELLATION_CLEANUP",
+    "EVENT_PERSISTER",
+    "EVENT_LOGGER",
+    "FOREMAN",
+    "LATE_RUNS",
+    "PAUSE_EXPIRATIONS",
+    "TASK_RUN_RECORDER",
+    "TRIGGERS",
+    "DB_VACUUM",
+    "CLEANUP_RECONCILER",
+)
 
 
 def free_port() -> int:
@@ -73,8 +83,15 @@ class Cluster:
 
     def start(self, name: str, args: list[str]) -> subprocess.Popen:
         out = open(self.logs / f"{name}.log", "wb")
-        p = subprocess.Popen(args, env=self.env, cwd=self.cwd, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                             start_new_session=True)
+        p = subprocess.Popen(
+            args,
+            env=self.env,
+            cwd=self.cwd,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
         out.close()
         self.procs.append(p)
         return p
@@ -139,13 +156,29 @@ def prefect_cluster(tmp_path: Path, store_url: str | None = None) -> Iterator[Cl
         store_url = f"postgresql+psycopg://postgres@{PG_HOST}:{PG_PORT}/{store_db}"
     logs = tmp_path / "logs"
     logs.mkdir(exist_ok=True)
-    cluster = Cluster(api="", env=env_for(tmp_path, prefect_db, store_url), store_url=store_url, logs=logs, cwd=tmp_path)
+    cluster = Cluster(
+        api="", env=env_for(tmp_path, prefect_db, store_url), store_url=store_url, logs=logs, cwd=tmp_path
+    )
     try:
         for attempt in range(3):  # the free port may be taken by someone else before the server binds it
             port = free_port()
             cluster.api = cluster.env["PREFECT_API_URL"] = f"http://127.0.0.1:{port}/api"
-            server = cluster.start(f"server-{attempt}", [sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1",
-                                                         "--port", str(port), "--no-ui", "--analytics-off"])
+            server = cluster.start(
+                f"server-{attempt}",
+                [
+                    sys.executable,
+                    "-m",
+                    "prefect",
+                    "server",
+                    "start",
+                    "--host",
+                    "127.0.0.1",
+                    "--port",
+                    str(port),
+                    "--no-ui",
+                    "--analytics-off",
+                ],
+            )
             deadline = time.monotonic() + 90
             while server.poll() is None and time.monotonic() < deadline:
                 try:

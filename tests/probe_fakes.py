@@ -34,6 +34,7 @@ OBJECT_SIZE = 32 * 1024
 
 # --- certificates ---------------------------------------------------------------------------------
 
+
 def make_pki(directory: Path, names: list[str], wrong_names: list[str]) -> dict[str, Path]:
     """A CA, a leaf for `names` and a leaf for `wrong_names`, all ECDSA P-256; returns file paths."""
     now = dt.datetime.now(dt.timezone.utc)
@@ -44,8 +45,12 @@ def make_pki(directory: Path, names: list[str], wrong_names: list[str]) -> dict[
     ca_key = key()
     ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "pollwatch test CA")])
     ca = (
-        x509.CertificateBuilder().subject_name(ca_name).issuer_name(ca_name).public_key(ca_key.public_key())
-        .serial_number(x509.random_serial_number()).not_valid_before(now - dt.timedelta(hours=1))
+        x509.CertificateBuilder()
+        .subject_name(ca_name)
+        .issuer_name(ca_name)
+        .public_key(ca_key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(hours=1))
         .not_valid_after(now + dt.timedelta(days=2))
         .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
         .add_extension(x509.KeyUsage(True, False, False, False, False, True, True, False, False), critical=True)
@@ -57,9 +62,13 @@ def make_pki(directory: Path, names: list[str], wrong_names: list[str]) -> dict[
     for label, sans in (("leaf", names), ("wrong", wrong_names)):
         k = key()
         cert = (
-            x509.CertificateBuilder().subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, sans[0])]))
-            .issuer_name(ca_name).public_key(k.public_key()).serial_number(x509.random_serial_number())
-            .not_valid_before(now - dt.timedelta(hours=1)).not_valid_after(now + dt.timedelta(days=2))
+            x509.CertificateBuilder()
+            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, sans[0])]))
+            .issuer_name(ca_name)
+            .public_key(k.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - dt.timedelta(hours=1))
+            .not_valid_after(now + dt.timedelta(days=2))
             .add_extension(x509.SubjectAlternativeName([x509.DNSName(n) for n in sans]), critical=False)
             .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
             .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False)
@@ -67,13 +76,16 @@ def make_pki(directory: Path, names: list[str], wrong_names: list[str]) -> dict[
         )
         cert_path, key_path = directory / f"{label}.pem", directory / f"{label}.key"
         cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-        key_path.write_bytes(k.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
+        key_path.write_bytes(
+            k.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+        )
         out[label] = cert_path
         out[f"{label}_key"] = key_path
     return out
 
 
 # --- DNS ------------------------------------------------------------------------------------------
+
 
 class FakeDns:
     """UDP DNS on 127.0.0.1: `records` maps a name to an IPv4 address, 'nxdomain', 'servfail' or 'drop'."""
@@ -123,6 +135,7 @@ class FakeDns:
 
 # --- silent drops on loopback --------------------------------------------------------------------
 
+
 def full_listener(host: str, port: int = 0) -> tuple[int, list[socket.socket]]:
     """A listener whose accept queue is full: the kernel silently drops further SYNs to host:port.
 
@@ -139,6 +152,7 @@ def full_listener(host: str, port: int = 0) -> tuple[int, list[socket.socket]]:
 
 # --- web servers ----------------------------------------------------------------------------------
 
+
 def _reset(writer: asyncio.StreamWriter) -> None:
     sock = writer.get_extra_info("socket")
     if sock is not None:
@@ -148,9 +162,21 @@ def _reset(writer: asyncio.StreamWriter) -> None:
 
 def _response(status: int, body: bytes, reason: str = "OK", chunked: bool = False) -> bytes:
     if chunked:
-        chunks = b"".join(b"%x\r\n%s\r\n" % (len(body[i:i + 1000]), body[i:i + 1000]) for i in range(0, len(body), 1000))
-        return (f"HTTP/1.1 {status} {reason}\r\nContent-Type: text/html\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n").encode() + chunks + b"0\r\n\r\n"
-    return (f"HTTP/1.1 {status} {reason}\r\nContent-Type: text/html\r\nContent-Length: {len(body)}\r\nConnection: close\r\n\r\n").encode() + body
+        chunks = b"".join(
+            b"%x\r\n%s\r\n" % (len(body[i : i + 1000]), body[i : i + 1000]) for i in range(0, len(body), 1000)
+        )
+        return (
+            (
+                f"HTTP/1.1 {status} {reason}\r\nContent-Type: text/html\r\nTransfer-Encoding: "
+                "chunked\r\nConnection: close\r\n\r\n"
+            ).encode()
+            + chunks
+            + b"0\r\n\r\n"
+        )
+    return (
+        f"HTTP/1.1 {status} {reason}\r\nContent-Type: text/html\r\nContent-Length: {len(body)}\r\nConnection: "
+        "close\r\n\r\n"
+    ).encode() + body
 
 
 PAGE = f"<html><head><title>Service</title></head><body>{PAGE_TEXT}</body></html>".encode()
@@ -217,7 +243,11 @@ class FakeWeb:
                 continue
             ssl_ctx = self._ctx("leaf") if kind == "https" else self._ctx("wrong") if kind == "https-wrong" else None
             server = await asyncio.start_server(
-                lambda r, w, name=name: self._handle(name, r, w), "127.0.0.1", 0, ssl=ssl_ctx, backlog=1024,
+                lambda r, w, name=name: self._handle(name, r, w),
+                "127.0.0.1",
+                0,
+                ssl=ssl_ctx,
+                backlog=1024,
                 ssl_handshake_timeout=30 if ssl_ctx else None,
             )
             self._servers.append(server)

@@ -17,8 +17,13 @@ def small_watch(providers: int = 2, base: Watch | None = None) -> Watch:
 
     kz = base or load_watch(Path(__file__).resolve().parent.parent / KZ_WATCH_FILE)
     chosen = [kz.providers[0], kz.providers[2], kz.providers[3]][:providers]
-    return kz.model_copy(update={
-        "name": f"kz-small-{providers}", "providers": chosen, "regions": kz.regions[:4], "services": kz.services[1:2],
-        "circumvention": kz.circumvention[:1],
-        "signals": {k: v for k, v in kz.signals.items() if k in ("bgp", "service_failure_rate")},
-    })
+    return kz.model_copy(
+        update={
+            "name": f"kz-small-{providers}",
+            "providers": chosen,
+            "regions": kz.regions[:4],
+            "services": kz.services[1:2],
+            "circumvention": kz.circumvention[:1],
+            "signals": {k: v for k, v in kz.signals.items() if k in ("bgp", "service_failure_rate")},
+        }
+    )

@@ -13,7 +13,14 @@ import pytest
 from typer.testing import CliRunner
 
 from pollwatch import store
-from pollwatch.adapters import (read_ioda_outages, read_ioda_signals, read_keepiton, read_monash, read_ooni_raw, read_responsive)
+from pollwatch.adapters import (
+    read_ioda_outages,
+    read_ioda_signals,
+    read_keepiton,
+    read_monash,
+    read_ooni_raw,
+    read_responsive,
+)
 from pollwatch.adapters.ioda import parse_curated_time
 from pollwatch.adapters.monash import parse_offset
 from pollwatch.cli import app
@@ -39,12 +46,29 @@ def write(path: Path, header: list[str], rows: list[list], gz: bool = False) -> 
 def test_monash_time_variants_agree_and_a_0_10_index_is_scaled(tmp_path: Path):
     t = datetime(2019, 11, 16, 8, 30, tzinfo=UTC)  # 12:00 in Tehran (UTC+03:30)
     local_e = int(datetime(2019, 11, 16, 12, 0, tzinfo=UTC).timestamp())
-    a = read_monash(write(tmp_path / "local.csv", ["iso", "name_1", "name_2", "time_e", "connectivity"],
-                          [["IRN", "Tehran", "Rey", local_e, 90]]), "Asia/Tehran")
-    b = read_monash(write(tmp_path / "utc.csv", ["iso", "name_1", "name_2", "time_e_utc", "connectivity"],
-                          [["IRN", "Tehran", "Rey", int(t.timestamp()), 9], ["IRN", "Tehran", "Rey", int(t.timestamp()) + 3600, 4]]))
-    c = read_monash(write(tmp_path / "off.csv", ["iso", "name_1", "time_local", "timezone_offset", "connectivity", "latency_index"],
-                          [["IRN", "Tehran", "2019-11-16 12:00:00", "+03:30", 9.0, 2.5]]), scale="10")
+    a = read_monash(
+        write(
+            tmp_path / "local.csv",
+            ["iso", "name_1", "name_2", "time_e", "connectivity"],
+            [["IRN", "Tehran", "Rey", local_e, 90]],
+        ),
+        "Asia/Tehran",
+    )
+    b = read_monash(
+        write(
+            tmp_path / "utc.csv",
+            ["iso", "name_1", "name_2", "time_e_utc", "connectivity"],
+            [["IRN", "Tehran", "Rey", int(t.timestamp()), 9], ["IRN", "Tehran", "Rey", int(t.timestamp()) + 3600, 4]],
+        )
+    )
+    c = read_monash(
+        write(
+            tmp_path / "off.csv",
+            ["iso", "name_1", "time_local", "timezone_offset", "connectivity", "latency_index"],
+            [["IRN", "Tehran", "2019-11-16 12:00:00", "+03:30", 9.0, 2.5]],
+        ),
+        scale="10",
+    )
     assert a[0].time == b[0].time == c[0].time == t
     assert a[0].value == 90.0 and b[0].value == 90.0 and b[1].value == 40.0, "a 0..10 index reads as 0..100"
     assert {o.signal: o.value for o in c} == {"connectivity_index": 90.0, "latency_index": 25.0}
@@ -53,7 +77,11 @@ def test_monash_time_variants_agree_and_a_0_10_index_is_scaled(tmp_path: Path):
 
 
 def test_monash_errors_name_the_line_and_field(tmp_path: Path):
-    f = write(tmp_path / "bad.csv", ["iso", "name_1", "time_e", "connectivity"], [["IRN", "Tehran", 1573905600, 50], ["IRN", "Tehran", 1573909200, "lots"]])
+    f = write(
+        tmp_path / "bad.csv",
+        ["iso", "name_1", "time_e", "connectivity"],
+        [["IRN", "Tehran", 1573905600, 50], ["IRN", "Tehran", 1573909200, "lots"]],
+    )
     with pytest.raises(FormatError, match=r"bad\.csv:3: connectivity: not a number: 'lots'"):
         read_monash(f, "Asia/Tehran")
     with pytest.raises(FormatError, match=r"bad\.csv:2: time_e is the local wall clock: give the time zone"):
@@ -67,15 +95,22 @@ def test_monash_errors_name_the_line_and_field(tmp_path: Path):
 
 
 def test_responsive_addresses_pool_per_hour_with_explicit_zeros(tmp_path: Path, kz_watch):
-    rows = [["2019-06-09T05:10:00Z", "9198", "h1"], ["2019-06-09T05:20:00Z", "AS9198", "h1"], ["2019-06-09T05:50:00Z", "9198", "h2"],
-            ["2019-06-09T05:05:00Z", "29355", "h9"],
-            # 06:00 nobody answered on either network; 07:00 only Kcell
-            ["2019-06-09T07:30:00Z", "29355", "h9"], ["2019-06-09T07:31:00Z", "29355", "h8"]]
+    rows = [
+        ["2019-06-09T05:10:00Z", "9198", "h1"],
+        ["2019-06-09T05:20:00Z", "AS9198", "h1"],
+        ["2019-06-09T05:50:00Z", "9198", "h2"],
+        ["2019-06-09T05:05:00Z", "29355", "h9"],
+        # 06:00 nobody answered on either network; 07:00 only Kcell
+        ["2019-06-09T07:30:00Z", "29355", "h9"],
+        ["2019-06-09T07:31:00Z", "29355", "h8"],
+    ]
     obs = read_responsive(write(tmp_path / "r.csv.gz", ["time_utc", "asn", "ip_hash"], rows, gz=True), watch=kz_watch)
     got = {(o.time.hour, o.asn): o.value for o in obs}
     assert got == {(5, 9198): 2.0, (5, 29355): 1.0, (6, 9198): 0.0, (6, 29355): 0.0, (7, 9198): 0.0, (7, 29355): 2.0}
     assert {o.signal for o in obs} == {"responsive_addresses"} and all(o.country == "KZ" for o in obs)
-    by_name = write(tmp_path / "isp.csv", ["epoch", "isp", "ip"], [[1560057000, "kcell", "a"], [1560057000, "Nowhere Telecom", "b"]])
+    by_name = write(
+        tmp_path / "isp.csv", ["epoch", "isp", "ip"], [[1560057000, "kcell", "a"], [1560057000, "Nowhere Telecom", "b"]]
+    )
     with pytest.raises(FormatError, match=r"isp\.csv:3: isp: 'Nowhere Telecom' is not a provider of the watch"):
         read_responsive(by_name, watch=kz_watch)
 
@@ -83,7 +118,15 @@ def test_responsive_addresses_pool_per_hour_with_explicit_zeros(tmp_path: Path, 
 # --- OONI raw --------------------------------------------------------------------------------
 
 
-OONI_HEADER = ["measurement_uid", "probe_cc", "probe_asn", "probe_as_org_name", "test_name", "measurement_start_time", "failure_class"]
+OONI_HEADER = [
+    "measurement_uid",
+    "probe_cc",
+    "probe_asn",
+    "probe_as_org_name",
+    "test_name",
+    "measurement_start_time",
+    "failure_class",
+]
 
 
 def test_ooni_raw_counts_measurements_not_endpoints_and_failures_are_not_blocking(tmp_path: Path):
@@ -102,32 +145,78 @@ def test_ooni_raw_counts_measurements_not_endpoints_and_failures_are_not_blockin
     obs, names = read_ooni_raw(write(tmp_path / "ke.csv", OONI_HEADER, rows))
     got = {(o.time.hour, o.asn): (o.value, o.count) for o in obs}
     assert got == {(7, 12455): (0.5, 2), (7, None): (0.5, 2), (8, 33771): (1.0, 1), (8, None): (1.0, 1)}
-    assert {o.service for o in obs} == {"telegram"} and {o.country for o in obs} == {"KE"} and names[12455] == "Jambonet"
+    assert (
+        {o.service for o in obs} == {"telegram"} and {o.country for o in obs} == {"KE"} and names[12455] == "Jambonet"
+    )
     # OONI's own flags: anomaly/confirmed count as blocking, failure leaves the denominator
-    flags = write(tmp_path / "flags.csv", ["measurement_uid", "probe_asn", "measurement_start_time", "anomaly", "confirmed", "failure"],
-                  [["a", "1", "2023-11-09T07:00:00Z", "true", "false", "false"], ["b", "1", "2023-11-09T07:10:00Z", "false", "false", "false"],
-                   ["c", "1", "2023-11-09T07:20:00Z", "false", "false", "true"]])
+    flags = write(
+        tmp_path / "flags.csv",
+        ["measurement_uid", "probe_asn", "measurement_start_time", "anomaly", "confirmed", "failure"],
+        [
+            ["a", "1", "2023-11-09T07:00:00Z", "true", "false", "false"],
+            ["b", "1", "2023-11-09T07:10:00Z", "false", "false", "false"],
+            ["c", "1", "2023-11-09T07:20:00Z", "false", "false", "true"],
+        ],
+    )
     (o1, _) = read_ooni_raw(flags, "KE", "whatsapp")[0]
     assert (o1.value, o1.count) == (0.5, 2)
     with pytest.raises(FormatError, match=r"ke2\.csv:2: probe_asn: not an AS number"):
-        read_ooni_raw(write(tmp_path / "ke2.csv", OONI_HEADER, [["x", "KE", "Safaricom", "", "telegram", "2023-11-09T07:00Z", "ok"]]))
+        read_ooni_raw(
+            write(
+                tmp_path / "ke2.csv", OONI_HEADER, [["x", "KE", "Safaricom", "", "telegram", "2023-11-09T07:00Z", "ok"]]
+            )
+        )
 
 
 # --- IODA ------------------------------------------------------------------------------------
 
 
 def test_ioda_signal_export_and_curated_times(tmp_path: Path):
-    payload = {"type": "signals", "error": None, "data": [[
-        {"entityType": "country", "entityCode": "KZ", "datasource": "bgp", "from": 1560056400, "until": 1560057000, "step": 300, "values": [100, None]},
-        {"entityType": "asn", "entityCode": "9198", "datasource": "ping-slash24", "from": 1560056400, "until": 1560056700, "step": 300, "values": [7]},
-        {"entityType": "region", "entityCode": "1234", "datasource": "merit-nt", "from": 1560056400, "until": 1560056700, "step": 300, "values": [3]},
-    ]]}
+    payload = {
+        "type": "signals",
+        "error": None,
+        "data": [
+            [
+                {
+                    "entityType": "country",
+                    "entityCode": "KZ",
+                    "datasource": "bgp",
+                    "from": 1560056400,
+                    "until": 1560057000,
+                    "step": 300,
+                    "values": [100, None],
+                },
+                {
+                    "entityType": "asn",
+                    "entityCode": "9198",
+                    "datasource": "ping-slash24",
+                    "from": 1560056400,
+                    "until": 1560056700,
+                    "step": 300,
+                    "values": [7],
+                },
+                {
+                    "entityType": "region",
+                    "entityCode": "1234",
+                    "datasource": "merit-nt",
+                    "from": 1560056400,
+                    "until": 1560056700,
+                    "step": 300,
+                    "values": [3],
+                },
+            ]
+        ],
+    }
     f = tmp_path / "ioda.json"
     f.write_text(json.dumps(payload))
     obs = read_ioda_signals(f, "kz", {"KZ-ALA": "1234"})
     got = {(o.signal, o.region, o.asn, o.time.minute): o.value for o in obs}
-    assert got == {("bgp", None, None, 0): 100.0, ("bgp", None, None, 5): None, ("active_probing", None, 9198, 0): 7.0,
-                   ("telescope", "KZ-ALA", None, 0): 3.0}
+    assert got == {
+        ("bgp", None, None, 0): 100.0,
+        ("bgp", None, None, 5): None,
+        ("active_probing", None, 9198, 0): 7.0,
+        ("telescope", "KZ-ALA", None, 0): 3.0,
+    }
     (tmp_path / "bad.json").write_text('{"data": [[{"entityType": "country"}]]}')
     with pytest.raises(FormatError, match=r"bad\.json: not an IODA signal export: series field"):
         read_ioda_signals(tmp_path / "bad.json", "KZ")
@@ -139,37 +228,75 @@ def test_ioda_signal_export_and_curated_times(tmp_path: Path):
 
 
 def test_ioda_curated_list_with_raw_times_to_labels(tmp_path: Path):
-    f = write(tmp_path / "outages.csv", ["id", "country", "scope_level", "scope_detail", "cause", "begin_raw", "end_raw"], [
-        ["A", "Iraq", "Country", "", "Exams", "Sunday, June 9, 2019, 3:00:00 AM", "Sunday, June 9, 2019, 5:30: AM"],
-        ["B", "Venezuela", "Region", "Zulia", "Power-Outage", "Monday, July 22, 2019, 8:50 PM", "Tuesday, July 23, 2019, 1:00 AM"],
-        ["C", "Syria", "Country", "", "Exams", "Monday, July 22, 2019, 8:50 PM", "Monday, July 22, 2019, 7:00 PM"],  # ends first
-    ])
+    f = write(
+        tmp_path / "outages.csv",
+        ["id", "country", "scope_level", "scope_detail", "cause", "begin_raw", "end_raw"],
+        [
+            ["A", "Iraq", "Country", "", "Exams", "Sunday, June 9, 2019, 3:00:00 AM", "Sunday, June 9, 2019, 5:30: AM"],
+            [
+                "B",
+                "Venezuela",
+                "Region",
+                "Zulia",
+                "Power-Outage",
+                "Monday, July 22, 2019, 8:50 PM",
+                "Tuesday, July 23, 2019, 1:00 AM",
+            ],
+            # ends first
+            ["C", "Syria", "Country", "", "Exams", "Monday, July 22, 2019, 8:50 PM", "Monday, July 22, 2019, 7:00 PM"],
+        ],
+    )
     got = read_ioda_outages(f)
     assert [(lb.id, lb.country, lb.kind, lb.cause) for lb in got.labels] == [
         ("ioda-A", "IQ", IncidentKind.nationwide_outage, Cause.government_directed),
-        ("ioda-B", "VE", IncidentKind.regional_outage, Cause.power_outage)]
+        ("ioda-B", "VE", IncidentKind.regional_outage, Cause.power_outage),
+    ]
     assert got.labels[0].end == datetime(2019, 6, 9, 5, 30, tzinfo=UTC) and got.labels[1].regions == ["Zulia"]
     assert got.skipped == 1 and "outages.csv:4: end" in got.reasons[0]
     assert [lb.id for lb in read_ioda_outages(f, "VE").labels] == ["ioda-B"]
 
 
 def test_keepiton_rows_to_labels(tmp_path: Path):
-    header = ["source_sheet", "country", "start_date", "end_date", "geo_scope", "area", "shutdown_extent", "facebook", "whatsapp",
-              "telegram", "other_services"]
-    f = write(tmp_path / "kio.csv", header, [
-        ["2019", "Iran", "2019-11-16", "2019-11-23", "National", "", "full network", "", "", "", ""],
-        ["2020", "Iran", "2019-11-16", "2019-11-23", "National", "", "full network", "", "", "", ""],  # re-listed next year
-        ["2019", "India", "2019-08-04", "2019-08-04", "Regional", "Kashmir", "both", "yes", "yes", "no", "YouTube"],
-        ["2019", "Kenya", "2019-01-01", "2019-01-02", "National", "", "throttling", "", "", "", ""],
-    ])
+    header = [
+        "source_sheet",
+        "country",
+        "start_date",
+        "end_date",
+        "geo_scope",
+        "area",
+        "shutdown_extent",
+        "facebook",
+        "whatsapp",
+        "telegram",
+        "other_services",
+    ]
+    f = write(
+        tmp_path / "kio.csv",
+        header,
+        [
+            ["2019", "Iran", "2019-11-16", "2019-11-23", "National", "", "full network", "", "", "", ""],
+            # re-listed next year
+            ["2020", "Iran", "2019-11-16", "2019-11-23", "National", "", "full network", "", "", "", ""],
+            ["2019", "India", "2019-08-04", "2019-08-04", "Regional", "Kashmir", "both", "yes", "yes", "no", "YouTube"],
+            ["2019", "Kenya", "2019-01-01", "2019-01-02", "National", "", "throttling", "", "", "", ""],
+        ],
+    )
     got = read_keepiton(f)
     kinds = [(lb.country, lb.kind, tuple(lb.regions), tuple(lb.services)) for lb in got.labels]
-    assert kinds == [("IR", IncidentKind.nationwide_outage, (), ()), ("IN", IncidentKind.regional_outage, ("Kashmir",), ()),
-                     ("IN", IncidentKind.service_block, (), ("facebook", "whatsapp", "youtube")), ("KE", IncidentKind.throttling, (), ())]
+    assert kinds == [
+        ("IR", IncidentKind.nationwide_outage, (), ()),
+        ("IN", IncidentKind.regional_outage, ("Kashmir",), ()),
+        ("IN", IncidentKind.service_block, (), ("facebook", "whatsapp", "youtube")),
+        ("KE", IncidentKind.throttling, (), ()),
+    ]
     ir = got.labels[0]
     assert ir.start == datetime(2019, 11, 16, tzinfo=UTC) and ir.end == datetime(2019, 11, 24, tzinfo=UTC)
     assert all(lb.cause is Cause.government_directed for lb in got.labels)
-    bad = write(tmp_path / "bad.csv", header, [["2019", "Iran", "16/11/2019", "", "National", "", "full network", "", "", "", ""]])
+    bad = write(
+        tmp_path / "bad.csv",
+        header,
+        [["2019", "Iran", "16/11/2019", "", "National", "", "full network", "", "", "", ""]],
+    )
     with pytest.raises(FormatError, match=r"bad\.csv:2: start_date: not a date"):
         read_keepiton(bad)
 
@@ -180,7 +307,11 @@ def test_keepiton_rows_to_labels(tmp_path: Path):
 def test_observations_import_with_a_format(tmp_path: Path, monkeypatch):
     from pollwatch import cli
 
-    f = write(tmp_path / "ke.csv", OONI_HEADER, [["m1", "KE", "AS12455", "Jambonet", "telegram", "2023-11-09 07:05:00", "tcp"]])
+    f = write(
+        tmp_path / "ke.csv",
+        OONI_HEADER,
+        [["m1", "KE", "AS12455", "Jambonet", "telegram", "2023-11-09 07:05:00", "tcp"]],
+    )
     monkeypatch.setattr(cli, "PROGRESS_FROM", 0)  # a progress bar even on a small file (stderr, not a terminal here)
     res = runner.invoke(app, ["observations", "import", "--format", "ooni-raw", str(f)])
     assert res.exit_code == 0, res.output

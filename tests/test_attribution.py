@@ -6,8 +6,16 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from pollwatch.attribute import (AttributionContext, ExternalEvent, attribute, attribute_incident, gather_evidence, onset_alignment,
-                                 recurrence_days, same_time_days)
+from pollwatch.attribute import (
+    AttributionContext,
+    ExternalEvent,
+    attribute,
+    attribute_incident,
+    gather_evidence,
+    onset_alignment,
+    recurrence_days,
+    same_time_days,
+)
 from pollwatch.classify import classify
 from pollwatch.models import Cause, Direction, Family, Incident, IncidentKind, Scope
 from pollwatch.pipeline import analyse
@@ -29,7 +37,9 @@ def incident_of(watch, anomalies, tick=None) -> Incident:
 
 
 def items(watch, inc, anomalies, context=None) -> dict:
-    return {name: (x, detail, numbers) for name, x, detail, numbers, _ in gather_evidence(watch, inc, anomalies, context)}
+    return {
+        name: (x, detail, numbers) for name, x, detail, numbers, _ in gather_evidence(watch, inc, anomalies, context)
+    }
 
 
 def shutdown(watch, start, signals=("bgp", "active_probing", "telescope"), spread=timedelta(0)):
@@ -67,17 +77,32 @@ def test_recurrence_helpers(kz_watch):
 
 def test_onset_on_the_hour_half_hour_or_not(kz_watch):
     w = kz_watch
-    for start, name, x in [(T0, "onset_on_the_hour", 1.0), (T0 + 30 * MIN, "onset_on_the_half_hour", 1.0),
-                           (T0 + 17 * MIN, "onset_on_the_hour", 0.0)]:
+    for start, name, x in [
+        (T0, "onset_on_the_hour", 1.0),
+        (T0 + 30 * MIN, "onset_on_the_half_hour", 1.0),
+        (T0 + 17 * MIN, "onset_on_the_hour", 0.0),
+    ]:
         anoms = [anomaly(start, asn=9198)]
         got = items(w, incident_of(w, anoms), anoms)
         assert got[name][0] == x
-        assert got[name][2]["local_time"] == start.astimezone(w.tz).strftime("%H:%M") and got[name][2]["resolution_min"] == 5
+        assert (
+            got[name][2]["local_time"] == start.astimezone(w.tz).strftime("%H:%M")
+            and got[name][2]["resolution_min"] == 5
+        )
 
 
 def test_onset_minute_not_informative_for_hourly_tests(kz_watch):
     w = kz_watch
-    anoms = [anomaly(T0, asn=9198, service="whatsapp", signal="service_failure_rate", family=Family.service, direction=Direction.rise)]
+    anoms = [
+        anomaly(
+            T0,
+            asn=9198,
+            service="whatsapp",
+            signal="service_failure_rate",
+            family=Family.service,
+            direction=Direction.rise,
+        )
+    ]
     got = items(w, incident_of(w, anoms), anoms)
     assert got["onset_on_the_hour"][0] == 0.0 and "not informative" in got["onset_on_the_hour"][1]
 
@@ -86,7 +111,10 @@ def test_providers_together_and_staggered(kz_watch):
     w = kz_watch
     together = shutdown(w, T0, spread=2 * MIN)
     got = items(w, incident_of(w, together), together)
-    assert got["providers_together"][0] == 1.0 and got["providers_together"][2] == {"providers": 5, "onset_spread_min": 8.0}
+    assert got["providers_together"][0] == 1.0 and got["providers_together"][2] == {
+        "providers": 5,
+        "onset_spread_min": 8.0,
+    }
     staggered = [anomaly(T0 + 12 * MIN * i, asn=p.asn) for i, p in enumerate(w.providers[:3])]
     got = items(w, incident_of(w, staggered), staggered)
     assert got["providers_together"][0] == 0.0 and "staggered" in got["providers_together"][1]
@@ -105,7 +133,9 @@ def test_all_signals_agree_and_bgp_withdrawal(kz_watch):
 
 
 def test_a_signal_without_data_is_no_evidence(kz_watch):
-    """Data sets with no BGP at all (a connectivity index only): quiet routes cannot be claimed, nor a disagreeing signal."""
+    """Data sets with no BGP at all (a connectivity index only): quiet routes cannot be
+    claimed, nor a disagreeing signal.
+    """
     dark = shutdown(kz_watch, T0, signals=("active_probing", "telescope"))
     inc = incident_of(kz_watch, dark)
     got = items(kz_watch, inc, dark, AttributionContext(observed_signals={"active_probing", "telescope"}))
@@ -121,7 +151,9 @@ def test_recurrence_one_day_later_and_schedule(kz_watch):
     inc = incident_of(w, anoms)
     yesterday = inc.model_copy(update={"id": "yesterday", "start": T0 - timedelta(days=1, minutes=5)})
     got = items(w, inc, anoms, AttributionContext(past=[yesterday]))
-    assert got["recurrence_one_day"][0] == 1.0 and got["recurrence_one_day"][2] == {"hours_earlier": pytest.approx(24.08, abs=0.01)}
+    assert got["recurrence_one_day"][0] == 1.0 and got["recurrence_one_day"][2] == {
+        "hours_earlier": pytest.approx(24.08, abs=0.01)
+    }
     three_days = yesterday.model_copy(update={"start": T0 - timedelta(days=3)})
     got = items(w, inc, anoms, AttributionContext(past=[three_days]))
     assert "recurrence_one_day" not in got and got["recurrence_same_time"][2] == {"days_earlier": 3}
@@ -134,31 +166,62 @@ def test_recurrence_from_earlier_events_in_the_same_batch(kz_watch):
     day1 = [anomaly(T0 - timedelta(days=1), asn=9198)]
     day2 = [anomaly(T0, asn=9198, signal="active_probing")]
     ticks = [T0 - timedelta(days=1), T0 - timedelta(days=1) + H, T0]
-    res = classify(w, None, ticks, [ev(ticks[0], "opened", day1[0]), ev(ticks[1], "closed", day1[0].model_copy(update={"end": ticks[0] + 30 * MIN})),
-                                    ev(T0, "opened", day2[0])])
+    res = classify(
+        w,
+        None,
+        ticks,
+        [
+            ev(ticks[0], "opened", day1[0]),
+            ev(ticks[1], "closed", day1[0].model_copy(update={"end": ticks[0] + 30 * MIN})),
+            ev(T0, "opened", day2[0]),
+        ],
+    )
     out = attribute(w, res.events, {}, day1 + day2)
     last = out[-1].incident
     assert last.start == T0 and any(e.name == "recurrence_one_day" and e.weight > 0 for e in last.evidence)
 
 
 def test_election_milestone_and_political_event(kz_watch):
-    w = kz_watch.model_copy(update={"events": [ContextEvent(name="opposition rally", type="protest", at="2019-06-10T03:00")]})
+    w = kz_watch.model_copy(
+        update={"events": [ContextEvent(name="opposition rally", type="protest", at="2019-06-10T03:00")]}
+    )
     anoms = [anomaly(T0 + 10 * MIN, asn=9198)]
     got = items(w, incident_of(w, anoms), anoms)
     assert got["election_milestone"][2] == {"milestone": "polls_close", "minutes": 10.0}
     assert got["election_milestone"][0] == pytest.approx(1 - 10 / 240)
     anoms = [anomaly(datetime(2019, 6, 9, 21, 40, tzinfo=timezone.utc), asn=9198)]  # 03:40 local, 40 min from the rally
     got = items(w, incident_of(w, anoms), anoms)
-    assert "election_milestone" not in got and got["political_event"][2] == {"event": "opposition rally", "minutes": 40.0}
+    assert "election_milestone" not in got and got["political_event"][2] == {
+        "event": "opposition rally",
+        "minutes": 40.0,
+    }
 
 
 def test_censorship_methods_from_probe_outage_types(kz_watch):
     w = kz_watch
-    anoms = [anomaly(QUIET, asn=asn, service="whatsapp", signal="probe_success_rate", family=Family.service, source="webprobe",
-                     evidence={"outage_types": {"dns_nxdomain": 7, "ok": 1}})
-             for asn in (29355, 21299)]
-    anoms.append(anomaly(QUIET, asn=48503, service="whatsapp", signal="probe_outage_tls_failure", family=Family.service,
-                         direction=Direction.rise, source="webprobe"))
+    anoms = [
+        anomaly(
+            QUIET,
+            asn=asn,
+            service="whatsapp",
+            signal="probe_success_rate",
+            family=Family.service,
+            source="webprobe",
+            evidence={"outage_types": {"dns_nxdomain": 7, "ok": 1}},
+        )
+        for asn in (29355, 21299)
+    ]
+    anoms.append(
+        anomaly(
+            QUIET,
+            asn=48503,
+            service="whatsapp",
+            signal="probe_outage_tls_failure",
+            family=Family.service,
+            direction=Direction.rise,
+            source="webprobe",
+        )
+    )
     inc = incident_of(w, anoms)
     got = items(w, inc, anoms)
     assert got["censorship_method"][0] == 1.0
@@ -173,7 +236,9 @@ def test_gradual_change_from_the_depth_profile(kz_watch):
     # 12 points at 5 min, peak 90% but on average 40%: a slow slide, not a switch
     slow = [anomaly(QUIET, asn=9198, depth=0.9, points=12, severity=0.4 * 100 * 5 * 12)]
     got = items(w, incident_of(w, slow), slow)
-    assert got["gradual_change"][0] == 1.0 and got["gradual_change"][2] == {"mean_to_peak": pytest.approx(0.444, abs=0.001)}
+    assert got["gradual_change"][0] == 1.0 and got["gradual_change"][2] == {
+        "mean_to_peak": pytest.approx(0.444, abs=0.001)
+    }
     sharp = [anomaly(QUIET, asn=9198, depth=0.9, points=12, severity=0.88 * 100 * 5 * 12)]
     assert items(w, incident_of(w, sharp), sharp)["gradual_change"][0] == 0.0
 
@@ -192,8 +257,10 @@ def test_single_network_and_single_upstream(kz_watch):
     assert scored.cause is Cause.technical
 
 
-@pytest.mark.parametrize("etype,cause", [("power_outage", Cause.power_outage), ("weather", Cause.weather_or_disaster),
-                                         ("cable_cut", Cause.cable_cut)])
+@pytest.mark.parametrize(
+    "etype,cause",
+    [("power_outage", Cause.power_outage), ("weather", Cause.weather_or_disaster), ("cable_cut", Cause.cable_cut)],
+)
 def test_recorded_power_weather_or_cable_event_counts_against(kz_watch, etype, cause):
     w = kz_watch
     anoms = shutdown(w, T0)  # on the hour, at polls close, all providers: government-looking by itself
@@ -208,7 +275,8 @@ def test_recorded_power_weather_or_cable_event_counts_against(kz_watch, etype, c
 
 def test_other_countries_at_the_same_time(kz_watch):
     w = kz_watch
-    anoms = [anomaly(QUIET, asn=p.asn) for p in w.providers] + [anomaly(QUIET, depth=0.95)]  # the country falls with them
+    # the country falls with them
+    anoms = [anomaly(QUIET, asn=p.asn) for p in w.providers] + [anomaly(QUIET, depth=0.95)]
     inc = incident_of(w, anoms)
     kg = inc.model_copy(update={"id": "kg", "country": "KG", "start": QUIET + 10 * MIN})
     got = items(w, inc, anoms, AttributionContext(others=[kg]))
@@ -216,7 +284,13 @@ def test_other_countries_at_the_same_time(kz_watch):
     scored = attribute_incident(w, inc, anoms, AttributionContext(others=[kg]))
     assert scored.cause is Cause.cable_cut
     # a neighbour's outage the coordinator recorded counts the same
-    w2 = w.model_copy(update={"events": [ContextEvent(name="Kyrgyzstan dark", type="neighbour_outage", at="2019-06-10T04:20", country="KG")]})
+    w2 = w.model_copy(
+        update={
+            "events": [
+                ContextEvent(name="Kyrgyzstan dark", type="neighbour_outage", at="2019-06-10T04:20", country="KG")
+            ]
+        }
+    )
     assert items(w2, inc, anoms)["other_countries_same_time"][2] == {"countries": ["KG"]}
 
 
@@ -224,12 +298,21 @@ def test_cloudflare_radar_label(kz_watch):
     w = kz_watch
     anoms = [anomaly(QUIET, asn=9198)]
     inc = incident_of(w, anoms)
-    radar = ExternalEvent(name="Radar annotation", type="radar_outage", start=QUIET, cause="POWER_OUTAGE", source="radar")
+    radar = ExternalEvent(
+        name="Radar annotation", type="radar_outage", start=QUIET, cause="POWER_OUTAGE", source="radar"
+    )
     scored = attribute_incident(w, inc, anoms, AttributionContext(events=[radar]))
     item = next(e for e in scored.evidence if e.name == "radar_label")
     assert item.supports is Cause.power_outage and item.weight < 0 and scored.cause is Cause.power_outage
     gov = radar.model_copy(update={"cause": "GOVERNMENT_DIRECTED"})
-    assert next(e for e in attribute_incident(w, inc, anoms, AttributionContext(events=[gov])).evidence if e.name == "radar_label").weight > 0
+    assert (
+        next(
+            e
+            for e in attribute_incident(w, inc, anoms, AttributionContext(events=[gov])).evidence
+            if e.name == "radar_label"
+        ).weight
+        > 0
+    )
 
 
 def test_score_item_and_playbook_weights(kz_watch):
@@ -265,8 +348,21 @@ def _run(watch, events, seed=5):
 def test_scenario_gradual_data_plane_loss_is_not_called_a_shutdown(kz_watch):
     w = kz_watch
     start = w.at_offset(timedelta(hours=13, minutes=10))
-    out = _run(w, [EventSpec(kind=IncidentKind.regional_outage, start=start, end=start + 3 * H, regions=["KZ-ALA"], depth=0.9,
-                             ramp=timedelta(minutes=80), bgp=False, cause=Cause.power_outage)])
+    out = _run(
+        w,
+        [
+            EventSpec(
+                kind=IncidentKind.regional_outage,
+                start=start,
+                end=start + 3 * H,
+                regions=["KZ-ALA"],
+                depth=0.9,
+                ramp=timedelta(minutes=80),
+                bgp=False,
+                cause=Cause.power_outage,
+            )
+        ],
+    )
     inc = next(i for i in out.incidents if i.kind is IncidentKind.regional_outage)
     names = {e.name: e for e in inc.evidence}
     assert names["data_plane_only"].weight < 0 and names["gradual_change"].weight < 0
@@ -280,14 +376,30 @@ def test_scenario_switch_at_polls_close_is_government_directed(kz_watch):
     out = _run(w, [EventSpec(kind=IncidentKind.nationwide_outage, start=start, end=start + H, depth=0.97)])
     (inc,) = [i for i in out.incidents if i.kind is IncidentKind.nationwide_outage]
     fired = {e.name for e in inc.evidence if e.weight > 0}
-    assert {"onset_on_the_hour", "nationwide_scope", "providers_together", "all_signals_agree", "election_milestone", "bgp_withdrawal"} <= fired
+    assert {
+        "onset_on_the_hour",
+        "nationwide_scope",
+        "providers_together",
+        "all_signals_agree",
+        "election_milestone",
+        "bgp_withdrawal",
+    } <= fired
     assert inc.cause is Cause.government_directed and inc.cause_confidence > 0.9
     assert inc.evidence[-1].numbers["p_government"] == pytest.approx(inc.cause_confidence, abs=1e-3)
 
 
 def test_scope_objects_are_kept(kz_watch):
-    inc = Incident(id="x", watch="w", country="KZ", family=Family.connectivity, kind=IncidentKind.network_outage, scope=Scope(asns=[1]),
-                   start=QUIET, detected_at=QUIET, updated_at=QUIET)
+    inc = Incident(
+        id="x",
+        watch="w",
+        country="KZ",
+        family=Family.connectivity,
+        kind=IncidentKind.network_outage,
+        scope=Scope(asns=[1]),
+        start=QUIET,
+        detected_at=QUIET,
+        updated_at=QUIET,
+    )
     assert attribute_incident(kz_watch, inc).scope.asns == [1]
 
 
@@ -298,8 +410,16 @@ def test_live_ticks_attribute_as_a_replay_does(kz_watch):
 
     w = kz_watch
     start = w.at_offset(timedelta(hours=19, minutes=30))
-    specs = [EventSpec(kind=IncidentKind.regional_outage, start=start, end=start + 2 * H, regions=["KZ-ALA"], ramp=timedelta(minutes=30)),
-             EventSpec(kind=IncidentKind.nationwide_outage, start=start + 30 * MIN, end=start + H)]
+    specs = [
+        EventSpec(
+            kind=IncidentKind.regional_outage,
+            start=start,
+            end=start + 2 * H,
+            regions=["KZ-ALA"],
+            ramp=timedelta(minutes=30),
+        ),
+        EventSpec(kind=IncidentKind.nationwide_outage, start=start + 30 * MIN, end=start + H),
+    ]
     sc = simulate(w, w.at_offset(timedelta(0)) - timedelta(hours=26), start + 3 * H, specs, seed=9)
     ticks = w.tick_times(start - 10 * MIN, start + 3 * H)
     replayed = analyse(w, None, ticks, sc.observations)
@@ -308,13 +428,22 @@ def test_live_ticks_attribute_as_a_replay_does(kz_watch):
     previous = None
     for tick in ticks:
         lo = bisect.bisect_left(times, previous - timedelta(minutes=10)) if previous else 0
-        out = analyse(w, state, [tick], sc.observations[lo:bisect.bisect_right(times, tick)], known)
+        out = analyse(w, state, [tick], sc.observations[lo : bisect.bisect_right(times, tick)], known)
         previous = tick
         state = WatchState.model_validate(out.state.model_dump(mode="json"))
         known.update({i.id: i for i in out.incidents})
         live += out.events
-    key = lambda e: (e.tick, e.change, e.incident.id, e.incident.cause, round(e.incident.cause_confidence, 3),  # noqa: E731
-                     [(x.name, x.weight) for x in e.incident.evidence])
+
+    def key(e):
+        return (
+            e.tick,
+            e.change,
+            e.incident.id,
+            e.incident.cause,
+            round(e.incident.cause_confidence, 3),  # noqa: E731
+            [(x.name, x.weight) for x in e.incident.evidence],
+        )
+
     assert [key(e) for e in live] == [key(e) for e in replayed.events]
     assert len(live) >= 2
 
@@ -337,14 +466,20 @@ def test_iodas_own_outage_records_reach_attribution(kz_watch):
     with IodaFake() as ioda:
         ioda.events.append(ioda_event("country", "KZ", T0 + 5 * MIN, T0 + 2 * H, ds="merit-nt"))
         ioda.alerts.append(ioda_alert("asn", "9198", T0 + 10 * MIN, ds="ping-slash24", level="critical"))
-        ioda.alerts.append(ioda_alert("country", "KZ", T0 + 3 * H, ds="bgp", level="normal"))  # the recovery: not an outage
+        # the recovery: not an outage
+        ioda.alerts.append(ioda_alert("country", "KZ", T0 + 3 * H, ds="bgp", level="normal"))
         ioda.alerts.append(ioda_alert("asn", "9198", T0 - 6 * H, ds="bgp"))  # hours before: another outage
-        res = asyncio.run(IodaSource(fast_config(ioda.url, options={"datasources": ["bgp"]})).collect(w, T0 - 7 * H, T0 + 4 * H))
+        res = asyncio.run(
+            IodaSource(fast_config(ioda.url, options={"datasources": ["bgp"]})).collect(w, T0 - 7 * H, T0 + 4 * H)
+        )
     assert len(res.corroborations) == 4
     ctx = ctx.model_copy(update={"events": events_from_corroborations(res.corroborations)})
     assert len(ctx.events) == 3
     got = items(w, inc, own, ctx)
-    assert got["all_signals_agree"][0] == 1.0 and got["all_signals_agree"][2]["ioda_records"] == ["active_probing", "telescope"]
+    assert got["all_signals_agree"][0] == 1.0 and got["all_signals_agree"][2]["ioda_records"] == [
+        "active_probing",
+        "telescope",
+    ]
     assert "IODA's records show active_probing, telescope" in got["all_signals_agree"][1]
     assert got["ioda_record"][2]["records"] == 2 and got["ioda_record"][2]["signals"] == ["active_probing", "telescope"]
     scored = attribute_incident(w, inc, own, ctx)
@@ -363,7 +498,9 @@ def test_evidence_the_watch_does_not_have_is_absent_and_said(kz_watch):
     from pollwatch.models import IncidentEvent
 
     w = kz_watch.model_copy(update={"providers": []})
-    rise = [anomaly(QUIET, region="KZ-KAR", signal="rtt_ms", family=Family.performance, direction=Direction.rise, depth=2.0)]
+    rise = [
+        anomaly(QUIET, region="KZ-KAR", signal="rtt_ms", family=Family.performance, direction=Direction.rise, depth=2.0)
+    ]
     inc = incident_of(w, rise)
     got = items(w, inc, rise)
     assert got["service_specific"][0] == 0.0 and "could not judge" in got["service_specific"][1]
@@ -372,12 +509,27 @@ def test_evidence_the_watch_does_not_have_is_absent_and_said(kz_watch):
     assert scored.cause is not Cause.government_directed
     assert "not judged: service_specific (the watch lists no providers)" in scored.evidence[-1].detail
     text = render_text(w, IncidentEvent(tick=QUIET, change="opened", incident=scored))
-    assert "    - not judged: could not judge whether connectivity stayed normal" in text and "0 provider(s)" not in text
+    assert (
+        "    - not judged: could not judge whether connectivity stayed normal" in text and "0 provider(s)" not in text
+    )
     # with providers but only the pooled country series moving, and with no connectivity data observed: absent too
-    pooled = [anomaly(QUIET, service="whatsapp", signal="service_failure_rate", family=Family.service, direction=Direction.rise)]
+    pooled = [
+        anomaly(
+            QUIET, service="whatsapp", signal="service_failure_rate", family=Family.service, direction=Direction.rise
+        )
+    ]
     assert items(kz_watch, incident_of(kz_watch, pooled), pooled)["service_specific"][0] == 0.0
-    two = [anomaly(QUIET, asn=a, service="whatsapp", signal="service_failure_rate", family=Family.service, direction=Direction.rise)
-           for a in (29355, 21299)]
+    two = [
+        anomaly(
+            QUIET,
+            asn=a,
+            service="whatsapp",
+            signal="service_failure_rate",
+            family=Family.service,
+            direction=Direction.rise,
+        )
+        for a in (29355, 21299)
+    ]
     assert items(kz_watch, incident_of(kz_watch, two), two)["service_specific"][0] == 1.0
     blind = AttributionContext(observed_signals={"service_failure_rate"})
     assert items(kz_watch, incident_of(kz_watch, two), two, blind)["service_specific"][0] == 0.0

@@ -36,8 +36,21 @@ def _opened(watch):
 def test_cli_override_is_kept_audited_and_announced(kz_watch):
     _, _, inc = _opened(kz_watch)
     assert inc.cause is Cause.government_directed
-    result = CliRunner().invoke(app, ["override", inc.id[:8], "--cause", "power_outage", "--by", "alice@kz-desk",
-                                      "--why", "KEGOC confirms a grid failure at 19:58", "--at", "2019-06-09T14:30:00Z"])
+    result = CliRunner().invoke(
+        app,
+        [
+            "override",
+            inc.id[:8],
+            "--cause",
+            "power_outage",
+            "--by",
+            "alice@kz-desk",
+            "--why",
+            "KEGOC confirms a grid failure at 19:58",
+            "--at",
+            "2019-06-09T14:30:00Z",
+        ],
+    )
     assert result.exit_code == 0, result.output
     assert f"incident {inc.id}: cause power_outage set by alice@kz-desk (was government_directed" in result.output
     with store.session_scope() as s:
@@ -46,12 +59,19 @@ def test_cli_override_is_kept_audited_and_announced(kz_watch):
         entries = audit.entries(s, kind="override")
         assert audit.verify(s).ok
     assert stored.cause is Cause.power_outage and stored.cause_confidence == 1.0
-    assert stored.override == {"cause": "power_outage", "by": "alice@kz-desk", "why": "KEGOC confirms a grid failure at 19:58",
-                               "at": "2019-06-09T14:30:00Z", "previous": {"cause": "government_directed", "confidence": inc.cause_confidence}}
+    assert stored.override == {
+        "cause": "power_outage",
+        "by": "alice@kz-desk",
+        "why": "KEGOC confirms a grid failure at 19:58",
+        "at": "2019-06-09T14:30:00Z",
+        "previous": {"cause": "government_directed", "confidence": inc.cause_confidence},
+    }
     assert [a.event for a in alerts] == ["start", "update"]
     assert "set by alice@kz-desk: KEGOC confirms" in alerts[1].text
     assert "attribution changed from government_directed to power_outage by alice@kz-desk" in alerts[1].text
-    assert [(e.subject, e.payload["who"], e.payload["changes"]["cause"]) for e in entries] == [(inc.id, "alice@kz-desk", ["government_directed", "power_outage"])]
+    assert [(e.subject, e.payload["who"], e.payload["changes"]["cause"]) for e in entries] == [
+        (inc.id, "alice@kz-desk", ["government_directed", "power_outage"])
+    ]
 
 
 def test_cli_override_refuses_unknown_incident_and_missing_reason(kz_watch):
@@ -71,7 +91,9 @@ def test_next_alert_for_the_incident_shows_the_override(kz_watch):
     from pollwatch.override import override_incident
 
     res, anoms, inc = _opened(kz_watch)
-    after, queued = override_incident(inc.id, Cause.cable_cut, "carol", "KazTransCom reports a fibre cut", at=T0 + 20 * MIN)
+    after, queued = override_incident(
+        inc.id, Cause.cable_cut, "carol", "KazTransCom reports a fibre cut", at=T0 + 20 * MIN
+    )
     # the next tick: two networks recover, the grouper (which knows nothing of overrides) updates the incident
     tick = T0 + 40 * MIN
     closing = [ev(tick, "closed", a.model_copy(update={"end": T0 + 30 * MIN})) for a in anoms[:2]]
@@ -100,21 +122,33 @@ def test_review_flow_pauses_for_a_responder_then_records_the_answer(kz_watch):
 
     _, _, inc = _opened(kz_watch)
     result: dict = {}
-    worker = threading.Thread(target=lambda: result.update(review_attribution(inc.id, timeout_seconds=120, poll_interval=1)))
+    worker = threading.Thread(
+        target=lambda: result.update(review_attribution(inc.id, timeout_seconds=120, poll_interval=1))
+    )
     worker.start()
     run = None
     deadline = time.monotonic() + 90
     with get_client(sync_client=True) as client:
         while time.monotonic() < deadline:
-            runs = client.read_flow_runs(flow_run_filter=FlowRunFilter(name=FlowRunFilterName(any_=[f"review-{inc.id}"])))
+            runs = client.read_flow_runs(
+                flow_run_filter=FlowRunFilter(name=FlowRunFilterName(any_=[f"review-{inc.id}"]))
+            )
             run = next((r for r in runs if r.state and r.state.is_paused()), None)
             if run:
                 break
             time.sleep(0.5)
     assert run is not None, "the review flow never paused for input"
-    resume_flow_run(run.id, run_input={"cause": "government_directed", "by": "dana", "why": "ministry order published on gov.kz"})
+    resume_flow_run(
+        run.id, run_input={"cause": "government_directed", "by": "dana", "why": "ministry order published on gov.kz"}
+    )
     worker.join(120)
-    assert result == {"incident": inc.id, "cause": "government_directed", "by": "dana", "why": "ministry order published on gov.kz", "alerts": 1}
+    assert result == {
+        "incident": inc.id,
+        "cause": "government_directed",
+        "by": "dana",
+        "why": "ministry order published on gov.kz",
+        "alerts": 1,
+    }
     with store.session_scope() as s:
         stored = store.get_incident(s, inc.id)
         alerts = store.list_alerts(s, kz_watch.name, inc.id)

@@ -17,9 +17,14 @@ T0 = datetime(2019, 6, 9, 3, 0, tzinfo=timezone.utc)
 def _fill(n: int = 8, url: str | None = None) -> None:
     with store.session_scope(url) as s:
         for i in range(n):
-            audit.append(s, audit.AuditKind.observations, "kz", f"src{i % 3}",
-                         {"i": i, "value": i * 1.5, "when": T0 + timedelta(minutes=i), "tags": {"b", "a"}},
-                         at=T0 + timedelta(seconds=i))
+            audit.append(
+                s,
+                audit.AuditKind.observations,
+                "kz",
+                f"src{i % 3}",
+                {"i": i, "value": i * 1.5, "when": T0 + timedelta(minutes=i), "tags": {"b", "a"}},
+                at=T0 + timedelta(seconds=i),
+            )
 
 
 def _verify(head=None, url=None) -> audit.Verification:
@@ -58,7 +63,9 @@ def test_empty_log_verifies():
 
 
 def test_canonical_json_is_order_independent():
-    assert audit.canonical_json({"b": 1, "a": [1, {"y": 2, "x": 1}]}) == audit.canonical_json({"a": [1, {"x": 1, "y": 2}], "b": 1})
+    assert audit.canonical_json({"b": 1, "a": [1, {"y": 2, "x": 1}]}) == audit.canonical_json(
+        {"a": [1, {"x": 1, "y": 2}], "b": 1}
+    )
     assert audit.canonical_json({"x": float("nan")}) == '{"x":null}'
     with pytest.raises(ValueError):
         audit.canonical_json({"t": datetime(2019, 1, 1)})
@@ -149,8 +156,13 @@ def test_rewritten_history_does_not_match_the_exported_head(tmp_path):
     for e in es:
         payload = {**e.payload, "value": 0.0}
         h = audit.entry_hash(e.seq, e.time, e.kind, e.watch, e.subject, payload, prev)
-        _sql("UPDATE audit_entry SET payload = :p, prev_hash = :ph, hash = :h WHERE seq = :s",
-             p=json.dumps(payload), ph=prev, h=h, s=e.seq)
+        _sql(
+            "UPDATE audit_entry SET payload = :p, prev_hash = :ph, hash = :h WHERE seq = :s",
+            p=json.dumps(payload),
+            ph=prev,
+            h=h,
+            s=e.seq,
+        )
         prev = h
     assert _verify().ok
     v = _verify(doc)
@@ -199,8 +211,15 @@ def test_concurrent_writers_keep_one_chain():
 
 def test_secrets_in_parameters_are_masked():
     with store.session_scope() as s:
-        e = audit.record_run_start(s, watch="kz", flow_run_id="fr-1", flow="watch-tick", deployment=None,
-                                   parameters={"watch": "kz", "slack_token": "xoxb-123", "tick": T0}, playbook_hash="abc")
+        e = audit.record_run_start(
+            s,
+            watch="kz",
+            flow_run_id="fr-1",
+            flow="watch-tick",
+            deployment=None,
+            parameters={"watch": "kz", "slack_token": "xoxb-123", "tick": T0},
+            playbook_hash="abc",
+        )
     assert e.payload["parameters"] == {"watch": "kz", "slack_token": "***", "tick": "2019-06-09T03:00:00.000000Z"}
     assert e.payload["pollwatch_version"]
 

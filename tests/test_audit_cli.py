@@ -59,11 +59,17 @@ def test_runs_incidents_alerts_tables_and_json(stored):
     for inc in stored["incidents"]:
         assert inc.id in out
     rows = json.loads(run("audit", "incidents", "--json"))
-    assert len(rows) == 6 and all(r["decisions"] == 1 and r["alerts_queued"] == 2 and r["alerts_sent"] == 2 for r in rows)
+    assert len(rows) == 6 and all(
+        r["decisions"] == 1 and r["alerts_queued"] == 2 and r["alerts_sent"] == 2 for r in rows
+    )
     assert sum(r["overrides"] for r in rows) == 1
     # the range filter is on the incident's own window
     day = stored["day"]
-    only = json.loads(run("audit", "incidents", "--json", "--from", day.isoformat(), "--until", (day + timedelta(hours=4)).isoformat()))
+    only = json.loads(
+        run(
+            "audit", "incidents", "--json", "--from", day.isoformat(), "--until", (day + timedelta(hours=4)).isoformat()
+        )
+    )
     assert {r["kind"] for r in only} <= {"circumvention_block", "service_block", "regional_outage"} and only
 
     alerts = json.loads(run("audit", "alerts", "--json"))

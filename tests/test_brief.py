@@ -10,14 +10,27 @@ from typer.testing import CliRunner
 
 from pollwatch import brief, store
 from pollwatch.cli import app
-from pollwatch.models import Anomaly, Cause, Direction, Entity, Evidence, Family, Incident, IncidentKind, Observation, Scope
+from pollwatch.models import (
+    Anomaly,
+    Cause,
+    Direction,
+    Entity,
+    Evidence,
+    Family,
+    Incident,
+    IncidentKind,
+    Observation,
+    Scope,
+)
 from pollwatch.override import override_incident
 
 T = datetime(2019, 6, 9, 5, 0, tzinfo=timezone.utc)
 
 
 def _store_day(watch) -> tuple[Incident, Incident]:
-    """A nationwide cut 05:00-05:55 UTC and a Periscope block from 01:00 UTC still going, with their anomalies and data."""
+    """A nationwide cut 05:00-05:55 UTC and a Periscope block from 01:00 UTC still
+    going, with their anomalies and data.
+    """
     obs = []
     t = T - timedelta(hours=6)
     while t < T + timedelta(hours=4):
@@ -25,26 +38,100 @@ def _store_day(watch) -> tuple[Incident, Incident]:
         obs.append(Observation(time=t, source="ioda", signal="bgp", country="KZ", value=300.0 if down else 1500.0))
         if t.minute == 0:
             blocked = t >= T - timedelta(hours=4)
-            obs.append(Observation(time=t, source="ooni", signal="service_failure_rate", country="KZ", service="periscope",
-                                   value=0.9 if blocked else 0.02, count=40))
+            obs.append(
+                Observation(
+                    time=t,
+                    source="ooni",
+                    signal="service_failure_rate",
+                    country="KZ",
+                    service="periscope",
+                    value=0.9 if blocked else 0.02,
+                    count=40,
+                )
+            )
         t += timedelta(minutes=5)
-    cut_a = Anomaly(id="a-cut", watch=watch.name, source="ioda", signal="bgp", family=Family.connectivity,
-                    entity=Entity(country="KZ"), direction=Direction.drop, start=T, end=T + timedelta(minutes=55),
-                    detected_at=T + timedelta(minutes=5), expected=1500.0, observed=1500.0, depth=0.8)
-    cut = Incident(id="cut0001", watch=watch.name, country="KZ", family=Family.connectivity, kind=IncidentKind.nationwide_outage,
-                   scope=Scope(asns=[9198, 35168, 29355], providers=["Kazakhtelecom", "Transtelecom", "Kcell"], regions=["KZ-ALA"],
-                               signals=["bgp"], share=0.8),
-                   start=T, end=T + timedelta(minutes=55), detected_at=T + timedelta(minutes=5), updated_at=T + timedelta(hours=1),
-                   status="resolved", depth=0.8, cause=Cause.government_directed, cause_confidence=0.72, anomaly_ids=["a-cut"],
-                   evidence=[Evidence(name="onset_on_hour", supports=Cause.government_directed, weight=0.4,
-                                      detail="onset at 11:00 local, on the hour")])
-    blk_a = Anomaly(id="a-blk", watch=watch.name, source="ooni", signal="service_failure_rate", family=Family.service,
-                    entity=Entity(country="KZ", service="periscope"), direction=Direction.rise, start=T - timedelta(hours=4),
-                    detected_at=T - timedelta(hours=3), expected=0.02, observed=0.9, depth=0.88)
-    blk = Incident(id="blk0001", watch=watch.name, country="KZ", family=Family.service, kind=IncidentKind.service_block,
-                   scope=Scope(asns=[9198], providers=["Kazakhtelecom"], services=["periscope"], signals=["service_failure_rate"], share=0.2),
-                   start=T - timedelta(hours=4), detected_at=T - timedelta(hours=3), updated_at=T, status="open", depth=0.88,
-                   cause=Cause.government_directed, cause_confidence=0.45, anomaly_ids=["a-blk"])
+    cut_a = Anomaly(
+        id="a-cut",
+        watch=watch.name,
+        source="ioda",
+        signal="bgp",
+        family=Family.connectivity,
+        entity=Entity(country="KZ"),
+        direction=Direction.drop,
+        start=T,
+        end=T + timedelta(minutes=55),
+        detected_at=T + timedelta(minutes=5),
+        expected=1500.0,
+        observed=1500.0,
+        depth=0.8,
+    )
+    cut = Incident(
+        id="cut0001",
+        watch=watch.name,
+        country="KZ",
+        family=Family.connectivity,
+        kind=IncidentKind.nationwide_outage,
+        scope=Scope(
+            asns=[9198, 35168, 29355],
+            providers=["Kazakhtelecom", "Transtelecom", "Kcell"],
+            regions=["KZ-ALA"],
+            signals=["bgp"],
+            share=0.8,
+        ),
+        start=T,
+        end=T + timedelta(minutes=55),
+        detected_at=T + timedelta(minutes=5),
+        updated_at=T + timedelta(hours=1),
+        status="resolved",
+        depth=0.8,
+        cause=Cause.government_directed,
+        cause_confidence=0.72,
+        anomaly_ids=["a-cut"],
+        evidence=[
+            Evidence(
+                name="onset_on_hour",
+                supports=Cause.government_directed,
+                weight=0.4,
+                detail="onset at 11:00 local, on the hour",
+            )
+        ],
+    )
+    blk_a = Anomaly(
+        id="a-blk",
+        watch=watch.name,
+        source="ooni",
+        signal="service_failure_rate",
+        family=Family.service,
+        entity=Entity(country="KZ", service="periscope"),
+        direction=Direction.rise,
+        start=T - timedelta(hours=4),
+        detected_at=T - timedelta(hours=3),
+        expected=0.02,
+        observed=0.9,
+        depth=0.88,
+    )
+    blk = Incident(
+        id="blk0001",
+        watch=watch.name,
+        country="KZ",
+        family=Family.service,
+        kind=IncidentKind.service_block,
+        scope=Scope(
+            asns=[9198],
+            providers=["Kazakhtelecom"],
+            services=["periscope"],
+            signals=["service_failure_rate"],
+            share=0.2,
+        ),
+        start=T - timedelta(hours=4),
+        detected_at=T - timedelta(hours=3),
+        updated_at=T,
+        status="open",
+        depth=0.88,
+        cause=Cause.government_directed,
+        cause_confidence=0.45,
+        anomaly_ids=["a-blk"],
+    )
     with store.session_scope() as s:
         store.upsert_observations(s, obs)
         store.save_anomalies(s, [cut_a, blk_a])
@@ -74,14 +161,23 @@ def test_every_figure_comes_from_the_store(kz_watch):
     # the depth's figures are the stored observations against the anomaly's expectation
     assert "down to 300 against 1,500 expected, 80% lower" in sec
     assert f"Severity: {cut.severity_band}, {cut.severity_index} on pollwatch's 0-100 scale" in sec
-    assert "likely a government-directed shutdown (confidence 72%)" in sec and "onset at 11:00 local, on the hour" in sec
+    assert (
+        "likely a government-directed shutdown (confidence 72%)" in sec and "onset at 11:00 local, on the hour" in sec
+    )
     assert text.startswith("# Internet cut nationwide; Periscope restricted in Kazakhstan on election day")
 
     # the store changes, the draft follows: a later start, one provider fewer, a smaller share, another confidence
-    changed = cut.model_copy(update={"start": T + timedelta(minutes=30), "end": T + timedelta(minutes=100),
-                                     "scope": cut.scope.model_copy(update={"asns": [9198, 29355], "providers": ["Kazakhtelecom", "Kcell"],
-                                                                           "share": 0.4}),
-                                     "cause_confidence": 0.91, "severity": 2.0e9})
+    changed = cut.model_copy(
+        update={
+            "start": T + timedelta(minutes=30),
+            "end": T + timedelta(minutes=100),
+            "scope": cut.scope.model_copy(
+                update={"asns": [9198, 29355], "providers": ["Kazakhtelecom", "Kcell"], "share": 0.4}
+            ),
+            "cause_confidence": 0.91,
+            "severity": 2.0e9,
+        }
+    )
     with store.session_scope() as s:
         store.save_incidents(s, [changed])
     sec = _section(_draft(kz_watch), "Nationwide internet outage")
@@ -96,7 +192,8 @@ def test_every_figure_comes_from_the_store(kz_watch):
 def test_an_ongoing_incident_is_worded_as_ongoing(kz_watch):
     _store_day(kz_watch)
     sec = _section(_draft(kz_watch), "Service blocked: Periscope")
-    assert "It was still ongoing at the last measurement, 9 June 2019, 08:55 UTC (14:55 ALMT)" in sec  # the newest stored observation
+    # the newest stored observation
+    assert "It was still ongoing at the last measurement, 9 June 2019, 08:55 UTC (14:55 ALMT)" in sec
     assert "It ended" not in sec
     assert "up to 90%, against 2% usually" in sec
     # an uncertain cause is worded with its confidence
@@ -108,7 +205,10 @@ def test_a_responders_override_wins(kz_watch):
     _store_day(kz_watch)
     override_incident("blk0001", Cause.technical, "alice", "the CDN confirmed an outage of its own", watch=kz_watch)
     sec = _section(_draft(kz_watch), "Service blocked: Periscope")
-    assert "A responder (alice) set the cause: technical failure, because: “the CDN confirmed an outage of its own”." in sec
+    assert (
+        "A responder (alice) set the cause: technical failure, because: “the CDN confirmed an outage of its own”."
+        in sec
+    )
     assert "pollwatch's own reading had been government-directed shutdown (confidence 45%)" in sec
     assert "possibly a government-directed" not in sec
     # the one-incident draft Slack posts says the same
@@ -118,8 +218,18 @@ def test_a_responders_override_wins(kz_watch):
 
 def test_outside_text_is_escaped(kz_watch):
     cut, _ = _store_day(kz_watch)
-    evil = cut.model_copy(update={"evidence": [Evidence(name="x", supports=Cause.government_directed, weight=0.5,
-                                                        detail="<script>alert(1)</script> [x](http://evil) \x1b[31m")]})
+    evil = cut.model_copy(
+        update={
+            "evidence": [
+                Evidence(
+                    name="x",
+                    supports=Cause.government_directed,
+                    weight=0.5,
+                    detail="<script>alert(1)</script> [x](http://evil) \x1b[31m",
+                )
+            ]
+        }
+    )
     with store.session_scope() as s:
         store.save_incidents(s, [evil])
     with store.session_scope() as s:
@@ -140,7 +250,10 @@ def test_cli_writes_markdown_with_charts_and_html(kz_watch, tmp_path):
     text = out.read_text()
     charts = sorted((tmp_path / "statement-charts").glob("*.png"))
     assert len(charts) == 2 and f"(statement-charts/{charts[0].name})" in text
-    res = runner.invoke(app, ["brief", str(kz_watch.source_file), "--incident", "cut0", "--format", "html", "-o", str(tmp_path / "s.html")])
+    res = runner.invoke(
+        app,
+        ["brief", str(kz_watch.source_file), "--incident", "cut0", "--format", "html", "-o", str(tmp_path / "s.html")],
+    )
     assert res.exit_code == 0, res.output
     page = (tmp_path / "s.html").read_text()
     assert "Nationwide internet outage" in page and "Periscope" not in page
@@ -152,6 +265,8 @@ def test_nothing_recorded_and_an_unknown_cause_are_said_plainly(kz_watch):
     assert _draft(kz_watch).startswith("# No internet disruption recorded in Kazakhstan\n")
     cut, _ = _store_day(kz_watch)
     with store.session_scope() as s:
-        store.save_incidents(s, [cut.model_copy(update={"cause": Cause.unknown, "cause_confidence": 0.0, "evidence": []})])
+        store.save_incidents(
+            s, [cut.model_copy(update={"cause": Cause.unknown, "cause_confidence": 0.0, "evidence": []})]
+        )
     sec = _section(_draft(kz_watch), "Nationwide internet outage")
     assert "The cause could not be determined from the measurements" in sec and "government" not in sec

@@ -42,7 +42,8 @@ def test_the_demo_finds_the_documented_day_and_nothing_else(demo_day):
     assert timedelta(minutes=40) <= _t(cut["end"]) - _t(cut["start"]) <= timedelta(minutes=80)
     assert cut["share"] >= 0.6  # "most users"
     periscope, meta = sorted(by_kind["service_block"], key=lambda i: i["start"])
-    assert periscope["services"] == ["periscope"] and periscope["end"] is None  # still blocked when the report was written
+    # still blocked when the report was written
+    assert periscope["services"] == ["periscope"] and periscope["end"] is None
     assert abs(_t(periscope["start"]) - datetime(2019, 6, 9, 1, tzinfo=U)) <= timedelta(hours=1)
     assert sorted(meta["services"]) == ["facebook", "instagram", "whatsapp"]
     assert abs(_t(meta["start"]) - datetime(2019, 6, 11, 9, tzinfo=U)) <= timedelta(hours=1)

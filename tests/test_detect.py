@@ -16,13 +16,30 @@ T0 = datetime(2024, 3, 1, tzinfo=timezone.utc)
 
 
 def make_watch(**signals: dict) -> Watch:
-    return Watch(name="t", country="KZ", election_date="2024-03-10", timezone="UTC",
-                 signals={k: SignalConfig(**v) for k, v in signals.items()})
+    return Watch(
+        name="t",
+        country="KZ",
+        election_date="2024-03-10",
+        timezone="UTC",
+        signals={k: SignalConfig(**v) for k, v in signals.items()},
+    )
 
 
-def series(signal: str, values, step=timedelta(minutes=5), start=T0, counts=None, source="ioda", **entity) -> list[Observation]:
-    return [Observation(time=start + i * step, source=source, signal=signal, country="KZ", value=v,
-                        count=None if counts is None else counts[i], **entity) for i, v in enumerate(values)]
+def series(
+    signal: str, values, step=timedelta(minutes=5), start=T0, counts=None, source="ioda", **entity
+) -> list[Observation]:
+    return [
+        Observation(
+            time=start + i * step,
+            source=source,
+            signal=signal,
+            country="KZ",
+            value=v,
+            count=None if counts is None else counts[i],
+            **entity,
+        )
+        for i, v in enumerate(values)
+    ]
 
 
 def run(watch: Watch, obs: list[Observation], step=timedelta(minutes=5)):
@@ -52,8 +69,16 @@ def test_moving_median_opens_on_the_first_point_and_closes_after_recovery():
     assert closed[0].anomaly.severity == pytest.approx(6 * 90 * 5)  # drop % x minutes
 
 
-INDEX = dict(source="monash", step="1h", window="48h", warm_up="6h", warning=0.5, critical=0.3, recovery="2h",
-             options={"alone_min_duration": "3h"})
+INDEX = dict(
+    source="monash",
+    step="1h",
+    window="48h",
+    warm_up="6h",
+    warning=0.5,
+    critical=0.3,
+    recovery="2h",
+    options={"alone_min_duration": "3h"},
+)
 H = timedelta(hours=1)
 
 
@@ -148,15 +173,45 @@ def test_missing_data_never_opens_and_long_gaps_are_reported():
 
 
 def test_rates_from_too_few_measurements_are_missing_data():
-    w = make_watch(sfr=dict(source="ooni", family="service", direction="rise", step="1h", detector="threshold", mode="delta",
-                            warning=0.3, critical=0.5, min_count=3, recovery="1h"))
-    obs = series("sfr", [0.0] * 5 + [1.0, 1.0] + [0.0] * 3, step=timedelta(hours=1), counts=[5] * 5 + [2, 1] + [5] * 3,
-                 source="ooni", asn=1, service="x")
+    w = make_watch(
+        sfr=dict(
+            source="ooni",
+            family="service",
+            direction="rise",
+            step="1h",
+            detector="threshold",
+            mode="delta",
+            warning=0.3,
+            critical=0.5,
+            min_count=3,
+            recovery="1h",
+        )
+    )
+    obs = series(
+        "sfr",
+        [0.0] * 5 + [1.0, 1.0] + [0.0] * 3,
+        step=timedelta(hours=1),
+        counts=[5] * 5 + [2, 1] + [5] * 3,
+        source="ooni",
+        asn=1,
+        service="x",
+    )
     assert run(w, obs).events == []
 
 
-OONI = dict(source="ooni", family="service", direction="rise", step="1h", detector="cusum", mode="delta", warning=0.3,
-            critical=0.5, min_count=1, window="7d", options={"fast": False})
+OONI = dict(
+    source="ooni",
+    family="service",
+    direction="rise",
+    step="1h",
+    detector="cusum",
+    mode="delta",
+    warning=0.3,
+    critical=0.5,
+    min_count=1,
+    window="7d",
+    options={"fast": False},
+)
 
 
 def _rates(rates, counts):
@@ -201,7 +256,7 @@ def test_cusum_accumulators_decay_after_a_day_without_data():
     assert res.events == []
     s = res.state.series["ooni:sfr:KZ/asn=33771/service=telegram"]
     assert s.up == pytest.approx(2.75 * 2 * 0.5 ** (95 / 48) + 2.75 * 2)  # 95 h without data
-    w_nodecay = make_watch(sfr=dict(OONI, options={"fast": False, "decay_after": 10 ** 7}))
+    w_nodecay = make_watch(sfr=dict(OONI, options={"fast": False, "decay_after": 10**7}))
     assert [e.change for e in run(w_nodecay, obs).events] == ["opened"]
 
 
@@ -212,7 +267,9 @@ def test_cusum_fast_path_for_a_clear_block():
     assert res.events[0].anomaly.evidence["fast_path"] is True
 
 
-BASELINE_CUSUM = dict(OONI, warm_up="1d", options={"fast": False, "mu0": "baseline", "shift": 0.2, "v": "binomial", "h": 9.0})
+BASELINE_CUSUM = dict(
+    OONI, warm_up="1d", options={"fast": False, "mu0": "baseline", "shift": 0.2, "v": "binomial", "h": 9.0}
+)
 
 
 def test_baseline_cusum_learns_a_networks_own_failure_rate_and_catches_a_partial_block():
@@ -225,8 +282,10 @@ def test_baseline_cusum_learns_a_networks_own_failure_rate_and_catches_a_partial
     normal = [sum(rng.random() < 0.10 for _ in range(10)) / 10 for _ in range(72)]
     assert run(w, _rates(normal, counts[:72])).events == []
     # OONI's fixed reference (mu0 0) reads the same hours as a block once enough of them add up
-    assert run(make_watch(sfr=dict(OONI, options={"fast": False, "mu0": 0.0, "mu1": 0.2, "v": "binomial", "h": 9.0})),
-               _rates(normal, counts[:72])).events
+    assert run(
+        make_watch(sfr=dict(OONI, options={"fast": False, "mu0": 0.0, "mu1": 0.2, "v": "binomial", "h": 9.0})),
+        _rates(normal, counts[:72]),
+    ).events
     # then 40 % of its tests fail (a partial block): opened within six hours, against mu0 ~ 0.1
     # (each hour adds about 10 x 0.2 / v x (0.4 - (mu0 + mu1) / 2) ~ 2; the hours that build the
     # block do not raise the reference)
@@ -234,24 +293,45 @@ def test_baseline_cusum_learns_a_networks_own_failure_rate_and_catches_a_partial
     res = run(w, _rates(partial, counts))
     (opened,) = [e for e in res.events if e.change == "opened"]
     assert T0 + timedelta(hours=72) <= opened.anomaly.start and opened.tick <= T0 + timedelta(hours=78)
-    assert 0.05 <= opened.anomaly.evidence["mu0"] <= 0.15 and opened.anomaly.evidence["mu1"] == pytest.approx(opened.anomaly.evidence["mu0"] + 0.2)
+    assert 0.05 <= opened.anomaly.evidence["mu0"] <= 0.15 and opened.anomaly.evidence["mu1"] == pytest.approx(
+        opened.anomaly.evidence["mu0"] + 0.2
+    )
 
 
 def test_baseline_cusum_waits_for_its_reference_level():
     w = make_watch(sfr=BASELINE_CUSUM)
-    # a series that fails 50 % of the time from its first hour is chronic, not news: nothing during warm-up, nothing after
+    # a series that fails 50 % of the time from its first hour is chronic, not news: nothing during warm-up, nothing
+    # after
     assert run(w, _rates([0.5] * 48, [10] * 48)).events == []
 
 
 def test_threshold_detector_fixed_expectation():
-    w = make_watch(psr=dict(source="webprobe", family="service", step="5m", detector="threshold", warning=0.8, critical=0.5,
-                            recovery="5m"))
+    w = make_watch(
+        psr=dict(
+            source="webprobe",
+            family="service",
+            step="5m",
+            detector="threshold",
+            warning=0.8,
+            critical=0.5,
+            recovery="5m",
+        )
+    )
     res = run(w, series("psr", [1.0, 0.95, 0.3, 0.2, 1.0, 1.0], source="webprobe", asn=1, service="x"))
     assert [e.change for e in res.events] == ["opened", "closed"]
 
 
-SEASONAL = dict(source="radar", step="1h", detector="seasonal", warm_up="3d", window="28d", warning=0.7, critical=0.4,
-                recovery="1h", options={"k": 3, "min_days": 3})
+SEASONAL = dict(
+    source="radar",
+    step="1h",
+    detector="seasonal",
+    warm_up="3d",
+    window="28d",
+    warning=0.7,
+    critical=0.4,
+    recovery="1h",
+    options={"k": 3, "min_days": 3},
+)
 
 
 def _diurnal(days: int, dip_at: int | None = None) -> list[float]:
@@ -270,7 +350,10 @@ def test_seasonal_follows_the_day_and_catches_a_drop():
     assert clean.events == []
     # a moving median over the same data alarms every night
     mm = make_watch(radar=dict(SEASONAL, detector="moving_median", window="24h", warm_up="1d", options={}))
-    assert any(e.change == "opened" for e in run(mm, series("radar", _diurnal(8), step=timedelta(hours=1), source="radar")).events)
+    assert any(
+        e.change == "opened"
+        for e in run(mm, series("radar", _diurnal(8), step=timedelta(hours=1), source="radar")).events
+    )
     res = run(w, series("radar", _diurnal(8, dip_at=6 * 24 + 10), step=timedelta(hours=1), source="radar"))
     assert [e.change for e in res.events] == ["opened", "closed"]
     assert res.events[0].anomaly.start == T0 + timedelta(hours=6 * 24 + 10)
@@ -305,8 +388,21 @@ def test_live_ticks_through_json_equal_one_replay(kind):
 def test_helpers():
     assert wilson_lower(1.0, 8) > 0.6 > wilson_lower(1 / 3, 3)
     ent = Entity(country="KZ")
-    mk = lambda src, sev: Anomaly(id=src + str(sev), watch="t", source=src, signal="s", family=Family.connectivity,  # noqa: E731
-                                  entity=ent, direction="drop", start=T0, detected_at=T0, severity=sev)
+
+    def mk(src, sev):
+        return Anomaly(
+            id=src + str(sev),
+            watch="t",
+            source=src,
+            signal="s",
+            family=Family.connectivity,  # noqa: E731
+            entity=ent,
+            direction="drop",
+            start=T0,
+            detected_at=T0,
+            severity=sev,
+        )
+
     assert combined_severity([mk("ioda", 10), mk("ioda", 20), mk("ooni", 3)]) == 90
 
 
@@ -316,5 +412,8 @@ def test_warnings_can_need_longer_than_criticals():
     vals = [1000.0] * 30 + [700.0] + [1000.0] * 5 + [700.0] * 3 + [1000.0] * 5 + [100.0] + [1000.0] * 5
     res = run(w, series("bgp", vals))
     opened = [e.anomaly for e in res.events if e.change == "opened"]
-    assert [(a.start, a.level) for a in opened] == [(T0 + 36 * timedelta(minutes=5), "warning"), (T0 + 44 * timedelta(minutes=5), "critical")]
+    assert [(a.start, a.level) for a in opened] == [
+        (T0 + 36 * timedelta(minutes=5), "warning"),
+        (T0 + 44 * timedelta(minutes=5), "critical"),
+    ]
     assert opened[0].detected_at == T0 + 38 * timedelta(minutes=5) and opened[1].detected_at == opened[1].start

@@ -48,7 +48,9 @@ def test_baselines_have_levels_coverage_and_hours(history):
 
 
 def test_series_that_are_never_judged_are_named_with_their_setting(history):
-    """A 0..10 index under min_prediction 10, a series shorter than its warm-up and a stuck one each produce a notice."""
+    """A 0..10 index under min_prediction 10, a series shorter than its warm-up and
+    a stuck one each produce a notice.
+    """
     w, end, obs = history
     w = w.model_copy(deep=True)
     w.signals["active_probing"].min_prediction = 1e9
@@ -60,14 +62,19 @@ def test_series_that_are_never_judged_are_named_with_their_setting(history):
     got = {(sig, ent): (setting, why) for sig, ent, setting, why in never_judged(w, ap + short + stuck + healthy)}
     assert got[("active_probing", "KZ")][0] == "signals.active_probing.min_prediction"
     assert "below min_prediction (1e+09): never judged" in got[("active_probing", "KZ")][1]
-    assert got[("bgp", "KZ/asn=9198")] == ("signals.bgp.warm_up", "only 2.0 h of data, less than warm_up (6 h): not judged yet")
+    assert got[("bgp", "KZ/asn=9198")] == (
+        "signals.bgp.warm_up",
+        "only 2.0 h of data, less than warm_up (6 h): not judged yet",
+    )
     assert got[("bgp", "KZ/asn=29355")][1].startswith("constant at 42 over")
     assert ("bgp", "KZ") not in got, "a healthy series is not named"
     notices = never_judged_notices(w, ap + short + stuck + healthy, end)
     texts = {n.message.split(" because of ")[1].split(":")[0]: n for n in notices}
     assert set(texts) == {"signals.active_probing.min_prediction", "signals.bgp.warm_up", "signals.bgp"}
     mp = texts["signals.active_probing.min_prediction"]
-    assert mp.level.value == "warning" and mp.message.startswith(f"{len({o.entity_key for o in ap})} series with data not judged")
+    assert mp.level.value == "warning" and mp.message.startswith(
+        f"{len({o.entity_key for o in ap})} series with data not judged"
+    )
     assert "(and " in mp.message and mp.source == "baseline"
     assert never_judged_notices(w, healthy, end) == []
 
@@ -105,10 +112,14 @@ def test_baseline_flow_and_first_tick_name_the_series_never_judged(history, tmp_
 
     w, end, obs = history
     watch_file = tmp_path / "index.yaml"
-    watch_file.write_text(KZ_WATCH.read_text().replace("name: kz-2019-presidential", "name: kz-index-10")
-                          + "\nsignals:\n  active_probing: {min_prediction: 1000000}\n")
+    watch_file.write_text(
+        KZ_WATCH.read_text().replace("name: kz-2019-presidential", "name: kz-index-10")
+        + "\nsignals:\n  active_probing: {min_prediction: 1000000}\n"
+    )
     path = tmp_path / "history.jsonl"
-    write_observations([o for o in obs if o.time >= end - timedelta(hours=30) and o.signal in ("bgp", "active_probing")], path)
+    write_observations(
+        [o for o in obs if o.time >= end - timedelta(hours=30) and o.signal in ("bgp", "active_probing")], path
+    )
     result = baseline(str(watch_file), end, str(path))
     assert len(result["never_judged"]) == 1 and "signals.active_probing.min_prediction" in result["never_judged"][0]
     assert result["never_judged"][0].startswith("11 series") and "KZ/asn=21299: its level" in result["never_judged"][0]

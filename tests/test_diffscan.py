@@ -136,7 +136,13 @@ async def test_engine_keeps_concurrency_bounded_and_pulls_targets_lazily():
 async def test_rate_limit_paces_probes():
     seen: list[int] = []
     base = int.from_bytes(bytes([127, 32, 0, 0]), "big")
-    stats = await tcp_sweep(((base + i, 9, i) for i in range(30)), lambda tag, ok: seen.append(tag), concurrency=100, rate=300.0, timeout=0.5)
+    stats = await tcp_sweep(
+        ((base + i, 9, i) for i in range(30)),
+        lambda tag, ok: seen.append(tag),
+        concurrency=100,
+        rate=300.0,
+        timeout=0.5,
+    )
     assert stats.probes == 30 and sorted(seen) == list(range(30))
 
 
@@ -148,7 +154,9 @@ def test_candidates_prefer_baseline_hosts_then_cover_the_block_once():
     order = [candidate(t, 0, k, opts.seed) for k in range(254)]
     assert order[:3] == [7, 200, 3]
     assert sorted(order) == list(range(1, 255)) and candidate(t, 0, 254, opts.seed) == -1
-    t2 = build_blocks([PrefixTarget(prefix="203.0.113.0/22"), PrefixTarget(prefix="203.0.113.128/25", asn=7)], None, opts)
+    t2 = build_blocks(
+        [PrefixTarget(prefix="203.0.113.0/22"), PrefixTarget(prefix="203.0.113.128/25", asn=7)], None, opts
+    )
     assert len(t2) == 4  # overlapping prefixes: each /24 once, the more specific first
     assert t2.asn[0] == 7 and (t2.lo[0], t2.hi[0]) == (128, 254)
     assert {candidate(t2, 0, k, 1) for k in range(127)} == set(range(128, 255))
@@ -201,7 +209,20 @@ def namespace():
         ip("neigh", "add", "198.18.0.2", "lladdr", "02:00:00:00:00:02", "dev", "pwa", "nud", "permanent")
         ip("route", "add", "198.18.2.0/24", "via", "198.18.0.2", "dev", "pwa")
         # this namespace's own ICMP rate limit (the kernel's default, 1000/s with bursts of 50, would drop echo replies)
-        subprocess.run(["ip", "netns", "exec", ns, "sysctl", "-q", "-w", "net.ipv4.icmp_msgs_per_sec=1000000", "net.ipv4.icmp_msgs_burst=1000000"], capture_output=True)
+        subprocess.run(
+            [
+                "ip",
+                "netns",
+                "exec",
+                ns,
+                "sysctl",
+                "-q",
+                "-w",
+                "net.ipv4.icmp_msgs_per_sec=1000000",
+                "net.ipv4.icmp_msgs_burst=1000000",
+            ],
+            capture_output=True,
+        )
         yield ns
     finally:
         subprocess.run(["ip", "netns", "del", ns], capture_output=True)
@@ -210,7 +231,10 @@ def namespace():
 @pytest.mark.parametrize("method", ["tcp", "icmp"])
 def test_silent_drops_in_a_network_namespace(namespace, method):
     run = subprocess.run(
-        ["ip", "netns", "exec", namespace, sys.executable, "-c", _IN_NAMESPACE, method], capture_output=True, text=True, timeout=60
+        ["ip", "netns", "exec", namespace, sys.executable, "-c", _IN_NAMESPACE, method],
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert run.returncode == 0, run.stderr
     result = json.loads(run.stdout)
@@ -238,6 +262,7 @@ async def test_time_budget_stops_new_probes_and_says_so(loopback_net):
 
 
 # --- targets from RIPEstat (a local fake of its Data API; nothing here is probed) ---------------
+
 
 def _ripestat_fake():
     from tests.fakes.observatories import RipestatFake
@@ -273,7 +298,10 @@ async def test_targets_come_from_ripestat_with_provider_asns(kz_watch):
         again = await diffscan_targets(kz_watch, DiffscanOptions(), source=source)
         assert again == targets and len(fake.requests) == requests  # cached for a day
     assert [(t.prefix, t.asn) for t in targets] == [
-        ("2.72.0.0/14", 9198), ("2.76.0.0/15", 29355), ("2.72.0.0/13", None), ("5.34.0.0/22", None),
+        ("2.72.0.0/14", 9198),
+        ("2.76.0.0/15", 29355),
+        ("2.72.0.0/13", None),
+        ("5.34.0.0/22", None),
     ]
     table = build_blocks(targets, None, DiffscanOptions())
     asn_of = {table.nets[i] >> 8: table.asn[i] for i in range(len(table))}
@@ -290,6 +318,9 @@ async def test_engine_keeps_launching_when_the_timer_collects_the_answers():
     base = int.from_bytes(bytes([127, 35, 0, 0]), "big")
     seen = []
     stats = await asyncio.wait_for(
-        tcp_sweep(((base + i, 9, i) for i in range(20000)), lambda tag, ok: seen.append(ok), concurrency=8, timeout=0.04), 60
+        tcp_sweep(
+            ((base + i, 9, i) for i in range(20000)), lambda tag, ok: seen.append(ok), concurrency=8, timeout=0.04
+        ),
+        60,
     )
     assert stats.probes == 20000 and len(seen) == 20000 and stats.answers + stats.timeouts == 20000

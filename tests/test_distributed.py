@@ -26,7 +26,8 @@ from tests.prefect_server import Cluster, prefect_cluster
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
 
 CADENCE = timedelta(seconds=5)
-LEAD = timedelta(seconds=10)  # the first tick: after the worker and `pollwatch schedule` are up (a tick before is just not scheduled)
+# the first tick: after the worker and `pollwatch schedule` are up (a tick before is just not scheduled)
+LEAD = timedelta(seconds=10)
 WAIT = 150  # seconds at most for the worker to do its part (a bound, not an assertion on speed)
 
 
@@ -48,8 +49,14 @@ def test_worker_runs_scheduled_ticks_and_alerts(cluster: Cluster, tmp_path: Path
     created = httpx.post(f"{api}/work_pools/", json={"name": pool, "type": "process"}, timeout=10)
     assert created.status_code == 201, created.text
     cluster.start("worker", [sys.executable, "-m", "prefect", "worker", "start", "--pool", pool, "--type", "process"])
-    done = subprocess.run([sys.executable, "-m", "pollwatch.cli", "schedule", str(path), "--work-pool", pool, "--observations", str(obs)],
-                          env=env, cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [sys.executable, "-m", "pollwatch.cli", "schedule", str(path), "--work-pool", pool, "--observations", str(obs)],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 0, done.stdout + done.stderr
     assert "created ['zz-fast-watch-heightened']" in done.stdout
 
@@ -57,7 +64,9 @@ def test_worker_runs_scheduled_ticks_and_alerts(cluster: Cluster, tmp_path: Path
     ticks_done, incidents, alerts, runs, matched = [], [], [], [], set()
     while time.monotonic() < deadline:
         with store.session_scope(cluster.store_url) as s:
-            ticks_done = [t for t in store.list_ticks(s, watch.name) if (t.summary or {}).get("status") != store.TICK_RUNNING]
+            ticks_done = [
+                t for t in store.list_ticks(s, watch.name) if (t.summary or {}).get("status") != store.TICK_RUNNING
+            ]
             incidents = store.list_incidents(s, watch.name)
             alerts = store.list_alerts(s, watch.name)
         runs = cluster.flow_runs(watch_tag(watch.name), ["COMPLETED"])

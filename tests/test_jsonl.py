@@ -22,9 +22,19 @@ def _sample() -> list[Observation]:
     return [
         Observation(time=T0, source="ioda", signal="bgp", country="KZ", value=1523.0),
         Observation(time=T0, source="ioda", signal="bgp", country="KZ", region="KZ-ALA", value=None),
-        Observation(time=T0 + timedelta(hours=1), source="ooni", signal="service_failure_rate", country="KZ", asn=9198,
-                    service="whatsapp", value=0.25, count=8,
-                    provenance=Provenance(request="https://api.ooni.io/api/v1/aggregation?probe_cc=KZ", fetched_at=T0, payload_hash="ab" * 32)),
+        Observation(
+            time=T0 + timedelta(hours=1),
+            source="ooni",
+            signal="service_failure_rate",
+            country="KZ",
+            asn=9198,
+            service="whatsapp",
+            value=0.25,
+            count=8,
+            provenance=Provenance(
+                request="https://api.ooni.io/api/v1/aggregation?probe_cc=KZ", fetched_at=T0, payload_hash="ab" * 32
+            ),
+        ),
     ]
 
 
@@ -32,31 +42,90 @@ def test_round_trip_keeps_every_field(tmp_path: Path):
     f = tmp_path / "obs.jsonl"
     write_observations(_sample(), f)
     first = json.loads(f.read_text().splitlines()[0])
-    assert first == {"time": "2019-06-09T05:00:00Z", "source": "ioda", "signal": "bgp", "country": "KZ",
-                     "region": None, "asn": None, "service": None, "value": 1523.0}
+    assert first == {
+        "time": "2019-06-09T05:00:00Z",
+        "source": "ioda",
+        "signal": "bgp",
+        "country": "KZ",
+        "region": None,
+        "asn": None,
+        "service": None,
+        "value": 1523.0,
+    }
     assert read_observations(f) == _sample()
 
 
-@pytest.mark.parametrize("line,message", [
-    ('{"time": "2019-06-09T05:00:00", "source": "ioda", "signal": "bgp", "country": "KZ", "value": 1}', "no time zone"),
-    ('{"time": "2019-06-09T05:00:00Z", "source": "ioda", "signal": "bgp", "country": "KZ", "value": "many"}', "value"),
-    ('{"time": "2019-06-09T05:00:00Z", "source": "ioda", "signal": "bgp", "country": "KZ", "colour": 1}', "unknown field"),
-    ('{"time": "2019-06-09T05:00:00Z", "source": "ioda", "signal": "bgp", "country": "KZ", "value": NaN}', "finite"),
-    ('{"time": "2019-06-09T05:00:00Z", "source": "ioda"', "not valid JSON"),
-    # strict types: no coercion of booleans, numbers or unknown countries
-    ('{"time": "2019-06-09T05:00:00Z", "source": "ioda", "signal": "bgp", "country": "KZ", "asn": true}', "field 'asn': expected an integer"),
-    ('{"time": "2019-06-09T05:00:00Z", "source": "ioda", "signal": "bgp", "country": "KZ", "value": true}', "field 'value': expected a number"),
-    ('{"time": "2019-06-09T05:00:00Z", "source": "ioda", "signal": "bgp", "country": "KZ", "count": 2.0}', "field 'count': expected an integer"),
-    ('{"time": 1560056400, "source": "ioda", "signal": "bgp", "country": "KZ", "value": 1}', "field 'time': expected an ISO 8601"),
-    ('{"time": "2019-06-09T05:00:00Z", "source": "ioda", "signal": "bgp", "country": "ZZZ"}', "ISO 3166-1 alpha-2"),
-    ('{"time": "2019-06-09T05:00:00Z", "source": "ioda", "signal": "bgp", "country": 7}', "field 'country': expected a string"),
-    # what the store cannot keep, or should not have to
-    ('{"time": "2019-06-09T05:00:00Z", "source": "ioda", "signal": "bgp", "country": "KZ", "region": "A\\u0000B"}', "NUL"),
-    ('{"time": "2019-06-09T05:00:00Z", "source": "ioda", "signal": "bgp", "country": "KZ", "service": "\\ud800"}', "lone surrogate"),
-    ('{"time": "2019-06-09T05:00:00Z", "source": "ioda", "signal": "bgp", "country": "KZ", "region": "' + "R" * 101 + '"}', "at most 100"),
-    ('{"time": "2019-06-09T05:00:00Z", "source": "ioda", "signal": "' + "s" * 65 + '", "country": "KZ"}', "at most 64"),
-    ('{"time": "2019-06-09T05:00:00Z", "source": "ioda", "signal": "bgp", "country": "KZ", "service": "' + "x" * 20_000 + '"}', "longer than"),
-])
+@pytest.mark.parametrize(
+    "line,message",
+    [
+        (
+            '{"time": "2019-06-09T05:00:00", "source": "ioda", "signal": "bgp", "country": "KZ", "value": 1}',
+            "no time zone",
+        ),
+        (
+            '{"time": "2019-06-09T05:00:00Z", "source": "ioda", "signal": "bgp", "country": "KZ", "value": "many"}',
+            "value",
+        ),
+        (
+            '{"time": "2019-06-09T05:00:00Z", "source": "ioda", "signal": "bgp", "country": "KZ", "colour": 1}',
+            "unknown field",
+        ),
+        (
+            '{"time": "2019-06-09T05:00:00Z", "source": "ioda", "signal": "bgp", "country": "KZ", "value": NaN}',
+            "finite",
+        ),
+        ('{"time": "2019-06-09T05:00:00Z", "source": "ioda"', "not valid JSON"),
+        # strict types: no coercion of booleans, numbers or unknown countries
+        (
+            '{"time": "2019-06-09T05:00:00Z", "source": "ioda", "signal": "bgp", "country": "KZ", "asn": true}',
+            "field 'asn': expected an integer",
+        ),
+        (
+            '{"time": "2019-06-09T05:00:00Z", "source": "ioda", "signal": "bgp", "country": "KZ", "value": true}',
+            "field 'value': expected a number",
+        ),
+        (
+            '{"time": "2019-06-09T05:00:00Z", "source": "ioda", "signal": "bgp", "country": "KZ", "count": 2.0}',
+            "field 'count': expected an integer",
+        ),
+        (
+            '{"time": 1560056400, "source": "ioda", "signal": "bgp", "country": "KZ", "value": 1}',
+            "field 'time': expected an ISO 8601",
+        ),
+        ('{"time": "2019-06-09T05:00:00Z", "source": "ioda", "signal": "bgp", "country": "ZZZ"}', "ISO 3166-1 alpha-2"),
+        (
+            '{"time": "2019-06-09T05:00:00Z", "source": "ioda", "signal": "bgp", "country": 7}',
+            "field 'country': expected a string",
+        ),
+        # what the store cannot keep, or should not have to
+        (
+            '{"time": "2019-06-09T05:00:00Z", "source": "ioda", "signal": "bgp", '
+            '"country": "KZ", "region": "A\\u0000B"}',
+            "NUL",
+        ),
+        (
+            '{"time": "2019-06-09T05:00:00Z", "source": "ioda", "signal": "bgp", '
+            '"country": "KZ", "service": "\\ud800"}',
+            "lone surrogate",
+        ),
+        (
+            '{"time": "2019-06-09T05:00:00Z", "source": "ioda", "signal": "bgp", "country": "KZ", "region": "'
+            + "R" * 101
+            + '"}',
+            "at most 100",
+        ),
+        (
+            '{"time": "2019-06-09T05:00:00Z", "source": "ioda", "signal": "' + "s" * 65 + '", "country": "KZ"}',
+            "at most 64",
+        ),
+        (
+            '{"time": "2019-06-09T05:00:00Z", "source": "ioda", "signal": "bgp", "country": "KZ", "service": "'
+            + "x" * 20_000
+            + '"}',
+            "longer than",
+        ),
+    ],
+)
 def test_bad_lines_name_file_and_line(tmp_path: Path, line: str, message: str):
     f = tmp_path / "bad.jsonl"
     good = '{"time": "2019-06-09T05:00:00Z", "source": "ioda", "signal": "bgp", "country": "KZ", "value": 1}'
@@ -99,7 +168,9 @@ def test_bad_import_loses_nothing_already_recorded(tmp_path: Path):
 
 
 def test_early_years_survive_the_round_trip(tmp_path: Path):
-    early = Observation(time=datetime(999, 1, 2, 3, 4, 5, tzinfo=timezone.utc), source="ioda", signal="bgp", country="KZ", value=1.0)
+    early = Observation(
+        time=datetime(999, 1, 2, 3, 4, 5, tzinfo=timezone.utc), source="ioda", signal="bgp", country="KZ", value=1.0
+    )
     f = tmp_path / "early.jsonl"
     write_observations([early], f)
     assert json.loads(f.read_text())["time"] == "0999-01-02T03:04:05Z"

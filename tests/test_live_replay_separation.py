@@ -26,8 +26,17 @@ def _cli(*args: str, code: int = 0) -> str:
 def test_a_replay_never_shows_in_live_views(nationwide_minutes, tmp_path: Path):
     w, start, _, path = nationwide_minutes
     lo, hi = iso(start - timedelta(hours=2)), iso(start + timedelta(minutes=10))
-    out = _cli("replay", str(w.source_file), "--observations", str(path), "--from", iso(start - timedelta(minutes=5)),
-               "--until", hi, "--quiet")
+    out = _cli(
+        "replay",
+        str(w.source_file),
+        "--observations",
+        str(path),
+        "--from",
+        iso(start - timedelta(minutes=5)),
+        "--until",
+        hi,
+        "--quiet",
+    )
     assert "incident(s)" in out and f"pollwatch --replay report {w.name}" in out
     replayed = json.loads(_cli("--replay", "audit", "incidents", "--json"))
     assert replayed and {r["kind"] for r in replayed} >= {"nationwide_outage"}
@@ -51,9 +60,16 @@ def test_a_replay_never_shows_in_live_views(nationwide_minutes, tmp_path: Path):
 
     # a live tick after the replay judges live data only: a quiet hour stays quiet
     quiet = tmp_path / "quiet.jsonl"
-    quiet.write_text("".join(line + "\n" for line in path.read_text().splitlines()
-                             if json.loads(line)["time"] < iso(start - timedelta(minutes=30))))
-    tick_out = _cli("tick", str(w.source_file), "--at", iso(start - timedelta(minutes=30)), "--observations", str(quiet))
+    quiet.write_text(
+        "".join(
+            line + "\n"
+            for line in path.read_text().splitlines()
+            if json.loads(line)["time"] < iso(start - timedelta(minutes=30))
+        )
+    )
+    tick_out = _cli(
+        "tick", str(w.source_file), "--at", iso(start - timedelta(minutes=30)), "--observations", str(quiet)
+    )
     tick = json.loads(tick_out.strip().splitlines()[-1])  # after the console's operator notices
     assert tick["skipped"] is False and tick["incident_events"] == 0
     with store.session_scope() as s:
@@ -66,8 +82,16 @@ def test_replay_store_on_postgresql_is_its_own_schema(pg_url: str, monkeypatch: 
 
     monkeypatch.setenv("POLLWATCH_DATABASE_URL", pg_url)
     t = kz_watch.milestone_times()["polls_open"]
-    inc = Incident(id="i-replayed", watch=kz_watch.name, country="KZ", family=Family.connectivity, kind=IncidentKind.nationwide_outage, start=t,
-                   detected_at=t, updated_at=t)
+    inc = Incident(
+        id="i-replayed",
+        watch=kz_watch.name,
+        country="KZ",
+        family=Family.connectivity,
+        kind=IncidentKind.nationwide_outage,
+        start=t,
+        detected_at=t,
+        updated_at=t,
+    )
     with store.using(store.REPLAY), store.session_scope() as s:
         store.save_incidents(s, [inc])
     with store.using(store.REPLAY), store.session_scope() as s:
@@ -79,7 +103,9 @@ def test_replay_store_on_postgresql_is_its_own_schema(pg_url: str, monkeypatch: 
 
 
 def test_replay_store_beside_a_sqlite_store(isolated_store: str):
-    assert store.replay_database_url(isolated_store) == isolated_store.replace("pollwatch.sqlite", "pollwatch-replay.sqlite")
+    assert store.replay_database_url(isolated_store) == isolated_store.replace(
+        "pollwatch.sqlite", "pollwatch-replay.sqlite"
+    )
     with store.using(store.REPLAY):
         assert store.database_url() != store.database_url(isolated_store)
     assert store.database_url() == isolated_store
@@ -92,11 +118,24 @@ def test_a_ticks_chart_shows_data_only_up_to_the_tick(kz_watch, monkeypatch: pyt
     from pollwatch.notify.delivery import store_chart
 
     tick = kz_watch.milestone_times()["polls_close"]
-    inc = Incident(id="i-open", watch=kz_watch.name, country="KZ", family=Family.connectivity, kind=IncidentKind.nationwide_outage,
-                   start=tick - timedelta(minutes=20), detected_at=tick, updated_at=tick)
+    inc = Incident(
+        id="i-open",
+        watch=kz_watch.name,
+        country="KZ",
+        family=Family.connectivity,
+        kind=IncidentKind.nationwide_outage,
+        start=tick - timedelta(minutes=20),
+        detected_at=tick,
+        updated_at=tick,
+    )
     with store.session_scope() as s:
-        store.upsert_observations(s, [Observation(time=tick + timedelta(minutes=m), source="ioda", signal="bgp", country="KZ",
-                                                  value=100.0) for m in range(-60, 65, 5)])
+        store.upsert_observations(
+            s,
+            [
+                Observation(time=tick + timedelta(minutes=m), source="ioda", signal="bgp", country="KZ", value=100.0)
+                for m in range(-60, 65, 5)
+            ],
+        )
     seen: list = []
     monkeypatch.setattr(charts, "incident_chart", lambda watch, i, anomalies, obs: seen.extend(obs) or b"png")
     assert store_chart()(kz_watch, inc, []) == b"png"

@@ -29,7 +29,9 @@ def scenario():
     events = [
         EventSpec(kind=IncidentKind.network_outage, start=day + 5.25 * H, end=day + 6 * H, asns=[kcell]),
         EventSpec(kind=IncidentKind.network_outage, start=day + 9.5 * H, end=day + 10 * H, asns=[kt]),
-        EventSpec(kind=IncidentKind.service_block, start=day + 3 * H, end=day + 7 * H, services=["whatsapp"], depth=0.9),
+        EventSpec(
+            kind=IncidentKind.service_block, start=day + 3 * H, end=day + 7 * H, services=["whatsapp"], depth=0.9
+        ),
     ]
     # other networks hold half the country; shares measured from the day before, as the baseline flow does
     sc = simulate(w, day - 30 * H, day + 12 * H, events, seed=2, other_space=0.5)
@@ -41,15 +43,24 @@ def replayed(w, sc, until: datetime) -> list[Incident]:
 
 
 def shape(incidents: list[Incident]) -> list[tuple]:
-    return sorted((i.kind.value, tuple(i.scope.asns), tuple(i.scope.regions), tuple(i.scope.services), i.start, i.end)
-                  for i in incidents)
+    return sorted(
+        (i.kind.value, tuple(i.scope.asns), tuple(i.scope.regions), tuple(i.scope.services), i.start, i.end)
+        for i in incidents
+    )
 
 
 def assert_same(live: list[Incident], replay: list[Incident], step: timedelta) -> None:
     """Same kinds and scopes, starts and ends within one native step."""
     assert len(live) == len(replay), (shape(live), shape(replay))
-    for a, b in zip(sorted(live, key=lambda i: (i.start, i.kind.value)), sorted(replay, key=lambda i: (i.start, i.kind.value))):
-        assert (a.kind, a.scope.asns, a.scope.regions, a.scope.services) == (b.kind, b.scope.asns, b.scope.regions, b.scope.services)
+    for a, b in zip(
+        sorted(live, key=lambda i: (i.start, i.kind.value)), sorted(replay, key=lambda i: (i.start, i.kind.value))
+    ):
+        assert (a.kind, a.scope.asns, a.scope.regions, a.scope.services) == (
+            b.kind,
+            b.scope.asns,
+            b.scope.regions,
+            b.scope.services,
+        )
         assert abs(a.start - b.start) <= step
         assert (a.end is None) == (b.end is None) and (a.end is None or abs(a.end - b.end) <= step)
 
@@ -63,7 +74,8 @@ def test_a_catch_up_after_hours_keeps_separate_events_apart(scenario):
     assert_same(live, replay, judgement_step(w))
     outages = sorted((i for i in live if i.family.value == "connectivity"), key=lambda i: i.start)
     assert [i.scope.asns for i in outages] == [[w.providers[1].asn], [w.providers[0].asn]]
-    assert [i.kind for i in outages] == [IncidentKind.network_outage] * 2  # each network is its own share, not half the country
+    # each network is its own share, not half the country
+    assert [i.kind for i in outages] == [IncidentKind.network_outage] * 2
     assert all(i.end is not None for i in outages)
 
 
@@ -74,7 +86,9 @@ def schedules(draw) -> list[timedelta]:
     first = draw(st.integers(0, 120)) * CADENCE
     out = [first]
     t = first
-    moves = draw(st.lists(st.sampled_from(["next", "next", "next", "repeat", "older", "skip", "catch_up"]), max_size=30))
+    moves = draw(
+        st.lists(st.sampled_from(["next", "next", "next", "repeat", "older", "skip", "catch_up"]), max_size=30)
+    )
     for m in moves:
         if m == "repeat":
             out.append(t)

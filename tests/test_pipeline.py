@@ -38,7 +38,9 @@ def test_every_injected_kind_is_detected_once_and_nothing_else(demo_day):
         assert len(hits) == 1, f"{label.kind} not detected exactly once"
         # hourly OONI bins are judged `lag` after their start (20 min after the hour ends), as a live tick would
         hourly = hits[0].family in (Family.service, Family.circumvention)
-        assert hits[0].detected_at - label.start <= timedelta(minutes=15) + (w.signals["service_failure_rate"].lag if hourly else timedelta(0))
+        assert hits[0].detected_at - label.start <= timedelta(minutes=15) + (
+            w.signals["service_failure_rate"].lag if hourly else timedelta(0)
+        )
     nationwide = next(i for i in out.incidents if i.kind is IncidentKind.nationwide_outage)
     assert nationwide.scope.share >= 0.97 and len(nationwide.scope.asns) == len(w.providers)
     network = next(i for i in out.incidents if i.kind is IncidentKind.network_outage)
@@ -48,8 +50,10 @@ def test_every_injected_kind_is_detected_once_and_nothing_else(demo_day):
 def test_missing_data_is_not_an_outage(demo_day):
     w, day, end, sc = demo_day
     # the whole country goes silent for two hours: values null, no measurements
-    silent = [o.model_copy(update={"value": None}) if day + timedelta(hours=2) <= o.time < day + timedelta(hours=4) else o
-              for o in simulate(w, day - timedelta(days=3), end, [], seed=4).observations]
+    silent = [
+        o.model_copy(update={"value": None}) if day + timedelta(hours=2) <= o.time < day + timedelta(hours=4) else o
+        for o in simulate(w, day - timedelta(days=3), end, [], seed=4).observations
+    ]
     out = analyse(w, None, w.tick_times(day, end), silent)
     assert out.incidents == []
     assert any(g.start >= day + timedelta(hours=2) for g in out.gaps)
@@ -64,9 +68,10 @@ def test_live_ticks_equal_replay(demo_day):
     times = [o.time for o in sc.observations]  # sorted by time
     previous = None
     lag = max(c.lag for c in w.signals.values())
-    for tick in ticks:  # each tick sees what arrived since the last one less the longest lag (as watch_tick collects), and its own state
+    # each tick sees what arrived since the last one less the longest lag (as watch_tick collects), and its own state
+    for tick in ticks:
         lo = bisect.bisect_left(times, previous - lag - timedelta(minutes=10)) if previous else 0
-        visible: list[Observation] = sc.observations[lo:bisect.bisect_right(times, tick)]
+        visible: list[Observation] = sc.observations[lo : bisect.bisect_right(times, tick)]
         previous = tick
         out = analyse(w, state, [tick], visible, known)
         state = WatchState.model_validate(out.state.model_dump(mode="json"))  # through JSON, as the store keeps it

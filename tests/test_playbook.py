@@ -27,8 +27,10 @@ def test_kz_watch_phases_resolve_in_local_time(kz_watch):
 
 def test_dst_change_does_not_shift_local_phase_boundaries(tmp_path: Path):
     f = tmp_path / "w.yaml"
-    f.write_text(f"template: {REPO / 'playbooks' / 'rapid-response.yaml'}\nname: us\ncountry: US\n"
-                 "election_date: 2024-11-05\ntimezone: America/New_York\n")
+    f.write_text(
+        f"template: {REPO / 'playbooks' / 'rapid-response.yaml'}\nname: us\ncountry: US\n"
+        "election_date: 2024-11-05\ntimezone: America/New_York\n"
+    )
     w = load_watch(f)
     base = {p.name: p for p in w.resolved_phases()}["baselining"]
     # 28 local days before 5 Nov crosses the end of DST (3 Nov): midnight stays midnight locally.
@@ -78,7 +80,7 @@ def test_error_in_template_points_to_the_template(tmp_path: Path):
     tpl = tmp_path / "tpl.yaml"
     tpl.write_text("name: tpl\nsignals:\n  bgp:\n    source: ioda\n    warning: lots\n")
     w = tmp_path / "w.yaml"
-    w.write_text(f"template: tpl.yaml\nname: w\ncountry: KZ\nelection_date: 2019-06-09\n")
+    w.write_text("template: tpl.yaml\nname: w\ncountry: KZ\nelection_date: 2019-06-09\n")
     with pytest.raises(PlaybookError) as err:
         load_playbook(w)
     assert any(p.startswith(f"{tpl}:5: signals.bgp.warning:") for p in err.value.problems)
@@ -108,4 +110,8 @@ def test_cli_validate_and_show():
     assert ok.exit_code == 0, ok.output
     shown = runner.invoke(app, ["playbook", "show", str(KZ_WATCH)])
     assert shown.exit_code == 0
-    assert "heightened" in shown.output and "2019-06-08T00:00:00+06:00" in shown.output and "UTC 2019-06-07T18:00:00Z" in shown.output
+    assert (
+        "heightened" in shown.output
+        and "2019-06-08T00:00:00+06:00" in shown.output
+        and "UTC 2019-06-07T18:00:00Z" in shown.output
+    )

@@ -40,16 +40,23 @@ def clean():
 
 
 def _in_window(obs: list[Observation], day: datetime) -> list[int]:
-    return [i for i, o in enumerate(obs) if o.value is not None and day + timedelta(minutes=30) <= o.time < day + timedelta(hours=3, minutes=30)]
+    return [
+        i
+        for i, o in enumerate(obs)
+        if o.value is not None and day + timedelta(minutes=30) <= o.time < day + timedelta(hours=3, minutes=30)
+    ]
 
 
-def _replace_values(values: list[float], per_series: int = 1) -> Callable[[list[Observation], random.Random, datetime], list[Observation]]:
+def _replace_values(
+    values: list[float], per_series: int = 1
+) -> Callable[[list[Observation], random.Random, datetime], list[Observation]]:
     def spoil(obs: list[Observation], rng: random.Random, day: datetime) -> list[Observation]:
         out = list(obs)
         idx = _in_window(out, day)
         for i in rng.sample(idx, min(len(idx), 40 * per_series)):
             out[i] = out[i].model_copy(update={"value": rng.choice(values)})
         return out
+
     return spoil
 
 
@@ -126,7 +133,9 @@ def test_unknown_asns_do_not_crash_or_raise_a_countrywide_outage(clean):
 def test_a_watch_with_flapping_data_source_stays_quiet(clean):
     """Values toggling to null every other point (a flapping source) are missing data, not an outage."""
     w, day, ticks, observations, _ = clean
-    flapping = [o.model_copy(update={"value": None}) if (o.time.minute // 5) % 2 and o.time >= day else o for o in observations]
+    flapping = [
+        o.model_copy(update={"value": None}) if (o.time.minute // 5) % 2 and o.time >= day else o for o in observations
+    ]
     assert analyse(w, None, ticks, flapping).incidents == []
 
 
@@ -134,11 +143,16 @@ def test_a_watch_with_flapping_data_source_stays_quiet(clean):
 
 
 @settings(max_examples=50, deadline=None, derandomize=True)
-@given(value=st.floats(allow_nan=True, allow_infinity=True), count=st.integers(min_value=-(10**6), max_value=10**6),
-       asn=st.integers(min_value=-(10**25), max_value=10**25))
+@given(
+    value=st.floats(allow_nan=True, allow_infinity=True),
+    count=st.integers(min_value=-(10**6), max_value=10**6),
+    asn=st.integers(min_value=-(10**25), max_value=10**25),
+)
 def test_observation_accepts_only_sane_values(value: float, count: int, asn: int):
     try:
-        o = Observation(time="2019-06-09T05:00:00Z", source="ioda", signal="bgp", country="kz", value=value, count=count, asn=asn)
+        o = Observation(
+            time="2019-06-09T05:00:00Z", source="ioda", signal="bgp", country="kz", value=value, count=count, asn=asn
+        )
     except ValidationError:
         return
     assert o.value == value and o.value == o.value and abs(o.value) != float("inf")  # finite
@@ -158,7 +172,9 @@ def _hostile_batch() -> list[Observation]:
         Observation(time=datetime(9999, 12, 31, 23, 59, tzinfo=timezone.utc), value=1.0, **base),
         Observation(time=datetime(1970, 1, 1, tzinfo=timezone.utc), value=None, **base),
         Observation(time=t0, value=1.0, asn=9198, **base),  # duplicate key, later value wins
-        Observation(time=t0 + timedelta(minutes=15), value=2.0, region="x" * 100, service="s" * 100, count=2**31 - 1, **base),
+        Observation(
+            time=t0 + timedelta(minutes=15), value=2.0, region="x" * 100, service="s" * 100, count=2**31 - 1, **base
+        ),
     ]
 
 
@@ -187,8 +203,16 @@ def test_store_keeps_hostile_values_postgres(pg_url):
 
 @pytest.mark.postgres
 def test_store_keeps_asns_above_2_to_the_31_postgres(pg_url):
-    o = Observation(time=datetime(2019, 6, 9, tzinfo=timezone.utc), source="ioda", signal="bgp", country="KZ", asn=4_200_000_000,
-                    service="whatsapp", value=0.5, count=3_000_000_000)
+    o = Observation(
+        time=datetime(2019, 6, 9, tzinfo=timezone.utc),
+        source="ioda",
+        signal="bgp",
+        country="KZ",
+        asn=4_200_000_000,
+        service="whatsapp",
+        value=0.5,
+        count=3_000_000_000,
+    )
     with store.session_scope(pg_url) as s:
         store.upsert_observations(s, [o])
     with store.session_scope(pg_url) as s:

@@ -26,31 +26,75 @@ from pollwatch.sources.ripestat import parse_resource_list, parse_resource_stats
 from pollwatch.sources.radar import _result as radar_result  # noqa: E402
 from tests.mutations import parent_of, paths  # noqa: E402
 
-FAST = settings(max_examples=40, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+FAST = settings(
+    max_examples=40,
+    deadline=None,
+    derandomize=True,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
 T0 = datetime(2019, 6, 9, 3, 0, tzinfo=timezone.utc)
 
-scalars = st.one_of(st.none(), st.booleans(), st.integers(min_value=-(10**20), max_value=10**20),
-                    st.floats(allow_nan=False, allow_infinity=False), st.text(max_size=10),
-                    st.sampled_from(["2019-06-09T03:00:00Z", "AS9198", "9198", "KZ", "", "null", "1e999"]))
-json_values = st.recursive(scalars, lambda c: st.one_of(st.lists(c, max_size=4), st.dictionaries(st.text(max_size=8), c, max_size=4)),
-                           max_leaves=15)
+scalars = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(min_value=-(10**20), max_value=10**20),
+    st.floats(allow_nan=False, allow_infinity=False),
+    st.text(max_size=10),
+    st.sampled_from(["2019-06-09T03:00:00Z", "AS9198", "9198", "KZ", "", "null", "1e999"]),
+)
+json_values = st.recursive(
+    scalars,
+    lambda c: st.one_of(st.lists(c, max_size=4), st.dictionaries(st.text(max_size=8), c, max_size=4)),
+    max_leaves=15,
+)
 
 
 def _ioda_series(code: str = "KZ", ds: str = "bgp") -> dict[str, Any]:
-    return {"entityType": "country", "entityCode": code, "datasource": ds, "from": int(T0.timestamp()), "until": int(T0.timestamp()) + 1800,
-            "step": 300, "nativeStep": 300, "values": [1000.0, None, 990.0, 1010.0, 1000.0, 1000.0]}
+    return {
+        "entityType": "country",
+        "entityCode": code,
+        "datasource": ds,
+        "from": int(T0.timestamp()),
+        "until": int(T0.timestamp()) + 1800,
+        "step": 300,
+        "nativeStep": 300,
+        "values": [1000.0, None, 990.0, 1010.0, 1000.0, 1000.0],
+    }
 
 
 VALID = {
-    "ioda": {"type": "signals", "metadata": {}, "requestParameters": {}, "error": None, "perf": None, "data": [[_ioda_series()]],
-             "copyright": "x"},
-    "ooni": {"result": [{"anomaly_count": 1, "confirmed_count": 0, "failure_count": 0, "ok_count": 9, "measurement_count": 10,
-                         "measurement_start_day": "2019-06-09T03:00:00Z", "probe_asn": 9198}]},
-    "ripestat": {"status": "ok", "data": {"resources": {"asn": ["9198", "AS35168"], "ipv4": ["2.72.0.0/13"], "ipv6": []},
-                                          "query_time": "2019-06-09T00:00:00", "stats": [{"timeline": [], "v4_prefixes_ris": 3}]}},
+    "ioda": {
+        "type": "signals",
+        "metadata": {},
+        "requestParameters": {},
+        "error": None,
+        "perf": None,
+        "data": [[_ioda_series()]],
+        "copyright": "x",
+    },
+    "ooni": {
+        "result": [
+            {
+                "anomaly_count": 1,
+                "confirmed_count": 0,
+                "failure_count": 0,
+                "ok_count": 9,
+                "measurement_count": 10,
+                "measurement_start_day": "2019-06-09T03:00:00Z",
+                "probe_asn": 9198,
+            }
+        ]
+    },
+    "ripestat": {
+        "status": "ok",
+        "data": {
+            "resources": {"asn": ["9198", "AS35168"], "ipv4": ["2.72.0.0/13"], "ipv6": []},
+            "query_time": "2019-06-09T00:00:00",
+            "stats": [{"timeline": [], "v4_prefixes_ris": 3}],
+        },
+    },
     "radar": {"success": True, "errors": [], "result": {"annotations": [], "trafficAnomalies": []}},
 }
-
 
 
 @st.composite
@@ -128,11 +172,18 @@ def _collect(name: str, watch, body: bytes, status: int = 200):
 
 
 @pytest.mark.parametrize("name", sorted(PARSERS))
-@settings(max_examples=15, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@settings(
+    max_examples=15,
+    deadline=None,
+    derandomize=True,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
 @given(data=st.data())
 def test_sources_never_raise_and_yield_only_valid_observations(name, kz_watch, data):
     payload = data.draw(st.one_of(json_values, mutated(VALID[name])))
-    body = data.draw(st.sampled_from([json.dumps(payload).encode(), json.dumps(payload).encode()[:7], b"\xff\xfe", b""]))
+    body = data.draw(
+        st.sampled_from([json.dumps(payload).encode(), json.dumps(payload).encode()[:7], b"\xff\xfe", b""])
+    )
     res = _collect(name, kz_watch, body)
     for o in res.observations:
         assert o.time.tzinfo is not None and (o.value is None or math.isfinite(o.value))
@@ -140,13 +191,25 @@ def test_sources_never_raise_and_yield_only_valid_observations(name, kz_watch, d
         assert res.notices, "gaps without a word to the operators"
 
 
-@pytest.mark.parametrize("name,payload", [
-    ("ripestat", {"status": "ok", "data": {"resources": {"asn": 5, "ipv4": 7}, "stats": 3}}),
-    ("ioda", {"data": [[{**_ioda_series(), "from": 10**30}]], "error": None}),
-    ("ioda", {"data": [[{**_ioda_series(), "values": [1e308, -1e308, 0.0, None]}]], "error": None}),
-    ("ooni", {"result": [{**VALID["ooni"]["result"][0], "measurement_count": -5, "probe_asn": "AS99999999999999"}]}),
-    ("radar", {"success": True, "result": {"annotations": [{"startDate": "99999-01-01", "asns": ["x"]}], "trafficAnomalies": [7]}}),
-])
+@pytest.mark.parametrize(
+    "name,payload",
+    [
+        ("ripestat", {"status": "ok", "data": {"resources": {"asn": 5, "ipv4": 7}, "stats": 3}}),
+        ("ioda", {"data": [[{**_ioda_series(), "from": 10**30}]], "error": None}),
+        ("ioda", {"data": [[{**_ioda_series(), "values": [1e308, -1e308, 0.0, None]}]], "error": None}),
+        (
+            "ooni",
+            {"result": [{**VALID["ooni"]["result"][0], "measurement_count": -5, "probe_asn": "AS99999999999999"}]},
+        ),
+        (
+            "radar",
+            {
+                "success": True,
+                "result": {"annotations": [{"startDate": "99999-01-01", "asns": ["x"]}], "trafficAnomalies": [7]},
+            },
+        ),
+    ],
+)
 def test_sources_survive_hostile_values(name, payload, kz_watch):
     res = _collect(name, kz_watch, json.dumps(payload).encode())
     for o in res.observations:

@@ -17,7 +17,9 @@ MIN = timedelta(minutes=1)
 NIGHT = datetime(2019, 5, 31, 19, 0, tzinfo=timezone.utc)
 
 
-def _nights(w, nights: list[datetime], hours: float = 8, region: str = "KZ-KAR", shift: dict[int, timedelta] | None = None):
+def _nights(
+    w, nights: list[datetime], hours: float = 8, region: str = "KZ-KAR", shift: dict[int, timedelta] | None = None
+):
     """Classify one regional critical drop per night (an anomaly opened at its start, closed at its end)."""
     state = None
     events = []
@@ -48,7 +50,9 @@ def test_nightly_cuts_are_one_incident_with_one_update_per_episode(kz_watch):
     assert "one recurring incident" in events[2].reasons[0]
     assert events[-1].reasons == ["episode 6 of the daily cut: 01:00-09:00 local (8.0 h; usually 01:00-09:00 local)"]
     versions = [e.incident.version for e in events]
-    assert versions == sorted(versions) and len(set(versions)) == len(versions), "every alert is a new version of the thread"
+    assert versions == sorted(versions) and len(set(versions)) == len(versions), (
+        "every alert is a new version of the thread"
+    )
     public = last.to_public()
     assert len(public["episodes"]) == 6 and public["episodes"][0]["start"] == "2019-05-31T19:00:00Z"
     assert public["pattern"]["period"] == "daily"
@@ -72,8 +76,18 @@ def test_other_times_other_regions_and_long_gaps_stay_separate(kz_watch):
     # another region at the same time the next day: separate
     s, a = _nights(kz_watch, [NIGHT], region="KZ-KAR")
     _, b = _nights(kz_watch, [NIGHT + timedelta(days=1)], region="KZ-VOS")
-    res = classify(kz_watch, s, [NIGHT + timedelta(days=1)], [ev(NIGHT + timedelta(days=1), "opened",
-                                                                  anomaly(NIGHT + timedelta(days=1), region="KZ-VOS", signal="active_probing"))])
+    res = classify(
+        kz_watch,
+        s,
+        [NIGHT + timedelta(days=1)],
+        [
+            ev(
+                NIGHT + timedelta(days=1),
+                "opened",
+                anomaly(NIGHT + timedelta(days=1), region="KZ-VOS", signal="active_probing"),
+            )
+        ],
+    )
     assert res.events[0].change == "opened" and res.events[0].incident.id != a[0].incident.id
     # the same time eight days later: too long a gap; five days: too far apart for a lone pair to form a pattern
     _, ev2 = _nights(kz_watch, [NIGHT, NIGHT + timedelta(days=8)])
@@ -90,8 +104,18 @@ def test_recurring_state_survives_a_round_trip(kz_watch):
     stored = WatchState(grouper=state).model_dump(mode="json")
     again = WatchState.from_stored(stored)
     _, events = _nights(kz_watch, [NIGHT + timedelta(days=2)])  # a fresh state: a new incident
-    res = classify(kz_watch, again.grouper, [NIGHT + timedelta(days=2)],
-                   [ev(NIGHT + timedelta(days=2), "opened", anomaly(NIGHT + timedelta(days=2), region="KZ-KAR", signal="active_probing"))])
+    res = classify(
+        kz_watch,
+        again.grouper,
+        [NIGHT + timedelta(days=2)],
+        [
+            ev(
+                NIGHT + timedelta(days=2),
+                "opened",
+                anomaly(NIGHT + timedelta(days=2), region="KZ-KAR", signal="active_probing"),
+            )
+        ],
+    )
     assert res.state.incidents and next(iter(res.state.incidents.values())).pattern.episodes == 3
     assert events[0].change == "opened"
 
@@ -102,8 +126,16 @@ def curfew(kz_watch_module):
     w = kz_watch_module
     day0 = w.at_offset(timedelta(days=-12))
     start = day0 - timedelta(days=2)
-    specs = [EventSpec(kind=IncidentKind.regional_outage, regions=["KZ-KAR"], start=day0 + timedelta(days=d, hours=1),
-                       end=day0 + timedelta(days=d, hours=7), cause=Cause.government_directed) for d in range(5)]
+    specs = [
+        EventSpec(
+            kind=IncidentKind.regional_outage,
+            regions=["KZ-KAR"],
+            start=day0 + timedelta(days=d, hours=1),
+            end=day0 + timedelta(days=d, hours=7),
+            cause=Cause.government_directed,
+        )
+        for d in range(5)
+    ]
     end = day0 + timedelta(days=5)
     sc = simulate(w, start, end, specs, seed=11)
     ticks = [t for t in w.tick_times(day0, end) if t < end]
@@ -128,7 +160,9 @@ def test_a_simulated_curfew_is_one_incident_called_government_directed_from_nigh
     for spec, ep in zip(specs, inc.episodes):
         assert abs(ep.start - spec.start) <= timedelta(minutes=30) and abs(ep.end - spec.end) <= timedelta(minutes=60)
     later = [e.incident for e in out.events if len(e.incident.episodes) >= 3]
-    assert later and all(i.cause is Cause.government_directed for i in later), [(len(i.episodes), i.cause, i.cause_confidence) for i in later]
+    assert later and all(i.cause is Cause.government_directed for i in later), [
+        (len(i.episodes), i.cause, i.cause_confidence) for i in later
+    ]
     alerts = [a for a in out.alerts if a.incident_id == inc.id]
     assert len(alerts) <= 2 + 2 + 3, "one thread, about one alert per episode"
 
@@ -139,9 +173,21 @@ def test_the_report_and_the_alert_show_the_episodes(kz_watch):
 
     nights = [NIGHT + timedelta(days=d) for d in (0, 1, 2, 4)]
     _, events = _nights(kz_watch, nights, shift={3: timedelta(hours=2)})
-    inc = events[-1].incident.model_copy(update={"episodes": [e.model_copy(update={"note": "<script>x</script>"}) if i == 1 else e
-                                                              for i, e in enumerate(events[-1].incident.episodes)]})
-    data = ReportData(watch=kz_watch, since=NIGHT - timedelta(days=1), until=NIGHT + timedelta(days=6), generated_at=NIGHT, incidents=[inc])
+    inc = events[-1].incident.model_copy(
+        update={
+            "episodes": [
+                e.model_copy(update={"note": "<script>x</script>"}) if i == 1 else e
+                for i, e in enumerate(events[-1].incident.episodes)
+            ]
+        }
+    )
+    data = ReportData(
+        watch=kz_watch,
+        since=NIGHT - timedelta(days=1),
+        until=NIGHT + timedelta(days=6),
+        generated_at=NIGHT,
+        incidents=[inc],
+    )
     page = render_html(data)
     assert "Recurring: 4 episodes" in page and "expected but did not come: 2019-06-04" in page
     assert page.count("01:00-09:00") >= 3 and "03:00-11:00" in page
@@ -154,13 +200,25 @@ def test_the_report_and_the_alert_show_the_episodes(kz_watch):
 def test_a_wider_cut_at_the_same_time_is_not_the_next_episode_of_a_network_outage(kz_watch):
     """Kazakhtelecom down at 01:00 one night, the whole country at 01:00 two nights later: two incidents."""
     a = anomaly(NIGHT, asn=9198, signal="active_probing")
-    res = classify(kz_watch, None, [NIGHT, NIGHT + timedelta(hours=3, minutes=40)],
-                   [ev(NIGHT, "opened", a), ev(NIGHT + timedelta(hours=3, minutes=5), "closed", closed(a, NIGHT + timedelta(hours=3)))])
+    res = classify(
+        kz_watch,
+        None,
+        [NIGHT, NIGHT + timedelta(hours=3, minutes=40)],
+        [
+            ev(NIGHT, "opened", a),
+            ev(NIGHT + timedelta(hours=3, minutes=5), "closed", closed(a, NIGHT + timedelta(hours=3))),
+        ],
+    )
     later = NIGHT + timedelta(days=2)
-    wide = [anomaly(later, signal="active_probing")] + [anomaly(later, asn=p.asn, signal="active_probing") for p in kz_watch.providers]
+    wide = [anomaly(later, signal="active_probing")] + [
+        anomaly(later, asn=p.asn, signal="active_probing") for p in kz_watch.providers
+    ]
     res2 = classify(kz_watch, res.state, [later], [ev(later, "opened", x) for x in wide])
     assert res2.events[0].change == "opened" and res2.events[0].incident.id != res.events[0].incident.id
     # the same network alone two nights later is its next episode
     alone = anomaly(later, asn=9198, signal="bgp")
     res3 = classify(kz_watch, res.state, [later], [ev(later, "opened", alone)])
-    assert res3.events[0].incident.id == res.events[0].incident.id and "one recurring incident" in res3.events[0].reasons[0]
+    assert (
+        res3.events[0].incident.id == res.events[0].incident.id
+        and "one recurring incident" in res3.events[0].reasons[0]
+    )

@@ -18,7 +18,10 @@ def _run_all():
 
 def test_result_lines_are_parsed():
     mod = _run_all()
-    text = "noise\nRESULT name=soak_days figure=14.00 goal=>=14 met=yes\n  RESULT name=x figure=1.5 goal=<2 met=no  \nRESULTS nothing"
+    text = (
+        "noise\nRESULT name=soak_days figure=14.00 goal=>=14 met=yes\n  RESULT name=x figure=1.5 goal=<2 "
+        "met=no  \nRESULTS nothing"
+    )
     assert mod.parse_results(text) == [
         {"name": "soak_days", "figure": "14.00", "goal": ">=14", "met": "yes"},
         {"name": "x", "figure": "1.5", "goal": "<2", "met": "no"},
@@ -37,4 +40,6 @@ def test_a_benchmark_that_fails_or_hangs_is_reported(tmp_path):
     rows, status, _ = mod.run_one(broken, 60, [])
     assert rows[0]["name"] == "half" and status.startswith("failed (rc 3)")
     assert mod.run_one(slow, 0.5, [])[1] == "timeout"
-    assert "name" in mod.table([["a", "1", "2", "yes", "b"]], ["name", "figure", "goal", "met", "bench"]).splitlines()[0]
+    assert (
+        "name" in mod.table([["a", "1", "2", "yes", "b"]], ["name", "figure", "goal", "met", "bench"]).splitlines()[0]
+    )

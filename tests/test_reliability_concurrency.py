@@ -69,7 +69,8 @@ def test_two_ticks_of_one_watch_at_once_equal_a_single_run(scenario, monkeypatch
         assert [t.tick for t in ticks] == [start - timedelta(minutes=5), start]
         assert all((t.summary or {}).get("status") != store.TICK_RUNNING for t in ticks)
         assert [i.kind.value for i in store.list_incidents(s, w.name)] == ["nationwide_outage"]
-        incident_alerts = [a for a in store.list_alerts(s, w.name) if a.event != "notice"]  # notices: data gaps, ops channel
+        # notices: data gaps, ops channel
+        incident_alerts = [a for a in store.list_alerts(s, w.name) if a.event != "notice"]
         assert [(a.event, a.state.value) for a in incident_alerts] == [("start", "sent")]
 
 

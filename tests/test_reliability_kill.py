@@ -77,8 +77,13 @@ def _kill_mid_tick(stage: str, tick, obs: Path, tmp_path: Path) -> str:
     script = tmp_path / f"tick_{stage}.py"
     script.write_text(RUNNER.format(stall=STALL[stage]))
     env = {**os.environ, "PREFECT_API_URL": str(PREFECT_API_URL.value()), "PYTHONPATH": str(REPO)}
-    proc = subprocess.Popen([sys.executable, str(script), str(KZ_WATCH), tick.isoformat(), str(obs), str(marker)],
-                            cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(
+        [sys.executable, str(script), str(KZ_WATCH), tick.isoformat(), str(obs), str(marker)],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
     deadline = time.monotonic() + 240
     while not marker.exists():
         if proc.poll() is not None:
@@ -101,19 +106,23 @@ def test_sigkill_mid_tick_then_the_next_tick_completes_the_work(scenario, tmp_pa
 
     def done_ticks() -> list:
         with store.session_scope() as s:
-            return [t.tick for t in store.list_ticks(s, w.name) if (t.summary or {}).get("status") != store.TICK_RUNNING]
+            return [
+                t.tick for t in store.list_ticks(s, w.name) if (t.summary or {}).get("status") != store.TICK_RUNNING
+            ]
 
     # the tick where the outage begins is killed while detecting ...
     _kill_mid_tick("detect", start, obs, tmp_path)
     assert done_ticks() == [start - timedelta(minutes=5)]  # the killed tick is not done
     with store.session_scope() as s:
-        assert store.list_incidents(s, w.name) == [] and _incident_alerts(store.list_alerts(s, w.name)) == []  # decided nothing
+        # decided nothing
+        assert store.list_incidents(s, w.name) == [] and _incident_alerts(store.list_alerts(s, w.name)) == []
     # ... and the next one while delivering the alert (it caught up on the killed tick's data)
     _kill_mid_tick("deliver", start + timedelta(minutes=5), obs, tmp_path)
     assert done_ticks() == [start - timedelta(minutes=5)]
     with store.session_scope() as s:
         waiting = _incident_alerts(store.list_alerts(s, w.name))
-        assert [(a.event, a.state.value) for a in waiting] != [] and all(a.state.value != "sent" for a in waiting)  # in the outbox
+        # in the outbox
+        assert [(a.event, a.state.value) for a in waiting] != [] and all(a.state.value != "sent" for a in waiting)
         assert store.list_incidents(s, w.name) == []  # the incident itself was never recorded
 
     last = start + timedelta(minutes=10)

@@ -49,8 +49,12 @@ def test_slack_down_then_back_delivers_everything_once_in_order(kz_watch):
             assert [a.idempotency_key for a in store.pending_alerts(s, w.name, w.alerts.channel)] == expected
         fake.clear_faults()
         ticks(2)
-        posted = [c.params["metadata"]["event_payload"]["idempotency_key"] for c in fake.calls_to("chat.postMessage")
-                  if c.fault is None and (c.params.get("metadata") or {}).get("event_payload", {}).get("idempotency_key") in expected]
+        posted = [
+            c.params["metadata"]["event_payload"]["idempotency_key"]
+            for c in fake.calls_to("chat.postMessage")
+            if c.fault is None
+            and (c.params.get("metadata") or {}).get("event_payload", {}).get("idempotency_key") in expected
+        ]
 
     assert posted and len(posted) == len(set(posted))  # once each
     assert posted == [k for k in expected if k in set(posted)]  # in the outbox's order

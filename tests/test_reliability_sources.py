@@ -25,8 +25,12 @@ from tests.fakes.observatories import Sleeps, fast_config, observatories  # noqa
 
 T = datetime(2019, 6, 9, 3, 0, tzinfo=timezone.utc)
 STEP = timedelta(minutes=10)
-FAULTS = [("500", T + timedelta(minutes=30)), ("429", T + timedelta(minutes=45)),
-          ("hang", T + timedelta(minutes=60)), ("wrong_shape", T + timedelta(minutes=75))]  # each for 15 minutes
+FAULTS = [
+    ("500", T + timedelta(minutes=30)),
+    ("429", T + timedelta(minutes=45)),
+    ("hang", T + timedelta(minutes=60)),
+    ("wrong_shape", T + timedelta(minutes=75)),
+]  # each for 15 minutes
 FAULT_END = T + timedelta(minutes=90)
 OUTAGE = (T + timedelta(hours=2), T + timedelta(hours=3))
 
@@ -43,8 +47,12 @@ def test_an_hour_of_a_broken_source_is_gaps_and_notices_not_an_outage(kz_watch, 
     with observatories() as obs:
         ioda = obs.ioda
         ioda.hang_seconds = 1.0
-        src = make_source("ioda", w, config=fast_config(ioda.url, timeout=timedelta(seconds=0.2), retries=1,
-                                                        options={"corroboration": False}), sleep=Sleeps())
+        src = make_source(
+            "ioda",
+            w,
+            config=fast_config(ioda.url, timeout=timedelta(seconds=0.2), retries=1, options={"corroboration": False}),
+            sleep=Sleeps(),
+        )
         history = asyncio.run(src.collect(w, T - timedelta(hours=26), T))
         assert history.observations and not history.gaps
         out = analyse(w, None, [T], history.observations)
@@ -64,8 +72,12 @@ def test_an_hour_of_a_broken_source_is_gaps_and_notices_not_an_outage(kz_watch, 
                 failing_ticks.append(tick)
             got = asyncio.run(src.collect(w, tick - 2 * STEP, tick))
             if mode:
-                assert got.observations == [] and got.gaps, f"{mode}: a failing fetch must leave gaps, nothing half-read"
-                assert [n for n in got.notices if n.level in (NoticeLevel.warning, NoticeLevel.error)], f"{mode}: operators not told"
+                assert got.observations == [] and got.gaps, (
+                    f"{mode}: a failing fetch must leave gaps, nothing half-read"
+                )
+                assert [n for n in got.notices if n.level in (NoticeLevel.warning, NoticeLevel.error)], (
+                    f"{mode}: operators not told"
+                )
             out = analyse(w, state, [tick], got.observations, known)
             state = WatchState.model_validate(out.state.model_dump(mode="json"))
             known.update({i.id: i for i in out.incidents})
@@ -77,7 +89,9 @@ def test_an_hour_of_a_broken_source_is_gaps_and_notices_not_an_outage(kz_watch, 
 
     assert len(failing_ticks) >= 4
     before_outage = [i for t, incs in incidents_by_tick.items() if t < OUTAGE[0] for i in incs]
-    assert before_outage == [], f"false outage while the source was broken: {[(i.kind, i.start) for i in before_outage]}"
+    assert before_outage == [], (
+        f"false outage while the source was broken: {[(i.kind, i.start) for i in before_outage]}"
+    )
     after = [i for t, incs in incidents_by_tick.items() if t >= OUTAGE[0] for i in incs]
     assert any(i.kind is IncidentKind.nationwide_outage for i in after), "detection did not resume when data returned"
     first = min(t for t, incs in incidents_by_tick.items() if incs)
@@ -88,7 +102,11 @@ def test_an_hour_of_a_broken_source_is_gaps_and_notices_not_an_outage(kz_watch, 
         notices = store.list_notices(s, w.name)
     # the broken hour is covered by recorded gaps for the country's bgp series
     country_bgp = [g for g in gaps if g.entity == "KZ" and g.signal == "bgp"]
-    assert country_bgp and min(g.start for g in country_bgp) <= FAULTS[0][1] and max(g.end for g in country_bgp) >= FAULTS[-1][1]
+    assert (
+        country_bgp
+        and min(g.start for g in country_bgp) <= FAULTS[0][1]
+        and max(g.end for g in country_bgp) >= FAULTS[-1][1]
+    )
     messages = " | ".join(n.message for n in notices)
     for word in ("http", "rate_limited", "timeout", "shape"):
         assert word in messages, f"no operator notice about {word}: {messages[:500]}"

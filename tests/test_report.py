@@ -7,7 +7,6 @@ import io
 import re
 from html.parser import HTMLParser
 
-import pytest
 
 from pollwatch import audit, report, store
 from tests.report_fixtures import report_template, stored  # noqa: F401 (fixtures)
@@ -119,6 +118,8 @@ def test_keepiton_export_vocabulary(kz_watch, stored):
     assert circ["shutdown_extent"] == "service-based" and "tor" in circ["other_services"]
     # dates are the local calendar day, times UTC
     assert reg["start_date"] == "2019-06-09" and reg["start_utc"].startswith("2019-06-08T21:00")
-    assert all(r[k] in ("yes", "no") for r in parsed for k in ("facebook", "twitter", "whatsapp", "instagram", "telegram"))
+    assert all(
+        r[k] in ("yes", "no") for r in parsed for k in ("facebook", "twitter", "whatsapp", "instagram", "telegram")
+    )
     only = report.keepiton_rows(kz_watch, stored["incidents"], shutdowns_only=True)
     assert {r["pollwatch_cause"] for r in only} == {"government_directed"}

@@ -32,9 +32,20 @@ def _chromium() -> str:
 def load_in_chromium(page: Path, profile: Path) -> tuple[str, list[str]]:
     """Open `page` headless; return the DOM after load and every console message the page produced."""
     cmd = [
-        _chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-extensions",
-        f"--user-data-dir={profile}", "--enable-logging=stderr", "--v=0", "--dump-dom", page.resolve().as_uri(),
+        _chromium(),
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--no-first-run",
+        "--disable-extensions",
+        f"--user-data-dir={profile}",
+        "--enable-logging=stderr",
+        "--v=0",
+        "--dump-dom",
+        page.resolve().as_uri(),
     ]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr[-2000:]
@@ -45,9 +56,11 @@ def load_in_chromium(page: Path, profile: Path) -> tuple[str, list[str]]:
 def test_console_capture_sees_errors(tmp_path):
     """The harness itself: a page that logs an error and loads a remote image is caught."""
     bad = tmp_path / "bad.html"
-    bad.write_text("<!DOCTYPE html><html><head><meta http-equiv='Content-Security-Policy' content=\"default-src 'none'; "
-                   "script-src 'unsafe-inline'\"></head><body><img src='http://192.0.2.1/x.png'>"
-                   "<script>console.error('boom')</script></body></html>")
+    bad.write_text(
+        "<!DOCTYPE html><html><head><meta http-equiv='Content-Security-Policy' content=\"default-src 'none'; "
+        "script-src 'unsafe-inline'\"></head><body><img src='http://192.0.2.1/x.png'>"
+        "<script>console.error('boom')</script></body></html>"
+    )
     _, console = load_in_chromium(bad, tmp_path / "profile")
     assert any("boom" in c for c in console)
     assert any("Content Security Policy" in c for c in console)

@@ -19,8 +19,11 @@ def test_report_flow_publishes_artifacts_and_audits_the_run(prefect_harness, sto
     summary = report("kz-2019-presidential", since=stored["since"], until=stored["until"], out=str(out))
     assert summary["incidents"] == 6 and summary["audit_ok"] and out.exists()
     with get_client(sync_client=True) as client:
-        arts = client.read_artifacts(artifact_filter=ArtifactFilter(key=ArtifactFilterKey(
-            any_=["report-kz-2019-presidential", "report-incidents-kz-2019-presidential"])))
+        arts = client.read_artifacts(
+            artifact_filter=ArtifactFilter(
+                key=ArtifactFilterKey(any_=["report-kz-2019-presidential", "report-incidents-kz-2019-presidential"])
+            )
+        )
     kinds = {a.key: a.type for a in arts}
     assert kinds == {"report-kz-2019-presidential": "markdown", "report-incidents-kz-2019-presidential": "table"}
     md = next(a for a in arts if a.type == "markdown").data

@@ -14,7 +14,14 @@ from pollwatch import audit, store
 from pollwatch.cli import app
 from pollwatch.playbook import load_watch
 from pollwatch.schedule import (
-    AUDIT_APPLY, AUDIT_CHANGE, concurrency_limit_name, deployment_name, describe, expand_rule, phase_schedules, record_applied,
+    AUDIT_APPLY,
+    AUDIT_CHANGE,
+    concurrency_limit_name,
+    deployment_name,
+    describe,
+    expand_rule,
+    phase_schedules,
+    record_applied,
     rules_for_ticks,
 )
 from tests.conftest import KZ_WATCH
@@ -36,7 +43,9 @@ def _prefect_dates(rule, n: int) -> list[datetime]:
 def test_kz_phases_become_bounded_rules_in_local_time(kz_watch):
     specs = phase_schedules(kz_watch)
     assert [s.phase for s in specs] == ["baselining", "heightened", "aftermath"]
-    assert [s.deployment for s in specs] == [f"kz-2019-presidential-{p}" for p in ("baselining", "heightened", "aftermath")]
+    assert [s.deployment for s in specs] == [
+        f"kz-2019-presidential-{p}" for p in ("baselining", "heightened", "aftermath")
+    ]
     assert [s.ticks for s in specs] == [27, 4 * 24 * 12, 11 * 24]
     heightened = specs[1]
     assert len(heightened.rules) == 1  # Asia/Almaty had no offset change in 2019
@@ -86,11 +95,16 @@ def test_the_repeated_hour_after_fall_back_is_ruled_in_utc(kz_watch):
     assert utc_rule.first == datetime(2024, 10, 27, 0, 0, tzinfo=timezone.utc)
 
 
-@pytest.mark.parametrize("cadence,freq", [
-    (timedelta(seconds=5), "FREQ=SECONDLY;INTERVAL=5"), (timedelta(seconds=90), "FREQ=SECONDLY;INTERVAL=90"),
-    (timedelta(minutes=15), "FREQ=MINUTELY;INTERVAL=15"), (timedelta(hours=2), "FREQ=HOURLY;INTERVAL=2"),
-    (timedelta(days=1), "FREQ=DAILY;INTERVAL=1"),
-])
+@pytest.mark.parametrize(
+    "cadence,freq",
+    [
+        (timedelta(seconds=5), "FREQ=SECONDLY;INTERVAL=5"),
+        (timedelta(seconds=90), "FREQ=SECONDLY;INTERVAL=90"),
+        (timedelta(minutes=15), "FREQ=MINUTELY;INTERVAL=15"),
+        (timedelta(hours=2), "FREQ=HOURLY;INTERVAL=2"),
+        (timedelta(days=1), "FREQ=DAILY;INTERVAL=1"),
+    ],
+)
 def test_frequency_follows_the_cadence(cadence, freq):
     start = datetime(2024, 1, 1, tzinfo=timezone.utc)
     ticks = [start + i * cadence for i in range(4)]

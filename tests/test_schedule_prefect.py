@@ -12,7 +12,15 @@ from typer.testing import CliRunner
 from pollwatch import audit, store
 from pollwatch.cli import app
 from pollwatch.playbook import load_watch
-from pollwatch.schedule import AUDIT_APPLY, AUDIT_CHANGE, AUDIT_PAUSE, AUDIT_REMOVE, AUDIT_RESUME, concurrency_limit_name, watch_tag
+from pollwatch.schedule import (
+    AUDIT_APPLY,
+    AUDIT_CHANGE,
+    AUDIT_PAUSE,
+    AUDIT_REMOVE,
+    AUDIT_RESUME,
+    concurrency_limit_name,
+    watch_tag,
+)
 from tests.conftest import KZ_WATCH
 from tests.fast_watch import fast_watch, outage_observations
 
@@ -65,11 +73,14 @@ def test_schedule_is_idempotent_follows_edits_pauses_and_unschedules(tmp_path: P
 
     # edit mid-election: heightened every 10 minutes, no aftermath phase
     edited = tmp_path / "kz-2019-presidential.yaml"
-    edited.write_text(KZ_WATCH.read_text() + """
+    edited.write_text(
+        KZ_WATCH.read_text()
+        + """
 phases:
   - {name: baselining, start: -28d, end: -1d, cadence: 1d}
   - {name: heightened, start: -1d, end: 3d, cadence: 10m}
-""")
+"""
+    )
     w2 = load_watch(edited)
     changed = apply_schedule(w2, work_pool=pool)
     assert changed.removed == ["kz-2019-presidential-aftermath"] and changed.previous_hash == w.content_hash
@@ -98,14 +109,27 @@ phases:
     with store.session_scope() as s:
         kinds = [e.kind for e in audit.entries(s, watch=w.name)]
         assert audit.verify(s).ok
-    assert kinds == [AUDIT_APPLY, AUDIT_APPLY, AUDIT_CHANGE, AUDIT_APPLY, AUDIT_PAUSE, AUDIT_APPLY, AUDIT_RESUME, AUDIT_APPLY, AUDIT_REMOVE]
+    assert kinds == [
+        AUDIT_APPLY,
+        AUDIT_APPLY,
+        AUDIT_CHANGE,
+        AUDIT_APPLY,
+        AUDIT_PAUSE,
+        AUDIT_APPLY,
+        AUDIT_RESUME,
+        AUDIT_APPLY,
+        AUDIT_REMOVE,
+    ]
 
 
 def test_cli_schedule_pause_resume_unschedule(tmp_path: Path):
     runner = CliRunner()
     out = runner.invoke(app, ["schedule", str(KZ_WATCH), "--work-pool", "pollwatch-cli-pool"])
     assert out.exit_code == 0, out.output
-    assert "created ['kz-2019-presidential-baselining', 'kz-2019-presidential-heightened', 'kz-2019-presidential-aftermath']" in out.output
+    assert (
+        "created ['kz-2019-presidential-baselining', 'kz-2019-presidential-heightened', "
+        "'kz-2019-presidential-aftermath']" in out.output
+    )
     out = runner.invoke(app, ["pause", "kz-2019-presidential"])
     assert out.exit_code == 0 and "paused" in out.output
     out = runner.invoke(app, ["resume", str(KZ_WATCH)])

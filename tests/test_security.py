@@ -72,7 +72,13 @@ def test_canary_secrets_appear_in_no_output(kz_watch, tmp_path, monkeypatch, cap
             except Exception as exc:  # noqa: BLE001 - failures are searched for canaries too
                 errors.append(exc)
         try:
-            replay(str(KZ_WATCH), str(obs), start - timedelta(minutes=5), start + timedelta(minutes=10), str(tmp_path / "incidents.json"))
+            replay(
+                str(KZ_WATCH),
+                str(obs),
+                start - timedelta(minutes=5),
+                start + timedelta(minutes=10),
+                str(tmp_path / "incidents.json"),
+            )
         except Exception as exc:  # noqa: BLE001
             errors.append(exc)
         try:
@@ -108,8 +114,12 @@ def test_canary_secrets_appear_in_no_output(kz_watch, tmp_path, monkeypatch, cap
 
     # every output, searched
     out, err = capfd.readouterr()
-    found = {"stdout": _leaks(out), "stderr": _leaks(err), "log records": _leaks(caplog.text),
-             "exceptions": _leaks(" ".join(f"{type(e).__name__}: {e!r} {e}" for e in errors))}
+    found = {
+        "stdout": _leaks(out),
+        "stderr": _leaks(err),
+        "log records": _leaks(caplog.text),
+        "exceptions": _leaks(" ".join(f"{type(e).__name__}: {e!r} {e}" for e in errors)),
+    }
     store.dispose_engines()
     home = Path(isolated_store.split("///", 1)[1]).parent
     for f in [*home.rglob("*"), *tmp_path.rglob("*")]:
@@ -121,8 +131,13 @@ def test_canary_secrets_appear_in_no_output(kz_watch, tmp_path, monkeypatch, cap
             artifacts = await client.read_artifacts()
             runs = await client.read_flow_runs()
             logs = await client.read_logs()
-        return "\n".join([*(a.model_dump_json() for a in artifacts), *(r.model_dump_json() for r in runs),
-                          *(lg.model_dump_json() for lg in logs)])
+        return "\n".join(
+            [
+                *(a.model_dump_json() for a in artifacts),
+                *(r.model_dump_json() for r in runs),
+                *(lg.model_dump_json() for lg in logs),
+            ]
+        )
 
     found["prefect artifacts, runs and logs"] = _leaks(asyncio.run(prefect_outputs()))
     with store.session_scope() as s:
@@ -148,16 +163,21 @@ def test_settings_never_print_their_secrets(monkeypatch):
 # --- YAML -----------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("payload", [
-    "!!python/object/apply:os.system ['touch {marker}']",
-    "!!python/object/new:subprocess.Popen [['touch', '{marker}']]",
-    "!!python/name:os.system",
-])
+@pytest.mark.parametrize(
+    "payload",
+    [
+        "!!python/object/apply:os.system ['touch {marker}']",
+        "!!python/object/new:subprocess.Popen [['touch', '{marker}']]",
+        "!!python/name:os.system",
+    ],
+)
 def test_yaml_tags_that_would_run_code_are_refused(tmp_path, payload):
     marker = tmp_path / "pwned"
     watch = tmp_path / "evil.yaml"
-    watch.write_text("template: rapid-response.yaml\nname: evil\ncountry: KZ\nelection_date: 2019-06-09\n"
-                     f"description: {payload.format(marker=marker)}\n")
+    watch.write_text(
+        "template: rapid-response.yaml\nname: evil\ncountry: KZ\nelection_date: 2019-06-09\n"
+        f"description: {payload.format(marker=marker)}\n"
+    )
     with pytest.raises(PlaybookError):
         load_playbook(watch)
     assert not marker.exists()
@@ -166,7 +186,9 @@ def test_yaml_tags_that_would_run_code_are_refused(tmp_path, payload):
 def test_a_yaml_bomb_is_refused_or_bounded(tmp_path):
     bomb = "a: &a ['x','x','x','x','x','x','x','x','x']\n" + "".join(
         f"{chr(98 + i)}: &{chr(98 + i)} [*{chr(97 + i)},*{chr(97 + i)},*{chr(97 + i)},*{chr(97 + i)},*{chr(97 + i)},"
-        f"*{chr(97 + i)},*{chr(97 + i)},*{chr(97 + i)},*{chr(97 + i)}]\n" for i in range(8))
+        f"*{chr(97 + i)},*{chr(97 + i)},*{chr(97 + i)},*{chr(97 + i)}]\n"
+        for i in range(8)
+    )
     path = tmp_path / "bomb.yaml"
     path.write_text(bomb)
     with pytest.raises(PlaybookError):  # unknown keys: refused without expanding 9**9 items into memory
@@ -236,8 +258,10 @@ def test_web_probes_touch_only_the_configured_targets(monkeypatch):
 
     monkeypatch.setattr(webprobe, "_resolve", resolve)
     monkeypatch.setattr(webprobe, "_connect", connect)
-    services = [Service(name="redirecting", urls=[f"http://127.0.0.1:{port}/"]),
-                Service(name="closed", urls=["http://127.0.0.1:9/"])]
+    services = [
+        Service(name="redirecting", urls=[f"http://127.0.0.1:{port}/"]),
+        Service(name="closed", urls=["http://127.0.0.1:9/"]),
+    ]
     try:
         opts = webprobe.WebprobeOptions(step_timeout=0.5, attempts=2, bogon_exempt=["127.0.0.0/8"])
         results = asyncio.run(webprobe.run_webprobes(services, opts, resolver="127.0.0.1:9"))

@@ -22,7 +22,7 @@ from pollwatch.models import Evidence, Notice, NoticeLevel
 from pollwatch.notify import ConsoleTransport, SlackTransport, WebhookTransport, deliver_outbox, notice_alerts
 from pollwatch.playbook import Provider, Region, Service
 from tests.fakes.slack_api import FakeSlack
-from tests.fakes.slack_scenarios import T0, alerts_for, nationwide, service_block, story
+from tests.fakes.slack_scenarios import T0, alerts_for, nationwide, story
 
 TOKEN = "xoxb-sinks-test-0000"
 
@@ -83,11 +83,15 @@ def fake() -> Iterator[FakeSlack]:
 
 def _incident_story(w: Any) -> list[Any]:
     inc = nationwide(w)
-    inc = inc.model_copy(update={
-        "evidence": [Evidence(name="x", supports=inc.cause, weight=0.5, detail=f"evidence {SLACK_HOSTILE}")],
-        "scope": inc.scope.model_copy(update={"services": [f"svc {SLACK_HOSTILE}"], "signals": ["bgp", f"sig{SLACK_HOSTILE}"]}),
-        "override": {"by": f"who {SLACK_HOSTILE}", "why": f"why {SLACK_HOSTILE}", "cause": inc.cause.value},
-    })
+    inc = inc.model_copy(
+        update={
+            "evidence": [Evidence(name="x", supports=inc.cause, weight=0.5, detail=f"evidence {SLACK_HOSTILE}")],
+            "scope": inc.scope.model_copy(
+                update={"services": [f"svc {SLACK_HOSTILE}"], "signals": ["bgp", f"sig{SLACK_HOSTILE}"]}
+            ),
+            "override": {"by": f"who {SLACK_HOSTILE}", "why": f"why {SLACK_HOSTILE}", "cause": inc.cause.value},
+        }
+    )
     events = story(inc, updates=1)
     events[1].reasons = [f"scope grew {SLACK_HOSTILE}"]
     return alerts_for(w, events)
@@ -99,8 +103,13 @@ def test_slack_requests_carry_outside_text_as_text(kz_watch, fake, transport):
     request the fake Slack received, the `text` fallback and every mrkdwn field hold no markup but
     the watch's own mention, and no code span is broken open by a backtick."""
     w = hostile_watch(kz_watch)
-    notice = Notice(time=T0, level=NoticeLevel.error, source="ioda`<!channel>", watch=w.name,
-                    message=f"IODA answered 500: {SLACK_HOSTILE}")
+    notice = Notice(
+        time=T0,
+        level=NoticeLevel.error,
+        source="ioda`<!channel>",
+        watch=w.name,
+        message=f"IODA answered 500: {SLACK_HOSTILE}",
+    )
     with store.session_scope() as s:
         store.enqueue_alerts(s, _incident_story(w) + notice_alerts(w, [notice]))
     if transport == "api":
@@ -132,8 +141,15 @@ def test_console_shows_outside_text_as_written(kz_watch):
 
 # --- CSV injection -------------------------------------------------------------------------------
 
-FORMULAS = ["=HYPERLINK(\"http://evil.example\",\"x\")", "+cmd|' /C calc'!A0", "-2+3+cmd|' /C calc'!A0", "@SUM(1+1)*cmd",
-            "\t=1+1", "\r=1+1", "\uff1d1+1"]
+FORMULAS = [
+    '=HYPERLINK("http://evil.example","x")',
+    "+cmd|' /C calc'!A0",
+    "-2+3+cmd|' /C calc'!A0",
+    "@SUM(1+1)*cmd",
+    "\t=1+1",
+    "\r=1+1",
+    "\uff1d1+1",
+]
 DANGEROUS_START = ("=", "+", "-", "@", "\t", "\r", "\uff1d", "\uff0b", "\uff0d", "\uff20")
 
 
@@ -143,22 +159,65 @@ def test_keepiton_csv_cells_never_start_a_formula(kz_watch, tmp_path):
     and the name is still there after the quote."""
     from pollwatch.models import Cause, Family, Incident, IncidentKind, Scope
 
-    w = kz_watch.model_copy(update={
-        "election": FORMULAS[0],
-        "providers": [Provider(asn=64500 + i, name=f, type="mobile") for i, f in enumerate(FORMULAS)],
-        "regions": [Region(code=f"KZ-X{i}", name=f) for i, f in enumerate(FORMULAS)],
-        # a watch's service names cannot hold '=' or control characters (entity keys); the incidents below carry them all
-        "services": [Service(name=f) for f in FORMULAS if "=" not in f and f.isprintable()],
-    })
+    w = kz_watch.model_copy(
+        update={
+            "election": FORMULAS[0],
+            "providers": [Provider(asn=64500 + i, name=f, type="mobile") for i, f in enumerate(FORMULAS)],
+            "regions": [Region(code=f"KZ-X{i}", name=f) for i, f in enumerate(FORMULAS)],
+            # a watch's service names cannot hold '=' or control characters (entity keys); the incidents below carry
+            # them all
+            "services": [Service(name=f) for f in FORMULAS if "=" not in f and f.isprintable()],
+        }
+    )
     incs = [
-        Incident(id="r1", watch=w.name, country="KZ", family=Family.connectivity, kind=IncidentKind.regional_outage,
-                 scope=Scope(regions=["KZ-X0"]), start=T0, detected_at=T0, updated_at=T0, cause=Cause.government_directed),
-        Incident(id="n1", watch=w.name, country="KZ", family=Family.connectivity, kind=IncidentKind.network_outage,
-                 scope=Scope(asns=[64501], providers=[FORMULAS[1]]), start=T0, detected_at=T0, updated_at=T0),
-        *[Incident(id=f"s{i}", watch=w.name, country="KZ", family=Family.service, kind=IncidentKind.service_block,
-                   scope=Scope(services=[f]), start=T0, detected_at=T0, updated_at=T0) for i, f in enumerate(FORMULAS)],
-        Incident(id="c1", watch=w.name, country="KZ", family=Family.connectivity, kind=IncidentKind.regional_outage,
-                 scope=Scope(regions=["KZ-X1", "KZ-X2"]), start=T0, detected_at=T0, updated_at=T0),
+        Incident(
+            id="r1",
+            watch=w.name,
+            country="KZ",
+            family=Family.connectivity,
+            kind=IncidentKind.regional_outage,
+            scope=Scope(regions=["KZ-X0"]),
+            start=T0,
+            detected_at=T0,
+            updated_at=T0,
+            cause=Cause.government_directed,
+        ),
+        Incident(
+            id="n1",
+            watch=w.name,
+            country="KZ",
+            family=Family.connectivity,
+            kind=IncidentKind.network_outage,
+            scope=Scope(asns=[64501], providers=[FORMULAS[1]]),
+            start=T0,
+            detected_at=T0,
+            updated_at=T0,
+        ),
+        *[
+            Incident(
+                id=f"s{i}",
+                watch=w.name,
+                country="KZ",
+                family=Family.service,
+                kind=IncidentKind.service_block,
+                scope=Scope(services=[f]),
+                start=T0,
+                detected_at=T0,
+                updated_at=T0,
+            )
+            for i, f in enumerate(FORMULAS)
+        ],
+        Incident(
+            id="c1",
+            watch=w.name,
+            country="KZ",
+            family=Family.connectivity,
+            kind=IncidentKind.regional_outage,
+            scope=Scope(regions=["KZ-X1", "KZ-X2"]),
+            start=T0,
+            detected_at=T0,
+            updated_at=T0,
+        ),
     ]
     path = tmp_path / "keepiton.csv"
     report.write_keepiton_csv(report.keepiton_rows(w, incs), path)
@@ -183,8 +242,12 @@ def test_console_alerts_and_notices_carry_no_terminal_controls(kz_watch):
     """A watch name, provider names and a server's error body full of escape sequences and bidi
     overrides: what the console transport prints holds none of them, and the words remain."""
     w = hostile_watch(kz_watch, name=f"kz{TERMINAL_HOSTILE}")
-    w = w.model_copy(update={"providers": [p.model_copy(update={"name": p.name + TERMINAL_HOSTILE}) for p in w.providers]})
-    notice = Notice(time=T0, level=NoticeLevel.error, source="ioda", watch=w.name, message=f"IODA said: {TERMINAL_HOSTILE}")
+    w = w.model_copy(
+        update={"providers": [p.model_copy(update={"name": p.name + TERMINAL_HOSTILE}) for p in w.providers]}
+    )
+    notice = Notice(
+        time=T0, level=NoticeLevel.error, source="ioda", watch=w.name, message=f"IODA said: {TERMINAL_HOSTILE}"
+    )
     with store.session_scope() as s:
         store.enqueue_alerts(s, _incident_story(w) + notice_alerts(w, [notice]))
     buf = io.StringIO()
@@ -204,8 +267,15 @@ def test_cli_tables_and_errors_carry_no_terminal_controls(tmp_path):
     from pollwatch.cli import app
 
     with store.session_scope() as s:
-        audit.record_run_start(s, watch=f"kz{TERMINAL_HOSTILE}"[:100], flow_run_id="r1", flow=f"tick{TERMINAL_HOSTILE}",
-                               deployment=None, parameters={}, playbook_hash="0" * 64)
+        audit.record_run_start(
+            s,
+            watch=f"kz{TERMINAL_HOSTILE}"[:100],
+            flow_run_id="r1",
+            flow=f"tick{TERMINAL_HOSTILE}",
+            deployment=None,
+            parameters={},
+            playbook_hash="0" * 64,
+        )
     runner = CliRunner()
     res = runner.invoke(app, ["audit", "runs"])
     assert res.exit_code == 0 and "r1" in res.stdout
@@ -219,13 +289,19 @@ def test_cli_tables_and_errors_carry_no_terminal_controls(tmp_path):
 # --- limits on watches ------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("snippet,message", [
-    ('providers:\n  - {asn: 64500, name: "Evil\\0Net"}\n', "providers.0.name: contains a NUL character"),
-    ("services:\n  - name: " + "w" * 1_000_000 + "\n", "services.0.name: value is 1000000 characters long; at most 100"),
-    ("regions:\n  - {code: KZ-ALA, name: " + "R" * 101 + "}\n", "regions.0.name: value is 101 characters long"),
-    ("description: " + "d" * 2001 + "\n", "description: value is 2001 characters long; at most 2000"),
-    ("k" * 101 + ": 1\n", "key is 101 characters long"),
-])
+@pytest.mark.parametrize(
+    "snippet,message",
+    [
+        ('providers:\n  - {asn: 64500, name: "Evil\\0Net"}\n', "providers.0.name: contains a NUL character"),
+        (
+            "services:\n  - name: " + "w" * 1_000_000 + "\n",
+            "services.0.name: value is 1000000 characters long; at most 100",
+        ),
+        ("regions:\n  - {code: KZ-ALA, name: " + "R" * 101 + "}\n", "regions.0.name: value is 101 characters long"),
+        ("description: " + "d" * 2001 + "\n", "description: value is 2001 characters long; at most 2000"),
+        ("k" * 101 + ": 1\n", "key is 101 characters long"),
+    ],
+)
 def test_watch_strings_are_bounded_and_nul_free(tmp_path, snippet, message):
     """NULs and absurd lengths are refused at validation, naming file:line and the field (they used
     to validate and then fail every PostgreSQL write, or make `simulate` write gigabytes)."""
@@ -235,7 +311,9 @@ def test_watch_strings_are_bounded_and_nul_free(tmp_path, snippet, message):
     path.write_text("template: rapid-response.yaml\nname: evil\ncountry: KZ\nelection_date: 2019-06-09\n" + snippet)
     with pytest.raises(PlaybookError) as err:
         load_playbook(path)
-    assert any(re.match(rf"{re.escape(str(path))}:[56]: ", p) and message in p for p in err.value.problems), err.value.problems
+    assert any(re.match(rf"{re.escape(str(path))}:[56]: ", p) and message in p for p in err.value.problems), (
+        err.value.problems
+    )
 
 
 def test_a_huge_or_binary_watch_file_is_one_clear_error(tmp_path):
@@ -292,8 +370,21 @@ def test_unwritable_outputs_are_one_line_a_nonzero_exit_and_audited(tmp_path, ta
         (["report", "kz-2019-presidential", "-o", path, "--max-charts", "0"], "html-report"),
         (["export", "keepiton", "kz-2019-presidential", "-o", path], "keepiton-csv"),
         (["observations", "export", "--out", path], None),
-        (["simulate", "kz-2019-presidential", "--out", path, "--events", "none", "--from", "2019-06-09T00:00:00Z",
-          "--until", "2019-06-09T01:00:00Z"], None),
+        (
+            [
+                "simulate",
+                "kz-2019-presidential",
+                "--out",
+                path,
+                "--events",
+                "none",
+                "--from",
+                "2019-06-09T00:00:00Z",
+                "--until",
+                "2019-06-09T01:00:00Z",
+            ],
+            None,
+        ),
         (["audit", "export-head", path], None),
     ]
     for args, what in commands:
@@ -310,7 +401,8 @@ def test_unwritable_outputs_are_one_line_a_nonzero_exit_and_audited(tmp_path, ta
         assert audit.verify(s).ok
 
 
-@pytest.mark.parametrize("target", [t for t in UNWRITABLE if t != "/dev/full"])  # /dev/full opens: it fails after the replay
+# /dev/full opens: it fails after the replay
+@pytest.mark.parametrize("target", [t for t in UNWRITABLE if t != "/dev/full"])
 def test_replay_json_into_an_unwritable_path_is_one_line_before_any_replay(tmp_path, target, monkeypatch):
     """`replay --json` into a directory or a folder that cannot exist: one line naming the path, exit 1, no
     traceback, and the replay does not run (the output is opened first)."""
@@ -360,8 +452,13 @@ def imported(tmp_path) -> list[Any]:
     from pollwatch.jsonl import write_observations
     from pollwatch.models import Observation
 
-    obs = [Observation(time=T0 + timedelta(minutes=5 * i), source=src, signal=sig, country="KZ", value=float(1000 + i % 37))
-           for i in range(300) for src, sig in (("ioda", "bgp"), ("ooni", "telegram_failure_rate"))]
+    obs = [
+        Observation(
+            time=T0 + timedelta(minutes=5 * i), source=src, signal=sig, country="KZ", value=float(1000 + i % 37)
+        )
+        for i in range(300)
+        for src, sig in (("ioda", "bgp"), ("ooni", "telegram_failure_rate"))
+    ]
     path = tmp_path / "obs.jsonl"
     write_observations(obs, path)
     res = CliRunner().invoke(app, ["observations", "import", str(path)])
@@ -379,12 +476,16 @@ def test_observations_import_is_audited(imported):
     assert "checked: the observation table (600 rows)" in _verify(code=0)
 
 
-@pytest.mark.parametrize("tamper", [
-    "UPDATE observation SET value = 0 WHERE id = (SELECT MIN(id) FROM observation)",  # a shutdown hidden
-    "DELETE FROM observation WHERE id = (SELECT MAX(id) FROM observation)",
-    "INSERT INTO observation (source, signal, entity, country, time, value) VALUES ('ioda', 'bgp', 'KZ', 'KZ', '2019-06-01 00:00:00.000000', 1.0)",
-    "UPDATE observation SET time = '2019-06-01 00:00:00.000000' WHERE id = 7",
-])
+@pytest.mark.parametrize(
+    "tamper",
+    [
+        "UPDATE observation SET value = 0 WHERE id = (SELECT MIN(id) FROM observation)",  # a shutdown hidden
+        "DELETE FROM observation WHERE id = (SELECT MAX(id) FROM observation)",
+        "INSERT INTO observation (source, signal, entity, country, time, value) VALUES ('ioda', 'bgp', 'KZ', 'KZ', "
+        "'2019-06-01 00:00:00.000000', 1.0)",
+        "UPDATE observation SET time = '2019-06-01 00:00:00.000000' WHERE id = 7",
+    ],
+)
 def test_observation_edits_and_deletions_are_caught(imported, tamper):
     """Without --data, and without a head file: an observation changed, deleted or added in SQL
     breaks `audit verify`, naming the batch entry whose recorded table digest no longer holds."""
@@ -440,7 +541,9 @@ def test_a_server_error_with_nul_and_a_megabyte_is_kept_as_a_bounded_notice_and_
     body = "upstream said: bad\x00request " + "x" * 1_000_000
     with store.session_scope(url) as s:
         store.add_notices(s, [Notice(time=T0, source="ooni", message=f"OONI answered 400: {body}", watch="kz")])
-        store.add_gaps(s, "kz", [Gap(source="ooni", signal="service_failure_rate", entity="KZ", start=T0, end=T0, reason=body)])
+        store.add_gaps(
+            s, "kz", [Gap(source="ooni", signal="service_failure_rate", entity="KZ", start=T0, end=T0, reason=body)]
+        )
     with store.session_scope(url) as s:
         [notice] = store.list_notices(s, "kz")
         [gap] = store.list_gaps(s, "kz")

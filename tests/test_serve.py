@@ -25,7 +25,7 @@ from pollwatch.cli import app
 from pollwatch.schedule import AUDIT_APPLY, watch_tag
 from tests.conftest import KZ_WATCH
 from tests.fast_watch import fast_watch, outage_observations
-from tests.prefect_server import Cluster, env_for, prefect_cluster, stop
+from tests.prefect_server import env_for, prefect_cluster, stop
 
 CADENCE = timedelta(seconds=5)
 WAIT = 120  # seconds at most for each stage (a bound, not an assertion on speed)
@@ -65,8 +65,14 @@ def test_serve_on_a_server_ticks_alerts_drains_on_sigterm_and_serves_again(tmp_p
         obs = outage_observations(watch, tmp_path / "obs.jsonl", ticks[2], timedelta(minutes=1))
         tag = watch_tag(watch.name)
         # scheduled for a work pool's workers first (none runs): serve replaces that deployment with its own and says so
-        scheduled = subprocess.run([sys.executable, "-m", "pollwatch.cli", "schedule", str(path), "--work-pool", "nobody"],
-                                   env=c.env, cwd=tmp_path, capture_output=True, text=True, timeout=120)
+        scheduled = subprocess.run(
+            [sys.executable, "-m", "pollwatch.cli", "schedule", str(path), "--work-pool", "nobody"],
+            env=c.env,
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
         assert scheduled.returncode == 0, scheduled.stdout + scheduled.stderr
         [dep0] = c.deployments(tag)
         serve = c.start("serve-1", _serve_args(path, obs))
@@ -98,7 +104,12 @@ def test_serve_on_a_server_ticks_alerts_drains_on_sigterm_and_serves_again(tmp_p
         # serving again: the same deployment and schedule, resumed, ticking; Ctrl-C (SIGINT to the group) drains too
         completed = len(c.flow_runs(tag, ["COMPLETED"]))
         again = c.start("serve-2", _serve_args(path, obs))
-        _wait("a tick of the second serve", lambda: len(c.flow_runs(tag, ["COMPLETED"])) > completed, again, lambda: c.log("serve-2"))
+        _wait(
+            "a tick of the second serve",
+            lambda: len(c.flow_runs(tag, ["COMPLETED"])) > completed,
+            again,
+            lambda: c.log("serve-2"),
+        )
         [dep2] = c.deployments(tag)
         assert dep2["id"] == dep["id"] and not dep2["paused"] and len(dep2["schedules"]) == len(dep["schedules"]) == 1
         assert dep2["global_concurrency_limit"]["limit"] == 1
@@ -115,15 +126,25 @@ def test_serve_on_a_server_ticks_alerts_drains_on_sigterm_and_serves_again(tmp_p
 def test_serve_on_the_embedded_default_schedules_its_own_runs(tmp_path: Path) -> None:
     """No PREFECT_API_URL: the temporary local API has no scheduler service; serve must still tick."""
     store_url = f"sqlite:///{tmp_path / 'serve-store.sqlite'}"
-    env = {k: v for k, v in env_for(tmp_path, "unused", store_url).items() if k != "PREFECT_API_DATABASE_CONNECTION_URL"}
+    env = {
+        k: v for k, v in env_for(tmp_path, "unused", store_url).items() if k != "PREFECT_API_DATABASE_CONNECTION_URL"
+    }
     watch, path = fast_watch(tmp_path, cadence=CADENCE, length=timedelta(minutes=3), lead=timedelta(seconds=10))
     ticks = watch.resolved_phases()[0].ticks()
     obs = outage_observations(watch, tmp_path / "obs.jsonl", ticks[1], timedelta(minutes=1))
     log = tmp_path / "serve.log"
     with open(log, "wb") as out:
-        serve = subprocess.Popen(_serve_args(path, obs), env=env, cwd=tmp_path, stdout=out, stderr=subprocess.STDOUT,
-                                 stdin=subprocess.DEVNULL, start_new_session=True)
+        serve = subprocess.Popen(
+            _serve_args(path, obs),
+            env=env,
+            cwd=tmp_path,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
     try:
+
         def ready() -> bool:
             done, incidents, alerts = _store_state(store_url, watch.name)
             return len(_done(done)) >= 2 and bool(incidents) and bool(alerts)
@@ -132,13 +153,21 @@ def test_serve_on_the_embedded_default_schedules_its_own_runs(tmp_path: Path) ->
         api = re.search(r"Starting temporary server on (http://127\.0\.0\.1:\d+)", log.read_text()).group(1)
 
         def completed_runs() -> set[str]:
-            runs = httpx.post(f"{api}/api/flow_runs/filter", json={"deployments": {"tags": {"all_": [watch_tag(watch.name)]}}},
-                              timeout=10).json()
+            runs = httpx.post(
+                f"{api}/api/flow_runs/filter",
+                json={"deployments": {"tags": {"all_": [watch_tag(watch.name)]}}},
+                timeout=10,
+            ).json()
             return {r["id"] for r in runs if r["state_type"] == "COMPLETED"}
 
         ticked = {t.flow_run_id for t in _done(_store_state(store_url, watch.name)[0])}
         # a tick is done in the store a moment before its run reports Completed to Prefect's API
-        _wait("the ticks' runs to complete", lambda: ticked <= completed_runs(), serve, lambda: log.read_text(errors="replace")[-4000:])
+        _wait(
+            "the ticks' runs to complete",
+            lambda: ticked <= completed_runs(),
+            serve,
+            lambda: log.read_text(errors="replace")[-4000:],
+        )
         assert ticked <= completed_runs()  # the runs are the served deployment's
         os.kill(serve.pid, signal.SIGTERM)
         assert serve.wait(timeout=90) == 0, log.read_text(errors="replace")[-4000:]

@@ -54,7 +54,9 @@ def transport(fake) -> SlackTransport:
 
 @pytest.fixture
 def incident(watch, transport, fake):
-    """A nationwide outage whose thread is open in Slack (root message with the buttons); returns (incident, root ts)."""
+    """A nationwide outage whose thread is open in Slack (root message with the
+    buttons); returns (incident, root ts).
+    """
     inc = nationwide(watch)
     with store.session_scope() as s:
         store.save_incidents(s, [inc])
@@ -66,7 +68,11 @@ def incident(watch, transport, fake):
 
 @pytest.fixture
 def interactions(watch, transport) -> Interactions:
-    return Interactions(transport, watch=watch, drafter=lambda w, i: f"# DRAFT: internet shutdown in Kazakhstan\n\nIncident {i} \\*measured\\* <b>")
+    return Interactions(
+        transport,
+        watch=watch,
+        drafter=lambda w, i: f"# DRAFT: internet shutdown in Kazakhstan\n\nIncident {i} \\*measured\\* <b>",
+    )
 
 
 @pytest.fixture
@@ -120,8 +126,10 @@ def assert_valid_blocks(fake: FakeSlack) -> None:
 
 def test_every_button_through_socket_mode_changes_store_audit_and_thread(watch, fake, incident, listener):
     inc, root = incident
-    assert all(f"pollwatch:{a}" in root_text(fake, root)
-               for a in ("acknowledge", "confirm", "change_cause", "false_alarm", "draft"))
+    assert all(
+        f"pollwatch:{a}" in root_text(fake, root)
+        for a in ("acknowledge", "confirm", "change_cause", "false_alarm", "draft")
+    )
     assert fake.calls_to("apps.connections.open"), "the URL came from apps.connections.open"
 
     # Acknowledge: anyone in the channel may
@@ -150,7 +158,9 @@ def test_every_button_through_socket_mode_changes_store_audit_and_thread(watch, 
     ack = fake.sock.interact(fake.view_submission(view, {"cause": "power_outage", "why": "  "}))
     assert ack["payload"]["response_action"] == "errors" and "why" in ack["payload"]["errors"]
     assert stored(inc.id).cause is Cause.government_directed, "no why: nothing changed"
-    ack = fake.sock.interact(fake.view_submission(view, {"cause": "power_outage", "why": "KEGOC reports a grid failure"}))
+    ack = fake.sock.interact(
+        fake.view_submission(view, {"cause": "power_outage", "why": "KEGOC reports a grid failure"})
+    )
     assert not ack.get("payload")
     assert wait_for(lambda: stored(inc.id).cause is Cause.power_outage)
     assert stored(inc.id).override["why"] == "KEGOC reports a grid failure"
@@ -159,10 +169,13 @@ def test_every_button_through_socket_mode_changes_store_audit_and_thread(watch, 
 
     # Draft statement: the brief's draft in the thread, escaped for Slack
     press(fake, root, "draft", ANYONE)
-    assert wait_for(lambda: any("DRAFT: internet shutdown" in json.dumps(m.get("blocks")) for m in fake.thread(CHANNEL, root)))
+    assert wait_for(
+        lambda: any("DRAFT: internet shutdown" in json.dumps(m.get("blocks")) for m in fake.thread(CHANNEL, root))
+    )
     draft = next(m for m in fake.thread(CHANNEL, root) if "DRAFT" in json.dumps(m.get("blocks")))
     shown = " ".join(b["text"]["text"] for b in draft["blocks"])
-    assert "*DRAFT: internet shutdown in Kazakhstan*" in shown and "*measured*" in shown  # the brief's Markdown as mrkdwn
+    # the brief's Markdown as mrkdwn
+    assert "*DRAFT: internet shutdown in Kazakhstan*" in shown and "*measured*" in shown
     assert "&lt;b&gt;" in shown and "<b>" not in shown
 
     # False alarm: closes the incident as not an outage; later alerts about it stop
@@ -175,10 +188,15 @@ def test_every_button_through_socket_mode_changes_store_audit_and_thread(watch, 
     n = len(fake.thread(CHANNEL, root))
     later = stored(inc.id).model_copy(update={"version": stored(inc.id).version + 1, "severity": 20000.0})
     with store.session_scope() as s:  # the next tick: the outage goes on in the data
-        store.enqueue_alerts(s, alerts_for(watch, [IncidentEvent(tick=later.updated_at, change="updated", reasons=["scope grew"],
-                                                                 incident=later)]))
+        store.enqueue_alerts(
+            s,
+            alerts_for(
+                watch, [IncidentEvent(tick=later.updated_at, change="updated", reasons=["scope grew"], incident=later)]
+            ),
+        )
     tick = SlackTransport(SecretStr(TOKEN), base_url=fake.base_url, pace=0.0)
-    report = wait_for(lambda: (lambda r: None if r.busy else r)(deliver_outbox(watch, tick)))  # the listener may still be delivering
+    # the listener may still be delivering
+    report = wait_for(lambda: (lambda r: None if r.busy else r)(deliver_outbox(watch, tick)))
     assert report.skipped == 1 and len(fake.thread(CHANNEL, root)) == n, "no alert after a false alarm"
 
     assert audit_ok()
@@ -229,13 +247,17 @@ def test_unauthorised_responder_changes_nothing_and_is_audited(fake, incident, l
 
     # a modal opened by a responder but submitted as someone else (a crafted payload) is refused as well
     view = open_modal(fake, root, "change_cause", LEAD)
-    fake.sock.interact(fake.view_submission(view, {"cause": "cable_cut", "why": "trust me"}, user=STRANGER, name="mallory"))
+    fake.sock.interact(
+        fake.view_submission(view, {"cause": "cable_cut", "why": "trust me"}, user=STRANGER, name="mallory")
+    )
     assert wait_for(lambda: len(told(fake, STRANGER)) == 4)
     assert stored(inc.id).cause is Cause.government_directed and not log("override")
 
 
 def _post(url: str, body: bytes, headers: dict[str, str]) -> tuple[int, bytes]:
-    req = urllib.request.Request(url, data=body, headers={"Content-Type": "application/x-www-form-urlencoded", **headers})
+    req = urllib.request.Request(
+        url, data=body, headers={"Content-Type": "application/x-www-form-urlencoded", **headers}
+    )
     try:
         with urllib.request.urlopen(req, timeout=10) as r:
             return r.status, r.read()
@@ -251,7 +273,9 @@ def signed(body: bytes, secret: str = SIGNING, at: float | None = None) -> dict[
 def test_http_request_url_checks_slack_signature(fake, incident, interactions):
     inc, root = incident
     with HTTPReceiver(interactions, SecretStr(SIGNING)) as http:
-        body = urlencode({"payload": json.dumps(fake.block_actions(CHANNEL, root, "pollwatch:acknowledge", user=ANYONE))}).encode()
+        body = urlencode(
+            {"payload": json.dumps(fake.block_actions(CHANNEL, root, "pollwatch:acknowledge", user=ANYONE))}
+        ).encode()
         forged = dict(signed(body), **{"X-Slack-Signature": "v0=" + "0" * 64})
         assert _post(http.url, body, forged)[0] == 401
         assert _post(http.url, body, signed(body, secret="not-the-secret"))[0] == 401
@@ -265,19 +289,30 @@ def test_http_request_url_checks_slack_signature(fake, incident, interactions):
         status, _ = _post(http.url, body, signed(body))
         assert status == 200
         assert wait_for(lambda: stored(inc.id).acknowledged_by)
-        assert _post(http.url, body, dict(signed(body), **{"X-Slack-Retry-Num": "1"}))[0] == 200  # Slack's retry: acts once
+        # Slack's retry: acts once
+        assert _post(http.url, body, dict(signed(body), **{"X-Slack-Retry-Num": "1"}))[0] == 200
         assert wait_for(lambda: len(told(fake, ANYONE)) == 2)
         assert len(stored(inc.id).acknowledged_by) == 1
 
         # Change cause over HTTP: the press opens the form; a submission without a why gets the error in the HTTP answer
-        body = urlencode({"payload": json.dumps(fake.block_actions(CHANNEL, root, "pollwatch:change_cause", user=LEAD))}).encode()
+        body = urlencode(
+            {"payload": json.dumps(fake.block_actions(CHANNEL, root, "pollwatch:change_cause", user=LEAD))}
+        ).encode()
         assert _post(http.url, body, signed(body))[0] == 200
         view = wait_for(lambda: next(iter(fake.views), None))
         assert view, "the form opened"
-        body = urlencode({"payload": json.dumps(fake.view_submission(view, {"cause": "cable_cut", "why": " "}))}).encode()
+        body = urlencode(
+            {"payload": json.dumps(fake.view_submission(view, {"cause": "cable_cut", "why": " "}))}
+        ).encode()
         status, answer = _post(http.url, body, signed(body))
         assert status == 200 and json.loads(answer)["response_action"] == "errors"
-        body = urlencode({"payload": json.dumps(fake.view_submission(view, {"cause": "cable_cut", "why": "KazTransCom: cut near Almaty"}))}).encode()
+        body = urlencode(
+            {
+                "payload": json.dumps(
+                    fake.view_submission(view, {"cause": "cable_cut", "why": "KazTransCom: cut near Almaty"})
+                )
+            }
+        ).encode()
         assert _post(http.url, body, signed(body))[0] == 200
         assert wait_for(lambda: stored(inc.id).cause is Cause.cable_cut)
         assert http.counts["accepted"] == 5
@@ -315,10 +350,20 @@ def test_pollwatch_slack_listen_receives_actions_and_stops_on_sigterm(fake, inci
     from pathlib import Path
 
     inc, root = incident
-    env = {**os.environ, "POLLWATCH_SLACK_BOT_TOKEN": TOKEN, "POLLWATCH_SLACK_APP_TOKEN": fake.app_token,
-           "POLLWATCH_SLACK_BASE_URL": fake.base_url}
-    proc = subprocess.Popen([sys.executable, "-m", "pollwatch.cli", "slack", "listen"], env=env, cwd=Path(__file__).parents[1],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    env = {
+        **os.environ,
+        "POLLWATCH_SLACK_BOT_TOKEN": TOKEN,
+        "POLLWATCH_SLACK_APP_TOKEN": fake.app_token,
+        "POLLWATCH_SLACK_BASE_URL": fake.base_url,
+    }
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "pollwatch.cli", "slack", "listen"],
+        env=env,
+        cwd=Path(__file__).parents[1],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert "listening for Slack actions over Socket Mode" in proc.stdout.readline()
         fake.sock.wait_connected(timeout=30)
@@ -362,8 +407,9 @@ def test_responders_verdicts_feed_evaluation(watch, fake, incident, listener, tm
     shown = CliRunner().invoke(app, ["audit", "show", inc.id])
     assert "closed as a false alarm by lead" in shown.output and "confirm by lead" not in shown.output
     assert f"message {root}" in shown.output
-    assert wait_for(lambda: any(t.startswith("Closed as a false alarm") for t in replies(fake, root))), \
+    assert wait_for(lambda: any(t.startswith("Closed as a false alarm") for t in replies(fake, root))), (
         "an action right after another is delivered at once too"
+    )
 
 
 def test_listen_says_which_credential_is_missing(monkeypatch):
@@ -394,7 +440,11 @@ def test_draft_statement_is_pollwatch_brief(watch, transport, fake, incident):
     with SocketModeListener(interactions, SecretStr(fake.app_token), ping_interval=30):
         fake.sock.wait_connected()
         press(fake, root, "draft", ANYONE, "dana")
-        draft = wait_for(lambda: next((m for m in fake.thread(CHANNEL, root) if "Draft statement" in json.dumps(m.get("blocks"))), None))
+        draft = wait_for(
+            lambda: next(
+                (m for m in fake.thread(CHANNEL, root) if "Draft statement" in json.dumps(m.get("blocks"))), None
+            )
+        )
     assert draft, fake.ephemerals
     shown = " ".join(b["text"]["text"] for b in draft["blocks"])
     expected = incident_statement(watch, inc.id)

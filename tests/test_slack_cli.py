@@ -20,7 +20,10 @@ def test_alerts_commands(kz_watch, monkeypatch):
         monkeypatch.setenv("POLLWATCH_SLACK_BASE_URL", fake.base_url)
         r = runner.invoke(app, ["alerts", "check", str(KZ_WATCH)])
         assert r.exit_code == 0, r.output
-        assert "alerts channel #pollwatch-kz: C0KZ0ALERT" in r.output and "ops channel #pollwatch-ops: C0OPS00001" in r.output
+        assert (
+            "alerts channel #pollwatch-kz: C0KZ0ALERT" in r.output
+            and "ops channel #pollwatch-ops: C0OPS00001" in r.output
+        )
         with store.session_scope() as s:
             store.enqueue_alerts(s, alerts_for(kz_watch, story(nationwide(kz_watch), updates=1, end=False)))
         r = runner.invoke(app, ["alerts", "outbox", str(KZ_WATCH), "--pending"])

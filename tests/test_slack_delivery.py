@@ -12,10 +12,23 @@ from pydantic import SecretStr
 from slack_sdk.models.blocks import Block
 
 from tests.fakes.slack_api import FakeSlack
-from tests.fakes.slack_scenarios import alerts_for, anomalies_and_observations, nationwide, network_outage, service_block, story
+from tests.fakes.slack_scenarios import (
+    alerts_for,
+    anomalies_and_observations,
+    nationwide,
+    service_block,
+    story,
+)
 from pollwatch import store
 from pollwatch.models import Notice, NoticeLevel
-from pollwatch.notify import ConsoleTransport, SlackTransport, WebhookTransport, choose_transport, deliver_outbox, notice_alerts
+from pollwatch.notify import (
+    ConsoleTransport,
+    SlackTransport,
+    WebhookTransport,
+    choose_transport,
+    deliver_outbox,
+    notice_alerts,
+)
 from pollwatch.notify.render import Message
 from pollwatch.notify.transports import DeliveryError
 
@@ -69,7 +82,8 @@ def test_one_thread_per_incident_root_edited_to_current_state(kz_watch, fake, sl
         store.save_anomalies(s, anomalies)
         store.upsert_observations(s, obs)
     enqueue(alerts_for(kz_watch, story(inc, updates=2)))
-    report = deliver(kz_watch, slack, chart=None, flow_run_url="http://127.0.0.1:4200/runs/flow-run/f1")  # store-backed chart
+    # store-backed chart
+    report = deliver(kz_watch, slack, chart=None, flow_run_url="http://127.0.0.1:4200/runs/flow-run/f1")
     assert report.ok and len(report.sent) == 4 and not report.waiting
 
     roots = fake.roots("pollwatch-kz")
@@ -78,7 +92,9 @@ def test_one_thread_per_incident_root_edited_to_current_state(kz_watch, fake, sl
     replies = fake.thread("pollwatch-kz", root["ts"])
     texts = [m["text"] for m in replies]
     assert [m.get("files", [{}])[0].get("name") for m in replies if m.get("files")] == [
-        f"pollwatch-{inc.id}-start.png", f"pollwatch-{inc.id}-end.png"]
+        f"pollwatch-{inc.id}-start.png",
+        f"pollwatch-{inc.id}-end.png",
+    ]
     assert sum(t.startswith("Update:") for t in texts) == 2
     assert sum(t.startswith("Recovered:") for t in texts) == 1
     end = next(m for m in replies if m["text"].startswith("Recovered:"))
@@ -89,7 +105,9 @@ def test_one_thread_per_incident_root_edited_to_current_state(kz_watch, fake, sl
     assert fake.files and all(f["data"].startswith(b"\x89PNG") for f in fake.files.values())
     assert_valid_blocks(fake)
     refs = [r.remote_ref for r in outbox()]
-    assert refs[0] == f"slack:C0KZ0ALERT:{root['ts']}" and all(r.startswith(f"slack:C0KZ0ALERT:{root['ts']}:") for r in refs[1:])
+    assert refs[0] == f"slack:C0KZ0ALERT:{root['ts']}" and all(
+        r.startswith(f"slack:C0KZ0ALERT:{root['ts']}:") for r in refs[1:]
+    )
     # ops channel untouched
     assert fake.roots("pollwatch-ops") == []
 
@@ -142,7 +160,8 @@ def test_worker_crash_after_slack_accepted_does_not_post_again(kz_watch, fake, s
     assert len(roots) == 1
     replies = [m for m in fake.thread("pollwatch-kz", roots[0]["ts"]) if not m.get("files")]
     assert [m["text"].split(":")[0] for m in replies] == ["Update", "Recovered"]
-    assert len([m for m in fake.thread("pollwatch-kz", roots[0]["ts"]) if m.get("files")]) == 2  # no second chart either
+    # no second chart either
+    assert len([m for m in fake.thread("pollwatch-kz", roots[0]["ts"]) if m.get("files")]) == 2
     assert all(r.state == "sent" for r in outbox())
 
 
@@ -235,13 +254,26 @@ def test_webhook_fallback_posts_plain_messages(kz_watch, fake):
 def test_operator_notices_go_to_the_ops_channel_only(kz_watch, fake, slack):
     from tests.fakes.slack_scenarios import T0
 
-    notices = [Notice(time=T0, level=NoticeLevel.warning, source="ioda", message="IODA answered 503 for 3 requests", watch=kz_watch.name),
-               Notice(time=T0, level=NoticeLevel.error, source="webprobe", message="vantage almaty-1 offline", watch=kz_watch.name)]
+    notices = [
+        Notice(
+            time=T0,
+            level=NoticeLevel.warning,
+            source="ioda",
+            message="IODA answered 503 for 3 requests",
+            watch=kz_watch.name,
+        ),
+        Notice(
+            time=T0, level=NoticeLevel.error, source="webprobe", message="vantage almaty-1 offline", watch=kz_watch.name
+        ),
+    ]
     enqueue(notice_alerts(kz_watch, notices))
     enqueue(alerts_for(kz_watch, story(nationwide(kz_watch), updates=0, end=False)))
     deliver(kz_watch, slack)
     ops = fake.roots("pollwatch-ops")
-    assert [m["text"] for m in ops] == ["[warning] ioda: IODA answered 503 for 3 requests", "[error] webprobe: vantage almaty-1 offline"]
+    assert [m["text"] for m in ops] == [
+        "[warning] ioda: IODA answered 503 for 3 requests",
+        "[error] webprobe: vantage almaty-1 offline",
+    ]
     assert len(fake.roots("pollwatch-kz")) == 1
     assert all("ioda" not in m["text"].split(":")[0] for m in fake.roots("pollwatch-kz"))
 
@@ -253,9 +285,27 @@ def test_data_gaps_become_one_ops_notice_per_signal(kz_watch, fake, slack):
     from pollwatch.notify import gap_alerts, gap_notices
     from tests.fakes.slack_scenarios import T0
 
-    gaps = [Gap(source="ioda", signal="bgp", entity=f"KZ/asn={a}", start=T0, end=T0 + timedelta(minutes=30), reason="no data from the source for this series")
-            for a in (9198, 35168, 29355, 21299, 48503, 1, 2)]
-    gaps.append(Gap(source="ooni", signal="service_failure_rate", entity="KZ/asn=9198/service=whatsapp", start=T0, end=T0 + timedelta(hours=2), reason="no measurements"))
+    gaps = [
+        Gap(
+            source="ioda",
+            signal="bgp",
+            entity=f"KZ/asn={a}",
+            start=T0,
+            end=T0 + timedelta(minutes=30),
+            reason="no data from the source for this series",
+        )
+        for a in (9198, 35168, 29355, 21299, 48503, 1, 2)
+    ]
+    gaps.append(
+        Gap(
+            source="ooni",
+            signal="service_failure_rate",
+            entity="KZ/asn=9198/service=whatsapp",
+            start=T0,
+            end=T0 + timedelta(hours=2),
+            reason="no measurements",
+        )
+    )
     assert len(gap_notices(kz_watch, gaps)) == 2
     enqueue(gap_alerts(kz_watch, gaps))
     enqueue(gap_alerts(kz_watch, gaps))  # a retried tick: nothing new
@@ -299,7 +349,9 @@ def test_a_chart_upload_retried_after_a_timeout_is_shared_once(kz_watch, fake):
     """Slack shares a completed upload asynchronously: the retry cannot see it in the thread yet. The transport
     keeps the file id and asks files.info, so the chart appears once; an upload that never completed is completed."""
     fake.share_delay = 1.5
-    slack = SlackTransport(SecretStr(TOKEN), base_url=fake.base_url, timeout=0.5, pace=0.0, upload_retry_delays=(0.01, 0.01))
+    slack = SlackTransport(
+        SecretStr(TOKEN), base_url=fake.base_url, timeout=0.5, pace=0.0, upload_retry_delays=(0.01, 0.01)
+    )
     enqueue(alerts_for(kz_watch, story(nationwide(kz_watch), updates=0, end=False)))
     fake.fail("files.completeUploadExternal", "timeout", times=1, delay=1.0)  # completed, the answer lost
     report = deliver(kz_watch, slack)
@@ -308,7 +360,8 @@ def test_a_chart_upload_retried_after_a_timeout_is_shared_once(kz_watch, fake):
     time.sleep(2.0)
     root = fake.roots("pollwatch-kz")[0]
     assert len([m for m in fake.thread("pollwatch-kz", root["ts"]) if m.get("files")]) == 1
-    # the other way round: the completion never reached Slack (a 5xx before it was stored), the retry completes the same file
+    # the other way round: the completion never reached Slack (a 5xx before it was stored), the retry completes the same
+    # file
     fake.share_delay = 0.0
     other = SlackTransport(SecretStr(TOKEN), base_url=fake.base_url, timeout=0.5, pace=0.0, upload_retry_delays=(0.01,))
     cid, ts = other.post("pollwatch-kz", Message(text="root"))
@@ -330,10 +383,13 @@ def test_private_channels_by_id_and_by_name_and_clear_errors(kz_watch, fake):
         fake.messages[f"C0OTHER00{i}"] = []
     fake.list_page = 3
     slack = SlackTransport(SecretStr(TOKEN), base_url=fake.base_url, timeout=0.5, pace=0.0)
-    assert slack.channel_id("G0PRIVATE1") == "G0PRIVATE1" and not fake.calls_to("conversations.list")  # an ID: no look-up
+    # an ID: no look-up
+    assert slack.channel_id("G0PRIVATE1") == "G0PRIVATE1" and not fake.calls_to("conversations.list")
     assert slack.channel_id("#pollwatch-kz-private") == "G0PRIVATE1"
     asked = [c.params.get("types") for c in fake.calls_to("conversations.list")]
-    assert set(asked) == {"public_channel", "private_channel"} and asked.index("private_channel") > asked.index("public_channel")
+    assert set(asked) == {"public_channel", "private_channel"} and asked.index("private_channel") > asked.index(
+        "public_channel"
+    )
     assert slack.post("#pollwatch-kz-private", Message(text="hello"))[0] == "G0PRIVATE1"
     with pytest.raises(DeliveryError, match="not a member of #pollwatch-kz-elsewhere") as err:
         slack.channel_id("pollwatch-kz-elsewhere")

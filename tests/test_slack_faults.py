@@ -49,7 +49,9 @@ def everything_stored(url: str) -> str:
     """Every row of every table of the store, as text."""
     with store.session_scope() as s:
         tables = [r[0] for r in s.execute(text("SELECT name FROM sqlite_master WHERE type='table'"))]
-        return "\n".join(json.dumps([list(map(str, r)) for r in s.execute(text(f'SELECT * FROM "{t}"'))]) for t in tables)
+        return "\n".join(
+            json.dumps([list(map(str, r)) for r in s.execute(text(f'SELECT * FROM "{t}"'))]) for t in tables
+        )
 
 
 def test_invalid_auth_keeps_alerts_and_leaks_no_token(kz_watch, fake, caplog, isolated_store):
@@ -70,7 +72,10 @@ def test_invalid_auth_keeps_alerts_and_leaks_no_token(kz_watch, fake, caplog, is
     report = deliver(kz_watch, transport(fake))
     assert report.ok
     root = fake.roots("pollwatch-kz")[0]
-    assert [m["text"].split(":")[0] for m in fake.thread("pollwatch-kz", root["ts"]) if not m.get("files")] == ["Update", "Recovered"]
+    assert [m["text"].split(":")[0] for m in fake.thread("pollwatch-kz", root["ts"]) if not m.get("files")] == [
+        "Update",
+        "Recovered",
+    ]
     ops = [m["text"] for m in fake.roots("pollwatch-ops")]
     assert len(ops) == 2 and "refuses pollwatch's credentials" in ops[0] and "works again" in ops[1]
 
@@ -83,8 +88,11 @@ def test_transport_errors_and_reprs_carry_no_secret(fake, caplog):
     assert err.value.kind == "auth" and "DO-NOT-LEAK" not in str(err.value) and err.value.__cause__ is None
     assert "DO-NOT-LEAK" not in repr(t)
     fake.stop()
-    hook = WebhookTransport(SecretStr(f"http://127.0.0.1:{fake.port if fake._server else 9}/services/T0/B0/xoxb-canary-hook-DO-NOT-LEAK"),
-                            timeout=1, pace=0.0)
+    hook = WebhookTransport(
+        SecretStr(f"http://127.0.0.1:{fake.port if fake._server else 9}/services/T0/B0/xoxb-canary-hook-DO-NOT-LEAK"),
+        timeout=1,
+        pace=0.0,
+    )
     from pollwatch.notify.render import Message
 
     with pytest.raises(DeliveryError) as err:
@@ -110,8 +118,13 @@ def test_channel_not_found_tells_ops_and_delivers_after_the_fix(kz_watch, fake):
 def test_an_hour_without_slack_then_everything_in_order_once(kz_watch, fake):
     """12 five-minute ticks with Slack unreachable while two incidents evolve, then Slack is back."""
     a_events = story(nationwide(kz_watch), updates=4, step=timedelta(minutes=10))
-    b = service_block(kz_watch).model_copy(update={"start": T0 + timedelta(minutes=5), "detected_at": T0 + timedelta(minutes=15),
-                                                   "updated_at": T0 + timedelta(minutes=15)})
+    b = service_block(kz_watch).model_copy(
+        update={
+            "start": T0 + timedelta(minutes=5),
+            "detected_at": T0 + timedelta(minutes=15),
+            "updated_at": T0 + timedelta(minutes=15),
+        }
+    )
     b_events = story(b, updates=3, step=timedelta(minutes=10))
     all_alerts = sorted(alerts_for(kz_watch, a_events + b_events), key=lambda a: (a.created_at, a.sequence, a.id))
     fake.fail("*", "unreachable", times=None)
@@ -130,8 +143,11 @@ def test_an_hour_without_slack_then_everything_in_order_once(kz_watch, fake):
     # every alert once, in the order of the outbox, each incident in its own thread
     roots = fake.roots("pollwatch-kz")
     assert len(roots) == 2
-    posted_keys = [c.params["metadata"]["event_payload"]["idempotency_key"] for c in fake.calls_to("chat.postMessage")
-                   if c.fault is None and c.params.get("channel") == "C0KZ0ALERT"]
+    posted_keys = [
+        c.params["metadata"]["event_payload"]["idempotency_key"]
+        for c in fake.calls_to("chat.postMessage")
+        if c.fault is None and c.params.get("channel") == "C0KZ0ALERT"
+    ]
     assert posted_keys == [a.idempotency_key for a in all_alerts]
     for root, events in zip(roots, (a_events, b_events)):
         replies = [m for m in fake.thread("pollwatch-kz", root["ts"]) if not m.get("files")]

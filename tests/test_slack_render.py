@@ -32,27 +32,49 @@ def test_depth_agrees_with_the_numbers_beside_it(kz_watch):
     recovering = a.model_copy(update={"observed": 2845.0, "expected": 2850.0, "depth": 0.15})
     (line,) = [x for x in render.depth_lines(inc, [recovering])]
     assert line == "bgp (KZ): 2,845 vs 2,850 expected (−0%), deepest drop −15%"
-    assert f"{inc.severity_index}/100, {inc.severity_band}" in render.root_message(kz_watch, inc, key="k", anomalies=anomalies).plain()
+    assert (
+        f"{inc.severity_index}/100, {inc.severity_band}"
+        in render.root_message(kz_watch, inc, key="k", anomalies=anomalies).plain()
+    )
 
 
 def test_root_message_shows_what_responders_act_on(kz_watch):
     inc = nationwide(kz_watch)
     anomalies, _ = anomalies_and_observations(kz_watch, inc)
-    msg = render.root_message(kz_watch, inc, key="k1", anomalies=anomalies,
-                              links=Links(flow_run_url="http://127.0.0.1:4200/runs/flow-run/abc"), mention="<!here>")
+    msg = render.root_message(
+        kz_watch,
+        inc,
+        key="k1",
+        anomalies=anomalies,
+        links=Links(flow_run_url="http://127.0.0.1:4200/runs/flow-run/abc"),
+        mention="<!here>",
+    )
     assert_block_kit(msg.blocks)
     plain = msg.plain()
     for expected in (
-        "Nationwide internet outage", "Kazakhstan", "Kazakhtelecom (AS9198)", "Transtelecom (AS35168)", "Almaty (KZ-ALA)",
-        "2019-06-09 05:00 UTC", "11:00 ALMT, election day", "bgp (KZ): 300 vs 1,500 expected (−80%)", "Severity",
-        "bgp, active_probing, telescope", "government-directed shutdown (confidence 82%)",
-        "3 independent ASNs dropped within 4 minutes", "ioda.inetintel.cc.gatech.edu/country/KZ?from=",
-        "explorer.ooni.org/chart/mat?probe_cc=KZ", "127.0.0.1:4200/runs/flow-run/abc", "@here",
+        "Nationwide internet outage",
+        "Kazakhstan",
+        "Kazakhtelecom (AS9198)",
+        "Transtelecom (AS35168)",
+        "Almaty (KZ-ALA)",
+        "2019-06-09 05:00 UTC",
+        "11:00 ALMT, election day",
+        "bgp (KZ): 300 vs 1,500 expected (−80%)",
+        "Severity",
+        "bgp, active_probing, telescope",
+        "government-directed shutdown (confidence 82%)",
+        "3 independent ASNs dropped within 4 minutes",
+        "ioda.inetintel.cc.gatech.edu/country/KZ?from=",
+        "explorer.ooni.org/chart/mat?probe_cc=KZ",
+        "127.0.0.1:4200/runs/flow-run/abc",
+        "@here",
     ):
         assert expected in plain, (expected, plain)
     assert msg.text.startswith("<!here> ONGOING: Nationwide internet outage in Kazakhstan")
-    assert msg.metadata == {"event_type": "pollwatch_alert",
-                            "event_payload": {"watch": kz_watch.name, "idempotency_key": "k1", "role": "root", "incident_id": inc.id}}
+    assert msg.metadata == {
+        "event_type": "pollwatch_alert",
+        "event_payload": {"watch": kz_watch.name, "idempotency_key": "k1", "role": "root", "incident_id": inc.id},
+    }
     # the evidence supporting the chosen cause comes first
     assert plain.index("3 independent ASNs") < plain.index("onset at 11:00")
     assert "no regional power event" not in plain
@@ -61,10 +83,17 @@ def test_root_message_shows_what_responders_act_on(kz_watch):
 def test_update_end_and_notice_messages(kz_watch):
     events = story(nationwide(kz_watch), updates=1)
     inc = events[-1].incident
-    upd = render.update_message(kz_watch, events[1].incident, key="k2", reasons=["scope grew: region KZ-R0"],
-                                held=[["kind changed"], ["cause firmed up"]])
+    upd = render.update_message(
+        kz_watch,
+        events[1].incident,
+        key="k2",
+        reasons=["scope grew: region KZ-R0"],
+        held=[["kind changed"], ["cause firmed up"]],
+    )
     end = render.end_message(kz_watch, inc, key="k3")
-    note = render.notice_message(kz_watch, Notice(time=T0, level=NoticeLevel.error, source="ioda", message="IODA down <5xx>"), key="k4")
+    note = render.notice_message(
+        kz_watch, Notice(time=T0, level=NoticeLevel.error, source="ioda", message="IODA down <5xx>"), key="k4"
+    )
     for m in (upd, end, note):
         assert_block_kit(m.blocks)
         assert m.text
@@ -72,7 +101,9 @@ def test_update_end_and_notice_messages(kz_watch):
     assert "Recovered" in end.text and "lasted 18 min" in end.plain()
     assert "IODA down &lt;5xx&gt;" in note.blocks[0]["text"]["text"]  # mrkdwn control characters escaped
     unblock = service_block(kz_watch).model_copy(update={"end": T0 + timedelta(days=2, hours=5), "status": "resolved"})
-    assert render.end_message(kz_watch, unblock, key="k5").text.startswith("Unblocked: Service blocked in KZ ended after 5 h 00 min")
+    assert render.end_message(kz_watch, unblock, key="k5").text.startswith(
+        "Unblocked: Service blocked in KZ ended after 5 h 00 min"
+    )
 
 
 def test_ooni_and_ioda_links_follow_the_scope(kz_watch):

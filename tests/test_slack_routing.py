@@ -44,8 +44,10 @@ def test_update_limit_holds_and_batches_the_rest(kz_watch, fake):
     root = fake.roots("pollwatch-kz")[0]
     replies = fake.thread("pollwatch-kz", root["ts"])
     assert [m["text"].split(":")[0] for m in replies] == ["Update", "Update", "Recovered"]
-    assert "Also changed before the end: scope grew: region KZ-R2 | scope grew: region KZ-R3 | scope grew: region KZ-R4" in \
-        replies[-1]["blocks"][1]["elements"][0]["text"]
+    assert (
+        "Also changed before the end: scope grew: region KZ-R2 | scope grew: region KZ-R3 | scope grew: region KZ-R4"
+        in replies[-1]["blocks"][1]["elements"][0]["text"]
+    )
     assert root["edits"] == 6  # the root follows every change, held or not
     assert "KZ-R4" in str(root["blocks"])
     assert sum(r.startswith("held:") for r in refs()) == 3
@@ -70,7 +72,8 @@ def test_below_min_severity_waits_until_the_incident_matters(kz_watch, fake):
     r = refs()
     assert r[0].startswith("skipped:severity 2,000 below min_severity 3,000") and r[1].startswith("skipped:")
     roots = fake.roots("pollwatch-kz")
-    assert len(roots) == 1 and r[2] == f"slack:C0KZ0ALERT:{roots[0]['ts']}"  # the thread opens with the first update that counts
+    # the thread opens with the first update that counts
+    assert len(roots) == 1 and r[2] == f"slack:C0KZ0ALERT:{roots[0]['ts']}"
     assert [m["text"].split(":")[0] for m in fake.thread("pollwatch-kz", roots[0]["ts"])] == ["Update", "Unblocked"]
 
 

@@ -11,8 +11,17 @@ import asyncio
 from datetime import datetime, timedelta, timezone
 
 import pytest
-from tests.fakes.observatories import (IodaFake, OoniFake, RadarFake, RipestatFake, Sleeps, fast_config, ioda_alert, ioda_event,
-                                       radar_annotation)
+from tests.fakes.observatories import (
+    IodaFake,
+    OoniFake,
+    RadarFake,
+    RipestatFake,
+    Sleeps,
+    fast_config,
+    ioda_alert,
+    ioda_event,
+    radar_annotation,
+)
 
 from pollwatch import __version__
 from pollwatch.sources import make_source
@@ -44,7 +53,12 @@ def test_ioda_requests_match_iodas_routes(kz_watch):
         res = run("ioda", ioda, kz_watch)
         assert res.failed_requests == 0 and len(res.corroborations) == 2
         assert ioda.contract_problems() == []
-        assert used_routes(ioda) == ["/entities/query", "/outages/alerts", "/outages/events", "/signals/raw/{entityType}/{entityCode}"]
+        assert used_routes(ioda) == [
+            "/entities/query",
+            "/outages/alerts",
+            "/outages/events",
+            "/signals/raw/{entityType}/{entityCode}",
+        ]
         # what the client asked before this issue is not a route of IODA's
         ioda.requests.clear()
         import httpx
@@ -74,7 +88,10 @@ def test_radar_requests_match_the_api_schema(kz_watch):
         radar.annotations.append(radar_annotation("KZ", T0, None))
         res = run("radar", radar, kz_watch, token=TOKEN)
         assert res.failed_requests == 0 and res.corroborations
-        assert radar.contract_problems() == [] and used_routes(radar) == ["/radar/annotations/outages", "/radar/traffic_anomalies"]
+        assert radar.contract_problems() == [] and used_routes(radar) == [
+            "/radar/annotations/outages",
+            "/radar/traffic_anomalies",
+        ]
 
 
 @pytest.mark.parametrize("fake_cls", [IodaFake, OoniFake, RipestatFake])

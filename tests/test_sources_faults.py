@@ -48,7 +48,9 @@ def test_broken_source_yields_gaps_for_everything_it_should_cover(obs, kz_watch,
     assert all(g.source == name and g.start == T0 and g.end == T1 and g.reason for g in res.gaps)
     problems = [n for n in res.notices if n.level in (NoticeLevel.warning, NoticeLevel.error)]
     assert len(problems) == 1 and problems[0].watch == kz_watch.name and problems[0].source == name
-    assert {"500": "http", "429": "rate_limited", "truncated": "malformed", "wrong_shape": "shape"}[mode] in problems[0].message
+    assert {"500": "http", "429": "rate_limited", "truncated": "malformed", "wrong_shape": "shape"}[mode] in problems[
+        0
+    ].message
 
 
 @pytest.mark.parametrize("name", SOURCES)
@@ -97,11 +99,16 @@ def test_one_failure_among_many_requests_gaps_only_its_entities(obs, kz_watch):
 def test_other_sources_carry_on_when_one_is_down(obs, kz_watch, tmp_path):
     obs.ioda.fail("500")
     obs.ooni.hang_seconds = 2
-    w = kz_watch.model_copy(update={"sources": {
-        "ioda": fast_config(obs.ioda.url), "ooni": fast_config(obs.ooni.url),
-        "ripestat": fast_config(obs.ripestat.url, options={"cache_dir": str(tmp_path)}),
-        "radar": fast_config(obs.radar.url),
-    }})
+    w = kz_watch.model_copy(
+        update={
+            "sources": {
+                "ioda": fast_config(obs.ioda.url),
+                "ooni": fast_config(obs.ooni.url),
+                "ripestat": fast_config(obs.ripestat.url, options={"cache_dir": str(tmp_path)}),
+                "radar": fast_config(obs.radar.url),
+            }
+        }
+    )
     out = asyncio.run(collect_sources(w, T0, T1, token=TOKEN, sleep=Sleeps()))
     assert set(out) == set(SOURCES)
     assert out["ioda"].observations == [] and out["ioda"].gaps and out["ioda"].notices[0].level == NoticeLevel.error

@@ -128,7 +128,9 @@ async def test_concurrency_is_bounded():
         inflight -= 1
         return httpx.Response(200, json={"ok": True})
 
-    async with HttpClient("http://api.test", max_concurrency=3, rate_limit=0, transport=httpx.MockTransport(handler)) as http:
+    async with HttpClient(
+        "http://api.test", max_concurrency=3, rate_limit=0, transport=httpx.MockTransport(handler)
+    ) as http:
         await asyncio.gather(*(http.get_json(f"/r/{i}") for i in range(20)))
     assert peak == 3
 
@@ -167,7 +169,9 @@ def test_parse_retry_after_accepts_seconds_and_http_dates():
 
 async def test_secrets_are_scrubbed_from_errors(ooni):
     ooni.fail("echo_auth")
-    async with HttpClient(ooni.url, headers={"Authorization": "Bearer s3cr3t-value"}, secrets=["s3cr3t-value"], rate_limit=0) as http:
+    async with HttpClient(
+        ooni.url, headers={"Authorization": "Bearer s3cr3t-value"}, secrets=["s3cr3t-value"], rate_limit=0
+    ) as http:
         with pytest.raises(FetchError) as info:
             await http.get_json(Q)
     assert "s3cr3t-value" not in str(info.value) and "***" in str(info.value)

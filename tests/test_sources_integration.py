@@ -57,8 +57,26 @@ def obs():
 def test_fetch_writes_observations_and_reports_problems(obs, tmp_path):
     out, records = tmp_path / "ioda.jsonl", tmp_path / "records.jsonl"
     obs.ioda.fail("truncated", path="/signals/raw/region")
-    r = CliRunner().invoke(app, ["fetch", "--source", "ioda", "--watch", str(KZ), "--from", "2019-06-09T00:00Z",
-                                 "--until", "2019-06-09T01:00Z", "--base-url", obs.ioda.url, "--out", str(out), "--records", str(records)])
+    r = CliRunner().invoke(
+        app,
+        [
+            "fetch",
+            "--source",
+            "ioda",
+            "--watch",
+            str(KZ),
+            "--from",
+            "2019-06-09T00:00Z",
+            "--until",
+            "2019-06-09T01:00Z",
+            "--base-url",
+            obs.ioda.url,
+            "--out",
+            str(out),
+            "--records",
+            str(records),
+        ],
+    )
     assert r.exit_code == 0, r.output
     got = read_observations(out)
     assert got and {o.source for o in got} == {"ioda"} and all(o.provenance and o.provenance.payload_hash for o in got)
@@ -68,8 +86,25 @@ def test_fetch_writes_observations_and_reports_problems(obs, tmp_path):
 
 def test_fetch_exits_1_when_the_source_is_down_and_can_store(obs, tmp_path):
     obs.ooni.fail("wrong_shape")
-    r = CliRunner().invoke(app, ["fetch", "-s", "ooni", "-w", str(KZ), "--from", "2019-06-09", "--until", "2019-06-09T02:00Z",
-                                 "--base-url", obs.ooni.url, "--out", str(tmp_path / "o.jsonl"), "--store"])
+    r = CliRunner().invoke(
+        app,
+        [
+            "fetch",
+            "-s",
+            "ooni",
+            "-w",
+            str(KZ),
+            "--from",
+            "2019-06-09",
+            "--until",
+            "2019-06-09T02:00Z",
+            "--base-url",
+            obs.ooni.url,
+            "--out",
+            str(tmp_path / "o.jsonl"),
+            "--store",
+        ],
+    )
     assert r.exit_code == 1 and "[error]" in r.output
     from pollwatch import store
 
@@ -87,7 +122,9 @@ def test_fetch_rejects_unknown_sources_and_backwards_ranges():
 
 
 def _obs(t, source, signal, value, asn=None, service=None, region=None):
-    return Observation(time=t, source=source, signal=signal, country="KZ", asn=asn, service=service, region=region, value=value)
+    return Observation(
+        time=t, source=source, signal=signal, country="KZ", asn=asn, service=service, region=region, value=value
+    )
 
 
 def test_coverage_report_finds_blind_spots(kz_watch):
@@ -95,15 +132,31 @@ def test_coverage_report_finds_blind_spots(kz_watch):
     data += [_obs(T0, "ioda", "bgp", 10.0, asn=p.asn) for p in kz_watch.providers]
     data += [_obs(T0, "ooni", "service_failure_rate", 0.1, asn=9198, service=s.name) for s in kz_watch.services]
     data += [_obs(T0, "ooni", "service_failure_rate", None, asn=29355, service=s.name) for s in kz_watch.services]
-    gaps = [Gap(source="ioda", signal="bgp", entity="KZ/region=KZ-ALA", start=T0, end=T0 + timedelta(hours=1), reason="HTTP 500")]
+    gaps = [
+        Gap(
+            source="ioda",
+            signal="bgp",
+            entity="KZ/region=KZ-ALA",
+            start=T0,
+            end=T0 + timedelta(hours=1),
+            reason="HTTP 500",
+        )
+    ]
     rows = coverage_report(kz_watch, data, gaps)
     by = {(r.kind, r.entity, r.source): r for r in rows}
     assert by[("country", "KZ", "ioda")].status == "ok"
     assert by[("country", "KZ", "ripestat")].status == "missing"
-    assert by[("region", "KZ/region=KZ-ALA", "ioda")].status == "blind spot" and by[("region", "KZ/region=KZ-ALA", "ioda")].gaps == 1
+    assert (
+        by[("region", "KZ/region=KZ-ALA", "ioda")].status == "blind spot"
+        and by[("region", "KZ/region=KZ-ALA", "ioda")].gaps == 1
+    )
     assert by[("region", "KZ/region=KZ-AST", "ioda")].status == "missing"
     kcell = by[("provider", "KZ/asn=29355", "ooni")]
-    assert kcell.status == "blind spot" and "mobile" in kcell.name and len(kcell.missing) == len(kz_watch.services) + len(kz_watch.circumvention)
+    assert (
+        kcell.status == "blind spot"
+        and "mobile" in kcell.name
+        and len(kcell.missing) == len(kz_watch.services) + len(kz_watch.circumvention)
+    )
     ktel = by[("provider", "KZ/asn=9198", "ooni")]
     assert ktel.status == "ok" and set(ktel.missing) == {c.name for c in kz_watch.circumvention}
     wa = by[("service", "KZ/service=whatsapp", "ooni")]
@@ -154,12 +207,16 @@ def test_live_watch_tick_collects_from_every_enabled_source(obs, tmp_path, prefe
     from tasks.record import load_attribution_context
 
     ctx = load_attribution_context.fn("kz-sources-test", "KZ", tick - timedelta(days=8), tick)
-    assert [(e.type, e.cause, e.source, e.start) for e in ctx.events] == [("radar_outage", "GOVERNMENT_DIRECTED", "radar", T0)]
+    assert [(e.type, e.cause, e.source, e.start) for e in ctx.events] == [
+        ("radar_outage", "GOVERNMENT_DIRECTED", "radar", T0)
+    ]
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
 
     with get_client(sync_client=True) as client:
-        arts = client.read_artifacts(artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=["coverage-kz-sources-test"])))
+        arts = client.read_artifacts(
+            artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=["coverage-kz-sources-test"]))
+        )
     assert arts and arts[0].type == "table"
     table = str(arts[0].data)
     assert "Kcell (AS29355, mobile)" in table and "blind spot" in table and "Kcell" in (arts[0].description or "")

@@ -88,14 +88,25 @@ def test_region_codes_map_to_iodas_numeric_codes(ioda, kz_watch):
     res = collect(source(ioda, region_codes={"KZ-ALA": "1522"}, corroboration=False), kz_watch)
     assert any(p.startswith("/signals/raw/region/1522,") for p in ioda.paths())
     ala = [o for o in res.observations if o.region == "KZ-ALA"]
-    assert ala and ala[0].value == ioda.value("region", "1522", ala[0].signal if ala[0].signal == "bgp" else {"active_probing": "ping-slash24", "telescope": "merit-nt"}[ala[0].signal], int(ala[0].time.timestamp()))
+    assert ala and ala[0].value == ioda.value(
+        "region",
+        "1522",
+        ala[0].signal
+        if ala[0].signal == "bgp"
+        else {"active_probing": "ping-slash24", "telescope": "merit-nt"}[ala[0].signal],
+        int(ala[0].time.timestamp()),
+    )
 
 
 def test_long_ranges_are_split_under_100_days(ioda, kz_watch):
     w = kz_watch.model_copy(update={"regions": [], "providers": []})
     start, end = T0 - timedelta(days=150), T0
     # 150 days of 10-minute points: a timeout that leaves room for a loaded machine (the subject is the split)
-    src = IodaSource(fast_config(ioda.url, timeout=timedelta(seconds=20), options={"datasources": ["ping-slash24"], "corroboration": False}))
+    src = IodaSource(
+        fast_config(
+            ioda.url, timeout=timedelta(seconds=20), options={"datasources": ["ping-slash24"], "corroboration": False}
+        )
+    )
     res = collect(src, w, start, end)
     spans = [int(r.query["until"]) - int(r.query["from"]) for r in ioda.requests]
     assert len(spans) == 2 and all(s < 100 * 86400 for s in spans)
@@ -108,14 +119,18 @@ def test_long_ranges_are_split_under_100_days(ioda, kz_watch):
 def test_an_entity_iodа_does_not_know_is_a_gap_for_that_entity_only(ioda, kz_watch):
     ioda.missing.add("48503")
     res = collect(source(ioda, corroboration=False), kz_watch)
-    assert {(g.entity, g.signal) for g in res.gaps} == {("KZ/asn=48503", s) for s in ("bgp", "active_probing", "telescope")}
+    assert {(g.entity, g.signal) for g in res.gaps} == {
+        ("KZ/asn=48503", s) for s in ("bgp", "active_probing", "telescope")
+    }
     assert all(g.start == T0 and g.end == T1 for g in res.gaps)
     assert not any(o.asn == 48503 for o in res.observations)
     assert any(o.asn == 9198 for o in res.observations)
 
 
 def test_alerts_and_events_become_corroborations(ioda, kz_watch):
-    ioda.alerts.append(ioda_alert("country", "KZ", T0 + timedelta(minutes=40), level="critical", value=12, history=3100))
+    ioda.alerts.append(
+        ioda_alert("country", "KZ", T0 + timedelta(minutes=40), level="critical", value=12, history=3100)
+    )
     ioda.alerts.append(ioda_alert("asn", "9198", T0 + timedelta(minutes=45), ds="ping-slash24"))
     ioda.events.append(ioda_event("country", "KZ", T0 + timedelta(minutes=40), T0 + timedelta(hours=2), score=98765))
     res = collect(source(ioda), kz_watch)
@@ -132,7 +147,10 @@ def test_alerts_and_events_become_corroborations(ioda, kz_watch):
     outages = [r for r in ioda.requests if r.path.startswith("/outages/")]
     assert {r.path for r in outages} == {"/outages/alerts", "/outages/events"} and len(outages) == 6
     assert {(r.query.get("entityType"), r.query.get("entityCode"), r.query.get("relatedTo")) for r in outages} == {
-        ("country", "KZ", None), ("region", None, "country/KZ"), ("asn", None, "country/KZ")}
+        ("country", "KZ", None),
+        ("region", None, "country/KZ"),
+        ("asn", None, "country/KZ"),
+    }
     assert not any(n.level >= NoticeLevel.warning for n in res.notices)  # no 404 warnings every tick
 
 
@@ -149,7 +167,9 @@ def test_outage_records_are_read_page_by_page(ioda, kz_watch):
         ioda.alerts.append(ioda_alert("country", "KZ", T0 + timedelta(minutes=i)))
     res = collect(source(ioda, records_per_page=3), kz_watch)
     assert len([c for c in res.corroborations if c.kind == "ioda_alert"]) == 7
-    pages = [r.query["page"] for r in ioda.requests if r.path == "/outages/alerts" and r.query.get("entityType") == "country"]
+    pages = [
+        r.query["page"] for r in ioda.requests if r.path == "/outages/alerts" and r.query.get("entityType") == "country"
+    ]
     assert pages == ["0", "1", "2"]
     res = collect(source(ioda, records_per_page=3, record_pages=2), kz_watch)
     assert len([c for c in res.corroborations if c.kind == "ioda_alert"]) == 6
@@ -190,10 +210,14 @@ def test_regions_are_found_by_alias_then_name_in_iodas_entity_list(ioda, kz_watc
     res = collect(source(ioda, corroboration=False), kz_watch)
     region_paths = [p for p in ioda.paths() if p.startswith("/signals/raw/region/")]
     # KZ-ALA is the city: its alias "Almaty City" wins over the province that is also named "Almaty"
-    wanted = {_region_code(ioda, n) for n in ("Almaty City", "Astana", "Qaraghandy", "East Kazakhstan", "South Kazakhstan")}
+    wanted = {
+        _region_code(ioda, n) for n in ("Almaty City", "Astana", "Qaraghandy", "East Kazakhstan", "South Kazakhstan")
+    }
     assert region_paths and all(set(p.rsplit("/", 1)[1].split(",")) == wanted for p in region_paths)
     city = [o for o in res.observations if o.region == "KZ-ALA" and o.signal == "bgp"]
-    assert city and city[0].value == ioda.value("region", _region_code(ioda, "Almaty City"), "bgp", int(city[0].time.timestamp()))
+    assert city and city[0].value == ioda.value(
+        "region", _region_code(ioda, "Almaty City"), "bgp", int(city[0].time.timestamp())
+    )
     assert {o.region for o in res.observations if o.region} == {r.code for r in kz_watch.regions}
     collect(source(ioda, corroboration=False), kz_watch)  # the list is looked up once a day, not every tick
     assert sum(p == "/entities/query" for p in ioda.paths()) == 1
@@ -202,8 +226,12 @@ def test_regions_are_found_by_alias_then_name_in_iodas_entity_list(ioda, kz_watc
 def test_a_region_iodа_does_not_know_is_a_gap_and_one_notice_naming_iodas_regions(ioda, kz_watch):
     ioda.regions["KZ"] = [r for r in ioda.regions["KZ"] if r["name"] != "South Kazakhstan"]
     res = collect(source(ioda, corroboration=False), kz_watch)
-    assert {(g.entity, g.signal) for g in res.gaps} == {("KZ/region=KZ-YUZ", s) for s in ("bgp", "active_probing", "telescope")}
-    assert not any(o.region == "KZ-YUZ" for o in res.observations) and any(o.region == "KZ-VOS" for o in res.observations)
+    assert {(g.entity, g.signal) for g in res.gaps} == {
+        ("KZ/region=KZ-YUZ", s) for s in ("bgp", "active_probing", "telescope")
+    }
+    assert not any(o.region == "KZ-YUZ" for o in res.observations) and any(
+        o.region == "KZ-VOS" for o in res.observations
+    )
     told = [n for n in res.notices if "KZ-YUZ (Turkistan)" in n.message]
     assert len(told) == 1 and "region_codes" in told[0].message and "eastkazakhstan" in told[0].message
 
@@ -212,7 +240,9 @@ def test_when_the_region_list_is_unavailable_codes_go_as_they_are(ioda, kz_watch
     ioda.fail("500", path="/entities/query")
     res = collect(source(ioda, corroboration=False), kz_watch)
     assert any(p.startswith("/signals/raw/region/KZ-ALA,") for p in ioda.paths())
-    assert any("entities" in n.message for n in res.notices) and {o.region for o in res.observations if o.region} == {r.code for r in kz_watch.regions}
+    assert any("entities" in n.message for n in res.notices) and {o.region for o in res.observations if o.region} == {
+        r.code for r in kz_watch.regions
+    }
 
 
 def test_the_region_list_is_asked_once_a_day_across_processes(ioda, kz_watch):

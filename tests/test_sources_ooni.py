@@ -38,7 +38,10 @@ def test_failure_rates_per_service_asn_and_hour_keep_their_counts(ooni, kz_watch
     # 8 of Kazakhtelecom's 10 tests fail, the other four networks' 40 tests mostly pass; counts are completed tests
     # (the fake's odd run that could not complete is neither a pass nor a block)
     two = T0 + timedelta(hours=2)
-    completed = sum(c["measurement_count"] - c["failure_count"] for c in (ooni.counts("whatsapp", None, p.asn, two) for p in kz_watch.providers))
+    completed = sum(
+        c["measurement_count"] - c["failure_count"]
+        for c in (ooni.counts("whatsapp", None, p.asn, two) for p in kz_watch.providers)
+    )
     assert 45 <= completed < 50 and pooled[two].count == completed
     assert pooled[two].value == pytest.approx(8 / completed, abs=1e-6)
     wa = {o.time: o for o in res.observations if o.service == "whatsapp" and o.asn == 9198}
@@ -65,7 +68,11 @@ def test_one_request_per_test_covers_all_networks(ooni, kz_watch):
     assert by_test["web_connectivity"] == 5 and by_test["whatsapp"] == 1 and by_test["tor"] == 1
     r = next(r for r in ooni.requests if r.query["test_name"] == "whatsapp")
     assert r.query["probe_asn"] == "AS9198,AS35168,AS29355,AS21299,AS48503"
-    assert r.query["time_grain"] == "hour" and r.query["axis_x"] == "measurement_start_day" and r.query["axis_y"] == "probe_asn"
+    assert (
+        r.query["time_grain"] == "hour"
+        and r.query["axis_x"] == "measurement_start_day"
+        and r.query["axis_y"] == "probe_asn"
+    )
     assert r.query["since"] == "2019-06-09" and r.query["until"] == "2019-06-10" and "domain" not in r.query
 
 
@@ -103,14 +110,18 @@ def test_failed_runs_are_not_blocking(ooni, kz_watch):
 def test_an_hour_where_most_runs_failed_is_a_gap_and_a_notice_not_a_block(ooni, kz_watch):
     ooni.failing_runs("whatsapp", T0 + timedelta(hours=1), T0 + timedelta(hours=2), share=0.8, asn=9198)
     res = collect(ooni, kz_watch)
-    hour = next(o for o in res.observations if o.service == "whatsapp" and o.asn == 9198 and o.time == T0 + timedelta(hours=1))
+    hour = next(
+        o for o in res.observations if o.service == "whatsapp" and o.asn == 9198 and o.time == T0 + timedelta(hours=1)
+    )
     assert hour.value is None and hour.count == 0
     gap = [g for g in res.gaps if g.entity == "KZ/asn=9198/service=whatsapp"]
     assert len(gap) == 1 and gap[0].start == T0 + timedelta(hours=1) and gap[0].end == T0 + timedelta(hours=2)
     assert "8 of 10" in gap[0].reason
     notice = [n for n in res.notices if "data quality" in n.message]
     assert len(notice) == 1 and "AS9198" in notice[0].message and "not a block" in notice[0].message
-    others = [o for o in res.observations if o.service == "whatsapp" and o.asn == 9198 and o.time != T0 + timedelta(hours=1)]
+    others = [
+        o for o in res.observations if o.service == "whatsapp" and o.asn == 9198 and o.time != T0 + timedelta(hours=1)
+    ]
     assert others and all(o.value is not None for o in others)
 
 

@@ -19,7 +19,11 @@ TOKEN = "radar-test-token-9f3b"
 @pytest.fixture
 def radar():
     with RadarFake(token=TOKEN) as fake:
-        fake.annotations.append(radar_annotation("KZ", T0 + timedelta(hours=1), T0 + timedelta(hours=2), cause="GOVERNMENT_DIRECTED", typ="NATIONWIDE"))
+        fake.annotations.append(
+            radar_annotation(
+                "KZ", T0 + timedelta(hours=1), T0 + timedelta(hours=2), cause="GOVERNMENT_DIRECTED", typ="NATIONWIDE"
+            )
+        )
         fake.annotations.append(radar_annotation("UZ", T0, T1))
         fake.anomalies.append(radar_anomaly("KZ", T0 + timedelta(hours=1), None, asn=9198))
         yield fake
@@ -49,7 +53,10 @@ def test_annotations_and_anomalies_keep_their_labels(radar, kz_watch):
     an = [c for c in res.corroborations if c.kind == "radar_anomaly"]
     assert len(an) == 1 and an[0].entity == "KZ/asn=9198" and an[0].status == "VERIFIED" and an[0].end is None
     assert radar.requests[0].headers["Authorization"] == f"Bearer {TOKEN}"
-    assert radar.requests[0].query["location"] == "KZ" and radar.requests[0].query["dateStart"] == "2019-06-07T00:00:00Z"  # 48 h look-back
+    # 48 h look-back
+    assert (
+        radar.requests[0].query["location"] == "KZ" and radar.requests[0].query["dateStart"] == "2019-06-07T00:00:00Z"
+    )
 
 
 def test_token_from_the_environment(radar, kz_watch, monkeypatch):
@@ -92,8 +99,11 @@ def test_a_late_annotation_with_an_earlier_start_is_picked_up_once(radar, kz_wat
     # published at 05:07 about a shutdown that began at 02:00 (and the same record listed twice over the pages)
     late = radar_annotation("KZ", T0 + timedelta(hours=2), None, cause="GOVERNMENT_DIRECTED", id="late-1")
     radar.annotations += [late, late]
-    res = asyncio.run(RadarSource(fast_config(radar.url, options={"limit": 1}), token=TOKEN, sleep=Sleeps())
-                      .collect(kz_watch, tick + timedelta(minutes=5), tick + timedelta(minutes=10)))
+    res = asyncio.run(
+        RadarSource(fast_config(radar.url, options={"limit": 1}), token=TOKEN, sleep=Sleeps()).collect(
+            kz_watch, tick + timedelta(minutes=5), tick + timedelta(minutes=10)
+        )
+    )
     ann = [c for c in res.corroborations if c.kind == "radar_annotation"]
     assert [(c.id, c.start) for c in ann] == [("radar-annotation:late-1", T0 + timedelta(hours=2))]
     offsets = [r.query["offset"] for r in radar.requests if r.path.endswith("/outages")][-3:]

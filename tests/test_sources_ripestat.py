@@ -18,7 +18,11 @@ T1 = T0 + timedelta(hours=2)
 @pytest.fixture
 def ripe():
     with RipestatFake() as fake:
-        fake.resources["KZ"] = {"asn": ["9198", "35168", "29355", "21299"], "ipv4": ["2.72.0.0/13", "5.34.0.0/17"], "ipv6": ["2a00:1b60::/32"]}
+        fake.resources["KZ"] = {
+            "asn": ["9198", "35168", "29355", "21299"],
+            "ipv4": ["2.72.0.0/13", "5.34.0.0/17"],
+            "ipv6": ["2a00:1b60::/32"],
+        }
         yield fake
 
 

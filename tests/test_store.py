@@ -12,7 +12,21 @@ from pollwatch import store
 from pollwatch.models import Alert, Corroboration, Gap, Observation
 
 T0 = datetime(2019, 6, 9, 5, 0, tzinfo=timezone.utc)
-TABLES = {"observation", "gap", "notice", "baseline", "anomaly", "incident", "alert", "watch_state", "tick", "audit_entry", "lease", "corroboration", "alembic_version"}
+TABLES = {
+    "observation",
+    "gap",
+    "notice",
+    "baseline",
+    "anomaly",
+    "incident",
+    "alert",
+    "watch_state",
+    "tick",
+    "audit_entry",
+    "lease",
+    "corroboration",
+    "alembic_version",
+}
 
 
 def _exercise(url: str) -> None:
@@ -40,8 +54,17 @@ def test_postgres_migrates_and_upserts(pg_url: str):
 
 
 def test_outbox_keeps_an_alert_once():
-    alert = Alert(id="a1", watch="w", incident_id="i1", event="start", sequence=1, destination="#c",
-                  idempotency_key="w:i1:start:1", created_at=T0, text="hello")
+    alert = Alert(
+        id="a1",
+        watch="w",
+        incident_id="i1",
+        event="start",
+        sequence=1,
+        destination="#c",
+        idempotency_key="w:i1:start:1",
+        created_at=T0,
+        text="hello",
+    )
     with store.session_scope() as s:
         assert len(store.enqueue_alerts(s, [alert])) == 1
     with store.session_scope() as s:
@@ -73,26 +96,38 @@ def test_a_lease_has_one_holder_until_it_expires_or_is_released(backend: str, re
 def test_gaps_of_two_signals_of_one_source_are_both_kept(backend: str, request) -> None:
     url = request.getfixturevalue("isolated_store" if backend == "sqlite" else "pg_url")
     end = T0 + timedelta(hours=1)
-    gaps = [Gap(source="ioda", signal=sig, entity="KZ", start=T0, end=end, reason="HTTP 503") for sig in ("bgp", "ping-slash24", None)]
+    gaps = [
+        Gap(source="ioda", signal=sig, entity="KZ", start=T0, end=end, reason="HTTP 503")
+        for sig in ("bgp", "ping-slash24", None)
+    ]
     with store.session_scope(url) as s:
         assert store.add_gaps(s, "kz", gaps) == 3
     with store.session_scope(url) as s:  # the same gaps again, one of them longer now: still three rows
         assert store.add_gaps(s, "kz", gaps[:2] + [gaps[2].model_copy(update={"end": end + timedelta(hours=1)})]) == 0
     with store.session_scope(url) as s:
         kept = store.list_gaps(s, "kz")
-    assert sorted((g.signal or "", g.end) for g in kept) == [("", end + timedelta(hours=1)), ("bgp", end), ("ping-slash24", end)]
+    assert sorted((g.signal or "", g.end) for g in kept) == [
+        ("", end + timedelta(hours=1)),
+        ("bgp", end),
+        ("ping-slash24", end),
+    ]
 
 
 def test_an_observatory_record_seen_again_is_updated_not_duplicated() -> None:
-    ongoing = Corroboration(source="ioda", kind="ioda_alert", id="a1", country="KZ", entity="KZ", start=T0, level="critical")
+    ongoing = Corroboration(
+        source="ioda", kind="ioda_alert", id="a1", country="KZ", entity="KZ", start=T0, level="critical"
+    )
     ended = ongoing.model_copy(update={"end": T0 + timedelta(hours=2)})
-    other = Corroboration(source="radar", kind="radar_annotation", id="a1", country="KZ", entity="KZ", start=T0, cause="POWER_OUTAGE")
+    other = Corroboration(
+        source="radar", kind="radar_annotation", id="a1", country="KZ", entity="KZ", start=T0, cause="POWER_OUTAGE"
+    )
     with store.session_scope() as s:
         assert store.save_corroborations(s, [ongoing, other]) == 2
     with store.session_scope() as s:
         assert store.save_corroborations(s, [ended]) == 0
     with store.session_scope() as s:
-        assert store.list_corroborations(s, "KZ", T0 + timedelta(hours=3), T0 + timedelta(hours=4)) == [other]  # ended before
+        # ended before
+        assert store.list_corroborations(s, "KZ", T0 + timedelta(hours=3), T0 + timedelta(hours=4)) == [other]
         got = store.list_corroborations(s, "KZ", T0, T0 + timedelta(hours=1))
     assert [(r.source, r.end) for r in got] == [("ioda", T0 + timedelta(hours=2)), ("radar", None)]
 
@@ -104,7 +139,9 @@ def test_a_lease_of_a_dead_holder_is_taken_over_at_once() -> None:
 
     from pollwatch.notify.delivery import holder_dead, lease_holder
 
-    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True, check=True)
+    gone = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True, check=True
+    )
     dead = f"{socket.gethostname()}:{gone.stdout.strip()}:nonce"
     elsewhere = "another-host:1:nonce"
     assert holder_dead(dead) and not holder_dead(lease_holder()) and not holder_dead(elsewhere)
@@ -118,12 +155,24 @@ def test_a_lease_of_a_dead_holder_is_taken_over_at_once() -> None:
 
 def test_each_signal_is_loaded_from_its_own_start() -> None:
     """A tick reloads an hourly OONI signal further back (its lag) than the five-minute IODA ones."""
-    obs = [Observation(time=T0 + timedelta(minutes=m), source=src, signal=sig, country="KZ", value=1.0)
-           for m in (0, 60, 90) for src, sig in (("ioda", "bgp"), ("ooni", "service_failure_rate"), ("radar", "http_requests"))]
+    obs = [
+        Observation(time=T0 + timedelta(minutes=m), source=src, signal=sig, country="KZ", value=1.0)
+        for m in (0, 60, 90)
+        for src, sig in (("ioda", "bgp"), ("ooni", "service_failure_rate"), ("radar", "http_requests"))
+    ]
     with store.session_scope() as s:
         store.upsert_observations(s, obs)
-        got = store.query_observations(s, country="KZ", since=T0 + timedelta(minutes=60), since_by_signal={
-            "bgp": T0 + timedelta(minutes=90), "service_failure_rate": T0})
+        got = store.query_observations(
+            s,
+            country="KZ",
+            since=T0 + timedelta(minutes=60),
+            since_by_signal={"bgp": T0 + timedelta(minutes=90), "service_failure_rate": T0},
+        )
     assert sorted((o.signal, int((o.time - T0).total_seconds() // 60)) for o in got) == [
-        ("bgp", 90), ("http_requests", 60), ("http_requests", 90),
-        ("service_failure_rate", 0), ("service_failure_rate", 60), ("service_failure_rate", 90)]
+        ("bgp", 90),
+        ("http_requests", 60),
+        ("http_requests", 90),
+        ("service_failure_rate", 0),
+        ("service_failure_rate", 60),
+        ("service_failure_rate", 90),
+    ]

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import socket
-from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -40,7 +39,8 @@ def test_failed_tick_is_failed_noticed_released_and_reruns(nationwide_minutes, t
     assert state.is_failed()
     assert _flow_run_state(str(state.state_details.flow_run_id)) == "FAILED"  # what the Prefect UI shows
     out = capsys.readouterr().out
-    assert f"tick {iso(start)} of {w.name} failed" in out and f"pollwatch tick {w.name} --at {iso(start)}" in out  # console ops
+    # console ops
+    assert f"tick {iso(start)} of {w.name} failed" in out and f"pollwatch tick {w.name} --at {iso(start)}" in out
     with store.session_scope() as s:
         assert store.list_ticks(s, w.name) == []  # the claim is gone: nothing says "running"
         notices = [n for n in store.list_notices(s, w.name) if n.source == "watch-tick"]
@@ -81,8 +81,11 @@ def test_cli_tick_exits_non_zero_when_every_source_failed(tmp_path: Path, kz_wat
         dead = f"http://127.0.0.1:{sock.getsockname()[1]}"
     f = tmp_path / "kz-dead-sources.yaml"
     doc = yaml.safe_load(Path(kz_watch.source_file).read_text())
-    doc.update(name="kz-dead-sources", template=str(Path(kz_watch.source_file).parent.parent / "rapid-response.yaml"),
-               sources={name: {"base_url": dead, "retries": 0, "timeout": "2s"} for name in ("ioda", "ooni", "ripestat")})
+    doc.update(
+        name="kz-dead-sources",
+        template=str(Path(kz_watch.source_file).parent.parent / "rapid-response.yaml"),
+        sources={name: {"base_url": dead, "retries": 0, "timeout": "2s"} for name in ("ioda", "ooni", "ripestat")},
+    )
     f.write_text(yaml.safe_dump(doc))
     tick = kz_watch.milestone_times()["polls_open"]
     result = CliRunner().invoke(app, ["tick", str(f), "--at", iso(tick)])

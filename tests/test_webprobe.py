@@ -9,7 +9,14 @@ import pytest
 
 from pollwatch.playbook import Service, SourceConfig, Vantage
 from pollwatch.probes.dns import DnsStatus, is_bogon, parse_resolver, resolve
-from pollwatch.probes.webprobe import OutageType, WebprobeOptions, options_for, run_webprobes, service_urls, webprobe_observations
+from pollwatch.probes.webprobe import (
+    OutageType,
+    WebprobeOptions,
+    options_for,
+    run_webprobes,
+    service_urls,
+    webprobe_observations,
+)
 from tests.probe_fakes import BLOCKPAGE_TEXT, PAGE_TEXT, FakeDns, FakeWeb, make_pki
 
 DOMAIN = "pollwatch.test"
@@ -34,8 +41,12 @@ def servers(tmp_path_factory):
 
 def _opts(pki, **kw) -> WebprobeOptions:
     base = dict(
-        step_timeout=TIMEOUT, attempts=1, ca_file=str(pki["ca"]), bogon_exempt=["127.0.0.0/8"],
-        blockpage_addresses=[BLOCKPAGE_IP], blockpage_fingerprints=["restricted by order of"],
+        step_timeout=TIMEOUT,
+        attempts=1,
+        ca_file=str(pki["ca"]),
+        bogon_exempt=["127.0.0.0/8"],
+        blockpage_addresses=[BLOCKPAGE_IP],
+        blockpage_fingerprints=["restricted by order of"],
     )
     return WebprobeOptions(**(base | kw))
 
@@ -72,7 +83,9 @@ async def test_every_outage_type_is_produced_and_detected(servers):
     # cases that must time out get a short step timeout; the others a long one, so that a busy
     # machine cannot turn a slow answer into a timeout
     slow = await run_webprobes([s for s in services if s.name in TIMING_OUT], _opts(pki), resolver=dns_server.address)
-    rest = await run_webprobes([s for s in services if s.name not in TIMING_OUT], _opts(pki, step_timeout=10.0), resolver=dns_server.address)
+    rest = await run_webprobes(
+        [s for s in services if s.name not in TIMING_OUT], _opts(pki, step_timeout=10.0), resolver=dns_server.address
+    )
     got = {r.service: r for r in slow + rest}
     for name, _, expected in CASES:
         assert got[name].outage is expected, (name, got[name].outage, got[name].detail)
@@ -94,10 +107,14 @@ async def test_reply_unlike_the_control_is_a_blockpage(servers):
         Service(name="matches", urls=[url], expect_status=[200], expect_contains=PAGE_TEXT),
         Service(name="other_text", urls=[url], expect_contains="something the real page says"),
         Service(name="other_status", urls=[url], expect_status=[301]),
-        Service(name="blockpage_200", urls=[f"https://ok.{DOMAIN}:{web.ports['blockpage']}/"], expect_contains=PAGE_TEXT),
+        Service(
+            name="blockpage_200", urls=[f"https://ok.{DOMAIN}:{web.ports['blockpage']}/"], expect_contains=PAGE_TEXT
+        ),
     ]
     # no fingerprints configured: the blockpage is recognised by not looking like the real page
-    results = await run_webprobes(services, _opts(pki, blockpage_fingerprints=[], step_timeout=10.0), resolver=dns_server.address)
+    results = await run_webprobes(
+        services, _opts(pki, blockpage_fingerprints=[], step_timeout=10.0), resolver=dns_server.address
+    )
     got = {r.service: r.outage for r in results}
     assert got == {
         "matches": OutageType.ok,
@@ -109,10 +126,16 @@ async def test_reply_unlike_the_control_is_a_blockpage(servers):
 
 async def test_observations_per_vantage_and_service(servers, kz_watch):
     dns_server, web, pki = servers
-    good = Service(name="whatsapp", urls=[f"https://ok.{DOMAIN}:{web.ports['ok']}/"], transfer_url=f"https://ok.{DOMAIN}:{web.ports['ok']}/object")
+    good = Service(
+        name="whatsapp",
+        urls=[f"https://ok.{DOMAIN}:{web.ports['ok']}/"],
+        transfer_url=f"https://ok.{DOMAIN}:{web.ports['ok']}/object",
+    )
     blocked = Service(name="periscope", domains=[f"nx.{DOMAIN}"])
     assert service_urls(blocked) == [(f"https://nx.{DOMAIN}/", "page")]
-    results = await run_webprobes([good, blocked], _opts(pki, attempts=3, concurrency=4, step_timeout=10.0), resolver=dns_server.address)
+    results = await run_webprobes(
+        [good, blocked], _opts(pki, attempts=3, concurrency=4, step_timeout=10.0), resolver=dns_server.address
+    )
     assert len(results) == 3 * 2 + 3
     transfer = [r for r in results if r.kind == "transfer"]
     assert all(r.outage is OutageType.ok and r.body_bytes == 32 * 1024 for r in transfer)
@@ -120,7 +143,10 @@ async def test_observations_per_vantage_and_service(servers, kz_watch):
     tick = datetime(2019, 6, 9, 5, 0, tzinfo=timezone.utc)
     obs = webprobe_observations(results, kz_watch, vantage, tick)
     by = {(o.service, o.signal): o for o in obs}
-    assert all(o.source == "webprobe" and o.asn == 9198 and o.country == "KZ" and o.region == "KZ-ALA" and o.time == tick for o in obs)
+    assert all(
+        o.source == "webprobe" and o.asn == 9198 and o.country == "KZ" and o.region == "KZ-ALA" and o.time == tick
+        for o in obs
+    )
     assert by[("whatsapp", "probe_success_rate")].value == 1.0 and by[("whatsapp", "probe_success_rate")].count == 6
     assert by[("periscope", "probe_success_rate")].value == 0.0
     assert by[("periscope", "probe_outage_dns_nxdomain")].value == 3.0
@@ -154,7 +180,14 @@ def test_bogons_and_resolver_notation():
 
 def test_options_from_the_playbook(kz_watch):
     assert options_for(kz_watch) == WebprobeOptions()
-    watch = kz_watch.model_copy(update={"sources": {**kz_watch.sources, "webprobe": SourceConfig(options={"attempts": 5, "resolver": "127.0.0.1:53"})}})
+    watch = kz_watch.model_copy(
+        update={
+            "sources": {
+                **kz_watch.sources,
+                "webprobe": SourceConfig(options={"attempts": 5, "resolver": "127.0.0.1:53"}),
+            }
+        }
+    )
     assert options_for(watch).attempts == 5
     with pytest.raises(ValueError, match="regular expression"):
         WebprobeOptions(blockpage_fingerprints=["(unclosed"])
@@ -182,15 +215,25 @@ def test_cli_probes_a_watch_from_this_machine(servers, tmp_path):
         {"name": "whatsapp", "urls": [f"https://ok.{DOMAIN}:{web.ports['ok']}/"]},
         {"name": "periscope", "urls": [f"https://ok.{DOMAIN}:{web.ports['blockpage']}/"]},
     ]
-    data["sources"] = {"webprobe": {"options": {"attempts": 1, "ca_file": str(pki["ca"]), "bogon_exempt": ["127.0.0.0/8"],
-                                                "blockpage_fingerprints": ["restricted by order of"]}}}
+    data["sources"] = {
+        "webprobe": {
+            "options": {
+                "attempts": 1,
+                "ca_file": str(pki["ca"]),
+                "bogon_exempt": ["127.0.0.0/8"],
+                "blockpage_fingerprints": ["restricted by order of"],
+            }
+        }
+    }
     path = tmp_path / "watch.yaml"
     path.write_text(yaml.safe_dump(data))
     out = CliRunner().invoke(app, ["probe", "web", str(path), "--resolver", dns_server.address])
     assert out.exit_code == 0, out.output
     lines = {line.split()[0]: line.split()[1] for line in out.output.splitlines()}
     assert lines == {"whatsapp": "ok", "periscope": "http_blockpage"}
-    as_json = CliRunner().invoke(app, ["probe", "web", str(path), "--resolver", dns_server.address, "--json", "-s", "whatsapp"])
+    as_json = CliRunner().invoke(
+        app, ["probe", "web", str(path), "--resolver", dns_server.address, "--json", "-s", "whatsapp"]
+    )
     assert [__import__("json").loads(x)["outage"] for x in as_json.output.splitlines()] == ["ok"]
     missing = CliRunner().invoke(app, ["probe", "deploy", str(path)])
     assert missing.exit_code == 2 and "no vantages" in missing.output

@@ -33,9 +33,20 @@ OBSERVATION_FORMATS = ("jsonl", "monash", "responsive", "ooni-raw", "ooni-hourly
 LABEL_FORMATS = ("ioda-outages", "keepiton")
 
 
-def read_observations_as(fmt: str, path: str | Path, *, watch: Watch | None = None, country: str | None = None, tz: str | None = None,
-                         service: str | None = None, scale: str = "auto", progress: Progress | None = None) -> list[Observation]:
-    """Observations from `path` in format `fmt` (OBSERVATION_FORMATS); the watch gives the country, zone and providers."""
+def read_observations_as(
+    fmt: str,
+    path: str | Path,
+    *,
+    watch: Watch | None = None,
+    country: str | None = None,
+    tz: str | None = None,
+    service: str | None = None,
+    scale: str = "auto",
+    progress: Progress | None = None,
+) -> list[Observation]:
+    """Observations from `path` in format `fmt` (OBSERVATION_FORMATS); the watch
+    gives the country, zone and providers.
+    """
     cc = country or (watch.country if watch else None)
     if fmt == "jsonl":
         from pollwatch.jsonl import read_observations
@@ -49,7 +60,10 @@ def read_observations_as(fmt: str, path: str | Path, *, watch: Watch | None = No
         return read_ooni_raw(path, cc, service, progress)[0]
     if fmt in ("ooni-hourly", "ioda-signals"):
         if not cc or (fmt == "ooni-hourly" and not service):
-            raise FormatError(f"{path}: format {fmt} needs the country{' and the service' if fmt == 'ooni-hourly' else ''} (--country/--watch, --service)")
+            raise FormatError(
+                f"{path}: format {fmt} needs the country{' and the service' if fmt == 'ooni-hourly' else ''} "
+                "(--country/--watch, --service)"
+            )
         if fmt == "ooni-hourly":
             return read_ooni_hourly(path, cc, service)[0]  # type: ignore[arg-type]
         codes = {r.code: r.code for r in watch.regions} if watch else None
@@ -57,7 +71,9 @@ def read_observations_as(fmt: str, path: str | Path, *, watch: Watch | None = No
     raise FormatError(f"unknown format {fmt!r}: one of {', '.join(OBSERVATION_FORMATS)}")
 
 
-def read_labels_as(fmt: str, path: str | Path, country: str | None = None, progress: Progress | None = None) -> LabelFile:
+def read_labels_as(
+    fmt: str, path: str | Path, country: str | None = None, progress: Progress | None = None
+) -> LabelFile:
     if fmt == "ioda-outages":
         return read_ioda_outages(path, country, progress)
     if fmt == "keepiton":
@@ -65,6 +81,18 @@ def read_labels_as(fmt: str, path: str | Path, country: str | None = None, progr
     raise FormatError(f"unknown label format {fmt!r}: one of {', '.join(LABEL_FORMATS)}")
 
 
-__all__ = ["LABEL_FORMATS", "OBSERVATION_FORMATS", "LabelFile", "ioda_labels", "read_ioda_outages",
-           "read_ioda_signals", "read_keepiton", "read_labels_as", "read_monash", "read_observations_as", "read_ooni_hourly",
-           "read_ooni_raw", "read_responsive"]
+__all__ = [
+    "LABEL_FORMATS",
+    "OBSERVATION_FORMATS",
+    "LabelFile",
+    "ioda_labels",
+    "read_ioda_outages",
+    "read_ioda_signals",
+    "read_keepiton",
+    "read_labels_as",
+    "read_monash",
+    "read_observations_as",
+    "read_ooni_hourly",
+    "read_ooni_raw",
+    "read_responsive",
+]

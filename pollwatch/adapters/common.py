@@ -45,7 +45,9 @@ def provenance(path: Path) -> Provenance:
     return Provenance(request=f"file:{path.name}", payload_hash=h.hexdigest()[:16])
 
 
-def csv_rows(path: str | Path, progress: Progress | None = None, required: tuple[str, ...] = ()) -> Iterator[tuple[int, dict[str, str]]]:
+def csv_rows(
+    path: str | Path, progress: Progress | None = None, required: tuple[str, ...] = ()
+) -> Iterator[tuple[int, dict[str, str]]]:
     """(line number, row) for each data row of a CSV file (gzip when it ends in .gz), checking `required` columns."""
     path = Path(path)
     if not path.is_file():
@@ -63,7 +65,10 @@ def csv_rows(path: str | Path, progress: Progress | None = None, required: tuple
             raise FormatError(f"{path}:1: not a readable CSV file ({exc})") from None
         missing = [c for c in required if c not in header]
         if missing:
-            raise FormatError(f"{path}:1: missing column(s) {', '.join(missing)} (the header has {', '.join(header[:12]) or 'nothing'})")
+            raise FormatError(
+                f"{path}:1: missing column(s) {', '.join(missing)} (the header has "
+                f"{', '.join(header[:12]) or 'nothing'})"
+            )
         try:
             for row in reader:
                 if None in row:

@@ -70,8 +70,18 @@ def read_ioda_signals(path: str | Path, country: str, region_codes: dict[str, st
             continue
         for i, v in enumerate(s.values):
             t = datetime.fromtimestamp(s.from_ + i * s.step, tz=timezone.utc)
-            out.append(Observation(time=t, source="ioda", signal=signal, country=cc, region=region, asn=asn,
-                                   value=None if v is None else float(v), provenance=prov))
+            out.append(
+                Observation(
+                    time=t,
+                    source="ioda",
+                    signal=signal,
+                    country=cc,
+                    region=region,
+                    asn=asn,
+                    value=None if v is None else float(v),
+                    provenance=prov,
+                )
+            )
     out.sort(key=lambda o: (o.time, o.signal, o.region or "", o.asn or 0))
     return out
 
@@ -92,8 +102,14 @@ def parse_curated_time(text: str) -> datetime | None:
     t = _WEEKDAY.sub("", t)
     t = re.sub(r":\s*([AP]M)\b", r" \1", t, flags=re.I)  # '2:30: AM' -> '2:30 AM'
     t = re.sub(r"\s+", " ", t.replace(" ,", ",")).strip()
-    for fmt in ("%B %d, %Y, %I:%M:%S %p", "%B %d, %Y, %I:%M %p", "%B %d %Y, %I:%M:%S %p", "%B %d %Y, %I:%M %p",
-                "%B %d, %Y %I:%M:%S %p", "%B %d, %Y %I:%M %p"):
+    for fmt in (
+        "%B %d, %Y, %I:%M:%S %p",
+        "%B %d, %Y, %I:%M %p",
+        "%B %d %Y, %I:%M:%S %p",
+        "%B %d %Y, %I:%M %p",
+        "%B %d, %Y %I:%M:%S %p",
+        "%B %d, %Y %I:%M %p",
+    ):
         try:
             return datetime.strptime(t, fmt).replace(tzinfo=timezone.utc)
         except ValueError:
@@ -139,8 +155,16 @@ def read_ioda_outages(path: str | Path, country: str | None = None, progress: Pr
         kind = SCOPE_KIND.get((row.get("scope_level") or "").strip().lower(), IncidentKind.network_outage)
         detail = (row.get("scope_detail") or "").strip()
         rid = (row.get("id") or str(line)).strip()
-        out.labels.append(Label(id=f"ioda-{rid}", kind=kind, country=cc,
-                                regions=[detail] if kind is IncidentKind.regional_outage and detail else [],
-                                asns=[int(x) for x in re.findall(r"\d+", detail)][:20] if kind is IncidentKind.network_outage else [],
-                                start=s, end=e, cause=map_cause(row.get("cause", ""))))
+        out.labels.append(
+            Label(
+                id=f"ioda-{rid}",
+                kind=kind,
+                country=cc,
+                regions=[detail] if kind is IncidentKind.regional_outage and detail else [],
+                asns=[int(x) for x in re.findall(r"\d+", detail)][:20] if kind is IncidentKind.network_outage else [],
+                start=s,
+                end=e,
+                cause=map_cause(row.get("cause", "")),
+            )
+        )
     return out

@@ -71,12 +71,22 @@ def read_keepiton(path: str | Path, country: str | None = None, progress: Progre
         if extent == "throttling":
             kinds.append(IncidentKind.throttling)
         if not kinds:
-            out.skip(f"{path}:{line}: shutdown_extent {extent[:30]!r} is not one of full network, service-based, throttling, both")
+            out.skip(
+                f"{path}:{line}: shutdown_extent {extent[:30]!r} is not one of full network, service-based, "
+                "throttling, both"
+            )
             continue
         for kind in kinds:
-            out.labels.append(Label(
-                id=stable_id("keepiton", *key, kind.value, length=12), kind=kind, country=cc,
-                regions=[area] if kind is IncidentKind.regional_outage and area else [],
-                services=services if kind in (IncidentKind.service_block, IncidentKind.throttling) else [],
-                start=start, end=end, cause=Cause.government_directed))
+            out.labels.append(
+                Label(
+                    id=stable_id("keepiton", *key, kind.value, length=12),
+                    kind=kind,
+                    country=cc,
+                    regions=[area] if kind is IncidentKind.regional_outage and area else [],
+                    services=services if kind in (IncidentKind.service_block, IncidentKind.throttling) else [],
+                    start=start,
+                    end=end,
+                    cause=Cause.government_directed,
+                )
+            )
     return out

@@ -8,18 +8,28 @@ before their start (typos in the source) are skipped.
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import datetime
 from pathlib import Path
 
-from pollwatch.models import Cause, IncidentKind, stable_id
+from pollwatch.models import Cause, IncidentKind
 from pollwatch.simulate import Label
 
-SCOPE_KIND = {"country": IncidentKind.nationwide_outage, "region": IncidentKind.regional_outage, "as": IncidentKind.network_outage}
+SCOPE_KIND = {
+    "country": IncidentKind.nationwide_outage,
+    "region": IncidentKind.regional_outage,
+    "as": IncidentKind.network_outage,
+}
 CAUSES = {
-    "government-ordered": Cause.government_directed, "exams": Cause.government_directed,
-    "power-outage": Cause.power_outage, "cable-cut": Cause.cable_cut, "weather": Cause.weather_or_disaster,
-    "natural-disaster": Cause.weather_or_disaster, "equipment-failure": Cause.technical, "technical": Cause.technical,
-    "misconfiguration": Cause.technical, "fire": Cause.technical,
+    "government-ordered": Cause.government_directed,
+    "exams": Cause.government_directed,
+    "power-outage": Cause.power_outage,
+    "cable-cut": Cause.cable_cut,
+    "weather": Cause.weather_or_disaster,
+    "natural-disaster": Cause.weather_or_disaster,
+    "equipment-failure": Cause.technical,
+    "technical": Cause.technical,
+    "misconfiguration": Cause.technical,
+    "fire": Cause.technical,
 }
 
 
@@ -27,8 +37,16 @@ def map_cause(text: str) -> Cause:
     return CAUSES.get((text or "").strip().lower(), Cause.unknown)
 
 
-def ioda_labels(path: str | Path, country: str | None = None, start: datetime | None = None, end: datetime | None = None) -> list[Label]:
-    """Labels from IODA's curated list (pollwatch.adapters.ioda), optionally for one country (ISO alpha-2) starting in [start, end)."""
+def ioda_labels(
+    path: str | Path, country: str | None = None, start: datetime | None = None, end: datetime | None = None
+) -> list[Label]:
+    """Labels from IODA's curated list (pollwatch.adapters.ioda), optionally for one country
+    (ISO alpha-2) starting in [start, end).
+    """
     from pollwatch.adapters.ioda import read_ioda_outages
 
-    return [lb for lb in read_ioda_outages(path, country).labels if not (start and lb.start < start) and not (end and lb.start >= end)]
+    return [
+        lb
+        for lb in read_ioda_outages(path, country).labels
+        if not (start and lb.start < start) and not (end and lb.start >= end)
+    ]

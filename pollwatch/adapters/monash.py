@@ -86,13 +86,17 @@ def _time(path: Path, line: int, row: dict[str, str], zone: ZoneInfo | None) -> 
         return (naive.replace(tzinfo=None) - off).replace(tzinfo=timezone.utc)
     if (row.get("time_e") or "").strip():
         if zone is None:
-            raise FormatError(f"{path}:{line}: time_e is the local wall clock: give the time zone (--tz, or the watch's)")
+            raise FormatError(
+                f"{path}:{line}: time_e is the local wall clock: give the time zone (--tz, or the watch's)"
+            )
         v = number(path, line, row, "time_e", allow_na=False)
         return local_epoch_to_utc(v, zone)  # type: ignore[arg-type]
     raise FormatError(f"{path}:{line}: no time: expected time_e_utc, time_local with timezone_offset, or time_e")
 
 
-def read_monash(path: str | Path, tz: str | None = None, scale: str | int = "auto", progress: Progress | None = None) -> list[Observation]:
+def read_monash(
+    path: str | Path, tz: str | None = None, scale: str | int = "auto", progress: Progress | None = None
+) -> list[Observation]:
     """Observations from a Monash index CSV (any of the time variants above)."""
     path = Path(path)
     zone = ZoneInfo(tz) if tz else None
@@ -102,8 +106,16 @@ def read_monash(path: str | Path, tz: str | None = None, scale: str | int = "aut
     columns: list[tuple[str, str]] = []
     for line, row in csv_rows(path, progress, required=("iso", "name_1")):
         if not columns:
-            columns = [(c, sig) for c, sig in (("connectivity", SIGNAL), ("connectivity_index", SIGNAL), ("latency", LATENCY_SIGNAL),
-                                               ("latency_index", LATENCY_SIGNAL)) if c in row]
+            columns = [
+                (c, sig)
+                for c, sig in (
+                    ("connectivity", SIGNAL),
+                    ("connectivity_index", SIGNAL),
+                    ("latency", LATENCY_SIGNAL),
+                    ("latency_index", LATENCY_SIGNAL),
+                )
+                if c in row
+            ]
             if not columns:
                 raise FormatError(f"{path}:1: no index column: expected connectivity and/or latency (or *_index)")
         iso3 = need(path, line, row, "iso")
@@ -111,7 +123,9 @@ def read_monash(path: str | Path, tz: str | None = None, scale: str | int = "aut
             cc = codes.get(iso3) or codes.setdefault(iso3, country_code(iso3))
         except ValueError as exc:
             raise FormatError(f"{path}:{line}: iso: {exc}") from None
-        region = need(path, line, row, "name_1") + (f"/{row['name_2'].strip()}" if (row.get("name_2") or "").strip() else "")
+        region = need(path, line, row, "name_1") + (
+            f"/{row['name_2'].strip()}" if (row.get("name_2") or "").strip() else ""
+        )
         t = _time(path, line, row, zone)
         for col, sig in columns:
             rows.append((t, region, cc, sig, number(path, line, row, col)))
@@ -124,7 +138,17 @@ def read_monash(path: str | Path, tz: str | None = None, scale: str | int = "aut
             factor[sig] = 10.0 if str(scale) == "10" else 1.0
         else:
             raise FormatError(f"{path}: scale must be auto, 10 or 100, not {scale!r}")
-    out = [Observation(time=t, source=SOURCE, signal=sig, country=cc, region=region,
-                       value=None if v is None else round(v * factor[sig], 6), provenance=prov) for t, region, cc, sig, v in rows]
+    out = [
+        Observation(
+            time=t,
+            source=SOURCE,
+            signal=sig,
+            country=cc,
+            region=region,
+            value=None if v is None else round(v * factor[sig], 6),
+            provenance=prov,
+        )
+        for t, region, cc, sig, v in rows
+    ]
     out.sort(key=lambda o: (o.time, o.signal, o.region or ""))
     return out

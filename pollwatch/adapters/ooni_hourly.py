@@ -31,7 +31,18 @@ def read_ooni_hourly(path: str | Path, country: str, service: str) -> tuple[list
             asn = int(row["probe_asn"])
             names.setdefault(asn, row.get("asn_name") or f"AS{asn}")
             failed = int(row["n_with_any_failure"])
-            out.append(Observation(time=parse_time(row["hour_utc"]), source=SOURCE, signal=SIGNAL, country=country, asn=asn,
-                                   service=service, value=round(failed / n, 6) if n else None, count=n, provenance=prov))
+            out.append(
+                Observation(
+                    time=parse_time(row["hour_utc"]),
+                    source=SOURCE,
+                    signal=SIGNAL,
+                    country=country,
+                    asn=asn,
+                    service=service,
+                    value=round(failed / n, 6) if n else None,
+                    count=n,
+                    provenance=prov,
+                )
+            )
     out.sort(key=lambda o: (o.time, o.asn or 0))
     return out, names

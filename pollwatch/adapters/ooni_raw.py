@@ -35,8 +35,9 @@ CLEAN = {"ok", "none", "null", ""}
 TRUE = {"true", "1", "yes", "t"}
 
 
-def read_ooni_raw(path: str | Path, country: str | None = None, service: str | None = None,
-                  progress: Progress | None = None) -> tuple[list[Observation], dict[int, str]]:
+def read_ooni_raw(
+    path: str | Path, country: str | None = None, service: str | None = None, progress: Progress | None = None
+) -> tuple[list[Observation], dict[int, str]]:
     """(observations, ASN -> network name) from an OONI raw measurement CSV."""
     path = Path(path)
     # measurement id -> [hour, asn, anomalous, completed endpoints, failure flag]
@@ -45,7 +46,9 @@ def read_ooni_raw(path: str | Path, country: str | None = None, service: str | N
     cc_seen: set[str] = set()
     services: set[str] = set()
     for line, row in csv_rows(path, progress, required=("measurement_start_time", "probe_asn")):
-        mid = (row.get("measurement_uid") or "").strip() or f"{row.get('report_id', '')}|{row.get('input', '')}|{row['measurement_start_time']}"
+        mid = (
+            row.get("measurement_uid") or ""
+        ).strip() or f"{row.get('report_id', '')}|{row.get('input', '')}|{row['measurement_start_time']}"
         try:
             t = parse_time(need(path, line, row, "measurement_start_time"))
         except ValueError as exc:
@@ -74,11 +77,16 @@ def read_ooni_raw(path: str | Path, country: str | None = None, service: str | N
             m[4] = True
     cc = (country or (next(iter(cc_seen)) if len(cc_seen) == 1 else "")).upper()
     if not cc:
-        raise FormatError(f"{path}: give the country (--country): the file has {', '.join(sorted(cc_seen)) or 'no probe_cc'}")
+        raise FormatError(
+            f"{path}: give the country (--country): the file has {', '.join(sorted(cc_seen)) or 'no probe_cc'}"
+        )
     svc = service or (next(iter(services)) if len(services) == 1 else None)
     if not svc:
-        raise FormatError(f"{path}: give the service (--service): the file's test_name is {', '.join(sorted(services)) or 'missing'}")
-    per: dict[tuple[datetime, int | None], list[int]] = defaultdict(lambda: [0, 0])  # (hour, asn) -> [anomalous, judged]
+        raise FormatError(
+            f"{path}: give the service (--service): the file's test_name is {', '.join(sorted(services)) or 'missing'}"
+        )
+    # (hour, asn) -> [anomalous, judged]
+    per: dict[tuple[datetime, int | None], list[int]] = defaultdict(lambda: [0, 0])
     for hour, asn, anomalous, completed, failed in meas.values():
         if failed or not completed:
             continue  # a failed measurement says nothing about blocking
@@ -86,7 +94,19 @@ def read_ooni_raw(path: str | Path, country: str | None = None, service: str | N
             per[key][0] += anomalous
             per[key][1] += 1
     prov = provenance(path)
-    out = [Observation(time=hour, source="ooni", signal=SIGNAL, country=cc, asn=asn, service=svc, value=round(a / n, 6), count=n,
-                       provenance=prov) for (hour, asn), (a, n) in per.items()]
+    out = [
+        Observation(
+            time=hour,
+            source="ooni",
+            signal=SIGNAL,
+            country=cc,
+            asn=asn,
+            service=svc,
+            value=round(a / n, 6),
+            count=n,
+            provenance=prov,
+        )
+        for (hour, asn), (a, n) in per.items()
+    ]
     out.sort(key=lambda o: (o.time, o.asn is not None, o.asn or 0))
     return out, names

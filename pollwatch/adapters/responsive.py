@@ -33,8 +33,13 @@ def _first(row: dict[str, str], names: tuple[str, ...]) -> str | None:
     return next((n for n in names if n in row), None)
 
 
-def read_responsive(path: str | Path, country: str | None = None, watch: Watch | None = None, source: str = "monash",
-                    progress: Progress | None = None) -> list[Observation]:
+def read_responsive(
+    path: str | Path,
+    country: str | None = None,
+    watch: Watch | None = None,
+    source: str = "monash",
+    progress: Progress | None = None,
+) -> list[Observation]:
     path = Path(path)
     cc = (country or (watch.country if watch else None) or "").upper()
     if not cc:
@@ -48,8 +53,10 @@ def read_responsive(path: str | Path, country: str | None = None, watch: Watch |
         if acol is None:
             tcol, ecol, acol = _first(row, TIME_ISO), _first(row, TIME_EPOCH), _first(row, ADDRESS)
             if acol is None or (tcol is None and ecol is None) or not ({"asn", "isp"} & set(row)):
-                raise FormatError(f"{path}:1: expected a time ({', '.join(TIME_ISO + TIME_EPOCH)}), asn or isp, and an address "
-                                  f"({', '.join(ADDRESS)}) column")
+                raise FormatError(
+                    f"{path}:1: expected a time ({', '.join(TIME_ISO + TIME_EPOCH)}), asn or isp, and an address "
+                    f"({', '.join(ADDRESS)}) column"
+                )
         if ecol:
             t = epoch(path, line, row, ecol)
         else:
@@ -62,7 +69,10 @@ def read_responsive(path: str | Path, country: str | None = None, watch: Watch |
         else:
             isp = need(path, line, row, "isp")
             if isp.strip().lower() not in names:
-                raise FormatError(f"{path}:{line}: isp: {isp[:60]!r} is not a provider of the watch; give an asn column or a watch that lists it")
+                raise FormatError(
+                    f"{path}:{line}: isp: {isp[:60]!r} is not a provider of the watch; give an asn column or a "
+                    "watch that lists it"
+                )
             asn = names[isp.strip().lower()]
         hour = floor_time(t, HOUR)
         seen[(hour, asn)].add(need(path, line, row, acol))
@@ -76,7 +86,16 @@ def read_responsive(path: str | Path, country: str | None = None, watch: Watch |
     t = lo
     while t <= hi:
         for asn in sorted(nets):
-            out.append(Observation(time=t, source=source, signal=SIGNAL, country=cc, asn=asn, value=float(len(seen.get((t, asn), ()))),
-                                   provenance=prov))
+            out.append(
+                Observation(
+                    time=t,
+                    source=source,
+                    signal=SIGNAL,
+                    country=cc,
+                    asn=asn,
+                    value=float(len(seen.get((t, asn), ()))),
+                    provenance=prov,
+                )
+            )
         t += HOUR
     return out

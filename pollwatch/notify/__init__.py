@@ -15,18 +15,44 @@ from typing import IO
 
 from pydantic import SecretStr
 
-from pollwatch.notify.delivery import DeliveryReport, OutboxDelivery, deliver_outbox, gap_alerts, gap_notices, notice_alerts
+from pollwatch.notify.delivery import (
+    DeliveryReport,
+    OutboxDelivery,
+    deliver_outbox,
+    gap_alerts,
+    gap_notices,
+    notice_alerts,
+)
 from pollwatch.notify.render import Links, Message
 from pollwatch.notify.transports import ConsoleTransport, DeliveryError, SlackTransport, Transport, WebhookTransport
 
 __all__ = [
-    "ConsoleTransport", "DeliveryError", "DeliveryReport", "Links", "Message", "OutboxDelivery",
-    "SlackTransport", "Transport", "WebhookTransport", "choose_transport", "deliver_outbox", "gap_alerts", "gap_notices", "notice_alerts",
+    "ConsoleTransport",
+    "DeliveryError",
+    "DeliveryReport",
+    "Links",
+    "Message",
+    "OutboxDelivery",
+    "SlackTransport",
+    "Transport",
+    "WebhookTransport",
+    "choose_transport",
+    "deliver_outbox",
+    "gap_alerts",
+    "gap_notices",
+    "notice_alerts",
 ]
 
 
-def choose_transport(bot_token: SecretStr | None = None, webhook_url: SecretStr | None = None, *, base_url: str | None = None,
-                     stream: IO[str] | None = None, pace: float = 1.0, timeout: float = 10.0) -> Transport:
+def choose_transport(
+    bot_token: SecretStr | None = None,
+    webhook_url: SecretStr | None = None,
+    *,
+    base_url: str | None = None,
+    stream: IO[str] | None = None,
+    pace: float = 1.0,
+    timeout: float = 10.0,
+) -> Transport:
     """Slack Web API with a bot token; else an incoming webhook; else the console."""
     if bot_token is not None and bot_token.get_secret_value():
         return SlackTransport(bot_token, base_url=base_url, pace=pace, timeout=timeout)

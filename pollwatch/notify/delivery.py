@@ -67,6 +67,7 @@ def holder_dead(holder: str) -> bool:
         return False  # it runs, as another user
     return False
 
+
 NOTICE_EVENT = "notice"
 OPS_INCIDENT = "-"  # incident_id of operator notices in the outbox
 
@@ -102,19 +103,31 @@ def notice_alerts(watch: Watch, notices: Sequence[Notice], keys: Sequence[str] |
     out = []
     for i, n in enumerate(notices):
         key = keys[i] if keys else f"{watch.name}:notice:{stable_id(n.source, n.level.value, n.message, iso(n.time))}"
-        out.append(Alert(
-            id=stable_id(key), watch=watch.name, incident_id=OPS_INCIDENT, event=NOTICE_EVENT, sequence=i,
-            destination=watch.alerts.ops_channel, idempotency_key=key, created_at=n.time,
-            text=f"[{n.level.value}] {n.source}: {n.message}", payload={"notice": n.model_dump(mode="json")},
-        ))
+        out.append(
+            Alert(
+                id=stable_id(key),
+                watch=watch.name,
+                incident_id=OPS_INCIDENT,
+                event=NOTICE_EVENT,
+                sequence=i,
+                destination=watch.alerts.ops_channel,
+                idempotency_key=key,
+                created_at=n.time,
+                text=f"[{n.level.value}] {n.source}: {n.message}",
+                payload={"notice": n.model_dump(mode="json")},
+            )
+        )
     return out
 
 
 def gap_alerts(watch: Watch, gaps: Sequence[Gap]) -> list[Alert]:
     """Gap notices as outbox alerts, at most one per (source, signal) per hour of gap end: sparse series stay quiet."""
     notices = gap_notices(watch, gaps)
-    keys = [f"{watch.name}:gap:{n.source}:{stable_id(n.message.split(' for ')[0])}:{floor_time(n.time, timedelta(hours=1)):%Y%m%d%H}"
-            for n in notices]
+    keys = [
+        f"{watch.name}:gap:{n.source}:{stable_id(n.message.split(' for ')[0])}:"
+        f"{floor_time(n.time, timedelta(hours=1)):%Y%m%d%H}"
+        for n in notices
+    ]
     return notice_alerts(watch, notices, keys=keys)
 
 
@@ -128,11 +141,16 @@ def gap_notices(watch: Watch, gaps: Sequence[Gap]) -> list[Notice]:
         entities = sorted({g.entity for g in gs})
         start, end = min(g.start for g in gs), max(g.end for g in gs)
         shown = ", ".join(entities[:5]) + (f" and {len(entities) - 5} more" if len(entities) > 5 else "")
-        out.append(Notice(
-            time=end, level=NoticeLevel.warning, source=source, watch=watch.name,
-            message=f"data gap: no {signal or 'data'} from {source} for {len(entities)} series ({shown}) "
-                    f"from {render.fmt_when(watch, start)} to {render.fmt_when(watch, end)}; {gs[0].reason}",
-        ))
+        out.append(
+            Notice(
+                time=end,
+                level=NoticeLevel.warning,
+                source=source,
+                watch=watch.name,
+                message=f"data gap: no {signal or 'data'} from {source} for {len(entities)} series ({shown}) "
+                f"from {render.fmt_when(watch, start)} to {render.fmt_when(watch, end)}; {gs[0].reason}",
+            )
+        )
     return out
 
 
@@ -186,7 +204,9 @@ def incident_chart_window(inc: Incident) -> tuple[datetime, datetime]:
     (a chart posted with a tick's alert shows what that tick knew, whatever the store holds by the time it is drawn)."""
     end = inc.end or inc.updated_at
     span = max(end - inc.start, timedelta(hours=1))
-    return inc.start - max(span * 2, timedelta(hours=6)), min(end + max(span / 2, timedelta(hours=1)), inc.updated_at + timedelta(seconds=1))
+    return inc.start - max(span * 2, timedelta(hours=6)), min(
+        end + max(span / 2, timedelta(hours=1)), inc.updated_at + timedelta(seconds=1)
+    )
 
 
 def _anomalies(session: Any, watch: Watch, inc: Incident) -> list[Anomaly]:
@@ -202,9 +222,18 @@ def _anomalies(session: Any, watch: Watch, inc: Incident) -> list[Anomaly]:
 class OutboxDelivery:
     """Delivers a watch's pending alerts through one transport (see the module docstring)."""
 
-    def __init__(self, watch: Watch, transport: Transport, *, url: str | None = None, links: Links | None = None,
-                 chart: ChartFn | None = None, retry_delays: Sequence[float] = (1.0, 3.0),
-                 now: Callable[[], datetime] | None = None, anomalies: Sequence[Anomaly] | None = None):
+    def __init__(
+        self,
+        watch: Watch,
+        transport: Transport,
+        *,
+        url: str | None = None,
+        links: Links | None = None,
+        chart: ChartFn | None = None,
+        retry_delays: Sequence[float] = (1.0, 3.0),
+        now: Callable[[], datetime] | None = None,
+        anomalies: Sequence[Anomaly] | None = None,
+    ):
         self.watch, self.t, self.url = watch, transport, url
         self.routing = watch.alerts
         self.links = links or Links()
@@ -285,9 +314,10 @@ class OutboxDelivery:
         if backlog_head is not None and delivered and channel != self.routing.ops_channel:
             n = delivered
             self._ops_notice(
-                key=f"{self.watch.name}:slack-recovered:{channel}:{backlog_head.id}", level=NoticeLevel.info,
+                key=f"{self.watch.name}:slack-recovered:{channel}:{backlog_head.id}",
+                level=NoticeLevel.info,
                 message=f"delivery to {channel} works again: {n} alert(s) that waited since "
-                        f"{iso(backlog_head.created_at)} were delivered in order, none twice",
+                f"{iso(backlog_head.created_at)} were delivered in order, none twice",
             )
 
     # --- one alert -------------------------------------------------------------------------
@@ -386,8 +416,9 @@ class OutboxDelivery:
         return render.mention_markup(self.routing.mention_critical) if routing.critical(self.routing, inc) else None
 
     def _root_msg(self, a: Alert, inc: Incident, mention: str | None = None) -> Message:
-        return render.root_message(self.watch, inc, key=a.idempotency_key, anomalies=self._anoms(inc), links=self.links,
-                                   mention=mention)
+        return render.root_message(
+            self.watch, inc, key=a.idempotency_key, anomalies=self._anoms(inc), links=self.links, mention=mention
+        )
 
     def _open_thread(self, a: Alert, inc: Incident, suspect: bool) -> Ref:
         cid, ts = self.t.post(a.destination, self._root_msg(a, inc, self._mention(inc)))
@@ -413,7 +444,11 @@ class OutboxDelivery:
                 log.warning("root message of incident %s not edited: %s", inc.id, exc)
         held = self._held_since_last_post(earlier)
         if a.event == "end":
-            found = self.t.find(root.channel, key=a.idempotency_key, thread_ts=root.root_ts) if suspect and self.t.threads else None
+            found = (
+                self.t.find(root.channel, key=a.idempotency_key, thread_ts=root.root_ts)
+                if suspect and self.t.threads
+                else None
+            )
             if found:
                 self.report.recovered += 1
                 ref = Ref(self.t.name, root.channel, root.root_ts, found[1])
@@ -423,22 +458,42 @@ class OutboxDelivery:
             self._upload_chart(inc, root, "end", suspect=suspect)
             return str(ref)
         # an update: escalation to critical is always posted (with the mention); the rest is rate-limited
-        was_critical = any(routing.critical(self.routing, Incident.model_validate(r.payload["incident"]))
-                           for r in earlier if r.payload and "incident" in r.payload)
+        was_critical = any(
+            routing.critical(self.routing, Incident.model_validate(r.payload["incident"]))
+            for r in earlier
+            if r.payload and "incident" in r.payload
+        )
         escalated = routing.critical(self.routing, inc) and not was_critical
-        posted_times = [r.created_at for r in earlier if r.event == "update" and (Ref.parse(r.remote_ref) or Ref("", "", "")).reply_ts]
+        posted_times = [
+            r.created_at
+            for r in earlier
+            if r.event == "update" and (Ref.parse(r.remote_ref) or Ref("", "", "")).reply_ts
+        ]
         if not escalated and routing.over_update_limit(self.routing, posted_times, a.created_at):
             self.report.held += 1
             return f"held:{root.channel}:{root.root_ts}"
-        found = self.t.find(root.channel, key=a.idempotency_key, thread_ts=root.root_ts) if suspect and self.t.threads else None
+        found = (
+            self.t.find(root.channel, key=a.idempotency_key, thread_ts=root.root_ts)
+            if suspect and self.t.threads
+            else None
+        )
         if found:
             self.report.recovered += 1
             return str(Ref(self.t.name, root.channel, root.root_ts, found[1]))
         reasons = list((a.payload or {}).get("reasons") or [])
         if escalated:
-            reasons.append(f"severity {inc.severity:,.0f} reached the critical level {self.routing.critical_severity:,.0f}")
-        msg = render.update_message(self.watch, inc, key=a.idempotency_key, reasons=reasons, held=held,
-                                    anomalies=self._anoms(inc), mention=self._mention(inc) if escalated else None)
+            reasons.append(
+                f"severity {inc.severity:,.0f} reached the critical level {self.routing.critical_severity:,.0f}"
+            )
+        msg = render.update_message(
+            self.watch,
+            inc,
+            key=a.idempotency_key,
+            reasons=reasons,
+            held=held,
+            anomalies=self._anoms(inc),
+            mention=self._mention(inc) if escalated else None,
+        )
         return str(self._reply(root, msg, broadcast=escalated))
 
     def _draft(self, a: Alert, inc: Incident, root: Ref | None, suspect: bool) -> str:
@@ -446,11 +501,17 @@ class OutboxDelivery:
         if root is None:
             self.report.skipped += 1
             return "skipped:no thread to post the draft in"
-        found = self.t.find(root.channel, key=a.idempotency_key, thread_ts=root.root_ts) if suspect and self.t.threads else None
+        found = (
+            self.t.find(root.channel, key=a.idempotency_key, thread_ts=root.root_ts)
+            if suspect and self.t.threads
+            else None
+        )
         if found:
             self.report.recovered += 1
             return str(Ref(self.t.name, root.channel, root.root_ts, found[1]))
-        msg = render.draft_message(self.watch, inc, a.text, key=a.idempotency_key, requested_by=str(a.payload.get("requested_by") or ""))
+        msg = render.draft_message(
+            self.watch, inc, a.text, key=a.idempotency_key, requested_by=str(a.payload.get("requested_by") or "")
+        )
         return str(self._reply(root, msg))
 
     def _held_since_last_post(self, earlier: list[store.AlertRow]) -> list[list[str]]:
@@ -491,28 +552,56 @@ class OutboxDelivery:
     # --- operator notices -------------------------------------------------------------------------
     def _tell_ops(self, channel: str, a: Alert, exc: DeliveryError, msg: str) -> None:
         waiting = len(self._pending(channel))
-        what = {"auth": "Slack refuses pollwatch's credentials", "channel": f"Slack cannot post to {channel}",
-                "unavailable": "Slack is unreachable"}.get(exc.kind, "Slack delivery fails")
+        what = {
+            "auth": "Slack refuses pollwatch's credentials",
+            "channel": f"Slack cannot post to {channel}",
+            "unavailable": "Slack is unreachable",
+        }.get(exc.kind, "Slack delivery fails")
         self._ops_notice(
-            key=f"{self.watch.name}:slack-trouble:{channel}:{a.id}", level=NoticeLevel.error,
-            message=f"{what} ({msg}); {waiting} alert(s) for {channel} wait in the outbox and will be delivered in order "
-                    f"once it works again",
+            key=f"{self.watch.name}:slack-trouble:{channel}:{a.id}",
+            level=NoticeLevel.error,
+            message=f"{what} ({msg}); {waiting} alert(s) for {channel} wait in the outbox and will be delivered in "
+            "order "
+            f"once it works again",
         )
 
     def _ops_notice(self, *, key: str, level: NoticeLevel, message: str) -> None:
         notice = Notice(time=self.now(), level=level, source="slack", message=message, watch=self.watch.name)
-        alert = Alert(id=stable_id(key), watch=self.watch.name, incident_id=OPS_INCIDENT, event=NOTICE_EVENT, sequence=0,
-                      destination=self.routing.ops_channel, idempotency_key=key, created_at=notice.time,
-                      text=f"[{level.value}] slack: {message}", payload={"notice": notice.model_dump(mode="json")})
+        alert = Alert(
+            id=stable_id(key),
+            watch=self.watch.name,
+            incident_id=OPS_INCIDENT,
+            event=NOTICE_EVENT,
+            sequence=0,
+            destination=self.routing.ops_channel,
+            idempotency_key=key,
+            created_at=notice.time,
+            text=f"[{level.value}] slack: {message}",
+            payload={"notice": notice.model_dump(mode="json")},
+        )
         with store.session_scope(self.url) as s:
             if store.enqueue_alerts(s, [alert]):
                 store.add_notices(s, [notice])
                 (log.info if level is NoticeLevel.info else log.error)("ops notice: %s", message)
 
 
-def deliver_outbox(watch: Watch, transport: Transport, *, url: str | None = None, flow_run_url: str | None = None,
-                   chart: ChartFn | None = None, retry_delays: Sequence[float] = (1.0, 3.0),
-                   anomalies: Sequence[Anomaly] | None = None) -> DeliveryReport:
+def deliver_outbox(
+    watch: Watch,
+    transport: Transport,
+    *,
+    url: str | None = None,
+    flow_run_url: str | None = None,
+    chart: ChartFn | None = None,
+    retry_delays: Sequence[float] = (1.0, 3.0),
+    anomalies: Sequence[Anomaly] | None = None,
+) -> DeliveryReport:
     """Deliver every pending alert of `watch` through `transport`, in order, each once."""
-    return OutboxDelivery(watch, transport, url=url, links=Links(flow_run_url=flow_run_url), chart=chart,
-                          retry_delays=retry_delays, anomalies=anomalies).run()
+    return OutboxDelivery(
+        watch,
+        transport,
+        url=url,
+        links=Links(flow_run_url=flow_run_url),
+        chart=chart,
+        retry_delays=retry_delays,
+        anomalies=anomalies,
+    ).run()

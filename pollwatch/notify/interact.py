@@ -94,7 +94,9 @@ def _user(payload: dict[str, Any]) -> tuple[str, str]:
 def parse_action(payload: dict[str, Any]) -> tuple[Request, str | None]:
     """A `block_actions` payload as a responder request, and its trigger_id (to open a modal with)."""
     actions = payload.get("actions") if isinstance(payload.get("actions"), list) else []
-    act = next((a for a in actions if isinstance(a, dict) and str(a.get("action_id", "")).startswith(ACTION_PREFIX)), None)
+    act = next(
+        (a for a in actions if isinstance(a, dict) and str(a.get("action_id", "")).startswith(ACTION_PREFIX)), None
+    )
     if act is None:
         raise BadPayload("not one of pollwatch's buttons")
     try:
@@ -106,11 +108,16 @@ def parse_action(payload: dict[str, Any]) -> tuple[Request, str | None]:
     container = payload.get("container") if isinstance(payload.get("container"), dict) else {}
     channel = payload.get("channel") if isinstance(payload.get("channel"), dict) else {}
     message = payload.get("message") if isinstance(payload.get("message"), dict) else {}
-    source = {"via": "slack", "channel": _str(container.get("channel_id") or channel.get("id"), 32),
-              "message_ts": _str(container.get("message_ts") or message.get("ts"), 32),
-              "thread_ts": _str(message.get("thread_ts"), 32) or None, "action_ts": _str(act.get("action_ts"), 32)}
-    return Request(action=action, incident_id=incident, user_id=uid, user_name=name, version=version, source=source), \
-        _str(payload.get("trigger_id"), 200) or None
+    source = {
+        "via": "slack",
+        "channel": _str(container.get("channel_id") or channel.get("id"), 32),
+        "message_ts": _str(container.get("message_ts") or message.get("ts"), 32),
+        "thread_ts": _str(message.get("thread_ts"), 32) or None,
+        "action_ts": _str(act.get("action_ts"), 32),
+    }
+    return Request(
+        action=action, incident_id=incident, user_id=uid, user_name=name, version=version, source=source
+    ), _str(payload.get("trigger_id"), 200) or None
 
 
 def parse_submission(payload: dict[str, Any]) -> Request:
@@ -132,34 +139,90 @@ def parse_submission(payload: dict[str, Any]) -> Request:
     why = _dig(view, "state", "values", WHY_BLOCK, WHY_INPUT, "value")
     cause = _dig(view, "state", "values", CAUSE_BLOCK, CAUSE_INPUT, "selected_option", "value")
     uid, name = _user(payload)
-    source = {"via": "slack", "channel": _str(meta.get("channel"), 32), "message_ts": _str(meta.get("message_ts"), 32),
-              "thread_ts": _str(meta.get("thread_ts"), 32) or None, "view_id": _str(view.get("id"), 32)}
-    return Request(action=action, incident_id=incident, user_id=uid, user_name=name, why=_str(why, 3000) if isinstance(why, str) else "",
-                   version=version, cause=_str(cause, 40) if isinstance(cause, str) and cause else None, source=source)
+    source = {
+        "via": "slack",
+        "channel": _str(meta.get("channel"), 32),
+        "message_ts": _str(meta.get("message_ts"), 32),
+        "thread_ts": _str(meta.get("thread_ts"), 32) or None,
+        "view_id": _str(view.get("id"), 32),
+    }
+    return Request(
+        action=action,
+        incident_id=incident,
+        user_id=uid,
+        user_name=name,
+        why=_str(why, 3000) if isinstance(why, str) else "",
+        version=version,
+        cause=_str(cause, 40) if isinstance(cause, str) and cause else None,
+        source=source,
+    )
 
 
 def modal(req: Request, current: Cause | None = None) -> dict[str, Any]:
     """The modal for Change cause (a cause and a why) or False alarm (a why)."""
-    meta = json.dumps({"incident": req.incident_id, "version": req.version, "channel": req.source.get("channel"),
-                       "message_ts": req.source.get("message_ts"), "thread_ts": req.source.get("thread_ts")})
-    why = {"type": "input", "block_id": WHY_BLOCK, "label": {"type": "plain_text", "text": "Why"},
-           "element": {"type": "plain_text_input", "action_id": WHY_INPUT, "multiline": True, "max_length": responders.MAX_WHY,
-                       "placeholder": {"type": "plain_text", "text": "The source or reasoning; kept with the decision"}}}
+    meta = json.dumps(
+        {
+            "incident": req.incident_id,
+            "version": req.version,
+            "channel": req.source.get("channel"),
+            "message_ts": req.source.get("message_ts"),
+            "thread_ts": req.source.get("thread_ts"),
+        }
+    )
+    why = {
+        "type": "input",
+        "block_id": WHY_BLOCK,
+        "label": {"type": "plain_text", "text": "Why"},
+        "element": {
+            "type": "plain_text_input",
+            "action_id": WHY_INPUT,
+            "multiline": True,
+            "max_length": responders.MAX_WHY,
+            "placeholder": {"type": "plain_text", "text": "The source or reasoning; kept with the decision"},
+        },
+    }
     if req.action is Action.change_cause:
         options = [{"text": {"type": "plain_text", "text": CAUSE_WORDS[c][:75]}, "value": c.value} for c in Cause]
-        select: dict[str, Any] = {"type": "static_select", "action_id": CAUSE_INPUT, "options": options,
-                                  "placeholder": {"type": "plain_text", "text": "Choose the cause"}}
+        select: dict[str, Any] = {
+            "type": "static_select",
+            "action_id": CAUSE_INPUT,
+            "options": options,
+            "placeholder": {"type": "plain_text", "text": "Choose the cause"},
+        }
         if current is not None:
             select["initial_option"] = next(o for o in options if o["value"] == current.value)
-        blocks = [{"type": "input", "block_id": CAUSE_BLOCK, "label": {"type": "plain_text", "text": "Cause"}, "element": select}, why]
+        blocks = [
+            {
+                "type": "input",
+                "block_id": CAUSE_BLOCK,
+                "label": {"type": "plain_text", "text": "Cause"},
+                "element": select,
+            },
+            why,
+        ]
         title = "Change cause"
     else:
-        blocks = [{"type": "section", "text": {"type": "mrkdwn", "text": "Close this incident as *not an outage*. "
-                                                                         "Later alerts about it stop; the decision is logged."}}, why]
+        blocks = [
+            {
+                "type": "section",
+                "text": {
+                    "type": "mrkdwn",
+                    "text": "Close this incident as *not an outage*. "
+                    "Later alerts about it stop; the decision is logged.",
+                },
+            },
+            why,
+        ]
         title = "False alarm"
-    return {"type": "modal", "callback_id": ACTION_PREFIX + req.action.value, "private_metadata": meta,
-            "title": {"type": "plain_text", "text": title}, "submit": {"type": "plain_text", "text": "Save"},
-            "close": {"type": "plain_text", "text": "Cancel"}, "blocks": blocks}
+    return {
+        "type": "modal",
+        "callback_id": ACTION_PREFIX + req.action.value,
+        "private_metadata": meta,
+        "title": {"type": "plain_text", "text": title},
+        "submit": {"type": "plain_text", "text": "Save"},
+        "close": {"type": "plain_text", "text": "Cancel"},
+        "blocks": blocks,
+    }
 
 
 @dataclass
@@ -172,7 +235,8 @@ class Interactions:
     drafter: responders.Drafter | None = None
     deliver: bool = True  # deliver the outbox after an action (the root edit, the thread reply)
     group_ttl: float = 300.0
-    busy_waits: tuple[float, ...] = (1.0, 2.0, 4.0)  # seconds between tries while another run holds the watch's delivery lease
+    # seconds between tries while another run holds the watch's delivery lease
+    busy_waits: tuple[float, ...] = (1.0, 2.0, 4.0)
     _groups: dict[str, tuple[float, set[str]]] = field(default_factory=dict, repr=False)
     _delivery_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     _to_deliver: set[str] = field(default_factory=set, repr=False)
@@ -201,7 +265,10 @@ class Interactions:
             if kind == "view_submission":
                 req = parse_submission(payload)
                 if not req.why.strip():
-                    return {"response_action": "errors", "errors": {WHY_BLOCK: "Say why: it is kept with the decision."}}, None
+                    return {
+                        "response_action": "errors",
+                        "errors": {WHY_BLOCK: "Say why: it is kept with the decision."},
+                    }, None
                 if req.action is Action.change_cause and not req.cause:
                     return {"response_action": "errors", "errors": {CAUSE_BLOCK: "Choose a cause."}}, None
                 return None, lambda: self._act(req)
@@ -212,8 +279,11 @@ class Interactions:
 
     def _open_modal(self, req: Request, trigger: str | None) -> None:
         # the allow-list is checked before the modal opens: a refused attempt is logged and told at once
-        result = responders.act(req, url=self.url, watch=self.watch, members=self.members, drafter=self.drafter) \
-            if not self._may(req) else None
+        result = (
+            responders.act(req, url=self.url, watch=self.watch, members=self.members, drafter=self.drafter)
+            if not self._may(req)
+            else None
+        )
         if result is not None:
             self._tell(req, result)
             return
@@ -226,7 +296,10 @@ class Interactions:
             self.transport.open_view(trigger or "", modal(req, current))
         except Exception as exc:
             log.warning("modal for %s not opened: %s", req.action.value, self.transport.scrub(exc))
-            self._tell(req, responders.Result("invalid", f"could not open the form ({self.transport.scrub(exc)[:200]}); try again"))
+            self._tell(
+                req,
+                responders.Result("invalid", f"could not open the form ({self.transport.scrub(exc)[:200]}); try again"),
+            )
 
     def _may(self, req: Request) -> bool:
         from pollwatch import store
@@ -312,8 +385,12 @@ class SocketModeListener:
         self.interactions = interactions
         register(app_token)
         self.scrub = scrub
-        self.client = SocketModeClient(app_token=app_token.get_secret_value(), web_client=interactions.transport.client,
-                                       logger=logging.getLogger("pollwatch.notify.slack_sdk"), ping_interval=ping_interval)
+        self.client = SocketModeClient(
+            app_token=app_token.get_secret_value(),
+            web_client=interactions.transport.client,
+            logger=logging.getLogger("pollwatch.notify.slack_sdk"),
+            ping_interval=ping_interval,
+        )
         self.client.socket_mode_request_listeners.append(self._on_request)
         self.acked = 0
 
@@ -369,7 +446,9 @@ class HTTPReceiver:
 
     path = "/slack/actions"
 
-    def __init__(self, interactions: Interactions, signing_secret: SecretStr, *, host: str = "127.0.0.1", port: int = 0):
+    def __init__(
+        self, interactions: Interactions, signing_secret: SecretStr, *, host: str = "127.0.0.1", port: int = 0
+    ):
         self.interactions, self.secret = interactions, signing_secret
         self.counts: dict[str, int] = {"accepted": 0, "stale": 0, "forged": 0, "bad": 0}
         self._lock = threading.Lock()
@@ -406,7 +485,9 @@ class HTTPReceiver:
         req.wfile.write(data)
 
     def _post(self, req: BaseHTTPRequestHandler) -> None:
-        length = int(req.headers.get("Content-Length") or 0) if (req.headers.get("Content-Length") or "0").isdigit() else -1
+        length = (
+            int(req.headers.get("Content-Length") or 0) if (req.headers.get("Content-Length") or "0").isdigit() else -1
+        )
         if req.path.split("?")[0] != self.path or not 0 <= length <= MAX_BODY:
             self._count("bad")
             req.close_connection = True
@@ -428,8 +509,9 @@ class HTTPReceiver:
         _run(followup)
 
     def start(self) -> "HTTPReceiver":
-        self._thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.1},
-                                        name="pollwatch-slack-http", daemon=True)
+        self._thread = threading.Thread(
+            target=self.server.serve_forever, kwargs={"poll_interval": 0.1}, name="pollwatch-slack-http", daemon=True
+        )
         self._thread.start()
         log.info("listening for Slack actions at %s", self.url)
         return self
@@ -445,24 +527,37 @@ class HTTPReceiver:
         self.stop()
 
 
-def start_listener(bot_token: SecretStr | None, *, app_token: SecretStr | None = None, signing_secret: SecretStr | None = None,
-                   http: str | None = None, base_url: str | None = None, url: str | None = None) -> SocketModeListener | HTTPReceiver:
+def start_listener(
+    bot_token: SecretStr | None,
+    *,
+    app_token: SecretStr | None = None,
+    signing_secret: SecretStr | None = None,
+    http: str | None = None,
+    base_url: str | None = None,
+    url: str | None = None,
+) -> SocketModeListener | HTTPReceiver:
     """Start receiving responders' actions: Socket Mode with the app-level token, or with `http`
     ("HOST:PORT") an HTTP request URL checked with the signing secret. Raises ValueError naming
     what is missing."""
     if bot_token is None or not bot_token.get_secret_value():
-        raise ValueError("Slack actions need the bot token (Secret block slack-bot-token or POLLWATCH_SLACK_BOT_TOKEN) "
-                         "to answer, open forms and edit the alerts")
+        raise ValueError(
+            "Slack actions need the bot token (Secret block slack-bot-token or POLLWATCH_SLACK_BOT_TOKEN) "
+            "to answer, open forms and edit the alerts"
+        )
     interactions = Interactions(SlackTransport(bot_token, base_url=base_url, pace=1.0), url=url)
     if http:
         if signing_secret is None or not signing_secret.get_secret_value():
-            raise ValueError("an HTTP request URL needs the app's signing secret (Secret block slack-signing-secret or "
-                             "POLLWATCH_SLACK_SIGNING_SECRET) to refuse forged requests")
+            raise ValueError(
+                "an HTTP request URL needs the app's signing secret (Secret block slack-signing-secret or "
+                "POLLWATCH_SLACK_SIGNING_SECRET) to refuse forged requests"
+            )
         host, _, port = http.rpartition(":")
         if not port.isdigit():
             raise ValueError(f"--http {http!r}: expected HOST:PORT, e.g. 127.0.0.1:3000")
         return HTTPReceiver(interactions, signing_secret, host=host or "127.0.0.1", port=int(port)).start()
     if app_token is None or not app_token.get_secret_value().startswith("xapp-"):
-        raise ValueError("Socket Mode needs the app-level token xapp-… with connections:write (Secret block slack-app-token or "
-                         "POLLWATCH_SLACK_APP_TOKEN); or use an HTTP request URL (--http HOST:PORT)")
+        raise ValueError(
+            "Socket Mode needs the app-level token xapp-… with connections:write (Secret block slack-app-token or "
+            "POLLWATCH_SLACK_APP_TOKEN); or use an HTTP request URL (--http HOST:PORT)"
+        )
     return SocketModeListener(interactions, app_token).start()

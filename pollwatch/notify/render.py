@@ -61,7 +61,8 @@ class Message:
     text: str
     blocks: list[dict[str, Any]] = field(default_factory=list)
     metadata: dict[str, Any] | None = None
-    headline: str | None = None  # the console's first line, e.g. `[STARTED] Nationwide internet outage in KZ — watch (incident id)`
+    # the console's first line, e.g. `[STARTED] Nationwide internet outage in KZ — watch (incident id)`
+    headline: str | None = None
 
     def plain(self) -> str:
         """The blocks as plain text (what the console and plain webhooks show), after the headline."""
@@ -80,7 +81,9 @@ class Message:
             elif t == "context":
                 lines.append("  " + " · ".join(_unmark(e.get("text", "")) for e in b["elements"]))
             elif t == "actions":
-                lines.append("  links: " + " | ".join(f"{e['text']['text']}: {e['url']}" for e in b["elements"] if e.get("url")))
+                lines.append(
+                    "  links: " + " | ".join(f"{e['text']['text']}: {e['url']}" for e in b["elements"] if e.get("url"))
+                )
         return "\n".join(lines)
 
 
@@ -208,10 +211,15 @@ def ooni_link(watch: Watch, inc: Incident) -> str:
     params["test_name"] = test
     if domain:
         params["domain"] = domain
-    params.update({
-        "since": f"{start:%Y-%m-%d}", "until": f"{end + timedelta(days=1):%Y-%m-%d}",
-        "time_grain": "hour", "axis_x": "measurement_start_day", "axis_y": "probe_asn",
-    })
+    params.update(
+        {
+            "since": f"{start:%Y-%m-%d}",
+            "until": f"{end + timedelta(days=1):%Y-%m-%d}",
+            "time_grain": "hour",
+            "axis_x": "measurement_start_day",
+            "axis_y": "probe_asn",
+        }
+    )
     return f"{OONI_EXPLORER}/chart/mat?{urlencode(params)}"
 
 
@@ -294,7 +302,9 @@ def top_evidence(inc: Incident, n: int = 3) -> list[str]:
     """The strongest evidence for the cause, then what could not be judged (evidence the watch lacks data for)."""
     judged = [e for e in inc.evidence if not e.numbers.get("not_judged")]
     ranked = sorted(judged, key=lambda e: (e.supports != inc.cause, -e.weight))
-    return [e.detail for e in ranked[:n]] + [f"not judged: {e.detail}" for e in inc.evidence if e.numbers.get("not_judged")]
+    return [e.detail for e in ranked[:n]] + [
+        f"not judged: {e.detail}" for e in inc.evidence if e.numbers.get("not_judged")
+    ]
 
 
 def _md(text: str) -> MarkdownTextObject:
@@ -359,8 +369,11 @@ def responders_text(inc: Incident) -> str:
     """Who acknowledged, who confirmed or set the cause, and a false alarm's closing (mrkdwn)."""
     parts = []
     if inc.acknowledged_by:
-        parts.append("acknowledged by " + ", ".join(_who(r) for r in inc.acknowledged_by[:10])
-                     + (f" and {len(inc.acknowledged_by) - 10} more" if len(inc.acknowledged_by) > 10 else ""))
+        parts.append(
+            "acknowledged by "
+            + ", ".join(_who(r) for r in inc.acknowledged_by[:10])
+            + (f" and {len(inc.acknowledged_by) - 10} more" if len(inc.acknowledged_by) > 10 else "")
+        )
     if inc.override:
         prev = (inc.override.get("previous") or {}).get("cause")
         verb = "confirmed" if prev == inc.override.get("cause") else "set"
@@ -368,24 +381,45 @@ def responders_text(inc: Incident) -> str:
     else:
         parts.append("cause not confirmed yet")
     if inc.false_alarm:
-        parts.append(f"closed as a false alarm by {_who(inc.false_alarm)}: {_esc(str(inc.false_alarm.get('why') or ''))}")
+        parts.append(
+            f"closed as a false alarm by {_who(inc.false_alarm)}: {_esc(str(inc.false_alarm.get('why') or ''))}"
+        )
     return "; ".join(parts)
 
 
 def action_buttons(inc: Incident) -> ActionsBlock:
-    """The responders' buttons (pollwatch.notify.interact receives them): the value names the incident and its version."""
+    """The responders' buttons (pollwatch.notify.interact receives them): the value
+    names the incident and its version.
+    """
     value = json.dumps({"incident": inc.id, "version": inc.version}, separators=(",", ":"))
     if inc.false_alarm:  # closed: only the draft statement is left to ask for
         labels = [("draft", "Draft statement", None)]
     else:
-        labels = [("acknowledge", "Acknowledge", "primary"), ("confirm", "Confirm cause", None),
-                  ("change_cause", "Change cause", None), ("false_alarm", "False alarm", "danger"), ("draft", "Draft statement", None)]
-    return ActionsBlock(block_id=f"respond-{inc.id}", elements=[
-        ButtonElement(text=label, action_id=ACTION_PREFIX + action, value=value, style=style) for action, label, style in labels])
+        labels = [
+            ("acknowledge", "Acknowledge", "primary"),
+            ("confirm", "Confirm cause", None),
+            ("change_cause", "Change cause", None),
+            ("false_alarm", "False alarm", "danger"),
+            ("draft", "Draft statement", None),
+        ]
+    return ActionsBlock(
+        block_id=f"respond-{inc.id}",
+        elements=[
+            ButtonElement(text=label, action_id=ACTION_PREFIX + action, value=value, style=style)
+            for action, label, style in labels
+        ],
+    )
 
 
-def root_message(watch: Watch, inc: Incident, *, key: str, anomalies: list[Anomaly] = (), links: Links | None = None,
-                 mention: str | None = None) -> Message:
+def root_message(
+    watch: Watch,
+    inc: Incident,
+    *,
+    key: str,
+    anomalies: list[Anomaly] = (),
+    links: Links | None = None,
+    mention: str | None = None,
+) -> Message:
     """The incident's root message: its whole current state (edited as the incident changes)."""
     links = links or Links()
     header = _title(inc)
@@ -405,7 +439,11 @@ def root_message(watch: Watch, inc: Incident, *, key: str, anomalies: list[Anoma
         _field("Severity", f"{inc.severity_index}/100, {inc.severity_band} (IODA score {inc.severity:,.0f})"),
     ]
     blocks: list[Block] = [
-        HeaderBlock(text=PlainTextObject(text=_cut(header.replace(":red_circle:", "🔴").replace(":white_check_mark:", "✅"), 150))),
+        HeaderBlock(
+            text=PlainTextObject(
+                text=_cut(header.replace(":red_circle:", "🔴").replace(":white_check_mark:", "✅"), 150)
+            )
+        ),
         SectionBlock(text=_md(lead), fields=fields),
     ]
     evidence = top_evidence(inc)
@@ -414,38 +452,75 @@ def root_message(watch: Watch, inc: Incident, *, key: str, anomalies: list[Anoma
     blocks.append(SectionBlock(text=_md(f"*Responders*: {responders_text(inc)}")))
     blocks.append(_link_buttons(watch, inc, links))
     blocks.append(action_buttons(inc))
-    blocks.append(ContextBlock(elements=[_md(f"incident {_code(inc.id)} · version {inc.version} · updated {iso(inc.updated_at)} · pollwatch")]))
-    text = f"{_esc(emoji_free)} — {_esc(scope_text(watch, inc))}; since {fmt_when(watch, inc.start)}; " \
-           f"{_esc(depth_lines(inc, list(anomalies))[0])}; cause {_esc(cause_text(inc))}"
+    blocks.append(
+        ContextBlock(
+            elements=[
+                _md(f"incident {_code(inc.id)} · version {inc.version} · updated {iso(inc.updated_at)} · pollwatch")
+            ]
+        )
+    )
+    text = (
+        f"{_esc(emoji_free)} — {_esc(scope_text(watch, inc))}; since {fmt_when(watch, inc.start)}; "
+        f"{_esc(depth_lines(inc, list(anomalies))[0])}; cause {_esc(cause_text(inc))}"
+    )
     if mention:
         text = f"{mention} {text}"
-    return Message(text=_cut(text, 3900), blocks=_blocks(blocks), metadata=metadata(watch, key=key, role="root", incident_id=inc.id),
-                   headline=headline(watch, inc, "STARTED"))
+    return Message(
+        text=_cut(text, 3900),
+        blocks=_blocks(blocks),
+        metadata=metadata(watch, key=key, role="root", incident_id=inc.id),
+        headline=headline(watch, inc, "STARTED"),
+    )
 
 
-def update_message(watch: Watch, inc: Incident, *, key: str, reasons: list[str], held: list[list[str]] = (),
-                   anomalies: list[Anomaly] = (), mention: str | None = None) -> Message:
+def update_message(
+    watch: Watch,
+    inc: Incident,
+    *,
+    key: str,
+    reasons: list[str],
+    held: list[list[str]] = (),
+    anomalies: list[Anomaly] = (),
+    mention: str | None = None,
+) -> Message:
     """A thread reply for a change: what changed, and the state after it."""
     why = "; ".join(reasons) or "details changed"
     lead = f":arrows_counterclockwise: *Update* — {_esc(why)}"
     if mention:
         lead = f"{mention} {lead}"
-    blocks: list[Block] = [SectionBlock(text=_md(lead), fields=[
-        _field("Now", f"{KIND_TITLES[inc.kind]}"),
-        _field("Scope", _esc(scope_text(watch, inc))),
-        _field("Depth", _esc(depth_lines(inc, list(anomalies))[0])),
-        _field("Likely cause", _esc(cause_text(inc))),
-    ])]
+    blocks: list[Block] = [
+        SectionBlock(
+            text=_md(lead),
+            fields=[
+                _field("Now", f"{KIND_TITLES[inc.kind]}"),
+                _field("Scope", _esc(scope_text(watch, inc))),
+                _field("Depth", _esc(depth_lines(inc, list(anomalies))[0])),
+                _field("Likely cause", _esc(cause_text(inc))),
+            ],
+        )
+    ]
     if held:
         earlier = ["; ".join(r) or "details changed" for r in held]
-        blocks.append(ContextBlock(elements=[_md(f"Also changed since the last update ({len(held)} batched by the "
-                                                 f"{watch.alerts.max_updates_per_hour}/hour limit): " + _esc(" | ".join(earlier)))]))
+        blocks.append(
+            ContextBlock(
+                elements=[
+                    _md(
+                        f"Also changed since the last update ({len(held)} batched by the "
+                        f"{watch.alerts.max_updates_per_hour}/hour limit): " + _esc(" | ".join(earlier))
+                    )
+                ]
+            )
+        )
     blocks.append(action_buttons(inc))
     text = f"Update: {KIND_TITLES[inc.kind]} in {_esc(inc.country)} — {_esc(why)}"
     if mention:
         text = f"{mention} {text}"
-    return Message(text=_cut(text, 3900), blocks=_blocks(blocks), metadata=metadata(watch, key=key, role="update", incident_id=inc.id),
-                   headline=headline(watch, inc, "UPDATE"))
+    return Message(
+        text=_cut(text, 3900),
+        blocks=_blocks(blocks),
+        metadata=metadata(watch, key=key, role="update", incident_id=inc.id),
+        headline=headline(watch, inc, "UPDATE"),
+    )
 
 
 def end_message(watch: Watch, inc: Incident, *, key: str, held: list[list[str]] = ()) -> Message:
@@ -456,19 +531,34 @@ def end_message(watch: Watch, inc: Incident, *, key: str, held: list[list[str]] 
     lead = f":white_check_mark: *{word}* — {KIND_TITLES[inc.kind]} in {_esc(country_name(inc.country))} lasted *{dur}*"
     if inc.false_alarm:
         word = "Closed as a false alarm"
-        lead = f":white_check_mark: *{word}* by {_who(inc.false_alarm)} — not an outage: {_esc(str(inc.false_alarm.get('why') or ''))}"
-    blocks: list[Block] = [SectionBlock(text=_md(lead), fields=[
-        _field("From", fmt_when(watch, inc.start)),
-        _field("To", fmt_when(watch, end)),
-        _field("Scope", _esc(scope_text(watch, inc))),
-        _field("Likely cause", _esc(cause_text(inc))),
-    ])]
+        lead = (
+            f":white_check_mark: *{word}* by {_who(inc.false_alarm)} — not an outage: "
+            f"{_esc(str(inc.false_alarm.get('why') or ''))}"
+        )
+    blocks: list[Block] = [
+        SectionBlock(
+            text=_md(lead),
+            fields=[
+                _field("From", fmt_when(watch, inc.start)),
+                _field("To", fmt_when(watch, end)),
+                _field("Scope", _esc(scope_text(watch, inc))),
+                _field("Likely cause", _esc(cause_text(inc))),
+            ],
+        )
+    ]
     if held:
         earlier = ["; ".join(r) or "details changed" for r in held]
         blocks.append(ContextBlock(elements=[_md("Also changed before the end: " + _esc(" | ".join(earlier)))]))
-    text = f"{word}: {KIND_TITLES[inc.kind]} in {_esc(inc.country)} ended after {dur} ({fmt_when(watch, inc.start)} to {fmt_when(watch, end)})"
-    return Message(text=_cut(text, 3900), blocks=_blocks(blocks), metadata=metadata(watch, key=key, role="end", incident_id=inc.id),
-                   headline=headline(watch, inc, "RESOLVED"))
+    text = (
+        f"{word}: {KIND_TITLES[inc.kind]} in {_esc(inc.country)} ended after {dur} "
+        f"({fmt_when(watch, inc.start)} to {fmt_when(watch, end)})"
+    )
+    return Message(
+        text=_cut(text, 3900),
+        blocks=_blocks(blocks),
+        metadata=metadata(watch, key=key, role="end", incident_id=inc.id),
+        headline=headline(watch, inc, "RESOLVED"),
+    )
 
 
 def markdown_to_mrkdwn(md: str) -> str:
@@ -490,9 +580,14 @@ def draft_message(watch: Watch, inc: Incident, draft: str, *, key: str, requeste
         if len(chunks[-1]) + len(line) + 1 > 2900:
             chunks.append("")
         chunks[-1] += _cut(line, 2900) + "\n"
-    blocks += [SectionBlock(text=MarkdownTextObject(text=c)) for c in chunks[:45] if c.strip()]  # a message holds 50 blocks
-    return Message(text=_cut(f"Draft statement for incident {_esc(inc.id)}:\n{_esc(draft)}", 3900), blocks=_blocks(blocks),
-                   metadata=metadata(watch, key=key, role="draft", incident_id=inc.id), headline=headline(watch, inc, "DRAFT"))
+    # a message holds 50 blocks
+    blocks += [SectionBlock(text=MarkdownTextObject(text=c)) for c in chunks[:45] if c.strip()]
+    return Message(
+        text=_cut(f"Draft statement for incident {_esc(inc.id)}:\n{_esc(draft)}", 3900),
+        blocks=_blocks(blocks),
+        metadata=metadata(watch, key=key, role="draft", incident_id=inc.id),
+        headline=headline(watch, inc, "DRAFT"),
+    )
 
 
 NOTICE_EMOJI = {"info": ":information_source:", "warning": ":warning:", "error": ":rotating_light:"}
@@ -504,9 +599,16 @@ def notice_message(watch: Watch, notice: Notice, *, key: str) -> Message:
     lead = f"{emoji} *{notice.level.value.upper()}* {_code(notice.source)} — {_esc(notice.message)}"
     blocks: list[Block] = [
         SectionBlock(text=_md(lead)),
-        ContextBlock(elements=[_md(f"watch {_code(notice.watch or watch.name)} · {fmt_when(watch, notice.time)} · operator notice")]),
+        ContextBlock(
+            elements=[
+                _md(f"watch {_code(notice.watch or watch.name)} · {fmt_when(watch, notice.time)} · operator notice")
+            ]
+        ),
     ]
     text = f"[{notice.level.value}] {_esc(notice.source)}: {_esc(notice.message)}"
-    return Message(text=_cut(text, 3900), blocks=_blocks(blocks), metadata=metadata(watch, key=key, role="notice"),
-                   headline=f"[NOTICE] {notice.source}: {notice.level.value}")
-
+    return Message(
+        text=_cut(text, 3900),
+        blocks=_blocks(blocks),
+        metadata=metadata(watch, key=key, role="notice"),
+        headline=f"[NOTICE] {notice.source}: {notice.level.value}",
+    )

@@ -58,23 +58,52 @@ class DeliveryError(Exception):
         self.kind, self.ambiguous, self.channel = kind, ambiguous, channel
 
 
-AUTH_ERRORS = {"invalid_auth", "not_authed", "account_inactive", "token_revoked", "token_expired", "no_permission",
-               "missing_scope", "invalid_token", "ekm_access_denied", "org_login_required", "team_access_not_granted"}
-CHANNEL_ERRORS = {"channel_not_found", "not_in_channel", "is_archived", "channel_is_archived", "no_service",
-                  "action_prohibited", "posting_to_general_channel_denied", "restricted_action"}
+AUTH_ERRORS = {
+    "invalid_auth",
+    "not_authed",
+    "account_inactive",
+    "token_revoked",
+    "token_expired",
+    "no_permission",
+    "missing_scope",
+    "invalid_token",
+    "ekm_access_denied",
+    "org_login_required",
+    "team_access_not_granted",
+}
+CHANNEL_ERRORS = {
+    "channel_not_found",
+    "not_in_channel",
+    "is_archived",
+    "channel_is_archived",
+    "no_service",
+    "action_prohibited",
+    "posting_to_general_channel_denied",
+    "restricted_action",
+}
 
 
 def classify_api_error(error: str, status: int | None, channel: str | None) -> DeliveryError:
     if error in AUTH_ERRORS:
-        return DeliveryError("auth", f"Slack refused the credentials ({error}): check the bot token / webhook URL", channel=channel)
+        return DeliveryError(
+            "auth", f"Slack refused the credentials ({error}): check the bot token / webhook URL", channel=channel
+        )
     if error in CHANNEL_ERRORS:
-        return DeliveryError("channel", f"Slack cannot post to {channel} ({error}): invite the bot or fix the channel", channel=channel)
+        return DeliveryError(
+            "channel", f"Slack cannot post to {channel} ({error}): invite the bot or fix the channel", channel=channel
+        )
     if status is not None and (status == 429 or status >= 500):
         # 429 after the retry handler gave up was not accepted; a 5xx may have been
-        return DeliveryError("unavailable", f"Slack answered HTTP {status} ({error or 'no body'})",
-                             ambiguous=status >= 500, channel=channel)
+        return DeliveryError(
+            "unavailable",
+            f"Slack answered HTTP {status} ({error or 'no body'})",
+            ambiguous=status >= 500,
+            channel=channel,
+        )
     if error in ("ratelimited", "fatal_error", "internal_error", "service_unavailable", "request_timeout"):
-        return DeliveryError("unavailable", f"Slack is unavailable ({error})", ambiguous=error != "ratelimited", channel=channel)
+        return DeliveryError(
+            "unavailable", f"Slack is unavailable ({error})", ambiguous=error != "ratelimited", channel=channel
+        )
     return DeliveryError("rejected", f"Slack rejected the message ({error})", channel=channel)
 
 
@@ -82,13 +111,22 @@ class Transport(Protocol):
     name: str
     threads: bool  # can reply in threads, edit messages and upload files
 
-    def post(self, channel: str, msg: Message, *, thread_ts: str | None = None, broadcast: bool = False) -> tuple[str, str]:
+    def post(
+        self, channel: str, msg: Message, *, thread_ts: str | None = None, broadcast: bool = False
+    ) -> tuple[str, str]:
         """Post a message; return (channel id, ts)."""
 
     def update(self, channel: str, ts: str, msg: Message) -> None: ...
 
-    def find(self, channel: str, *, key: str | None = None, incident_id: str | None = None, role: str | None = None,
-             thread_ts: str | None = None) -> tuple[str, str] | None:
+    def find(
+        self,
+        channel: str,
+        *,
+        key: str | None = None,
+        incident_id: str | None = None,
+        role: str | None = None,
+        thread_ts: str | None = None,
+    ) -> tuple[str, str] | None:
         """Look up a message pollwatch posted (by metadata); return (channel id, ts) or None."""
 
     def has_file(self, channel: str, thread_ts: str, filename: str) -> bool: ...
@@ -122,8 +160,17 @@ class SlackTransport:
     threads = True
     files = True
 
-    def __init__(self, token: SecretStr, *, base_url: str | None = None, timeout: float = 10.0, pace: float = 1.0,
-                 max_rate_limit_retries: int = 3, history_pages: int = 10, upload_retry_delays: tuple[float, ...] = (2.0, 5.0)):
+    def __init__(
+        self,
+        token: SecretStr,
+        *,
+        base_url: str | None = None,
+        timeout: float = 10.0,
+        pace: float = 1.0,
+        max_rate_limit_retries: int = 3,
+        history_pages: int = 10,
+        upload_retry_delays: tuple[float, ...] = (2.0, 5.0),
+    ):
         from slack_sdk import WebClient
         from slack_sdk.http_retry.builtin_handlers import RateLimitErrorRetryHandler
 
@@ -132,14 +179,19 @@ class SlackTransport:
         # Only 429s are retried inside the SDK (they were not accepted). Connection errors and 5xx
         # come back to us: a blind resend after an accepted-but-unanswered post would duplicate it.
         self.client = WebClient(
-            token=token.get_secret_value(), base_url=base_url or "https://slack.com/api/", timeout=timeout, logger=sdk_log,
+            token=token.get_secret_value(),
+            base_url=base_url or "https://slack.com/api/",
+            timeout=timeout,
+            logger=sdk_log,
             retry_handlers=[RateLimitErrorRetryHandler(max_retry_count=max_rate_limit_retries)],
         )
         self.pacer = _Pacer(pace)
         self.history_pages = history_pages
         self._channels: dict[str, str] = {}
-        self._uploads: dict[tuple[str, str, str], str] = {}  # (channel id, thread ts, file name) -> file id of our upload
-        self.upload_retry_delays = upload_retry_delays  # a chart upload that failed or timed out is retried (idempotently)
+        # (channel id, thread ts, file name) -> file id of our upload
+        self._uploads: dict[tuple[str, str, str], str] = {}
+        # a chart upload that failed or timed out is retried (idempotently)
+        self.upload_retry_delays = upload_retry_delays
 
     def __repr__(self) -> str:
         return f"SlackTransport(base_url={self.client.base_url!r})"
@@ -156,12 +208,18 @@ class SlackTransport:
             error = (resp.get("error") if isinstance(resp.data, dict) else None) or ""
             raise classify_api_error(error, resp.status_code, where) from None
         except (TimeoutError, socket.timeout) as exc:
-            raise DeliveryError("unavailable", f"Slack did not answer {method} in time ({exc})",
-                                ambiguous=True, channel=where) from None
+            raise DeliveryError(
+                "unavailable", f"Slack did not answer {method} in time ({exc})", ambiguous=True, channel=where
+            ) from None
         except (URLError, ConnectionError, OSError) as exc:
             reason = getattr(exc, "reason", exc)
             ambiguous = not isinstance(reason, ConnectionRefusedError)
-            raise DeliveryError("unavailable", f"Slack unreachable during {method} ({type(reason).__name__}: {reason})", ambiguous=ambiguous, channel=where) from None
+            raise DeliveryError(
+                "unavailable",
+                f"Slack unreachable during {method} ({type(reason).__name__}: {reason})",
+                ambiguous=ambiguous,
+                channel=where,
+            ) from None
         except SlackRequestError as exc:
             raise DeliveryError("rejected", f"bad request to Slack ({exc})", channel=where) from None
 
@@ -186,7 +244,9 @@ class SlackTransport:
         for kind in ("public_channel", "private_channel"):
             cursor = None
             for _ in range(self.history_pages * 5):
-                r = self._call("conversations_list", channel, types=kind, exclude_archived=True, limit=200, cursor=cursor)
+                r = self._call(
+                    "conversations_list", channel, types=kind, exclude_archived=True, limit=200, cursor=cursor
+                )
                 found = next((c for c in r.get("channels", []) if c.get("name") == name), None)
                 cursor = (r.get("response_metadata") or {}).get("next_cursor")
                 if found is not None or not cursor:
@@ -194,19 +254,34 @@ class SlackTransport:
             if found is not None:
                 break
         if found is None:
-            raise DeliveryError("channel", f"no channel #{name} visible to the bot (public and private channels looked up): "
-                                f"check the name, invite the bot, or give the channel's ID (C...) in the playbook", channel=channel)
+            raise DeliveryError(
+                "channel",
+                f"no channel #{name} visible to the bot (public and private channels looked up): "
+                f"check the name, invite the bot, or give the channel's ID (C...) in the playbook",
+                channel=channel,
+            )
         if found.get("is_member") is False:
-            raise DeliveryError("channel", f"the bot is not a member of #{name} ({found['id']}): invite it (/invite @pollwatch)",
-                                channel=channel)
+            raise DeliveryError(
+                "channel",
+                f"the bot is not a member of #{name} ({found['id']}): invite it (/invite @pollwatch)",
+                channel=channel,
+            )
         self._channels[name] = found["id"]
         return found["id"]
 
-    def post(self, channel: str, msg: Message, *, thread_ts: str | None = None, broadcast: bool = False) -> tuple[str, str]:
+    def post(
+        self, channel: str, msg: Message, *, thread_ts: str | None = None, broadcast: bool = False
+    ) -> tuple[str, str]:
         cid = self.channel_id(channel)
         self.pacer.wait(cid)
-        kw: dict[str, Any] = {"channel": cid, "text": msg.text, "blocks": msg.blocks or None, "metadata": msg.metadata,
-                              "unfurl_links": False, "unfurl_media": False}
+        kw: dict[str, Any] = {
+            "channel": cid,
+            "text": msg.text,
+            "blocks": msg.blocks or None,
+            "metadata": msg.metadata,
+            "unfurl_links": False,
+            "unfurl_media": False,
+        }
         if thread_ts:
             kw["thread_ts"] = thread_ts
             kw["reply_broadcast"] = broadcast
@@ -223,7 +298,9 @@ class SlackTransport:
     def update(self, channel: str, ts: str, msg: Message) -> None:
         cid = self.channel_id(channel)
         self.pacer.wait(cid)
-        self._call("chat_update", channel, channel=cid, ts=ts, text=msg.text, blocks=msg.blocks or None, metadata=msg.metadata)
+        self._call(
+            "chat_update", channel, channel=cid, ts=ts, text=msg.text, blocks=msg.blocks or None, metadata=msg.metadata
+        )
 
     def _messages(self, method: str, where: str, **kw: Any) -> Iterable[dict[str, Any]]:
         cursor = None
@@ -234,8 +311,15 @@ class SlackTransport:
             if not cursor:
                 return
 
-    def find(self, channel: str, *, key: str | None = None, incident_id: str | None = None, role: str | None = None,
-             thread_ts: str | None = None) -> tuple[str, str] | None:
+    def find(
+        self,
+        channel: str,
+        *,
+        key: str | None = None,
+        incident_id: str | None = None,
+        role: str | None = None,
+        thread_ts: str | None = None,
+    ) -> tuple[str, str] | None:
         cid = self.channel_id(channel)
         if thread_ts:
             msgs = self._messages("conversations_replies", channel, channel=cid, ts=thread_ts)
@@ -273,7 +357,9 @@ class SlackTransport:
             if exc.kind == "rejected" and "file_not_found" in str(exc):  # the earlier attempt never completed
                 return False
             if exc.kind == "rejected":  # e.g. missing_scope (files:read): unknown, and a second copy is worse than none
-                log.warning("cannot tell whether chart upload %s completed (%s); not uploading it again", file_id, scrub(exc))
+                log.warning(
+                    "cannot tell whether chart upload %s completed (%s); not uploading it again", file_id, scrub(exc)
+                )
                 return True
             raise
         return True
@@ -297,8 +383,13 @@ class SlackTransport:
                     r = self._call("files_getUploadURLExternal", channel, filename=filename, length=len(data))
                     self._send_bytes(r["upload_url"], data, channel)
                     fid = self._uploads[key] = r["file_id"]
-                self._call("files_completeUploadExternal", channel, files=[{"id": fid, "title": title}], channel_id=cid,
-                           thread_ts=thread_ts)
+                self._call(
+                    "files_completeUploadExternal",
+                    channel,
+                    files=[{"id": fid, "title": title}],
+                    channel_id=cid,
+                    thread_ts=thread_ts,
+                )
                 return
             except DeliveryError as exc:
                 if exc.kind != "unavailable" or not delays:
@@ -310,13 +401,18 @@ class SlackTransport:
         from urllib.request import Request, urlopen
 
         try:
-            with urlopen(Request(url, data=data, method="POST", headers={"Content-Type": "application/octet-stream"}),
-                         timeout=self.client.timeout) as resp:
+            with urlopen(
+                Request(url, data=data, method="POST", headers={"Content-Type": "application/octet-stream"}),
+                timeout=self.client.timeout,
+            ) as resp:
                 if resp.status != 200:
-                    raise DeliveryError("rejected", f"Slack refused the file's bytes (HTTP {resp.status})", channel=where)
+                    raise DeliveryError(
+                        "rejected", f"Slack refused the file's bytes (HTTP {resp.status})", channel=where
+                    )
         except (TimeoutError, socket.timeout, URLError, ConnectionError, OSError) as exc:
-            raise DeliveryError("unavailable", f"the file's bytes did not reach Slack ({scrub(exc)})", channel=where) from None
-
+            raise DeliveryError(
+                "unavailable", f"the file's bytes did not reach Slack ({scrub(exc)})", channel=where
+            ) from None
 
     # --- responders' actions (pollwatch.notify.interact) ------------------------------------------
     def ephemeral(self, channel: str, user: str, text: str, thread_ts: str | None = None) -> None:
@@ -352,8 +448,12 @@ class WebhookTransport:
 
         register(url)
         sdk_log = _sdk_logger()
-        self.client = WebhookClient(url.get_secret_value(), timeout=int(max(1, timeout)), logger=sdk_log,
-                                    retry_handlers=[RateLimitErrorRetryHandler(max_retry_count=max_rate_limit_retries)])
+        self.client = WebhookClient(
+            url.get_secret_value(),
+            timeout=int(max(1, timeout)),
+            logger=sdk_log,
+            retry_handlers=[RateLimitErrorRetryHandler(max_retry_count=max_rate_limit_retries)],
+        )
         self.pacer = _Pacer(pace)
         self._n = 0
 
@@ -363,15 +463,18 @@ class WebhookTransport:
     def channel_id(self, channel: str) -> str:
         return "webhook"
 
-    def post(self, channel: str, msg: Message, *, thread_ts: str | None = None, broadcast: bool = False) -> tuple[str, str]:
+    def post(
+        self, channel: str, msg: Message, *, thread_ts: str | None = None, broadcast: bool = False
+    ) -> tuple[str, str]:
         self.pacer.wait("webhook")
         try:
             r = self.client.send(text=msg.text, blocks=msg.blocks or None, unfurl_links=False, unfurl_media=False)
         except (TimeoutError, socket.timeout) as exc:
             raise DeliveryError("unavailable", f"the webhook did not answer in time ({exc})", ambiguous=True) from None
         except (URLError, ConnectionError, OSError) as exc:
-            raise DeliveryError("unavailable", f"the webhook is unreachable ({getattr(exc, 'reason', exc)})",
-                                ambiguous=True) from None
+            raise DeliveryError(
+                "unavailable", f"the webhook is unreachable ({getattr(exc, 'reason', exc)})", ambiguous=True
+            ) from None
         if r.status_code != 200:
             raise classify_api_error(str(r.body or "").strip(), r.status_code, channel)
         self._n += 1
@@ -405,7 +508,9 @@ class ConsoleTransport:
     def channel_id(self, channel: str) -> str:
         return channel
 
-    def post(self, channel: str, msg: Message, *, thread_ts: str | None = None, broadcast: bool = False) -> tuple[str, str]:
+    def post(
+        self, channel: str, msg: Message, *, thread_ts: str | None = None, broadcast: bool = False
+    ) -> tuple[str, str]:
         self._n += 1
         where = f"{channel} (thread {thread_ts})" if thread_ts else channel
         self._write(f"--- {where} ---\n{msg.plain()}")

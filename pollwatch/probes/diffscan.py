@@ -50,7 +50,15 @@ SOURCE = "diffscan"
 
 _ALIVE_ERRNOS = {0, errno.ECONNREFUSED, errno.ECONNRESET}
 # The prober's own problem (no socket, no local port, no route on the vantage): not an answer either way.
-_LOCAL_ERRNOS = {errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM, errno.EADDRNOTAVAIL, errno.EACCES, errno.EPERM}
+_LOCAL_ERRNOS = {
+    errno.EMFILE,
+    errno.ENFILE,
+    errno.ENOBUFS,
+    errno.ENOMEM,
+    errno.EADDRNOTAVAIL,
+    errno.EACCES,
+    errno.EPERM,
+}
 _LINGER0 = struct.pack("ii", 1, 0)
 _P_ANSWER_IF_DOWN = 0.01  # chance an address of a down block still seems to answer (spoofed RSTs, noise)
 
@@ -68,20 +76,34 @@ class DiffscanOptions(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    prefixes: list[PrefixTarget] = Field(default_factory=list, description="targets; empty: the country's from RIPEstat")
-    method: Literal["tcp", "icmp"] = Field(default="tcp", description="tcp: connect to `ports`; icmp: echo requests (needs root or CAP_NET_RAW)")
+    prefixes: list[PrefixTarget] = Field(
+        default_factory=list, description="targets; empty: the country's from RIPEstat"
+    )
+    method: Literal["tcp", "icmp"] = Field(
+        default="tcp", description="tcp: connect to `ports`; icmp: echo requests (needs root or CAP_NET_RAW)"
+    )
     ports: list[int] = Field(default_factory=lambda: [80, 443], min_length=1)
     per_block: int = Field(default=4, ge=1, le=254, description="addresses per /24 in each round")
     max_probes: int = Field(default=16, ge=1, le=254, description="addresses per /24 at most (re-probing included)")
-    baseline_per_block: int = Field(default=16, ge=1, le=254, description="addresses per /24 when sweeping for a baseline")
+    baseline_per_block: int = Field(
+        default=16, ge=1, le=254, description="addresses per /24 when sweeping for a baseline"
+    )
     concurrency: int = Field(default=1024, ge=1, le=65000, description="connects in flight at once")
     timeout: float = Field(default=1.5, gt=0, description="seconds a probe waits for an answer")
-    rate: float | None = Field(default=None, gt=0, description="probes per second at most (politeness); None: as fast as concurrency allows")
+    rate: float | None = Field(
+        default=None, gt=0, description="probes per second at most (politeness); None: as fast as concurrency allows"
+    )
     up: float = Field(default=0.9, gt=0.5, lt=1)
     down: float = Field(default=0.1, gt=0, lt=0.5)
-    availability: float = Field(default=0.3, gt=0, lt=1, description="A assumed for blocks the baseline does not describe")
+    availability: float = Field(
+        default=0.3, gt=0, lt=1, description="A assumed for blocks the baseline does not describe"
+    )
     rounds: int = Field(default=4, ge=1, description="probing rounds at most (the first plus re-probes)")
-    time_budget: float | None = Field(default=None, gt=0, description="seconds a sweep may take (e.g. under the tick's cadence); then no new probe starts")
+    time_budget: float | None = Field(
+        default=None,
+        gt=0,
+        description="seconds a sweep may take (e.g. under the tick's cadence); then no new probe starts",
+    )
     seed: int = 0
 
 
@@ -146,7 +168,9 @@ class DiffscanResult(BaseModel):
     timeouts: int
     local_errors: int
     rounds: int
-    complete: bool = Field(default=True, description="False when the time budget ran out before every planned probe started")
+    complete: bool = Field(
+        default=True, description="False when the time budget ran out before every planned probe started"
+    )
     probes_per_second: float
     groups: list[GroupStats]
     down_blocks: list[str] = Field(default_factory=list, description="up to 1000 /24s judged down")
@@ -169,7 +193,7 @@ def _ntoa(n: int) -> str:
     return f"{n >> 24}.{(n >> 16) & 255}.{(n >> 8) & 255}.{n & 255}"
 
 
-async def tcp_sweep(
+async def tcp_sweep(  # noqa: C901 (to be split up: issue 19)
     probes: Iterable[tuple[int, int, int]],
     record: Callable[[int, bool], None],
     *,
@@ -502,7 +526,9 @@ class BlockTable:
         return len(self.nets)
 
 
-def build_blocks(targets: Iterable[PrefixTarget], baseline: DiffscanBaseline | None, opts: DiffscanOptions) -> BlockTable:
+def build_blocks(
+    targets: Iterable[PrefixTarget], baseline: DiffscanBaseline | None, opts: DiffscanOptions
+) -> BlockTable:
     """Cut prefixes into /24 blocks (more-specific prefixes first win), with baseline knowledge."""
     t = BlockTable()
     region_index: dict[str | None, int] = {None: 0}
@@ -521,7 +547,9 @@ def build_blocks(targets: Iterable[PrefixTarget], baseline: DiffscanBaseline | N
             t.regions.append(target.region)
         first = int(net.network_address)
         if net.prefixlen >= 24:
-            spans: Iterable[tuple[int, int, int]] = [(first & ~0xFF, first & 0xFF, (first & 0xFF) + net.num_addresses - 1)]
+            spans: Iterable[tuple[int, int, int]] = [
+                (first & ~0xFF, first & 0xFF, (first & 0xFF) + net.num_addresses - 1)
+            ]
         else:
             spans = ((b, 0, 255) for b in range(first, first + net.num_addresses, 256))
         for block, lo, hi in spans:
@@ -585,7 +613,9 @@ def candidate(t: BlockTable, idx: int, k: int, seed: int) -> int:
     return got[0] if got else -1
 
 
-def _round_probes(t: BlockTable, blocks: Iterable[int], per_block: int, max_probes: int, opts: DiffscanOptions) -> Iterator[tuple[int, int, int]]:
+def _round_probes(
+    t: BlockTable, blocks: Iterable[int], per_block: int, max_probes: int, opts: DiffscanOptions
+) -> Iterator[tuple[int, int, int]]:
     ports = opts.ports
     nports = len(ports)
     sent, nets, seed = t.sent, t.nets, opts.seed
@@ -632,8 +662,12 @@ async def run_diffscan(
         left = None if opts.time_budget is None else opts.time_budget - total.elapsed
         sweep = icmp_sweep if opts.method == "icmp" else tcp_sweep
         stats = await sweep(
-            _round_probes(t, blocks, per_block, max_probes, opts), record,
-            concurrency=opts.concurrency, timeout=opts.timeout, rate=opts.rate, budget=left,
+            _round_probes(t, blocks, per_block, max_probes, opts),
+            record,
+            concurrency=opts.concurrency,
+            timeout=opts.timeout,
+            rate=opts.rate,
+            budget=left,
         )
         for name in ("probes", "answers", "timeouts", "local_errors", "elapsed"):
             setattr(total, name, getattr(total, name) + getattr(stats, name))
@@ -642,7 +676,9 @@ async def run_diffscan(
             break
         # Trinocular: only blocks that look down or undecided are probed again, with new addresses.
         belief, sent = t.belief, t.sent
-        undecided = [i for i in range(len(t)) if belief[i] <= opts.up and belief[i] >= opts.down and sent[i] < max_probes]
+        undecided = [
+            i for i in range(len(t)) if belief[i] <= opts.up and belief[i] >= opts.down and sent[i] < max_probes
+        ]
         if not undecided:
             break
         blocks = undecided
@@ -678,7 +714,9 @@ def summarize(t: BlockTable, opts: DiffscanOptions) -> list[GroupStats]:
         for key in keys:
             g = groups.get(key)
             if g is None:
-                g = groups[key] = GroupStats(asn=key[1] if key[0] == "asn" else None, region=key[1] if key[0] == "region" else None)
+                g = groups[key] = GroupStats(
+                    asn=key[1] if key[0] == "asn" else None, region=key[1] if key[0] == "region" else None
+                )
             g.blocks += 1
             g.probes += t.sent[i]
             g.answers += t.alive[i]
@@ -704,7 +742,9 @@ def baseline_from(t: BlockTable, opts: DiffscanOptions, created_at: datetime | N
     return DiffscanBaseline(created_at=created_at or datetime.now(timezone.utc), blocks=blocks)
 
 
-def diffscan_observations(result: DiffscanResult, country: str, time_: datetime, vantage: str | None = None) -> list[Observation]:
+def diffscan_observations(
+    result: DiffscanResult, country: str, time_: datetime, vantage: str | None = None
+) -> list[Observation]:
     """`diffscan` (share of judged /24s up) and `diffscan_responsive_share` per country, ASN and region."""
     payload = hashlib.sha256(result.model_dump_json().encode()).hexdigest()
     prov = Provenance(
@@ -717,10 +757,21 @@ def diffscan_observations(result: DiffscanResult, country: str, time_: datetime,
         judged = g.up + g.down
         up_share = g.up_share
         common = dict(time=time_, source=SOURCE, country=country, region=g.region, asn=g.asn, provenance=prov)
-        out.append(Observation(signal="diffscan", value=round(up_share, 6) if up_share is not None else None, count=judged, **common))
+        out.append(
+            Observation(
+                signal="diffscan", value=round(up_share, 6) if up_share is not None else None, count=judged, **common
+            )
+        )
         share = g.responsive_share
         if share is not None and g.baseline_share:
-            out.append(Observation(signal="diffscan_responsive_share", value=round(share / g.baseline_share, 6), count=g.probes, **common))
+            out.append(
+                Observation(
+                    signal="diffscan_responsive_share",
+                    value=round(share / g.baseline_share, 6),
+                    count=g.probes,
+                    **common,
+                )
+            )
     return out
 
 

@@ -66,9 +66,15 @@ async def resolve(name: str, resolver: str, timeout: float, rdtype: str = "A") -
     try:
         reply = await dns.asyncquery.udp(query, where, timeout=timeout, port=port, ignore_unexpected=True)
     except dns.exception.Timeout:
-        return DnsAnswer(DnsStatus.timeout, elapsed_ms=(time.perf_counter() - start) * 1000, detail=f"no reply from {resolver} in {timeout:g}s")
+        return DnsAnswer(
+            DnsStatus.timeout,
+            elapsed_ms=(time.perf_counter() - start) * 1000,
+            detail=f"no reply from {resolver} in {timeout:g}s",
+        )
     except (dns.exception.DNSException, OSError) as exc:
-        return DnsAnswer(DnsStatus.error, elapsed_ms=(time.perf_counter() - start) * 1000, detail=f"{type(exc).__name__}: {exc}")
+        return DnsAnswer(
+            DnsStatus.error, elapsed_ms=(time.perf_counter() - start) * 1000, detail=f"{type(exc).__name__}: {exc}"
+        )
     elapsed = (time.perf_counter() - start) * 1000
     rcode = reply.rcode()
     if rcode == dns.rcode.NXDOMAIN:
@@ -91,7 +97,12 @@ def is_bogon(address: str, exempt: list[ipaddress.IPv4Network | ipaddress.IPv6Ne
     if exempt and any(ip in net for net in exempt if net.version == ip.version):
         return False
     return bool(
-        ip.is_private or ip.is_loopback or ip.is_link_local or ip.is_reserved or ip.is_multicast or ip.is_unspecified
+        ip.is_private
+        or ip.is_loopback
+        or ip.is_link_local
+        or ip.is_reserved
+        or ip.is_multicast
+        or ip.is_unspecified
         or (ip.version == 4 and ip in _SHARED_CGNAT)
     )
 

@@ -40,7 +40,9 @@ def _ripestat(watch: Watch) -> Any:
     return RipestatSource(watch.sources.get("ripestat") or SourceConfig())
 
 
-async def diffscan_targets(watch: Watch, opts: DiffscanOptions, source: Any = None, refresh: bool = False) -> list[PrefixTarget]:
+async def diffscan_targets(
+    watch: Watch, opts: DiffscanOptions, source: Any = None, refresh: bool = False
+) -> list[PrefixTarget]:
     """The prefixes to sweep for `watch` (options first, else RIPEstat; see the module docstring)."""
     if opts.prefixes:
         return opts.prefixes
@@ -65,7 +67,9 @@ async def diffscan_targets(watch: Watch, opts: DiffscanOptions, source: Any = No
         resources = await source.country_resources(http, watch.country or "")
         targets += [PrefixTarget(prefix=p) for p in resources.ipv4]
     if not targets:
-        raise ValueError(f"no diffscan targets for {watch.name}: set sources.diffscan.options.prefixes or check RIPEstat's answer")
+        raise ValueError(
+            f"no diffscan targets for {watch.name}: set sources.diffscan.options.prefixes or check RIPEstat's answer"
+        )
     cache.parent.mkdir(parents=True, exist_ok=True)
     cache.write_text(_CachedTargets(fetched_at=datetime.now(timezone.utc), targets=targets).model_dump_json())
     return targets

@@ -58,14 +58,22 @@ class WebprobeOptions(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    resolver: str | None = Field(default=None, description="'address[:port]'; default the vantage's, else the system's first nameserver")
+    resolver: str | None = Field(
+        default=None, description="'address[:port]'; default the vantage's, else the system's first nameserver"
+    )
     step_timeout: float = Field(default=5.0, gt=0, description="seconds allowed for each step")
     attempts: int = Field(default=3, ge=1, description="probes per URL per run")
     concurrency: int = Field(default=64, ge=1)
     max_body: int = Field(default=1 << 20, ge=1024, description="bytes read from a reply at most")
-    blockpage_fingerprints: list[str] = Field(default_factory=list, description="regular expressions matched against the reply's head and body")
-    blockpage_addresses: list[str] = Field(default_factory=list, description="addresses of known blockpage servers (a DNS answer with one is dns_bogon)")
-    bogon_exempt: list[str] = Field(default_factory=list, description="networks never treated as bogons, e.g. 127.0.0.0/8 in tests")
+    blockpage_fingerprints: list[str] = Field(
+        default_factory=list, description="regular expressions matched against the reply's head and body"
+    )
+    blockpage_addresses: list[str] = Field(
+        default_factory=list, description="addresses of known blockpage servers (a DNS answer with one is dns_bogon)"
+    )
+    bogon_exempt: list[str] = Field(
+        default_factory=list, description="networks never treated as bogons, e.g. 127.0.0.0/8 in tests"
+    )
     ca_file: str | None = Field(default=None, description="CA bundle to verify servers with; default the system's")
     user_agent: str = "Mozilla/5.0 (pollwatch web probe)"
 
@@ -126,7 +134,9 @@ def service_urls(service: Service) -> list[tuple[str, str]]:
     return urls
 
 
-async def probe_url(url: str, service: Service, ctx: _Context, kind: str = "page", started_at: datetime | None = None) -> ProbeResult:
+async def probe_url(
+    url: str, service: Service, ctx: _Context, kind: str = "page", started_at: datetime | None = None
+) -> ProbeResult:
     """Probe one URL: DNS → TCP → TLS → HTTP; the first failing step names the outage type."""
     started = started_at or datetime.now(timezone.utc)
     result = ProbeResult(service=service.name, url=url, kind=kind, started_at=started, outage=OutageType.ok)
@@ -196,7 +206,9 @@ async def _connect(address: str, port: int, ctx: _Context, result: ProbeResult) 
         if isinstance(exc, ConnectionResetError):
             raise _Failed(OutageType.tcp_reset, f"{address}:{port}: connection reset while connecting") from None
         if isinstance(exc, TimeoutError):
-            raise _Failed(OutageType.tcp_timeout, f"{address}:{port}: no answer in {ctx.opts.step_timeout:g}s") from None
+            raise _Failed(
+                OutageType.tcp_timeout, f"{address}:{port}: no answer in {ctx.opts.step_timeout:g}s"
+            ) from None
         if isinstance(exc, OSError):  # unreachable host/network: nothing answered either
             raise _Failed(OutageType.tcp_timeout, f"{address}:{port}: {exc.strerror or exc}") from None
         raise
@@ -204,16 +216,22 @@ async def _connect(address: str, port: int, ctx: _Context, result: ProbeResult) 
     return sock
 
 
-async def _open_stream(sock: socket.socket, host: str, https: bool, ctx: _Context, result: ProbeResult) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+async def _open_stream(
+    sock: socket.socket, host: str, https: bool, ctx: _Context, result: ProbeResult
+) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
     if not https:
         return await asyncio.open_connection(sock=sock, limit=ctx.opts.max_body)
     start = time.perf_counter()
     timeout = ctx.opts.step_timeout
     try:
         async with asyncio.timeout(timeout + 0.5):
-            stream = await asyncio.open_connection(sock=sock, ssl=ctx.ssl, server_hostname=host, ssl_handshake_timeout=timeout, limit=ctx.opts.max_body)
+            stream = await asyncio.open_connection(
+                sock=sock, ssl=ctx.ssl, server_hostname=host, ssl_handshake_timeout=timeout, limit=ctx.opts.max_body
+            )
     except ssl.SSLCertVerificationError as exc:
-        raise _Failed(OutageType.tls_failure, f"{host}: certificate not valid for the service: {exc.verify_message}") from None
+        raise _Failed(
+            OutageType.tls_failure, f"{host}: certificate not valid for the service: {exc.verify_message}"
+        ) from None
     except ssl.SSLError as exc:
         raise _Failed(OutageType.tls_failure, f"{host}: TLS handshake failed: {exc.reason or exc}") from None
     except ConnectionResetError:
@@ -227,7 +245,13 @@ async def _open_stream(sock: socket.socket, host: str, https: bool, ctx: _Contex
 
 
 async def _http_get(
-    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, parts: Any, host: str, https: bool, ctx: _Context, result: ProbeResult
+    reader: asyncio.StreamReader,
+    writer: asyncio.StreamWriter,
+    parts: Any,
+    host: str,
+    https: bool,
+    ctx: _Context,
+    result: ProbeResult,
 ) -> tuple[int, bytes, bytes]:
     path = parts.path or "/"
     if parts.query:
@@ -254,12 +278,16 @@ async def _http_get(
         return status, head, body
     except (ConnectionResetError, BrokenPipeError) as exc:
         if not https and not got_bytes:
-            raise _Failed(OutageType.tcp_reset, f"{host}: connection reset before any reply ({type(exc).__name__})") from None
+            raise _Failed(
+                OutageType.tcp_reset, f"{host}: connection reset before any reply ({type(exc).__name__})"
+            ) from None
         raise _Failed(OutageType.http_error, f"{host}: connection reset during the HTTP exchange") from None
     except TimeoutError:
         raise _Failed(OutageType.http_error, f"{host}: no complete HTTP reply in {timeout:g}s") from None
     except asyncio.IncompleteReadError as exc:
-        raise _Failed(OutageType.http_error, f"{host}: connection closed after {len(exc.partial)} bytes of the reply") from None
+        raise _Failed(
+            OutageType.http_error, f"{host}: connection closed after {len(exc.partial)} bytes of the reply"
+        ) from None
     except asyncio.LimitOverrunError:
         raise _Failed(OutageType.http_error, f"{host}: reply head larger than {ctx.opts.max_body} bytes") from None
     except (ValueError, ssl.SSLError, OSError) as exc:
@@ -352,7 +380,9 @@ def _percentile(values: list[float], q: float) -> float:
     return ordered[lo] + (ordered[hi] - ordered[lo]) * (pos - lo)
 
 
-def webprobe_observations(results: list[ProbeResult], watch: Watch, vantage: Vantage, time_: datetime) -> list[Observation]:
+def webprobe_observations(
+    results: list[ProbeResult], watch: Watch, vantage: Vantage, time_: datetime
+) -> list[Observation]:
     """Aggregate one run's probes per service into Observations for (vantage ASN, service)."""
     assert watch.country is not None
     by_service: dict[str, list[ProbeResult]] = {}
@@ -369,8 +399,16 @@ def webprobe_observations(results: list[ProbeResult], watch: Watch, vantage: Van
 
         def obs(signal: str, value: float | None, count: int | None = None) -> Observation:
             return Observation(
-                time=time_, source=SOURCE, signal=signal, country=watch.country or "", region=vantage.location,
-                asn=vantage.asn, service=service, value=value, count=count, provenance=prov,
+                time=time_,
+                source=SOURCE,
+                signal=signal,
+                country=watch.country or "",
+                region=vantage.location,
+                asn=vantage.asn,
+                service=service,
+                value=value,
+                count=count,
+                provenance=prov,
             )
 
         n = len(rs)

@@ -23,16 +23,44 @@ from pollwatch.sources.ooni import OoniSource
 from pollwatch.sources.radar import RadarSource
 from pollwatch.sources.ripestat import CountryResources, RipestatSource
 
-SOURCES: dict[str, type[Source]] = {"ioda": IodaSource, "ooni": OoniSource, "ripestat": RipestatSource, "radar": RadarSource}
+SOURCES: dict[str, type[Source]] = {
+    "ioda": IodaSource,
+    "ooni": OoniSource,
+    "ripestat": RipestatSource,
+    "radar": RadarSource,
+}
 
 __all__ = [
-    "SOURCES", "USER_AGENT", "CollectResult", "Corroboration", "CountryResources", "FetchError", "Fetched", "HttpClient",
-    "IodaSource", "OoniSource", "RadarSource", "RateLimiter", "RipestatSource", "ShapeError", "Source",
-    "collect_sources", "enabled_sources", "interrupt_collections", "make_source",
+    "SOURCES",
+    "USER_AGENT",
+    "CollectResult",
+    "Corroboration",
+    "CountryResources",
+    "FetchError",
+    "Fetched",
+    "HttpClient",
+    "IodaSource",
+    "OoniSource",
+    "RadarSource",
+    "RateLimiter",
+    "RipestatSource",
+    "ShapeError",
+    "Source",
+    "collect_sources",
+    "enabled_sources",
+    "interrupt_collections",
+    "make_source",
 ]
 
 
-def make_source(name: str, watch: Watch | None = None, *, base_url: str | None = None, config: SourceConfig | None = None, **kwargs: Any) -> Source:
+def make_source(
+    name: str,
+    watch: Watch | None = None,
+    *,
+    base_url: str | None = None,
+    config: SourceConfig | None = None,
+    **kwargs: Any,
+) -> Source:
     """The client for source `name`, configured from the watch's `sources.<name>` (or `config`).
 
     `base_url` overrides the configured one (mirrors, tests); other keyword arguments
@@ -55,6 +83,9 @@ async def collect_sources(
 ) -> dict[str, CollectResult]:
     """Collect [start, end) from several sources concurrently (default: the enabled ones)."""
     names = enabled_sources(watch) if names is None else names
-    sources = [make_source(n, watch, **({k: v for k, v in kwargs.items() if k != "token"} if n != "radar" else kwargs)) for n in names]
+    sources = [
+        make_source(n, watch, **({k: v for k, v in kwargs.items() if k != "token"} if n != "radar" else kwargs))
+        for n in names
+    ]
     results = await asyncio.gather(*(s.collect(watch, start, end) for s in sources))
     return dict(zip(names, results))

@@ -1,6 +1,7 @@
 """The Source interface: what every observatory client returns for a time range of a watch.
 
-A source's `collect(watch, start, end, deadline=)` never raises and never runs past `deadline`. What it could not fetch comes back as
+A source's `collect(watch, start, end, deadline=)` never raises and never runs past `deadline`. What it could not
+fetch comes back as
 explicit `Gap`s for the entities and signals it should have covered, plus an operator `Notice`
 saying what went wrong (also what the deadline cut short: the tick's own, see
 `Playbook.tick_deadline`); what it did fetch comes back as `Observation`s with provenance.
@@ -23,7 +24,7 @@ from typing import Any, ClassVar
 import httpx
 from pydantic import BaseModel, Field
 
-from pollwatch.models import Corroboration, Gap, Notice, NoticeLevel, Observation, Provenance, entity_key, utc
+from pollwatch.models import Corroboration, Gap, Notice, NoticeLevel, Observation, entity_key, utc
 from pollwatch.playbook import SourceConfig, Watch
 from pollwatch.settings import get_settings
 from pollwatch.sources.http import MAX_RESPONSE_BYTES, FetchError, HttpClient, Sleep, user_agent
@@ -71,8 +72,10 @@ class CollectResult(BaseModel):
 
     def __repr__(self) -> str:
         # short on purpose: asyncio and loggers repr results, and a full repr of thousands of observations costs seconds
-        return (f"CollectResult(source={self.source!r}, observations={len(self.observations)}, gaps={len(self.gaps)}, "
-                f"notices={len(self.notices)}, corroborations={len(self.corroborations)}, requests={self.requests})")
+        return (
+            f"CollectResult(source={self.source!r}, observations={len(self.observations)}, gaps={len(self.gaps)}, "
+            f"notices={len(self.notices)}, corroborations={len(self.corroborations)}, requests={self.requests})"
+        )
 
     __str__ = __repr__
 
@@ -133,14 +136,19 @@ class Source(ABC):
         self._clients: list[HttpClient] = []
 
     def cache_dir(self) -> Path:
-        """Where this source keeps what it need not ask again: `options.cache_dir`, else `$POLLWATCH_HOME/cache/<source>/`."""
+        """Where this source keeps what it need not ask again: `options.cache_dir`, else
+        `$POLLWATCH_HOME/cache/<source>/`.
+        """
         return Path(self.options.get("cache_dir") or get_settings().home / "cache" / self.name)
 
     def client(self, headers: dict[str, str] | None = None, secrets: list[str] | None = None) -> HttpClient:
         """A fresh HTTP client for one collect (one per call: tasks never share clients)."""
         c = self.config
         contact = self.options.get("contact_url") or get_settings().contact_url
-        headers = {"User-Agent": user_agent(str(contact).replace("\r", "").replace("\n", "")[:200] if contact else None), **(headers or {})}
+        headers = {
+            "User-Agent": user_agent(str(contact).replace("\r", "").replace("\n", "")[:200] if contact else None),
+            **(headers or {}),
+        }
         client = HttpClient(
             self.base_url,
             timeout=c.timeout.total_seconds(),
@@ -159,7 +167,9 @@ class Source(ABC):
         self._clients.append(client)
         return client
 
-    async def collect(self, watch: Watch, start: datetime, end: datetime, deadline: datetime | None = None) -> CollectResult:
+    async def collect(
+        self, watch: Watch, start: datetime, end: datetime, deadline: datetime | None = None
+    ) -> CollectResult:
         """Fetch [start, end) for `watch` until `deadline` (if any); failures, and what the deadline cut short,
         become gaps and notices, never exceptions."""
         start, end = utc(start), utc(end)
@@ -194,7 +204,10 @@ class Source(ABC):
                 for http in self._clients:
                     run.account(http)  # the requests the deadline interrupted count too
                 when = utc(deadline) if deadline else now_utc()
-                run.out_of_time(f"the tick's deadline ({when:%H:%M:%SZ}; `tick.deadline` in the playbook)", _time.perf_counter() - began)
+                run.out_of_time(
+                    f"the tick's deadline ({when:%H:%M:%SZ}; `tick.deadline` in the playbook)",
+                    _time.perf_counter() - began,
+                )
         except Exception as exc:  # failure is data: anything unexpected still becomes gaps + a notice
             run.fail_everything(f"{type(exc).__name__}: {exc}")
         finally:
@@ -234,13 +247,24 @@ class _Run:
     def country(self) -> str:
         return self.watch.country or ""
 
-    def gap(self, entity: str, signal: str | None, reason: str, start: datetime | None = None, end: datetime | None = None) -> None:
+    def gap(
+        self, entity: str, signal: str | None, reason: str, start: datetime | None = None, end: datetime | None = None
+    ) -> None:
         key = (entity, signal)
         if start is None and end is None:
             if key in self.gapped:
                 return
             self.gapped.add(key)
-        self.result.gaps.append(Gap(source=self.source, signal=signal, entity=entity, start=start or self.start, end=end or self.end, reason=reason))
+        self.result.gaps.append(
+            Gap(
+                source=self.source,
+                signal=signal,
+                entity=entity,
+                start=start or self.start,
+                end=end or self.end,
+                reason=reason,
+            )
+        )
 
     def failed(self, err: FetchError | Exception, what: str) -> str:
         """Count a failed request (or unusable payload) and return the reason text for its gaps."""
@@ -257,7 +281,9 @@ class _Run:
             self.gap(entity, signal, f"source failed: {reason}")
 
     def out_of_time(self, why: str, spent: float) -> None:
-        """The collect was stopped (the tick's deadline, a termination): what has no data yet is a gap, what came is kept."""
+        """The collect was stopped (the tick's deadline, a termination): what has no
+        data yet is a gap, what came is kept.
+        """
         reason = f"not fetched: stopped after {spent:.0f} s by {why}"
         self.failures["deadline"] += 1
         self.first_error.setdefault("deadline", reason)
@@ -276,7 +302,9 @@ class _Run:
         self.result.attempts += http.requests
 
     def notice(self, message: str, level: NoticeLevel = NoticeLevel.warning) -> None:
-        self.result.notices.append(Notice(time=now_utc(), level=level, source=self.source, message=message, watch=self.watch.name))
+        self.result.notices.append(
+            Notice(time=now_utc(), level=level, source=self.source, message=message, watch=self.watch.name)
+        )
 
     def finish(self) -> None:
         self.result.failed_requests = sum(v for k, v in self.failures.items() if k not in ("empty", "crash"))
@@ -297,4 +325,3 @@ class _Run:
 
 def entity_of(country: str, region: str | None = None, asn: int | None = None, service: str | None = None) -> str:
     return entity_key(country, region, asn, service)
-

@@ -42,9 +42,16 @@ class CoverageRow(BaseModel):
 
     def table_row(self) -> dict[str, str | int | float]:
         return {
-            "kind": self.kind, "name": self.name, "source": self.source, "status": self.status,
-            "with data": f"{self.with_data}/{self.points}", "share": round(self.share, 3), "gaps": self.gaps,
-            "last data": iso(self.last_data) or "-", "signals": ",".join(self.signals), "without data": ", ".join(self.missing),
+            "kind": self.kind,
+            "name": self.name,
+            "source": self.source,
+            "status": self.status,
+            "with data": f"{self.with_data}/{self.points}",
+            "share": round(self.share, 3),
+            "gaps": self.gaps,
+            "last data": iso(self.last_data) or "-",
+            "signals": ",".join(self.signals),
+            "without data": ", ".join(self.missing),
         }
 
 
@@ -79,7 +86,12 @@ def _status(points: int, with_data: int, gaps: int) -> str:
     return "ok" if with_data / max(points, 1) >= OK_SHARE else "partial"
 
 
-def coverage_report(watch: Watch, observations: Iterable[Observation], gaps: Iterable[Gap] = (), expected: dict[str, list[str]] | None = None) -> list[CoverageRow]:
+def coverage_report(
+    watch: Watch,
+    observations: Iterable[Observation],
+    gaps: Iterable[Gap] = (),
+    expected: dict[str, list[str]] | None = None,
+) -> list[CoverageRow]:
     """Rows for the country, each region, provider and service, per source seen or expected.
 
     `expected` maps a dimension kind (country, region, provider, service) to the sources that
@@ -105,12 +117,24 @@ def coverage_report(watch: Watch, observations: Iterable[Observation], gaps: Ite
 
     rows: list[CoverageRow] = []
 
-    def row(kind: str, name: str, key: str, source: str, tally: _Tally, gaps_n: int, missing: list[str] | None = None) -> None:
-        rows.append(CoverageRow(
-            kind=kind, name=name, entity=key, source=source, signals=sorted(tally.signals), points=tally.points,
-            with_data=tally.with_data, gaps=gaps_n, last_data=tally.last, missing=missing or [],
-            status=_status(tally.points, tally.with_data, gaps_n),
-        ))
+    def row(
+        kind: str, name: str, key: str, source: str, tally: _Tally, gaps_n: int, missing: list[str] | None = None
+    ) -> None:
+        rows.append(
+            CoverageRow(
+                kind=kind,
+                name=name,
+                entity=key,
+                source=source,
+                signals=sorted(tally.signals),
+                points=tally.points,
+                with_data=tally.with_data,
+                gaps=gaps_n,
+                last_data=tally.last,
+                missing=missing or [],
+                status=_status(tally.points, tally.with_data, gaps_n),
+            )
+        )
 
     def sources_for(kind: str, keys: set[str]) -> list[str]:
         seen = {src for (k, src) in by_entity if k in keys} | {src for (k, src) in gap_count if k in keys}
@@ -122,7 +146,14 @@ def coverage_report(watch: Watch, observations: Iterable[Observation], gaps: Ite
     for r in watch.regions:
         key = entity_key(cc, r.code, None, None)
         for src in sources_for("region", {key}):
-            row("region", f"{r.name} ({r.code})", key, src, by_entity.get((key, src), _Tally()), gap_count.get((key, src), 0))
+            row(
+                "region",
+                f"{r.name} ({r.code})",
+                key,
+                src,
+                by_entity.get((key, src), _Tally()),
+                gap_count.get((key, src), 0),
+            )
 
     # providers: their own series plus, per source, everything measured on their network
     services = list(watch.services) + list(watch.circumvention)
@@ -133,7 +164,9 @@ def coverage_report(watch: Watch, observations: Iterable[Observation], gaps: Ite
             t = _Tally()
             t.merge(by_entity.get((key, src), _Tally()))
             n_gaps = gap_count.get((key, src), 0)
-            measures_services = src == "ooni" or any((sk, src) in by_entity or (sk, src) in gap_count for sk in svc_keys)
+            measures_services = src == "ooni" or any(
+                (sk, src) in by_entity or (sk, src) in gap_count for sk in svc_keys
+            )
             missing = []
             for sk, sname in svc_keys.items():
                 st = by_entity.get((sk, src))
@@ -167,7 +200,11 @@ def blind_spots(rows: list[CoverageRow]) -> list[str]:
     out = []
     for r in rows:
         if r.status in ("blind spot", "missing"):
-            why = "no data at all" if r.status == "missing" else f"{r.points} point(s), none with a value" + (f", {r.gaps} gap(s)" if r.gaps else "")
+            why = (
+                "no data at all"
+                if r.status == "missing"
+                else f"{r.points} point(s), none with a value" + (f", {r.gaps} gap(s)" if r.gaps else "")
+            )
             out.append(f"{r.kind} {r.name}: no data from {r.source} ({why})")
         elif r.kind == "service" and r.missing:
             out.append(f"service {r.name}: no {r.source} data on {', '.join(r.missing)}")

@@ -49,14 +49,21 @@ USER_AGENT = f"pollwatch/{__version__} (election internet-shutdown monitoring; h
 
 def user_agent(contact: str | None = None) -> str:
     """pollwatch, its version and, when configured, a contact URL for the observatories' operators."""
-    return USER_AGENT if not contact else f"pollwatch/{__version__} (+{contact}; election internet-shutdown monitoring; httpx/{httpx.__version__})"
+    return (
+        USER_AGENT
+        if not contact
+        else f"pollwatch/{__version__} (+{contact}; election internet-shutdown monitoring; httpx/{httpx.__version__})"
+    )
+
 
 # Query parameters that may carry credentials; dropped from every URL we record or print.
 SECRET_PARAMS = redact.SECRET_PARAMS
 
 
 class FetchError(Exception):
-    """A request that did not yield usable JSON. `kind`: timeout, connection, http, rate_limited, malformed, too_large."""
+    """A request that did not yield usable JSON. `kind`: timeout, connection, http,
+    rate_limited, malformed, too_large.
+    """
 
     def __init__(self, kind: str, message: str, url: str = "", status: int | None = None, attempts: int = 1) -> None:
         message, url = redact.scrub(message), redact.scrub(url)  # servers' words and exceptions' texts: outside text
@@ -244,13 +251,27 @@ class HttpClient:
                 except httpx.TimeoutException as exc:
                     err = FetchError("timeout", f"timed out ({type(exc).__name__})", shown, attempts=attempt + 1)
                 except TimeoutError:
-                    err = FetchError("timeout", f"no complete answer within the {self.deadline:g} s deadline", shown, attempts=attempt + 1)
+                    err = FetchError(
+                        "timeout",
+                        f"no complete answer within the {self.deadline:g} s deadline",
+                        shown,
+                        attempts=attempt + 1,
+                    )
                 except httpx.TransportError as exc:
-                    err = FetchError("connection", f"connection failed ({type(exc).__name__}: {exc})", shown, attempts=attempt + 1)
+                    err = FetchError(
+                        "connection", f"connection failed ({type(exc).__name__}: {exc})", shown, attempts=attempt + 1
+                    )
                 if attempt >= self.retries:
                     raise err
                 if retry_after is not None and retry_after > self.max_backoff:
-                    raise FetchError(err.kind, f"HTTP {err.status} with Retry-After {retry_after:.0f}s (longer than max_backoff {self.max_backoff:.0f}s)", shown, status=err.status, attempts=attempt + 1)
+                    raise FetchError(
+                        err.kind,
+                        f"HTTP {err.status} with Retry-After {retry_after:.0f}s (longer than max_backoff "
+                        f"{self.max_backoff:.0f}s)",
+                        shown,
+                        status=err.status,
+                        attempts=attempt + 1,
+                    )
                 await self.sleep(self._delay(attempt, retry_after))
                 attempt += 1
 
@@ -260,8 +281,10 @@ class HttpClient:
             status = resp.status_code
             if status == 429 or status >= 500:  # retried: the body is not read
                 kind = "rate_limited" if status == 429 else "http"
-                raise _Retryable(FetchError(kind, f"HTTP {status}", shown, status=status, attempts=attempts),
-                                 parse_retry_after(resp.headers.get("Retry-After")))
+                raise _Retryable(
+                    FetchError(kind, f"HTTP {status}", shown, status=status, attempts=attempts),
+                    parse_retry_after(resp.headers.get("Retry-After")),
+                )
             declared = resp.headers.get("Content-Length", "")
             if declared.isdigit() and int(declared) > self.max_bytes:
                 raise self._too_large(f"{int(declared)} bytes announced", shown, status, attempts)
@@ -279,8 +302,14 @@ class HttpClient:
 
     def _too_large(self, what: str, shown: str, status: int, attempts: int) -> FetchError:
         limit = f"{self.max_bytes / 2**20:.1f} MiB" if self.max_bytes >= 2**20 else f"{self.max_bytes} bytes"
-        return FetchError("too_large", f"response over the size limit of {limit} ({what}; the source's `max_response` in the playbook "
-                          "raises it if such answers are genuine)", shown, status=status, attempts=attempts)
+        return FetchError(
+            "too_large",
+            f"response over the size limit of {limit} ({what}; the source's `max_response` in the playbook "
+            "raises it if such answers are genuine)",
+            shown,
+            status=status,
+            attempts=attempts,
+        )
 
     @staticmethod
     def _parse(raw: bytes, status: int, shown: str, attempts: int) -> Fetched:
@@ -288,8 +317,23 @@ class HttpClient:
         try:
             payload = orjson.loads(raw)  # several times faster than json on OONI's large aggregation answers
         except orjson.JSONDecodeError as exc:
-            raise FetchError("malformed", f"response is not valid JSON ({exc.__class__.__name__}: {exc}; {len(raw)} bytes)", shown, status=status, attempts=attempts) from None
-        # an echoed secret, raw or encoded; JSON escapes (`\u0041`, `\/`) are gone once parsed, so look again at the parsed form
+            raise FetchError(
+                "malformed",
+                f"response is not valid JSON ({exc.__class__.__name__}: {exc}; {len(raw)} bytes)",
+                shown,
+                status=status,
+                attempts=attempts,
+            ) from None
+        # an echoed secret, raw or encoded; JSON escapes (`\u0041`, `\/`) are gone once parsed, so look again at the
+        # parsed form
         if redact.found_in(raw) or (b"\\" in raw and redact.found_in(orjson.dumps(payload))):
             payload = redact.scrub_data(payload)
-        return Fetched(payload=payload, url=shown, fetched_at=datetime.now(timezone.utc), payload_hash=digest, status=status, attempts=attempts, size=len(raw))
+        return Fetched(
+            payload=payload,
+            url=shown,
+            fetched_at=datetime.now(timezone.utc),
+            payload_hash=digest,
+            status=status,
+            attempts=attempts,
+            size=len(raw),
+        )

@@ -12,8 +12,10 @@ merit-nt -> telescope, gtr -> gtr (Google traffic, only when configured). By def
 datasources are those whose signal the watch's playbook assigns to source `ioda`;
 `options.datasources` overrides. IODA region codes are numeric (NetAcuity regions named after
 Natural Earth admin-1): `options.region_codes: {KZ-ALA: "1234"}` maps them explicitly; a region
-left unmapped is looked up by its playbook aliases, then its name, in `GET /entities/query?entityType=region&relatedTo=country/CC`
-(once a day, kept in memory and under `$POLLWATCH_HOME/cache/ioda/`; case, accents and words such as "oblysy", "province" or "region" are
+left unmapped is looked up by its playbook aliases, then its name, in `GET
+/entities/query?entityType=region&relatedTo=country/CC`
+(once a day, kept in memory and under `$POLLWATCH_HOME/cache/ioda/`; case, accents and words such as "oblysy",
+"province" or "region" are
 ignored). A region IODA does not know becomes a gap with one warning naming IODA's regions, not
 a request that comes back empty every tick; when the look-up itself fails the codes are sent as
 they are.
@@ -56,8 +58,22 @@ OUTAGES_PAGES = 4  # pages read per request before a notice says the rest were l
 COUNTRY_ONLY = {"gtr"}  # Google's traffic exists per country only (IODA has no gtr series for regions or networks)
 MAX_RANGE = timedelta(days=90)  # IODA refuses >= 100 days; keep a margin
 REGION_LIST_TTL = 24 * 3600.0  # seconds a country's IODA region list is reused
-_REGION_LISTS: dict[tuple[str, str], tuple[float, dict[str, str]]] = {}  # (base URL, country) -> (fetched, name -> code)
-_GENERIC_WORDS = {"oblysy", "oblast", "oblys", "province", "region", "state", "governorate", "prefecture", "county", "district", "of", "the"}
+# (base URL, country) -> (fetched, name -> code)
+_REGION_LISTS: dict[tuple[str, str], tuple[float, dict[str, str]]] = {}
+_GENERIC_WORDS = {
+    "oblysy",
+    "oblast",
+    "oblys",
+    "province",
+    "region",
+    "state",
+    "governorate",
+    "prefecture",
+    "county",
+    "district",
+    "of",
+    "the",
+}
 
 
 def region_name_key(name: str) -> str:
@@ -147,7 +163,11 @@ class IodaSource(Source):
         configured = self.options.get("datasources")
         if configured:
             return [str(d) for d in configured]
-        wanted = [ds for ds, sig in DATASOURCE_SIGNALS.items() if sig in watch.signals and watch.signals[sig].source == self.name]
+        wanted = [
+            ds
+            for ds, sig in DATASOURCE_SIGNALS.items()
+            if sig in watch.signals and watch.signals[sig].source == self.name
+        ]
         return wanted or list(DEFAULT_DATASOURCES)
 
     def entities(self, watch: Watch, region_codes: dict[str, str | None] | None = None) -> list[tuple[str, str, str]]:
@@ -158,8 +178,11 @@ class IodaSource(Source):
         cc = watch.country or ""
         codes = region_codes if region_codes is not None else self._explicit_region_codes()
         out = [("country", cc, cc)]
-        out += [("region", str(codes.get(r.code, r.code)), entity_key(cc, r.code, None, None)) for r in watch.regions
-                if codes.get(r.code, r.code) is not None]
+        out += [
+            ("region", str(codes.get(r.code, r.code)), entity_key(cc, r.code, None, None))
+            for r in watch.regions
+            if codes.get(r.code, r.code) is not None
+        ]
         out += [("asn", str(p.asn), entity_key(cc, None, p.asn, None)) for p in watch.providers]
         return out
 
@@ -182,12 +205,17 @@ class IodaSource(Source):
             if code is None:
                 unknown.append(r)
                 for ds in self.datasources(run.watch):
-                    run.gap(entity_key(run.country, r.code, None, None), DATASOURCE_SIGNALS.get(ds, ds),
-                            f"IODA has no region named {r.name!r} in {run.country}")
+                    run.gap(
+                        entity_key(run.country, r.code, None, None),
+                        DATASOURCE_SIGNALS.get(ds, ds),
+                        f"IODA has no region named {r.name!r} in {run.country}",
+                    )
         if unknown:
             names = ", ".join(sorted(known)) or "none"
-            run.notice(f"ioda: no IODA region for {', '.join(f'{r.code} ({r.name})' for r in unknown)}: map them in "
-                       f"sources.ioda.options.region_codes (IODA's regions of {run.country}, loosely named: {names})")
+            run.notice(
+                f"ioda: no IODA region for {', '.join(f'{r.code} ({r.name})' for r in unknown)}: map them in "
+                f"sources.ioda.options.region_codes (IODA's regions of {run.country}, loosely named: {names})"
+            )
         return codes
 
     async def _region_list(self, http: HttpClient, run: _Run) -> dict[str, str] | None:
@@ -198,13 +226,19 @@ class IodaSource(Source):
         path = self._region_cache_path(run.country)
         try:  # on disk too: under `serve` every tick is a process of its own
             stored = json.loads(path.read_text(encoding="utf-8"))
-            if time.time() - float(stored["fetched"]) < REGION_LIST_TTL and isinstance(stored.get("regions"), dict) and stored["regions"]:
+            if (
+                time.time() - float(stored["fetched"]) < REGION_LIST_TTL
+                and isinstance(stored.get("regions"), dict)
+                and stored["regions"]
+            ):
                 _REGION_LISTS[cache_key] = (time.monotonic(), stored["regions"])
                 return stored["regions"]
         except (OSError, ValueError, KeyError, TypeError):
             pass  # no or unreadable cache: ask IODA
         try:
-            fetched = await http.get_json("/entities/query", {"entityType": "region", "relatedTo": f"country/{run.country}"})
+            fetched = await http.get_json(
+                "/entities/query", {"entityType": "region", "relatedTo": f"country/{run.country}"}
+            )
             known = parse_regions(fetched.payload)
             if not known:
                 raise ShapeError(f"entities: IODA listed no regions for {run.country}")
@@ -219,8 +253,12 @@ class IodaSource(Source):
         return self.cache_dir() / f"regions-{country}-{hashlib.sha256(self.base_url.encode()).hexdigest()[:12]}.json"
 
     def expected(self, watch: Watch) -> list[tuple[str, str | None]]:
-        return [(key, DATASOURCE_SIGNALS.get(ds, ds)) for etype, _, key in self.entities(watch) for ds in self.datasources(watch)
-                if etype == "country" or ds not in COUNTRY_ONLY]
+        return [
+            (key, DATASOURCE_SIGNALS.get(ds, ds))
+            for etype, _, key in self.entities(watch)
+            for ds in self.datasources(watch)
+            if etype == "country" or ds not in COUNTRY_ONLY
+        ]
 
     # --- collection -----------------------------------------------------------------------
     async def _collect(self, run: _Run) -> None:
@@ -244,13 +282,24 @@ class IodaSource(Source):
             await asyncio.gather(*tasks)
             run.account(http)
 
-    async def _signals(self, http: HttpClient, run: _Run, ds: str, etype: str, group: list[tuple[str, str, str]], start: datetime, end: datetime) -> None:
+    async def _signals(
+        self,
+        http: HttpClient,
+        run: _Run,
+        ds: str,
+        etype: str,
+        group: list[tuple[str, str, str]],
+        start: datetime,
+        end: datetime,
+    ) -> None:
         signal = DATASOURCE_SIGNALS.get(ds, ds)
         codes = ",".join(code for _, code, _ in group)
         keys = {code: key for _, code, key in group}
         path = f"/signals/raw/{etype}/{codes}"
         try:
-            fetched = await http.get_json(path, {"from": int(start.timestamp()), "until": int(end.timestamp()), "datasource": ds})
+            fetched = await http.get_json(
+                path, {"from": int(start.timestamp()), "until": int(end.timestamp()), "datasource": ds}
+            )
             series = parse_signals(fetched.payload)
         except (FetchError, ShapeError) as exc:
             if isinstance(exc, ShapeError):
@@ -270,8 +319,18 @@ class IodaSource(Source):
             if s.subtype and s.datasource == "gtr":
                 sig = f"gtr.{s.subtype}"
             if s.nativeStep and s.step != s.nativeStep:
-                run.info.append(f"{ds} {etype} {s.entityCode}: values aggregated to {s.step}s (native step {s.nativeStep}s)")
-            self._points(run, key, sig, s, start if start > run.start else floor_time(start, timedelta(seconds=s.step)), end, prov)
+                run.info.append(
+                    f"{ds} {etype} {s.entityCode}: values aggregated to {s.step}s (native step {s.nativeStep}s)"
+                )
+            self._points(
+                run,
+                key,
+                sig,
+                s,
+                start if start > run.start else floor_time(start, timedelta(seconds=s.step)),
+                end,
+                prov,
+            )
         missing = [code for code in keys if code not in seen]
         if missing:
             if not series:
@@ -282,7 +341,9 @@ class IodaSource(Source):
 
     @staticmethod
     def _points(run: _Run, key: str, signal: str, s: IodaSeries, lo: datetime, end: datetime, prov: Any) -> None:
-        """Points in [lo, end): value i is at from + i*step; the first chunk keeps the point whose step covers its start."""
+        """Points in [lo, end): value i is at from + i*step; the first chunk keeps the
+        point whose step covers its start.
+        """
         country, region, asn = run.country, None, None
         if "/region=" in key:
             region = key.split("/region=", 1)[1]
@@ -293,7 +354,16 @@ class IodaSource(Source):
             if t < lo or t >= end:
                 continue
             run.result.observations.append(
-                Observation(time=t, source="ioda", signal=signal, country=country, region=region, asn=asn, value=None if v is None else float(v), provenance=prov)
+                Observation(
+                    time=t,
+                    source="ioda",
+                    signal=signal,
+                    country=country,
+                    region=region,
+                    asn=asn,
+                    value=None if v is None else float(v),
+                    provenance=prov,
+                )
             )
 
     async def _corroboration(self, http: HttpClient, run: _Run) -> None:
@@ -307,7 +377,9 @@ class IodaSource(Source):
         requests = []
         for kind in ("alerts", "events"):
             requests.append((kind, {**base, "entityType": "country", "entityCode": cc}))
-            requests += [(kind, {**base, "entityType": etype, "relatedTo": f"country/{cc}"}) for etype in ("region", "asn")]
+            requests += [
+                (kind, {**base, "entityType": etype, "relatedTo": f"country/{cc}"}) for etype in ("region", "asn")
+            ]
         results = await asyncio.gather(*(self._records(http, run, kind, p) for kind, p in requests))
         seen: set[str] = set()
         for recs in results:
@@ -333,8 +405,10 @@ class IodaSource(Source):
                 if len(data) < limit:
                     break
             else:
-                run.notice(f"ioda: more than {pages * limit} outage {kind} for {params.get('entityType')} in {run.country}; "
-                           f"the rest were not read (sources.ioda.options.record_pages)")
+                run.notice(
+                    f"ioda: more than {pages * limit} outage {kind} for {params.get('entityType')} in {run.country}; "
+                    f"the rest were not read (sources.ioda.options.record_pages)"
+                )
         except (FetchError, ShapeError) as exc:
             if isinstance(exc, ShapeError):
                 exc = shape_failure(exc)
@@ -365,10 +439,21 @@ class IodaSource(Source):
         ds = item.get("datasource")
         rid = f"ioda-alert:{etype}/{code}:{ds}:{int(when.timestamp())}:{item.get('level')}"
         return Corroboration(
-            source="ioda", kind="ioda_alert", id=rid, country=run.country, entity=self._entity(run, etype, code),
-            entity_type=etype, entity_code=code, datasource=ds, start=when, level=item.get("level"),
-            status=item.get("condition"), value=_num(item.get("value")), expected=_num(item.get("historyValue")),
-            description=item.get("method"), provenance=fetched.provenance(),
+            source="ioda",
+            kind="ioda_alert",
+            id=rid,
+            country=run.country,
+            entity=self._entity(run, etype, code),
+            entity_type=etype,
+            entity_code=code,
+            datasource=ds,
+            start=when,
+            level=item.get("level"),
+            status=item.get("condition"),
+            value=_num(item.get("value")),
+            expected=_num(item.get("historyValue")),
+            description=item.get("method"),
+            provenance=fetched.provenance(),
         )
 
     def _event(self, run: _Run, item: Any, fetched: Fetched) -> Corroboration | None:
@@ -393,9 +478,19 @@ class IodaSource(Source):
         ds = item.get("datasource")
         rid = f"ioda-event:{etype}/{code}:{ds}:{int(start.timestamp())}"
         return Corroboration(
-            source="ioda", kind="ioda_event", id=rid, country=run.country, entity=self._entity(run, etype, code or None),
-            entity_type=etype, entity_code=code or None, datasource=ds, start=start, end=end,
-            score=_num(item.get("score")), description=name or item.get("method"), provenance=fetched.provenance(),
+            source="ioda",
+            kind="ioda_event",
+            id=rid,
+            country=run.country,
+            entity=self._entity(run, etype, code or None),
+            entity_type=etype,
+            entity_code=code or None,
+            datasource=ds,
+            start=start,
+            end=end,
+            score=_num(item.get("score")),
+            description=name or item.get("method"),
+            provenance=fetched.provenance(),
         )
 
 

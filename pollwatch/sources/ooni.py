@@ -183,7 +183,15 @@ class OoniSource(Source):
         tick that finds it final; a range in the past has every complete hour final."""
         return min(floor_time(run.end, HOUR), floor_time(now_utc() - self.settle(run.watch), HOUR))
 
-    async def _one(self, http: HttpClient, run: _Run, svc: Service, asns: tuple[int, ...], window: tuple[date, date], domains: list[str | None]) -> None:
+    async def _one(
+        self,
+        http: HttpClient,
+        run: _Run,
+        svc: Service,
+        asns: tuple[int, ...],
+        window: tuple[date, date],
+        domains: list[str | None],
+    ) -> None:
         cc = run.country
         since, until = window
         day_lo = datetime(since.year, since.month, since.day, tzinfo=timezone.utc)
@@ -207,9 +215,15 @@ class OoniSource(Source):
                 hours = {h: cached[iso(h)] for h in needed}
             else:
                 params = {
-                    "probe_cc": cc, "probe_asn": ",".join(f"AS{a}" for a in asns), "test_name": svc.test, "domain": domain,
-                    "since": since.isoformat(), "until": until.isoformat(), "time_grain": "hour",
-                    "axis_x": "measurement_start_day", "axis_y": "probe_asn",
+                    "probe_cc": cc,
+                    "probe_asn": ",".join(f"AS{a}" for a in asns),
+                    "test_name": svc.test,
+                    "domain": domain,
+                    "since": since.isoformat(),
+                    "until": until.isoformat(),
+                    "time_grain": "hour",
+                    "axis_x": "measurement_start_day",
+                    "axis_y": "probe_asn",
                 }
                 try:
                     fetched = await http.get_json("/api/v1/aggregation", params)
@@ -242,8 +256,12 @@ class OoniSource(Source):
         self._emit(run, svc, asns, counts, prov, needed)
 
     @staticmethod
-    def _hours(run: _Run, svc: Service, rows: list[OoniRow], wanted: set[int], prov: Provenance, lo: datetime, hi: datetime) -> dict[datetime, dict[str, Any]]:
-        """Per hour of [lo, hi): {asns: {asn: [anomalies, failures, measurements]}, provenance} (an hour without rows: none)."""
+    def _hours(
+        run: _Run, svc: Service, rows: list[OoniRow], wanted: set[int], prov: Provenance, lo: datetime, hi: datetime
+    ) -> dict[datetime, dict[str, Any]]:
+        """Per hour of [lo, hi): {asns: {asn: [anomalies, failures, measurements]},
+        provenance} (an hour without rows: none).
+        """
         out: dict[datetime, dict[str, Any]] = {}
         t = lo
         while t < hi:
@@ -263,8 +281,15 @@ class OoniSource(Source):
             c[2] += r.measurement_count
         return out
 
-    def _emit(self, run: _Run, svc: Service, asns: tuple[int, ...], counts: dict[tuple[int, datetime], list[int]], prov: Provenance | None,
-              hours: list[datetime]) -> None:
+    def _emit(
+        self,
+        run: _Run,
+        svc: Service,
+        asns: tuple[int, ...],
+        counts: dict[tuple[int, datetime], list[int]],
+        prov: Provenance | None,
+        hours: list[datetime],
+    ) -> None:
         cc = run.country
         most = float(self.options.get("max_failed_share", MAX_FAILED_SHARE))
         failed_hours: list[str] = []
@@ -275,17 +300,38 @@ class OoniSource(Source):
                 done = total - failures
                 if total > 0 and failures > most * total:
                     # most runs could not complete the test (a probe bug, an OONI outage): no evidence either way
-                    run.gap(key, FAILURE_RATE, f"{svc.name}: {failures} of {total} OONI measurements failed to run "
-                                               f"(msm_failure) in AS{a} at {hour:%Y-%m-%dT%H:%MZ}", hour, hour + HOUR)
+                    run.gap(
+                        key,
+                        FAILURE_RATE,
+                        f"{svc.name}: {failures} of {total} OONI measurements failed to run "
+                        f"(msm_failure) in AS{a} at {hour:%Y-%m-%dT%H:%MZ}",
+                        hour,
+                        hour + HOUR,
+                    )
                     failed_hours.append(f"AS{a} {hour:%H:%MZ} ({failures}/{total})")
                     done = 0
-                run.result.observations.append(Observation(
-                    time=hour, source="ooni", signal=FAILURE_RATE, country=cc, asn=a, service=svc.name, provenance=prov,
-                    value=(anomalies / done) if done > 0 else None, count=max(done, 0)))
+                run.result.observations.append(
+                    Observation(
+                        time=hour,
+                        source="ooni",
+                        signal=FAILURE_RATE,
+                        country=cc,
+                        asn=a,
+                        service=svc.name,
+                        provenance=prov,
+                        value=(anomalies / done) if done > 0 else None,
+                        count=max(done, 0),
+                    )
+                )
         if failed_hours:
-            shown = ", ".join(failed_hours[:6]) + (f" and {len(failed_hours) - 6} more" if len(failed_hours) > 6 else "")
-            run.notice(f"ooni: data quality: most {svc.name} measurements failed to run (OONI's failure_count; not a block) "
-                       f"for {shown}; those hours are gaps", NoticeLevel.warning)
+            shown = ", ".join(failed_hours[:6]) + (
+                f" and {len(failed_hours) - 6} more" if len(failed_hours) > 6 else ""
+            )
+            run.notice(
+                f"ooni: data quality: most {svc.name} measurements failed to run (OONI's failure_count; not a block) "
+                f"for {shown}; those hours are gaps",
+                NoticeLevel.warning,
+            )
 
 
 def country_series(observations: list[Observation], asns: set[int]) -> list[Observation]:
@@ -301,8 +347,18 @@ def country_series(observations: list[Observation], asns: set[int]) -> list[Obse
             acc[1] += o.count
     out = []
     for (time, cc, svc), (failed, total, prov) in sorted(sums.items(), key=lambda kv: (kv[0][0], kv[0][2])):
-        out.append(Observation(time=time, source="ooni", signal=FAILURE_RATE, country=cc, service=svc, provenance=prov,
-                               value=round(failed / total, 6) if total else None, count=total))
+        out.append(
+            Observation(
+                time=time,
+                source="ooni",
+                signal=FAILURE_RATE,
+                country=cc,
+                service=svc,
+                provenance=prov,
+                value=round(failed / total, 6) if total else None,
+                count=total,
+            )
+        )
     return out
 
 
@@ -314,8 +370,11 @@ def _combined_provenance(provs: list[Provenance]) -> Provenance | None:
     if len(unique) == 1:
         return unique[0]
     digest = hashlib.sha256("".join(p.payload_hash or "" for p in unique).encode()).hexdigest()
-    return Provenance(request=" | ".join(p.request for p in unique), fetched_at=max(p.fetched_at for p in unique if p.fetched_at),
-                      payload_hash=digest)
+    return Provenance(
+        request=" | ".join(p.request for p in unique),
+        fetched_at=max(p.fetched_at for p in unique if p.fetched_at),
+        payload_hash=digest,
+    )
 
 
 class HourCache:

@@ -48,7 +48,9 @@ def _result(payload: Any, key: str) -> list[Any]:
         got = sorted(payload)[:6] if isinstance(payload, dict) else type(payload).__name__
         raise ShapeError(f"expected Cloudflare's envelope with 'result', got {got}")
     if payload.get("success") is False:
-        errs = "; ".join(str(e.get("message", e)) if isinstance(e, dict) else str(e) for e in payload.get("errors") or [])
+        errs = "; ".join(
+            str(e.get("message", e)) if isinstance(e, dict) else str(e) for e in payload.get("errors") or []
+        )
         raise ShapeError(f"Cloudflare reported failure: {errs[:200]}")
     result = payload["result"]
     if not isinstance(result, dict) or not isinstance(result.get(key), list):
@@ -110,15 +112,26 @@ class RadarSource(Source):
         secret = self._token.get_secret_value()
         # annotations are often published after the outage began: ask back `lookback_hours` so a late one is seen
         lookback = timedelta(hours=float(self.options.get("lookback_hours", LOOKBACK_HOURS)))
-        params = {"location": run.country, "dateStart": _iso(run.start - lookback), "dateEnd": _iso(run.end), "format": "json"}
+        params = {
+            "location": run.country,
+            "dateStart": _iso(run.start - lookback),
+            "dateEnd": _iso(run.end),
+            "format": "json",
+        }
         async with self.client(headers={"Authorization": f"Bearer {secret}"}, secrets=[secret]) as http:
             await asyncio.gather(
-                self._fetch(http, run, "/radar/annotations/outages", params, "annotations", ANNOTATIONS, self._annotation),
-                self._fetch(http, run, "/radar/traffic_anomalies", params, "trafficAnomalies", ANOMALIES, self._anomaly),
+                self._fetch(
+                    http, run, "/radar/annotations/outages", params, "annotations", ANNOTATIONS, self._annotation
+                ),
+                self._fetch(
+                    http, run, "/radar/traffic_anomalies", params, "trafficAnomalies", ANOMALIES, self._anomaly
+                ),
             )
             run.account(http)
 
-    async def _fetch(self, http: HttpClient, run: _Run, path: str, params: dict[str, Any], key: str, signal: str, parse: Any) -> None:
+    async def _fetch(
+        self, http: HttpClient, run: _Run, path: str, params: dict[str, Any], key: str, signal: str, parse: Any
+    ) -> None:
         """Pages of `limit` records (`offset` onwards) while full, at most `options.pages`; each record once (by id)."""
         limit = max(1, int(self.options.get("limit", 100)))
         pages = max(1, int(self.options.get("pages", 5)))
@@ -135,7 +148,10 @@ class RadarSource(Source):
                 if len(items) < limit:
                     break
             else:
-                run.notice(f"radar: more than {pages * limit} {key} for {run.country}; the rest were not read (sources.radar.options.pages)")
+                run.notice(
+                    f"radar: more than {pages * limit} {key} for {run.country}; the rest were not read "
+                    "(sources.radar.options.pages)"
+                )
         except (FetchError, ShapeError) as exc:
             err = shape_failure(exc) if isinstance(exc, ShapeError) else exc
             reason = run.failed(err, signal)
@@ -151,12 +167,22 @@ class RadarSource(Source):
         asns = [int(a) for a in item.get("asns") or [] if str(a).isdigit()]
         entity = entity_key(run.country, None, asns[0], None) if len(asns) == 1 else run.country
         return Corroboration(
-            source=self.name, kind="radar_annotation", id=f"radar-annotation:{item.get('id')}", country=run.country, entity=entity,
-            entity_type=(item.get("scope") or ("asn" if len(asns) == 1 else "location")), entity_code=",".join(str(a) for a in asns) or None,
-            datasource=item.get("dataSource"), start=start, end=_time(item.get("endDate")),
+            source=self.name,
+            kind="radar_annotation",
+            id=f"radar-annotation:{item.get('id')}",
+            country=run.country,
+            entity=entity,
+            entity_type=(item.get("scope") or ("asn" if len(asns) == 1 else "location")),
+            entity_code=",".join(str(a) for a in asns) or None,
+            datasource=item.get("dataSource"),
+            start=start,
+            end=_time(item.get("endDate")),
             cause=outage.get("outageCause") if isinstance(outage, dict) else None,
             outage_type=outage.get("outageType") if isinstance(outage, dict) else None,
-            status=item.get("eventType"), description=item.get("description"), url=item.get("linkedUrl"), provenance=fetched.provenance(),
+            status=item.get("eventType"),
+            description=item.get("description"),
+            url=item.get("linkedUrl"),
+            provenance=fetched.provenance(),
         )
 
     def _anomaly(self, run: _Run, item: Any, fetched: Fetched) -> Corroboration | None:
@@ -169,8 +195,16 @@ class RadarSource(Source):
         asn = str(asn_details.get("asn", "")) if isinstance(asn_details, dict) else ""
         entity = entity_key(run.country, None, int(asn), None) if asn.isdigit() else run.country
         return Corroboration(
-            source=self.name, kind="radar_anomaly", id=f"radar-anomaly:{item.get('uuid')}", country=run.country, entity=entity,
-            entity_type=item.get("type"), entity_code=asn or (item.get("locationDetails") or {}).get("code"),
-            start=start, end=_time(item.get("endDate")), status=item.get("status"),
-            description=(asn_details.get("name") if isinstance(asn_details, dict) else None), provenance=fetched.provenance(),
+            source=self.name,
+            kind="radar_anomaly",
+            id=f"radar-anomaly:{item.get('uuid')}",
+            country=run.country,
+            entity=entity,
+            entity_type=item.get("type"),
+            entity_code=asn or (item.get("locationDetails") or {}).get("code"),
+            start=start,
+            end=_time(item.get("endDate")),
+            status=item.get("status"),
+            description=(asn_details.get("name") if isinstance(asn_details, dict) else None),
+            provenance=fetched.provenance(),
         )

@@ -10,13 +10,13 @@
   `ripe_visibility` (routed IPv4 prefixes) and `ripe_routed_asns`, one per resolution step.
 
 Every call carries `sourceapp` (RIPEstat asks clients to identify themselves; `options.sourceapp`,
-default "pollwatch"). Every response has RIPEstat's envelope `{status, status_code, messages, data, query_id, time, ...}`.
+default "pollwatch"). Every response has RIPEstat's envelope `{status, status_code, messages, data, query_id, time,
+...}`.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -81,7 +81,9 @@ def parse_resource_list(payload: Any, country: str) -> tuple[list[int], list[str
         raise ShapeError("country-resource-list: 'data.resources' should be an object with asn/ipv4/ipv6 lists")
     for key in ("asn", "ipv4", "ipv6"):
         if not isinstance(res.get(key) or [], list):
-            raise ShapeError(f"country-resource-list: 'data.resources.{key}' should be a list, got {type(res[key]).__name__}")
+            raise ShapeError(
+                f"country-resource-list: 'data.resources.{key}' should be a list, got {type(res[key]).__name__}"
+            )
     try:
         asns = sorted({int(str(a).upper().removeprefix("AS")) for a in res.get("asn") or []})
     except ValueError as exc:
@@ -100,7 +102,9 @@ def parse_resource_stats(payload: Any) -> list[_Stat]:
         return [_Stat.model_validate(s) for s in stats]
     except ValidationError as exc:
         err = exc.errors()[0]
-        raise ShapeError(f"country-resource-stats: field {'.'.join(str(x) for x in err['loc'])}: {err['msg']}") from None
+        raise ShapeError(
+            f"country-resource-stats: field {'.'.join(str(x) for x in err['loc'])}: {err['msg']}"
+        ) from None
 
 
 class RipestatSource(Source):
@@ -138,9 +142,19 @@ class RipestatSource(Source):
                     return cached
             except (ValueError, OSError):
                 pass  # unreadable cache: fetch again
-        fetched = await http.get_json("/data/country-resource-list/data.json", self._params(resource=country, v4_format="prefix"))
+        fetched = await http.get_json(
+            "/data/country-resource-list/data.json", self._params(resource=country, v4_format="prefix")
+        )
         asns, ipv4, ipv6, qt = parse_resource_list(fetched.payload, country)
-        res = CountryResources(country=country, asns=asns, ipv4=ipv4, ipv6=ipv6, query_time=qt, fetched_at=fetched.fetched_at, provenance=fetched.provenance())
+        res = CountryResources(
+            country=country,
+            asns=asns,
+            ipv4=ipv4,
+            ipv6=ipv6,
+            query_time=qt,
+            fetched_at=fetched.fetched_at,
+            provenance=fetched.provenance(),
+        )
         write_atomic(path, res.model_dump_json())  # a read-only home only costs a refetch next time
         return res
 
@@ -161,13 +175,19 @@ class RipestatSource(Source):
         unknown = [p for p in run.watch.providers if p.asn not in set(res.asns)]
         if unknown and res.asns:
             names = ", ".join(f"AS{p.asn} ({p.name})" for p in unknown)
-            run.info.append(f"not registered to {run.country} per RIPEstat's country-resource-list ({len(res.asns)} ASNs): {names}")
+            run.info.append(
+                f"not registered to {run.country} per RIPEstat's country-resource-list ({len(res.asns)} ASNs): {names}"
+            )
 
     async def _stats(self, http: HttpClient, run: _Run) -> None:
         res = self.resolution(run.start, run.end)
         step = parse_duration(res)
-        params = self._params(resource=run.country, starttime=run.start.strftime("%Y-%m-%dT%H:%M:%S"),
-                              endtime=run.end.strftime("%Y-%m-%dT%H:%M:%S"), resolution=res)
+        params = self._params(
+            resource=run.country,
+            starttime=run.start.strftime("%Y-%m-%dT%H:%M:%S"),
+            endtime=run.end.strftime("%Y-%m-%dT%H:%M:%S"),
+            resolution=res,
+        )
         try:
             fetched = await http.get_json("/data/country-resource-stats/data.json", params)
             stats = parse_resource_stats(fetched.payload)
@@ -192,11 +212,21 @@ class RipestatSource(Source):
                         if (sig, t) in seen:
                             continue
                         seen.add((sig, t))
-                        run.result.observations.append(Observation(time=t, source=self.name, signal=sig, country=run.country, value=None if val is None else float(val), provenance=prov))
+                        run.result.observations.append(
+                            Observation(
+                                time=t,
+                                source=self.name,
+                                signal=sig,
+                                country=run.country,
+                                value=None if val is None else float(val),
+                                provenance=prov,
+                            )
+                        )
                     t += step
         if not seen:
             for sig in (VISIBILITY, ROUTED_ASNS):
-                run.gap(run.country, sig, f"country-resource-stats returned no statistics for the range ({fetched.url})")
+                run.gap(
+                    run.country, sig, f"country-resource-stats returned no statistics for the range ({fetched.url})"
+                )
             run.failures["empty"] += 1
             run.first_error.setdefault("empty", f"country-resource-stats: no statistics ({fetched.url})")
-

@@ -80,7 +80,9 @@ class Route:
 
 
 def route(pattern: str, params: str = "", required: str = "", upstream: str = "") -> Route:
-    return Route(pattern, frozenset(params.split()) | frozenset(required.split()), frozenset(required.split()), upstream)
+    return Route(
+        pattern, frozenset(params.split()) | frozenset(required.split()), frozenset(required.split()), upstream
+    )
 
 
 @dataclass
@@ -205,7 +207,10 @@ class FakeAPI:
         elif fault == "429":
             status, headers, body = 429, {"Retry-After": self.retry_after}, b'{"error": "too many requests"}'
         elif fault == "echo_auth":
-            status, body = 400, json.dumps({"error": f"bad request with Authorization {h.headers.get('Authorization')}"}).encode()
+            status, body = (
+                400,
+                json.dumps({"error": f"bad request with Authorization {h.headers.get('Authorization')}"}).encode(),
+            )
         elif fault == "echo":
             auth = h.headers.get("Authorization", "").removeprefix("Bearer ")
             message = echo_text(self.echo_secrets or [auth])
@@ -246,7 +251,11 @@ class FakeAPI:
 
     def huge_parts(self, path: str, query: dict[str, str]) -> tuple[bytes, bytes, bytes]:
         """A JSON document in the API's shape as (head, item repeated as often as needed, tail)."""
-        return b'{"v": 0, "result": [', b'{"anomaly_count": 1, "measurement_count": 10}, ', b'{"anomaly_count": 1, "measurement_count": 10}]}'
+        return (
+            b'{"v": 0, "result": [',
+            b'{"anomaly_count": 1, "measurement_count": 10}, ',
+            b'{"anomaly_count": 1, "measurement_count": 10}]}',
+        )
 
     def _send_huge(self, h: BaseHTTPRequestHandler, path: str, query: dict[str, str], fault: str) -> None:
         head, item, tail = self.huge_parts(path, query)
@@ -350,13 +359,28 @@ class IodaFake(FakeAPI):
 
     prefix = "/v2"
     routes = (
-        route("/signals/raw/{entityType}/{entityCode}", "datasource maxPoints noinflux sourceParams", "from until",
-              IODA_CONTROLLERS + "SignalsController.php"),
-        route("/entities/query", "entityType entityCode relatedTo search limit page", "", IODA_CONTROLLERS + "EntitiesController.php"),
+        route(
+            "/signals/raw/{entityType}/{entityCode}",
+            "datasource maxPoints noinflux sourceParams",
+            "from until",
+            IODA_CONTROLLERS + "SignalsController.php",
+        ),
+        route(
+            "/entities/query",
+            "entityType entityCode relatedTo search limit page",
+            "",
+            IODA_CONTROLLERS + "EntitiesController.php",
+        ),
         route("/outages/alerts", OUTAGES_PARAMS, "from until", IODA_CONTROLLERS + "OutagesController.php"),
-        route("/outages/events", OUTAGES_PARAMS + " includeAlerts format orderBy overall", "from until",
-              IODA_CONTROLLERS + "OutagesController.php"),
-        route("/outages/summary", OUTAGES_PARAMS + " orderBy", "from until", IODA_CONTROLLERS + "OutagesController.php"),
+        route(
+            "/outages/events",
+            OUTAGES_PARAMS + " includeAlerts format orderBy overall",
+            "from until",
+            IODA_CONTROLLERS + "OutagesController.php",
+        ),
+        route(
+            "/outages/summary", OUTAGES_PARAMS + " orderBy", "from until", IODA_CONTROLLERS + "OutagesController.php"
+        ),
     )
 
     def __init__(self, latency: float = 0.0) -> None:
@@ -368,10 +392,30 @@ class IodaFake(FakeAPI):
         self.events: list[dict[str, Any]] = []
         self.max_range = 100 * 86400
         # /entities/query regions per country: numeric codes, Natural Earth admin-1 style names (as IODA has them)
-        self.regions: dict[str, list[dict[str, Any]]] = {"KZ": [
-            {"code": str(4100 + i), "name": name, "type": "region", "attrs": {"country_code": "KZ", "fqid": f"geo.netacuity.AS.KZ.{4100 + i}"}}
-            for i, name in enumerate(["Almaty", "Almaty City", "Aqmola", "Astana", "East Kazakhstan", "Qaraghandy",
-                                      "South Kazakhstan", "Mangghystaū", "Pavlodar", "Zhambyl"])]}
+        self.regions: dict[str, list[dict[str, Any]]] = {
+            "KZ": [
+                {
+                    "code": str(4100 + i),
+                    "name": name,
+                    "type": "region",
+                    "attrs": {"country_code": "KZ", "fqid": f"geo.netacuity.AS.KZ.{4100 + i}"},
+                }
+                for i, name in enumerate(
+                    [
+                        "Almaty",
+                        "Almaty City",
+                        "Aqmola",
+                        "Astana",
+                        "East Kazakhstan",
+                        "Qaraghandy",
+                        "South Kazakhstan",
+                        "Mangghystaū",
+                        "Pavlodar",
+                        "Zhambyl",
+                    ]
+                )
+            ]
+        }
 
     def drop(self, code: str, start: datetime, end: datetime, factor: float) -> None:
         self.drops.append((code, start, end, factor))
@@ -388,15 +432,19 @@ class IodaFake(FakeAPI):
 
     def _envelope(self, typ: str, query: dict[str, str], data: Any, error: str | None = None) -> dict[str, Any]:
         return {
-            "type": typ, "metadata": {"requestTime": "2019-06-09T00:00:00+00:00", "responseTime": "2019-06-09T00:00:01+00:00"},
-            "requestParameters": query, "error": error, "perf": None, "data": None if error else data,
+            "type": typ,
+            "metadata": {"requestTime": "2019-06-09T00:00:00+00:00", "responseTime": "2019-06-09T00:00:01+00:00"},
+            "requestParameters": query,
+            "error": error,
+            "perf": None,
+            "data": None if error else data,
             "copyright": "fake IODA for pollwatch tests",
         }
 
     def respond(self, path: str, query: dict[str, str], headers: Any, empty: bool) -> tuple[int, Any]:
         hit = self.route_of(path)
         if hit is None:
-            return 404, self._envelope("error", query, None, f"No route found for \"GET {self.prefix}{path}\"")
+            return 404, self._envelope("error", query, None, f'No route found for "GET {self.prefix}{path}"')
         r, args = hit
         if r.pattern.startswith("/signals/raw/"):
             return self._signals(args["entityType"], args["entityCode"], query, empty)
@@ -430,8 +478,15 @@ class IodaFake(FakeAPI):
         rel_type, _, rel_code = query.get("relatedTo", "").partition("/")
         etype, codes = query.get("entityType"), query.get("entityCode")
         records = self.alerts if kind == "alerts" else self.events
-        out = [] if empty else [{k: v for k, v in rec.items() if not k.startswith("_")} for rec in records
-                                if _rec_matches(rec, kind, etype, codes, rel_type, rel_code) and _rec_in(rec, kind, frm, until)]
+        out = (
+            []
+            if empty
+            else [
+                {k: v for k, v in rec.items() if not k.startswith("_")}
+                for rec in records
+                if _rec_matches(rec, kind, etype, codes, rel_type, rel_code) and _rec_in(rec, kind, frm, until)
+            ]
+        )
         if page is not None:
             first = int(page) * int(limit)
             out = out[first : first + int(limit)]
@@ -444,9 +499,26 @@ class IodaFake(FakeAPI):
 
     def huge_parts(self, path: str, query: dict[str, str]) -> tuple[bytes, bytes, bytes]:
         etype, code = (path.split("/") + ["", "", "", "", ""])[3:5]  # /signals/raw/{type}/{codes}
-        env = json.dumps(self._envelope("signals", query, [[{"entityType": etype, "entityCode": code, "datasource": query.get("datasource", "bgp"),
-                                                            "from": int(query.get("from", 0)), "until": int(query.get("until", 0)),
-                                                            "step": 300, "nativeStep": 300, "values": ["VALUES"]}]])).encode()
+        env = json.dumps(
+            self._envelope(
+                "signals",
+                query,
+                [
+                    [
+                        {
+                            "entityType": etype,
+                            "entityCode": code,
+                            "datasource": query.get("datasource", "bgp"),
+                            "from": int(query.get("from", 0)),
+                            "until": int(query.get("until", 0)),
+                            "step": 300,
+                            "nativeStep": 300,
+                            "values": ["VALUES"],
+                        }
+                    ]
+                ],
+            )
+        ).encode()
         head, tail = env.split(b'"VALUES"')
         return head, b"1523.0, ", b"1523.0" + tail
 
@@ -468,8 +540,20 @@ class IodaFake(FakeAPI):
                     step = IODA_STEPS.get(ds, 300)
                     t0 = frm - frm % step
                     values = [self.value(etype, code, ds, t) for t in range(t0, until, step)]
-                    series.append({"entityType": etype, "entityCode": code, "entityName": f"{etype} {code}", "datasource": ds,
-                                   "subtype": "", "from": t0, "until": until, "step": step, "nativeStep": step, "values": values})
+                    series.append(
+                        {
+                            "entityType": etype,
+                            "entityCode": code,
+                            "entityName": f"{etype} {code}",
+                            "datasource": ds,
+                            "subtype": "",
+                            "from": t0,
+                            "until": until,
+                            "step": step,
+                            "nativeStep": step,
+                            "values": values,
+                        }
+                    )
                 data.append(series)
         return 200, self._envelope("signals", query, data)
 
@@ -494,7 +578,9 @@ def _rec_in(rec: dict[str, Any], kind: str, frm: int, until: int) -> bool:
     return int(rec["start"]) < until and int(rec["start"]) + int(rec.get("duration") or 0) >= frm
 
 
-def _rec_matches(rec: dict[str, Any], kind: str, etype: str | None, codes: str | None, rel_type: str, rel_code: str) -> bool:
+def _rec_matches(
+    rec: dict[str, Any], kind: str, etype: str | None, codes: str | None, rel_type: str, rel_code: str
+) -> bool:
     """The entity filters: entityType, entityCode (comma separated), relatedTo=type/code (a region or
     network of a country: the fake's records carry their country in `entity.attrs.country_code`)."""
     rtype, rcode = _rec_entity(rec, kind)
@@ -507,17 +593,52 @@ def _rec_matches(rec: dict[str, Any], kind: str, etype: str | None, codes: str |
     return True
 
 
-def ioda_alert(etype: str, code: str, when: datetime, ds: str = "bgp", level: str = "critical", value: float = 10.0, history: float = 1000.0,
-               country: str = "KZ") -> dict[str, Any]:
-    """An /outages/alerts record as src/Entity/OutagesAlertNormalizer.php writes it (`_country`: the fake's relatedTo)."""
-    return {"_country": country, "datasource": ds, "entity": {"type": etype, "code": code, "name": f"{etype} {code}", "attrs": {}}, "time": _ts(when),
-            "level": level, "condition": "< 0.5", "value": value, "historyValue": history, "method": "median"}
+def ioda_alert(
+    etype: str,
+    code: str,
+    when: datetime,
+    ds: str = "bgp",
+    level: str = "critical",
+    value: float = 10.0,
+    history: float = 1000.0,
+    country: str = "KZ",
+) -> dict[str, Any]:
+    """An /outages/alerts record as src/Entity/OutagesAlertNormalizer.php writes it
+    (`_country`: the fake's relatedTo).
+    """
+    return {
+        "_country": country,
+        "datasource": ds,
+        "entity": {"type": etype, "code": code, "name": f"{etype} {code}", "attrs": {}},
+        "time": _ts(when),
+        "level": level,
+        "condition": "< 0.5",
+        "value": value,
+        "historyValue": history,
+        "method": "median",
+    }
 
 
-def ioda_event(etype: str, code: str, start: datetime, end: datetime, ds: str = "bgp", score: float = 1234.5, country: str = "KZ") -> dict[str, Any]:
-    """An /outages/events record in the codf format of src/Entity/OutagesEventNormalizer.php (`_country`: the fake's relatedTo)."""
-    return {"_country": country, "location": f"{etype}/{code}", "location_name": f"{etype} {code}", "start": _ts(start), "duration": _ts(end) - _ts(start),
-            "uncertainty": None, "status": 0, "fraction": None, "score": score, "method": "median", "datasource": ds, "overlaps_window": False}
+def ioda_event(
+    etype: str, code: str, start: datetime, end: datetime, ds: str = "bgp", score: float = 1234.5, country: str = "KZ"
+) -> dict[str, Any]:
+    """An /outages/events record in the codf format of
+    src/Entity/OutagesEventNormalizer.php (`_country`: the fake's relatedTo).
+    """
+    return {
+        "_country": country,
+        "location": f"{etype}/{code}",
+        "location_name": f"{etype} {code}",
+        "start": _ts(start),
+        "duration": _ts(end) - _ts(start),
+        "uncertainty": None,
+        "status": 0,
+        "fraction": None,
+        "score": score,
+        "method": "median",
+        "datasource": ds,
+        "overlaps_window": False,
+    }
 
 
 # --- OONI ------------------------------------------------------------------------------------
@@ -541,21 +662,38 @@ class OoniFake(FakeAPI):
     (fault "429"; `retry_after` adds a Retry-After header, which the limiter does not send)."""
 
     routes = (
-        route("/api/v1/aggregation", "input domain category_code probe_cc probe_asn test_name ooni_run_link_id since until "
-              "time_grain axis_x axis_y format download", "", OONI_AGGREGATION),
+        route(
+            "/api/v1/aggregation",
+            "input domain category_code probe_cc probe_asn test_name ooni_run_link_id since until "
+            "time_grain axis_x axis_y format download",
+            "",
+            OONI_AGGREGATION,
+        ),
     )
 
     def __init__(self, latency: float = 0.0) -> None:
         super().__init__(latency)
         self.silent: set[int] = set()  # ASNs with no measurements at all (blind spots)
-        self.blocks: list[tuple[str, str | None, int | None, datetime, datetime, float]] = []  # (test, domain, asn, start, end, share failing)
-        self.run_failures: list[tuple[str, int | None, datetime, datetime, float]] = []  # (test, asn, start, end, share of runs failed)
+        # (test, domain, asn, start, end, share failing)
+        self.blocks: list[tuple[str, str | None, int | None, datetime, datetime, float]] = []
+        # (test, asn, start, end, share of runs failed)
+        self.run_failures: list[tuple[str, int | None, datetime, datetime, float]] = []
         self.per_hour = 10  # measurements per (asn, test, domain, hour) unless silent
 
-    def block(self, test: str, start: datetime, end: datetime, share: float = 1.0, asn: int | None = None, domain: str | None = None) -> None:
+    def block(
+        self,
+        test: str,
+        start: datetime,
+        end: datetime,
+        share: float = 1.0,
+        asn: int | None = None,
+        domain: str | None = None,
+    ) -> None:
         self.blocks.append((test, domain, asn, start, end, share))
 
-    def failing_runs(self, test: str, start: datetime, end: datetime, share: float = 1.0, asn: int | None = None) -> None:
+    def failing_runs(
+        self, test: str, start: datetime, end: datetime, share: float = 1.0, asn: int | None = None
+    ) -> None:
         """Probes that could not complete the test (msm_failure): a probe bug or an OONI outage, not a block."""
         self.run_failures.append((test, asn, start, end, share))
 
@@ -563,7 +701,12 @@ class OoniFake(FakeAPI):
         n = 0 if asn in self.silent else self.per_hour
         share = failed_share = 0.0
         for b_test, b_domain, b_asn, s, e, sh in self.blocks:
-            if b_test == test and (b_domain is None or b_domain == domain) and (b_asn is None or b_asn == asn) and s <= hour < e:
+            if (
+                b_test == test
+                and (b_domain is None or b_domain == domain)
+                and (b_asn is None or b_asn == asn)
+                and s <= hour < e
+            ):
                 share = max(share, sh)
         for f_test, f_asn, s, e, sh in self.run_failures:
             if f_test == test and (f_asn is None or f_asn == asn) and s <= hour < e:
@@ -572,8 +715,13 @@ class OoniFake(FakeAPI):
         bad = round((n - failure) * share)  # anomaly and confirmed exclude failed runs (countIf ... msm_failure = 'f')
         confirmed = bad // 3
         anomaly = bad - confirmed
-        return {"anomaly_count": anomaly, "confirmed_count": confirmed, "failure_count": failure,
-                "ok_count": n - anomaly - confirmed - failure, "measurement_count": n}
+        return {
+            "anomaly_count": anomaly,
+            "confirmed_count": confirmed,
+            "failure_count": failure,
+            "ok_count": n - anomaly - confirmed - failure,
+            "measurement_count": n,
+        }
 
     def respond(self, path: str, query: dict[str, str], headers: Any, empty: bool) -> tuple[int, Any]:
         if self.route_of(path) is None:
@@ -583,12 +731,29 @@ class OoniFake(FakeAPI):
         except KeyError:
             return 400, {"detail": "the fake needs since and until (the service defaults them to six months)"}
         except ValueError:
-            return 422, {"detail": [{"type": "date_from_datetime_parsing", "loc": ["query", "since"], "msg": "Input should be a valid date"}]}
+            return 422, {
+                "detail": [
+                    {
+                        "type": "date_from_datetime_parsing",
+                        "loc": ["query", "since"],
+                        "msg": "Input should be a valid date",
+                    }
+                ]
+            }
         if query.get("domain") is not None and len(query["domain"]) < 3:
-            return 422, {"detail": [{"type": "string_too_short", "loc": ["query", "domain"], "msg": "String should have at least 3 characters"}]}
+            return 422, {
+                "detail": [
+                    {
+                        "type": "string_too_short",
+                        "loc": ["query", "domain"],
+                        "msg": "String should have at least 3 characters",
+                    }
+                ]
+            }
         grain = query.get("time_grain", "auto")
         if until <= since or (grain == "hour" and until - since > timedelta(days=7)):
-            return 500, "Internal Server Error"  # _resolve_time_grain raises in where_by_date, outside the handler's try
+            # _resolve_time_grain raises in where_by_date, outside the handler's try
+            return 500, "Internal Server Error"
         try:
             asns = [int(a[2:]) if a.startswith("AS") else int(a) for a in query.get("probe_asn", "").split(",") if a]
         except ValueError:
@@ -601,14 +766,27 @@ class OoniFake(FakeAPI):
             stop = datetime(until.year, until.month, until.day, tzinfo=timezone.utc)
             while t < stop:
                 for a in asns:
-                    total = {"anomaly_count": 0, "confirmed_count": 0, "failure_count": 0, "ok_count": 0, "measurement_count": 0}
+                    total = {
+                        "anomaly_count": 0,
+                        "confirmed_count": 0,
+                        "failure_count": 0,
+                        "ok_count": 0,
+                        "measurement_count": 0,
+                    }
                     for d in domains:
                         for k, v in self.counts(test, d, a, t).items():
                             total[k] += v
                     if total["measurement_count"]:
-                        rows.append({**total, "measurement_start_day": t.strftime("%Y-%m-%dT%H:%M:%SZ"), "probe_asn": a})
+                        rows.append(
+                            {**total, "measurement_start_day": t.strftime("%Y-%m-%dT%H:%M:%SZ"), "probe_asn": a}
+                        )
                 t += timedelta(hours=1)
-        return 200, {"v": 0, "dimension_count": 2, "db_stats": {"row_count": len(rows), "bytes": 0, "total_row_count": 0, "elapsed_seconds": 0.01}, "result": rows}
+        return 200, {
+            "v": 0,
+            "dimension_count": 2,
+            "db_stats": {"row_count": len(rows), "bytes": 0, "total_row_count": 0, "elapsed_seconds": 0.01},
+            "result": rows,
+        }
 
 
 # --- RIPEstat --------------------------------------------------------------------------------
@@ -619,12 +797,18 @@ RIPESTAT_DOCS = "stat.ripe.net/docs/data_api (RIPEstat's server code is not publ
 
 class RipestatFake(FakeAPI):
     """RIPEstat's Data API as its documentation declares the two data calls (`routes`; stat.ripe.net/docs/data_api:
-    RIPE NCC publishes no server code): /data/country-resource-list/data.json and /data/country-resource-stats/data.json, each with
+    RIPE NCC publishes no server code): /data/country-resource-list/data.json and
+    /data/country-resource-stats/data.json, each with
     `sourceapp` (RIPEstat asks every client to name itself), in RIPEstat's envelope."""
 
     routes = (
         route("/data/country-resource-list/data.json", "time v4_format sourceapp", "resource", RIPESTAT_DOCS),
-        route("/data/country-resource-stats/data.json", "starttime endtime resolution sourceapp", "resource", RIPESTAT_DOCS),
+        route(
+            "/data/country-resource-stats/data.json",
+            "starttime endtime resolution sourceapp",
+            "resource",
+            RIPESTAT_DOCS,
+        ),
     )
 
     def __init__(self, latency: float = 0.0) -> None:
@@ -635,18 +819,41 @@ class RipestatFake(FakeAPI):
         self.drops: list[tuple[datetime, datetime, float]] = []
 
     def _envelope(self, call: str, data: Any, status: str = "ok") -> dict[str, Any]:
-        return {"messages": [], "see_also": [], "version": "1.0", "data_call_name": call, "data_call_status": "supported",
-                "cached": False, "data": data, "query_id": "fake", "process_time": 1, "server_id": "fake", "build_version": "fake",
-                "status": status, "status_code": 200, "time": "2019-06-09T00:00:00.000000"}
+        return {
+            "messages": [],
+            "see_also": [],
+            "version": "1.0",
+            "data_call_name": call,
+            "data_call_status": "supported",
+            "cached": False,
+            "data": data,
+            "query_id": "fake",
+            "process_time": 1,
+            "server_id": "fake",
+            "build_version": "fake",
+            "status": status,
+            "status_code": 200,
+            "time": "2019-06-09T00:00:00.000000",
+        }
 
     def error_payload(self, message: str, path: str, query: dict[str, str]) -> Any:
-        return {**self._envelope(path.split("/")[2] if path.count("/") > 2 else "unknown", {}, status="error"), "messages": [["error", message]]}
+        return {
+            **self._envelope(path.split("/")[2] if path.count("/") > 2 else "unknown", {}, status="error"),
+            "messages": [["error", message]],
+        }
 
     def respond(self, path: str, query: dict[str, str], headers: Any, empty: bool) -> tuple[int, Any]:
         cc = query.get("resource", "").upper()
         if path == "/data/country-resource-list/data.json":
-            res = {"asn": [], "ipv4": [], "ipv6": []} if empty else self.resources.get(cc, {"asn": [], "ipv4": [], "ipv6": []})
-            return 200, self._envelope("country-resource-list", {"resources": res, "query_time": "2019-06-09T00:00:00.000000", "resource": cc.lower()})
+            res = (
+                {"asn": [], "ipv4": [], "ipv6": []}
+                if empty
+                else self.resources.get(cc, {"asn": [], "ipv4": [], "ipv6": []})
+            )
+            return 200, self._envelope(
+                "country-resource-list",
+                {"resources": res, "query_time": "2019-06-09T00:00:00.000000", "resource": cc.lower()},
+            )
         if path == "/data/country-resource-stats/data.json":
             step = {"5m": 300, "1h": 3600, "1d": 86400, "1w": 604800}.get(query.get("resolution", "5m"), 300)
             start, end = _utc(query["starttime"]), _utc(query["endtime"])
@@ -654,12 +861,34 @@ class RipestatFake(FakeAPI):
             t = datetime.fromtimestamp(_ts(start) - _ts(start) % step, tz=timezone.utc)
             while not empty and t < end:
                 factor = min([f for s, e, f in self.drops if s <= t < e], default=1.0)
-                stats.append({"timeline": [{"starttime": t.strftime("%Y-%m-%dT%H:%M:%S"), "endtime": (t + timedelta(seconds=step)).strftime("%Y-%m-%dT%H:%M:%S")}],
-                              "v4_prefixes_ris": int(self.visibility * factor), "v6_prefixes_ris": 10, "asns_ris": int(self.routed_asns * factor),
-                              "v4_prefixes_stats": 1200, "v6_prefixes_stats": 12, "asns_stats": 150, "stats_date": t.strftime("%Y-%m-%dT%H:%M:%S")})
+                stats.append(
+                    {
+                        "timeline": [
+                            {
+                                "starttime": t.strftime("%Y-%m-%dT%H:%M:%S"),
+                                "endtime": (t + timedelta(seconds=step)).strftime("%Y-%m-%dT%H:%M:%S"),
+                            }
+                        ],
+                        "v4_prefixes_ris": int(self.visibility * factor),
+                        "v6_prefixes_ris": 10,
+                        "asns_ris": int(self.routed_asns * factor),
+                        "v4_prefixes_stats": 1200,
+                        "v6_prefixes_stats": 12,
+                        "asns_stats": 150,
+                        "stats_date": t.strftime("%Y-%m-%dT%H:%M:%S"),
+                    }
+                )
                 t += timedelta(seconds=step)
-            return 200, self._envelope("country-resource-stats", {"stats": stats, "resource": cc.lower(), "resolution": query.get("resolution"),
-                                                                  "query_starttime": query["starttime"], "query_endtime": query["endtime"]})
+            return 200, self._envelope(
+                "country-resource-stats",
+                {
+                    "stats": stats,
+                    "resource": cc.lower(),
+                    "resolution": query.get("resolution"),
+                    "query_starttime": query["starttime"],
+                    "query_endtime": query["endtime"],
+                },
+            )
         return 404, self._envelope("unknown", {}, status="error")
 
 
@@ -679,9 +908,15 @@ class RadarFake(FakeAPI):
 
     prefix = "/client/v4"
     routes = (
-        route("/radar/annotations/outages", RADAR_COMMON + " dataSource outageType outageCause tags query geoId origin tld ca log bot",
-              "", RADAR_SCHEMA + " radar-get-annotations-outages"),
-        route("/radar/traffic_anomalies", RADAR_COMMON + " status type", "", RADAR_SCHEMA + " radar-get-traffic-anomalies"),
+        route(
+            "/radar/annotations/outages",
+            RADAR_COMMON + " dataSource outageType outageCause tags query geoId origin tld ca log bot",
+            "",
+            RADAR_SCHEMA + " radar-get-annotations-outages",
+        ),
+        route(
+            "/radar/traffic_anomalies", RADAR_COMMON + " status type", "", RADAR_SCHEMA + " radar-get-traffic-anomalies"
+        ),
     )
 
     def __init__(self, token: str = "radar-test-token", latency: float = 0.0) -> None:
@@ -695,9 +930,19 @@ class RadarFake(FakeAPI):
 
     def respond(self, path: str, query: dict[str, str], headers: Any, empty: bool) -> tuple[int, Any]:
         if headers.get("Authorization") != f"Bearer {self.token}":
-            return 403, {"success": False, "errors": [{"code": 10000, "message": "Authentication error"}], "messages": [], "result": None}
+            return 403, {
+                "success": False,
+                "errors": [{"code": 10000, "message": "Authentication error"}],
+                "messages": [],
+                "result": None,
+            }
         if self.route_of(path) is None:
-            return 404, {"success": False, "errors": [{"code": 7000, "message": "No route for that URI"}], "messages": [], "result": None}
+            return 404, {
+                "success": False,
+                "errors": [{"code": 7000, "message": "No route for that URI"}],
+                "messages": [],
+                "result": None,
+            }
         start, end = _utc(query["dateStart"]), _utc(query["dateEnd"])
         loc = query.get("location", "").upper()
         limit, offset = int(query.get("limit", "100")), int(query.get("offset", "0"))
@@ -708,27 +953,63 @@ class RadarFake(FakeAPI):
             return s < end and (e is None or e >= start)
 
         if path == "/radar/annotations/outages":
-            out = [] if empty else [a for a in self.annotations if keep(a) and (not loc or loc in a.get("locations", []))]
-            return 200, {"success": True, "errors": [], "messages": [], "result": {"annotations": out[offset : offset + limit]}}
+            out = (
+                [] if empty else [a for a in self.annotations if keep(a) and (not loc or loc in a.get("locations", []))]
+            )
+            return 200, {
+                "success": True,
+                "errors": [],
+                "messages": [],
+                "result": {"annotations": out[offset : offset + limit]},
+            }
         out = [] if empty else [a for a in self.anomalies if keep(a)]
-        return 200, {"success": True, "errors": [], "messages": [], "result": {"trafficAnomalies": out[offset : offset + limit]}}
+        return 200, {
+            "success": True,
+            "errors": [],
+            "messages": [],
+            "result": {"trafficAnomalies": out[offset : offset + limit]},
+        }
 
 
-def radar_annotation(cc: str, start: datetime, end: datetime | None, cause: str = "GOVERNMENT_DIRECTED", typ: str = "NATIONWIDE",
-                     asns: list[int] | None = None, id: str | None = None) -> dict[str, Any]:
+def radar_annotation(
+    cc: str,
+    start: datetime,
+    end: datetime | None,
+    cause: str = "GOVERNMENT_DIRECTED",
+    typ: str = "NATIONWIDE",
+    asns: list[int] | None = None,
+    id: str | None = None,
+) -> dict[str, Any]:
     """An outage annotation in Radar's shape."""
-    return {"id": id or hashlib.sha1(f"{cc}{start}".encode()).hexdigest()[:8], "dataSource": "ALL", "description": "Internet shutdown",
-            "eventType": "OUTAGE", "scope": None, "startDate": start.strftime("%Y-%m-%dT%H:%M:%SZ"),
-            "endDate": end.strftime("%Y-%m-%dT%H:%M:%SZ") if end else None, "linkedUrl": "https://example.org/report",
-            "locations": [cc], "locationsDetails": [{"code": cc, "name": cc}], "asns": asns or [],
-            "asnsDetails": [{"asn": str(a), "name": f"AS{a}"} for a in asns or []], "outage": {"outageCause": cause, "outageType": typ}}
+    return {
+        "id": id or hashlib.sha1(f"{cc}{start}".encode()).hexdigest()[:8],
+        "dataSource": "ALL",
+        "description": "Internet shutdown",
+        "eventType": "OUTAGE",
+        "scope": None,
+        "startDate": start.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "endDate": end.strftime("%Y-%m-%dT%H:%M:%SZ") if end else None,
+        "linkedUrl": "https://example.org/report",
+        "locations": [cc],
+        "locationsDetails": [{"code": cc, "name": cc}],
+        "asns": asns or [],
+        "asnsDetails": [{"asn": str(a), "name": f"AS{a}"} for a in asns or []],
+        "outage": {"outageCause": cause, "outageType": typ},
+    }
 
 
-def radar_anomaly(cc: str, start: datetime, end: datetime | None, asn: int | None = None, status: str = "VERIFIED") -> dict[str, Any]:
+def radar_anomaly(
+    cc: str, start: datetime, end: datetime | None, asn: int | None = None, status: str = "VERIFIED"
+) -> dict[str, Any]:
     """A traffic anomaly in Radar's shape."""
-    rec: dict[str, Any] = {"uuid": hashlib.sha1(f"{cc}{start}{asn}".encode()).hexdigest()[:12], "status": status,
-                           "type": "AS" if asn else "LOCATION", "startDate": start.strftime("%Y-%m-%dT%H:%M:%SZ"),
-                           "endDate": end.strftime("%Y-%m-%dT%H:%M:%SZ") if end else None, "visibleInDataSources": ["HTTP"]}
+    rec: dict[str, Any] = {
+        "uuid": hashlib.sha1(f"{cc}{start}{asn}".encode()).hexdigest()[:12],
+        "status": status,
+        "type": "AS" if asn else "LOCATION",
+        "startDate": start.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "endDate": end.strftime("%Y-%m-%dT%H:%M:%SZ") if end else None,
+        "visibleInDataSources": ["HTTP"],
+    }
     if asn:
         rec["asnDetails"] = {"asn": str(asn), "name": f"AS{asn}", "location": {"code": cc, "name": cc}}
     else:
@@ -754,7 +1035,9 @@ class observatories:  # noqa: N801 - used as a context manager like a function
     """`with observatories(latency=0.05) as obs:` starts the four fakes and stops them on exit."""
 
     def __init__(self, latency: float = 0.0, radar_token: str = "radar-test-token") -> None:
-        self.obs = Observatories(IodaFake(latency), OoniFake(latency), RipestatFake(latency), RadarFake(radar_token, latency))
+        self.obs = Observatories(
+            IodaFake(latency), OoniFake(latency), RipestatFake(latency), RadarFake(radar_token, latency)
+        )
         self.obs.all = [self.obs.ioda, self.obs.ooni, self.obs.ripestat, self.obs.radar]
 
     def __enter__(self) -> Observatories:
@@ -765,7 +1048,6 @@ class observatories:  # noqa: N801 - used as a context manager like a function
     def __exit__(self, *exc: Any) -> None:
         for f in self.obs.all:
             f.stop()
-
 
 
 class Sleeps:

@@ -44,7 +44,16 @@ from urllib.parse import parse_qs, urlsplit
 
 from tests.fakes.hostile import echo_text
 
-FAULT_KINDS = {"ratelimit", "server_error", "timeout", "invalid_auth", "channel_not_found", "unreachable", "api_error", "echo"}
+FAULT_KINDS = {
+    "ratelimit",
+    "server_error",
+    "timeout",
+    "invalid_auth",
+    "channel_not_found",
+    "unreachable",
+    "api_error",
+    "echo",
+}
 
 
 @dataclass
@@ -69,16 +78,21 @@ class Call:
 @dataclass
 class FakeSlack:
     token: str = "xoxb-fake-token"
-    channels: dict[str, str] = field(default_factory=lambda: {
-        "pollwatch-kz": "C0KZ0ALERT", "pollwatch-alerts": "C0ALERTS01", "pollwatch-ops": "C0OPS00001",
-    })
+    channels: dict[str, str] = field(
+        default_factory=lambda: {
+            "pollwatch-kz": "C0KZ0ALERT",
+            "pollwatch-alerts": "C0ALERTS01",
+            "pollwatch-ops": "C0OPS00001",
+        }
+    )
     page_size: int = 100  # messages per conversations.history / replies page (small, to exercise cursors)
     webhook_secret: str = "T0000TEST/B0000HOOK/fakewebhooksecret0001"  # the incoming webhook's URL path
     webhook_channel: str = "pollwatch-kz"
     private: set[str] = field(default_factory=set)  # names of private channels (listed only with types=private_channel)
     not_member: set[str] = field(default_factory=set)  # names of channels the bot has not been invited to
     list_page: int = 200  # conversations.list page size cap (Slack's limit is 1000; small pages exercise cursors)
-    share_delay: float = 0.0  # seconds before a completed upload shows in its channel (Slack shares files asynchronously)
+    # seconds before a completed upload shows in its channel (Slack shares files asynchronously)
+    share_delay: float = 0.0
     app_token: str = "xapp-1-A0000PWATCH-1-fakeapptoken"
     usergroups: dict[str, list[str]] = field(default_factory=dict)  # S… -> member user ids
     socket_url: Any = None  # callable giving the Socket Mode URL (FakeSocketMode.url)
@@ -115,7 +129,9 @@ class FakeSlack:
 
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.02}, name="fake-slack", daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.02}, name="fake-slack", daemon=True
+        )
         self._thread.start()
         return self
 
@@ -141,8 +157,15 @@ class FakeSlack:
         return f"http://127.0.0.1:{self.port}/api/"
 
     # --- faults ------------------------------------------------------------------------------
-    def fail(self, method: str, kind: str, times: int | None = 1, retry_after: int = 0, delay: float = 1.0,
-             error: str = "invalid_arguments") -> None:
+    def fail(
+        self,
+        method: str,
+        kind: str,
+        times: int | None = 1,
+        retry_after: int = 0,
+        delay: float = 1.0,
+        error: str = "invalid_arguments",
+    ) -> None:
         if kind not in FAULT_KINDS:
             raise ValueError(f"unknown fault {kind!r}; one of {sorted(FAULT_KINDS)}")
         with self._lock:
@@ -193,7 +216,9 @@ class FakeSlack:
             params.update({k: v[-1] for k, v in parse_qs(body.decode()).items()})
         return params
 
-    def _send(self, req: BaseHTTPRequestHandler, status: int, payload: dict[str, Any], headers: dict[str, str] | None = None) -> None:
+    def _send(
+        self, req: BaseHTTPRequestHandler, status: int, payload: dict[str, Any], headers: dict[str, str] | None = None
+    ) -> None:
         data = json.dumps(payload).encode()
         try:
             req.send_response(status)
@@ -300,8 +325,16 @@ class FakeSlack:
             return self._send_text(req, 400, "no_text")
         with self._lock:
             cid = self.channels[self.webhook_channel]
-            self.messages[cid].append({"type": "message", "subtype": "bot_message", "ts": self._next_ts(), "webhook": True,
-                                       "text": params.get("text", ""), **({"blocks": params["blocks"]} if params.get("blocks") else {})})
+            self.messages[cid].append(
+                {
+                    "type": "message",
+                    "subtype": "bot_message",
+                    "ts": self._next_ts(),
+                    "webhook": True,
+                    "text": params.get("text", ""),
+                    **({"blocks": params["blocks"]} if params.get("blocks") else {}),
+                }
+            )
         if fault is not None and fault.kind == "timeout":
             time.sleep(fault.delay)
         return self._send_text(req, 200, "ok")
@@ -323,8 +356,16 @@ class FakeSlack:
         return 200, {"ok": False, "error": error}
 
     def _m_auth_test(self, p: dict[str, Any]) -> tuple[int, dict[str, Any]]:
-        return 200, {"ok": True, "url": "https://pollwatch-test.slack.com/", "team": "pollwatch test", "user": "pollwatch",
-                     "team_id": "T0000TEST", "user_id": "U0000BOT1", "bot_id": "B0000BOT1", "is_enterprise_install": False}
+        return 200, {
+            "ok": True,
+            "url": "https://pollwatch-test.slack.com/",
+            "team": "pollwatch test",
+            "user": "pollwatch",
+            "team_id": "T0000TEST",
+            "user_id": "U0000BOT1",
+            "bot_id": "B0000BOT1",
+            "is_enterprise_install": False,
+        }
 
     def _m_conversations_list(self, p: dict[str, Any]) -> tuple[int, dict[str, Any]]:
         """conversations.list: `types` (default public_channel), `limit`, `cursor`. Private channels are listed to
@@ -332,16 +373,29 @@ class FakeSlack:
         with public ones: only `types=private_channel` lists them."""
         types = set(str(p.get("types") or "public_channel").split(","))
         want_private = types == {"private_channel"}
-        chans = [{"id": cid, "name": name, "is_channel": name not in self.private, "is_group": name in self.private,
-                  "is_private": name in self.private, "is_archived": False, "is_member": name not in self.not_member}
-                 for name, cid in sorted(self.channels.items())
-                 if (name in self.private and want_private and name not in self.not_member)
-                 or (name not in self.private and "public_channel" in types)]
+        chans = [
+            {
+                "id": cid,
+                "name": name,
+                "is_channel": name not in self.private,
+                "is_group": name in self.private,
+                "is_private": name in self.private,
+                "is_archived": False,
+                "is_member": name not in self.not_member,
+            }
+            for name, cid in sorted(self.channels.items())
+            if (name in self.private and want_private and name not in self.not_member)
+            or (name not in self.private and "public_channel" in types)
+        ]
         start = int(p.get("cursor") or 0)
         size = max(1, min(int(p.get("limit") or 100), self.list_page))
         page = chans[start : start + size]
         more = start + size < len(chans)
-        return 200, {"ok": True, "channels": page, "response_metadata": {"next_cursor": str(start + size) if more else ""}}
+        return 200, {
+            "ok": True,
+            "channels": page,
+            "response_metadata": {"next_cursor": str(start + size) if more else ""},
+        }
 
     def _member(self, cid: str) -> bool:
         name = next((n for n, c in self.channels.items() if c == cid), None)
@@ -366,13 +420,21 @@ class FakeSlack:
         if cid is None:
             return self._err("channel_not_found")
         if not self._member(cid):  # a private channel the bot is not in does not exist for it
-            return self._err("channel_not_found" if any(self.channels.get(n) == cid for n in self.private) else "not_in_channel")
+            return self._err(
+                "channel_not_found" if any(self.channels.get(n) == cid for n in self.private) else "not_in_channel"
+            )
         if not p.get("text") and not p.get("blocks"):
             return self._err("no_text")
         with self._lock:
             ts = self._next_ts()
-            msg = {"type": "message", "subtype": "bot_message", "bot_id": "B0000BOT1", "user": "U0000BOT1", "ts": ts,
-                   **self._message_fields(p)}
+            msg = {
+                "type": "message",
+                "subtype": "bot_message",
+                "bot_id": "B0000BOT1",
+                "user": "U0000BOT1",
+                "ts": ts,
+                **self._message_fields(p),
+            }
             thread_ts = p.get("thread_ts")
             if thread_ts:
                 if not any(m["ts"] == thread_ts for m in self.messages[cid]):
@@ -395,18 +457,28 @@ class FakeSlack:
             msg.update(self._message_fields(p))
             msg["edited"] = {"user": "U0000BOT1", "ts": self._next_ts()}
             msg["edits"] = msg.get("edits", 0) + 1
-        return 200, {"ok": True, "channel": cid, "ts": msg["ts"], "text": msg["text"],
-                     "message": {k: v for k, v in msg.items() if k not in ("metadata", "edits")}}
+        return 200, {
+            "ok": True,
+            "channel": cid,
+            "ts": msg["ts"],
+            "text": msg["text"],
+            "message": {k: v for k, v in msg.items() if k not in ("metadata", "edits")},
+        }
 
     def _page(self, items: list[dict[str, Any]], p: dict[str, Any], key: str, include_meta: bool) -> dict[str, Any]:
         limit = min(int(p.get("limit") or self.page_size), self.page_size)
         start = int(p.get("cursor") or 0)
-        page = items[start:start + limit]
+        page = items[start : start + limit]
         if not include_meta:
             page = [{k: v for k, v in m.items() if k != "metadata"} for m in page]
         page = [{k: v for k, v in m.items() if k != "edits"} for m in page]
         more = start + limit < len(items)
-        return {"ok": True, key: page, "has_more": more, "response_metadata": {"next_cursor": str(start + limit) if more else ""}}
+        return {
+            "ok": True,
+            key: page,
+            "has_more": more,
+            "response_metadata": {"next_cursor": str(start + limit) if more else ""},
+        }
 
     @staticmethod
     def _flag(v: Any) -> bool:
@@ -429,7 +501,9 @@ class FakeSlack:
             root = next((m for m in self.messages[cid] if m["ts"] == p.get("ts")), None)
             if root is None:
                 return self._err("thread_not_found")
-            items = [root] + [m for m in self.messages[cid] if m.get("thread_ts") == root["ts"] and m["ts"] != root["ts"]]
+            items = [root] + [
+                m for m in self.messages[cid] if m.get("thread_ts") == root["ts"] and m["ts"] != root["ts"]
+            ]
             return 200, self._page(items, p, "messages", self._flag(p.get("include_all_metadata")))
 
     def _m_files_getUploadURLExternal(self, p: dict[str, Any]) -> tuple[int, dict[str, Any]]:
@@ -437,7 +511,13 @@ class FakeSlack:
             return self._err("invalid_arguments")
         with self._lock:
             file_id = f"F{next(self._seq):09d}"
-            self.files[file_id] = {"id": file_id, "name": p["filename"], "length": int(p["length"]), "data": None, "completed": False}
+            self.files[file_id] = {
+                "id": file_id,
+                "name": p["filename"],
+                "length": int(p["length"]),
+                "data": None,
+                "completed": False,
+            }
         return 200, {"ok": True, "upload_url": f"http://127.0.0.1:{self.port}/upload/{file_id}", "file_id": file_id}
 
     def _store_upload(self, file_id: str, body: bytes) -> None:
@@ -469,11 +549,25 @@ class FakeSlack:
                     return self._err("invalid_arguments")  # completing a file twice: the client must not
                 rec["completed"] = True
                 rec["title"] = f.get("title") or rec["name"]
-                out.append({"id": rec["id"], "name": rec["name"], "title": rec["title"], "mimetype": "image/png",
-                            "size": len(rec["data"])})
+                out.append(
+                    {
+                        "id": rec["id"],
+                        "name": rec["name"],
+                        "title": rec["title"],
+                        "mimetype": "image/png",
+                        "size": len(rec["data"]),
+                    }
+                )
             if cid is not None:
-                msg = {"type": "message", "subtype": "bot_message", "bot_id": "B0000BOT1", "user": "U0000BOT1",
-                       "text": p.get("initial_comment") or "", "files": out, "upload": True}
+                msg = {
+                    "type": "message",
+                    "subtype": "bot_message",
+                    "bot_id": "B0000BOT1",
+                    "user": "U0000BOT1",
+                    "text": p.get("initial_comment") or "",
+                    "files": out,
+                    "upload": True,
+                }
                 if p.get("thread_ts"):
                     msg["thread_ts"] = p["thread_ts"]
                 if self.share_delay > 0:  # completed now, shared in the channel a little later
@@ -494,8 +588,15 @@ class FakeSlack:
             rec = self.files.get(p.get("file") or "")
             if rec is None or not rec["completed"]:
                 return self._err("file_not_found")
-            return 200, {"ok": True, "file": {"id": rec["id"], "name": rec["name"], "title": rec.get("title"), "size": len(rec["data"] or b"")}}
-
+            return 200, {
+                "ok": True,
+                "file": {
+                    "id": rec["id"],
+                    "name": rec["name"],
+                    "title": rec.get("title"),
+                    "size": len(rec["data"] or b""),
+                },
+            }
 
     # --- responders' actions ------------------------------------------------------------------
     def _m_apps_connections_open(self, p: dict[str, Any]) -> tuple[int, dict[str, Any]]:
@@ -513,8 +614,15 @@ class FakeSlack:
             return self._err("no_text")
         with self._lock:
             ts = self._next_ts()
-            self.ephemerals.append({"channel": cid, "user": p["user"], "text": p.get("text") or "", "ts": ts,
-                                    "thread_ts": p.get("thread_ts")})
+            self.ephemerals.append(
+                {
+                    "channel": cid,
+                    "user": p["user"],
+                    "text": p.get("text") or "",
+                    "ts": ts,
+                    "thread_ts": p.get("thread_ts"),
+                }
+            )
         return 200, {"ok": True, "message_ts": ts}
 
     def _m_views_open(self, p: dict[str, Any]) -> tuple[int, dict[str, Any]]:
@@ -530,9 +638,18 @@ class FakeSlack:
             if time.monotonic() - issued[0] > self.trigger_ttl:
                 return self._err("expired_trigger_id")
             vid = f"V{next(self._seq):09d}"
-            stored = {**view, "id": vid, "team_id": "T0000TEST", "state": {"values": {}}, "hash": f"{time.time():.6f}.fake",
-                      "root_view_id": vid, "app_id": "A0000PWATCH", "bot_id": "B0000BOT1", "private_metadata": view.get("private_metadata", ""),
-                      "callback_id": view.get("callback_id", "")}
+            stored = {
+                **view,
+                "id": vid,
+                "team_id": "T0000TEST",
+                "state": {"values": {}},
+                "hash": f"{time.time():.6f}.fake",
+                "root_view_id": vid,
+                "app_id": "A0000PWATCH",
+                "bot_id": "B0000BOT1",
+                "private_metadata": view.get("private_metadata", ""),
+                "callback_id": view.get("callback_id", ""),
+            }
             self.views[vid] = {"view": stored, "user": issued[1]}
         return 200, {"ok": True, "view": stored}
 
@@ -557,15 +674,23 @@ class FakeSlack:
         with self._lock:
             return next(m for m in self.messages[cid] if m["ts"] == ts)
 
-    def block_actions(self, channel: str, ts: str, action_id: str, user: str = "U0RESP0001", name: str = "responder") -> dict[str, Any]:
+    def block_actions(
+        self, channel: str, ts: str, action_id: str, user: str = "U0RESP0001", name: str = "responder"
+    ) -> dict[str, Any]:
         """The payload Slack sends when `user` presses the button `action_id` on the bot's message `ts`."""
         cid = self.channels.get(channel.lstrip("#"), channel)
         msg = self.message(cid, ts)
         for block in msg.get("blocks") or []:
             for el in block.get("elements") or [] if block.get("type") == "actions" else []:
                 if el.get("action_id") == action_id:
-                    action = {"action_id": action_id, "block_id": block.get("block_id"), "text": el.get("text"),
-                              "value": el.get("value"), "type": el.get("type", "button"), "action_ts": f"{time.time():.6f}"}
+                    action = {
+                        "action_id": action_id,
+                        "block_id": block.get("block_id"),
+                        "text": el.get("text"),
+                        "value": el.get("value"),
+                        "type": el.get("type", "button"),
+                        "action_ts": f"{time.time():.6f}",
+                    }
                     if el.get("style"):
                         action["style"] = el["style"]
                     container = {"type": "message", "message_ts": ts, "channel_id": cid, "is_ephemeral": False}
@@ -573,16 +698,30 @@ class FakeSlack:
                         container["thread_ts"] = msg["thread_ts"]
                     public = {k: v for k, v in msg.items() if k not in ("metadata", "edits")}
                     name_of = next((n for n, i in self.channels.items() if i == cid), cid)
-                    return {"type": "block_actions", "user": self._user(user, name), "api_app_id": "A0000PWATCH",
-                            "token": "fake-verification-token", "container": container, "trigger_id": self._trigger(user),
-                            "team": {"id": "T0000TEST", "domain": "pollwatch-test"}, "enterprise": None,
-                            "is_enterprise_install": False, "channel": {"id": cid, "name": name_of}, "message": public,
-                            "state": {"values": {}}, "response_url": f"http://127.0.0.1:{self.port}/actions/T0000TEST/1/fake",
-                            "actions": [action]}
+                    return {
+                        "type": "block_actions",
+                        "user": self._user(user, name),
+                        "api_app_id": "A0000PWATCH",
+                        "token": "fake-verification-token",
+                        "container": container,
+                        "trigger_id": self._trigger(user),
+                        "team": {"id": "T0000TEST", "domain": "pollwatch-test"},
+                        "enterprise": None,
+                        "is_enterprise_install": False,
+                        "channel": {"id": cid, "name": name_of},
+                        "message": public,
+                        "state": {"values": {}},
+                        "response_url": f"http://127.0.0.1:{self.port}/actions/T0000TEST/1/fake",
+                        "actions": [action],
+                    }
         raise KeyError(f"no button {action_id!r} on message {ts} in {channel}")
 
-    def view_submission(self, view_id: str, values: dict[str, str], user: str | None = None, name: str = "responder") -> dict[str, Any]:
-        """The payload Slack sends when the modal `view_id` is submitted with `values` (block_id -> typed text or chosen value)."""
+    def view_submission(
+        self, view_id: str, values: dict[str, str], user: str | None = None, name: str = "responder"
+    ) -> dict[str, Any]:
+        """The payload Slack sends when the modal `view_id` is submitted with `values`
+        (block_id -> typed text or chosen value).
+        """
         with self._lock:
             rec = self.views[view_id]
         view = json.loads(json.dumps(rec["view"]))
@@ -592,16 +731,27 @@ class FakeSlack:
                 continue
             el, value = block["element"], values[block["block_id"]]
             if el["type"] == "static_select":
-                option = next((o for o in el.get("options", []) if o["value"] == value), {"text": {"type": "plain_text", "text": value},
-                                                                                        "value": value})
+                option = next(
+                    (o for o in el.get("options", []) if o["value"] == value),
+                    {"text": {"type": "plain_text", "text": value}, "value": value},
+                )
                 state[block["block_id"]] = {el["action_id"]: {"type": "static_select", "selected_option": option}}
             else:
                 state[block["block_id"]] = {el["action_id"]: {"type": el["type"], "value": value}}
         view["state"] = {"values": state}
         uid = user or rec["user"]
-        return {"type": "view_submission", "team": {"id": "T0000TEST", "domain": "pollwatch-test"}, "user": self._user(uid, name),
-                "api_app_id": "A0000PWATCH", "token": "fake-verification-token", "trigger_id": self._trigger(uid), "view": view,
-                "response_urls": [], "is_enterprise_install": False, "enterprise": None}
+        return {
+            "type": "view_submission",
+            "team": {"id": "T0000TEST", "domain": "pollwatch-test"},
+            "user": self._user(uid, name),
+            "api_app_id": "A0000PWATCH",
+            "token": "fake-verification-token",
+            "trigger_id": self._trigger(uid),
+            "view": view,
+            "response_urls": [],
+            "is_enterprise_install": False,
+            "enterprise": None,
+        }
 
 
 def serve(**kw: Any) -> FakeSlack:

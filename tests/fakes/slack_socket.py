@@ -66,9 +66,16 @@ class FakeSocketMode:
             self.connections += 1
             self._conns.append(ws)
             self._lock.notify_all()
-        ws.send(json.dumps({"type": "hello", "num_connections": len(self._conns),
-                            "debug_info": {"host": "applink-fake", "build_number": 1, "approximate_connection_time": 18060},
-                            "connection_info": {"app_id": self.app_id}}))
+        ws.send(
+            json.dumps(
+                {
+                    "type": "hello",
+                    "num_connections": len(self._conns),
+                    "debug_info": {"host": "applink-fake", "build_number": 1, "approximate_connection_time": 18060},
+                    "connection_info": {"app_id": self.app_id},
+                }
+            )
+        )
         try:
             for raw in ws:
                 msg = json.loads(raw)
@@ -91,12 +98,23 @@ class FakeSocketMode:
             if not self._lock.wait_for(lambda: self._conns, timeout):
                 raise TimeoutError("the app did not connect to the fake Socket Mode server")
 
-    def send(self, kind: str, payload: dict[str, Any], *, envelope_id: str | None = None, retry_attempt: int = 0,
-             accepts_response_payload: bool = True) -> str:
+    def send(
+        self,
+        kind: str,
+        payload: dict[str, Any],
+        *,
+        envelope_id: str | None = None,
+        retry_attempt: int = 0,
+        accepts_response_payload: bool = True,
+    ) -> str:
         """Push one envelope to the connected app; return its envelope_id."""
         envelope_id = envelope_id or str(uuid.uuid4())
-        env = {"envelope_id": envelope_id, "payload": payload, "type": kind,
-               "accepts_response_payload": accepts_response_payload}
+        env = {
+            "envelope_id": envelope_id,
+            "payload": payload,
+            "type": kind,
+            "accepts_response_payload": accepts_response_payload,
+        }
         if kind == "events_api":
             env.update(retry_attempt=retry_attempt, retry_reason="timeout" if retry_attempt else "")
         self.wait_connected()
@@ -129,8 +147,11 @@ class FakeSocketMode:
         with self._lock:
             conns = list(self._conns)
         for c in conns:
-            c.send(json.dumps({"type": "disconnect", "reason": "refresh_requested",
-                               "debug_info": {"host": "applink-fake"}}))
+            c.send(
+                json.dumps(
+                    {"type": "disconnect", "reason": "refresh_requested", "debug_info": {"host": "applink-fake"}}
+                )
+            )
 
 
 def wait_for(pred: Any, timeout: float = 10.0, interval: float = 0.05) -> Any:

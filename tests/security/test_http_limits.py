@@ -98,7 +98,9 @@ def test_size_limits_are_documented_defaults_and_configurable(tmp_path):
     assert make_source("radar").default_max_response < make_source("ooni").default_max_response == 32 * 2**20
     assert SourceConfig(max_response="16MB").max_response == 16 * 10**6
     watch = tmp_path / "w.yaml"
-    watch.write_text(SOURCES_WATCH_YAML.replace("ioda: {retries: 0, timeout: 2s}", "ioda: {retries: 0, max_response: lots}"))
+    watch.write_text(
+        SOURCES_WATCH_YAML.replace("ioda: {retries: 0, timeout: 2s}", "ioda: {retries: 0, max_response: lots}")
+    )
     with pytest.raises(PlaybookError) as err:
         load_watch(watch)
     assert "sources.ioda.max_response" in str(err.value) and "w.yaml:" in str(err.value)
@@ -144,8 +146,12 @@ def test_a_tick_against_a_dripping_source_ends_at_its_deadline(prefect_harness, 
 
     watch_file = tmp_path / "kz-drip.yaml"
     # IODA's attempts may take a minute each (the default): only the tick's deadline (3 s) can stop the drip
-    watch_file.write_text(SOURCES_WATCH_YAML.replace("kz-sources-test", "kz-drip").replace("radar: {enabled: true,", "radar: {enabled: false,")
-                          .replace("ioda: {retries: 0, timeout: 2s}", "ioda: {retries: 0}") + "tick: {max_deadline: 3s}\n")
+    watch_file.write_text(
+        SOURCES_WATCH_YAML.replace("kz-sources-test", "kz-drip")
+        .replace("radar: {enabled: true,", "radar: {enabled: false,")
+        .replace("ioda: {retries: 0, timeout: 2s}", "ioda: {retries: 0}")
+        + "tick: {max_deadline: 3s}\n"
+    )
     with observatories() as obs:
         obs.ripestat.resources["KZ"] = {"asn": ["9198", "29355"], "ipv4": ["2.72.0.0/13"], "ipv6": []}
         obs.ioda.drip_interval = 0.5
@@ -157,7 +163,9 @@ def test_a_tick_against_a_dripping_source_ends_at_its_deadline(prefect_harness, 
     with store.session_scope() as s:
         gaps = [g for g in store.list_gaps(s, "kz-drip") if "deadline" in g.reason]
         notices = [n for n in store.list_notices(s, "kz-drip") if n.source == "ioda"]
-    assert {g.entity for g in gaps} == {"KZ/asn=9198", "KZ/asn=29355"} and all("stopped after 3 s" in g.reason for g in gaps)
+    assert {g.entity for g in gaps} == {"KZ/asn=9198", "KZ/asn=29355"} and all(
+        "stopped after 3 s" in g.reason for g in gaps
+    )
     assert notices and "deadline" in notices[0].message
     assert took < 55, took  # not the attempt's 60 s deadline (the drip itself would take minutes)
 

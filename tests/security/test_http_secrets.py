@@ -28,7 +28,16 @@ from typer.testing import CliRunner
 from pollwatch import redact, store
 from pollwatch.sources import make_source
 from tests.fakes.hostile import echo_text, encodings, leaks
-from tests.fakes.observatories import IodaFake, OoniFake, RadarFake, RipestatFake, Sleeps, fast_config, ioda_event, observatories
+from tests.fakes.observatories import (
+    IodaFake,
+    OoniFake,
+    RadarFake,
+    RipestatFake,
+    Sleeps,
+    fast_config,
+    ioda_event,
+    observatories,
+)
 from tests.fakes.slack_api import FakeSlack
 from tests.test_sources_integration import WATCH_YAML as SOURCES_WATCH_YAML
 
@@ -54,7 +63,7 @@ def test_scrub_removes_every_encoding(form, size):
     for canary in CANARIES:
         text = f"{padding}error: {encodings(canary)[form]} was refused{padding}"
         out = redact.scrub(text)
-        assert not leaks(out, CANARIES), (form, out[size:size + 300])
+        assert not leaks(out, CANARIES), (form, out[size : size + 300])
         assert out.startswith(padding + "error: ") and out.endswith(" was refused" + padding)
         assert redact.found_in(text.encode()) and redact.found_in(text)
 
@@ -63,7 +72,12 @@ def test_a_webhook_urls_path_and_secret_segment_are_secrets_too():
     url = f"https://hooks.example.net/services/{HOOK_SECRET}"
     reg = redact.Registry()
     reg.register(SecretStr(url))
-    for text in (url, f"no route for /services/{HOOK_SECRET}", "bad segment w3bh00kCANARYs3cr3tp4th", url.replace("/", "%2F")):
+    for text in (
+        url,
+        f"no route for /services/{HOOK_SECRET}",
+        "bad segment w3bh00kCANARYs3cr3tp4th",
+        url.replace("/", "%2F"),
+    ):
         assert "CANARY" not in reg.scrub(text)
     assert reg.scrub("the services are fine") == "the services are fine"
 
@@ -71,12 +85,15 @@ def test_a_webhook_urls_path_and_secret_segment_are_secrets_too():
 # Secrets as real credentials look (printable ASCII, with at least a few characters no encoder escapes),
 # in any encoding, anywhere in any text: never left in the scrubbed text; text without one is left alone.
 SECRET = st.text(st.characters(min_codepoint=33, max_codepoint=126), min_size=8, max_size=48).filter(
-    lambda s: any(len(run) >= 4 for run in "".join(c if c.isalnum() else " " for c in s).split()))
+    lambda s: any(len(run) >= 4 for run in "".join(c if c.isalnum() else " " for c in s).split())
+)
 TEXT = st.text(st.characters(blacklist_categories=("Cs",)), max_size=300)
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(secret=SECRET, before=TEXT, after=TEXT, form=st.sampled_from(sorted(encodings("x" * 8))), repeat=st.integers(1, 300))
+@given(
+    secret=SECRET, before=TEXT, after=TEXT, form=st.sampled_from(sorted(encodings("x" * 8))), repeat=st.integers(1, 300)
+)
 def test_property_no_encoding_survives(secret, before, after, form, repeat):
     reg = redact.Registry()
     reg.register(secret)
@@ -103,10 +120,12 @@ def _collect(name: str, fake, watch, **kw):
 
 
 @pytest.mark.parametrize("status", [200, 400])
-@pytest.mark.parametrize("name,fake_cls", [("ioda", IodaFake), ("ooni", OoniFake), ("ripestat", RipestatFake), ("radar", RadarFake)])
+@pytest.mark.parametrize(
+    "name,fake_cls", [("ioda", IodaFake), ("ooni", OoniFake), ("ripestat", RipestatFake), ("radar", RadarFake)]
+)
 def test_a_source_that_echoes_canaries_leaks_none(name, fake_cls, status, kz_watch):
     kw = {"token": RADAR_CANARY} if name == "radar" else {}
-    with (fake_cls(token=RADAR_CANARY) if name == "radar" else fake_cls()) as fake:
+    with fake_cls(token=RADAR_CANARY) if name == "radar" else fake_cls() as fake:
         fake.echo_status, fake.echo_secrets = status, [] if name == "radar" else list(CANARIES)
         fake.fail("echo")
         res = _collect(name, fake, kz_watch, **kw)
@@ -115,14 +134,19 @@ def test_a_source_that_echoes_canaries_leaks_none(name, fake_cls, status, kz_wat
     dumped = res.model_dump_json()
     assert res.gaps and [n for n in res.notices if n.level != "info"], dumped[:500]
     assert not leaks(dumped, CANARIES), dumped[:2000]
-    if status == 200 or name != "ioda":  # (IODA's 400 envelope quotes its metadata first; the error is past the snippet)
+    # (IODA's 400 envelope quotes its metadata first; the error is past the snippet)
+    if status == 200 or name != "ioda":
         assert "***" in " ".join(n.message for n in res.notices)  # the server's words are kept, less the secrets
 
 
 def test_canaries_inside_good_data_are_scrubbed_from_the_records(kz_watch):
     with IodaFake() as ioda:
-        ioda.events.append({**ioda_event("country", "KZ", T0 - timedelta(minutes=50), T0 - timedelta(minutes=10)),
-                            "location_name": echo_text(list(CANARIES))})
+        ioda.events.append(
+            {
+                **ioda_event("country", "KZ", T0 - timedelta(minutes=50), T0 - timedelta(minutes=10)),
+                "location_name": echo_text(list(CANARIES)),
+            }
+        )
         res = _collect("ioda", ioda, kz_watch)
     events = [c for c in res.corroborations if c.kind == "ioda_event"]
     assert events and "***" in (events[0].description or "")
@@ -154,8 +178,13 @@ def test_slack_echoing_the_token_or_the_webhook_leaks_nothing(kz_watch, caplog):
         bodies = json.dumps([c.params for c in fake.calls])
     with store.session_scope() as s:
         stored = json.dumps([a.model_dump(mode="json") for a in store.list_alerts(s, kz_watch.name)])
-    found = {"report": leaks(json.dumps(report.errors), CANARIES), "webhook error": leaks(str(err.value), CANARIES),
-             "requests to Slack": leaks(bodies, CANARIES), "outbox": leaks(stored, CANARIES), "log records": leaks(caplog.text, CANARIES)}
+    found = {
+        "report": leaks(json.dumps(report.errors), CANARIES),
+        "webhook error": leaks(str(err.value), CANARIES),
+        "requests to Slack": leaks(bodies, CANARIES),
+        "outbox": leaks(stored, CANARIES),
+        "log records": leaks(caplog.text, CANARIES),
+    }
     assert not {k: v for k, v in found.items() if v}, found
 
 
@@ -178,8 +207,9 @@ def database_text(url: str) -> str:
 
 @pytest.mark.prefect
 @pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
-def test_a_tick_against_hostile_servers_leaks_no_canary_anywhere(backend, request, prefect_harness, tmp_path, monkeypatch,
-                                                               caplog, capfd, isolated_store):
+def test_a_tick_against_hostile_servers_leaks_no_canary_anywhere(
+    backend, request, prefect_harness, tmp_path, monkeypatch, caplog, capfd, isolated_store
+):
     from prefect.client.orchestration import get_client
     from prefect.settings import PREFECT_API_DATABASE_CONNECTION_URL
 
@@ -198,11 +228,19 @@ def test_a_tick_against_hostile_servers_leaks_no_canary_anywhere(backend, reques
         monkeypatch.setenv("POLLWATCH_SLACK_BASE_URL", slack.base_url)
         obs.ripestat.resources["KZ"] = {"asn": ["9198", "29355"], "ipv4": ["2.72.0.0/13"], "ipv6": []}
         obs.radar.fail("echo")  # Cloudflare's 200 {"success": false, "errors": [{"message": "... Bearer <token>"}]}
-        for fake, status, path in ((obs.ioda, 200, "/signals/raw/asn"), (obs.ooni, 400, ""), (obs.ripestat, 200, "/data/country-resource-stats")):
+        for fake, status, path in (
+            (obs.ioda, 200, "/signals/raw/asn"),
+            (obs.ooni, 400, ""),
+            (obs.ripestat, 200, "/data/country-resource-stats"),
+        ):
             fake.echo_status, fake.echo_secrets = status, list(CANARIES)
             fake.fail("echo", path=path)
-        obs.ioda.events.append({**ioda_event("country", "KZ", T0 - timedelta(minutes=50), T0 - timedelta(minutes=10)),
-                                "location_name": echo_text(list(CANARIES))})
+        obs.ioda.events.append(
+            {
+                **ioda_event("country", "KZ", T0 - timedelta(minutes=50), T0 - timedelta(minutes=10)),
+                "location_name": echo_text(list(CANARIES)),
+            }
+        )
         slack.fail("chat.postMessage", "echo", times=1)
         result = watch_tick(str(watch_file), T0, None, obs.base_urls())
         slack_bodies = json.dumps([c.params for c in slack.calls])
@@ -212,21 +250,32 @@ def test_a_tick_against_hostile_servers_leaks_no_canary_anywhere(backend, reques
         notices = store.list_notices(s, "kz-hostile")
         log = " ".join(e.model_dump_json() for e in audit.entries(s))
     radar_notice = next(n.message for n in notices if n.source == "radar")
-    assert "Cloudflare reported failure" in radar_notice and "***" in radar_notice  # the reason is kept, the token is not
+    # the reason is kept, the token is not
+    assert "Cloudflare reported failure" in radar_notice and "***" in radar_notice
     assert "***" in slack_bodies  # the ops channel was told about the echoing servers, with the secrets masked
     runner = CliRunner()
     html, csv = tmp_path / "report.html", tmp_path / "keepiton.csv"
-    cli = [runner.invoke(app, ["report", str(watch_file), "--from", "2019-06-09T00:00Z", "--until", "2019-06-09T07:00Z", "-o", str(html)]),
-           runner.invoke(app, ["export", "keepiton", str(watch_file), "--from", "2019-06-08", "--until", "2019-06-10", "-o", str(csv)]),
-           runner.invoke(app, ["audit", "log", "kz-hostile"])]
+    cli = [
+        runner.invoke(
+            app,
+            ["report", str(watch_file), "--from", "2019-06-09T00:00Z", "--until", "2019-06-09T07:00Z", "-o", str(html)],
+        ),
+        runner.invoke(
+            app,
+            ["export", "keepiton", str(watch_file), "--from", "2019-06-08", "--until", "2019-06-10", "-o", str(csv)],
+        ),
+        runner.invoke(app, ["audit", "log", "kz-hostile"]),
+    ]
     assert html.is_file() and csv.is_file(), [r.output for r in cli]
 
     async def prefect_outputs() -> str:
         async with get_client() as client:
-            parts = [*(a.model_dump_json() for a in await client.read_artifacts()),
-                     *(r.model_dump_json() for r in await client.read_flow_runs()),
-                     *(t.model_dump_json() for t in await client.read_task_runs()),
-                     *(lg.model_dump_json() for lg in await client.read_logs())]
+            parts = [
+                *(a.model_dump_json() for a in await client.read_artifacts()),
+                *(r.model_dump_json() for r in await client.read_flow_runs()),
+                *(t.model_dump_json() for t in await client.read_task_runs()),
+                *(lg.model_dump_json() for lg in await client.read_logs()),
+            ]
         return "\n".join(parts)
 
     out, err = capfd.readouterr()
@@ -234,8 +283,12 @@ def test_a_tick_against_hostile_servers_leaks_no_canary_anywhere(backend, reques
     prefect_db = Path(PREFECT_API_DATABASE_CONNECTION_URL.value().split("///", 1)[1])
     found = {
         "notices, gaps, alerts, audit, every table": leaks(database_text(url), CANARIES),
-        "audit log": leaks(log, CANARIES), "Slack request bodies": leaks(slack_bodies, CANARIES), "Slack messages": leaks(posted, CANARIES),
-        "stdout": leaks(out, CANARIES), "stderr": leaks(err, CANARIES), "log records": leaks(caplog.text, CANARIES),
+        "audit log": leaks(log, CANARIES),
+        "Slack request bodies": leaks(slack_bodies, CANARIES),
+        "Slack messages": leaks(posted, CANARIES),
+        "stdout": leaks(out, CANARIES),
+        "stderr": leaks(err, CANARIES),
+        "log records": leaks(caplog.text, CANARIES),
         "CLI output": leaks(" ".join(r.output for r in cli), CANARIES),
         "Prefect API (artifacts, runs, task runs, logs)": leaks(asyncio.run(prefect_outputs()), CANARIES),
         "tick result": leaks(json.dumps(result, default=str), CANARIES),
