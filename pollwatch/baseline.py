@@ -6,7 +6,7 @@ and which hours of the week (or of the day, for windows under 7 days) are covere
 is usable when the window had enough data (coverage at least `min_coverage` of the points the
 signal's native step promises, and at least `min_hours` of the hours covered) and a level the
 detector can judge; otherwise it is a blind spot and says why. The detectors keep their own
-running state (pollwatch/detect.py); baselines are what is persisted, shown in the
+running state (pollwatch/detect/); baselines are what is persisted, shown in the
 baseline-health artifact and used to plan around blind spots.
 
 Expected level per detector: moving_median / threshold: median of the window (MAD spread);
