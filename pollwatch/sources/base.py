@@ -108,6 +108,18 @@ def write_atomic(path: Path, text: str) -> bool:
         return False
 
 
+class RunClient:
+    """A client shared by a batch, as one watch's run sees it: its calls count as that run's requests."""
+
+    def __init__(self, http: HttpClient, run: "_Run") -> None:
+        self.http, self.run = http, run
+
+    async def get_json(self, path: str, params: dict[str, Any] | None = None) -> Any:
+        self.run.result.requests += 1
+        self.run.result.attempts += 1
+        return await self.http.get_json(path, params)
+
+
 class Source(ABC):
     """An observatory client: `await source.collect(watch, start, end)` -> CollectResult.
 
@@ -172,9 +184,16 @@ class Source(ABC):
     ) -> CollectResult:
         """Fetch [start, end) for `watch` until `deadline` (if any); failures, and what the deadline cut short,
         become gaps and notices, never exceptions."""
-        start, end = utc(start), utc(end)
+        return (await self.collect_many([(watch, start, end)], deadline))[0]
+
+    async def collect_many(
+        self, jobs: list[tuple[Watch, datetime, datetime]], deadline: datetime | None = None
+    ) -> list[CollectResult]:
+        """`collect` for several watches at once, one result per (watch, start, end) in order: requests are shared
+        across the watches where the observatory's API takes many entities in one (`_collect_many`), within this
+        source's rate limit and concurrency. One watch's failure is that watch's gaps and notice only."""
         began = _time.perf_counter()
-        run = _Run(self.name, watch, start, end)
+        runs = [_Run(self.name, w, utc(s), utc(e)) for w, s, e in jobs]
         self._clients = []
         budget = None if deadline is None else (utc(deadline) - now_utc()).total_seconds()
         limit = asyncio.timeout(None if budget is None else max(0.0, budget))
@@ -183,40 +202,79 @@ class Source(ABC):
         with _running_lock:
             if task is not None:
                 _running[key] = (asyncio.get_running_loop(), task)
+        valid = []
+        for run in runs:
+            if run.end <= run.start:
+                run.fail_everything(
+                    f"ValueError: empty range: end {run.end.isoformat()} is not after start {run.start.isoformat()}"
+                )
+            else:
+                valid.append(run)
         try:
-            if end <= start:
-                raise ValueError(f"empty range: end {end.isoformat()} is not after start {start.isoformat()}")
             async with limit:
-                await self._collect(run)
+                if len(valid) == 1:
+                    await self._collect(valid[0])
+                elif valid:
+                    await self._collect_many(valid)
         except asyncio.CancelledError:
             with _running_lock:
                 why = _interrupted.pop(key, None)
             if why is None or task is None:
                 raise  # not ours to swallow
             task.uncancel()
-            for http in self._clients:
-                run.account(http)
-            run.out_of_time(why, _time.perf_counter() - began)
+            for run in valid:
+                self._account_all(run, len(valid))
+                run.out_of_time(why, _time.perf_counter() - began)
         except TimeoutError as exc:
-            if not limit.expired():  # not the deadline: some other wait gave up
-                run.fail_everything(f"{type(exc).__name__}: {exc}")
-            else:
-                for http in self._clients:
-                    run.account(http)  # the requests the deadline interrupted count too
-                when = utc(deadline) if deadline else now_utc()
+            expired = limit.expired()
+            when = utc(deadline) if deadline else now_utc()
+            for run in valid:
+                if not expired:  # not the deadline: some other wait gave up
+                    run.fail_everything(f"{type(exc).__name__}: {exc}")
+                    continue
+                self._account_all(run, len(valid))  # the requests the deadline interrupted count too
                 run.out_of_time(
                     f"the tick's deadline ({when:%H:%M:%SZ}; `tick.deadline` in the playbook)",
                     _time.perf_counter() - began,
                 )
         except Exception as exc:  # failure is data: anything unexpected still becomes gaps + a notice
-            run.fail_everything(f"{type(exc).__name__}: {exc}")
+            for run in valid:
+                run.fail_everything(f"{type(exc).__name__}: {exc}")
         finally:
             with _running_lock:
                 _running.pop(key, None)
                 _interrupted.pop(key, None)
-        run.result.seconds = _time.perf_counter() - began
-        run.finish()
-        return run.result
+        for run in runs:
+            run.result.seconds = _time.perf_counter() - began
+            run.finish()
+        return [run.result for run in runs]
+
+    def _account_all(self, run: "_Run", shared: int) -> None:
+        """The clients' requests counted for `run`: all of them for one watch; a batch's runs count their own."""
+        if shared == 1:
+            for http in self._clients:
+                run.account(http)
+
+    async def _collect_many(self, runs: list["_Run"]) -> None:
+        """Fill several runs; by default each run's own requests, one after another's, on one shared client (one
+        rate limit and concurrency bound for the whole batch). Sources whose API takes many entities per request
+        override this to share the requests themselves."""
+        async with self.client() as http:
+            await asyncio.gather(*(self._isolated(run, self._fetch(RunClient(http, run), run)) for run in runs))
+
+    @staticmethod
+    async def _isolated(run: "_Run", work: Any) -> None:
+        """One watch's part of a batch: what fails in it is its gaps and notice, not the batch's."""
+        try:
+            await work
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            run.fail_everything(f"{type(exc).__name__}: {exc}")
+
+    async def _fetch(self, http: Any, run: "_Run") -> None:
+        """One watch's requests on a given client (sources without their own `_collect_many` implement it)."""
+        raise NotImplementedError(f"{self.name}: no per-watch fetch on a shared client")
 
     @abstractmethod
     async def _collect(self, run: "_Run") -> None:
@@ -242,6 +300,7 @@ class _Run:
         self.info: list[str] = []
         self.gapped: set[tuple[str, str | None]] = set()
         self.accounted: set[int] = set()
+        self.extra: dict[str, Any] = {}  # a source's own per-watch state during a batch (IODA: region codes)
 
     @property
     def country(self) -> str:

@@ -47,7 +47,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from pollwatch.models import Observation, entity_key
 from pollwatch.playbook import Watch
-from pollwatch.sources.base import Corroboration, ShapeError, Source, _Run, shape_failure, write_atomic
+from pollwatch.sources.base import Corroboration, RunClient, ShapeError, Source, _Run, shape_failure, write_atomic
 from pollwatch.sources.http import FetchError, Fetched, HttpClient
 from pollwatch.timeutil import floor_time
 
@@ -262,40 +262,75 @@ class IodaSource(Source):
 
     # --- collection -----------------------------------------------------------------------
     async def _collect(self, run: _Run) -> None:
-        watch = run.watch
-        run.expected = self.expected(watch)
-        per_request = max(1, int(self.options.get("entities_per_request", 50)))
-        chunks = _time_chunks(run.start, run.end, MAX_RANGE)
         async with self.client() as http:
-            self._codes = await self.region_codes(http, run)
-            entities = self.entities(watch, self._codes)
-            jobs = []
-            for ds in self.datasources(watch):
-                for etype in ("country",) if ds in COUNTRY_ONLY else ("country", "region", "asn"):
-                    group = [e for e in entities if e[0] == etype]
-                    for i in range(0, len(group), per_request):
-                        for c_start, c_end in chunks:
-                            jobs.append((ds, etype, group[i : i + per_request], c_start, c_end))
-            tasks = [self._signals(http, run, *job) for job in jobs]
-            if self.options.get("corroboration", True):
-                tasks.append(self._corroboration(http, run))
-            await asyncio.gather(*tasks)
+            await self._collect_runs(http, [run])
             run.account(http)
+
+    async def _collect_many(self, runs: list[_Run]) -> None:
+        """Several watches' series in shared requests: per datasource and entity type, the codes of every watch
+        whose range is the same (a batch's watches ticking together share it) go in requests of up to
+        `entities_per_request` codes, and IODA's own outage records are asked for by entity code lists."""
+        groups: dict[tuple[datetime, datetime], list[_Run]] = {}
+        for run in runs:
+            groups.setdefault((run.start, run.end), []).append(run)
+        async with self.client() as http:
+            await asyncio.gather(*(self._collect_runs(http, group) for group in groups.values()))
+
+    async def _collect_runs(self, http: Any, runs: list[_Run]) -> None:
+        """Runs with the same range: one watch (IODA's records by `relatedTo` its country) or a batch (by codes)."""
+        per_request = max(1, int(self.options.get("entities_per_request", 50)))
+        start, end = runs[0].start, runs[0].end
+        chunks = _time_chunks(start, end, MAX_RANGE)
+        for run in runs:
+            run.expected = self.expected(run.watch)
+        codes = await asyncio.gather(
+            *(self.region_codes(http if len(runs) == 1 else RunClient(http, r), r) for r in runs)
+        )
+        entities: dict[str, list[tuple[_Run, str, str]]] = {}  # IODA entity type -> (run, code, key)
+        for run, run_codes in zip(runs, codes):
+            run.extra["region_codes"] = run_codes
+            for etype, code, key in self.entities(run.watch, run_codes):
+                entities.setdefault(etype, []).append((run, code, key))
+        self._codes = codes[-1]
+        jobs = []
+        for ds in dict.fromkeys(ds for r in runs for ds in self.datasources(r.watch)):
+            for etype in ("country",) if ds in COUNTRY_ONLY else ("country", "region", "asn"):
+                group = [e for e in entities.get(etype, []) if ds in self.datasources(e[0].watch)]
+                for part in _code_chunks(group, per_request):
+                    for c_start, c_end in chunks:
+                        jobs.append((ds, etype, part, c_start, c_end))
+        tasks = [self._signals(http, *job) for job in jobs]
+        if len(runs) == 1 and self.options.get("corroboration", True):
+            tasks.append(self._corroboration(http, runs[0]))
+        elif len(runs) > 1:
+            wanted = [r for r in runs if self.options.get("corroboration", True)]
+            tasks += [
+                self._corroboration_by_codes(http, wanted, kind, etype, part)
+                for kind in ("alerts", "events")
+                for etype in ("country", "region", "asn")
+                for part in _code_chunks([e for e in entities.get(etype, []) if e[0] in wanted], per_request)
+            ]
+        await asyncio.gather(*tasks)
 
     async def _signals(
         self,
         http: HttpClient,
-        run: _Run,
         ds: str,
         etype: str,
-        group: list[tuple[str, str, str]],
+        group: list[tuple[_Run, str, str]],
         start: datetime,
         end: datetime,
     ) -> None:
         signal = DATASOURCE_SIGNALS.get(ds, ds)
-        codes = ",".join(code for _, code, _ in group)
-        keys = {code: key for _, code, key in group}
-        path = f"/signals/raw/{etype}/{codes}"
+        keys: dict[str, list[tuple[_Run, str]]] = {}
+        for run, code, key in group:
+            keys.setdefault(code, []).append((run, key))
+        runs = list({id(r): r for r, _, _ in group}.values())
+        path = f"/signals/raw/{etype}/{','.join(keys)}"
+        if len(runs) > 1:
+            for run in runs:  # one request, shared: it counts for every watch it serves
+                run.result.requests += 1
+                run.result.attempts += 1
         try:
             fetched = await http.get_json(
                 path, {"from": int(start.timestamp()), "until": int(end.timestamp()), "datasource": ds}
@@ -304,40 +339,41 @@ class IodaSource(Source):
         except (FetchError, ShapeError) as exc:
             if isinstance(exc, ShapeError):
                 exc = shape_failure(exc)
-            reason = run.failed(exc, f"{ds} {etype}")
-            for key in keys.values():
-                run.gap(key, signal, reason, start, end)
+            reasons = {id(run): run.failed(exc, f"{ds} {etype}") for run in runs}
+            for pairs in keys.values():
+                for run, key in pairs:
+                    run.gap(key, signal, reasons[id(run)], start, end)
             return
         seen: set[str] = set()
         prov = fetched.provenance()
         for s in series:
-            key = keys.get(s.entityCode)
-            if key is None or s.datasource != ds:
+            if s.entityCode not in keys or s.datasource != ds:
                 continue  # IODA may add entities or datasources we did not ask for
             seen.add(s.entityCode)
             sig = DATASOURCE_SIGNALS.get(s.datasource, s.datasource)
             if s.subtype and s.datasource == "gtr":
                 sig = f"gtr.{s.subtype}"
-            if s.nativeStep and s.step != s.nativeStep:
-                run.info.append(
-                    f"{ds} {etype} {s.entityCode}: values aggregated to {s.step}s (native step {s.nativeStep}s)"
+            for run, key in keys[s.entityCode]:
+                if s.nativeStep and s.step != s.nativeStep:
+                    run.info.append(
+                        f"{ds} {etype} {s.entityCode}: values aggregated to {s.step}s (native step {s.nativeStep}s)"
+                    )
+                self._points(
+                    run,
+                    key,
+                    sig,
+                    s,
+                    start if start > run.start else floor_time(start, timedelta(seconds=s.step)),
+                    end,
+                    prov,
                 )
-            self._points(
-                run,
-                key,
-                sig,
-                s,
-                start if start > run.start else floor_time(start, timedelta(seconds=s.step)),
-                end,
-                prov,
-            )
         missing = [code for code in keys if code not in seen]
-        if missing:
-            if not series:
-                run.failures["empty"] += 1
-                run.first_error.setdefault("empty", f"{ds} {etype}: no series returned ({fetched.url})")
-            for code in missing:
-                run.gap(keys[code], signal, f"{ds}: IODA returned no series for {etype} {code}", start, end)
+        for code in missing:
+            for run, key in keys[code]:
+                if not series:
+                    run.failures["empty"] += 1
+                    run.first_error.setdefault("empty", f"{ds} {etype}: no series returned ({fetched.url})")
+                run.gap(key, signal, f"{ds}: IODA returned no series for {etype} {code}", start, end)
 
     @staticmethod
     def _points(run: _Run, key: str, signal: str, s: IodaSeries, lo: datetime, end: datetime, prov: Any) -> None:
@@ -380,39 +416,81 @@ class IodaSource(Source):
             requests += [
                 (kind, {**base, "entityType": etype, "relatedTo": f"country/{cc}"}) for etype in ("region", "asn")
             ]
-        results = await asyncio.gather(*(self._records(http, run, kind, p) for kind, p in requests))
-        seen: set[str] = set()
-        for recs in results:
-            for rec in recs:
-                if rec.id not in seen:
-                    seen.add(rec.id)
-                    run.result.corroborations.append(rec)
+        results = await asyncio.gather(*(self._records(http, [run], kind, p) for kind, p in requests))
+        for (kind, _), items in zip(requests, results):
+            self._keep_records(run, kind, items)
 
-    async def _records(self, http: HttpClient, run: _Run, kind: str, params: dict[str, Any]) -> list[Corroboration]:
+    async def _corroboration_by_codes(
+        self, http: HttpClient, runs: list[_Run], kind: str, etype: str, group: list[tuple[_Run, str, str]]
+    ) -> None:
+        """A batch's outage records of one entity type, asked for by a list of codes (the repository filters
+        `metaCode IN` the comma-separated `entityCode`), each record kept by every watch that tracks its entity."""
+        by_code: dict[str, list[_Run]] = {}
+        for run, code, _ in group:
+            by_code.setdefault(code, [])
+            if run not in by_code[code]:
+                by_code[code].append(run)
+        served = list({id(r): r for rs in by_code.values() for r in rs}.values())
+        start, end = served[0].start, served[0].end
+        params = {
+            "from": int(start.timestamp()),
+            "until": int(end.timestamp()),
+            "entityType": etype,
+            "entityCode": ",".join(by_code),
+        }
+        items = await self._records(http, served, kind, params)
+        for item, fetched in items:
+            code = _record_code(item, kind)
+            for run in by_code.get(code or "", []):
+                self._keep_records(run, kind, [(item, fetched)])
+
+    def _keep_records(self, run: _Run, kind: str, items: list[tuple[Any, Fetched]]) -> None:
+        parse = self._alert if kind == "alerts" else self._event
+        seen = run.extra.setdefault("record_ids", set())
+        for item, fetched in items:
+            try:
+                rec = parse(run, item, fetched)
+            except ShapeError as exc:
+                run.failed(shape_failure(exc), f"outages {kind}")
+                return
+            if rec is not None and rec.id not in seen:
+                seen.add(rec.id)
+                run.result.corroborations.append(rec)
+
+    async def _records(
+        self, http: HttpClient, runs: list[_Run], kind: str, params: dict[str, Any]
+    ) -> list[tuple[Any, Fetched]]:
+        """The raw records of one query, page by page while pages are full; failures go to every run it serves."""
         limit = max(1, int(self.options.get("records_per_page", OUTAGES_PAGE)))
         pages = max(1, int(self.options.get("record_pages", OUTAGES_PAGES)))
-        out: list[Corroboration] = []
+        out: list[tuple[Any, Fetched]] = []
         try:
             for page in range(pages):
+                if len(runs) > 1:
+                    for run in runs:
+                        run.result.requests += 1
+                        run.result.attempts += 1
                 fetched = await http.get_json(f"/outages/{kind}", {**params, "limit": limit, "page": page})
                 data = _envelope_data(fetched.payload)
                 if data is None:
                     break
                 if not isinstance(data, list):
                     raise ShapeError(f"'data' should be a list of {kind}, got {type(data).__name__}")
-                parse = self._alert if kind == "alerts" else self._event
-                out += [rec for item in data if (rec := parse(run, item, fetched)) is not None]
+                out += [(item, fetched) for item in data]
                 if len(data) < limit:
                     break
             else:
-                run.notice(
-                    f"ioda: more than {pages * limit} outage {kind} for {params.get('entityType')} in {run.country}; "
-                    f"the rest were not read (sources.ioda.options.record_pages)"
-                )
+                for run in runs:
+                    run.notice(
+                        f"ioda: more than {pages * limit} outage {kind} for {params.get('entityType')} in "
+                        f"{run.country if len(runs) == 1 else 'a batch of watches'}; the rest were not read "
+                        "(sources.ioda.options.record_pages)"
+                    )
         except (FetchError, ShapeError) as exc:
             if isinstance(exc, ShapeError):
                 exc = shape_failure(exc)
-            run.failed(exc, f"outages {kind}")
+            for run in runs:
+                run.failed(exc, f"outages {kind}")
         return out
 
     def _entity(self, run: _Run, etype: str | None, code: str | None) -> str:
@@ -420,7 +498,7 @@ class IodaSource(Source):
         if etype == "asn" and code and code.isdigit():
             return entity_key(cc, None, int(code), None)
         if etype == "region" and code:
-            codes = self._codes or self._explicit_region_codes()
+            codes = run.extra.get("region_codes") or self._codes or self._explicit_region_codes()
             back = {str(v): str(k) for k, v in codes.items() if v is not None}
             return entity_key(cc, back.get(code, code), None, None)
         return cc
@@ -499,6 +577,30 @@ def _num(v: Any) -> float | None:
         return None if v is None else float(v)
     except (TypeError, ValueError):
         return None
+
+
+def _record_code(item: Any, kind: str) -> str | None:
+    """The entity code an outage record is about (alerts: `entity.code`; events: `location` "type/code")."""
+    if not isinstance(item, dict):
+        return None
+    if kind == "events" and "location" in item:
+        return str(item.get("location")).partition("/")[2] or None
+    ent = item.get("entity")
+    return str(ent.get("code")) if isinstance(ent, dict) and ent.get("code") is not None else None
+
+
+def _code_chunks(group: list[tuple[Any, str, str]], size: int) -> list[list[tuple[Any, str, str]]]:
+    """Entries split so that each part names at most `size` distinct codes (an entity two watches track goes once)."""
+    parts: list[list[tuple[Any, str, str]]] = []
+    codes: set[str] = set()
+    for entry in group:
+        if entry[1] not in codes and len(codes) >= size:
+            parts, codes = parts, set()
+        if not codes:
+            parts.append([])
+        codes.add(entry[1])
+        parts[-1].append(entry)
+    return parts
 
 
 def _time_chunks(start: datetime, end: datetime, size: timedelta) -> list[tuple[datetime, datetime]]:

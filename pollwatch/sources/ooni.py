@@ -146,27 +146,48 @@ class OoniSource(Source):
         return bool(self.options.get("country_series", True))
 
     async def _collect(self, run: _Run) -> None:
-        watch = run.watch
-        run.expected = self.expected(watch)
-        asns = self.asns(watch)
-        if not asns or not self.services(watch):
-            run.info.append("no providers or no services in the watch: nothing to ask OONI for")
-            return
-        per_request = max(1, int(self.options.get("asns_per_request", 250)))
-        asn_groups = [asns[i : i + per_request] for i in range(0, len(asns), per_request)]
-        windows = _date_windows(run.start, run.end)
-        jobs = []
-        for svc in self.services(watch):
-            domains = (svc.domains or [None]) if svc.test == "web_connectivity" else [None]
-            for group in asn_groups:
-                for w in windows:
-                    jobs.append((svc, tuple(group), w, domains))
         self._cache = None if self.options.get("cache", True) is False else HourCache(self.cache_dir(), self.base_url)
         async with self.client() as http:
-            await asyncio.gather(*(self._one(http, run, *job) for job in jobs))
+            await self._collect_runs(http, [run])
             run.account(http)
+
+    async def _collect_many(self, runs: list[_Run]) -> None:
+        """Several watches' counts in shared requests: per test (and domains) and range, `probe_cc` lists the
+        watches' countries and `probe_asn` their networks (both comma separated, ooni/backend aggregation.py);
+        rows come back per network and hour, and each watch keeps its own networks'."""
+        self._cache = None if self.options.get("cache", True) is False else HourCache(self.cache_dir(), self.base_url)
+        groups: dict[tuple[datetime, datetime, timedelta], list[_Run]] = {}
+        for run in runs:
+            groups.setdefault((run.start, run.end, self.settle(run.watch)), []).append(run)
+        async with self.client() as http:
+            await asyncio.gather(*(self._collect_runs(http, group) for group in groups.values()))
+
+    async def _collect_runs(self, http: HttpClient, runs: list[_Run]) -> None:
+        """Runs with the same range and settling time, one request per (test, domains, networks, week)."""
+        per_request = max(1, int(self.options.get("asns_per_request", 250)))
+        tests: dict[tuple[str, tuple[str | None, ...]], list[tuple[_Run, Service]]] = {}
+        for run in runs:
+            run.expected = self.expected(run.watch)
+            if not self.asns(run.watch) or not self.services(run.watch):
+                run.info.append("no providers or no services in the watch: nothing to ask OONI for")
+                continue
+            for svc in self.services(run.watch):
+                domains = (svc.domains or [None]) if svc.test == "web_connectivity" else [None]
+                tests.setdefault((svc.test, tuple(domains)), []).append((run, svc))
+        windows = _date_windows(runs[0].start, runs[0].end)
+        jobs = []
+        for (_, domains), members in tests.items():
+            asns = list(dict.fromkeys(a for run, _ in members for a in self.asns(run.watch)))
+            countries = ",".join(sorted({run.country for run, _ in members}))
+            for i in range(0, len(asns), per_request):
+                group = tuple(asns[i : i + per_request])
+                served = [(run, svc) for run, svc in members if set(self.asns(run.watch)) & set(group)]
+                for w in windows:
+                    jobs.append((served, countries, group, w, list(domains)))
+        await asyncio.gather(*(self._one(http, *job) for job in jobs))
         if self._pooled():
-            run.result.observations.extend(country_series(run.result.observations, set(asns)))
+            for run in runs:
+                run.result.observations.extend(country_series(run.result.observations, set(self.asns(run.watch))))
 
     def settle(self, watch: Watch) -> timedelta:
         """How long after its end an hour's counts are final: the playbook's lag on the signal less the hour
@@ -186,13 +207,14 @@ class OoniSource(Source):
     async def _one(
         self,
         http: HttpClient,
-        run: _Run,
-        svc: Service,
+        members: list[tuple[_Run, Service]],
+        countries: str,
         asns: tuple[int, ...],
         window: tuple[date, date],
         domains: list[str | None],
     ) -> None:
-        cc = run.country
+        run, svc = members[0]
+        test = svc.test
         since, until = window
         day_lo = datetime(since.year, since.month, since.day, tzinfo=timezone.utc)
         day_hi = datetime(until.year, until.month, until.day, tzinfo=timezone.utc)
@@ -209,15 +231,15 @@ class OoniSource(Source):
         counts: dict[tuple[int, datetime], list[int]] = defaultdict(lambda: [0, 0, 0, 0])
         provs: list[Provenance] = []
         for domain in domains:
-            key = (cc, svc.test, domain or "", ",".join(map(str, asns)))
+            key = (countries, test, domain or "", ",".join(map(str, asns)))
             cached = self._cache.get(key) if self._cache else None
             if cached is not None and all(iso(h) in cached for h in needed):
                 hours = {h: cached[iso(h)] for h in needed}
             else:
                 params = {
-                    "probe_cc": cc,
+                    "probe_cc": countries,
                     "probe_asn": ",".join(f"AS{a}" for a in asns),
-                    "test_name": svc.test,
+                    "test_name": test,
                     "domain": domain,
                     "since": since.isoformat(),
                     "until": until.isoformat(),
@@ -225,6 +247,10 @@ class OoniSource(Source):
                     "axis_x": "measurement_start_day",
                     "axis_y": "probe_asn",
                 }
+                if len(members) > 1:
+                    for r in {id(r): r for r, _ in members}.values():  # one request, shared by every watch it serves
+                        r.result.requests += 1
+                        r.result.attempts += 1
                 try:
                     fetched = await http.get_json("/api/v1/aggregation", params)
                     # the answer covers the whole window: every final hour of it is kept for later ticks
@@ -233,11 +259,13 @@ class OoniSource(Source):
                 except (FetchError, ShapeError) as exc:
                     if isinstance(exc, ShapeError):
                         exc = shape_failure(exc)
-                    reason = run.failed(exc, f"{svc.name} ({svc.test}{' ' + domain if domain else ''})")
-                    for a in asns:
-                        run.gap(entity_key(cc, None, a, svc.name), FAILURE_RATE, reason, lo, hi)
-                    if self._pooled():  # the country's pooled series misses these networks' tests too
-                        run.gap(entity_key(cc, None, None, svc.name), FAILURE_RATE, reason, lo, hi)
+                    for r, s in members:
+                        cc = r.country
+                        reason = r.failed(exc, f"{s.name} ({test}{' ' + domain if domain else ''})")
+                        for a in self._own(r, asns):
+                            r.gap(entity_key(cc, None, a, s.name), FAILURE_RATE, reason, lo, hi)
+                        if self._pooled():  # the country's pooled series misses these networks' tests too
+                            r.gap(entity_key(cc, None, None, s.name), FAILURE_RATE, reason, lo, hi)
                     return
                 prov = fetched.provenance()
                 fresh = self._hours(run, svc, rows, set(asns), prov, keep_lo, hi)
@@ -253,7 +281,13 @@ class OoniSource(Source):
                     acc[3] += 1
                 provs.append(Provenance.model_validate(per_asn["provenance"]))
         prov = _combined_provenance(provs)
-        self._emit(run, svc, asns, counts, prov, needed)
+        for r, s in members:
+            self._emit(r, s, self._own(r, asns), counts, prov, needed)
+
+    def _own(self, run: _Run, asns: tuple[int, ...]) -> tuple[int, ...]:
+        """The networks of a request that are this run's watch's (all of them for a single watch)."""
+        mine = set(self.asns(run.watch))
+        return tuple(a for a in asns if a in mine)
 
     @staticmethod
     def _hours(

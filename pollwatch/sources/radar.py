@@ -104,58 +104,81 @@ class RadarSource(Source):
         return [(watch.country or "", ANNOTATIONS), (watch.country or "", ANOMALIES)]
 
     async def _collect(self, run: _Run) -> None:
+        await self._collect_many([run])
+
+    async def _collect_many(self, runs: list[_Run]) -> None:
+        """One watch asks for its `location`; a batch asks once for every location (the records say which
+        countries they concern: `locations`, `locationDetails`, `asnDetails.location`) and each watch keeps its
+        own country's, so a batch costs the requests of one watch whatever its size."""
         if not self.configured:
-            run.info.append("no API token configured (POLLWATCH_RADAR_API_TOKEN): Cloudflare Radar skipped")
+            for run in runs:
+                run.info.append("no API token configured (POLLWATCH_RADAR_API_TOKEN): Cloudflare Radar skipped")
             return
-        run.expected = self.expected(run.watch)
         assert self._token is not None
         secret = self._token.get_secret_value()
         # annotations are often published after the outage began: ask back `lookback_hours` so a late one is seen
         lookback = timedelta(hours=float(self.options.get("lookback_hours", LOOKBACK_HOURS)))
-        params = {
-            "location": run.country,
-            "dateStart": _iso(run.start - lookback),
-            "dateEnd": _iso(run.end),
+        for run in runs:
+            run.expected = self.expected(run.watch)
+        params: dict[str, Any] = {
+            "dateStart": _iso(min(r.start for r in runs) - lookback),
+            "dateEnd": _iso(max(r.end for r in runs)),
             "format": "json",
         }
+        if len(runs) == 1:
+            params = {"location": runs[0].country, **params}
         async with self.client(headers={"Authorization": f"Bearer {secret}"}, secrets=[secret]) as http:
             await asyncio.gather(
-                self._fetch(
-                    http, run, "/radar/annotations/outages", params, "annotations", ANNOTATIONS, self._annotation
+                self._pages(
+                    http, runs, "/radar/annotations/outages", params, "annotations", ANNOTATIONS, self._annotation
                 ),
-                self._fetch(
-                    http, run, "/radar/traffic_anomalies", params, "trafficAnomalies", ANOMALIES, self._anomaly
+                self._pages(
+                    http, runs, "/radar/traffic_anomalies", params, "trafficAnomalies", ANOMALIES, self._anomaly
                 ),
             )
-            run.account(http)
+            if len(runs) == 1:
+                runs[0].account(http)
 
-    async def _fetch(
-        self, http: HttpClient, run: _Run, path: str, params: dict[str, Any], key: str, signal: str, parse: Any
+    async def _pages(
+        self, http: HttpClient, runs: list[_Run], path: str, params: dict[str, Any], key: str, signal: str, parse: Any
     ) -> None:
-        """Pages of `limit` records (`offset` onwards) while full, at most `options.pages`; each record once (by id)."""
+        """Pages of `limit` records (`offset` onwards) while full, at most `options.pages`; each record once (by id),
+        kept by the watches of the countries it concerns (a single watch's by its own)."""
         limit = max(1, int(self.options.get("limit", 100)))
         pages = max(1, int(self.options.get("pages", 5)))
-        seen = {c.id for c in run.result.corroborations}
+        seen = {id(r): {c.id for c in r.result.corroborations} for r in runs}
+        by_country: dict[str, list[_Run]] = {}
+        for run in runs:
+            by_country.setdefault(run.country, []).append(run)
         try:
             for page in range(pages):
+                if len(runs) > 1:
+                    for run in runs:
+                        run.result.requests += 1
+                        run.result.attempts += 1
                 fetched = await http.get_json(path, {**params, "limit": limit, "offset": page * limit})
                 items = _result(fetched.payload, key)
                 for item in items:
-                    rec = parse(run, item, fetched)
-                    if rec is not None and rec.id not in seen:
-                        seen.add(rec.id)
-                        run.result.corroborations.append(rec)
+                    targets = runs if len(runs) == 1 else [r for c in _countries(item) for r in by_country.get(c, [])]
+                    for run in targets:
+                        rec = parse(run, item, fetched)
+                        if rec is not None and rec.id not in seen[id(run)]:
+                            seen[id(run)].add(rec.id)
+                            run.result.corroborations.append(rec)
                 if len(items) < limit:
                     break
             else:
-                run.notice(
-                    f"radar: more than {pages * limit} {key} for {run.country}; the rest were not read "
-                    "(sources.radar.options.pages)"
-                )
+                for run in runs:
+                    run.notice(
+                        f"radar: more than {pages * limit} {key} for "
+                        f"{run.country if len(runs) == 1 else 'a batch of watches'}; the rest were not read "
+                        "(sources.radar.options.pages)"
+                    )
         except (FetchError, ShapeError) as exc:
             err = shape_failure(exc) if isinstance(exc, ShapeError) else exc
-            reason = run.failed(err, signal)
-            run.gap(run.country, signal, reason)
+            for run in runs:
+                reason = run.failed(err, signal)
+                run.gap(run.country, signal, reason)
 
     def _annotation(self, run: _Run, item: Any, fetched: Fetched) -> Corroboration | None:
         if not isinstance(item, dict):
@@ -208,3 +231,15 @@ class RadarSource(Source):
             description=(asn_details.get("name") if isinstance(asn_details, dict) else None),
             provenance=fetched.provenance(),
         )
+
+
+def _countries(item: Any) -> list[str]:
+    """The countries a Radar record concerns: an annotation's `locations`, an anomaly's location or its ASN's."""
+    if not isinstance(item, dict):
+        return []
+    out = [str(c).upper() for c in item.get("locations") or [] if isinstance(c, str)]
+    asn = item.get("asnDetails")
+    for details in (item.get("locationDetails"), asn.get("location") if isinstance(asn, dict) else None):
+        if isinstance(details, dict) and isinstance(details.get("code"), str):
+            out.append(details["code"].upper())
+    return list(dict.fromkeys(out))

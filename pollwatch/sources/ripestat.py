@@ -159,11 +159,14 @@ class RipestatSource(Source):
         return res
 
     async def _collect(self, run: _Run) -> None:
-        watch = run.watch
-        run.expected = self.expected(watch)
         async with self.client() as http:
-            await asyncio.gather(self._resources(http, run), self._stats(http, run))
+            await self._fetch(http, run)
             run.account(http)
+
+    async def _fetch(self, http: Any, run: _Run) -> None:
+        """One country's calls (RIPEstat's data calls take one `resource` each: a batch shares the client)."""
+        run.expected = self.expected(run.watch)
+        await asyncio.gather(self._resources(http, run), self._stats(http, run))
 
     async def _resources(self, http: HttpClient, run: _Run) -> None:
         try:
