@@ -208,7 +208,7 @@ def main() -> None:
         with store.session_scope(url) as s:
             store.save_watch_state(s, w.name, state, t0 - CADENCE)
 
-    from flows.watch_tick import watch_tick
+    from pollwatch.flows.watch_tick import watch_tick
 
     import prefect.flow_engine as engine
 

@@ -13,14 +13,14 @@ from datetime import datetime, timedelta, timezone
 from prefect import flow, get_run_logger
 from prefect.utilities.annotations import quote
 
-from flows.common import resolve_watch
+from pollwatch.flows.common import resolve_watch
 from pollwatch.baseline import never_judged_notices
 from pollwatch.models import iso
 from pollwatch.sources import enabled_sources
-from tasks.baseline import baseline_task
-from tasks.collect import collect_file, collect_source
-from tasks.record import record_observations, record_outcome
-from tasks.record_audit import AUDIT_HOOKS
+from pollwatch.tasks.baseline import baseline_task
+from pollwatch.tasks.collect import collect_file, collect_source
+from pollwatch.tasks.record import record_observations, record_outcome
+from pollwatch.tasks.record_audit import AUDIT_HOOKS
 
 
 @flow(name="baseline", flow_run_name="baseline-{watch}", log_prints=True, **AUDIT_HOOKS)

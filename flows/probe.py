@@ -15,13 +15,13 @@ from typing import Any
 
 from prefect import flow, get_run_logger
 
-from flows.common import resolve_watch
+from pollwatch.flows.common import resolve_watch
 from pollwatch.models import Notice, NoticeLevel
 from pollwatch.playbook import Vantage, Watch
 from pollwatch.probes import diffscan as ds
 from pollwatch.probes import webprobe as wp
 from pollwatch.probes.targets import vantage_asn
-from tasks.probe import PROBE_FLOW, diffscan_task, enabled, webprobe_task
+from pollwatch.tasks.probe import PROBE_FLOW, diffscan_task, enabled, webprobe_task
 
 
 def _watch(watch: str | dict[str, Any]) -> Watch:

@@ -17,20 +17,20 @@ from prefect import flow, get_run_logger
 from prefect.utilities.annotations import quote
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
-from flows.common import resolve_watch
+from pollwatch.flows.common import resolve_watch
 from pollwatch import store
 from pollwatch.alerts import KIND_TITLES, scope_line
 from pollwatch.baseline import with_address_shares
 from pollwatch.models import iso
 from pollwatch.pipeline import judgement_times, latest_anomalies, latest_incidents, with_observed_signals
-from tasks.attribute import attribute_task
-from tasks.baseline import baseline_task
-from tasks.classify import classify_task
-from tasks.collect import collect_file
-from tasks.detect import detect_task
-from tasks.notify import notify_task
-from tasks.record import load_attribution_context, load_incidents, record_observations, record_outcome
-from tasks.record_audit import AUDIT_HOOKS
+from pollwatch.tasks.attribute import attribute_task
+from pollwatch.tasks.baseline import baseline_task
+from pollwatch.tasks.classify import classify_task
+from pollwatch.tasks.collect import collect_file
+from pollwatch.tasks.detect import detect_task
+from pollwatch.tasks.notify import notify_task
+from pollwatch.tasks.record import load_attribution_context, load_incidents, record_observations, record_outcome
+from pollwatch.tasks.record_audit import AUDIT_HOOKS
 
 
 @flow(name="replay", flow_run_name="replay-{watch}", log_prints=True, **AUDIT_HOOKS)

@@ -16,7 +16,7 @@ from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
 from pollwatch.playbook import find_watch, load_watch
 from pollwatch.timeutil import parse_time
-from tasks.record_audit import AUDIT_HOOKS, build_report_task
+from pollwatch.tasks.record_audit import AUDIT_HOOKS, build_report_task
 
 
 def _key(text: str) -> str:

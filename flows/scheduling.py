@@ -66,7 +66,7 @@ def _schedules(spec: sched.PhaseSchedule) -> list[DeploymentScheduleCreate]:
 def _parameter_schema() -> dict[str, Any]:
     from prefect.utilities.callables import parameter_schema
 
-    from flows.watch_tick import watch_tick
+    from pollwatch.flows.watch_tick import watch_tick
 
     return parameter_schema(watch_tick).model_dump_for_openapi()
 
@@ -151,7 +151,7 @@ def apply_schedule(
             )
             (result.updated if before is not None else result.created).append(spec.deployment)
     if watch.vantages:  # the ticks start the probes on each vantage's own pool (flows/probe.py)
-        from flows.probe import deploy_vantages
+        from pollwatch.flows.probe import deploy_vantages
 
         deploy_vantages(watch)
         result.vantages = [f"vantage-probe/{v.name}" for v in watch.vantages]

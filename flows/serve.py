@@ -43,7 +43,8 @@ from prefect.client.schemas.objects import ConcurrencyLimitConfig, ConcurrencyLi
 from prefect.logging import get_logger
 from prefect.runner import Runner
 
-from flows.scheduling import coordinator_paused, sync_watch
+from pollwatch.flows.prefect_compat import local_api_server, run_processes, runner_serving, stop_polling
+from pollwatch.flows.scheduling import coordinator_paused, sync_watch
 from pollwatch import schedule as sched
 from pollwatch import store
 from pollwatch.playbook import Watch
@@ -76,21 +77,18 @@ class _DrainingRunner(Runner):
         self._draining = False
 
     def handle_sigterm(self, *args: Any, **kwargs: Any) -> None:
-        if self._draining or not self.started or self._loop is None:
+        if self._draining or not runner_serving(self):
             super().handle_sigterm(*args, **kwargs)  # a second signal, or not serving yet: stop now
             return
         self._draining = True
         logger.info("Stopping: no new ticks; waiting up to %.0f s for the ticks in progress", self.grace)
-        poller = getattr(self, "_scheduled_run_poller", None)  # Prefect's poller for scheduled runs
-        if poller is not None:
-            poller.stopping = True
+        stop_polling(self)
         threading.Thread(target=self._drain, name="pollwatch-serve-drain", daemon=True).start()
 
     def _in_flight(self) -> int:
         """Runs of the served deployments not finished yet, and run processes that have not exited (a
         run's process outlives its final state a little; stopping the runner then would cancel it)."""
-        manager = getattr(self, "_process_manager", None)  # Prefect's map of the run processes it started
-        processes = manager.flow_run_count() if hasattr(manager, "flow_run_count") else 0
+        processes = run_processes(self)
         with get_client(sync_client=True) as client:
             return processes + len(
                 client.read_flow_runs(
@@ -135,10 +133,9 @@ def _embedded_scheduler(deployment_ids: list[UUID], stop: threading.Event) -> No
 def _local_api(stack: ExitStack) -> None:
     """Start the temporary local API for this process and every run it starts (they would each start
     their own otherwise, and lose the deployment's concurrency slot, which lives in the API process)."""
-    from prefect.server.api.server import SubprocessASGIServer
     from prefect.settings import PREFECT_API_URL, PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS, temporary_settings
 
-    server = SubprocessASGIServer()
+    server = local_api_server()
     server.start(timeout=PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS.value())
     stack.callback(server.stop)
     os.environ["PREFECT_API_URL"] = server.api_url  # inherited by the runs' processes
@@ -175,7 +172,7 @@ def _serve(
 
     from prefect.schedules import RRule
 
-    from flows.watch_tick import watch_tick
+    from pollwatch.flows.watch_tick import watch_tick
 
     specs = sched.phase_schedules(watch)
     result = Served(paused=coordinator_paused(watch.name), embedded_scheduler=embedded)

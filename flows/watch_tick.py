@@ -19,7 +19,7 @@ from prefect.concurrency.sync import concurrency
 from prefect.exceptions import TerminationSignal
 from prefect.utilities.annotations import quote
 
-from flows.common import current_flow_run_id, resolve_watch, scheduled_time
+from pollwatch.flows.common import current_flow_run_id, resolve_watch, scheduled_time
 from pollwatch.baseline import never_judged_notices
 from pollwatch.models import Gap, Notice, NoticeLevel, iso
 from pollwatch.pipeline import TickWindows, WatchState, latest_anomalies, tick_judgements, with_observed_signals
@@ -27,13 +27,13 @@ from pollwatch.playbook import Watch
 from pollwatch.schedule import concurrency_limit_name
 from pollwatch.sources import enabled_sources, interrupt_collections
 from pollwatch.timeutil import floor_time
-from tasks.attribute import attribute_task
-from tasks.classify import classify_task
-from tasks.collect import collect_file, collect_source, coverage_artifact
-from tasks.detect import detect_task
-from tasks.notify import notify_task
-from tasks.probe import probe_vantages, vantage_timeout
-from tasks.record import (
+from pollwatch.tasks.attribute import attribute_task
+from pollwatch.tasks.classify import classify_task
+from pollwatch.tasks.collect import collect_file, collect_source, coverage_artifact
+from pollwatch.tasks.detect import detect_task
+from pollwatch.tasks.notify import notify_task
+from pollwatch.tasks.probe import probe_vantages, vantage_timeout
+from pollwatch.tasks.record import (
     claim_tick,
     load_attribution_context,
     load_observations,
@@ -43,7 +43,7 @@ from tasks.record import (
     record_tick,
     release_failed_tick,
 )
-from tasks.record_audit import AUDIT_HOOKS
+from pollwatch.tasks.record_audit import AUDIT_HOOKS
 
 
 @flow(name="watch-tick", flow_run_name="tick-{watch}-{tick}", log_prints=True, **AUDIT_HOOKS)

@@ -311,7 +311,7 @@ def replay_cmd(
 ) -> None:
     """Replay a watch over past observations through the real flows; print the alerts it would send."""
     _quiet_prefect()
-    from flows.replay import replay
+    from pollwatch.flows.replay import replay
 
     from contextlib import nullcontext
 
@@ -352,7 +352,7 @@ def tick_cmd(
     and the same command runs it again); 3: it ran but every source failed (no new data: gaps, no verdict).
     """
     _quiet_prefect()
-    from flows.watch_tick import watch_tick
+    from pollwatch.flows.watch_tick import watch_tick
 
     w = _watch(watch)
     try:
@@ -424,7 +424,7 @@ def demo_cmd(
     )
     typer.echo("replaying through the Prefect flows (ephemeral API, SQLite store, alerts to the console)...\n")
 
-    from flows.replay import replay
+    from pollwatch.flows.replay import replay
 
     result = replay(str(w.source_file), str(obs_path), day.replay_from, day.until, str(inc_path))
     incidents = result["incidents"]

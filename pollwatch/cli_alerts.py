@@ -31,7 +31,7 @@ def _transport(blocks: bool):  # type: ignore[no-untyped-def]
         from pollwatch.cli import _quiet_prefect
 
         _quiet_prefect()
-        from tasks.notify import slack_credentials
+        from pollwatch.tasks.notify import slack_credentials
 
         token, webhook = slack_credentials()
     return choose_transport(token, webhook, base_url=settings.slack_base_url)

@@ -75,7 +75,7 @@ def probe_deploy(
     if not w.vantages:
         fail(f"watch {w.name} lists no vantages (add `vantages:` with name and work_pool)")
     _quiet_prefect()
-    from flows.probe import deploy_vantages
+    from pollwatch.flows.probe import deploy_vantages
 
     ids = deploy_vantages(w, working_dir=working_dir)
     typer.echo(

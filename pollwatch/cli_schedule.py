@@ -68,7 +68,7 @@ def schedule_cmd(
     if dry_run:
         return
     cli._quiet_prefect()
-    from flows.scheduling import apply_schedule
+    from pollwatch.flows.scheduling import apply_schedule
 
     result = apply_schedule(w, work_pool=work_pool, observations=str(observations) if observations else None)
     if result.work_pool_created:
@@ -90,7 +90,7 @@ def unschedule_cmd(watch: str = typer.Argument(..., help="Watch file or name."))
     cli = _cli()
     name = _watch_name(watch)
     cli._quiet_prefect()
-    from flows.scheduling import remove_schedule
+    from pollwatch.flows.scheduling import remove_schedule
 
     removed = remove_schedule(name)
     typer.echo(f"{name}: removed {', '.join(removed) if removed else 'nothing (no deployments)'}")
@@ -100,7 +100,7 @@ def _pause(watch: str, paused: bool) -> None:
     cli = _cli()
     name = _watch_name(watch)
     cli._quiet_prefect()
-    from flows.scheduling import set_paused
+    from pollwatch.flows.scheduling import set_paused
 
     names = set_paused(name, paused)
     if not names:
@@ -156,7 +156,7 @@ def serve_cmd(
         )
         return
     cli._quiet_prefect()
-    from flows.serve import Served, serve_watch
+    from pollwatch.flows.serve import Served, serve_watch
 
     def announce(served: Served) -> None:
         if served.removed:

@@ -37,7 +37,7 @@ def start_actions(http: str | None = None, blocks: bool = False, required: bool 
         from pollwatch.cli import _quiet_prefect
 
         _quiet_prefect()
-        from tasks.notify import slack_action_credentials
+        from pollwatch.tasks.notify import slack_action_credentials
 
         token, app_token, signing = slack_action_credentials()
     if not required and not http and (app_token is None or token is None):

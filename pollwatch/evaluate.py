@@ -29,7 +29,7 @@ from pydantic import BaseModel, Field
 from pollwatch.models import Anomaly, Cause, Family, Incident, IncidentKind, Observation, iso
 from pollwatch.baseline import baselined
 from pollwatch.pipeline import analyse
-from pollwatch.playbook import Watch
+from pollwatch.playbook import PLAYBOOKS_DIR, Watch
 from pollwatch.simulate import EventSpec, Label, random_events, simulate
 from pollwatch.timeutil import tick_grid
 
@@ -42,7 +42,7 @@ KIND_FAMILY = {
     IncidentKind.throttling: Family.performance,
 }
 REPO = Path(__file__).resolve().parent.parent
-EVAL_PLAYBOOKS = REPO / "playbooks" / "evaluation"
+EVAL_PLAYBOOKS = PLAYBOOKS_DIR / "evaluation"
 
 
 def default_real_root() -> Path | None:

@@ -37,9 +37,10 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from pollwatch.models import Cause, IncidentKind, Observation, stable_id
+from pollwatch.playbook import PLAYBOOKS_DIR
 from pollwatch.simulate import Label
 
-CASES_DIR = Path(__file__).resolve().parent.parent / "playbooks" / "evaluation" / "cases"
+CASES_DIR = PLAYBOOKS_DIR / "evaluation" / "cases"
 CRITERIA = ("recall", "false_alerts", "time_to_detect", "cause", "visible_onset", "networks")
 
 

@@ -39,7 +39,16 @@ from pydantic import (
 from pollwatch.models import Direction, Family
 from pollwatch.timeutil import format_duration, parse_duration
 
-PLAYBOOKS_DIR = Path(__file__).resolve().parent.parent / "playbooks"
+
+def playbooks_dir() -> Path:
+    """The shipped playbooks: `pollwatch/playbooks/` in an installed package, else the repository's `playbooks/`
+    (a checkout, or an editable install of one)."""
+    here = Path(__file__).resolve().parent
+    installed = here / "playbooks"
+    return installed if installed.is_dir() else here.parent / "playbooks"
+
+
+PLAYBOOKS_DIR = playbooks_dir()
 
 
 Duration = Annotated[timedelta, BeforeValidator(parse_duration), PlainSerializer(format_duration, return_type=str)]

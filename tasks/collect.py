@@ -20,7 +20,7 @@ from pollwatch.playbook import Watch
 from pollwatch.settings import get_settings
 from pollwatch.sources import CollectResult, make_source
 from pollwatch.sources.coverage import CoverageRow, blind_spots, coverage_report
-from tasks.secrets import secret_block
+from pollwatch.tasks.secrets import secret_block
 
 
 @task(name="collect-file", cache_policy=NO_CACHE, retries=1, retry_delay_seconds=2)

@@ -26,7 +26,7 @@ from pollwatch.notify import (
 )
 from pollwatch.playbook import Watch
 from pollwatch.settings import get_settings
-from tasks.secrets import secret_block
+from pollwatch.tasks.secrets import secret_block
 
 REPLAY = "replay"
 BOT_TOKEN_BLOCK = "slack-bot-token"

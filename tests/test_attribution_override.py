@@ -118,7 +118,7 @@ def test_review_flow_pauses_for_a_responder_then_records_the_answer(kz_watch):
     from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterName
     from prefect.flow_runs import resume_flow_run
 
-    from flows.override import review_attribution
+    from pollwatch.flows.override import review_attribution
 
     _, _, inc = _opened(kz_watch)
     result: dict = {}
@@ -158,7 +158,7 @@ def test_review_flow_pauses_for_a_responder_then_records_the_answer(kz_watch):
 
 @pytest.mark.usefixtures("prefect_harness")
 def test_watch_tick_after_an_override_alerts_with_it(kz_watch, tmp_path: Path, capsys):
-    from flows.watch_tick import watch_tick
+    from pollwatch.flows.watch_tick import watch_tick
     from pollwatch.jsonl import write_observations
     from pollwatch.override import override_incident
     from pollwatch.simulate import election_day_events, simulate

@@ -45,7 +45,7 @@ def small_watch(tmp_path: Path):
 
 
 def test_replay_is_on_record_and_in_the_report(small_watch, tmp_path: Path):
-    from flows.replay import replay
+    from pollwatch.flows.replay import replay
 
     path, kz_watch = small_watch
     _, day, end = demo_range(kz_watch)
@@ -94,7 +94,7 @@ def test_replay_is_on_record_and_in_the_report(small_watch, tmp_path: Path):
 
 
 def test_live_tick_alert_delivery_is_on_record(small_watch, tmp_path: Path):
-    from flows.watch_tick import watch_tick
+    from pollwatch.flows.watch_tick import watch_tick
 
     path, kz_watch = small_watch
     nationwide = [e for e in election_day_events(kz_watch) if e.kind.value == "nationwide_outage"]

@@ -83,7 +83,7 @@ def test_series_that_are_never_judged_are_named_with_their_setting(history):
 def test_baseline_flow_persists_and_publishes(history, tmp_path: Path):
     from prefect.client.orchestration import get_client
 
-    from flows.baseline import baseline
+    from pollwatch.flows.baseline import baseline
 
     w, end, obs = history
     path = tmp_path / "history.jsonl"
@@ -107,8 +107,8 @@ def test_baseline_flow_persists_and_publishes(history, tmp_path: Path):
 
 @pytest.mark.usefixtures("prefect_harness")
 def test_baseline_flow_and_first_tick_name_the_series_never_judged(history, tmp_path: Path):
-    from flows.baseline import baseline
-    from flows.watch_tick import watch_tick
+    from pollwatch.flows.baseline import baseline
+    from pollwatch.flows.watch_tick import watch_tick
 
     w, end, obs = history
     watch_file = tmp_path / "index.yaml"
@@ -164,7 +164,7 @@ sources:
 def test_baseline_flow_fetches_history_from_the_sources(tmp_path: Path):
     from datetime import datetime, timezone
 
-    from flows.baseline import baseline
+    from pollwatch.flows.baseline import baseline
     from tests.fakes.observatories import observatories
 
     watch_file = tmp_path / "kz-baseline-sources.yaml"

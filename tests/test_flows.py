@@ -16,7 +16,7 @@ pytestmark = pytest.mark.usefixtures("prefect_harness")
 
 
 def test_replay_flow_records_incidents_and_alerts(kz_watch, tmp_path: Path):
-    from flows.replay import replay
+    from pollwatch.flows.replay import replay
 
     _, day, end = demo_range(kz_watch)
     sc = simulate(kz_watch, day - timedelta(hours=30), end, election_day_events(kz_watch), seed=2)
@@ -44,7 +44,7 @@ def test_replay_flow_records_incidents_and_alerts(kz_watch, tmp_path: Path):
 
 
 def test_watch_tick_is_idempotent_and_alerts_once(kz_watch, tmp_path: Path, capsys):
-    from flows.watch_tick import watch_tick
+    from pollwatch.flows.watch_tick import watch_tick
 
     nationwide = [e for e in election_day_events(kz_watch) if e.kind.value == "nationwide_outage"]
     start = nationwide[0].start

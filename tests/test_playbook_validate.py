@@ -279,7 +279,7 @@ def test_a_hostile_but_valid_watch_runs_a_real_tick(tmp_path: Path, prefect_harn
     """Numeric IODA region, 'AS' ASNs, a milestone with its own zone, a phase name
     with spaces: a flow tick completes.
     """
-    from flows.watch_tick import watch_tick
+    from pollwatch.flows.watch_tick import watch_tick
     from pollwatch.jsonl import write_observations
 
     start, observations = small_scenario

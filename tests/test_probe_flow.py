@@ -66,8 +66,8 @@ async def _create_pool(name: str) -> None:
 async def test_a_vantage_without_a_worker_is_a_gap_and_a_notice(kz_watch, web):
     from prefect.client.orchestration import get_client
 
-    from flows.probe import deploy_vantages
-    from tasks.probe import probe_vantages
+    from pollwatch.flows.probe import deploy_vantages
+    from pollwatch.tasks.probe import probe_vantages
 
     pool = f"pw-silent-{uuid.uuid4().hex[:6]}"
     await _create_pool(pool)
@@ -89,7 +89,7 @@ async def test_a_vantage_without_a_worker_is_a_gap_and_a_notice(kz_watch, web):
 
 
 async def test_a_vantage_with_no_deployment_is_reported_too(kz_watch, web):
-    from tasks.probe import probe_vantages
+    from pollwatch.tasks.probe import probe_vantages
 
     watch = _watch(kz_watch, web, {"never-deployed": "nowhere"})
     out = await probe_vantages(watch, TICK, timeout=1.0, span=timedelta(minutes=5))
@@ -97,7 +97,7 @@ async def test_a_vantage_with_no_deployment_is_reported_too(kz_watch, web):
 
 
 async def test_the_probe_flow_measures_and_returns_observations(kz_watch, web):
-    from flows.probe import probe_flow
+    from pollwatch.flows.probe import probe_flow
 
     watch = _watch(kz_watch, web, {"almaty-1": "unused"})
     result = await probe_flow(watch.model_dump(mode="json"), "almaty-1", TICK)
@@ -114,8 +114,8 @@ async def test_the_probe_flow_measures_and_returns_observations(kz_watch, web):
 async def test_a_worker_on_the_vantage_pool_answers_the_tick(kz_watch, web):
     from prefect.workers.process import ProcessWorker
 
-    from flows.probe import deploy_vantages
-    from tasks.probe import probe_vantages
+    from pollwatch.flows.probe import deploy_vantages
+    from pollwatch.tasks.probe import probe_vantages
 
     pool = f"pw-live-{uuid.uuid4().hex[:6]}"
     await _create_pool(pool)
@@ -138,7 +138,7 @@ async def test_a_worker_on_the_vantage_pool_answers_the_tick(kz_watch, web):
 def test_the_watch_tick_turns_an_unreachable_vantage_into_gaps_and_a_notice(kz_watch, tmp_path):
     import yaml
 
-    from flows.watch_tick import watch_tick
+    from pollwatch.flows.watch_tick import watch_tick
     from pollwatch import store
     from tests.conftest import KZ_WATCH
 
@@ -166,7 +166,7 @@ def test_the_watch_tick_turns_an_unreachable_vantage_into_gaps_and_a_notice(kz_w
 
 
 async def test_the_probe_flow_builds_a_diffscan_baseline_then_sweeps_against_it(kz_watch, tmp_path):
-    from flows.probe import probe_flow
+    from pollwatch.flows.probe import probe_flow
     from pollwatch.probes.targets import baseline_path
     from pollwatch.settings import get_settings
 

@@ -25,8 +25,8 @@ def scenario(nationwide_minutes):
 
 
 def test_two_ticks_of_one_watch_at_once_equal_a_single_run(scenario, monkeypatch, capsys):
-    import tasks.detect as detect_stage
-    from flows.watch_tick import watch_tick
+    import pollwatch.tasks.detect as detect_stage
+    from pollwatch.flows.watch_tick import watch_tick
 
     w, start, obs = scenario
     assert watch_tick(str(KZ_WATCH), start - timedelta(minutes=5), str(obs))["skipped"] is False

@@ -32,7 +32,7 @@ def _sqlite_path(url: str) -> str:
 
 @pytest.mark.usefixtures("prefect_harness")
 def test_a_tick_waits_for_a_locked_sqlite_database_then_completes(scenario, isolated_store, capsys):
-    from flows.watch_tick import watch_tick
+    from pollwatch.flows.watch_tick import watch_tick
 
     w, start, _, path = scenario
     store.get_engine()  # schema in place before the other writer takes the lock
@@ -69,7 +69,7 @@ def test_a_tick_waits_for_a_locked_sqlite_database_then_completes(scenario, isol
 
 def test_a_failed_record_writes_nothing_and_a_retry_writes_everything_once(scenario, monkeypatch):
     """record_outcome is one transaction: a failure in its last write leaves no trace of the first ones."""
-    from tasks.record import record_outcome
+    from pollwatch.tasks.record import record_outcome
 
     w, start, observations, _ = scenario
     out = analyse(w, None, w.tick_times(start - timedelta(minutes=5), start + timedelta(minutes=5)), observations)
@@ -109,7 +109,7 @@ def _terminate(pid: int) -> None:
 def test_postgres_backend_terminated_mid_transaction_is_retried_without_duplicates(scenario, pg_url, monkeypatch):
     from prefect import flow
 
-    from tasks.record import record_observations
+    from pollwatch.tasks.record import record_observations
 
     monkeypatch.setenv("POLLWATCH_DATABASE_URL", pg_url)
     _, _, observations, _ = scenario

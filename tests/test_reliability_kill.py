@@ -27,7 +27,7 @@ pytestmark = pytest.mark.usefixtures("prefect_harness")
 STALL = {
     # kill after the observations were recorded, while the detector runs
     "detect": """
-import tasks.detect as stage
+import pollwatch.tasks.detect as stage
 real = stage.detect
 def stalled(*a, **k):
     Path(MARKER).write_text("detect")
@@ -37,7 +37,7 @@ stage.detect = stalled
 """,
     # kill after the alert went into the outbox, while it is being delivered (before anything is recorded as done)
     "deliver": """
-import tasks.notify as stage
+import pollwatch.tasks.notify as stage
 from pollwatch.notify import ConsoleTransport
 class Stalled(ConsoleTransport):
     def post(self, channel, msg, **kw):
@@ -55,7 +55,7 @@ from datetime import datetime
 from pathlib import Path
 MARKER = sys.argv[4]
 {stall}
-from flows.watch_tick import watch_tick
+from pollwatch.flows.watch_tick import watch_tick
 watch_tick(sys.argv[1], datetime.fromisoformat(sys.argv[2]), sys.argv[3])
 """
 
@@ -98,7 +98,7 @@ def _kill_mid_tick(stage: str, tick, obs: Path, tmp_path: Path) -> str:
 
 
 def test_sigkill_mid_tick_then_the_next_tick_completes_the_work(scenario, tmp_path, capsys):
-    from flows.watch_tick import watch_tick
+    from pollwatch.flows.watch_tick import watch_tick
 
     w, start, obs = scenario
     assert watch_tick(str(KZ_WATCH), start - timedelta(minutes=5), str(obs))["skipped"] is False

@@ -24,7 +24,7 @@ def test_slack_down_then_back_delivers_everything_once_in_order(kz_watch):
     from prefect import flow
 
     from pollwatch.notify import SlackTransport
-    from tasks.notify import deliver_pending
+    from pollwatch.tasks.notify import deliver_pending
     from tests.fakes.slack_api import FakeSlack
 
     w = kz_watch

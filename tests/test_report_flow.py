@@ -13,7 +13,7 @@ def test_report_flow_publishes_artifacts_and_audits_the_run(prefect_harness, sto
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
 
-    from flows.report import report
+    from pollwatch.flows.report import report
 
     out = tmp_path / "report.html"
     summary = report("kz-2019-presidential", since=stored["since"], until=stored["until"], out=str(out))

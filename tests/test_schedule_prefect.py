@@ -30,7 +30,7 @@ pytestmark = pytest.mark.usefixtures("prefect_harness")
 def _deployments(name: str) -> dict:
     from prefect.client.orchestration import get_client
 
-    from flows.scheduling import watch_deployments
+    from pollwatch.flows.scheduling import watch_deployments
 
     with get_client(sync_client=True) as client:
         return {d.name: d for d in watch_deployments(client, name)}
@@ -48,7 +48,7 @@ def _limit(name: str):
 
 
 def test_schedule_is_idempotent_follows_edits_pauses_and_unschedules(tmp_path: Path):
-    from flows.scheduling import apply_schedule, remove_schedule, set_paused
+    from pollwatch.flows.scheduling import apply_schedule, remove_schedule, set_paused
 
     pool = "pollwatch-test-pool"
     w = load_watch(KZ_WATCH)
@@ -141,7 +141,7 @@ def test_cli_schedule_pause_resume_unschedule(tmp_path: Path):
 
 
 def test_missed_ticks_are_caught_up_and_a_late_tick_sends_nothing(tmp_path: Path, capsys):
-    from flows.watch_tick import watch_tick
+    from pollwatch.flows.watch_tick import watch_tick
 
     # a phase in the past: ticks T0..; the outage starts at T3; T1..T4 are missed
     w, path = fast_watch(tmp_path, now=datetime.now(timezone.utc) - timedelta(hours=1))
@@ -165,7 +165,7 @@ def test_missed_ticks_are_caught_up_and_a_late_tick_sends_nothing(tmp_path: Path
 
 
 def test_a_playbook_changed_between_ticks_is_noticed(tmp_path: Path):
-    from flows.watch_tick import watch_tick
+    from pollwatch.flows.watch_tick import watch_tick
 
     w, path = fast_watch(tmp_path, now=datetime.now(timezone.utc) - timedelta(hours=1))
     ticks = w.resolved_phases()[0].ticks()

@@ -42,8 +42,8 @@ def _leaks(blob: bytes | str) -> list[str]:
 def test_canary_secrets_appear_in_no_output(kz_watch, tmp_path, monkeypatch, caplog, capfd, isolated_store):
     from prefect.client.orchestration import get_client
 
-    from flows.replay import replay
-    from flows.watch_tick import watch_tick
+    from pollwatch.flows.replay import replay
+    from pollwatch.flows.watch_tick import watch_tick
 
     monkeypatch.setenv("POLLWATCH_SLACK_BOT_TOKEN", SLACK_CANARY)
     monkeypatch.setenv("POLLWATCH_RADAR_API_TOKEN", RADAR_CANARY)
@@ -82,7 +82,7 @@ def test_canary_secrets_appear_in_no_output(kz_watch, tmp_path, monkeypatch, cap
         except Exception as exc:  # noqa: BLE001
             errors.append(exc)
         try:
-            from flows.report import report
+            from pollwatch.flows.report import report
 
             report(str(KZ_WATCH), start - timedelta(hours=1), start + timedelta(hours=1), str(tmp_path / "report.html"))
         except ImportError:

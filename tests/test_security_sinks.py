@@ -408,13 +408,15 @@ def test_replay_json_into_an_unwritable_path_is_one_line_before_any_replay(tmp_p
     traceback, and the replay does not run (the output is opened first)."""
     from typer.testing import CliRunner
 
-    import flows.replay
+    import pollwatch.flows.replay
     from pollwatch.cli import app
     from pollwatch.jsonl import write_observations
     from pollwatch.models import Observation
 
     ran: list[str] = []
-    monkeypatch.setattr(flows.replay, "replay", lambda *a, **k: ran.append("replay") or {"incidents": [], "alerts": []})
+    monkeypatch.setattr(
+        pollwatch.flows.replay, "replay", lambda *a, **k: ran.append("replay") or {"incidents": [], "alerts": []}
+    )
     obs = tmp_path / "obs.jsonl"
     write_observations([Observation(time=T0, source="ioda", signal="bgp", country="KZ", value=1.0)], obs)
     (tmp_path / "a-file").write_text("x")

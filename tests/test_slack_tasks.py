@@ -17,7 +17,7 @@ TOKEN = "xoxb-canary-task-4242-DO-NOT-LEAK"
 def test_credentials_blocks_win_over_the_environment(monkeypatch):
     from prefect.blocks.system import Secret
 
-    from tasks.notify import BOT_TOKEN_BLOCK, slack_credentials
+    from pollwatch.tasks.notify import BOT_TOKEN_BLOCK, slack_credentials
 
     monkeypatch.delenv("POLLWATCH_SLACK_BOT_TOKEN", raising=False)
     monkeypatch.delenv("POLLWATCH_SLACK_WEBHOOK_URL", raising=False)
@@ -37,7 +37,7 @@ def test_credentials_blocks_win_over_the_environment(monkeypatch):
 
 def test_notify_task_delivers_to_slack_when_a_token_is_set(kz_watch, monkeypatch, capsys):
     from pollwatch import store
-    from tasks.notify import notify_task
+    from pollwatch.tasks.notify import notify_task
 
     @flow(name="notify-test")
     def run(events):  # type: ignore[no-untyped-def]

@@ -179,7 +179,7 @@ def test_coverage_command_reads_a_file(kz_watch, tmp_path):
 
 @pytest.mark.prefect
 def test_live_watch_tick_collects_from_every_enabled_source(obs, tmp_path, prefect_harness, monkeypatch):
-    from flows.watch_tick import watch_tick
+    from pollwatch.flows.watch_tick import watch_tick
     from pollwatch import store
 
     monkeypatch.setenv("POLLWATCH_RADAR_API_TOKEN", TOKEN)
@@ -204,7 +204,7 @@ def test_live_watch_tick_collects_from_every_enabled_source(obs, tmp_path, prefe
         records = store.list_corroborations(s, "KZ", T0 - timedelta(days=1), tick)
     # Radar's annotation is kept, and attribution sees its cause label on this and later ticks
     assert [(r.kind, r.cause) for r in records] == [("radar_annotation", "GOVERNMENT_DIRECTED")]
-    from tasks.record import load_attribution_context
+    from pollwatch.tasks.record import load_attribution_context
 
     ctx = load_attribution_context.fn("kz-sources-test", "KZ", tick - timedelta(days=8), tick)
     assert [(e.type, e.cause, e.source, e.start) for e in ctx.events] == [

@@ -30,7 +30,7 @@ def _flow_run_state(run_id: str) -> str:
 
 
 def test_failed_tick_is_failed_noticed_released_and_reruns(nationwide_minutes, tmp_path: Path, capsys):
-    from flows.watch_tick import watch_tick
+    from pollwatch.flows.watch_tick import watch_tick
 
     w, start, observations, path = nationwide_minutes
     broken = tmp_path / "obs.jsonl"

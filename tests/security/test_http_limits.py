@@ -141,7 +141,7 @@ def test_the_tick_deadline_follows_the_cadence():
 
 @pytest.mark.prefect
 def test_a_tick_against_a_dripping_source_ends_at_its_deadline(prefect_harness, tmp_path, monkeypatch):
-    from flows.watch_tick import watch_tick
+    from pollwatch.flows.watch_tick import watch_tick
     from pollwatch import store
 
     watch_file = tmp_path / "kz-drip.yaml"

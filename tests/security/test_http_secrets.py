@@ -213,7 +213,7 @@ def test_a_tick_against_hostile_servers_leaks_no_canary_anywhere(
     from prefect.client.orchestration import get_client
     from prefect.settings import PREFECT_API_DATABASE_CONNECTION_URL
 
-    from flows.watch_tick import watch_tick
+    from pollwatch.flows.watch_tick import watch_tick
     from pollwatch import audit
     from pollwatch.cli import app
 

@@ -1,0 +1,66 @@
+"""`pip install .` (not editable) gives a pollwatch that works from any folder.
+
+The wheel holds flows/, tasks/ and playbooks/ inside the package (pollwatch.flows, pollwatch.tasks,
+pollwatch/playbooks/) and installs nothing with a generic top-level name; unpacked into a folder of its
+own and run from another, it finds its playbooks, migrations and flows there, not in this checkout.
+"""
+
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="module")
+def wheel(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("wheel")
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation", "-w", str(out), str(ROOT)],
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )
+    (built,) = out.glob("pollwatch-*.whl")
+    return built
+
+
+def test_the_wheel_installs_only_the_pollwatch_namespace(wheel):
+    names = zipfile.ZipFile(wheel).namelist()
+    top = {n.split("/")[0] for n in names if not n.split("/")[0].endswith(".dist-info")}
+    assert top == {"pollwatch"}
+    for needed in (
+        "pollwatch/flows/watch_tick.py",
+        "pollwatch/tasks/collect.py",
+        "pollwatch/playbooks/rapid-response.yaml",
+        "pollwatch/playbooks/watches/kz-2019-presidential.yaml",
+        "pollwatch/playbooks/scenarios/kz-2019-election-day.yaml",
+        "pollwatch/migrations/versions/0001_initial_schema.py",
+    ):
+        assert needed in names, needed
+
+
+def test_the_installed_package_runs_from_another_folder(wheel, tmp_path):
+    site = tmp_path / "site"
+    zipfile.ZipFile(wheel).extractall(site)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    script = (
+        "import pollwatch, pollwatch.playbook as p, pollwatch.flows.watch_tick as w, pollwatch.tasks.collect as c\n"
+        "print(pollwatch.__file__); print(p.PLAYBOOKS_DIR); print(w.__file__); print(c.__file__)\n"
+        "from pollwatch.cli import main\n"
+        "import sys; sys.argv = ['pollwatch', 'playbook', 'show', 'kz-2019-presidential', '--json']\n"
+        "main()\n"
+    )
+    env = {"PYTHONPATH": str(site), "POLLWATCH_HOME": str(tmp_path / "home"), "PATH": "/usr/bin:/bin"}
+    run = subprocess.run(
+        [sys.executable, "-c", script], cwd=elsewhere, env=env, capture_output=True, text=True, timeout=300
+    )
+    assert run.returncode == 0, run.stdout + run.stderr
+    lines = run.stdout.splitlines()
+    for line in lines[:4]:
+        assert line.startswith(str(site)), f"{line} is not from the installed package"
+    assert "kz-2019-presidential" in run.stdout and "polls_open" in run.stdout
