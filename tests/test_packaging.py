@@ -38,6 +38,7 @@ def test_the_wheel_installs_only_the_pollwatch_namespace(wheel):
         "pollwatch/playbooks/rapid-response.yaml",
         "pollwatch/playbooks/watches/kz-2019-presidential.yaml",
         "pollwatch/playbooks/scenarios/kz-2019-election-day.yaml",
+        "pollwatch/migrations/env.py",
         "pollwatch/migrations/versions/0001_initial_schema.py",
     ):
         assert needed in names, needed
@@ -51,6 +52,8 @@ def test_the_installed_package_runs_from_another_folder(wheel, tmp_path):
     script = (
         "import pollwatch, pollwatch.playbook as p, pollwatch.flows.watch_tick as w, pollwatch.tasks.collect as c\n"
         "print(pollwatch.__file__); print(p.PLAYBOOKS_DIR); print(w.__file__); print(c.__file__)\n"
+        "from pollwatch import store\n"
+        "with store.session_scope() as s: pass\n"  # the store's migrations run from the installed package
         "from pollwatch.cli import main\n"
         "import sys; sys.argv = ['pollwatch', 'playbook', 'show', 'kz-2019-presidential', '--json']\n"
         "main()\n"
