@@ -24,7 +24,7 @@ os.environ["POLLWATCH_DATABASE_URL"] = f"sqlite:///{os.environ['POLLWATCH_HOME']
 
 from pydantic import SecretStr  # noqa: E402
 
-from pollwatch import audit, store  # noqa: E402
+from pollwatch import audit, outbox, store  # noqa: E402
 from pollwatch.notify import SlackTransport, deliver_outbox  # noqa: E402
 from pollwatch.notify.interact import Interactions, SocketModeListener  # noqa: E402
 from pollwatch.playbook import load_watch  # noqa: E402
@@ -61,7 +61,7 @@ def main() -> None:
         with store.session_scope() as s:
             store.save_incidents(s, incs)
             for inc in incs:
-                store.enqueue_alerts(s, alerts_for(watch, story(inc, updates=0, end=False)))
+                outbox.enqueue_alerts(s, alerts_for(watch, story(inc, updates=0, end=False)))
         deliver_outbox(watch, transport)
         roots = {r["metadata"]["event_payload"]["incident_id"]: r["ts"] for r in fake.roots("pollwatch-kz")}
         interactions = Interactions(SlackTransport(SecretStr(TOKEN), base_url=fake.base_url, pace=0.0), watch=watch)

@@ -21,7 +21,7 @@ os.environ["POLLWATCH_DATABASE_URL"] = f"sqlite:///{os.environ['POLLWATCH_HOME']
 
 from pydantic import SecretStr  # noqa: E402
 
-from pollwatch import store  # noqa: E402
+from pollwatch import outbox, store  # noqa: E402
 from pollwatch.charts import incident_chart  # noqa: E402
 from pollwatch.notify import SlackTransport, deliver_outbox, render  # noqa: E402
 from pollwatch.playbook import load_watch  # noqa: E402
@@ -61,10 +61,10 @@ def main() -> None:
         for tick in range(12):
             now = T0 + timedelta(minutes=5 * (tick + 1))
             with store.session_scope() as s:
-                store.enqueue_alerts(s, [a for a in alerts if a.created_at <= now])
+                outbox.enqueue_alerts(s, [a for a in alerts if a.created_at <= now])
             deliver_outbox(watch, t, chart=lambda *a: None, retry_delays=(0.01,))
         with store.session_scope() as s:
-            store.enqueue_alerts(s, alerts)
+            outbox.enqueue_alerts(s, alerts)
         fake.clear_faults()
         calls_before = len(fake.calls)
         t0 = time.perf_counter()
@@ -101,7 +101,7 @@ def main() -> None:
     with FakeSlack(token=TOKEN) as fake:
         t = SlackTransport(SecretStr(TOKEN), base_url=fake.base_url, timeout=1.0, pace=1.0)
         with store.session_scope() as s:
-            store.enqueue_alerts(
+            outbox.enqueue_alerts(
                 s, alerts_for(watch, story(nationwide(watch, inc_id="bench-pace"), updates=2, end=False))
             )
         deliver_outbox(watch, t, chart=lambda *a: None)

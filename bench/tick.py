@@ -75,7 +75,7 @@ def bench_watch(directory: Path, providers: int) -> Path:
 
 def direct_tick(w, watch_path: Path, tick: datetime, observations: Path) -> dict:  # type: ignore[no-untyped-def]
     """watch_tick's work through the core functions only (no Prefect), recording the same audit entries."""
-    from pollwatch import audit, store
+    from pollwatch import audit, outbox, store
     from pollwatch.alerts import ConsoleSink
     from pollwatch.jsonl import read_observations
     from pollwatch.models import AlertState
@@ -117,13 +117,13 @@ def direct_tick(w, watch_path: Path, tick: datetime, observations: Path) -> dict
         )
     out = analyse(w, state, [tick], visible, known)
     with store.session_scope() as s:
-        store.enqueue_alerts(s, out.alerts)
+        outbox.enqueue_alerts(s, out.alerts)
         pending = store.pending_alerts(s, w.name, w.alerts.channel)
     sink = ConsoleSink()
     for alert in pending:
         st, ref = sink.deliver(alert)
         with store.session_scope() as s:
-            store.mark_alert(s, alert.id, st, remote_ref=ref)
+            outbox.mark_alert(s, alert.id, st, remote_ref=ref)
         if st is not AlertState.sent:
             break
     with store.session_scope() as s:

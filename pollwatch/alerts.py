@@ -1,7 +1,7 @@
 """Alerts: incident events turned into notifications, and the console sink.
 
 Each incident event becomes one Alert with an idempotency key `(incident, event, version)`, so a
-retried tick produces the same alert and the outbox (pollwatch.store.enqueue_alerts) keeps it
+retried tick produces the same alert and the outbox (pollwatch.outbox.enqueue_alerts) keeps it
 once. Delivery is a sink: the console sink prints the same content Slack would show.
 """
 

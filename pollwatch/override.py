@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
-from pollwatch import audit, store
+from pollwatch import audit, outbox, store
 from pollwatch.alerts import build_alerts
 from pollwatch.models import Alert, Cause, Incident, IncidentEvent
 from pollwatch.playbook import PlaybookError, Watch, find_watch, load_watch
@@ -92,5 +92,5 @@ def override_in_session(
         event = IncidentEvent(
             tick=at, change="updated", incident=after, reasons=[reason or f"attribution {verb} by {who}: {why}"]
         )
-        alerts = store.enqueue_alerts(s, build_alerts(w, [event]))  # type: ignore[arg-type]
+        alerts = outbox.enqueue_alerts(s, build_alerts(w, [event]))  # type: ignore[arg-type]
     return after, alerts

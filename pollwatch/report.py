@@ -103,7 +103,7 @@ def collect(
     ).scalars()
     inc_ids = {i.id for i in incidents}
     alerts = [
-        SentAlert(alert=store._row_to_alert(r), sent_at=r.sent_at, remote_ref=r.remote_ref, last_error=r.last_error)
+        SentAlert(alert=store.alert_from_row(r), sent_at=r.sent_at, remote_ref=r.remote_ref, last_error=r.last_error)
         for r in rows
         if r.incident_id in inc_ids or since <= r.created_at < until
     ]

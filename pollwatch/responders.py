@@ -29,7 +29,7 @@ from datetime import datetime, timezone
 from enum import StrEnum
 from typing import Any
 
-from pollwatch import audit, store
+from pollwatch import audit, outbox, store
 from pollwatch.alerts import build_alerts
 from pollwatch.models import Alert, Cause, Incident, IncidentEvent, iso, stable_id
 from pollwatch.override import OverrideError, find_incident, override_in_session, watch_for
@@ -146,7 +146,7 @@ def _alerts(
     alerts = build_alerts(watch, [IncidentEvent(tick=at, change=change, reasons=reasons, incident=inc)])
     for a in alerts:
         a.payload["response"] = key  # delivery: the closing message of a false alarm is this one
-    return store.enqueue_alerts(s, alerts)
+    return outbox.enqueue_alerts(s, alerts)
 
 
 def draft_alert(watch: Watch, inc: Incident, text: str, at: datetime, who: str) -> Alert:
@@ -347,7 +347,7 @@ def act(
             at=at,
             details={**details, "sha256": after.responses[-1]["sha256"]},
         )
-        alerts = store.enqueue_alerts(s, [draft_alert(w, inc, text, at, req.who)])
+        alerts = outbox.enqueue_alerts(s, [draft_alert(w, inc, text, at, req.who)])
         return Result(
             "done", f"The draft statement for incident {inc.id} is posted in the thread.", after, alerts, w.name
         )

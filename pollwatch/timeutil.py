@@ -48,6 +48,11 @@ def format_duration(delta: timedelta) -> str:
     return sign + (out or "0s")
 
 
+def utc_now() -> datetime:
+    """Now, aware UTC."""
+    return datetime.now(timezone.utc)
+
+
 def parse_time(text: str | datetime) -> datetime:
     """Parse an ISO 8601 time with zone (or a datetime) into aware UTC; a bare date means 00:00 UTC."""
     if isinstance(text, datetime):

@@ -12,7 +12,7 @@ from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 from pydantic import SecretStr
 
-from pollwatch import store
+from pollwatch import outbox, store
 from pollwatch.alerts import build_alerts
 from pollwatch.models import Alert, AlertState, Anomaly, Gap, IncidentEvent, Notice
 from pollwatch.notify import (
@@ -103,7 +103,7 @@ def notify_task(
         ]
     with store.session_scope() as s:
         ops = [] if replay else notice_alerts(watch, notices or []) + gap_alerts(watch, gaps or [])
-        store.enqueue_alerts(s, alerts + ops)
+        outbox.enqueue_alerts(s, alerts + ops)
     if not replay:
         deliver_pending(watch, anomalies=anomalies)
     return alerts

@@ -11,7 +11,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from pollwatch import audit, store
+from pollwatch import audit, outbox, store
 from pollwatch.models import (
     Alert,
     AlertState,
@@ -153,9 +153,9 @@ def populate(watch: Watch) -> dict:
                     created_at=at,
                     text=f"[{ev}] {lab.kind.value} <script>alert(1)</script>",
                 )
-                store.enqueue_alerts(s, [alert])
+                outbox.enqueue_alerts(s, [alert])
                 # both audited
-                store.mark_alert(s, alert.id, AlertState.sent, remote_ref="slack:C123:1560060000.000100")
+                outbox.mark_alert(s, alert.id, AlertState.sent, remote_ref="slack:C123:1560060000.000100")
         store.add_gaps(
             s,
             watch.name,

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from pollwatch import audit, store
+from pollwatch import audit, outbox, store
 from pollwatch.alerts import build_alerts
 from pollwatch.attribute import attribute
 from pollwatch.classify import classify
@@ -29,7 +29,7 @@ def _opened(watch):
     events = attribute(watch, res.events, {}, anoms)
     with store.session_scope() as s:
         store.save_incidents(s, [e.incident for e in events])
-        store.enqueue_alerts(s, build_alerts(watch, events))
+        outbox.enqueue_alerts(s, build_alerts(watch, events))
     return res, anoms, events[0].incident
 
 
@@ -108,7 +108,7 @@ def test_next_alert_for_the_incident_shows_the_override(kz_watch):
     (alert,) = build_alerts(kz_watch, events)
     assert "cause: cable cut (confidence 100%) — set by carol: KazTransCom reports a fibre cut" in alert.text
     with store.session_scope() as s:
-        added = store.enqueue_alerts(s, [alert])
+        added = outbox.enqueue_alerts(s, [alert])
     assert len(added) == 1 and added[0].idempotency_key != queued[0].idempotency_key
 
 

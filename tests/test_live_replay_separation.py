@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
+from sqlalchemy import text
 
 from pollwatch import audit, store
 from pollwatch.cli import app
@@ -96,10 +97,10 @@ def test_replay_store_on_postgresql_is_its_own_schema(pg_url: str, monkeypatch: 
         store.save_incidents(s, [inc])
     with store.using(store.REPLAY), store.session_scope() as s:
         assert [i.id for i in store.list_incidents(s)] == ["i-replayed"]
-        assert s.execute(store.text("select current_schema()")).scalar_one() == store.REPLAY_SCHEMA
+        assert s.execute(text("select current_schema()")).scalar_one() == store.REPLAY_SCHEMA
     with store.session_scope() as s:
         assert store.list_incidents(s) == []
-        assert s.execute(store.text("select current_schema()")).scalar_one() == "public"
+        assert s.execute(text("select current_schema()")).scalar_one() == "public"
 
 
 def test_replay_store_beside_a_sqlite_store(isolated_store: str):

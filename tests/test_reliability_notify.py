@@ -12,7 +12,7 @@ from __future__ import annotations
 import pytest
 from pydantic import SecretStr
 
-from pollwatch import store
+from pollwatch import outbox, store
 from pollwatch.pipeline import analyse
 from pollwatch.simulate import demo_range, election_day_events, simulate
 
@@ -33,7 +33,7 @@ def test_slack_down_then_back_delivers_everything_once_in_order(kz_watch):
     out = analyse(w, None, w.tick_times(day, end), sc.observations)
     assert len(out.alerts) >= 8
     with store.session_scope() as s:
-        store.enqueue_alerts(s, out.alerts)
+        outbox.enqueue_alerts(s, out.alerts)
         expected = [a.idempotency_key for a in store.pending_alerts(s, w.name, w.alerts.channel)]
 
     with FakeSlack(token=TOKEN) as fake:

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 from pydantic import SecretStr
 
-from pollwatch import report, store
+from pollwatch import outbox, report, store
 from pollwatch.models import Evidence, Notice, NoticeLevel
 from pollwatch.notify import ConsoleTransport, SlackTransport, WebhookTransport, deliver_outbox, notice_alerts
 from pollwatch.playbook import Provider, Region, Service
@@ -111,7 +111,7 @@ def test_slack_requests_carry_outside_text_as_text(kz_watch, fake, transport):
         message=f"IODA answered 500: {SLACK_HOSTILE}",
     )
     with store.session_scope() as s:
-        store.enqueue_alerts(s, _incident_story(w) + notice_alerts(w, [notice]))
+        outbox.enqueue_alerts(s, _incident_story(w) + notice_alerts(w, [notice]))
     if transport == "api":
         t = SlackTransport(SecretStr(TOKEN), base_url=fake.base_url, timeout=2, pace=0.0)
     else:
@@ -132,7 +132,7 @@ def test_console_shows_outside_text_as_written(kz_watch):
     w = hostile_watch(kz_watch)
     buf = io.StringIO()
     with store.session_scope() as s:
-        store.enqueue_alerts(s, _incident_story(w)[:1])
+        outbox.enqueue_alerts(s, _incident_story(w)[:1])
     deliver_outbox(w, ConsoleTransport(buf), chart=None)
     out = buf.getvalue()
     assert "&lt;" not in out and "&amp;" not in out
@@ -249,7 +249,7 @@ def test_console_alerts_and_notices_carry_no_terminal_controls(kz_watch):
         time=T0, level=NoticeLevel.error, source="ioda", watch=w.name, message=f"IODA said: {TERMINAL_HOSTILE}"
     )
     with store.session_scope() as s:
-        store.enqueue_alerts(s, _incident_story(w) + notice_alerts(w, [notice]))
+        outbox.enqueue_alerts(s, _incident_story(w) + notice_alerts(w, [notice]))
     buf = io.StringIO()
     rep = deliver_outbox(w, ConsoleTransport(buf), chart=None)
     assert len(rep.sent) == 4

@@ -19,7 +19,7 @@ import pytest
 from pydantic import SecretStr
 from slack_sdk.models.blocks import Block
 
-from pollwatch import audit, store
+from pollwatch import audit, outbox, store
 from pollwatch.models import Cause, IncidentEvent
 from pollwatch.notify import SlackTransport, deliver_outbox
 from pollwatch.notify.interact import HTTPReceiver, Interactions, SocketModeListener, signature
@@ -60,7 +60,7 @@ def incident(watch, transport, fake):
     inc = nationwide(watch)
     with store.session_scope() as s:
         store.save_incidents(s, [inc])
-        store.enqueue_alerts(s, alerts_for(watch, story(inc, updates=0, end=False)))
+        outbox.enqueue_alerts(s, alerts_for(watch, story(inc, updates=0, end=False)))
     assert deliver_outbox(watch, transport).ok
     (root,) = fake.roots(CHANNEL)
     return inc, root["ts"]
@@ -188,7 +188,7 @@ def test_every_button_through_socket_mode_changes_store_audit_and_thread(watch, 
     n = len(fake.thread(CHANNEL, root))
     later = stored(inc.id).model_copy(update={"version": stored(inc.id).version + 1, "severity": 20000.0})
     with store.session_scope() as s:  # the next tick: the outage goes on in the data
-        store.enqueue_alerts(
+        outbox.enqueue_alerts(
             s,
             alerts_for(
                 watch, [IncidentEvent(tick=later.updated_at, change="updated", reasons=["scope grew"], incident=later)]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typer.testing import CliRunner
 
-from pollwatch import store
+from pollwatch import outbox, store
 from pollwatch.cli import app
 from tests.conftest import KZ_WATCH
 from tests.fakes.slack_api import FakeSlack
@@ -25,7 +25,7 @@ def test_alerts_commands(kz_watch, monkeypatch):
             and "ops channel #pollwatch-ops: C0OPS00001" in r.output
         )
         with store.session_scope() as s:
-            store.enqueue_alerts(s, alerts_for(kz_watch, story(nationwide(kz_watch), updates=1, end=False)))
+            outbox.enqueue_alerts(s, alerts_for(kz_watch, story(nationwide(kz_watch), updates=1, end=False)))
         r = runner.invoke(app, ["alerts", "outbox", str(KZ_WATCH), "--pending"])
         assert r.exit_code == 0 and "2 alert(s)" in r.output
         monkeypatch.setattr("pollwatch.notify.transports._Pacer.wait", lambda self, channel: None)

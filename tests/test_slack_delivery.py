@@ -19,7 +19,7 @@ from tests.fakes.slack_scenarios import (
     service_block,
     story,
 )
-from pollwatch import store
+from pollwatch import outbox, store
 from pollwatch.models import Notice, NoticeLevel
 from pollwatch.notify import (
     ConsoleTransport,
@@ -53,7 +53,7 @@ def slack(fake) -> SlackTransport:
 
 def enqueue(alerts) -> None:
     with store.session_scope() as s:
-        store.enqueue_alerts(s, alerts)
+        outbox.enqueue_alerts(s, alerts)
 
 
 def deliver(watch, transport, **kw):
@@ -62,7 +62,7 @@ def deliver(watch, transport, **kw):
     return deliver_outbox(watch, transport, **kw)
 
 
-def outbox():
+def outbox_rows():
     with store.session_scope() as s:
         return store.alert_rows(s)
 
@@ -104,7 +104,7 @@ def test_one_thread_per_incident_root_edited_to_current_state(kz_watch, fake, sl
     assert "runs/flow-run/f1" in json.dumps(root["blocks"])
     assert fake.files and all(f["data"].startswith(b"\x89PNG") for f in fake.files.values())
     assert_valid_blocks(fake)
-    refs = [r.remote_ref for r in outbox()]
+    refs = [r.remote_ref for r in outbox_rows()]
     assert refs[0] == f"slack:C0KZ0ALERT:{root['ts']}" and all(
         r.startswith(f"slack:C0KZ0ALERT:{root['ts']}:") for r in refs[1:]
     )
@@ -137,7 +137,7 @@ def test_retried_tick_and_repeated_delivery_send_nothing_twice(kz_watch, fake, s
 def test_worker_crash_after_slack_accepted_does_not_post_again(kz_watch, fake, slack, monkeypatch):
     alerts = alerts_for(kz_watch, story(nationwide(kz_watch), updates=1))
     enqueue(alerts)
-    real_mark = store.mark_alert
+    real_mark = outbox.mark_alert
     crashed: set[str] = set()
 
     def die_once_per_alert(session, alert_id, state, remote_ref=None, error=None):
@@ -146,7 +146,7 @@ def test_worker_crash_after_slack_accepted_does_not_post_again(kz_watch, fake, s
             raise SystemExit("worker killed")
         return real_mark(session, alert_id, state, remote_ref=remote_ref, error=error)
 
-    monkeypatch.setattr(store, "mark_alert", die_once_per_alert)
+    monkeypatch.setattr(outbox, "mark_alert", die_once_per_alert)
     recovered = 0
     for _ in range(3):
         try:
@@ -162,7 +162,7 @@ def test_worker_crash_after_slack_accepted_does_not_post_again(kz_watch, fake, s
     assert [m["text"].split(":")[0] for m in replies] == ["Update", "Recovered"]
     # no second chart either
     assert len([m for m in fake.thread("pollwatch-kz", roots[0]["ts"]) if m.get("files")]) == 2
-    assert all(r.state == "sent" for r in outbox())
+    assert all(r.state == "sent" for r in outbox_rows())
 
 
 @pytest.mark.parametrize("method", ["chat.postMessage", "files.completeUploadExternal"])
@@ -235,7 +235,7 @@ def test_console_prints_the_same_content_without_credentials(kz_watch):
     assert report.ok and len(report.sent) == 3
     assert "Nationwide internet outage in Kazakhstan" in text and "Kazakhtelecom (AS9198)" in text
     assert "Update" in text and "Recovered" in text and "lasted" in text
-    assert all(r.remote_ref.startswith("console:") for r in outbox())
+    assert all(r.remote_ref.startswith("console:") for r in outbox_rows())
 
 
 def test_webhook_fallback_posts_plain_messages(kz_watch, fake):
@@ -342,7 +342,7 @@ def test_two_delivery_runs_at_once_post_each_alert_once(kz_watch, fake):
     assert sorted(len(r.sent) for r in reports) == [0, len(alerts)]
     busy = next(r for r in reports if not r.sent)
     assert busy.busy and busy.waiting == {}  # it says another run holds the lease; nothing left waiting
-    assert all(r.state == "sent" for r in outbox())
+    assert all(r.state == "sent" for r in outbox_rows())
 
 
 def test_a_chart_upload_retried_after_a_timeout_is_shared_once(kz_watch, fake):

@@ -13,7 +13,7 @@ from sqlalchemy import text
 
 from tests.fakes.slack_api import FakeSlack
 from tests.fakes.slack_scenarios import T0, alerts_for, nationwide, service_block, story
-from pollwatch import store
+from pollwatch import outbox, store
 from pollwatch.notify import DeliveryError, SlackTransport, WebhookTransport, deliver_outbox
 
 TOKEN = "xoxb-canary-3333-4444-DO-NOT-LEAK"
@@ -31,7 +31,7 @@ def transport(fake: FakeSlack, token: str = TOKEN) -> SlackTransport:
 
 def enqueue(alerts) -> None:
     with store.session_scope() as s:
-        store.enqueue_alerts(s, alerts)
+        outbox.enqueue_alerts(s, alerts)
 
 
 def deliver(watch, t, **kw):

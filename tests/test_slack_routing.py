@@ -9,7 +9,7 @@ from pydantic import SecretStr
 
 from tests.fakes.slack_api import FakeSlack
 from tests.fakes.slack_scenarios import alerts_for, nationwide, network_outage, service_block, story
-from pollwatch import store
+from pollwatch import outbox, store
 from pollwatch.notify import SlackTransport, deliver_outbox
 
 TOKEN = "xoxb-canary-7777-8888-DO-NOT-LEAK"
@@ -23,7 +23,7 @@ def fake() -> Iterator[FakeSlack]:
 
 def run(watch, fake, events):
     with store.session_scope() as s:
-        store.enqueue_alerts(s, alerts_for(watch, events))
+        outbox.enqueue_alerts(s, alerts_for(watch, events))
     t = SlackTransport(SecretStr(TOKEN), base_url=fake.base_url, timeout=0.5, pace=0.0)
     return deliver_outbox(watch, t, chart=lambda *a: None, retry_delays=(0.01,))
 

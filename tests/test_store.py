@@ -8,7 +8,7 @@ import pytest
 
 from sqlalchemy import inspect
 
-from pollwatch import store
+from pollwatch import outbox, store
 from pollwatch.models import Alert, Corroboration, Gap, Observation
 
 T0 = datetime(2019, 6, 9, 5, 0, tzinfo=timezone.utc)
@@ -66,9 +66,9 @@ def test_outbox_keeps_an_alert_once():
         text="hello",
     )
     with store.session_scope() as s:
-        assert len(store.enqueue_alerts(s, [alert])) == 1
+        assert len(outbox.enqueue_alerts(s, [alert])) == 1
     with store.session_scope() as s:
-        assert store.enqueue_alerts(s, [alert]) == []
+        assert outbox.enqueue_alerts(s, [alert]) == []
         assert [a.id for a in store.pending_alerts(s, "w")] == ["a1"]
 
 

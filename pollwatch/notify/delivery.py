@@ -1,6 +1,6 @@
 """Delivering the outbox: every stored alert reaches its channel once, in order.
 
-The outbox (pollwatch.store: enqueue_alerts, pending_alerts, mark_alert) holds every alert before
+The outbox (pollwatch.outbox: enqueue_alerts, mark_alert; pollwatch.store: pending_alerts) holds every alert before
 anything is sent. `deliver_outbox` walks the pending alerts of a watch channel by channel in the
 order they were created and, for each one:
 
@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from pollwatch import store
+from pollwatch import outbox, store
 from pollwatch.models import Alert, AlertState, Anomaly, Gap, Incident, Notice, NoticeLevel, iso, stable_id
 from pollwatch.notify import render, routing
 from pollwatch.notify.render import Links, Message
@@ -342,7 +342,7 @@ class OutboxDelivery:
 
     def _mark(self, a: Alert, state: AlertState, ref: str | None = None, error: str | None = None) -> None:
         with store.session_scope(self.url) as s:
-            store.mark_alert(s, a.id, state, remote_ref=ref, error=error)
+            outbox.mark_alert(s, a.id, state, remote_ref=ref, error=error)
 
     def _send(self, a: Alert, suspect: bool) -> str:
         if a.event == NOTICE_EVENT:
@@ -580,7 +580,7 @@ class OutboxDelivery:
             payload={"notice": notice.model_dump(mode="json")},
         )
         with store.session_scope(self.url) as s:
-            if store.enqueue_alerts(s, [alert]):
+            if outbox.enqueue_alerts(s, [alert]):
                 store.add_notices(s, [notice])
                 (log.info if level is NoticeLevel.info else log.error)("ops notice: %s", message)
 

@@ -25,7 +25,7 @@ from pydantic import SecretStr
 from sqlalchemy import MetaData, create_engine, select
 from typer.testing import CliRunner
 
-from pollwatch import redact, store
+from pollwatch import outbox, redact, store
 from pollwatch.sources import make_source
 from tests.fakes.hostile import echo_text, encodings, leaks
 from tests.fakes.observatories import (
@@ -165,7 +165,7 @@ def test_slack_echoing_the_token_or_the_webhook_leaks_nothing(kz_watch, caplog):
     with FakeSlack(token=SLACK_CANARY, webhook_secret=HOOK_SECRET) as fake:
         fake.fail("chat.postMessage", "echo", times=2)  # the message, then its text-only fallback
         with store.session_scope() as s:
-            store.enqueue_alerts(s, alerts_for(kz_watch, story(nationwide(kz_watch), updates=1)))
+            outbox.enqueue_alerts(s, alerts_for(kz_watch, story(nationwide(kz_watch), updates=1)))
         slack = SlackTransport(SecretStr(SLACK_CANARY), base_url=fake.base_url, timeout=1, pace=0.0)
         report = deliver_outbox(kz_watch, slack, chart=lambda *a: None, retry_delays=(0.01,))
         assert report.errors and "***" in " ".join(report.errors.values())
