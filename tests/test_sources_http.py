@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 import hashlib
 import socket
 
@@ -11,7 +12,7 @@ import pytest
 from tests.fakes.observatories import OoniFake, Sleeps
 
 from pollwatch import __version__
-from pollwatch.sources.http import FetchError, HttpClient, RateLimiter, parse_retry_after, redact_url
+from pollwatch.sources.http import FetchError, HttpClient, parse_retry_after, rate_limiter, redact_url
 
 Q = "/api/v1/aggregation?since=2019-06-09&until=2019-06-10&probe_asn=AS9198&test_name=whatsapp"
 
@@ -135,12 +136,16 @@ async def test_concurrency_is_bounded():
     assert peak == 3
 
 
-def test_rate_limiter_allows_a_burst_then_spaces_requests():
-    rl = RateLimiter(rate=10, burst=3)
-    waits = [rl.reserve(now=100.0) for _ in range(6)]
-    assert waits[:3] == [0, 0, 0]
-    assert waits[3:] == pytest.approx([0.1, 0.2, 0.3])
-    assert RateLimiter(rate=0).reserve() == 0  # unlimited
+async def test_rate_limiter_allows_a_burst_then_spaces_requests():
+    limiter = rate_limiter(rate=20, burst=3)
+    t0 = time.monotonic()
+    times = []
+    for _ in range(6):
+        await limiter.acquire()
+        times.append(time.monotonic() - t0)
+    assert times[2] < 0.04  # the burst goes at once
+    assert times[5] >= 0.12  # then 20 a second: three more take at least 3 x 0.05 s (less a little slack)
+    assert rate_limiter(rate=0) is None  # unlimited
 
 
 async def test_rate_limit_applies_per_host():

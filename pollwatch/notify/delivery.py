@@ -28,7 +28,6 @@ from __future__ import annotations
 import logging
 import os
 import socket
-import time
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -39,7 +38,7 @@ from pollwatch import outbox, store
 from pollwatch.models import Alert, AlertState, Anomaly, Gap, Incident, Notice, NoticeLevel, iso, stable_id
 from pollwatch.notify import render, routing
 from pollwatch.notify.render import Links, Message
-from pollwatch.notify.transports import DeliveryError, Transport
+from pollwatch.notify.transports import DeliveryError, Transport, retry_unavailable
 from pollwatch.playbook import Watch
 from pollwatch.responders import DRAFT_EVENT
 from pollwatch.timeutil import floor_time
@@ -324,21 +323,18 @@ class OutboxDelivery:
     def _deliver(self, a: Alert) -> None:
         with store.session_scope(self.url) as s:
             before = store.begin_alert_attempt(s, a.id)
-        suspect = before.attempts > 0 or before.last_error is not None
-        delays = list(self.retry_delays)
-        while True:
-            try:
-                ref = self._send(a, suspect)
-                self._mark(a, AlertState.sent, ref=ref)
-                self.report.sent.append(a.id)
-                self._renew()
-                return
-            except DeliveryError as exc:
-                if exc.kind != "unavailable" or not delays:
-                    raise
-                suspect = suspect or exc.ambiguous
-                log.warning("alert %s: %s; retrying in %.1f s", a.id, exc, delays[0])
-                time.sleep(delays.pop(0))
+        # Slack may have taken an earlier attempt (a timeout, a dropped connection): look before sending again
+        suspect = [before.attempts > 0 or before.last_error is not None]
+
+        def seen(exc: DeliveryError) -> None:
+            suspect[0] = suspect[0] or exc.ambiguous
+
+        for attempt in retry_unavailable(self.retry_delays, f"alert {a.id}", on_retry=seen):
+            with attempt:
+                ref = self._send(a, suspect[0])
+        self._mark(a, AlertState.sent, ref=ref)
+        self.report.sent.append(a.id)
+        self._renew()
 
     def _mark(self, a: Alert, state: AlertState, ref: str | None = None, error: str | None = None) -> None:
         with store.session_scope(self.url) as s:

@@ -15,12 +15,13 @@ import socket
 import sys
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import IO, Any, Protocol
 from urllib.error import URLError
 
 from pydantic import SecretStr
+from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt, wait_chain, wait_fixed, wait_none
 
 from pollwatch.notify.render import METADATA_EVENT, Message
 from pollwatch.redact import register, scrub
@@ -56,6 +57,33 @@ class DeliveryError(Exception):
     def __init__(self, kind: str, message: str, *, ambiguous: bool = False, channel: str | None = None):
         super().__init__(scrub(message))  # Slack's error words, exceptions' texts: outside text
         self.kind, self.ambiguous, self.channel = kind, ambiguous, channel
+
+
+def retry_unavailable(
+    delays: Iterable[float], what: str, on_retry: Callable[[DeliveryError], None] | None = None
+) -> Retrying:
+    """Attempts of one Slack call: again after each of `delays` while Slack is `unavailable`, then the last error.
+
+    Any other DeliveryError (auth, channel, rejected) is raised at once. `on_retry` sees each error retried
+    (delivery marks the alert suspect when Slack may have taken it). The wait goes through `time.sleep` at call
+    time, so a test's patched sleep applies."""
+    waits = [float(d) for d in delays]
+
+    def before_sleep(state: RetryCallState) -> None:
+        exc = state.outcome.exception() if state.outcome else None
+        if isinstance(exc, DeliveryError):
+            if on_retry is not None:
+                on_retry(exc)
+            log.warning("%s: %s; retrying in %.1f s", what, exc, state.upcoming_sleep)
+
+    return Retrying(
+        stop=stop_after_attempt(len(waits) + 1),
+        wait=wait_chain(*(wait_fixed(w) for w in waits)) if waits else wait_none(),
+        retry=retry_if_exception(lambda e: isinstance(e, DeliveryError) and e.kind == "unavailable"),
+        before_sleep=before_sleep,
+        sleep=lambda seconds: time.sleep(seconds),
+        reraise=True,
+    )
 
 
 AUTH_ERRORS = {
@@ -372,9 +400,8 @@ class SlackTransport:
         files.info knows it completed, does nothing) instead of uploading a second copy."""
         cid = self.channel_id(channel)
         key = (cid, thread_ts, filename)
-        delays = list(self.upload_retry_delays)
-        while True:
-            try:
+        for attempt in retry_unavailable(self.upload_retry_delays, f"chart {filename}"):
+            with attempt:
                 fid = self._uploads.get(key)
                 if fid is not None and self._file_complete(fid, channel):
                     return
@@ -390,12 +417,6 @@ class SlackTransport:
                     channel_id=cid,
                     thread_ts=thread_ts,
                 )
-                return
-            except DeliveryError as exc:
-                if exc.kind != "unavailable" or not delays:
-                    raise
-                log.warning("chart %s: %s; retrying in %.1f s", filename, scrub(exc), delays[0])
-                time.sleep(delays.pop(0))
 
     def _send_bytes(self, url: str, data: bytes, where: str) -> None:
         from urllib.request import Request, urlopen

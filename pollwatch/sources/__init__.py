@@ -17,7 +17,7 @@ from typing import Any
 
 from pollwatch.playbook import SourceConfig, Watch
 from pollwatch.sources.base import CollectResult, Corroboration, ShapeError, Source, interrupt_collections
-from pollwatch.sources.http import USER_AGENT, FetchError, Fetched, HttpClient, RateLimiter
+from pollwatch.sources.http import USER_AGENT, FetchError, Fetched, HttpClient, rate_limiter
 from pollwatch.sources.ioda import IodaSource
 from pollwatch.sources.ooni import OoniSource
 from pollwatch.sources.radar import RadarSource
@@ -42,7 +42,7 @@ __all__ = [
     "IodaSource",
     "OoniSource",
     "RadarSource",
-    "RateLimiter",
+    "rate_limiter",
     "RipestatSource",
     "ShapeError",
     "Source",

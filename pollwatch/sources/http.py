@@ -7,9 +7,9 @@
 - a size limit: responses are streamed and given up past `max_bytes` (after decompression, so a
   gzip bomb stops there too); an oversized response is a `FetchError` of kind `too_large`,
   never retried,
-- retries with exponential backoff and jitter on connection errors, timeouts, 429 and 5xx,
+- retries (tenacity) with exponential backoff and jitter on connection errors, timeouts, 429 and 5xx,
   honouring `Retry-After` (seconds or an HTTP date) up to `max_backoff`,
-- a per-host rate limit (a token bucket allowing short bursts) and bounded concurrency,
+- a per-host rate limit (aiolimiter's leaky bucket, allowing short bursts) and bounded concurrency,
 - a User-Agent naming pollwatch and its version,
 - an injectable `transport=` (tests) and `sleep=` (backoff waits).
 
@@ -36,6 +36,8 @@ from typing import Any
 import certifi
 import httpx
 import orjson
+from aiolimiter import AsyncLimiter
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type
 
 from pollwatch import __version__, redact
 from pollwatch.models import Provenance
@@ -126,24 +128,13 @@ def parse_retry_after(value: str | None, now: float | None = None) -> float | No
     return max(0.0, when.timestamp() - (now if now is not None else time.time()))
 
 
-class RateLimiter:
-    """A token bucket (GCRA form): `rate` requests per second on average, bursts of up to `burst`."""
-
-    def __init__(self, rate: float, burst: int | None = None) -> None:
-        self.rate = rate
-        self.interval = 1.0 / rate if rate > 0 else 0.0
-        self.burst = max(1, int(burst if burst is not None else max(1, rate)))
-        self._tat = 0.0  # theoretical arrival time of the next request
-
-    def reserve(self, now: float | None = None) -> float:
-        """Book the next slot; returns how long to wait before sending (0 when within the burst)."""
-        if self.interval == 0:
-            return 0.0
-        now = time.monotonic() if now is None else now
-        tat = max(self._tat, now)
-        wait = max(0.0, tat - now - (self.burst - 1) * self.interval)
-        self._tat = tat + self.interval
-        return wait
+def rate_limiter(rate: float, burst: int | None = None) -> AsyncLimiter | None:
+    """`rate` requests per second on average, in bursts of up to `burst` (default: a second's worth), as
+    aiolimiter's leaky bucket; None when `rate` is 0 (unlimited)."""
+    if rate <= 0:
+        return None
+    size = max(1, int(burst if burst is not None else max(1, rate)))
+    return AsyncLimiter(size, size / rate)
 
 
 _SSL_CONTEXT: ssl.SSLContext | None = None
@@ -193,7 +184,7 @@ class HttpClient:
         self.calls = 0  # get_json calls (logical requests)
         self.requests = 0  # HTTP attempts sent (retries included)
         self._sem = asyncio.Semaphore(max_concurrency)
-        self._limiters: dict[str, RateLimiter] = {}
+        self._limiters: dict[str, AsyncLimiter | None] = {}
         self._client = httpx.AsyncClient(
             timeout=httpx.Timeout(timeout),
             headers={"User-Agent": USER_AGENT, "Accept": "application/json", **(headers or {})},
@@ -216,19 +207,26 @@ class HttpClient:
         return path if path.startswith(("http://", "https://")) else f"{self.base_url}/{path.lstrip('/')}"
 
     async def _wait_for_slot(self, host: str) -> None:
-        limiter = self._limiters.get(host)
-        if limiter is None:
-            limiter = self._limiters[host] = RateLimiter(self.rate_limit, self.burst)
-        wait = limiter.reserve()
-        if wait > 0:
-            await asyncio.sleep(wait)  # the rate limit always waits for real, even with an injected sleep
+        """The host's rate limit; it always waits for real, even with an injected `sleep`."""
+        if host not in self._limiters:
+            self._limiters[host] = rate_limiter(self.rate_limit, self.burst)
+        limiter = self._limiters[host]
+        if limiter is not None:
+            await limiter.acquire()
 
-    def _delay(self, attempt: int, retry_after: float | None) -> float:
-        base = min(self.max_backoff, self.backoff * (2**attempt))
-        delay = base / 2 + self.rng.uniform(0, base / 2)  # "equal jitter": never zero, never synchronized
-        if retry_after is not None:
-            delay = max(delay, retry_after)
-        return delay
+    def _delay(self, state: RetryCallState) -> float:
+        """Exponential backoff with "equal jitter" (never zero, never synchronized), at least the Retry-After."""
+        base = min(self.max_backoff, self.backoff * (2 ** (state.attempt_number - 1)))
+        delay = base / 2 + self.rng.uniform(0, base / 2)
+        failed = state.outcome.exception() if state.outcome else None
+        retry_after = failed.retry_after if isinstance(failed, _Retryable) else None
+        return max(delay, retry_after) if retry_after is not None else delay
+
+    def _give_up(self, state: RetryCallState) -> bool:
+        """After `retries` retries, or when the server asks for a longer wait than `max_backoff`."""
+        failed = state.outcome.exception() if state.outcome else None
+        too_long = isinstance(failed, _Retryable) and (failed.retry_after or 0) > self.max_backoff
+        return state.attempt_number > self.retries or too_long
 
     async def get_json(self, path: str, params: dict[str, Any] | None = None) -> Fetched:
         """GET `path` (relative to the base URL) and parse JSON, retrying transient failures."""
@@ -238,42 +236,51 @@ class HttpClient:
         shown = redact_url(full)
         host = full.netloc.decode()
         async with self._sem:
-            attempt = 0
-            while True:
-                await self._wait_for_slot(host)
-                self.requests += 1
-                retry_after: float | None = None
-                try:
-                    async with asyncio.timeout(self.deadline):  # the whole attempt, however slowly the bytes come
-                        return await self._attempt(full, shown, attempt + 1)
-                except _Retryable as retry:
-                    err, retry_after = retry.error, retry.retry_after
-                except httpx.TimeoutException as exc:
-                    err = FetchError("timeout", f"timed out ({type(exc).__name__})", shown, attempts=attempt + 1)
-                except TimeoutError:
-                    err = FetchError(
-                        "timeout",
-                        f"no complete answer within the {self.deadline:g} s deadline",
-                        shown,
-                        attempts=attempt + 1,
-                    )
-                except httpx.TransportError as exc:
-                    err = FetchError(
-                        "connection", f"connection failed ({type(exc).__name__}: {exc})", shown, attempts=attempt + 1
-                    )
-                if attempt >= self.retries:
-                    raise err
-                if retry_after is not None and retry_after > self.max_backoff:
-                    raise FetchError(
-                        err.kind,
-                        f"HTTP {err.status} with Retry-After {retry_after:.0f}s (longer than max_backoff "
-                        f"{self.max_backoff:.0f}s)",
-                        shown,
-                        status=err.status,
-                        attempts=attempt + 1,
-                    )
-                await self.sleep(self._delay(attempt, retry_after))
-                attempt += 1
+            retrying = AsyncRetrying(
+                stop=self._give_up,
+                wait=self._delay,
+                retry=retry_if_exception_type(_Retryable),
+                sleep=self.sleep,
+                reraise=True,
+            )
+            try:
+                async for attempt in retrying:
+                    with attempt:
+                        n = attempt.retry_state.attempt_number
+                        await self._wait_for_slot(host)
+                        self.requests += 1
+                        return await self._attempt_within_deadline(full, shown, n)
+            except _Retryable as last:
+                raise self._final(last, shown) from None
+        raise AssertionError("unreachable: tenacity either returns or re-raises")
+
+    def _final(self, last: _Retryable, shown: str) -> FetchError:
+        err = last.error
+        if last.retry_after is not None and last.retry_after > self.max_backoff:
+            return FetchError(
+                err.kind,
+                f"HTTP {err.status} with Retry-After {last.retry_after:.0f}s (longer than max_backoff "
+                f"{self.max_backoff:.0f}s)",
+                shown,
+                status=err.status,
+                attempts=err.attempts,
+            )
+        return err
+
+    async def _attempt_within_deadline(self, full: httpx.URL, shown: str, attempts: int) -> Fetched:
+        """One attempt, bounded by `deadline` however slowly the bytes come; what may pass is `_Retryable`."""
+        try:
+            async with asyncio.timeout(self.deadline):
+                return await self._attempt(full, shown, attempts)
+        except httpx.TimeoutException as exc:
+            err = FetchError("timeout", f"timed out ({type(exc).__name__})", shown, attempts=attempts)
+        except TimeoutError:
+            err = FetchError(
+                "timeout", f"no complete answer within the {self.deadline:g} s deadline", shown, attempts=attempts
+            )
+        except httpx.TransportError as exc:
+            err = FetchError("connection", f"connection failed ({type(exc).__name__}: {exc})", shown, attempts=attempts)
+        raise _Retryable(err, None)
 
     async def _attempt(self, full: httpx.URL, shown: str, attempts: int) -> Fetched:
         """One exchange: the status, then the body streamed up to `max_bytes`, then the parsed JSON."""
