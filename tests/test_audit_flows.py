@@ -12,26 +12,9 @@ from pollwatch import audit, report, store
 from pollwatch.cli_audit import app
 from pollwatch.jsonl import write_observations
 from pollwatch.simulate import demo_range, election_day_events, simulate
+from tests.fakes.watches import write_kz_watch
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")
-
-SMALL_WATCH = """
-template: rapid-response.yaml
-name: kz-audit-small
-election: Early presidential election
-country: KZ
-election_date: 2019-06-09
-timezone: Asia/Almaty
-providers:
-  - {asn: 9198, name: Kazakhtelecom, type: fixed}
-  - {asn: 29355, name: Kcell, type: mobile}
-regions:
-  - {code: KZ-ALA, name: Almaty}
-services:
-  - {name: whatsapp, test: whatsapp, domains: [web.whatsapp.com]}
-milestones:
-  - {name: polls_close, at: "20:00"}
-"""
 
 
 @pytest.fixture
@@ -39,8 +22,13 @@ def small_watch(tmp_path: Path):
     """A watch with two networks and one service: the same flows on a tenth of the data."""
     from pollwatch.playbook import load_watch
 
-    path = tmp_path / "kz-audit-small.yaml"
-    path.write_text(SMALL_WATCH)
+    path = write_kz_watch(
+        tmp_path,
+        "kz-audit-small",
+        election="Early presidential election",
+        services=[{"name": "whatsapp", "test": "whatsapp", "domains": ["web.whatsapp.com"]}],
+        milestones=[{"name": "polls_close", "at": "20:00"}],
+    )
     return path, load_watch(path)
 
 

@@ -13,6 +13,7 @@ from pollwatch.baseline import compute_baselines, health_rows, never_judged, nev
 from pollwatch.jsonl import write_observations
 from pollwatch.simulate import simulate
 from tests.conftest import KZ_WATCH
+from tests.fakes.watches import write_kz_watch
 
 
 @pytest.fixture(scope="module")
@@ -133,33 +134,6 @@ def test_baseline_flow_and_first_tick_name_the_series_never_judged(history, tmp_
     assert len(firsts) == 1 and "signals.active_probing.min_prediction" in firsts[0].message
 
 
-SOURCES_WATCH = """
-template: rapid-response.yaml
-name: kz-baseline-sources
-country: KZ
-election_date: 2019-06-12
-timezone: Asia/Almaty
-providers:
-  - {asn: 9198, name: Kazakhtelecom, type: fixed}
-  - {asn: 29355, name: Kcell, type: mobile}
-regions:
-  - {code: KZ-ALA, name: Almaty}
-services:
-  - {name: whatsapp, test: whatsapp}
-signals:
-  bgp: {window: 3h, warm_up: 1h}
-  active_probing: {window: 3h, warm_up: 1h}
-  telescope: {window: 3h, warm_up: 1h}
-  service_failure_rate: {window: 3h, warm_up: 1h}
-  rtt_ms: {window: 3h, warm_up: 1h}
-sources:
-  radar: {enabled: false}
-  ioda: {retries: 0, timeout: 2s}
-  ooni: {retries: 0, timeout: 2s}
-  ripestat: {retries: 0, timeout: 2s}
-"""
-
-
 @pytest.mark.usefixtures("prefect_harness")
 def test_baseline_flow_fetches_history_from_the_sources(tmp_path: Path):
     from datetime import datetime, timezone
@@ -167,8 +141,7 @@ def test_baseline_flow_fetches_history_from_the_sources(tmp_path: Path):
     from pollwatch.flows.baseline import baseline
     from tests.fakes.observatories import observatories
 
-    watch_file = tmp_path / "kz-baseline-sources.yaml"
-    watch_file.write_text(SOURCES_WATCH)
+    watch_file = write_kz_watch(tmp_path, "kz-baseline-sources", election_date="2019-06-12", fast=True, radar=False)
     end = datetime(2019, 6, 9, 6, 0, tzinfo=timezone.utc)
     with observatories() as obs:
         obs.ripestat.resources["KZ"] = {"asn": ["9198", "29355"], "ipv4": ["2.72.0.0/13"], "ipv6": []}

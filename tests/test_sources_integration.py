@@ -14,36 +14,11 @@ from pollwatch.jsonl import read_observations, write_observations
 from pollwatch.models import Gap, Observation
 from pollwatch.sources.coverage import blind_spots, coverage_report, render_table
 from tests.fakes.observatories import observatories, radar_annotation
+from tests.fakes.watches import write_kz_watch
 
 T0 = datetime(2019, 6, 9, 0, 0, tzinfo=timezone.utc)
 KZ = Path(__file__).resolve().parent.parent / "playbooks" / "watches" / "kz-2019-presidential.yaml"
 TOKEN = "radar-flow-token"
-
-WATCH_YAML = """
-template: rapid-response.yaml
-name: kz-sources-test
-country: KZ
-election_date: 2019-06-09
-timezone: Asia/Almaty
-providers:
-  - {asn: 9198, name: Kazakhtelecom, type: fixed}
-  - {asn: 29355, name: Kcell, type: mobile}
-regions:
-  - {code: KZ-ALA, name: Almaty}
-services:
-  - {name: whatsapp, test: whatsapp}
-signals:
-  bgp: {window: 3h, warm_up: 1h}
-  active_probing: {window: 3h, warm_up: 1h}
-  telescope: {window: 3h, warm_up: 1h}
-  service_failure_rate: {window: 3h, warm_up: 1h}
-  rtt_ms: {window: 3h, warm_up: 1h}
-sources:
-  radar: {enabled: true, retries: 0, timeout: 2s}
-  ioda: {retries: 0, timeout: 2s}
-  ooni: {retries: 0, timeout: 2s}
-  ripestat: {retries: 0, timeout: 2s}
-"""
 
 
 @pytest.fixture
@@ -183,8 +158,7 @@ def test_live_watch_tick_collects_from_every_enabled_source(obs, tmp_path, prefe
     from pollwatch import store
 
     monkeypatch.setenv("POLLWATCH_RADAR_API_TOKEN", TOKEN)
-    watch_file = tmp_path / "kz-sources-test.yaml"
-    watch_file.write_text(WATCH_YAML)
+    watch_file = write_kz_watch(tmp_path, "kz-sources-test", fast=True, radar=True)
     obs.ioda.fail("500", path="/signals/raw/asn")
     obs.ooni.silent.add(29355)
     tick = datetime(2019, 6, 9, 6, 0, tzinfo=timezone.utc)
