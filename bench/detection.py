@@ -19,7 +19,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from pollwatch.evaluate import clean_suite, default_real_root, generated_suite, real_suite, scenario_line, summarize  # noqa: E402
+from pollwatch.evaluate import clean_suite, generated_suite, real_suite, scenario_line, summarize  # noqa: E402
+from pollwatch.settings import real_data_dir  # noqa: E402
 from pollwatch.playbook import find_watch, load_watch  # noqa: E402
 
 
@@ -55,7 +56,7 @@ def main() -> None:
         print("hard:", {k: v for k, v in h.items() if k != "by_kind"})
         for kind, f in h["by_kind"].items():
             print(f"  hard {kind:<20} {f}")
-    root = default_real_root()
+    root = real_data_dir()
     real = real_suite(root) if root else []
     for r in real:
         print(scenario_line(r))

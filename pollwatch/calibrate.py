@@ -21,7 +21,6 @@ Run `python -m pollwatch.calibrate [CSV]` to print the fitted weights.
 from __future__ import annotations
 
 import csv
-import os
 import random
 import sys
 from collections.abc import Sequence
@@ -44,20 +43,9 @@ from pollwatch.attribute import (
     schedule_episodes,
     sigmoid,
 )
+from pollwatch.settings import real_data_dir
 
 CURATED = Path("ground_truth") / "ioda_curated_outages_2018_2020.csv"
-
-
-def real_data_dir() -> Path | None:
-    """`$POLLWATCH_REAL_DATA`, else the first `shared/data/real` beside the repository or one of its parents."""
-    env = os.environ.get("POLLWATCH_REAL_DATA")
-    if env:
-        return Path(env) if Path(env).is_dir() else None
-    for parent in Path(__file__).resolve().parents[1:]:
-        cand = parent / "shared" / "data" / "real"
-        if cand.is_dir():
-            return cand
-    return None
 
 
 def default_csv() -> Path | None:

@@ -25,11 +25,12 @@ def _print_case(r) -> None:  # type: ignore[no-untyped-def]
 
 def run_case_files(cases: list[Path], real: Optional[Path], out: Optional[Path]) -> None:
     """`pollwatch evaluate CASE.yaml ...`: each case's recall, false alerts, time to detect and cause accuracy."""
-    from pollwatch.evaluate import default_real_root, run_case, summarize
+    from pollwatch.evaluate import run_case, summarize
+    from pollwatch.settings import real_data_dir
     from pollwatch.evaluate_cases import CaseError, load_case, missing_files
     from pollwatch.jsonl import FormatError
 
-    root = real or default_real_root()
+    root = real or real_data_dir()
     results, skipped = [], []
     for path in cases:
         try:
@@ -91,8 +92,9 @@ def evaluate_cmd(
     if cases:
         run_case_files(cases, real, out)
         return
-    from pollwatch.evaluate import clean_suite, default_real_root, generated_suite, real_suite, scenario_line, summarize
+    from pollwatch.evaluate import clean_suite, generated_suite, real_suite, scenario_line, summarize
     from pollwatch.playbook import PlaybookError, find_watch, load_watch
+    from pollwatch.settings import real_data_dir
 
     if live:
         _live(live, out)
@@ -123,7 +125,7 @@ def evaluate_cmd(
     for kind, figures in overall["by_kind"].items():
         typer.echo(f"  {kind:<20} " + "  ".join(f"{k} {v}" for k, v in figures.items()))
     report: dict = {"generated": {"scenarios": [r.model_dump(mode="json") for r in results], "overall": overall}}
-    root = real or default_real_root()
+    root = real or real_data_dir()
     if not no_real and root is not None and root.is_dir():
         typer.secho(f"real data: {root}", bold=True)
         real_results = real_suite(root)

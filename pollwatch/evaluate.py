@@ -17,7 +17,6 @@ data exists, the real events through `pollwatch.adapters` (`real_suite`).
 from __future__ import annotations
 
 import math
-import os
 import random
 from collections.abc import Sequence
 from datetime import datetime, timedelta, timezone
@@ -41,16 +40,7 @@ KIND_FAMILY = {
     IncidentKind.circumvention_block: Family.circumvention,
     IncidentKind.throttling: Family.performance,
 }
-REPO = Path(__file__).resolve().parent.parent
 EVAL_PLAYBOOKS = PLAYBOOKS_DIR / "evaluation"
-
-
-def default_real_root() -> Path | None:
-    """$POLLWATCH_REAL_DATA, else ../shared/data/real beside the repository (or beside its worktree folder)."""
-    env = os.environ.get("POLLWATCH_REAL_DATA")
-    candidates = [Path(env)] if env else []
-    candidates += [REPO.parent / "shared" / "data" / "real", REPO.parent.parent / "shared" / "data" / "real"]
-    return next((c for c in candidates if c.is_dir()), None)
 
 
 class LabelOutcome(BaseModel):

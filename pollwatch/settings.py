@@ -7,6 +7,7 @@ Prefect Secret blocks (see `tasks/secrets.py`), which take precedence.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from pydantic import Field, SecretStr, model_validator
@@ -53,3 +54,16 @@ class Settings(BaseSettings):
 def get_settings() -> Settings:
     """Read the settings now (cheap; the environment may change between calls in tests)."""
     return Settings()
+
+
+def real_data_dir() -> Path | None:
+    """The real outage data for calibration and evaluation: `$POLLWATCH_REAL_DATA` (None when it is not a folder),
+    else the first `shared/data/real` beside the repository, its worktree folder, or one of their parents."""
+    env = os.environ.get("POLLWATCH_REAL_DATA")
+    if env:
+        return Path(env) if Path(env).is_dir() else None
+    for parent in Path(__file__).resolve().parents[1:]:
+        cand = parent / "shared" / "data" / "real"
+        if cand.is_dir():
+            return cand
+    return None

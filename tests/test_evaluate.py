@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from pollwatch.adapters import ioda_labels, read_monash, read_ooni_hourly
-from pollwatch.evaluate import default_real_root, generated_suite, real_suite, score, summarize
+from pollwatch.evaluate import generated_suite, real_suite, score, summarize
+from pollwatch.settings import real_data_dir
 from pollwatch.models import Cause, Family, Incident, IncidentKind
 from pollwatch.simulate import Label
 
@@ -160,7 +161,7 @@ def test_ooni_hourly_adapter_and_labels(tmp_path: Path):
     assert ioda_labels(g, "VE")[0].id == "ioda-B"
 
 
-REAL = default_real_root()
+REAL = real_data_dir()
 
 
 @pytest.mark.skipif(REAL is None, reason="../shared/data/real is absent (a fresh clone has no shared data)")
