@@ -13,6 +13,7 @@ state is loaded from and saved to the store, so a tick costs O(new data).
 from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
+from typing import Any
 
 from prefect import flow, get_run_logger
 from prefect.concurrency.sync import concurrency
@@ -25,7 +26,7 @@ from pollwatch.models import Gap, Notice, NoticeLevel, iso
 from pollwatch.pipeline import TickWindows, WatchState, latest_anomalies, tick_judgements, with_observed_signals
 from pollwatch.playbook import Watch
 from pollwatch.schedule import concurrency_limit_name
-from pollwatch.sources import enabled_sources, interrupt_collections
+from pollwatch.sources import CollectResult, enabled_sources, interrupt_collections
 from pollwatch.timeutil import floor_time
 from pollwatch.tasks.attribute import attribute_task
 from pollwatch.tasks.classify import classify_task
@@ -121,23 +122,8 @@ def _run_tick(w: Watch, tick: datetime, observations: str | None, base_urls: dic
         record_tick(w.name, tick, current_flow_run_id(), {"covered_by": last_tick.isoformat()})
         logger.info("tick %s of %s was covered by the later tick %s", tick, w.name, last_tick)
         return {"watch": w.name, "tick": tick.isoformat(), "skipped": True, "covered_by": last_tick.isoformat()}
-    # each signal from the last completed tick less its lag, so ticks that were missed and late data are caught up here
-    windows = TickWindows.of(w, last_tick, tick, cadence)
-    # what waits on the outside world (observatories, vantages) stops here: what is unanswered by then is a gap
-    deadline = datetime.now(timezone.utc) + w.tick.for_cadence(cadence)
+    windows, deadline, notices = plan_tick(w, tick, cadence, state, last_tick)
     since = windows.earliest
-    notices: list[Notice] = []
-    if state.playbook_hash and w.content_hash and state.playbook_hash != w.content_hash:
-        notices.append(
-            Notice(
-                time=tick,
-                level=NoticeLevel.warning,
-                source="watch-tick",
-                watch=w.name,
-                message=f"playbook of {w.name} changed since the last tick (sha256 {state.playbook_hash[:12]} -> "
-                f"{w.content_hash[:12]})",
-            )
-        )
 
     cfg = quote(w)  # the watch as it is: Prefect need not walk its providers and regions for every task
     source_gaps: list[Gap] = []
@@ -157,15 +143,8 @@ def _run_tick(w: Watch, tick: datetime, observations: str | None, base_urls: dic
         records = [c for r in results for c in r.corroborations]
         if collected or records:
             record_observations(quote(collected), w.name, quote(records))
-        for result in results:
-            source_gaps += result.gaps
-            notices += result.notices
-            source_summary[result.source] = {
-                "observations": len(result.observations),
-                "gaps": len(result.gaps),
-                "records": len(result.corroborations),
-                "requests": result.requests,
-            }
+        source_gaps, source_notices, source_summary = collected_summary(results)
+        notices += source_notices
 
     # --- own vantage points (docs/probes.md): the probe flow on every vantage's work pool ------
     probe_gaps: list[Gap] = []
@@ -195,16 +174,7 @@ def _run_tick(w: Watch, tick: datetime, observations: str | None, base_urls: dic
     members = list(state.grouper.anomalies.values()) + list(det.events)
     events = attribute_task(cfg, quote(cls.events), quote(known), quote(members), quote(context))
     alerts = notify_task(cfg, quote(events), notices=quote(notices), anomalies=quote(anomalies), gaps=quote(det.gaps))
-    summary = {
-        "observations": len(visible),
-        "anomaly_events": len(det.events),
-        "incident_events": len(events),
-        "alerts": len(alerts),
-        "since": since.isoformat(),
-        "playbook_hash": w.content_hash,
-    }
-    if source_summary:
-        summary["sources"] = source_summary
+    summary = tick_summary(w, visible, det.events, events, alerts, since, source_summary)
     record_outcome(
         w.name,
         quote(anomalies),
@@ -221,6 +191,69 @@ def _run_tick(w: Watch, tick: datetime, observations: str | None, base_urls: dic
     )
     logger.info("tick %s of %s: %s", tick, w.name, summary)
     return {"watch": w.name, "tick": tick.isoformat(), "skipped": False, **summary}
+
+
+def plan_tick(
+    w: Watch, tick: datetime, cadence: timedelta, state: WatchState, last_tick: datetime | None
+) -> tuple[TickWindows, datetime, list[Notice]]:
+    """What a tick asks for and until when: each signal's window (from the last completed tick less its lag, so
+    missed ticks and late data are caught up), the deadline for what waits on the outside world (what is
+    unanswered by then is a gap), and a notice when the playbook changed since the last tick."""
+    windows = TickWindows.of(w, last_tick, tick, cadence)
+    deadline = datetime.now(timezone.utc) + w.tick.for_cadence(cadence)
+    notices: list[Notice] = []
+    if state.playbook_hash and w.content_hash and state.playbook_hash != w.content_hash:
+        notices.append(
+            Notice(
+                time=tick,
+                level=NoticeLevel.warning,
+                source="watch-tick",
+                watch=w.name,
+                message=f"playbook of {w.name} changed since the last tick (sha256 {state.playbook_hash[:12]} -> "
+                f"{w.content_hash[:12]})",
+            )
+        )
+    return windows, deadline, notices
+
+
+def collected_summary(results: list[CollectResult]) -> tuple[list[Gap], list[Notice], dict[str, dict[str, int]]]:
+    """The sources' gaps and notices, and per source what it brought (the tick's summary)."""
+    gaps: list[Gap] = []
+    notices: list[Notice] = []
+    summary: dict[str, dict[str, int]] = {}
+    for result in results:
+        gaps += result.gaps
+        notices += result.notices
+        summary[result.source] = {
+            "observations": len(result.observations),
+            "gaps": len(result.gaps),
+            "records": len(result.corroborations),
+            "requests": result.requests,
+        }
+    return gaps, notices, summary
+
+
+def tick_summary(
+    w: Watch,
+    visible: list[Any],
+    anomaly_events: list[Any],
+    incident_events: list[Any],
+    alerts: list[Any],
+    since: datetime,
+    sources: dict[str, dict[str, int]],
+) -> dict[str, Any]:
+    """The figures a completed tick records with its row (and its run's result)."""
+    summary: dict[str, Any] = {
+        "observations": len(visible),
+        "anomaly_events": len(anomaly_events),
+        "incident_events": len(incident_events),
+        "alerts": len(alerts),
+        "since": since.isoformat(),
+        "playbook_hash": w.content_hash,
+    }
+    if sources:
+        summary["sources"] = sources
+    return summary
 
 
 if __name__ == "__main__":

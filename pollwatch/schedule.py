@@ -25,7 +25,7 @@ from pydantic import BaseModel, Field
 
 from pollwatch.models import Notice, NoticeLevel, iso
 from pollwatch.playbook import Duration, Watch
-from pollwatch.timeutil import format_duration
+from pollwatch.timeutil import floor_time, format_duration
 
 FLOW_NAME = "watch-tick"
 ENTRYPOINT = "flows/watch_tick.py:watch_tick"
@@ -153,6 +153,21 @@ def phase_schedules(watch: Watch) -> list[PhaseSchedule]:
             )
         )
     return [s for s in out if s.rules]
+
+
+def due_ticks(watches: list[Watch], when: datetime, every: timedelta) -> list[tuple[Watch, datetime]]:
+    """The watches due in the batch slot [T, T + every), T = `when` rounded down to `every`, each with its own
+    tick: the one of its phase's grid (`ResolvedPhase.ticks()`, epoch-aligned at the phase's cadence) in the slot.
+    A 1-minute batch ticks 1-minute watches every time, 5-minute watches every fifth, daily ones once a day."""
+    slot = floor_time(when, every)
+    out = []
+    for w in watches:
+        for phase in w.resolved_phases():
+            latest = floor_time(slot + every - timedelta(microseconds=1), phase.cadence)
+            if slot <= latest and phase.start <= latest < phase.end:
+                out.append((w, latest))
+                break
+    return out
 
 
 def expand_rule(rule: ScheduleRule) -> list[datetime]:

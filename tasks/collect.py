@@ -83,6 +83,56 @@ def collect_source(
     return result
 
 
+def _batch_key(source: str, watch: Watch) -> str:
+    """Watches whose settings for `source` agree (region codes aside: each watch's own are used) share a client."""
+    cfg = watch.sources.get(source)
+    if cfg is None:
+        return ""
+    options = {k: v for k, v in cfg.options.items() if k != "region_codes"}
+    return cfg.model_copy(update={"options": options}).model_dump_json()
+
+
+@task(
+    name="collect-sources-batch",
+    task_run_name="collect-{source}-{deadline:%Y%m%dT%H%M%S}",
+    cache_policy=NO_CACHE,
+)
+def collect_sources_batch(
+    source: str,
+    jobs: list[tuple[Watch, datetime, datetime]],
+    base_url: str | None = None,
+    deadline: datetime | None = None,
+) -> list[CollectResult]:
+    """Collect [since, until) of each (watch, since, until) from one observatory in shared requests
+    (`Source.collect_many`), one result per job; watches with different settings for the source are asked
+    apart. Failures come back as each watch's gaps and notices, never as exceptions."""
+    kwargs: dict[str, Any] = {"token": radar_token()} if source == "radar" else {}
+    groups: dict[str, list[int]] = {}
+    for i, (w, _, _) in enumerate(jobs):
+        groups.setdefault(_batch_key(source, w), []).append(i)
+
+    async def run_all() -> list[list[CollectResult]]:
+        sources = [make_source(source, jobs[idx[0]][0], base_url=base_url, **kwargs) for idx in groups.values()]
+        return await asyncio.gather(
+            *(src.collect_many([jobs[i] for i in idx], deadline) for src, idx in zip(sources, groups.values()))
+        )
+
+    out: list[CollectResult | None] = [None] * len(jobs)
+    for idx, results in zip(groups.values(), _run_async(run_all())):
+        for i, r in zip(idx, results):
+            out[i] = r
+    done = [r for r in out if r is not None]
+    get_run_logger().info(
+        "%s for %d watch(es): %d observation(s), %d gap(s), %d outage record(s)",
+        source,
+        len(done),
+        sum(len(r.observations) for r in done),
+        sum(len(r.gaps) for r in done),
+        sum(len(r.corroborations) for r in done),
+    )
+    return done
+
+
 @task(name="coverage-report", cache_policy=NO_CACHE)
 def coverage_artifact(watch: Watch, observations: list[Observation], gaps: list[Gap]) -> list[CoverageRow]:
     """Publish which regions, providers and services have data from which source (a table artifact)."""

@@ -57,6 +57,14 @@ def load_attribution_context(
     with store.session_scope() as s:
         incidents = store.list_incidents(s, since=since, until=max(until, others_until or until))
         records = store.list_corroborations(s, country, since, max(until, others_until or until))
+    return attribution_context(incidents, records, country, since, until)
+
+
+def attribution_context(
+    incidents: list[Incident], records: list[Corroboration], country: str, since: datetime, until: datetime
+) -> AttributionContext:
+    """The context of one country from incidents started in [since, ...) anywhere and the country's records
+    (a batch of watches loads the incidents once for all of them)."""
     past = [i for i in incidents if i.country == country and i.start < until and (i.end or i.start) >= since]
     others = [i for i in incidents if i.country != country and i.start >= since - timedelta(hours=1)]
     return AttributionContext(past=past, others=others, events=events_from_corroborations(records))

@@ -176,7 +176,7 @@ class IodaSource(Source):
         `region_codes` maps the watch's region codes to IODA's (None: IODA has no such region, left out);
         without it the explicit `options.region_codes` apply and other codes are sent as they are."""
         cc = watch.country or ""
-        codes = region_codes if region_codes is not None else self._explicit_region_codes()
+        codes = region_codes if region_codes is not None else self._explicit_region_codes(watch)
         out = [("country", cc, cc)]
         out += [
             ("region", str(codes.get(r.code, r.code)), entity_key(cc, r.code, None, None))
@@ -186,12 +186,15 @@ class IodaSource(Source):
         out += [("asn", str(p.asn), entity_key(cc, None, p.asn, None)) for p in watch.providers]
         return out
 
-    def _explicit_region_codes(self) -> dict[str, str | None]:
-        return {str(k): str(v) for k, v in (self.options.get("region_codes") or {}).items()}
+    def _explicit_region_codes(self, watch: Watch | None = None) -> dict[str, str | None]:
+        """`options.region_codes`: the watch's own (a batch's watches each have theirs), else this source's."""
+        own = watch.sources.get(self.name) if watch is not None else None
+        options = own.options if own is not None else self.options
+        return {str(k): str(v) for k, v in (options.get("region_codes") or {}).items()}
 
     async def region_codes(self, http: HttpClient, run: _Run) -> dict[str, str | None]:
         """The watch's region codes -> IODA's: explicit ones, then looked up by name (see the module docstring)."""
-        codes = self._explicit_region_codes()
+        codes = self._explicit_region_codes(run.watch)
         todo = [r for r in run.watch.regions if r.code not in codes and not r.code.isdigit()]
         if not todo or self.options.get("resolve_regions", True) is False:
             return codes
@@ -498,7 +501,7 @@ class IodaSource(Source):
         if etype == "asn" and code and code.isdigit():
             return entity_key(cc, None, int(code), None)
         if etype == "region" and code:
-            codes = run.extra.get("region_codes") or self._codes or self._explicit_region_codes()
+            codes = run.extra.get("region_codes") or self._codes or self._explicit_region_codes(run.watch)
             back = {str(v): str(k) for k, v in codes.items() if v is not None}
             return entity_key(cc, back.get(code, code), None, None)
         return cc

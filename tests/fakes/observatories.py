@@ -20,8 +20,9 @@ API's own error shape quoting `echo_secrets`, or else the request's credential, 
 of tests/fakes/hostile.py), "drip" (the real answer, one byte every `drip_interval` seconds),
 "huge" (HTTP 200 with a valid JSON body of `huge_bytes` in the API's shape, with or without a
 Content-Length: `huge_length`), "bomb" (a gzip-encoded body of a few hundred kB that inflates
-to `bomb_bytes`). `latency` delays every response and `cache_responses`
-serves repeated queries from memory (benchmarks: the API's own work is not what they measure).
+to `bomb_bytes`). IODA's `noise` spreads its values around each entity's level and `published_only`
+serves a bin only once it has ended (the bench measures from then). `latency` delays every response and
+`cache_responses` serves repeated queries from memory (benchmarks: the API's own work is not what they measure).
 Every request is recorded in `requests` (path, query, headers).
 """
 
@@ -391,6 +392,9 @@ class IodaFake(FakeAPI):
         self.alerts: list[dict[str, Any]] = []
         self.events: list[dict[str, Any]] = []
         self.max_range = 100 * 86400
+        self.noise = 0.0  # relative spread of the values around each entity's level (deterministic per time)
+        self.published_only = False  # serve a bin only once it is complete (`now` past its end), as IODA does
+        self.first_served: dict[tuple[str, str, int], float] = {}  # (code, datasource, t) of drops -> when served
         # /entities/query regions per country: numeric codes, Natural Earth admin-1 style names (as IODA has them)
         self.regions: dict[str, list[dict[str, Any]]] = {
             "KZ": [
@@ -424,10 +428,13 @@ class IodaFake(FakeAPI):
         if (code, ds, t) in self.nulls:
             return None
         v = _level(etype, code, ds)
+        if self.noise:
+            v *= 1 + self.noise * (_level(code, ds, t, lo=0.0, hi=1000.0) / 1000.0 - 0.5)
         when = datetime.fromtimestamp(t, tz=timezone.utc)
         for c, s, e, f in self.drops:
             if c in ("*", code) and s <= when < e:
                 v *= f
+                self.first_served.setdefault((code, ds, t), time.time())
         return float(round(v))
 
     def _envelope(self, typ: str, query: dict[str, str], data: Any, error: str | None = None) -> dict[str, Any]:
@@ -539,7 +546,8 @@ class IodaFake(FakeAPI):
                 for ds in datasources:
                     step = IODA_STEPS.get(ds, 300)
                     t0 = frm - frm % step
-                    values = [self.value(etype, code, ds, t) for t in range(t0, until, step)]
+                    last = min(until, int(time.time()) - step + 1) if self.published_only else until
+                    values = [self.value(etype, code, ds, t) for t in range(t0, last, step)]
                     series.append(
                         {
                             "entityType": etype,
