@@ -189,8 +189,8 @@ class IodaSource(Source):
     def _explicit_region_codes(self, watch: Watch | None = None) -> dict[str, str | None]:
         """`options.region_codes`: the watch's own (a batch's watches each have theirs), else this source's."""
         own = watch.sources.get(self.name) if watch is not None else None
-        options = own.options if own is not None else self.options
-        return {str(k): str(v) for k, v in (options.get("region_codes") or {}).items()}
+        codes = (own.options.get("region_codes") if own is not None else None) or self.options.get("region_codes")
+        return {str(k): str(v) for k, v in (codes or {}).items()}
 
     async def region_codes(self, http: HttpClient, run: _Run) -> dict[str, str | None]:
         """The watch's region codes -> IODA's: explicit ones, then looked up by name (see the module docstring)."""
