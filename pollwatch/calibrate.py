@@ -7,7 +7,7 @@ signals, and a cause. This module turns its rows into the same evidence items th
 uses (`pollwatch.attribute`), fits the calibrated weights by L2-regularised logistic regression
 with balanced class weights (government-ordered and exam shutdowns against every other known
 cause), and cross-validates the whole scorer. The fitted numbers are pasted into
-`attribute.CALIBRATED_WEIGHTS` by hand: the data itself never goes into the repository.
+`pollwatch/attribute/weights.py` (CALIBRATED_WEIGHTS) by hand: the data itself never goes into the repository.
 
 Rows: several rows of one event (one per region or AS, starting within 30 minutes in one country)
 are one event, so an event is never both in a training and a test fold. Rows whose end is before
@@ -259,7 +259,7 @@ def read_events(path: str | Path) -> list[CuratedEvent]:
 
 
 def _features(events: list[CuratedEvent]) -> None:
-    """Fill each event's evidence items exactly as `attribute.gather_evidence` defines them."""
+    """Fill each event's evidence items as pollwatch/attribute/evidence_*.py define them."""
     by_country: dict[str, list[datetime]] = {}
     for e in events:
         by_country.setdefault(e.country, []).append(e.start)
@@ -388,7 +388,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"{len(events)} events ({len(known)} with a known cause: {sum(e.label == 1 for e in known)} "
         "government-directed)"
     )
-    print("fitted weights (paste into attribute.CALIBRATED_WEIGHTS):")
+    print("fitted weights (paste into CALIBRATED_WEIGHTS, pollwatch/attribute/weights.py):")
     for k, v in w.items():
         print(f"    {k!r}: {v},  # in code now: {CALIBRATED_WEIGHTS.get(k)}")
     print(

@@ -37,9 +37,12 @@ def incident_of(watch, anomalies, tick=None) -> Incident:
 
 
 def items(watch, inc, anomalies, context=None) -> dict:
-    return {
-        name: (x, detail, numbers) for name, x, detail, numbers, _ in gather_evidence(watch, inc, anomalies, context)
-    }
+    """Each gathered item by name: (x, detail, its own numbers)."""
+    out = {}
+    for e in gather_evidence(watch, inc, anomalies, context):
+        own = {k: v for k, v in e.numbers.items() if k not in ("x", "w")}
+        out[e.name] = (e.numbers["x"], e.detail, own)
+    return out
 
 
 def shutdown(watch, start, signals=("bgp", "active_probing", "telescope"), spread=timedelta(0)):
