@@ -9,9 +9,11 @@ every later alert for it shows the override (attribution carries it forward from
 from __future__ import annotations
 
 from datetime import datetime, timezone
+from typing import Any
 
 from pollwatch import audit, outbox, store
 from pollwatch.alerts import build_alerts
+from pollwatch.attribute import apply_override
 from pollwatch.models import Alert, Cause, Incident, IncidentEvent
 from pollwatch.playbook import PlaybookError, Watch, find_watch, load_watch
 
@@ -70,6 +72,29 @@ def override_incident(
         return override_in_session(s, find_incident(s, incident), cause, who.strip(), why.strip(), at, watch=watch)
 
 
+def _set_cause(
+    s: Any, incident_id: str, cause: Cause, who: str, why: str, at: datetime, details: dict | None
+) -> Incident:
+    """The cause saved on the incident as stored now (later ticks keep it) and written to the audit log, in this
+    transaction."""
+    inc = store.get_incident(s, incident_id)
+    if inc is None:
+        raise KeyError(f"no incident {incident_id!r} (list them with `pollwatch audit incidents`)")
+    updated = apply_override(inc, cause, who, why, at)
+    if details and details.get("user_id"):  # from Slack: the root message shows who, as a mention
+        updated.override["user_id"] = details["user_id"]
+    store.save_incidents(s, [updated])
+    changes = {
+        "cause": [inc.cause.value, updated.cause.value],
+        "cause_confidence": [inc.cause_confidence, updated.cause_confidence],
+        "version": [inc.version, updated.version],
+    }
+    audit.record_override(
+        s, watch=inc.watch, incident_id=inc.id, who=who, why=why, at=at, changes=changes, details=details
+    )
+    return updated
+
+
 def override_in_session(
     s: object,
     before: Incident,
@@ -83,8 +108,7 @@ def override_in_session(
     reason: str | None = None,
 ) -> tuple[Incident, list[Alert]]:
     """`override_incident` inside the caller's transaction (Slack actions record their own audit details with it)."""
-    # saved on the incident and written to the audit log, in this transaction
-    after = audit.override_incident(s, before.id, cause.value, who, why, at, details=details)  # type: ignore[arg-type]
+    after = _set_cause(s, before.id, cause, who, why, at, details)
     w = watch or watch_for(before.watch)
     alerts: list[Alert] = []
     if w is not None:

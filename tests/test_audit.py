@@ -71,6 +71,18 @@ def test_canonical_json_is_order_independent():
         audit.canonical_json({"t": datetime(2019, 1, 1)})
 
 
+def test_the_canonical_form_is_pinned():
+    """Every stored chain was hashed with this form: a change to it (RFC 8785 writes 1.0 as 1) breaks them all."""
+    payload = {"severity": 1.0, "note": "Қазақстан", "z": [1, 2.5e-07, None], "a": {"y": True, "b": "x\n"}}
+    assert (
+        audit.canonical_json(payload)
+        == '{"a":{"b":"x\\n","y":true},"note":"Қазақстан","severity":1.0,"z":[1,2.5e-07,null]}'
+    )
+    at = datetime(2019, 6, 9, 5, 0, tzinfo=timezone.utc)
+    got = audit.entry_hash(7, at, "incident", "kz", "inc-1", payload, audit.GENESIS)
+    assert got == "439d03dbd0d267ece459c7ee54b109d792c067e63a7d88ee35357f3b06ffdad2"
+
+
 def test_altered_payload_is_reported_at_that_entry():
     _fill(8)
     _sql("UPDATE audit_entry SET payload = :p WHERE seq = 5", p=json.dumps({"i": 4, "value": 999.0}))
