@@ -18,7 +18,7 @@ from prefect.utilities.annotations import quote
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
 from pollwatch.flows.common import resolve_watch
-from pollwatch import store
+from pollwatch import progress, store
 from pollwatch.alerts import KIND_TITLES, scope_line
 from pollwatch.baseline import with_address_shares
 from pollwatch.models import iso
@@ -53,20 +53,25 @@ def _replay(
 ) -> dict:
     logger = get_run_logger()
     w = resolve_watch(watch)
+    progress.step("reading the observations")
     obs = collect_file(observations)
     if not obs:
         raise ValueError(f"{observations}: no observations to replay")
     start = start or obs[0].time
     end = end or obs[-1].time
+    progress.step(f"recording {len(obs):,} observations")
     # quote(): big inputs are passed as they are, not walked by Prefect looking for futures
     record_observations(quote(obs), w.name)
+    progress.step("baselines")
     baselines = baseline_task(w, quote([o for o in obs if o.time < start]), start)
     w = with_address_shares(w, baselines)  # providers and regions weigh their address space
     ticks = judgement_times(w, start, end)  # every native step, as live ticks step through them
     logger.info(
         "replaying %s: %d ticks from %s to %s over %d observations", w.name, len(ticks), iso(start), iso(end), len(obs)
     )
+    progress.step(f"detecting over {len(ticks):,} ticks")
     det = detect_task(w, None, ticks, quote(obs))
+    progress.step("classifying")
     cls = classify_task(w, None, ticks, quote(det.events))
     anomalies = latest_anomalies(det.events)
     # earlier incidents of the country (recurrence) come from the store; those inside the range from the replay itself
@@ -74,9 +79,12 @@ def _replay(
         load_attribution_context(w.name, w.country, start - timedelta(days=8), start, end), obs
     )
     known = load_incidents(w.name, start, end)  # as recorded before, with any responder's override
+    progress.step("attributing")
     events = attribute_task(w, quote(cls.events), quote(known), quote(det.events), quote(context))
+    progress.step("alerts")
     alerts = notify_task(w, quote(events), replay=True)
     incidents = latest_incidents(events)
+    progress.step("recording the outcome")
     record_outcome(
         w.name,
         quote(anomalies),

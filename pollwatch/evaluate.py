@@ -25,6 +25,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
+from pollwatch import progress
 from pollwatch.models import Anomaly, Cause, Family, Incident, IncidentKind, Observation, iso
 from pollwatch.baseline import baselined
 from pollwatch.pipeline import analyse
@@ -187,6 +188,7 @@ def generated_suite(
     base = watch.at_offset(timedelta(days=-10))
     for i in range(scenarios):
         s = seed + i
+        progress.step(f"{'hard' if hard else 'generated'} scenario {i + 1} of {scenarios}", i, scenarios)
         start = base  # the same calendar span; the seeds differ
         watch_start = start + history
         end = watch_start + spacing * events
@@ -215,6 +217,7 @@ def clean_suite(
     results = []
     base = watch.at_offset(timedelta(days=-30))
     for i in range(weeks):
+        progress.step(f"clean week {i + 1} of {weeks}", i, weeks)
         start = base + timedelta(days=9 * i)
         watch_start = start + history
         end = watch_start + timedelta(days=7)
@@ -258,8 +261,10 @@ def real_suite(root: str | Path | None) -> list[ScenarioResult]:
 
     root = Path(root) if root else None
     out = []
-    for path in builtin_cases():
+    paths = builtin_cases()
+    for i, path in enumerate(paths):
         case = load_case(path)
+        progress.step(f"real case {case.name}", i, len(paths))
         if not missing_files(case, root):
             out.append(run_case(case, root))
     return out

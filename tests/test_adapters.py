@@ -304,15 +304,12 @@ def test_keepiton_rows_to_labels(tmp_path: Path):
 # --- the command -----------------------------------------------------------------------------
 
 
-def test_observations_import_with_a_format(tmp_path: Path, monkeypatch):
-    from pollwatch import cli
-
+def test_observations_import_with_a_format(tmp_path: Path):
     f = write(
         tmp_path / "ke.csv",
         OONI_HEADER,
         [["m1", "KE", "AS12455", "Jambonet", "telegram", "2023-11-09 07:05:00", "tcp"]],
     )
-    monkeypatch.setattr(cli, "PROGRESS_FROM", 0)  # a progress bar even on a small file (stderr, not a terminal here)
     res = runner.invoke(app, ["observations", "import", "--format", "ooni-raw", str(f)])
     assert res.exit_code == 0, res.output
     assert "2 observations read, 2 new" in res.output

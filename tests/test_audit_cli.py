@@ -10,7 +10,7 @@ from datetime import timedelta
 from typer.testing import CliRunner
 
 from pollwatch import store
-from pollwatch.cli_audit import app
+from pollwatch.cli import app
 from tests.report_fixtures import report_template, stored  # noqa: F401 (fixtures)
 
 runner = CliRunner()

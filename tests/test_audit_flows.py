@@ -9,7 +9,7 @@ import pytest
 from typer.testing import CliRunner
 
 from pollwatch import audit, report, store
-from pollwatch.cli_audit import app
+from pollwatch.cli import app
 from pollwatch.jsonl import write_observations
 from pollwatch.simulate import demo_range, election_day_events, simulate
 from tests.fakes.watches import write_kz_watch
@@ -73,9 +73,7 @@ def test_replay_is_on_record_and_in_the_report(small_watch, tmp_path: Path):
     page = report.render_html(data)
     assert all(f'data-incident-id="{i}"' in page for i in ids)
     assert len(report.keepiton_rows(kz_watch, data.incidents)) == len(ids)
-    from pollwatch.cli import app as pollwatch_app
-
-    out = CliRunner().invoke(pollwatch_app, ["--replay", "audit", "incidents", "--watch", kz_watch.name])
+    out = CliRunner().invoke(app, ["--replay", "audit", "incidents", "--watch", kz_watch.name])
     assert out.exit_code == 0 and all(i in out.output for i in ids)
     live = CliRunner().invoke(app, ["audit", "incidents", "--watch", kz_watch.name])
     assert live.exit_code == 0 and not any(i in live.output for i in ids)

@@ -10,18 +10,22 @@ from __future__ import annotations
 
 import signal
 import threading
-from typing import Any, Optional
+from typing import Annotated, Any, Optional
 
 import typer
 
+from pollwatch.cli.common import fail, quiet_prefect
+
 app = typer.Typer(help="Slack: receive responders' actions on alerts (docs/alerts.md).", no_args_is_help=True)
 
-BLOCKS = typer.Option(
-    False,
-    "--blocks",
-    help="Read credentials from the Prefect Secret blocks (slack-bot-token, "
-    "slack-app-token, slack-signing-secret) first.",
-)
+Blocks = Annotated[
+    bool,
+    typer.Option(
+        "--blocks",
+        help="Read credentials from the Prefect Secret blocks (slack-bot-token, "
+        "slack-app-token, slack-signing-secret) first.",
+    ),
+]
 
 
 def start_actions(http: str | None = None, blocks: bool = False, required: bool = True) -> Any:
@@ -34,9 +38,7 @@ def start_actions(http: str | None = None, blocks: bool = False, required: bool 
     settings = get_settings()
     token, app_token, signing = settings.slack_bot_token, settings.slack_app_token, settings.slack_signing_secret
     if blocks:
-        from pollwatch.cli import _quiet_prefect
-
-        _quiet_prefect()
+        quiet_prefect()
         from pollwatch.tasks.notify import slack_action_credentials
 
         token, app_token, signing = slack_action_credentials()
@@ -49,15 +51,16 @@ def start_actions(http: str | None = None, blocks: bool = False, required: bool 
 
 @app.command("listen")
 def listen(
-    http: Optional[str] = typer.Option(
-        None,
-        "--http",
-        help="Serve Slack's interactivity request URL at HOST:PORT (path /slack/actions) instead of Socket Mode.",
-    ),
-    blocks: bool = BLOCKS,
+    http: Annotated[
+        Optional[str],
+        typer.Option(
+            "--http",
+            help="Serve Slack's interactivity request URL at HOST:PORT (path /slack/actions) instead of Socket Mode.",
+        ),
+    ] = None,
+    blocks: Blocks = False,
 ) -> None:
     """Receive Acknowledge / Confirm cause / Change cause / False alarm / Draft statement from Slack until stopped."""
-    from pollwatch.cli_common import fail
     from pollwatch.notify.interact import HTTPReceiver
 
     try:

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Optional
+from typing import Annotated, Optional
 
 import typer
+
+from pollwatch.cli.bars import progress_bar
+from pollwatch.cli.common import fail
 
 
 def _print_case(r) -> None:  # type: ignore[no-untyped-def]
@@ -32,20 +35,22 @@ def run_case_files(cases: list[Path], real: Optional[Path], out: Optional[Path])
 
     root = real or real_data_dir()
     results, skipped = [], []
-    for path in cases:
-        try:
-            case = load_case(path)
-            missing = missing_files(case, root)
-            if missing:
-                skipped.append(path)
-                typer.echo(f"{case.name:<28} skipped: {', '.join(missing)} not found")
-                continue
-            r = run_case(case, root)
-        except (CaseError, FormatError, ValueError) as exc:
-            typer.secho(str(exc), err=True, fg=typer.colors.RED)
-            raise typer.Exit(2)
-        results.append(r)
-        _print_case(r)
+    with progress_bar("evaluate") as bar:
+        for i, path in enumerate(cases):
+            bar(path.name, i, len(cases))
+            try:
+                case = load_case(path)
+                missing = missing_files(case, root)
+                if missing:
+                    skipped.append(path)
+                    typer.echo(f"{case.name:<28} skipped: {', '.join(missing)} not found")
+                    continue
+                r = run_case(case, root)
+            except (CaseError, FormatError, ValueError) as exc:
+                typer.secho(str(exc), err=True, fg=typer.colors.RED)
+                raise typer.Exit(2)
+            results.append(r)
+            _print_case(r)
     overall = summarize(results)
     typer.echo(
         f"overall: {len(results)} case(s), {len(skipped)} skipped; recall {overall['recall']}, "
@@ -63,28 +68,33 @@ def run_case_files(cases: list[Path], real: Optional[Path], out: Optional[Path])
 
 
 def evaluate_cmd(
-    cases: Optional[list[Path]] = typer.Argument(
-        None, help="Evaluation case files (docs/detection.md); none: the simulated suites and the built-in real cases."
-    ),
-    watch: str = typer.Option("kz-2019-presidential", "--watch", help="Watch the simulated scenarios use."),
-    scenarios: int = typer.Option(6, "--scenarios", help="Simulated scenarios with events."),
-    events: int = typer.Option(10, "--events", help="Random events per scenario (all kinds, 12 h apart)."),
-    clean_weeks: int = typer.Option(2, "--clean-weeks", help="Event-free simulated weeks (false alerts)."),
-    seed: int = typer.Option(100, "--seed"),
-    hard: bool = typer.Option(
-        False, "--hard", help="Partial outages and blocks, milder throttling, 3 % missing points."
-    ),
-    real: Optional[Path] = typer.Option(
-        None, "--real", help="Real data folder (default ../shared/data/real when it exists)."
-    ),
-    no_real: bool = typer.Option(False, "--no-real", help="Skip the real data."),
-    out: Optional[Path] = typer.Option(None, "--json", help="Write every figure as JSON here."),
-    live: Optional[str] = typer.Option(
-        None,
-        "--live",
-        help="Instead: what responders said of this watch's live incidents "
-        "(false alarms, causes confirmed or changed), from the store.",
-    ),
+    cases: Annotated[
+        Optional[list[Path]],
+        typer.Argument(
+            help="Evaluation case files (docs/detection.md); none: the simulated suites and the built-in real cases."
+        ),
+    ] = None,
+    watch: Annotated[str, typer.Option("--watch", help="Watch the simulated scenarios use.")] = "kz-2019-presidential",
+    scenarios: Annotated[int, typer.Option("--scenarios", help="Simulated scenarios with events.")] = 6,
+    events: Annotated[int, typer.Option("--events", help="Random events per scenario (all kinds, 12 h apart).")] = 10,
+    clean_weeks: Annotated[int, typer.Option("--clean-weeks", help="Event-free simulated weeks (false alerts).")] = 2,
+    seed: Annotated[int, typer.Option("--seed")] = 100,
+    hard: Annotated[
+        bool, typer.Option("--hard", help="Partial outages and blocks, milder throttling, 3 % missing points.")
+    ] = False,
+    real: Annotated[
+        Optional[Path], typer.Option("--real", help="Real data folder (default ../shared/data/real when it exists).")
+    ] = None,
+    no_real: Annotated[bool, typer.Option("--no-real", help="Skip the real data.")] = False,
+    out: Annotated[Optional[Path], typer.Option("--json", help="Write every figure as JSON here.")] = None,
+    live: Annotated[
+        Optional[str],
+        typer.Option(
+            "--live",
+            help="Instead: what responders said of this watch's live incidents "
+            "(false alarms, causes confirmed or changed), from the store.",
+        ),
+    ] = None,
 ) -> None:
     """Replay labeled scenarios; print recall, precision, false alerts per watch-week, time
     to detect, kind and cause accuracy.
@@ -111,10 +121,11 @@ def evaluate_cmd(
         f" watch {w.name}",
         bold=True,
     )
-    results = (
-        generated_suite(w, scenarios=scenarios, events=events, seed=seed, hard=hard) if scenarios and events else []
-    )
-    results += clean_suite(w, weeks=clean_weeks, seed=seed + 400) if clean_weeks else []
+    with progress_bar("evaluate"):  # the suites tell it their scenarios
+        results = (
+            generated_suite(w, scenarios=scenarios, events=events, seed=seed, hard=hard) if scenarios and events else []
+        )
+        results += clean_suite(w, weeks=clean_weeks, seed=seed + 400) if clean_weeks else []
     for r in results:
         typer.echo(scenario_line(r))
     overall = summarize(results)
@@ -128,7 +139,8 @@ def evaluate_cmd(
     root = real or real_data_dir()
     if not no_real and root is not None and root.is_dir():
         typer.secho(f"real data: {root}", bold=True)
-        real_results = real_suite(root)
+        with progress_bar("evaluate"):
+            real_results = real_suite(root)
         for r in real_results:
             _print_case(r)
         report["real"] = {
@@ -138,7 +150,6 @@ def evaluate_cmd(
     elif not no_real:
         typer.echo(f"real data: {root or '../shared/data/real'} not found, skipped")
     if out:
-        from pollwatch.cli_common import fail
         from pollwatch.sinks import OutputError, write_output
 
         try:

@@ -8,17 +8,13 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Optional
+from typing import Annotated, Optional
 
 import typer
 
+from pollwatch.cli.common import WatchArg, fail, option_watch, quiet_prefect
+
 app = typer.Typer()
-
-
-def _cli():  # type: ignore[no-untyped-def]
-    from pollwatch import cli
-
-    return cli
 
 
 def _watch_name(watch: str) -> str:
@@ -29,29 +25,26 @@ def _watch_name(watch: str) -> str:
         return load_watch(find_watch(watch)).name
     except PlaybookError:
         if Path(watch).suffix in (".yaml", ".yml"):
-            _cli().fail(f"{watch}: no such watch file")
+            fail(f"{watch}: no such watch file")
         return watch
 
 
 @app.command("schedule")
 def schedule_cmd(
-    watch: str = typer.Argument(..., help="Watch file or name."),
-    dry_run: bool = typer.Option(False, "--dry-run", help="Print the schedule; change nothing."),
-    work_pool: str = typer.Option(
-        "pollwatch-analysis",
-        "--work-pool",
-        help="Work pool that runs the ticks (created as a process pool if missing).",
-    ),
-    observations: Optional[Path] = typer.Option(
-        None, "--observations", help="Ticks collect from this JSON Lines file (demos, tests)."
-    ),
-    as_json: bool = typer.Option(False, "--json", help="Print the schedule as JSON."),
+    watch: WatchArg,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the schedule; change nothing.")] = False,
+    work_pool: Annotated[
+        str, typer.Option("--work-pool", help="Work pool that runs the ticks (created as a process pool if missing).")
+    ] = "pollwatch-analysis",
+    observations: Annotated[
+        Optional[Path], typer.Option("--observations", help="Ticks collect from this JSON Lines file (demos, tests).")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the schedule as JSON.")] = False,
 ) -> None:
     """Create or update one Prefect deployment per phase of the watch, each bounded to its window."""
     from pollwatch.schedule import describe, phase_schedules
 
-    cli = _cli()
-    w = cli._watch(watch)
+    w = option_watch(watch)
     specs = phase_schedules(w)
     rows = describe(w, specs)
     if as_json:
@@ -67,7 +60,7 @@ def schedule_cmd(
                 typer.echo(f"      [{rule['timezone']}, {rule['ticks']} ticks] " + rule["rrule"].replace("\n", " "))
     if dry_run:
         return
-    cli._quiet_prefect()
+    quiet_prefect()
     from pollwatch.flows.scheduling import apply_schedule
 
     result = apply_schedule(w, work_pool=work_pool, observations=str(observations) if observations else None)
@@ -85,11 +78,12 @@ def schedule_cmd(
 
 
 @app.command("unschedule")
-def unschedule_cmd(watch: str = typer.Argument(..., help="Watch file or name.")) -> None:
+def unschedule_cmd(
+    watch: WatchArg,
+) -> None:
     """Delete the watch's deployments (its recorded ticks, incidents and alerts stay)."""
-    cli = _cli()
     name = _watch_name(watch)
-    cli._quiet_prefect()
+    quiet_prefect()
     from pollwatch.flows.scheduling import remove_schedule
 
     removed = remove_schedule(name)
@@ -97,44 +91,49 @@ def unschedule_cmd(watch: str = typer.Argument(..., help="Watch file or name."))
 
 
 def _pause(watch: str, paused: bool) -> None:
-    cli = _cli()
     name = _watch_name(watch)
-    cli._quiet_prefect()
+    quiet_prefect()
     from pollwatch.flows.scheduling import set_paused
 
     names = set_paused(name, paused)
     if not names:
-        cli.fail(f"{name}: no deployments; schedule it first with `pollwatch schedule`", code=1)
+        fail(f"{name}: no deployments; schedule it first with `pollwatch schedule`", code=1)
     typer.echo(f"{name}: {'paused' if paused else 'resumed'} {', '.join(names)}")
 
 
 @app.command("pause")
-def pause_cmd(watch: str = typer.Argument(..., help="Watch file or name.")) -> None:
+def pause_cmd(
+    watch: WatchArg,
+) -> None:
     """Pause a watch: no ticks run until it is resumed (the next tick then catches up)."""
     _pause(watch, True)
 
 
 @app.command("resume")
-def resume_cmd(watch: str = typer.Argument(..., help="Watch file or name.")) -> None:
+def resume_cmd(
+    watch: WatchArg,
+) -> None:
     """Resume a paused watch."""
     _pause(watch, False)
 
 
 @app.command("serve")
 def serve_cmd(
-    watch: str = typer.Argument(..., help="Watch file or name."),
-    observations: Optional[Path] = typer.Option(
-        None, "--observations", help="Ticks collect from this JSON Lines file."
-    ),
-    grace: float = typer.Option(
-        60.0, "--grace", min=0, help="On SIGTERM/SIGINT, seconds a tick in progress may take to finish."
-    ),
-    slack_actions: bool = typer.Option(
-        True,
-        "--slack-actions/--no-slack-actions",
-        help="Also receive responders' Slack buttons over Socket Mode when an app-level token "
-        "(POLLWATCH_SLACK_APP_TOKEN or Secret block slack-app-token) is set.",
-    ),
+    watch: WatchArg,
+    observations: Annotated[
+        Optional[Path], typer.Option("--observations", help="Ticks collect from this JSON Lines file.")
+    ] = None,
+    grace: Annotated[
+        float, typer.Option("--grace", min=0, help="On SIGTERM/SIGINT, seconds a tick in progress may take to finish.")
+    ] = 60.0,
+    slack_actions: Annotated[
+        bool,
+        typer.Option(
+            "--slack-actions/--no-slack-actions",
+            help="Also receive responders' Slack buttons over Socket Mode when an app-level token "
+            "(POLLWATCH_SLACK_APP_TOKEN or Secret block slack-app-token) is set.",
+        ),
+    ] = True,
 ) -> None:
     """Serve the watch's phase deployments from this one long-lived process (no work pool or worker needed).
 
@@ -146,8 +145,7 @@ def serve_cmd(
 
     from pollwatch.schedule import phase_schedules
 
-    cli = _cli()
-    w = cli._watch(watch)
+    w = option_watch(watch)
     specs = phase_schedules(w)
     last = max((s.last_tick for s in specs if s.last_tick), default=None)
     if last is None or last < datetime.now(timezone.utc):
@@ -155,7 +153,7 @@ def serve_cmd(
             f"{w.name}: no ticks left to serve (the last phase ended {last.isoformat() if last else 'before it began'})"
         )
         return
-    cli._quiet_prefect()
+    quiet_prefect()
     from pollwatch.flows.serve import Served, serve_watch
 
     def announce(served: Served) -> None:
@@ -184,7 +182,7 @@ def serve_cmd(
     if slack_actions:
         from prefect.settings import PREFECT_API_URL
 
-        from pollwatch.cli_slack import start_actions
+        from pollwatch.cli.slack import start_actions
 
         try:  # Secret blocks only from a configured server (without one, asking would start a temporary API)
             listener = start_actions(blocks=bool(PREFECT_API_URL.value()), required=False)

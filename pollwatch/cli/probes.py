@@ -12,36 +12,32 @@ from __future__ import annotations
 import asyncio
 import json
 from pathlib import Path
-from typing import Optional
+from typing import Annotated, Optional
 
 import typer
+
+from pollwatch.cli.common import WatchArg, fail, option_watch, quiet_prefect
 
 app = typer.Typer(help="Own vantage points: web probes and diffscans (docs/probes.md).", no_args_is_help=True)
 
 
-def _load(watch: str):  # type: ignore[no-untyped-def]
-    from pollwatch.cli import _watch
-
-    return _watch(watch)
-
-
 @app.command("web")
 def probe_web(
-    watch: str = typer.Argument(..., help="Watch name or file."),
-    vantage: Optional[str] = typer.Option(
-        None, "--vantage", help="Probe as this vantage of the watch (its resolver, ASN, location)."
-    ),
-    service: Optional[list[str]] = typer.Option(None, "--service", "-s", help="Only these services."),
-    resolver: Optional[str] = typer.Option(
-        None, "--resolver", help="DNS resolver 'address[:port]' (overrides the watch)."
-    ),
-    as_json: bool = typer.Option(False, "--json", help="Print the probe results as JSON lines."),
+    watch: WatchArg,
+    vantage: Annotated[
+        Optional[str],
+        typer.Option("--vantage", help="Probe as this vantage of the watch (its resolver, ASN, location)."),
+    ] = None,
+    service: Annotated[Optional[list[str]], typer.Option("--service", "-s", help="Only these services.")] = None,
+    resolver: Annotated[
+        Optional[str], typer.Option("--resolver", help="DNS resolver 'address[:port]' (overrides the watch).")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the probe results as JSON lines.")] = False,
 ) -> None:
     """Probe the watch's services from this machine: DNS → TCP → TLS → HTTP, one line per probe."""
-    from pollwatch.cli import fail
     from pollwatch.probes.webprobe import options_for, run_webprobes
 
-    w = _load(watch)
+    w = option_watch(watch)
     services = [s for s in w.services if not service or s.name in service]
     if not services:
         fail(f"no services to probe in {w.name}" + (f" named {', '.join(service)}" if service else ""))
@@ -63,18 +59,20 @@ def probe_web(
 
 @app.command("deploy")
 def probe_deploy(
-    watch: str = typer.Argument(..., help="Watch name or file."),
-    working_dir: Optional[Path] = typer.Option(
-        None, "--working-dir", help="Where the vantages keep their checkout of pollwatch (default: this one's path)."
-    ),
+    watch: WatchArg,
+    working_dir: Annotated[
+        Optional[Path],
+        typer.Option(
+            "--working-dir", help="Where the vantages keep their checkout of pollwatch (default: this one's path)."
+        ),
+    ] = None,
 ) -> None:
     """Create or update the probe deployment of every vantage of the watch on its work pool."""
-    from pollwatch.cli import _quiet_prefect, fail
 
-    w = _load(watch)
+    w = option_watch(watch)
     if not w.vantages:
         fail(f"watch {w.name} lists no vantages (add `vantages:` with name and work_pool)")
-    _quiet_prefect()
+    quiet_prefect()
     from pollwatch.flows.probe import deploy_vantages
 
     ids = deploy_vantages(w, working_dir=working_dir)

@@ -14,13 +14,11 @@ import json
 import sys
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Optional
+from typing import Annotated, Optional
 
 import typer
 
-from pollwatch.cli_common import fail as _fail
-from pollwatch.cli_common import option_time as _time
-from pollwatch.cli_common import option_watch as _watch
+from pollwatch.cli.common import fail, option_time, option_watch
 from pollwatch.sinks import OutputError, terminal_safe, write_output
 
 app = typer.Typer(no_args_is_help=True)
@@ -28,20 +26,22 @@ app = typer.Typer(no_args_is_help=True)
 
 @app.command("fetch")
 def fetch_cmd(
-    source: str = typer.Option(..., "--source", "-s", help="ioda, ooni, ripestat or radar."),
-    watch: str = typer.Option(..., "--watch", "-w", help="Watch file or name."),
-    from_: str = typer.Option(..., "--from", help="Start (ISO 8601; a bare date is 00:00 UTC)."),
-    until: Optional[str] = typer.Option(None, "--until", help="End, exclusive (default: now)."),
-    base_url: Optional[str] = typer.Option(None, "--base-url", help="API base URL (a mirror or a test server)."),
-    out: Optional[Path] = typer.Option(
-        None, "--out", "-o", help="Write observations here as JSON Lines (default: stdout)."
-    ),
-    records: Optional[Path] = typer.Option(
-        None, "--records", help="Write corroborating outage records here as JSON Lines."
-    ),
-    save: bool = typer.Option(
-        False, "--store", help="Also upsert observations, gaps and notices into pollwatch's store."
-    ),
+    source: Annotated[str, typer.Option("--source", "-s", help="ioda, ooni, ripestat or radar.")],
+    watch: Annotated[str, typer.Option("--watch", "-w", help="Watch file or name.")],
+    from_: Annotated[str, typer.Option("--from", help="Start (ISO 8601; a bare date is 00:00 UTC).")],
+    until: Annotated[Optional[str], typer.Option("--until", help="End, exclusive (default: now).")] = None,
+    base_url: Annotated[
+        Optional[str], typer.Option("--base-url", help="API base URL (a mirror or a test server).")
+    ] = None,
+    out: Annotated[
+        Optional[Path], typer.Option("--out", "-o", help="Write observations here as JSON Lines (default: stdout).")
+    ] = None,
+    records: Annotated[
+        Optional[Path], typer.Option("--records", help="Write corroborating outage records here as JSON Lines.")
+    ] = None,
+    save: Annotated[
+        bool, typer.Option("--store", help="Also upsert observations, gaps and notices into pollwatch's store.")
+    ] = False,
 ) -> None:
     """Fetch one source's data for a watch and a time range (coordinators, replays of real history).
 
@@ -52,13 +52,13 @@ def fetch_cmd(
     from pollwatch.sources import SOURCES, make_source
 
     if source not in SOURCES:
-        _fail(f"--source: unknown source {source!r}; expected one of {', '.join(SOURCES)}")
-    w = _watch(watch)
-    start = _time(from_, "--from")
-    end = _time(until, "--until") or datetime.now(timezone.utc)
+        fail(f"--source: unknown source {source!r}; expected one of {', '.join(SOURCES)}")
+    w = option_watch(watch)
+    start = option_time(from_, "--from")
+    end = option_time(until, "--until") or datetime.now(timezone.utc)
     assert start is not None
     if end <= start:
-        _fail(f"--until ({end.isoformat()}) must be after --from ({start.isoformat()})")
+        fail(f"--until ({end.isoformat()}) must be after --from ({start.isoformat()})")
     src = make_source(source, w, base_url=base_url)
     result = asyncio.run(src.collect(w, start, end))
 
@@ -67,7 +67,7 @@ def fetch_cmd(
         if records is not None:
             write_output(records, "".join(c.model_dump_json() + "\n" for c in result.corroborations))
     except OutputError as exc:
-        _fail(str(exc), 1)
+        fail(str(exc), 1)
     if save:
         from pollwatch import store
 
@@ -105,28 +105,30 @@ def fetch_cmd(
 
 @app.command("coverage")
 def coverage_cmd(
-    watch: str = typer.Option(..., "--watch", "-w", help="Watch file or name."),
-    from_: Optional[str] = typer.Option(None, "--from", help="From this time (default: 7 days before --until)."),
-    until: Optional[str] = typer.Option(
-        None, "--until", help="Until this time, exclusive (default: the newest observation)."
-    ),
-    observations: Optional[Path] = typer.Option(
-        None, "--observations", help="Read a JSON Lines file instead of the store."
-    ),
-    as_json: bool = typer.Option(False, "--json", help="Print JSON rows instead of a table."),
+    watch: Annotated[str, typer.Option("--watch", "-w", help="Watch file or name.")],
+    from_: Annotated[
+        Optional[str], typer.Option("--from", help="From this time (default: 7 days before --until).")
+    ] = None,
+    until: Annotated[
+        Optional[str], typer.Option("--until", help="Until this time, exclusive (default: the newest observation).")
+    ] = None,
+    observations: Annotated[
+        Optional[Path], typer.Option("--observations", help="Read a JSON Lines file instead of the store.")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON rows instead of a table.")] = False,
 ) -> None:
     """Which providers, regions and services have data from which source, and the blind spots."""
     from pollwatch.jsonl import FormatError, read_observations
     from pollwatch.sources.coverage import blind_spots, coverage_report, render_table
 
-    w = _watch(watch)
-    start, end = _time(from_, "--from"), _time(until, "--until")
+    w = option_watch(watch)
+    start, end = option_time(from_, "--from"), option_time(until, "--until")
     gaps = []
     if observations is not None:
         try:
             obs = read_observations(observations)
         except (FormatError, OSError) as exc:
-            _fail(str(exc))
+            fail(str(exc))
     else:
         from pollwatch import store
 

@@ -3,29 +3,34 @@
 from __future__ import annotations
 
 import json
-from typing import Optional
+from typing import Annotated, Optional
 
 import typer
 
-from pollwatch.cli_common import echo
+from pollwatch.cli.common import echo
 from pollwatch.models import Cause
 
 CAUSES = ", ".join(c.value for c in Cause)
 
 
 def override(
-    incident: str = typer.Argument(..., help="Incident id (or a unique prefix of it), as shown in the alert."),
-    cause: str = typer.Option(
-        ..., "--cause", help=f"The cause the responder sets ({CAUSES}); the current one confirms it."
-    ),
-    by: str = typer.Option(
-        ..., "--by", "--who", help="Who decides (name or handle); kept with the override and in the audit log."
-    ),
-    why: str = typer.Option(
-        ..., "--why", help="Why: the source or reasoning; kept with the override and in the audit log."
-    ),
-    at: Optional[str] = typer.Option(None, "--at", help="When the decision was made (ISO 8601; default now)."),
-    as_json: bool = typer.Option(False, "--json", help="Print the incident JSON."),
+    incident: Annotated[str, typer.Argument(help="Incident id (or a unique prefix of it), as shown in the alert.")],
+    cause: Annotated[
+        str, typer.Option("--cause", help=f"The cause the responder sets ({CAUSES}); the current one confirms it.")
+    ],
+    by: Annotated[
+        str,
+        typer.Option(
+            "--by", "--who", help="Who decides (name or handle); kept with the override and in the audit log."
+        ),
+    ],
+    why: Annotated[
+        str, typer.Option("--why", help="Why: the source or reasoning; kept with the override and in the audit log.")
+    ],
+    at: Annotated[
+        Optional[str], typer.Option("--at", help="When the decision was made (ISO 8601; default now).")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the incident JSON.")] = False,
 ) -> None:
     """Confirm or override the cause of an incident; later alerts show it, with who and why."""
     from pollwatch.override import OverrideError, UnknownIncident, override_incident

@@ -8,17 +8,22 @@ from __future__ import annotations
 
 import json
 
+from typing import Annotated
+
 import typer
 
-from pollwatch.cli_common import echo
+from pollwatch.cli.common import WatchArg, echo, fail, option_watch, quiet_prefect
 
 app = typer.Typer(
     help="Slack alerts: check credentials, inspect and deliver the outbox (docs/alerts.md).", no_args_is_help=True
 )
 
-BLOCKS = typer.Option(
-    False, "--blocks", help="Read credentials from Prefect Secret blocks (slack-bot-token, slack-webhook-url) first."
-)
+Blocks = Annotated[
+    bool,
+    typer.Option(
+        "--blocks", help="Read credentials from Prefect Secret blocks (slack-bot-token, slack-webhook-url) first."
+    ),
+]
 
 
 def _transport(blocks: bool):  # type: ignore[no-untyped-def]
@@ -28,9 +33,7 @@ def _transport(blocks: bool):  # type: ignore[no-untyped-def]
     settings = get_settings()
     token, webhook = settings.slack_bot_token, settings.slack_webhook_url
     if blocks:
-        from pollwatch.cli import _quiet_prefect
-
-        _quiet_prefect()
+        quiet_prefect()
         from pollwatch.tasks.notify import slack_credentials
 
         token, webhook = slack_credentials()
@@ -38,12 +41,14 @@ def _transport(blocks: bool):  # type: ignore[no-untyped-def]
 
 
 @app.command("check")
-def check(watch: str = typer.Argument(..., help="Watch name or path."), blocks: bool = BLOCKS) -> None:
+def check(
+    watch: WatchArg,
+    blocks: Blocks = False,
+) -> None:
     """Check that the credentials work and the bot can post to the watch's alert and ops channels."""
-    from pollwatch.cli import _watch, fail
     from pollwatch.notify import DeliveryError, SlackTransport
 
-    w = _watch(watch)
+    w = option_watch(watch)
     t = _transport(blocks)
     typer.echo(f"transport: {t.name}")
     if not isinstance(t, SlackTransport):
@@ -63,16 +68,15 @@ def check(watch: str = typer.Argument(..., help="Watch name or path."), blocks: 
 
 @app.command("outbox")
 def outbox(
-    watch: str = typer.Argument(..., help="Watch name or path."),
-    pending: bool = typer.Option(False, "--pending", help="Only alerts not delivered yet."),
-    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+    watch: WatchArg,
+    pending: Annotated[bool, typer.Option("--pending", help="Only alerts not delivered yet.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """List the watch's alerts with their delivery state, attempts and Slack reference."""
     from pollwatch import store
-    from pollwatch.cli import _watch
     from pollwatch.models import iso
 
-    w = _watch(watch)
+    w = option_watch(watch)
     with store.session_scope() as s:
         rows = [r for r in store.alert_rows(s, watch=w.name) if not pending or r.state != "sent"]
     items = [
@@ -101,12 +105,14 @@ def outbox(
 
 
 @app.command("deliver")
-def deliver(watch: str = typer.Argument(..., help="Watch name or path."), blocks: bool = BLOCKS) -> None:
+def deliver(
+    watch: WatchArg,
+    blocks: Blocks = False,
+) -> None:
     """Deliver the watch's pending alerts now, in order, each once."""
-    from pollwatch.cli import _watch, fail
     from pollwatch.notify import deliver_outbox
 
-    w = _watch(watch)
+    w = option_watch(watch)
     report = deliver_outbox(w, _transport(blocks))
     if report.busy:
         typer.echo(
