@@ -29,6 +29,13 @@ def _watch_name(watch: str) -> str:
         return watch
 
 
+def _playbook_changed(how: str, previous: str, now: str | None) -> None:
+    typer.secho(
+        f"playbook changed since it was last {how} ({previous[:12]} -> {(now or '')[:12]}); recorded",
+        fg=typer.colors.YELLOW,
+    )
+
+
 @app.command("schedule")
 def schedule_cmd(
     watch: WatchArg,
@@ -67,11 +74,7 @@ def schedule_cmd(
     if result.work_pool_created:
         typer.echo(f"created process work pool {work_pool}; start a worker: prefect worker start --pool {work_pool}")
     if result.previous_hash:
-        typer.secho(
-            f"playbook changed since it was last scheduled ({result.previous_hash[:12]} -> "
-            f"{(w.content_hash or '')[:12]}); recorded",
-            fg=typer.colors.YELLOW,
-        )
+        _playbook_changed("scheduled", result.previous_hash, w.content_hash)
     typer.echo(f"created {result.created or '-'}, updated {result.updated or '-'}, removed {result.removed or '-'}")
     if result.vantages:
         typer.echo(f"vantage probes deployed: {', '.join(result.vantages)} (start a worker on each vantage's pool)")
@@ -160,11 +163,7 @@ def serve_cmd(
         if served.removed:
             typer.echo(f"removed deployments of phases the watch no longer has: {', '.join(served.removed)}")
         if served.previous_hash:
-            typer.secho(
-                f"playbook changed since it was last applied ({served.previous_hash[:12]} -> "
-                f"{(w.content_hash or '')[:12]}); recorded",
-                fg=typer.colors.YELLOW,
-            )
+            _playbook_changed("applied", served.previous_hash, w.content_hash)
         for name, pool in served.from_pools.items():
             typer.secho(
                 f"{name} was run by the workers of pool {pool}; replaced by a deployment this process runs "
