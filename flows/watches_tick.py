@@ -37,8 +37,8 @@ from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 from prefect.utilities.annotations import quote
 
-from flows.common import current_flow_run_id, resolve_watch, scheduled_time
-from flows.watch_tick import _tick_failed, collected_summary, plan_tick, tick_summary
+from pollwatch.flows.common import current_flow_run_id, resolve_watch, scheduled_time
+from pollwatch.flows.watch_tick import _tick_failed, collected_summary, plan_tick, tick_summary
 from pollwatch import audit, store, tick_claims
 from pollwatch.baseline import never_judged_notices
 from pollwatch.models import Notice, iso
@@ -47,12 +47,12 @@ from pollwatch.playbook import Watch
 from pollwatch.schedule import due_ticks
 from pollwatch.timeutil import floor_time
 from pollwatch.sources import CollectResult, enabled_sources, interrupt_collections
-from tasks.attribute import attribute_task
-from tasks.classify import classify_task
-from tasks.collect import collect_sources_batch
-from tasks.detect import detect_task
-from tasks.notify import notify_task
-from tasks.record import (
+from pollwatch.tasks.attribute import attribute_task
+from pollwatch.tasks.classify import classify_task
+from pollwatch.tasks.collect import collect_sources_batch
+from pollwatch.tasks.detect import detect_task
+from pollwatch.tasks.notify import notify_task
+from pollwatch.tasks.record import (
     attribution_context,
     load_observations,
     load_watch_state,
@@ -60,7 +60,7 @@ from tasks.record import (
     record_outcome,
     record_tick,
 )
-from tasks.record_audit import AUDIT_HOOKS
+from pollwatch.tasks.record_audit import AUDIT_HOOKS
 
 FLOW = "watches-tick"
 
@@ -302,7 +302,7 @@ def tick_artifacts(ticks: list[WatchTick], holder: str) -> int:
             await asyncio.gather(*(one(t) for t in ticks))
         return len(ticks)
 
-    from tasks.collect import _run_async
+    from pollwatch.tasks.collect import _run_async
 
     return _run_async(publish())
 

@@ -5,6 +5,7 @@ pollwatch/playbooks/) and installs nothing with a generic top-level name; unpack
 own and run from another, it finds its playbooks, migrations and flows there, not in this checkout.
 """
 
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -18,8 +19,11 @@ ROOT = Path(__file__).resolve().parent.parent
 @pytest.fixture(scope="module")
 def wheel(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("wheel")
+    # built from a copy: setuptools leaves build/ and *.egg-info/ in the folder it builds
+    src = tmp_path_factory.mktemp("src") / "pollwatch"
+    shutil.copytree(ROOT, src, ignore=shutil.ignore_patterns(".git", ".venv", "build", "*.egg-info", "__pycache__"))
     subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation", "-w", str(out), str(ROOT)],
+        [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation", "-w", str(out), str(src)],
         check=True,
         capture_output=True,
         timeout=300,

@@ -30,8 +30,8 @@ def world(tmp_path: Path, monkeypatch):
 
 
 def test_a_batch_ticks_each_watch_on_its_own_record_and_asks_less(world):
-    from flows.watches_tick import watches_tick
-    from flows.watch_tick import watch_tick
+    from pollwatch.flows.watches_tick import watches_tick
+    from pollwatch.flows.watch_tick import watch_tick
 
     watches, directory, now, obs = world
     dropped = watches[1]
@@ -67,19 +67,19 @@ def test_a_batch_ticks_each_watch_on_its_own_record_and_asks_less(world):
 
 
 def test_a_failing_watch_fails_alone_and_can_tick_again(world, monkeypatch):
-    import tasks.detect
-    from flows.watches_tick import watches_tick
+    import pollwatch.tasks.detect
+    from pollwatch.flows.watches_tick import watches_tick
 
     watches, directory, now, obs = world
     broken = watches[2]
-    real = tasks.detect.detect
+    real = pollwatch.tasks.detect.detect
 
     def detect(watch, *args, **kwargs):
         if watch.name == broken.name:
             raise RuntimeError("detector state unreadable")
         return real(watch, *args, **kwargs)
 
-    monkeypatch.setattr(tasks.detect, "detect", detect)
+    monkeypatch.setattr(pollwatch.tasks.detect, "detect", detect)
     result = watches_tick(str(directory), now, base_urls=obs.base_urls())
     assert (result["ticked"], result["failed"]) == (3, 1)
     with store.session_scope() as s:
@@ -87,6 +87,6 @@ def test_a_failing_watch_fails_alone_and_can_tick_again(world, monkeypatch):
         notices = [n for n in store.list_notices(s, broken.name) if n.source == "watch-tick" and n.level == "error"]
         assert notices and "detector state unreadable" in notices[0].message
         assert all(len(store.list_ticks(s, w.name)) == 1 for w in watches if w is not broken)
-    monkeypatch.setattr(tasks.detect, "detect", real)
+    monkeypatch.setattr(pollwatch.tasks.detect, "detect", real)
     rerun = watches_tick(str(directory), now, base_urls=obs.base_urls())
     assert (rerun["ticked"], rerun["failed"]) == (1, 0)
