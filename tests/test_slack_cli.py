@@ -28,7 +28,7 @@ def test_alerts_commands(kz_watch, monkeypatch):
             outbox.enqueue_alerts(s, alerts_for(kz_watch, story(nationwide(kz_watch), updates=1, end=False)))
         r = runner.invoke(app, ["alerts", "outbox", str(KZ_WATCH), "--pending"])
         assert r.exit_code == 0 and "2 alert(s)" in r.output
-        monkeypatch.setattr("pollwatch.notify.transports._Pacer.wait", lambda self, channel: None)
+        monkeypatch.setattr("pollwatch.notify.transports.Pacer.wait", lambda self, channel: None)
         r = runner.invoke(app, ["alerts", "deliver", str(KZ_WATCH)])
         assert r.exit_code == 0, r.output
         assert "slack: 2 delivered" in r.output and len(fake.roots("pollwatch-kz")) == 1

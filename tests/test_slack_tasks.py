@@ -47,7 +47,7 @@ def test_notify_task_delivers_to_slack_when_a_token_is_set(kz_watch, monkeypatch
     with FakeSlack(token=TOKEN) as fake:
         monkeypatch.setenv("POLLWATCH_SLACK_BOT_TOKEN", TOKEN)
         monkeypatch.setenv("POLLWATCH_SLACK_BASE_URL", fake.base_url)
-        monkeypatch.setattr("pollwatch.notify.transports._Pacer.wait", lambda self, channel: None)
+        monkeypatch.setattr("pollwatch.notify.transports.Pacer.wait", lambda self, channel: None)
         alerts = run(events)
         run(events)  # a retried tick
     assert len(alerts) == 2

@@ -2,7 +2,8 @@
 
 - `render`: Block Kit messages (root, thread update, end, operator notice) with a text fallback.
 - `routing`: the playbook's `alerts:` rules (thresholds, mention, per-provider opt-in, update limit).
-- `transports`: the Slack Web API, an incoming webhook, or the console.
+- `transports`: what every transport shares (`Transport`, `DeliveryError`, retries, pacing); `slack` (the Web API),
+  `webhook` (an incoming webhook) and `console` implement it.
 - `delivery`: the outbox walk that sends each alert once, in order (`deliver_outbox`).
 
 Credentials come from the caller (Prefect Secret blocks are loaded in `tasks/`, never here);
@@ -24,7 +25,10 @@ from pollwatch.notify.delivery import (
     notice_alerts,
 )
 from pollwatch.notify.render import Links, Message
-from pollwatch.notify.transports import ConsoleTransport, DeliveryError, SlackTransport, Transport, WebhookTransport
+from pollwatch.notify.console import ConsoleTransport
+from pollwatch.notify.slack import SlackTransport
+from pollwatch.notify.transports import DeliveryError, Transport
+from pollwatch.notify.webhook import WebhookTransport
 
 __all__ = [
     "ConsoleTransport",

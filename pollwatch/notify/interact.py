@@ -41,7 +41,8 @@ from pydantic import SecretStr
 from pollwatch import responders
 from pollwatch.models import Cause
 from pollwatch.notify.render import ACTION_PREFIX, CAUSE_WORDS, _esc
-from pollwatch.notify.transports import DeliveryError, SlackTransport
+from pollwatch.notify.slack import SlackTransport
+from pollwatch.notify.transports import DeliveryError
 from pollwatch.redact import register, scrub
 from pollwatch.playbook import Watch
 from pollwatch.responders import Action, Request

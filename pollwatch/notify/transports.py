@@ -1,6 +1,8 @@
-"""Where messages go: the Slack Web API (threads, edits, uploads), an incoming webhook (plain
-messages only), or the console.
+"""What every transport shares: the `Transport` protocol, `DeliveryError`, the retry of an unavailable Slack,
+per-channel pacing and the scrubbed slack_sdk logger.
 
+Three transports implement it: the Slack Web API (`pollwatch.notify.slack`: threads, edits, uploads), an
+incoming webhook (`pollwatch.notify.webhook`: plain messages only) and the console (`pollwatch.notify.console`).
 Every transport paces its posts (about one message per channel per second), turns failures into
 a `DeliveryError` that says whether the message may have been accepted anyway (`ambiguous`), and
 never lets a secret into a log line, a stored error or an exception text: Slack's answers pass
@@ -10,22 +12,15 @@ through `pollwatch.redact.scrub` (the token and the webhook URL are registered t
 from __future__ import annotations
 
 import logging
-import re
-import socket
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterable
-from pathlib import Path
-from typing import IO, Any, Protocol
-from urllib.error import URLError
+from typing import Protocol
 
-from pydantic import SecretStr
 from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt, wait_chain, wait_fixed, wait_none
 
-from pollwatch.notify.render import METADATA_EVENT, Message
-from pollwatch.redact import register, scrub
-from pollwatch.sinks import terminal_safe
+from pollwatch.notify.render import Message
+from pollwatch.redact import scrub
 
 log = logging.getLogger("pollwatch.notify")
 
@@ -39,7 +34,7 @@ class _ScrubFilter(logging.Filter):
         return True
 
 
-def _sdk_logger() -> logging.Logger:
+def sdk_logger() -> logging.Logger:
     sdk_log = logging.getLogger("pollwatch.notify.slack_sdk")
     if not any(isinstance(f, _ScrubFilter) for f in sdk_log.filters):
         sdk_log.addFilter(_ScrubFilter())
@@ -146,16 +141,9 @@ class Transport(Protocol):
 
     def update(self, channel: str, ts: str, msg: Message) -> None: ...
 
-    def find(
-        self,
-        channel: str,
-        *,
-        key: str | None = None,
-        incident_id: str | None = None,
-        role: str | None = None,
-        thread_ts: str | None = None,
-    ) -> tuple[str, str] | None:
-        """Look up a message pollwatch posted (by metadata); return (channel id, ts) or None."""
+    def find(self, channel: str, **where: str | None) -> tuple[str, str] | None:
+        """Look up a message pollwatch posted by its metadata (`key`, `incident_id`, `role`; within the thread
+        `thread_ts` when given); return (channel id, ts) or None."""
 
     def has_file(self, channel: str, thread_ts: str, filename: str) -> bool: ...
 
@@ -164,7 +152,7 @@ class Transport(Protocol):
     def channel_id(self, channel: str) -> str: ...
 
 
-class _Pacer:
+class Pacer:
     """At most one post per channel per `interval` seconds (Slack's guidance for chat.postMessage)."""
 
     def __init__(self, interval: float):
@@ -181,382 +169,13 @@ class _Pacer:
             self._last[channel] = time.monotonic()
 
 
-class SlackTransport:
-    """The Slack Web API through slack_sdk's `WebClient` (threads, edits, metadata look-ups, uploads)."""
+class Unthreaded:
+    """What a transport without threads, edits or look-ups does when asked for them (the webhook, the console)."""
 
-    name = "slack"
-    threads = True
-    files = True
-
-    def __init__(
-        self,
-        token: SecretStr,
-        *,
-        base_url: str | None = None,
-        timeout: float = 10.0,
-        pace: float = 1.0,
-        max_rate_limit_retries: int = 3,
-        history_pages: int = 10,
-        upload_retry_delays: tuple[float, ...] = (2.0, 5.0),
-    ):
-        from slack_sdk import WebClient
-        from slack_sdk.http_retry.builtin_handlers import RateLimitErrorRetryHandler
-
-        register(token)
-        sdk_log = _sdk_logger()
-        # Only 429s are retried inside the SDK (they were not accepted). Connection errors and 5xx
-        # come back to us: a blind resend after an accepted-but-unanswered post would duplicate it.
-        self.client = WebClient(
-            token=token.get_secret_value(),
-            base_url=base_url or "https://slack.com/api/",
-            timeout=timeout,
-            logger=sdk_log,
-            retry_handlers=[RateLimitErrorRetryHandler(max_retry_count=max_rate_limit_retries)],
-        )
-        self.pacer = _Pacer(pace)
-        self.history_pages = history_pages
-        self._channels: dict[str, str] = {}
-        # (channel id, thread ts, file name) -> file id of our upload
-        self._uploads: dict[tuple[str, str, str], str] = {}
-        # a chart upload that failed or timed out is retried (idempotently)
-        self.upload_retry_delays = upload_retry_delays
-
-    def __repr__(self) -> str:
-        return f"SlackTransport(base_url={self.client.base_url!r})"
-
-    # --- calls -------------------------------------------------------------------------------
-    def _call(self, method: str, where: str | None, **kw: Any) -> Any:
-        from slack_sdk.errors import SlackApiError, SlackRequestError
-
-        fn = getattr(self.client, method)
-        try:
-            return fn(**kw)
-        except SlackApiError as exc:
-            resp = exc.response
-            error = (resp.get("error") if isinstance(resp.data, dict) else None) or ""
-            raise classify_api_error(error, resp.status_code, where) from None
-        except (TimeoutError, socket.timeout) as exc:
-            raise DeliveryError(
-                "unavailable", f"Slack did not answer {method} in time ({exc})", ambiguous=True, channel=where
-            ) from None
-        except (URLError, ConnectionError, OSError) as exc:
-            reason = getattr(exc, "reason", exc)
-            ambiguous = not isinstance(reason, ConnectionRefusedError)
-            raise DeliveryError(
-                "unavailable",
-                f"Slack unreachable during {method} ({type(reason).__name__}: {reason})",
-                ambiguous=ambiguous,
-                channel=where,
-            ) from None
-        except SlackRequestError as exc:
-            raise DeliveryError("rejected", f"bad request to Slack ({exc})", channel=where) from None
-
-    def check(self) -> dict[str, Any]:
-        """auth.test: who the token is (raises DeliveryError kind=auth on a bad token)."""
-        r = self._call("auth_test", None)
-        return {k: r.get(k) for k in ("team", "team_id", "user", "user_id", "bot_id")}
-
-    def channel_id(self, channel: str) -> str:
-        """A channel id from an id (preferred in playbooks: C..., G...), `#name` or `name`.
-
-        Names are looked up with conversations.list, one paginated listing per type (public channels, then
-        private ones: a combined `types=public_channel,private_channel` is reported to leave private channels
-        out, slack-ruby-client#397, bolt-python#424). A name that is not there, or a channel the bot is not a
-        member of, is a `channel` error naming it."""
-        if re.fullmatch(r"[CGD][A-Z0-9]{6,}", channel):
-            return channel
-        name = channel.lstrip("#")
-        if name in self._channels:
-            return self._channels[name]
-        found = None
-        for kind in ("public_channel", "private_channel"):
-            cursor = None
-            for _ in range(self.history_pages * 5):
-                r = self._call(
-                    "conversations_list", channel, types=kind, exclude_archived=True, limit=200, cursor=cursor
-                )
-                found = next((c for c in r.get("channels", []) if c.get("name") == name), None)
-                cursor = (r.get("response_metadata") or {}).get("next_cursor")
-                if found is not None or not cursor:
-                    break
-            if found is not None:
-                break
-        if found is None:
-            raise DeliveryError(
-                "channel",
-                f"no channel #{name} visible to the bot (public and private channels looked up): "
-                f"check the name, invite the bot, or give the channel's ID (C...) in the playbook",
-                channel=channel,
-            )
-        if found.get("is_member") is False:
-            raise DeliveryError(
-                "channel",
-                f"the bot is not a member of #{name} ({found['id']}): invite it (/invite @pollwatch)",
-                channel=channel,
-            )
-        self._channels[name] = found["id"]
-        return found["id"]
-
-    def post(
-        self, channel: str, msg: Message, *, thread_ts: str | None = None, broadcast: bool = False
-    ) -> tuple[str, str]:
-        cid = self.channel_id(channel)
-        self.pacer.wait(cid)
-        kw: dict[str, Any] = {
-            "channel": cid,
-            "text": msg.text,
-            "blocks": msg.blocks or None,
-            "metadata": msg.metadata,
-            "unfurl_links": False,
-            "unfurl_media": False,
-        }
-        if thread_ts:
-            kw["thread_ts"] = thread_ts
-            kw["reply_broadcast"] = broadcast
-        try:
-            r = self._call("chat_postMessage", channel, **kw)
-        except DeliveryError as exc:
-            if exc.kind != "rejected" or not msg.blocks:
-                raise
-            # Slack refused the blocks (size, a limit we missed): the text alone still informs
-            log.warning("Slack rejected the blocks of a message (%s); posting its text only", exc)
-            r = self._call("chat_postMessage", channel, **{**kw, "blocks": None})
-        return r["channel"], r["ts"]
-
-    def update(self, channel: str, ts: str, msg: Message) -> None:
-        cid = self.channel_id(channel)
-        self.pacer.wait(cid)
-        self._call(
-            "chat_update", channel, channel=cid, ts=ts, text=msg.text, blocks=msg.blocks or None, metadata=msg.metadata
-        )
-
-    def _messages(self, method: str, where: str, **kw: Any) -> Iterable[dict[str, Any]]:
-        cursor = None
-        for _ in range(self.history_pages):
-            r = self._call(method, where, limit=200, cursor=cursor, include_all_metadata=True, **kw)
-            yield from r.get("messages", [])
-            cursor = (r.get("response_metadata") or {}).get("next_cursor")
-            if not cursor:
-                return
-
-    def find(
-        self,
-        channel: str,
-        *,
-        key: str | None = None,
-        incident_id: str | None = None,
-        role: str | None = None,
-        thread_ts: str | None = None,
-    ) -> tuple[str, str] | None:
-        cid = self.channel_id(channel)
-        if thread_ts:
-            msgs = self._messages("conversations_replies", channel, channel=cid, ts=thread_ts)
-        else:
-            msgs = self._messages("conversations_history", channel, channel=cid)
-        for m in msgs:
-            meta = m.get("metadata") or {}
-            if meta.get("event_type") != METADATA_EVENT:
-                continue
-            p = meta.get("event_payload") or {}
-            if key is not None and p.get("idempotency_key") != key:
-                continue
-            if incident_id is not None and p.get("incident_id") != incident_id:
-                continue
-            if role is not None and p.get("role") != role:
-                continue
-            return cid, m["ts"]
-        return None
-
-    def has_file(self, channel: str, thread_ts: str, filename: str) -> bool:
-        cid = self.channel_id(channel)
-        fid = self._uploads.get((cid, thread_ts, filename))
-        if fid is not None and self._file_complete(fid, channel):
-            return True  # shared, or being shared (Slack shares uploaded files asynchronously)
-        for m in self._messages("conversations_replies", channel, channel=cid, ts=thread_ts):
-            if any(f.get("name") == filename for f in m.get("files") or []):
-                return True
-        return False
-
-    def _file_complete(self, file_id: str, where: str) -> bool:
-        """Whether an upload this transport started was completed (files.info knows the file)."""
-        try:
-            self._call("files_info", where, file=file_id)
-        except DeliveryError as exc:
-            if exc.kind == "rejected" and "file_not_found" in str(exc):  # the earlier attempt never completed
-                return False
-            if exc.kind == "rejected":  # e.g. missing_scope (files:read): unknown, and a second copy is worse than none
-                log.warning(
-                    "cannot tell whether chart upload %s completed (%s); not uploading it again", file_id, scrub(exc)
-                )
-                return True
-            raise
-        return True
-
-    def upload(self, channel: str, thread_ts: str, filename: str, title: str, data: bytes) -> None:
-        """files.getUploadURLExternal, the bytes to the URL it gives, files.completeUploadExternal into the thread.
-
-        Slack shares a completed file asynchronously, so a retry after a timeout cannot look for it in the
-        thread yet: the file id of each upload is kept, and a retry completes that same file (or, when
-        files.info knows it completed, does nothing) instead of uploading a second copy."""
-        cid = self.channel_id(channel)
-        key = (cid, thread_ts, filename)
-        for attempt in retry_unavailable(self.upload_retry_delays, f"chart {filename}"):
-            with attempt:
-                fid = self._uploads.get(key)
-                if fid is not None and self._file_complete(fid, channel):
-                    return
-                self.pacer.wait(cid)
-                if fid is None:
-                    r = self._call("files_getUploadURLExternal", channel, filename=filename, length=len(data))
-                    self._send_bytes(r["upload_url"], data, channel)
-                    fid = self._uploads[key] = r["file_id"]
-                self._call(
-                    "files_completeUploadExternal",
-                    channel,
-                    files=[{"id": fid, "title": title}],
-                    channel_id=cid,
-                    thread_ts=thread_ts,
-                )
-
-    def _send_bytes(self, url: str, data: bytes, where: str) -> None:
-        from urllib.request import Request, urlopen
-
-        try:
-            with urlopen(
-                Request(url, data=data, method="POST", headers={"Content-Type": "application/octet-stream"}),
-                timeout=self.client.timeout,
-            ) as resp:
-                if resp.status != 200:
-                    raise DeliveryError(
-                        "rejected", f"Slack refused the file's bytes (HTTP {resp.status})", channel=where
-                    )
-        except (TimeoutError, socket.timeout, URLError, ConnectionError, OSError) as exc:
-            raise DeliveryError(
-                "unavailable", f"the file's bytes did not reach Slack ({scrub(exc)})", channel=where
-            ) from None
-
-    # --- responders' actions (pollwatch.notify.interact) ------------------------------------------
-    def ephemeral(self, channel: str, user: str, text: str, thread_ts: str | None = None) -> None:
-        """A message only `user` sees (chat.postEphemeral): the answer to a button they pressed."""
-        kw: dict[str, Any] = {"channel": self.channel_id(channel), "user": user, "text": text[:3000]}
-        if thread_ts:
-            kw["thread_ts"] = thread_ts
-        self._call("chat_postEphemeral", channel, **kw)
-
-    def open_view(self, trigger_id: str, view: dict[str, Any]) -> None:
-        """Open a modal for the user who pressed a button (views.open; the trigger_id is valid for 3 seconds)."""
-        self._call("views_open", None, trigger_id=trigger_id, view=view)
-
-    def group_members(self, group: str) -> list[str]:
-        """The user ids of a user group (usergroups.users.list; scope usergroups:read)."""
-        return list(self._call("usergroups_users_list", None, usergroup=group).get("users") or [])
-
-
-class WebhookTransport:
-    """An incoming webhook: one fixed channel, plain messages only (no threads, edits, look-ups or files).
-
-    Without look-ups a post whose answer was lost cannot be checked, so an ambiguous failure is
-    retried: at least once, not exactly once (docs/alerts.md).
-    """
-
-    name = "webhook"
     threads = False
-    files = False
 
-    def __init__(self, url: SecretStr, *, timeout: float = 10.0, pace: float = 1.0, max_rate_limit_retries: int = 3):
-        from slack_sdk.http_retry.builtin_handlers import RateLimitErrorRetryHandler
-        from slack_sdk.webhook import WebhookClient
-
-        register(url)
-        sdk_log = _sdk_logger()
-        self.client = WebhookClient(
-            url.get_secret_value(),
-            timeout=int(max(1, timeout)),
-            logger=sdk_log,
-            retry_handlers=[RateLimitErrorRetryHandler(max_retry_count=max_rate_limit_retries)],
-        )
-        self.pacer = _Pacer(pace)
-        self._n = 0
-
-    def __repr__(self) -> str:
-        return "WebhookTransport(url=***)"
-
-    def channel_id(self, channel: str) -> str:
-        return "webhook"
-
-    def post(
-        self, channel: str, msg: Message, *, thread_ts: str | None = None, broadcast: bool = False
-    ) -> tuple[str, str]:
-        self.pacer.wait("webhook")
-        try:
-            r = self.client.send(text=msg.text, blocks=msg.blocks or None, unfurl_links=False, unfurl_media=False)
-        except (TimeoutError, socket.timeout) as exc:
-            raise DeliveryError("unavailable", f"the webhook did not answer in time ({exc})", ambiguous=True) from None
-        except (URLError, ConnectionError, OSError) as exc:
-            raise DeliveryError(
-                "unavailable", f"the webhook is unreachable ({getattr(exc, 'reason', exc)})", ambiguous=True
-            ) from None
-        if r.status_code != 200:
-            raise classify_api_error(str(r.body or "").strip(), r.status_code, channel)
-        self._n += 1
-        return "webhook", f"{time.time():.6f}"
-
-    def update(self, channel: str, ts: str, msg: Message) -> None:  # webhooks cannot edit
+    def update(self, channel: str, ts: str, msg: Message) -> None:  # cannot edit: the replies carry the news
         return None
 
-    def find(self, channel: str, **kw: Any) -> tuple[str, str] | None:
+    def find(self, channel: str, **where: str | None) -> tuple[str, str] | None:  # cannot look up what it posted
         return None
-
-    def has_file(self, channel: str, thread_ts: str, filename: str) -> bool:
-        return True
-
-    def upload(self, channel: str, thread_ts: str, filename: str, title: str, data: bytes) -> None:
-        return None
-
-
-class ConsoleTransport:
-    """Prints what Slack would show (the default when no Slack credentials are set); charts go to files."""
-
-    name = "console"
-    threads = False
-    files = True  # charts are written to `chart_dir`
-
-    def __init__(self, stream: IO[str] | None = None, chart_dir: Path | None = None):
-        self.stream = stream or sys.stdout
-        self.chart_dir = chart_dir
-        self._n = 0
-
-    def channel_id(self, channel: str) -> str:
-        return channel
-
-    def post(
-        self, channel: str, msg: Message, *, thread_ts: str | None = None, broadcast: bool = False
-    ) -> tuple[str, str]:
-        self._n += 1
-        where = f"{channel} (thread {thread_ts})" if thread_ts else channel
-        self._write(f"--- {where} ---\n{msg.plain()}")
-        return channel, f"{time.time():.6f}"
-
-    def update(self, channel: str, ts: str, msg: Message) -> None:
-        return None
-
-    def find(self, channel: str, **kw: Any) -> tuple[str, str] | None:
-        return None
-
-    def has_file(self, channel: str, thread_ts: str, filename: str) -> bool:
-        return False
-
-    def upload(self, channel: str, thread_ts: str, filename: str, title: str, data: bytes) -> None:
-        if self.chart_dir is None:
-            return
-        self.chart_dir.mkdir(parents=True, exist_ok=True)
-        path = self.chart_dir / filename
-        path.write_bytes(data)
-        self._write(f"    chart: {path}")
-
-    def _write(self, text: str) -> None:
-        # written, not print()ed: inside a Prefect run with log_prints, print() becomes a log record
-        text = terminal_safe(text)
-        self.stream.write(text + "\n")
-        self.stream.flush()
-        log.info("%s", text)
