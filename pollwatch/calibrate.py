@@ -25,7 +25,7 @@ import random
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from functools import lru_cache
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -44,6 +44,7 @@ from pollwatch.attribute import (
     sigmoid,
 )
 from pollwatch.settings import real_data_dir
+from pollwatch.timeutil import parse_time
 
 CURATED = Path("ground_truth") / "ioda_curated_outages_2018_2020.csv"
 
@@ -212,10 +213,6 @@ class CuratedEvent:
         return 1 if self.cause in GOVERNMENT else 0
 
 
-def _utc(text: str) -> datetime:
-    return datetime.fromisoformat(text).replace(tzinfo=timezone.utc)
-
-
 def read_events(path: str | Path) -> list[CuratedEvent]:
     """The list's rows as events with their evidence features (all causes, unknown included)."""
     with open(path, newline="", encoding="utf-8") as f:
@@ -227,7 +224,7 @@ def read_events(path: str | Path) -> list[CuratedEvent]:
         if (
             last
             and last[0]["country"] == r["country"]
-            and _utc(r["start_utc"]) - _utc(last[0]["start_utc"]) <= EVENT_WINDOW
+            and parse_time(r["start_utc"]) - parse_time(last[0]["start_utc"]) <= EVENT_WINDOW
             and (r["cause"] or "") == (last[0]["cause"] or "")
         ):
             last.append(r)
@@ -243,7 +240,7 @@ def read_events(path: str | Path) -> list[CuratedEvent]:
                 ids=[r["id"] for r in g],
                 country=g[0]["country"],
                 code=country_code(g[0]["country"]),
-                start=min(_utc(r["start_utc"]) for r in g),
+                start=min(parse_time(r["start_utc"]) for r in g),
                 duration_h=max(dur) if dur else None,
                 scope=scope,
                 networks=sum(1 for r in g if r["scope_level"] == "AS"),

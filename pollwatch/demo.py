@@ -21,7 +21,7 @@ from pydantic import BaseModel, Field, ValidationError, field_validator
 from pollwatch.models import IncidentKind, utc
 from pollwatch.playbook import PLAYBOOKS_DIR, Watch
 from pollwatch.simulate import EventSpec, Scenario, simulate
-from pollwatch.timeutil import parse_duration
+from pollwatch.timeutil import parse_duration, parse_time, parse_time_or_none
 
 SCENARIOS_DIR = PLAYBOOKS_DIR / "scenarios"
 DEFAULT_SCENARIO = SCENARIOS_DIR / "kz-2019-election-day.yaml"
@@ -159,16 +159,12 @@ class Row(BaseModel):
     note: str = ""
 
 
-def _t(v: str | None) -> datetime | None:
-    return datetime.fromisoformat(v.replace("Z", "+00:00")) if v else None
-
-
 def _matches(watch: Watch, ev: DocumentedEvent, inc: dict[str, Any]) -> bool:
     if inc["kind"] != ev.kind.value:
         return False
     if ev.services and not set(ev.services) & set(inc.get("services") or []):
         return False
-    start = _t(inc["start"])
+    start = parse_time(inc["start"])
     m = ev.match
     if m.start_within is not None and abs(start - ev.start) > m.start_within:
         return False
@@ -196,10 +192,10 @@ def compare(watch: Watch, day: DocumentedDay, incidents: list[dict[str, Any]]) -
         missing = sorted(set(ev.services) - set(hit.get("services") or []))
         if missing:
             notes.append(f"missing {', '.join(watch.service_label(s) for s in missing)}")
-        end = _t(hit.get("end"))
+        end = parse_time_or_none(hit.get("end"))
         if ev.match.duration is not None:
             lo, hi = ev.match.duration
-            if end is None or not lo <= end - _t(hit["start"]) <= hi:
+            if end is None or not lo <= end - parse_time(hit["start"]) <= hi:
                 notes.append("duration outside the documented range")
         if ev.end is None and end is not None:
             notes.append("ended, but the report says it went on")
@@ -235,7 +231,7 @@ def table(watch: Watch, rows: list[Row]) -> str:
         if inc is None:
             body.append([doc, "NOTHING", "-", "-", "-", "-"])
             continue
-        start, det, end = _t(inc["start"]), _t(inc["detected_at"]), _t(inc.get("end"))
+        start, det, end = parse_time(inc["start"]), parse_time(inc["detected_at"]), parse_time_or_none(inc.get("end"))
         what = inc["kind"].replace("_", " ")
         if inc.get("services"):
             what += ": " + ", ".join(watch.service_label(s) for s in inc["services"])

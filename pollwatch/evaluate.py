@@ -31,7 +31,7 @@ from pollwatch.baseline import baselined
 from pollwatch.pipeline import analyse
 from pollwatch.playbook import PLAYBOOKS_DIR, Watch
 from pollwatch.simulate import EventSpec, Label, random_events, simulate
-from pollwatch.timeutil import tick_grid
+from pollwatch.timeutil import parse_time, tick_grid
 
 KIND_FAMILY = {
     IncidentKind.nationwide_outage: Family.connectivity,
@@ -83,7 +83,7 @@ def _kind_at(incidents: Sequence[Incident], kind: IncidentKind) -> datetime | No
     for i in incidents:
         for h in i.kind_history:
             if h.get("to") == kind.value and h.get("at"):
-                times.append(datetime.fromisoformat(str(h["at"]).replace("Z", "+00:00")))
+                times.append(parse_time(h["at"]))
         if i.kind is kind and not i.kind_history:
             times.append(i.detected_at)
     return min(times) if times else None

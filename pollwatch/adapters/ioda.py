@@ -29,6 +29,7 @@ from pollwatch.models import IncidentKind, Observation
 from pollwatch.simulate import Label
 from pollwatch.sources.base import ShapeError
 from pollwatch.sources.ioda import DATASOURCE_SIGNALS, parse_signals
+from pollwatch.timeutil import parse_time_or_none
 
 MAX_EXPORT = 256 << 20  # a signal export larger than 256 MiB is not one request's answer
 
@@ -94,11 +95,9 @@ def parse_curated_time(text: str) -> datetime | None:
     t = (text or "").strip()
     if not t:
         return None
-    try:
-        dt = datetime.fromisoformat(t.replace("Z", "+00:00"))
-        return dt if dt.tzinfo else dt.replace(tzinfo=timezone.utc)
-    except ValueError:
-        pass
+    iso = parse_time_or_none(t)
+    if iso is not None:
+        return iso
     t = _WEEKDAY.sub("", t)
     t = re.sub(r":\s*([AP]M)\b", r" \1", t, flags=re.I)  # '2:30: AM' -> '2:30 AM'
     t = re.sub(r"\s+", " ", t.replace(" ,", ",")).strip()

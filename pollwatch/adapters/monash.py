@@ -26,6 +26,7 @@ import pycountry
 from pollwatch.adapters.common import Progress, csv_rows, epoch, need, number, provenance
 from pollwatch.jsonl import FormatError
 from pollwatch.models import Observation
+from pollwatch.timeutil import parse_time
 
 SIGNAL = "connectivity_index"
 LATENCY_SIGNAL = "latency_index"
@@ -79,11 +80,10 @@ def _time(path: Path, line: int, row: dict[str, str], zone: ZoneInfo | None) -> 
     if (row.get("time_local") or "").strip():
         text = need(path, line, row, "time_local")
         try:
-            naive = datetime.fromisoformat(text.replace("/", "-"))
             off = parse_offset(need(path, line, row, "timezone_offset"))
+            return parse_time(text.replace("/", "-"), zone=timezone(off))
         except ValueError as exc:
             raise FormatError(f"{path}:{line}: time_local/timezone_offset: {exc}") from None
-        return (naive.replace(tzinfo=None) - off).replace(tzinfo=timezone.utc)
     if (row.get("time_e") or "").strip():
         if zone is None:
             raise FormatError(

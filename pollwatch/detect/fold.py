@@ -11,6 +11,7 @@ from pollwatch.detect.lifecycle import open_anomaly
 from pollwatch.detect.state import Cfg, DetectorState, DetectResult, Series, SeriesState, Work, from_ts
 from pollwatch.models import AnomalyEvent, Family, Gap, Observation, entity_key, iso, series_key
 from pollwatch.playbook import SignalConfig, Watch
+from pollwatch.timeutil import parse_time
 
 STEPPERS = {
     "moving_median": moving_median.step,
@@ -222,7 +223,7 @@ def _release_held(
         st = work.get(key) or old[key]
         since = st.bad_since
         if st.open is not None:
-            since = datetime.fromisoformat(str(st.open["start"]).replace("Z", "+00:00")).timestamp()
+            since = parse_time(st.open["start"]).timestamp()
         if since is None:
             continue
         _, signal, entity = key.split(":", 2)

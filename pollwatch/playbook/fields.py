@@ -4,7 +4,7 @@ local times, OONI test names; the strict base model and PlaybookError."""
 from __future__ import annotations
 
 import re
-from datetime import datetime, time, timedelta
+from datetime import time, timedelta
 from typing import Annotated, Any
 
 from pydantic import (
@@ -15,7 +15,7 @@ from pydantic import (
     PlainSerializer,
 )
 
-from pollwatch.timeutil import format_duration, parse_duration
+from pollwatch.timeutil import format_duration, parse_duration, parse_time
 
 
 Duration = Annotated[timedelta, BeforeValidator(parse_duration), PlainSerializer(format_duration, return_type=str)]
@@ -87,7 +87,7 @@ def check_local_time(v: str | None) -> str | None:
         raise ValueError(f"expected a local time 'HH:MM' or 'YYYY-MM-DDTHH:MM' in quotes, got {v!r}")
     text = v.strip()
     try:
-        datetime.fromisoformat(text) if ("T" in text or len(text) > 8) else time.fromisoformat(text)
+        parse_time(text) if ("T" in text or len(text) > 8) else time.fromisoformat(text)
     except ValueError:
         raise ValueError(
             f"expected a local time 'HH:MM' (24-hour, e.g. '07:00' or '19:30') or 'YYYY-MM-DDTHH:MM', got {v!r}"

@@ -33,6 +33,7 @@ from pollwatch.playbook.sections import (
     TickLimits,
     Vantage,
 )
+from pollwatch.timeutil import parse_time
 
 
 class Playbook(_Strict):
@@ -177,10 +178,7 @@ class Watch(Playbook):
         d = self.election_date
         assert d is not None
         if "T" in text or len(text) > 8:
-            local = datetime.fromisoformat(text)
-            if local.tzinfo is None:
-                local = local.replace(tzinfo=self.tz)
-            return local.astimezone(timezone.utc)
+            return parse_time(text, zone=self.tz)
         t = time.fromisoformat(text)
         return datetime(d.year, d.month, d.day, t.hour, t.minute, tzinfo=self.tz).astimezone(timezone.utc)
 

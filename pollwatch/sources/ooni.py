@@ -42,7 +42,7 @@ from pollwatch.models import NoticeLevel, Observation, Provenance, entity_key, i
 from pollwatch.playbook import Service, Watch
 from pollwatch.sources.base import ShapeError, Source, _Run, now_utc, shape_failure, write_atomic
 from pollwatch.sources.http import FetchError, HttpClient
-from pollwatch.timeutil import floor_time, parse_duration
+from pollwatch.timeutil import floor_time, parse_duration, parse_time
 
 FAILURE_RATE = "service_failure_rate"
 MAX_FAILED_SHARE = 0.5  # an hour where more than this share of runs failed is a data-quality gap, not a rate
@@ -106,14 +106,7 @@ def parse_aggregation(payload: Any, hours: tuple[datetime, datetime] | None = No
 
 @lru_cache(maxsize=4096)
 def _hour_of(text: str) -> datetime:
-    t = text.strip()
-    if len(t) == 10:  # a day grain came back
-        d = date.fromisoformat(t)
-        return datetime(d.year, d.month, d.day, tzinfo=timezone.utc)
-    dt = datetime.fromisoformat(t.replace("Z", "+00:00"))
-    if dt.tzinfo is None:
-        dt = dt.replace(tzinfo=timezone.utc)
-    return floor_time(dt.astimezone(timezone.utc), HOUR)
+    return floor_time(parse_time(text), HOUR)  # a day grain (a bare date) is its midnight
 
 
 def _asn_of(v: int | str) -> int:

@@ -37,6 +37,7 @@ from pollwatch.playbook import SourceConfig, Watch
 from pollwatch.settings import get_settings
 from pollwatch.sources.base import Corroboration, ShapeError, Source, _Run, shape_failure
 from pollwatch.sources.http import FetchError, Fetched, HttpClient, Sleep
+from pollwatch.timeutil import parse_time_or_none
 
 ANNOTATIONS = "outage_annotations"
 ANOMALIES = "traffic_anomalies"
@@ -56,16 +57,6 @@ def _result(payload: Any, key: str) -> list[Any]:
     if not isinstance(result, dict) or not isinstance(result.get(key), list):
         raise ShapeError(f"'result.{key}' should be a list")
     return result[key]
-
-
-def _time(text: Any) -> datetime | None:
-    if not text:
-        return None
-    try:
-        dt = datetime.fromisoformat(str(text).replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return dt.replace(tzinfo=timezone.utc) if dt.tzinfo is None else dt.astimezone(timezone.utc)
 
 
 def _iso(dt: datetime) -> str:
@@ -183,7 +174,7 @@ class RadarSource(Source):
     def _annotation(self, run: _Run, item: Any, fetched: Fetched) -> Corroboration | None:
         if not isinstance(item, dict):
             raise ShapeError(f"an annotation should be an object, got {type(item).__name__}")
-        start = _time(item.get("startDate"))
+        start = parse_time_or_none(item.get("startDate"))
         if start is None:
             raise ShapeError("an annotation has no readable startDate")
         outage = item.get("outage") or {}
@@ -199,7 +190,7 @@ class RadarSource(Source):
             entity_code=",".join(str(a) for a in asns) or None,
             datasource=item.get("dataSource"),
             start=start,
-            end=_time(item.get("endDate")),
+            end=parse_time_or_none(item.get("endDate")),
             cause=outage.get("outageCause") if isinstance(outage, dict) else None,
             outage_type=outage.get("outageType") if isinstance(outage, dict) else None,
             status=item.get("eventType"),
@@ -211,7 +202,7 @@ class RadarSource(Source):
     def _anomaly(self, run: _Run, item: Any, fetched: Fetched) -> Corroboration | None:
         if not isinstance(item, dict):
             raise ShapeError(f"a traffic anomaly should be an object, got {type(item).__name__}")
-        start = _time(item.get("startDate"))
+        start = parse_time_or_none(item.get("startDate"))
         if start is None:
             raise ShapeError("a traffic anomaly has no readable startDate")
         asn_details = item.get("asnDetails") or {}
@@ -226,7 +217,7 @@ class RadarSource(Source):
             entity_type=item.get("type"),
             entity_code=asn or (item.get("locationDetails") or {}).get("code"),
             start=start,
-            end=_time(item.get("endDate")),
+            end=parse_time_or_none(item.get("endDate")),
             status=item.get("status"),
             description=(asn_details.get("name") if isinstance(asn_details, dict) else None),
             provenance=fetched.provenance(),

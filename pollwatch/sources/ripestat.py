@@ -17,7 +17,7 @@ default "pollwatch"). Every response has RIPEstat's envelope `{status, status_co
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +27,7 @@ from pollwatch.models import Observation, Provenance
 from pollwatch.playbook import Watch
 from pollwatch.sources.base import ShapeError, Source, _Run, now_utc, shape_failure, write_atomic
 from pollwatch.sources.http import FetchError, HttpClient
-from pollwatch.timeutil import parse_duration
+from pollwatch.timeutil import parse_duration, parse_time_or_none
 
 VISIBILITY = "ripe_visibility"
 ROUTED_ASNS = "ripe_routed_asns"
@@ -64,16 +64,6 @@ def _envelope(payload: Any) -> dict[str, Any]:
     return payload["data"]
 
 
-def _time(text: Any) -> datetime | None:
-    if not text:
-        return None
-    try:
-        dt = datetime.fromisoformat(str(text).replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return dt.replace(tzinfo=timezone.utc) if dt.tzinfo is None else dt.astimezone(timezone.utc)
-
-
 def parse_resource_list(payload: Any, country: str) -> tuple[list[int], list[str], list[str], datetime | None]:
     data = _envelope(payload)
     res = data.get("resources")
@@ -90,7 +80,7 @@ def parse_resource_list(payload: Any, country: str) -> tuple[list[int], list[str
         raise ShapeError(f"country-resource-list: unreadable ASN ({exc})") from None
     ipv4 = [str(p) for p in res.get("ipv4") or []]
     ipv6 = [str(p) for p in res.get("ipv6") or []]
-    return asns, ipv4, ipv6, _time(data.get("query_time"))
+    return asns, ipv4, ipv6, parse_time_or_none(data.get("query_time"))
 
 
 def parse_resource_stats(payload: Any) -> list[_Stat]:
@@ -203,7 +193,7 @@ class RipestatSource(Source):
         seen: set[tuple[str, datetime]] = set()
         for st in stats:
             for period in st.timeline:
-                p_start, p_end = _time(period.get("starttime")), _time(period.get("endtime"))
+                p_start, p_end = parse_time_or_none(period.get("starttime")), parse_time_or_none(period.get("endtime"))
                 if p_start is None:
                     continue
                 p_end = p_end if p_end and p_end > p_start else p_start + step
