@@ -35,7 +35,7 @@ from pollwatch.probes.diffscan.belief import (
     run_diffscan,
     summarize,
 )
-from pollwatch.probes.diffscan.engine import EngineStats, icmp_available, icmp_sweep, tcp_sweep
+from pollwatch.probes.diffscan.engine import EngineStats, icmp_available, icmp_sweep, sweep, tcp_sweep
 from pollwatch.probes.diffscan.targets import (
     BlockBaseline,
     BlockTable,
@@ -68,5 +68,6 @@ __all__ = [
     "result_json",
     "run_diffscan",
     "summarize",
+    "sweep",
     "tcp_sweep",
 ]

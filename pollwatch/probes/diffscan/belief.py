@@ -8,22 +8,24 @@ import hashlib
 import json
 from collections.abc import Callable, Iterable
 from datetime import datetime, timezone
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, Field
 
 from pollwatch.models import Observation, Provenance
-from pollwatch.probes.diffscan.engine import EngineStats, icmp_sweep, tcp_sweep
+from pollwatch.probes.diffscan.engine import EngineStats, sweep
 from pollwatch.probes.diffscan.targets import (
     BlockBaseline,
     BlockTable,
     DiffscanBaseline,
     DiffscanOptions,
-    PrefixTarget,
     build_blocks,
     ntoa,
     round_probes,
 )
+
+if TYPE_CHECKING:
+    from pollwatch.probes.diffscan.targets import PrefixTarget
 
 SOURCE = "diffscan"
 _P_ANSWER_IF_DOWN = 0.01  # chance an address of a down block still seems to answer (spoofed RSTs, noise)
@@ -105,8 +107,8 @@ async def run_diffscan(
     blocks: Iterable[int] = range(len(t))
     for rounds in range(1, opts.rounds + 1):
         left = None if opts.time_budget is None else opts.time_budget - total.elapsed
-        sweep = icmp_sweep if opts.method == "icmp" else tcp_sweep
         stats = await sweep(
+            opts.method,
             round_probes(t, blocks, per_block, max_probes, opts),
             record,
             concurrency=opts.concurrency,

@@ -23,7 +23,8 @@ from array import array
 from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any
+from functools import partial
+from typing import Any, Literal
 
 from pollwatch.probes.diffscan.targets import hash32, ntoa
 
@@ -359,7 +360,8 @@ class _IcmpSweep(_Sweep):
         self.sock.close()
 
 
-async def tcp_sweep(
+async def sweep(
+    method: Literal["tcp", "icmp"],
     probes: Iterable[tuple[int, int, int]],
     record: Callable[[int, bool], None],
     *,
@@ -368,19 +370,12 @@ async def tcp_sweep(
     rate: float | None = None,
     budget: float | None = None,
 ) -> EngineStats:
-    """Connect to each (IPv4 as int, port, tag) once; `record(tag, alive)` gets each verdict. A reset is an
-    answer (the host is there); silence or unreachable is not. After `budget` seconds no new probe starts."""
-    return await _TcpSweep(probes, record, concurrency, timeout, rate, budget).run()
+    """Probe each (IPv4 as int, port, tag) once; `record(tag, alive)` gets each verdict. `tcp`: connect to the
+    port (a reset is an answer: the host is there; silence or unreachable is not); `icmp`: an echo request over
+    one raw socket (the port is ignored). After `budget` seconds no new probe starts."""
+    strategy = _IcmpSweep if method == "icmp" else _TcpSweep
+    return await strategy(probes, record, concurrency, timeout, rate, budget).run()
 
 
-async def icmp_sweep(
-    probes: Iterable[tuple[int, int, int]],
-    record: Callable[[int, bool], None],
-    *,
-    concurrency: int = 1024,
-    timeout: float = 1.5,
-    rate: float | None = None,
-    budget: float | None = None,
-) -> EngineStats:
-    """Like `tcp_sweep`, with ICMP echo requests over one raw socket (the port is ignored)."""
-    return await _IcmpSweep(probes, record, concurrency, timeout, rate, budget).run()
+tcp_sweep = partial(sweep, "tcp")
+icmp_sweep = partial(sweep, "icmp")
