@@ -11,20 +11,13 @@ import sys
 from collections.abc import Sequence
 from typing import IO, Protocol
 
-from pollwatch.models import Alert, AlertState, Incident, IncidentEvent, IncidentKind, stable_id
+from pollwatch.models import Alert, AlertState, Incident, IncidentEvent, stable_id
 from pollwatch.playbook import Watch
 from pollwatch.sinks import terminal_safe
+from pollwatch.words import KIND_TITLES as KIND_TITLES  # pollwatch.report imports it from here until it moves
+from pollwatch.words import RISE_KINDS, cause_text, fmt_duration, fmt_when, headline, scope_text, top_evidence
 
 EVENT_NAMES = {"opened": "start", "updated": "update", "resolved": "end"}
-
-KIND_TITLES = {
-    IncidentKind.nationwide_outage: "Nationwide internet outage",
-    IncidentKind.regional_outage: "Regional internet outage",
-    IncidentKind.network_outage: "Network outage",
-    IncidentKind.service_block: "Service blocked",
-    IncidentKind.circumvention_block: "Circumvention tools blocked",
-    IncidentKind.throttling: "Throttling",
-}
 
 
 def scope_line(inc: Incident) -> str:
@@ -45,8 +38,6 @@ def scope_line(inc: Incident) -> str:
 def render_text(watch: Watch, event: IncidentEvent) -> str:
     """The plain-text alert (the console's, and what a replay records): times in UTC and local time,
     providers by name, how many users from the measured share, the cause with its confidence."""
-    from pollwatch.notify.render import cause_text, fmt_duration, fmt_when, headline, scope_text, top_evidence
-
     inc = event.incident
     name = EVENT_NAMES.get(event.change, event.change)
     head = {"start": "STARTED", "update": "UPDATE", "end": "RESOLVED"}[name]
@@ -55,11 +46,7 @@ def render_text(watch: Watch, event: IncidentEvent) -> str:
     lines.append(f"  start: {fmt_when(watch, inc.start)}")
     if name == "end" and inc.end is not None:
         lines.append(f"  end: {fmt_when(watch, inc.end)}; lasted {fmt_duration(inc.end - inc.start)}")
-    depth_word = (
-        "rise"
-        if inc.kind in (IncidentKind.service_block, IncidentKind.circumvention_block, IncidentKind.throttling)
-        else "drop"
-    )
+    depth_word = "rise" if inc.kind in RISE_KINDS else "drop"
     lines.append(
         f"  deepest {depth_word}: {inc.depth:.0%}; signals: {', '.join(inc.scope.signals) or '-'}; "
         f"severity {inc.severity_index}/100 ({inc.severity_band})"

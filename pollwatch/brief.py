@@ -23,11 +23,12 @@ from sqlalchemy import func, select
 from sqlmodel import Session
 
 from pollwatch import __version__, store
+from pollwatch.charts import incident_chart_window
 from pollwatch.classify import network_label
 from pollwatch.models import Anomaly, Cause, Direction, Incident, IncidentKind, Observation, iso
-from pollwatch.notify.render import CAUSE_WORDS, KIND_TITLES, country_name, fmt_duration, reach_words
 from pollwatch.playbook import Watch
 from pollwatch.timeutil import format_duration
+from pollwatch.words import CAUSE_WORDS, KIND_TITLES, country_name, fmt_duration, reach_words
 
 Format = Literal["md", "html"]
 
@@ -110,8 +111,6 @@ def collect(
     if as_of is not None and as_of.tzinfo is None:
         as_of = as_of.replace(tzinfo=timezone.utc)
     observations: dict[str, list[Observation]] = {}  # the depth's figures and the charts come from these
-    from pollwatch.notify.delivery import incident_chart_window
-
     for inc in incidents:
         shown = (
             inc

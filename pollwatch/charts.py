@@ -12,11 +12,12 @@ from __future__ import annotations
 import io
 from collections import defaultdict
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from statistics import median
 
 from pollwatch.models import Anomaly, Direction, Incident, Observation
 from pollwatch.playbook import Watch
+from pollwatch.words import KIND_TITLES, country_name
 
 MAX_PANELS = 4
 MAX_LINES = 5
@@ -154,6 +155,16 @@ def _label(watch: Watch, a: Anomaly) -> str:
     return e.country
 
 
+def incident_chart_window(inc: Incident) -> tuple[datetime, datetime]:
+    """The span an incident's chart shows: context before it, and after it only up to the tick that last updated it
+    (a chart posted with a tick's alert shows what that tick knew, whatever the store holds by the time it is drawn)."""
+    end = inc.end or inc.updated_at
+    span = max(end - inc.start, timedelta(hours=1))
+    return inc.start - max(span * 2, timedelta(hours=6)), min(
+        end + max(span / 2, timedelta(hours=1)), inc.updated_at + timedelta(seconds=1)
+    )
+
+
 def incident_chart(
     watch: Watch, inc: Incident, anomalies: list[Anomaly], observations: list[Observation]
 ) -> bytes | None:
@@ -161,8 +172,6 @@ def incident_chart(
     panels = incident_panels(watch, inc, anomalies, observations)
     if not panels:
         return None
-    from pollwatch.notify.render import KIND_TITLES, country_name
-
     state = "resolved" if inc.end else "ongoing"
     title = f"{KIND_TITLES[inc.kind]} in {country_name(inc.country)} ({state}) — incident {inc.id}"
     return render_chart(title, panels, (inc.start, inc.end), watch.timezone)

@@ -1,8 +1,8 @@
 """Outside text leaving pollwatch: made safe for the sink it goes to, and output files that fail cleanly.
 
 Names in a watch, observatories' error bodies and imported files come from outside. Each sink
-has one helper here, used wherever that sink is written (Slack mrkdwn has its own, `_esc` in
-pollwatch.notify.render; HTML is escaped by pollwatch.report):
+has one helper here, used wherever that sink is written (Slack mrkdwn has its own, `esc` in
+pollwatch.notify.render.message; HTML is escaped by pollwatch.report):
 
 - `terminal_safe`: the console. Control characters (C0 but tab and newline, DEL, C1) and the
   Unicode bidi controls are removed, so a name cannot move the cursor, recolour the terminal,

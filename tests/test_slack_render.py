@@ -11,6 +11,7 @@ from pollwatch.charts import incident_chart
 from pollwatch.models import Notice, NoticeLevel
 from pollwatch.notify import render, routing
 from pollwatch.notify.render import Links
+from pollwatch import words
 
 
 def assert_block_kit(blocks: list[dict]) -> None:
@@ -30,7 +31,7 @@ def test_depth_agrees_with_the_numbers_beside_it(kz_watch):
     anomalies, _ = anomalies_and_observations(kz_watch, inc)
     a = next(x for x in anomalies if x.signal == "bgp" and x.entity.level == "country")
     recovering = a.model_copy(update={"observed": 2845.0, "expected": 2850.0, "depth": 0.15})
-    (line,) = [x for x in render.depth_lines(inc, [recovering])]
+    (line,) = [x for x in words.depth_lines(inc, [recovering])]
     assert line == "bgp (KZ): 2,845 vs 2,850 expected (−0%), deepest drop −15%"
     assert (
         f"{inc.severity_index}/100, {inc.severity_band}"

@@ -42,6 +42,7 @@ from pollwatch.notify.transports import DeliveryError, Transport, retry_unavaila
 from pollwatch.playbook import Watch
 from pollwatch.responders import DRAFT_EVENT
 from pollwatch.timeutil import floor_time
+from pollwatch.words import KIND_TITLES, fmt_when
 
 log = logging.getLogger("pollwatch.notify")
 
@@ -147,7 +148,7 @@ def gap_notices(watch: Watch, gaps: Sequence[Gap]) -> list[Notice]:
                 source=source,
                 watch=watch.name,
                 message=f"data gap: no {signal or 'data'} from {source} for {len(entities)} series ({shown}) "
-                f"from {render.fmt_when(watch, start)} to {render.fmt_when(watch, end)}; {gs[0].reason}",
+                f"from {fmt_when(watch, start)} to {fmt_when(watch, end)}; {gs[0].reason}",
             )
         )
     return out
@@ -188,7 +189,7 @@ def store_chart(url: str | None = None) -> ChartFn:
     """A chart function reading the incident's anomalies and observations from the store."""
 
     def make(watch: Watch, inc: Incident, anomalies: list[Anomaly]) -> bytes | None:
-        from pollwatch.charts import incident_chart
+        from pollwatch.charts import incident_chart, incident_chart_window
 
         with store.session_scope(url) as s:
             start, end = incident_chart_window(inc)
@@ -196,16 +197,6 @@ def store_chart(url: str | None = None) -> ChartFn:
         return incident_chart(watch, inc, anomalies, obs)
 
     return make
-
-
-def incident_chart_window(inc: Incident) -> tuple[datetime, datetime]:
-    """The span an incident's chart shows: context before it, and after it only up to the tick that last updated it
-    (a chart posted with a tick's alert shows what that tick knew, whatever the store holds by the time it is drawn)."""
-    end = inc.end or inc.updated_at
-    span = max(end - inc.start, timedelta(hours=1))
-    return inc.start - max(span * 2, timedelta(hours=6)), min(
-        end + max(span / 2, timedelta(hours=1)), inc.updated_at + timedelta(seconds=1)
-    )
 
 
 def _anomalies(session: Any, watch: Watch, inc: Incident) -> list[Anomaly]:
@@ -535,7 +526,7 @@ class OutboxDelivery:
             data = self.chart(self.watch, inc, self._anoms(inc))
             if not data:
                 return
-            title = f"{render.KIND_TITLES[inc.kind]} in {inc.country}: signals against their baseline"
+            title = f"{KIND_TITLES[inc.kind]} in {inc.country}: signals against their baseline"
             self.t.upload(root.channel, root.root_ts, filename, title, data)
             self.report.posted += 1
         except DeliveryError as exc:

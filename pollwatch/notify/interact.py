@@ -40,12 +40,14 @@ from pydantic import SecretStr
 
 from pollwatch import responders
 from pollwatch.models import Cause
-from pollwatch.notify.render import ACTION_PREFIX, CAUSE_WORDS, _esc
+from pollwatch.notify.render import ACTION_PREFIX
+from pollwatch.notify.render.message import esc
 from pollwatch.notify.slack import SlackTransport
 from pollwatch.notify.transports import DeliveryError
 from pollwatch.redact import register, scrub
 from pollwatch.playbook import Watch
 from pollwatch.responders import Action, Request
+from pollwatch.words import CAUSE_WORDS
 
 log = logging.getLogger("pollwatch.notify.interact")
 
@@ -327,7 +329,7 @@ class Interactions:
         if not channel:
             return
         try:
-            self.transport.ephemeral(channel, req.user_id, _esc(result.text), thread_ts=req.source.get("thread_ts"))
+            self.transport.ephemeral(channel, req.user_id, esc(result.text), thread_ts=req.source.get("thread_ts"))
         except DeliveryError as exc:
             log.warning("could not tell %s: %s", req.user_id, self.transport.scrub(exc))
 

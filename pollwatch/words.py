@@ -1,0 +1,169 @@
+"""An incident in words, the same wherever people read it: Slack, the console, charts and the public statement.
+
+Plain text (no markup, nothing escaped): each sink escapes for itself (`pollwatch.notify.render` for Slack,
+`pollwatch.brief` for Markdown and HTML, `pollwatch.sinks.terminal_safe` for a terminal).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+import pycountry
+
+from pollwatch.models import Anomaly, Cause, Direction, Incident, IncidentKind
+from pollwatch.playbook import Watch
+
+KIND_TITLES = {
+    IncidentKind.nationwide_outage: "Nationwide internet outage",
+    IncidentKind.regional_outage: "Regional internet outage",
+    IncidentKind.network_outage: "Network outage",
+    IncidentKind.service_block: "Service blocked",
+    IncidentKind.circumvention_block: "Circumvention tools blocked",
+    IncidentKind.throttling: "Throttling",
+}
+CAUSE_WORDS = {
+    Cause.government_directed: "government-directed shutdown",
+    Cause.power_outage: "power outage",
+    Cause.cable_cut: "cable cut",
+    Cause.weather_or_disaster: "weather or disaster",
+    Cause.technical: "technical failure",
+    Cause.unknown: "unknown",
+}
+RISE_KINDS = (
+    IncidentKind.service_block,
+    IncidentKind.circumvention_block,
+    IncidentKind.throttling,
+)  # measured as rises
+OUTAGE_KINDS = (IncidentKind.nationwide_outage, IncidentKind.regional_outage, IncidentKind.network_outage)
+
+
+def country_name(code: str) -> str:
+    """A country's common name from its ISO 3166-1 alpha-2 code (`KZ` -> `Kazakhstan`); the code when unknown."""
+    c = pycountry.countries.get(alpha_2=code)
+    return getattr(c, "common_name", None) or (c.name if c else code)
+
+
+def fmt_when(watch: Watch, dt: datetime | None) -> str:
+    """`2019-06-09 05:00 UTC (11:00 ALMT, election day)`: UTC first, then the election's local time."""
+    if dt is None:
+        return "ongoing"
+    local = dt.astimezone(watch.tz)
+    day = ""
+    if watch.election_date is not None:
+        delta = (local.date() - watch.election_date).days
+        day = ", election day" if delta == 0 else f", E{delta:+d}d"
+    same_day = local.date() == dt.date()
+    local_txt = f"{local:%H:%M}" if same_day else f"{local:%Y-%m-%d %H:%M}"
+    return f"{dt:%Y-%m-%d %H:%M} UTC ({local_txt} {watch.local_label(dt)}{day})"
+
+
+def reach_words(share: float) -> str:
+    """How many people an incident reaches, in words, from its measured share of the country
+    (address space, providers or regions): `most users` from 60 %, `many users` from 30 %, else
+    `some networks`."""
+    if share >= 0.6:
+        return "most users"
+    if share >= 0.3:
+        return "many users"
+    return "some networks"
+
+
+def fmt_duration(delta: timedelta) -> str:
+    minutes = max(0, int(delta.total_seconds() // 60))
+    if minutes < 60:
+        return f"{minutes} min"
+    hours, minutes = divmod(minutes, 60)
+    if hours < 48:
+        return f"{hours} h {minutes:02d} min"
+    days, hours = divmod(hours, 24)
+    return f"{days} d {hours} h"
+
+
+def scope_text(watch: Watch, inc: Incident) -> str:
+    parts = []
+    if inc.scope.asns:
+        parts.append("providers: " + ", ".join(f"{watch.provider_name(a)} (AS{a})" for a in inc.scope.asns))
+    elif inc.scope.providers:
+        parts.append("providers: " + ", ".join(inc.scope.providers))
+    if inc.scope.regions:
+        names = {r.code: r.name for r in watch.regions}
+        parts.append("regions: " + ", ".join(f"{names[r]} ({r})" if r in names else r for r in inc.scope.regions))
+    if inc.scope.services:
+        parts.append("services: " + ", ".join(watch.service_label(x) for x in inc.scope.services))
+    if inc.scope.network_types:
+        parts.append("networks: " + "/".join(inc.scope.network_types))
+    if inc.scope.share:
+        parts.append(f"{reach_words(inc.scope.share)} ({inc.scope.share:.0%} of the country measured)")
+    if inc.scope.recovered and inc.end is None:
+        parts.append("back to normal: " + ", ".join(inc.scope.recovered))
+    return "; ".join(parts) or "whole country"
+
+
+def _num(x: float | None) -> str:
+    if x is None:
+        return "?"
+    if abs(x) < 10:
+        return f"{x:.2f}"
+    return f"{x:,.0f}"
+
+
+def current_depth(a: Anomaly) -> float | None:
+    """The change the anomaly's latest point shows against its expectation, in its depth's units."""
+    if a.observed is None or a.expected is None:
+        return None
+    if a.direction is Direction.drop:
+        return max(0.0, 1 - a.observed / a.expected) if a.expected > 0 else None
+    if a.evidence.get("mode") == "delta":
+        return max(0.0, a.observed - a.expected)
+    return max(0.0, a.observed / a.expected - 1) if a.expected > 0 else None
+
+
+def depth_lines(inc: Incident, anomalies: list[Anomaly]) -> list[str]:
+    """Per signal, the deepest anomaly: its latest value versus expected with that change, and its deepest change
+    (so the numbers shown and the % beside them agree)."""
+    best: dict[str, Anomaly] = {}
+    for a in anomalies:
+        cur = best.get(a.signal)
+        if cur is None or (a.entity.level == "country", a.depth) > (cur.entity.level == "country", cur.depth):
+            best[a.signal] = a
+    lines = []
+    for sig, a in sorted(best.items(), key=lambda kv: -kv[1].depth):
+        word = "drop" if a.direction is Direction.drop else "rise"
+        sign = "−" if a.direction is Direction.drop else "+"
+        now = current_depth(a)
+        line = f"{sig} ({a.entity.key}): {_num(a.observed)} vs {_num(a.expected)} expected"
+        if now is not None:
+            line += f" ({sign}{now:.0%})"
+        if now is None or round(now, 2) != round(a.depth, 2):
+            line += f", deepest {word} {sign}{a.depth:.0%}"
+        lines.append(line)
+    if not lines:
+        word = "rise" if inc.kind in RISE_KINDS else "drop"
+        lines.append(f"{word} {inc.depth:.0%} against the baseline")
+    return lines
+
+
+def cause_text(inc: Incident) -> str:
+    txt = f"{CAUSE_WORDS[inc.cause]} (confidence {inc.cause_confidence:.0%})"
+    if inc.override:
+        who, why = inc.override.get("by", "a responder"), inc.override.get("why", "")
+        txt += f" — set by {who}" + (f": {why}" if why else "")
+    return txt
+
+
+def top_evidence(inc: Incident, n: int = 3) -> list[str]:
+    """The strongest evidence for the cause, then what could not be judged (evidence the watch lacks data for)."""
+    judged = [e for e in inc.evidence if not e.numbers.get("not_judged")]
+    ranked = sorted(judged, key=lambda e: (e.supports != inc.cause, -e.weight))
+    return [e.detail for e in ranked[:n]] + [
+        f"not judged: {e.detail}" for e in inc.evidence if e.numbers.get("not_judged")
+    ]
+
+
+def headline(watch: Watch, inc: Incident, tag: str) -> str:
+    """`[STARTED] Nationwide internet outage in KZ — kz-2019-presidential (incident 3f2a...)`, with the services of a
+    block named (`Service blocked in KZ: Periscope — ...`): pollwatch.alerts' head line."""
+    what = f"{KIND_TITLES[inc.kind]} in {inc.country}"
+    if inc.scope.services:
+        what += ": " + ", ".join(watch.service_label(x) for x in inc.scope.services)
+    return f"[{tag}] {what} — {watch.name} (incident {inc.id})"
