@@ -17,11 +17,9 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGE = "pollwatch"
 
-# Circles on main today, outside the store/audit work and the cli package: they are being broken next.
-# Empty this as they go; a circle not listed here fails the test.
-KNOWN_CYCLES: set[frozenset[str]] = {
-    frozenset({"pollwatch.adapters.ioda", "pollwatch.adapters.labels"}),
-}
+# Circles allowed for now, each with the reason it is still there. Empty: keep it so (a circle not listed here
+# fails the test).
+KNOWN_CYCLES: set[frozenset[str]] = set()
 
 
 def module_names(root: Path = ROOT, package: str = PACKAGE) -> dict[str, Path]:

@@ -18,9 +18,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from pollwatch.adapters.common import Progress
-from pollwatch.adapters.ioda import LabelFile, read_ioda_outages, read_ioda_signals
+from pollwatch.adapters.ioda import LabelFile, ioda_labels, read_ioda_outages, read_ioda_signals
 from pollwatch.adapters.keepiton import read_keepiton
-from pollwatch.adapters.labels import ioda_labels
 from pollwatch.adapters.monash import read_monash
 from pollwatch.adapters.ooni_hourly import read_ooni_hourly
 from pollwatch.adapters.ooni_raw import read_ooni_raw

@@ -167,3 +167,14 @@ def read_ioda_outages(path: str | Path, country: str | None = None, progress: Pr
             )
         )
     return out
+
+
+def ioda_labels(
+    path: str | Path, country: str | None = None, start: datetime | None = None, end: datetime | None = None
+) -> list[Label]:
+    """Labels from IODA's curated list, optionally for one country (ISO alpha-2) starting in [start, end)."""
+    return [
+        lb
+        for lb in read_ioda_outages(path, country).labels
+        if not (start and lb.start < start) and not (end and lb.start >= end)
+    ]

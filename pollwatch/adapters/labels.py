@@ -1,4 +1,5 @@
-"""Ground-truth labels from IODA's curated outage list (the cause vocabulary, and time-range filtering).
+"""The vocabulary of IODA's curated outage list: its scope levels and causes in pollwatch's terms (the list
+itself is read by pollwatch.adapters.ioda: `read_ioda_outages`, `ioda_labels`).
 
 IODA's list (columns id, start_utc, end_utc, country (a name), scope_level Country|Region|AS,
 cause ...) becomes Labels: Country -> nationwide_outage, Region -> regional_outage,
@@ -8,11 +9,7 @@ before their start (typos in the source) are skipped.
 
 from __future__ import annotations
 
-from datetime import datetime
-from pathlib import Path
-
 from pollwatch.models import Cause, IncidentKind
-from pollwatch.simulate import Label
 
 SCOPE_KIND = {
     "country": IncidentKind.nationwide_outage,
@@ -35,18 +32,3 @@ CAUSES = {
 
 def map_cause(text: str) -> Cause:
     return CAUSES.get((text or "").strip().lower(), Cause.unknown)
-
-
-def ioda_labels(
-    path: str | Path, country: str | None = None, start: datetime | None = None, end: datetime | None = None
-) -> list[Label]:
-    """Labels from IODA's curated list (pollwatch.adapters.ioda), optionally for one country
-    (ISO alpha-2) starting in [start, end).
-    """
-    from pollwatch.adapters.ioda import read_ioda_outages
-
-    return [
-        lb
-        for lb in read_ioda_outages(path, country).labels
-        if not (start and lb.start < start) and not (end and lb.start >= end)
-    ]
