@@ -180,23 +180,40 @@ def _refresh(watch: Watch, inc: Incident, members: list[Anomaly], shrink_only: b
     scope.network_types = network_types(watch, scope.asns)
     scope.share = max(scope.share, inc.scope.share)
     if open_members:
-        still = (
-            {a.entity.asn for a in open_members}
-            | {a.entity.region for a in open_members}
-            | {a.entity.service for a in open_members}
-        )
-        if (
-            any(a.entity.level == "country" and a.level == "critical" for a in open_members)
-            and kind is IncidentKind.nationwide_outage
-        ):
-            still |= set(scope.asns) | set(scope.regions)
-        if not still & (set(scope.asns) | set(scope.regions) | set(scope.services)):
-            still = set(scope.asns) | set(scope.regions) | set(scope.services)  # only tails remain
-        scope.recovered = (
-            [f"{watch.provider_name(a)} (AS{a})" for a in scope.asns if a not in still]
-            + [r for r in scope.regions if r not in still]
-            + [x for x in scope.services if x not in still]
-        )
+        scope.recovered = _recovered(watch, kind, scope, open_members)
+    reasons = _changes(watch, inc, kind, scope, bool(open_members))
+    inc.scope = scope
+    inc.start = min(a.start for a in members)
+    inc.depth = round(max((a.depth for a in members), default=0.0), 4)
+    # IODA's score: per source (signal) the sum of drop % x minutes, multiplied across corroborating sources
+    inc.severity = round(combined_severity(members), 2)
+    inc.anomaly_ids = sorted(a.id for a in members)
+    return reasons
+
+
+def _recovered(watch: Watch, kind: IncidentKind, scope: Scope, open_members: list[Anomaly]) -> list[str]:
+    """The parts of the scope (providers, regions, services) whose anomalies have all ended."""
+    everything = set(scope.asns) | set(scope.regions) | set(scope.services)
+    still = (
+        {a.entity.asn for a in open_members}
+        | {a.entity.region for a in open_members}
+        | {a.entity.service for a in open_members}
+    )
+    if kind is IncidentKind.nationwide_outage and any(
+        a.entity.level == "country" and a.level == "critical" for a in open_members
+    ):
+        still |= set(scope.asns) | set(scope.regions)
+    if not still & everything:
+        still = everything  # only tails remain
+    return (
+        [f"{watch.provider_name(a)} (AS{a})" for a in scope.asns if a not in still]
+        + [r for r in scope.regions if r not in still]
+        + [x for x in scope.services if x not in still]
+    )
+
+
+def _changes(watch: Watch, inc: Incident, kind: IncidentKind, scope: Scope, ongoing: bool) -> list[str]:
+    """Why the incident changed (a new kind, a wider scope, parts back to normal); records a new kind."""
     reasons = []
     if kind != inc.kind:
         reasons.append(f"kind changed from {inc.kind.value} to {kind.value}")
@@ -210,14 +227,8 @@ def _refresh(watch: Watch, inc: Incident, members: list[Anomaly], shrink_only: b
         names = {str(a): f"{watch.provider_name(a)} (AS{a})" for a in scope.asns}
         reasons.append(f"scope grew: {', '.join(names.get(x, x) for x in sorted(after - before))}")
     back = [x for x in scope.recovered if x not in inc.scope.recovered]
-    if back and open_members:
+    if back and ongoing:
         reasons.append(f"back to normal: {', '.join(back)}")
-    inc.scope = scope
-    inc.start = min(a.start for a in members)
-    inc.depth = round(max((a.depth for a in members), default=0.0), 4)
-    # IODA's score: per source (signal) the sum of drop % x minutes, multiplied across corroborating sources
-    inc.severity = round(combined_severity(members), 2)
-    inc.anomaly_ids = sorted(a.id for a in members)
     return reasons
 
 
@@ -290,117 +301,142 @@ def classify(
     by_tick: dict[datetime, list[AnomalyEvent]] = {}
     for ev in anomaly_events:
         by_tick.setdefault(ev.tick, []).append(ev)
-    recovery = watch.classification.recovery
     for tick in sorted(set(ticks) | set(by_tick)):
-        changed: dict[str, list[str]] = {}
-        opened: set[str] = set()
-        grew: set[str] = set()
-        # recurring incidents whose next episode began: (reasons, post now)
-        resumed: dict[str, tuple[list[str], bool]] = {}
         # before this tick's anomalies: a late episode is noted late
         for inc, why in missed(watch, state.recurring, tick):
             events.append(IncidentEvent(tick=tick, change="updated", reasons=[why], incident=inc))
-        for ev in by_tick.get(tick, []):
-            a = ev.anomaly
-            inc_id = state.membership.get(a.id)
-            if inc_id is None:
-                inc_id = find_incident(watch, state, a)
-                hit = None
-                if inc_id is None:
-                    together = [
-                        e.anomaly
-                        for e in by_tick.get(tick, [])
-                        if e.change == "opened"
-                        and e.anomaly.family is a.family
-                        and e.anomaly.entity.country == a.entity.country
-                        and abs(e.anomaly.start - a.start) <= watch.classification.join_gap
-                    ]
-                    hit = match(watch, state.recurring, a, together)
-                if hit is not None:
-                    # the same scope at about the same local time as an incident that ended: its next episode
-                    inc, why, post = begin_episode(watch, state.recurring, hit[0], a, tick, hit[1])
-                    inc_id = inc.id
-                    state.incidents[inc_id] = inc
-                    resumed[inc_id] = (why, post)
-                elif inc_id is None:
-                    # the first anomaly's id too: a CUSUM dates a late block back to when its accumulator
-                    # left zero, which can be the start of an incident already resolved
-                    inc_id = stable_id(watch.name, a.family.value, a.start.isoformat(), a.id)
-                    state.incidents[inc_id] = Incident(
-                        id=inc_id,
-                        watch=watch.name,
-                        country=a.entity.country,
-                        family=a.family,
-                        kind=FAMILY_KIND.get(a.family, IncidentKind.network_outage),
-                        start=a.start,
-                        detected_at=tick,
-                        updated_at=tick,
-                    )
-                    opened.add(inc_id)
-                state.membership[a.id] = inc_id
-                changed.setdefault(inc_id, []).append(f"{a.signal} {a.level} on {a.entity.key}")
-                grew.add(inc_id)
-            elif ev.change == "updated":
-                changed.setdefault(inc_id, []).append(f"{a.signal} on {a.entity.key} became {a.level}")
-                grew.add(inc_id)
-            else:
-                changed.setdefault(inc_id, [])
-            state.anomalies[a.id] = a
-        for inc_id, notes in changed.items():
-            inc = state.incidents[inc_id]
-            members = _members(state, inc_id)
-            inc.updated_at = tick
-            reasons = _refresh(watch, inc, members, shrink_only=inc_id not in grew)
-            if inc_id in opened:
-                inc.kind_history = [{"at": iso(tick), "from": None, "to": inc.kind.value, "share": inc.scope.share}]
-                events.append(
-                    IncidentEvent(tick=tick, change="opened", reasons=notes, incident=inc.model_copy(deep=True))
-                )
-            elif inc_id in resumed:
-                why, post = resumed[inc_id]
-                inc.version += 1
-                if post:
-                    events.append(
-                        IncidentEvent(
-                            tick=tick, change="updated", reasons=why + reasons, incident=inc.model_copy(deep=True)
-                        )
-                    )
-            elif reasons and inc.pattern is not None and inc.kind in {e.kind for e in inc.episodes[:-1]}:
-                # an episode of a known pattern growing into a scope its earlier episodes had: the episode's end says it
-                pass
-            elif reasons:
-                inc.version += 1
-                events.append(
-                    IncidentEvent(tick=tick, change="updated", reasons=reasons, incident=inc.model_copy(deep=True))
-                )
-        for inc_id in list(state.incidents):
-            inc = state.incidents[inc_id]
-            members = [state.anomalies[x] for x, i in state.membership.items() if i == inc_id]
-            if members and (note := overrun(watch, inc, tick)) is not None:
-                inc.version += 1
-                inc.updated_at = tick
-                events.append(
-                    IncidentEvent(tick=tick, change="updated", reasons=[note], incident=inc.model_copy(deep=True))
-                )
-            if not members or any(a.end is None for a in members):
-                continue
-            last_end = max(a.end for a in members if a.end is not None)
-            if tick - last_end >= resolve_after(watch, members, recovery):
-                inc.end = last_end
-                inc.status = "resolved"
-                inc.updated_at = tick
-                inc.version += 1
-                change, why = end_episode(watch, state.recurring, inc, tick, members)
+        changes = _TickChanges()
+        tick_events = by_tick.get(tick, [])
+        for ev in tick_events:
+            _take(watch, state, tick, ev, tick_events, changes)
+            state.anomalies[ev.anomaly.id] = ev.anomaly
+        _report(watch, state, tick, changes, events)
+        _close(watch, state, tick, events)
+    return ClassifyResult(state=state, events=events)
+
+
+class _TickChanges:
+    """What this tick's anomaly events did to the incidents."""
+
+    def __init__(self) -> None:
+        self.changed: dict[str, list[str]] = {}  # incident -> notes on its anomalies
+        self.opened: set[str] = set()
+        self.grew: set[str] = set()
+        self.resumed: dict[
+            str, tuple[list[str], bool]
+        ] = {}  # recurring incidents whose next episode began: (reasons, post now)
+
+
+def _take(
+    watch: Watch, state: GroupState, tick: datetime, ev: AnomalyEvent, tick_events: list[AnomalyEvent], t: _TickChanges
+) -> None:
+    """One anomaly event into its incident: the one it belongs to, a recurring incident's next episode, or a new one."""
+    a = ev.anomaly
+    inc_id = state.membership.get(a.id)
+    if inc_id is not None:
+        if ev.change == "updated":
+            t.changed.setdefault(inc_id, []).append(f"{a.signal} on {a.entity.key} became {a.level}")
+            t.grew.add(inc_id)
+        else:
+            t.changed.setdefault(inc_id, [])
+        return
+    inc_id = find_incident(watch, state, a)
+    hit = None
+    if inc_id is None:
+        together = [
+            e.anomaly
+            for e in tick_events
+            if e.change == "opened"
+            and e.anomaly.family is a.family
+            and e.anomaly.entity.country == a.entity.country
+            and abs(e.anomaly.start - a.start) <= watch.classification.join_gap
+        ]
+        hit = match(watch, state.recurring, a, together)
+    if hit is not None:
+        # the same scope at about the same local time as an incident that ended: its next episode
+        inc, why, post = begin_episode(watch, state.recurring, hit[0], a, tick, hit[1])
+        inc_id = inc.id
+        state.incidents[inc_id] = inc
+        t.resumed[inc_id] = (why, post)
+    elif inc_id is None:
+        # the first anomaly's id too: a CUSUM dates a late block back to when its accumulator
+        # left zero, which can be the start of an incident already resolved
+        inc_id = stable_id(watch.name, a.family.value, a.start.isoformat(), a.id)
+        state.incidents[inc_id] = Incident(
+            id=inc_id,
+            watch=watch.name,
+            country=a.entity.country,
+            family=a.family,
+            kind=FAMILY_KIND.get(a.family, IncidentKind.network_outage),
+            start=a.start,
+            detected_at=tick,
+            updated_at=tick,
+        )
+        t.opened.add(inc_id)
+    state.membership[a.id] = inc_id
+    t.changed.setdefault(inc_id, []).append(f"{a.signal} {a.level} on {a.entity.key}")
+    t.grew.add(inc_id)
+
+
+def _report(watch: Watch, state: GroupState, tick: datetime, t: _TickChanges, events: list[IncidentEvent]) -> None:
+    """Refresh each incident this tick changed, and say so where people should hear of it."""
+    for inc_id, notes in t.changed.items():
+        inc = state.incidents[inc_id]
+        members = _members(state, inc_id)
+        inc.updated_at = tick
+        reasons = _refresh(watch, inc, members, shrink_only=inc_id not in t.grew)
+        if inc_id in t.opened:
+            inc.kind_history = [{"at": iso(tick), "from": None, "to": inc.kind.value, "share": inc.scope.share}]
+            events.append(IncidentEvent(tick=tick, change="opened", reasons=notes, incident=inc.model_copy(deep=True)))
+        elif inc_id in t.resumed:
+            why, post = t.resumed[inc_id]
+            inc.version += 1
+            if post:
                 events.append(
                     IncidentEvent(
-                        tick=tick,
-                        change=change,
-                        reasons=why or [f"all signals back to normal since {iso(last_end)}"],
-                        incident=inc.model_copy(deep=True),
+                        tick=tick, change="updated", reasons=why + reasons, incident=inc.model_copy(deep=True)
                     )
                 )
-                del state.incidents[inc_id]
-                for x in [x for x, i in state.membership.items() if i == inc_id]:
-                    del state.membership[x]
-                    state.anomalies.pop(x, None)
-    return ClassifyResult(state=state, events=events)
+        elif reasons and inc.pattern is not None and inc.kind in {e.kind for e in inc.episodes[:-1]}:
+            # an episode of a known pattern growing into a scope its earlier episodes had: the episode's end says it
+            pass
+        elif reasons:
+            inc.version += 1
+            events.append(
+                IncidentEvent(tick=tick, change="updated", reasons=reasons, incident=inc.model_copy(deep=True))
+            )
+
+
+def _close(watch: Watch, state: GroupState, tick: datetime, events: list[IncidentEvent]) -> None:
+    """Note incidents running over, and resolve those whose anomalies have all ended long enough ago."""
+    for inc_id in list(state.incidents):
+        inc = state.incidents[inc_id]
+        members = [state.anomalies[x] for x, i in state.membership.items() if i == inc_id]
+        if members and (note := overrun(watch, inc, tick)) is not None:
+            inc.version += 1
+            inc.updated_at = tick
+            events.append(
+                IncidentEvent(tick=tick, change="updated", reasons=[note], incident=inc.model_copy(deep=True))
+            )
+        if not members or any(a.end is None for a in members):
+            continue
+        last_end = max(a.end for a in members if a.end is not None)
+        if tick - last_end < resolve_after(watch, members, watch.classification.recovery):
+            continue
+        inc.end = last_end
+        inc.status = "resolved"
+        inc.updated_at = tick
+        inc.version += 1
+        change, why = end_episode(watch, state.recurring, inc, tick, members)
+        events.append(
+            IncidentEvent(
+                tick=tick,
+                change=change,
+                reasons=why or [f"all signals back to normal since {iso(last_end)}"],
+                incident=inc.model_copy(deep=True),
+            )
+        )
+        del state.incidents[inc_id]
+        for x in [x for x, i in state.membership.items() if i == inc_id]:
+            del state.membership[x]
+            state.anomalies.pop(x, None)
