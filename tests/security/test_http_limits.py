@@ -19,7 +19,7 @@ from pollwatch.playbook import PlaybookError, SourceConfig, TickLimits, load_wat
 from pollwatch.sources import make_source
 from pollwatch.sources.http import FetchError, HttpClient
 from tests.fakes.observatories import IodaFake, OoniFake, Sleeps, fast_config, observatories
-from tests.test_sources_integration import WATCH_YAML as SOURCES_WATCH_YAML
+from tests.fakes.watches import QUICK_SOURCE, kz_watch_yaml
 
 T0 = datetime(2019, 6, 9, 6, 0, tzinfo=timezone.utc)
 SIGNALS = "/signals/raw/country/KZ?from=1560052800&until=1560056400&datasource=bgp"
@@ -99,7 +99,7 @@ def test_size_limits_are_documented_defaults_and_configurable(tmp_path):
     assert SourceConfig(max_response="16MB").max_response == 16 * 10**6
     watch = tmp_path / "w.yaml"
     watch.write_text(
-        SOURCES_WATCH_YAML.replace("ioda: {retries: 0, timeout: 2s}", "ioda: {retries: 0, max_response: lots}")
+        kz_watch_yaml("kz-sources-test", fast=True, sources={"ioda": {"retries": 0, "max_response": "lots"}})
     )
     with pytest.raises(PlaybookError) as err:
         load_watch(watch)
@@ -146,11 +146,9 @@ def test_a_tick_against_a_dripping_source_ends_at_its_deadline(prefect_harness, 
 
     watch_file = tmp_path / "kz-drip.yaml"
     # IODA's attempts may take a minute each (the default): only the tick's deadline (3 s) can stop the drip
+    sources = {"radar": {"enabled": False, **QUICK_SOURCE}, "ioda": {"retries": 0}, "ooni": QUICK_SOURCE}
     watch_file.write_text(
-        SOURCES_WATCH_YAML.replace("kz-sources-test", "kz-drip")
-        .replace("radar: {enabled: true,", "radar: {enabled: false,")
-        .replace("ioda: {retries: 0, timeout: 2s}", "ioda: {retries: 0}")
-        + "tick: {max_deadline: 3s}\n"
+        kz_watch_yaml("kz-drip", fast=True, sources={**sources, "ripestat": QUICK_SOURCE}, tick={"max_deadline": "3s"})
     )
     with observatories() as obs:
         obs.ripestat.resources["KZ"] = {"asn": ["9198", "29355"], "ipv4": ["2.72.0.0/13"], "ipv6": []}

@@ -39,7 +39,7 @@ from tests.fakes.observatories import (
     observatories,
 )
 from tests.fakes.slack_api import FakeSlack
-from tests.test_sources_integration import WATCH_YAML as SOURCES_WATCH_YAML
+from tests.fakes.watches import kz_watch_yaml
 
 RADAR_CANARY = "CANARY-r4d4r/t0k3n+0d8c6b4a29"  # '/' and '+' make URL and JSON encodings differ from the raw text
 SLACK_CANARY = "xoxb-CANARY-5l4ck-7f3e9a1b2c"
@@ -190,7 +190,7 @@ def test_slack_echoing_the_token_or_the_webhook_leaks_nothing(kz_watch, caplog):
 
 # --- a real tick: every sink searched --------------------------------------------------------------
 
-WATCH_YAML = SOURCES_WATCH_YAML.replace("kz-sources-test", "kz-hostile")  # every source enabled, no retries
+WATCH_YAML = kz_watch_yaml("kz-hostile", fast=True, radar=True)  # every source enabled, no retries
 
 
 def database_text(url: str) -> str:

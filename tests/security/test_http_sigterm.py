@@ -21,7 +21,7 @@ import pytest
 from pollwatch import store
 from tests.conftest import REPO
 from tests.fakes.observatories import observatories
-from tests.test_sources_integration import WATCH_YAML as SOURCES_WATCH_YAML
+from tests.fakes.watches import kz_watch_yaml
 
 T0 = datetime(2019, 6, 9, 6, 0, tzinfo=timezone.utc)
 
@@ -34,14 +34,13 @@ def test_sigterm_ends_a_tick_stuck_on_a_dripping_server(prefect_harness, tmp_pat
         obs.ripestat.resources["KZ"] = {"asn": ["9198", "29355"], "ipv4": ["2.72.0.0/13"], "ipv6": []}
         obs.ioda.drip_interval = 1.0
         obs.ioda.fail("drip", path="/signals/raw")
-        sources = "\n".join(
-            f"  {name}: {{base_url: '{url}', retries: 0, deadline: 10m}}"
+        sources = {
+            name: {"base_url": url, "retries": 0, "deadline": "10m"}
             for name, url in obs.base_urls().items()
             if name != "radar"
-        )
-        doc = SOURCES_WATCH_YAML.replace("kz-sources-test", "kz-sigterm").split("sources:")[0]
+        }
         watch = tmp_path / "kz-sigterm.yaml"
-        watch.write_text(doc + "sources:\n" + sources + "\ntick: {max_deadline: 10m}\n")
+        watch.write_text(kz_watch_yaml("kz-sigterm", fast=True, sources=sources, tick={"max_deadline": "10m"}))
         env = {**os.environ, "PREFECT_API_URL": str(PREFECT_API_URL.value()), "PYTHONPATH": str(REPO)}
         proc = subprocess.Popen(
             [sys.executable, "-m", "pollwatch.cli", "tick", str(watch), "--at", T0.isoformat()],
