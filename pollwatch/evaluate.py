@@ -382,6 +382,41 @@ def _pct(values: list[float], q: float) -> float | None:
     return v[idx]
 
 
+def _ratio(num: float, den: float, digits: int = 4) -> float | None:
+    """num / den rounded, or None when there is nothing to divide by."""
+    return round(num / den, digits) if den else None
+
+
+def _kind_figures(kind: IncidentKind, outcomes: list[LabelOutcome]) -> dict[str, Any]:
+    """Recall, time to detect and kind accuracy over one kind's labels."""
+    det = [lo for lo in outcomes if lo.detected]
+    ttd = [lo.ttd_min for lo in det if lo.ttd_min is not None]
+    return {
+        "labels": len(outcomes),
+        "detected": len(det),
+        "recall": round(len(det) / len(outcomes), 4),
+        "ttd_median_min": _pct(ttd, 0.5),
+        "ttd_p95_min": _pct(ttd, 0.95),
+        "kind_accuracy": _ratio(sum(lo.kind is kind for lo in det), len(det)),
+    }
+
+
+def _alert_figures(results: Sequence[ScenarioResult]) -> dict[str, Any]:
+    """Precision and false alerts: per week of the event scenarios, and per watch-week of the clean ones."""
+    clean = [r for r in results if r.clean]
+    clean_weeks = sum(r.hours for r in clean) / 168
+    event_weeks = sum(r.hours for r in results if not r.clean) / 168
+    incidents = sum(r.incidents for r in results if not r.clean)
+    matched = sum(r.matched_incidents for r in results if not r.clean)
+    return {
+        "precision": _ratio(matched, incidents),
+        "incidents": incidents,
+        "false_alerts_in_event_scenarios_per_week": _ratio(incidents - matched, event_weeks, 3),
+        "clean_weeks": round(clean_weeks, 2),
+        "false_alerts_per_watch_week": _ratio(sum(r.false_alerts for r in clean), clean_weeks, 3),
+    }
+
+
 def summarize(results: Sequence[ScenarioResult], native_step_min: float = 5.0) -> dict[str, Any]:
     """Overall figures over scenarios (clean ones count towards false alerts per watch-week only)."""
     outcomes = [lo for r in results if not r.clean for lo in r.labels]
@@ -390,54 +425,28 @@ def summarize(results: Sequence[ScenarioResult], native_step_min: float = 5.0) -
     for kind in IncidentKind:
         ks = [lo for lo in outcomes if lo.label.kind is kind]
         if ks:
-            det = [lo for lo in ks if lo.detected]
-            ttd = [lo.ttd_min for lo in det if lo.ttd_min is not None]
-            by_kind[kind.value] = {
-                "labels": len(ks),
-                "detected": len(det),
-                "recall": round(len(det) / len(ks), 4),
-                "ttd_median_min": _pct(ttd, 0.5),
-                "ttd_p95_min": _pct(ttd, 0.95),
-                "kind_accuracy": round(sum(lo.kind is kind for lo in det) / len(det), 4) if det else None,
-            }
+            by_kind[kind.value] = _kind_figures(kind, ks)
     ttd = [lo.ttd_min for lo in detected if lo.ttd_min is not None]
-    clean = [r for r in results if r.clean]
-    clean_weeks = sum(r.hours for r in clean) / 168
-    event_weeks = sum(r.hours for r in results if not r.clean) / 168
-    incidents = sum(r.incidents for r in results if not r.clean)
-    matched = sum(r.matched_incidents for r in results if not r.clean)
-    nationwide = [lo for lo in detected if lo.label.kind is IncidentKind.nationwide_outage and lo.ttd_min is not None]
+    nationwide = [
+        lo.ttd_min for lo in detected if lo.label.kind is IncidentKind.nationwide_outage and lo.ttd_min is not None
+    ]
 
     def group_recall(kinds: tuple[IncidentKind, ...]) -> float | None:
         g = [lo for lo in outcomes if lo.label.kind in kinds]
-        return round(sum(lo.detected for lo in g) / len(g), 4) if g else None
+        return _ratio(sum(lo.detected for lo in g), len(g))
 
     return {
         "labels": len(outcomes),
         "detected": len(detected),
-        "recall": round(len(detected) / len(outcomes), 4) if outcomes else None,
+        "recall": _ratio(len(detected), len(outcomes)),
         "recall_nationwide_regional": group_recall((IncidentKind.nationwide_outage, IncidentKind.regional_outage)),
         "recall_service_block": group_recall((IncidentKind.service_block,)),
-        "precision": round(matched / incidents, 4) if incidents else None,
-        "incidents": incidents,
-        "false_alerts_in_event_scenarios_per_week": round((incidents - matched) / event_weeks, 3)
-        if event_weeks
-        else None,
-        "clean_weeks": round(clean_weeks, 2),
-        "false_alerts_per_watch_week": round(sum(r.false_alerts for r in clean) / clean_weeks, 3)
-        if clean_weeks
-        else None,
+        **_alert_figures(results),
         "ttd_median_min": _pct(ttd, 0.5),
         "ttd_p95_min": _pct(ttd, 0.95),
-        "nationwide_max_ttd_steps": round(max(lo.ttd_min for lo in nationwide) / native_step_min, 2)
-        if nationwide
-        else None,  # type: ignore[type-var]
-        "kind_accuracy": round(sum(lo.kind is lo.label.kind for lo in detected) / len(detected), 4)
-        if detected
-        else None,
-        "cause_accuracy": round(sum(lo.cause is lo.label.cause for lo in detected) / len(detected), 4)
-        if detected
-        else None,
+        "nationwide_max_ttd_steps": _ratio(max(nationwide), native_step_min, 2) if nationwide else None,
+        "kind_accuracy": _ratio(sum(lo.kind is lo.label.kind for lo in detected), len(detected)),
+        "cause_accuracy": _ratio(sum(lo.cause is lo.label.cause for lo in detected), len(detected)),
         "by_kind": by_kind,
     }
 
