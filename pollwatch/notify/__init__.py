@@ -4,7 +4,8 @@
 - `routing`: the playbook's `alerts:` rules (thresholds, mention, per-provider opt-in, update limit).
 - `transports`: what every transport shares (`Transport`, `DeliveryError`, retries, pacing); `slack` (the Web API),
   `webhook` (an incoming webhook) and `console` implement it.
-- `delivery`: the outbox walk that sends each alert once, in order (`deliver_outbox`).
+- `delivery`: the outbox walk that sends each alert once, in order (`deliver_outbox`); `threads`: one incident's
+  thread in it (root, updates, end, charts); `notices`: operator notices as outbox alerts.
 
 Credentials come from the caller (Prefect Secret blocks are loaded in `tasks/`, never here);
 `choose_transport` picks Slack when a bot token is given, else a webhook, else the console.
@@ -16,14 +17,8 @@ from typing import IO
 
 from pydantic import SecretStr
 
-from pollwatch.notify.delivery import (
-    DeliveryReport,
-    OutboxDelivery,
-    deliver_outbox,
-    gap_alerts,
-    gap_notices,
-    notice_alerts,
-)
+from pollwatch.notify.delivery import DeliveryReport, OutboxDelivery, deliver_outbox
+from pollwatch.notify.notices import gap_alerts, gap_notices, notice_alerts
 from pollwatch.notify.render import Links, Message
 from pollwatch.notify.console import ConsoleTransport
 from pollwatch.notify.slack import SlackTransport

@@ -10,7 +10,7 @@ order they were created and, for each one:
    conversations.history / conversations.replies before posting anything;
 3. posts / edits / uploads, then marks it sent with the remote reference
    (`slack:<channel>:<root ts>[:<reply ts>]`), or `skipped:<why>` / `held:<channel>:<root ts>`
-   when routing says it should not produce a message of its own.
+   when routing says it should not produce a message of its own (an incident's thread: `threads.IncidentThreads`).
 
 A channel that fails (Slack unreachable, 5xx, rate limit after retries) stops at that alert so that
 nothing overtakes it; the next tick starts again from the oldest. The operations channel is told
@@ -32,17 +32,16 @@ import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
-from typing import Any
 
 from pollwatch import outbox, store
-from pollwatch.models import Alert, AlertState, Anomaly, Gap, Incident, Notice, NoticeLevel, iso, stable_id
+from pollwatch.models import Alert, AlertState, Anomaly, Incident, Notice, NoticeLevel, iso
 from pollwatch.notify import render, routing
-from pollwatch.notify.render import Links, Message
+from pollwatch.notify.notices import NOTICE_EVENT, notice_alerts
+from pollwatch.notify.render import Links
+from pollwatch.notify.threads import ChartFn, IncidentThreads, Ref
 from pollwatch.notify.transports import DeliveryError, Transport, retry_unavailable
 from pollwatch.playbook import Watch
 from pollwatch.responders import DRAFT_EVENT
-from pollwatch.timeutil import floor_time
-from pollwatch.words import KIND_TITLES, fmt_when
 
 log = logging.getLogger("pollwatch.notify")
 
@@ -68,12 +67,6 @@ def holder_dead(holder: str) -> bool:
     return False
 
 
-NOTICE_EVENT = "notice"
-OPS_INCIDENT = "-"  # incident_id of operator notices in the outbox
-
-ChartFn = Callable[[Watch, Incident, list[Anomaly]], "bytes | None"]  # PNG of an incident, or None
-
-
 @dataclass
 class DeliveryReport:
     """What one delivery run did (plain data, fit for a Prefect task's return value)."""
@@ -95,93 +88,6 @@ class DeliveryReport:
         return not self.errors
 
 
-def notice_alerts(watch: Watch, notices: Sequence[Notice], keys: Sequence[str] | None = None) -> list[Alert]:
-    """Operator notices as outbox alerts for the watch's operations channel (never the incident channel).
-
-    A notice's idempotency key is its content unless `keys` gives one per notice.
-    """
-    out = []
-    for i, n in enumerate(notices):
-        key = keys[i] if keys else f"{watch.name}:notice:{stable_id(n.source, n.level.value, n.message, iso(n.time))}"
-        out.append(
-            Alert(
-                id=stable_id(key),
-                watch=watch.name,
-                incident_id=OPS_INCIDENT,
-                event=NOTICE_EVENT,
-                sequence=i,
-                destination=watch.alerts.ops_channel,
-                idempotency_key=key,
-                created_at=n.time,
-                text=f"[{n.level.value}] {n.source}: {n.message}",
-                payload={"notice": n.model_dump(mode="json")},
-            )
-        )
-    return out
-
-
-def gap_alerts(watch: Watch, gaps: Sequence[Gap]) -> list[Alert]:
-    """Gap notices as outbox alerts, at most one per (source, signal) per hour of gap end: sparse series stay quiet."""
-    notices = gap_notices(watch, gaps)
-    keys = [
-        f"{watch.name}:gap:{n.source}:{stable_id(n.message.split(' for ')[0])}:"
-        f"{floor_time(n.time, timedelta(hours=1)):%Y%m%d%H}"
-        for n in notices
-    ]
-    return notice_alerts(watch, notices, keys=keys)
-
-
-def gap_notices(watch: Watch, gaps: Sequence[Gap]) -> list[Notice]:
-    """Data gaps as operator notices: one per (source, signal), naming how many series and which span."""
-    groups: dict[tuple[str, str | None], list[Gap]] = {}
-    for g in gaps:
-        groups.setdefault((g.source, g.signal), []).append(g)
-    out = []
-    for (source, signal), gs in sorted(groups.items(), key=lambda kv: (kv[0][0], kv[0][1] or "")):
-        entities = sorted({g.entity for g in gs})
-        start, end = min(g.start for g in gs), max(g.end for g in gs)
-        shown = ", ".join(entities[:5]) + (f" and {len(entities) - 5} more" if len(entities) > 5 else "")
-        out.append(
-            Notice(
-                time=end,
-                level=NoticeLevel.warning,
-                source=source,
-                watch=watch.name,
-                message=f"data gap: no {signal or 'data'} from {source} for {len(entities)} series ({shown}) "
-                f"from {fmt_when(watch, start)} to {fmt_when(watch, end)}; {gs[0].reason}",
-            )
-        )
-    return out
-
-
-# --- remote references ------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Ref:
-    transport: str
-    channel: str
-    root_ts: str
-    reply_ts: str | None = None
-    alert_key: str | None = field(default=None, compare=False)  # set when found by this alert's own key
-
-    def __str__(self) -> str:
-        return ":".join(x for x in (self.transport, self.channel, self.root_ts, self.reply_ts) if x)
-
-    @classmethod
-    def parse(cls, text: str | None) -> "Ref | None":
-        if not text:
-            return None
-        parts = text.split(":")
-        if parts[0] in ("skipped", "held") or len(parts) not in (3, 4):
-            return None
-        return cls(*parts)  # type: ignore[arg-type]
-
-
-def _held_root(text: str | None) -> bool:
-    return bool(text) and text.startswith("held:")
-
-
 # --- charts ------------------------------------------------------------------------------------
 
 
@@ -199,17 +105,10 @@ def store_chart(url: str | None = None) -> ChartFn:
     return make
 
 
-def _anomalies(session: Any, watch: Watch, inc: Incident) -> list[Anomaly]:
-    if not inc.anomaly_ids:
-        return []
-    wanted = set(inc.anomaly_ids)
-    return [a for a in store.list_anomalies(session, watch.name) if a.id in wanted]
-
-
 # --- the delivery run ------------------------------------------------------------------------------
 
 
-class OutboxDelivery:
+class OutboxDelivery(IncidentThreads):
     """Delivers a watch's pending alerts through one transport (see the module docstring)."""
 
     def __init__(
@@ -368,174 +267,6 @@ class OutboxDelivery:
         self.report.posted += 1
         return str(Ref(self.t.name, cid, ts))
 
-    # --- incident threads ----------------------------------------------------------------------
-    def _rows(self, incident_id: str) -> list[store.AlertRow]:
-        with store.session_scope(self.url) as s:
-            return store.alert_rows(s, incident_id=incident_id, watch=self.watch.name)
-
-    def _root(self, a: Alert, inc: Incident, suspect: bool) -> Ref | None:
-        """The incident's thread: from this run, from the outbox, or (after a lost answer) from Slack."""
-        if inc.id in self._roots:
-            return self._roots[inc.id]
-        for row in self._rows(inc.id):
-            ref = Ref.parse(row.remote_ref) if row.state == AlertState.sent.value else None
-            if ref is not None and ref.transport == self.t.name:
-                root = Ref(ref.transport, ref.channel, ref.root_ts)
-                self._roots[inc.id] = root
-                return root
-        if suspect and self.t.threads:
-            for key in (a.idempotency_key, None):
-                found = self.t.find(a.destination, key=key, incident_id=inc.id, role="root")
-                if found:
-                    root = Ref(self.t.name, *found)
-                    self._roots[inc.id] = root
-                    self.report.recovered += 1
-                    return Ref(root.transport, root.channel, root.root_ts, alert_key=key)
-        return None
-
-    def _anoms(self, inc: Incident) -> list[Anomaly]:
-        with store.session_scope(self.url) as s:
-            found = {a.id: a for a in _anomalies(s, self.watch, inc)}
-        found.update({i: self._known[i] for i in inc.anomaly_ids if i in self._known})
-        return list(found.values())
-
-    def _mention(self, inc: Incident) -> str | None:
-        return render.mention_markup(self.routing.mention_critical) if routing.critical(self.routing, inc) else None
-
-    def _root_msg(self, a: Alert, inc: Incident, mention: str | None = None) -> Message:
-        return render.root_message(
-            self.watch, inc, key=a.idempotency_key, anomalies=self._anoms(inc), links=self.links, mention=mention
-        )
-
-    def _open_thread(self, a: Alert, inc: Incident, suspect: bool) -> Ref:
-        cid, ts = self.t.post(a.destination, self._root_msg(a, inc, self._mention(inc)))
-        self.report.posted += 1
-        root = Ref(self.t.name, cid, ts)
-        self._roots[inc.id] = root
-        self._upload_chart(inc, root, "start", suspect=False)
-        return root
-
-    def _follow_up(self, a: Alert, inc: Incident, root: Ref, suspect: bool) -> str:
-        rows = self._rows(inc.id)
-        mine = next((i for i, r in enumerate(rows) if r.id == a.id), len(rows))
-        earlier = [r for r in rows[:mine] if r.state == AlertState.sent.value]
-        # the root always shows the current state
-        if self.t.threads:
-            try:
-                self.t.update(root.channel, root.root_ts, self._root_msg(a, inc))
-                self.report.edited += 1
-            except DeliveryError as exc:
-                if exc.kind != "rejected":
-                    raise
-                # e.g. someone deleted the root message: the thread replies still carry the news
-                log.warning("root message of incident %s not edited: %s", inc.id, exc)
-        held = self._held_since_last_post(earlier)
-        if a.event == "end":
-            found = (
-                self.t.find(root.channel, key=a.idempotency_key, thread_ts=root.root_ts)
-                if suspect and self.t.threads
-                else None
-            )
-            if found:
-                self.report.recovered += 1
-                ref = Ref(self.t.name, root.channel, root.root_ts, found[1])
-            else:
-                msg = render.end_message(self.watch, inc, key=a.idempotency_key, held=held)
-                ref = self._reply(root, msg, broadcast=True)
-            self._upload_chart(inc, root, "end", suspect=suspect)
-            return str(ref)
-        # an update: escalation to critical is always posted (with the mention); the rest is rate-limited
-        was_critical = any(
-            routing.critical(self.routing, Incident.model_validate(r.payload["incident"]))
-            for r in earlier
-            if r.payload and "incident" in r.payload
-        )
-        escalated = routing.critical(self.routing, inc) and not was_critical
-        posted_times = [
-            r.created_at
-            for r in earlier
-            if r.event == "update" and (Ref.parse(r.remote_ref) or Ref("", "", "")).reply_ts
-        ]
-        if not escalated and routing.over_update_limit(self.routing, posted_times, a.created_at):
-            self.report.held += 1
-            return f"held:{root.channel}:{root.root_ts}"
-        found = (
-            self.t.find(root.channel, key=a.idempotency_key, thread_ts=root.root_ts)
-            if suspect and self.t.threads
-            else None
-        )
-        if found:
-            self.report.recovered += 1
-            return str(Ref(self.t.name, root.channel, root.root_ts, found[1]))
-        reasons = list((a.payload or {}).get("reasons") or [])
-        if escalated:
-            reasons.append(
-                f"severity {inc.severity:,.0f} reached the critical level {self.routing.critical_severity:,.0f}"
-            )
-        msg = render.update_message(
-            self.watch,
-            inc,
-            key=a.idempotency_key,
-            reasons=reasons,
-            held=held,
-            anomalies=self._anoms(inc),
-            mention=self._mention(inc) if escalated else None,
-        )
-        return str(self._reply(root, msg, broadcast=escalated))
-
-    def _draft(self, a: Alert, inc: Incident, root: Ref | None, suspect: bool) -> str:
-        """The draft statement a responder asked for, as a reply in the incident's thread."""
-        if root is None:
-            self.report.skipped += 1
-            return "skipped:no thread to post the draft in"
-        found = (
-            self.t.find(root.channel, key=a.idempotency_key, thread_ts=root.root_ts)
-            if suspect and self.t.threads
-            else None
-        )
-        if found:
-            self.report.recovered += 1
-            return str(Ref(self.t.name, root.channel, root.root_ts, found[1]))
-        msg = render.draft_message(
-            self.watch, inc, a.text, key=a.idempotency_key, requested_by=str(a.payload.get("requested_by") or "")
-        )
-        return str(self._reply(root, msg))
-
-    def _held_since_last_post(self, earlier: list[store.AlertRow]) -> list[list[str]]:
-        held: list[list[str]] = []
-        for r in earlier:
-            if _held_root(r.remote_ref):
-                held.append(list((r.payload or {}).get("reasons") or []))
-            elif Ref.parse(r.remote_ref) is not None:
-                held = []
-        return held
-
-    def _reply(self, root: Ref, msg: Message, broadcast: bool = False) -> Ref:
-        thread = root.root_ts if self.t.threads else None
-        cid, ts = self.t.post(root.channel, msg, thread_ts=thread, broadcast=broadcast)
-        self.report.posted += 1
-        return Ref(self.t.name, root.channel, root.root_ts, ts)
-
-    def _upload_chart(self, inc: Incident, root: Ref, stage: str, suspect: bool) -> None:
-        if self.chart is None or not getattr(self.t, "files", self.t.threads):
-            return
-        filename = f"pollwatch-{inc.id}-{stage}.png"
-        try:
-            if suspect and self.t.has_file(root.channel, root.root_ts, filename):
-                return
-            data = self.chart(self.watch, inc, self._anoms(inc))
-            if not data:
-                return
-            title = f"{KIND_TITLES[inc.kind]} in {inc.country}: signals against their baseline"
-            self.t.upload(root.channel, root.root_ts, filename, title, data)
-            self.report.posted += 1
-        except DeliveryError as exc:
-            if exc.kind in ("auth", "channel"):
-                raise
-            log.warning("chart for incident %s not uploaded: %s", inc.id, exc)
-        except Exception as exc:  # a chart must never hold an alert back
-            log.warning("chart for incident %s not drawn: %s", inc.id, exc)
-
     # --- operator notices -------------------------------------------------------------------------
     def _tell_ops(self, channel: str, a: Alert, exc: DeliveryError, msg: str) -> None:
         waiting = len(self._pending(channel))
@@ -554,18 +285,7 @@ class OutboxDelivery:
 
     def _ops_notice(self, *, key: str, level: NoticeLevel, message: str) -> None:
         notice = Notice(time=self.now(), level=level, source="slack", message=message, watch=self.watch.name)
-        alert = Alert(
-            id=stable_id(key),
-            watch=self.watch.name,
-            incident_id=OPS_INCIDENT,
-            event=NOTICE_EVENT,
-            sequence=0,
-            destination=self.routing.ops_channel,
-            idempotency_key=key,
-            created_at=notice.time,
-            text=f"[{level.value}] slack: {message}",
-            payload={"notice": notice.model_dump(mode="json")},
-        )
+        (alert,) = notice_alerts(self.watch, [notice], keys=[key])
         with store.session_scope(self.url) as s:
             if outbox.enqueue_alerts(s, [alert]):
                 store.add_notices(s, [notice])
