@@ -76,9 +76,8 @@ def bench_watch(directory: Path, providers: int) -> Path:
 def direct_tick(w, watch_path: Path, tick: datetime, observations: Path) -> dict:  # type: ignore[no-untyped-def]
     """watch_tick's work through the core functions only (no Prefect), recording the same audit entries."""
     from pollwatch import audit, outbox, store
-    from pollwatch.alerts import ConsoleSink
     from pollwatch.jsonl import read_observations
-    from pollwatch.models import AlertState
+    from pollwatch.notify import ConsoleTransport, deliver_outbox
     from pollwatch.pipeline import TickWindows, WatchState, analyse
     from pollwatch.playbook import load_watch
 
@@ -118,14 +117,7 @@ def direct_tick(w, watch_path: Path, tick: datetime, observations: Path) -> dict
     out = analyse(w, state, [tick], visible, known)
     with store.session_scope() as s:
         outbox.enqueue_alerts(s, out.alerts)
-        pending = store.pending_alerts(s, w.name, w.alerts.channel)
-    sink = ConsoleSink()
-    for alert in pending:
-        st, ref = sink.deliver(alert)
-        with store.session_scope() as s:
-            outbox.mark_alert(s, alert.id, st, remote_ref=ref)
-        if st is not AlertState.sent:
-            break
+    deliver_outbox(w, ConsoleTransport(), chart=None)  # the console, as the flow's notify stage without Slack
     with store.session_scope() as s:
         for aev in out.anomaly_events:
             audit.record_anomaly_event(s, event=aev, watch_cfg=w)

@@ -1,19 +1,16 @@
-"""Alerts: incident events turned into notifications, and the console sink.
+"""Alerts: incident events turned into notifications.
 
 Each incident event becomes one Alert with an idempotency key `(incident, event, version)`, so a
 retried tick produces the same alert and the outbox (pollwatch.outbox.enqueue_alerts) keeps it
-once. Delivery is a sink: the console sink prints the same content Slack would show.
+once. Delivery is pollwatch.notify's: Slack, a webhook, or the console with the same content.
 """
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Sequence
-from typing import IO, Protocol
 
-from pollwatch.models import Alert, AlertState, Incident, IncidentEvent, stable_id
+from pollwatch.models import Alert, Incident, IncidentEvent, stable_id
 from pollwatch.playbook import Watch
-from pollwatch.sinks import terminal_safe
 from pollwatch.words import KIND_TITLES as KIND_TITLES  # pollwatch.report imports it from here until it moves
 from pollwatch.words import RISE_KINDS, cause_text, fmt_duration, fmt_when, headline, scope_text, top_evidence
 
@@ -86,23 +83,3 @@ def build_alerts(watch: Watch, events: Sequence[IncidentEvent]) -> list[Alert]:
             )
         )
     return alerts
-
-
-class Sink(Protocol):
-    def deliver(self, alert: Alert) -> tuple[AlertState, str | None]:
-        """Send one alert; return its new state and a remote reference (e.g. Slack channel/ts)."""
-
-
-class ConsoleSink:
-    """Prints alerts: the embedded default when no Slack credentials are configured."""
-
-    name = "console"
-
-    def __init__(self, stream: IO[str] | None = None):
-        self.stream = stream or sys.stdout
-
-    def deliver(self, alert: Alert) -> tuple[AlertState, str | None]:
-        # not print(): flows with log_prints would turn it into a log line
-        self.stream.write(terminal_safe(alert.text) + "\n\n")
-        self.stream.flush()
-        return AlertState.sent, f"console:{alert.id}"
