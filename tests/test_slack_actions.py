@@ -228,6 +228,14 @@ def test_pressed_twice_or_redelivered_acts_once(fake, incident, listener):
     assert sum("acknowledged" in t for t in replies(fake, root)) == 1
 
 
+def test_an_answer_slack_refuses_still_leaves_the_thread_told(fake, incident, listener):
+    inc, root = incident
+    fake.fail("chat.postEphemeral", "api_error", error="user_not_in_channel")
+    press(fake, root, "acknowledge", ANYONE, "dana")
+    assert wait_for(lambda: any("acknowledged" in t for t in replies(fake, root)))
+    assert len(stored(inc.id).acknowledged_by) == 1 and not told(fake, ANYONE)
+
+
 def test_unauthorised_responder_changes_nothing_and_is_audited(fake, incident, listener):
     inc, root = incident
     before = stored(inc.id)
