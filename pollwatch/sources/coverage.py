@@ -98,7 +98,6 @@ def coverage_report(
     should cover it; by default from the watch's enabled sources (IODA: country, regions,
     providers; OONI: providers, services; RIPEstat: country).
     """
-    cc = watch.country or ""
     if expected is None:
         on = {n for n, s in watch.sources.items() if s.enabled}
         expected = {
@@ -107,20 +106,36 @@ def coverage_report(
             "provider": [s for s in ("ioda", "ooni") if s in on],
             "service": [s for s in ("ooni",) if s in on],
         }
-    by_entity: dict[tuple[str, str], _Tally] = defaultdict(_Tally)  # (entity key, source)
-    for o in observations:
-        if o.country == cc:
-            by_entity[(o.entity_key, o.source)].add(o)
-    gap_count: dict[tuple[str, str], int] = defaultdict(int)
-    for g in gaps:
-        gap_count[(g.entity, g.source)] += 1
+    cov = _Coverage(watch, observations, gaps, expected)
+    cov.country_and_regions()
+    cov.providers()
+    cov.services()
+    return cov.rows
 
-    rows: list[CoverageRow] = []
 
-    def row(
-        kind: str, name: str, key: str, source: str, tally: _Tally, gaps_n: int, missing: list[str] | None = None
+class _Coverage:
+    """What each (entity, source) had: tallies of its observations and counts of its gaps, turned into rows."""
+
+    def __init__(
+        self, watch: Watch, observations: Iterable[Observation], gaps: Iterable[Gap], expected: dict[str, list[str]]
     ) -> None:
-        rows.append(
+        self.watch, self.cc, self.expected = watch, watch.country or "", expected
+        self.tally: dict[tuple[str, str], _Tally] = defaultdict(_Tally)  # (entity key, source)
+        for o in observations:
+            if o.country == self.cc:
+                self.tally[(o.entity_key, o.source)].add(o)
+        self.gaps: dict[tuple[str, str], int] = defaultdict(int)
+        for g in gaps:
+            self.gaps[(g.entity, g.source)] += 1
+        self.rows: list[CoverageRow] = []
+        self.services_watched = list(watch.services) + list(watch.circumvention)
+
+    def sources_for(self, kind: str, keys: set[str]) -> list[str]:
+        seen = {src for (k, src) in self.tally if k in keys} | {src for (k, src) in self.gaps if k in keys}
+        return list(dict.fromkeys(list(self.expected.get(kind, [])) + sorted(seen)))
+
+    def row(self, kind: str, name: str, key: str, source: str, tally: _Tally, gaps: int, missing: list[str]) -> None:
+        self.rows.append(
             CoverageRow(
                 kind=kind,
                 name=name,
@@ -129,70 +144,68 @@ def coverage_report(
                 signals=sorted(tally.signals),
                 points=tally.points,
                 with_data=tally.with_data,
-                gaps=gaps_n,
+                gaps=gaps,
                 last_data=tally.last,
-                missing=missing or [],
-                status=_status(tally.points, tally.with_data, gaps_n),
+                missing=missing,
+                status=_status(tally.points, tally.with_data, gaps),
             )
         )
 
-    def sources_for(kind: str, keys: set[str]) -> list[str]:
-        seen = {src for (k, src) in by_entity if k in keys} | {src for (k, src) in gap_count if k in keys}
-        return list(dict.fromkeys(list(expected.get(kind, [])) + sorted(seen)))
+    def _merged(self, keys: Iterable[str], src: str, t: _Tally) -> tuple[int, list[str]]:
+        """Merge the keys' tallies for `src` into `t`; returns their gaps and the keys without data."""
+        n_gaps, empty = 0, []
+        for k in keys:
+            st = self.tally.get((k, src))
+            if st:
+                t.merge(st)
+            n_gaps += self.gaps.get((k, src), 0)
+            if st is None or st.with_data == 0:
+                empty.append(k)
+        return n_gaps, empty
 
-    # the country and its regions
-    for src in sources_for("country", {cc}):
-        row("country", cc, cc, src, by_entity.get((cc, src), _Tally()), gap_count.get((cc, src), 0))
-    for r in watch.regions:
-        key = entity_key(cc, r.code, None, None)
-        for src in sources_for("region", {key}):
-            row(
-                "region",
-                f"{r.name} ({r.code})",
-                key,
-                src,
-                by_entity.get((key, src), _Tally()),
-                gap_count.get((key, src), 0),
-            )
+    def country_and_regions(self) -> None:
+        cc = self.cc
+        for src in self.sources_for("country", {cc}):
+            self.row("country", cc, cc, src, self.tally.get((cc, src), _Tally()), self.gaps.get((cc, src), 0), [])
+        for r in self.watch.regions:
+            key = entity_key(cc, r.code, None, None)
+            for src in self.sources_for("region", {key}):
+                tally, n_gaps = self.tally.get((key, src), _Tally()), self.gaps.get((key, src), 0)
+                self.row("region", f"{r.name} ({r.code})", key, src, tally, n_gaps, [])
 
-    # providers: their own series plus, per source, everything measured on their network
-    services = list(watch.services) + list(watch.circumvention)
-    for p in watch.providers:
-        key = entity_key(cc, None, p.asn, None)
-        svc_keys = {entity_key(cc, None, p.asn, s.name): s.name for s in services}
-        for src in sources_for("provider", {key} | set(svc_keys)):
-            t = _Tally()
-            t.merge(by_entity.get((key, src), _Tally()))
-            n_gaps = gap_count.get((key, src), 0)
-            measures_services = src == "ooni" or any(
-                (sk, src) in by_entity or (sk, src) in gap_count for sk in svc_keys
-            )
-            missing = []
-            for sk, sname in svc_keys.items():
-                st = by_entity.get((sk, src))
-                if st:
-                    t.merge(st)
-                n_gaps += gap_count.get((sk, src), 0)
-                if measures_services and (st is None or st.with_data == 0):
-                    missing.append(sname)
-            row("provider", f"{p.name} (AS{p.asn}, {p.type})", key, src, t, n_gaps, missing)
+    def providers(self) -> None:
+        """Each provider's own series plus, per source, everything measured on its network."""
+        for p in self.watch.providers:
+            key = entity_key(self.cc, None, p.asn, None)
+            svc_keys = {entity_key(self.cc, None, p.asn, s.name): s.name for s in self.services_watched}
+            for src in self.sources_for("provider", {key} | set(svc_keys)):
+                t = _Tally()
+                t.merge(self.tally.get((key, src), _Tally()))
+                n_gaps, empty = self._merged(svc_keys, src, t)
+                measures_services = src == "ooni" or any(
+                    (sk, src) in self.tally or (sk, src) in self.gaps for sk in svc_keys
+                )
+                missing = [svc_keys[k] for k in empty] if measures_services else []
+                self.row(
+                    "provider",
+                    f"{p.name} (AS{p.asn}, {p.type})",
+                    key,
+                    src,
+                    t,
+                    self.gaps.get((key, src), 0) + n_gaps,
+                    missing,
+                )
 
-    # services: across the providers
-    for s in services:
-        keys = {entity_key(cc, None, p.asn, s.name): p for p in watch.providers}
-        for src in sources_for("service", set(keys)):
-            t = _Tally()
-            n_gaps = 0
-            missing = []
-            for k, p in keys.items():
-                st = by_entity.get((k, src))
-                if st:
-                    t.merge(st)
-                n_gaps += gap_count.get((k, src), 0)
-                if st is None or st.with_data == 0:
-                    missing.append(f"{p.name} (AS{p.asn}, {p.type})")
-            row("service", f"{s.name} ({s.test})", entity_key(cc, None, None, s.name), src, t, n_gaps, missing)
-    return rows
+    def services(self) -> None:
+        """Each service across the providers."""
+        for s in self.services_watched:
+            keys = {entity_key(self.cc, None, p.asn, s.name): p for p in self.watch.providers}
+            for src in self.sources_for("service", set(keys)):
+                t = _Tally()
+                n_gaps, empty = self._merged(keys, src, t)
+                missing = [f"{keys[k].name} (AS{keys[k].asn}, {keys[k].type})" for k in empty]
+                key = entity_key(self.cc, None, None, s.name)
+                self.row("service", f"{s.name} ({s.test})", key, src, t, n_gaps, missing)
 
 
 def blind_spots(rows: list[CoverageRow]) -> list[str]:
