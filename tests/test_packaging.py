@@ -44,6 +44,8 @@ def test_the_wheel_installs_only_the_pollwatch_namespace(wheel):
         "pollwatch/playbooks/scenarios/kz-2019-election-day.yaml",
         "pollwatch/migrations/env.py",
         "pollwatch/migrations/versions/0001_initial_schema.py",
+        "pollwatch/report/templates/report.html.j2",
+        "pollwatch/report/templates/report.css",
     ):
         assert needed in names, needed
 
@@ -71,3 +73,23 @@ def test_the_installed_package_runs_from_another_folder(wheel, tmp_path):
     for line in lines[:4]:
         assert line.startswith(str(site)), f"{line} is not from the installed package"
     assert "kz-2019-presidential" in run.stdout and "polls_open" in run.stdout
+
+
+def test_the_installed_report_renders_from_its_own_templates(wheel, tmp_path):
+    site = tmp_path / "site"
+    zipfile.ZipFile(wheel).extractall(site)
+    script = (
+        "from datetime import datetime, timezone\n"
+        "from pollwatch.playbook import find_watch, load_watch\n"
+        "from pollwatch.report import ReportData, render_html\n"
+        "from pollwatch.report.html import environment\n"
+        "print(environment().get_template('report.html.j2').filename)\n"
+        "t = datetime(2019, 6, 9, tzinfo=timezone.utc)\n"
+        "w = load_watch(find_watch('kz-2019-presidential'))\n"
+        "print(len(render_html(ReportData(watch=w, since=t, until=t.replace(day=10), generated_at=t))))\n"
+    )
+    env = {"PYTHONPATH": str(site), "POLLWATCH_HOME": str(tmp_path / "home"), "PATH": "/usr/bin:/bin"}
+    run = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, env=env, capture_output=True, text=True)
+    assert run.returncode == 0, run.stdout + run.stderr
+    template, size = run.stdout.splitlines()
+    assert template.startswith(str(site)) and int(size) > 1000

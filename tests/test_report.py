@@ -53,7 +53,7 @@ def test_report_sections(kz_watch, stored):
     page = report.render_html(data)
     # charts of signals with baselines and incident windows
     assert data.series and sum(s.anomalous for s in data.series) >= 1
-    assert page.count("<svg class='series'") == len(data.series)
+    assert page.count('<svg class="series"') == len(data.series)
     assert any(v is not None for s in data.series for _, v in s.baseline)
     # alerts, gaps, methodology with the thresholds in force, audit chain state
     assert "#pollwatch-kz" in page
@@ -123,3 +123,53 @@ def test_keepiton_export_vocabulary(kz_watch, stored):
     )
     only = report.keepiton_rows(kz_watch, stored["incidents"], shutdowns_only=True)
     assert {r["pollwatch_cause"] for r in only} == {"government_directed"}
+
+
+def test_the_charts_draw_the_expectation_the_detector_judged_against(kz_watch):
+    """Every anomaly the detector opens was judged against an expectation; the report's chart of that
+    series shows, at the point that opened it, that same expectation (not a baseline of its own)."""
+    from datetime import timedelta
+
+    from pollwatch.detect import detect
+    from pollwatch.pipeline import judgement_times
+    from pollwatch.simulate import election_day_events, simulate
+    from pollwatch.timeutil import parse_time
+
+    day = parse_time(kz_watch.at_offset(timedelta(0)))
+    start, since, until = day - timedelta(days=2), day - timedelta(hours=6), day + timedelta(hours=18)
+    obs = simulate(kz_watch, start, until, election_day_events(kz_watch), seed=5).observations
+    with store.session_scope() as s:
+        store.upsert_observations(s, obs)
+    ticks = judgement_times(kz_watch, start, until)
+    opened = [
+        (prev, e)
+        for prev, tick_events in _by_tick(detect(kz_watch, None, ticks, obs).events, ticks)
+        for e in tick_events
+        if e.change == "opened" and e.anomaly.start >= since and "corroborated_by" not in e.anomaly.evidence
+    ]
+    assert len(opened) >= 5, "the simulated day opens anomalies of several signals"
+    with store.session_scope() as s:
+        data = report.collect(s, kz_watch, since, until, max_charts=1000, max_points=10**6)
+    charts = {(c.source, c.signal, c.entity): c for c in data.series}
+    for prev, e in opened:
+        a = e.anomaly
+        chart = charts[(a.source, a.signal, a.entity.key)]
+        lag = kz_watch.signals[a.signal].lag
+        shown = dict(chart.baseline)
+        # the point that opened it: new at this tick, with the anomaly's observed value
+        at = [t for t, v in chart.points if v == a.observed and prev < t + lag <= e.tick]
+        assert at and any(shown[t] == a.expected for t in at), (a.signal, a.entity.key, a.expected, at)
+    page = report.render_html(data)
+    assert "detector&#39;s expectation" in page or "detector's expectation" in page
+
+
+def _by_tick(events, ticks):
+    """(previous tick, the events of a tick) for every tick."""
+    out, prev = [], None
+    by = {}
+    for e in events:
+        by.setdefault(e.tick, []).append(e)
+    for t in ticks:
+        out.append((prev or t, by.get(t, [])))
+        prev = t
+    return out

@@ -82,7 +82,7 @@ def keepiton_cmd(
     ] = False,
 ) -> None:
     """Incidents as CSV in the #KeepItOn STOP vocabulary (shutdown_type, shutdown_extent, affected_network, ...)."""
-    from pollwatch import audit, report, store
+    from pollwatch import report, store
 
     w = option_watch(watch)
     lo, hi = option_time(since, "--from"), option_time(until, "--until")
@@ -92,25 +92,9 @@ def keepiton_cmd(
     if out is None:
         report.write_keepiton_csv(rows, sys.stdout)
         return
+    params = {"from": lo, "until": hi, "shutdowns_only": shutdowns_only}
     try:
-        report.write_keepiton_csv(rows, out)
+        report.write_audited(w, out, "keepiton-csv", params, lambda: report.write_keepiton_csv(rows, out))
     except report.OutputError as exc:
-        with store.session_scope() as s:
-            audit.record_report_failure(
-                s,
-                watch=w.name,
-                path=out,
-                what="keepiton-csv",
-                error=str(exc),
-                params={"from": lo, "until": hi, "shutdowns_only": shutdowns_only},
-            )
         fail(f"{exc} (recorded in the audit log)", 1)
-    with store.session_scope() as s:
-        audit.record_report(
-            s,
-            watch=w.name,
-            path=out,
-            what="keepiton-csv",
-            params={"from": lo, "until": hi, "shutdowns_only": shutdowns_only},
-        )
     typer.echo(f"wrote {len(rows)} incidents to {out}", err=True)

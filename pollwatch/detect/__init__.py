@@ -48,7 +48,7 @@ debounce, inpainting), `judge` (a point against its expectation; Wilson bounds; 
 """
 
 from pollwatch.detect.cusum import cusum_levels
-from pollwatch.detect.fold import detect
+from pollwatch.detect.fold import detect, expectations
 from pollwatch.detect.judge import combined_severity, wilson_lower, wilson_upper
 from pollwatch.detect.state import DEFAULT_OPTIONS, DetectorState, DetectResult, SeriesState, options
 
@@ -60,6 +60,7 @@ __all__ = [
     "combined_severity",
     "cusum_levels",
     "detect",
+    "expectations",
     "options",
     "wilson_lower",
     "wilson_upper",

@@ -59,7 +59,8 @@ def _learn_baseline(
         s.pend_n = s.pend_f = 0.0
 
 
-def step(ser: Series, s: Work, t: float, value: float, count: int | None) -> None:
+def step(ser: Series, s: Work, t: float, value: float, count: int | None) -> float | None:
+    """Judge one hour; returns the reference rate it was judged against (None: still learning it)."""
     c = ser.c
     opts = c.opts
     gap = t - s.last_data if s.last_data is not None else 0.0
@@ -74,13 +75,15 @@ def step(ser: Series, s: Work, t: float, value: float, count: int | None) -> Non
         and (s.base_n < float(opts["baseline_min_count"]) or t - (s.first_seen or t) < c.warm_up)
     ):
         _learn_baseline(opts, s, value, count, gap)  # warm-up: no judgement before the series has a reference level
-        return
+        return None
     weight = float(count) if opts["weight_by_count"] and count else 1.0
     inc = weight * (mu1 - mu0) / v * (value - (mu0 + mu1) / 2)
     if s.open is None:
         _rise(ser, s, t, value, count, (mu0, mu1, inc, gap))
-    else:
-        _fall(ser, s, t, value, count, (mu0, mu1, inc))
+        return mu0
+    expected = float(s.open.get("expected") or mu0)  # an open block is judged against the rate it was opened against
+    _fall(ser, s, t, value, count, (mu0, mu1, inc))
+    return expected
 
 
 def _rise(

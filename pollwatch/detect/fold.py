@@ -56,6 +56,24 @@ def detect(
     )
 
 
+def expectations(watch: Watch, observations: Iterable[Observation]) -> dict[str, list[tuple[datetime, float | None]]]:
+    """The expectation the detector judged each point against, by series key (`source:signal:entity`).
+
+    The detectors run from an empty state over `observations` (give them the history they need
+    first: a window, a warm-up, the seasonal detector's days) exactly as `detect()` runs them, so
+    this is what the report draws as each signal's expectation. None: the point was not judged
+    (warm-up, too little history, an expectation below `min_prediction`). Points without data are
+    not judged and not listed."""
+    fold = _Fold(watch, None)
+    series = fold.series_of(observations)
+    for ser in series:
+        ser.expected = []
+    last = max((ser.points[-1][0] + ser.c.lag for ser in series if ser.points), default=None)
+    if last is not None:
+        fold.tick(from_ts(last), series)  # every point visible: the expectations do not depend on the ticks
+    return {ser.key: [(from_ts(t), e) for t, e in ser.expected or []] for ser in series}
+
+
 class _Fold:
     """What `detect()` carries from tick to tick: the series' working states and what was found."""
 
@@ -145,7 +163,9 @@ class _Fold:
             s.silent = False
             if s.first_seen is None:
                 s.first_seen = t
-            step_fn(ser, s, t, float(value), count)
+            expected = step_fn(ser, s, t, float(value), count)
+            if ser.expected is not None:
+                ser.expected.append((t, expected))
             s.last_data = t
             if out:
                 for ev in out:

@@ -27,6 +27,13 @@ def wilson_upper(rate: float, n: float, z: float = 1.96) -> float:
     return 1.0 - wilson_lower(1.0 - rate, n, z)
 
 
+def critical_limit(cfg: SignalConfig | Cfg, expected: float) -> float:
+    """Where a point against `expected` turns critical: the line `judge` draws (drops are always judged as ratios)."""
+    if cfg.direction is Direction.drop or cfg.mode != "delta":
+        return expected * cfg.critical
+    return expected + cfg.critical
+
+
 def judge(
     cfg: SignalConfig | Cfg, value: float, expected: float, count: int | None = None, warning: float | None = None
 ) -> tuple[str | None, float]:

@@ -9,7 +9,8 @@ from pollwatch.detect.lifecycle import debounce, inpaint
 from pollwatch.detect.state import Series, Work
 
 
-def step(ser: Series, s: Work, t: float, value: float, count: int | None) -> None:
+def step(ser: Series, s: Work, t: float, value: float, count: int | None) -> float | None:
+    """Judge one point; returns the expectation it was judged against (None: not judged yet)."""
     c = ser.c
     slot = int(t // c.step)
     wslots = c.wslots
@@ -47,5 +48,6 @@ def step(ser: Series, s: Work, t: float, value: float, count: int | None) -> Non
     hist.append(remembered)
     bisect.insort(srt, remembered)
     if level is None and s.open is None and s.bad_since is None:
-        return  # the common case: nothing to debounce
+        return expected  # the common case: nothing to debounce
     debounce(ser, s, t, level, recovered, expected, value, depth, count)
+    return expected

@@ -34,7 +34,8 @@ def _similar_days(s: Work, day: int, bucket: int, nb: int, ndays: int, k: int) -
     return sorted(d for _, _, d in scored[:k])
 
 
-def step(ser: Series, s: Work, t: float, value: float, count: int | None) -> None:
+def step(ser: Series, s: Work, t: float, value: float, count: int | None) -> float | None:
+    """Judge one point; returns the expectation it was judged against (None: not judged yet)."""
     c = ser.c
     opts = c.opts
     bsize = float(opts["bucket"])
@@ -68,3 +69,4 @@ def step(ser: Series, s: Work, t: float, value: float, count: int | None) -> Non
     s.acc[2] += remembered
     s.acc[3] += 1
     debounce(ser, s, t, level, recovered, expected, value, depth, count)
+    return expected

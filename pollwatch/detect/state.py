@@ -179,7 +179,7 @@ class Series:
     """One series' points for this call, in time order, with what it needs to build anomalies: its watch,
     the tick being judged and where the detectors put the events of each point (`out`)."""
 
-    __slots__ = ("key", "meta", "c", "watch", "points", "idx", "tick", "out")
+    __slots__ = ("key", "meta", "c", "watch", "points", "idx", "tick", "out", "expected")
 
     def __init__(self, key: str, meta: Observation, c: Cfg, watch: Watch):
         self.key, self.meta, self.c, self.watch = key, meta, c, watch
@@ -187,3 +187,5 @@ class Series:
         self.idx = 0
         self.tick: datetime | None = None
         self.out: list[AnomalyEvent] = []
+        # (time, expectation) of every judged point, when asked for (`expectations()`); None: not kept
+        self.expected: list[tuple[float, float | None]] | None = None

@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from datetime import datetime
 from typing import Any
 
@@ -172,9 +172,10 @@ def query_observations(
     source: str | None = None,
     signal: str | None = None,
     since_by_signal: Mapping[str, datetime] | None = None,
+    entities: Collection[str] | None = None,
 ) -> list[Observation]:
     """Observations in [since, until), ordered by time; `since_by_signal` starts each signal at its own time
-    (signals it does not name start at `since`, or at its earliest time)."""
+    (signals it does not name start at `since`, or at its earliest time); `entities`: only these entity keys."""
     t = ObservationRow.__table__.c
     stmt = select(ObservationRow.__table__)
     if country:
@@ -198,6 +199,8 @@ def query_observations(
         stmt = stmt.where(t.source == source)
     if signal:
         stmt = stmt.where(t.signal == signal)
+    if entities is not None:
+        stmt = stmt.where(t.entity.in_(sorted(entities)))
     stmt = stmt.order_by(t.time, t.source, t.signal, t.entity)
     return [_row_to_observation(r) for r in session.execute(stmt)]
 
