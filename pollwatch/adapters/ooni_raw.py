@@ -35,6 +35,34 @@ CLEAN = {"ok", "none", "null", ""}
 TRUE = {"true", "1", "yes", "t"}
 
 
+def _take(m: list, row: dict[str, str]) -> None:
+    """Count one row of measurement `m` ([hour, asn, anomalous, completed endpoints, failure flag]) in OONI's terms:
+    a failure_class other than ok/none is an anomaly; `anomaly`/`confirmed` true is one; `failure` true means the
+    measurement itself failed."""
+    fc = (row.get("failure_class") or "").strip().lower() if "failure_class" in row else None
+    if fc is not None:
+        if fc in CLEAN:
+            m[3] += fc == "ok"
+        else:
+            m[2] = True
+            m[3] += 1
+    if any((row.get(k) or "").strip().lower() in TRUE for k in ("anomaly", "confirmed")):
+        m[2] = True
+        m[3] += 1
+    elif fc is None and ("anomaly" in row or "confirmed" in row):
+        m[3] += 1  # OONI's flags say it completed without signs of blocking
+    if (row.get("failure") or "").strip().lower() in TRUE:
+        m[4] = True
+
+
+def _the_one(path: Path, given: str | None, seen: set[str], what: str, option: str) -> str:
+    """The value given, else the file's only one; a clear error when the file has several or none."""
+    value = given or (next(iter(seen)) if len(seen) == 1 else "")
+    if not value:
+        raise FormatError(f"{path}: give the {what} ({option}): the file has {', '.join(sorted(seen)) or 'none'}")
+    return value
+
+
 def read_ooni_raw(
     path: str | Path, country: str | None = None, service: str | None = None, progress: Progress | None = None
 ) -> tuple[list[Observation], dict[int, str]]:
@@ -60,31 +88,9 @@ def read_ooni_raw(
             cc_seen.add(row["probe_cc"].strip().upper())
         if row.get("test_name"):
             services.add(row["test_name"].strip())
-        m = meas.setdefault(mid, [floor_time(t, HOUR), asn, False, 0, False])
-        fc = (row.get("failure_class") or "").strip().lower() if "failure_class" in row else None
-        if fc is not None:
-            if fc in CLEAN:
-                m[3] += fc == "ok"
-            else:
-                m[2] = True
-                m[3] += 1
-        if any((row.get(k) or "").strip().lower() in TRUE for k in ("anomaly", "confirmed")):
-            m[2] = True
-            m[3] += 1
-        elif fc is None and ("anomaly" in row or "confirmed" in row):
-            m[3] += 1  # OONI's flags say it completed without signs of blocking
-        if (row.get("failure") or "").strip().lower() in TRUE:
-            m[4] = True
-    cc = (country or (next(iter(cc_seen)) if len(cc_seen) == 1 else "")).upper()
-    if not cc:
-        raise FormatError(
-            f"{path}: give the country (--country): the file has {', '.join(sorted(cc_seen)) or 'no probe_cc'}"
-        )
-    svc = service or (next(iter(services)) if len(services) == 1 else None)
-    if not svc:
-        raise FormatError(
-            f"{path}: give the service (--service): the file's test_name is {', '.join(sorted(services)) or 'missing'}"
-        )
+        _take(meas.setdefault(mid, [floor_time(t, HOUR), asn, False, 0, False]), row)
+    cc = _the_one(path, country, cc_seen, "country", "--country").upper()
+    svc = _the_one(path, service, services, "service", "--service")
     # (hour, asn) -> [anomalous, judged]
     per: dict[tuple[datetime, int | None], list[int]] = defaultdict(lambda: [0, 0])
     for hour, asn, anomalous, completed, failed in meas.values():
