@@ -51,10 +51,10 @@ def test_report_shows_every_incident_and_is_self_contained(kz_watch, stored):
 def test_report_sections(kz_watch, stored):
     data = _collect(kz_watch, stored)
     page = report.render_html(data)
-    # charts of signals with baselines and incident windows
+    # charts of signals with the detector's expectation and incident windows
     assert data.series and sum(s.anomalous for s in data.series) >= 1
     assert page.count('<svg class="series"') == len(data.series)
-    assert any(v is not None for s in data.series for _, v in s.baseline)
+    assert any(v is not None for s in data.series for _, v in s.expected)
     # alerts, gaps, methodology with the thresholds in force, audit chain state
     assert "#pollwatch-kz" in page
     assert "no data from the source for this series" in page
@@ -155,7 +155,7 @@ def test_the_charts_draw_the_expectation_the_detector_judged_against(kz_watch):
         a = e.anomaly
         chart = charts[(a.source, a.signal, a.entity.key)]
         lag = kz_watch.signals[a.signal].lag
-        shown = dict(chart.baseline)
+        shown = dict(chart.expected)
         # the point that opened it: new at this tick, with the anomaly's observed value
         at = [t for t, v in chart.points if v == a.observed and prev < t + lag <= e.tick]
         assert at and any(shown[t] == a.expected for t in at), (a.signal, a.entity.key, a.expected, at)

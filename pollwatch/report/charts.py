@@ -107,7 +107,7 @@ class SeriesChart:
     gaps: list[Band]
     grid: list[tuple[float, str]]  # y and the value it marks
     threshold: str  # SVG path data ("" when there is nothing to draw)
-    baseline: str
+    expected: str
     line: str
     width: float = WIDTH
     height: float = 170
@@ -168,7 +168,7 @@ def series_chart(data: ReportData, s: Series) -> SeriesChart:
     """One signal against the detector's expectation and critical threshold, incident windows and gaps shaded."""
     left, right, top, bottom = 60, 1010, 10, 140
     axis = Axis(data.since, data.until, left, right)
-    vals = [v for _, v in s.points if v is not None] + [v for _, v in s.baseline if v is not None]
+    vals = [v for _, v in s.points if v is not None] + [v for _, v in s.expected if v is not None]
     lo, hi = (min(vals), max(vals)) if vals else (0.0, 1.0)
     lo = min(lo, 0.0)
     if hi - lo < 1e-9:
@@ -206,6 +206,6 @@ def series_chart(data: ReportData, s: Series) -> SeriesChart:
         gaps=gaps,
         grid=grid,
         threshold=_path(axis, s.threshold, y),
-        baseline=_path(axis, s.baseline, y),
+        expected=_path(axis, s.expected, y),
         line=_path(axis, s.points, y),
     )

@@ -44,9 +44,9 @@ class Series(BaseModel):
     entity: str
     direction: Direction
     points: list[Point]
-    baseline: list[Point]  # the detector's expectation at each point's time (None: not judged)
+    expected: list[Point]  # the detector's expectation at each point's time (None: not judged)
     threshold: list[Point]
-    baseline_note: str
+    expected_note: str
     anomalous: bool = False
     incident_ids: list[str] = Field(default_factory=list)
 
@@ -207,7 +207,7 @@ def _collect_series(
         skey = series_key(*key)
         shown = downsample(points[skey], since, until, max_points, cfg.direction)
         at = dict(expected.get(skey, []))
-        base = [(t, at.get(t)) for t, _ in shown]
+        expected_at = [(t, at.get(t)) for t, _ in shown]
         out.append(
             Series(
                 source=source,
@@ -215,9 +215,9 @@ def _collect_series(
                 entity=entity,
                 direction=cfg.direction,
                 points=shown,
-                baseline=base,
-                threshold=[(t, None if e is None else critical_limit(cfg, e)) for t, e in base],
-                baseline_note=(
+                expected=expected_at,
+                threshold=[(t, None if e is None else critical_limit(cfg, e)) for t, e in expected_at],
+                expected_note=(
                     f"the {cfg.detector} detector's own expectation (the detector run over every stored point of "
                     f"this series; none before its warm-up); threshold: critical {cfg.critical:g} "
                     f"({'ratio' if cfg.direction is Direction.drop else cfg.mode})"
