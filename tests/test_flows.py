@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from pollwatch import store
+from pollwatch import progress, store
 from pollwatch.jsonl import write_observations
 from pollwatch.simulate import demo_range, election_day_events, simulate
 from tests.conftest import KZ_WATCH
@@ -22,7 +22,11 @@ def test_replay_flow_records_incidents_and_alerts(kz_watch, tmp_path: Path):
     sc = simulate(kz_watch, day - timedelta(hours=30), end, election_day_events(kz_watch), seed=2)
     obs = tmp_path / "obs.jsonl"
     write_observations(sc.observations, obs)
-    result = replay(str(KZ_WATCH), str(obs), day, end, str(tmp_path / "incidents.json"))
+    heard: list[str] = []
+    with progress.listening(lambda what, done, total: heard.append(what)):  # what `pollwatch replay`'s bar shows
+        result = replay(str(KZ_WATCH), str(obs), day, end, str(tmp_path / "incidents.json"))
+    assert heard[0] == "reading the observations" and heard[-1] == "recording the outcome"
+    assert any(h.startswith("detecting over ") for h in heard) and "attributing" in heard
     kinds = {i["kind"] for i in result["incidents"]}
     assert kinds == {lb.kind.value for lb in sc.labels}
     assert (tmp_path / "incidents.json").is_file()
