@@ -14,6 +14,7 @@ from typing import IO
 
 from pollwatch.jsonl import FormatError
 from pollwatch.models import Provenance
+from pollwatch.timeutil import parse_time
 
 Progress = Callable[[int, int], None]  # (bytes read so far, total bytes)
 MAX_FIELD = 1 << 20  # a CSV field longer than 1 MiB is not one of these datasets
@@ -108,6 +109,14 @@ def epoch(path: Path | str, line: int, row: dict[str, str], field: str) -> datet
         return datetime.fromtimestamp(v, tz=timezone.utc)  # type: ignore[arg-type]
     except (OverflowError, OSError, ValueError):
         raise FormatError(f"{path}:{line}: {field}: not a unix time: {row.get(field)!r}") from None
+
+
+def iso_time(path: Path | str, line: int, row: dict[str, str], field: str) -> datetime:
+    """The row's ISO 8601 time in `field` (UTC when it names no zone)."""
+    try:
+        return parse_time(need(path, line, row, field))
+    except ValueError as exc:
+        raise FormatError(f"{path}:{line}: {field}: {exc}") from None
 
 
 def asn_of(path: Path | str, line: int, text: str, field: str = "probe_asn") -> int:

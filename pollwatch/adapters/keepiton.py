@@ -35,6 +35,24 @@ def _day(path: Path, line: int, row: dict[str, str], field: str) -> date:
         raise FormatError(f"{path}:{line}: {field}: not a date (YYYY-MM-DD): {text[:30]!r}") from None
 
 
+def _services(row: dict[str, str]) -> list[str]:
+    """The services a row marks yes, then up to ten of its other services."""
+    services = [s for s in SERVICES if (row.get(s) or "").strip().lower() == "yes"]
+    return services + [s.strip().lower() for s in (row.get("other_services") or "").split(",") if s.strip()][:10]
+
+
+def _kinds(extent: str, national: bool) -> list[IncidentKind]:
+    """The incident kinds a shutdown extent means (none: an extent this reader does not know)."""
+    kinds: list[IncidentKind] = []
+    if extent in ("full network", "both"):
+        kinds.append(IncidentKind.nationwide_outage if national else IncidentKind.regional_outage)
+    if extent in ("service-based", "both"):
+        kinds.append(IncidentKind.service_block)
+    if extent == "throttling":
+        kinds.append(IncidentKind.throttling)
+    return kinds
+
+
 def read_keepiton(path: str | Path, country: str | None = None, progress: Progress | None = None) -> LabelFile:
     path = Path(path)
     out = LabelFile()
@@ -61,15 +79,8 @@ def read_keepiton(path: str | Path, country: str | None = None, progress: Progre
         seen.add(key)
         start = datetime.combine(d0, time(0), tzinfo=timezone.utc)
         end = datetime.combine(d1 + timedelta(days=1), time(0), tzinfo=timezone.utc)
-        services = [s for s in SERVICES if (row.get(s) or "").strip().lower() == "yes"]
-        services += [s.strip().lower() for s in (row.get("other_services") or "").split(",") if s.strip()][:10]
-        kinds: list[IncidentKind] = []
-        if extent in ("full network", "both"):
-            kinds.append(IncidentKind.nationwide_outage if national else IncidentKind.regional_outage)
-        if extent in ("service-based", "both"):
-            kinds.append(IncidentKind.service_block)
-        if extent == "throttling":
-            kinds.append(IncidentKind.throttling)
+        services = _services(row)
+        kinds = _kinds(extent, national)
         if not kinds:
             out.skip(
                 f"{path}:{line}: shutdown_extent {extent[:30]!r} is not one of full network, service-based, "

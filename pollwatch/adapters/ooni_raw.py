@@ -24,10 +24,10 @@ from collections import defaultdict
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from pollwatch.adapters.common import Progress, asn_of, csv_rows, need, provenance
+from pollwatch.adapters.common import Progress, asn_of, csv_rows, iso_time, need, provenance
 from pollwatch.jsonl import FormatError
 from pollwatch.models import Observation
-from pollwatch.timeutil import floor_time, parse_time
+from pollwatch.timeutil import floor_time
 
 SIGNAL = "service_failure_rate"
 HOUR = timedelta(hours=1)
@@ -77,10 +77,7 @@ def read_ooni_raw(
         mid = (
             row.get("measurement_uid") or ""
         ).strip() or f"{row.get('report_id', '')}|{row.get('input', '')}|{row['measurement_start_time']}"
-        try:
-            t = parse_time(need(path, line, row, "measurement_start_time"))
-        except ValueError as exc:
-            raise FormatError(f"{path}:{line}: measurement_start_time: {exc}") from None
+        t = iso_time(path, line, row, "measurement_start_time")
         asn = asn_of(path, line, need(path, line, row, "probe_asn"))
         if row.get("probe_as_org_name"):
             names.setdefault(asn, row["probe_as_org_name"].strip()[:100])

@@ -16,11 +16,11 @@ from collections import defaultdict
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from pollwatch.adapters.common import Progress, asn_of, csv_rows, epoch, need, provenance
+from pollwatch.adapters.common import Progress, asn_of, csv_rows, epoch, iso_time, need, provenance
 from pollwatch.jsonl import FormatError
 from pollwatch.models import Observation
 from pollwatch.playbook import Watch
-from pollwatch.timeutil import floor_time, parse_time
+from pollwatch.timeutil import floor_time
 
 SIGNAL = "responsive_addresses"
 HOUR = timedelta(hours=1)
@@ -31,6 +31,19 @@ ADDRESS = ("ip_hash", "ip", "address")
 
 def _first(row: dict[str, str], names: tuple[str, ...]) -> str | None:
     return next((n for n in names if n in row), None)
+
+
+def _asn(path: Path, line: int, row: dict[str, str], names: dict[str, int]) -> int:
+    """The row's `asn`, else its `isp` by the watch's provider names."""
+    if (row.get("asn") or "").strip():
+        return asn_of(path, line, row["asn"], "asn")
+    isp = need(path, line, row, "isp")
+    if isp.strip().lower() not in names:
+        raise FormatError(
+            f"{path}:{line}: isp: {isp[:60]!r} is not a provider of the watch; give an asn column or a "
+            "watch that lists it"
+        )
+    return names[isp.strip().lower()]
 
 
 def read_responsive(
@@ -57,23 +70,8 @@ def read_responsive(
                     f"{path}:1: expected a time ({', '.join(TIME_ISO + TIME_EPOCH)}), asn or isp, and an address "
                     f"({', '.join(ADDRESS)}) column"
                 )
-        if ecol:
-            t = epoch(path, line, row, ecol)
-        else:
-            try:
-                t = parse_time(need(path, line, row, tcol))  # type: ignore[arg-type]
-            except ValueError as exc:
-                raise FormatError(f"{path}:{line}: {tcol}: {exc}") from None
-        if (row.get("asn") or "").strip():
-            asn = asn_of(path, line, row["asn"], "asn")
-        else:
-            isp = need(path, line, row, "isp")
-            if isp.strip().lower() not in names:
-                raise FormatError(
-                    f"{path}:{line}: isp: {isp[:60]!r} is not a provider of the watch; give an asn column or a "
-                    "watch that lists it"
-                )
-            asn = names[isp.strip().lower()]
+        t = epoch(path, line, row, ecol) if ecol else iso_time(path, line, row, tcol)  # type: ignore[arg-type]
+        asn = _asn(path, line, row, names)
         hour = floor_time(t, HOUR)
         seen[(hour, asn)].add(need(path, line, row, acol))
         nets.add(asn)
