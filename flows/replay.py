@@ -19,8 +19,7 @@ from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
 from pollwatch.flows.common import resolve_watch
 from pollwatch import progress, store
-from pollwatch.alerts import scope_line
-from pollwatch.words import KIND_TITLES
+from pollwatch.words import KIND_TITLES, scope_line
 from pollwatch.baseline import with_address_shares
 from pollwatch.models import iso
 from pollwatch.pipeline import judgement_times, latest_anomalies, latest_incidents, with_observed_signals

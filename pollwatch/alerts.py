@@ -8,28 +8,14 @@ once. Delivery is pollwatch.notify's: Slack, a webhook, or the console with the 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
 
 from pollwatch.models import Alert, Incident, IncidentEvent, stable_id
 from pollwatch.playbook import Watch
-from pollwatch.words import KIND_TITLES as KIND_TITLES  # pollwatch.report imports it from here until it moves
 from pollwatch.words import RISE_KINDS, cause_text, fmt_duration, fmt_when, headline, scope_text, top_evidence
 
 EVENT_NAMES = {"opened": "start", "updated": "update", "resolved": "end"}
-
-
-def scope_line(inc: Incident) -> str:
-    parts = []
-    if inc.scope.providers:
-        parts.append("providers: " + ", ".join(f"{n} (AS{a})" for n, a in zip(inc.scope.providers, inc.scope.asns)))
-    if inc.scope.regions:
-        parts.append("regions: " + ", ".join(inc.scope.regions))
-    if inc.scope.services:
-        parts.append("services: " + ", ".join(inc.scope.services))
-    if inc.scope.network_types:
-        parts.append("networks: " + "/".join(inc.scope.network_types))
-    if inc.scope.recovered and inc.end is None:
-        parts.append("back to normal: " + ", ".join(inc.scope.recovered))
-    return "; ".join(parts) or "whole country"
 
 
 def render_text(watch: Watch, event: IncidentEvent) -> str:
@@ -63,23 +49,32 @@ def render_text(watch: Watch, event: IncidentEvent) -> str:
 
 def build_alerts(watch: Watch, events: Sequence[IncidentEvent]) -> list[Alert]:
     """One alert per incident event, to the watch's channel, keyed for exactly-once delivery."""
-    alerts = []
-    for ev in events:
-        inc = ev.incident
-        name = EVENT_NAMES.get(ev.change, ev.change)
-        key = f"{watch.name}:{inc.id}:{name}:{inc.version}"
-        alerts.append(
-            Alert(
-                id=stable_id(key),
-                watch=watch.name,
-                incident_id=inc.id,
-                event=name,
-                sequence=inc.version,
-                destination=watch.alerts.channel,
-                idempotency_key=key,
-                created_at=ev.tick,
-                text=render_text(watch, ev),
-                payload={"change": ev.change, "reasons": ev.reasons, "incident": inc.model_dump(mode="json")},
-            )
+    return [
+        incident_alert(
+            watch,
+            ev.incident,
+            EVENT_NAMES.get(ev.change, ev.change),
+            ev.tick,
+            render_text(watch, ev),
+            {"change": ev.change, "reasons": ev.reasons, "incident": ev.incident.model_dump(mode="json")},
         )
-    return alerts
+        for ev in events
+    ]
+
+
+def incident_alert(watch: Watch, inc: Incident, event: str, at: datetime, text: str, payload: dict[str, Any]) -> Alert:
+    """An outbox alert about one incident to the watch's channel, keyed `watch:incident:event:version`: a retried
+    tick (or a repeated responder action) makes the same alert, and the outbox keeps it once."""
+    key = f"{watch.name}:{inc.id}:{event}:{inc.version}"
+    return Alert(
+        id=stable_id(key),
+        watch=watch.name,
+        incident_id=inc.id,
+        event=event,
+        sequence=inc.version,
+        destination=watch.alerts.channel,
+        idempotency_key=key,
+        created_at=at,
+        text=text,
+        payload=payload,
+    )

@@ -30,8 +30,8 @@ from enum import StrEnum
 from typing import Any
 
 from pollwatch import audit, outbox, store
-from pollwatch.alerts import build_alerts
-from pollwatch.models import Alert, Cause, Incident, IncidentEvent, iso, stable_id
+from pollwatch.alerts import build_alerts, incident_alert
+from pollwatch.models import Alert, Cause, Incident, IncidentEvent, iso
 from pollwatch.override import OverrideError, find_incident, override_in_session, watch_for
 from pollwatch.playbook import Watch
 
@@ -71,15 +71,13 @@ class Request:
     def key(self) -> str:
         """What makes a repeat the same action: pressing twice on one message, or Slack re-delivering it."""
         v = "-" if self.version is None else str(self.version)
-        if self.action is Action.acknowledge:
-            return f"acknowledge:{self.user_id}"
-        if self.action is Action.false_alarm:
-            return "false_alarm"
-        if self.action is Action.draft:
-            return f"draft:{v}"
-        if self.action is Action.change_cause:
-            return f"change_cause:{self.user_id}:{v}:{self.cause}"
-        return f"confirm:{self.user_id}:{v}"
+        return {
+            Action.acknowledge: f"acknowledge:{self.user_id}",  # one acknowledgement per responder
+            Action.false_alarm: "false_alarm",  # closed once, by whoever is first
+            Action.draft: f"draft:{v}",
+            Action.change_cause: f"change_cause:{self.user_id}:{v}:{self.cause}",
+            Action.confirm: f"confirm:{self.user_id}:{v}",
+        }[self.action]
 
 
 @dataclass
@@ -151,23 +149,8 @@ def _alerts(
 
 def draft_alert(watch: Watch, inc: Incident, text: str, at: datetime, who: str) -> Alert:
     """The draft statement as an outbox alert: a reply in the incident's thread (never rate-limited)."""
-    key = f"{watch.name}:{inc.id}:{DRAFT_EVENT}:{inc.version}"
-    return Alert(
-        id=stable_id(key),
-        watch=watch.name,
-        incident_id=inc.id,
-        event=DRAFT_EVENT,
-        sequence=inc.version,
-        destination=watch.alerts.channel,
-        idempotency_key=key,
-        created_at=at,
-        text=text[:39000],
-        payload={
-            "incident": inc.model_dump(mode="json"),
-            "requested_by": who,
-            "reasons": [f"draft statement for {who}"],
-        },
-    )
+    payload = {"incident": inc.model_dump(mode="json"), "requested_by": who, "reasons": [f"draft statement for {who}"]}
+    return incident_alert(watch, inc, DRAFT_EVENT, at, text[:39000], payload)
 
 
 Drafter = Callable[[Watch, str], str]  # (watch, incident id) -> the draft statement, Markdown (`pollwatch brief`)
@@ -220,6 +203,108 @@ def _same_decision(inc: Incident, req: Request) -> dict[str, Any] | None:
     return ov
 
 
+@dataclass
+class _Doing:
+    """One action under way inside act()'s transaction: the request, its incident and watch, and when."""
+
+    s: Any
+    req: Request
+    inc: Incident
+    w: Watch
+    at: datetime
+
+    def details(self, **extra: Any) -> dict[str, Any]:
+        return {"user_id": self.req.user_id, "key": self.req.key(), "source": dict(self.req.source), **extra}
+
+    def log(self, action: str, **extra: Any) -> None:
+        """A `response` entry in the audit log (a refused attempt too)."""
+        audit.record_response(
+            self.s,
+            watch=self.inc.watch,
+            incident_id=self.inc.id,
+            action=action,
+            who=self.req.who,
+            at=self.at,
+            details=self.details(**extra),
+        )
+
+    def result(self, status: str, text: str, inc: Incident | None = None, alerts: list[Alert] | None = None) -> Result:
+        return Result(status, text, inc or self.inc, alerts or [], self.w.name)
+
+
+def _stop(d: _Doing, members: GroupMembers | None) -> Result | None:
+    """Why this request changes nothing (a repeat, a responder not listed, a closed incident, no why), or None."""
+    req, inc = d.req, d.inc
+    done = next((r for r in inc.responses if r.get("key") == req.key()), None) or _same_decision(inc, req)
+    if done is not None:
+        return d.result("duplicate", f"already done by {done.get('by')} at {done.get('at')}; nothing changed")
+    if req.action in GUARDED:
+        ok, why_not = allowed(d.w, req.user_id, members)
+        if not ok:
+            d.log("refused", action_requested=req.action.value, reason=why_not)
+            return d.result("refused", f"Not allowed: {why_not}. Nothing changed; the attempt is logged.")
+    closed = inc.false_alarm
+    if closed is not None and req.action is not Action.draft:
+        return d.result(
+            "closed", f"incident {inc.id} was closed as a false alarm by {closed.get('by')}; nothing changed"
+        )
+    if req.action in (Action.change_cause, Action.false_alarm) and not req.why:
+        return d.result("invalid", "say why (the source or reasoning): it is kept with the decision")
+    return None
+
+
+def _acknowledge(d: _Doing) -> Result:
+    after = _record(d.inc, d.req, d.at)
+    store.save_incidents(d.s, [after])
+    d.log(d.req.action.value)
+    alerts = _alerts(d.s, d.w, after, d.at, "updated", [f"acknowledged by {d.req.who}"], d.req.key())
+    return d.result("done", f"You acknowledged incident {d.inc.id}.", after, alerts)
+
+
+def _set_cause(d: _Doing) -> Result:
+    req, inc = d.req, d.inc
+    try:
+        cause = Cause(req.cause or inc.cause.value)
+    except ValueError:
+        return d.result("invalid", f"unknown cause {req.cause!r}: expected one of {', '.join(c.value for c in Cause)}")
+    why = req.why or "confirmed from Slack"
+    verb = "confirmed" if cause is inc.cause else f"changed from {inc.cause.value} to {cause.value}"
+    marked = _record(inc, req, d.at, cause=cause.value, why=why)
+    store.save_incidents(d.s, [marked.model_copy(update={"version": inc.version})])  # the override bumps it
+    after, alerts = override_in_session(
+        d.s,
+        marked.model_copy(update={"version": inc.version}),
+        cause,
+        req.who,
+        why,
+        d.at,
+        watch=d.w,
+        details=d.details(action=req.action.value),
+        reason=f"cause {verb} by {req.who}: {why}",
+    )
+    for a in alerts:
+        a.payload["response"] = req.key()
+    return d.result("done", f"Cause of incident {inc.id} {verb}.", after, alerts)
+
+
+def _false_alarm(d: _Doing) -> Result:
+    req = d.req
+    after = _record(d.inc, req, d.at, why=req.why)
+    store.save_incidents(d.s, [after])
+    d.log(req.action.value, why=req.why)
+    alerts = _alerts(d.s, d.w, after, d.at, "resolved", [f"closed as a false alarm by {req.who}: {req.why}"], req.key())
+    return d.result("done", f"Incident {d.inc.id} closed as a false alarm.", after, alerts)
+
+
+def _post_draft(d: _Doing, text: str) -> Result:
+    after = _record(d.inc, d.req, d.at, sha256=hashlib.sha256(text.encode()).hexdigest())
+    # a draft changes no state to alert on
+    store.save_incidents(d.s, [after.model_copy(update={"version": d.inc.version})])
+    d.log(d.req.action.value, sha256=after.responses[-1]["sha256"])
+    alerts = outbox.enqueue_alerts(d.s, [draft_alert(d.w, d.inc, text, d.at, d.req.who)])
+    return d.result("done", f"The draft statement for incident {d.inc.id} is posted in the thread.", after, alerts)
+
+
 def act(
     req: Request,
     *,
@@ -245,109 +330,14 @@ def act(
         w = watch if watch is not None and watch.name == inc.watch else watch_for(inc.watch)
         if w is None:
             return Result("invalid", f"watch {inc.watch} of incident {inc.id} is not found here; nothing changed", inc)
-        key = req.key()
-        done = next((r for r in inc.responses if r.get("key") == key), None) or _same_decision(inc, req)
-        if done is not None:
-            return Result(
-                "duplicate", f"already done by {done.get('by')} at {done.get('at')}; nothing changed", inc, watch=w.name
-            )
-        details = {"user_id": req.user_id, "key": key, "source": dict(req.source)}
-        if req.action in GUARDED:
-            ok, why_not = allowed(w, req.user_id, members)
-            if not ok:
-                audit.record_response(
-                    s,
-                    watch=inc.watch,
-                    incident_id=inc.id,
-                    action="refused",
-                    who=req.who,
-                    at=at,
-                    details={**details, "action_requested": req.action.value, "reason": why_not},
-                )
-                return Result(
-                    "refused", f"Not allowed: {why_not}. Nothing changed; the attempt is logged.", inc, watch=w.name
-                )
-        closed = inc.false_alarm
-        if closed is not None and req.action is not Action.draft:
-            return Result(
-                "closed",
-                f"incident {inc.id} was closed as a false alarm by {closed.get('by')}; nothing changed",
-                inc,
-                watch=w.name,
-            )
-        if req.action in (Action.change_cause, Action.false_alarm) and not req.why:
-            return Result(
-                "invalid", "say why (the source or reasoning): it is kept with the decision", inc, watch=w.name
-            )
-
+        d = _Doing(s, req, inc, w, at)
+        stopped = _stop(d, members)
+        if stopped is not None:
+            return stopped
         if req.action is Action.acknowledge:
-            after = _record(inc, req, at)
-            store.save_incidents(s, [after])
-            audit.record_response(
-                s, watch=inc.watch, incident_id=inc.id, action=req.action.value, who=req.who, at=at, details=details
-            )
-            alerts = _alerts(s, w, after, at, "updated", [f"acknowledged by {req.who}"], key)
-            return Result("done", f"You acknowledged incident {inc.id}.", after, alerts, w.name)
-
+            return _acknowledge(d)
         if req.action in (Action.confirm, Action.change_cause):
-            try:
-                cause = Cause(req.cause or inc.cause.value)
-            except ValueError:
-                return Result(
-                    "invalid",
-                    f"unknown cause {req.cause!r}: expected one of {', '.join(c.value for c in Cause)}",
-                    inc,
-                    watch=w.name,
-                )
-            why = req.why or "confirmed from Slack"
-            verb = "confirmed" if cause is inc.cause else f"changed from {inc.cause.value} to {cause.value}"
-            marked = _record(inc, req, at, cause=cause.value, why=why)
-            store.save_incidents(s, [marked.model_copy(update={"version": inc.version})])  # the override bumps it
-            after, alerts = override_in_session(
-                s,
-                marked.model_copy(update={"version": inc.version}),
-                cause,
-                req.who,
-                why,
-                at,
-                watch=w,
-                details={**details, "action": req.action.value},
-                reason=f"cause {verb} by {req.who}: {why}",
-            )
-            for a in alerts:
-                a.payload["response"] = key
-            return Result("done", f"Cause of incident {inc.id} {verb}.", after, alerts, w.name)
-
+            return _set_cause(d)
         if req.action is Action.false_alarm:
-            after = _record(inc, req, at, why=req.why)
-            store.save_incidents(s, [after])
-            audit.record_response(
-                s,
-                watch=inc.watch,
-                incident_id=inc.id,
-                action=req.action.value,
-                who=req.who,
-                at=at,
-                details={**details, "why": req.why},
-            )
-            alerts = _alerts(s, w, after, at, "resolved", [f"closed as a false alarm by {req.who}: {req.why}"], key)
-            return Result("done", f"Incident {inc.id} closed as a false alarm.", after, alerts, w.name)
-
-        # draft statement
-        text = draft or ""
-        after = _record(inc, req, at, sha256=hashlib.sha256(text.encode()).hexdigest())
-        # a draft changes no state to alert on
-        store.save_incidents(s, [after.model_copy(update={"version": inc.version})])
-        audit.record_response(
-            s,
-            watch=inc.watch,
-            incident_id=inc.id,
-            action=req.action.value,
-            who=req.who,
-            at=at,
-            details={**details, "sha256": after.responses[-1]["sha256"]},
-        )
-        alerts = outbox.enqueue_alerts(s, [draft_alert(w, inc, text, at, req.who)])
-        return Result(
-            "done", f"The draft statement for incident {inc.id} is posted in the thread.", after, alerts, w.name
-        )
+            return _false_alarm(d)
+        return _post_draft(d, draft or "")

@@ -61,11 +61,9 @@ def reach_words(share: float) -> str:
     """How many people an incident reaches, in words, from its measured share of the country
     (address space, providers or regions): `most users` from 60 %, `many users` from 30 %, else
     `some networks`."""
-    if share >= 0.6:
-        return "most users"
-    if share >= 0.3:
-        return "many users"
-    return "some networks"
+    return next(
+        (words for floor, words in ((0.6, "most users"), (0.3, "many users")) if share >= floor), "some networks"
+    )
 
 
 def fmt_duration(delta: timedelta) -> str:
@@ -94,6 +92,22 @@ def scope_text(watch: Watch, inc: Incident) -> str:
         parts.append("networks: " + "/".join(inc.scope.network_types))
     if inc.scope.share:
         parts.append(f"{reach_words(inc.scope.share)} ({inc.scope.share:.0%} of the country measured)")
+    if inc.scope.recovered and inc.end is None:
+        parts.append("back to normal: " + ", ".join(inc.scope.recovered))
+    return "; ".join(parts) or "whole country"
+
+
+def scope_line(inc: Incident) -> str:
+    """The scope as the incident records it, without the watch's names (reports and replay summaries)."""
+    parts = []
+    if inc.scope.providers:
+        parts.append("providers: " + ", ".join(f"{n} (AS{a})" for n, a in zip(inc.scope.providers, inc.scope.asns)))
+    if inc.scope.regions:
+        parts.append("regions: " + ", ".join(inc.scope.regions))
+    if inc.scope.services:
+        parts.append("services: " + ", ".join(inc.scope.services))
+    if inc.scope.network_types:
+        parts.append("networks: " + "/".join(inc.scope.network_types))
     if inc.scope.recovered and inc.end is None:
         parts.append("back to normal: " + ", ".join(inc.scope.recovered))
     return "; ".join(parts) or "whole country"

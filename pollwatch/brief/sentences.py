@@ -38,13 +38,8 @@ _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u
 
 def confidence_word(p: float) -> str:
     """How sure a statement may sound: `very likely` from 80 %, `likely` from 60 %, `possibly` from 40 %."""
-    if p >= 0.8:
-        return "very likely"
-    if p >= 0.6:
-        return "likely"
-    if p >= 0.4:
-        return "possibly"
-    return "unclear, at best possibly"
+    sure = ((0.8, "very likely"), (0.6, "likely"), (0.4, "possibly"))
+    return next((word for floor, word in sure if p >= floor), "unclear, at best possibly")
 
 
 def clean(s: str) -> str:

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Callable
 
-from pollwatch.alerts import KIND_TITLES, scope_line
+from pollwatch.words import KIND_TITLES, scope_line
 from pollwatch.models import IncidentKind, iso
 from pollwatch.report.data import Point, ReportData, Series
 

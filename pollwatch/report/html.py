@@ -13,7 +13,7 @@ from pathlib import Path
 from jinja2 import Environment, PackageLoader, StrictUndefined
 from markupsafe import Markup
 
-from pollwatch.alerts import KIND_TITLES, scope_line
+from pollwatch.words import KIND_TITLES, scope_line
 from pollwatch.models import iso
 from pollwatch.playbook import Watch
 from pollwatch.report.charts import KIND_COLORS, fmt_value, series_chart, timeline

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import TextIO
 
 from pollwatch.models import Incident, IncidentKind, iso
-from pollwatch.notify.render import country_name
+from pollwatch.words import country_name
 from pollwatch.playbook import Watch
 from pollwatch.sinks import csv_cell, output_file
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import Any
 
-from pollwatch.alerts import KIND_TITLES, scope_line
+from pollwatch.words import KIND_TITLES, scope_line
 from pollwatch.models import iso
 from pollwatch.report.data import ReportData
 

@@ -1,13 +1,14 @@
 """Incident stories for the Slack tests: incidents, their events as outbox alerts, and observations.
 
-`alerts_for` builds alerts the way the alert stage does (pollwatch.alerts.build_alerts when it is
-there): one alert per incident event, keyed `(watch, incident, event, version)`.
+`alerts_for` builds alerts with the alert stage's pollwatch.alerts.build_alerts: one alert per incident event,
+keyed `(watch, incident, event, version)`.
 """
 
 from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
 
+from pollwatch.alerts import build_alerts
 from pollwatch.models import (
     Alert,
     Anomaly,
@@ -21,7 +22,6 @@ from pollwatch.models import (
     IncidentKind,
     Observation,
     Scope,
-    stable_id,
 )
 from pollwatch.playbook import Watch
 
@@ -156,36 +156,9 @@ def story(
     return events
 
 
-EVENT_NAMES = {"opened": "start", "updated": "update", "resolved": "end"}
-
-
 def alerts_for(watch: Watch, events: list[IncidentEvent]) -> list[Alert]:
     """Outbox alerts for incident events (the alert stage's keying: watch, incident, event, version)."""
-    try:
-        from pollwatch.alerts import build_alerts  # the alert stage, when present
-    except ImportError:
-        build_alerts = None
-    if build_alerts is not None:
-        return build_alerts(watch, events)
-    out = []
-    for ev in events:
-        inc, name = ev.incident, EVENT_NAMES[ev.change]
-        key = f"{watch.name}:{inc.id}:{name}:{inc.version}"
-        out.append(
-            Alert(
-                id=stable_id(key),
-                watch=watch.name,
-                incident_id=inc.id,
-                event=name,
-                sequence=inc.version,
-                destination=watch.alerts.channel,
-                idempotency_key=key,
-                created_at=ev.tick,
-                text=f"{name} {inc.id}",
-                payload={"change": ev.change, "reasons": ev.reasons, "incident": inc.model_dump(mode="json")},
-            )
-        )
-    return out
+    return build_alerts(watch, events)
 
 
 def anomalies_and_observations(watch: Watch, inc: Incident) -> tuple[list[Anomaly], list[Observation]]:

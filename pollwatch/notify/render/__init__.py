@@ -18,7 +18,6 @@ from pollwatch.notify.render.incident import Links, end_message, ioda_link, ooni
 from pollwatch.notify.render.message import METADATA_EVENT, Message, markdown_to_mrkdwn, mention_markup, metadata
 from pollwatch.notify.render.notice import notice_message
 from pollwatch.notify.render.responses import ACTION_PREFIX, action_buttons, draft_message, responders_text
-from pollwatch.words import country_name  # pollwatch.report imports it from here until it moves to pollwatch.words
 
 __all__ = [
     "ACTION_PREFIX",
@@ -26,7 +25,6 @@ __all__ = [
     "Links",
     "Message",
     "action_buttons",
-    "country_name",
     "draft_message",
     "end_message",
     "ioda_link",
