@@ -1,32 +1,5 @@
-"""Classification: anomalies grouped into incidents, and each incident's kind and scope.
-
-Like detection this is a fold over ticks with explicit state. Anomalies of one family
-(connectivity, service, circumvention, performance) in one country that overlap in time join one
-incident; the incident's kind follows its current scope and may change over its life
-(network -> regional -> nationwide), each change recorded in `kind_history`. An incident
-resolves when all its anomalies have stayed closed for the playbook's recovery time.
-
-Connectivity scope counts *critical* anomalies: a regional outage also dents the country total
-and every provider serving the region, but only the region falls past the critical threshold.
-
-Grouping: an anomaly joins an open incident of its family in its country when their scopes are
-related (the same provider, region or service; a provider serving the region; either covers the
-whole country) or when it started within the playbook's `join_gap` of one of the incident's
-anomalies (a shutdown takes providers down within minutes of each other). A service or latency
-anomaly on a network that is itself down belongs to that connectivity incident, not to a
-separate service block ("connectivity normal while named services fail"). Otherwise it opens a
-new incident.
-
-The share of the country affected is the largest of: the affected providers' or regions' share of
-the country's address space (their /24 counts over the country's in the baseline; never
-1/number of providers; regions without counts an equal part each) and the depth of a country-level
-BGP/active-probing drop (the share of the country's address space gone). It is `nationwide_outage`
-once the country falls: its own series past critical with that share at least
-`classification.nationwide_share` (default 0.5: a majority), or regions holding that share past
-critical. One network going dark drags the country down by its share and stays a `network_outage`.
-Mobile-only versus fixed-line comes from the watch's provider table
-(`scope.network_types`).
-"""
+"""The classification fold: anomaly events into incident events, tick by tick, with explicit state (which
+open incident each anomaly belongs to, how each incident's kind and scope change, when it resolves)."""
 
 from __future__ import annotations
 
@@ -35,16 +8,11 @@ from datetime import datetime, timedelta
 
 from pydantic import BaseModel, Field
 
+from pollwatch.classify.scope import FAMILY_KIND, network_types, scope_of
 from pollwatch.detect import combined_severity
 from pollwatch.models import Anomaly, AnomalyEvent, Family, Incident, IncidentEvent, IncidentKind, Scope, iso, stable_id
 from pollwatch.playbook import Watch
 from pollwatch.recurring import RecurringState, begin_episode, end_episode, match, missed, overrun
-
-FAMILY_KIND = {
-    Family.service: IncidentKind.service_block,
-    Family.circumvention: IncidentKind.circumvention_block,
-    Family.performance: IncidentKind.throttling,
-}
 
 
 class GroupState(BaseModel):
@@ -59,105 +27,6 @@ class ClassifyResult(BaseModel):
     events: list[IncidentEvent] = Field(default_factory=list)
 
 
-def connectivity_scope(watch: Watch, anomalies: list[Anomaly]) -> tuple[IncidentKind, Scope]:
-    """Kind and scope of a connectivity incident from its (open) anomalies.
-
-    Nationwide needs the country to fall: its own series past critical with a majority of its address
-    space affected, or regions holding a majority of it past critical (regions partition the country;
-    the watch's providers need not: other networks carry the rest). Providers falling, however many of
-    the watch's, are a network outage unless the country's series falls with them."""
-    conn = [a for a in anomalies if a.family is Family.connectivity] or list(anomalies)
-    crit = [a for a in conn if a.level == "critical"]
-    basis = crit or conn
-    asns = sorted({a.entity.asn for a in basis if a.entity.asn is not None})
-    regions = sorted({a.entity.region for a in basis if a.entity.region is not None})
-    country_hit = any(a.entity.level == "country" for a in basis)
-    share = affected_share(watch, asns, regions, conn)
-    majority = watch.classification.nationwide_share
-    if crit:
-        country_crit = any(a.entity.level == "country" for a in crit)
-        if (country_crit and (share >= majority or (not asns and not regions))) or region_share(
-            watch, regions
-        ) >= majority:
-            kind = IncidentKind.nationwide_outage
-        elif regions:
-            kind = IncidentKind.regional_outage
-        else:
-            kind = IncidentKind.network_outage
-    else:  # warnings only: the most specific level that is affected
-        if asns:
-            kind = IncidentKind.network_outage
-        elif regions:
-            kind = IncidentKind.regional_outage
-        else:
-            kind = IncidentKind.nationwide_outage if country_hit else IncidentKind.network_outage
-    scope = Scope(regions=regions, asns=asns, share=round(min(share, 1.0), 4))
-    return kind, scope
-
-
-def provider_share(watch: Watch, asns: Sequence[int | None]) -> float:
-    """The share of the country's address space in these providers (their `share`, measured from the baseline by
-    pollwatch.baseline.with_address_shares or declared). One whose share is unknown adds nothing, never
-    1/number of providers: the country's own series says how much fell."""
-    return min(sum((p.share or 0.0) for a in set(asns) if (p := watch.provider(a)) is not None), 1.0)
-
-
-def region_share(watch: Watch, regions: Sequence[str | None]) -> float:
-    """The share of the country in these regions: their measured address space, else (no per-region /24 counts,
-    e.g. an index per province) each of the watch's regions an equal part."""
-    found = {r.code: r for x in regions if x is not None and (r := watch.region(x)) is not None}
-    return min(sum(r.share if r.share is not None else 1 / len(watch.regions) for r in found.values()), 1.0)
-
-
-def affected_share(watch: Watch, asns: list[int], regions: list[str], anomalies: list[Anomaly]) -> float:
-    """Share of the country affected: the providers' or regions' address space, or the depth of a country-level drop."""
-    country_depth = max(
-        (
-            a.depth
-            for a in anomalies
-            if a.family is Family.connectivity and a.entity.level == "country" and a.direction.value == "drop"
-        ),
-        default=0.0,
-    )
-    return max(provider_share(watch, asns), region_share(watch, regions), country_depth)
-
-
-def network_types(watch: Watch, asns: list[int]) -> list[str]:
-    """`mobile`, `fixed` (or `mixed`) networks among the affected providers, from the watch's provider table."""
-    return sorted({p.type for p in watch.providers if p.asn in asns})
-
-
-def network_label(watch: Watch, asns: list[int]) -> str:
-    """'mobile-only', 'fixed-line only', 'mobile and fixed' or '' when unknown."""
-    types = set(network_types(watch, asns))
-    if not types or "mixed" in types:
-        return ""
-    if types == {"mobile"}:
-        all_mobile = {p.asn for p in watch.providers if p.type == "mobile"}
-        return "mobile-only" + (" (every mobile network)" if all_mobile <= set(asns) else "")
-    if types == {"fixed"}:
-        return "fixed-line only"
-    return "mobile and fixed"
-
-
-def _scope(watch: Watch, family: Family, anomalies: list[Anomaly]) -> tuple[IncidentKind, Scope]:
-    if family is Family.connectivity:
-        kind, scope = connectivity_scope(watch, anomalies)
-    else:
-        kind = FAMILY_KIND[family]
-        asns = sorted({a.entity.asn for a in anomalies if a.entity.asn is not None})
-        scope = Scope(
-            asns=asns,
-            regions=sorted({a.entity.region for a in anomalies if a.entity.region is not None}),
-            services=sorted({a.entity.service for a in anomalies if a.entity.service is not None}),
-            share=round(provider_share(watch, asns), 4),
-        )
-    scope.providers = [watch.provider_name(a) for a in scope.asns]
-    scope.signals = sorted({a.signal for a in anomalies})
-    scope.network_types = network_types(watch, scope.asns)
-    return kind, scope
-
-
 def _refresh(watch: Watch, inc: Incident, members: list[Anomaly], shrink_only: bool = False) -> list[str]:
     """Recompute an incident from its anomalies; return the reasons it changed (empty if none).
 
@@ -167,9 +36,9 @@ def _refresh(watch: Watch, inc: Incident, members: list[Anomaly], shrink_only: b
     """
     open_members = [a for a in members if a.end is None]
     if not open_members and inc.anomaly_ids:
-        kind, scope = inc.kind, _scope(watch, inc.family, members)[1]
+        kind, scope = inc.kind, scope_of(watch, inc.family, members)[1]
     else:
-        kind, scope = _scope(watch, inc.family, open_members or members)
+        kind, scope = scope_of(watch, inc.family, open_members or members)
         if shrink_only and inc.anomaly_ids:
             kind = inc.kind
     scope.asns = sorted(set(scope.asns) | set(inc.scope.asns))
