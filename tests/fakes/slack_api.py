@@ -243,16 +243,9 @@ class FakeSlack:
             method, params = path.removeprefix("/api/"), self._params(req, body)
         auth = req.headers.get("Authorization", "")
         token = auth.removeprefix("Bearer ") if auth.startswith("Bearer ") else params.get("token")
-        fault = self._take_fault(method)
-        with self._lock:
-            self.calls.append(Call(method, params, time.monotonic(), token, fault.kind if fault else None))
+        fault = self._called(method, params, token)
         if fault is not None and fault.kind == "unreachable":
-            req.close_connection = True
-            try:
-                req.connection.shutdown(2)
-            except OSError:
-                pass
-            return
+            return self._hang_up(req)
         if fault is not None and fault.kind == "ratelimit":
             return self._send(req, 429, {"ok": False, "error": "ratelimited"}, {"Retry-After": str(fault.retry_after)})
         if fault is not None and fault.kind == "server_error":
@@ -278,6 +271,22 @@ class FakeSlack:
             time.sleep(fault.delay)  # accepted and stored; the answer comes too late
         self._send(req, status, payload)
 
+    def _called(self, method: str, params: dict[str, Any], token: str | None) -> Fault | None:
+        """Record a call; the fault it meets, if any."""
+        fault = self._take_fault(method)
+        with self._lock:
+            self.calls.append(Call(method, params, time.monotonic(), token, fault.kind if fault else None))
+        return fault
+
+    @staticmethod
+    def _hang_up(req: BaseHTTPRequestHandler) -> None:
+        """An unreachable Slack: the connection is dropped without an answer."""
+        req.close_connection = True
+        try:
+            req.connection.shutdown(2)
+        except OSError:
+            pass
+
     def _send_text(self, req: BaseHTTPRequestHandler, status: int, text: str) -> None:
         data = text.encode()
         try:
@@ -297,15 +306,9 @@ class FakeSlack:
     def _webhook(self, req: BaseHTTPRequestHandler, path: str, body: bytes) -> None:
         """Incoming webhooks answer plain text: `ok`, or an error word with a 4xx/5xx status."""
         params = json.loads(body or b"{}")
-        fault = self._take_fault("webhook")
-        with self._lock:
-            self.calls.append(Call("webhook", params, time.monotonic(), None, fault.kind if fault else None))
+        fault = self._called("webhook", params, None)
         if fault is not None and fault.kind == "unreachable":
-            try:
-                req.connection.shutdown(2)
-            except OSError:
-                pass
-            return
+            return self._hang_up(req)
         if fault is not None and fault.kind == "ratelimit":
             req.send_response(429)
             req.send_header("Retry-After", str(fault.retry_after))
