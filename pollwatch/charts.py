@@ -94,27 +94,7 @@ def incident_panels(
     by_series: dict[tuple[str, str, str], list[Observation]] = defaultdict(list)
     for o in observations:
         by_series[(o.source, o.signal, o.entity_key)].append(o)
-    chosen: dict[str, list[Anomaly]] = defaultdict(list)
-    for a in sorted(anomalies, key=lambda a: -a.severity):
-        if len(chosen[a.signal]) < MAX_LINES and all(x.entity.key != a.entity.key for x in chosen[a.signal]):
-            chosen[a.signal].append(a)
-    if not chosen:  # no anomalies at hand: the country-level series of the incident's signals
-        for sig in inc.scope.signals:
-            for (src, s, ent), obs in by_series.items():
-                if s == sig and ent == inc.country:
-                    chosen[sig].append(
-                        Anomaly(
-                            id="-",
-                            watch=watch.name,
-                            source=src,
-                            signal=s,
-                            family=inc.family,
-                            entity=obs[0].entity,
-                            direction=Direction.drop,
-                            start=inc.start,
-                            detected_at=inc.detected_at,
-                        )
-                    )
+    chosen = _lines(watch, inc, anomalies, by_series)
     panels = []
     for sig, anoms in sorted(chosen.items(), key=lambda kv: -max(a.severity for a in kv[1])):
         drop = anoms[0].direction is Direction.drop
@@ -124,23 +104,59 @@ def incident_panels(
             normalised=drop,
         )
         for a in anoms:
-            obs = sorted(by_series.get((a.source, a.signal, a.entity.key), []), key=lambda o: o.time)
-            if not obs:
-                continue
-            expected = a.expected
-            if expected is None:
-                before = [o.value for o in obs if o.time < inc.start and o.value is not None]
-                expected = median(before) if before else None
-            label = _label(watch, a)
-            values: list[float | None] = [o.value for o in obs]
-            if drop:
-                if not expected:
-                    continue
-                values = [None if v is None else 100.0 * v / expected for v in values]
-            panel.series.append(Series(label=label, times=[o.time for o in obs], values=values, expected=expected))
+            series = _series(watch, inc, a, by_series.get((a.source, a.signal, a.entity.key), []), drop)
+            if series is not None:
+                panel.series.append(series)
         if panel.series:
             panels.append(panel)
     return panels[:MAX_PANELS]
+
+
+def _lines(
+    watch: Watch, inc: Incident, anomalies: list[Anomaly], by_series: dict[tuple[str, str, str], list[Observation]]
+) -> dict[str, list[Anomaly]]:
+    """Per signal, the anomalies to draw (its most severe entities); with none at hand, the country-level series of
+    the incident's signals."""
+    chosen: dict[str, list[Anomaly]] = defaultdict(list)
+    for a in sorted(anomalies, key=lambda a: -a.severity):
+        if len(chosen[a.signal]) < MAX_LINES and all(x.entity.key != a.entity.key for x in chosen[a.signal]):
+            chosen[a.signal].append(a)
+    if chosen:
+        return chosen
+    for sig in inc.scope.signals:
+        for (src, s, ent), obs in by_series.items():
+            if s == sig and ent == inc.country:
+                chosen[sig].append(
+                    Anomaly(
+                        id="-",
+                        watch=watch.name,
+                        source=src,
+                        signal=s,
+                        family=inc.family,
+                        entity=obs[0].entity,
+                        direction=Direction.drop,
+                        start=inc.start,
+                        detected_at=inc.detected_at,
+                    )
+                )
+    return chosen
+
+
+def _series(watch: Watch, inc: Incident, a: Anomaly, observations: list[Observation], drop: bool) -> Series | None:
+    """One anomaly's line against its expectation (as % of it for a drop), or None when there is nothing to draw."""
+    obs = sorted(observations, key=lambda o: o.time)
+    if not obs:
+        return None
+    expected = a.expected
+    if expected is None:
+        before = [o.value for o in obs if o.time < inc.start and o.value is not None]
+        expected = median(before) if before else None
+    values: list[float | None] = [o.value for o in obs]
+    if drop:
+        if not expected:
+            return None
+        values = [None if v is None else 100.0 * v / expected for v in values]
+    return Series(label=_label(watch, a), times=[o.time for o in obs], values=values, expected=expected)
 
 
 def _label(watch: Watch, a: Anomaly) -> str:
