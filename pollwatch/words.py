@@ -77,17 +77,30 @@ def fmt_duration(delta: timedelta) -> str:
     return f"{days} d {hours} h"
 
 
-def scope_text(watch: Watch, inc: Incident) -> str:
-    parts = []
+def service_labels(watch: Watch, inc: Incident) -> list[str]:
+    return [watch.service_label(s) for s in inc.scope.services]
+
+
+def provider_labels(watch: Watch, inc: Incident) -> list[str]:
     if inc.scope.asns:
-        parts.append("providers: " + ", ".join(f"{watch.provider_name(a)} (AS{a})" for a in inc.scope.asns))
-    elif inc.scope.providers:
-        parts.append("providers: " + ", ".join(inc.scope.providers))
+        return [f"{watch.provider_name(a)} (AS{a})" for a in inc.scope.asns]
+    return list(inc.scope.providers)
+
+
+def region_labels(watch: Watch, inc: Incident) -> list[str]:
+    names = {r.code: r.name for r in watch.regions}
+    return [f"{names[r]} ({r})" if r in names else r for r in inc.scope.regions]
+
+
+def scope_text(watch: Watch, inc: Incident) -> str:
+    """The scope with the watch's names: providers, regions, services, networks, reach, what is back to normal."""
+    parts = []
+    if provider_labels(watch, inc):
+        parts.append("providers: " + ", ".join(provider_labels(watch, inc)))
     if inc.scope.regions:
-        names = {r.code: r.name for r in watch.regions}
-        parts.append("regions: " + ", ".join(f"{names[r]} ({r})" if r in names else r for r in inc.scope.regions))
+        parts.append("regions: " + ", ".join(region_labels(watch, inc)))
     if inc.scope.services:
-        parts.append("services: " + ", ".join(watch.service_label(x) for x in inc.scope.services))
+        parts.append("services: " + ", ".join(service_labels(watch, inc)))
     if inc.scope.network_types:
         parts.append("networks: " + "/".join(inc.scope.network_types))
     if inc.scope.share:
@@ -113,7 +126,8 @@ def scope_line(inc: Incident) -> str:
     return "; ".join(parts) or "whole country"
 
 
-def _num(x: float | None) -> str:
+def fmt_number(x: float | None) -> str:
+    """A measured value: two decimals under 10, else whole with thousands separators; `?` when unknown."""
     if x is None:
         return "?"
     if abs(x) < 10:
@@ -145,7 +159,7 @@ def depth_lines(inc: Incident, anomalies: list[Anomaly]) -> list[str]:
         word = "drop" if a.direction is Direction.drop else "rise"
         sign = "−" if a.direction is Direction.drop else "+"
         now = current_depth(a)
-        line = f"{sig} ({a.entity.key}): {_num(a.observed)} vs {_num(a.expected)} expected"
+        line = f"{sig} ({a.entity.key}): {fmt_number(a.observed)} vs {fmt_number(a.expected)} expected"
         if now is not None:
             line += f" ({sign}{now:.0%})"
         if now is None or round(now, 2) != round(a.depth, 2):

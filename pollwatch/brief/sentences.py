@@ -8,7 +8,17 @@ from datetime import datetime, timezone
 
 from pollwatch.models import Anomaly, Cause, Direction, Incident, IncidentKind, Observation
 from pollwatch.playbook import Watch
-from pollwatch.words import CAUSE_WORDS, KIND_TITLES, OUTAGE_KINDS, RISE_KINDS, country_name, fmt_duration, reach_words
+from pollwatch.words import (
+    CAUSE_WORDS,
+    KIND_TITLES,
+    OUTAGE_KINDS,
+    RISE_KINDS,
+    country_name,
+    fmt_duration,
+    fmt_number,
+    reach_words,
+    service_labels,
+)
 
 # what each signal measures, in a reader's words (the playbook's signal names are free text: others fall back to the
 # name)
@@ -73,21 +83,6 @@ def _election_day_words(watch: Watch, dt: datetime) -> str:
     return f"{abs(delta)} day{'s' if abs(delta) != 1 else ''} {'after' if delta > 0 else 'before'} election day"
 
 
-def service_labels(watch: Watch, inc: Incident) -> list[str]:
-    return [watch.service_label(s) for s in inc.scope.services]
-
-
-def provider_labels(watch: Watch, inc: Incident) -> list[str]:
-    if inc.scope.asns:
-        return [f"{watch.provider_name(a)} (AS{a})" for a in inc.scope.asns]
-    return list(inc.scope.providers)
-
-
-def region_labels(watch: Watch, inc: Incident) -> list[str]:
-    names = {r.code: r.name for r in watch.regions}
-    return [f"{names[r]} ({r})" if r in names else r for r in inc.scope.regions]
-
-
 def subject(watch: Watch, inc: Incident) -> str:
     """What was affected, as a headline's subject: `Internet access nationwide`,
     `Periscope`, `circumvention tools (Tor, ...)`.
@@ -147,18 +142,15 @@ def depth_items(watch: Watch, inc: Incident, anomalies: list[Anomaly], observati
             out.append(f"{what} ({where}): up to {seen:.0%}, against {a.expected:.0%} usually")
         elif a.direction is Direction.drop:
             lower = 1 - seen / a.expected if a.expected else a.depth
-            out.append(f"{what} ({where}): down to {_num(seen)} against {_num(a.expected)} expected, {lower:.0%} lower")
+            figures = f"down to {fmt_number(seen)} against {fmt_number(a.expected)} expected, {lower:.0%} lower"
+            out.append(f"{what} ({where}): {figures}")
         else:
-            out.append(f"{what} ({where}): up to {_num(seen)} against {_num(a.expected)} expected")
+            out.append(f"{what} ({where}): up to {fmt_number(seen)} against {fmt_number(a.expected)} expected")
     if not out:
         out.append(
             f"{inc.depth:.0%} {'above' if inc.kind in RISE_KINDS else 'below'} the expected level at its deepest"
         )
     return out
-
-
-def _num(x: float) -> str:
-    return f"{x:,.0f}" if abs(x) >= 10 else f"{x:.2f}"
 
 
 def _entity_words(watch: Watch, a: Anomaly) -> str:

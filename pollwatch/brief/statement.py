@@ -15,9 +15,6 @@ from pollwatch.brief.sentences import (
     depth_items,
     how_measured_text,
     join_names,
-    provider_labels,
-    region_labels,
-    service_labels,
     timeline_text,
     what_text,
     when_text,
@@ -26,7 +23,7 @@ from pollwatch.classify import network_label
 from pollwatch.models import Direction, Incident, IncidentKind, iso
 from pollwatch.playbook import Watch
 from pollwatch.timeutil import format_duration
-from pollwatch.words import KIND_TITLES, OUTAGE_KINDS, country_name
+from pollwatch.words import KIND_TITLES, OUTAGE_KINDS, country_name, provider_labels, region_labels, service_labels
 
 
 @dataclass
