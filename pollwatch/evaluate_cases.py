@@ -41,7 +41,8 @@ from pollwatch.playbook import PLAYBOOKS_DIR
 from pollwatch.simulate import Label
 
 CASES_DIR = PLAYBOOKS_DIR / "evaluation" / "cases"
-CRITERIA = ("recall", "false_alerts", "time_to_detect", "cause", "visible_onset", "networks")
+# what a case may be judged on
+Criterion = Literal["recall", "false_alerts", "time_to_detect", "cause", "visible_onset", "networks"]
 
 
 class CaseError(ValueError):
@@ -85,9 +86,7 @@ class Case(_Strict):
     labels: list[LabelRef] = Field(default_factory=list)
     regions_from_data: bool = False
     pooled_country: bool = False
-    criteria: list[Literal["recall", "false_alerts", "time_to_detect", "cause", "visible_onset", "networks"]] = Field(
-        default_factory=lambda: ["recall", "false_alerts", "time_to_detect", "cause"]
-    )
+    criteria: list[Criterion] = Field(default_factory=lambda: ["recall", "false_alerts", "time_to_detect", "cause"])
     source_file: str | None = Field(default=None, exclude=True)
 
 

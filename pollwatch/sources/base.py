@@ -24,7 +24,7 @@ from typing import Any, ClassVar
 import httpx
 from pydantic import BaseModel, Field
 
-from pollwatch.models import Corroboration, Gap, Notice, NoticeLevel, Observation, entity_key, utc
+from pollwatch.models import Corroboration, Gap, Notice, NoticeLevel, Observation, utc
 from pollwatch.playbook import SourceConfig, Watch
 from pollwatch.settings import get_settings
 from pollwatch.sources.http import MAX_RESPONSE_BYTES, FetchError, HttpClient, Sleep, user_agent
@@ -380,7 +380,3 @@ class _Run:
             )
         for text in self.info:
             self.notice(f"{self.source}: {text}", NoticeLevel.info)
-
-
-def entity_of(country: str, region: str | None = None, asn: int | None = None, service: str | None = None) -> str:
-    return entity_key(country, region, asn, service)
