@@ -78,6 +78,27 @@ def test_recurrence_helpers(kz_watch):
 # --- each evidence item ---------------------------------------------------------------------------
 
 
+def test_an_evidence_item_is_one_registered_function(kz_watch):
+    from pollwatch.attribute.registry import HAND_SET, REGISTRY, evidence
+
+    @evidence(test_recorded_cable_work=-2.0)
+    def cable_work(f):
+        return f.weigh("test_recorded_cable_work", 1.0, "cable work recorded nearby", {"km": 3}, Cause.cable_cut)
+
+    try:
+        anoms = [anomaly(QUIET, asn=9198)]
+        inc = attribute_incident(kz_watch, incident_of(kz_watch, anoms), anoms)
+        item = next(e for e in inc.evidence if e.name == "test_recorded_cable_work")
+        assert item.weight == -2.0 and item.supports is Cause.cable_cut
+        assert item.numbers == {"km": 3, "x": 1.0, "w": -2.0} and item.detail == "cable work recorded nearby"
+        assert inc.evidence[-1].numbers["against"]["cable_cut"] == 2.0
+        with pytest.raises(ValueError, match="registered twice"):
+            evidence(test_recorded_cable_work=1.0)(cable_work)
+    finally:
+        del REGISTRY["test_recorded_cable_work"], HAND_SET["test_recorded_cable_work"]
+    assert "test_recorded_cable_work" not in {e.name for e in attribute_incident(kz_watch, inc, anoms).evidence}
+
+
 def test_onset_on_the_hour_half_hour_or_not(kz_watch):
     w = kz_watch
     for start, name, x in [

@@ -37,5 +37,6 @@ if _unweighted:
 
 
 def weights_for(watch: Watch) -> dict[str, float]:
-    """The default weights with the watch's playbook overrides (`attribution.weights`) over them."""
-    return {**DEFAULT_WEIGHTS, **watch.attribution.weights}
+    """The fitted and hand-set weights (of every item registered so far) with the watch's playbook overrides
+    (`attribution.weights`) over them."""
+    return {**CALIBRATED_WEIGHTS, **HAND_SET, **watch.attribution.weights}
