@@ -241,12 +241,13 @@ class _Redirector(BaseHTTPRequestHandler):
 def test_web_probes_touch_only_the_configured_targets(monkeypatch):
     from pollwatch.playbook import Service
     from pollwatch.probes import webprobe
+    from pollwatch.probes.webprobe import probe
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), _Redirector)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     port = server.server_address[1]
     resolved, connected = [], []
-    real_resolve, real_connect = webprobe._resolve, webprobe._connect
+    real_resolve, real_connect = probe._resolve, probe._connect
 
     async def resolve(host, ctx, result):
         resolved.append(host)
@@ -256,8 +257,8 @@ def test_web_probes_touch_only_the_configured_targets(monkeypatch):
         connected.append((address, port_))
         return await real_connect(address, port_, ctx, result)
 
-    monkeypatch.setattr(webprobe, "_resolve", resolve)
-    monkeypatch.setattr(webprobe, "_connect", connect)
+    monkeypatch.setattr(probe, "_resolve", resolve)
+    monkeypatch.setattr(probe, "_connect", connect)
     services = [
         Service(name="redirecting", urls=[f"http://127.0.0.1:{port}/"]),
         Service(name="closed", urls=["http://127.0.0.1:9/"]),

@@ -1,110 +1,21 @@
-"""Web probe: is a service reachable from this vantage, and if not, at which step did it fail?
-
-Each probe of a URL runs DNS (a UDP query to the vantage's resolver) → TCP connect → TLS handshake
-with SNI (https) → one HTTP/1.1 GET, timing every step. The first step that fails names the outage
-type (`OutageType`); a reply that does not look like the real page (status or text unlike the
-service's control, or a known blockpage fingerprint) is `http_blockpage`. Probes of one
-(vantage, service) are aggregated into Observations of source `webprobe`:
-
-- `probe_success_rate` (share of probes that were `ok`, with `count`),
-- `probe_outage_<type>` (how many probes failed that way; only types that occurred),
-- `probe_<step>_ms` and `probe_<step>_ms_p90` (median and 90th percentile per step),
-- `rtt_ms`: median fetch time (request sent → last byte) of the service's fixed-size transfer
-  object where it names one, else of its page; the playbook's throttling signal.
-"""
+"""One probe of a URL, step by step (DNS, TCP, TLS, HTTP; the first failing step names the outage), and a
+run of probes over a watch's services."""
 
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import ipaddress
 import re
 import socket
 import ssl
-import statistics
 import time
-from collections import Counter
 from datetime import datetime, timezone
-from enum import StrEnum
 from typing import Any
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
-
-from pollwatch.models import Observation, Provenance
-from pollwatch.playbook import Service, Vantage, Watch
+from pollwatch.playbook import Service
 from pollwatch.probes.dns import DnsStatus, is_bogon, resolve, system_resolver
-
-SOURCE = "webprobe"
-STEPS = ("dns", "tcp", "tls", "http")
-
-
-class OutageType(StrEnum):
-    ok = "ok"
-    dns_nxdomain = "dns_nxdomain"
-    dns_timeout = "dns_timeout"
-    dns_error = "dns_error"  # SERVFAIL/REFUSED/NODATA: the resolver answered, but with no address
-    dns_bogon = "dns_bogon"
-    tcp_refused = "tcp_refused"
-    tcp_timeout = "tcp_timeout"
-    tcp_reset = "tcp_reset"
-    tls_failure = "tls_failure"
-    http_error = "http_error"
-    http_blockpage = "http_blockpage"
-
-
-class WebprobeOptions(BaseModel):
-    """`sources.webprobe.options` of the playbook (all optional)."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    resolver: str | None = Field(
-        default=None, description="'address[:port]'; default the vantage's, else the system's first nameserver"
-    )
-    step_timeout: float = Field(default=5.0, gt=0, description="seconds allowed for each step")
-    attempts: int = Field(default=3, ge=1, description="probes per URL per run")
-    concurrency: int = Field(default=64, ge=1)
-    max_body: int = Field(default=1 << 20, ge=1024, description="bytes read from a reply at most")
-    blockpage_fingerprints: list[str] = Field(
-        default_factory=list, description="regular expressions matched against the reply's head and body"
-    )
-    blockpage_addresses: list[str] = Field(
-        default_factory=list, description="addresses of known blockpage servers (a DNS answer with one is dns_bogon)"
-    )
-    bogon_exempt: list[str] = Field(
-        default_factory=list, description="networks never treated as bogons, e.g. 127.0.0.0/8 in tests"
-    )
-    ca_file: str | None = Field(default=None, description="CA bundle to verify servers with; default the system's")
-    user_agent: str = "Mozilla/5.0 (pollwatch web probe)"
-
-    @field_validator("blockpage_fingerprints")
-    @classmethod
-    def _regexes(cls, v: list[str]) -> list[str]:
-        for pattern in v:
-            try:
-                re.compile(pattern)
-            except re.error as exc:
-                raise ValueError(f"blockpage fingerprint {pattern!r} is not a regular expression: {exc}") from None
-        return v
-
-
-class ProbeResult(BaseModel):
-    """One probe of one URL from one vantage."""
-
-    service: str
-    url: str
-    kind: str = "page"  # page | transfer
-    started_at: datetime
-    outage: OutageType
-    detail: str = ""
-    addresses: list[str] = Field(default_factory=list)
-    status: int | None = None
-    body_bytes: int = 0
-    dns_ms: float | None = None
-    tcp_ms: float | None = None
-    tls_ms: float | None = None
-    http_ms: float | None = None  # request sent → status line and headers received
-    fetch_ms: float | None = None  # request sent → last byte of the body
+from pollwatch.probes.webprobe.model import OutageType, ProbeResult, WebprobeOptions, service_urls
 
 
 class _Failed(Exception):
@@ -124,14 +35,6 @@ class _Context:
         self.blockpage_addresses = {str(ipaddress.ip_address(a)) for a in opts.blockpage_addresses}
         self.exempt = [ipaddress.ip_network(n, strict=False) for n in opts.bogon_exempt]
         self.ssl = ssl.create_default_context(cafile=opts.ca_file) if opts.ca_file else ssl.create_default_context()
-
-
-def service_urls(service: Service) -> list[tuple[str, str]]:
-    """(url, kind) pairs a service is probed with: its URLs (else https://<domain>/) and its transfer object."""
-    urls = [(u, "page") for u in service.urls] or [(f"https://{d}/", "page") for d in service.domains]
-    if service.transfer_url:
-        urls.append((service.transfer_url, "transfer"))
-    return urls
 
 
 async def probe_url(
@@ -362,77 +265,3 @@ async def run_webprobes(
 
     jobs = [one(url, kind, svc) for svc in services for url, kind in service_urls(svc) for _ in range(opts.attempts)]
     return list(await asyncio.gather(*jobs))
-
-
-def options_for(watch: Watch) -> WebprobeOptions:
-    """The watch's `sources.webprobe.options` as typed options."""
-    cfg = watch.sources.get(SOURCE)
-    return WebprobeOptions.model_validate(cfg.options if cfg else {})
-
-
-def _percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    if len(ordered) == 1:
-        return ordered[0]
-    pos = (len(ordered) - 1) * q
-    lo = int(pos)
-    hi = min(lo + 1, len(ordered) - 1)
-    return ordered[lo] + (ordered[hi] - ordered[lo]) * (pos - lo)
-
-
-def webprobe_observations(
-    results: list[ProbeResult], watch: Watch, vantage: Vantage, time_: datetime
-) -> list[Observation]:
-    """Aggregate one run's probes per service into Observations for (vantage ASN, service)."""
-    assert watch.country is not None
-    by_service: dict[str, list[ProbeResult]] = {}
-    for r in results:
-        by_service.setdefault(r.service, []).append(r)
-    payload = hashlib.sha256("\n".join(r.model_dump_json() for r in results).encode()).hexdigest()
-    out: list[Observation] = []
-    for service, rs in sorted(by_service.items()):
-        prov = Provenance(
-            request=f"webprobe vantage={vantage.name} service={service} urls={','.join(sorted({r.url for r in rs}))}",
-            fetched_at=max(r.started_at for r in rs),
-            payload_hash=payload,
-        )
-
-        def obs(signal: str, value: float | None, count: int | None = None) -> Observation:
-            return Observation(
-                time=time_,
-                source=SOURCE,
-                signal=signal,
-                country=watch.country or "",
-                region=vantage.location,
-                asn=vantage.asn,
-                service=service,
-                value=value,
-                count=count,
-                provenance=prov,
-            )
-
-        n = len(rs)
-        outages = Counter(r.outage for r in rs)
-        out.append(obs("probe_success_rate", outages[OutageType.ok] / n, n))
-        for outage, k in sorted(outages.items()):
-            if outage is not OutageType.ok:
-                out.append(obs(f"probe_outage_{outage.value}", float(k), n))
-        for step in STEPS:
-            values = [v for r in rs if (v := getattr(r, f"{step}_ms")) is not None]
-            if values:
-                out.append(obs(f"probe_{step}_ms", round(statistics.median(values), 3), len(values)))
-                out.append(obs(f"probe_{step}_ms_p90", round(_percentile(values, 0.9), 3), len(values)))
-        ok = [r for r in rs if r.outage is OutageType.ok and r.fetch_ms is not None]
-        transfer = [r.fetch_ms for r in ok if r.kind == "transfer"]
-        fetch = transfer or [r.fetch_ms for r in ok if r.kind == "page"]
-        # No successful fetch: rtt is no data (the failure shows in probe_success_rate instead).
-        out.append(obs("rtt_ms", round(statistics.median(fetch), 3) if fetch else None, len(fetch)))
-    return out
-
-
-def summary(results: list[ProbeResult]) -> dict[str, dict[str, int]]:
-    """Probe counts per service and outage type, for logs and artifacts."""
-    table: dict[str, Counter[str]] = {}
-    for r in results:
-        table.setdefault(r.service, Counter())[r.outage.value] += 1
-    return {svc: dict(c) for svc, c in sorted(table.items())}
