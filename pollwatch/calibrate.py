@@ -30,7 +30,6 @@ from functools import lru_cache
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-import pycountry
 
 from pollwatch.attribute import (
     CALIBRATED_WEIGHTS,
@@ -45,6 +44,7 @@ from pollwatch.attribute import (
 )
 from pollwatch.settings import real_data_dir
 from pollwatch.timeutil import parse_time
+from pollwatch.words import country_code
 
 CURATED = Path("ground_truth") / "ioda_curated_outages_2018_2020.csv"
 
@@ -70,47 +70,6 @@ FEATURES = (
 FIXED = ("providers_together",)  # expert-weighted items the list can also show
 EVENT_WINDOW = timedelta(minutes=30)
 
-# The list's country names that pycountry does not find by name.
-COUNTRY_ALIASES = {
-    "Democratic Republic of (DRC)": "CD",
-    "Congo": "CG",
-    "Ivory Coast (Cote d'Ivoire)": "CI",
-    "Myanmar/Burma": "MM",
-    "Great Britain": "GB",
-    "Kyrgyz Republic (Kyrgyzstan)": "KG",
-    "Russian Federation": "RU",
-    "Iran": "IR",
-    "Syria": "SY",
-    "Laos": "LA",
-    "Vietnam": "VN",
-    "Bolivia": "BO",
-    "Tanzania": "TZ",
-    "Moldova": "MD",
-    "Macedonia": "MK",
-    "Swaziland": "SZ",
-    "Cape Verde": "CV",
-    "Federated States Of Micronesia": "FM",
-    "Timor Leste": "TL",
-    "Timor-Leste": "TL",
-    "Turkey": "TR",
-    "United States of America (USA)": "US",
-    "Antigua & Barbuda": "AG",
-    "Bosnia & Herzegovina": "BA",
-    "Taiwan": "TW",
-    "Saint Martin": "MF",
-    "Sao Tome And Principe": "ST",
-    "Turks And Caicos Islands": "TC",
-    "Brunei Darussalam": "BN",
-    "Bonaire, Sint Eustatius and Saba": "BQ",
-    "Curacao": "CW",
-    "Reunion": "RE",
-    "Hong Kong": "HK",
-    "Czech Republic": "CZ",
-    "Venezuela": "VE",
-    "South Korea": "KR",
-    "North Korea": "KP",
-    "Palestine": "PS",
-}
 # Capitals' zones where zone.tab's first zone for the country is not the capital's.
 CAPITAL_TZ = {
     "US": "America/New_York",
@@ -140,25 +99,6 @@ CAPITAL_TZ = {
     "EG": "Africa/Cairo",
     "MY": "Asia/Kuala_Lumpur",
 }
-
-
-def country_code(name: str) -> str | None:
-    """ISO 3166-1 alpha-2 code of a country name as the list spells it (None when not a country)."""
-    name = name.strip()
-    if name in COUNTRY_ALIASES:
-        return COUNTRY_ALIASES[name]
-    for lookup in (
-        lambda n: pycountry.countries.get(name=n),
-        lambda n: pycountry.countries.get(common_name=n),
-        lambda n: pycountry.countries.get(official_name=n),
-    ):
-        c = lookup(name)
-        if c is not None:
-            return c.alpha_2
-    try:
-        return pycountry.countries.search_fuzzy(name)[0].alpha_2
-    except LookupError:
-        return None
 
 
 @lru_cache(maxsize=1)

@@ -37,6 +37,69 @@ RISE_KINDS = (
 OUTAGE_KINDS = (IncidentKind.nationwide_outage, IncidentKind.regional_outage, IncidentKind.network_outage)
 
 
+# Country names as data sets spell them (IODA's curated list, #KeepItOn) that pycountry does not find, or finds wrongly
+COUNTRY_ALIASES = {
+    "Democratic Republic of (DRC)": "CD",
+    "Congo": "CG",
+    "Ivory Coast (Cote d'Ivoire)": "CI",
+    "Myanmar/Burma": "MM",
+    "Great Britain": "GB",
+    "Kyrgyz Republic (Kyrgyzstan)": "KG",
+    "Russian Federation": "RU",
+    "Iran": "IR",
+    "Syria": "SY",
+    "Laos": "LA",
+    "Vietnam": "VN",
+    "Bolivia": "BO",
+    "Tanzania": "TZ",
+    "Moldova": "MD",
+    "Macedonia": "MK",
+    "Swaziland": "SZ",
+    "Cape Verde": "CV",
+    "Federated States Of Micronesia": "FM",
+    "Timor Leste": "TL",
+    "Timor-Leste": "TL",
+    "Turkey": "TR",
+    "United States of America (USA)": "US",
+    "Antigua & Barbuda": "AG",
+    "Bosnia & Herzegovina": "BA",
+    "Taiwan": "TW",
+    "Saint Martin": "MF",
+    "Sao Tome And Principe": "ST",
+    "Turks And Caicos Islands": "TC",
+    "Brunei Darussalam": "BN",
+    "Bonaire, Sint Eustatius and Saba": "BQ",
+    "Curacao": "CW",
+    "Reunion": "RE",
+    "Hong Kong": "HK",
+    "Czech Republic": "CZ",
+    "Venezuela": "VE",
+    "South Korea": "KR",
+    "North Korea": "KP",
+    "Palestine": "PS",
+}
+
+
+def country_code(name_or_code: str) -> str | None:
+    """ISO 3166-1 alpha-2 code from an alpha-3 or alpha-2 code or a country name as data sets spell it ('IRN', 'Iran',
+    'Myanmar/Burma'); None when it is not a country."""
+    text = name_or_code.strip()
+    if text in COUNTRY_ALIASES:
+        return COUNTRY_ALIASES[text]
+    if len(text) in (2, 3):
+        c = pycountry.countries.get(**{f"alpha_{len(text)}": text.upper()})
+        if c is not None:
+            return c.alpha_2
+    for field in ("name", "common_name", "official_name"):
+        c = pycountry.countries.get(**{field: text})
+        if c is not None:
+            return c.alpha_2
+    try:
+        return pycountry.countries.search_fuzzy(text)[0].alpha_2
+    except LookupError:
+        return None
+
+
 def country_name(code: str) -> str:
     """A country's common name from its ISO 3166-1 alpha-2 code (`KZ` -> `Kazakhstan`); the code when unknown."""
     c = pycountry.countries.get(alpha_2=code)

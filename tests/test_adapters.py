@@ -299,6 +299,17 @@ def test_keepiton_rows_to_labels(tmp_path: Path):
     )
     with pytest.raises(FormatError, match=r"bad\.csv:2: start_date: not a date"):
         read_keepiton(bad)
+    ongoing = write(
+        tmp_path / "ongoing.csv",
+        header,
+        [
+            ["2019", "Iran", "2019-11-16", "ongoing", "National", "", "full network", "", "", "", ""],
+            ["2019", "Kenya", "2019-01-01", "2019-01-02", "National", "", "throttling", "", "", "", ""],
+        ],
+    )
+    got = read_keepiton(ongoing)
+    assert [lb.country for lb in got.labels] == ["KE"]
+    assert got.skipped == 1 and "ongoing.csv:2: end_date 'ongoing' is not a date" in got.reasons[0]
 
 
 # --- the command -----------------------------------------------------------------------------

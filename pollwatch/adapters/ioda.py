@@ -23,10 +23,10 @@ from pathlib import Path
 
 from pollwatch.adapters.common import Progress, csv_rows, provenance
 from pollwatch.adapters.labels import SCOPE_KIND, map_cause
-from pollwatch.adapters.monash import country_code
 from pollwatch.jsonl import FormatError
 from pollwatch.models import IncidentKind, Observation
 from pollwatch.simulate import Label
+from pollwatch.words import country_code
 from pollwatch.sources.base import ShapeError
 from pollwatch.sources.ioda import DATASOURCE_SIGNALS, parse_signals
 from pollwatch.timeutil import parse_time_or_none
@@ -144,9 +144,8 @@ def read_ioda_outages(path: str | Path, country: str | None = None, progress: Pr
         if e is None or e <= s:
             out.skip(f"{path}:{line}: end {end[:40]!r} {'unreadable' if e is None else 'before the start'}")
             continue
-        try:
-            cc = country_code(row["country"])
-        except ValueError:
+        cc = country_code(row["country"])
+        if cc is None:
             out.skip(f"{path}:{line}: country {row['country'][:40]!r} unknown")
             continue
         if country and cc != country.upper():

@@ -9,7 +9,8 @@ area as its region); service-based -> service_block with the services marked yes
 throttling; `both` -> an outage and a service block. Days are whole UTC days: start_date 00:00 to
 the day after end_date (day resolution: time to detect against these labels means little). Every
 label's cause is government_directed: the dataset lists deliberate shutdowns. Rows later yearly
-sheets re-list (same country, dates, area and extent) become one label.
+sheets re-list (same country, dates, area and extent) become one label. A row whose end_date is not a date
+('ongoing', 'Unknown': 20 of the 2016-2022 sheet's rows) is skipped with its reason, as an unknown country is.
 """
 
 from __future__ import annotations
@@ -19,10 +20,10 @@ from pathlib import Path
 
 from pollwatch.adapters.common import Progress, csv_rows, need
 from pollwatch.adapters.ioda import LabelFile
-from pollwatch.adapters.monash import country_code
 from pollwatch.jsonl import FormatError
 from pollwatch.models import Cause, IncidentKind, stable_id
 from pollwatch.simulate import Label
+from pollwatch.words import country_code
 
 SERVICES = ("facebook", "twitter", "whatsapp", "instagram", "telegram")
 
@@ -58,15 +59,19 @@ def read_keepiton(path: str | Path, country: str | None = None, progress: Progre
     out = LabelFile()
     seen: set[tuple] = set()
     for line, row in csv_rows(path, progress, required=("country", "start_date", "shutdown_extent")):
-        try:
-            cc = country_code(need(path, line, row, "country"))
-        except ValueError:
+        cc = country_code(need(path, line, row, "country"))
+        if cc is None:
             out.skip(f"{path}:{line}: country {row['country'][:40]!r} unknown")
             continue
         if country and cc != country.upper():
             continue
         d0 = _day(path, line, row, "start_date")
-        d1 = _day(path, line, row, "end_date") if (row.get("end_date") or "").strip() else d0
+        try:
+            d1 = _day(path, line, row, "end_date") if (row.get("end_date") or "").strip() else d0
+        except FormatError:
+            # 'ongoing', 'Unknown', prose: a shutdown without a known end is no label to score against
+            out.skip(f"{path}:{line}: end_date {row['end_date'][:30]!r} is not a date")
+            continue
         if d1 < d0:
             out.skip(f"{path}:{line}: end_date before start_date")
             continue

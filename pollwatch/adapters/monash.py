@@ -21,30 +21,16 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-import pycountry
 
 from pollwatch.adapters.common import Progress, csv_rows, epoch, need, number, provenance
 from pollwatch.jsonl import FormatError
 from pollwatch.models import Observation
 from pollwatch.timeutil import parse_time
+from pollwatch.words import country_code
 
 SIGNAL = "connectivity_index"
 LATENCY_SIGNAL = "latency_index"
 SOURCE = "monash"
-
-
-def country_code(name_or_code: str) -> str:
-    """ISO 3166-1 alpha-2 from an alpha-3 code or a country name ('IRN', 'Iran' -> 'IR')."""
-    text = name_or_code.strip()
-    c = pycountry.countries.get(alpha_3=text.upper()) if len(text) == 3 else None
-    if c is None and len(text) == 2:
-        c = pycountry.countries.get(alpha_2=text.upper())
-    if c is None:
-        try:
-            c = pycountry.countries.search_fuzzy(text)[0]
-        except LookupError:
-            raise ValueError(f"unknown country {name_or_code!r}") from None
-    return c.alpha_2
 
 
 def local_epoch_to_utc(epoch_s: int | float, tz: ZoneInfo) -> datetime:
@@ -119,10 +105,9 @@ def read_monash(
             if not columns:
                 raise FormatError(f"{path}:1: no index column: expected connectivity and/or latency (or *_index)")
         iso3 = need(path, line, row, "iso")
-        try:
-            cc = codes.get(iso3) or codes.setdefault(iso3, country_code(iso3))
-        except ValueError as exc:
-            raise FormatError(f"{path}:{line}: iso: {exc}") from None
+        cc = codes.get(iso3) or codes.setdefault(iso3, country_code(iso3) or "")
+        if not cc:
+            raise FormatError(f"{path}:{line}: iso: unknown country {iso3!r}")
         region = need(path, line, row, "name_1") + (
             f"/{row['name_2'].strip()}" if (row.get("name_2") or "").strip() else ""
         )
