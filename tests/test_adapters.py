@@ -310,6 +310,17 @@ def test_keepiton_rows_to_labels(tmp_path: Path):
     got = read_keepiton(ongoing)
     assert [lb.country for lb in got.labels] == ["KE"]
     assert got.skipped == 1 and "ongoing.csv:2: end_date 'ongoing' is not a date" in got.reasons[0]
+    # the data sets' spellings: Niger is not Nigeria, Turkey is Türkiye
+    names = write(
+        tmp_path / "names.csv",
+        header,
+        [
+            ["2019", "Niger", "2019-01-01", "2019-01-02", "National", "", "full network", "", "", "", ""],
+            ["2019", "Turkey", "2019-01-01", "2019-01-02", "National", "", "full network", "", "", "", ""],
+            ["2019", "Myanmar/Burma", "2019-01-01", "2019-01-02", "National", "", "full network", "", "", "", ""],
+        ],
+    )
+    assert [lb.country for lb in read_keepiton(names).labels] == ["NE", "TR", "MM"]
 
 
 # --- the command -----------------------------------------------------------------------------
