@@ -99,6 +99,22 @@ def test_other_times_other_regions_and_long_gaps_stay_separate(kz_watch):
     assert len({e.incident.id for e in ev4}) == 1 and ev4[-1].incident.pattern.period == "irregular days"
 
 
+@pytest.mark.parametrize(
+    "days, minutes_off, one",
+    [
+        (1, 40, True),  # the next night, 40 min later: the same schedule, seen a little late
+        (2, 20, True),  # two days apart: within 45 / 2 min
+        (2, 30, False),
+        (3, 15, True),  # three or more days apart: within 15 min
+        (4, 30, False),  # two unrelated cuts 4 days apart, half an hour apart (a control scenario made this recurring)
+    ],
+)
+def test_a_lone_pair_forms_a_pattern_only_as_close_in_time_as_its_days_apart_allow(kz_watch, days, minutes_off, one):
+    _, events = _nights(kz_watch, [NIGHT, NIGHT + timedelta(days=days, minutes=minutes_off)])
+    assert (len({e.incident.id for e in events}) == 1) is one
+    assert (events[-1].incident.pattern is not None) is one
+
+
 def test_recurring_state_survives_a_round_trip(kz_watch):
     state, _ = _nights(kz_watch, [NIGHT, NIGHT + timedelta(days=1)])
     stored = WatchState(grouper=state).model_dump(mode="json")
