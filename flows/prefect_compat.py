@@ -4,7 +4,7 @@
 (including run processes that outlive their final state a little) and only then stops. Prefect's Runner
 has no public API for that, so this module reads its internals, and starts Prefect's local API server
 in a subprocess the way the ephemeral mode does. pyproject.toml pins Prefect to the minor version tested;
-tests/test_prefect_compat.py fails when an installed Prefect no longer has what is read here.
+tests/flows/test_prefect_compat.py fails when an installed Prefect no longer has what is read here.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from typing import Any
 
 from prefect.runner import Runner
 
-# (where, attribute) pairs read below, for tests/test_prefect_compat.py
+# (where, attribute) pairs read below, for tests/flows/test_prefect_compat.py
 RUNNER_INTERNALS = ("_loop", "_process_manager", "started", "stopping")
 
 

@@ -19,7 +19,7 @@ UTF-8, and every stored chain was hashed with it. JCS writes numbers the ECMAScr
 nearly every entry already stored (severities and confidences are floats such as 1.0): old chains
 would stop verifying unless every entry carried a canonicalisation version (a migration, and two
 hash functions kept forever). The form above is fully specified in that one line, so an outside
-verifier can reproduce it; tests/test_audit.py pins it with a known entry hash.
+verifier can reproduce it; tests/audit/test_audit.py pins it with a known entry hash.
 """
 
 from __future__ import annotations

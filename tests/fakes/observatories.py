@@ -3,7 +3,7 @@
 Each fake follows its service's own code: a `routes` table (path, the query parameters the
 service reads, the required ones, the upstream file it is taken from), the service's status
 codes and error bodies, and `contract_problems()` checking every recorded request against the
-table (tests/test_sources_contract.py). Each serves the response shapes from small data the tests set themselves
+table (tests/sources/test_sources_contract.py). Each serves the response shapes from small data the tests set themselves
 (deterministic levels, drops, nulls, blocked services, records), and can misbehave on demand:
 
     with IodaFake() as ioda:

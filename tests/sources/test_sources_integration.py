@@ -17,7 +17,7 @@ from tests.fakes.observatories import observatories, radar_annotation
 from tests.fakes.watches import write_kz_watch
 
 T0 = datetime(2019, 6, 9, 0, 0, tzinfo=timezone.utc)
-KZ = Path(__file__).resolve().parent.parent / "playbooks" / "watches" / "kz-2019-presidential.yaml"
+KZ = Path(__file__).resolve().parents[2] / "playbooks" / "watches" / "kz-2019-presidential.yaml"
 TOKEN = "radar-flow-token"
 
 

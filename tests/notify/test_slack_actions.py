@@ -367,7 +367,7 @@ def test_pollwatch_slack_listen_receives_actions_and_stops_on_sigterm(fake, inci
     proc = subprocess.Popen(
         [sys.executable, "-m", "pollwatch.cli", "slack", "listen"],
         env=env,
-        cwd=Path(__file__).parents[1],
+        cwd=Path(__file__).parents[2],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
