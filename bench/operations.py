@@ -1,6 +1,6 @@
 """Live operation against a replay: generated small watches under random tick schedules (issue 14's goals).
 
-Each scenario is a watch of 1-3 providers (the KZ watch cut down: tests/small_watch.py) in a country
+Each scenario is a watch of 1-3 providers (the KZ watch cut down: tests/fakes/watches.py) in a country
 where networks the watch does not list hold 55-70 % of the address space, with 1-3 events on
 election day (one network, one region or the whole country dark; WhatsApp or Tor blocked), each
 of which recovers. It runs as a replay and under 3 random tick schedules (late, missed and repeated
@@ -37,10 +37,10 @@ from pollwatch.baseline import baselined  # noqa: E402
 from pollwatch.evaluate import KIND_FAMILY  # noqa: E402
 from pollwatch.models import Incident, IncidentEvent, IncidentKind  # noqa: E402
 from pollwatch.pipeline import analyse, judgement_times, latest_incidents, run_ticks  # noqa: E402
-from pollwatch.playbook import Watch, load_watch  # noqa: E402
+from pollwatch.playbook import PLAYBOOKS_DIR, Watch, load_watch  # noqa: E402
 from pollwatch.simulate import EventSpec, Label, Scenario, simulate  # noqa: E402
 from pollwatch.timeutil import floor_time  # noqa: E402
-from tests.small_watch import KZ_WATCH_FILE, small_watch  # noqa: E402
+from tests.fakes.watches import small_watch  # noqa: E402
 
 H = timedelta(hours=1)
 CADENCE = timedelta(minutes=5)
@@ -221,7 +221,7 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=1)
     args = ap.parse_args()
     began = time.perf_counter()
-    kz = load_watch(Path(__file__).resolve().parent.parent / KZ_WATCH_FILE)
+    kz = load_watch(PLAYBOOKS_DIR / "watches" / "kz-2019-presidential.yaml")
     m: dict = {
         "false_nationwide": 0,
         "merged": 0,

@@ -26,7 +26,7 @@ NAME = "svc.pollwatch.test"
 
 
 def _serve(pki_dir: str, pipe) -> None:
-    from tests.probe_fakes import FakeDns, FakeWeb, make_pki
+    from tests.fakes.probes import FakeDns, FakeWeb, make_pki
 
     pki = make_pki(Path(pki_dir), [NAME], ["wrong.example"])
     with FakeDns({NAME: "127.0.0.1"}) as dns_server, FakeWeb(pki) as web:

@@ -14,7 +14,7 @@ from pollwatch.baseline import baselined
 from pollwatch.models import Incident, IncidentKind
 from pollwatch.pipeline import analyse, judgement_step, judgement_times, latest_incidents, run_ticks
 from pollwatch.simulate import EventSpec, simulate
-from tests.small_watch import small_watch
+from tests.fakes.watches import small_watch
 
 H = timedelta(hours=1)
 CADENCE = timedelta(minutes=5)

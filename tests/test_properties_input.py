@@ -22,7 +22,7 @@ from pollwatch.jsonl import FormatError, observation_to_dict, read_observations,
 from pollwatch.models import Observation
 from pollwatch.playbook import Playbook, PlaybookError, Watch, load_playbook
 from tests.conftest import KZ_WATCH
-from tests.mutations import parent_of, paths
+from tests.fakes.mutations import parent_of, paths
 
 FAST = settings(
     max_examples=40,

@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 
 from pollwatch import store
 from pollwatch.cli import app
-from tests.report_fixtures import report_template, stored  # noqa: F401 (fixtures)
+from tests.fakes.reports import report_template, stored  # noqa: F401 (fixtures)
 
 runner = CliRunner()
 

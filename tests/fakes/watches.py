@@ -1,8 +1,11 @@
-"""The small Kazakhstan watch the flow tests write: two networks, one region, WhatsApp.
+"""The watches tests and benchmarks build, from the Kazakhstan watch.
 
-One factory instead of a YAML string copied into each test. `fast=True` shortens the signals' windows
-(3 h, 1 h warm-up) so a few hours of history judge; `sources` sets the playbook's `sources:` block (the
-tests' fakes answer at once: no retries, short timeouts).
+- `kz_watch_yaml` / `write_kz_watch`: the small watch the flow tests write as a file (two networks, one region,
+  WhatsApp). `fast=True` shortens the signals' windows (3 h, 1 h warm-up) so a few hours of history judge;
+  `radar` adds the playbook's `sources:` block (the tests' fakes answer at once: no retries, short timeouts).
+- `small_watch`: the KZ watch cut down in memory (1-3 providers, four regions, one service, one circumvention
+  tool, BGP and OONI only), so simulated scenarios and many tick schedules stay fast (the tick-schedule property
+  tests, bench/operations.py).
 """
 
 from __future__ import annotations
@@ -11,6 +14,8 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+
+from pollwatch.playbook import PLAYBOOKS_DIR, Watch, load_watch
 
 QUICK_SOURCE = {"retries": 0, "timeout": "2s"}
 FAST_SIGNALS = ("bgp", "active_probing", "telescope", "service_failure_rate", "rtt_ms")
@@ -54,3 +59,19 @@ def write_kz_watch(directory: Path, name: str, **kw: Any) -> Path:
     path = Path(directory) / f"{name}.yaml"
     path.write_text(kz_watch_yaml(name, **kw))
     return path
+
+
+def small_watch(providers: int = 2, base: Watch | None = None) -> Watch:
+    """The KZ watch cut down to `providers` providers (fixed first), 4 regions, WhatsApp and Tor, BGP and OONI."""
+    kz = base or load_watch(PLAYBOOKS_DIR / "watches" / "kz-2019-presidential.yaml")
+    chosen = [kz.providers[0], kz.providers[2], kz.providers[3]][:providers]
+    return kz.model_copy(
+        update={
+            "name": f"kz-small-{providers}",
+            "providers": chosen,
+            "regions": kz.regions[:4],
+            "services": kz.services[1:2],
+            "circumvention": kz.circumvention[:1],
+            "signals": {k: v for k, v in kz.signals.items() if k in ("bgp", "service_failure_rate")},
+        }
+    )

@@ -10,7 +10,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from pollwatch.playbook import Service, SourceConfig, Vantage
-from tests.probe_fakes import FakeDns, FakeWeb, make_pki
+from tests.fakes.probes import FakeDns, FakeWeb, make_pki
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")
 

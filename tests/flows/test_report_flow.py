@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from pollwatch import audit, store
-from tests.report_fixtures import report_template, stored  # noqa: F401 (fixtures)
+from tests.fakes.reports import report_template, stored  # noqa: F401 (fixtures)
 
 
 @pytest.mark.prefect

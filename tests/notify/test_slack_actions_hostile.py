@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from pollwatch.notify.interact import BadPayload, modal, parse_action, parse_submission
 from pollwatch.responders import Action, Request
-from tests.mutations import parent_of, paths
+from tests.fakes.mutations import parent_of, paths
 
 BUTTON = {
     "type": "block_actions",

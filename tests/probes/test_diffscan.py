@@ -28,7 +28,7 @@ from pollwatch.probes.diffscan import (
     run_diffscan,
     tcp_sweep,
 )
-from tests.probe_fakes import full_listener
+from tests.fakes.probes import full_listener
 
 TICK = datetime(2019, 6, 9, 5, 0, tzinfo=timezone.utc)
 

@@ -17,7 +17,7 @@ from pollwatch.probes.webprobe import (
     service_urls,
     webprobe_observations,
 )
-from tests.probe_fakes import BLOCKPAGE_TEXT, PAGE_TEXT, FakeDns, FakeWeb, make_pki
+from tests.fakes.probes import BLOCKPAGE_TEXT, PAGE_TEXT, FakeDns, FakeWeb, make_pki
 
 DOMAIN = "pollwatch.test"
 BLOCKPAGE_IP = "127.0.0.66"

@@ -9,7 +9,7 @@ from html.parser import HTMLParser
 
 
 from pollwatch import audit, report, store
-from tests.report_fixtures import report_template, stored  # noqa: F401 (fixtures)
+from tests.fakes.reports import report_template, stored  # noqa: F401 (fixtures)
 
 
 def _collect(watch, info, **kw):

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from pollwatch import report, store
-from tests.report_fixtures import report_template, stored  # noqa: F401 (fixtures)
+from tests.fakes.reports import report_template, stored  # noqa: F401 (fixtures)
 
 
 def _chromium() -> str:

@@ -24,7 +24,7 @@ from pollwatch.sources.ioda import parse_signals  # noqa: E402
 from pollwatch.sources.ooni import parse_aggregation  # noqa: E402
 from pollwatch.sources.ripestat import parse_resource_list, parse_resource_stats  # noqa: E402
 from pollwatch.sources.radar import _result as radar_result  # noqa: E402
-from tests.mutations import parent_of, paths  # noqa: E402
+from tests.fakes.mutations import parent_of, paths  # noqa: E402
 
 FAST = settings(
     max_examples=40,
