@@ -160,6 +160,64 @@ def apply_schedule(
     return result
 
 
+def apply_watches_schedule(
+    watches: str,
+    work_pool: str = DEFAULT_POOL,
+    lanes: int = 1,
+    every: int = 60,
+    name: str = "world",
+    base_urls: dict[str, str] | None = None,
+    create_pool: bool = True,
+) -> list[str]:
+    """Deploy batched ticks of every watch in `watches` (a directory of watch files): `lanes` deployments of the
+    `watches-tick` flow (`watches-tick-<name>-lane-<i>`), each scheduled every `every` seconds on `work_pool`.
+    Each slot gets one run per lane; the workers of the pool take them, and the runs split the due watches
+    between them through the watches' tick claims (flows/watches_tick.py), so more workers tick more watches
+    and a worker that dies only delays its watches to their next tick. Returns the deployments' names."""
+    from datetime import datetime, timedelta, timezone
+
+    from prefect.client.schemas.schedules import IntervalSchedule
+    from prefect.utilities.callables import parameter_schema
+
+    from pollwatch.flows.watches_tick import FLOW, watches_tick
+
+    names = []
+    schema = parameter_schema(watches_tick).model_dump_for_openapi()
+    anchor = datetime(2020, 1, 1, tzinfo=timezone.utc)  # slots on whole minutes (multiples of `every` since then)
+    with get_client(sync_client=True) as client:
+        if create_pool:
+            ensure_work_pool(client, work_pool)
+        flow_id = client.create_flow_from_name(FLOW)
+        for lane in range(lanes):
+            dep = sched.deployment_name(f"watches-tick-{name}", f"lane-{lane}")
+            parameters: dict[str, Any] = {"watches": str(Path(watches).resolve()), "every": every}
+            parameters.update({"lane": lane, "lanes": lanes})
+            if base_urls:
+                parameters["base_urls"] = base_urls
+            client.create_deployment(
+                flow_id=flow_id,
+                name=dep,
+                description=f"every watch in {watches}, batched: lane {lane + 1} of {lanes}, every {every} s",
+                schedules=[
+                    DeploymentScheduleCreate(
+                        schedule=IntervalSchedule(interval=timedelta(seconds=every), anchor_date=anchor),
+                        active=True,
+                        slug=f"every-{every}s",
+                    )
+                ],
+                parameters=parameters,
+                work_pool_name=work_pool,
+                tags=["pollwatch", f"watches:{name}"],
+                path=str(REPO),
+                entrypoint="flows/watches_tick.py:watches_tick",
+                pull_steps=[{"prefect.deployments.steps.set_working_directory": {"directory": str(REPO)}}],
+                parameter_openapi_schema=schema,
+                enforce_parameter_schema=True,
+            )
+            names.append(dep)
+    return names
+
+
 def remove_schedule(watch_name: str) -> list[str]:
     """Delete every deployment of the watch and its concurrency limit; returns the deployments' names."""
     removed = []

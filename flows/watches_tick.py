@@ -24,10 +24,12 @@ the fixed cost per run that batching removes (docs/deploy.md).
 
 from __future__ import annotations
 
+import contextvars
 import re
 import threading
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -63,6 +65,7 @@ from pollwatch.tasks.record import (
 from pollwatch.tasks.record_audit import AUDIT_HOOKS
 
 FLOW = "watches-tick"
+NOTIFY_THREADS = 8  # watches delivering alerts at once (each to channels of its own)
 
 
 @dataclass
@@ -123,11 +126,15 @@ def _each(stage: str, ticks: list[WatchTick], work: Any) -> None:
 
 @task(name="claim-ticks", cache_policy=NO_CACHE, retries=3, retry_delay_seconds=[1, 2, 5])
 def claim_ticks_task(
-    items: list[tuple[str, datetime]], holder: str, limit: int | None, hashes: dict[str, str | None]
+    items: list[tuple[str, datetime]],
+    holder: str,
+    limit: int | None,
+    hashes: dict[str, str | None],
+    lease: timedelta = tick_claims.LEASE,
 ) -> tuple[list[tuple[str, datetime]], list[tuple[str, datetime]], list[tuple[str, datetime]]]:
     """Claim up to `limit` due ticks for this run (and start each one's run record in the audit log)."""
     with store.session_scope() as s:
-        claimed, busy, rest = tick_claims.claim_ticks(s, items, holder, limit=limit)
+        claimed, busy, rest = tick_claims.claim_ticks(s, items, holder, lease=lease, limit=limit)
         for name, tick in claimed:
             audit.record_run_start(
                 s,
@@ -223,10 +230,22 @@ def notify_batch(ticks: list[WatchTick]) -> None:
     keys make a retry of this task send nothing twice)."""
 
     def notify(t: WatchTick) -> None:
-        gaps = t.det.gaps
-        t.alerts = notify_task.fn(t.w, t.events, notices=t.notices, anomalies=latest_anomalies(t.det.events), gaps=gaps)
+        t.alerts = notify_task.fn(
+            t.w, t.events, notices=t.notices, anomalies=latest_anomalies(t.det.events), gaps=t.det.gaps
+        )
 
-    _each("notify", ticks, notify)
+    # Slack paces posts per channel (about one a second): watches that post to the same channels deliver one
+    # after another, watches with channels of their own side by side, so one watch's backlog delays no other
+    by_channels: dict[tuple[str, str], list[WatchTick]] = {}
+    for t in ticks:
+        by_channels.setdefault((t.w.alerts.channel, t.w.alerts.ops_channel), []).append(t)
+    with ThreadPoolExecutor(max_workers=NOTIFY_THREADS, thread_name_prefix="pollwatch-notify") as pool:
+        done = [
+            pool.submit(contextvars.copy_context().run, _each, "notify", group, notify)
+            for group in by_channels.values()
+        ]
+        for f in done:
+            f.result()
 
 
 @task(name="record-outcomes", cache_policy=NO_CACHE)
@@ -252,7 +271,8 @@ def record_outcomes_task(ticks: list[WatchTick], holder: str) -> None:
             watch_cfg=t.w,
         )
         with store.session_scope() as s:
-            covered = tick_claims.cover_abandoned(s, t.w.name, t.tick, holder)
+            lease = tick_claims.lease_for(t.cadence)
+            covered = tick_claims.cover_earlier(s, t.w.name, t.tick, t.last_tick, t.cadence, holder, lease)
             if covered:
                 t.summary["covered"] = [iso(c) for c in covered]
             audit.record_run_end(
@@ -356,12 +376,12 @@ def _tick_batch(ticks: list[WatchTick], holder: str, base_urls: dict[str, str] |
 class _Renewer:
     """Renews this run's claims every few seconds while it works (a run that stops renewing is a dead one)."""
 
-    def __init__(self, holder: str) -> None:
-        self.holder, self.stop = holder, threading.Event()
+    def __init__(self, holder: str, lease: timedelta) -> None:
+        self.holder, self.stop, self.every = holder, threading.Event(), lease.total_seconds() / 4
         self.thread = threading.Thread(target=self._loop, name="pollwatch-claims", daemon=True)
 
     def _loop(self) -> None:
-        while not self.stop.wait(tick_claims.RENEW_SECONDS):
+        while not self.stop.wait(self.every):
             try:
                 with store.session_scope() as s:
                     tick_claims.renew_claims(s, self.holder)
@@ -393,8 +413,14 @@ def watches_tick(
     this run starts in the due list when several runs share the slot; `chunk`: ticks claimed at a time (default:
     the due ticks divided by the lanes). `base_urls` may point sources at mirrors (or test servers)."""
     logger = get_run_logger()
-    ws = [resolve_watch(x) for x in watch_files(watches)]
-    when = (tick or scheduled_time() or datetime.now(timezone.utc)).astimezone(timezone.utc)
+    ws = []
+    for item in watch_files(watches):
+        try:
+            ws.append(resolve_watch(item))
+        except Exception as exc:  # one broken watch file does not stop the others' ticks
+            logger.error("watch %s not ticked: %s", item, " ".join(str(exc).split())[:500])
+    # a plain UTC datetime (a run's scheduled time comes as Prefect's own DateTime type)
+    when = datetime.fromtimestamp((tick or scheduled_time() or datetime.now(timezone.utc)).timestamp(), timezone.utc)
     slot_length = timedelta(seconds=every)
     due = due_ticks(ws, when, slot_length)
     holder = current_flow_run_id() or f"local-{uuid.uuid4()}"
@@ -404,18 +430,19 @@ def watches_tick(
     pending = [(w.name, t) for w, t in due[offset:] + due[:offset]]
     limit = chunk or max(1, -(-len(due) // max(1, lanes)))
     ran: list[WatchTick] = []
-    give_up = when + slot_length  # busy watches are retried until the slot ends
+    give_up = floor_time(when, slot_length) + slot_length  # busy watches are retried until the slot ends
+    lease = tick_claims.lease_for(slot_length)
     try:
-        with _Renewer(holder):
+        with _Renewer(holder, lease):
             while pending:
-                claimed, busy, rest = claim_ticks_task(pending, holder, limit, hashes)
+                claimed, busy, rest = claim_ticks_task(pending, holder, limit, hashes, lease)
                 if claimed:
                     batch = []
                     for name, t in claimed:
                         phase = by_name[name].phase_at(t)
                         batch.append(WatchTick(by_name[name], t, phase.cadence if phase else slot_length))
-                    _tick_batch(batch, holder, base_urls, artifacts)
                     ran += batch
+                    _tick_batch(batch, holder, base_urls, artifacts)
                 pending = rest + busy
                 if not claimed and not rest:
                     if datetime.now(timezone.utc) >= give_up:

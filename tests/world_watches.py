@@ -77,6 +77,7 @@ def write_world_watches(
                 "bgp": {
                     "source": "ioda",
                     "step": "5m",
+                    "lag": "5m",  # IODA publishes a 5-minute bin once it has ended
                     "window": "2h",
                     "warm_up": "30m",
                     "warning": 0.9,
@@ -86,6 +87,7 @@ def write_world_watches(
                 "active_probing": {
                     "source": "ioda",
                     "step": "10m",
+                    "lag": "10m",
                     "window": "2h",
                     "warm_up": "30m",
                     "warning": 0.8,
@@ -112,6 +114,8 @@ def write_world_watches(
             "providers": providers_for(i, len(subs)),
             "regions": [{"code": code, "name": sub} for code, sub in subs],
             "services": all_services[:services],
+            # a channel per country, as an observatory would run them: Slack paces posts per channel
+            "alerts": {"channel": f"#pollwatch-{cc.lower()}", "ops_channel": f"#pollwatch-ops-{cc.lower()}"},
         }
         path = directory / f"{doc['name']}.yaml"
         path.write_text(yaml.safe_dump(doc, sort_keys=False, allow_unicode=True))
