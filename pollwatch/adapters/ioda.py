@@ -28,7 +28,7 @@ from pollwatch.models import IncidentKind, Observation
 from pollwatch.simulate import Label
 from pollwatch.words import country_code
 from pollwatch.sources.base import ShapeError
-from pollwatch.sources.ioda import DATASOURCE_SIGNALS, parse_signals
+from pollwatch.sources.ioda_api import DATASOURCE_SIGNALS, parse_signals
 from pollwatch.timeutil import parse_time_or_none
 
 MAX_EXPORT = 256 << 20  # a signal export larger than 256 MiB is not one request's answer

@@ -12,7 +12,7 @@ from pydantic import BaseModel, Field
 
 from pollwatch.models import Cause, Incident
 from pollwatch.playbook import Watch
-from pollwatch.sources.ioda import DATASOURCE_SIGNALS
+from pollwatch.sources.ioda_api import DATASOURCE_SIGNALS
 
 POLITICAL_EVENTS = {"protest", "announcement", "political"}
 EVENT_CAUSE = {

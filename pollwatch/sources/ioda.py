@@ -36,122 +36,35 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
-import re
 import time
-import unicodedata
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from pollwatch.models import Observation, entity_key
 from pollwatch.playbook import Watch
-from pollwatch.sources.base import Corroboration, RunClient, ShapeError, Source, _Run, shape_failure, write_atomic
-from pollwatch.sources.http import FetchError, Fetched, HttpClient
+from pollwatch.sources.base import RunClient, ShapeError, Source, _Run, shape_failure, write_atomic
+from pollwatch.sources.http import FetchError, HttpClient
 from pollwatch.timeutil import floor_time
-
-DATASOURCE_SIGNALS = {"bgp": "bgp", "ping-slash24": "active_probing", "merit-nt": "telescope", "gtr": "gtr"}
-DEFAULT_DATASOURCES = ("bgp", "ping-slash24", "merit-nt")
-OUTAGES_PAGE = 500  # IODA's default `limit` for /outages/alerts and /outages/events
-OUTAGES_PAGES = 4  # pages read per request before a notice says the rest were left
-COUNTRY_ONLY = {"gtr"}  # Google's traffic exists per country only (IODA has no gtr series for regions or networks)
-MAX_RANGE = timedelta(days=90)  # IODA refuses >= 100 days; keep a margin
-REGION_LIST_TTL = 24 * 3600.0  # seconds a country's IODA region list is reused
-# (base URL, country) -> (fetched, name -> code)
-_REGION_LISTS: dict[tuple[str, str], tuple[float, dict[str, str]]] = {}
-_GENERIC_WORDS = {
-    "oblysy",
-    "oblast",
-    "oblys",
-    "province",
-    "region",
-    "state",
-    "governorate",
-    "prefecture",
-    "county",
-    "district",
-    "of",
-    "the",
-}
+from pollwatch.sources.ioda_api import (
+    COUNTRY_ONLY,
+    DATASOURCE_SIGNALS,
+    DEFAULT_DATASOURCES,
+    IodaSeries,
+    MAX_RANGE,
+    REGION_LIST_TTL,
+    _REGION_LISTS,
+    _code_chunks,
+    _time_chunks,
+    parse_regions,
+    parse_signals,
+    region_name_key,
+)
+from pollwatch.sources.ioda_outages import IodaOutages
 
 
-def region_name_key(name: str) -> str:
-    """A region name compared loosely: no accents or case, no words like 'oblysy' or 'province'."""
-    folded = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode().lower()
-    words = [w for w in re.split(r"[^a-z0-9]+", folded) if w and w not in _GENERIC_WORDS]
-    return "".join(words)
-
-
-def parse_regions(payload: Any) -> dict[str, str]:
-    """IODA region entities (`/entities/query`) as {loose name: code}."""
-    data = _envelope_data(payload)
-    if data is None:
-        return {}
-    if not isinstance(data, list):
-        raise ShapeError(f"entities: 'data' should be a list of entities, got {type(data).__name__}")
-    out: dict[str, str] = {}
-    for item in data:
-        if not isinstance(item, dict) or item.get("code") in (None, "") or not isinstance(item.get("name"), str):
-            raise ShapeError("entities: every entity needs a 'code' and a 'name'")
-        out.setdefault(region_name_key(item["name"]), str(item["code"]))
-    return out
-
-
-class IodaSeries(BaseModel):
-    """One series of a /signals/raw response."""
-
-    model_config = ConfigDict(extra="ignore", populate_by_name=True)
-
-    entityType: str
-    entityCode: str
-    datasource: str
-    subtype: str | None = None
-    from_: int = Field(alias="from")
-    until: int | None = None
-    step: int = Field(gt=0)
-    nativeStep: int | None = None
-    values: list[float | None]
-
-
-def _envelope_data(payload: Any) -> Any:
-    if not isinstance(payload, dict) or "data" not in payload:
-        keys = sorted(payload)[:6] if isinstance(payload, dict) else type(payload).__name__
-        raise ShapeError(f"expected IODA's envelope with a 'data' field, got {keys}")
-    if payload.get("error"):
-        raise ShapeError(f"IODA reported an error: {str(payload['error'])[:200]}")
-    return payload["data"]
-
-
-def parse_signals(payload: Any) -> list[IodaSeries]:
-    """The series of a /signals/raw response (data is a list per entity of lists of series)."""
-    data = _envelope_data(payload)
-    if data is None:
-        return []
-    if not isinstance(data, list):
-        raise ShapeError(f"'data' should be a list of per-entity series lists, got {type(data).__name__}")
-    out = []
-    for group in data:
-        items = group if isinstance(group, list) else [group]
-        for item in items:
-            try:
-                out.append(IodaSeries.model_validate(item))
-            except ValidationError as exc:
-                err = exc.errors()[0]
-                raise ShapeError(f"series field {'.'.join(str(x) for x in err['loc'])}: {err['msg']}") from None
-    return out
-
-
-def _ts(value: Any) -> datetime | None:
-    if value is None or value == "":
-        return None
-    try:
-        return datetime.fromtimestamp(float(value), tz=timezone.utc)
-    except (TypeError, ValueError, OverflowError):
-        return None
-
-
-class IodaSource(Source):
+class IodaSource(IodaOutages, Source):
     """IODA v2 client (see the module docstring)."""
 
     name = "ioda"
@@ -404,212 +317,3 @@ class IodaSource(Source):
                     provenance=prov,
                 )
             )
-
-    async def _corroboration(self, http: HttpClient, run: _Run) -> None:
-        """IODA's own outage alerts and events for the country, its regions and its networks.
-
-        `/outages/alerts` and `/outages/events` take the entity as query parameters (entityType,
-        entityCode, relatedTo; InetIntel/ioda-api src/Controller/OutagesController.php): the entity
-        in the path is no route (404). Pages of `limit` records are followed while full."""
-        cc = run.country
-        base = {"from": int(run.start.timestamp()), "until": int(run.end.timestamp())}
-        requests = []
-        for kind in ("alerts", "events"):
-            requests.append((kind, {**base, "entityType": "country", "entityCode": cc}))
-            requests += [
-                (kind, {**base, "entityType": etype, "relatedTo": f"country/{cc}"}) for etype in ("region", "asn")
-            ]
-        results = await asyncio.gather(*(self._records(http, [run], kind, p) for kind, p in requests))
-        for (kind, _), items in zip(requests, results):
-            self._keep_records(run, kind, items)
-
-    async def _corroboration_by_codes(
-        self, http: HttpClient, runs: list[_Run], kind: str, etype: str, group: list[tuple[_Run, str, str]]
-    ) -> None:
-        """A batch's outage records of one entity type, asked for by a list of codes (the repository filters
-        `metaCode IN` the comma-separated `entityCode`), each record kept by every watch that tracks its entity."""
-        by_code: dict[str, list[_Run]] = {}
-        for run, code, _ in group:
-            by_code.setdefault(code, [])
-            if run not in by_code[code]:
-                by_code[code].append(run)
-        served = list({id(r): r for rs in by_code.values() for r in rs}.values())
-        start, end = served[0].start, served[0].end
-        params = {
-            "from": int(start.timestamp()),
-            "until": int(end.timestamp()),
-            "entityType": etype,
-            "entityCode": ",".join(by_code),
-        }
-        items = await self._records(http, served, kind, params)
-        for item, fetched in items:
-            code = _record_code(item, kind)
-            for run in by_code.get(code or "", []):
-                self._keep_records(run, kind, [(item, fetched)])
-
-    def _keep_records(self, run: _Run, kind: str, items: list[tuple[Any, Fetched]]) -> None:
-        parse = self._alert if kind == "alerts" else self._event
-        seen = run.extra.setdefault("record_ids", set())
-        for item, fetched in items:
-            try:
-                rec = parse(run, item, fetched)
-            except ShapeError as exc:
-                run.failed(shape_failure(exc), f"outages {kind}")
-                return
-            if rec is not None and rec.id not in seen:
-                seen.add(rec.id)
-                run.result.corroborations.append(rec)
-
-    async def _records(
-        self, http: HttpClient, runs: list[_Run], kind: str, params: dict[str, Any]
-    ) -> list[tuple[Any, Fetched]]:
-        """The raw records of one query, page by page while pages are full; failures go to every run it serves."""
-        limit = max(1, int(self.options.get("records_per_page", OUTAGES_PAGE)))
-        pages = max(1, int(self.options.get("record_pages", OUTAGES_PAGES)))
-        out: list[tuple[Any, Fetched]] = []
-        try:
-            for page in range(pages):
-                if len(runs) > 1:
-                    for run in runs:
-                        run.result.requests += 1
-                        run.result.attempts += 1
-                fetched = await http.get_json(f"/outages/{kind}", {**params, "limit": limit, "page": page})
-                data = _envelope_data(fetched.payload)
-                if data is None:
-                    break
-                if not isinstance(data, list):
-                    raise ShapeError(f"'data' should be a list of {kind}, got {type(data).__name__}")
-                out += [(item, fetched) for item in data]
-                if len(data) < limit:
-                    break
-            else:
-                for run in runs:
-                    run.notice(
-                        f"ioda: more than {pages * limit} outage {kind} for {params.get('entityType')} in "
-                        f"{run.country if len(runs) == 1 else 'a batch of watches'}; the rest were not read "
-                        "(sources.ioda.options.record_pages)"
-                    )
-        except (FetchError, ShapeError) as exc:
-            if isinstance(exc, ShapeError):
-                exc = shape_failure(exc)
-            for run in runs:
-                run.failed(exc, f"outages {kind}")
-        return out
-
-    def _entity(self, run: _Run, etype: str | None, code: str | None) -> str:
-        cc = run.country
-        if etype == "asn" and code and code.isdigit():
-            return entity_key(cc, None, int(code), None)
-        if etype == "region" and code:
-            codes = run.extra.get("region_codes") or self._codes or self._explicit_region_codes(run.watch)
-            back = {str(v): str(k) for k, v in codes.items() if v is not None}
-            return entity_key(cc, back.get(code, code), None, None)
-        return cc
-
-    def _alert(self, run: _Run, item: Any, fetched: Fetched) -> Corroboration | None:
-        if not isinstance(item, dict):
-            raise ShapeError(f"an alert should be an object, got {type(item).__name__}")
-        ent = item.get("entity") or {}
-        etype = ent.get("type") if isinstance(ent, dict) else None
-        if isinstance(etype, dict):
-            etype = etype.get("type")
-        code = str(ent.get("code")) if isinstance(ent, dict) and ent.get("code") is not None else None
-        when = _ts(item.get("time"))
-        if when is None:
-            raise ShapeError("an alert has no readable 'time'")
-        ds = item.get("datasource")
-        rid = f"ioda-alert:{etype}/{code}:{ds}:{int(when.timestamp())}:{item.get('level')}"
-        return Corroboration(
-            source="ioda",
-            kind="ioda_alert",
-            id=rid,
-            country=run.country,
-            entity=self._entity(run, etype, code),
-            entity_type=etype,
-            entity_code=code,
-            datasource=ds,
-            start=when,
-            level=item.get("level"),
-            status=item.get("condition"),
-            value=_num(item.get("value")),
-            expected=_num(item.get("historyValue")),
-            description=item.get("method"),
-            provenance=fetched.provenance(),
-        )
-
-    def _event(self, run: _Run, item: Any, fetched: Fetched) -> Corroboration | None:
-        if not isinstance(item, dict):
-            raise ShapeError(f"an event should be an object, got {type(item).__name__}")
-        if "location" in item:  # codf format (the default)
-            etype, _, code = str(item.get("location")).partition("/")
-            start = _ts(item.get("start"))
-            duration = _num(item.get("duration"))
-            end = start + timedelta(seconds=duration) if start and duration is not None else None
-            name = item.get("location_name")
-        else:  # ioda format
-            ent = item.get("entity") or {}
-            etype = ent.get("type") if isinstance(ent, dict) else None
-            if isinstance(etype, dict):
-                etype = etype.get("type")
-            code = str(ent.get("code")) if isinstance(ent, dict) and ent.get("code") is not None else ""
-            start, end = _ts(item.get("from")), _ts(item.get("until"))
-            name = ent.get("name") if isinstance(ent, dict) else None
-        if start is None:
-            raise ShapeError("an event has no readable start")
-        ds = item.get("datasource")
-        rid = f"ioda-event:{etype}/{code}:{ds}:{int(start.timestamp())}"
-        return Corroboration(
-            source="ioda",
-            kind="ioda_event",
-            id=rid,
-            country=run.country,
-            entity=self._entity(run, etype, code or None),
-            entity_type=etype,
-            entity_code=code or None,
-            datasource=ds,
-            start=start,
-            end=end,
-            score=_num(item.get("score")),
-            description=name or item.get("method"),
-            provenance=fetched.provenance(),
-        )
-
-
-def _num(v: Any) -> float | None:
-    try:
-        return None if v is None else float(v)
-    except (TypeError, ValueError):
-        return None
-
-
-def _record_code(item: Any, kind: str) -> str | None:
-    """The entity code an outage record is about (alerts: `entity.code`; events: `location` "type/code")."""
-    if not isinstance(item, dict):
-        return None
-    if kind == "events" and "location" in item:
-        return str(item.get("location")).partition("/")[2] or None
-    ent = item.get("entity")
-    return str(ent.get("code")) if isinstance(ent, dict) and ent.get("code") is not None else None
-
-
-def _code_chunks(group: list[tuple[Any, str, str]], size: int) -> list[list[tuple[Any, str, str]]]:
-    """Entries split so that each part names at most `size` distinct codes (an entity two watches track goes once)."""
-    parts: list[list[tuple[Any, str, str]]] = []
-    codes: set[str] = set()
-    for entry in group:
-        if entry[1] not in codes and len(codes) >= size:
-            parts, codes = parts, set()
-        if not codes:
-            parts.append([])
-        codes.add(entry[1])
-        parts[-1].append(entry)
-    return parts
-
-
-def _time_chunks(start: datetime, end: datetime, size: timedelta) -> list[tuple[datetime, datetime]]:
-    out = []
-    t = start
-    while t < end:
-        out.append((t, min(end, t + size)))
-        t += size
-    return out

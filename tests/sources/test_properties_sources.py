@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 
 pytest.importorskip("pollwatch.sources")
 from pollwatch.sources import ShapeError, make_source  # noqa: E402
-from pollwatch.sources.ioda import parse_signals  # noqa: E402
+from pollwatch.sources.ioda_api import parse_signals  # noqa: E402
 from pollwatch.sources.ooni import parse_aggregation  # noqa: E402
 from pollwatch.sources.ripestat import parse_resource_list, parse_resource_stats  # noqa: E402
 from pollwatch.sources.radar import _result as radar_result  # noqa: E402
