@@ -22,27 +22,32 @@ from pollwatch.timeutil import floor_time, format_duration
 TZ = "Asia/Almaty"
 
 
+def heightened_phase(start: datetime, length: timedelta, cadence: timedelta, tz: str) -> tuple[str, dict]:
+    """(election day, phase): a `heightened` phase over [start, start + length) at `cadence`, as offsets from the
+    election day's midnight in `tz`."""
+    zone = ZoneInfo(tz)
+    day = start.astimezone(zone).date()
+    offset = start - datetime(day.year, day.month, day.day, tzinfo=zone)
+    phase = {
+        "name": "heightened",
+        "start": format_duration(offset),
+        "end": format_duration(offset + length),
+        "cadence": format_duration(cadence),
+    }
+    return day.isoformat(), phase
+
+
 def write_fast_watch(
     directory: Path, start: datetime, length: timedelta, cadence: timedelta, name: str = "zz-fast-watch"
 ) -> Path:
     """Write a watch whose only phase `heightened` covers [start, start + length) at `cadence`."""
-    tz = ZoneInfo(TZ)
-    day = start.astimezone(tz).date()
-    midnight = datetime(day.year, day.month, day.day, tzinfo=tz)
-    offset = start - midnight
+    day, phase = heightened_phase(start, length, cadence, TZ)
     doc = {
         "name": name,
         "country": "KZ",
-        "election_date": day.isoformat(),
+        "election_date": day,
         "timezone": TZ,
-        "phases": [
-            {
-                "name": "heightened",
-                "start": format_duration(offset),
-                "end": format_duration(offset + length),
-                "cadence": format_duration(cadence),
-            }
-        ],
+        "phases": [phase],
         "signals": {
             "bgp": {
                 "source": "ioda",

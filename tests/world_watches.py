@@ -15,7 +15,7 @@ from pathlib import Path
 
 import yaml
 
-from pollwatch.timeutil import format_duration
+from tests.fast_watch import heightened_phase
 
 FIRST_ASN = 4_200_000_000  # 32-bit private use (RFC 6996)
 
@@ -48,9 +48,7 @@ def write_world_watches(
 ) -> list[Path]:
     """One watch file per country (the first `count` in code order), heightened from `start` for `length`."""
     start = (start or datetime.now(timezone.utc) - timedelta(minutes=30)).astimezone(timezone.utc)
-    day = start.date()
-    midnight = datetime(day.year, day.month, day.day, tzinfo=timezone.utc)
-    offset = start - midnight
+    day, phase = heightened_phase(start, length, cadence, "UTC")
     directory.mkdir(parents=True, exist_ok=True)
     paths = []
     all_services = [
@@ -62,17 +60,10 @@ def write_world_watches(
         doc = {
             "name": f"world-{cc.lower()}",
             "country": cc,
-            "election_date": day.isoformat(),
+            "election_date": day,
             "timezone": "UTC",
             "description": f"{name}: election-day watch (generated for bench/world.py)",
-            "phases": [
-                {
-                    "name": "heightened",
-                    "start": format_duration(offset),
-                    "end": format_duration(offset + length),
-                    "cadence": format_duration(cadence),
-                }
-            ],
+            "phases": [phase],
             "signals": {
                 "bgp": {
                     "source": "ioda",
