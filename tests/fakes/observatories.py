@@ -21,7 +21,8 @@ of tests/fakes/hostile.py), "drip" (the real answer, one byte every `drip_interv
 "huge" (HTTP 200 with a valid JSON body of `huge_bytes` in the API's shape, with or without a
 Content-Length: `huge_length`), "bomb" (a gzip-encoded body of a few hundred kB that inflates
 to `bomb_bytes`). IODA's `noise` spreads its values around each entity's level and `published_only`
-serves a bin only once it has ended (the bench measures from then). `latency` delays every response and
+serves a bin only once it has ended and its share of `publish_delay` has passed (the bench measures from
+then). `latency` delays every response and
 `cache_responses` serves repeated queries from memory (benchmarks: the API's own work is not what they measure).
 Every request is recorded in `requests` (path, query, headers).
 """
@@ -394,6 +395,7 @@ class IodaFake(FakeAPI):
         self.max_range = 100 * 86400
         self.noise = 0.0  # relative spread of the values around each entity's level (deterministic per time)
         self.published_only = False  # serve a bin only once it is complete (`now` past its end), as IODA does
+        self.publish_delay = 0.0  # with published_only: up to this many seconds more per bin (its own, fixed)
         self.first_served: dict[tuple[str, str, int], float] = {}  # (code, datasource, t) of drops -> when served
         # /entities/query regions per country: numeric codes, Natural Earth admin-1 style names (as IODA has them)
         self.regions: dict[str, list[dict[str, Any]]] = {
@@ -436,6 +438,12 @@ class IodaFake(FakeAPI):
                 v *= f
                 self.first_served.setdefault((code, ds, t), time.time())
         return float(round(v))
+
+    def published_at(self, t: int, ds: str, code: str = "") -> float:
+        """When an entity's bin starting at `t` appears (published_only): its end, plus its own share of
+        publish_delay."""
+        share = _level("publish", code, ds, t, lo=0.0, hi=1000.0) / 1000
+        return t + IODA_STEPS.get(ds, 300) + self.publish_delay * share
 
     def _envelope(self, typ: str, query: dict[str, str], data: Any, error: str | None = None) -> dict[str, Any]:
         return {
@@ -546,8 +554,12 @@ class IodaFake(FakeAPI):
                 for ds in datasources:
                     step = IODA_STEPS.get(ds, 300)
                     t0 = frm - frm % step
-                    last = min(until, int(time.time()) - step + 1) if self.published_only else until
-                    values = [self.value(etype, code, ds, t) for t in range(t0, last, step)]
+                    now, times = time.time(), []
+                    for t in range(t0, until, step):
+                        if self.published_only and self.published_at(t, ds, code) > now:
+                            break  # this bin and those after it are not out yet
+                        times.append(t)
+                    values = [self.value(etype, code, ds, t) for t in times]
                     series.append(
                         {
                             "entityType": etype,
