@@ -1,11 +1,11 @@
 """World benchmark: a watch for every country (249, ISO 3166-1) at election-day cadence (1 minute) on one machine,
 and on a Prefect server with 1 and 2 workers.
 
-The watches (tests/world_watches.py: regions from pycountry's subdivisions, a generated provider list sized
+The watches (tests/fakes/world_watches.py: regions from pycountry's subdivisions, a generated provider list sized
 like the country) are served by the fake IODA, OONI and RIPEstat on 127.0.0.1 with 50 ms latency (IODA noisy,
 publishing a 5-minute bin up to a minute after it has ended) and alert the fake Slack, all in a process of their
 own so that their CPU is not counted. A Prefect server on PostgreSQL (127.0.0.1:5432) and pollwatch's store on
-PostgreSQL are started as tests/prefect_server.py starts them. Ways, each measured after one warm-up slot:
+PostgreSQL are started as tests/fakes/prefect_server.py starts them. Ways, each measured after one warm-up slot:
 
 - before: the watches ticked one by one with the single-watch flow (`watch-tick`), one after another in one
   process (`--before-watches` of them, `--before-slots` slots): requests and CPU per watch-tick, ticks on time.
@@ -51,7 +51,7 @@ CLK = os.sysconf("SC_CLK_TCK")
 def _fakes_main(conn, latency: float, countries: list[str]) -> None:  # type: ignore[no-untyped-def]
     from tests.fakes.observatories import observatories
     from tests.fakes.slack_api import FakeSlack
-    from tests.world_watches import countries as all_countries
+    from tests.fakes.world_watches import countries as all_countries
 
     channels = {f"pollwatch-{cc.lower()}": f"C{i:08d}A" for i, cc in enumerate(countries)}
     channels.update({f"pollwatch-ops-{cc.lower()}": f"C{i:08d}O" for i, cc in enumerate(countries)})
@@ -345,7 +345,7 @@ def run_workers(args, fakes, cluster, directory, names, countries, cadence, work
         ).json():
             client.post(f"{cluster.api}/deployments/{dep['id']}/pause_deployment")
     recs = tick_records(cluster.store_url, names, slots[0], end)
-    from tests.prefect_server import stop
+    from tests.fakes.prefect_server import stop
 
     for p in procs:
         stop(p)
@@ -379,9 +379,9 @@ def main() -> None:
             "POLLWATCH_HOME": str(work / "home"),
         }
     )
-    from tests.prefect_server import prefect_cluster
-    from tests.world_watches import countries as all_countries
-    from tests.world_watches import write_world_watches
+    from tests.fakes.prefect_server import prefect_cluster
+    from tests.fakes.world_watches import countries as all_countries
+    from tests.fakes.world_watches import write_world_watches
 
     cadence = args.cadence
     directory = work / "watches"

@@ -22,7 +22,7 @@ from pollwatch.schedule import (
     watch_tag,
 )
 from tests.conftest import KZ_WATCH
-from tests.fast_watch import fast_watch, outage_observations
+from tests.fakes.fast_watch import fast_watch, outage_observations
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")
 

@@ -24,8 +24,8 @@ from pollwatch import audit, store
 from pollwatch.cli import app
 from pollwatch.schedule import AUDIT_APPLY, watch_tag
 from tests.conftest import KZ_WATCH
-from tests.fast_watch import fast_watch, outage_observations
-from tests.prefect_server import env_for, prefect_cluster, stop
+from tests.fakes.fast_watch import fast_watch, outage_observations
+from tests.fakes.prefect_server import env_for, prefect_cluster, stop
 
 CADENCE = timedelta(seconds=5)
 WAIT = 120  # seconds at most for each stage (a bound, not an assertion on speed)

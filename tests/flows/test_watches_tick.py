@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 from tests.fakes.observatories import observatories
-from tests.world_watches import write_world_watches
+from tests.fakes.world_watches import write_world_watches
 
 from pollwatch import audit, store
 from pollwatch.models import iso

@@ -15,8 +15,8 @@ from pathlib import Path
 import httpx
 import pytest
 from tests.fakes.observatories import observatories
-from tests.prefect_server import prefect_cluster
-from tests.world_watches import write_world_watches
+from tests.fakes.prefect_server import prefect_cluster
+from tests.fakes.world_watches import write_world_watches
 
 from pollwatch import audit, store
 

@@ -20,8 +20,8 @@ import pytest
 
 from pollwatch import store
 from pollwatch.schedule import watch_tag
-from tests.fast_watch import fast_watch, outage_observations
-from tests.prefect_server import Cluster, prefect_cluster
+from tests.fakes.fast_watch import fast_watch, outage_observations
+from tests.fakes.prefect_server import Cluster, prefect_cluster
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
 

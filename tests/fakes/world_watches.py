@@ -15,7 +15,7 @@ from pathlib import Path
 
 import yaml
 
-from tests.fast_watch import heightened_phase
+from tests.fakes.fast_watch import heightened_phase
 
 FIRST_ASN = 4_200_000_000  # 32-bit private use (RFC 6996)
 
