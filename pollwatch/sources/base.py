@@ -108,6 +108,15 @@ def write_atomic(path: Path, text: str) -> bool:
         return False
 
 
+def count_shared_request(runs: "list[_Run]") -> None:
+    """A request a batch of watches shares counts as one request for each watch it serves (a single watch's run
+    counts its own requests through its client)."""
+    if len(runs) > 1:
+        for run in {id(r): r for r in runs}.values():
+            run.result.requests += 1
+            run.result.attempts += 1
+
+
 class RunClient:
     """A client shared by a batch, as one watch's run sees it: its calls count as that run's requests."""
 

@@ -44,7 +44,15 @@ from typing import Any
 
 from pollwatch.models import Observation, entity_key
 from pollwatch.playbook import Watch
-from pollwatch.sources.base import RunClient, ShapeError, Source, _Run, shape_failure, write_atomic
+from pollwatch.sources.base import (
+    RunClient,
+    ShapeError,
+    Source,
+    _Run,
+    count_shared_request,
+    shape_failure,
+    write_atomic,
+)
 from pollwatch.sources.http import FetchError, HttpClient
 from pollwatch.timeutil import floor_time
 from pollwatch.sources.ioda_api import (
@@ -243,10 +251,7 @@ class IodaSource(IodaOutages, Source):
             keys.setdefault(code, []).append((run, key))
         runs = list({id(r): r for r, _, _ in group}.values())
         path = f"/signals/raw/{etype}/{','.join(keys)}"
-        if len(runs) > 1:
-            for run in runs:  # one request, shared: it counts for every watch it serves
-                run.result.requests += 1
-                run.result.attempts += 1
+        count_shared_request(runs)
         try:
             fetched = await http.get_json(
                 path, {"from": int(start.timestamp()), "until": int(end.timestamp()), "datasource": ds}

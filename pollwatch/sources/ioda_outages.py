@@ -11,7 +11,7 @@ from typing import Any
 
 
 from pollwatch.models import entity_key
-from pollwatch.sources.base import Corroboration, ShapeError, _Run, shape_failure
+from pollwatch.sources.base import Corroboration, ShapeError, _Run, count_shared_request, shape_failure
 from pollwatch.sources.http import FetchError, Fetched, HttpClient
 from pollwatch.sources.ioda_api import OUTAGES_PAGE, OUTAGES_PAGES, _envelope_data, _num, _record_code, _ts
 
@@ -83,10 +83,7 @@ class IodaOutages:
         out: list[tuple[Any, Fetched]] = []
         try:
             for page in range(pages):
-                if len(runs) > 1:
-                    for run in runs:
-                        run.result.requests += 1
-                        run.result.attempts += 1
+                count_shared_request(runs)
                 fetched = await http.get_json(f"/outages/{kind}", {**params, "limit": limit, "page": page})
                 data = _envelope_data(fetched.payload)
                 if data is None:

@@ -40,7 +40,7 @@ from pydantic import BaseModel, ConfigDict, TypeAdapter, ValidationError
 
 from pollwatch.models import NoticeLevel, Observation, Provenance, entity_key, iso
 from pollwatch.playbook import Service, Watch
-from pollwatch.sources.base import ShapeError, Source, _Run, now_utc, shape_failure, write_atomic
+from pollwatch.sources.base import ShapeError, Source, _Run, count_shared_request, now_utc, shape_failure, write_atomic
 from pollwatch.sources.http import FetchError, HttpClient
 from pollwatch.timeutil import floor_time, parse_duration, parse_time
 
@@ -240,10 +240,7 @@ class OoniSource(Source):
                     "axis_x": "measurement_start_day",
                     "axis_y": "probe_asn",
                 }
-                if len(members) > 1:
-                    for r in {id(r): r for r, _ in members}.values():  # one request, shared by every watch it serves
-                        r.result.requests += 1
-                        r.result.attempts += 1
+                count_shared_request([r for r, _ in members])
                 try:
                     fetched = await http.get_json("/api/v1/aggregation", params)
                     # the answer covers the whole window: every final hour of it is kept for later ticks

@@ -35,7 +35,7 @@ from pydantic import SecretStr
 from pollwatch.models import entity_key
 from pollwatch.playbook import SourceConfig, Watch
 from pollwatch.settings import get_settings
-from pollwatch.sources.base import Corroboration, ShapeError, Source, _Run, shape_failure
+from pollwatch.sources.base import Corroboration, ShapeError, Source, _Run, count_shared_request, shape_failure
 from pollwatch.sources.http import FetchError, Fetched, HttpClient, Sleep
 from pollwatch.timeutil import parse_time_or_none
 
@@ -143,10 +143,7 @@ class RadarSource(Source):
             by_country.setdefault(run.country, []).append(run)
         try:
             for page in range(pages):
-                if len(runs) > 1:
-                    for run in runs:
-                        run.result.requests += 1
-                        run.result.attempts += 1
+                count_shared_request(runs)
                 fetched = await http.get_json(path, {**params, "limit": limit, "offset": page * limit})
                 items = _result(fetched.payload, key)
                 for item in items:
