@@ -13,7 +13,7 @@ from typing import Any
 
 from prefect.runner import Runner
 
-# (where, attribute) pairs read below, for tests/flows/test_prefect_compat.py
+# the Runner attributes read below, for tests/flows/test_prefect_compat.py
 RUNNER_INTERNALS = ("_loop", "_process_manager", "started", "stopping")
 
 
