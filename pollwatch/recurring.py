@@ -31,7 +31,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import date, datetime, timedelta
+from math import log
 from statistics import median
+from typing import NamedTuple
 from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, Field
@@ -52,10 +54,25 @@ FORM_GAP_DAYS = (
 # about 6% of the time per day searched, so the window shrinks as the days searched grow. In IODA's curated list,
 # every first pair 2-4 days apart starts at the same minute; a 20:05 and a 19:35 nationwide cut 4 days apart are chance.
 FORM_FLOOR = timedelta(minutes=15)
+# A lone pair is followed as one incident from its second episode's onset, but it stands only when that episode ends
+# about as the first did: the chance that an unrelated cut of the scope matches the first as well (onset and duration)
+# must be under CHANCE, else the second episode is split off as its own incident (`pair_chance`).
+CHANCE = 0.01
+DURATION_SPREAD = 24.0  # unrelated outages last from about 30 min to 12 h: log-uniform over a factor of 24
 OVERRUN = timedelta(hours=1)  # an episode this long past the usual end is news
 KEEP = timedelta(days=MAX_GAP_DAYS + 1)  # ended incidents kept as candidates this long
 MAX_RECENT = 500  # and never more than this many (the oldest go first)
 MAX_EPISODES = 400  # episodes listed on one incident (the oldest are summarised in the count)
+
+
+class Tentative(BaseModel):
+    """A lone pair's second episode, in progress: what is needed to split it off if it does not end as the first."""
+
+    before: Incident  # the first episode's incident as it ended (restored on a split)
+    touched: list[str] = Field(default_factory=list)  # what the first episode's anomalies were about
+    rivals: int = 1  # ended incidents of the scope the second episode could have matched (the watch's busyness)
+    began: datetime  # the tick the second episode began: its detection time if it becomes its own incident
+    anomaly: str  # the anomaly it began with (its own incident's id is made from it, as for any new incident)
 
 
 class RecurringState(BaseModel):
@@ -65,6 +82,13 @@ class RecurringState(BaseModel):
     # what each kept incident's anomalies were about, over all its episodes ('asn:9198', 'region:KZ-KAR', ...):
     # a regional cut's next night may start on a provider serving the region, at warning level
     touched: dict[str, list[str]] = Field(default_factory=dict)
+    tentative: dict[str, Tentative] = Field(default_factory=dict)  # lone pairs whose second episode is in progress
+
+
+class Match(NamedTuple):
+    incident: Incident  # the ended incident the anomaly starts a new episode of
+    note: str  # why it came at another time than usual ('' when on time)
+    rivals: int  # ended incidents of the same scope it could have matched, by days alone
 
 
 def _touches(a: Anomaly) -> set[str]:
@@ -195,9 +219,7 @@ def _form_tolerance(back: int, known: bool) -> float:
     return full if known else max(FORM_FLOOR.total_seconds() / 60, full / back)
 
 
-def match(
-    watch: Watch, state: RecurringState, a: Anomaly, together: Iterable[Anomaly] = ()
-) -> tuple[Incident, str] | None:
+def match(watch: Watch, state: RecurringState, a: Anomaly, together: Iterable[Anomaly] = ()) -> Match | None:
     """The ended incident that anomaly `a` starts a new episode of, with a note when it came at another time.
 
     `together`: the anomalies opening at the same tick with `a` (one event's series: the next night of a
@@ -207,6 +229,7 @@ def match(
     tz = watch.tz
     day = a.start.astimezone(tz).date()
     best: tuple[float, float, Incident, str] | None = None
+    rivals = 0
     for inc in state.recent.values():
         touched = state.touched.get(inc.id, ())
         if inc.end is None or inc.end > a.start or not any(_related(watch, b, inc, touched) for b in group):
@@ -225,6 +248,7 @@ def match(
         back = (day - inc.start.astimezone(tz).date()).days
         if not 1 <= back <= (MAX_GAP_DAYS if inc.pattern is not None else FORM_GAP_DAYS):
             continue
+        rivals += 1
         usual = _usual_start(watch, inc)
         off = _offset(_minute(a.start, tz), usual)
         if off <= _form_tolerance(back, inc.pattern is not None):
@@ -236,17 +260,27 @@ def match(
         key = (off, back)
         if best is None or key < best[:2]:
             best = (off, back, inc, note)
-    return None if best is None else (best[2], best[3])
+    return None if best is None else Match(best[2], best[3], rivals)
 
 
 def begin_episode(
-    watch: Watch, state: RecurringState, inc: Incident, a: Anomaly, tick: datetime, note: str
+    watch: Watch, state: RecurringState, hit: Match, a: Anomaly, tick: datetime
 ) -> tuple[Incident, list[str], bool]:
-    """Continue ended incident `inc` with a new episode starting with anomaly `a`.
+    """Continue the ended incident `hit` names with a new episode starting with anomaly `a`.
 
     Returns the incident (open again, no anomalies yet), the reasons for an update, and whether
-    to post one now (a pattern just formed, an episode at another time or after a miss)."""
+    to post one now (a pair just met, an episode at another time or after a miss). A lone pair is
+    tentative until its second episode ends (`pair_holds`)."""
+    inc, note = hit.incident, hit.note
     state.recent.pop(inc.id, None)
+    if inc.pattern is None:
+        state.tentative[inc.id] = Tentative(
+            before=inc.model_copy(deep=True),
+            touched=state.touched.get(inc.id, []),
+            rivals=max(1, hit.rivals),
+            began=tick,
+            anomaly=a.id,
+        )
     episodes = list(inc.episodes) or [episode_of(watch, inc)]
     missed = inc.pattern.missed if inc.pattern else 0
     missed_dates = inc.pattern.missed_dates if inc.pattern else []
@@ -265,7 +299,9 @@ def begin_episode(
             "start": a.start,
             "updated_at": tick,
             "anomaly_ids": [],
-            "pattern": pattern_of(watch, episodes, missed, missed_dates).model_copy(update={"episodes": n}),
+            "pattern": pattern_of(watch, episodes, missed, missed_dates).model_copy(
+                update={"episodes": n, "tentative": inc.pattern is None}
+            ),
         },
     )
     pat = out.pattern
@@ -274,9 +310,10 @@ def begin_episode(
     if n == 2:
         first = episodes[0]
         reasons.append(
-            f"recurring: cut again at {new.local_start} local, "
+            f"recurring? cut again at {new.local_start} local, "
             f"{(new.start.astimezone(watch.tz).date() - first.start.astimezone(watch.tz).date()).days} "
-            f"day(s) after the cut at {first.local_start}: one recurring incident from now on"
+            f"day(s) after the cut at {first.local_start}: followed here as the same schedule; confirmed if it ends "
+            f"about as that one did ({first.local_start}-{first.local_end or '?'}), else split off as its own incident"
         )
     else:
         reasons.append(f"episode {n} of the {pat.period} cut ({pat.window}) started at {new.local_start} local")
@@ -285,15 +322,69 @@ def begin_episode(
     return out, reasons, n == 2 or bool(note) or came_after_miss
 
 
+def pair_chance(watch: Watch, first: Episode, second: Episode, step: timedelta, rivals: int = 1) -> float:
+    """The chance that an unrelated cut matches `first` as well as `second` does, under unrelated outages at any
+    time of day with durations spread log-uniformly over a factor of DURATION_SPREAD:
+
+    - its onset as close to the first's time of day, to within the series' native `step` (an hourly series puts
+      every onset on the hour), once for each earlier cut it could have matched: the `rivals` (ended incidents of
+      the scope within FORM_GAP_DAYS: a busy watch makes chance pairs likely) and never fewer than the days between
+      the two (a schedule that skipped days is weaker evidence than one on successive days);
+    - and its duration as close to the first's."""
+    if first.end is None or second.end is None:
+        return 1.0
+    tz = watch.tz
+    st = max(step.total_seconds() / 60, 1.0)
+    off = _offset(_minute(first.start, tz), _minute(second.start, tz))
+    days = (second.start.astimezone(tz).date() - first.start.astimezone(tz).date()).days
+    p_start = min(1.0, max(1, rivals, days) * (2 * off + st) / 1440)
+    lo, hi = sorted(max((e.end - e.start).total_seconds() / 60, st) for e in (first, second) if e.end)
+    p_length = min(1.0, 2 * log((hi + st) / lo) / log(DURATION_SPREAD))
+    return p_start * p_length
+
+
+def pair_holds(watch: Watch, state: RecurringState, inc: Incident, step: timedelta) -> tuple[bool, str]:
+    """For a lone pair whose second episode just ended (`inc.end` set): whether it stands, and why."""
+    t = state.tentative.get(inc.id)
+    if t is None or not inc.episodes or inc.end is None:
+        return True, ""
+    first = inc.episodes[0]
+    second = inc.episodes[-1].model_copy(update={"end": inc.end, "local_end": _hhmm(_minute(inc.end, watch.tz))})
+    p = pair_chance(watch, first, second, step, t.rivals)
+    why = (
+        f"{first.local_start}-{first.local_end} local ({_hours(first)}) and {second.local_start}-{second.local_end} "
+        f"({_hours(second)}): an unrelated cut would match this well {p:.1%} of the time"
+    )
+    return p <= CHANCE, why
+
+
+def _hours(e: Episode) -> str:
+    return f"{((e.end or e.start) - e.start).total_seconds() / 3600:.1f} h"
+
+
+def split_pair(state: RecurringState, inc: Incident) -> Tentative:
+    """Undo a lone pair that did not hold: the first incident back among the candidates as it ended; returns what
+    the second episode needs to become its own incident."""
+    t = state.tentative.pop(inc.id)
+    state.recent[inc.id] = t.before.model_copy(deep=True)
+    state.touched[inc.id] = list(t.touched)
+    return t
+
+
 def end_episode(
-    watch: Watch, state: RecurringState, inc: Incident, now: datetime, members: Iterable[Anomaly] = ()
+    watch: Watch,
+    state: RecurringState,
+    inc: Incident,
+    now: datetime,
+    members: Iterable[Anomaly] = (),
+    confirmed: str = "",
 ) -> tuple[str, list[str]]:
     """Record an incident that ended (as a candidate for later episodes); for a recurring incident,
-    close its episode and return ('updated', reasons) instead of ('resolved', ...)."""
+    close its episode and return ('updated', reasons) instead of ('resolved', ...). `confirmed`: why a lone pair
+    stands (`pair_holds`), said when its second episode ends."""
     _prune(state, now)
-    members = list(members)
-    basis = [a for a in members if a.level == "critical"] or members  # what was cut, not what dipped with it
-    state.touched[inc.id] = sorted(set(state.touched.get(inc.id, ())).union(*(_touches(a) for a in basis)))
+    remember(state, inc, members)
+    state.tentative.pop(inc.id, None)
     if not inc.episodes:
         state.recent[inc.id] = inc.model_copy(deep=True)
         return "resolved", []
@@ -305,19 +396,33 @@ def end_episode(
     pat = pattern_of(
         watch, inc.episodes, inc.pattern.missed if inc.pattern else 0, inc.pattern.missed_dates if inc.pattern else []
     )
-    inc.pattern = pat.model_copy(update={"episodes": n})
+    inc.pattern = pat.model_copy(update={"episodes": n, "tentative": False})
     state.recent[inc.id] = inc.model_copy(deep=True)
     dur = (inc.end - last.start) if inc.end else timedelta(0)
     return "updated", [
         f"episode {n} of the {inc.pattern.period} cut: {last.local_start}-{last.local_end} local "
         f"({dur.total_seconds() / 3600:.1f} h; usually {inc.pattern.window})"
-    ]
+    ] + ([f"the same schedule: one recurring incident from now on ({confirmed})"] if confirmed else [])
+
+
+def remember(state: RecurringState, inc: Incident, members: Iterable[Anomaly]) -> None:
+    """Add what an ended episode's anomalies were about to what its incident has touched."""
+    members = list(members)
+    basis = [a for a in members if a.level == "critical"] or members  # what was cut, not what dipped with it
+    state.touched[inc.id] = sorted(set(state.touched.get(inc.id, ())).union(*(_touches(a) for a in basis)))
 
 
 def overrun(watch: Watch, inc: Incident, tick: datetime) -> str | None:
     """A note when an open episode of a known pattern runs `OVERRUN` past the pattern's usual end (once per episode)."""
     pat = inc.pattern
-    if pat is None or pat.local_end is None or inc.end is not None or not inc.episodes or inc.episodes[-1].overran:
+    if (
+        pat is None
+        or pat.tentative  # a lone pair's second episode running long is not news of a schedule: it may be split off
+        or pat.local_end is None
+        or inc.end is not None
+        or not inc.episodes
+        or inc.episodes[-1].overran
+    ):
         return None
     ep = inc.episodes[-1]
     usual = [e.end - e.start for e in inc.episodes[:-1] if e.end is not None]

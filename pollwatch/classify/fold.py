@@ -12,7 +12,17 @@ from pollwatch.classify.scope import FAMILY_KIND, network_types, scope_of
 from pollwatch.detect import combined_severity
 from pollwatch.models import Anomaly, AnomalyEvent, Family, Incident, IncidentEvent, IncidentKind, Scope, iso, stable_id
 from pollwatch.playbook import Watch
-from pollwatch.recurring import RecurringState, begin_episode, end_episode, match, missed, overrun
+from pollwatch.recurring import (
+    RecurringState,
+    begin_episode,
+    end_episode,
+    match,
+    missed,
+    overrun,
+    pair_holds,
+    remember,
+    split_pair,
+)
 
 
 class GroupState(BaseModel):
@@ -223,7 +233,7 @@ def _take(
         hit = match(watch, state.recurring, a, together)
     if hit is not None:
         # the same scope at about the same local time as an incident that ended: its next episode
-        inc, why, post = begin_episode(watch, state.recurring, hit[0], a, tick, hit[1])
+        inc, why, post = begin_episode(watch, state.recurring, hit, a, tick)
         inc_id = inc.id
         state.incidents[inc_id] = inc
         t.resumed[inc_id] = (why, post)
@@ -296,16 +306,81 @@ def _close(watch: Watch, state: GroupState, tick: datetime, events: list[Inciden
         inc.status = "resolved"
         inc.updated_at = tick
         inc.version += 1
-        change, why = end_episode(watch, state.recurring, inc, tick, members)
-        events.append(
-            IncidentEvent(
-                tick=tick,
-                change=change,
-                reasons=why or [f"all signals back to normal since {iso(last_end)}"],
-                incident=inc.model_copy(deep=True),
+        holds, how = pair_holds(watch, state.recurring, inc, max_step(watch, members))
+        if holds:
+            change, why = end_episode(watch, state.recurring, inc, tick, members, how)
+            events.append(
+                IncidentEvent(
+                    tick=tick,
+                    change=change,
+                    reasons=why or [f"all signals back to normal since {iso(last_end)}"],
+                    incident=inc.model_copy(deep=True),
+                )
             )
-        )
+        else:
+            _split(watch, state, tick, inc, members, how, events)
         del state.incidents[inc_id]
         for x in [x for x, i in state.membership.items() if i == inc_id]:
             del state.membership[x]
             state.anomalies.pop(x, None)
+
+
+def max_step(watch: Watch, members: Sequence[Anomaly]) -> timedelta:
+    """The coarsest native step of the members' signals (what their onsets are known to)."""
+    return max((watch.signals[a.signal].step for a in members if a.signal in watch.signals), default=timedelta(0))
+
+
+def _split(
+    watch: Watch,
+    state: GroupState,
+    tick: datetime,
+    inc: Incident,
+    members: list[Anomaly],
+    how: str,
+    events: list[IncidentEvent],
+) -> None:
+    """A lone pair whose second episode did not end as the first: the first incident as it was (one more version, in
+    its thread, saying so), and the second episode as its own incident, opened and resolved now."""
+    t = split_pair(state.recurring, inc)
+    first = t.before.model_copy(deep=True, update={"version": inc.version, "updated_at": tick})
+    own_id = stable_id(watch.name, inc.family.value, inc.episodes[-1].start.isoformat(), t.anomaly)
+    own = Incident(
+        id=own_id,
+        watch=watch.name,
+        country=inc.country,
+        family=inc.family,
+        kind=FAMILY_KIND.get(inc.family, IncidentKind.network_outage),
+        start=inc.start,
+        detected_at=t.began,
+        updated_at=tick,
+    )
+    _refresh(watch, own, members)
+    own.kind_history = [{"at": iso(t.began), "from": None, "to": own.kind.value, "share": own.scope.share}]
+    note = f"not the same schedule after all: {how}"
+    events.append(
+        IncidentEvent(
+            tick=tick,
+            change="updated",
+            reasons=[f"{note}; the later cut is now its own incident ({own_id})"],
+            incident=first,
+        )
+    )
+    events.append(
+        IncidentEvent(
+            tick=tick,
+            change="opened",
+            reasons=[f"followed until its end as the next episode of incident {first.id}; {note}"],
+            incident=own.model_copy(deep=True),
+        )
+    )
+    own.end, own.status, own.version = inc.end, "resolved", own.version + 1
+    events.append(
+        IncidentEvent(
+            tick=tick,
+            change="resolved",
+            reasons=[f"all signals back to normal since {iso(own.end)}"],
+            incident=own.model_copy(deep=True),
+        )
+    )
+    state.recurring.recent[own_id] = own.model_copy(deep=True)
+    remember(state.recurring, own, members)

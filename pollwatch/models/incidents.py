@@ -149,6 +149,7 @@ class Pattern(BaseModel):
     episodes: int  # episodes seen (the incident's `episodes` list keeps the last few hundred)
     missed: int = 0  # expected episodes of a daily pattern that did not come
     missed_dates: list[str] = Field(default_factory=list)
+    tentative: bool = False  # a lone pair whose second episode is in progress (confirmed or split off at its end)
 
     @property
     def window(self) -> str:
@@ -164,6 +165,7 @@ class Pattern(BaseModel):
             "episodes": self.episodes,
             "missed": self.missed,
             "missed_dates": self.missed_dates,
+            "tentative": self.tentative,
         }
 
 
