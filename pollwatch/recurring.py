@@ -13,9 +13,11 @@ day, is one deliberate event with many episodes, not seventy unrelated outages. 
   that incident (same id: one Slack thread) instead of opening another. An episode of a known
   pattern that starts up to `OTHER_TIME` away from the pattern's usual time joins too, with a
   note that it came at another time;
-- when an incident's signals recover, `end_episode` records the episode (start, end, local
-  window) and, for a recurring incident, turns the resolution into one update per episode
-  ("episode 23 of the daily cut: 01:00-09:10 local").
+- when an incident's signals recover, `pair_holds` decides whether a lone pair (tentative since its
+  second onset) stands: the second episode must end about as the first did (`pair_chance` under
+  `CHANCE`), else the caller splits it off as its own incident (`split_pair`); then `end_episode`
+  records the episode (start, end, local window) and, for a recurring incident, turns the
+  resolution into one update per episode ("episode 23 of the daily cut: 01:00-09:10 local").
 
 Between episodes a recurring incident is `resolved` with `end` set to its last episode's end;
 its `start`/`end` are always the latest episode's, its `episodes` list has them all, and its

@@ -270,6 +270,14 @@ def test_the_report_and_the_alert_show_the_episodes(kz_watch):
     assert incident_table(data)[0]["episodes"] == 4
     text = render_text(kz_watch, events[-1])
     assert "recurring: 4 episodes" in text and "why this alert: episode 4 of the" in text
+    # the timeline draws a bar per episode; a report over the first two nights only still has the incident, from
+    # its first night, with those two bars
+    assert page.count("(episode ") == 4
+    first_two = data.model_copy(update={"until": NIGHT + timedelta(days=1, hours=12)})
+    page = render_html(first_two)
+    assert page.count("(episode ") == 2 and "episode 1 of 4" in page and "episode 2 of 4" in page
+    row = next(line for line in page.splitlines() if "<td>regional_outage</td>" in line)
+    assert "<td>2019-05-31 19:00 UTC" in row and "(4 episodes)" in row, "listed from its first night"
 
 
 def test_a_wider_cut_at_the_same_time_is_not_the_next_episode_of_a_network_outage(kz_watch):

@@ -198,6 +198,21 @@ class Incident(BaseModel):
     pattern: Pattern | None = None
 
     @property
+    def first_start(self) -> datetime:
+        """When the incident began: a recurring incident's `start` is its latest episode's, its first episode's is
+        kept in `episodes`."""
+        return min([self.start] + [e.start for e in self.episodes])
+
+    def spans(self) -> list[tuple[datetime, datetime | None]]:
+        """(start, end) of each episode of a recurring incident (the latest is the incident's own), or of the
+        incident."""
+        return [(e.start, e.end) for e in self.episodes[:-1]] + [(self.start, self.end)]
+
+    def during(self, since: datetime | None, until: datetime | None) -> bool:
+        """Whether the incident, or one of a recurring incident's episodes, overlaps [since, until)."""
+        return any((until is None or a < until) and (since is None or b is None or b >= since) for a, b in self.spans())
+
+    @property
     def acknowledged_by(self) -> list[dict[str, Any]]:
         """The responders who acknowledged the incident, first one first."""
         return [r for r in self.responses if r.get("action") == "acknowledge"]

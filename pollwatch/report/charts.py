@@ -77,7 +77,7 @@ class Milestone:
 class TimelineRow:
     y: float
     label: str
-    bar: Band
+    bars: list[Band]  # one per episode in the range for a recurring incident
 
 
 @dataclass
@@ -128,10 +128,14 @@ def timeline(data: ReportData) -> Timeline:
     axis = Axis(data.since, data.until, left, right)
     rows = []
     for k, inc in enumerate(data.incidents):
-        x0 = axis.x(inc.start)
-        title = f"{KIND_TITLES[inc.kind]} {iso(inc.start)} → {iso(inc.end) or 'ongoing'}: {scope_line(inc)}"
-        width = max(round(axis.x(inc.end or data.until) - x0, 1), 3)
-        rows.append(TimelineRow(top + k * row, inc.kind.value, Band(x0, width, KIND_COLORS[inc.kind], title)))
+        bars = []
+        for n, (start, end) in enumerate(inc.spans(), 1):  # a recurring incident: a bar per episode in the range
+            if not (start < data.until and (end is None or end >= data.since)):
+                continue
+            episode = f" (episode {n} of {len(inc.spans())})" if inc.episodes else ""
+            title = f"{KIND_TITLES[inc.kind]}{episode} {iso(start)} → {iso(end) or 'ongoing'}: {scope_line(inc)}"
+            bars.append(Band(axis.x(start), axis.width(start, end or data.until, 3), KIND_COLORS[inc.kind], title))
+        rows.append(TimelineRow(top + k * row, inc.kind.value, bars))
     gaps = [
         Band(axis.x(g.start), axis.width(g.start, g.end, 1), "#bbb", f"{g.source} {g.entity}: {g.reason}")
         for g in data.gaps
@@ -180,13 +184,15 @@ def series_chart(data: ReportData, s: Series) -> SeriesChart:
 
     incidents = [
         Band(
-            axis.x(inc.start),
-            axis.width(inc.start, inc.end or data.until, 2),
+            axis.x(start),
+            axis.width(start, end or data.until, 2),
             KIND_COLORS[inc.kind],
             f"incident {inc.id} ({inc.kind.value})",
             0.22 if inc.id in s.incident_ids else 0.07,
         )
         for inc in data.incidents
+        for start, end in inc.spans()
+        if start < data.until and (end is None or end >= data.since)
     ]
     gaps = [
         Band(axis.x(g.start), axis.width(g.start, g.end, 1), "#999", f"no data: {g.reason}")

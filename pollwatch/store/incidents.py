@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import or_, select
 from sqlmodel import Session
 
 from pollwatch.models import Anomaly, Cause, Incident
@@ -104,12 +104,12 @@ def list_incidents(
     if watch:
         stmt = stmt.where(IncidentRow.watch == watch)
     if until:
-        stmt = stmt.where(IncidentRow.start < until)
+        # a recurring incident's row has its latest episode's start; its first episode was detected (detected_at)
+        # before a later one started
+        stmt = stmt.where(or_(IncidentRow.start < until, IncidentRow.detected_at < until))
     rows = session.execute(stmt).scalars()
     out = [Incident.model_validate(r.data) for r in rows]
-    if since:
-        out = [i for i in out if i.end is None or i.end >= since]
-    return out
+    return [i for i in out if i.during(since, until)] if since or until else out
 
 
 # --- baselines -------------------------------------------------------------------------------

@@ -176,3 +176,27 @@ def test_each_signal_is_loaded_from_its_own_start() -> None:
         ("service_failure_rate", 60),
         ("service_failure_rate", 90),
     ]
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgres"])
+def test_a_recurring_incident_is_listed_for_the_days_of_any_of_its_episodes(backend: str, request, kz_watch) -> None:
+    """A recurring incident's row carries its latest episode; a report over an earlier night still finds it."""
+    from tests.test_recurring import NIGHT, _nights
+
+    url = request.getfixturevalue("isolated_store" if backend == "sqlite" else "pg_url")
+    _, events = _nights(kz_watch, [NIGHT + timedelta(days=d) for d in (0, 1, 3)])  # 01:00-09:00 local, no night 3
+    inc = events[-1].incident
+    assert inc.pattern is not None and inc.pattern.episodes == 3 and inc.start == NIGHT + timedelta(days=3)
+    with store.session_scope(url) as s:
+        store.save_incidents(s, [inc])
+
+    def listed(since: datetime, until: datetime) -> bool:
+        with store.session_scope(url) as s:
+            return inc.id in {i.id for i in store.list_incidents(s, watch=inc.watch, since=since, until=until)}
+
+    day = timedelta(days=1)
+    assert listed(NIGHT - timedelta(hours=1), NIGHT + timedelta(hours=1)), "the first night"
+    assert listed(NIGHT + day, NIGHT + day + timedelta(hours=2)), "the second night"
+    assert not listed(NIGHT + 2 * day - timedelta(hours=6), NIGHT + 2 * day + timedelta(hours=12)), "no cut that day"
+    assert listed(NIGHT + 3 * day + timedelta(hours=7), NIGHT + 4 * day), "the latest night"
+    assert not listed(NIGHT - 2 * day, NIGHT - day), "before it began"
