@@ -6,7 +6,10 @@ Plain text (no markup, nothing escaped): each sink escapes for itself (`pollwatc
 
 from __future__ import annotations
 
+import re
+import unicodedata
 from datetime import datetime, timedelta
+from functools import cache
 
 import pycountry
 
@@ -77,7 +80,31 @@ COUNTRY_ALIASES = {
     "South Korea": "KR",
     "North Korea": "KP",
     "Palestine": "PS",
+    "Ivory Coast": "CI",
+    "Democratic Republic of the Congo": "CD",
+    "Republic of the Congo": "CG",
 }
+_FILLER = frozenset({"the", "of", "and"})
+
+
+def _words(text: str) -> frozenset[str]:
+    """A name's words, however a data set spells it: 'SriLanka', 'Iran (Islamic Republic of)', 'Congo, The Democratic
+    Republic of the' and 'DemocraticRepublicCongo' give the words of 'Sri Lanka', 'Iran, Islamic Republic of' ..."""
+    plain = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode()
+    spaced = re.sub(r"(?<=[a-z])(?=[A-Z])", " ", plain.replace("&", " and "))
+    return frozenset(w for w in re.findall(r"[a-z]+", spaced.lower()) if w not in _FILLER)
+
+
+@cache
+def _countries_by_words() -> dict[frozenset[str], str]:
+    out: dict[frozenset[str], str] = {}
+    for c in pycountry.countries:
+        for field in ("name", "common_name", "official_name"):
+            if (name := getattr(c, field, None)) and (key := _words(name)):
+                out.setdefault(key, c.alpha_2)
+    for name, code in COUNTRY_ALIASES.items():
+        out.setdefault(_words(name), code)
+    return out
 
 
 def country_code(name_or_code: str) -> str | None:
@@ -94,6 +121,8 @@ def country_code(name_or_code: str) -> str | None:
         c = pycountry.countries.get(**{field: text})
         if c is not None:
             return c.alpha_2
+    if (code := _countries_by_words().get(_words(text))) is not None:
+        return code
     try:
         return pycountry.countries.search_fuzzy(text)[0].alpha_2
     except LookupError:

@@ -318,9 +318,15 @@ def test_keepiton_rows_to_labels(tmp_path: Path):
             ["2019", "Niger", "2019-01-01", "2019-01-02", "National", "", "full network", "", "", "", ""],
             ["2019", "Turkey", "2019-01-01", "2019-01-02", "National", "", "full network", "", "", "", ""],
             ["2019", "Myanmar/Burma", "2019-01-01", "2019-01-02", "National", "", "full network", "", "", "", ""],
+            # a United Nations style name, and names written without spaces (as folder names are)
+            ["2019", "Iran (Islamic Republic of)", "2019-01-01", "2019-01-02", "National", "", "full network"]
+            + [""] * 4,
+            ["2019", "SriLanka", "2019-01-01", "2019-01-02", "National", "", "full network", "", "", "", ""],
+            ["2019", "DemocraticRepublicCongo", "2019-01-01", "2019-01-02", "National", "", "full network"] + [""] * 4,
+            ["2019", "RepublicCongo", "2019-01-01", "2019-01-02", "National", "", "full network", "", "", "", ""],
         ],
     )
-    assert [lb.country for lb in read_keepiton(names).labels] == ["NE", "TR", "MM"]
+    assert [lb.country for lb in read_keepiton(names).labels] == ["NE", "TR", "MM", "IR", "LK", "CD", "CG"]
 
 
 # --- the command -----------------------------------------------------------------------------
