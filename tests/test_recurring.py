@@ -5,6 +5,8 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from pollwatch.classify import classify
 from pollwatch.models import Cause, Family, IncidentKind
@@ -302,3 +304,69 @@ def test_a_wider_cut_at_the_same_time_is_not_the_next_episode_of_a_network_outag
     alone = anomaly(later, asn=9198, signal="bgp")
     res3 = classify(kz_watch, res.state, [later], [ev(later, "opened", alone)])
     assert res3.events[0].incident.id == res.events[0].incident.id and "recurring?" in res3.events[0].reasons[0]
+
+
+# --- the same nights however the ticks ran ---------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def nights_and_a_stray():
+    """A small watch cut nationwide 01:00-05:00 local on nights 1, 3 and 4, and 01:30-02:30 on night 2 (a stray that
+    first looks like the schedule's next episode, and is split off when it ends an hour later)."""
+    from pollwatch.baseline import baselined
+    from tests.fakes.watches import small_watch
+
+    w = small_watch(2)
+    day = w.at_offset(timedelta(0))  # 00:00 local
+
+    def cut(d: int, at: float, hours: float) -> EventSpec:
+        start = day + timedelta(days=d, hours=at)
+        return EventSpec(kind=IncidentKind.nationwide_outage, start=start, end=start + timedelta(hours=hours))
+
+    end = day + timedelta(days=3, hours=12)
+    sc = simulate(w, day - timedelta(hours=30), end, [cut(0, 1, 4), cut(1, 1.5, 1), cut(2, 1, 4), cut(3, 1, 4)], seed=5)
+    return baselined(w, sc.observations, day), day, end, sc
+
+
+def _shape(incidents) -> list[tuple]:
+    return sorted(
+        (
+            i.pattern.episodes if i.pattern else 1,
+            tuple((e.local_start, e.local_end) for e in i.episodes),
+            i.start,
+            i.end,
+        )
+        for i in incidents
+    )
+
+
+@st.composite
+def _night_schedules(draw) -> list[timedelta]:
+    """Tick offsets from night 1's 00:00, in the order they run: 5-30 min apart, some repeated or late, and catch-ups
+    of 4-20 h (a worker down overnight)."""
+    out, t = [], timedelta(minutes=5 * draw(st.integers(0, 6)))
+    while t < timedelta(days=3, hours=12):
+        out.append(t)
+        move = draw(st.sampled_from(["next", "next", "next", "next", "repeat", "older", "catch_up"]))
+        if move == "repeat":
+            out.append(t)
+        elif move == "older":
+            out.append(t - timedelta(minutes=5 * draw(st.integers(1, 6))))
+        t += timedelta(minutes=5 * (draw(st.integers(48, 240)) if move == "catch_up" else draw(st.integers(1, 6))))
+    return out + [timedelta(days=3, hours=12)]
+
+
+@settings(max_examples=25, deadline=None, derandomize=True)
+@given(schedule=_night_schedules())
+def test_a_split_pair_and_its_schedule_come_out_the_same_however_the_ticks_ran(nights_and_a_stray, schedule):
+    from pollwatch.pipeline import judgement_times, latest_incidents, run_ticks
+
+    w, day, end, sc = nights_and_a_stray
+    replay = analyse(w, None, judgement_times(w, sc.start, end) + [end], sc.observations).incidents
+    shapes = _shape(replay)
+    assert [s[:2] for s in shapes] == [
+        (1, ()),  # night 2's stray, split off
+        (3, (("01:00", "05:00"),) * 3),  # nights 1, 3 and 4: one recurring incident
+    ]
+    live = latest_incidents(run_ticks(w, sc.observations, [day + x for x in schedule]))
+    assert _shape(live) == shapes
