@@ -57,8 +57,7 @@ def overlaps(incident: Incident, label: Label) -> bool:
     if incident.country != label.country or incident.family is not KIND_FAMILY[label.kind]:
         return False
     never = datetime.max.replace(tzinfo=timezone.utc)
-    spans = [(incident.start, incident.end)] + [(e.start, e.end) for e in incident.episodes]
-    return any(s <= label.end and (e or never) >= label.start for s, e in spans)
+    return any(s <= label.end and (e or never) >= label.start for s, e in incident.spans())
 
 
 def _kind_at(incidents: Sequence[Incident], kind: IncidentKind) -> datetime | None:
