@@ -238,23 +238,30 @@ def _take(
         state.incidents[inc_id] = inc
         t.resumed[inc_id] = (why, post)
     elif inc_id is None:
-        # the first anomaly's id too: a CUSUM dates a late block back to when its accumulator
-        # left zero, which can be the start of an incident already resolved
-        inc_id = stable_id(watch.name, a.family.value, a.start.isoformat(), a.id)
-        state.incidents[inc_id] = Incident(
-            id=inc_id,
-            watch=watch.name,
-            country=a.entity.country,
-            family=a.family,
-            kind=FAMILY_KIND.get(a.family, IncidentKind.network_outage),
-            start=a.start,
-            detected_at=tick,
-            updated_at=tick,
-        )
+        inc = _new_incident(watch, a.family, a.entity.country, a.start, a.id, tick)
+        inc_id = inc.id
+        state.incidents[inc_id] = inc
         t.opened.add(inc_id)
     state.membership[a.id] = inc_id
     t.changed.setdefault(inc_id, []).append(f"{a.signal} {a.level} on {a.entity.key}")
     t.grew.add(inc_id)
+
+
+def _new_incident(
+    watch: Watch, family: Family, country: str, start: datetime, anomaly_id: str, detected: datetime
+) -> Incident:
+    """A new incident, named after its first anomaly: its start and its id too (a CUSUM dates a late block back to
+    when its accumulator left zero, which can be the start of an incident already resolved)."""
+    return Incident(
+        id=stable_id(watch.name, family.value, start.isoformat(), anomaly_id),
+        watch=watch.name,
+        country=country,
+        family=family,
+        kind=FAMILY_KIND.get(family, IncidentKind.network_outage),
+        start=start,
+        detected_at=detected,
+        updated_at=detected,
+    )
 
 
 def _report(watch: Watch, state: GroupState, tick: datetime, t: _TickChanges, events: list[IncidentEvent]) -> None:
@@ -343,44 +350,20 @@ def _split(
     its thread, saying so), and the second episode as its own incident, opened and resolved now."""
     t = split_pair(state.recurring, inc)
     first = t.before.model_copy(deep=True, update={"version": inc.version, "updated_at": tick})
-    own_id = stable_id(watch.name, inc.family.value, inc.episodes[-1].start.isoformat(), t.anomaly)
-    own = Incident(
-        id=own_id,
-        watch=watch.name,
-        country=inc.country,
-        family=inc.family,
-        kind=FAMILY_KIND.get(inc.family, IncidentKind.network_outage),
-        start=inc.start,
-        detected_at=t.began,
-        updated_at=tick,
-    )
+    own = _new_incident(watch, inc.family, inc.country, inc.episodes[-1].start, t.anomaly, t.began)
+    own.updated_at = tick
     _refresh(watch, own, members)
     own.kind_history = [{"at": iso(t.began), "from": None, "to": own.kind.value, "share": own.scope.share}]
-    note = f"not the same schedule after all: {how}"
-    events.append(
-        IncidentEvent(
-            tick=tick,
-            change="updated",
-            reasons=[f"{note}; the later cut is now its own incident ({own_id})"],
-            incident=first,
-        )
-    )
-    events.append(
-        IncidentEvent(
-            tick=tick,
-            change="opened",
-            reasons=[f"followed until its end as the next episode of incident {first.id}; {note}"],
-            incident=own.model_copy(deep=True),
-        )
-    )
+    opened = own.model_copy(deep=True)
     own.end, own.status, own.version = inc.end, "resolved", own.version + 1
-    events.append(
-        IncidentEvent(
-            tick=tick,
-            change="resolved",
-            reasons=[f"all signals back to normal since {iso(own.end)}"],
-            incident=own.model_copy(deep=True),
+    note = f"not the same schedule after all: {how}"
+    events += [
+        IncidentEvent(tick=tick, change=change, reasons=[why], incident=i)
+        for change, why, i in (
+            ("updated", f"{note}; the later cut is now its own incident ({own.id})", first),
+            ("opened", f"followed until its end as the next episode of incident {first.id}; {note}", opened),
+            ("resolved", f"all signals back to normal since {iso(own.end)}", own.model_copy(deep=True)),
         )
-    )
-    state.recurring.recent[own_id] = own.model_copy(deep=True)
+    ]
+    state.recurring.recent[own.id] = own.model_copy(deep=True)
     remember(state.recurring, own, members)
