@@ -13,7 +13,16 @@ from typing import Any
 
 from pollwatch.models import Alert, Incident, IncidentEvent, stable_id
 from pollwatch.playbook import Watch
-from pollwatch.words import RISE_KINDS, cause_text, fmt_duration, fmt_when, headline, scope_text, top_evidence
+from pollwatch.words import (
+    RISE_KINDS,
+    cause_text,
+    fmt_duration,
+    fmt_when,
+    headline,
+    pattern_text,
+    scope_text,
+    top_evidence,
+)
 
 EVENT_NAMES = {"opened": "start", "updated": "update", "resolved": "end"}
 
@@ -37,12 +46,10 @@ def render_text(watch: Watch, event: IncidentEvent) -> str:
     lines.append(f"  cause: {cause_text(inc)}")
     for detail in top_evidence(inc):
         lines.append(f"    - {detail}")
-    if inc.pattern is not None:
-        lines.append(
-            f"  recurring: {inc.pattern.episodes} episodes, {inc.pattern.period} {inc.pattern.window} "
-            f"({inc.pattern.timezone})"
-        )
-    if event.reasons and name != "start":
+    if (recurring := pattern_text(inc)) is not None:
+        lines.append(f"  {recurring}")
+    # a start is explained only when it comes after the incident was detected (a later cut split off a pair)
+    if event.reasons and (name != "start" or event.tick > inc.detected_at):
         lines.append("  why this alert: " + "; ".join(event.reasons))
     return "\n".join(lines)
 

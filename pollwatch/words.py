@@ -263,6 +263,22 @@ def depth_lines(inc: Incident, anomalies: list[Anomaly]) -> list[str]:
     return lines
 
 
+def pattern_text(inc: Incident) -> str | None:
+    """A recurring incident's schedule in one line ('recurring: 23 episodes, daily 01:00-09:10 local (Asia/Almaty),
+    1 expected episode missed'); a lone pair's second episode says it is not confirmed yet; None for a one-off."""
+    pat = inc.pattern
+    if pat is None:
+        return None
+    if pat.tentative and inc.episodes:
+        first = inc.episodes[0]
+        return (
+            f"recurring? the same time as the cut of {first.start.date().isoformat()} "
+            f"({first.local_start}-{first.local_end or '?'} local): confirmed or split off when this one ends"
+        )
+    missed = f", {pat.missed} expected episode(s) missed" if pat.missed else ""
+    return f"recurring: {pat.episodes} episodes, {pat.period} {pat.window} ({pat.timezone}){missed}"
+
+
 def cause_text(inc: Incident) -> str:
     txt = f"{CAUSE_WORDS[inc.cause]} (confidence {inc.cause_confidence:.0%})"
     if inc.override:

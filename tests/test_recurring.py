@@ -145,6 +145,13 @@ def test_a_pair_split_off_at_its_end_is_told_in_the_first_thread_and_gets_its_ow
     a = anomaly(second, region="KZ-KAR", signal="active_probing")
     res = classify(kz_watch, state, [second], [ev(second, "opened", a)])
     assert res.events[-1].incident.pattern.tentative and res.events[-1].incident.id == events[0].incident.id
+    from pollwatch.alerts import render_text
+    from pollwatch.notify.render.incident import root_message
+
+    said = render_text(kz_watch, res.events[-1])
+    assert "recurring? the same time as the cut of 2019-05-31 (01:00-09:00 local): confirmed or split off" in said
+    root = str(root_message(kz_watch, res.events[-1].incident, key="k").blocks)
+    assert "Schedule" in root and "recurring?" in root, "the thread's root says the schedule is not confirmed yet"
     # a restart mid-episode: the tentative pair is part of the stored state
     state = WatchState.from_stored(WatchState(grouper=res.state).model_dump(mode="json")).grouper
     end = second + timedelta(hours=1)
@@ -158,6 +165,10 @@ def test_a_pair_split_off_at_its_end_is_told_in_the_first_thread_and_gets_its_ow
     assert opened.incident.id != back.incident.id and opened.incident.start == second
     assert resolved.incident.end == end and resolved.incident.pattern is None
     assert resolved.incident.scope.regions == ["KZ-KAR"]
+    # the later cut's own thread says why it starts late: in its start (console) and its end (Slack's thread)
+    assert "why this alert: followed until its end as the next episode of incident" in render_text(kz_watch, opened)
+    assert f"split off incident {back.incident.id}" in resolved.reasons[0]
+    assert "recurring" not in render_text(kz_watch, back), "the first incident is a one-off again"
     # both are candidates again: the next night at the later one's time and length continues the later one
     third = second + timedelta(days=1)
     b = anomaly(third, region="KZ-KAR", signal="active_probing")

@@ -362,7 +362,7 @@ def _split(
         for change, why, i in (
             ("updated", f"{note}; the later cut is now its own incident ({own.id})", first),
             ("opened", f"followed until its end as the next episode of incident {first.id}; {note}", opened),
-            ("resolved", f"all signals back to normal since {iso(own.end)}", own.model_copy(deep=True)),
+            ("resolved", f"split off incident {first.id}, {note}; back to normal since {iso(own.end)}", own),
         )
     ]
     state.recurring.recent[own.id] = own.model_copy(deep=True)

@@ -28,6 +28,7 @@ from pollwatch.words import (
     depth_lines,
     fmt_duration,
     fmt_when,
+    pattern_text,
     scope_text,
     top_evidence,
 )
@@ -132,6 +133,8 @@ def root_message(
         field_text("Likely cause", esc(cause_text(inc))),
         field_text("Severity", f"{inc.severity_index}/100, {inc.severity_band} (IODA score {inc.severity:,.0f})"),
     ]
+    if (recurring := pattern_text(inc)) is not None:
+        fields.append(field_text("Schedule", esc(recurring)))
     blocks: list[Block] = [
         HeaderBlock(
             text=PlainTextObject(
