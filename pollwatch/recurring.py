@@ -40,7 +40,7 @@ from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, Field
 
-from pollwatch.models import Anomaly, Episode, Family, Incident, IncidentKind, Pattern, iso
+from pollwatch.models import Anomaly, Episode, Family, Incident, IncidentKind, Pattern
 from pollwatch.playbook import Watch
 
 FORM_TOLERANCE = timedelta(
@@ -489,13 +489,3 @@ def _prune(state: RecurringState, now: datetime) -> None:
 def earlier_onsets(inc: Incident) -> list[datetime]:
     """The onsets of a recurring incident's earlier episodes (recurrence evidence for attribution)."""
     return [e.start for e in inc.episodes[:-1]] if inc.episodes else []
-
-
-def describe(inc: Incident) -> str:
-    """One line for reports: 'recurring: 23 episodes, daily 01:00-09:10 Asia/Almaty, 1 missed'."""
-    pat = inc.pattern
-    if pat is None:
-        return ""
-    miss = f", {pat.missed} expected episode(s) missed" if pat.missed else ""
-    last = iso(inc.episodes[-1].start) if inc.episodes else "-"
-    return f"recurring: {pat.episodes} episodes, {pat.period} {pat.window} ({pat.timezone}){miss}; last {last}"
