@@ -350,7 +350,7 @@ def run_workers(args, fakes, cluster, directory, names, countries, cadence, work
     for p in procs:
         stop(p)
     print(
-        f"  ({len(deps)} lane deployments; Prefect server CPU {srv / max(1, len(recs)) * 1000:.0f} ms "
+        f"  ({len(deps.deployments)} lane deployments; Prefect server CPU {srv / max(1, len(recs)) * 1000:.0f} ms "
         "per watch-tick more)"
     )
     return report(f"workers={workers}", len(names) * len(slots), recs, cadence, cpu, req, alert_latencies(fakes, drops))

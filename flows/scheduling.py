@@ -9,10 +9,14 @@ are deleted; a watch with vantages also gets its vantage-probe deployments, one 
 the vantage's work pool (flows/probe.py). A global concurrency limit named after the watch (one slot) keeps ticks of
 different phases, or a manual tick, from overlapping. Everything applied is recorded in
 pollwatch's audit log; a changed playbook is recorded as such.
+
+`apply_watches_schedule()` deploys a directory of watches as batched lanes of the watches-tick flow
+(`pollwatch schedule-all`): re-applied, it updates the lanes and deletes those beyond a smaller `lanes`.
 """
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -160,6 +164,27 @@ def apply_schedule(
     return result
 
 
+@dataclass
+class AppliedWatches:
+    """What `apply_watches_schedule()` did."""
+
+    deployments: list[str] = field(default_factory=list)  # the lanes' deployments, created or updated
+    removed: list[str] = field(default_factory=list)  # lanes of an earlier apply beyond the new `lanes`
+    work_pool_created: bool = False
+
+
+def watches_tag(name: str) -> str:
+    """The tag every lane deployment of a batch carries (how re-applying and `unschedule-all` find them)."""
+    return f"watches:{name}"
+
+
+def watches_deployments(client: Any, name: str) -> list[Any]:
+    """The lane deployments of the batch `name` (by its tag)."""
+    return client.read_deployments(
+        deployment_filter=DeploymentFilter(tags=DeploymentFilterTags(all_=[watches_tag(name)]))
+    )
+
+
 def apply_watches_schedule(
     watches: str,
     work_pool: str = DEFAULT_POOL,
@@ -168,12 +193,13 @@ def apply_watches_schedule(
     name: str = "world",
     base_urls: dict[str, str] | None = None,
     create_pool: bool = True,
-) -> list[str]:
+) -> AppliedWatches:
     """Deploy batched ticks of every watch in `watches` (a directory of watch files): `lanes` deployments of the
     `watches-tick` flow (`watches-tick-<name>-lane-<i>`), each scheduled every `every` seconds on `work_pool`.
     Each slot gets one run per lane; the workers of the pool take them, and the runs split the due watches
     between them through the watches' tick claims (flows/watches_tick.py), so more workers tick more watches
-    and a worker that dies only delays its watches to their next tick. Returns the deployments' names."""
+    and a worker that dies only delays its watches to their next tick. Re-applying updates the lanes in place
+    and deletes those an earlier apply made beyond `lanes` (their runs would still be scheduled every slot)."""
     from datetime import datetime, timedelta, timezone
 
     from prefect.client.schemas.schedules import IntervalSchedule
@@ -181,12 +207,13 @@ def apply_watches_schedule(
 
     from pollwatch.flows.watches_tick import FLOW, watches_tick
 
-    names = []
+    result = AppliedWatches()
     schema = parameter_schema(watches_tick).model_dump_for_openapi()
-    anchor = datetime(2020, 1, 1, tzinfo=timezone.utc)  # slots on whole minutes (multiples of `every` since then)
+    # slots at multiples of `every` since the Unix epoch: the slots the flow covers (timeutil.floor_time)
+    anchor = datetime(1970, 1, 1, tzinfo=timezone.utc)
     with get_client(sync_client=True) as client:
         if create_pool:
-            ensure_work_pool(client, work_pool)
+            result.work_pool_created = ensure_work_pool(client, work_pool)
         flow_id = client.create_flow_from_name(FLOW)
         for lane in range(lanes):
             dep = sched.deployment_name(f"watches-tick-{name}", f"lane-{lane}")
@@ -207,15 +234,31 @@ def apply_watches_schedule(
                 ],
                 parameters=parameters,
                 work_pool_name=work_pool,
-                tags=["pollwatch", f"watches:{name}"],
+                tags=["pollwatch", watches_tag(name)],
                 path=str(REPO),
                 entrypoint="flows/watches_tick.py:watches_tick",
                 pull_steps=[{"prefect.deployments.steps.set_working_directory": {"directory": str(REPO)}}],
                 parameter_openapi_schema=schema,
                 enforce_parameter_schema=True,
             )
-            names.append(dep)
-    return names
+            result.deployments.append(dep)
+        result.removed = _delete_lanes(client, name, keep=set(result.deployments))
+    return result
+
+
+def _delete_lanes(client: Any, name: str, keep: Collection[str] = ()) -> list[str]:
+    removed = []
+    for dep in watches_deployments(client, name):
+        if dep.name not in keep:
+            client.delete_deployment(dep.id)
+            removed.append(dep.name)
+    return sorted(removed)
+
+
+def remove_watches_schedule(name: str = "world") -> list[str]:
+    """Delete every lane deployment of the batch `name` (the watches' recorded ticks stay); returns their names."""
+    with get_client(sync_client=True) as client:
+        return _delete_lanes(client, name)
 
 
 def remove_schedule(watch_name: str) -> list[str]:
