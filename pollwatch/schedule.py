@@ -170,6 +170,20 @@ def due_ticks(watches: list[Watch], when: datetime, every: timedelta) -> list[tu
     return out
 
 
+def batch_cadence_problems(watches: list[Watch], every: timedelta) -> list[str]:
+    """Why batch slots of `every` would not tick these watches on their grids: a slot ticks a watch at most once,
+    at the last tick of its phase's grid in [T, T + every), so a phase whose cadence is not a multiple of `every`
+    would have ticks skipped (a 2-minute batch of a 1-minute watch) or run before their time (a 1-minute batch
+    of a 90-second watch ticks 90 s at 60 s)."""
+    return [
+        f"{w.source_file or w.name}: phase {p.name} ticks every {format_duration(p.cadence)}, "
+        f"not a multiple of {format_duration(every)}"
+        for w in watches
+        for p in w.resolved_phases()
+        if p.cadence % every
+    ]
+
+
 def expand_rule(rule: ScheduleRule) -> list[datetime]:
     """The UTC times a rule yields, read as Prefect reads it (floating times labelled with the zone)."""
     from dateutil.rrule import rrulestr

@@ -49,7 +49,7 @@ app.add_typer(sources.app)  # fetch, coverage
 app.add_typer(alerts.app, name="alerts")
 app.add_typer(probes.app, name="probe")
 app.add_typer(slack.app, name="slack")
-app.add_typer(schedule.app)  # schedule, unschedule, serve, pause, resume
+app.add_typer(schedule.app)  # schedule, unschedule, serve, pause, resume, schedule-all, unschedule-all
 
 
 @app.callback()

@@ -1,4 +1,5 @@
-"""`pollwatch schedule / unschedule / serve / pause / resume`: a watch's phases as Prefect deployments.
+"""`pollwatch schedule / unschedule / serve / pause / resume`: a watch's phases as Prefect deployments;
+`schedule-all / unschedule-all`: every watch of a directory as batched lanes of the watches-tick flow.
 
 Pure planning (`--dry-run`) needs no Prefect; the other commands talk to the Prefect API that
 PREFECT_API_URL names (the ephemeral one when unset) through `flows/scheduling.py`.
@@ -7,12 +8,16 @@ PREFECT_API_URL names (the ephemeral one when unset) through `flows/scheduling.p
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 
-from pollwatch.cli.common import WatchArg, fail, option_watch, quiet_prefect
+from pollwatch.cli.common import WatchArg, echo, fail, option_watch, quiet_prefect
+
+if TYPE_CHECKING:
+    from pollwatch.playbook import Watch
 
 app = typer.Typer()
 
@@ -195,3 +200,123 @@ def serve_cmd(
         if listener is not None:
             listener.stop()
     typer.echo(f"{w.name}: stopped serving; deployments paused until the next `pollwatch serve` or `schedule`")
+
+
+MIN_EVERY = 60  # seconds: workers look for scheduled runs every 10 s by default; a slot must be well above that
+_BATCH_NAME = re.compile(r"^[a-z0-9]+(-[a-z0-9]+)*$")
+
+
+def _watch_dir(directory: Path) -> list[Watch]:
+    """The watches of a directory as the batch flow reads them (its `*.yaml` files, flows/watches_tick.py
+    `watch_files`); exits naming each broken file with the loader's file:line: field messages."""
+    from pollwatch.playbook import PlaybookError, load_watch
+
+    if not directory.is_dir():
+        fail(f"{directory}: no such directory" if not directory.exists() else f"{directory}: not a directory")
+    files = sorted(directory.glob("*.yaml"))
+    if not files:
+        fail(f"{directory}: no watch files (*.yaml) in it")
+    watches: list[Watch] = []
+    problems: list[str] = []
+    for f in files:
+        try:
+            watches.append(load_watch(f))
+        except PlaybookError as exc:
+            problems += exc.problems
+    seen: dict[str, str] = {}
+    for w in watches:
+        if w.name in seen:  # ticks are claimed by watch name: two files of one name would share their ticks
+            problems.append(f"{w.source_file}: watch {w.name} is also the name of {seen[w.name]}")
+        seen.setdefault(w.name, str(w.source_file))
+    if problems:
+        fail(f"{directory}: {len(problems)} problem(s), nothing scheduled:\n  " + "\n  ".join(problems))
+    return watches
+
+
+def _summary(watches: list[Watch]) -> str:
+    from collections import Counter
+    from datetime import datetime, timezone
+
+    from pollwatch.timeutil import format_duration
+
+    now = datetime.now(timezone.utc)
+    cadences = Counter(format_duration(min(p.cadence for p in w.resolved_phases())) for w in watches if w.phases)
+    ended = [w.name for w in watches if max((p.end for p in w.resolved_phases()), default=now) <= now]
+    text = f"{len(watches)} watch(es), finest cadence " + ", ".join(f"{c} ({n})" for c, n in sorted(cadences.items()))
+    if ended:
+        more = f" and {len(ended) - 5} more" if len(ended) > 5 else ""
+        text += f"; {len(ended)} with no ticks left (phases ended): {', '.join(ended[:5])}{more}"
+    return text
+
+
+BatchName = Annotated[
+    str, typer.Option("--name", help="The batch's name: its deployments are watches-tick-NAME-lane-<i>.")
+]
+
+
+@app.command("schedule-all")
+def schedule_all_cmd(
+    directory: Annotated[Path, typer.Argument(help="Directory of watch files (*.yaml), e.g. playbooks/watches.")],
+    lanes: Annotated[
+        int, typer.Option("--lanes", help="Runs per slot, taken by the pool's workers (at least as many as workers).")
+    ] = 1,
+    every: Annotated[
+        int, typer.Option("--every", help=f"Seconds between batch slots (at least {MIN_EVERY}; divides every cadence).")
+    ] = 60,
+    work_pool: Annotated[
+        str,
+        typer.Option(
+            "--work-pool", "--pool", help="Work pool that runs the lanes (created as a process pool if missing)."
+        ),
+    ] = "pollwatch-analysis",
+    name: BatchName = "world",
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Print what would be deployed; change nothing.")] = False,
+) -> None:
+    """Tick every watch in a directory in batches: LANES deployments of the watches-tick flow every EVERY seconds
+    on one work pool; the pool's workers split each slot's due watches (docs/deploy.md). Re-applying updates them
+    and deletes lanes beyond a smaller --lanes."""
+    from datetime import timedelta
+
+    from pollwatch.schedule import batch_cadence_problems, deployment_name
+
+    if lanes < 1:
+        fail(f"--lanes {lanes}: at least 1")
+    if every < MIN_EVERY:
+        fail(f"--every {every}: at least {MIN_EVERY} seconds")
+    if not _BATCH_NAME.match(name):
+        fail(f"--name {name!r}: lower-case letters, digits and single dashes (it names the deployments)")
+    watches = _watch_dir(directory)
+    problems = batch_cadence_problems(watches, timedelta(seconds=every))
+    if problems:
+        fail(
+            f"--every {every}: each slot ticks a watch once, so every phase's cadence must be a multiple of it "
+            "(else ticks are skipped or run early):\n  " + "\n  ".join(problems)
+        )
+    deployments = [deployment_name(f"watches-tick-{name}", f"lane-{lane}") for lane in range(lanes)]
+    echo(f"{directory}: {_summary(watches)}")  # watch names are outside text
+    typer.echo(
+        f"{'would deploy' if dry_run else 'deploying'} {lanes} lane(s) of flow watches-tick every {every} s "
+        f"on work pool {work_pool}: {', '.join(deployments)}"
+    )
+    if dry_run:
+        return
+    quiet_prefect()
+    from pollwatch.flows.scheduling import apply_watches_schedule
+
+    result = apply_watches_schedule(str(directory), work_pool, lanes=lanes, every=every, name=name)
+    if result.work_pool_created:
+        typer.echo(f"created process work pool {work_pool}")
+    typer.echo(f"deployed {', '.join(result.deployments)}")
+    if result.removed:
+        typer.echo(f"removed lanes beyond {lanes}: {', '.join(result.removed)}")
+    typer.echo(f"start workers (any number, on any machine with this project): prefect worker start --pool {work_pool}")
+
+
+@app.command("unschedule-all")
+def unschedule_all_cmd(name: BatchName = "world") -> None:
+    """Delete the lane deployments of a batch made by `schedule-all` (the watches' ticks and incidents stay)."""
+    quiet_prefect()
+    from pollwatch.flows.scheduling import remove_watches_schedule
+
+    removed = remove_watches_schedule(name)
+    typer.echo(f"{name}: removed {', '.join(removed) if removed else 'nothing (no lane deployments)'}")
