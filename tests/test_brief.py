@@ -270,3 +270,23 @@ def test_nothing_recorded_and_an_unknown_cause_are_said_plainly(kz_watch):
         )
     sec = _section(_draft(kz_watch), "Nationwide internet outage")
     assert "The cause could not be determined from the measurements" in sec and "government" not in sec
+
+
+def test_a_recurring_cut_is_drafted_with_its_schedule_even_for_its_first_nights(kz_watch):
+    """Nightly cuts of one region, stored as one recurring incident: a draft over its first two nights still has it,
+    dated from the first night, with every night's window and the night that had no cut."""
+    from tests.test_recurring import NIGHT, _nights
+
+    _, events = _nights(kz_watch, [NIGHT + timedelta(days=d) for d in (0, 1, 2, 4)], shift={3: timedelta(hours=2)})
+    with store.session_scope() as s:
+        store.save_incidents(s, [events[-1].incident])
+    with store.session_scope() as s:
+        data = brief.collect(s, kz_watch, since=NIGHT - timedelta(hours=1), until=NIGHT + timedelta(days=1, hours=2))
+    text = brief.render(data, "md")
+    assert text.startswith("# Internet cut in parts of the country in Kazakhstan between 1 and 5 June 2019")
+    sec = _section(text, "Regional internet outage, from 31 May 2019, 19:00 UTC (01:00 on 1 June ALMT)")
+    assert "It recurred: 4 episodes" in sec and "usually 01:00-09:00 local time (Asia/Almaty)" in sec
+    assert "1 June 01:00-09:00, 2 June 01:00-09:00, 3 June 01:00-09:00 and 5 June 03:00-11:00" in sec
+    assert "Expected but no cut came on 4 June." in sec
+    assert "When (the latest episode): It started on 4 June 2019, 21:00 UTC" in sec
+    assert "pollwatch detected its first episode on 31 May 2019, 19:00 UTC" in sec

@@ -4,7 +4,7 @@ it was measured and its likely cause. Plain text (outside text cleaned of contro
 from __future__ import annotations
 
 import re
-from datetime import datetime, timezone
+from datetime import date, datetime, timezone
 
 from pollwatch.models import Anomaly, Cause, Direction, Incident, IncidentKind, Observation
 from pollwatch.playbook import Watch
@@ -201,9 +201,43 @@ def timeline_text(watch: Watch, inc: Incident, as_of: datetime | None) -> str:
             f" It was still ongoing at the last measurement, {when_text(watch, last)}, "
             f"{fmt_duration(last - inc.start)} after it began."
         )
-    lag = inc.detected_at - inc.start
-    txt += f" pollwatch detected it on {when_text(watch, inc.detected_at)}, {fmt_duration(lag)} after its onset."
+    first = inc.first_start
+    lag = inc.detected_at - first
+    which = "its first episode" if first != inc.start else "it"
+    txt += f" pollwatch detected {which} on {when_text(watch, inc.detected_at)}, {fmt_duration(lag)} after its onset."
     return txt
+
+
+def _day(d: date) -> str:
+    return f"{d.day} {d:%B}"
+
+
+def recurrence_text(watch: Watch, inc: Incident, limit: int = 8) -> str | None:
+    """A recurring incident's episodes in words: how often, when usually, each day's window (the latest `limit`),
+    the expected days without a cut; a lone pair not yet confirmed says so. None for a one-off incident."""
+    pat = inc.pattern
+    if pat is None or not inc.episodes:
+        return None
+    first = inc.episodes[0]
+    if pat.tentative:
+        return (
+            f"It began at the same local time as a cut on {when_text(watch, first.start)}; whether both belong to one "
+            "schedule is decided when it ends (by how closely its window matches that one's)."
+        )
+    how = "every day" if pat.period == "daily" else pat.period
+    eps = inc.episodes[-limit:]
+    days = [f"{_day(e.start.astimezone(watch.tz).date())} {e.local_start}-{e.local_end or 'ongoing'}" for e in eps]
+    earlier = pat.episodes - len(eps)
+    txt = (
+        f"It recurred: {pat.episodes} episodes, {how}, usually {pat.local_start}-{pat.local_end or '?'} local time "
+        f"({pat.timezone}), the first on {when_text(watch, first.start)}. "
+        + (f"The latest {len(eps)} (local dates and times): " if earlier > 0 else "Each (local dates and times): ")
+        + join_names(days, limit=limit)
+        + "."
+    )
+    if pat.missed_dates:
+        txt += f" Expected but no cut came on {join_names([_day(date.fromisoformat(d)) for d in pat.missed_dates])}."
+    return txt + " A schedule at the same local time is itself evidence of a deliberate shutdown."
 
 
 def how_measured_text(watch: Watch, inc: Incident, anomalies: list[Anomaly]) -> str:

@@ -15,6 +15,7 @@ from pollwatch.brief.sentences import (
     depth_items,
     how_measured_text,
     join_names,
+    recurrence_text,
     timeline_text,
     what_text,
     when_text,
@@ -63,7 +64,7 @@ def headline(watch: Watch, incidents: list[Incident]) -> str:
         parts.append(f"{join_names(names, limit=5)} {verb}")
     what = " and ".join(parts) if len(parts) < 2 else f"{parts[0]}; {parts[1]}"
     what = what[0].upper() + what[1:]
-    days = sorted({i.start.astimezone(watch.tz).date() for i in incidents})
+    days = sorted({start.astimezone(watch.tz).date() for i in incidents for start, _ in i.spans()})
     if watch.election_date is not None and days == [watch.election_date]:
         when = "on election day"
     elif len(days) == 1:
@@ -158,11 +159,15 @@ def _incident_blocks(data: BriefData, inc: Incident) -> list[Block]:
     w = data.watch
     anoms = [data.anomalies[a] for a in inc.anomaly_ids if a in data.anomalies]
     title = KIND_TITLES[inc.kind] + (f": {join_names(service_labels(w, inc))}" if inc.scope.services else "")
-    blocks = [Block("h2", f"{title}, from {when_text(w, inc.start)}"), Block("p", what_text(w, inc, anoms))]
+    blocks = [Block("h2", f"{title}, from {when_text(w, inc.first_start)}"), Block("p", what_text(w, inc, anoms))]
     where = _where(w, inc)
     if where:
         blocks.append(Block("p", where))
-    blocks.append(Block("p", "When: " + timeline_text(w, inc, data.as_of)))
+    recurred = recurrence_text(w, inc)
+    latest = " (the latest episode)" if inc.pattern is not None and not inc.pattern.tentative else ""
+    blocks.append(Block("p", f"When{latest}: " + timeline_text(w, inc, data.as_of)))
+    if recurred:
+        blocks.append(Block("p", recurred))
     if inc.scope.services:
         noun = "Circumvention tools" if inc.kind is IncidentKind.circumvention_block else "Services"
         blocks.append(Block("p", f"{noun}: {join_names(service_labels(w, inc), limit=12)}."))
