@@ -109,10 +109,10 @@ def write_atomic(path: Path, text: str) -> bool:
 
 
 def count_shared_request(runs: "list[_Run]") -> None:
-    """A request a batch of watches shares counts as one request for each watch it serves (a single watch's run
-    counts its own requests through its client)."""
-    if len(runs) > 1:
-        for run in {id(r): r for r in runs}.values():
+    """A request a batch of watches shares counts as one request for each watch it serves, also when it serves only
+    one of them (a single watch's run, not in a batch, counts its own requests through its client)."""
+    for run in {id(r): r for r in runs}.values():
+        if run.batched:
             run.result.requests += 1
             run.result.attempts += 1
 
@@ -219,6 +219,8 @@ class Source(ABC):
                 )
             else:
                 valid.append(run)
+        for run in valid:
+            run.batched = len(valid) > 1
         try:
             async with limit:
                 if len(valid) == 1:
@@ -310,6 +312,7 @@ class _Run:
         self.gapped: set[tuple[str, str | None]] = set()
         self.accounted: set[int] = set()
         self.extra: dict[str, Any] = {}  # a source's own per-watch state during a batch (IODA: region codes)
+        self.batched = False  # collected with other watches: shared requests count per run (count_shared_request)
 
     @property
     def country(self) -> str:
