@@ -23,6 +23,10 @@ The country's tests of each service, all the watch's networks together, are a se
 (`asn` None: the sums of the networks' measurements and failures per hour; `options.country_series:
 false` turns it off): a block that hits every network a little is plain in the pooled counts long
 before any one network's few tests an hour show it (docs/detection.md).
+
+Several watches (`collect_many`) share requests: `probe_cc` lists their countries, and OONI sums a network's
+rows over them, so the watches of a country that shares a network with another country's watch are asked with
+that country alone; the others share requests across countries.
 """
 
 from __future__ import annotations
@@ -34,7 +38,7 @@ from functools import lru_cache
 from collections import defaultdict
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from pydantic import BaseModel, ConfigDict, TypeAdapter, ValidationError
 
@@ -49,6 +53,17 @@ MAX_FAILED_SHARE = 0.5  # an hour where more than this share of runs failed is a
 HOUR = timedelta(hours=1)
 MAX_HOURLY_RANGE = timedelta(days=7)
 CACHE_DAYS = 16  # final hours kept on disk per key (a watch's longest window, 7 days, and then some)
+
+
+class _Span(NamedTuple):
+    """The hours of one date window a request serves: the window's first midnight, the hours to emit [lo, hi),
+    the end of the final hours (`_ready_until`) and the list of hours to emit."""
+
+    day_lo: datetime
+    lo: datetime
+    hi: datetime
+    ready: datetime
+    needed: list[datetime]
 
 
 class OoniRow(BaseModel):
@@ -147,7 +162,8 @@ class OoniSource(Source):
     async def _collect_many(self, runs: list[_Run]) -> None:
         """Several watches' counts in shared requests: per test (and domains) and range, `probe_cc` lists the
         watches' countries and `probe_asn` their networks (both comma separated, ooni/backend aggregation.py);
-        rows come back per network and hour, and each watch keeps its own networks'."""
+        rows come back per network and hour, summed over the listed countries, and each watch keeps its own
+        networks' (a country sharing a network with another is asked alone: `_requests`)."""
         self._cache = None if self.options.get("cache", True) is False else HourCache(self.cache_dir(), self.base_url)
         groups: dict[tuple[datetime, datetime, timedelta], list[_Run]] = {}
         for run in runs:
@@ -156,8 +172,7 @@ class OoniSource(Source):
             await asyncio.gather(*(self._collect_runs(http, group) for group in groups.values()))
 
     async def _collect_runs(self, http: HttpClient, runs: list[_Run]) -> None:
-        """Runs with the same range and settling time, one request per (test, domains, networks, week)."""
-        per_request = max(1, int(self.options.get("asns_per_request", 250)))
+        """Runs with the same range and settling time, one request per (test, domains, countries, networks, week)."""
         tests: dict[tuple[str, tuple[str | None, ...]], list[tuple[_Run, Service]]] = {}
         for run in runs:
             run.expected = self.expected(run.watch)
@@ -168,19 +183,43 @@ class OoniSource(Source):
                 domains = (svc.domains or [None]) if svc.test == "web_connectivity" else [None]
                 tests.setdefault((svc.test, tuple(domains)), []).append((run, svc))
         windows = _date_windows(runs[0].start, runs[0].end)
-        jobs = []
-        for (_, domains), members in tests.items():
-            asns = list(dict.fromkeys(a for run, _ in members for a in self.asns(run.watch)))
-            countries = ",".join(sorted({run.country for run, _ in members}))
-            for i in range(0, len(asns), per_request):
-                group = tuple(asns[i : i + per_request])
-                served = [(run, svc) for run, svc in members if set(self.asns(run.watch)) & set(group)]
-                for w in windows:
-                    jobs.append((served, countries, group, w, list(domains)))
+        jobs = [
+            (served, countries, group, w, list(domains))
+            for (_, domains), members in tests.items()
+            for served, countries, group in self._requests(members)
+            for w in windows
+        ]
         await asyncio.gather(*(self._one(http, *job) for job in jobs))
         if self._pooled():
             for run in runs:
                 run.result.observations.extend(country_series(run.result.observations, set(self.asns(run.watch))))
+
+    def _requests(
+        self, members: list[tuple[_Run, Service]]
+    ) -> list[tuple[list[tuple[_Run, Service]], str, tuple[int, ...]]]:
+        """(watches served, probe_cc, networks) of each request for one test, up to `asns_per_request` networks.
+        OONI sums a network's rows over the listed countries (`probe_cc IN`, grouped by hour and network only), so
+        a network in the watches of two countries would carry both countries' tests into each: the watches of a
+        country that shares a network with another country's are asked with that country alone (all its networks,
+        as if collected alone); the other countries' networks share requests across countries."""
+        per_request = max(1, int(self.options.get("asns_per_request", 250)))
+        owners: dict[int, set[str]] = {}
+        for run, _ in members:
+            for a in self.asns(run.watch):
+                owners.setdefault(a, set()).add(run.country)
+        split = {cc for ccs in owners.values() if len(ccs) > 1 for cc in ccs}
+        batches: dict[str | None, dict[int, None]] = {}  # None: the countries that share no network, together
+        for run, _ in members:
+            for a in self.asns(run.watch):
+                batches.setdefault(run.country if run.country in split else None, {})[a] = None
+        out = []
+        for cc, asns in batches.items():
+            mine = [(r, s) for r, s in members if (r.country == cc if cc is not None else r.country not in split)]
+            for i in range(0, len(asns), per_request):
+                group = tuple(list(asns)[i : i + per_request])
+                served = [(r, s) for r, s in mine if set(self.asns(r.watch)) & set(group)]
+                out.append((served, cc if cc is not None else ",".join(sorted({r.country for r, _ in served})), group))
+        return out
 
     def settle(self, watch: Watch) -> timedelta:
         """How long after its end an hour's counts are final: the playbook's lag on the signal less the hour
@@ -206,62 +245,16 @@ class OoniSource(Source):
         window: tuple[date, date],
         domains: list[str | None],
     ) -> None:
-        run, svc = members[0]
-        test = svc.test
-        since, until = window
-        day_lo = datetime(since.year, since.month, since.day, tzinfo=timezone.utc)
-        day_hi = datetime(until.year, until.month, until.day, tzinfo=timezone.utc)
-        ready = self._ready_until(run)
-        lo = max(floor_time(run.start, HOUR), day_lo)
-        hi = min(run.end if self.options.get("partial_hours", False) else ready, day_hi)
-        if hi <= lo:
+        """One request's counts (a service of several domains: one request per domain, summed) for its watches."""
+        span = self._span(members[0][0], window)
+        if span is None:
             return  # no hour of this window is ready yet: nothing is asked
-        needed = []
-        t = lo
-        while t < hi:
-            needed.append(t)
-            t += HOUR
         counts: dict[tuple[int, datetime], list[int]] = defaultdict(lambda: [0, 0, 0, 0])
         provs: list[Provenance] = []
         for domain in domains:
-            key = (countries, test, domain or "", ",".join(map(str, asns)))
-            cached = self._cache.get(key) if self._cache else None
-            if cached is not None and all(iso(h) in cached for h in needed):
-                hours = {h: cached[iso(h)] for h in needed}
-            else:
-                params = {
-                    "probe_cc": countries,
-                    "probe_asn": ",".join(f"AS{a}" for a in asns),
-                    "test_name": test,
-                    "domain": domain,
-                    "since": since.isoformat(),
-                    "until": until.isoformat(),
-                    "time_grain": "hour",
-                    "axis_x": "measurement_start_day",
-                    "axis_y": "probe_asn",
-                }
-                count_shared_request([r for r, _ in members])
-                try:
-                    fetched = await http.get_json("/api/v1/aggregation", params)
-                    # the answer covers the whole window: every final hour of it is kept for later ticks
-                    keep_lo = max(day_lo, floor_time(run.start, HOUR)) if self._cache is None else day_lo
-                    rows = parse_aggregation(fetched.payload, (keep_lo, hi))
-                except (FetchError, ShapeError) as exc:
-                    if isinstance(exc, ShapeError):
-                        exc = shape_failure(exc)
-                    for r, s in members:
-                        cc = r.country
-                        reason = r.failed(exc, f"{s.name} ({test}{' ' + domain if domain else ''})")
-                        for a in self._own(r, asns):
-                            r.gap(entity_key(cc, None, a, s.name), FAILURE_RATE, reason, lo, hi)
-                        if self._pooled():  # the country's pooled series misses these networks' tests too
-                            r.gap(entity_key(cc, None, None, s.name), FAILURE_RATE, reason, lo, hi)
-                    return
-                prov = fetched.provenance()
-                fresh = self._hours(run, svc, rows, set(asns), prov, keep_lo, hi)
-                if self._cache is not None:
-                    self._cache.put(key, {iso(h): v for h, v in fresh.items() if h < ready}, hi)
-                hours = {h: fresh[h] for h in needed}
+            hours = await self._domain_hours(http, members, countries, asns, window, domain, span)
+            if hours is None:
+                return
             for h, per_asn in hours.items():
                 for a_text, c in per_asn["asns"].items():
                     acc = counts[(int(a_text), h)]
@@ -272,7 +265,70 @@ class OoniSource(Source):
                 provs.append(Provenance.model_validate(per_asn["provenance"]))
         prov = _combined_provenance(provs)
         for r, s in members:
-            self._emit(r, s, self._own(r, asns), counts, prov, needed)
+            self._emit(r, s, self._own(r, asns), counts, prov, span.needed)
+
+    def _span(self, run: _Run, window: tuple[date, date]) -> "_Span | None":
+        """The hours of a date window to emit for runs like `run` (None: none is ready yet)."""
+        since, until = window
+        day_lo = datetime(since.year, since.month, since.day, tzinfo=timezone.utc)
+        day_hi = datetime(until.year, until.month, until.day, tzinfo=timezone.utc)
+        ready = self._ready_until(run)
+        lo = max(floor_time(run.start, HOUR), day_lo)
+        hi = min(run.end if self.options.get("partial_hours", False) else ready, day_hi)
+        if hi <= lo:
+            return None
+        needed = [lo + i * HOUR for i in range(-(-(hi - lo) // HOUR))]  # a partial last hour too
+        return _Span(day_lo, lo, hi, ready, needed)
+
+    async def _domain_hours(
+        self,
+        http: HttpClient,
+        members: list[tuple[_Run, Service]],
+        countries: str,
+        asns: tuple[int, ...],
+        window: tuple[date, date],
+        domain: str | None,
+        span: "_Span",
+    ) -> dict[datetime, dict[str, Any]] | None:
+        """A request's hours for one domain (or none): from the cache when it holds them all, else asked (and the
+        final ones cached). None when the request failed: gaps and a notice for each watch it served."""
+        run, svc = members[0]
+        test = svc.test
+        key = (countries, test, domain or "", ",".join(map(str, asns)))
+        cached = self._cache.get(key) if self._cache else None
+        if cached is not None and all(iso(h) in cached for h in span.needed):
+            return {h: cached[iso(h)] for h in span.needed}
+        params = {
+            "probe_cc": countries,
+            "probe_asn": ",".join(f"AS{a}" for a in asns),
+            "test_name": test,
+            "domain": domain,
+            "since": window[0].isoformat(),
+            "until": window[1].isoformat(),
+            "time_grain": "hour",
+            "axis_x": "measurement_start_day",
+            "axis_y": "probe_asn",
+        }
+        count_shared_request([r for r, _ in members])
+        # the answer covers the whole window: every final hour of it is kept for later ticks
+        keep_lo = max(span.day_lo, floor_time(run.start, HOUR)) if self._cache is None else span.day_lo
+        try:
+            fetched = await http.get_json("/api/v1/aggregation", params)
+            rows = parse_aggregation(fetched.payload, (keep_lo, span.hi))
+        except (FetchError, ShapeError) as exc:
+            if isinstance(exc, ShapeError):
+                exc = shape_failure(exc)
+            for r, s in members:
+                reason = r.failed(exc, f"{s.name} ({test}{' ' + domain if domain else ''})")
+                for a in self._own(r, asns):
+                    r.gap(entity_key(r.country, None, a, s.name), FAILURE_RATE, reason, span.lo, span.hi)
+                if self._pooled():  # the country's pooled series misses these networks' tests too
+                    r.gap(entity_key(r.country, None, None, s.name), FAILURE_RATE, reason, span.lo, span.hi)
+            return None
+        fresh = self._hours(run, svc, rows, set(asns), fetched.provenance(), keep_lo, span.hi)
+        if self._cache is not None:
+            self._cache.put(key, {iso(h): v for h, v in fresh.items() if h < span.ready}, span.hi)
+        return {h: fresh[h] for h in span.needed}
 
     def _own(self, run: _Run, asns: tuple[int, ...]) -> tuple[int, ...]:
         """The networks of a request that are this run's watch's (all of them for a single watch)."""

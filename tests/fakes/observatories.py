@@ -679,7 +679,12 @@ class OoniFake(FakeAPI):
     not allow (hour: at most 7 days; since >= until) is an exception outside the handler's try:
     500 "Internal Server Error"; an unknown path 404 `{"detail": "Not Found"}`. Quota: the API's
     limiter (ooni/backend api/ooniapi/rate_limit_quotas.py) answers 429 with the text "429 error"
-    (fault "429"; `retry_after` adds a Retry-After header, which the limiter does not send)."""
+    (fault "429"; `retry_after` adds a Retry-After header, which the limiter does not send).
+
+    Countries as the service filters them: `probe_cc` and `probe_asn` are lists (`probe_cc IN`, `probe_asn IN`)
+    and rows are grouped by hour and `axis_y` only, so a network measured in several listed countries (`homes`)
+    comes back as one row per hour, the sum of its countries' measurements. A network not in `homes` is measured
+    in one country, whichever the request names (one row per hour, as before countries were modelled)."""
 
     routes = (
         route(
@@ -694,10 +699,11 @@ class OoniFake(FakeAPI):
     def __init__(self, latency: float = 0.0) -> None:
         super().__init__(latency)
         self.silent: set[int] = set()  # ASNs with no measurements at all (blind spots)
-        # (test, domain, asn, start, end, share failing)
-        self.blocks: list[tuple[str, str | None, int | None, datetime, datetime, float]] = []
-        # (test, asn, start, end, share of runs failed)
-        self.run_failures: list[tuple[str, int | None, datetime, datetime, float]] = []
+        self.homes: dict[int, set[str]] = {}  # ASN -> the countries its probes are in (a network of several)
+        # (test, domain, asn, start, end, share failing, country)
+        self.blocks: list[tuple[str, str | None, int | None, datetime, datetime, float, str | None]] = []
+        # (test, asn, start, end, share of runs failed, country)
+        self.run_failures: list[tuple[str, int | None, datetime, datetime, float, str | None]] = []
         self.per_hour = 10  # measurements per (asn, test, domain, hour) unless silent
 
     def block(
@@ -708,28 +714,38 @@ class OoniFake(FakeAPI):
         share: float = 1.0,
         asn: int | None = None,
         domain: str | None = None,
+        cc: str | None = None,
     ) -> None:
-        self.blocks.append((test, domain, asn, start, end, share))
+        """Tests of `test` that see interference; `cc` limits it to one country's probes of the network."""
+        self.blocks.append((test, domain, asn, start, end, share, cc))
 
     def failing_runs(
-        self, test: str, start: datetime, end: datetime, share: float = 1.0, asn: int | None = None
+        self,
+        test: str,
+        start: datetime,
+        end: datetime,
+        share: float = 1.0,
+        asn: int | None = None,
+        cc: str | None = None,
     ) -> None:
         """Probes that could not complete the test (msm_failure): a probe bug or an OONI outage, not a block."""
-        self.run_failures.append((test, asn, start, end, share))
+        self.run_failures.append((test, asn, start, end, share, cc))
 
-    def counts(self, test: str, domain: str | None, asn: int, hour: datetime) -> dict[str, int]:
+    def counts(self, test: str, domain: str | None, asn: int, hour: datetime, cc: str | None = None) -> dict[str, int]:
+        """One country's measurements of a network in an hour (`cc` None: a network of one country)."""
         n = 0 if asn in self.silent else self.per_hour
         share = failed_share = 0.0
-        for b_test, b_domain, b_asn, s, e, sh in self.blocks:
+        for b_test, b_domain, b_asn, s, e, sh, b_cc in self.blocks:
             if (
                 b_test == test
                 and (b_domain is None or b_domain == domain)
                 and (b_asn is None or b_asn == asn)
+                and (b_cc is None or b_cc == cc)
                 and s <= hour < e
             ):
                 share = max(share, sh)
-        for f_test, f_asn, s, e, sh in self.run_failures:
-            if f_test == test and (f_asn is None or f_asn == asn) and s <= hour < e:
+        for f_test, f_asn, s, e, sh, f_cc in self.run_failures:
+            if f_test == test and (f_asn is None or f_asn == asn) and (f_cc is None or f_cc == cc) and s <= hour < e:
                 failed_share = max(failed_share, sh)
         failure = round(n * failed_share) or (1 if n and not share and (asn + hour.hour) % 7 == 0 else 0)
         bad = round((n - failure) * share)  # anomaly and confirmed exclude failed runs (countIf ... msm_failure = 'f')
@@ -780,6 +796,7 @@ class OoniFake(FakeAPI):
             return 400, {"detail": "Invalid ASN value in parameter probe_asn"}
         test = query.get("test_name", "")
         domains = query["domain"].split(",") if query.get("domain") else [None]
+        listed = set(query["probe_cc"].split(",")) if query.get("probe_cc") else None  # probe_cc IN (...)
         rows = []
         if not empty:
             t = datetime(since.year, since.month, since.day, tzinfo=timezone.utc)
@@ -793,9 +810,12 @@ class OoniFake(FakeAPI):
                         "ok_count": 0,
                         "measurement_count": 0,
                     }
-                    for d in domains:
-                        for k, v in self.counts(test, d, a, t).items():
-                            total[k] += v
+                    homes = self.homes.get(a)
+                    ccs = [None] if homes is None else sorted(c for c in homes if listed is None or c in listed)
+                    for cc in ccs:  # grouped by hour and probe_asn only: the listed countries' rows summed
+                        for d in domains:
+                            for k, v in self.counts(test, d, a, t, cc).items():
+                                total[k] += v
                     if total["measurement_count"]:
                         rows.append(
                             {**total, "measurement_start_day": t.strftime("%Y-%m-%dT%H:%M:%SZ"), "probe_asn": a}

@@ -93,3 +93,41 @@ def test_a_failed_batched_request_is_a_gap_and_a_notice_for_each_watch_it_served
         assert {g.entity for g in r.gaps} == {w.country}
         assert any("500" in n.message for n in r.notices)
         assert any(o.asn for o in r.observations)  # the networks' series still came
+
+
+def test_a_network_in_two_countries_watches_carries_only_each_countrys_ooni_tests(kz_watch, tmp_path, monkeypatch):
+    """OONI sums a network's tests over the countries a request lists: a carrier in both the KZ and KG watches
+    (65500) blocked in KG only must not show KG's failures in the KZ watch, nor in KZ's pooled series."""
+    monkeypatch.setenv("POLLWATCH_HOME", str(tmp_path))
+    shared = Provider(asn=65500, name="a carrier in two countries")
+    kz = kz_watch.model_copy(update={"providers": [*kz_watch.providers, shared]})
+    kg = other_country(kz_watch, "kg", "KG", 65100, 3)
+    kg = kg.model_copy(update={"providers": [*kg.providers, shared]})
+    watches = [kz, kg, other_country(kz_watch, "uz", "UZ", 65000, 4), other_country(kz_watch, "tj", "TJ", 65200, 2)]
+    with observatories() as obs:
+        ooni = obs.ooni
+        ooni.homes[65500] = {"KZ", "KG"}
+        ooni.block("whatsapp", T0, T1, share=1.0, asn=65500, cc="KG")
+        src = make_source("ooni", kz, config=_config(ooni.url, cache=False))
+        alone = [asyncio.run(src.collect(w, T0, T1)) for w in watches]
+        asked_alone = len(ooni.requests)
+        ooni.requests.clear()
+        together = asyncio.run(src.collect_many([(w, T0, T1) for w in watches]))
+        asked = [(r.query["probe_cc"], r.query["probe_asn"]) for r in ooni.requests]
+        assert ooni.contract_problems() == []
+    for a, b in zip(alone, together):
+        assert _seen(a) == _seen(b) and a.gaps == b.gaps
+        assert b.requests == a.requests > 0  # the shared requests count for each watch they served
+
+    def whatsapp(res, asn):
+        return [o for o in res.observations if o.service == "whatsapp" and o.asn == asn]
+
+    kz_res, kg_res = together[0], together[1]
+    assert all(o.value == 1.0 and o.count in (9, 10) for o in whatsapp(kg_res, 65500))
+    assert all(o.value == 0.0 and o.count in (9, 10) for o in whatsapp(kz_res, 65500))  # KZ's own tests only
+    assert all(o.value == 0.0 for o in whatsapp(kz_res, None))  # KZ's pooled series: nothing blocked in KZ
+    assert all(o.value and o.value > 0.2 for o in whatsapp(kg_res, None))
+    # KZ and KG are asked alone; UZ and TJ (no network shared) still share their requests: 3 where alone took 4
+    assert {cc for cc, asns in asked if "AS65500" in asns} == {"KZ", "KG"}
+    assert {cc for cc, asns in asked if "AS65000" in asns or "AS65200" in asns} == {"TJ,UZ"}
+    assert len(asked) * 4 == asked_alone * 3
