@@ -207,9 +207,7 @@ class IodaSource(IodaOutages, Source):
         chunks = _time_chunks(start, end, MAX_RANGE)
         for run in runs:
             run.expected = self.expected(run.watch)
-        codes = await asyncio.gather(
-            *(self.region_codes(http if len(runs) == 1 else RunClient(http, r), r) for r in runs)
-        )
+        codes = await asyncio.gather(*(self.region_codes(RunClient(http, r) if r.batched else http, r) for r in runs))
         entities: dict[str, list[tuple[_Run, str, str]]] = {}  # IODA entity type -> (run, code, key)
         for run, run_codes in zip(runs, codes):
             run.extra["region_codes"] = run_codes

@@ -131,3 +131,15 @@ def test_a_network_in_two_countries_watches_carries_only_each_countrys_ooni_test
     assert {cc for cc, asns in asked if "AS65500" in asns} == {"KZ", "KG"}
     assert {cc for cc, asns in asked if "AS65000" in asns or "AS65200" in asns} == {"TJ,UZ"}
     assert len(asked) * 4 == asked_alone * 3
+
+
+@pytest.mark.parametrize("name", ["ioda", "ooni"])
+def test_watches_of_a_batch_that_share_no_request_count_every_request_they_made(name, watches, tmp_path, monkeypatch):
+    """Watches with different ranges share no request: each one's `requests` are its own, all of them counted."""
+    monkeypatch.setenv("POLLWATCH_HOME", str(tmp_path))
+    with observatories() as obs:
+        fake = getattr(obs, name)
+        src = make_source(name, watches[0], config=_config(fake.url, cache=False))
+        jobs = [(w, T0 + timedelta(hours=i), T1 + timedelta(hours=i)) for i, w in enumerate(watches)]
+        results = asyncio.run(src.collect_many(jobs))
+        assert sum(r.requests for r in results) == len(fake.requests) > 0
