@@ -15,9 +15,9 @@ lock up front (`BEGIN IMMEDIATE`) so concurrent ticks wait instead of failing ha
 
 Modules: `tables` (the schema), `engine` (engines, sessions, live/replay), and the reads and writes
 by subject: `observations`, `gaps` (gaps, notices, corroborations), `incidents` (baselines, anomalies,
-incidents), `alerts` (the outbox as stored), `ticks` (watch state, ticks, leases). Everything is
-re-exported here: `from pollwatch import store; store.list_incidents(...)`. The store never writes
-the audit log (pollwatch.audit reads the store); writes that must be audited with it, such as
+incidents), `alerts` (the outbox as stored, chart uploads' file ids), `ticks` (watch state, ticks,
+leases). Everything is re-exported here: `from pollwatch import store; store.list_incidents(...)`. The store
+never writes the audit log (pollwatch.audit reads the store); writes that must be audited with it, such as
 queueing an alert, live above both (pollwatch.outbox).
 """
 
@@ -28,6 +28,8 @@ from pollwatch.store.alerts import (
     begin_alert_attempt,
     list_alerts,
     pending_alerts,
+    record_upload,
+    recorded_upload,
 )
 from pollwatch.store.engine import (
     LIVE,
@@ -82,6 +84,7 @@ from pollwatch.store.tables import (
     ObservationDigestRow,
     ObservationRow,
     TickRow,
+    UploadRow,
     UTCDateTime,
     WatchStateRow,
 )
@@ -118,6 +121,7 @@ __all__ = [
     "ObservationRow",
     "TickRow",
     "UTCDateTime",
+    "UploadRow",
     "WatchStateRow",
     "acquire_lease",
     "add_gaps",
@@ -146,6 +150,8 @@ __all__ = [
     "pending_alerts",
     "query_observations",
     "readonly_session",
+    "record_upload",
+    "recorded_upload",
     "release_lease",
     "release_tick",
     "replay_database_url",

@@ -1,5 +1,6 @@
-"""The alert outbox as stored: what is pending, what was sent, and the in-flight mark taken before a send.
-Queueing and marking, which also write the audit log, are in pollwatch.outbox."""
+"""The alert outbox as stored: what is pending, what was sent, the in-flight mark taken before a send, and the file
+ids of chart uploads kept before they are completed. Queueing and marking, which also write the audit log, are in
+pollwatch.outbox."""
 
 from __future__ import annotations
 
@@ -7,7 +8,8 @@ from sqlalchemy import select
 from sqlmodel import Session
 
 from pollwatch.models import Alert, AlertState
-from pollwatch.store.tables import AlertRow
+from pollwatch.store.tables import AlertRow, UploadRow
+from pollwatch.timeutil import utc_now
 
 
 def alert_from_row(r: AlertRow) -> Alert:
@@ -76,3 +78,21 @@ def alert_rows(session: Session, incident_id: str | None = None, watch: str | No
     if watch:
         stmt = stmt.where(AlertRow.watch == watch)
     return list(session.execute(stmt).scalars())
+
+
+def recorded_upload(session: Session, key: str) -> str | None:
+    """The file id recorded for the upload `key` (<transport>:<channel id>:<thread ts>:<file name>), or None."""
+    row = session.get(UploadRow, key)
+    return None if row is None else row.file_id
+
+
+def record_upload(session: Session, key: str, file_id: str) -> None:
+    """Keep the file id of the upload `key` before it is completed (a later one replaces it: the earlier never was).
+
+    Commit this before completing the upload: a process killed after Slack completed it leaves the id for the next
+    attempt to ask files.info about (Slack shares a completed file into its thread asynchronously)."""
+    row = session.get(UploadRow, key)
+    if row is None:
+        session.add(UploadRow(key=key, file_id=file_id, recorded_at=utc_now()))
+    else:
+        row.file_id, row.recorded_at = file_id, utc_now()

@@ -202,6 +202,17 @@ class LeaseRow(SQLModel, table=True):
     expires_at: datetime = ts_column(nullable=False)
 
 
+class UploadRow(SQLModel, table=True):
+    """The file id of a chart upload, kept before it is completed: a retry in another process asks Slack about that
+    file instead of uploading a second copy (pollwatch.notify.slack). Never the upload URL (it may carry
+    credentials)."""
+
+    __tablename__ = "upload"
+    key: str = Field(primary_key=True, max_length=400)  # <transport>:<channel id>:<thread ts>:<file name>
+    file_id: str = Field(max_length=64)
+    recorded_at: datetime = ts_column(nullable=False)
+
+
 class CorroborationRow(SQLModel, table=True):
     """An observatory's own outage record (pollwatch.models.Corroboration), kept for attribution and auditors."""
 

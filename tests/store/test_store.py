@@ -25,6 +25,7 @@ TABLES = {
     "audit_entry",
     "lease",
     "corroboration",
+    "upload",
     "alembic_version",
 }
 
@@ -90,6 +91,22 @@ def test_a_lease_has_one_holder_until_it_expires_or_is_released(backend: str, re
     with store.session_scope(url) as s:
         store.release_lease(s, "deliver:kz", "b")
     assert take("c")
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgres"])
+def test_a_chart_upload_file_id_is_kept_for_the_next_process(backend: str, request) -> None:
+    url = request.getfixturevalue("isolated_store" if backend == "sqlite" else "pg_url")
+    key = "slack:C0KZ0ALERT:1560056400.000100:pollwatch-kz-nationwide-1-start.png"
+    with store.session_scope(url) as s:
+        assert store.recorded_upload(s, key) is None
+        store.record_upload(s, key, "F000000001")
+    store.dispose_engines()  # another process: nothing cached
+    with store.session_scope(url) as s:
+        assert store.recorded_upload(s, key) == "F000000001"
+        store.record_upload(s, key, "F000000002")  # the first never completed and Slack dropped it: a fresh upload
+    with store.session_scope(url) as s:
+        assert store.recorded_upload(s, key) == "F000000002"
+        assert store.recorded_upload(s, key.replace("start", "end")) is None
 
 
 @pytest.mark.parametrize("backend", ["sqlite", "postgres"])
