@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import IO
 
 from pollwatch.notify.render import Message
-from pollwatch.notify.transports import Unthreaded, log
+from pollwatch.notify.transports import Unthreaded, UploadRecord, log
 from pollwatch.sinks import terminal_safe
 
 
@@ -34,10 +34,12 @@ class ConsoleTransport(Unthreaded):
         self._write(f"--- {where} ---\n{msg.plain()}")
         return channel, f"{time.time():.6f}"
 
-    def has_file(self, channel: str, thread_ts: str, filename: str) -> bool:
+    def has_file(self, channel: str, thread_ts: str, filename: str, record: UploadRecord | None = None) -> bool:
         return False
 
-    def upload(self, channel: str, thread_ts: str, filename: str, title: str, data: bytes) -> None:
+    def upload(
+        self, channel: str, thread_ts: str, filename: str, title: str, data: bytes, record: UploadRecord | None = None
+    ) -> None:
         if self.chart_dir is None:
             return
         self.chart_dir.mkdir(parents=True, exist_ok=True)

@@ -12,7 +12,15 @@ from urllib.error import URLError
 from pydantic import SecretStr
 
 from pollwatch.notify.render import METADATA_EVENT, Message
-from pollwatch.notify.transports import DeliveryError, Pacer, classify_api_error, log, retry_unavailable, sdk_logger
+from pollwatch.notify.transports import (
+    DeliveryError,
+    Pacer,
+    UploadRecord,
+    classify_api_error,
+    log,
+    retry_unavailable,
+    sdk_logger,
+)
 from pollwatch.redact import register, scrub
 
 
@@ -51,7 +59,7 @@ class SlackTransport:
         self.pacer = Pacer(pace)
         self.history_pages = history_pages
         self._channels: dict[str, str] = {}
-        # (channel id, thread ts, file name) -> file id of our upload
+        # (channel id, thread ts, file name) -> file id of our upload (also kept in the `record` given to upload)
         self._uploads: dict[tuple[str, str, str], str] = {}
         # a chart upload that failed or timed out is retried (idempotently)
         self.upload_retry_delays = upload_retry_delays
@@ -202,9 +210,9 @@ class SlackTransport:
             return cid, m["ts"]
         return None
 
-    def has_file(self, channel: str, thread_ts: str, filename: str) -> bool:
+    def has_file(self, channel: str, thread_ts: str, filename: str, record: UploadRecord | None = None) -> bool:
         cid = self.channel_id(channel)
-        fid = self._uploads.get((cid, thread_ts, filename))
+        fid = self._upload_id((cid, thread_ts, filename), record)
         if fid is not None and self._file_complete(fid, channel):
             return True  # shared, or being shared (Slack shares uploaded files asynchronously)
         for m in self._messages("conversations_replies", channel, channel=cid, ts=thread_ts):
@@ -212,14 +220,27 @@ class SlackTransport:
                 return True
         return False
 
+    def _upload_key(self, key: tuple[str, str, str]) -> str:
+        return ":".join((self.name, *key))
+
+    def _upload_id(self, key: tuple[str, str, str], record: UploadRecord | None) -> str | None:
+        """The file id of an earlier upload of this chart: from this transport, else from `record` (another process)."""
+        fid = self._uploads.get(key)
+        if fid is None and record is not None:
+            fid = record.get(self._upload_key(key))
+            if fid is not None:
+                self._uploads[key] = fid
+        return fid
+
     def _file_complete(self, file_id: str, where: str) -> bool:
-        """Whether an upload this transport started was completed (files.info knows the file)."""
+        """Whether an earlier upload of a chart was completed (files.info knows the file)."""
         try:
             self._call("files_info", where, file=file_id)
         except DeliveryError as exc:
             if exc.kind == "rejected" and "file_not_found" in str(exc):  # the earlier attempt never completed
                 return False
-            if exc.kind == "rejected":  # e.g. missing_scope (files:read): unknown, and a second copy is worse than none
+            if exc.kind == "rejected" or "missing_scope" in str(exc):
+                # e.g. no files:read scope: unknown, and a second copy is worse than none
                 log.warning(
                     "cannot tell whether chart upload %s completed (%s); not uploading it again", file_id, scrub(exc)
                 )
@@ -227,31 +248,47 @@ class SlackTransport:
             raise
         return True
 
-    def upload(self, channel: str, thread_ts: str, filename: str, title: str, data: bytes) -> None:
+    def upload(
+        self, channel: str, thread_ts: str, filename: str, title: str, data: bytes, record: UploadRecord | None = None
+    ) -> None:
         """files.getUploadURLExternal, the bytes to the URL it gives, files.completeUploadExternal into the thread.
 
-        Slack shares a completed file asynchronously, so a retry after a timeout cannot look for it in the
-        thread yet: the file id of each upload is kept, and a retry completes that same file (or, when
-        files.info knows it completed, does nothing) instead of uploading a second copy."""
+        Slack shares a completed file asynchronously, so a retry cannot look for it in the thread yet: the file id
+        of each upload is kept before it is completed, in this transport and in `record` (the store, for a
+        delivery run, so that a new process after a worker was killed finds it too), and a retry asks files.info
+        about that file: completed, nothing more; not found, it completes that same file (or, when Slack no longer
+        takes it, uploads afresh) instead of uploading a second copy. The upload URL is neither kept nor logged."""
         cid = self.channel_id(channel)
         key = (cid, thread_ts, filename)
         for attempt in retry_unavailable(self.upload_retry_delays, f"chart {filename}"):
             with attempt:
-                fid = self._uploads.get(key)
+                fid = self._upload_id(key, record)
                 if fid is not None and self._file_complete(fid, channel):
                     return
                 self.pacer.wait(cid)
-                if fid is None:
-                    r = self._call("files_getUploadURLExternal", channel, filename=filename, length=len(data))
-                    self._send_bytes(r["upload_url"], data, channel)
-                    fid = self._uploads[key] = r["file_id"]
-                self._call(
-                    "files_completeUploadExternal",
-                    channel,
-                    files=[{"id": fid, "title": title}],
-                    channel_id=cid,
-                    thread_ts=thread_ts,
-                )
+                if fid is not None:
+                    try:
+                        return self._complete(fid, title, cid, thread_ts, channel)
+                    except DeliveryError as exc:
+                        if exc.kind != "rejected":
+                            raise
+                        # not completed (files.info said so) and no longer completable: a fresh upload is no copy
+                        log.warning("chart upload %s cannot be completed (%s); uploading it afresh", fid, exc)
+                r = self._call("files_getUploadURLExternal", channel, filename=filename, length=len(data))
+                self._send_bytes(r["upload_url"], data, channel)
+                fid = self._uploads[key] = r["file_id"]
+                if record is not None:
+                    record.put(self._upload_key(key), fid)  # before completing: a kill after it leaves the id
+                self._complete(fid, title, cid, thread_ts, channel)
+
+    def _complete(self, fid: str, title: str, cid: str, thread_ts: str, where: str) -> None:
+        self._call(
+            "files_completeUploadExternal",
+            where,
+            files=[{"id": fid, "title": title}],
+            channel_id=cid,
+            thread_ts=thread_ts,
+        )
 
     def _send_bytes(self, url: str, data: bytes, where: str) -> None:
         from urllib.request import Request, urlopen

@@ -3,7 +3,8 @@ within the hourly limit, an escalation to critical always, the end, a draft stat
 
 `IncidentThreads` is the half of `pollwatch.notify.delivery.OutboxDelivery` that works on one incident's
 thread; the other half walks the outbox channel by channel. Where an earlier attempt may have reached Slack
-(`suspect`), a message is looked up by its metadata before it is posted again.
+(`suspect`), a message is looked up by its metadata before it is posted again, and a chart by the file id its
+upload recorded in the store before completing it (`StoredUploads`).
 """
 
 from __future__ import annotations
@@ -47,6 +48,23 @@ class Ref:
         if parts[0] in ("skipped", "held") or len(parts) not in (3, 4):
             return None
         return cls(*parts)  # type: ignore[arg-type]
+
+
+class StoredUploads:
+    """The file ids of chart uploads in the store (`store.record_upload`), each committed before its upload is
+    completed: a delivery run in a new process, after a worker was killed between completing a chart and marking
+    its alert sent, asks Slack about that file instead of uploading a second copy (`UploadRecord`)."""
+
+    def __init__(self, url: str | None):
+        self.url = url
+
+    def get(self, key: str) -> str | None:
+        with store.session_scope(self.url) as s:
+            return store.recorded_upload(s, key)
+
+    def put(self, key: str, file_id: str) -> None:
+        with store.session_scope(self.url) as s:
+            store.record_upload(s, key, file_id)
 
 
 def _held_root(text: str | None) -> bool:
@@ -231,13 +249,14 @@ class IncidentThreads:
             return
         filename = f"pollwatch-{inc.id}-{stage}.png"
         try:
-            if suspect and self.t.has_file(root.channel, root.root_ts, filename):
+            record = StoredUploads(self.url)
+            if suspect and self.t.has_file(root.channel, root.root_ts, filename, record):
                 return
             data = self.chart(self.watch, inc, self._anoms(inc))
             if not data:
                 return
             title = f"{KIND_TITLES[inc.kind]} in {inc.country}: signals against their baseline"
-            self.t.upload(root.channel, root.root_ts, filename, title, data)
+            self.t.upload(root.channel, root.root_ts, filename, title, data, record)
             self.report.posted += 1
         except DeliveryError as exc:
             if exc.kind in ("auth", "channel"):

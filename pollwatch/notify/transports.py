@@ -130,6 +130,17 @@ def classify_api_error(error: str, status: int | None, channel: str | None) -> D
     return DeliveryError("rejected", f"Slack rejected the message ({error})", channel=channel)
 
 
+class UploadRecord(Protocol):
+    """Where a transport keeps the file id of an upload before completing it, so that a retry in another process
+    (a worker killed in between) finds it: the store, for a delivery run (pollwatch.notify.threads.StoredUploads).
+    `key` is <transport>:<channel id>:<thread ts>:<file name>; a file id is no secret, an upload URL may be one and
+    is never given here."""
+
+    def get(self, key: str) -> str | None: ...
+
+    def put(self, key: str, file_id: str) -> None: ...
+
+
 class Transport(Protocol):
     name: str
     threads: bool  # can reply in threads, edit messages and upload files
@@ -145,9 +156,11 @@ class Transport(Protocol):
         """Look up a message pollwatch posted by its metadata (`key`, `incident_id`, `role`; within the thread
         `thread_ts` when given); return (channel id, ts) or None."""
 
-    def has_file(self, channel: str, thread_ts: str, filename: str) -> bool: ...
+    def has_file(self, channel: str, thread_ts: str, filename: str, record: UploadRecord | None = None) -> bool: ...
 
-    def upload(self, channel: str, thread_ts: str, filename: str, title: str, data: bytes) -> None: ...
+    def upload(
+        self, channel: str, thread_ts: str, filename: str, title: str, data: bytes, record: UploadRecord | None = None
+    ) -> None: ...
 
     def channel_id(self, channel: str) -> str: ...
 

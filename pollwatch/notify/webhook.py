@@ -9,7 +9,14 @@ from urllib.error import URLError
 from pydantic import SecretStr
 
 from pollwatch.notify.render import Message
-from pollwatch.notify.transports import DeliveryError, Pacer, Unthreaded, classify_api_error, sdk_logger
+from pollwatch.notify.transports import (
+    DeliveryError,
+    Pacer,
+    Unthreaded,
+    UploadRecord,
+    classify_api_error,
+    sdk_logger,
+)
 from pollwatch.redact import register
 
 
@@ -61,8 +68,10 @@ class WebhookTransport(Unthreaded):
         self._n += 1
         return "webhook", f"{time.time():.6f}"
 
-    def has_file(self, channel: str, thread_ts: str, filename: str) -> bool:
+    def has_file(self, channel: str, thread_ts: str, filename: str, record: UploadRecord | None = None) -> bool:
         return True
 
-    def upload(self, channel: str, thread_ts: str, filename: str, title: str, data: bytes) -> None:
+    def upload(
+        self, channel: str, thread_ts: str, filename: str, title: str, data: bytes, record: UploadRecord | None = None
+    ) -> None:
         return None
