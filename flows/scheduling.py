@@ -243,7 +243,25 @@ def apply_watches_schedule(
             )
             result.deployments.append(dep)
         result.removed = _delete_lanes(client, name, keep=set(result.deployments))
+    batch = {"name": name, "lanes": lanes, "every": every, "work_pool": work_pool, "deployments": result.deployments}
+    with store.session_scope() as s:  # each watch's audit chain says how it is ticked now
+        for w in _batch_watches(watches):
+            sched.record_applied(s, w, [], result.removed, batch=batch)
     return result
+
+
+def _batch_watches(watches: str) -> list[Watch]:
+    """The watches a batch ticks (its directory's watch files; one that no longer loads is left out)."""
+    from pollwatch.flows.watches_tick import watch_files
+    from pollwatch.playbook import PlaybookError, load_watch
+
+    out = []
+    for f in watch_files(watches):
+        try:
+            out.append(load_watch(f))
+        except PlaybookError:
+            continue
+    return out
 
 
 def _delete_lanes(client: Any, name: str, keep: Collection[str] = ()) -> list[str]:
@@ -256,9 +274,16 @@ def _delete_lanes(client: Any, name: str, keep: Collection[str] = ()) -> list[st
 
 
 def remove_watches_schedule(name: str = "world") -> list[str]:
-    """Delete every lane deployment of the batch `name` (the watches' recorded ticks stay); returns their names."""
+    """Delete every lane deployment of the batch `name` (the watches' recorded ticks stay), recorded in the audit
+    chain of each watch its lanes ticked; returns their names."""
     with get_client(sync_client=True) as client:
-        return _delete_lanes(client, name)
+        dirs = {str(d.parameters.get("watches")) for d in watches_deployments(client, name) if d.parameters}
+        removed = _delete_lanes(client, name)
+    if removed:
+        with store.session_scope() as s:
+            for w in {w.name: w for d in sorted(dirs) for w in _batch_watches(d)}.values():
+                sched.record_action(s, sched.AUDIT_BATCH_REMOVE, w.name, removed, batch=name)
+    return removed
 
 
 def remove_schedule(watch_name: str) -> list[str]:

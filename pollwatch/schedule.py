@@ -36,6 +36,8 @@ AUDIT_APPLY, AUDIT_REMOVE, AUDIT_PAUSE, AUDIT_RESUME, AUDIT_CHANGE = (
     "schedule.resume",
     "playbook.change",
 )
+# a batch of watches (pollwatch schedule-all) removed: its own kind, so a watch's own pause (`watch_paused`) stands
+AUDIT_BATCH_REMOVE = "schedule.batch_remove"
 
 _FREQS = ((86400, "DAILY"), (3600, "HOURLY"), (60, "MINUTELY"), (1, "SECONDLY"))
 
@@ -227,9 +229,16 @@ def last_applied_hash(session: Any, watch: str) -> str | None:
 
 
 def record_applied(
-    session: Any, watch: Watch, schedules: list[PhaseSchedule], removed: list[str], now: datetime | None = None
+    session: Any,
+    watch: Watch,
+    schedules: list[PhaseSchedule],
+    removed: list[str],
+    now: datetime | None = None,
+    batch: dict[str, Any] | None = None,
 ) -> str | None:
-    """Record a schedule applied to Prefect; a changed playbook is recorded too (returns the previous hash then)."""
+    """Record a schedule applied to Prefect; a changed playbook is recorded too (returns the previous hash then).
+    `batch`: the watch is ticked by a batch's lanes (pollwatch schedule-all: name, lanes, every, work pool and the
+    lane deployments) instead of `schedules` of its own."""
     from pollwatch import audit, store
 
     now = now or datetime.now(timezone.utc)
@@ -280,8 +289,10 @@ def record_applied(
                     "rules": [r.model_dump(mode="json") for r in s.rules],
                 }
                 for s in schedules
-            ],
-        },
+            ]
+            or [{"name": d} for d in (batch or {}).get("deployments", [])],
+        }
+        | ({"batch": {k: v for k, v in batch.items() if k != "deployments"}} if batch else {}),
         at=now,
     )
     return previous if changed else None
@@ -300,8 +311,15 @@ def watch_paused(session: Any, watch: str) -> bool:
     return bool(actions) and actions[-1].kind == AUDIT_PAUSE
 
 
-def record_action(session: Any, kind: str, watch: str, deployments: list[str], now: datetime | None = None) -> None:
-    """Record unschedule/pause/resume of a watch's deployments."""
+def record_action(
+    session: Any,
+    kind: str,
+    watch: str,
+    deployments: list[str],
+    now: datetime | None = None,
+    batch: str | None = None,
+) -> None:
+    """Record unschedule/pause/resume of a watch's deployments (or of the lanes of the batch that ticks it)."""
     from pollwatch import audit
 
-    audit.append(session, kind, watch, None, {"deployments": deployments}, at=now)
+    audit.append(session, kind, watch, None, {"deployments": deployments} | ({"batch": batch} if batch else {}), at=now)

@@ -108,3 +108,24 @@ def test_apply_reapply_with_fewer_lanes_and_remove(tmp_path):
     assert run("unschedule-all") == "world: removed watches-tick-world-lane-0\n"
     assert _lanes("world") == {} and list(_lanes("other")) == ["watches-tick-other-lane-0"]
     assert "nothing (no lane deployments)" in run("unschedule-all")
+
+    # every apply and the removal are in each watch's audit chain, as a watch's own schedule is
+    from pollwatch import audit, store
+    from pollwatch.playbook import load_watch
+    from pollwatch.schedule import AUDIT_APPLY, AUDIT_BATCH_REMOVE
+
+    for f in sorted(directory.glob("*.yaml")):
+        name = load_watch(f).name
+        with store.session_scope() as s:
+            applied = audit.entries(s, kind=AUDIT_APPLY, watch=name)
+            gone = audit.entries(s, kind=AUDIT_BATCH_REMOVE, watch=name)
+        batches = [(e.payload["batch"]["name"], e.payload["batch"]["lanes"]) for e in applied]
+        assert batches == [("other", 1), ("world", 3), ("world", 1)], batches
+        assert applied[-1].payload["removed"] == ["watches-tick-world-lane-1", "watches-tick-world-lane-2"]
+        assert [e.payload["deployments"] for e in applied[1:]] == [
+            [{"name": f"watches-tick-world-lane-{i}"} for i in range(3)],
+            [{"name": "watches-tick-world-lane-0"}],
+        ]
+        assert [(e.payload["batch"], e.payload["deployments"]) for e in gone] == [
+            ("world", ["watches-tick-world-lane-0"])
+        ]
