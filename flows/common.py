@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import datetime
 
 from pollwatch.playbook import Watch, find_watch, load_watch_cached
+from pollwatch.timeutil import parse_time
 
 
 def resolve_watch(watch: str) -> Watch:
@@ -27,4 +28,4 @@ def scheduled_time() -> datetime | None:
     run = ctx.flow_run if ctx else None
     if run is None or run.deployment_id is None or run.expected_start_time is None:
         return None
-    return run.expected_start_time.astimezone(timezone.utc)
+    return parse_time(run.expected_start_time)  # a plain datetime: Prefect's DateTime plus a timedelta is naive

@@ -27,7 +27,7 @@ from pollwatch.pipeline import TickWindows, WatchState, latest_anomalies, tick_j
 from pollwatch.playbook import Watch
 from pollwatch.schedule import concurrency_limit_name
 from pollwatch.sources import CollectResult, enabled_sources, interrupt_collections
-from pollwatch.timeutil import floor_time
+from pollwatch.timeutil import floor_time, parse_time
 from pollwatch.tasks.attribute import attribute_task
 from pollwatch.tasks.classify import classify_task
 from pollwatch.tasks.collect import collect_file, collect_source, coverage_artifact
@@ -67,7 +67,7 @@ def watch_tick(
         when = scheduled or datetime.now(timezone.utc)
         phase = w.phase_at(when)
         tick = floor_time(when, phase.cadence if phase else timedelta(minutes=5))
-    tick = tick.astimezone(timezone.utc)
+    tick = parse_time(tick)  # a Prefect DateTime parameter would make naive times of every sum with a timedelta
     try:
         if scheduled is None:  # not a deployment's run (a manual tick, a test): no limit to hold
             return _run_tick(w, tick, observations, base_urls)

@@ -47,7 +47,7 @@ from pollwatch.models import Notice, iso
 from pollwatch.pipeline import TickWindows, WatchState, latest_anomalies, tick_judgements, with_observed_signals
 from pollwatch.playbook import Watch
 from pollwatch.schedule import due_ticks
-from pollwatch.timeutil import floor_time
+from pollwatch.timeutil import floor_time, parse_time, utc_now
 from pollwatch.sources import CollectResult, enabled_sources, interrupt_collections
 from pollwatch.tasks.attribute import attribute_task
 from pollwatch.tasks.classify import classify_task
@@ -420,7 +420,7 @@ def watches_tick(
         except Exception as exc:  # one broken watch file does not stop the others' ticks
             logger.error("watch %s not ticked: %s", item, " ".join(str(exc).split())[:500])
     # a plain UTC datetime (a run's scheduled time comes as Prefect's own DateTime type)
-    when = datetime.fromtimestamp((tick or scheduled_time() or datetime.now(timezone.utc)).timestamp(), timezone.utc)
+    when = parse_time(tick or scheduled_time() or utc_now())
     slot_length = timedelta(seconds=every)
     due = due_ticks(ws, when, slot_length)
     holder = current_flow_run_id() or f"local-{uuid.uuid4()}"

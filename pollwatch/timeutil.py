@@ -54,7 +54,8 @@ def utc_now() -> datetime:
 
 
 def parse_time(text: str | date | datetime, zone: tzinfo = timezone.utc) -> datetime:
-    """Parse an ISO 8601 time (or take a date or datetime) into aware UTC: pollwatch's one time parser.
+    """Parse an ISO 8601 time (or take a date or datetime) into a plain aware UTC datetime: pollwatch's one time
+    parser (flow parameters and Prefect's run times go through it too).
 
     A time without a zone is read in `zone` (UTC unless given, such as a watch's local zone); a bare
     date means its midnight. The standard library's parser reads what ISO 8601 writes ('Z', offsets,
@@ -71,7 +72,10 @@ def parse_time(text: str | date | datetime, zone: tzinfo = timezone.utc) -> date
             raise ValueError(f"not an ISO 8601 time: {text!r}") from None
     if dt.tzinfo is None:
         dt = dt.replace(tzinfo=zone)
-    return dt.astimezone(timezone.utc)
+    dt = dt.astimezone(timezone.utc)
+    if type(dt) is not datetime:  # a subclass such as Prefect's DateTime, whose sum with a timedelta is naive
+        dt = datetime(dt.year, dt.month, dt.day, dt.hour, dt.minute, dt.second, dt.microsecond, tzinfo=timezone.utc)
+    return dt
 
 
 def parse_time_or_none(value: Any) -> datetime | None:

@@ -56,3 +56,15 @@ def test_an_optional_field_that_is_empty_or_not_a_time_is_none(value):
 
 def test_an_optional_field_that_is_a_time_is_read():
     assert parse_time_or_none("2019-06-09T11:00:00+06:00") == T
+
+
+def test_prefects_own_datetime_becomes_a_plain_one_that_stays_aware_in_sums():
+    """Flow parameters and run times come as Prefect's DateTime, whose sum with a timedelta is naive: a tick
+    computed from one would compare wrongly with every aware time (or raise)."""
+    from prefect.types._datetime import DateTime
+
+    scheduled = DateTime(2019, 6, 9, 11, 0, tzinfo=timezone(timedelta(hours=6)))
+    assert (scheduled + timedelta(minutes=5)).tzinfo is None, "Prefect's own behaviour, which this guards against"
+    t = parse_time(scheduled)
+    assert type(t) is datetime and t == datetime(2019, 6, 9, 5, 0, tzinfo=timezone.utc)
+    assert (t + timedelta(minutes=5)).tzinfo is not None
