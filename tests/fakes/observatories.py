@@ -92,6 +92,7 @@ class _Fault:
     mode: str
     path: str = ""
     times: int | None = None  # None: until cleared
+    query: dict[str, str] | None = None  # only requests whose query has these values
 
 
 def _level(*parts: Any, lo: float = 100.0, hi: float = 5000.0) -> float:
@@ -167,21 +168,22 @@ class FakeAPI:
     prefix = ""
 
     # --- faults -----------------------------------------------------------------------------
-    def fail(self, mode: str, times: int | None = None, path: str = "") -> None:
-        """Misbehave on requests whose path starts with `path` (after the prefix): `times` times or until `clear()`."""
+    def fail(self, mode: str, times: int | None = None, path: str = "", query: dict[str, str] | None = None) -> None:
+        """Misbehave on requests whose path starts with `path` (after the prefix) and whose query has the values of
+        `query` (if given): `times` times or until `clear()`."""
         if mode not in FAULTS:
             raise ValueError(f"unknown fault {mode!r}; one of {FAULTS}")
         with self._lock:
-            self._faults.append(_Fault(mode, path, times))
+            self._faults.append(_Fault(mode, path, times, query))
 
     def clear(self) -> None:
         with self._lock:
             self._faults.clear()
 
-    def _take_fault(self, path: str) -> str | None:
+    def _take_fault(self, path: str, query: dict[str, str]) -> str | None:
         with self._lock:
             for f in self._faults:
-                if path.startswith(f.path):
+                if path.startswith(f.path) and all(query.get(k) == v for k, v in (f.query or {}).items()):
                     if f.times is not None:
                         f.times -= 1
                         if f.times <= 0:
@@ -199,7 +201,7 @@ class FakeAPI:
         self.requests.append(Recorded(path, query, {k: v for k, v in h.headers.items()}))
         if self.latency:
             time.sleep(self.latency)
-        fault = self._take_fault(path)
+        fault = self._take_fault(path, query)
         status, headers, body = 200, {}, b""
         if fault == "hang":
             self._stop.wait(self.hang_seconds)
@@ -684,7 +686,15 @@ class OoniFake(FakeAPI):
     Countries as the service filters them: `probe_cc` and `probe_asn` are lists (`probe_cc IN`, `probe_asn IN`)
     and rows are grouped by hour and `axis_y` only, so a network measured in several listed countries (`homes`)
     comes back as one row per hour, the sum of its countries' measurements. A network not in `homes` is measured
-    in one country, whichever the request names (one row per hour, as before countries were modelled)."""
+    in one country, whichever the request names (one row per hour, as before countries were modelled).
+    `test_name` is a list too (`test_name IN`): the listed tests' rows are summed.
+
+    Countries apart: `axis_x=probe_cc&axis_y=probe_asn` (either order) groups by both columns instead of by
+    hour (`add_axis` for each; neither is `measurement_start_day`, so there is no time column and `time_grain`
+    only bounds the dates: `auto`, the default, allows any range) and answers one row per (country, network)
+    with measurements in [since, until), ordered by the axes: the counts and `probe_cc`, `probe_asn` (int), no
+    `measurement_start_day`. Only networks in `homes` are answered per country (one not in it has no known
+    country: it is left out, as a network with no measurements is)."""
 
     routes = (
         route(
@@ -794,9 +804,14 @@ class OoniFake(FakeAPI):
             asns = [int(a[2:]) if a.startswith("AS") else int(a) for a in query.get("probe_asn", "").split(",") if a]
         except ValueError:
             return 400, {"detail": "Invalid ASN value in parameter probe_asn"}
-        test = query.get("test_name", "")
+        tests = query["test_name"].split(",") if query.get("test_name") else [""]  # test_name IN (...)
         domains = query["domain"].split(",") if query.get("domain") else [None]
         listed = set(query["probe_cc"].split(",")) if query.get("probe_cc") else None  # probe_cc IN (...)
+        axes = (query.get("axis_x"), query.get("axis_y"))
+        if set(axes) == {"probe_cc", "probe_asn"}:
+            rows = [] if empty else self._per_country(tests, domains, asns, listed, since, until)
+            rows.sort(key=lambda r: tuple(r[k] for k in axes))  # GROUP BY axis_x, axis_y ORDER BY each
+            return 200, self._answer(rows)
         rows = []
         if not empty:
             t = datetime(since.year, since.month, since.day, tzinfo=timezone.utc)
@@ -813,20 +828,52 @@ class OoniFake(FakeAPI):
                     homes = self.homes.get(a)
                     ccs = [None] if homes is None else sorted(c for c in homes if listed is None or c in listed)
                     for cc in ccs:  # grouped by hour and probe_asn only: the listed countries' rows summed
-                        for d in domains:
-                            for k, v in self.counts(test, d, a, t, cc).items():
-                                total[k] += v
+                        for test in tests:
+                            for d in domains:
+                                for k, v in self.counts(test, d, a, t, cc).items():
+                                    total[k] += v
                     if total["measurement_count"]:
                         rows.append(
                             {**total, "measurement_start_day": t.strftime("%Y-%m-%dT%H:%M:%SZ"), "probe_asn": a}
                         )
                 t += timedelta(hours=1)
-        return 200, {
+        return 200, self._answer(rows)
+
+    @staticmethod
+    def _answer(rows: list[dict[str, Any]]) -> dict[str, Any]:
+        return {
             "v": 0,
             "dimension_count": 2,
             "db_stats": {"row_count": len(rows), "bytes": 0, "total_row_count": 0, "elapsed_seconds": 0.01},
             "result": rows,
         }
+
+    def _per_country(
+        self,
+        tests: list[str],
+        domains: list[str | None],
+        asns: list[int],
+        listed: set[str] | None,
+        since: date,
+        until: date,
+    ) -> list[dict[str, Any]]:
+        """Rows grouped by (probe_cc, probe_asn) over [since, until): each listed country's measurements of each
+        listed network in `homes`, summed over the hours, tests and domains."""
+        rows = []
+        for a in asns:
+            for cc in sorted(c for c in self.homes.get(a, ()) if listed is None or c in listed):
+                total = dict.fromkeys(("anomaly_count", "confirmed_count", "failure_count", "ok_count"), 0)
+                total["measurement_count"] = 0
+                t = datetime(since.year, since.month, since.day, tzinfo=timezone.utc)
+                while t.date() < until:
+                    for test in tests:
+                        for d in domains:
+                            for k, v in self.counts(test, d, a, t, cc).items():
+                                total[k] += v
+                    t += timedelta(hours=1)
+                if total["measurement_count"]:
+                    rows.append({**total, "probe_cc": cc, "probe_asn": a})
+        return rows
 
 
 # --- RIPEstat --------------------------------------------------------------------------------
