@@ -24,9 +24,9 @@ The country's tests of each service, all the watch's networks together, are a se
 false` turns it off): a block that hits every network a little is plain in the pooled counts long
 before any one network's few tests an hour show it (docs/detection.md).
 
-Several watches (`collect_many`) share requests: `probe_cc` lists their countries, and OONI sums a network's
-rows over them, so the watches of a country that shares a network with another country's watch are asked with
-that country alone; the others share requests across countries.
+Several watches (`collect_many`) share requests: `probe_cc` lists their countries and OONI sums a network's rows
+over them, so a country whose watches share a network with another's is asked alone, and a network measured in a
+listed country none of its watches is for (asked once a day: pollwatch/sources/ooni_homes.py) with its own alone.
 """
 
 from __future__ import annotations
@@ -46,6 +46,7 @@ from pollwatch.models import NoticeLevel, Observation, Provenance, entity_key, i
 from pollwatch.playbook import Service, Watch
 from pollwatch.sources.base import ShapeError, Source, _Run, count_shared_request, now_utc, shape_failure, write_atomic
 from pollwatch.sources.http import FetchError, HttpClient
+from pollwatch.sources.ooni_homes import HomesCache, discover, plan_requests
 from pollwatch.timeutil import floor_time, parse_duration, parse_time
 
 FAILURE_RATE = "service_failure_rate"
@@ -183,10 +184,12 @@ class OoniSource(Source):
                 domains = (svc.domains or [None]) if svc.test == "web_connectivity" else [None]
                 tests.setdefault((svc.test, tuple(domains)), []).append((run, svc))
         windows = _date_windows(runs[0].start, runs[0].end)
+        cache = None if self._cache is None else HomesCache(self._cache.base, self.base_url)
+        measured = await discover(http, cache, list(tests.values()), self.asns, self._per_request())
         jobs = [
             (served, countries, group, w, list(domains))
             for (_, domains), members in tests.items()
-            for served, countries, group in self._requests(members)
+            for served, countries, group in self._requests(members, measured)
             for w in windows
         ]
         await asyncio.gather(*(self._one(http, *job) for job in jobs))
@@ -194,32 +197,14 @@ class OoniSource(Source):
             for run in runs:
                 run.result.observations.extend(country_series(run.result.observations, set(self.asns(run.watch))))
 
+    def _per_request(self) -> int:
+        return max(1, int(self.options.get("asns_per_request", 250)))
+
     def _requests(
-        self, members: list[tuple[_Run, Service]]
+        self, members: list[tuple[_Run, Service]], measured: dict[int, set[str]] | None
     ) -> list[tuple[list[tuple[_Run, Service]], str, tuple[int, ...]]]:
-        """(watches served, probe_cc, networks) of each request for one test, up to `asns_per_request` networks.
-        OONI sums a network's rows over the listed countries (`probe_cc IN`, grouped by hour and network only), so
-        a network in the watches of two countries would carry both countries' tests into each: the watches of a
-        country that shares a network with another country's are asked with that country alone (all its networks,
-        as if collected alone); the other countries' networks share requests across countries."""
-        per_request = max(1, int(self.options.get("asns_per_request", 250)))
-        owners: dict[int, set[str]] = {}
-        for run, _ in members:
-            for a in self.asns(run.watch):
-                owners.setdefault(a, set()).add(run.country)
-        split = {cc for ccs in owners.values() if len(ccs) > 1 for cc in ccs}
-        batches: dict[str | None, dict[int, None]] = {}  # None: the countries that share no network, together
-        for run, _ in members:
-            for a in self.asns(run.watch):
-                batches.setdefault(run.country if run.country in split else None, {})[a] = None
-        out = []
-        for cc, asns in batches.items():
-            mine = [(r, s) for r, s in members if (r.country == cc if cc is not None else r.country not in split)]
-            for i in range(0, len(asns), per_request):
-                group = tuple(list(asns)[i : i + per_request])
-                served = [(r, s) for r, s in mine if set(self.asns(r.watch)) & set(group)]
-                out.append((served, cc if cc is not None else ",".join(sorted({r.country for r, _ in served})), group))
-        return out
+        """(watches served, probe_cc, networks) of each request for one test: `ooni_homes.plan_requests`."""
+        return plan_requests(members, self.asns, measured, self._per_request())
 
     def settle(self, watch: Watch) -> timedelta:
         """How long after its end an hour's counts are final: the playbook's lag on the signal less the hour

@@ -22,6 +22,7 @@ pytest.importorskip("pollwatch.sources")
 from pollwatch.sources import ShapeError, make_source  # noqa: E402
 from pollwatch.sources.ioda_api import parse_signals  # noqa: E402
 from pollwatch.sources.ooni import parse_aggregation  # noqa: E402
+from pollwatch.sources.ooni_homes import parse_homes  # noqa: E402
 from pollwatch.sources.ripestat import parse_resource_list, parse_resource_stats  # noqa: E402
 from pollwatch.sources.radar import _result as radar_result  # noqa: E402
 from tests.fakes.mutations import parent_of, paths  # noqa: E402
@@ -151,6 +152,27 @@ def test_parsers_on_arbitrary_json(name, payload):
 @given(data=st.data())
 def test_parsers_on_mutated_valid_payloads(name, data):
     _parse_or_shape_error(name, data.draw(mutated(VALID[name])))
+
+
+HOMES = {  # OONI's answer with axis_x=probe_cc, axis_y=probe_asn (ooni_homes.py)
+    "v": 0,
+    "dimension_count": 2,
+    "result": [
+        {"anomaly_count": 0, "confirmed_count": 0, "failure_count": 0, "ok_count": 7, "measurement_count": 7}
+        | {"probe_cc": cc, "probe_asn": 65003}
+        for cc in ("TJ", "UZ")
+    ],
+}
+
+
+@FAST
+@given(data=st.data())
+def test_ooni_discovery_answers_are_read_or_a_shape_error(data):
+    assert parse_homes(HOMES) == {65003: {"TJ", "UZ"}}
+    try:
+        parse_homes(data.draw(st.one_of(json_values, mutated(HOMES))))
+    except ShapeError:
+        pass
 
 
 # --- whole sources, through a mock transport -----------------------------------------------------
