@@ -64,7 +64,7 @@ def read_observations_as(
                 "(--country/--watch, --service)"
             )
         if fmt == "ooni-hourly":
-            return read_ooni_hourly(path, cc, service)[0]  # type: ignore[arg-type]
+            return read_ooni_hourly(path, cc, service, progress)[0]  # type: ignore[arg-type]
         codes = {r.code: r.code for r in watch.regions} if watch else None
         return read_ioda_signals(path, cc, codes)
     raise FormatError(f"unknown format {fmt!r}: one of {', '.join(OBSERVATION_FORMATS)}")

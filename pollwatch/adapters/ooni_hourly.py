@@ -2,47 +2,63 @@
 
 Columns: hour_utc, probe_asn, asn_name, n_measurements, n_with_any_failure, frac_with_failure,
 ... (the aggregation of one OONI test, e.g. `telegram`, per network and hour). An hour with no
-row has no measurements: no observation is made up for it (missing data, not an outage).
+row has no measurements: no observation is made up for it (missing data, not an outage). A bad
+row stops the import with `FILE:LINE: field: what` (a count that is not a whole number, more
+failures than measurements), as in the other adapters.
 """
 
 from __future__ import annotations
 
-import csv
-import hashlib
 from pathlib import Path
 
-from pollwatch.models import Observation, Provenance
-from pollwatch.timeutil import parse_time
+from pollwatch.adapters.common import Progress, asn_of, csv_rows, iso_time, need, provenance
+from pollwatch.jsonl import FormatError
+from pollwatch.models import Observation
 
 SIGNAL = "service_failure_rate"
 SOURCE = "ooni"
+COLUMNS = ("hour_utc", "probe_asn", "n_measurements", "n_with_any_failure")
 
 
-def read_ooni_hourly(path: str | Path, country: str, service: str) -> tuple[list[Observation], dict[int, str]]:
+def _count(path: Path, line: int, row: dict[str, str], field: str) -> int:
+    text = need(path, line, row, field)
+    if not text.isdigit():
+        raise FormatError(f"{path}:{line}: {field}: expected a whole number of measurements, got {text[:40]!r}")
+    return int(text)
+
+
+def read_ooni_hourly(
+    path: str | Path, country: str, service: str, progress: Progress | None = None
+) -> tuple[list[Observation], dict[int, str]]:
     """(observations, ASN -> network name) from an hourly per-ASN OONI aggregation CSV."""
     path = Path(path)
-    digest = hashlib.sha256(path.read_bytes()).hexdigest()[:16]
-    prov = Provenance(request=f"file:{path.name}", payload_hash=digest)
-    out: list[Observation] = []
     names: dict[int, str] = {}
-    with path.open(newline="", encoding="utf-8") as fh:
-        for row in csv.DictReader(fh):
-            n = int(row["n_measurements"])
-            asn = int(row["probe_asn"])
-            names.setdefault(asn, row.get("asn_name") or f"AS{asn}")
-            failed = int(row["n_with_any_failure"])
-            out.append(
-                Observation(
-                    time=parse_time(row["hour_utc"]),
-                    source=SOURCE,
-                    signal=SIGNAL,
-                    country=country,
-                    asn=asn,
-                    service=service,
-                    value=round(failed / n, 6) if n else None,
-                    count=n,
-                    provenance=prov,
-                )
+    rows = []  # (hour, asn, value, measurements)
+    for line, row in csv_rows(path, progress, required=COLUMNS):
+        n = _count(path, line, row, "n_measurements")
+        failed = _count(path, line, row, "n_with_any_failure")
+        if failed > n:
+            raise FormatError(
+                f"{path}:{line}: n_with_any_failure: {failed} failed of {n} measurements: "
+                "expected at most n_measurements"
             )
+        asn = asn_of(path, line, need(path, line, row, "probe_asn"))
+        names.setdefault(asn, (row.get("asn_name") or "").strip()[:100] or f"AS{asn}")
+        rows.append((iso_time(path, line, row, "hour_utc"), asn, round(failed / n, 6) if n else None, n))
+    prov = provenance(path)
+    out = [
+        Observation(
+            time=t,
+            source=SOURCE,
+            signal=SIGNAL,
+            country=country,
+            asn=asn,
+            service=service,
+            value=v,
+            count=n,
+            provenance=prov,
+        )
+        for t, asn, v, n in rows
+    ]
     out.sort(key=lambda o: (o.time, o.asn or 0))
     return out, names

@@ -352,3 +352,30 @@ def test_observations_import_with_a_format(tmp_path: Path):
         assert store.count_observations(s) == 2, "a bad file stores nothing"
     res = runner.invoke(app, ["observations", "import", "--format", "csv-of-some-kind", str(bad)])
     assert res.exit_code != 0 and "unknown format 'csv-of-some-kind'" in res.output
+
+
+# --- OONI hourly aggregations ------------------------------------------------------------------
+
+HOURLY_HEADER = ["hour_utc", "probe_asn", "asn_name", "n_measurements", "n_with_any_failure"]
+
+
+@pytest.mark.parametrize(
+    ("row", "said"),
+    [
+        (["2023-11-14T08:00Z", 33771, "Safaricom", 4, 5], "bad.csv:3: n_with_any_failure: 5 failed of 4 measurements"),
+        (["2023-11-14T08:00Z", 33771, "Safaricom", "ten", 1], "bad.csv:3: n_measurements: expected a whole number"),
+        (["2023-11-14T08:00Z", "Safaricom", "Safaricom", 4, 1], "bad.csv:3: probe_asn: not an AS number"),
+        (["soon", 33771, "Safaricom", 4, 1], "bad.csv:3: hour_utc:"),
+    ],
+)
+def test_ooni_hourly_bad_row_names_line_and_field_and_stores_nothing(tmp_path: Path, row: list, said: str):
+    f = write(tmp_path / "bad.csv", HOURLY_HEADER, [["2023-11-14T07:00Z", "AS33771", "Safaricom", 4, 3], row])
+    cmd = ["observations", "import", "--format", "ooni-hourly", "--country", "KE", "--service", "telegram", str(f)]
+    res = runner.invoke(app, cmd)
+    assert res.exit_code == 2, res.output
+    assert said in res.output and "Traceback" not in res.output
+    with store.session_scope() as s:
+        assert store.count_observations(s) == 0
+    nocol = write(tmp_path / "nocol.csv", HOURLY_HEADER[:3] + ["n_measurements"], [["2023-11-14T07:00Z", 1, "x", 4]])
+    res = runner.invoke(app, cmd[:-1] + [str(nocol)])
+    assert res.exit_code == 2 and "nocol.csv:1: missing column(s) n_with_any_failure" in res.output
