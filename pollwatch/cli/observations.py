@@ -54,16 +54,17 @@ def observations_import(
         except (FormatError, FileNotFoundError) as exc:
             fail(str(exc))
         bar(f"storing {len(obs):,} observations")
+        tally: dict[str, int] = {}
         with store.session_scope() as s:
-            before = store.count_observations(s)
-            store.upsert_observations(s, obs)
-            after = store.count_observations(s)
+            store.upsert_observations(s, obs, tally=tally)
             audit.record_observation_batches(
                 s, watch=None, observations=obs, requests=[f"pollwatch observations import {file.name}"]
             )
-    typer.echo(
-        f"{file}: {len(obs)} observations read, {after - before} new, {len(obs) - (after - before)} already stored"
-    )
+    new, changed = tally.get("new", 0), tally.get("changed", 0)
+    text = f"{file}: {len(obs)} observations read, {new} new, {len(obs) - new - changed} already stored"
+    if changed:
+        text += f", {changed} stored with another value before (replaced by this file's)"
+    typer.echo(text)
 
 
 @app.command("export")

@@ -33,11 +33,14 @@ def _obs_values(o: Observation) -> dict[str, Any]:
     }
 
 
-def upsert_observations(session: Session, observations: Iterable[Observation], chunk: int = 2000) -> int:
+def upsert_observations(
+    session: Session, observations: Iterable[Observation], chunk: int = 2000, tally: dict[str, int] | None = None
+) -> int:
     """Insert or update observations on (source, signal, entity, time); returns how many were written.
 
     Importing the same data twice stores each observation once. A later value for the same key
-    replaces an earlier one (a source may revise a point), keeping the newest provenance.
+    replaces an earlier one (a source may revise a point), keeping the newest provenance. `tally`, when given,
+    counts the distinct keys written as `new`, `changed` (another value or count was stored) and `unchanged`.
     """
     dialect = session.get_bind().dialect.name
     if dialect == "sqlite":
@@ -61,6 +64,8 @@ def upsert_observations(session: Session, observations: Iterable[Observation], c
             return
         rows = list(batch.values())
         old = _stored_rows(session, batch)
+        if tally is not None:
+            _count_changes(tally, old, batch)
         session.execute(stmt, rows)
         digest.replace(old, rows)
         written += len(rows)
@@ -105,6 +110,14 @@ def _save_digest(session: Session, digest: Any) -> None:
     values = {"state": digest.to_bytes(), "rows": digest.rows}
     if session.execute(update(table).where(table.c.name == _DIGEST_NAME).values(**values)).rowcount == 0:
         session.execute(table.insert().values(name=_DIGEST_NAME, **values))
+
+
+def _count_changes(tally: dict[str, int], old: list[Any], batch: Mapping[tuple[Any, ...], dict[str, Any]]) -> None:
+    before = {(r.source, r.signal, r.entity, r.time): (r.value, r.count) for r in old}
+    for key, v in batch.items():
+        was = before.get(key)
+        what = "new" if was is None else "unchanged" if was == (v["value"], v["count"]) else "changed"
+        tally[what] = tally.get(what, 0) + 1
 
 
 def _stored_rows(session: Session, batch: Mapping[tuple[Any, ...], dict[str, Any]]) -> list[Any]:

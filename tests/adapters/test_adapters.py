@@ -379,3 +379,20 @@ def test_ooni_hourly_bad_row_names_line_and_field_and_stores_nothing(tmp_path: P
     nocol = write(tmp_path / "nocol.csv", HOURLY_HEADER[:3] + ["n_measurements"], [["2023-11-14T07:00Z", 1, "x", 4]])
     res = runner.invoke(app, cmd[:-1] + [str(nocol)])
     assert res.exit_code == 2 and "nocol.csv:1: missing column(s) n_with_any_failure" in res.output
+
+
+def test_import_says_how_many_values_a_file_replaced(tmp_path: Path):
+    line = '{"time": "2019-06-09T05:%02d:00Z", "source": "ioda", "signal": "bgp", "country": "KZ", "value": %s}\n'
+    first = tmp_path / "first.jsonl"
+    first.write_text(line % (0, "1500") + line % (5, "1400"))
+    assert (
+        "2 observations read, 2 new, 0 already stored"
+        in runner.invoke(app, ["observations", "import", str(first)]).output
+    )
+    fixed = tmp_path / "fixed.jsonl"
+    fixed.write_text(line % (0, "1500") + line % (5, "900") + line % (10, "1450"))
+    res = runner.invoke(app, ["observations", "import", str(fixed)])
+    assert res.exit_code == 0, res.output
+    assert "3 observations read, 1 new, 1 already stored, 1 stored with another value before" in res.output
+    with store.session_scope() as s:
+        assert [o.value for o in store.query_observations(s, country="KZ")] == [1500, 900, 1450]
