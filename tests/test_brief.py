@@ -261,7 +261,25 @@ def test_cli_writes_markdown_with_charts_and_html(kz_watch, tmp_path):
     assert res.exit_code != 0 and "no incident 'nope'" in res.output
 
 
+def test_nothing_measured_is_not_drafted_as_no_disruption(kz_watch):
+    """An empty store (or the live one after a demo, which wrote to the replay store) measured nothing: the draft
+    must not tell the public there was no disruption."""
+    text = _draft(kz_watch)
+    assert text.startswith("# No measurements of Kazakhstan recorded\n"), text
+    assert "no observation of Kazakhstan from 2019-06-08 05:00 UTC" in text and "disruption recorded" not in text
+    with store.session_scope() as s:  # measured, but outside the range asked for
+        store.upsert_observations(
+            s, [Observation(time=T + timedelta(days=3), source="ioda", signal="bgp", country="KZ", value=1500.0)]
+        )
+    assert _draft(kz_watch).startswith("# No measurements of Kazakhstan recorded\n")
+    with store.session_scope() as s:
+        store.upsert_observations(s, [Observation(time=T, source="ioda", signal="bgp", country="KZ", value=1500.0)])
+    assert _draft(kz_watch).startswith("# No internet disruption recorded in Kazakhstan\n")
+
+
 def test_nothing_recorded_and_an_unknown_cause_are_said_plainly(kz_watch):
+    with store.session_scope() as s:
+        store.upsert_observations(s, [Observation(time=T, source="ioda", signal="bgp", country="KZ", value=1500.0)])
     assert _draft(kz_watch).startswith("# No internet disruption recorded in Kazakhstan\n")
     cut, _ = _store_day(kz_watch)
     with store.session_scope() as s:

@@ -22,6 +22,10 @@ class BriefData:
     anomalies: dict[str, Anomaly]
     observations: dict[str, list[Observation]] = field(default_factory=dict)  # per incident id, for its chart
     as_of: datetime | None = None  # the newest observation of the country in the store: "ongoing" is as of then
+    # the range asked for, and whether the store has any observation of the country in it (None: not asked)
+    since: datetime | None = None
+    until: datetime | None = None
+    measured: bool | None = None
     generated_at: datetime = field(default_factory=lambda: datetime.now(timezone.utc))
 
 
@@ -62,7 +66,22 @@ def collect(
         )
         lo, hi = incident_chart_window(shown)
         observations[inc.id] = store.query_observations(session, country=inc.country, since=lo, until=hi)
-    return BriefData(watch=watch, incidents=incidents, anomalies=anomalies, observations=observations, as_of=as_of)
+    measured = None
+    if incident is None and not incidents:  # "no disruption" only where something was measured
+        q = select(t.time).where(t.country == watch.country)
+        q = q.where(t.time >= since) if since is not None else q
+        q = q.where(t.time < until) if until is not None else q
+        measured = session.execute(q.limit(1)).first() is not None
+    return BriefData(
+        watch=watch,
+        incidents=incidents,
+        anomalies=anomalies,
+        observations=observations,
+        as_of=as_of,
+        since=since,
+        until=until,
+        measured=measured,
+    )
 
 
 def default_range(watch: Watch) -> tuple[datetime, datetime]:

@@ -24,7 +24,15 @@ from pollwatch.classify import network_label
 from pollwatch.models import Direction, Incident, IncidentKind, iso
 from pollwatch.playbook import Watch
 from pollwatch.timeutil import format_duration
-from pollwatch.words import KIND_TITLES, OUTAGE_KINDS, country_name, provider_labels, region_labels, service_labels
+from pollwatch.words import (
+    KIND_TITLES,
+    OUTAGE_KINDS,
+    country_name,
+    fmt_when,
+    provider_labels,
+    region_labels,
+    service_labels,
+)
 
 
 @dataclass
@@ -194,9 +202,22 @@ def statement(data: BriefData) -> list[Block]:
     """The whole draft as blocks, every sentence made from `data`."""
     w = data.watch
     incs = data.incidents
-    blocks = [Block("h1", headline(w, incs))]
     country = country_name(w.country or "")
     election = f"{country}, {w.election}" if w.election else f"{country}, election"
+    if not incs and data.measured is False:
+        span = " ".join(
+            f"{word} {fmt_when(w, t)}" for word, t in (("from", data.since), ("until", data.until)) if t is not None
+        )
+        return [
+            Block("h1", f"No measurements of {country} recorded"),
+            Block(
+                "p",
+                f"{election}: pollwatch's store has no observation of {country}{' ' + span if span else ''}, "
+                "so this draft can say nothing about disruptions. Check the store and the range (replays "
+                "and the demo write to the replay store, which pollwatch --replay brief reads).",
+            ),
+        ]
+    blocks = [Block("h1", headline(w, incs))]
     if not incs:
         blocks.append(Block("p", f"{election}: pollwatch recorded no incident in the range asked for."))
         return blocks
