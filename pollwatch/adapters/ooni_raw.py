@@ -33,6 +33,8 @@ SIGNAL = "service_failure_rate"
 HOUR = timedelta(hours=1)
 CLEAN = {"ok", "none", "null", ""}
 TRUE = {"true", "1", "yes", "t"}
+FALSE = {"false", "0", "no", "f", ""}
+FLAGS = ("anomaly", "confirmed", "failure")
 
 
 def _take(m: list, row: dict[str, str]) -> None:
@@ -85,6 +87,9 @@ def read_ooni_raw(
             cc_seen.add(row["probe_cc"].strip().upper())
         if row.get("test_name"):
             services.add(row["test_name"].strip())
+        for flag in FLAGS:
+            if (row.get(flag) or "").strip().lower() not in TRUE | FALSE:
+                raise FormatError(f"{path}:{line}: {flag}: expected true or false, got {row[flag][:40]!r}")
         _take(meas.setdefault(mid, [floor_time(t, HOUR), asn, False, 0, False]), row)
     cc = _the_one(path, country, cc_seen, "country", "--country").upper()
     svc = _the_one(path, service, services, "service", "--service")

@@ -396,3 +396,21 @@ def test_import_says_how_many_values_a_file_replaced(tmp_path: Path):
     assert "3 observations read, 1 new, 1 already stored, 1 stored with another value before" in res.output
     with store.session_scope() as s:
         assert [o.value for o in store.query_observations(s, country="KZ")] == [1500, 900, 1450]
+
+
+def test_ooni_raw_flag_that_is_not_true_or_false_is_refused_by_line(tmp_path: Path):
+    """'maybe' in OONI's anomaly column was read as false: a judged clean measurement, a lower failure rate."""
+    flags = write(
+        tmp_path / "flags.csv",
+        ["measurement_uid", "probe_asn", "measurement_start_time", "anomaly", "confirmed", "failure"],
+        [
+            ["a", "1", "2023-11-09T07:00:00Z", "true", "", "false"],
+            ["b", "1", "2023-11-09T07:10:00Z", "maybe", "0", "0"],
+        ],
+    )
+    res = runner.invoke(
+        app, ["observations", "import", "--format", "ooni-raw", "--country", "KE", "--service", "tor", str(flags)]
+    )
+    assert res.exit_code == 2 and "flags.csv:3: anomaly: expected true or false, got 'maybe'" in res.output
+    with store.session_scope() as s:
+        assert store.count_observations(s) == 0
