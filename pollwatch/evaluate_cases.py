@@ -106,13 +106,39 @@ def load_case(path: str | Path) -> Case:
     except ValidationError as exc:
         problems = "; ".join(f"{'.'.join(str(x) for x in e['loc'])}: {e['msg']}" for e in exc.errors()[:5])
         raise CaseError(f"{path}: {problems}") from None
+    _check_formats(path, case)
     for i, lb in enumerate(case.labels):
+        for field in ("start", "end"):
+            t = getattr(lb, field)
+            if t is not None and t.utcoffset() is None:
+                raise CaseError(
+                    f"{path}: labels.{i}.{field}: {t.isoformat()} has no time zone; write it in ISO 8601 with a zone, "
+                    'e.g. "2019-06-09T05:00:00Z"'
+                )
+        if lb.start is not None and lb.end is not None and lb.end <= lb.start:
+            raise CaseError(f"{path}: labels.{i}.end: {lb.end.isoformat()} is not after start {lb.start.isoformat()}")
         if lb.file is None and (lb.kind is None or lb.start is None or lb.end is None):
             raise CaseError(f"{path}: labels.{i}: either a file with its format, or a label with kind, start and end")
         if lb.file is not None and lb.format is None:
             raise CaseError(f"{path}: labels.{i}.format: a label file needs its format (ioda-outages, keepiton)")
     case.source_file = str(path)
     return case
+
+
+def _check_formats(path: Path, case: Case) -> None:
+    """Each data and label file's format is one the adapters read (before any file is read)."""
+    from pollwatch.adapters import LABEL_FORMATS, OBSERVATION_FORMATS
+
+    for i, d in enumerate(case.data):
+        if d.format not in OBSERVATION_FORMATS:
+            raise CaseError(
+                f"{path}: data.{i}.format: unknown format {d.format!r}: one of {', '.join(OBSERVATION_FORMATS)}"
+            )
+    for i, lb in enumerate(case.labels):
+        if lb.format is not None and lb.format not in LABEL_FORMATS:
+            raise CaseError(
+                f"{path}: labels.{i}.format: unknown label format {lb.format!r}: one of {', '.join(LABEL_FORMATS)}"
+            )
 
 
 def _resolve(case: Case, name: str, real_root: Path | None) -> Path:
@@ -136,10 +162,13 @@ def missing_files(case: Case, real_root: Path | None) -> list[str]:
 
 
 def case_watch(case: Case) -> Any:
-    from pollwatch.playbook import find_watch, load_watch
+    from pollwatch.playbook import PlaybookError, find_watch, load_watch
 
     p = Path(case.source_file or ".").parent / case.watch
-    return load_watch(p if p.is_file() else find_watch(case.watch))
+    try:
+        return load_watch(p if p.is_file() else find_watch(case.watch))
+    except PlaybookError as exc:  # the watch's own problems name its file; a missing one names the case's field
+        raise CaseError(f"{case.source_file}: watch: " + "; ".join(exc.problems)) from None
 
 
 def case_observations(case: Case, watch: Any, real_root: Path | None) -> list[Observation]:
@@ -197,5 +226,5 @@ def case_line(r: Any) -> str:
     cause = sum(lo.cause is lo.label.cause for lo in det)
     return (
         f"{r.name:<28} recall {len(det)}/{len(r.labels)}  false alerts {r.false_alerts} of {r.incidents} incident(s)  "
-        f"time to detect median {med} min  cause {cause}/{len(det)}"
+        f"time to detect median {'-' if med is None else f'{med} min'}  cause {cause}/{len(det)}"
     )

@@ -265,3 +265,37 @@ regions_from_data: true
     assert names == {"real-ir-2019-shutdown", "real-ve-2019-blackout", "real-ke-2023-telegram"}
     ke = load_case(next(p for p in builtin_cases() if p.name.startswith("ke-")))
     assert {a for lb in ke.labels for a in lb.asns} == {33771, 37061, 12455}, "Jambonet's block is in the label"
+
+
+def test_a_case_written_by_hand_is_checked_by_field_before_anything_runs(tmp_path: Path):
+    """The mistakes a person makes writing a case: each stops with the case file, the field and what is expected
+    (a label ending before it starts scored recall 0/1 silently; a label time without a zone was a traceback; an
+    unknown data format or watch did not name the case)."""
+    from typer.testing import CliRunner
+
+    from pollwatch.cli import app
+
+    (tmp_path / "obs.jsonl").write_text(
+        '{"time": "2019-06-09T05:00:00Z", "source": "ioda", "signal": "bgp", "country": "KZ", "value": 1.0}\n'
+    )
+    good = (
+        "name: by-hand\nwatch: kz-2019-presidential\ndata:\n  - {file: obs.jsonl, format: jsonl}\nlabels:\n"
+        '  - {id: cut, kind: nationwide_outage, start: "2019-06-09T05:00:00Z", end: "2019-06-09T06:00:00Z"}\n'
+    )
+    res = CliRunner().invoke(app, ["evaluate", str(_case(tmp_path, "good", good))])
+    assert res.exit_code == 0 and "None" not in res.output, res.output
+    assert "time to detect median -" in res.output and "cause accuracy -" in res.output
+    for name, old, new, said in [
+        ("ends", '"2019-06-09T06:00:00Z"', '"2019-06-09T04:00:00Z"', "labels.0.end: 2019-06-09T04:00:00+00:00 is not"),
+        ("naive", '"2019-06-09T05:00:00Z"', "2019-06-09T05:00", "labels.0.start: 2019-06-09T05:00:00 has no time zone"),
+        ("fmt", "format: jsonl", "format: json", "data.0.format: unknown format 'json': one of jsonl, monash"),
+        ("watch", "watch: kz-2019-presidential", "watch: kz-2019", "watch: kz-2019: no such watch file"),
+    ]:
+        res = CliRunner().invoke(app, ["evaluate", str(_case(tmp_path, name, good.replace(old, new)))])
+        assert res.exit_code == 2 and f"{name}.yaml: {said}" in res.output, res.output
+        assert "Traceback" not in res.output
+
+
+def _case(tmp_path: Path, name: str, text: str) -> Path:
+    (tmp_path / f"{name}.yaml").write_text(text)
+    return tmp_path / f"{name}.yaml"

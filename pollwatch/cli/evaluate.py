@@ -26,6 +26,11 @@ def _print_case(r) -> None:  # type: ignore[no-untyped-def]
                 typer.echo(f"    {k}: {v}")
 
 
+def _or_dash(v: object) -> str:
+    """A figure, or '-' when there was nothing to compute it from (no case run, nothing detected)."""
+    return "-" if v is None else str(v)
+
+
 def run_case_files(cases: list[Path], real: Optional[Path], out: Optional[Path]) -> None:
     """`pollwatch evaluate CASE.yaml ...`: each case's recall, false alerts, time to detect and cause accuracy."""
     from pollwatch.evaluate import run_case, summarize
@@ -52,10 +57,12 @@ def run_case_files(cases: list[Path], real: Optional[Path], out: Optional[Path])
             results.append(r)
             _print_case(r)
     overall = summarize(results)
+    ttd = overall["ttd_median_min"]
     typer.echo(
-        f"overall: {len(results)} case(s), {len(skipped)} skipped; recall {overall['recall']}, "
-        f"false alerts {sum(r.false_alerts for r in results)}, time to detect median {overall['ttd_median_min']} min, "
-        f"cause accuracy {overall['cause_accuracy']}"
+        f"overall: {len(results)} case(s), {len(skipped)} skipped; recall {_or_dash(overall['recall'])}, "
+        f"false alerts {sum(r.false_alerts for r in results)}, "
+        f"time to detect median {'-' if ttd is None else f'{ttd} min'}, "
+        f"cause accuracy {_or_dash(overall['cause_accuracy'])}"
     )
     if out:
         out.parent.mkdir(parents=True, exist_ok=True)
