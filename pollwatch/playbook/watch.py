@@ -3,8 +3,9 @@ phases resolved to absolute times."""
 
 from __future__ import annotations
 
+import difflib
 from datetime import date, datetime, time, timedelta, timezone
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 from typing import Annotated
 
 import pycountry
@@ -71,7 +72,9 @@ class Playbook(_Strict):
         if v is None:
             return v
         if pycountry.countries.get(alpha_2=v.upper()) is None:
-            raise ValueError(f"unknown country {v!r}: expected an ISO 3166-1 alpha-2 code such as 'KZ'")
+            meant = _country_meant(v)
+            hint = f": write {meant.alpha_2!r} ({meant.name})" if meant is not None else " such as 'KZ'"
+            raise ValueError(f"unknown country {v!r}: expected an ISO 3166-1 alpha-2 code{hint}")
         return v.upper()
 
     @field_validator("timezone")
@@ -80,7 +83,9 @@ class Playbook(_Strict):
         try:
             ZoneInfo(v)
         except (ZoneInfoNotFoundError, ValueError):
-            raise ValueError(f"unknown time zone {v!r}: expected an IANA name such as 'Asia/Almaty'") from None
+            close = difflib.get_close_matches(v, sorted(available_timezones()), n=1, cutoff=0.8)
+            hint = f": did you mean {close[0]!r}?" if close else ""
+            raise ValueError(f"unknown time zone {v!r}: expected an IANA name such as 'Asia/Almaty'{hint}") from None
         return v
 
     @model_validator(mode="after")
@@ -89,6 +94,16 @@ class Playbook(_Strict):
             if not svc.name:
                 raise ValueError("a service needs a name")
         return self
+
+
+def _country_meant(text: str) -> object | None:
+    """The country an alpha-3 code or a name in a `country:` field means ('GHA', 'Ghana'), or None."""
+    if len(text) == 3 and (c := pycountry.countries.get(alpha_3=text.upper())) is not None:
+        return c
+    try:
+        return pycountry.countries.lookup(text)
+    except LookupError:
+        return None
 
 
 class Watch(Playbook):

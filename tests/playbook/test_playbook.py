@@ -42,6 +42,10 @@ BAD_CASES = [
     ("cadence: 5 minutes", "phases.0.cadence", "expected a duration"),
     ("timezone: Mars/Olympus", "timezone", "unknown time zone"),
     ("country: XQ", "country", "unknown country"),
+    # a coordinator's likely slips: the name or the alpha-3 code for the country, a misspelt zone
+    ("country: Ghana", "country", "expected an ISO 3166-1 alpha-2 code: write 'GH' (Ghana)"),
+    ("country: GHA", "country", "expected an ISO 3166-1 alpha-2 code: write 'GH' (Ghana)"),
+    ("timezone: Africa/Acra", "timezone", "such as 'Asia/Almaty': did you mean 'Africa/Accra'?"),
     ("colour: blue", "colour", "unknown key"),
     ("election_date: [1, 2]", "election_date", "date"),
 ]
