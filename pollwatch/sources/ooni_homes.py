@@ -30,6 +30,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import stat
 from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any, Callable
@@ -42,6 +44,7 @@ from pollwatch.sources.http import FetchError, HttpClient
 
 WINDOW = timedelta(days=7)  # how far back a network's countries are looked for
 KEEP_DAYS = 3  # discovery files of days older than this before the newest written are removed
+MAX_FILE_BYTES = 4 * 2**20  # a kept answer larger than this is not read (put writes a few KiB)
 
 
 class HomeRow(BaseModel):
@@ -53,6 +56,12 @@ class HomeRow(BaseModel):
 
 
 _ROWS = TypeAdapter(list[HomeRow])
+_KEPT = TypeAdapter(dict[int, list[str]])  # HomesCache's "measured", as put writes it
+
+
+def _nonblocking(path: str, flags: int) -> int:
+    """Open without waiting: a FIFO put in a cache file's place would block a plain open until a writer came."""
+    return os.open(path, flags | os.O_NONBLOCK)
 
 
 def parse_homes(payload: Any) -> dict[int, set[str]]:
@@ -102,10 +111,16 @@ class HomesCache:
         return self.base / f"homes-{day.isoformat()}-{digest}.json"
 
     def get(self, key: tuple[str, ...], day: date) -> dict[int, set[str]] | None:
+        """The kept answer, or None (a refetch) for a file that is missing, not a regular file (a directory, a
+        FIFO, a link to a device), larger than `MAX_FILE_BYTES`, or not what `put` writes."""
         try:
-            data = json.loads(self._path(key, day).read_text(encoding="utf-8"))
-            return {int(a): set(ccs) for a, ccs in data["measured"].items()}
-        except (OSError, ValueError, KeyError, TypeError, AttributeError):
+            with open(self._path(key, day), "rb", opener=_nonblocking) as f:
+                st = os.fstat(f.fileno())
+                if not stat.S_ISREG(st.st_mode) or st.st_size > MAX_FILE_BYTES:
+                    return None
+                data = json.loads(f.read(MAX_FILE_BYTES + 1))
+            return {int(a): set(ccs) for a, ccs in _KEPT.validate_python(data["measured"]).items()}
+        except (OSError, ValueError, KeyError, TypeError, RecursionError):  # ValidationError is a ValueError
             return None
 
     def put(self, key: tuple[str, ...], day: date, measured: dict[int, set[str]]) -> None:
@@ -117,7 +132,10 @@ class HomesCache:
         oldest = f"homes-{(day - timedelta(days=KEEP_DAYS)).isoformat()}"
         for old in self.base.glob("homes-*.json"):
             if old.name < oldest:
-                old.unlink(missing_ok=True)
+                try:
+                    old.unlink(missing_ok=True)
+                except OSError:  # a directory, no permission: kept, as a file that cannot be written is
+                    pass
 
 
 Members = list[tuple[_Run, Service]]  # the (watch's run, service) pairs of one test

@@ -1,0 +1,87 @@
+"""OONI's discovery of where a batch's networks are measured (pollwatch/sources/ooni_homes.py) against a broken
+disk and a server that never answers: a kept answer that is corrupt, deeply nested, of the wrong types, huge, or
+replaced by a directory, a FIFO or a link to a device costs one request again, never the batch's data; a discovery
+that hangs is cut at the tick's deadline."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+from tests.sources.test_sources_ooni_homes import ROAMING, T0, T1, _config, _discoveries, _whatsapp, batch  # noqa: F401
+
+from pollwatch.sources import make_source
+
+
+def _homes(tmp_path: Path) -> list[Path]:
+    return sorted((tmp_path / "cache" / "ooni").glob("homes-*.json"))
+
+
+def _spoil(path: Path, how: str) -> None:
+    path.unlink()
+    if how == "directory":
+        path.mkdir()
+    elif how == "fifo":
+        os.mkfifo(path)  # a plain open() would wait for a writer forever
+    elif how == "dev_zero":
+        path.symlink_to("/dev/zero")  # endless bytes
+    elif how == "huge":
+        with open(path, "wb") as f:
+            f.truncate(64 * 2**20)
+    else:
+        path.write_text(
+            {
+                "deep": '{"measured": ' + "[" * 100_000 + "]" * 100_000 + "}",
+                "wrong_types": '{"measured": {"65003": "UZ", "x": 1}}',
+                "not_json": "\x00\xff{",
+                "list": "[1, 2]",
+            }[how]
+        )
+
+
+def _collect(watches, url, deadline=None):
+    src = make_source("ooni", watches[0], config=_config(url))  # a fresh source: what is kept is on disk
+    return asyncio.run(src.collect_many([(w, T0, T1) for w in watches], deadline))
+
+
+@pytest.mark.parametrize("how", ["deep", "wrong_types", "not_json", "list", "directory", "fifo", "dev_zero", "huge"])
+def test_a_spoiled_discovery_file_costs_a_request_not_the_batchs_data(batch, tmp_path, how):  # noqa: F811
+    watches, ooni = batch
+    clean = _collect(watches, ooni.url)
+    (kept,) = _homes(tmp_path)
+    _spoil(kept, how)
+    began = time.monotonic()
+    spoiled = _collect(watches, ooni.url)
+    assert time.monotonic() - began < 20
+    assert _discoveries(ooni) == 2  # asked again
+    for a, b in zip(clean, spoiled):
+        assert b.gaps == [] and len(b.observations) == len(a.observations)
+    assert all(o.value == 0.0 for o in _whatsapp(spoiled[0], ROAMING))  # 65003 still asked with UZ alone
+
+
+def test_a_directory_among_old_discovery_files_does_not_stop_the_batch(batch, tmp_path):  # noqa: F811
+    watches, ooni = batch
+    old = tmp_path / "cache" / "ooni" / "homes-2000-01-01-0123456789abcdef.json"
+    old.mkdir(parents=True)
+    results = _collect(watches, ooni.url)
+    assert all(r.gaps == [] and r.observations for r in results)
+    assert _discoveries(ooni) == 1 and len(_homes(tmp_path)) == 2  # the answer kept; the directory left alone
+    _collect(watches, ooni.url)
+    assert _discoveries(ooni) == 1  # and read back
+
+
+def test_a_discovery_that_never_answers_ends_at_the_ticks_deadline(batch):  # noqa: F811
+    watches, ooni = batch
+    ooni.hang_seconds = 30.0
+    ooni.fail("hang", query={"axis_x": "probe_cc"})
+    began = time.monotonic()
+    results = _collect(watches, ooni.url, deadline=datetime.now(timezone.utc) + timedelta(seconds=0.5))
+    took = time.monotonic() - began
+    assert took < 1.5, took  # the client's own timeout is 2 s
+    for r in results:
+        assert r.gaps and not r.observations
+        assert any("deadline" in n.message for n in r.notices)
