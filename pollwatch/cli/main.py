@@ -52,10 +52,19 @@ app.add_typer(slack.app, name="slack")
 app.add_typer(schedule.app)  # schedule, unschedule, serve, pause, resume, schedule-all, unschedule-all
 
 
+def _print_version(value: bool) -> None:
+    """`pollwatch --version`: eager, so it needs no command after it."""
+    if value:
+        typer.echo(f"pollwatch {__version__}")
+        raise typer.Exit()
+
+
 @app.callback()
 def _root(
     ctx: typer.Context,
-    version: Annotated[bool, typer.Option("--version", help="Print the version and exit.")] = False,
+    version: Annotated[
+        bool, typer.Option("--version", help="Print the version and exit.", is_eager=True, callback=_print_version)
+    ] = False,
     replay: Annotated[
         bool,
         typer.Option(
@@ -69,9 +78,6 @@ def _root(
         from pollwatch import store
 
         ctx.with_resource(store.using(store.REPLAY))  # for this command only (ends with it, also under CliRunner)
-    if version:
-        typer.echo(f"pollwatch {__version__}")
-        raise typer.Exit()
 
 
 def main() -> None:
