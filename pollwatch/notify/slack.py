@@ -8,6 +8,7 @@ import socket
 from collections.abc import Iterable
 from typing import Any
 from urllib.error import URLError
+from urllib.parse import urlsplit
 
 from pydantic import SecretStr
 
@@ -275,8 +276,9 @@ class SlackTransport:
                         # not completed (files.info said so) and no longer completable: a fresh upload is no copy
                         log.warning("chart upload %s cannot be completed (%s); uploading it afresh", fid, exc)
                 r = self._call("files_getUploadURLExternal", channel, filename=filename, length=len(data))
-                self._send_bytes(r["upload_url"], data, channel)
-                fid = self._uploads[key] = r["file_id"]
+                url, fid = _upload_target(r, channel)
+                self._send_bytes(url, data, channel)
+                self._uploads[key] = fid
                 if record is not None:
                     record.put(self._upload_key(key), fid)  # before completing: a kill after it leaves the id
                 self._complete(fid, title, cid, thread_ts, channel)
@@ -322,3 +324,19 @@ class SlackTransport:
     def group_members(self, group: str) -> list[str]:
         """The user ids of a user group (usergroups.users.list; scope usergroups:read)."""
         return list(self._call("usergroups_users_list", None, usergroup=group).get("users") or [])
+
+
+FILE_ID = re.compile(r"F[A-Z0-9]{2,62}")  # Slack's file ids (F0123ABCD); the store keeps up to 64 characters
+
+
+def _upload_target(answer: Any, where: str) -> tuple[str, str]:
+    """files.getUploadURLExternal's (upload URL, file id), or a `rejected` DeliveryError for an answer that is not
+    Slack's: a file id of another shape (an echoed token, control characters, too long for the store) is neither
+    stored nor logged, and the bytes go to an http(s) URL only (urllib would open file:// too)."""
+    url, fid = answer.get("upload_url"), answer.get("file_id")
+    if not isinstance(fid, str) or not FILE_ID.fullmatch(fid):
+        raise DeliveryError("rejected", "Slack's files.getUploadURLExternal gave no usable file id", channel=where)
+    if not isinstance(url, str) or urlsplit(url).scheme not in ("http", "https"):
+        raise DeliveryError("rejected", "Slack's files.getUploadURLExternal gave no http(s) upload URL", channel=where)
+    return url, fid
+

@@ -12,6 +12,7 @@ through `pollwatch.redact.scrub` (the token and the webhook URL are registered t
 from __future__ import annotations
 
 import logging
+import re
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -25,11 +26,16 @@ from pollwatch.redact import scrub
 log = logging.getLogger("pollwatch.notify")
 
 
+# files.getUploadURLExternal's upload URL in a logged body (JSON or a Python repr): a capability, maybe a credential
+_UPLOAD_URL = re.compile(r"""(["']upload_url["']\s*:\s*)(["'])(?:\\.|(?!\2).)*\2""")
+
+
 class _ScrubFilter(logging.Filter):
-    """Scrubs the slack_sdk logger's records (it logs request and response bodies at debug level)."""
+    """Scrubs the slack_sdk logger's records (it logs request and response bodies at debug level), upload URLs
+    included (`UploadRecord`: never logged)."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        record.msg = scrub(record.getMessage())
+        record.msg = _UPLOAD_URL.sub(r"\1\2***\2", scrub(record.getMessage()))
         record.args = ()
         return True
 

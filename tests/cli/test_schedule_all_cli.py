@@ -32,7 +32,7 @@ def world(tmp_path: Path) -> Path:
 def test_dry_run_prints_the_lanes_and_touches_no_prefect(world, monkeypatch):
     monkeypatch.setenv("PREFECT_API_URL", "http://127.0.0.1:9/api")  # nothing listens: any call would fail
     out = run("schedule-all", str(world), "--lanes", "2", "--pool", "analysis", "--dry-run")
-    assert f"{world}: 3 watch(es), finest cadence 1m (3)" in out
+    assert f"{world}: 3 watch(es), finest cadence 1m for 3" in out
     assert (
         "would deploy 2 lane(s) of flow watches-tick every 60 s on work pool analysis: "
         "watches-tick-world-lane-0, watches-tick-world-lane-1"
@@ -129,3 +129,13 @@ def test_apply_reapply_with_fewer_lanes_and_remove(tmp_path):
         assert [(e.payload["batch"], e.payload["deployments"]) for e in gone] == [
             ("world", ["watches-tick-world-lane-0"])
         ]
+
+
+def test_dry_run_counts_watches_per_cadence_finest_first(tmp_path: Path):
+    """'finest cadence 10m (1), 1m (1), 5m (1)' was sorted as text and did not say what the numbers count."""
+    directory = tmp_path / "mixed"
+    paths = write_world_watches(directory, 3, cadence=timedelta(minutes=10))
+    for path, cadence in zip(paths[1:], ("1m", "5m")):
+        path.write_text(path.read_text().replace("  cadence: 10m\n", f"  cadence: {cadence}\n", 1))
+    out = run("schedule-all", str(directory), "--every", "60", "--dry-run")
+    assert "3 watch(es), finest cadence 1m for 1, 5m for 1, 10m for 1" in out
