@@ -4,7 +4,7 @@ Each `bench/*.py` (but this one) runs in its own process with a timeout; its
 `RESULT name=... figure=... goal=... met=yes|no` lines are collected. A benchmark that fails,
 times out or prints no RESULT line gets a row saying so, so nothing goes missing silently.
 
-    python bench/run_all.py                    # all of them, 600 s each
+    python bench/run_all.py                    # all of them, 600 s each (or a bench's own RUN_ALL_TIMEOUT)
     python bench/run_all.py --timeout 300 soak detection   # only these, by file name
     python bench/run_all.py --args soak=--days=3           # extra arguments for one benchmark
 """
@@ -21,6 +21,16 @@ from pathlib import Path
 
 BENCH = Path(__file__).resolve().parent
 RESULT = re.compile(r"^RESULT\s+(?P<fields>.*)$")
+# a benchmark that needs longer than --timeout says so in a line of its own: `RUN_ALL_TIMEOUT = 2400`
+OWN_TIMEOUT = re.compile(r"^RUN_ALL_TIMEOUT\s*=\s*(\d+)\s*(#.*)?$", re.M)
+
+
+def own_timeout(path: Path, default: float) -> float:
+    """The longer of `default` and the benchmark's own `RUN_ALL_TIMEOUT` (seconds), if it declares one."""
+    m = OWN_TIMEOUT.search(path.read_text(encoding="utf-8", errors="replace"))
+    return max(default, float(m.group(1))) if m else default
+
+
 FIELD = re.compile(r"(\w+)=(\S*)")
 
 
@@ -87,7 +97,7 @@ def main(argv: list[str] | None = None) -> int:
     problems = 0
     for path in benches:
         print(f"running {path.name} ...", flush=True)
-        results, status, seconds = run_one(path, a.timeout, extra.get(path.stem, []))
+        results, status, seconds = run_one(path, own_timeout(path, a.timeout), extra.get(path.stem, []))
         print(f"  {status} in {seconds:.0f} s, {len(results)} RESULT line(s)", flush=True)
         for r in results:
             rows.append([r.get("name", "?"), r.get("figure", "?"), r.get("goal", "?"), r.get("met", "?"), path.stem])

@@ -43,3 +43,16 @@ def test_a_benchmark_that_fails_or_hangs_is_reported(tmp_path):
     assert (
         "name" in mod.table([["a", "1", "2", "yes", "b"]], ["name", "figure", "goal", "met", "bench"]).splitlines()[0]
     )
+
+
+def test_a_benchmark_that_needs_longer_says_so_and_gets_it(tmp_path):
+    """bench/world.py runs Prefect workers for about half an hour: run_all gives it its own RUN_ALL_TIMEOUT rather
+    than cutting it off at the default 600 s and reporting a timeout."""
+    mod = _run_all()
+    long = tmp_path / "long.py"
+    long.write_text("RUN_ALL_TIMEOUT = 2400  # why\nprint('RESULT name=x figure=1 goal=1 met=yes')\n")
+    plain = tmp_path / "plain.py"
+    plain.write_text("TIMEOUT = 5\n")
+    assert mod.own_timeout(long, 600) == 2400 and mod.own_timeout(long, 3600) == 3600
+    assert mod.own_timeout(plain, 600) == 600
+    assert mod.own_timeout(REPO / "bench" / "world.py", 600) >= 2400
