@@ -339,4 +339,3 @@ def _upload_target(answer: Any, where: str) -> tuple[str, str]:
     if not isinstance(url, str) or urlsplit(url).scheme not in ("http", "https"):
         raise DeliveryError("rejected", "Slack's files.getUploadURLExternal gave no http(s) upload URL", channel=where)
     return url, fid
-

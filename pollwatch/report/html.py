@@ -19,7 +19,7 @@ from pollwatch.playbook import Watch
 from pollwatch.report.charts import KIND_COLORS, fmt_value, series_chart, timeline
 from pollwatch.report.data import ReportData
 from pollwatch.sinks import write_output
-from pollwatch.timeutil import format_duration
+from pollwatch.timeutil import format_duration, parse_time_or_none
 
 
 def when(dt: datetime | None, watch: Watch) -> Markup:
@@ -75,6 +75,7 @@ def render_html(data: ReportData) -> str:
                 for inc in data.incidents
             ],
             when=lambda dt: when(dt, data.watch),
+            when_iso=lambda text: when(parse_time_or_none(text) if isinstance(text, str) else text, data.watch),
             title=f"pollwatch report — {data.watch.name}",
         )
     )

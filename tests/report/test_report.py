@@ -173,3 +173,34 @@ def _by_tick(events, ticks):
         out.append((prev or t, by.get(t, [])))
         prev = t
     return out
+
+
+def test_override_and_classification_history_read_as_sentences(kz_watch, stored):
+    """They were printed as Python dicts: {'cause': 'power_outage', 'by': 'alice', ... 'from': None ...}."""
+    data = _collect(kz_watch, stored)
+    inc = data.incidents[0]
+    data.incidents[0] = inc.model_copy(
+        update={
+            "override": {
+                "cause": "power_outage",
+                "by": "alice <b>",
+                "why": "grid failure",
+                "at": "2019-06-09T06:00:00Z",
+                "previous": {"cause": "unknown", "confidence": 0.4},
+            },
+            "kind_history": [
+                {"at": "2019-06-09T05:00:00Z", "from": None, "to": "network_outage", "share": 0.2},
+                {"at": "2019-06-09T05:10:00Z", "from": "network_outage", "to": "nationwide_outage", "share": 0.9},
+            ],
+        }
+    )
+    page = report.render_html(data)
+    text = re.sub(r"<[^>]+>", "", page)
+    assert (
+        "Override: cause power_outage set by alice &lt;b&gt; at 2019-06-09 06:00 UTC (12:00 local): grid failure "
+        "(was unknown at 40%)"
+    ) in text
+    assert "2019-06-09 05:00 UTC (11:00 local): first classified as network_outage (share 20%)" in text
+    assert "2019-06-09 05:10 UTC (11:10 local): network_outage → nationwide_outage (share 90%)" in text
+    assert "cause: unknown → power_outage" in text  # the audited override in the overrides table
+    assert "{&#39;" not in page and "None" not in text
