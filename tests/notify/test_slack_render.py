@@ -79,6 +79,11 @@ def test_root_message_shows_what_responders_act_on(kz_watch):
     # the evidence supporting the chosen cause comes first
     assert plain.index("3 independent ASNs") < plain.index("onset at 11:00")
     assert "no regional power event" not in plain
+    # the console shows the link buttons once; the responders' buttons (no url) left an empty 'links:' line
+    assert "actions" in [b["type"] for b in msg.blocks if not any(e.get("url") for e in b.get("elements", []))]
+    assert [line for line in plain.splitlines() if line.strip().startswith("links:")] == [
+        next(line for line in plain.splitlines() if "ioda.inetintel.cc.gatech.edu" in line)
+    ]
 
 
 def test_update_end_and_notice_messages(kz_watch):

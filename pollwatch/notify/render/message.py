@@ -42,10 +42,10 @@ class Message:
                     lines.append("  " + _unmark(f["text"]).replace("\n", ": ", 1).replace("\n", "; "))
             elif t == "context":
                 lines.append("  " + " · ".join(_unmark(e.get("text", "")) for e in b["elements"]))
-            elif t == "actions":
-                lines.append(
-                    "  links: " + " | ".join(f"{e['text']['text']}: {e['url']}" for e in b["elements"] if e.get("url"))
-                )
+            elif t == "actions":  # link buttons; the responders' buttons (no url) mean nothing on a console
+                links = [f"{e['text']['text']}: {e['url']}" for e in b["elements"] if e.get("url")]
+                if links:
+                    lines.append("  links: " + " | ".join(links))
         return "\n".join(lines)
 
 
