@@ -15,15 +15,19 @@ app = typer.Typer(help="Validate and inspect playbooks and watches.", no_args_is
 
 @app.command("validate")
 def playbook_validate(
-    files: Annotated[list[Path], typer.Argument(help="Template or watch files.")],
+    files: Annotated[
+        list[Path], typer.Argument(help="Template or watch files, or directories of them (their *.yaml files).")
+    ],
 ) -> None:
     """Check playbook files as the tick, show, schedule and report will read them;
-    errors name the file, line and field.
+    errors name the file, line and field. A directory is checked as `schedule-all` reads it: each *.yaml
+    file, and no two watches of one name.
     """
-    from pollwatch.playbook import PlaybookError, load_playbook
+    from pollwatch.playbook import PlaybookError, Watch, load_playbook
 
     bad = 0
-    for f in files:
+    names: dict[str, Path] = {}
+    for f in _expand(files):
         try:
             pb = load_playbook(f)
             echo(f"{f}: ok ({type(pb).__name__.lower()} {pb.name})")
@@ -33,8 +37,27 @@ def playbook_validate(
             bad += 1
             for p in exc.problems:
                 echo(p, err=True, fg=typer.colors.RED)
+            continue
+        if isinstance(pb, Watch) and names.setdefault(pb.name, f) != f:
+            bad += 1  # ticks are claimed by watch name: two files of one name would share their ticks
+            echo(f"{f}: watch {pb.name} is also the name of {names[pb.name]}", err=True, fg=typer.colors.RED)
     if bad:
         raise typer.Exit(1)
+
+
+def _expand(paths: list[Path]) -> list[Path]:
+    """Files as given; a directory as its *.yaml files (exits when it has none)."""
+    out: list[Path] = []
+    for p in paths:
+        if p.is_dir():
+            found = sorted(p.glob("*.yaml"))
+            if not found:
+                echo(f"{p}: no playbook files (*.yaml) in it", err=True, fg=typer.colors.RED)
+                raise typer.Exit(1)
+            out += found
+        else:
+            out.append(p)
+    return out
 
 
 @app.command("show")

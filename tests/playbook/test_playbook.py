@@ -119,3 +119,28 @@ def test_cli_validate_and_show():
         and "2019-06-08T00:00:00+06:00" in shown.output
         and "UTC 2019-06-07T18:00:00Z" in shown.output
     )
+
+
+def test_validate_a_directory_checks_its_watches_as_schedule_all_reads_them(tmp_path: Path):
+    """`playbook validate playbooks/watches` said 'cannot read: Is a directory'."""
+    d = tmp_path / "watches"
+    d.mkdir()
+    good = KZ_WATCH.read_text().replace(
+        "template: rapid-response.yaml", f"template: {REPO / 'playbooks' / 'rapid-response.yaml'}"
+    )
+    (d / "kz.yaml").write_text(good)
+    res = CliRunner().invoke(app, ["playbook", "validate", str(d)])
+    assert res.exit_code == 0 and f"{d / 'kz.yaml'}: ok (watch kz-2019-presidential)" in res.output, res.output
+    (d / "kz-copy.yaml").write_text(good)
+    (d / "bad.yaml").write_text(
+        good.replace("name: kz-2019-presidential", "name: kz-bad").replace("Asia/Almaty", "Asia/Almati")
+    )
+    res = CliRunner().invoke(app, ["playbook", "validate", str(d)])
+    assert res.exit_code == 1
+    assert f"{d / 'bad.yaml'}:" in res.output and "timezone: unknown time zone 'Asia/Almati'" in res.output
+    assert f"{d / 'kz.yaml'}: watch kz-2019-presidential is also the name of {d / 'kz-copy.yaml'}" in res.output
+    res = CliRunner().invoke(app, ["playbook", "validate", str(tmp_path / "empty")])
+    assert res.exit_code == 1
+    (tmp_path / "empty").mkdir()
+    res = CliRunner().invoke(app, ["playbook", "validate", str(tmp_path / "empty")])
+    assert res.exit_code == 1 and "empty: no playbook files (*.yaml) in it" in res.output
