@@ -136,7 +136,7 @@ def test_bad_lines_name_file_and_line(tmp_path: Path, line: str, message: str):
     assert message in str(err.value)
 
 
-def test_import_twice_stores_each_observation_once(tmp_path: Path):
+def test_import_twice_stores_each_observation_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     f = tmp_path / "obs.jsonl"
     write_observations(_sample(), f)
     runner = CliRunner()
@@ -151,6 +151,11 @@ def test_import_twice_stores_each_observation_once(tmp_path: Path):
     exported = runner.invoke(app, ["observations", "export", "--out", str(out), "--country", "kz"])
     assert exported.exit_code == 0
     assert sorted(read_observations(out), key=lambda o: o.series_key) == sorted(_sample(), key=lambda o: o.series_key)
+    # '--out -' is standard output (it wrote a file named '-'), the count on standard error
+    monkeypatch.chdir(tmp_path)
+    piped = runner.invoke(app, ["observations", "export", "--out", "-", "--country", "kz"], catch_exceptions=False)
+    assert piped.exit_code == 0 and piped.stdout == out.read_text() and "3 observations written" in piped.stderr
+    assert not Path("-").exists()
 
 
 def test_bad_import_loses_nothing_already_recorded(tmp_path: Path):

@@ -69,7 +69,7 @@ def observations_import(
 
 @app.command("export")
 def observations_export(
-    out: Annotated[Path, typer.Option("--out", help="JSON Lines file to write.")],
+    out: Annotated[Path, typer.Option("--out", help="JSON Lines file to write ('-': standard output).")],
     country: Annotated[Optional[str], typer.Option(help="ISO 3166-1 alpha-2 code.")] = None,
     since: Annotated[Optional[str], typer.Option("--from", help="ISO 8601 start (inclusive).")] = None,
     until: Annotated[Optional[str], typer.Option("--until", help="ISO 8601 end (exclusive).")] = None,
@@ -87,6 +87,12 @@ def observations_export(
         )
     from pollwatch.sinks import OutputError
 
+    if str(out) == "-":  # the lines on standard output, the count on standard error
+        import sys
+
+        n = write_observations(obs, sys.stdout)
+        typer.echo(f"{n} observations written", err=True)
+        return
     try:
         n = write_observations(obs, out)
     except OutputError as exc:
