@@ -329,16 +329,25 @@ def check_file_cmd(
 
 @app.command("show")
 def show_cmd(
-    incident: Annotated[str, typer.Argument(help="Incident id.")],
+    incident: Annotated[str, typer.Argument(help="Incident id (an id prefix is enough).")],
     as_json: AsJson = False,
 ) -> None:
     """One incident's timeline: observations that opened it, decisions, alerts sent, overrides."""
     from pollwatch import audit, store
+    from pollwatch.override import OverrideError, UnknownIncident, find_incident
 
     with store.session_scope() as s:
+        current = store.get_incident(s, incident)
+        if current is None:  # a prefix, as `override` and `brief --incident` take it
+            try:
+                current = find_incident(s, incident)
+                incident = current.id
+            except UnknownIncident:
+                pass
+            except OverrideError as exc:
+                fail(str(exc), 1)
         timeline = audit.incident_timeline(s, incident)
         evidence = None
-        current = store.get_incident(s, incident)
     if not timeline and current is None:
         fail(f"no incident {incident!r} in the audit log (list them with `pollwatch audit incidents`)", 1)
     if as_json:

@@ -89,6 +89,8 @@ def test_show_incident_timeline(stored):
     assert kinds[0] == "observations" and "anomaly" in kinds and "override" in kinds
     assert doc["incident"]["id"] == inc.id
     assert "no incident" in run("audit", "show", "nope", code=1)
+    # the prefix an alert's reader copies, as `override` and `brief --incident` take it (it said 'no incident')
+    assert run("audit", "show", inc.id[:6]) == out
 
 
 def test_report_and_keepiton_export(stored, tmp_path):
