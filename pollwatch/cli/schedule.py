@@ -240,9 +240,11 @@ def _summary(watches: list[Watch]) -> str:
     from pollwatch.timeutil import format_duration
 
     now = datetime.now(timezone.utc)
-    cadences = Counter(format_duration(min(p.cadence for p in w.resolved_phases())) for w in watches if w.phases)
+    cadences = Counter(min(p.cadence for p in w.resolved_phases()) for w in watches if w.phases)
     ended = [w.name for w in watches if max((p.end for p in w.resolved_phases()), default=now) <= now]
-    text = f"{len(watches)} watch(es), finest cadence " + ", ".join(f"{c} ({n})" for c, n in sorted(cadences.items()))
+    text = f"{len(watches)} watch(es), finest cadence " + ", ".join(
+        f"{format_duration(c)} for {n}" for c, n in sorted(cadences.items())
+    )
     if ended:
         more = f" and {len(ended) - 5} more" if len(ended) > 5 else ""
         text += f"; {len(ended)} with no ticks left (phases ended): {', '.join(ended[:5])}{more}"
