@@ -206,6 +206,11 @@ MIN_EVERY = 60  # seconds: workers look for scheduled runs every 10 s by default
 _BATCH_NAME = re.compile(r"^[a-z0-9]+(-[a-z0-9]+)*$")
 
 
+def _lines(problems: list[str]) -> str:
+    """Problems as indented lines, one each: a line break in a file name (outside text) is shown, not obeyed."""
+    return "".join("\n  " + p.replace("\r", "\\r").replace("\n", "\\n") for p in problems)
+
+
 def _watch_dir(directory: Path) -> list[Watch]:
     """The watches of a directory as the batch flow reads them (its `*.yaml` files, flows/watches_tick.py
     `watch_files`); exits naming each broken file with the loader's file:line: field messages."""
@@ -229,7 +234,7 @@ def _watch_dir(directory: Path) -> list[Watch]:
             problems.append(f"{w.source_file}: watch {w.name} is also the name of {seen[w.name]}")
         seen.setdefault(w.name, str(w.source_file))
     if problems:
-        fail(f"{directory}: {len(problems)} problem(s), nothing scheduled:\n  " + "\n  ".join(problems))
+        fail(f"{directory}: {len(problems)} problem(s), nothing scheduled:" + _lines(problems))
     return watches
 
 
@@ -292,7 +297,7 @@ def schedule_all_cmd(
     if problems:
         fail(
             f"--every {every}: each slot ticks a watch once, so every phase's cadence must be a multiple of it "
-            "(else ticks are skipped or run early):\n  " + "\n  ".join(problems)
+            "(else ticks are skipped or run early):" + _lines(problems)
         )
     deployments = [deployment_name(f"watches-tick-{name}", f"lane-{lane}") for lane in range(lanes)]
     echo(f"{directory}: {_summary(watches)}")  # watch names are outside text

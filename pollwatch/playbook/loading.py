@@ -8,6 +8,7 @@ import hashlib
 import json
 import os
 import re
+import stat
 from pathlib import Path
 from typing import Any
 
@@ -57,14 +58,31 @@ def _string_problem(path: Path, line: int, p: tuple[Any, ...], value: str, is_ke
     return None
 
 
+def _read(path: Path) -> bytes:
+    """A playbook file's bytes, up to `MAX_FILE_BYTES`. Only a regular file is read: a FIFO, a device or a directory
+    (a `*.yaml` symlink to /dev/zero in a watch directory) is refused, never read without end or waited on."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)  # a FIFO opens without waiting for a writer
+    except FileNotFoundError:
+        raise PlaybookError([f"{path}: file not found"]) from None
+    except OSError as exc:
+        raise PlaybookError([f"{path}: cannot read: {exc.strerror or exc}"]) from None
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise PlaybookError([f"{path}: not a regular file (a directory, a device or a pipe); a playbook is one"])
+    with os.fdopen(fd, "rb") as f:
+        data = f.read(MAX_FILE_BYTES + 1)
+    if len(data) > MAX_FILE_BYTES:
+        raise PlaybookError(
+            [f"{path}:1: the file is larger than {MAX_FILE_BYTES // 1024} KB; a playbook takes a few KB"]
+        )
+    return data
+
+
 def _load_yaml(path: Path) -> tuple[Any, LineMap]:
     """Safe-load YAML and remember the file:line of every key and list item."""
     try:
-        if path.stat().st_size > MAX_FILE_BYTES:
-            raise PlaybookError(
-                [f"{path}:1: the file is larger than {MAX_FILE_BYTES // 1024} KB; a playbook takes a few KB"]
-            )
-        text = path.read_text(encoding="utf-8")
+        text = _read(path).decode("utf-8")
     except FileNotFoundError:
         raise PlaybookError([f"{path}: file not found"]) from None
     except UnicodeDecodeError as exc:
@@ -185,7 +203,7 @@ def load_playbook(path: str | Path) -> Playbook | Watch:
 
 def _load_playbook(path: Path) -> Playbook | Watch:
     data, lines = _load_yaml(path)
-    raw = path.read_bytes()
+    raw = _read(path)
     template_name = data.get("template")
     merged, merged_lines = data, dict(lines)
     digest = hashlib.sha256(raw)
@@ -203,7 +221,7 @@ def _load_playbook(path: Path) -> Playbook | Watch:
         if "template" in tdata:
             f, ln = tlines[("template",)]
             raise PlaybookError([f"{f}:{ln}: template: a template cannot itself name a template"])
-        digest.update(tpath.read_bytes())
+        digest.update(_read(tpath))
         merged = _merge(tdata, data)
         merged_lines = {**tlines, **lines}
     is_watch = "country" in data or "election_date" in data
@@ -241,7 +259,7 @@ def load_watch_cached(path: str | Path) -> Watch:
     Each call returns its own (shallow) copy.
     """
     p = Path(path).resolve()
-    raw = p.read_bytes()
+    raw = _read(p)
     key = [str(p), hashlib.sha256(raw).hexdigest()]
     template = re.search(rb"^template:[ \t]*[\"']?([^\"'\s#]+)", raw, re.M)
     if template:
