@@ -45,6 +45,8 @@ def observations_import(
 
     if fmt not in OBSERVATION_FORMATS:
         fail(f"--format: unknown format {fmt!r}; one of {', '.join(OBSERVATION_FORMATS)}")
+    country = _option_country(country)
+    _check_tz(tz)
     w = option_watch(watch) if watch else None
     with progress_bar(f"importing {file.name}", in_bytes=True) as bar:
         try:
@@ -65,6 +67,31 @@ def observations_import(
     if changed:
         text += f", {changed} stored with another value before (replaced by this file's)"
     typer.echo(text)
+
+
+def _option_country(value: Optional[str]) -> Optional[str]:
+    """--country as the ISO 3166-1 alpha-2 code every observation carries; exits naming the option otherwise."""
+    import pycountry
+
+    if value is None or pycountry.countries.get(alpha_2=value.strip().upper()) is not None:
+        return value.strip().upper() if value else None
+    try:  # a name or an alpha-3 code: say which code to write (never a fuzzy guess: 'ZZ' is not Italy)
+        meant = pycountry.countries.lookup(value.strip()).alpha_2
+    except LookupError:
+        meant = None
+    hint = f": write {meant!r}" if meant else " such as 'KZ'"
+    fail(f"--country: unknown country {value!r}: expected an ISO 3166-1 alpha-2 code{hint}")
+    return None
+
+
+def _check_tz(value: Optional[str]) -> None:
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    try:
+        if value is not None:
+            ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError):
+        fail(f"--tz: unknown time zone {value!r}: expected an IANA name such as 'Asia/Tehran'")
 
 
 @app.command("export")

@@ -414,3 +414,31 @@ def test_ooni_raw_flag_that_is_not_true_or_false_is_refused_by_line(tmp_path: Pa
     assert res.exit_code == 2 and "flags.csv:3: anomaly: expected true or false, got 'maybe'" in res.output
     with store.session_scope() as s:
         assert store.count_observations(s) == 0
+
+
+@pytest.mark.parametrize(
+    ("options", "said"),
+    [
+        (["--format", "monash", "--tz", "Mars/Olympus"], "--tz: unknown time zone 'Mars/Olympus': expected an IANA"),
+        (
+            ["--format", "responsive", "--country", "kenya"],
+            "--country: unknown country 'kenya': expected an ISO 3166-1 alpha-2 code: write 'KE'",
+        ),
+        (
+            ["--format", "responsive", "--country", "ZZ"],
+            "--country: unknown country 'ZZ': expected an ISO 3166-1 alpha-2 code such as",
+        ),
+    ],
+)
+def test_import_options_are_checked_before_the_file(tmp_path: Path, options: list[str], said: str):
+    """--tz Mars/Olympus and --country kenya were tracebacks; --country ZZ stored observations of no country."""
+    f = write(
+        tmp_path / "f.csv",
+        ["time_utc", "asn", "ip", "iso", "name_1", "time_e"],
+        [["2019-06-09T05:00:00Z", 9198, "a", "IRN", "Tehran", 1]],
+    )
+    res = runner.invoke(app, ["observations", "import", *options, str(f)])
+    assert res.exit_code == 2, res.output
+    assert said in res.output, res.output
+    with store.session_scope() as s:
+        assert store.count_observations(s) == 0
