@@ -53,7 +53,9 @@ def observations_import(
             obs = read_observations_as(
                 fmt, file, watch=w, country=country, tz=tz, service=service, scale=scale, progress=bar.read
             )
-        except (FormatError, FileNotFoundError) as exc:
+        except FileNotFoundError:
+            fail(f"{file}: no such file")
+        except FormatError as exc:
             fail(str(exc))
         bar(f"storing {len(obs):,} observations")
         tally: dict[str, int] = {}

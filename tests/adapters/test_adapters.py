@@ -442,3 +442,10 @@ def test_import_options_are_checked_before_the_file(tmp_path: Path, options: lis
     assert said in res.output, res.output
     with store.session_scope() as s:
         assert store.count_observations(s) == 0
+
+
+def test_import_of_a_missing_file_says_so_as_every_format_does(tmp_path: Path):
+    """jsonl said "[Errno 2] No such file or directory: '...'"; the CSV formats say 'FILE: no such file'."""
+    for fmt in ("jsonl", "monash"):
+        res = runner.invoke(app, ["observations", "import", "--format", fmt, str(tmp_path / "nowhere.x")])
+        assert res.exit_code == 2 and res.output.strip() == f"{tmp_path / 'nowhere.x'}: no such file", res.output
