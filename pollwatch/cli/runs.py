@@ -44,7 +44,7 @@ def simulate_cmd(
         specs = election_day_events(w)
     elif events == "none":
         specs = []
-    elif events.startswith("random:"):
+    elif events.startswith("random:") and events.split(":", 1)[1].strip().isdigit():
         specs = random_events(w, start, end, int(events.split(":", 1)[1]), seed)
     else:
         fail(f"--events: expected 'election-day', 'none' or 'random:N', got {events!r}")
@@ -120,8 +120,11 @@ def tick_cmd(
     from pollwatch.flows.watch_tick import watch_tick
 
     w = option_watch(watch)
+    when = option_time(at, "--at")  # a bad option exits here, before any flow run (it read as a failed tick)
+    if observations is not None and not observations.is_file():
+        fail(f"--observations: {observations}: no such file")
     try:
-        result = watch_tick(str(w.source_file), option_time(at, "--at"), str(observations) if observations else None)
+        result = watch_tick(str(w.source_file), when, str(observations) if observations else None)
     except Exception as exc:
         reason = " ".join(f"{type(exc).__name__}: {exc}".split())[:400]
         fail(
