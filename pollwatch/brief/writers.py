@@ -23,7 +23,9 @@ _MD_SPECIAL = re.compile(r"([\\`*_\[\]<>#|~])")
 
 
 def _md(s: str) -> str:
-    return _MD_SPECIAL.sub(r"\\\1", clean(s))
+    """Text as Markdown shows it: markup characters escaped, and a line break in it (only outside text has one) a
+    space, so that it cannot start a list item, a heading underline or a paragraph of its own."""
+    return _MD_SPECIAL.sub(r"\\\1", clean(s).replace("\n", " "))
 
 
 def render_markdown(blocks: list[Block], charts: dict[str, str] | None = None) -> str:

@@ -18,7 +18,7 @@ from pollwatch.models import iso
 from pollwatch.playbook import Watch
 from pollwatch.report.charts import KIND_COLORS, fmt_value, series_chart, timeline
 from pollwatch.report.data import ReportData
-from pollwatch.sinks import write_output
+from pollwatch.sinks import terminal_safe, write_output
 from pollwatch.timeutil import format_duration, parse_time_or_none
 
 
@@ -32,6 +32,12 @@ def when(dt: datetime | None, watch: Watch) -> Markup:
     )
 
 
+def _inert(value: object) -> object:
+    """What `{{ }}` prints: outside text also without control and bidi characters (autoescaping leaves them: a
+    name or a responder's reason with U+202E would show reversed); markup the report built itself as it is."""
+    return terminal_safe(value) if isinstance(value, str) and not isinstance(value, Markup) else value
+
+
 @cache
 def environment() -> Environment:
     env = Environment(
@@ -41,6 +47,7 @@ def environment() -> Environment:
         trim_blocks=True,
         lstrip_blocks=True,
         keep_trailing_newline=True,
+        finalize=_inert,
     )
     env.filters.update(num=fmt_value, duration=format_duration, iso=iso)
     env.globals.update(
