@@ -126,7 +126,13 @@ def _replay(
         f"- **{KIND_TITLES[i.kind]}** {iso(i.start)} → {iso(i.end) or 'ongoing'}: {scope_line(i)}" for i in incidents
     ]
     create_markdown_artifact(key=f"replay-summary-{w.name}", markdown="\n".join(lines))
-    return {"incidents": public, "alerts": [a.text for a in alerts]}
+    return {
+        "incidents": public,
+        "alerts": [a.text for a in alerts],
+        "ticks": len(ticks),
+        "range": [iso(start), iso(end)],
+        "data": [iso(obs[0].time), iso(obs[-1].time)],
+    }
 
 
 if __name__ == "__main__":

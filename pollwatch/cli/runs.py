@@ -80,19 +80,29 @@ def replay_cmd(
     w = option_watch(watch)
     if not observations.is_file():
         fail(f"{observations}: no such file")
+    start, end = option_time(since, "--from"), option_time(until, "--until")  # before the --json file is opened
+    if start is not None and end is not None and end <= start:
+        fail(f"--until ({until}) must be after --from ({since})")
     try:  # the output is opened before the replay: a path that cannot be written fails at once, in one line
         if incidents_json:
             make_parent(incidents_json)
         with output_file(incidents_json) if incidents_json else nullcontext() as fh, progress_bar("replay") as bar:
             bar("starting the Prefect flows")
-            result = replay(
-                str(w.source_file), str(observations), option_time(since, "--from"), option_time(until, "--until")
-            )
+            result = replay(str(w.source_file), str(observations), start, end)
             if fh is not None:
                 fh.write(json.dumps(result["incidents"], indent=2))
     except OutputError as exc:
         fail(str(exc), 1)
     incidents = result["incidents"]
+    if result.get("ticks") == 0:  # a range outside the file's data: say so, not just '0 incident(s)'
+        lo, hi = result["range"]
+        first, last = result["data"]
+        echo(
+            f"warning: nothing replayed: no tick from {lo} to {hi}; {observations} holds observations from {first} "
+            f"to {last}",
+            err=True,
+            fg=typer.colors.YELLOW,
+        )
     if not quiet:
         for text in result["alerts"]:
             echo(text + "\n")

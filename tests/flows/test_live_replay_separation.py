@@ -141,3 +141,19 @@ def test_a_ticks_chart_shows_data_only_up_to_the_tick(kz_watch, monkeypatch: pyt
     monkeypatch.setattr(charts, "incident_chart", lambda watch, i, anomalies, obs: seen.extend(obs) or b"png")
     assert store_chart()(kz_watch, inc, []) == b"png"
     assert seen and max(o.time for o in seen) == tick
+
+
+@pytest.mark.usefixtures("prefect_harness")
+def test_a_replay_range_outside_the_data_says_nothing_was_replayed(nationwide_minutes):
+    """'0 incident(s)' alone read as a quiet range when --from lay after the file's last observation."""
+    w, start, _, path = nationwide_minutes
+    result = CliRunner().invoke(
+        app, ["replay", str(w.source_file), "--observations", str(path), "--from", "2030-01-01T00:00Z", "--quiet"]
+    )
+    assert result.exit_code == 0, result.output
+    assert "warning: nothing replayed: no tick from 2030-01-01T00:00:00Z to " in result.stderr
+    assert f"{path} holds observations from " in result.stderr and "0 incident(s)" in result.stdout
+    backwards = CliRunner().invoke(
+        app, ["replay", str(w.source_file), "--observations", str(path), "--from", iso(start), "--until", iso(start)]
+    )
+    assert backwards.exit_code == 2 and "--until" in backwards.output and "must be after --from" in backwards.output
