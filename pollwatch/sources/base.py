@@ -12,7 +12,9 @@ annotations and anomalies) come back as `Corroboration`s: evidence, not measurem
 from __future__ import annotations
 
 import asyncio
+import json
 import os
+import stat
 import threading
 import time as _time
 from abc import ABC, abstractmethod
@@ -106,6 +108,25 @@ def write_atomic(path: Path, text: str) -> bool:
         return True
     except OSError:
         return False
+
+
+def read_cache_json(path: Path, max_bytes: int) -> Any:
+    """A cache file's JSON, or None (a refetch): missing, not a regular file (a directory, a FIFO, which a plain
+    open would wait on, a link to a device), larger than `max_bytes`, or not JSON (nested past any depth too)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    except OSError:
+        return None
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode) or st.st_size > max_bytes:
+            return None
+        with os.fdopen(os.dup(fd), "rb") as f:
+            return json.loads(f.read(max_bytes + 1))
+    except (OSError, ValueError, RecursionError):
+        return None
+    finally:
+        os.close(fd)
 
 
 def count_shared_request(runs: "list[_Run]") -> None:

@@ -44,7 +44,16 @@ from pydantic import BaseModel, ConfigDict, TypeAdapter, ValidationError
 
 from pollwatch.models import NoticeLevel, Observation, Provenance, entity_key, iso
 from pollwatch.playbook import Service, Watch
-from pollwatch.sources.base import ShapeError, Source, _Run, count_shared_request, now_utc, shape_failure, write_atomic
+from pollwatch.sources.base import (
+    ShapeError,
+    Source,
+    _Run,
+    count_shared_request,
+    now_utc,
+    read_cache_json,
+    shape_failure,
+    write_atomic,
+)
 from pollwatch.sources.http import FetchError, HttpClient
 from pollwatch.sources.ooni_homes import HomesCache, discover, plan_requests
 from pollwatch.timeutil import floor_time, parse_duration, parse_time
@@ -54,6 +63,7 @@ MAX_FAILED_SHARE = 0.5  # an hour where more than this share of runs failed is a
 HOUR = timedelta(hours=1)
 MAX_HOURLY_RANGE = timedelta(days=7)
 CACHE_DAYS = 16  # final hours kept on disk per key (a watch's longest window, 7 days, and then some)
+MAX_HOUR_FILE_BYTES = 64 * 2**20  # a kept file larger than this is not read (a refetch)
 
 
 class _Span(NamedTuple):
@@ -457,10 +467,7 @@ class HourCache:
         return self.base / f"{digest}.json"
 
     def get(self, key: tuple[str, ...]) -> dict[str, Any] | None:
-        try:
-            data = json.loads(self._path(key).read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            return None
+        data = read_cache_json(self._path(key), MAX_HOUR_FILE_BYTES)
         return data.get("hours") if isinstance(data, dict) and isinstance(data.get("hours"), dict) else None
 
     def put(self, key: tuple[str, ...], hours: dict[str, Any], newest: datetime) -> None:

@@ -30,8 +30,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import stat
 from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any, Callable
@@ -39,7 +37,14 @@ from typing import Any, Callable
 from pydantic import BaseModel, ConfigDict, TypeAdapter, ValidationError
 
 from pollwatch.playbook import Service, Watch
-from pollwatch.sources.base import ShapeError, _Run, count_shared_request, shape_failure, write_atomic
+from pollwatch.sources.base import (
+    ShapeError,
+    _Run,
+    count_shared_request,
+    read_cache_json,
+    shape_failure,
+    write_atomic,
+)
 from pollwatch.sources.http import FetchError, HttpClient
 
 WINDOW = timedelta(days=7)  # how far back a network's countries are looked for
@@ -57,11 +62,6 @@ class HomeRow(BaseModel):
 
 _ROWS = TypeAdapter(list[HomeRow])
 _KEPT = TypeAdapter(dict[int, list[str]])  # HomesCache's "measured", as put writes it
-
-
-def _nonblocking(path: str, flags: int) -> int:
-    """Open without waiting: a FIFO put in a cache file's place would block a plain open until a writer came."""
-    return os.open(path, flags | os.O_NONBLOCK)
 
 
 def parse_homes(payload: Any) -> dict[int, set[str]]:
@@ -113,14 +113,10 @@ class HomesCache:
     def get(self, key: tuple[str, ...], day: date) -> dict[int, set[str]] | None:
         """The kept answer, or None (a refetch) for a file that is missing, not a regular file (a directory, a
         FIFO, a link to a device), larger than `MAX_FILE_BYTES`, or not what `put` writes."""
+        data = read_cache_json(self._path(key, day), MAX_FILE_BYTES)
         try:
-            with open(self._path(key, day), "rb", opener=_nonblocking) as f:
-                st = os.fstat(f.fileno())
-                if not stat.S_ISREG(st.st_mode) or st.st_size > MAX_FILE_BYTES:
-                    return None
-                data = json.loads(f.read(MAX_FILE_BYTES + 1))
             return {int(a): set(ccs) for a, ccs in _KEPT.validate_python(data["measured"]).items()}
-        except (OSError, ValueError, KeyError, TypeError, RecursionError):  # ValidationError is a ValueError
+        except (KeyError, TypeError, ValueError):  # ValidationError is a ValueError
             return None
 
     def put(self, key: tuple[str, ...], day: date, measured: dict[int, set[str]]) -> None:

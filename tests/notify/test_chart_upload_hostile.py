@@ -112,3 +112,22 @@ def test_an_upload_url_that_is_not_http_is_not_opened(kz_watch, fake, tmp_path):
         urllib.request.FileHandler.file_open = monkey
     assert report.ok and report.sent, report.errors
     assert opened == [] and not fake.calls_to("files.completeUploadExternal")
+
+
+@pytest.mark.parametrize("method", ["files.info", "files.completeUploadExternal"])
+def test_a_files_error_echoing_the_token_reaches_no_log_store_or_report(kz_watch, fake, caplog, tmp_path, method):  # noqa: F811
+    """A retry in a new process asks files.info about the recorded upload, and completes it: Slack's error words
+    quoting the bot token (raw, escaped or encoded) are scrubbed wherever they go."""
+    caplog.set_level(logging.DEBUG)
+    start_alert(kz_watch)
+    fake.fail("files.completeUploadExternal", "server_error", times=None)  # the first process leaves the id
+    first = deliver(kz_watch, transport(fake))
+    fake.faults.clear()
+    fake.fail(method, "echo", times=None)
+
+    again = deliver(kz_watch, transport(fake))
+
+    assert first.ok and again.ok, (first.errors, again.errors)
+    assert len(fake.calls_to(method)) >= 1
+    assert TOKEN not in caplog.text and TOKEN.encode() not in _stored_bytes(tmp_path)
+    assert TOKEN not in f"{first.errors} {again.errors}"

@@ -85,3 +85,19 @@ def test_a_discovery_that_never_answers_ends_at_the_ticks_deadline(batch):  # no
     for r in results:
         assert r.gaps and not r.observations
         assert any("deadline" in n.message for n in r.notices)
+
+
+@pytest.mark.parametrize("how", ["deep", "fifo", "dev_zero", "directory"])
+def test_spoiled_hour_cache_files_cost_requests_not_the_batchs_data(batch, tmp_path, how):  # noqa: F811
+    """The hour cache next to the discovery files (ooni.py `HourCache`) is read the same way."""
+    watches, ooni = batch
+    clean = _collect(watches, ooni.url)
+    hours = [p for p in (tmp_path / "cache" / "ooni").glob("*.json") if not p.name.startswith("homes-")]
+    assert hours
+    for p in hours:
+        _spoil(p, how)
+    asked = len(ooni.requests)
+    spoiled = _collect(watches, ooni.url)
+    assert len(ooni.requests) > asked  # asked again
+    for a, b in zip(clean, spoiled):
+        assert b.gaps == [] and len(b.observations) == len(a.observations)
