@@ -10,11 +10,15 @@ import os
 import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from tests.sources.test_sources_ooni_homes import ROAMING, T0, T1, _config, _discoveries, _whatsapp, batch  # noqa: F401
 
 from pollwatch.sources import make_source
+from pollwatch.sources.ooni_homes import plan_requests
 
 
 def _homes(tmp_path: Path) -> list[Path]:
@@ -101,3 +105,46 @@ def test_spoiled_hour_cache_files_cost_requests_not_the_batchs_data(batch, tmp_p
     assert len(ooni.requests) > asked  # asked again
     for a, b in zip(clean, spoiled):
         assert b.gaps == [] and len(b.observations) == len(a.observations)
+
+
+# --- whatever discovery answers, a batched request never sums another country's tests into a watch's network ----
+
+countries = st.sampled_from(["UZ", "TJ", "KG", "KZ"])
+garbage_cc = st.one_of(countries, st.sampled_from(["", "uz", "../x", "U", "UZB", "\x00", "ÅÅ"]))
+asns = st.integers(min_value=1, max_value=8)
+
+
+@settings(max_examples=200, deadline=None, derandomize=True)
+@given(
+    watches=st.lists(st.tuples(countries, st.lists(asns, min_size=1, max_size=4, unique=True)), min_size=1, max_size=5),
+    measured=st.one_of(
+        st.none(),
+        st.dictionaries(st.one_of(asns, st.integers(min_value=2**40, max_value=2**70)), st.sets(garbage_cc)),
+    ),
+    per_request=st.integers(min_value=1, max_value=5),
+)
+def test_a_batched_request_never_mixes_a_networks_countries(watches, measured, per_request):
+    members = [
+        (SimpleNamespace(country=cc, watch=SimpleNamespace(asns=nets)), SimpleNamespace()) for cc, nets in watches
+    ]
+    plan = plan_requests(members, lambda w: w.asns, measured, per_request)
+    owners: dict[int, set[str]] = {}
+    for cc, nets in watches:
+        for a in nets:
+            owners.setdefault(a, set()).add(cc)
+    asked: dict[tuple[int, int], int] = {}  # (member, network) -> requests that serve it
+    for served, probe_cc, group in plan:
+        listed = set(probe_cc.split(","))
+        assert 1 <= len(group) <= per_request
+        assert listed == {r.country for r, _ in served}
+        for a in group:
+            if len(listed) > 1:
+                assert measured is not None  # unknown: every country alone
+                assert len(owners[a] & listed) == 1  # no two countries' watches share it in one request
+                assert not (measured.get(a, set()) & listed) - owners[a]  # measured in no other listed country
+        for i, (r, _) in enumerate(members):
+            if any(r is s for s, _ in served):
+                for a in set(group) & set(r.watch.asns):
+                    asked[(i, a)] = asked.get((i, a), 0) + 1
+    # every watch's network is asked, once, in a request whose countries include the watch's
+    assert asked == {(i, a): 1 for i, (_, nets) in enumerate(watches) for a in nets}
