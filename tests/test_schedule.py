@@ -127,8 +127,10 @@ def test_dry_run_prints_the_schedule_and_changes_nothing():
     assert "heightened   every 5m      1152 ticks" in result.output
     assert "first 2019-06-08T00:00:00+06:00 (2019-06-07T18:00:00Z)" in result.output
     assert "UNTIL=20190611T235500" in result.output
+    # a watch whose phases are all over says so, as `playbook validate` does (a schedule would run no tick)
+    assert "warning: " in result.stderr and "phases: every phase ended (the last on 2019-06-22" in result.stderr
     result = CliRunner().invoke(app, ["schedule", str(KZ_WATCH), "--dry-run", "--json"])
-    doc = json.loads(result.output)
+    doc = json.loads(result.stdout)
     assert [p["phase"] for p in doc["phases"]] == ["baselining", "heightened", "aftermath"]
     with store.session_scope() as s:
         assert audit.count(s) == 0

@@ -57,6 +57,8 @@ def schedule_cmd(
     from pollwatch.schedule import describe, phase_schedules
 
     w = option_watch(watch)
+    for warning in w.warnings:  # as `playbook validate` says them: phases already over, withdrawn region codes
+        echo(f"warning: {warning}", err=True, fg=typer.colors.YELLOW)
     specs = phase_schedules(w)
     rows = describe(w, specs)
     if as_json:
