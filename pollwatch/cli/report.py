@@ -13,7 +13,19 @@ from typing import Annotated, Any, Optional
 import typer
 
 from pollwatch.cli.bars import progress_bar
-from pollwatch.cli.common import AsJson, From, Until, WatchArg, fail, option_time, option_watch, print_json, show_time
+from pollwatch.cli.common import (
+    AsJson,
+    From,
+    Until,
+    WatchArg,
+    echo,
+    fail,
+    option_time,
+    option_watch,
+    print_json,
+    show_time,
+)
+from pollwatch.models import iso
 
 app = typer.Typer(no_args_is_help=True)
 export_app = typer.Typer(help="Export incidents for sharing.", no_args_is_help=True)
@@ -69,6 +81,20 @@ def report_cmd(
             f"wrote {result.path}: {result.incidents} incidents, {result.alerts} alerts, "
             f"{result.charts} charts; audit chain {'intact' if result.audit_ok else 'BROKEN'}; sha256 {result.sha256}"
         )
+        if not result.incidents and not result.charts:  # an empty page is not a quiet election
+            from pollwatch import store
+
+            hint = (
+                f" (replays and the demo write to the replay store: pollwatch --replay report {w.name})"
+                if store.store_kind() == store.LIVE
+                else ""
+            )
+            echo(
+                f"warning: the store has no observation of {w.name} from {iso(lo)} to {iso(hi)}: the report shows "
+                f"nothing measured, not a quiet range{hint}",
+                err=True,
+                fg=typer.colors.YELLOW,
+            )
 
 
 @export_app.command("keepiton")
