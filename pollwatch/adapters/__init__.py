@@ -59,9 +59,10 @@ def read_observations_as(
         return read_ooni_raw(path, cc, service, progress)[0]
     if fmt in ("ooni-hourly", "ioda-signals"):
         if not cc or (fmt == "ooni-hourly" and not service):
+            hourly = fmt == "ooni-hourly"
             raise FormatError(
-                f"{path}: format {fmt} needs the country{' and the service' if fmt == 'ooni-hourly' else ''} "
-                "(--country/--watch, --service)"
+                f"{path}: format {fmt} needs the country{' and the service' if hourly else ''} "
+                f"(--country or --watch{', and --service' if hourly else ''})"
             )
         if fmt == "ooni-hourly":
             return read_ooni_hourly(path, cc, service, progress)[0]  # type: ignore[arg-type]

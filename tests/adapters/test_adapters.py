@@ -449,3 +449,16 @@ def test_import_of_a_missing_file_says_so_as_every_format_does(tmp_path: Path):
     for fmt in ("jsonl", "monash"):
         res = runner.invoke(app, ["observations", "import", "--format", fmt, str(tmp_path / "nowhere.x")])
         assert res.exit_code == 2 and res.output.strip() == f"{tmp_path / 'nowhere.x'}: no such file", res.output
+
+
+def test_a_format_that_needs_the_country_names_only_the_options_it_needs(tmp_path: Path):
+    """ioda-signals asked for '--service' too, which it does not take."""
+    f = tmp_path / "export.json"
+    f.write_text('{"data": [[]]}')
+    res = runner.invoke(app, ["observations", "import", "--format", "ioda-signals", str(f)])
+    assert (
+        res.exit_code == 2
+        and res.output.strip() == f"{f}: format ioda-signals needs the country (--country or --watch)"
+    )
+    res = runner.invoke(app, ["observations", "import", "--format", "ooni-hourly", str(f)])
+    assert "needs the country and the service (--country or --watch, and --service)" in res.output
