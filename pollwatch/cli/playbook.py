@@ -26,8 +26,8 @@ def playbook_validate(
     from pollwatch.playbook import PlaybookError, Watch, load_playbook
 
     bad = 0
-    names: dict[str, Path] = {}
-    for f in _expand(files):
+    names: dict[tuple[Path, str], Path] = {}  # (directory, watch name): its first file
+    for f, directory in _expand(files):
         try:
             pb = load_playbook(f)
             echo(f"{f}: ok ({type(pb).__name__.lower()} {pb.name})")
@@ -38,25 +38,27 @@ def playbook_validate(
             for p in exc.problems:
                 echo(p, err=True, fg=typer.colors.RED)
             continue
-        if isinstance(pb, Watch) and names.setdefault(pb.name, f) != f:
-            bad += 1  # ticks are claimed by watch name: two files of one name would share their ticks
-            echo(f"{f}: watch {pb.name} is also the name of {names[pb.name]}", err=True, fg=typer.colors.RED)
+        key = (directory, pb.name) if directory is not None else None
+        if isinstance(pb, Watch) and key is not None and names.setdefault(key, f) != f:
+            bad += 1  # schedule-all claims ticks by watch name: two files of one name would share their ticks
+            echo(f"{f}: watch {pb.name} is also the name of {names[key]}", err=True, fg=typer.colors.RED)
     if bad:
         raise typer.Exit(1)
 
 
-def _expand(paths: list[Path]) -> list[Path]:
-    """Files as given; a directory as its *.yaml files (exits when it has none)."""
-    out: list[Path] = []
+def _expand(paths: list[Path]) -> list[tuple[Path, Path | None]]:
+    """(file, the directory it was found in) for each file to check: files as given (no directory: two variants of
+    one watch may be checked side by side), a directory as its *.yaml files (exits when it has none)."""
+    out: list[tuple[Path, Path | None]] = []
     for p in paths:
         if p.is_dir():
             found = sorted(p.glob("*.yaml"))
             if not found:
                 echo(f"{p}: no playbook files (*.yaml) in it", err=True, fg=typer.colors.RED)
                 raise typer.Exit(1)
-            out += found
+            out += [(f, p) for f in found]
         else:
-            out.append(p)
+            out.append((p, None))
     return out
 
 
