@@ -27,7 +27,7 @@ log = logging.getLogger("pollwatch.notify")
 
 
 # files.getUploadURLExternal's upload URL in a logged body (JSON or a Python repr): a capability, maybe a credential
-_UPLOAD_URL = re.compile(r"""(["']upload_url["']\s*:\s*)(["'])(?:\\.|(?!\2).)*\2""")
+_UPLOAD_URL = re.compile(r"""(["']upload_url["']\s*:\s*)("(?:[^"\\]|\\.)*"|'(?:[^'\\]|\\.)*')""")
 
 
 class _ScrubFilter(logging.Filter):
@@ -35,7 +35,7 @@ class _ScrubFilter(logging.Filter):
     included (`UploadRecord`: never logged)."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        record.msg = _UPLOAD_URL.sub(r"\1\2***\2", scrub(record.getMessage()))
+        record.msg = _UPLOAD_URL.sub(lambda m: f"{m[1]}{m[2][0]}***{m[2][0]}", scrub(record.getMessage()))
         record.args = ()
         return True
 

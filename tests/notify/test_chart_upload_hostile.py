@@ -7,6 +7,7 @@ the store cannot keep (PostgreSQL's 64-character column) is given to it."""
 from __future__ import annotations
 
 import logging
+import time
 from pathlib import Path
 
 import pytest
@@ -131,3 +132,15 @@ def test_a_files_error_echoing_the_token_reaches_no_log_store_or_report(kz_watch
     assert len(fake.calls_to(method)) >= 1
     assert TOKEN not in caplog.text and TOKEN.encode() not in _stored_bytes(tmp_path)
     assert TOKEN not in f"{first.errors} {again.errors}"
+
+
+def test_masking_upload_urls_in_the_sdks_log_takes_linear_time(caplog):
+    """A body with an upload URL that never closes (backslashes, no quote) is logged at once (no backtracking)."""
+    from pollwatch.notify.transports import sdk_logger
+
+    caplog.set_level(logging.DEBUG)
+    began = time.monotonic()
+    sdk_logger().debug("body: %s", '{"upload_url": "' + "\\" * 100_000 + "x")
+    sdk_logger().debug("body: %s", f'{{"upload_url": "https://files.example/u?token={UPLOAD_SECRET}", "ok": true}}')
+    assert time.monotonic() - began < 1.0
+    assert UPLOAD_SECRET not in caplog.text and '"upload_url": "***"' in caplog.text
