@@ -86,3 +86,23 @@ def test_thousands_of_broken_files_are_refused_in_bounded_time(tmp_path):
     code, out, took = schedule_all(directory)
     assert code == 2 and "3000 problem(s), nothing scheduled" in out
     assert took < 45, took
+
+
+@pytest.mark.parametrize("kind", ["fifo", "dev_zero"])
+def test_the_batch_flows_loader_refuses_them_too(tmp_path, kind):
+    """flows/watches_tick.py loads each *.yaml of the directory with load_watch_cached (one broken file is that
+    watch's failure only): a FIFO or a link to /dev/zero must be that failure, not a batch tick that never ends."""
+    path = tmp_path / "w.yaml"
+    os.mkfifo(path) if kind == "fifo" else path.symlink_to("/dev/zero")
+    code = (
+        "import sys\nfrom pollwatch.playbook import PlaybookError, load_watch_cached\n"
+        f"try:\n    load_watch_cached({str(path)!r})\nexcept PlaybookError as exc:\n    print(exc)\n    sys.exit(3)\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(REPO), "POLLWATCH_HOME": str(tmp_path / "home")}
+    try:
+        res = subprocess.run(
+            [sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=30, preexec_fn=_limits
+        )
+    except subprocess.TimeoutExpired:
+        pytest.fail("load_watch_cached still reading after 30 s")
+    assert res.returncode == 3 and "not a regular file" in res.stdout, res.stdout + res.stderr
