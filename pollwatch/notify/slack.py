@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 import socket
+from http.client import HTTPException, InvalidURL
 from collections.abc import Iterable
 from typing import Any
 from urllib.error import URLError
@@ -307,6 +308,14 @@ class SlackTransport:
         except (TimeoutError, socket.timeout, URLError, ConnectionError, OSError) as exc:
             raise DeliveryError(
                 "unavailable", f"the file's bytes did not reach Slack ({scrub(exc)})", channel=where
+            ) from None
+        except (ValueError, InvalidURL) as exc:  # their text quotes the URL (it may carry a credential): not said
+            raise DeliveryError(
+                "rejected", f"Slack's upload URL cannot be opened ({type(exc).__name__})", channel=where
+            ) from None
+        except HTTPException as exc:  # a malformed answer (bad status line, cut short)
+            raise DeliveryError(
+                "unavailable", f"the file's bytes did not reach Slack ({type(exc).__name__})", channel=where
             ) from None
 
     # --- responders' actions (pollwatch.notify.interact) ------------------------------------------

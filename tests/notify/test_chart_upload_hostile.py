@@ -144,3 +144,24 @@ def test_masking_upload_urls_in_the_sdks_log_takes_linear_time(caplog):
     sdk_logger().debug("body: %s", f'{{"upload_url": "https://files.example/u?token={UPLOAD_SECRET}", "ok": true}}')
     assert time.monotonic() - began < 1.0
     assert UPLOAD_SECRET not in caplog.text and '"upload_url": "***"' in caplog.text
+
+
+@pytest.mark.parametrize("tail", ["?token={s}\r\nX-Injected: 1", "?token={s} &x=<script>", ":99999999/u?token={s}"])
+def test_an_upload_url_urllib_refuses_is_not_quoted_in_logs(kz_watch, fake, caplog, tmp_path, tail):  # noqa: F811
+    """urllib's own errors quote a URL it will not open (control characters, a bad port): that text is not logged."""
+    caplog.set_level(logging.DEBUG)
+    start_alert(kz_watch)
+    real = fake._m_files_getUploadURLExternal
+
+    def answer(p):
+        status, body = real(p)
+        url = body["upload_url"]
+        if ":99999999" in tail:
+            url = url.rsplit("/upload", 1)[0]
+        return status, {**body, "upload_url": url + tail.format(s=UPLOAD_SECRET)}
+
+    fake._m_files_getUploadURLExternal = answer
+    report = deliver(kz_watch, transport(fake))
+    assert report.ok and report.sent, report.errors
+    assert UPLOAD_SECRET not in caplog.text and UPLOAD_SECRET not in str(report.errors)
+    assert UPLOAD_SECRET.encode() not in _stored_bytes(tmp_path)
