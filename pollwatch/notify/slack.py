@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 import socket
+import threading
 from http.client import HTTPException, InvalidURL
 from collections.abc import Iterable
 from typing import Any
@@ -43,6 +44,7 @@ class SlackTransport:
         max_rate_limit_retries: int = 3,
         history_pages: int = 10,
         upload_retry_delays: tuple[float, ...] = (2.0, 5.0),
+        upload_deadline: float = 60.0,
     ):
         from slack_sdk import WebClient
         from slack_sdk.http_retry.builtin_handlers import RateLimitErrorRetryHandler
@@ -65,6 +67,7 @@ class SlackTransport:
         self._uploads: dict[tuple[str, str, str], str] = {}
         # a chart upload that failed or timed out is retried (idempotently)
         self.upload_retry_delays = upload_retry_delays
+        self.upload_deadline = upload_deadline  # seconds for a chart's bytes to reach the upload URL, in all
 
     def __repr__(self) -> str:
         return f"SlackTransport(base_url={self.client.base_url!r})"
@@ -294,6 +297,32 @@ class SlackTransport:
         )
 
     def _send_bytes(self, url: str, data: bytes, where: str) -> None:
+        """POST the chart's bytes to the upload URL, all of it within `upload_deadline` seconds: urllib's timeout
+        bounds each wait only, and a server answering a byte at a time would hold the delivery for ever (the
+        abandoned attempt's thread ends at its socket's next timeout after the server stops)."""
+        done: list[BaseException | None] = []
+
+        def attempt() -> None:
+            try:
+                self._post_bytes(url, data, where)
+                done.append(None)
+            except BaseException as exc:  # handed to the caller's thread
+                done.append(exc)
+
+        worker = threading.Thread(target=attempt, name="pollwatch-chart-upload", daemon=True)
+        worker.start()
+        worker.join(self.upload_deadline)
+        if not done:
+            raise DeliveryError(
+                "unavailable",
+                f"the file's bytes did not reach Slack within {self.upload_deadline:g} s",
+                ambiguous=True,
+                channel=where,
+            )
+        if done[0] is not None:
+            raise done[0]
+
+    def _post_bytes(self, url: str, data: bytes, where: str) -> None:
         from urllib.request import Request, urlopen
 
         try:

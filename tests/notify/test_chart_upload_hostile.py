@@ -7,6 +7,8 @@ the store cannot keep (PostgreSQL's 64-character column) is given to it."""
 from __future__ import annotations
 
 import logging
+import socketserver
+import threading
 import time
 from pathlib import Path
 
@@ -165,3 +167,47 @@ def test_an_upload_url_urllib_refuses_is_not_quoted_in_logs(kz_watch, fake, capl
     assert report.ok and report.sent, report.errors
     assert UPLOAD_SECRET not in caplog.text and UPLOAD_SECRET not in str(report.errors)
     assert UPLOAD_SECRET.encode() not in _stored_bytes(tmp_path)
+
+
+class _Drip(socketserver.ThreadingTCPServer):
+    """An upload URL's server that takes the bytes, then answers one byte every 0.2 s (each wait is short)."""
+
+    daemon_threads = True
+    allow_reuse_address = True
+
+    def __init__(self) -> None:
+        self.stop = threading.Event()
+        super().__init__(("127.0.0.1", 0), self._Handler)
+
+    class _Handler(socketserver.BaseRequestHandler):
+        def handle(self) -> None:
+            self.request.settimeout(2)
+            try:
+                self.request.recv(65536)
+                for b in b"HTTP/1.1 200 OK\r\nX-Slow: " + b"a" * 10_000:
+                    if self.server.stop.is_set():
+                        return
+                    self.request.sendall(bytes([b]))
+                    time.sleep(0.2)
+            except OSError:
+                pass
+
+
+def test_an_upload_url_that_answers_a_byte_at_a_time_is_given_up_at_the_deadline(kz_watch, fake):  # noqa: F811
+    start_alert(kz_watch)
+    with _Drip() as drip:
+        threading.Thread(target=drip.serve_forever, daemon=True).start()
+        real = fake._m_files_getUploadURLExternal
+        fake._m_files_getUploadURLExternal = lambda p: (
+            lambda sb: (sb[0], {**sb[1], "upload_url": f"http://127.0.0.1:{drip.server_address[1]}/u"})
+        )(real(p))
+        t = transport(fake)
+        t.upload_deadline = 1.0
+        began = time.monotonic()
+        report = deliver(kz_watch, t)
+        took = time.monotonic() - began
+        drip.stop.set()
+        drip.shutdown()
+    assert report.ok and report.sent, report.errors  # the alert goes; the chart is given up
+    assert took < 6, took  # two attempts of 1 s (upload_retry_delays=(0.01,)), not the minutes the drip lasts
+    assert not fake.calls_to("files.completeUploadExternal")
