@@ -347,6 +347,44 @@ def test_providers_weigh_their_address_space_not_their_number(kz_watch):
     assert inc.kind is IncidentKind.network_outage and inc.scope.share == 0.0
 
 
+@pytest.mark.parametrize(
+    "share, country_drop, kind",
+    [
+        (0.54, 0.54, "network_outage"),  # a fixed-line incumbent with most of the /24s dark, mobile networks up
+        (0.54, 0.9, "nationwide_outage"),  # the country fell far beyond that one network: others went too
+        (0.9, 0.9, "nationwide_outage"),  # the one network is nearly the whole country (a monopoly)
+    ],
+)
+def test_one_network_is_nationwide_only_when_it_is_nearly_the_whole_country(kz_watch, share, country_drop, kind):
+    """One provider holding 54% of the address space dark and the country's series down 54% past critical: a
+    network outage of 54% of the country, not a 'nationwide internet outage' (the other providers are up)."""
+    rest = (1 - share) / 3
+    w = kz_watch.model_copy(
+        update={
+            "providers": [
+                p.model_copy(update={"share": s}) for p, s in zip(kz_watch.providers[:4], (share, rest, rest, rest))
+            ]
+        }
+    )
+    down = [anomaly(T0, asn=w.providers[0].asn, depth=0.97), anomaly(T0, depth=country_drop)]
+    (inc,) = classify(w, None, [T0], [ev(T0, "opened", a) for a in down]).state.incidents.values()
+    assert inc.kind.value == kind and inc.scope.share == max(share, country_drop)
+
+
+def test_one_region_is_nationwide_only_when_it_is_nearly_the_whole_country(kz_watch):
+    """The capital region holding 60% of the address space cut is a regional outage; it and another region are
+    nationwide."""
+    shares = {"KZ-ALA": 0.6, "KZ-AST": 0.2}
+    w = kz_watch.model_copy(
+        update={"regions": [r.model_copy(update={"share": shares.get(r.code, 0.05)}) for r in kz_watch.regions]}
+    )
+    (inc,) = classify(w, None, [T0], [ev(T0, "opened", anomaly(T0, region="KZ-ALA"))]).state.incidents.values()
+    assert inc.kind is IncidentKind.regional_outage and inc.scope.share == 0.6
+    both = [anomaly(T0, region="KZ-ALA"), anomaly(T0, region="KZ-AST")]
+    (inc,) = classify(w, None, [T0], [ev(T0, "opened", a) for a in both]).state.incidents.values()
+    assert inc.kind is IncidentKind.nationwide_outage and inc.scope.share == 0.8
+
+
 def test_address_shares_are_measured_from_the_baseline(kz_watch):
     w = kz_watch.model_copy(
         update={"providers": kz_watch.providers[:2] + [kz_watch.providers[2].model_copy(update={"share": 0.05})]}

@@ -125,7 +125,8 @@ def methodology(watch: Watch, signals: list[str]) -> str:
         f"within {format_duration(cls.join_gap)} of each other, or share a network, region or service, form one "
         "incident; "
         f"it is nationwide when the country's own series falls with {cls.nationwide_share:.0%} of its address "
-        "space affected. The likely cause is "
+        "space affected, across more than one network (one network alone only when it holds "
+        f"{cls.single_network_share:.0%} of the country). The likely cause is "
         "scored from the evidence listed, with a confidence; a responder may confirm or correct it, and their word "
         "is the one shown."
     )

@@ -23,7 +23,9 @@ the country's address space (their /24 counts over the country's in the baseline
 BGP/active-probing drop (the share of the country's address space gone). It is `nationwide_outage`
 once the country falls: its own series past critical with that share at least
 `classification.nationwide_share` (default 0.5: a majority), or regions holding that share past
-critical. One network going dark drags the country down by its share and stays a `network_outage`.
+critical. One network going dark drags the country down by its share and stays a `network_outage`, however
+much address space it holds, unless it holds nearly all of it (`classification.single_network_share`) or the
+country fell well beyond it; one region alone likewise stays a `regional_outage`.
 Mobile-only versus fixed-line comes from the watch's provider table
 (`scope.network_types`).
 

@@ -21,7 +21,11 @@ def connectivity_scope(watch: Watch, anomalies: list[Anomaly]) -> tuple[Incident
     Nationwide needs the country to fall: its own series past critical with a majority of its address
     space affected, or regions holding a majority of it past critical (regions partition the country;
     the watch's providers need not: other networks carry the rest). Providers falling, however many of
-    the watch's, are a network outage unless the country's series falls with them."""
+    the watch's, are a network outage unless the country's series falls with them. And one network or one
+    region is not the whole country, however much address space it holds (a fixed-line incumbent may hold
+    most of the /24s while most people are on mobile networks that stay up): it is nationwide only when it
+    holds nearly all of it (`classification.single_network_share`), or the country fell well beyond it
+    (`_beyond_one`)."""
     conn = [a for a in anomalies if a.family is Family.connectivity] or list(anomalies)
     crit = [a for a in conn if a.level == "critical"]
     basis = crit or conn
@@ -32,9 +36,10 @@ def connectivity_scope(watch: Watch, anomalies: list[Anomaly]) -> tuple[Incident
     majority = watch.classification.nationwide_share
     if crit:
         country_crit = any(a.entity.level == "country" for a in crit)
-        if (country_crit and (share >= majority or (not asns and not regions))) or region_share(
-            watch, regions
-        ) >= majority:
+        wide = _beyond_one(watch, asns, regions, country_depth(conn))
+        if (country_crit and (not asns and not regions or (share >= majority and wide))) or (
+            region_share(watch, regions) >= majority and (len(regions) >= 2 or wide)
+        ):
             kind = IncidentKind.nationwide_outage
         elif regions:
             kind = IncidentKind.regional_outage
@@ -49,6 +54,22 @@ def connectivity_scope(watch: Watch, anomalies: list[Anomaly]) -> tuple[Incident
             kind = IncidentKind.nationwide_outage if country_hit else IncidentKind.network_outage
     scope = Scope(regions=regions, asns=asns, share=round(min(share, 1.0), 4))
     return kind, scope
+
+
+BEYOND = 0.2  # the country fell this much more than the one network's (or region's) share: others fell too
+
+
+def _beyond_one(watch: Watch, asns: list[int], regions: list[str], depth: float) -> bool:
+    """Whether the cut is more than one network (or, without networks, one region): two or more of them, one
+    holding nearly the whole country (`classification.single_network_share`), one whose share is unknown (the
+    country's own series says how much fell), or a country-level drop `BEYOND` that one's share."""
+    units = asns or regions
+    if len(units) != 1:
+        return True
+    own = provider_share(watch, asns) if asns else region_share(watch, regions)
+    if own <= 0 or own >= watch.classification.single_network_share:
+        return True
+    return depth >= own + BEYOND
 
 
 def provider_share(watch: Watch, asns: Sequence[int | None]) -> float:
@@ -67,7 +88,12 @@ def region_share(watch: Watch, regions: Sequence[str | None]) -> float:
 
 def affected_share(watch: Watch, asns: list[int], regions: list[str], anomalies: list[Anomaly]) -> float:
     """Share of the country affected: the providers' or regions' address space, or the depth of a country-level drop."""
-    country_depth = max(
+    return max(provider_share(watch, asns), region_share(watch, regions), country_depth(anomalies))
+
+
+def country_depth(anomalies: Sequence[Anomaly]) -> float:
+    """The deepest drop of the country's own connectivity series (the share of its address space gone)."""
+    return max(
         (
             a.depth
             for a in anomalies
@@ -75,7 +101,6 @@ def affected_share(watch: Watch, asns: list[int], regions: list[str], anomalies:
         ),
         default=0.0,
     )
-    return max(provider_share(watch, asns), region_share(watch, regions), country_depth)
 
 
 def network_types(watch: Watch, asns: list[int]) -> list[str]:

@@ -204,6 +204,8 @@ class TickLimits(_Strict):
 
 class Classification(_Strict):
     nationwide_share: float = Field(default=0.5, gt=0, le=1)
+    # one network (or region) alone is nationwide only when it holds this much of the country's address space
+    single_network_share: float = Field(default=0.8, gt=0, le=1)
     recovery: Duration = timedelta(minutes=30)
     join_gap: Duration = timedelta(minutes=30)
 
