@@ -36,8 +36,9 @@ points of (drop % x minutes); `combined_severity()` multiplies the per-source su
 that no other series of the country and family corroborates (starting to fall within two native
 steps of it) waits, and opens alone only once critical for that long.
 
-Missing data (value null, or a rate from fewer than `min_count` measurements) never opens or
-closes an anomaly and never enters a history; silence longer than `options.gap_steps` (3)
+Missing data (value null, or a rate from fewer than `min_count` measurements) never opens an anomaly
+and never enters a history (an OONI block's unblock may be shown by hours too sparse to judge alone,
+pooled: `cusum.sparse`); silence longer than `options.gap_steps` (3)
 native steps is reported as a Gap: once while it lasts (end = the tick), and complete when data
 resumes (same start, so the store merges them). The state is compact JSON: bounded histories on a grid of
 slots (no timestamps), running accumulators, the open anomaly.

@@ -159,7 +159,34 @@ def _fall(ser: Series, s: Work, t: float, value: float, count: int | None, step:
         s.down_since = t
     # the unblock as the data shows it: hours back nearer the normal rate than the block's own level, for
     # `recovery`, and clearly so (their pooled rate's Wilson upper bound below halfway), end at the first of them
-    n = float(count) if count else 1.0
+    halfway = _pool(s, t, value, float(count) if count else 1.0, expected, mu1)
+    if _shown(ser, s, t, halfway, value):
+        return
+    if s.down >= h:
+        close_anomaly(ser, s, s.down_since if s.down_since is not None else t, value)
+        s.up, s.up_since, s.down, s.down_since, s.blk, s.back = 0.0, None, 0.0, None, None, None
+        return
+    if s.down_since is None or value >= (mu0 + mu1) / 2:
+        extend_anomaly(ser, s, "critical" if value - expected >= c.critical else None, expected, value, depth)
+
+
+def _shown(ser: Series, s: Work, t: float, halfway: float, value: float) -> bool:
+    """Close the block when the data shows its end: hours back for `recovery`, their pooled rate clearly under
+    halfway (z 1.28, a one-sided 90 % bound: 0 of 6 tests, or 1 of 8, is clearly not a block failing 90 %); the
+    end is the first of those hours."""
+    if s.back is None or t - s.back[0] < ser.c.recovery:
+        return False
+    if wilson_upper(s.back[1] / s.back[2], s.back[2], z=1.28) >= halfway:
+        return False
+    close_anomaly(ser, s, s.back[0], value)
+    s.up, s.up_since, s.down, s.down_since, s.blk, s.back = 0.0, None, 0.0, None, None, None
+    return True
+
+
+def _pool(s: SeriesState | Work, t: float, value: float, n: float, expected: float, mu1: float) -> float:
+    """Add an hour of an open block to the evidence of its unblock (`s.back`: hours back nearer the normal rate
+    than the block's level, pooled) or of the block itself (`s.blk`); returns the halfway rate between them."""
+    assert s.open is not None
     blk = s.blk or [float(s.open.get("observed") or mu1) * n, n]
     halfway = (expected + blk[0] / blk[1]) / 2
     if value < halfway:
@@ -167,19 +194,18 @@ def _fall(ser: Series, s: Work, t: float, value: float, count: int | None, step:
     else:
         s.back = None
         s.blk = [blk[0] + value * n, blk[1] + n]
-    # z 1.28: a one-sided 90 % bound (0 of 6 tests, or 1 of 8, is clearly not a block failing 90 %)
-    shown = (
-        s.back is not None
-        and t - s.back[0] >= c.recovery
-        and wilson_upper(s.back[1] / s.back[2], s.back[2], z=1.28) < halfway
-    )
-    if s.down >= h or shown:
-        end = s.back[0] if shown and s.back else (s.down_since if s.down_since is not None else t)
-        close_anomaly(ser, s, end, value)
-        s.up, s.up_since, s.down, s.down_since, s.blk, s.back = 0.0, None, 0.0, None, None, None
+    return halfway
+
+
+def sparse(ser: Series, s: Work, t: float, value: float, count: int) -> None:
+    """An hour with too few tests to be judged alone (under `min_count`, e.g. 2 of a network's Tor tests): never
+    a reason to open a block or move the accumulators, but while a block is open its tests join the pooled
+    evidence of the unblock, so an unblock seen first in sparse hours is dated and shown by them (the pooled
+    rate's Wilson bound over `recovery` decides, as for full hours)."""
+    if s.open is None or count <= 0 or not 0.0 <= value <= 1.0:
         return
-    if s.down_since is None or value >= (mu0 + mu1) / 2:
-        extend_anomaly(ser, s, "critical" if value - expected >= c.critical else None, expected, value, depth)
+    mu0, mu1, _ = cusum_levels(ser.c.opts, s)
+    _shown(ser, s, t, _pool(s, t, value, float(count), float(s.open.get("expected") or mu0), mu1), value)
 
 
 def _block_start(rising: list[list[float]], mu0: float, midpoint: float) -> float:

@@ -19,10 +19,19 @@ STEPPERS = {
     "cusum": cusum.step,
     "threshold": threshold.step,
 }
+# what a detector does with a point of too few measurements to judge alone (`min_count`): by default nothing
+SPARSE = {"cusum": cusum.sparse}
 
 # (visible time, series key, order of arrival, event) and (visible time, series key, gap): sorted per tick
 _TickEvent = tuple[float, str, int, AnomalyEvent]
 _TickGap = tuple[float, str, Gap]
+
+
+def _flush(out: list[AnomalyEvent], tick_events: list[_TickEvent], visible: float, key: str) -> None:
+    """A point's anomaly events into the tick's, stamped with when the point became visible."""
+    for ev in out:
+        tick_events.append((visible, key, len(tick_events), ev))
+    out.clear()
 
 
 def detect(
@@ -153,6 +162,9 @@ class _Fold:
                 continue
             s.last_time = t
             if value is None or (min_count and (count is None or count < min_count)):
+                if value is not None and count and (sparse := SPARSE.get(c.detector)) is not None:
+                    sparse(ser, s, t, float(value), int(count))  # may show an unblock, never opens a block
+                    _flush(out, tick_events, t + lag, ser.key)
                 continue  # missing data: never an anomaly by itself
             if (value < 0 and c.mode == "ratio") or (min_count and not 0.0 <= value <= 1.0):
                 # a negative count, or a rate outside [0, 1], is garbage from the source: no data, not an outage
@@ -167,10 +179,7 @@ class _Fold:
             if ser.expected is not None:
                 ser.expected.append((t, expected))
             s.last_data = t
-            if out:
-                for ev in out:
-                    tick_events.append((t + lag, ser.key, len(tick_events), ev))
-                out.clear()
+            _flush(out, tick_events, t + lag, ser.key)
         ser.idx = i
         if s.held is not None:
             self.held[ser.key] = ser

@@ -247,6 +247,22 @@ def test_cusum_block_and_unblock_weighted_by_count():
     assert run(w, _rates(rates, [1] * 20)).events == []
 
 
+def test_cusum_unblock_seen_in_hours_too_sparse_to_judge_alone_is_dated_and_shown_by_them():
+    """After a block, a network's hours with 2 tests each (under min_count 3: not judged alone) all pass: pooled,
+    they show the unblock from its first hour, as soon as they are enough evidence; before, the block ran on until
+    the next hour with 3 tests (here 19:00), ended there."""
+    w = make_watch(sfr=OONI | {"min_count": 3, "recovery": "1h"})
+    rates = [0.0] * 10 + [0.9] * 4 + [0.0] * 6
+    counts = [5] * 14 + [2, 2, 2, 2, 2, 5]
+    res = run(w, _rates(rates, counts))
+    assert [e.change for e in res.events] == ["opened", "closed"]
+    closed = res.events[1]
+    assert closed.anomaly.end == T0 + timedelta(hours=14), "ended where the tests first passed"
+    assert closed.tick == T0 + timedelta(hours=15), "2 + 2 passing tests over the recovery hour bound the rate"
+    # sparse hours never open a block, however they fail
+    assert run(w, _rates([0.0] * 10 + [1.0] * 6 + [0.0] * 4, [5] * 10 + [2] * 6 + [5] * 4)).events == []
+
+
 def test_cusum_accumulators_decay_after_a_day_without_data():
     w = make_watch(sfr=OONI)
     obs = _rates([0.9] * 2, [5, 5]) + _rates([0.9] * 2, [5, 5])
@@ -361,7 +377,7 @@ def test_seasonal_follows_the_day_and_catches_a_drop():
     assert len(s.days) <= 29
 
 
-@pytest.mark.parametrize("kind", ["bgp", "sfr", "radar"])
+@pytest.mark.parametrize("kind", ["bgp", "sfr", "sfr_sparse", "radar"])
 def test_live_ticks_through_json_equal_one_replay(kind):
     if kind == "bgp":
         w = make_watch(bgp=dict(BGP, inpaint_max="30m"))
@@ -369,6 +385,9 @@ def test_live_ticks_through_json_equal_one_replay(kind):
     elif kind == "sfr":
         w = make_watch(sfr=dict(OONI, options={}))
         obs = _rates([0.0] * 5 + [0.6] * 5 + [0.0] * 5 + [1.0] + [0.0] * 6, [4] * 22)
+    elif kind == "sfr_sparse":  # the unblock shown by hours too sparse to judge alone, then full hours
+        w = make_watch(sfr=OONI | {"min_count": 3, "recovery": "1h"})
+        obs = _rates([0.0] * 10 + [0.9] * 4 + [0.0] * 7, [5] * 14 + [2] * 4 + [5] * 3)
     else:
         w = make_watch(radar=SEASONAL)
         obs = series("radar", _diurnal(7, dip_at=5 * 24 + 3), step=timedelta(hours=1), source="radar")
