@@ -7,8 +7,8 @@ import re
 import socket
 import threading
 from http.client import HTTPException, InvalidURL
-from collections.abc import Iterable
-from typing import Any
+from collections.abc import Callable, Iterable
+from typing import Any, TypeVar
 from urllib.error import URLError
 from urllib.parse import urlsplit
 
@@ -25,6 +25,36 @@ from pollwatch.notify.transports import (
     sdk_logger,
 )
 from pollwatch.redact import register, scrub
+
+
+T = TypeVar("T")
+
+
+class _Overdue(Exception):
+    """A call that did not finish within its deadline (`within`)."""
+
+
+def within(deadline: float, fn: Callable[[], T], name: str) -> T:
+    """`fn()` in a daemon thread, waited for at most `deadline` seconds in all: urllib's timeout bounds each wait
+    only, and a server answering a byte at a time would hold the delivery for ever (the abandoned thread ends at its
+    socket's next timeout after the server stops). What `fn` raises is raised here; `_Overdue` when it is late."""
+    done: list[tuple[bool, Any]] = []
+
+    def attempt() -> None:
+        try:
+            done.append((True, fn()))
+        except BaseException as exc:  # handed to the caller's thread
+            done.append((False, exc))
+
+    worker = threading.Thread(target=attempt, name=name, daemon=True)
+    worker.start()
+    worker.join(deadline)
+    if not done:
+        raise _Overdue(name)
+    ok, value = done[0]
+    if not ok:
+        raise value
+    return value
 
 
 class SlackTransport:
@@ -45,6 +75,7 @@ class SlackTransport:
         history_pages: int = 10,
         upload_retry_delays: tuple[float, ...] = (2.0, 5.0),
         upload_deadline: float = 60.0,
+        call_deadline: float | None = None,
     ):
         from slack_sdk import WebClient
         from slack_sdk.http_retry.builtin_handlers import RateLimitErrorRetryHandler
@@ -68,6 +99,9 @@ class SlackTransport:
         # a chart upload that failed or timed out is retried (idempotently)
         self.upload_retry_delays = upload_retry_delays
         self.upload_deadline = upload_deadline  # seconds for a chart's bytes to reach the upload URL, in all
+        # seconds for one Web API call's whole answer, not only each wait (default: room for the SDK's rate-limit
+        # retries, each waiting up to Slack's Retry-After, 30 s taken as its usual most)
+        self.call_deadline = call_deadline or (timeout + 30.0) * (max_rate_limit_retries + 1)
 
     def __repr__(self) -> str:
         return f"SlackTransport(base_url={self.client.base_url!r})"
@@ -78,7 +112,15 @@ class SlackTransport:
 
         fn = getattr(self.client, method)
         try:
-            return fn(**kw)
+            return within(self.call_deadline, lambda: fn(**kw), f"pollwatch-slack-{method}")
+        except _Overdue:
+            # the request may have been accepted: the exactly-once look-up decides before anything is resent
+            raise DeliveryError(
+                "unavailable",
+                f"Slack did not answer {method} within {self.call_deadline:g} s",
+                ambiguous=True,
+                channel=where,
+            ) from None
         except SlackApiError as exc:
             resp = exc.response
             error = (resp.get("error") if isinstance(resp.data, dict) else None) or ""
@@ -300,27 +342,15 @@ class SlackTransport:
         """POST the chart's bytes to the upload URL, all of it within `upload_deadline` seconds: urllib's timeout
         bounds each wait only, and a server answering a byte at a time would hold the delivery for ever (the
         abandoned attempt's thread ends at its socket's next timeout after the server stops)."""
-        done: list[BaseException | None] = []
-
-        def attempt() -> None:
-            try:
-                self._post_bytes(url, data, where)
-                done.append(None)
-            except BaseException as exc:  # handed to the caller's thread
-                done.append(exc)
-
-        worker = threading.Thread(target=attempt, name="pollwatch-chart-upload", daemon=True)
-        worker.start()
-        worker.join(self.upload_deadline)
-        if not done:
+        try:
+            within(self.upload_deadline, lambda: self._post_bytes(url, data, where), "pollwatch-chart-upload")
+        except _Overdue:
             raise DeliveryError(
                 "unavailable",
                 f"the file's bytes did not reach Slack within {self.upload_deadline:g} s",
                 ambiguous=True,
                 channel=where,
-            )
-        if done[0] is not None:
-            raise done[0]
+            ) from None
 
     def _post_bytes(self, url: str, data: bytes, where: str) -> None:
         from urllib.request import Request, urlopen

@@ -53,6 +53,7 @@ FAULT_KINDS = {
     "unreachable",
     "api_error",
     "echo",
+    "drip",  # accepted, then the answer a byte at a time (Fault.delay apart), never whole
 }
 
 
@@ -110,6 +111,7 @@ class FakeSlack:
         self._seq = itertools.count(1)
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
+        self._stopped = threading.Event()  # ends a dripping answer
 
     # --- lifecycle ---------------------------------------------------------------------------
     def start(self) -> "FakeSlack":
@@ -136,6 +138,7 @@ class FakeSlack:
         return self
 
     def stop(self) -> None:
+        self._stopped.set()
         if self._server is not None:
             self._server.shutdown()
             self._server.server_close()
@@ -269,7 +272,26 @@ class FakeSlack:
         status, payload = handler(params)
         if fault is not None and fault.kind == "timeout":
             time.sleep(fault.delay)  # accepted and stored; the answer comes too late
+        if fault is not None and fault.kind == "drip":
+            return self._drip(req, fault.delay)  # accepted and stored; the answer a byte at a time, never whole
         self._send(req, status, payload)
+
+    def _drip(self, req: BaseHTTPRequestHandler, every: float) -> None:
+        """A hostile or broken proxy: headers promising a long body, then one byte every `every` seconds (each
+        within the client's read timeout) until the client gives up or the server stops."""
+        try:
+            req.send_response(200)
+            req.send_header("Content-Type", "application/json; charset=utf-8")
+            req.send_header("Content-Length", "100000")
+            req.end_headers()
+            req.wfile.write(b'{"ok": true, "pad": "')
+            for _ in range(100_000):
+                if self._stopped.wait(every):
+                    return
+                req.wfile.write(b"a")
+                req.wfile.flush()
+        except OSError:
+            pass
 
     def _called(self, method: str, params: dict[str, Any], token: str | None) -> Fault | None:
         """Record a call; the fault it meets, if any."""

@@ -399,3 +399,22 @@ def test_private_channels_by_id_and_by_name_and_clear_errors(kz_watch, fake):
     assert err.value.kind == "channel" and err.value.channel == "#pollwatch-nowhere"
     with pytest.raises(DeliveryError, match="not_in_channel"):  # an ID of a channel the bot was not invited to
         slack.post("C0NOTJOIND", Message(text="hello"))
+
+
+def test_a_slack_answer_dripping_a_byte_at_a_time_is_given_up_at_the_deadline_and_posted_once(kz_watch, fake, caplog):
+    """A broken proxy or hostile server accepts the post and answers one byte every 0.2 s: each read is within the
+    client's timeout, so without a deadline on the whole call the delivery waited for ever. Given up at the deadline
+    as 'may have been accepted', the retry finds the message by its metadata instead of posting it twice."""
+    import time
+
+    enqueue(alerts_for(kz_watch, story(nationwide(kz_watch), updates=0, end=False)))
+    fake.fail("chat.postMessage", "drip", times=1, delay=0.2)
+    slack = SlackTransport(SecretStr(TOKEN), base_url=fake.base_url, timeout=1.0, pace=0.0, call_deadline=2.0)
+    began = time.monotonic()
+    with caplog.at_level("WARNING", logger="pollwatch.notify"):
+        report = deliver(kz_watch, slack)
+    assert time.monotonic() - began < 10, "bounded by the call's deadline, not the drip"
+    assert "did not answer chat_postMessage within 2 s" in caplog.text
+    # the retry looked the message up by its metadata: found, so not posted again
+    assert report.ok and report.recovered == 1 and len(report.sent) == 1, report.errors
+    assert len(fake.roots("pollwatch-kz")) == 1, "accepted once, never posted twice"
