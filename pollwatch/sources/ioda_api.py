@@ -121,14 +121,26 @@ def _num(v: Any) -> float | None:
         return None
 
 
+def _record_entity(item: dict[str, Any]) -> tuple[Any, str | None, Any]:
+    """(type, code, name) of an outage record's `entity` object (alerts; events in IODA's own format): the type
+    may itself be an object `{type: ...}`; a missing code is None."""
+    ent = item.get("entity")
+    if not isinstance(ent, dict):
+        return None, None, None
+    etype = ent.get("type")
+    if isinstance(etype, dict):
+        etype = etype.get("type")
+    code = str(ent.get("code")) if ent.get("code") is not None else None
+    return etype, code, ent.get("name")
+
+
 def _record_code(item: Any, kind: str) -> str | None:
     """The entity code an outage record is about (alerts: `entity.code`; events: `location` "type/code")."""
     if not isinstance(item, dict):
         return None
     if kind == "events" and "location" in item:
         return str(item.get("location")).partition("/")[2] or None
-    ent = item.get("entity")
-    return str(ent.get("code")) if isinstance(ent, dict) and ent.get("code") is not None else None
+    return _record_entity(item)[1]
 
 
 def _code_chunks(group: list[tuple[Any, str, str]], size: int) -> list[list[tuple[Any, str, str]]]:

@@ -13,7 +13,15 @@ from typing import Any
 from pollwatch.models import entity_key
 from pollwatch.sources.base import Corroboration, ShapeError, _Run, count_shared_request, shape_failure
 from pollwatch.sources.http import FetchError, Fetched, HttpClient
-from pollwatch.sources.ioda_api import OUTAGES_PAGE, OUTAGES_PAGES, _envelope_data, _num, _record_code, _ts
+from pollwatch.sources.ioda_api import (
+    OUTAGES_PAGE,
+    OUTAGES_PAGES,
+    _envelope_data,
+    _num,
+    _record_code,
+    _record_entity,
+    _ts,
+)
 
 
 class IodaOutages:
@@ -120,11 +128,7 @@ class IodaOutages:
     def _alert(self, run: _Run, item: Any, fetched: Fetched) -> Corroboration | None:
         if not isinstance(item, dict):
             raise ShapeError(f"an alert should be an object, got {type(item).__name__}")
-        ent = item.get("entity") or {}
-        etype = ent.get("type") if isinstance(ent, dict) else None
-        if isinstance(etype, dict):
-            etype = etype.get("type")
-        code = str(ent.get("code")) if isinstance(ent, dict) and ent.get("code") is not None else None
+        etype, code, _ = _record_entity(item)
         when = _ts(item.get("time"))
         if when is None:
             raise ShapeError("an alert has no readable 'time'")
@@ -158,13 +162,9 @@ class IodaOutages:
             end = start + timedelta(seconds=duration) if start and duration is not None else None
             name = item.get("location_name")
         else:  # ioda format
-            ent = item.get("entity") or {}
-            etype = ent.get("type") if isinstance(ent, dict) else None
-            if isinstance(etype, dict):
-                etype = etype.get("type")
-            code = str(ent.get("code")) if isinstance(ent, dict) and ent.get("code") is not None else ""
+            etype, entity_code, name = _record_entity(item)
+            code = entity_code or ""
             start, end = _ts(item.get("from")), _ts(item.get("until"))
-            name = ent.get("name") if isinstance(ent, dict) else None
         if start is None:
             raise ShapeError("an event has no readable start")
         ds = item.get("datasource")
