@@ -351,13 +351,19 @@ def pair_holds(watch: Watch, state: RecurringState, inc: Incident, step: timedel
     if t is None or not inc.episodes or inc.end is None:
         return True, ""
     first = inc.episodes[0]
-    second = inc.episodes[-1].model_copy(update={"end": inc.end, "local_end": _hhmm(_minute(inc.end, watch.tz))})
+    second = _latest_ended(watch, inc)
     p = pair_chance(watch, first, second, step, t.rivals)
     why = (
         f"{first.local_start}-{first.local_end} local ({_hours(first)}) and {second.local_start}-{second.local_end} "
         f"({_hours(second)}): an unrelated cut would match this well {p:.1%} of the time"
     )
     return p <= CHANCE, why
+
+
+def _latest_ended(watch: Watch, inc: Incident) -> Episode:
+    """The incident's latest episode with the incident's end (when it has ended)."""
+    end = inc.end
+    return inc.episodes[-1].model_copy(update={"end": end, "local_end": _hhmm(_minute(end, watch.tz)) if end else None})
 
 
 def _hours(e: Episode) -> str:
@@ -390,9 +396,7 @@ def end_episode(
     if not inc.episodes:
         state.recent[inc.id] = inc.model_copy(deep=True)
         return "resolved", []
-    last = inc.episodes[-1].model_copy(
-        update={"end": inc.end, "local_end": _hhmm(_minute(inc.end, watch.tz)) if inc.end else None}
-    )
+    last = _latest_ended(watch, inc)
     inc.episodes = inc.episodes[:-1] + [last]
     n = inc.pattern.episodes if inc.pattern else len(inc.episodes)
     pat = pattern_of(
